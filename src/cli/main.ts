@@ -1,0 +1,24 @@
+// The imsec command line. Each command group lives in its own file and registers itself here.
+import { Command, CommanderError } from 'commander';
+import { EXIT_BAD_INPUT, reportError } from './output.ts';
+import { registerKeys } from './keys.ts';
+
+const program = new Command();
+program
+  .name('imsec')
+  .description('IMS access security (3GPP TS 33.203): AKA, sec-agree, IPsec ESP, UE and P-CSCF')
+  .showHelpAfterError()
+  .exitOverride();
+
+registerKeys(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // commander already printed its message (help, version, or a usage error).
+    process.exitCode = err.exitCode === 0 ? 0 : EXIT_BAD_INPUT;
+  } else {
+    process.exitCode = reportError(err);
+  }
+}

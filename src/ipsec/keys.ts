@@ -1,0 +1,82 @@
+// 33.203 Annex I: CK_ESP / IK_ESP (and the GCM/GMAC salts) from CK_IM / IK_IM.
+// Spec digest §13; the KDF is TS 33.220 Annex B.2: HMAC-SHA-256(key, FC ‖ P0 ‖ L0).
+import { createHmac } from 'node:crypto';
+import { InputError } from '../util/errors.ts';
+import { type EncryptionAlg, type IntegrityAlg, isValidPair } from './algorithms.ts';
+
+export interface EspKeys {
+  /** IK_ESP: the integrity key (empty for alg=null). */
+  readonly ikEsp: Uint8Array;
+  /** CK_ESP: the encryption key (empty for ealg=null). */
+  readonly ckEsp: Uint8Array;
+  /** The 4-octet nonce salt of aes-gcm (RFC 4106 §4) or aes-gmac (RFC 4543 §3.2); absent otherwise. */
+  readonly salt?: Uint8Array;
+}
+
+/** TS 33.220 B.2 generic KDF with one parameter P0: HMAC-SHA-256(key, FC ‖ P0 ‖ len(P0) as 2 octets). */
+export function kdf(key: Uint8Array, fc: number, p0: Uint8Array): Uint8Array {
+  const s = new Uint8Array(1 + p0.length + 2);
+  s[0] = fc;
+  s.set(p0, 1);
+  s[1 + p0.length] = (p0.length >> 8) & 0xff;
+  s[2 + p0.length] = p0.length & 0xff;
+  return new Uint8Array(createHmac('sha256', key).update(s).digest());
+}
+
+/** Annex I salt: the 32 least significant bits (last 4 octets) of KDF(CK_IM ‖ IK_IM, FC, P0). */
+function annexISalt(ck: Uint8Array, ik: Uint8Array, fc: number, label: string): Uint8Array {
+  const key = new Uint8Array(32);
+  key.set(ck, 0);
+  key.set(ik, 16);
+  const out = kdf(key, fc, new TextEncoder().encode(label));
+  key.fill(0);
+  return out.slice(28, 32);
+}
+
+function check128(b: Uint8Array, field: string): void {
+  if (b.length !== 16) throw new InputError(`${field}: must be 16 octets (128 bits), got ${b.length}`);
+}
+
+/** Expands CK_IM / IK_IM (16 octets each) into the ESP keys for one (alg, ealg) pair (Annex I). */
+export function expandKeys(ik: Uint8Array, ck: Uint8Array, alg: IntegrityAlg, ealg: EncryptionAlg): EspKeys {
+  check128(ik, 'ik');
+  check128(ck, 'ck');
+  if (!isValidPair(alg, ealg)) throw new InputError(`alg=${alg} cannot be combined with ealg=${ealg}`, 'BAD_ALGORITHM_PAIR');
+  let ikEsp: Uint8Array;
+  let salt: Uint8Array | undefined;
+  switch (alg) {
+    case 'hmac-md5-96':
+      ikEsp = ik.slice(); // IK_ESP = IK_IM
+      break;
+    case 'hmac-sha-1-96':
+      ikEsp = new Uint8Array(20); // IK_ESP = IK_IM ‖ 0x00000000 (spec digest §18 pitfall 8)
+      ikEsp.set(ik);
+      break;
+    case 'aes-gmac':
+      ikEsp = ik.slice();
+      salt = annexISalt(ck, ik, 0x58, 'AES_GMAC_SALT');
+      break;
+    case 'null':
+      ikEsp = new Uint8Array(0);
+      break;
+  }
+  let ckEsp: Uint8Array;
+  switch (ealg) {
+    case 'null':
+      ckEsp = new Uint8Array(0);
+      break;
+    case 'aes-cbc':
+      ckEsp = ck.slice(); // CK_ESP = CK_IM
+      break;
+    case 'des-ede3-cbc':
+      ckEsp = new Uint8Array(24); // CK_IM1 ‖ CK_IM2 ‖ CK_IM1, parity untouched
+      ckEsp.set(ck, 0);
+      ckEsp.set(ck.subarray(0, 8), 16);
+      break;
+    case 'aes-gcm':
+      ckEsp = ck.slice();
+      salt = annexISalt(ck, ik, 0x59, 'AES_GCM_SALT');
+      break;
+  }
+  return salt ? { ikEsp, ckEsp, salt } : { ikEsp, ckEsp };
+}

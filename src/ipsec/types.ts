@@ -1,0 +1,46 @@
+// The shared description of one unidirectional ESP SA: what the ESP engine, the SA-set model,
+// the key export and the backends all speak. Plain data; the keys are bytes and only
+// ipsec/key-export.ts formats them.
+import type { EncryptionAlg, IntegrityAlg } from './algorithms.ts';
+import type { EspKeys } from './keys.ts';
+
+/**
+ * `transport`: ESP right after the IP header (IP protocol 50), 33.203 main body.
+ * `udp-enc-tunnel`: tunnel-mode ESP inside UDP (RFC 3948), 33.203 Annex M (`mod=UDP-enc-tun`).
+ */
+export type EspMode = 'transport' | 'udp-enc-tunnel';
+
+/** Maps the sec-agree `mod` value to the engine mode (`tun` without UDP is not used in IMS). */
+export function modeFromMod(mod: 'trans' | 'UDP-enc-tun'): EspMode {
+  return mod === 'trans' ? 'transport' : 'udp-enc-tunnel';
+}
+
+export interface SaParams {
+  /** SPI on the wire: chosen by the receiver of this SA; 256..2^32-1 (RFC 4303 §2.1). */
+  readonly spi: number;
+  /** Outer IP addresses (textual IPv4 or IPv6). In transport mode also the selector addresses. */
+  readonly src: string;
+  readonly dst: string;
+  /** The protected SIP ports this SA carries (the selector; the inner UDP/TCP ports). */
+  readonly srcPort: number;
+  readonly dstPort: number;
+  readonly mode: EspMode;
+  /** RFC 3948 encapsulation ports (outer UDP), only for udp-enc-tunnel. Default 4500 ↔ 4500. */
+  readonly encap?: { readonly srcPort: number; readonly dstPort: number };
+  /**
+   * Inner addresses for udp-enc-tunnel when they differ from the outer ones (a UE behind a NAT
+   * uses its private address inside; spec digest §15A point 4). Default: src / dst.
+   */
+  readonly innerSrc?: string;
+  readonly innerDst?: string;
+  readonly alg: IntegrityAlg;
+  readonly ealg: EncryptionAlg;
+  readonly keys: EspKeys;
+  /** Anti-replay window size for the inbound side (RFC 4303 §3.4.3): default 64, at least 32. */
+  readonly replayWindow?: number;
+}
+
+export const DEFAULT_REPLAY_WINDOW = 64;
+export const MIN_REPLAY_WINDOW = 32;
+/** RFC 3948 / IKE NAT-T port, our default encapsulation port on both sides (spec digest §15A). */
+export const NAT_T_PORT = 4500;
