@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_BAD_INPUT, reportError } from './output.ts';
 import { registerKeys } from './keys.ts';
+import { registerSecagree } from './secagree.ts';
 
 const program = new Command();
 program
@@ -11,6 +12,7 @@ program
   .exitOverride();
 
 registerKeys(program);
+registerSecagree(program);
 
 try {
   await program.parseAsync(process.argv);

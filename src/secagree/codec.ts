@@ -1,0 +1,274 @@
+// Parse and serialize Security-Client / Security-Server / Security-Verify values (RFC 3329 §2.2
+// ABNF, 33.203 Annex H parameters; spec digest §4). Order: normalise hyphens → scan
+// mechanisms and raw params → type the Annex H params → check q uniqueness per header value.
+import { SecAgreeError, showValue } from './errors.ts';
+import {
+  IPSEC_3GPP, IPSEC_PARAM_ORDER, checkPortNumber, checkSpiNumber, formatQ, parsePort, parseQ, parseSpi, qKey,
+  type ExtraParam, type IpsecParamName, type Mod, type Prot, type SecMechanism,
+} from './mechanism.ts';
+
+export type SecHeaderName = 'Security-Client' | 'Security-Server' | 'Security-Verify';
+
+/** Above this many characters (all values together) the input is refused before scanning. */
+export const MAX_HEADER_CHARS = 65536;
+/** A UE lists one entry per (alg, ealg, mod) it supports: a few dozen at most. */
+export const MAX_MECHANISMS = 256;
+
+// U+2010 hyphen, U+2011 non-breaking hyphen (the Word source of Annex H), U+2012–U+2014 dashes,
+// U+2212 minus, U+FE63 small and U+FF0D full-width hyphen-minus: all read as "-" (digest §4.2).
+const UNICODE_HYPHENS = /[\u2010-\u2014\u2212\uFE63\uFF0D]/g;
+export const normaliseHyphens = (s: string): string => s.replace(UNICODE_HYPHENS, '-');
+
+const TOKEN_RE = /^[A-Za-z0-9\-.!%*_+`'~]+$/; // RFC 3261 §25.1 token
+const isTokenChar = (c: string): boolean => /[A-Za-z0-9\-.!%*_+`'~]/.test(c);
+// LWS, tolerating bare line breaks and the no-break space that copy-paste brings.
+const isSpace = (c: string | undefined): boolean => c === ' ' || c === '\t' || c === '\r' || c === '\n' || c === '\u00a0';
+// qdtext / quoted-pair content: anything but CR, LF and the other C0 controls (tab is LWS).
+const isQuotedChar = (c: string): boolean => c === '\t' || (c >= ' ' && c !== '\x7f');
+
+interface RawParam { readonly name: string; readonly value?: string }
+interface RawMechanism { readonly name: string; readonly params: RawParam[] }
+
+/** A cursor over one header value; reads return '' instead of running past the end. */
+class Cursor {
+  pos = 0;
+  constructor(readonly s: string, readonly where: string) {}
+  peek(): string | undefined { return this.s[this.pos]; }
+  skipSpace(): void { while (isSpace(this.s[this.pos])) this.pos++; }
+  token(): string {
+    const start = this.pos;
+    while (this.pos < this.s.length && isTokenChar(this.s[this.pos]!)) this.pos++;
+    return this.s.slice(start, this.pos);
+  }
+  fail(code: 'SECAGREE_SYNTAX' | 'SECAGREE_EMPTY_MECHANISM', what: string): never {
+    const rest = this.s.slice(this.pos);
+    throw new SecAgreeError(code, `${this.where}: ${what} at offset ${this.pos} (${showValue(rest)})`, this.where, rest.slice(0, 80));
+  }
+  /** gen-value (RFC 3261): token, IPv6reference or quoted-string, returned raw. */
+  value(): string {
+    const start = this.pos;
+    if (this.peek() === '"') {
+      this.pos++;
+      for (;;) {
+        const c = this.s[this.pos];
+        if (c === undefined) { this.pos = start; this.fail('SECAGREE_SYNTAX', 'unterminated quoted string'); }
+        if (!isQuotedChar(c)) this.fail('SECAGREE_SYNTAX', 'control character in quoted string');
+        this.pos++;
+        if (c === '"') return this.s.slice(start, this.pos);
+        if (c === '\\') {
+          const e = this.s[this.pos];
+          if (e === undefined || !isQuotedChar(e)) this.fail('SECAGREE_SYNTAX', 'bad escape in quoted string');
+          this.pos++;
+        }
+      }
+    }
+    if (this.peek() === '[') {
+      const m = /^\[[0-9A-Fa-f:.]+\]/.exec(this.s.slice(this.pos, this.pos + 64));
+      if (!m) this.fail('SECAGREE_SYNTAX', 'bad IPv6 reference');
+      this.pos += m[0].length;
+      return m[0];
+    }
+    return this.token();
+  }
+}
+
+/** Scans one header value into mechanisms with raw, lower-cased parameter names. */
+function scan(value: string, header: string, firstIndex: number): RawMechanism[] {
+  const cur = new Cursor(value, header);
+  const out: RawMechanism[] = [];
+  for (;;) {
+    cur.skipSpace();
+    const name = cur.token();
+    if (name === '') {
+      const c = cur.peek();
+      if (c === undefined || c === ',' || c === ';') cur.fail('SECAGREE_EMPTY_MECHANISM', `empty mechanism ${firstIndex + out.length + 1}`);
+      cur.fail('SECAGREE_SYNTAX', 'expected a mechanism name');
+    }
+    const params: RawParam[] = [];
+    cur.skipSpace();
+    while (cur.peek() === ';') {
+      cur.pos++;
+      cur.skipSpace();
+      const pname = cur.token();
+      if (pname === '') cur.fail('SECAGREE_SYNTAX', `expected a parameter name after ";" in mechanism ${name}`);
+      cur.skipSpace();
+      if (cur.peek() === '=') {
+        cur.pos++;
+        cur.skipSpace();
+        const v = cur.value();
+        if (v === '') cur.fail('SECAGREE_SYNTAX', `expected a value for ${pname.toLowerCase()}`);
+        params.push({ name: pname.toLowerCase(), value: v });
+        cur.skipSpace();
+      } else {
+        params.push({ name: pname.toLowerCase() });
+      }
+    }
+    out.push({ name: name.toLowerCase(), params });
+    const c = cur.peek();
+    if (c === undefined) return out;
+    if (c !== ',') cur.fail('SECAGREE_SYNTAX', `unexpected ${showValue(c)}`);
+    cur.pos++;
+  }
+}
+
+const unquote = (v: string): string => (v.startsWith('"') ? v.slice(1, -1).replace(/\\(.)/gs, '$1') : v);
+
+const KNOWN_IPSEC = new Set<string>(IPSEC_PARAM_ORDER);
+
+/** Types the parameters of one scanned mechanism (Annex H for ipsec-3gpp, q for all). */
+function typeMechanism(raw: RawMechanism, where: string): SecMechanism {
+  const m: { -readonly [K in keyof SecMechanism]?: SecMechanism[K] } = { name: raw.name };
+  const extra: ExtraParam[] = [];
+  const seen = new Set<string>();
+  const ipsec = raw.name === IPSEC_3GPP;
+  for (const p of raw.params) {
+    const known = p.name === 'q' || (ipsec && KNOWN_IPSEC.has(p.name));
+    if (!known) {
+      extra.push(p.value === undefined ? { name: p.name } : { name: p.name, value: p.value });
+      continue;
+    }
+    const at = `${where} `;
+    if (seen.has(p.name)) throw new SecAgreeError('SECAGREE_DUPLICATE_PARAM', `${at}${p.name}: parameter given twice`, p.name, p.value);
+    seen.add(p.name);
+    if (p.value === undefined) throw new SecAgreeError('SECAGREE_BAD_PARAM', `${at}${p.name}: missing value`, p.name);
+    if (p.name === 'q') { m.q = parseQ(p.value, 'q', at); continue; }
+    const v = unquote(p.value);
+    switch (p.name as IpsecParamName) {
+      case 'spi-c': m.spiC = parseSpi(v, 'spi-c', at); break;
+      case 'spi-s': m.spiS = parseSpi(v, 'spi-s', at); break;
+      case 'port-c': m.portC = parsePort(v, 'port-c', at); break;
+      case 'port-s': m.portS = parsePort(v, 'port-s', at); break;
+      case 'prot': m.prot = parseProt(v, at); break;
+      case 'mod': m.mod = parseMod(v, at); break;
+      case 'alg': m.alg = parseAlgName(v, 'alg', at); break;
+      case 'ealg': m.ealg = parseAlgName(v, 'ealg', at); break;
+    }
+  }
+  return { ...m, name: raw.name, extra };
+}
+
+function parseProt(v: string, at: string): Prot {
+  const l = v.toLowerCase();
+  if (l === 'esp' || l === 'ah') return l;
+  throw new SecAgreeError('SECAGREE_BAD_PARAM', `${at}prot: must be esp or ah, got ${showValue(v)}`, 'prot', v);
+}
+
+// `UDP-enc-tun` is compared case-insensitively but always emitted exactly (digest §4.2).
+function parseMod(v: string, at: string): Mod {
+  const l = v.toLowerCase();
+  if (l === 'trans' || l === 'tun') return l;
+  if (l === 'udp-enc-tun') return 'UDP-enc-tun';
+  throw new SecAgreeError('SECAGREE_BAD_PARAM', `${at}mod: must be trans, tun or UDP-enc-tun, got ${showValue(v)}`, 'mod', v);
+}
+
+// Unknown algorithm names are kept (negotiation skips them, digest §12); only non-tokens fail.
+function parseAlgName(v: string, field: 'alg' | 'ealg', at: string): string {
+  if (!TOKEN_RE.test(v)) throw new SecAgreeError('SECAGREE_BAD_PARAM', `${at}${field}: not an algorithm name: ${showValue(v)}`, field, v);
+  return v.toLowerCase();
+}
+
+/**
+ * Parses a Security-Client / -Server / -Verify header. `values` are the values of every instance
+ * of the header in the message (repeated headers), each possibly a comma list; they are merged
+ * in order. Names are case-insensitive and lower-cased, unicode hyphens become "-", and alg/ealg
+ * are lower-cased. RFC 3329 §2.2 forbids two equal q values in one header: checked per value.
+ * @throws SecAgreeError (an InputError) naming the header, the mechanism, the field and the value
+ */
+export function parseSecurityHeader(values: string | readonly string[], header: SecHeaderName | string = 'security header'): SecMechanism[] {
+  const list = typeof values === 'string' ? [values] : values;
+  let total = 0;
+  for (const v of list) total += v.length;
+  if (total > MAX_HEADER_CHARS) {
+    throw new SecAgreeError('SECAGREE_TOO_LONG', `${header}: ${total} characters, more than ${MAX_HEADER_CHARS}`, header);
+  }
+  if (list.length === 0) throw new SecAgreeError('SECAGREE_EMPTY_MECHANISM', `${header}: no value`, header);
+  const out: SecMechanism[] = [];
+  for (const value of list) {
+    const raws = scan(normaliseHyphens(value), header, out.length);
+    const qs = new Map<number, number>();
+    for (const raw of raws) {
+      const index = out.length + 1;
+      if (index > MAX_MECHANISMS) throw new SecAgreeError('SECAGREE_TOO_LONG', `${header}: more than ${MAX_MECHANISMS} mechanisms`, header);
+      const m = typeMechanism(raw, `${header} mechanism ${index} (${raw.name})`);
+      if (m.q !== undefined) {
+        const other = qs.get(qKey(m.q));
+        if (other !== undefined) {
+          throw new SecAgreeError('SECAGREE_DUPLICATE_Q', `${header}: mechanisms ${other} and ${index} both have q=${formatQ(m.q)} (RFC 3329 §2.2 requires distinct q values)`, 'q', formatQ(m.q));
+        }
+        qs.set(qKey(m.q), index);
+      }
+      out.push(m);
+    }
+  }
+  return out;
+}
+
+/**
+ * Canonical text of one mechanism: `name;q=…;prot=…;mod=…;spi-c=…;spi-s=…;port-c=…;port-s=…;
+ * alg=…;ealg=…` (Kamailio's order) followed by the extensions in their order. Only parameters
+ * present in the model are written, so parse(serialize(x)) deep-equals x. Names, alg and ealg
+ * are written in lower case, `UDP-enc-tun` exactly, every hyphen ASCII. The parameter order of
+ * a parsed input is not kept (the model has none but for extensions): Security-Verify and
+ * Security-Client are compared semantically (verify.ts), so the canonical order is enough. A UE
+ * that wants a byte-exact Security-Verify echoes the received Security-Server text instead.
+ * @throws SecAgreeError when the model holds something that would not parse back
+ */
+export function serializeMechanism(m: SecMechanism): string {
+  const name = m.name.toLowerCase();
+  if (!TOKEN_RE.test(name)) throw new SecAgreeError('SECAGREE_BAD_PARAM', `mechanism name: not a token: ${showValue(m.name)}`, 'name', m.name);
+  const parts = [name];
+  if (m.q !== undefined) parts.push(`q=${formatQ(m.q)}`);
+  const ipsec = name === IPSEC_3GPP;
+  const annexH: [IpsecParamName, string | number | undefined][] = [
+    ['prot', m.prot], ['mod', m.mod], ['spi-c', m.spiC], ['spi-s', m.spiS],
+    ['port-c', m.portC], ['port-s', m.portS], ['alg', m.alg], ['ealg', m.ealg],
+  ];
+  for (const [p, v] of annexH) {
+    if (v === undefined) continue;
+    if (!ipsec) throw new SecAgreeError('SECAGREE_BAD_PARAM', `${name}: ${p} is an ipsec-3gpp parameter; put it in extra`, p, String(v));
+    parts.push(`${p}=${formatIpsecValue(p, v)}`);
+  }
+  for (const e of m.extra) {
+    const en = e.name.toLowerCase();
+    if (!TOKEN_RE.test(en) || en === 'q' || (ipsec && KNOWN_IPSEC.has(en))) {
+      throw new SecAgreeError('SECAGREE_BAD_PARAM', `${name}: extension name ${showValue(e.name)} is not a token or is a known parameter`, 'extra', e.name);
+    }
+    if (e.value === undefined) { parts.push(en); continue; }
+    const v = normaliseHyphens(e.value);
+    if (!isGenValue(v)) throw new SecAgreeError('SECAGREE_BAD_PARAM', `${name}: extension ${en}: not a token, host or quoted-string: ${showValue(e.value)}`, en, e.value);
+    parts.push(`${en}=${v}`);
+  }
+  return parts.join(';');
+}
+
+function formatIpsecValue(p: IpsecParamName, v: string | number): string {
+  switch (p) {
+    case 'spi-c': case 'spi-s': checkSpiNumber(v as number, p); return String(v);
+    case 'port-c': case 'port-s': checkPortNumber(v as number, p); return String(v);
+    case 'prot': if (v === 'esp' || v === 'ah') return v; break;
+    case 'mod': if (v === 'trans' || v === 'tun' || v === 'UDP-enc-tun') return v; break;
+    case 'alg': case 'ealg': {
+      const s = normaliseHyphens(String(v)).toLowerCase();
+      if (TOKEN_RE.test(s)) return s;
+      break;
+    }
+  }
+  throw new SecAgreeError('SECAGREE_BAD_PARAM', `${p}: cannot serialize ${showValue(String(v))}`, p, String(v));
+}
+
+function isGenValue(v: string): boolean {
+  if (TOKEN_RE.test(v) || /^\[[0-9A-Fa-f:.]+\]$/.test(v)) return true;
+  return /^"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\x00-\x08\x0a-\x1f\x7f])*"$/.test(v);
+}
+
+/** A whole header value: the mechanisms joined by ", ". Refuses an empty list and equal q values. */
+export function serializeMechanisms(ms: readonly SecMechanism[]): string {
+  if (ms.length === 0) throw new SecAgreeError('SECAGREE_EMPTY_MECHANISM', 'a security header needs at least one mechanism');
+  const qs = new Set<number>();
+  for (const m of ms) {
+    if (m.q === undefined) continue;
+    if (qs.has(qKey(m.q))) throw new SecAgreeError('SECAGREE_DUPLICATE_Q', `two mechanisms with q=${formatQ(m.q)} (RFC 3329 §2.2)`, 'q', formatQ(m.q));
+    qs.add(qKey(m.q));
+  }
+  return ms.map(serializeMechanism).join(', ');
+}
