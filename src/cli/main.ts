@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_BAD_INPUT, reportError } from './output.ts';
 import { registerKeys } from './keys.ts';
+import { registerAka } from './aka.ts';
 import { registerSecagree } from './secagree.ts';
 
 const program = new Command();
@@ -12,6 +13,7 @@ program
   .exitOverride();
 
 registerKeys(program);
+registerAka(program);
 registerSecagree(program);
 
 try {

@@ -10,7 +10,8 @@ const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
  */
 export function fromHex(hex: string, field = 'hex', length?: number): Uint8Array {
   const s = hex.startsWith('0x') || hex.startsWith('0X') ? hex.slice(2) : hex;
-  if (!HEX_RE.test(s)) throw new InputError(`${field}: not an even-length hex string: ${JSON.stringify(hex.slice(0, 80))}`);
+  if (!HEX_RE.test(s)) // The value is not echoed: it may be a mistyped key.
+    throw new InputError(`${field}: not a hex string of whole octets (${hex.length} characters)`);
   const out = Buffer.from(s, 'hex');
   if (length !== undefined && out.length !== length) {
     throw new InputError(`${field}: must be ${length} octets (${length * 2} hex digits), got ${out.length}`);
@@ -27,7 +28,7 @@ const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
 /** Strict base64 (RFC 4648 §4, padding optional) to bytes. */
 export function fromBase64(b64: string, field = 'base64'): Uint8Array {
   if (!B64_RE.test(b64) || b64.length % 4 === 1) {
-    throw new InputError(`${field}: not valid base64: ${JSON.stringify(b64.slice(0, 80))}`);
+    throw new InputError(`${field}: not valid base64 (${b64.length} characters)`);
   }
   const out = Buffer.from(b64, 'base64');
   return new Uint8Array(out.buffer, out.byteOffset, out.length);

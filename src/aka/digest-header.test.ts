@@ -1,0 +1,145 @@
+// Digest header codec: §6 / 24.229 shapes, RFC 7235 syntax rules, fast-check round trip and fuzz.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import {
+  buildDigestHeader, getParam, paramRecord, parseDigestHeader, removeParams, serializeDigestHeader, setParam,
+  type DigestHeader,
+} from './digest-header.ts';
+import { InputError } from '../util/errors.ts';
+
+const S_TO_P =
+  'Digest realm="ims.mnc001.mcc001.3gppnetwork.org", nonce="I1U8vpY3qJ0hiuZNrke/NVXzKLQ1d7m5Sp/6w1Tfr7M=", ' +
+  'algorithm=AKAv1-MD5, ik="f769bcd751044604127672711c6d3441", ck="b40ba9a3c58b2a05bbf0d987b21bf8cb"';
+
+test('parses the §6 S-CSCF → P-CSCF challenge, ik and ck included', () => {
+  const h = parseDigestHeader(S_TO_P);
+  assert.equal(h.scheme, 'Digest');
+  assert.deepEqual(paramRecord(h), {
+    realm: 'ims.mnc001.mcc001.3gppnetwork.org',
+    nonce: 'I1U8vpY3qJ0hiuZNrke/NVXzKLQ1d7m5Sp/6w1Tfr7M=',
+    algorithm: 'AKAv1-MD5',
+    ik: 'f769bcd751044604127672711c6d3441',
+    ck: 'b40ba9a3c58b2a05bbf0d987b21bf8cb',
+  });
+  assert.equal(h.params.find((p) => p.name === 'algorithm')?.quoted, false);
+  assert.equal(serializeDigestHeader(h), S_TO_P, 'serialization keeps order and quoting');
+});
+
+test('the P-CSCF strips ck and ik (any case) before forwarding the 401 (pitfall 4)', () => {
+  const h = removeParams(parseDigestHeader(S_TO_P.replace('ck=', 'CK=')), 'ck', 'ik');
+  assert.equal(getParam(h, 'ck'), undefined);
+  assert.equal(getParam(h, 'ik'), undefined);
+  assert.equal(
+    serializeDigestHeader(h),
+    'Digest realm="ims.mnc001.mcc001.3gppnetwork.org", nonce="I1U8vpY3qJ0hiuZNrke/NVXzKLQ1d7m5Sp/6w1Tfr7M=", algorithm=AKAv1-MD5',
+  );
+});
+
+test('credentials keep auts, integrity-protected and unknown parameters; names match case-insensitively', () => {
+  const h = parseDigestHeader(
+    'Digest username="u@r", realm="r", nonce="n", uri="sip:r", response="", algorithm=AKAv1-MD5, ' +
+      'auts="TyA5OS3dS7QxbtShRog=", integrity-protected="yes", x-vendor=7, qop=auth, nc=00000001, cnonce="c"',
+  );
+  assert.equal(getParam(h, 'AUTS'), 'TyA5OS3dS7QxbtShRog=');
+  assert.equal(getParam(h, 'integrity-protected'), 'yes');
+  assert.equal(getParam(h, 'x-vendor'), '7');
+  assert.equal(getParam(h, 'response'), '', 'the empty response of a MAC failure');
+  assert.equal(getParam(h, 'qop'), 'auth');
+});
+
+test('quoted strings unescape \\" and \\\\; the serializer escapes them back', () => {
+  const h = parseDigestHeader('Digest realm="a\\"b\\\\c\\d", opaque=""');
+  assert.equal(getParam(h, 'realm'), 'a"b\\cd');
+  assert.equal(serializeDigestHeader(h), 'Digest realm="a\\"b\\\\cd", opaque=""');
+});
+
+test('whitespace, folding and empty list elements are tolerated', () => {
+  const h = parseDigestHeader('  Digest\t ,realm = "r" ,,\r\n nonce=abc== ,');
+  assert.deepEqual(paramRecord(h), { realm: 'r', nonce: 'abc==' });
+});
+
+test('malformed values are InputErrors naming the problem', () => {
+  const cases: [string, RegExp][] = [
+    ['', /missing auth scheme/],
+    ['Digest realm', /has no "="/],
+    ['Digest realm="r", realm="s"', /occurs twice/],
+    ['Digest REALM="r", realm="s"', /occurs twice/],
+    ['Digest realm="r', /unterminated/],
+    ['Digest realm=', /empty unquoted value/],
+    ['Digest realm="r" nonce="n"', /expected ","/],
+    ['Digest realm="a\r\nX-Injected: 1"', /CR, LF or NUL/],
+    ['Digest, realm="r"', /unexpected ","/],
+  ];
+  for (const [text, re] of cases) {
+    assert.throws(() => parseDigestHeader(text), (e: unknown) => e instanceof InputError && re.test(e.message), text);
+  }
+});
+
+test('the serializer refuses CR/LF/NUL in values and non-token names (no header injection)', () => {
+  assert.throws(() => serializeDigestHeader({ scheme: 'Digest', params: [{ name: 'realm', value: 'a\r\nB: c', quoted: true }] }), InputError);
+  assert.throws(() => serializeDigestHeader({ scheme: 'Digest', params: [{ name: 'a b', value: 'x', quoted: true }] }), InputError);
+  assert.throws(() => serializeDigestHeader({ scheme: 'Di gest', params: [] }), InputError);
+});
+
+test('builders quote as the RFCs do: algorithm/nc/qop bare in credentials, qop quoted in a challenge', () => {
+  const cred = buildDigestHeader({ username: 'u', realm: 'r', nonce: 'n', uri: 'sip:r', response: '', algorithm: 'AKAv1-MD5', qop: 'auth', nc: '00000001', cnonce: 'c', auts: undefined });
+  assert.equal(serializeDigestHeader(cred), 'Digest username="u", realm="r", nonce="n", uri="sip:r", response="", algorithm=AKAv1-MD5, qop=auth, nc=00000001, cnonce="c"');
+  const chal = buildDigestHeader({ realm: 'r', nonce: 'n', algorithm: 'AKAv1-MD5', qop: 'auth' }, { challenge: true });
+  assert.equal(serializeDigestHeader(chal), 'Digest realm="r", nonce="n", algorithm=AKAv1-MD5, qop="auth"');
+  const set = setParam(setParam(chal, 'NONCE', 'm'), 'ik', 'aa');
+  assert.equal(serializeDigestHeader(set), 'Digest realm="r", nonce="m", algorithm=AKAv1-MD5, qop="auth", ik="aa"');
+});
+
+// --- properties -------------------------------------------------------------------------------
+
+const tchar = fc.constantFrom(...'!#$%&\'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'.split(''));
+const token = fc.string({ unit: tchar, minLength: 1, maxLength: 12 });
+const quotedValue = fc.string({ unit: 'binary', maxLength: 30 }).filter((s) => !/[\r\n\x00]/.test(s));
+const param = fc.oneof(
+  fc.record({ name: token, value: quotedValue, quoted: fc.constant(true) }, { noNullPrototype: true }),
+  fc.record({ name: token, value: token, quoted: fc.constant(false) }, { noNullPrototype: true }),
+);
+const header: fc.Arbitrary<DigestHeader> = fc.record(
+  { scheme: token, params: fc.uniqueArray(param, { selector: (p) => p.name.toLowerCase(), maxLength: 8 }) },
+  { noNullPrototype: true },
+);
+
+test('property: parse(serialize(h)) equals h', () => {
+  fc.assert(fc.property(header, (h) => assert.deepEqual(parseDigestHeader(serializeDigestHeader(h)), h)), { numRuns: 500 });
+});
+
+test('property: parse never throws anything but InputError on arbitrary strings', () => {
+  const noise = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 80 }),
+    fc.array(fc.constantFrom('Digest', ' ', ',', '=', '"', '\\', 'a', 'nonce', '\r\n', '\t', '\x00', 'é'), { maxLength: 30 }).map((a) => a.join('')),
+  );
+  fc.assert(
+    fc.property(noise, (s) => {
+      try {
+        parseDigestHeader(s);
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('property: whatever parses serializes and reparses to the same header', () => {
+  const near = fc
+    .array(fc.constantFrom('Digest', ' ', ',', '=', '"', '\\', 'a', 'b=', 'nonce', 'x"y', '\t', 'é', '/+'), { maxLength: 30 })
+    .map((a) => a.join(''));
+  fc.assert(
+    fc.property(near, (s) => {
+      let h: DigestHeader;
+      try {
+        h = parseDigestHeader(s);
+      } catch {
+        return;
+      }
+      assert.deepEqual(parseDigestHeader(serializeDigestHeader(h)), h);
+    }),
+    { numRuns: 2000 },
+  );
+});

@@ -1,0 +1,171 @@
+// WWW-Authenticate / Authorization Digest header values (RFC 2617 §3.2, RFC 7235 §2.1 syntax;
+// RFC 3310 auts; 24.229 ik/ck/integrity-protected): scheme, then name=token|"quoted" pairs.
+// Parameters keep their order, spelling and quoting; unknown ones are kept; names match case-insensitively.
+import { InputError } from '../util/errors.ts';
+
+export interface DigestParam {
+  readonly name: string;
+  readonly value: string;
+  /** true: written as a quoted-string; false: as a bare token. */
+  readonly quoted: boolean;
+}
+
+export interface DigestHeader {
+  /** Auth scheme, normally "Digest". */
+  readonly scheme: string;
+  readonly params: readonly DigestParam[];
+}
+
+// RFC 7230 §3.2.6 tchar.
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const TCHAR_RE = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+/** Unquoted values are read leniently (e.g. a base64 nonce sent bare): anything up to a separator. */
+const BARE_CHAR_RE = /[^ ,"\\\x00-\x1f\x7f]/;
+const BARE_RE = /^[^ ,"\\\x00-\x1f\x7f]+$/;
+/** Never valid in a quoted-string, even escaped (RFC 7230 §3.2.6); refusing them stops header injection. */
+const FORBIDDEN_IN_QUOTED = /[\r\n\x00]/;
+const WS = new Set([' ', '\t', '\r', '\n']);
+
+const bad = (msg: string) => new InputError(`digest header: ${msg}`, 'AKA_BAD_INPUT');
+
+/** Parses one challenge or credentials value (without the header name). Throws InputError only. */
+export function parseDigestHeader(text: string): DigestHeader {
+  let i = 0;
+  const n = text.length;
+  const skipWs = () => {
+    while (i < n && WS.has(text[i]!)) i++;
+  };
+  const readToken = (): string => {
+    const start = i;
+    while (i < n && TCHAR_RE.test(text[i]!)) i++;
+    return text.slice(start, i);
+  };
+  skipWs();
+  const scheme = readToken();
+  if (scheme === '') throw bad('missing auth scheme');
+  if (i < n && !WS.has(text[i]!)) throw bad(`unexpected ${JSON.stringify(text[i])} after the scheme`);
+  const params: DigestParam[] = [];
+  const seen = new Set<string>();
+  for (;;) {
+    skipWs();
+    while (i < n && text[i] === ',') {
+      i++; // empty list elements are allowed (RFC 7230 §7)
+      skipWs();
+    }
+    if (i >= n) break;
+    const at = i;
+    const name = readToken();
+    if (name === '') throw bad(`expected a parameter name at offset ${at}`);
+    skipWs();
+    if (text[i] !== '=') throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} has no "=" (one challenge per header value)`);
+    i++;
+    skipWs();
+    let value: string;
+    let quoted: boolean;
+    if (text[i] === '"') {
+      i++;
+      let out = '';
+      for (;;) {
+        if (i >= n) throw bad(`unterminated quoted value of ${JSON.stringify(name.slice(0, 40))}`);
+        const c = text[i]!;
+        if (c === '"') break;
+        if (FORBIDDEN_IN_QUOTED.test(c) || (c === '\\' && FORBIDDEN_IN_QUOTED.test(text[i + 1] ?? ''))) {
+          throw bad(`CR, LF or NUL inside the quoted value of ${JSON.stringify(name.slice(0, 40))}`);
+        }
+        if (c === '\\') {
+          if (i + 1 >= n) throw bad(`unterminated quoted value of ${JSON.stringify(name.slice(0, 40))}`);
+          out += text[i + 1]!;
+          i += 2;
+        } else {
+          out += c;
+          i++;
+        }
+      }
+      i++;
+      value = out;
+      quoted = true;
+    } else {
+      const start = i;
+      while (i < n && BARE_CHAR_RE.test(text[i]!)) i++;
+      value = text.slice(start, i);
+      if (value === '') throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} has an empty unquoted value`);
+      quoted = false;
+    }
+    // RFC 7235 §2.1: each parameter name MUST only occur once per challenge.
+    const key = name.toLowerCase();
+    if (seen.has(key)) throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} occurs twice`);
+    seen.add(key);
+    params.push({ name, value, quoted });
+    skipWs();
+    if (i < n && text[i] !== ',') throw bad(`expected "," after parameter ${JSON.stringify(name.slice(0, 40))}`);
+  }
+  return { scheme, params };
+}
+
+function quote(v: string): string {
+  return '"' + v.replace(/[\\"]/g, (c) => '\\' + c) + '"';
+}
+
+/**
+ * Writes `scheme name=value, …`. A value marked unquoted is written bare only if it reads back
+ * bare; CR, LF and NUL are refused (header injection).
+ */
+export function serializeDigestHeader(h: DigestHeader): string {
+  if (!TOKEN_RE.test(h.scheme)) throw bad(`scheme ${JSON.stringify(h.scheme.slice(0, 40))} is not a token`);
+  const parts = h.params.map((p) => {
+    if (!TOKEN_RE.test(p.name)) throw bad(`parameter name ${JSON.stringify(p.name.slice(0, 40))} is not a token`);
+    if (FORBIDDEN_IN_QUOTED.test(p.value)) throw bad(`value of ${p.name} contains CR, LF or NUL`);
+    return `${p.name}=${!p.quoted && BARE_RE.test(p.value) ? p.value : quote(p.value)}`;
+  });
+  return parts.length === 0 ? h.scheme : `${h.scheme} ${parts.join(', ')}`;
+}
+
+/** The value of a parameter (name matched case-insensitively), or undefined. */
+export function getParam(h: DigestHeader, name: string): string | undefined {
+  const key = name.toLowerCase();
+  return h.params.find((p) => p.name.toLowerCase() === key)?.value;
+}
+
+/** All parameters as a record keyed by lowercase name. */
+export function paramRecord(h: DigestHeader): Record<string, string> {
+  return Object.fromEntries(h.params.map((p) => [p.name.toLowerCase(), p.value]));
+}
+
+// Quoting by convention (RFC 2617 §3.2.1/§3.2.2, RFC 3310 §3.4, 24.229 ik/ck/integrity-protected):
+// these are tokens; everything else is quoted. qop is a token in credentials, quoted in a challenge.
+const BARE_PARAMS = new Set(['algorithm', 'nc', 'stale']);
+
+/** One parameter, quoted as the RFCs write it. */
+export function digestParam(name: string, value: string, opts: { challenge?: boolean } = {}): DigestParam {
+  const key = name.toLowerCase();
+  const bare = BARE_PARAMS.has(key) || (key === 'qop' && opts.challenge !== true);
+  return { name, value, quoted: !bare || !TOKEN_RE.test(value) };
+}
+
+/** Returns a copy with `name` set (replaced in place, else appended). */
+export function setParam(h: DigestHeader, name: string, value: string, opts: { challenge?: boolean } = {}): DigestHeader {
+  const p = digestParam(name, value, opts);
+  const key = name.toLowerCase();
+  const idx = h.params.findIndex((q) => q.name.toLowerCase() === key);
+  const params = [...h.params];
+  if (idx >= 0) params[idx] = { ...p, name: h.params[idx]!.name };
+  else params.push(p);
+  return { scheme: h.scheme, params };
+}
+
+/** Returns a copy without the named parameters (e.g. the P-CSCF stripping ck and ik, pitfall 4). */
+export function removeParams(h: DigestHeader, ...names: string[]): DigestHeader {
+  const drop = new Set(names.map((s) => s.toLowerCase()));
+  return { scheme: h.scheme, params: h.params.filter((p) => !drop.has(p.name.toLowerCase())) };
+}
+
+/** Builds a header from name → value pairs in order, skipping undefined values. */
+export function buildDigestHeader(
+  fields: Record<string, string | undefined>,
+  opts: { challenge?: boolean; scheme?: string } = {},
+): DigestHeader {
+  const params = Object.entries(fields)
+    .filter((e): e is [string, string] => e[1] !== undefined)
+    .map(([k, v]) => digestParam(k, v, opts));
+  return { scheme: opts.scheme ?? 'Digest', params };
+}

@@ -1,0 +1,89 @@
+// The network side of AKA (HSS/AuC, TS 33.102 §6.3.2 and §6.3.5): authentication vectors and
+// the check of a resynchronisation token. AUTN = (SQN ⊕ AK) ‖ AMF ‖ MAC-A;
+// AUTS = (SQN_MS ⊕ AK*) ‖ MAC-S with MAC-S = f1*(SQN_MS, AMF* = 0000) (spec digest §2.1, §2.3).
+import { randomBytes } from 'node:crypto';
+import { concatBytes, equalBytes, xorBytes } from '../util/bytes.ts';
+import { checkLen } from './errors.ts';
+import { AMF_LEN, KEY_LEN, RAND_LEN, SQN_LEN, milenage, milenageKeys, milenageMacs } from './milenage.ts';
+import { sqnToBytes } from './sqn.ts';
+
+export const AUTN_LEN = 16;
+export const AUTS_LEN = 14;
+/** AMF* of the resynchronisation MAC: the dummy value 0x0000 (33.102 §6.3.3; pitfall 7). */
+export const amfStar = (): Uint8Array => new Uint8Array(AMF_LEN);
+
+/** Source of random octets; defaults to node:crypto randomBytes. */
+export type Rng = (n: number) => Uint8Array;
+
+export interface VectorInput {
+  readonly k: Uint8Array;
+  readonly opc: Uint8Array;
+  /** 48-bit SQN as 6 octets or an integer (see sqn.ts nextSqnAfter). */
+  readonly sqn: Uint8Array | number | bigint;
+  readonly amf: Uint8Array;
+  /** A fixed RAND (tests, replays); otherwise 16 octets from `rng`. */
+  readonly rand?: Uint8Array;
+}
+
+/** One authentication vector (AV = RAND ‖ XRES ‖ CK ‖ IK ‖ AUTN) plus the parts AUTN is made of. */
+export interface AuthVector {
+  readonly rand: Uint8Array;
+  readonly xres: Uint8Array;
+  readonly ck: Uint8Array;
+  readonly ik: Uint8Array;
+  readonly ak: Uint8Array;
+  readonly macA: Uint8Array;
+  readonly autn: Uint8Array;
+  readonly sqn: Uint8Array;
+  readonly amf: Uint8Array;
+}
+
+const defaultRng: Rng = (n) => new Uint8Array(randomBytes(n));
+
+/** Generates one vector for (K, OPc, SQN, AMF) and a fresh or given RAND. */
+export function generateVector(input: VectorInput, rng: Rng = defaultRng): AuthVector {
+  checkLen(input.k, KEY_LEN, 'k');
+  checkLen(input.opc, KEY_LEN, 'opc');
+  checkLen(input.amf, AMF_LEN, 'amf');
+  const sqn = input.sqn instanceof Uint8Array ? input.sqn.slice() : sqnToBytes(input.sqn);
+  checkLen(sqn, SQN_LEN, 'sqn');
+  const rand = input.rand ? input.rand.slice() : rng(RAND_LEN);
+  checkLen(rand, RAND_LEN, 'rand');
+  const m = milenage(input.k, input.opc, rand, sqn, input.amf);
+  const concealed = xorBytes(sqn, m.ak);
+  const autn = concatBytes(concealed, input.amf, m.macA);
+  concealed.fill(0);
+  m.macS.fill(0);
+  m.akStar.fill(0);
+  return { rand, xres: m.res, ck: m.ck, ik: m.ik, ak: m.ak, macA: m.macA, autn, sqn, amf: input.amf.slice() };
+}
+
+export interface AutsInput {
+  readonly k: Uint8Array;
+  readonly opc: Uint8Array;
+  /** The RAND of the challenge the UE refused. */
+  readonly rand: Uint8Array;
+  /** 14 octets, as decoded from auts="…" (base64). */
+  readonly auts: Uint8Array;
+}
+
+export interface AutsCheck {
+  /** MAC-S in the AUTS equals f1*(K, RAND, SQN_MS, 0000). */
+  readonly ok: boolean;
+  /** SQN_MS = AUTS[0..5] ⊕ f5*(K, RAND), 6 octets; trust it only when ok. */
+  readonly sqnMs: Uint8Array;
+  /** The MAC-S this side computed (XMAC-S), for diagnostics; AUTS[6..13] holds the UE's. */
+  readonly macS: Uint8Array;
+}
+
+/** Recovers SQN_MS from an AUTS and checks MAC-S with AMF* = 0000 (never the AUTN's AMF). */
+export function verifyAuts(input: AutsInput): AutsCheck {
+  checkLen(input.auts, AUTS_LEN, 'auts');
+  const keys = milenageKeys(input.k, input.opc, input.rand);
+  const sqnMs = xorBytes(input.auts.subarray(0, SQN_LEN), keys.akStar);
+  for (const v of Object.values(keys)) v.fill(0);
+  const macs = milenageMacs(input.k, input.opc, input.rand, sqnMs, amfStar());
+  macs.macA.fill(0);
+  const ok = equalBytes(macs.macS, input.auts.subarray(SQN_LEN, AUTS_LEN));
+  return { ok, sqnMs, macS: macs.macS };
+}

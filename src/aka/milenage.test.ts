@@ -1,0 +1,100 @@
+// Milenage (TS 35.206) against the 20 test sets of TS 35.208 §4.3 (test-vectors.md §1).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { computeOpc, f1, f1Star, f2, f3, f4, f5, f5Star, milenage, milenageKeys, milenageMacs } from './milenage.ts';
+import { fromHex, toHex } from '../util/bytes.ts';
+import { InputError } from '../util/errors.ts';
+
+interface TestSet {
+  set: number;
+  K: string;
+  RAND: string;
+  SQN: string;
+  AMF: string;
+  OP: string;
+  OPc: string;
+  f1: string;
+  f1s: string;
+  f2: string;
+  f3: string;
+  f4: string;
+  f5: string;
+  f5s: string;
+}
+
+const SETS = JSON.parse(readFileSync(new URL('./testdata/ts35208.json', import.meta.url), 'utf8')) as TestSet[];
+
+test('the fixture holds TS 35.208 sets 1..20', () => {
+  assert.deepEqual(
+    SETS.map((s) => s.set),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
+});
+
+for (const s of SETS) {
+  test(`TS 35.208 set ${s.set}: OPc, f1, f1*, f2, f3, f4, f5, f5*`, () => {
+    const k = fromHex(s.K);
+    const rand = fromHex(s.RAND);
+    const opc = computeOpc(k, fromHex(s.OP));
+    assert.equal(toHex(opc), s.OPc, 'OPc');
+    const o = milenage(k, opc, rand, fromHex(s.SQN), fromHex(s.AMF));
+    assert.equal(toHex(o.macA), s.f1, 'f1 (MAC-A)');
+    assert.equal(toHex(o.macS), s.f1s, 'f1* (MAC-S)');
+    assert.equal(toHex(o.res), s.f2, 'f2 (RES)');
+    assert.equal(toHex(o.ck), s.f3, 'f3 (CK)');
+    assert.equal(toHex(o.ik), s.f4, 'f4 (IK)');
+    assert.equal(toHex(o.ak), s.f5, 'f5 (AK)');
+    assert.equal(toHex(o.akStar), s.f5s, 'f5* (AK*)');
+  });
+}
+
+test('TS 35.208 set 1: the partial functions and wrappers agree with milenage()', () => {
+  const s = SETS[0]!;
+  const [k, opc, rand, sqn, amf] = [s.K, s.OPc, s.RAND, s.SQN, s.AMF].map((h) => fromHex(h)) as [
+    Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array,
+  ];
+  const keys = milenageKeys(k, opc, rand);
+  const macs = milenageMacs(k, opc, rand, sqn, amf);
+  assert.deepEqual(
+    [macs.macA, macs.macS, keys.res, keys.ck, keys.ik, keys.ak, keys.akStar].map(toHex),
+    [s.f1, s.f1s, s.f2, s.f3, s.f4, s.f5, s.f5s],
+  );
+  assert.deepEqual(
+    [f1(k, opc, rand, sqn, amf), f1Star(k, opc, rand, sqn, amf), f2(k, opc, rand), f3(k, opc, rand), f4(k, opc, rand), f5(k, opc, rand), f5Star(k, opc, rand)].map(toHex),
+    [s.f1, s.f1s, s.f2, s.f3, s.f4, s.f5, s.f5s],
+  );
+});
+
+test('outputs are plain Uint8Arrays, not Buffers', () => {
+  const s = SETS[0]!;
+  const o = milenage(fromHex(s.K), fromHex(s.OPc), fromHex(s.RAND), fromHex(s.SQN), fromHex(s.AMF));
+  for (const v of Object.values(o)) assert.equal(Object.getPrototypeOf(v), Uint8Array.prototype);
+});
+
+test('f2..f5* do not depend on SQN or AMF; f1 and f1* do', () => {
+  const s = SETS[0]!;
+  const [k, opc, rand] = [fromHex(s.K), fromHex(s.OPc), fromHex(s.RAND)];
+  const a = milenage(k, opc, rand, fromHex(s.SQN), fromHex(s.AMF));
+  const b = milenage(k, opc, rand, fromHex('000000000001'), fromHex('0000'));
+  assert.deepEqual([a.res, a.ck, a.ik, a.ak, a.akStar], [b.res, b.ck, b.ik, b.ak, b.akStar]);
+  assert.notDeepEqual(a.macA, b.macA);
+  assert.notDeepEqual(a.macS, b.macS);
+});
+
+test('inputs of the wrong length throw an InputError naming the field, without key material', () => {
+  const s = SETS[0]!;
+  const k = fromHex(s.K);
+  const opc = fromHex(s.OPc);
+  const cases: [() => unknown, RegExp][] = [
+    [() => milenageKeys(k.subarray(0, 15), opc, fromHex(s.RAND)), /^k: must be 16 octets, got 15$/],
+    [() => milenageKeys(k, opc.subarray(1), fromHex(s.RAND)), /^opc: must be 16 octets/],
+    [() => milenageKeys(k, opc, new Uint8Array(17)), /^rand: must be 16 octets/],
+    [() => milenageMacs(k, opc, fromHex(s.RAND), new Uint8Array(5), fromHex(s.AMF)), /^sqn: must be 6 octets/],
+    [() => milenageMacs(k, opc, fromHex(s.RAND), fromHex(s.SQN), new Uint8Array(3)), /^amf: must be 2 octets/],
+    [() => computeOpc(k, new Uint8Array(8)), /^op: must be 16 octets/],
+  ];
+  for (const [fn, re] of cases) {
+    assert.throws(fn, (err: unknown) => err instanceof InputError && err.code === 'AKA_BAD_INPUT' && re.test(err.message));
+  }
+});

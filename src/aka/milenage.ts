@@ -1,0 +1,200 @@
+// Milenage, TS 35.206 §4.1: OPc from OP and the functions f1, f1*, f2, f3, f4, f5, f5*.
+// Steps: TEMP = E_K(RAND ⊕ OPc); OUT1 from SQN ‖ AMF; OUT2..OUT5 from TEMP (spec digest §2.4).
+// AES-128 comes from node:crypto (aes-128-ecb without padding), one cipher per call.
+import { createCipheriv } from 'node:crypto';
+import { checkLen } from './errors.ts';
+
+export const KEY_LEN = 16;
+export const RAND_LEN = 16;
+export const SQN_LEN = 6;
+export const AMF_LEN = 2;
+export const MAC_LEN = 8;
+export const RES_LEN = 8;
+export const AK_LEN = 6;
+
+/** All Milenage outputs for one (K, OPc, RAND, SQN, AMF). */
+export interface MilenageOutput {
+  /** f1: MAC-A (or XMAC-A), 8 octets. */
+  readonly macA: Uint8Array;
+  /** f1*: MAC-S (or XMAC-S), 8 octets. */
+  readonly macS: Uint8Array;
+  /** f2: RES / XRES, 8 octets. */
+  readonly res: Uint8Array;
+  /** f3: CK, 16 octets. */
+  readonly ck: Uint8Array;
+  /** f4: IK, 16 octets. */
+  readonly ik: Uint8Array;
+  /** f5: AK, 6 octets. */
+  readonly ak: Uint8Array;
+  /** f5*: AK* (resynchronisation), 6 octets. */
+  readonly akStar: Uint8Array;
+}
+
+/** The outputs that do not depend on SQN and AMF (f2, f3, f4, f5, f5*). */
+export type MilenageKeys = Pick<MilenageOutput, 'res' | 'ck' | 'ik' | 'ak' | 'akStar'>;
+
+// TS 35.206 §4.1: rotation amounts r1..r5 (bits) and constants c1..c5 (only the last octet is set).
+const R_OCTETS = [8, 0, 4, 8, 12] as const;
+const C_LAST = [0x00, 0x01, 0x02, 0x04, 0x08] as const;
+
+type Encrypt = (block: Uint8Array) => Uint8Array;
+
+/** Runs `fn` with a single-block AES-128 encryptor keyed with K (one cipher object for the call). */
+function withAes<T>(k: Uint8Array, fn: (e: Encrypt) => T): T {
+  checkLen(k, KEY_LEN, 'k');
+  const cipher = createCipheriv('aes-128-ecb', k, null);
+  cipher.setAutoPadding(false);
+  try {
+    return fn((block) => {
+      const out = cipher.update(block);
+      const copy = new Uint8Array(out);
+      out.fill(0);
+      return copy;
+    });
+  } finally {
+    cipher.final();
+  }
+}
+
+function xorInto(dst: Uint8Array, src: Uint8Array): Uint8Array {
+  for (let i = 0; i < dst.length; i++) dst[i]! ^= src[i]!;
+  return dst;
+}
+
+/** rot(x, r): cyclic left rotation by r bits towards the most significant end (r a multiple of 8). */
+function rotOctets(x: Uint8Array, octets: number): Uint8Array {
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) out[i] = x[(i + octets) % 16]!;
+  return out;
+}
+
+/** TEMP = E_K(RAND ⊕ OPc). */
+function temp(e: Encrypt, opc: Uint8Array, rand: Uint8Array): Uint8Array {
+  const x = xorInto(rand.slice(), opc);
+  const t = e(x);
+  x.fill(0);
+  return t;
+}
+
+/** OUT1 = E_K(TEMP ⊕ rot(IN1 ⊕ OPc, r1) ⊕ c1) ⊕ OPc, IN1 = SQN ‖ AMF ‖ SQN ‖ AMF. */
+function out1(e: Encrypt, opc: Uint8Array, tmp: Uint8Array, sqn: Uint8Array, amf: Uint8Array): Uint8Array {
+  const in1 = new Uint8Array(16);
+  in1.set(sqn, 0);
+  in1.set(amf, 6);
+  in1.set(sqn, 8);
+  in1.set(amf, 14);
+  const x = xorInto(rotOctets(xorInto(in1, opc), R_OCTETS[0]), tmp);
+  x[15]! ^= C_LAST[0];
+  const out = xorInto(e(x), opc);
+  wipeAll(in1, x);
+  return out;
+}
+
+/** OUTi = E_K(rot(TEMP ⊕ OPc, ri) ⊕ ci) ⊕ OPc for i = 2..5. */
+function outN(e: Encrypt, opc: Uint8Array, tmp: Uint8Array, i: 2 | 3 | 4 | 5): Uint8Array {
+  const y = xorInto(tmp.slice(), opc);
+  const x = rotOctets(y, R_OCTETS[i - 1]!);
+  x[15]! ^= C_LAST[i - 1]!;
+  const out = xorInto(e(x), opc);
+  wipeAll(x, y);
+  return out;
+}
+
+function wipeAll(...bufs: Uint8Array[]): void {
+  for (const b of bufs) b.fill(0);
+}
+
+function checkCommon(opc: Uint8Array, rand: Uint8Array): void {
+  checkLen(opc, KEY_LEN, 'opc');
+  checkLen(rand, RAND_LEN, 'rand');
+}
+
+/** OPc = E_K(OP) ⊕ OP (TS 35.206 §4.1). */
+export function computeOpc(k: Uint8Array, op: Uint8Array): Uint8Array {
+  checkLen(op, KEY_LEN, 'op');
+  return withAes(k, (e) => xorInto(e(op), op));
+}
+
+/** f2, f3, f4, f5 and f5*: everything that depends on RAND only. */
+export function milenageKeys(k: Uint8Array, opc: Uint8Array, rand: Uint8Array): MilenageKeys {
+  checkCommon(opc, rand);
+  return withAes(k, (e) => {
+    const t = temp(e, opc, rand);
+    const o2 = outN(e, opc, t, 2);
+    const o5 = outN(e, opc, t, 5);
+    const keys: MilenageKeys = {
+      ak: o2.slice(0, 6),
+      res: o2.slice(8, 16),
+      ck: outN(e, opc, t, 3),
+      ik: outN(e, opc, t, 4),
+      akStar: o5.slice(0, 6),
+    };
+    wipeAll(t, o2, o5);
+    return keys;
+  });
+}
+
+/** f1 and f1*: MAC-A and MAC-S over SQN ‖ AMF. */
+export function milenageMacs(
+  k: Uint8Array,
+  opc: Uint8Array,
+  rand: Uint8Array,
+  sqn: Uint8Array,
+  amf: Uint8Array,
+): { macA: Uint8Array; macS: Uint8Array } {
+  checkCommon(opc, rand);
+  checkLen(sqn, SQN_LEN, 'sqn');
+  checkLen(amf, AMF_LEN, 'amf');
+  return withAes(k, (e) => {
+    const t = temp(e, opc, rand);
+    const o1 = out1(e, opc, t, sqn, amf);
+    const macs = { macA: o1.slice(0, 8), macS: o1.slice(8, 16) };
+    wipeAll(t, o1);
+    return macs;
+  });
+}
+
+/** Every Milenage output at once (6 AES blocks with one cipher). */
+export function milenage(
+  k: Uint8Array,
+  opc: Uint8Array,
+  rand: Uint8Array,
+  sqn: Uint8Array,
+  amf: Uint8Array,
+): MilenageOutput {
+  checkCommon(opc, rand);
+  checkLen(sqn, SQN_LEN, 'sqn');
+  checkLen(amf, AMF_LEN, 'amf');
+  return withAes(k, (e) => {
+    const t = temp(e, opc, rand);
+    const o1 = out1(e, opc, t, sqn, amf);
+    const o2 = outN(e, opc, t, 2);
+    const o5 = outN(e, opc, t, 5);
+    const out: MilenageOutput = {
+      macA: o1.slice(0, 8),
+      macS: o1.slice(8, 16),
+      res: o2.slice(8, 16),
+      ck: outN(e, opc, t, 3),
+      ik: outN(e, opc, t, 4),
+      ak: o2.slice(0, 6),
+      akStar: o5.slice(0, 6),
+    };
+    wipeAll(t, o1, o2, o5);
+    return out;
+  });
+}
+
+// Small wrappers named as in TS 35.206; the outputs not returned are wiped.
+function pick<T extends Record<string, Uint8Array>>(all: T, name: keyof T): Uint8Array {
+  for (const key of Object.keys(all)) if (key !== name) all[key]!.fill(0);
+  return all[name]!;
+}
+type F1 = (k: Uint8Array, opc: Uint8Array, rand: Uint8Array, sqn: Uint8Array, amf: Uint8Array) => Uint8Array;
+type F25 = (k: Uint8Array, opc: Uint8Array, rand: Uint8Array) => Uint8Array;
+export const f1: F1 = (k, opc, rand, sqn, amf) => pick(milenageMacs(k, opc, rand, sqn, amf), 'macA');
+export const f1Star: F1 = (k, opc, rand, sqn, amf) => pick(milenageMacs(k, opc, rand, sqn, amf), 'macS');
+export const f2: F25 = (k, opc, rand) => pick(milenageKeys(k, opc, rand), 'res');
+export const f3: F25 = (k, opc, rand) => pick(milenageKeys(k, opc, rand), 'ck');
+export const f4: F25 = (k, opc, rand) => pick(milenageKeys(k, opc, rand), 'ik');
+export const f5: F25 = (k, opc, rand) => pick(milenageKeys(k, opc, rand), 'ak');
+export const f5Star: F25 = (k, opc, rand) => pick(milenageKeys(k, opc, rand), 'akStar');

@@ -1,0 +1,138 @@
+// The UE side of AKA (USIM, TS 33.102 §6.3.3): checks AUTN and returns RES/CK/IK or a failure.
+// Order: AK = f5 → SQN = AUTN[0..5] ⊕ AK → XMAC-A vs MAC-A (constant time) → SQN freshness
+// (read-only) → commit SQN → outputs. Nothing is recorded unless the MAC verified.
+import { concatBytes, equalBytes, xorBytes } from '../util/bytes.ts';
+import { AkaError, akaInputError, checkLen } from './errors.ts';
+import { AUTN_LEN, amfStar } from './hss.ts';
+import { AMF_LEN, KEY_LEN, RAND_LEN, SQN_LEN, computeOpc, milenageKeys, milenageMacs } from './milenage.ts';
+import { SqnArray, SqnFloor, type SqnFreshness, sqnFromBytes, sqnToBytes, toSqn } from './sqn.ts';
+
+export interface UsimOptions {
+  readonly k: Uint8Array;
+  /** Exactly one of opc and op. */
+  readonly opc?: Uint8Array;
+  readonly op?: Uint8Array;
+  /** Annex C array: IND length (default 5), starting SEQ_MS per slot, age limit L, jump limit Δ. */
+  readonly indLen?: number;
+  readonly seqMs?: readonly number[];
+  readonly ageLimit?: number;
+  readonly maxJump?: number;
+  /** Simple rule instead of the Annex C array: accept only SQN > sqnMs. */
+  readonly sqnMs?: number | bigint | Uint8Array;
+  /** Test UEs: any SQN is fresh (the MAC is still checked). */
+  readonly acceptAnySqn?: boolean;
+  /** A custom freshness rule; replaces all the options above except k/opc/op. */
+  readonly freshness?: SqnFreshness;
+}
+
+export interface UsimOk {
+  readonly result: 'ok';
+  readonly res: Uint8Array;
+  readonly ck: Uint8Array;
+  readonly ik: Uint8Array;
+  readonly sqn: Uint8Array;
+  readonly amf: Uint8Array;
+}
+
+/** XMAC-A ≠ MAC-A: the network is not authentic (33.203 §6.1.2). sqn/amf are unauthenticated. */
+export interface UsimMacFailure {
+  readonly result: 'mac_failure';
+  readonly sqn: Uint8Array;
+  readonly amf: Uint8Array;
+}
+
+/** MAC fine, SQN not acceptable: answer with AUTS (14 octets; base64 in auts="…"). */
+export interface UsimSyncFailure {
+  readonly result: 'sync_failure';
+  readonly reason: 'not_fresh' | 'too_old' | 'too_far';
+  readonly auts: Uint8Array;
+  readonly sqn: Uint8Array;
+  readonly amf: Uint8Array;
+  /** The SQN_MS carried in the AUTS (the highest SQN accepted so far). */
+  readonly sqnMs: Uint8Array;
+}
+
+export type UsimResult = UsimOk | UsimMacFailure | UsimSyncFailure;
+
+/** AUTS = (SQN_MS ⊕ AK*) ‖ f1*(K, RAND, SQN_MS, AMF* = 0000) (33.102 §6.3.3). */
+export function buildAuts(k: Uint8Array, opc: Uint8Array, rand: Uint8Array, sqnMs: Uint8Array | number | bigint): Uint8Array {
+  const sqn = sqnToBytes(toSqn(sqnMs, 'sqnMs'));
+  const keys = milenageKeys(k, opc, rand);
+  const macs = milenageMacs(k, opc, rand, sqn, amfStar());
+  const concealed = xorBytes(sqn, keys.akStar);
+  const auts = concatBytes(concealed, macs.macS);
+  for (const v of [keys.res, keys.ck, keys.ik, keys.ak, keys.akStar, macs.macA, macs.macS, concealed]) v.fill(0);
+  return auts;
+}
+
+function freshnessFrom(o: UsimOptions): SqnFreshness {
+  if (o.freshness) return o.freshness;
+  const acceptAny = o.acceptAnySqn === true;
+  if (o.sqnMs !== undefined) {
+    if (o.seqMs !== undefined) throw akaInputError('sqnMs', 'give sqnMs (simple rule) or seqMs (Annex C array), not both');
+    return new SqnFloor(o.sqnMs, { acceptAny });
+  }
+  return new SqnArray({ indLen: o.indLen, seqMs: o.seqMs, ageLimit: o.ageLimit, maxJump: o.maxJump, acceptAny });
+}
+
+/**
+ * A USIM: K, OPc and the SQN state. Keys sit in private fields (not shown by util.inspect or
+ * JSON.stringify). Not safe for concurrent use; one instance per subscriber.
+ */
+export class Usim {
+  readonly #k: Uint8Array;
+  readonly #opc: Uint8Array;
+  readonly freshness: SqnFreshness;
+
+  constructor(opts: UsimOptions) {
+    checkLen(opts.k, KEY_LEN, 'k');
+    if ((opts.opc === undefined) === (opts.op === undefined)) throw akaInputError('op/opc', 'give exactly one of op and opc');
+    if (opts.opc !== undefined) checkLen(opts.opc, KEY_LEN, 'opc');
+    this.#k = opts.k.slice();
+    this.#opc = opts.opc !== undefined ? opts.opc.slice() : computeOpc(opts.k, opts.op!);
+    this.freshness = freshnessFrom(opts);
+  }
+
+  /** SQN_MS (6 octets): the highest SQN accepted so far. */
+  get sqnMs(): Uint8Array {
+    return sqnToBytes(this.freshness.highest());
+  }
+
+  /** Runs the AUTN check for one challenge (33.102 §6.3.3). */
+  respond(rand: Uint8Array, autn: Uint8Array): UsimResult {
+    checkLen(rand, RAND_LEN, 'rand');
+    checkLen(autn, AUTN_LEN, 'autn');
+    const keys = milenageKeys(this.#k, this.#opc, rand);
+    const sqn = xorBytes(autn.subarray(0, SQN_LEN), keys.ak);
+    const amf = autn.slice(SQN_LEN, SQN_LEN + AMF_LEN);
+    const macs = milenageMacs(this.#k, this.#opc, rand, sqn, amf);
+    const macOk = equalBytes(macs.macA, autn.subarray(SQN_LEN + AMF_LEN, AUTN_LEN));
+    macs.macA.fill(0);
+    macs.macS.fill(0);
+    const wipeKeys = () => {
+      for (const v of [keys.res, keys.ck, keys.ik, keys.ak, keys.akStar]) v.fill(0);
+    };
+    if (!macOk) {
+      wipeKeys();
+      return { result: 'mac_failure', sqn, amf };
+    }
+    const sqnValue = sqnFromBytes(sqn);
+    const verdict = this.freshness.check(sqnValue);
+    if (!verdict.ok) {
+      wipeKeys();
+      const sqnMs = this.sqnMs;
+      return { result: 'sync_failure', reason: verdict.reason, auts: buildAuts(this.#k, this.#opc, rand, sqnMs), sqn, amf, sqnMs };
+    }
+    this.freshness.accept(sqnValue);
+    keys.ak.fill(0);
+    keys.akStar.fill(0);
+    return { result: 'ok', res: keys.res, ck: keys.ck, ik: keys.ik, sqn, amf };
+  }
+}
+
+/** For callers that prefer to throw: the AkaError matching a failed USIM result. */
+export function akaFailureError(r: UsimMacFailure | UsimSyncFailure): AkaError {
+  return r.result === 'mac_failure'
+    ? new AkaError('AKA_MAC_FAILURE', 'AUTN: MAC-A does not verify (network authentication failure)')
+    : new AkaError('AKA_SYNC_FAILURE', `AUTN: SQN not acceptable (${r.reason}); resynchronise with AUTS`);
+}
