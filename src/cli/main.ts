@@ -4,6 +4,7 @@ import { EXIT_BAD_INPUT, reportError } from './output.ts';
 import { registerKeys } from './keys.ts';
 import { registerAka } from './aka.ts';
 import { registerSecagree } from './secagree.ts';
+import { registerSubscriber } from './subscriber.ts';
 
 const program = new Command();
 program
@@ -15,6 +16,7 @@ program
 registerKeys(program);
 registerAka(program);
 registerSecagree(program);
+registerSubscriber(program);
 
 try {
   await program.parseAsync(process.argv);

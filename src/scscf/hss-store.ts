@@ -1,0 +1,306 @@
+// The HSS subscriber store (spec digest §1, §2; design.md "Stores"): K, OPc, AMF, SQN and IMPUs per
+// IMPI in SQLite. SQN advances per TS 33.102 Annex C inside one BEGIN IMMEDIATE transaction that is
+// fsync'd (WAL, synchronous=FULL) before the value is returned, so no SQN is ever handed out twice.
+import { closeSync, openSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { inspect } from 'node:util';
+import { z } from 'zod';
+import { DEFAULT_IND_LEN, SQN_MAX, computeOpc, nextSqnAfter, resyncSqn, toSqn } from '../aka/index.ts';
+import { toHex } from '../util/bytes.ts';
+import { InputError } from '../util/errors.ts';
+
+export type HssStoreErrorCode = 'HSS_DUPLICATE_IMPI' | 'HSS_DUPLICATE_IMPU' | 'HSS_UNKNOWN_IMPI' | 'HSS_BAD_SUBSCRIBER' | 'HSS_SCHEMA';
+
+/** Caller-caused store failures; an InputError, so the CLI exits 2. Messages never carry keys. */
+export class HssStoreError extends InputError {
+  declare readonly code: HssStoreErrorCode;
+  constructor(code: HssStoreErrorCode, message: string) {
+    super(message, code);
+  }
+}
+
+/** A stored subscriber. K and OPc live in private fields: JSON and inspect show them redacted. */
+export class Subscriber {
+  readonly #k: Uint8Array;
+  readonly #opc: Uint8Array;
+  constructor(
+    readonly impi: string,
+    readonly impus: readonly string[],
+    k: Uint8Array,
+    opc: Uint8Array,
+    readonly amf: Uint8Array,
+    /** The highest SQN (SEQ ‖ IND, 48 bits) handed out so far, or the provisioned start value. */
+    readonly sqn: number,
+    /** IND length in bits (TS 33.102 Annex C; 5 by default). */
+    readonly indLen: number,
+    readonly createdAt: string,
+  ) {
+    this.#k = k;
+    this.#opc = opc;
+  }
+  get k(): Uint8Array {
+    return this.#k;
+  }
+  get opc(): Uint8Array {
+    return this.#opc;
+  }
+  toJSON(): Record<string, unknown> {
+    return {
+      impi: this.impi,
+      impus: [...this.impus],
+      k: '[redacted]',
+      opc: '[redacted]',
+      amf: toHex(this.amf),
+      sqn: sqnHex(this.sqn),
+      ind_len: this.indLen,
+      created_at: this.createdAt,
+    };
+  }
+  [inspect.custom](): string {
+    return `Subscriber ${inspect(this.toJSON())}`;
+  }
+}
+
+/** SQN as the 12 hex digits of its 6 octets. */
+export function sqnHex(sqn: number): string {
+  return sqn.toString(16).padStart(12, '0');
+}
+
+const octets = (n: number) => z.instanceof(Uint8Array).refine((b) => b.length === n, { message: `must be ${n} octets` });
+// IMPI is a NAI (user@realm); IMPUs are SIP/SIPS/tel URIs (spec digest §1). No spaces or controls.
+const ident = z.string().min(1).max(256).regex(/^[^\s\x00-\x1f\x7f]+$/, 'must not contain spaces or control characters');
+const AddSchema = z
+  .object({
+    impi: ident,
+    impus: z
+      .array(ident.regex(/^(?:sips?|tel):/i, 'must be a sip:, sips: or tel: URI'))
+      .min(1, 'at least one IMPU')
+      .refine((a) => new Set(a).size === a.length, { message: 'IMPUs must be distinct' }),
+    k: octets(16),
+    op: octets(16).optional(),
+    opc: octets(16).optional(),
+    amf: octets(2),
+    sqn: z.number().int().min(0).max(SQN_MAX).optional(),
+    indLen: z.number().int().min(0).max(16).optional(),
+  })
+  .strict()
+  .refine((s) => (s.op === undefined) !== (s.opc === undefined), { message: 'give exactly one of op and opc' });
+
+export interface AddSubscriber {
+  impi: string;
+  impus: string[];
+  k: Uint8Array;
+  /** OP; only OPc = E_K(OP) ⊕ OP is stored. Exactly one of op / opc. */
+  op?: Uint8Array;
+  opc?: Uint8Array;
+  amf: Uint8Array;
+  /** Start SQN (48 bits); default 0. The first vector uses the next value after it. */
+  sqn?: number;
+  indLen?: number;
+}
+
+// Minimal typing of the better-sqlite3 surface we use (no @types package is installed).
+interface Statement {
+  run(...params: unknown[]): { changes: number };
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+}
+interface Transaction<A extends unknown[], R> {
+  (...args: A): R;
+  immediate(...args: A): R;
+}
+interface Database {
+  prepare(sql: string): Statement;
+  exec(sql: string): void;
+  pragma(sql: string, opts?: { simple?: boolean }): unknown;
+  transaction<A extends unknown[], R>(fn: (...args: A) => R): Transaction<A, R>;
+  close(): void;
+}
+type DatabaseCtor = new (path: string, opts?: { timeout?: number }) => Database;
+const Sqlite = createRequire(import.meta.url)('better-sqlite3') as DatabaseCtor;
+
+interface Row {
+  impi: string;
+  k: Uint8Array;
+  opc: Uint8Array;
+  amf: Uint8Array;
+  sqn: number;
+  ind_len: number;
+  created_at: string;
+}
+
+const SCHEMA_VERSION = 1;
+// Each step moves user_version from its index to index + 1; append, never edit.
+const MIGRATIONS = [
+  `CREATE TABLE subscribers (
+     impi TEXT PRIMARY KEY,
+     k BLOB NOT NULL CHECK (length(k) = 16),
+     opc BLOB NOT NULL CHECK (length(opc) = 16),
+     amf BLOB NOT NULL CHECK (length(amf) = 2),
+     sqn INTEGER NOT NULL CHECK (sqn >= 0 AND sqn <= ${SQN_MAX}),
+     ind_len INTEGER NOT NULL DEFAULT 5,
+     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+   ) STRICT;
+   CREATE TABLE impus (
+     impu TEXT PRIMARY KEY,
+     impi TEXT NOT NULL REFERENCES subscribers(impi) ON DELETE CASCADE
+   ) STRICT;
+   CREATE INDEX impus_by_impi ON impus(impi);`,
+];
+
+export interface HssStoreOptions {
+  /** How long a writer waits for another process's lock (ms); default 5000. */
+  busyTimeoutMs?: number;
+}
+
+export class HssStore {
+  readonly #db: Database;
+
+  /** Opens (creating if needed) the store at `path`, or an in-memory one for ':memory:'. */
+  constructor(path: string, opts: HssStoreOptions = {}) {
+    // The file holds K in clear: create it owner-only (SQLite gives -wal/-shm the same mode).
+    if (path !== ':memory:' && path !== '') closeSync(openSync(path, 'a', 0o600));
+    this.#db = new Sqlite(path, { timeout: opts.busyTimeoutMs ?? 5000 });
+    try {
+      this.#db.pragma('journal_mode = WAL');
+      // FULL: every commit (hence every SQN handed out) is fsync'd before nextSqn returns.
+      this.#db.pragma('synchronous = FULL');
+      this.#db.pragma('foreign_keys = ON');
+      this.#migrate();
+    } catch (err) {
+      this.#db.close();
+      throw err;
+    }
+  }
+
+  #migrate(): void {
+    this.#db
+      .transaction(() => {
+        const v = this.#db.pragma('user_version', { simple: true }) as number;
+        if (v > SCHEMA_VERSION) {
+          throw new HssStoreError('HSS_SCHEMA', `store schema version ${v} is newer than this imsec (${SCHEMA_VERSION})`);
+        }
+        for (let i = v; i < SCHEMA_VERSION; i++) this.#db.exec(MIGRATIONS[i]!);
+        if (v !== SCHEMA_VERSION) this.#db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      })
+      .immediate();
+  }
+
+  /** Adds a subscriber with its IMPUs. Duplicate IMPI or an IMPU taken by another ⇒ HssStoreError. */
+  add(input: AddSubscriber): Subscriber {
+    const parsed = AddSchema.safeParse(input);
+    if (!parsed.success) {
+      const msg = parsed.error.issues.map((i) => `${i.path.join('.') || 'subscriber'}: ${i.message}`).join('; ');
+      throw new HssStoreError('HSS_BAD_SUBSCRIBER', msg);
+    }
+    const s = parsed.data;
+    const opc = s.opc ?? computeOpc(s.k, s.op!);
+    this.#db
+      .transaction(() => {
+        if (this.#db.prepare('SELECT 1 FROM subscribers WHERE impi = ?').get(s.impi)) {
+          throw new HssStoreError('HSS_DUPLICATE_IMPI', `subscriber ${s.impi} already exists`);
+        }
+        const taken = this.#db.prepare('SELECT impi FROM impus WHERE impu = ?');
+        for (const impu of s.impus) {
+          const owner = taken.get(impu) as { impi: string } | undefined;
+          if (owner) throw new HssStoreError('HSS_DUPLICATE_IMPU', `IMPU ${impu} already belongs to ${owner.impi}`);
+        }
+        this.#db
+          .prepare('INSERT INTO subscribers (impi, k, opc, amf, sqn, ind_len) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(s.impi, s.k, opc, s.amf, s.sqn ?? 0, s.indLen ?? DEFAULT_IND_LEN);
+        const ins = this.#db.prepare('INSERT INTO impus (impu, impi) VALUES (?, ?)');
+        for (const impu of s.impus) ins.run(impu, s.impi);
+      })
+      .immediate();
+    return this.get(s.impi)!;
+  }
+
+  get(impi: string): Subscriber | undefined {
+    const row = this.#db.prepare('SELECT * FROM subscribers WHERE impi = ?').get(impi) as Row | undefined;
+    return row ? this.#toSubscriber(row) : undefined;
+  }
+
+  findByImpu(impu: string): Subscriber | undefined {
+    const row = this.#db
+      .prepare('SELECT s.* FROM subscribers s JOIN impus u ON u.impi = s.impi WHERE u.impu = ?')
+      .get(impu) as Row | undefined;
+    return row ? this.#toSubscriber(row) : undefined;
+  }
+
+  /** Every subscriber, ordered by IMPI. */
+  list(): Subscriber[] {
+    return (this.#db.prepare('SELECT * FROM subscribers ORDER BY impi').all() as Row[]).map((r) => this.#toSubscriber(r));
+  }
+
+  /** Removes a subscriber and its IMPUs; false when there was none. */
+  remove(impi: string): boolean {
+    return this.#db.prepare('DELETE FROM subscribers WHERE impi = ?').run(impi).changes > 0;
+  }
+
+  /**
+   * Hands out the next SQN (Annex C generator) and stores it before returning. One BEGIN IMMEDIATE
+   * transaction: a second process waits for the lock, then sees this value.
+   */
+  nextSqn(impi: string): number {
+    return this.nextSqns(impi, 1)[0]!;
+  }
+
+  /** `n` consecutive SQNs in one transaction (one fsync for a batch of vectors). */
+  nextSqns(impi: string, n: number): number[] {
+    if (!Number.isInteger(n) || n < 1 || n > 1024) throw new HssStoreError('HSS_BAD_SUBSCRIBER', `count: must be 1..1024, got ${n}`);
+    return this.#db
+      .transaction(() => {
+        const row = this.#db.prepare('SELECT sqn, ind_len FROM subscribers WHERE impi = ?').get(impi) as
+          | Pick<Row, 'sqn' | 'ind_len'>
+          | undefined;
+        if (!row) throw unknownImpi(impi);
+        const out: number[] = [];
+        let sqn = row.sqn;
+        for (let i = 0; i < n; i++) out.push((sqn = nextSqnAfter(sqn, row.ind_len)));
+        this.#db.prepare('UPDATE subscribers SET sqn = ? WHERE impi = ?').run(sqn, impi);
+        return out;
+      })
+      .immediate();
+  }
+
+  /**
+   * Resynchronisation (TS 33.102 §6.3.5, Annex C via aka resyncSqn): after a verified AUTS carrying
+   * SQN_MS, sets SEQ_HE = SEQ_MS so the next SQN handed out has SEQ_MS + 1 (fresh in every IND slot
+   * of the USIM). Never moves backwards. Returns the stored "last issued" value.
+   */
+  resync(impi: string, sqnMs: number | Uint8Array): number {
+    const ms = toSqn(sqnMs, 'sqnMs');
+    return this.#db
+      .transaction(() => {
+        const row = this.#db.prepare('SELECT sqn, ind_len FROM subscribers WHERE impi = ?').get(impi) as
+          | Pick<Row, 'sqn' | 'ind_len'>
+          | undefined;
+        if (!row) throw unknownImpi(impi);
+        const sqn = resyncSqn(row.sqn, ms, row.ind_len);
+        this.#db.prepare('UPDATE subscribers SET sqn = ? WHERE impi = ?').run(sqn, impi);
+        return sqn;
+      })
+      .immediate();
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  #toSubscriber(r: Row): Subscriber {
+    const impus = (this.#db.prepare('SELECT impu FROM impus WHERE impi = ? ORDER BY rowid').all(r.impi) as { impu: string }[]).map(
+      (u) => u.impu,
+    );
+    return new Subscriber(r.impi, impus, u8(r.k), u8(r.opc), u8(r.amf), r.sqn, r.ind_len, r.created_at);
+  }
+}
+
+function unknownImpi(impi: string): HssStoreError {
+  return new HssStoreError('HSS_UNKNOWN_IMPI', `no subscriber ${impi}`);
+}
+
+// better-sqlite3 returns BLOBs as Buffers; hand out plain Uint8Array copies that callers own (and
+// may wipe) without touching memory anyone else could share.
+function u8(b: Uint8Array): Uint8Array {
+  return new Uint8Array(b);
+}

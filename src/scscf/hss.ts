@@ -1,0 +1,99 @@
+// The HSS/AuC as the S-CSCF sees it (spec digest §2.1, §2.3, §5.3, §10.3): authentication vectors
+// with SQNs from the store (each one durable before it leaves), AUTS checks with AMF* = 0000, and
+// IMPI ↔ IMPU lookups. Stands in for Cx MAR/MAA in the embedded core.
+import { type AuthVector, type Rng, generateVector, sqnFromBytes, verifyAuts } from '../aka/index.ts';
+import { HssStoreError, type HssStore, type Subscriber } from './hss-store.ts';
+
+export interface HssOptions {
+  /** Source of RAND octets; node:crypto randomBytes by default. */
+  rng?: Rng;
+}
+
+export type ResyncResult =
+  | { readonly ok: true; readonly sqnMs: Uint8Array }
+  | { readonly ok: false; readonly reason: 'mac_s_failure' | 'unknown_user' };
+
+/** Largest batch of vectors one MAR may ask for. */
+export const MAX_VECTORS = 32;
+
+export class Hss {
+  readonly #store: HssStore;
+  readonly #rng: Rng | undefined;
+
+  constructor(store: HssStore, opts: HssOptions = {}) {
+    this.#store = store;
+    this.#rng = opts.rng;
+  }
+
+  /**
+   * `n` vectors for `impi`, SQNs in increasing order (use them in that order: the USIM accepts each
+   * SQN once). The SQNs are committed to disk before the vectors are built, so a crash afterwards
+   * burns them rather than reusing them. Unknown IMPI ⇒ HssStoreError HSS_UNKNOWN_IMPI.
+   */
+  authenticate(impi: string, n = 1): AuthVector[] {
+    if (!Number.isInteger(n) || n < 1 || n > MAX_VECTORS) {
+      throw new HssStoreError('HSS_BAD_SUBSCRIBER', `vector count: must be 1..${MAX_VECTORS}, got ${n}`);
+    }
+    const sub = this.#subscriber(impi);
+    if (!sub) throw new HssStoreError('HSS_UNKNOWN_IMPI', `no subscriber ${impi}`);
+    try {
+      const sqns = this.#store.nextSqns(impi, n);
+      return sqns.map((sqn) => generateVector({ k: sub.k, opc: sub.opc, sqn, amf: sub.amf }, this.#rng));
+    } finally {
+      wipeKeys(sub);
+    }
+  }
+
+  /**
+   * Synchronisation failure (§10.3): checks MAC-S of the AUTS the UE sent for `rand` and, when it
+   * verifies, moves the stored SQN past SQN_MS. A wrong MAC-S leaves the SQN untouched: an AUTS is
+   * unauthenticated until then, and trusting it would let anyone push a subscriber's SQN around.
+   * RAND must be 16 octets and AUTS 14 (InputError otherwise; the Digest layer's parseAuts checks).
+   */
+  resynchronise(impi: string, rand: Uint8Array, auts: Uint8Array): ResyncResult {
+    const sub = this.#subscriber(impi);
+    if (!sub) return { ok: false, reason: 'unknown_user' };
+    let check;
+    try {
+      check = verifyAuts({ k: sub.k, opc: sub.opc, rand, auts });
+    } finally {
+      wipeKeys(sub);
+    }
+    check.macS.fill(0);
+    if (!check.ok) return { ok: false, reason: 'mac_s_failure' };
+    try {
+      this.#store.resync(impi, sqnFromBytes(check.sqnMs));
+    } catch (err) {
+      // Removed between the read and the update.
+      if (err instanceof HssStoreError && err.code === 'HSS_UNKNOWN_IMPI') return { ok: false, reason: 'unknown_user' };
+      throw err;
+    }
+    return { ok: true, sqnMs: check.sqnMs };
+  }
+
+  /** The IMPUs registered with `impi` (provisioning order), or undefined for an unknown IMPI. */
+  impusOf(impi: string): string[] | undefined {
+    const sub = this.#subscriber(impi);
+    if (!sub) return undefined;
+    wipeKeys(sub);
+    return [...sub.impus];
+  }
+
+  /** The IMPI an IMPU belongs to, or undefined. */
+  impiOf(impu: string): string | undefined {
+    const sub = this.#store.findByImpu(impu);
+    if (!sub) return undefined;
+    wipeKeys(sub);
+    return sub.impi;
+  }
+
+  #subscriber(impi: string): Subscriber | undefined {
+    return this.#store.get(impi);
+  }
+}
+
+// Each store read returns fresh copies of K and OPc; clear ours once used (best effort).
+function wipeKeys(sub: Subscriber): void {
+  sub.k.fill(0);
+  sub.opc.fill(0);
+}
