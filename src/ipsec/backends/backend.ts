@@ -1,0 +1,63 @@
+// What the SIP layer and the network functions need from an IPsec backend: install and remove
+// SA sets, allocate SPIs, and protected endpoints bound to the protected ports that deliver each
+// message with the SA set it arrived on (design: strongSwan's kernel_ipsec_t, cut to IMS).
+import type { Sa } from '../sa.ts';
+import type { SaSet } from '../sa-set.ts';
+
+export interface Addr {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** What came with a message received over an SA. */
+export interface ProtectedContext {
+  readonly set: SaSet;
+  readonly sa: Sa;
+  /** Inner (selector) addresses and ports of the message. */
+  readonly local: Addr;
+  readonly remote: Addr;
+  /** Outer source of the authenticated packet (a UE's public address behind a NAT). */
+  readonly outerSrc: string;
+  /** Outer UDP source port of an authenticated ESP-in-UDP packet (port_Uenc, spec §15A point 2). */
+  readonly outerEncapSrcPort?: number;
+}
+
+export type ProtectedHandler = (bytes: Uint8Array, ctx: ProtectedContext) => void;
+
+/** A SIP endpoint on one local protected port (port_uc, port_us, port_pc or port_ps). */
+export interface ProtectedEndpoint {
+  readonly local: Addr;
+  /**
+   * Sends one SIP message to `to` over an SA of this endpoint's port pair. With `set`, exactly
+   * that set is used (the P-CSCF answers a protected REGISTER over the new set although the
+   * current one has the same port pair); without it the newest usable set is chosen: current,
+   * then temporary, then old. Resolves to the set used; rejects with BackendError when none fits.
+   */
+  send(bytes: Uint8Array, to: Addr, opts?: { set?: SaSet }): Promise<SaSet>;
+  onMessage(handler: ProtectedHandler): void;
+  close(): void;
+}
+
+export interface BackendCounters {
+  readonly unknownSpi: number;
+  readonly malformed: number;
+  readonly keepalive: number;
+  readonly nonEsp: number;
+  /** Authenticated packets for a port with no endpoint open. */
+  readonly noEndpoint: number;
+}
+
+export interface IpsecBackend {
+  readonly name: 'userspace' | 'xfrm';
+  /** Fresh inbound SPIs for `localIp`: unique among this backend's live inbound SAs, never 0–255. */
+  allocateSpis(localIp: string, n: number): number[];
+  install(set: SaSet): Promise<void>;
+  remove(set: SaSet): Promise<void>;
+  /** Opens (or returns the already open) protected endpoint on a local address and port. */
+  openEndpoint(local: Addr): Promise<ProtectedEndpoint>;
+  /** Where outbound ESP-in-UDP for this set goes when a NAT rewrote the peer's port (Annex M). */
+  setPeerEncap(set: SaSet, peer: Addr): void;
+  readonly sets: readonly SaSet[];
+  readonly counters: BackendCounters;
+  close(): Promise<void>;
+}

@@ -1,0 +1,19 @@
+// Errors of the backends: resources the host refuses (ports, capabilities), not bad packets.
+import { ImsecError } from '../../util/errors.ts';
+
+export type BackendErrorCode =
+  /** mod=trans needs a raw IP socket for protocol 50, i.e. CAP_NET_RAW. */
+  | 'BACKEND_NEED_CAP_NET_RAW'
+  | 'BACKEND_NO_RAW_SOCKET'
+  | 'BACKEND_BIND_FAILED'
+  | 'BACKEND_SEND_FAILED'
+  | 'BACKEND_BAD_PARAMS'
+  /** No live SA set protects the requested port pair. */
+  | 'BACKEND_NO_SA';
+
+export class BackendError extends ImsecError {
+  declare readonly code: BackendErrorCode;
+  constructor(code: BackendErrorCode, message: string) {
+    super(code, message);
+  }
+}

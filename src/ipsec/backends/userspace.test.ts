@@ -1,0 +1,159 @@
+// Two userspace backends on loopback: a UE and a P-CSCF SA set in UDP-enc-tun mode, SIP bytes
+// both ways through protected endpoints, and the drops that must happen (replay, unknown SPI).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { UserspaceBackend } from './userspace.ts';
+import { createSaSet, type SaSetConfig } from '../sa-set.ts';
+import { expandKeys } from '../keys.ts';
+import { fromHex } from '../../util/bytes.ts';
+import type { ProtectedContext } from './backend.ts';
+
+const CK = fromHex('b40ba9a3c58b2a05bbf0d987b21bf8cb');
+const IK = fromHex('f769bcd751044604127672711c6d3441');
+
+function nextMessage(ep: { onMessage(h: (b: Uint8Array, c: ProtectedContext) => void): void }): Promise<{ text: string; ctx: ProtectedContext }> {
+  return new Promise((resolve) => ep.onMessage((b, ctx) => resolve({ text: Buffer.from(b).toString(), ctx })));
+}
+
+async function pair(ip: string) {
+  const ue = await UserspaceBackend.create({ localIp: ip, encapPort: 0 });
+  const pc = await UserspaceBackend.create({ localIp: ip, encapPort: 0 });
+  const [spiUc, spiUs] = ue.allocateSpis(ip, 2) as [number, number];
+  const [spiPc, spiPs] = pc.allocateSpis(ip, 2) as [number, number];
+  const base: Omit<SaSetConfig, 'role'> = {
+    ue: { ip, portC: 31100, portS: 31101, spiC: spiUc, spiS: spiUs },
+    pcscf: { ip, portC: 31200, portS: 31201, spiC: spiPc, spiS: spiPs },
+    alg: 'hmac-sha-1-96',
+    ealg: 'aes-cbc',
+    keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'aes-cbc'),
+    mode: 'udp-enc-tunnel',
+    encap: { uePort: ue.encapPort, pcscfPort: pc.encapPort },
+  };
+  const ueSet = createSaSet({ ...base, role: 'ue' });
+  const pcSet = createSaSet({ ...base, role: 'pcscf' });
+  await ue.install(ueSet);
+  await pc.install(pcSet);
+  return { ue, pc, ueSet, pcSet };
+}
+
+for (const ip of ['127.0.0.1', '::1']) {
+  test(`UDP-enc-tun over ${ip}: a request UE→P-CSCF (SA1) and one P-CSCF→UE (SA2) arrive with their SA set`, async () => {
+    const { ue, pc, ueSet, pcSet } = await pair(ip);
+    try {
+      const ps = await pc.openEndpoint({ address: ip, port: 31201 });
+      const uc = await ue.openEndpoint({ address: ip, port: 31100 });
+      const got = nextMessage(ps);
+      const used = await uc.send(Buffer.from('MESSAGE sip:x SIP/2.0\r\n\r\n'), { address: ip, port: 31201 });
+      assert.equal(used, ueSet);
+      const m = await got;
+      assert.equal(m.text, 'MESSAGE sip:x SIP/2.0\r\n\r\n');
+      assert.equal(m.ctx.set, pcSet);
+      assert.equal(m.ctx.sa.name, 'SA1');
+      assert.deepEqual(m.ctx.remote, { address: ip, port: 31100 });
+      assert.equal(m.ctx.outerEncapSrcPort, ue.encapPort);
+
+      const us = await ue.openEndpoint({ address: ip, port: 31101 });
+      const pcEp = await pc.openEndpoint({ address: ip, port: 31200 });
+      const got2 = nextMessage(us);
+      await pcEp.send(Buffer.from('OPTIONS sip:ue SIP/2.0\r\n\r\n'), { address: ip, port: 31101 });
+      const m2 = await got2;
+      assert.equal(m2.ctx.sa.name, 'SA2');
+      assert.equal(m2.ctx.set, ueSet);
+    } finally {
+      await ue.close();
+      await pc.close();
+    }
+  });
+}
+
+test('a replayed ESP-in-UDP packet is dropped and counted on the SA; an unknown SPI on the backend', async () => {
+  const ip = '127.0.0.1';
+  const drops: string[] = [];
+  const pc = await UserspaceBackend.create({ localIp: ip, encapPort: 0, onDrop: (r) => drops.push(r.drop) });
+  const ue = await UserspaceBackend.create({ localIp: ip, encapPort: 0, wireLog: (pkt, dir) => dir === 'out' && sent.push(pkt) });
+  const sent: Uint8Array[] = [];
+  const [spiPc, spiPs] = pc.allocateSpis(ip, 2) as [number, number];
+  const base: Omit<SaSetConfig, 'role'> = {
+    ue: { ip, portC: 31300, portS: 31301, spiC: 5000, spiS: 5001 },
+    pcscf: { ip, portC: 31400, portS: 31401, spiC: spiPc, spiS: spiPs },
+    alg: 'hmac-sha-1-96', ealg: 'null', keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'null'),
+    mode: 'udp-enc-tunnel', encap: { uePort: ue.encapPort, pcscfPort: pc.encapPort },
+  };
+  const pcSet = createSaSet({ ...base, role: 'pcscf' });
+  await pc.install(pcSet);
+  await ue.install(createSaSet({ ...base, role: 'ue' }));
+  const raw = createSocket('udp4');
+  try {
+    const ps = await pc.openEndpoint({ address: ip, port: 31401 });
+    const got = nextMessage(ps);
+    await (await ue.openEndpoint({ address: ip, port: 31300 })).send(Buffer.from('hello'), { address: ip, port: 31401 });
+    await got;
+    // Replay the same UDP payload (ESP) from a plain socket: the outer UDP payload starts after 28 octets.
+    const esp = sent[0]!.subarray(28);
+    await new Promise<void>((r) => raw.send(esp, pc.encapPort, ip, () => r()));
+    const forged = Buffer.from(esp);
+    forged.writeUInt32BE(0x12345678, 0);
+    await new Promise<void>((r) => raw.send(forged, pc.encapPort, ip, () => r()));
+    await new Promise<void>((r) => raw.send(Buffer.of(0xff), pc.encapPort, ip, () => r()));
+    for (let i = 0; i < 50 && drops.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(drops, ['replay', 'unknown-spi']);
+    assert.equal(pcSet.sas.SA1.counters.drops.replay, 1);
+    assert.equal(pc.counters.unknownSpi, 1);
+    assert.equal(pc.counters.keepalive, 1);
+  } finally {
+    raw.close();
+    await ue.close();
+    await pc.close();
+  }
+});
+
+test('mod=trans without CAP_NET_RAW fails with an error that names the capability (or works as root)', async (t) => {
+  const b = await UserspaceBackend.create({ localIp: '127.0.0.1', encapPort: 0 });
+  try {
+    const set = createSaSet({
+      role: 'ue',
+      ue: { ip: '127.0.0.1', portC: 31500, portS: 31501, spiC: 6000, spiS: 6001 },
+      pcscf: { ip: '127.0.0.1', portC: 31600, portS: 31601, spiC: 6002, spiS: 6003 },
+      alg: 'hmac-sha-1-96', ealg: 'null', keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'null'), mode: 'transport',
+    });
+    if (process.getuid?.() === 0) {
+      await b.install(set);
+      t.diagnostic('running as root: the raw ESP socket opened');
+    } else {
+      await assert.rejects(b.install(set), /CAP_NET_RAW/);
+    }
+  } finally {
+    await b.close();
+  }
+});
+
+test('mod=trans over raw IP protocol 50 on loopback carries a request with its SA set (needs CAP_NET_RAW)', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('not root: raw ESP sockets need CAP_NET_RAW');
+    return;
+  }
+  const ip = '127.0.0.1';
+  const ue = await UserspaceBackend.create({ localIp: ip, encapPort: 0 });
+  const pc = await UserspaceBackend.create({ localIp: ip, encapPort: 0 });
+  try {
+    const base: Omit<SaSetConfig, 'role'> = {
+      ue: { ip, portC: 31700, portS: 31701, spiC: 7000, spiS: 7001 },
+      pcscf: { ip, portC: 31800, portS: 31801, spiC: 7002, spiS: 7003 },
+      alg: 'hmac-md5-96', ealg: 'des-ede3-cbc', keys: expandKeys(IK, CK, 'hmac-md5-96', 'des-ede3-cbc'), mode: 'transport',
+    };
+    const pcSet = createSaSet({ ...base, role: 'pcscf' });
+    await ue.install(createSaSet({ ...base, role: 'ue' }));
+    await pc.install(pcSet);
+    const got = nextMessage(await pc.openEndpoint({ address: ip, port: 31801 }));
+    await (await ue.openEndpoint({ address: ip, port: 31700 })).send(Buffer.from('REGISTER sip:x SIP/2.0\r\n\r\n'), { address: ip, port: 31801 });
+    const m = await got;
+    assert.equal(m.text, 'REGISTER sip:x SIP/2.0\r\n\r\n');
+    assert.equal(m.ctx.set, pcSet);
+    assert.equal(m.ctx.sa.name, 'SA1');
+    assert.equal(m.ctx.outerEncapSrcPort, undefined);
+  } finally {
+    await ue.close();
+    await pc.close();
+  }
+});

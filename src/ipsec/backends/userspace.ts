@@ -1,0 +1,243 @@
+// The userspace backend: ESP sealed and opened in this process (no kernel ESP, no root for
+// UDP-enc-tun). Outbound: endpoint.send → pick the set → SAD seal → wire socket. Inbound: wire
+// socket → RFC 3948 classify → SAD (lookup, replay, ICV, decrypt, selectors) → the endpoint
+// bound to the inner destination port, with the SA set the message arrived on.
+import { createSocket, type Socket } from 'node:dgram';
+import { isIP } from 'node:net';
+import { buildIpPacket, buildUdp, classifyEncapPayload } from '../esp/index.ts';
+import { BackendError } from './errors.ts';
+import { sameAddress } from '../sa.ts';
+import type { SaSet } from '../sa-set.ts';
+import { Sad, type ReceiveResult } from '../sad.ts';
+import { NAT_T_PORT } from '../types.ts';
+import type { Addr, BackendCounters, IpsecBackend, ProtectedEndpoint, ProtectedHandler } from './backend.ts';
+import { openRawEsp, type RawEspSocket } from './raw-esp.ts';
+
+export interface UserspaceBackendOptions {
+  /** This side's (outer) address: the source of what we send, the destination of what we accept. */
+  readonly localIp: string;
+  /** Local port of the ESP-in-UDP socket (RFC 3948); default 4500, 0 = ephemeral (load mode, demo). */
+  readonly encapPort?: number;
+  /** Called with every outer IP packet sent or received (pcap logging). */
+  readonly wireLog?: (ip: Uint8Array, dir: 'in' | 'out') => void;
+  /** Called for every inbound drop (logging); never given key material. */
+  readonly onDrop?: (r: Extract<ReceiveResult, { ok: false }>, from: Addr) => void;
+  /** Clock for lazy hard-expiry in the SAD (ms). */
+  readonly now?: () => number;
+}
+
+const STATE_RANK = { current: 0, temporary: 1, old: 2, deleted: 3 } as const;
+
+export class UserspaceBackend implements IpsecBackend {
+  readonly name = 'userspace' as const;
+  readonly sad: Sad;
+  readonly #opts: UserspaceBackendOptions;
+  readonly #endpoints = new Map<string, Endpoint>();
+  readonly #installOrder = new Map<SaSet, number>();
+  readonly #peerEncap = new Map<SaSet, Addr>();
+  #encap: Socket | undefined;
+  #encapPort: number | undefined;
+  #raw: RawEspSocket | undefined;
+  #seq = 0;
+  #noEndpoint = 0;
+
+  private constructor(opts: UserspaceBackendOptions) {
+    if (isIP(opts.localIp) === 0) throw new BackendError('BACKEND_BAD_PARAMS', `localIp must be an IP address, got ${JSON.stringify(opts.localIp)}`);
+    this.#opts = opts;
+    this.sad = new Sad(opts.now ? { now: opts.now } : {});
+  }
+
+  /** Creates the backend and binds its ESP-in-UDP socket (needs no privileges). */
+  static async create(opts: UserspaceBackendOptions): Promise<UserspaceBackend> {
+    const b = new UserspaceBackend(opts);
+    await b.#bindEncap(opts.encapPort ?? NAT_T_PORT);
+    return b;
+  }
+
+  /** The bound local ESP-in-UDP port (what a UE puts in its SA set as its encapsulation port). */
+  get encapPort(): number {
+    return this.#encapPort!;
+  }
+
+  get sets(): readonly SaSet[] {
+    return this.sad.sets;
+  }
+
+  get counters(): BackendCounters {
+    return { ...this.sad.counters, noEndpoint: this.#noEndpoint };
+  }
+
+  allocateSpis(localIp: string, n: number): number[] {
+    return this.sad.allocateSpis(localIp, n);
+  }
+
+  async install(set: SaSet): Promise<void> {
+    // Transport mode needs the raw ESP socket; open it on first use so UDP-enc-tun needs no root.
+    if (set.config.mode === 'transport') await this.#ensureRaw();
+    this.sad.install(set);
+    this.#installOrder.set(set, ++this.#seq);
+  }
+
+  async remove(set: SaSet): Promise<void> {
+    this.sad.remove(set);
+    this.#installOrder.delete(set);
+    this.#peerEncap.delete(set);
+  }
+
+  setPeerEncap(set: SaSet, peer: Addr): void {
+    this.#peerEncap.set(set, peer);
+  }
+
+  async openEndpoint(local: Addr): Promise<ProtectedEndpoint> {
+    const k = endpointKey(local.address, local.port);
+    let ep = this.#endpoints.get(k);
+    if (!ep) {
+      ep = new Endpoint(this, local);
+      this.#endpoints.set(k, ep);
+    }
+    return ep;
+  }
+
+  async close(): Promise<void> {
+    for (const set of this.sad.sets) this.sad.remove(set);
+    this.#endpoints.clear();
+    this.#raw?.close();
+    this.#raw = undefined;
+    const s = this.#encap;
+    this.#encap = undefined;
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+
+  /** Picks the set for an endpoint's send: the given one, else current > temporary > old, newest first. */
+  pickSet(local: Addr, to: Addr, given?: SaSet): SaSet {
+    if (given) return given;
+    let best: SaSet | undefined;
+    for (const set of this.sad.sets) {
+      if (!set.live) continue;
+      // The SIP layer addresses the peer by its inner address; in transport mode inner = outer.
+      const fits = set.outbound.some(
+        (sa) =>
+          sa.params.srcPort === local.port &&
+          sa.params.dstPort === to.port &&
+          (sameAddress(sa.params.dst, to.address) || (sa.params.innerDst !== undefined && sameAddress(sa.params.innerDst, to.address))),
+      );
+      if (!fits) continue;
+      if (!best || STATE_RANK[set.state] < STATE_RANK[best.state] ||
+        (STATE_RANK[set.state] === STATE_RANK[best.state] && (this.#installOrder.get(set) ?? 0) > (this.#installOrder.get(best) ?? 0))) best = set;
+    }
+    if (!best) throw new BackendError('BACKEND_NO_SA', `no live SA set protects ${local.address}:${local.port} -> ${to.address}:${to.port}`);
+    return best;
+  }
+
+  /** Seals and sends one message (called by Endpoint.send). */
+  async sendOver(set: SaSet, local: Addr, to: Addr, bytes: Uint8Array): Promise<void> {
+    const { ip, udpPayload, sa } = this.sad.send(set, local.port, to.port, bytes);
+    const p = sa.params;
+    if (p.mode === 'udp-enc-tunnel') {
+      const peer = this.#peerEncap.get(set) ?? { address: p.dst, port: p.encap?.dstPort ?? NAT_T_PORT };
+      const logged = peer.port === (p.encap?.dstPort ?? NAT_T_PORT) && sameAddress(peer.address, p.dst)
+        ? ip
+        : buildIpPacket({ src: p.src, dst: peer.address, protocol: 17, payload: buildUdp(p.src, peer.address, this.encapPort, peer.port, udpPayload, { zeroChecksum: isIP(p.src) === 4 }) });
+      this.#opts.wireLog?.(logged, 'out');
+      await new Promise<void>((resolve, reject) =>
+        this.#encap!.send(udpPayload, peer.port, peer.address, (err) => (err ? reject(err) : resolve())),
+      );
+    } else {
+      this.#opts.wireLog?.(ip, 'out');
+      await this.#raw!.send(udpPayload, p.dst);
+    }
+  }
+
+  async #bindEncap(port: number): Promise<void> {
+    const family = isIP(this.#opts.localIp) === 6 ? 'udp6' : 'udp4';
+    const s = createSocket({ type: family, reuseAddr: false });
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new BackendError('BACKEND_BIND_FAILED', `cannot bind ESP-in-UDP socket ${this.#opts.localIp}:${port}: ${e.code ?? e.message}`)),
+      );
+      s.bind(port, this.#opts.localIp, () => resolve());
+    });
+    s.on('message', (msg, rinfo) => this.#onEncap(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), { address: rinfo.address, port: rinfo.port }));
+    this.#encap = s;
+    this.#encapPort = s.address().port;
+  }
+
+  async #ensureRaw(): Promise<void> {
+    if (this.#raw) return;
+    this.#raw = await openRawEsp(this.#opts.localIp, (esp, src, ipPacket) => {
+      if (ipPacket) this.#opts.wireLog?.(ipPacket, 'in');
+      else this.#opts.wireLog?.(buildIpPacket({ src, dst: this.#opts.localIp, protocol: 50, payload: esp }), 'in');
+      this.#deliver(this.sad.receiveEsp({ src, dst: this.#opts.localIp, esp }), { address: src, port: 0 });
+    });
+  }
+
+  #onEncap(payload: Uint8Array, from: Addr): void {
+    const local = this.#opts.localIp;
+    this.#opts.wireLog?.(
+      buildIpPacket({ src: from.address, dst: local, protocol: 17, payload: buildUdp(from.address, local, from.port, this.encapPort, payload, { zeroChecksum: isIP(local) === 4 }) }),
+      'in',
+    );
+    const kind = classifyEncapPayload(payload);
+    if (kind === 'keepalive') {
+      // RFC 3948 §2.3/§4: ignore quietly; never a sign of life.
+      this.sad.counters.keepalive++;
+      return;
+    }
+    if (kind !== 'esp') {
+      if (kind === 'non-esp') this.sad.counters.nonEsp++;
+      else this.sad.counters.malformed++;
+      return;
+    }
+    this.#deliver(this.sad.receiveEsp({ src: from.address, dst: local, encap: { srcPort: from.port, dstPort: this.encapPort }, esp: payload }), from);
+  }
+
+  #deliver(r: ReceiveResult, from: Addr): void {
+    if (!r.ok) {
+      this.#opts.onDrop?.(r, from);
+      return;
+    }
+    const ep = this.#endpoints.get(endpointKey(r.inner.dst, r.inner.dstPort)) ?? this.#endpoints.get(endpointKey(this.#opts.localIp, r.inner.dstPort));
+    if (!ep) {
+      this.#noEndpoint++;
+      return;
+    }
+    ep.deliver(r.inner.payload, {
+      set: r.set,
+      sa: r.sa,
+      local: { address: r.inner.dst, port: r.inner.dstPort },
+      remote: { address: r.inner.src, port: r.inner.srcPort },
+      outerSrc: r.outerSrc,
+      ...(r.outerEncapSrcPort !== undefined ? { outerEncapSrcPort: r.outerEncapSrcPort } : {}),
+    });
+  }
+}
+
+class Endpoint implements ProtectedEndpoint {
+  readonly #handlers: ProtectedHandler[] = [];
+  constructor(
+    readonly backend: UserspaceBackend,
+    readonly local: Addr,
+  ) {}
+
+  async send(bytes: Uint8Array, to: Addr, opts: { set?: SaSet } = {}): Promise<SaSet> {
+    const set = this.backend.pickSet(this.local, to, opts.set);
+    await this.backend.sendOver(set, this.local, to, bytes);
+    return set;
+  }
+
+  onMessage(handler: ProtectedHandler): void {
+    this.#handlers.push(handler);
+  }
+
+  deliver(bytes: Uint8Array, ctx: Parameters<ProtectedHandler>[1]): void {
+    for (const h of this.#handlers) h(bytes, ctx);
+  }
+
+  close(): void {
+    this.#handlers.length = 0;
+  }
+}
+
+function endpointKey(address: string, port: number): string {
+  return `${address.toLowerCase()}|${port}`;
+}
