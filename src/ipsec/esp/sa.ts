@@ -1,0 +1,171 @@
+// One unidirectional SA's ESP state: the outbound side owns the sequence counter (RFC 4303 §3.3.3,
+// starts at 0, first packet 1, never wraps), the inbound side the anti-replay window (§3.4.3).
+// Both hold their transform privately; keys never show in util.inspect or JSON.
+import { isValidPair } from '../algorithms.ts';
+import { DEFAULT_REPLAY_WINDOW } from '../types.ts';
+import { EspError } from './errors.ts';
+import type { EspDrop, EspInbound, EspOpenResult, EspOutbound, EspSaCrypto } from './index.ts';
+import { openEsp } from './open.ts';
+import { ReplayWindow } from './replay-window.ts';
+import { sealEsp } from './seal.ts';
+import { createTransform, type EspTransform } from './transform.ts';
+import type { IvOverride } from './transforms/iv.ts';
+import { ESP_MAX_SEQ, ESP_MIN_SPI, IPPROTO_NONE, isUint32 } from './wire.ts';
+
+export interface OutboundOptions {
+  /** Test hook: supplies each explicit IV (e.g. to reproduce a published packet). */
+  iv?: IvOverride;
+  /** Test hook: the sequence number taken as already sent (default 0), e.g. 2^32-2 to test exhaustion. */
+  __testLastSeq?: number;
+}
+
+export interface EspOutboundStats {
+  packets: number;
+  octets: number;
+}
+
+export interface EspInboundStats {
+  accepted: number;
+  octets: number;
+  drops: Record<EspDrop, number>;
+}
+
+const hex = (spi: number): string => `0x${spi.toString(16).padStart(8, '0')}`;
+
+function checkSa(sa: EspSaCrypto, iv?: IvOverride): EspTransform {
+  if (!isUint32(sa.spi) || sa.spi < ESP_MIN_SPI) {
+    throw new EspError('ESP_BAD_INPUT', `spi must be ${ESP_MIN_SPI}..4294967295 (RFC 4303 §2.1), got ${String(sa.spi)}`);
+  }
+  if (!isValidPair(sa.alg, sa.ealg)) {
+    throw new EspError('ESP_UNSUPPORTED', `alg=${sa.alg} cannot be combined with ealg=${sa.ealg}`);
+  }
+  return createTransform(sa.alg, sa.ealg, sa.keys, iv ? { iv } : {});
+}
+
+class Outbound implements EspOutbound {
+  readonly spi: number;
+  readonly alg: EspSaCrypto['alg'];
+  readonly ealg: EspSaCrypto['ealg'];
+  readonly #t: EspTransform;
+  #seq: number;
+  readonly #stats: EspOutboundStats = { packets: 0, octets: 0 };
+
+  constructor(sa: EspSaCrypto, opts: OutboundOptions) {
+    this.#t = checkSa(sa, opts.iv);
+    this.spi = sa.spi;
+    this.alg = sa.alg;
+    this.ealg = sa.ealg;
+    const start = opts.__testLastSeq ?? 0;
+    if (!isUint32(start)) throw new EspError('ESP_BAD_INPUT', `__testLastSeq must be 0..2^32-1, got ${start}`);
+    this.#seq = start;
+  }
+
+  get lastSeq(): number {
+    return this.#seq;
+  }
+
+  /** True once 2^32-1 was sent: the SA must be replaced (RFC 4303 §3.3.3). */
+  get exhausted(): boolean {
+    return this.#seq >= ESP_MAX_SEQ;
+  }
+
+  get stats(): Readonly<EspOutboundStats> {
+    return { ...this.#stats };
+  }
+
+  seal(payload: Uint8Array, nextHeader: number): Uint8Array {
+    // 33.203 Annex M / RFC 4303 §2.6: IMS never sends dummy packets.
+    if (nextHeader === IPPROTO_NONE) throw new EspError('ESP_BAD_INPUT', 'nextHeader 59 (dummy packet) is never sent in IMS');
+    if (this.exhausted) {
+      throw new EspError('ESP_SEQ_EXHAUSTED', `SA spi=${hex(this.spi)} has sent sequence number 2^32-1; a new SA is needed (RFC 4303 §3.3.3)`);
+    }
+    const esp = sealEsp(this.#t, this.spi, this.#seq + 1, payload, nextHeader);
+    this.#seq++; // only a packet actually built consumes a number
+    this.#stats.packets++;
+    this.#stats.octets += esp.length;
+    return esp;
+  }
+
+  toJSON(): object {
+    return { spi: this.spi, alg: this.alg, ealg: this.ealg, lastSeq: this.#seq, exhausted: this.exhausted };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `EspOutbound { spi: ${hex(this.spi)}, alg: ${this.alg}, ealg: ${this.ealg}, lastSeq: ${this.#seq} }`;
+  }
+}
+
+const emptyDrops = (): Record<EspDrop, number> => ({
+  short: 0,
+  malformed: 0,
+  'unknown-spi': 0,
+  replay: 0,
+  'outside-window': 0,
+  icv: 0,
+  padding: 0,
+  selector: 0,
+  dummy: 0,
+});
+
+class Inbound implements EspInbound {
+  readonly spi: number;
+  readonly alg: EspSaCrypto['alg'];
+  readonly ealg: EspSaCrypto['ealg'];
+  readonly #t: EspTransform;
+  readonly #window: ReplayWindow;
+  readonly #stats: EspInboundStats = { accepted: 0, octets: 0, drops: emptyDrops() };
+
+  constructor(sa: EspSaCrypto) {
+    this.#t = checkSa(sa);
+    this.#window = new ReplayWindow(sa.replayWindow ?? DEFAULT_REPLAY_WINDOW);
+    this.spi = sa.spi;
+    this.alg = sa.alg;
+    this.ealg = sa.ealg;
+  }
+
+  get highestSeq(): number {
+    return this.#window.highest;
+  }
+
+  get replayWindow(): number {
+    return this.#window.size;
+  }
+
+  get stats(): Readonly<EspInboundStats> {
+    return { accepted: this.#stats.accepted, octets: this.#stats.octets, drops: { ...this.#stats.drops } };
+  }
+
+  /** Counts a drop decided outside the engine (the SA layer's 'selector' check). */
+  noteDrop(reason: EspDrop): void {
+    this.#stats.drops[reason]++;
+  }
+
+  open(esp: Uint8Array): EspOpenResult {
+    const r = openEsp(this.#t, this.#window, this.spi, esp);
+    if (r.ok) {
+      this.#stats.accepted++;
+      this.#stats.octets += esp.length;
+    } else this.#stats.drops[r.drop]++;
+    return r;
+  }
+
+  toJSON(): object {
+    return { spi: this.spi, alg: this.alg, ealg: this.ealg, highestSeq: this.highestSeq, replayWindow: this.replayWindow };
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `EspInbound { spi: ${hex(this.spi)}, alg: ${this.alg}, ealg: ${this.ealg}, highestSeq: ${this.highestSeq} }`;
+  }
+}
+
+export function createOutbound(sa: EspSaCrypto, opts: OutboundOptions = {}): EspOutbound & { readonly stats: Readonly<EspOutboundStats> } {
+  return new Outbound(sa, opts);
+}
+
+export function createInbound(sa: EspSaCrypto): EspInbound & {
+  readonly stats: Readonly<EspInboundStats>;
+  readonly replayWindow: number;
+  noteDrop(reason: EspDrop): void;
+} {
+  return new Inbound(sa);
+}

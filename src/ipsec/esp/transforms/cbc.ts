@@ -1,0 +1,93 @@
+// Ciphers for the traditional transforms: AES-128-CBC (RFC 3602), 3DES-EDE-CBC (RFC 2451), NULL (RFC 2410).
+// CBC runs on one long-lived OpenSSL context per direction (key schedule once). The context
+// chains from the previous packet's last ciphertext block C; a fresh explicit IV is applied by
+// feeding P1 ⊕ IV ⊕ C (encrypt) or correcting the first output block by ⊕ C ⊕ IV (decrypt), which
+// is exactly CBC with that IV. ESP padding is done by the caller, so auto-padding is off.
+import { createCipheriv, createDecipheriv, type Cipher, type Decipher } from 'node:crypto';
+import { EspError } from '../errors.ts';
+import { overrideInto, randomInto, type IvOverride } from './iv.ts';
+
+export interface EspCipher {
+  readonly ivLen: number;
+  readonly blockLen: number;
+  /** Writes a fresh IV at pkt[ivOff] and encrypts pkt[ptOff, ptOff+len) in place. */
+  encrypt(pkt: Uint8Array, ivOff: number, ptOff: number, len: number): void;
+  /** Decrypts pkt[ctOff, ctOff+len) with the IV at pkt[ivOff]; len is a multiple of blockLen. */
+  decrypt(pkt: Uint8Array, ivOff: number, ctOff: number, len: number): Uint8Array;
+}
+
+export class NullCipher implements EspCipher {
+  readonly ivLen = 0;
+  readonly blockLen = 1;
+  encrypt(): void {}
+  decrypt(pkt: Uint8Array, _ivOff: number, ctOff: number, len: number): Uint8Array {
+    return pkt.subarray(ctOff, ctOff + len);
+  }
+}
+
+type CbcName = 'aes-128-cbc' | 'des-ede3-cbc';
+
+export class CbcCipher implements EspCipher {
+  readonly ivLen: number;
+  readonly blockLen: number;
+  readonly #name: CbcName;
+  /** Kept (privately) until both contexts exist: contexts are made on first use in each direction. */
+  #key: Uint8Array | undefined;
+  readonly #ivOverride: IvOverride | undefined;
+  #enc: Cipher | undefined;
+  #dec: Decipher | undefined;
+  /** Last ciphertext block each context has chained to (its initial IV is zero): enc ‖ dec. */
+  readonly #chains: Uint8Array;
+
+  constructor(name: CbcName, key: Uint8Array, ivOverride?: IvOverride) {
+    this.#name = name;
+    this.blockLen = name === 'aes-128-cbc' ? 16 : 8;
+    this.ivLen = this.blockLen; // RFC 3602 §2.1 / RFC 2451 §2.3: IV = one block
+    this.#key = Uint8Array.from(key);
+    this.#ivOverride = ivOverride;
+    this.#chains = new Uint8Array(2 * this.blockLen);
+  }
+
+  encrypt(pkt: Uint8Array, ivOff: number, ptOff: number, len: number): void {
+    const bl = this.blockLen;
+    if (this.#ivOverride) overrideInto(this.#ivOverride, pkt, ivOff, bl);
+    else randomInto(pkt, ivOff, bl);
+    // Contexts are made on first use: an installed but idle SA costs no OpenSSL context.
+    const enc = (this.#enc ??= this.#context(true) as Cipher);
+    const chain = this.#chains.subarray(0, bl);
+    for (let i = 0; i < bl; i++) pkt[ptOff + i] = pkt[ptOff + i]! ^ pkt[ivOff + i]! ^ chain[i]!;
+    const ct = enc.update(pkt.subarray(ptOff, ptOff + len));
+    if (ct.length !== len) throw new EspError('ESP_UNSUPPORTED', `${this.#name}: unexpected output length`);
+    pkt.set(ct, ptOff);
+    chain.set(ct.subarray(len - bl));
+  }
+
+  decrypt(pkt: Uint8Array, ivOff: number, ctOff: number, len: number): Uint8Array {
+    const bl = this.blockLen;
+    const dec = (this.#dec ??= this.#context(false) as Decipher);
+    const pt = dec.update(pkt.subarray(ctOff, ctOff + len));
+    const chain = this.#chains.subarray(bl);
+    for (let i = 0; i < bl; i++) pt[i] = pt[i]! ^ chain[i]! ^ pkt[ivOff + i]!;
+    chain.set(pkt.subarray(ctOff + len - bl, ctOff + len));
+    return pt;
+  }
+
+  #context(encrypt: boolean): Cipher | Decipher {
+    const key = this.#key!;
+    const zero = new Uint8Array(this.blockLen);
+    const c = encrypt ? createCipheriv(this.#name, key, zero) : createDecipheriv(this.#name, key, zero);
+    c.setAutoPadding(false);
+    // Once both directions have a context the raw key is no longer needed here.
+    if (encrypt ? this.#dec : this.#enc) this.#wipeKey();
+    return c;
+  }
+
+  #wipeKey(): void {
+    this.#key?.fill(0);
+    this.#key = undefined;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `CbcCipher { ${this.#name} }`;
+  }
+}
