@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT_BAD_INPUT, reportError } from './output.ts';
 import { registerKeys } from './keys.ts';
 import { registerAka } from './aka.ts';
+import { registerEsp } from './esp.ts';
 import { registerSecagree } from './secagree.ts';
 import { registerSubscriber } from './subscriber.ts';
 
@@ -15,6 +16,7 @@ program
 
 registerKeys(program);
 registerAka(program);
+registerEsp(program);
 registerSecagree(program);
 registerSubscriber(program);
 

@@ -56,3 +56,13 @@ test('rejects wrong key lengths and invalid pairs with a named error', () => {
   assert.throws(() => expandKeys(IK, CK, 'null', 'aes-cbc'), /alg=null cannot be combined with ealg=aes-cbc/);
   assert.throws(() => expandKeys(IK, CK, 'hmac-sha-1-96', 'aes-gcm'), /cannot be combined/);
 });
+
+test('the expanded keys are copies: wiping a Buffer input does not change them', () => {
+  const ik = Buffer.from(IK);
+  const ck = Buffer.from(CK);
+  const k = expandKeys(ik, ck, 'hmac-md5-96', 'aes-cbc');
+  ik.fill(0);
+  ck.fill(0);
+  assert.equal(toHex(k.ikEsp), 'f769bcd751044604127672711c6d3441');
+  assert.equal(toHex(k.ckEsp), 'b40ba9a3c58b2a05bbf0d987b21bf8cb');
+});

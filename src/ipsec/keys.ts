@@ -46,14 +46,14 @@ export function expandKeys(ik: Uint8Array, ck: Uint8Array, alg: IntegrityAlg, ea
   let salt: Uint8Array | undefined;
   switch (alg) {
     case 'hmac-md5-96':
-      ikEsp = ik.slice(); // IK_ESP = IK_IM
+      ikEsp = new Uint8Array(ik); // IK_ESP = IK_IM (a copy: a Buffer's slice() would share memory)
       break;
     case 'hmac-sha-1-96':
       ikEsp = new Uint8Array(20); // IK_ESP = IK_IM ‖ 0x00000000 (spec digest §18 pitfall 8)
       ikEsp.set(ik);
       break;
     case 'aes-gmac':
-      ikEsp = ik.slice();
+      ikEsp = new Uint8Array(ik);
       salt = annexISalt(ck, ik, 0x58, 'AES_GMAC_SALT');
       break;
     case 'null':
@@ -66,7 +66,7 @@ export function expandKeys(ik: Uint8Array, ck: Uint8Array, alg: IntegrityAlg, ea
       ckEsp = new Uint8Array(0);
       break;
     case 'aes-cbc':
-      ckEsp = ck.slice(); // CK_ESP = CK_IM
+      ckEsp = new Uint8Array(ck); // CK_ESP = CK_IM
       break;
     case 'des-ede3-cbc':
       ckEsp = new Uint8Array(24); // CK_IM1 ‖ CK_IM2 ‖ CK_IM1, parity untouched
@@ -74,7 +74,7 @@ export function expandKeys(ik: Uint8Array, ck: Uint8Array, alg: IntegrityAlg, ea
       ckEsp.set(ck.subarray(0, 8), 16);
       break;
     case 'aes-gcm':
-      ckEsp = ck.slice();
+      ckEsp = new Uint8Array(ck);
       salt = annexISalt(ck, ik, 0x59, 'AES_GCM_SALT');
       break;
   }

@@ -1,0 +1,157 @@
+// One unidirectional ESP SA (RFC 4303 §4.1; one of the four of 33.203 §7.1, spec digest §6.2):
+// its parameters, its engine state (sequence counter or replay window), counters per drop reason,
+// and redaction: toJSON and util.inspect never show keys (only key-export.ts formats them).
+import { inspect } from 'node:util';
+import { createInbound, createOutbound, formatAddress, parseAddress, type EspDrop, type EspInbound, type EspOpenResult, type EspOutbound } from './esp/index.ts';
+import { IpsecError } from './errors.ts';
+import { DEFAULT_REPLAY_WINDOW, type SaParams } from './types.ts';
+
+export type SaDirection = 'in' | 'out';
+/** The names of 33.203 §7.1 / spec digest §6.2. */
+export type SaName = 'SA1' | 'SA2' | 'SA3' | 'SA4';
+
+export const ESP_DROPS: readonly EspDrop[] = ['short', 'malformed', 'unknown-spi', 'replay', 'outside-window', 'icv', 'padding', 'selector', 'dummy'];
+
+export interface SaCounters {
+  /** Packets sealed (out) or delivered (in). */
+  packets: number;
+  /** Payload octets sealed or delivered (the inner transport payload, not the ESP packet). */
+  bytes: number;
+  /** Inbound packets dropped after this SA was found, per reason. */
+  drops: Record<EspDrop, number>;
+}
+
+export function emptyDrops(): Record<EspDrop, number> {
+  return Object.fromEntries(ESP_DROPS.map((d) => [d, 0])) as Record<EspDrop, number>;
+}
+
+/** Why an SA no longer carries traffic. */
+export type SaDeadReason = 'deleted' | 'expired';
+
+/** One SA. Not safe for concurrent use (one event loop owns it). */
+export class Sa {
+  readonly counters: SaCounters = { packets: 0, bytes: 0, drops: emptyDrops() };
+  #dead: SaDeadReason | undefined;
+  readonly #out: EspOutbound | undefined;
+  readonly #in: EspInbound | undefined;
+
+  constructor(
+    readonly name: SaName,
+    readonly direction: SaDirection,
+    readonly params: SaParams,
+    /** Test hooks of the engine: fixed IVs, a starting sequence number (to reach exhaustion). */
+    opts: { iv?: (len: number) => Uint8Array; __testLastSeq?: number } = {},
+  ) {
+    const crypto = { spi: params.spi, alg: params.alg, ealg: params.ealg, keys: params.keys };
+    if (direction === 'out') this.#out = createOutbound(crypto, opts);
+    else this.#in = createInbound({ ...crypto, replayWindow: params.replayWindow ?? DEFAULT_REPLAY_WINDOW });
+  }
+
+  get spi(): number {
+    return this.params.spi;
+  }
+  /** Whether the SA still matches and seals: not deleted, not hard-expired. */
+  get live(): boolean {
+    return this.#dead === undefined;
+  }
+  get deadReason(): SaDeadReason | undefined {
+    return this.#dead;
+  }
+  /** Last sequence number sent (out) or highest authenticated one (in). */
+  get seq(): number {
+    return this.#out ? this.#out.lastSeq : this.#in!.highestSeq;
+  }
+  /** Outbound only: the counter has reached 2^32-1 and the SA must be replaced. */
+  get exhausted(): boolean {
+    return this.#out?.exhausted ?? false;
+  }
+
+  /** Marks the SA dead (idempotent; the first reason sticks). */
+  kill(reason: SaDeadReason): void {
+    this.#dead ??= reason;
+  }
+
+  /** The outbound engine, for sealToWire. Throws if this SA is inbound, dead or exhausted. */
+  outbound(): EspOutbound {
+    if (!this.#out) throw new IpsecError('IPSEC_BAD_PARAMS', `${this.name} (spi ${spiText(this.spi)}) is inbound: cannot seal`);
+    this.#assertLive();
+    if (this.#out.exhausted) {
+      throw new IpsecError('IPSEC_SEQ_EXHAUSTED', `${this.name} (spi ${spiText(this.spi)}) sent sequence number 2^32-1: a new SA set is needed (RFC 4303 §3.3.3)`);
+    }
+    return this.#out;
+  }
+
+  /** Counts one sealed packet (called after a successful seal). */
+  countSent(payloadLen: number): void {
+    this.counters.packets++;
+    this.counters.bytes += payloadLen;
+  }
+
+  /** Opens one ESP packet; a dead SA throws (the SAD never hands one out). Counts drops. */
+  open(esp: Uint8Array): EspOpenResult {
+    if (!this.#in) throw new IpsecError('IPSEC_BAD_PARAMS', `${this.name} (spi ${spiText(this.spi)}) is outbound: cannot open`);
+    this.#assertLive();
+    const r = this.#in.open(esp);
+    if (!r.ok) this.counters.drops[r.drop]++;
+    return r;
+  }
+
+  countDrop(drop: EspDrop): void {
+    this.counters.drops[drop]++;
+  }
+  countDelivered(payloadLen: number): void {
+    this.counters.packets++;
+    this.counters.bytes += payloadLen;
+  }
+
+  #assertLive(): void {
+    if (this.#dead) throw new IpsecError('IPSEC_SA_DELETED', `${this.name} (spi ${spiText(this.spi)}) is ${this.#dead}`);
+  }
+
+  /** Everything but the keys. */
+  toJSON(): Record<string, unknown> {
+    const p = this.params;
+    return {
+      name: this.name,
+      direction: this.direction,
+      spi: this.spi,
+      src: p.src,
+      dst: p.dst,
+      srcPort: p.srcPort,
+      dstPort: p.dstPort,
+      mode: p.mode,
+      ...(p.encap ? { encap: { ...p.encap } } : {}),
+      ...(p.innerSrc ? { innerSrc: p.innerSrc } : {}),
+      ...(p.innerDst ? { innerDst: p.innerDst } : {}),
+      alg: p.alg,
+      ealg: p.ealg,
+      replayWindow: p.replayWindow ?? DEFAULT_REPLAY_WINDOW,
+      seq: this.seq,
+      live: this.live,
+      counters: { ...this.counters, drops: { ...this.counters.drops } },
+    };
+  }
+
+  [inspect.custom](): string {
+    const p = this.params;
+    return `Sa ${this.name} ${this.direction} spi=${spiText(this.spi)} ${p.src}:${p.srcPort} -> ${p.dst}:${p.dstPort} ${p.mode} ${p.alg}/${p.ealg} seq=${this.seq} keys=[redacted]`;
+  }
+}
+
+export function spiText(spi: number): string {
+  return `0x${spi.toString(16).padStart(8, '0')}`;
+}
+
+/** Address equality across textual forms (2001:db8::1 = 2001:0db8:0:0:0:0:0:1); false for non-addresses. */
+export function sameAddress(a: string, b: string): boolean {
+  if (a === b) return true;
+  const x = parseAddress(a);
+  const y = parseAddress(b);
+  return x !== undefined && y !== undefined && Buffer.compare(x, y) === 0;
+}
+
+/** The RFC 5952 text of an address (the form the engine's parsers produce); input unchanged if invalid. */
+export function canonicalAddress(a: string): string {
+  const b = parseAddress(a);
+  return b ? formatAddress(b) : a;
+}
