@@ -1,0 +1,135 @@
+// `imsec core`: the embedded S-CSCF + HSS (scscf/) on one UDP socket until SIGINT/SIGTERM, printing
+// one line per registrar/routing event — identities, codes and reasons, never keys. `--json-events`
+// prints each line as a JSON object (snake_case keys, output.ts contract).
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { HssStore } from '../scscf/hss-store.ts';
+import { Hss } from '../scscf/hss.ts';
+import type { ScscfEvent } from '../scscf/events.ts';
+import { Scscf } from '../scscf/scscf.ts';
+import { ImsecError, InputError } from '../util/errors.ts';
+
+const DEFAULT_DB = './imsec-hss.sqlite';
+
+export interface CoreRunOptions {
+  /** ADDR:PORT, [v6]:PORT. */
+  readonly listen: string;
+  readonly domain: string;
+  readonly db: string;
+  readonly jsonEvents?: boolean;
+  /** Seconds (24.229 Table 7.8.1: 240). */
+  readonly regAwaitAuth?: number;
+  readonly challengeReRegister?: boolean;
+  readonly defaultExpires?: number;
+  readonly maxExpires?: number;
+  readonly advertise?: string;
+}
+
+export interface CoreIo {
+  /** Aborting stops the core (SIGINT/SIGTERM in the CLI). */
+  readonly signal: AbortSignal;
+  /** One output line, without the newline. */
+  readonly out: (line: string) => void;
+}
+
+/** `127.0.0.1:6060`, `[::1]:6060` → address and port (0 allowed: ephemeral). */
+export function parseListen(s: string): { address: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(s.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new InputError(`--listen: expected ADDR:PORT or [IPv6]:PORT, got ${JSON.stringify(s.slice(0, 60))}`);
+  return { address: (m[1] ?? m[2])!, port };
+}
+
+const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/** One line for an event: `TIME TYPE key=value …`, or a JSON object with `t` and `event`. */
+export function formatEvent(e: ScscfEvent | { readonly type: string; readonly [k: string]: unknown }, json: boolean, now = new Date()): string {
+  const fields = Object.entries(e).filter(([k, v]) => k !== 'type' && v !== undefined).map(([k, v]) => [snake(k), v] as const);
+  if (json) return JSON.stringify({ t: now.toISOString(), event: e.type, ...Object.fromEntries(fields) });
+  const text = (v: unknown) => (Array.isArray(v) ? v.join(',') : String(v));
+  return [now.toISOString(), e.type, ...fields.map(([k, v]) => `${k}=${text(v)}`)].join(' ');
+}
+
+/** Runs the core until `io.signal` aborts. Throws InputError for a missing store or a port that will not bind. */
+export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
+  const { address, port } = parseListen(o.listen);
+  if (!o.domain) throw new InputError('--domain: required');
+  if (o.db !== ':memory:' && !existsSync(o.db)) throw new InputError(`--db: no such store: ${o.db} (create it with imsec subscriber add)`);
+  let store: HssStore;
+  try {
+    store = new HssStore(o.db);
+  } catch (err) {
+    if (err instanceof ImsecError) throw err;
+    throw new InputError(`--db: cannot open ${o.db}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const print = (e: Parameters<typeof formatEvent>[0]) => io.out(formatEvent(e, o.jsonEvents === true));
+  let scscf: Scscf;
+  try {
+    scscf = await Scscf.start({
+      address, port, domain: o.domain, hss: new Hss(store), onEvent: print,
+      ...(o.regAwaitAuth !== undefined && { regAwaitAuthMs: o.regAwaitAuth * 1000 }),
+      ...(o.challengeReRegister !== undefined && { challengeReRegister: o.challengeReRegister }),
+      ...(o.defaultExpires !== undefined && { defaultExpires: o.defaultExpires }),
+      ...(o.maxExpires !== undefined && { maxExpires: o.maxExpires }),
+      ...(o.advertise !== undefined && { advertise: o.advertise }),
+    });
+  } catch (err) {
+    store.close();
+    if (err instanceof ImsecError) throw err;
+    throw new InputError(`--listen: cannot bind ${o.listen}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  print({ type: 'listening', address: scscf.local.address, port: scscf.local.port, domain: o.domain, serviceRoute: scscf.serviceRoute, subscribers: store.list().length });
+  try {
+    await new Promise<void>((resolve) => {
+      if (io.signal.aborted) resolve();
+      else io.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  } finally {
+    await scscf.stop();
+    store.close();
+  }
+  print({ type: 'stopped', ...scscf.counters });
+}
+
+function seconds(flag: string): (v: string) => number {
+  return (v) => {
+    if (!/^\d{1,9}$/.test(v) || Number(v) < 1) throw new InputError(`${flag}: expected a positive number of seconds, got ${JSON.stringify(v.slice(0, 40))}`);
+    return Number(v);
+  };
+}
+
+export function registerCore(program: Command): void {
+  program
+    .command('core')
+    .description('run the embedded S-CSCF + HSS (IMS AKA registrar, bindings, routing) until SIGINT/SIGTERM')
+    .option('--listen <addr:port>', 'UDP address and port to listen on', '127.0.0.1:6060')
+    .requiredOption('--domain <domain>', 'home domain (Digest realm)')
+    .option('--db <file>', `HSS store file (default: $IMSEC_HSS_DB or ${DEFAULT_DB})`)
+    .option('--json-events', 'print each event as a JSON object')
+    .option('--reg-await-auth <seconds>', 'reg-await-auth timer (24.229 Table 7.8.1)', seconds('--reg-await-auth'), 240)
+    .option('--default-expires <seconds>', 'registration time granted when the UE asks for none', seconds('--default-expires'))
+    .option('--max-expires <seconds>', 'cap on the registration time granted', seconds('--max-expires'))
+    .option('--no-challenge-reregister', 'accept integrity-protected re-REGISTERs without a new challenge')
+    .option('--advertise <addr>', 'address for Via and Service-Route when listening on a wildcard address')
+    .action(async (o: { listen: string; domain: string; db?: string; jsonEvents?: boolean; regAwaitAuth: number; defaultExpires?: number; maxExpires?: number; challengeReregister: boolean; advertise?: string }) => {
+      const ac = new AbortController();
+      const stop = () => ac.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        await runCore(
+          {
+            listen: o.listen, domain: o.domain, db: o.db ?? (process.env['IMSEC_HSS_DB'] || DEFAULT_DB), jsonEvents: o.jsonEvents === true,
+            regAwaitAuth: o.regAwaitAuth, challengeReRegister: o.challengeReregister,
+            ...(o.defaultExpires !== undefined && { defaultExpires: o.defaultExpires }),
+            ...(o.maxExpires !== undefined && { maxExpires: o.maxExpires }),
+            ...(o.advertise !== undefined && { advertise: o.advertise }),
+          },
+          { signal: ac.signal, out: (line) => process.stdout.write(`${line}\n`) },
+        );
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+}

@@ -1,0 +1,282 @@
+// REGISTER at the S-CSCF, 24.229 §5.4.1.2: Digest AKA (RFC 3310), Path (RFC 3327), Service-Route (RFC 3608),
+// P-Associated-URI (RFC 3455). Pure: request + state + HSS in, response + actions + events out. Order:
+// identities → Authorization → auts → protected re-REGISTER → challenge → response check → bind/unbind.
+import {
+  buildDigestHeader, buildNonce, getParam, parseAkaAlgorithm, parseAuts, parseDigestHeader, serializeDigestHeader, verifyDigestResponse,
+  type AuthVector, type DigestHeader,
+} from '../aka/index.ts';
+import type { ResyncResult } from './hss.ts';
+import { createResponse, formatNameAddr, isStarContact, parseNameAddr, type NameAddr, type SipRequest, type SipResponse } from '../sip/index.ts';
+import { toHex } from '../util/bytes.ts';
+import type { PendingChallenge } from './auth-pending.ts';
+import { impuKey, type Registration } from './bindings.ts';
+import type { AuthFailReason, ChallengeReason, ScscfEvent } from './events.ts';
+
+/** The HSS as the registrar uses it (Hss from hss.ts fits). */
+export interface RegistrarHss {
+  authenticate(impi: string): AuthVector[];
+  resynchronise(impi: string, rand: Uint8Array, auts: Uint8Array): ResyncResult;
+  impusOf(impi: string): string[] | undefined;
+  impiOf(impu: string): string | undefined;
+}
+
+export interface RegistrarConfig {
+  /** Home domain: the Digest realm. */
+  readonly domain: string;
+  /** The Service-Route value, e.g. `<sip:orig@192.0.2.5:6060;lr>`. */
+  readonly serviceRoute: string;
+  /** reg-await-auth, ms (24.229 Table 7.8.1: 4 min). */
+  readonly regAwaitAuthMs: number;
+  /** Challenge integrity-protected re-REGISTERs anyway (a new SA set per re-registration). */
+  readonly challengeReRegister: boolean;
+  /** Seconds granted when the REGISTER names none. */
+  readonly defaultExpires: number;
+  /** Upper bound on granted seconds. */
+  readonly maxExpires: number;
+}
+
+export interface RegistrarState {
+  pending(impi: string, callId: string): PendingChallenge | undefined;
+  registration(impi: string): Registration | undefined;
+}
+
+export type RegistrarAction =
+  | { readonly kind: 'challenge'; readonly pending: PendingChallenge }
+  | { readonly kind: 'drop-challenge'; readonly impi: string; readonly callId: string }
+  | { readonly kind: 'bind'; readonly registration: Registration }
+  | { readonly kind: 'unbind'; readonly impi: string };
+
+export interface RegisterOutcome {
+  readonly response: SipResponse;
+  readonly actions: readonly RegistrarAction[];
+  readonly events: readonly ScscfEvent[];
+}
+
+/** Timers run on setTimeout, whose limit is 2^31-1 ms: no grant may exceed it (~24.8 days). */
+export const MAX_GRANT_S = Math.floor(0x7fffffff / 1000);
+
+export function handleRegister(req: SipRequest, state: RegistrarState, hss: RegistrarHss, cfg: RegistrarConfig, now: number): RegisterOutcome {
+  const actions: RegistrarAction[] = [];
+  const events: ScscfEvent[] = [];
+  const done = (response: SipResponse): RegisterOutcome => ({ response, actions, events });
+  const bad = (why: string) => done(createResponse(req, 400, `Bad Request (${why})`));
+
+  // --- identities: To IMPU, Contact, requested expiry
+  let impu: string;
+  try {
+    impu = parseNameAddr(req.headers.get('To') ?? '', 'To').uri;
+  } catch {
+    return bad('To');
+  }
+  const contacts = req.headers.getAll('Contact');
+  if (contacts.length === 0) return bad('no Contact'); // DEVIATION: binding queries (RFC 3261 §10.2.3) not supported
+  const star = isStarContact(contacts[0]!);
+  let contact: NameAddr | undefined;
+  if (!star) {
+    try {
+      contact = parseNameAddr(contacts[0]!, 'Contact'); // several Contacts: the first one is bound
+    } catch {
+      return bad('Contact');
+    }
+  }
+  const requested = requestedExpires(req, contact, cfg.defaultExpires);
+  if (requested === 'bad') return bad('Expires');
+  // RFC 3261 §10.2.2: `Contact: *` only with Expires: 0.
+  if (star && requested !== 0) return bad('Contact * needs Expires: 0');
+  const dereg = requested === 0;
+  const granted = Math.min(requested, cfg.maxExpires, MAX_GRANT_S);
+
+  // --- Authorization and the IMPI
+  let auth: DigestHeader | undefined;
+  const rawAuth = req.headers.get('Authorization');
+  if (rawAuth !== undefined) {
+    try {
+      auth = parseDigestHeader(rawAuth);
+    } catch {
+      return bad('Authorization');
+    }
+    if (auth.scheme.toLowerCase() !== 'digest') return bad('Authorization scheme');
+  }
+  const impi = (auth && getParam(auth, 'username')) || hss.impiOf(impu);
+  const fail = (reason: AuthFailReason, who = impi ?? ''): RegisterOutcome => {
+    events.push({ type: 'auth-failed', impi: who, impu, status: 403, reason });
+    return done(createResponse(req, 403, 'Forbidden'));
+  };
+  if (!impi) return fail('unknown_user');
+  const impus = hss.impusOf(impi);
+  if (!impus) return fail('unknown_user');
+  // 24.229 §5.4.1.2.1: the public identity must belong to the private one.
+  if (!impus.some((u) => impuKey(u) === impuKey(impu))) return fail('impu_mismatch');
+
+  const callId = req.headers.get('Call-ID') ?? '';
+  const nonce = (auth && getParam(auth, 'nonce')) ?? '';
+  const response = (auth && getParam(auth, 'response')) ?? '';
+  const autsB64 = auth && getParam(auth, 'auts');
+  // 24.229 §5.2.2: the P-CSCF marks a REGISTER that arrived over an SA with integrity-protected="yes".
+  const protectedReq = (auth && getParam(auth, 'integrity-protected'))?.toLowerCase() === 'yes';
+  const pending = state.pending(impi, callId);
+  const matches = pending !== undefined && nonce !== '' && pending.nonce === nonce;
+
+  const challenge = (reason: ChallengeReason): RegisterOutcome => {
+    let av: AuthVector | undefined;
+    try {
+      av = hss.authenticate(impi)[0];
+    } catch {
+      av = undefined; // removed from the HSS since impusOf (HSS_UNKNOWN_IMPI)
+    }
+    if (!av) return fail('unknown_user');
+    const pendingNew: PendingChallenge = {
+      impi, impu, callId, nonce: buildNonce(av.rand, av.autn),
+      rand: av.rand, xres: av.xres, ck: av.ck, ik: av.ik, expiresAt: now + cfg.regAwaitAuthMs,
+    };
+    av.ak.fill(0);
+    // 24.229 §5.4.1.2.1: ik/ck ride along for the P-CSCF, which removes them (spec digest §3.1).
+    const www = buildDigestHeader(
+      { realm: cfg.domain, nonce: pendingNew.nonce, algorithm: 'AKAv1-MD5', qop: 'auth', ik: toHex(av.ik), ck: toHex(av.ck) },
+      { challenge: true },
+    );
+    actions.push({ kind: 'challenge', pending: pendingNew });
+    events.push({ type: 'challenge', impi, impu, callId, reason });
+    return done(createResponse(req, 401, 'Unauthorized', [['WWW-Authenticate', serializeDigestHeader(www)]]));
+  };
+  const dropPending = () => {
+    if (pending) actions.push({ kind: 'drop-challenge', impi, callId });
+  };
+
+  // --- synchronisation failure: RFC 3310 §3.4, 24.229 §5.4.1.2.1 (spec digest §10.3)
+  if (autsB64 !== undefined) {
+    // The RAND is the one we sent for this (IMPI, Call-ID); without it there is nothing to resync against.
+    if (!matches) return challenge('stale_nonce');
+    let auts: Uint8Array;
+    try {
+      auts = parseAuts(autsB64);
+    } catch {
+      dropPending();
+      return fail('bad_credentials');
+    }
+    // MAC-S authenticates the AUTS; the response over the empty password is not checked (it adds nothing).
+    const r = hss.resynchronise(impi, pending!.rand, auts);
+    if (!r.ok) {
+      dropPending();
+      return fail(r.reason === 'mac_s_failure' ? 'mac_s_failure' : 'unknown_user');
+    }
+    events.push({ type: 'resync', impi });
+    return challenge('resync');
+  }
+
+  const reg = state.registration(impi);
+  const ok200 = () => (dereg ? deregistered(req, impi, contact, reg, actions, events) : registered(req, { impi, impus, contact: contact!, callId, granted, now, refresh: reg !== undefined }, cfg, actions, events));
+
+  // --- integrity-protected REGISTER of a registered user that answers no challenge of ours.
+  // De-registration is accepted directly (24.229 §5.4.1.4: no new authentication is needed once the
+  // P-CSCF vouches for the SA); a re-registration is challenged unless challengeReRegister is off.
+  if (protectedReq && !matches && reg !== undefined) {
+    if (dereg || !cfg.challengeReRegister) return ok200();
+    return challenge('re_register');
+  }
+
+  // --- no credentials yet (initial REGISTER: nonce="" response="", 24.229 §5.1.1.2.1)
+  if (!auth || nonce === '') return challenge(protectedReq ? 're_register' : 'initial');
+
+  // --- response="" with a nonce and no auts: the UE could not authenticate the network (spec digest §10.2).
+  if (response === '') {
+    dropPending();
+    return fail('empty_response');
+  }
+
+  // --- a nonce we no longer hold (expired reg-await-auth, other Call-ID, already used): challenge afresh.
+  if (!matches) return challenge('stale_nonce');
+
+  // --- the answer to our challenge: response computed from XRES (RFC 3310 §3.3, RFC 4169 for AKAv2).
+  dropPending(); // one answer per challenge, right or wrong
+  if (!checkResponse(req, auth, pending!, cfg.domain)) return fail(credentialsUsable(auth) ? 'wrong_response' : 'bad_credentials');
+  return ok200();
+}
+
+function checkResponse(req: SipRequest, auth: DigestHeader, p: PendingChallenge, domain: string): boolean {
+  if (!credentialsUsable(auth)) return false;
+  const qop = getParam(auth, 'qop')?.toLowerCase() as 'auth' | 'auth-int' | undefined;
+  try {
+    return verifyDigestResponse({
+      username: p.impi,
+      realm: domain,
+      uri: getParam(auth, 'uri') ?? `sip:${domain}`,
+      nonce: p.nonce,
+      method: 'REGISTER',
+      algorithm: parseAkaAlgorithm(getParam(auth, 'algorithm') ?? 'AKAv1-MD5'),
+      res: p.xres,
+      ik: p.ik,
+      ck: p.ck,
+      // Lenient: a UE that omits qop (RFC 2069 form) is checked without it.
+      ...(qop !== undefined && { qop, nc: getParam(auth, 'nc') ?? '', cnonce: getParam(auth, 'cnonce') ?? '' }),
+      body: req.body,
+      response: getParam(auth, 'response') ?? '',
+    });
+  } catch {
+    return false; // malformed nc/cnonce
+  }
+}
+
+/** Algorithm AKAv1-MD5/AKAv2-MD5 (or absent) and qop auth/auth-int (or absent). */
+function credentialsUsable(auth: DigestHeader): boolean {
+  const alg = getParam(auth, 'algorithm');
+  const qop = getParam(auth, 'qop')?.toLowerCase();
+  return (alg === undefined || /^akav[12]-md5$/i.test(alg)) && (qop === undefined || qop === 'auth' || qop === 'auth-int');
+}
+
+/** RFC 3261 §10.3 step 6: the Contact's expires parameter, else the Expires header, else the default. */
+function requestedExpires(req: SipRequest, contact: NameAddr | undefined, dflt: number): number | 'bad' {
+  const p = contact?.params.getUnquoted('expires');
+  const h = req.headers.get('Expires');
+  const v = typeof p === 'string' ? p : h;
+  if (v === undefined) return dflt;
+  if (!/^\s*\d{1,10}\s*$/.test(v)) return 'bad';
+  return Number(v.trim());
+}
+
+interface Granted {
+  readonly impi: string;
+  readonly impus: readonly string[];
+  readonly contact: NameAddr;
+  readonly callId: string;
+  readonly granted: number;
+  readonly now: number;
+  readonly refresh: boolean;
+}
+
+/** 200 OK with the binding: Contact;expires, Expires, Path, Service-Route, P-Associated-URI (24.229 §5.4.1.2.2). */
+function registered(req: SipRequest, g: Granted, cfg: RegistrarConfig, actions: RegistrarAction[], events: ScscfEvent[]): RegisterOutcome {
+  const path = req.headers.getAll('Path');
+  const registration: Registration = {
+    impi: g.impi, impus: [...g.impus], contact: g.contact.uri, path, callId: g.callId, expires: g.granted, expiresAt: g.now + g.granted * 1000,
+  };
+  actions.push({ kind: 'bind', registration });
+  events.push({ type: 'registered', impi: g.impi, impus: registration.impus, contact: g.contact.uri, expires: g.granted, refresh: g.refresh });
+  const params = g.contact.params.clone();
+  params.set('expires', String(g.granted));
+  const headers: [string, string][] = [
+    ['Contact', formatNameAddr({ ...g.contact, params })],
+    ['Expires', String(g.granted)],
+    // RFC 3327 §5.3 returns Path to UAs that sent Supported: path; the contract has it echoed always.
+    ...path.map((p): [string, string] => ['Path', p]),
+    ['Service-Route', cfg.serviceRoute],
+    ['P-Associated-URI', g.impus.map((u) => `<${u}>`).join(', ')],
+  ];
+  return { response: createResponse(req, 200, 'OK', headers), actions, events };
+}
+
+/** 200 OK to a de-registration: the binding goes; the Contact is echoed with expires=0. */
+function deregistered(req: SipRequest, impi: string, contact: NameAddr | undefined, reg: Registration | undefined, actions: RegistrarAction[], events: ScscfEvent[]): RegisterOutcome {
+  if (reg) {
+    actions.push({ kind: 'unbind', impi });
+    events.push({ type: 'deregistered', impi, impus: reg.impus, reason: 'user' });
+  }
+  const headers: [string, string][] = [];
+  if (contact) {
+    const params = contact.params.clone();
+    params.set('expires', '0');
+    headers.push(['Contact', formatNameAddr({ ...contact, params })]);
+  }
+  headers.push(['Expires', '0']);
+  return { response: createResponse(req, 200, 'OK', headers), actions, events };
+}
