@@ -1,0 +1,139 @@
+// Builders: identifiers (branch §8.1.1.7, tags §19.3, Call-ID §8.1.1.4), responses (§8.2.6), the
+// ACK of a non-2xx final response (§17.1.1.3), CANCEL (§9.1), and a plain request (§8.1.1).
+import { randomBytes } from 'node:crypto';
+import { SipError } from './errors.ts';
+import { SipHeaders, SipRequest, SipResponse, type HeaderField } from './message.ts';
+import { parseCSeq } from './cseq.ts';
+import { formatNameAddr, parseNameAddr } from './name-addr.ts';
+import { BRANCH_MAGIC_COOKIE } from './via.ts';
+import { reasonPhrase } from './reason-phrases.ts';
+
+/** A branch that is "unique across space and time" and starts with the magic cookie (§8.1.1.7). */
+export function newBranch(): string {
+  return `${BRANCH_MAGIC_COOKIE}${randomBytes(12).toString('hex')}`;
+}
+
+/** §19.3: "at least 32 bits of randomness" — 64 here. */
+export function newTag(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** §8.1.1.4: a globally unique Call-ID; `host` is appended as `@host` when given. */
+export function newCallId(host?: string): string {
+  const id = randomBytes(16).toString('hex');
+  return host === undefined ? id : `${id}@${host}`;
+}
+
+export type ExtraHeaders = Iterable<HeaderField | readonly [string, string]>;
+
+export interface CreateResponseOptions {
+  /** The To tag to add when the request's To has none (default: a new random tag). Keep it for every response of one transaction. */
+  readonly toTag?: string;
+  readonly body?: Uint8Array;
+}
+
+/** Adds `;tag=` to a To value that lacks one (unparseable values get it appended as text). */
+export function withToTag(to: string, tag: string): string {
+  try {
+    const na = parseNameAddr(to, 'To');
+    if (na.params.has('tag')) return to;
+    na.params.set('tag', tag);
+    return formatNameAddr(na);
+  } catch {
+    return `${to};tag=${tag}`;
+  }
+}
+
+/**
+ * RFC 3261 §8.2.6.2: "The From field of the response MUST equal the From header field of the request.
+ * The Call-ID … MUST equal … The CSeq … MUST equal … The Via header field values in the response MUST
+ * equal the Via header field values in the request and MUST maintain the same ordering." The To is
+ * copied, with a tag added when absent, unless the status is 100 ("a UAS MUST add a tag … except 100").
+ * §8.2.6.1: a 100 Trying copies the Timestamp header. Headers missing from the request are skipped,
+ * so this also answers a malformed request with a 400.
+ */
+export function createResponse(
+  request: SipRequest,
+  status: number,
+  reason?: string,
+  extraHeaders: ExtraHeaders = [],
+  options: CreateResponseOptions = {},
+): SipResponse {
+  if (!Number.isInteger(status) || status < 100 || status > 699) throw new SipError('SIP_INVALID_ARGUMENT', `status must be 100..699, got ${status}`);
+  const h = new SipHeaders();
+  for (const v of request.headers.raw('Via')) h.append('Via', v);
+  for (const name of ['From', 'To', 'Call-ID', 'CSeq']) {
+    const v = request.headers.raw(name)[0];
+    if (v === undefined) continue;
+    h.append(name, name === 'To' && status > 100 ? withToTag(v, options.toTag ?? newTag()) : v);
+  }
+  if (status === 100) for (const v of request.headers.raw('Timestamp')) h.append('Timestamp', v);
+  for (const f of extraHeaders) Array.isArray(f) ? h.append(f[0], f[1]) : h.append((f as HeaderField).name, (f as HeaderField).value);
+  return new SipResponse(status, reason ?? reasonPhrase(status), h, options.body);
+}
+
+/**
+ * RFC 3261 §17.1.1.3: the ACK for a non-2xx final response to `invite`. Request-URI, Call-ID, From
+ * equal to the INVITE's; To from the response; a single Via equal to the INVITE's top Via; CSeq number
+ * of the INVITE with method ACK; the INVITE's Route headers.
+ */
+export function createAck(invite: SipRequest, response: SipResponse): SipRequest {
+  return derived(invite, 'ACK', response.headers.raw('To')[0]);
+}
+
+/**
+ * RFC 3261 §9.1: "The Request-URI, Call-ID, To, the numeric part of CSeq, and From header fields in the
+ * CANCEL request MUST be identical to those in the request being cancelled, including tags. A CANCEL
+ * constructed by a client MUST have only a single Via header field value matching the top Via value in
+ * the request being cancelled." Route headers are copied too.
+ */
+export function createCancel(invite: SipRequest): SipRequest {
+  return derived(invite, 'CANCEL', invite.headers.raw('To')[0]);
+}
+
+function derived(invite: SipRequest, method: 'ACK' | 'CANCEL', to: string | undefined): SipRequest {
+  const topVia = invite.headers.get('Via');
+  const cseq = invite.headers.get('CSeq');
+  const callId = invite.headers.get('Call-ID');
+  const from = invite.headers.get('From');
+  if (!topVia || !cseq || !callId || !from || !to) throw new SipError('SIP_INVALID_ARGUMENT', `${method}: the INVITE lacks Via, From, To, Call-ID or CSeq`);
+  const h = new SipHeaders([
+    ['Via', topVia],
+    ['Max-Forwards', '70'],
+    ['From', from],
+    ['To', to],
+    ['Call-ID', callId],
+    ['CSeq', `${parseCSeq(cseq).seq} ${method}`],
+  ]);
+  for (const r of invite.headers.raw('Route')) h.append('Route', r);
+  return new SipRequest(method, invite.uri, h);
+}
+
+export interface CreateRequestOptions {
+  readonly method: string;
+  readonly uri: string;
+  /** The complete top Via value, e.g. `SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK…;rport`. */
+  readonly via: string;
+  readonly from: string;
+  readonly to: string;
+  readonly callId: string;
+  readonly cseq: number;
+  readonly maxForwards?: number;
+  /** Further headers in order (Contact, Route, Supported, Security-Client, Authorization, …). */
+  readonly headers?: ExtraHeaders;
+  readonly body?: Uint8Array;
+}
+
+/** §8.1.1: a request with the six mandatory headers (Via, Max-Forwards, From, To, Call-ID, CSeq) first. */
+export function createRequest(o: CreateRequestOptions): SipRequest {
+  const h = new SipHeaders([
+    ['Via', o.via],
+    ['Max-Forwards', String(o.maxForwards ?? 70)],
+    ['From', o.from],
+    ['To', o.to],
+    ['Call-ID', o.callId],
+    ['CSeq', `${o.cseq} ${o.method}`],
+    ...(o.headers ?? []),
+  ]);
+  return new SipRequest(o.method, o.uri, h, o.body);
+}

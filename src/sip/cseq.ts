@@ -1,0 +1,30 @@
+// CSeq (RFC 3261 §8.1.1.5, §20.16): a sequence number below 2^31 … expressible in 32 bits, and a method.
+import { SipParseError, show } from './errors.ts';
+import { isToken, skipWs, trimWs } from './_syntax.ts';
+
+export interface CSeq {
+  readonly seq: number;
+  readonly method: string;
+}
+
+/** RFC 3261 §8.1.1.5: "The sequence number MUST be expressible as a 32-bit unsigned integer". */
+export const CSEQ_MAX = 0xffffffff;
+
+export function parseCSeq(value: string): CSeq {
+  const fail = (why: string) => new SipParseError('SIP_BAD_CSEQ', `CSeq: ${why} in ${show(value)}`, 'CSeq');
+  const s = trimWs(value);
+  let i = 0;
+  while (i < s.length && s[i]! >= '0' && s[i]! <= '9') i++;
+  const digits = s.slice(0, i);
+  if (digits.length === 0) throw fail('missing sequence number');
+  if (i === s.length || !(s[i] === ' ' || s[i] === '\t')) throw fail('expected LWS after the sequence number');
+  const method = s.slice(skipWs(s, i));
+  if (!isToken(method)) throw fail('bad method');
+  const seq = digits.length > 10 ? Infinity : Number(digits);
+  if (seq > CSEQ_MAX) throw fail('sequence number above 2^32-1');
+  return { seq, method };
+}
+
+export function formatCSeq(c: CSeq): string {
+  return `${c.seq} ${c.method}`;
+}

@@ -1,0 +1,149 @@
+// Parses one SIP message from bytes (RFC 3261 §7; datagram rules of §18.3). Order: size limit →
+// skip leading CRLFs → split head/body at the first empty line → UTF-8 head → start line → header
+// lines (unfolding LWS continuations, §7.3.1) → Content-Length → body. Tolerant in (LF-only line ends,
+// folding, spacing); every failure is a SipParseError with a code and a reason, nothing else is thrown.
+import { SipParseError, show } from './errors.ts';
+import { SipHeaders, SipRequest, SipResponse, canonicalHeaderName, type HeaderField, type SipMessage } from './message.ts';
+import { isToken, isWs, trimWs } from './_syntax.ts';
+import { uriScheme } from './uri.ts';
+
+export interface ParseLimits {
+  /** Whole message, head and body (default 64 KiB). */
+  readonly maxMessageSize: number;
+  /** Header lines after unfolding (default 256). */
+  readonly maxHeaders: number;
+  /** One header line after unfolding, name included (default 16 KiB). */
+  readonly maxHeaderLineLength: number;
+}
+
+export const DEFAULT_LIMITS: ParseLimits = { maxMessageSize: 64 * 1024, maxHeaders: 256, maxHeaderLineLength: 16 * 1024 };
+
+const LF = 0x0a;
+const CR = 0x0d;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A datagram or stream chunk made only of CR/LF: a keep-alive (RFC 5626 §3.5.1), not a message. */
+export function isKeepAlive(bytes: Uint8Array): boolean {
+  if (bytes.length === 0) return false;
+  for (const b of bytes) if (b !== CR && b !== LF) return false;
+  return true;
+}
+
+/** Index of the first byte of the body: after the first empty line (CRLF CRLF, or LF LF); -1 if none. */
+export function findHeadEnd(bytes: Uint8Array, from = 0): number {
+  for (let i = from; i < bytes.length; i++) {
+    if (bytes[i] !== LF) continue;
+    if (bytes[i + 1] === LF) return i + 2;
+    if (bytes[i + 1] === CR && bytes[i + 2] === LF) return i + 3;
+  }
+  return -1;
+}
+
+/** Splits a head into logical lines, unfolding continuation lines (§7.3.1: folded LWS → one SP). */
+export function splitHeadLines(head: string, limits: ParseLimits = DEFAULT_LIMITS): string[] {
+  const physical = head.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
+  while (physical.length > 0 && physical[physical.length - 1] === '') physical.pop();
+  const lines: string[] = [];
+  for (const [n, line] of physical.entries()) {
+    if (line.includes('\r')) throw new SipParseError('SIP_BAD_HEADER', `line ${n + 1}: bare CR inside a line`);
+    if (line.length > limits.maxHeaderLineLength) throw new SipParseError('SIP_TOO_LARGE', `line ${n + 1}: ${line.length} characters, limit ${limits.maxHeaderLineLength}`);
+    if (n > 0 && isWs(line[0])) {
+      if (lines.length < 2) throw new SipParseError('SIP_BAD_HEADER', `line ${n + 1}: continuation line before any header`);
+      const joined = `${trimWs(lines[lines.length - 1]!)} ${trimWs(line)}`;
+      if (joined.length > limits.maxHeaderLineLength) throw new SipParseError('SIP_TOO_LARGE', `line ${n + 1}: folded header longer than ${limits.maxHeaderLineLength}`);
+      lines[lines.length - 1] = joined;
+    } else {
+      lines.push(line);
+    }
+  }
+  return lines;
+}
+
+/** Parses `Name : value` (HCOLON allows SP/HTAB before the colon). */
+export function parseHeaderLine(line: string): HeaderField {
+  const colon = line.indexOf(':');
+  if (colon < 0) throw new SipParseError('SIP_BAD_HEADER', `header line without ':': ${show(line)}`);
+  const name = trimWs(line.slice(0, colon));
+  if (!isToken(name) || isWs(line[0])) throw new SipParseError('SIP_BAD_HEADER', `bad header name ${show(line.slice(0, colon))}`);
+  return { name: canonicalHeaderName(name), value: trimWs(line.slice(colon + 1)) };
+}
+
+const VERSION_RE = /^SIP\/[0-9]+\.[0-9]+$/i;
+
+function parseStartLine(line: string): { kind: 'request'; method: string; uri: string; version: string } | { kind: 'response'; status: number; reason: string; version: string } {
+  const fail = (why: string) => new SipParseError('SIP_BAD_START_LINE', `start line ${show(line)}: ${why}`);
+  if (/^SIP\//i.test(line)) {
+    // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase; a missing/empty reason is tolerated.
+    const m = /^(\S+) +([0-9]+)(?:[ \t](.*))?$/.exec(line);
+    if (!m) throw fail('expected "SIP/2.0 <code> <reason>"');
+    const [, version, code, reason] = m as unknown as [string, string, string, string | undefined];
+    if (!VERSION_RE.test(version)) throw fail('bad SIP-Version');
+    if (code.length !== 3 || Number(code) < 100) throw fail(`status code ${show(code)} is not 3 digits in 100..699`);
+    const status = Number(code);
+    if (status > 699) throw fail(`status code ${status} above 699`);
+    return { kind: 'response', status, reason: trimWs(reason ?? ''), version };
+  }
+  // Request-Line = Method SP Request-URI SP SIP-Version. Runs of SP and trailing SP are tolerated
+  // (RFC 4475 §3.1.2.9/§3.1.2.10 allow a liberal receiver); LWS inside the URI is not (§3.1.2.8).
+  const parts = line.split(' ').filter((p) => p.length > 0);
+  if (parts.length !== 3) throw fail(`expected 3 space-separated parts, got ${parts.length}`);
+  const [method, uri, version] = parts as [string, string, string];
+  if (!isToken(method)) throw fail(`method ${show(method)} is not a token`);
+  if (uriScheme(uri) === undefined || /[\x00-\x1f\x7f<>"]/.test(uri)) throw fail(`Request-URI ${show(uri)} is not an absolute URI`);
+  if (!VERSION_RE.test(version)) throw fail(`bad SIP-Version ${show(version)}`);
+  return { kind: 'request', method, uri, version };
+}
+
+/**
+ * Parses one message from a datagram (or one framed stream message). Without Content-Length the body
+ * is the rest of the bytes; RFC 3261 §18.3: "Any additional bytes in the transport packet beyond the
+ * end of the body MUST be discarded", and a packet ending before the body is an error (SIP_TRUNCATED).
+ * The returned headers hold no Content-Length.
+ */
+export function parseMessage(bytes: Uint8Array, limits: Partial<ParseLimits> = {}): SipMessage {
+  const lim: ParseLimits = { ...DEFAULT_LIMITS, ...limits };
+  if (bytes.length > lim.maxMessageSize) throw new SipParseError('SIP_TOO_LARGE', `message of ${bytes.length} octets, limit ${lim.maxMessageSize}`);
+  // RFC 3261 §7.5: "Implementations processing SIP messages over stream-oriented transports MUST ignore
+  // any CRLF appearing before the start-line"; done for datagrams too.
+  let start = 0;
+  while (start < bytes.length && (bytes[start] === CR || bytes[start] === LF)) start++;
+  if (start === bytes.length) throw new SipParseError('SIP_BAD_START_LINE', 'empty message');
+  const end = findHeadEnd(bytes, start);
+  const headEnd = end < 0 ? bytes.length : end;
+  let head: string;
+  try {
+    head = utf8.decode(bytes.subarray(start, headEnd));
+  } catch {
+    throw new SipParseError('SIP_BAD_HEADER', 'start line or headers are not valid UTF-8');
+  }
+  const lines = splitHeadLines(head, lim);
+  if (isWs(head[0])) throw new SipParseError('SIP_BAD_START_LINE', 'start line begins with whitespace');
+  const startLine = parseStartLine(lines[0] ?? '');
+  if (lines.length - 1 > lim.maxHeaders) throw new SipParseError('SIP_TOO_LARGE', `${lines.length - 1} header lines, limit ${lim.maxHeaders}`);
+  const fields = lines.slice(1).map(parseHeaderLine);
+
+  const lengths = fields.filter((f) => f.name === 'Content-Length');
+  const headers = new SipHeaders(fields.filter((f) => f.name !== 'Content-Length'));
+  const partial = (): SipMessage =>
+    startLine.kind === 'request' ? new SipRequest(startLine.method, startLine.uri, headers) : new SipResponse(startLine.status, startLine.reason, headers);
+
+  if (startLine.version.toUpperCase() !== 'SIP/2.0') {
+    throw new SipParseError('SIP_BAD_VERSION', `unsupported ${show(startLine.version)}`, undefined, partial());
+  }
+  const available = bytes.length - headEnd;
+  let bodyLength = available;
+  if (lengths.length > 0) {
+    const values = new Set(lengths.map((f) => f.value));
+    const v = lengths[0]!.value;
+    if (values.size > 1) throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `${values.size} different Content-Length values`, 'Content-Length', partial());
+    if (!/^[0-9]+$/.test(v)) throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `Content-Length ${show(v)} is not a number`, 'Content-Length', partial());
+    bodyLength = v.length > 10 ? Infinity : Number(v);
+    if (bodyLength > available || (end < 0 && bodyLength > 0)) {
+      throw new SipParseError('SIP_TRUNCATED', `Content-Length ${v} but ${end < 0 ? 0 : available} octets of body`, 'Content-Length', partial());
+    }
+  }
+  const body = new Uint8Array(bytes.subarray(headEnd, headEnd + bodyLength));
+  return startLine.kind === 'request'
+    ? new SipRequest(startLine.method, startLine.uri, headers, body)
+    : new SipResponse(startLine.status, startLine.reason, headers, body);
+}

@@ -1,0 +1,168 @@
+// The INVITE server transaction, RFC 3261 §17.2.1 (Figure 7) with RFC 6026 §8.7 (Accepted, Timer L).
+// Sends 100 Trying when the TU stays silent for 200 ms, retransmits a non-2xx final on Timer G until the
+// ACK (→ Confirmed, Timer I) or Timer H; after a 2xx it waits in Accepted, absorbing INVITE retransmissions.
+//
+//                      |INVITE received; pass to TU; 100 Trying unless the TU answers within 200 ms
+//   INVITE: resend  +-----------+ 2xx from TU: send                +----------+ 2xx from TU: send
+//   last 1xx  ----> |Proceeding |--------------------------------->| Accepted | ACK: to TU (by the layer)
+//   1xx from TU --> +-----------+                                  +----------+ INVITE: absorbed
+//                 300-699 from TU: send |                        Timer L |
+//                                       V                                |
+//   INVITE: resend  +-----------+ Timer H: inform TU                     |
+//   final; Timer G: | Completed |-------------------------+              |
+//   resend final    +-----------+                         |              |
+//                             ACK |                       V              V
+//                                 V          Timer I   +------------+
+//                           +-----------+ ------------>| Terminated |
+//                           | Confirmed |              +------------+
+//                           +-----------+ (ACK: absorbed)
+import { createResponse } from './builders.ts';
+import { serializeMessage } from './serializer.ts';
+import type { SipRequest, SipResponse } from './message.ts';
+import { TRYING_DELAY_MS } from './timers.ts';
+import { Transaction, type ServerTransactionUser, type TransactionDeps } from './transaction.ts';
+import type { ReceiveContext } from './transport.ts';
+import type { ServerNonInviteTransaction } from './server-non-invite.ts';
+import type { ResponseRouter, RouteOverride } from './server-routing.ts';
+
+export type ServerInviteState = 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated';
+
+const NEXT: Readonly<Record<ServerInviteState, readonly ServerInviteState[]>> = {
+  proceeding: ['completed', 'accepted', 'terminated'],
+  completed: ['confirmed', 'terminated'],
+  confirmed: ['terminated'],
+  accepted: ['terminated'],
+  terminated: [],
+};
+
+export class ServerInviteTransaction extends Transaction<ServerInviteState> {
+  /** Set by the TU (typically in onRequest); one type for both server machines. */
+  user: ServerTransactionUser<ServerNonInviteTransaction | ServerInviteTransaction> = {};
+  private last: { bytes: Uint8Array; response: SipResponse } | undefined;
+  private intervalG: number;
+
+  constructor(
+    id: string,
+    request: SipRequest,
+    readonly context: ReceiveContext,
+    readonly router: ResponseRouter,
+    deps: TransactionDeps,
+  ) {
+    super(id, request, context.protocol === 'tcp', 'proceeding', deps);
+    this.intervalG = this.timers.G;
+  }
+
+  setResponseRoute(route: RouteOverride | undefined): void {
+    this.router.set(route);
+  }
+
+  get lastResponse(): SipResponse | undefined {
+    return this.last?.response;
+  }
+
+  /** Entered on creation; the TU is handed the INVITE right after this. */
+  start(): void {
+    // §17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the TU
+    // will generate a provisional or final response within 200 ms, in which case it MAY generate a 100".
+    this.startTimer('trying', TRYING_DELAY_MS, () => {
+      if (this._state === 'proceeding' && !this.last) this.respond(createResponse(this.request, 100));
+    });
+  }
+
+  /** A retransmitted INVITE, or an ACK with this transaction's branch (ACK for a non-2xx). */
+  receiveRequest(request: SipRequest): void {
+    const s = this._state;
+    if (request.method === 'ACK') {
+      if (s === 'completed') {
+        // "If an ACK is received while the server transaction is in the "Completed" state, the server
+        // transaction MUST transition to the "Confirmed" state. As Timer G is ignored in this state, any
+        // retransmissions of the response will cease." Timer I: T4 (unreliable) or zero (reliable).
+        this.cancelTimer('G');
+        this.cancelTimer('H');
+        this.move(NEXT, 'confirmed');
+        this.startTimer('I', this.timers.I, () => this.move(NEXT, 'terminated'));
+      }
+      // Confirmed: "any ACKs that are received are absorbed without changing state". (In Accepted the
+      // layer hands ACKs to the TU's onAck itself, RFC 6026 §8.7, so they never reach this point.)
+      return;
+    }
+    // "If a request retransmission is received while in the "Proceeding" state, the most recent provisional
+    // response that was received from the TU MUST be passed to the transport layer for retransmission."
+    // "while in the "Completed" state, if a request retransmission is received, the server SHOULD pass the
+    // response to the transport for retransmission." RFC 6026 §8.7: absorbed in Accepted.
+    if ((s === 'proceeding' || s === 'completed') && this.last) this.send(this.last.response, this.last.bytes);
+  }
+
+  /** Sends a response from the TU; returns false when the machine discards it. */
+  respond(response: SipResponse): boolean {
+    const s = this._state;
+    const status = response.status;
+    if (s === 'accepted') {
+      // RFC 6026 §8.7: "the server transaction MUST pass any 2xx responses from the TU to the transport layer".
+      if (status < 200 || status >= 300) return false;
+      this.send(response, serializeMessage(response));
+      return true;
+    }
+    if (s !== 'proceeding') return false;
+    this.cancelTimer('trying');
+    const bytes = serializeMessage(response);
+    this.last = { bytes, response };
+    // "The TU passes any number of provisional responses to the server transaction. So long as the server
+    // transaction is in the "Proceeding" state, each of these MUST be passed to the transport layer".
+    if (status < 200) {
+      this.send(response, bytes);
+      return true;
+    }
+    if (status < 300) {
+      // RFC 6026 §8.7: "If, while in the "Proceeding" state, the TU passes a 2xx response to the server
+      // transaction, the server transaction MUST pass this response to the transport layer for transmission
+      // … and MUST transition to the "Accepted" state" (Timer L: 64*T1).
+      this.move(NEXT, 'accepted');
+      this.send(response, bytes);
+      if (this._state === 'accepted') this.startTimer('L', this.timers.L, () => this.move(NEXT, 'terminated'));
+      return true;
+    }
+    // "While in the "Proceeding" state, if the TU passes a response with status code from 300 to 699 to the
+    // server transaction, the response MUST be passed to the transport layer for transmission, and the state
+    // machine MUST enter the "Completed" state. For unreliable transports, timer G is set to fire in T1
+    // seconds … For any transport, timer H MUST be set to fire in 64*T1 seconds."
+    this.move(NEXT, 'completed');
+    this.send(response, bytes);
+    if (this._state !== 'completed') return true;
+    if (!this.reliable) this.startTimer('G', this.intervalG, () => this.timerG());
+    this.startTimer('H', this.timers.H, () => this.timerH());
+    return true;
+  }
+
+  private timerG(): void {
+    if (this._state !== 'completed' || !this.last) return;
+    // "If timer G fires, the response is passed to the transport layer once more for retransmission, and
+    // timer G is set to fire in MIN(2*T1, T2) seconds. From then on, when timer G fires, the response is
+    // passed to the transport again for transmission, and timer G is reset with a value that doubles,
+    // unless that value exceeds T2, in which case it is reset with the value of T2."
+    this.send(this.last.response, this.last.bytes);
+    this.intervalG = Math.min(2 * this.intervalG, this.timers.T2);
+    this.startTimer('G', this.intervalG, () => this.timerG());
+  }
+
+  private timerH(): void {
+    if (this._state !== 'completed') return;
+    // "If timer H fires while in the "Completed" state, it implies that the ACK was never received. In this
+    // case, the server transaction MUST transition to the "Terminated" state, and MUST indicate to the TU
+    // that a transaction failure has occurred."
+    this.user.onTimeout?.(this);
+    this.move(NEXT, 'terminated');
+  }
+
+  private send(response: SipResponse, bytes: Uint8Array): void {
+    this.transmit(bytes, this.router.route(response));
+  }
+
+  protected terminateOnError(): void {
+    this.move(NEXT, 'terminated');
+  }
+
+  dispose(): void {
+    if (this._state !== 'terminated') this.move(NEXT, 'terminated');
+  }
+}

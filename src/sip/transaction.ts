@@ -1,0 +1,134 @@
+// What the four RFC 3261 §17 machines share: the callbacks to the transaction user (TU), named timers
+// on the injected Clock (a firing timer first checks it is still the one that was set), sending through
+// a Route with failures reported once (§17.1.4, §17.2.4), and the guarded state move.
+import type { Clock } from './clock.ts';
+import { SipError } from './errors.ts';
+import type { SipRequest, SipResponse } from './message.ts';
+import type { Route } from './response-routing.ts';
+import { transactionTimers, type TimerConfig, type TransactionTimers } from './timers.ts';
+import type { ReceiveContext } from './transport.ts';
+
+export type { Route } from './response-routing.ts';
+
+/** Callbacks common to client and server transactions; all optional. */
+export interface TransactionUserBase<T> {
+  /** Every state change, for logs and tests. */
+  onStateChange?(tx: T, from: string, to: string): void;
+  /** §17.1.4/§17.2.4: "the client transaction SHOULD inform the TU that a transport failure has occurred". */
+  onTransportError?(tx: T, error: Error): void;
+  /** Timer F/B (client) or H (server) fired: the transaction failed. */
+  onTimeout?(tx: T): void;
+  onTerminated?(tx: T): void;
+}
+
+export interface ClientTransactionUser<T = unknown> extends TransactionUserBase<T> {
+  /** A response the machine passes up (1xx, final; never a retransmission it absorbed). */
+  onResponse(response: SipResponse, context: ReceiveContext, tx: T): void;
+}
+
+/** Server transactions report through the base callbacks; ACKs for a 2xx reach the layer's onAck. */
+export type ServerTransactionUser<T = unknown> = TransactionUserBase<T>;
+
+/** What the layer gives each transaction. */
+export interface TransactionDeps {
+  readonly clock: Clock;
+  readonly timerConfig: TimerConfig;
+  /** Called once on reaching Terminated (the layer forgets the transaction). */
+  readonly onTerminated: (id: string) => void;
+}
+
+export abstract class Transaction<S extends string> {
+  protected _state: S;
+  protected readonly timers: TransactionTimers;
+  private readonly running = new Map<string, { gen: number; cancel: () => void }>();
+  private gen = 0;
+
+  protected constructor(
+    /** The matching key (branch, sent-by, method) the layer files the transaction under. */
+    readonly id: string,
+    /** The request that created the transaction. */
+    readonly request: SipRequest,
+    /** True for stream transports (no retransmissions, zero wait timers). */
+    readonly reliable: boolean,
+    initial: S,
+    protected readonly deps: TransactionDeps,
+  ) {
+    this._state = initial;
+    this.timers = transactionTimers(reliable, deps.timerConfig);
+  }
+
+  get state(): S {
+    return this._state;
+  }
+
+  /** The TU's callbacks (methods are read when called, so the TU may replace them at any time). */
+  abstract user: TransactionUserBase<Transaction<string>>;
+
+  /** One guarded move per machine: `allowed[from]` lists the legal successors. */
+  protected move(allowed: Readonly<Record<S, readonly S[]>>, to: S): void {
+    const from = this._state;
+    if (!allowed[from].includes(to)) {
+      throw new SipError('SIP_ILLEGAL_TRANSITION', `${this.constructor.name}: invalid state transition from ${from} to ${to}`);
+    }
+    this._state = to;
+    if (to === ('terminated' as S)) {
+      for (const t of this.running.values()) t.cancel();
+      this.running.clear();
+    }
+    this.user.onStateChange?.(this, from, to);
+    if (to === ('terminated' as S)) {
+      this.deps.onTerminated(this.id);
+      this.user.onTerminated?.(this);
+    }
+  }
+
+  /** (Re)starts the named timer; 0 ms runs `fire` at once (a reliable transport's zero timer). */
+  protected startTimer(name: string, ms: number, fire: () => void): void {
+    this.cancelTimer(name);
+    if (ms <= 0) {
+      fire();
+      return;
+    }
+    const gen = ++this.gen;
+    const cancel = this.deps.clock.setTimer(ms, () => {
+      if (this.running.get(name)?.gen !== gen) return; // superseded or cancelled meanwhile
+      this.running.delete(name);
+      fire();
+    });
+    this.running.set(name, { gen, cancel });
+  }
+
+  protected cancelTimer(name: string): void {
+    this.running.get(name)?.cancel();
+    this.running.delete(name);
+  }
+
+  /** Names of the timers now running (for tests and diagnostics). */
+  get activeTimers(): string[] {
+    return [...this.running.keys()].sort();
+  }
+
+  /** Sends through the route; a failure (sync or async) is reported once and ends the transaction. */
+  protected transmit(bytes: Uint8Array, route: Route): void {
+    let p: Promise<void>;
+    try {
+      p = route.transport.send(bytes, route.to);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.catch((e: unknown) => this.transportFailed(e));
+  }
+
+  private transportFailed(e: unknown): void {
+    if (this._state === ('terminated' as S)) return;
+    const error = e instanceof Error ? e : new SipError('SIP_TRANSPORT_FAILED', String(e));
+    this.user.onTransportError?.(this, error);
+    if (this._state !== ('terminated' as S)) this.terminateOnError();
+  }
+
+  /** §17.1.4 / §17.2.4: the machine "SHOULD transition directly to the Terminated state". */
+  protected abstract terminateOnError(): void;
+
+  /** Stops every timer and moves to Terminated without telling the TU anything else (layer shutdown). */
+  abstract dispose(): void;
+}

@@ -1,0 +1,49 @@
+// SIP over real UDP sockets on loopback (port 0): a REGISTER/200 exchange through two transaction layers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openUdpTransport } from './udp-transport.ts';
+import { TransactionLayer } from './transaction-manager.ts';
+import { createResponse, createRequest, newBranch } from './builders.ts';
+import { formatHostPort } from './uri.ts';
+import type { SipResponse } from './message.ts';
+import type { ReceiveContext } from './transport.ts';
+
+async function exchange(address: string): Promise<void> {
+  const server = new TransactionLayer({ user: { onRequest: (tx, r) => tx.respond(createResponse(r, 200)) } });
+  const got: { res: SipResponse; ctx: ReceiveContext }[] = [];
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const client = new TransactionLayer({ user: { onRequest: () => {} } });
+  const st = await openUdpTransport({ address, port: 0, onReceive: (b, c) => server.receive(b, c) });
+  const ct = await openUdpTransport({ address, onReceive: (b, c) => client.receive(b, c) });
+  try {
+    assert.ok(st.local.port > 0 && ct.local.port > 0, 'the bound ports are reported');
+    const req = createRequest({
+      method: 'REGISTER', uri: `sip:${formatHostPort(address)}`, via: `SIP/2.0/UDP ${formatHostPort(address, ct.local.port)};branch=${newBranch()};rport`,
+      from: '<sip:ue@ims.example>;tag=1', to: '<sip:ue@ims.example>', callId: 'udp-test', cseq: 1,
+    });
+    client.sendRequest(req, { transport: ct, to: st.local }, { onResponse: (res, ctx) => { got.push({ res, ctx }); done(); } });
+    await finished;
+    assert.equal(got[0]!.res.status, 200);
+    assert.deepEqual(got[0]!.ctx.remote, st.local);
+    assert.match(got[0]!.res.headers.get('Via')!, new RegExp(`;received=[^;]+;rport=${ct.local.port}$`));
+  } finally {
+    client.close();
+    server.close();
+    await st.close();
+    await ct.close();
+  }
+}
+
+test('UDP on 127.0.0.1 with port 0: request and response over real sockets', () => exchange('127.0.0.1'));
+
+test('UDP on ::1 with port 0', async (t) => {
+  try {
+    const probe = await openUdpTransport({ address: '::1', onReceive: () => {} });
+    await probe.close();
+  } catch {
+    t.skip('IPv6 loopback not available');
+    return;
+  }
+  await exchange('::1');
+});

@@ -1,0 +1,67 @@
+// SIP over UDP (RFC 3261 §18) on node:dgram: one socket bound to an address and port (0 = ephemeral,
+// the bound port is reported), IPv4 or IPv6 by the address. Each datagram goes up as is; parsing and
+// the malformed-input report belong to the transaction layer.
+import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+import { SipError } from './errors.ts';
+import { endpointKey, type Destination, type Endpoint, type ReceiveHandler, type SipTransport } from './transport.ts';
+
+export interface UdpTransportOptions {
+  /** Local address to bind, e.g. "127.0.0.1", "::1", "0.0.0.0". */
+  readonly address: string;
+  /** 0 or absent: an ephemeral port. */
+  readonly port?: number;
+  readonly onReceive: ReceiveHandler;
+  /** Socket errors after binding (the socket stays open where node allows). */
+  readonly onError?: (error: Error) => void;
+  /** Tag for the `via` of every receive context. */
+  readonly via?: unknown;
+}
+
+export interface UdpTransport extends SipTransport {
+  readonly protocol: 'udp';
+}
+
+export async function openUdpTransport(options: UdpTransportOptions): Promise<UdpTransport> {
+  const socket: Socket = createSocket({ type: isIPv6(options.address) ? 'udp6' : 'udp4' });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ address: options.address, port: options.port ?? 0, exclusive: true }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = socket.address();
+  const local: Endpoint = { address: addr.address, port: addr.port };
+  let closed = false;
+
+  const transport: UdpTransport = {
+    protocol: 'udp',
+    local,
+    send(bytes: Uint8Array, to: Destination): Promise<void> {
+      if (closed) return Promise.reject(new SipError('SIP_TRANSPORT_CLOSED', `udp ${endpointKey(local)} is closed`));
+      return new Promise((resolve, reject) => {
+        socket.send(bytes, to.port, to.address, (err) =>
+          err ? reject(new SipError('SIP_TRANSPORT_FAILED', `udp send to ${endpointKey(to)}: ${err.message}`)) : resolve(),
+        );
+      });
+    },
+    close(): Promise<void> {
+      if (closed) return Promise.resolve();
+      closed = true;
+      return new Promise((resolve) => socket.close(() => resolve()));
+    },
+  };
+
+  socket.on('message', (msg, rinfo) => {
+    options.onReceive(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), {
+      protocol: 'udp',
+      local,
+      remote: { address: rinfo.address, port: rinfo.port },
+      transport,
+      ...(options.via !== undefined && { via: options.via }),
+    });
+  });
+  socket.on('error', (err) => options.onError?.(err));
+  return transport;
+}

@@ -1,0 +1,139 @@
+// SIP, SIPS (RFC 3261 §19.1, §25.1 SIP-URI) and tel (RFC 3966) URIs: parse and format.
+// The user part, parameters and headers keep their %-escapes as written (compare escaped forms
+// only after unescaping, §19.1.4); the host is stored without IPv6 brackets and gets them back on output.
+import { SipParseError, show } from './errors.ts';
+import { Params, parseParams } from './params.ts';
+
+export interface SipUri {
+  readonly scheme: 'sip' | 'sips';
+  /** Escaped as written; may contain ';' (RFC 4475 §3.1.1.9) and other user-unreserved chars. */
+  readonly user?: string;
+  readonly password?: string;
+  /** Hostname, IPv4 or IPv6 (no brackets). */
+  readonly host: string;
+  readonly port?: number;
+  readonly params: Params;
+  /** `?name=value&…` headers, escaped as written. */
+  readonly headers: ReadonlyArray<{ readonly name: string; readonly value: string }>;
+}
+
+export interface TelUri {
+  readonly scheme: 'tel';
+  /** The telephone-subscriber up to the first ';' (global "+…" or local number). */
+  readonly number: string;
+  readonly params: Params;
+}
+
+export type Uri = SipUri | TelUri;
+
+const HOSTNAME_RE = /^[A-Za-z0-9_](?:[A-Za-z0-9_\-.]*[A-Za-z0-9_.])?$/;
+const IPV6_RE = /^[0-9A-Fa-f:.]+$/;
+const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+\-.]*$/;
+const ESCAPE_OK_RE = /^(?:[^%]|%[0-9A-Fa-f]{2})*$/;
+
+function bad(uri: string, why: string): SipParseError {
+  return new SipParseError('SIP_BAD_URI', `URI ${show(uri)}: ${why}`);
+}
+
+/** The scheme of an absolute URI in lower case, or undefined when there is none. */
+export function uriScheme(uri: string): string | undefined {
+  const i = uri.indexOf(':');
+  if (i <= 0) return undefined;
+  const s = uri.slice(0, i);
+  return SCHEME_RE.test(s) ? s.toLowerCase() : undefined;
+}
+
+export function isIpv6(host: string): boolean {
+  return host.includes(':');
+}
+
+/** Parses `host [":" port]` where host may be `[ipv6]`. Shared with Via sent-by. */
+export function parseHostPort(s: string, where: string): { host: string; port?: number } {
+  let host: string;
+  let rest: string;
+  if (s.startsWith('[')) {
+    const close = s.indexOf(']');
+    if (close < 0) throw bad(where, 'unterminated IPv6 reference');
+    host = s.slice(1, close);
+    if (!IPV6_RE.test(host) || !host.includes(':')) throw bad(where, `bad IPv6 address ${show(host)}`);
+    rest = s.slice(close + 1);
+  } else {
+    const colon = s.indexOf(':');
+    host = colon < 0 ? s : s.slice(0, colon);
+    rest = colon < 0 ? '' : s.slice(colon);
+    if (!HOSTNAME_RE.test(host)) throw bad(where, `bad host ${show(host)}`);
+  }
+  if (rest === '') return { host };
+  if (!/^:[0-9]{1,5}$/.test(rest)) throw bad(where, `bad port ${show(rest)}`);
+  const port = Number(rest.slice(1));
+  if (port > 65535) throw bad(where, `port ${port} out of range`);
+  return { host, port };
+}
+
+export function formatHostPort(host: string, port?: number): string {
+  const h = isIpv6(host) ? `[${host}]` : host;
+  return port === undefined ? h : `${h}:${port}`;
+}
+
+/** Parses a sip:, sips: or tel: URI; throws SipParseError('SIP_BAD_URI') on anything else. */
+export function parseUri(uri: string): Uri {
+  if (/[\s<>"]/.test(uri)) throw bad(uri, 'contains whitespace, angle brackets or quotes');
+  const scheme = uriScheme(uri);
+  if (scheme === 'tel') return parseTel(uri);
+  if (scheme !== 'sip' && scheme !== 'sips') throw bad(uri, `unsupported scheme ${show(scheme ?? '')}`);
+  let rest = uri.slice(scheme.length + 1);
+
+  let user: string | undefined;
+  let password: string | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    rest = rest.slice(at + 1);
+    const colon = userinfo.indexOf(':');
+    user = colon < 0 ? userinfo : userinfo.slice(0, colon);
+    if (colon >= 0) password = userinfo.slice(colon + 1);
+    if (user.length === 0) throw bad(uri, 'empty user part before "@"');
+    if (!ESCAPE_OK_RE.test(userinfo)) throw bad(uri, 'bad %-escape in the user part');
+  }
+
+  const q = rest.indexOf('?');
+  const headerPart = q < 0 ? undefined : rest.slice(q + 1);
+  if (q >= 0) rest = rest.slice(0, q);
+  // The host ends at the first ';' outside an IPv6 reference (an IPv6 address has no ';').
+  const semi = rest.indexOf(';');
+  const hostport = semi < 0 ? rest : rest.slice(0, semi);
+  const { host, port } = parseHostPort(hostport, uri);
+  const params = parseParams(semi < 0 ? '' : rest.slice(semi), 'uri', 'SIP_BAD_URI', 'URI');
+  const headers: { name: string; value: string }[] = [];
+  if (headerPart !== undefined) {
+    for (const h of headerPart.split('&')) {
+      const eq = h.indexOf('=');
+      if (eq <= 0) throw bad(uri, `bad URI header ${show(h)}`);
+      headers.push({ name: h.slice(0, eq), value: h.slice(eq + 1) });
+    }
+  }
+  return {
+    scheme,
+    ...(user !== undefined && { user }),
+    ...(password !== undefined && { password }),
+    host,
+    ...(port !== undefined && { port }),
+    params,
+    headers,
+  };
+}
+
+function parseTel(uri: string): TelUri {
+  const rest = uri.slice(4);
+  const semi = rest.indexOf(';');
+  const number = semi < 0 ? rest : rest.slice(0, semi);
+  if (!/^\+?[0-9A-Fa-f*#.()\-]+$/.test(number) || !/[0-9A-Fa-f*#]/.test(number)) throw bad(uri, `bad telephone number ${show(number)}`);
+  return { scheme: 'tel', number, params: parseParams(semi < 0 ? '' : rest.slice(semi), 'uri', 'SIP_BAD_URI', 'URI') };
+}
+
+export function formatUri(u: Uri): string {
+  if (u.scheme === 'tel') return `tel:${u.number}${u.params.toString()}`;
+  const userinfo = u.user === undefined ? '' : `${u.user}${u.password === undefined ? '' : `:${u.password}`}@`;
+  const headers = u.headers.length === 0 ? '' : `?${u.headers.map((h) => `${h.name}=${h.value}`).join('&')}`;
+  return `${u.scheme}:${userinfo}${formatHostPort(u.host, u.port)}${u.params.toString()}${headers}`;
+}

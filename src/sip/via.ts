@@ -1,0 +1,132 @@
+// Via (RFC 3261 §20.42, §25.1 via-parm) with the branch (§8.1.1.7), received (§18.2.1) and rport
+// (RFC 3581) parameters: parse one value, format, and stamp the top Via of a received request.
+// LWS is allowed around '/', ':', ';' and '=' (RFC 4475 §3.1.1.1).
+import { SipParseError, show } from './errors.ts';
+import { Params, parseParams, type Param } from './params.ts';
+import { isTokenChar, skipWs } from './_syntax.ts';
+import { formatHostPort, parseHostPort } from './uri.ts';
+
+export interface Via {
+  /** "SIP/2.0" (LWS removed). */
+  readonly protocol: string;
+  /** Upper case: UDP, TCP, TLS, SCTP, WS, or any other token. */
+  readonly transport: string;
+  readonly host: string;
+  readonly port?: number;
+  readonly params: Params;
+}
+
+/** RFC 3261 §8.1.1.7: "The branch ID inserted by an element compliant with this specification MUST always begin with the characters z9hG4bK". */
+export const BRANCH_MAGIC_COOKIE = 'z9hG4bK';
+
+export function parseVia(value: string): Via {
+  const fail = (why: string) => new SipParseError('SIP_BAD_VIA', `Via: ${why} in ${show(value)}`, 'Via');
+  const s = value;
+  let i = skipWs(s, 0);
+  const token = (): string => {
+    const start = i;
+    while (i < s.length && isTokenChar(s[i])) i++;
+    if (i === start) throw fail(`expected a token at offset ${start}`);
+    const t = s.slice(start, i);
+    i = skipWs(s, i);
+    return t;
+  };
+  const slash = (): void => {
+    if (s[i] !== '/') throw fail(`expected '/' at offset ${i}`);
+    i = skipWs(s, i + 1);
+  };
+  const name = token();
+  slash();
+  const version = token();
+  slash();
+  const transport = token().toUpperCase();
+  // sent-by = host [ COLON port ]; collect it without the LWS that may surround the colon.
+  let hostEnd = i;
+  if (s[i] === '[') {
+    hostEnd = s.indexOf(']', i) + 1;
+    if (hostEnd === 0) throw fail('unterminated IPv6 reference');
+  } else {
+    while (hostEnd < s.length && s[hostEnd] !== ';' && s[hostEnd] !== ':' && s[hostEnd] !== ' ' && s[hostEnd] !== '\t') hostEnd++;
+  }
+  let sentBy = s.slice(i, hostEnd);
+  i = skipWs(s, hostEnd);
+  if (s[i] === ':') {
+    i = skipWs(s, i + 1);
+    const start = i;
+    while (i < s.length && s[i]! >= '0' && s[i]! <= '9') i++;
+    sentBy += `:${s.slice(start, i)}`;
+  }
+  let hp: { host: string; port?: number };
+  try {
+    hp = parseHostPort(sentBy, sentBy);
+  } catch (e) {
+    throw fail(`bad sent-by ${show(sentBy)}${e instanceof Error ? ` (${e.message})` : ''}`);
+  }
+  const params = parseParams(s.slice(i), 'header', 'SIP_BAD_VIA', 'Via');
+  const rport = params.get('rport');
+  if (typeof rport === 'string' && !validPort(rport)) throw fail(`bad rport ${show(rport)}`);
+  return {
+    protocol: `${name.toUpperCase()}/${version}`,
+    transport,
+    host: hp.host,
+    ...(hp.port !== undefined && { port: hp.port }),
+    params,
+  };
+}
+
+function validPort(s: string): boolean {
+  return /^[0-9]{1,5}$/.test(s) && Number(s) <= 65535;
+}
+
+export function formatVia(v: Via): string {
+  return `${v.protocol}/${v.transport} ${formatHostPort(v.host, v.port)}${v.params.toString()}`;
+}
+
+export function viaBranch(v: Via): string | undefined {
+  const b = v.params.get('branch');
+  return typeof b === 'string' ? b : undefined;
+}
+
+/** The default port of a transport (RFC 3261 §18.2.2, §19.1.2): 5061 for TLS, 5060 otherwise. */
+export function defaultPort(transport: string): number {
+  return transport.toUpperCase() === 'TLS' ? 5061 : 5060;
+}
+
+/** `host:port` of sent-by with the default port filled in, host in lower case (for matching). */
+export function sentByKey(v: Via): string {
+  return formatHostPort(v.host.toLowerCase(), v.port ?? defaultPort(v.transport));
+}
+
+/** rport: a number, 'flag' when present without a value (RFC 3581 §3), undefined when absent. */
+export function viaRport(v: Via): number | 'flag' | undefined {
+  const r = v.params.get('rport');
+  if (r === undefined) return undefined;
+  return r === null ? 'flag' : Number(r);
+}
+
+function sameAddress(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+/**
+ * The server-transport step on a received request's top Via. Returns a new Via; the input is kept.
+ * - RFC 3261 §18.2.1: "If the host portion of the "sent-by" parameter contains a domain name, or if it
+ *   contains an IP address that differs from the packet source address, the server MUST add a
+ *   "received" parameter to that Via header field value."
+ * - RFC 3581 §4: if "rport" has no value, the server "MUST set the value of the parameter to the source
+ *   port of the request" and "MUST insert a "received" parameter containing the source IP address …
+ *   even if it is identical to the value of the "sent-by" component".
+ */
+export function stampVia(v: Via, source: { readonly address: string; readonly port: number }): Via {
+  if (v.params.get('rport') === null) {
+    // Written as in the RFC 3581 §4 example: `;received=192.0.2.1;rport=9988` where `;rport` stood.
+    const items = v.params.items.flatMap((p): Param[] => {
+      if (p.name.toLowerCase() === 'received') return [];
+      if (p.name.toLowerCase() !== 'rport') return [p];
+      return [{ name: 'received', value: source.address }, { name: p.name, value: String(source.port) }];
+    });
+    return { ...v, params: new Params(items) };
+  }
+  if (sameAddress(v.host, source.address)) return v;
+  return { ...v, params: v.params.clone().set('received', source.address) };
+}
