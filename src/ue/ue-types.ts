@@ -1,0 +1,98 @@
+// The UE's public types (24.229 §5.1.1, 33.203 §7): options, the default offer, incoming
+// requests and their answers, events and the status snapshot (SA summary rows, never keys).
+import type { IpsecBackend } from '../ipsec/backends/backend.ts';
+import type { SaSet, SaSetEvent, SaSummaryRow } from '../ipsec/index.ts';
+import type { AlgPair, UsableMod } from '../secagree/index.ts';
+import type { Clock, SipRequest, TimerConfig } from '../sip/index.ts';
+import type { SipTracer } from '../util/trace.ts';
+import type { FailureReason, RegistrationOk } from './registration.ts';
+import type { RegEvent, RegState } from './registration-state.ts';
+
+/** What deployed UEs offer (digest §4.3), SHA-1 first; null/aes-gcm for newer P-CSCFs. */
+export const DEFAULT_OFFERS: readonly AlgPair[] = [
+  { alg: 'hmac-sha-1-96', ealg: 'aes-cbc' },
+  { alg: 'hmac-sha-1-96', ealg: 'null' },
+  { alg: 'hmac-md5-96', ealg: 'aes-cbc' },
+  { alg: 'hmac-md5-96', ealg: 'null' },
+  { alg: 'null', ealg: 'aes-gcm' },
+];
+
+export interface UeOptions {
+  readonly impi: string;
+  readonly impu: string;
+  /** Home domain; default: the realm of the IMPI (after '@'). */
+  readonly domain?: string;
+  /** The P-CSCF's unprotected address (port default 5060); a host name is resolved once. */
+  readonly pcscf: { readonly address: string; readonly port?: number };
+  readonly localIp: string;
+  /** The unprotected socket's port; 0 = ephemeral (Kamailio 5.6 needs 5060, digest §17.1). */
+  readonly localPort?: number;
+  readonly k: Uint8Array;
+  readonly opc?: Uint8Array;
+  readonly op?: Uint8Array;
+  readonly usim?: { readonly acceptAnySqn?: boolean; readonly sqnMs?: number | bigint; readonly indLen?: number };
+  readonly offers?: readonly AlgPair[];
+  /** Modes offered in Security-Client (default ['trans']; list both to offer both). */
+  readonly modes?: readonly UsableMod[];
+  readonly backend: IpsecBackend;
+  readonly pcscfEncapPort?: number;
+  /** Requested registration expiry in seconds (24.229 §5.1.1.2.1: 600000). */
+  readonly expires?: number;
+  /** Where protected ports are picked (M.7.1 rule 6). */
+  readonly portRange?: readonly [number, number];
+  /** Drives transaction timers, SA lifetimes and refreshes; the backend's `now`, if any, must agree. */
+  readonly clock?: Clock;
+  readonly trace?: SipTracer;
+  readonly reRegister?: 'auto' | 'off';
+  readonly timers?: Partial<TimerConfig>;
+  /** Fresh starts after a 401 without Security-Server or a lost P-CSCF (default 3). */
+  readonly maxAttempts?: number;
+  /** 24.229 §5.1.1.5.1: at most two consecutive invalid challenges are answered. */
+  readonly maxInvalidChallenges?: number;
+  readonly regAwaitAuthMs?: number;
+  /** [0, 1) source for port picks (tests). */
+  readonly random?: () => number;
+}
+
+export interface IncomingRequest {
+  readonly request: SipRequest;
+  readonly set: SaSet;
+  /** The SA it arrived on (SA2 normally). */
+  readonly sa: string;
+  readonly from: { readonly address: string; readonly port: number };
+}
+
+export interface IncomingAnswer {
+  readonly status: number;
+  readonly reason?: string;
+  readonly headers?: readonly (readonly [string, string])[];
+  readonly body?: Uint8Array;
+}
+
+export type RequestHandler = (req: IncomingRequest) => IncomingAnswer | undefined | void | Promise<IncomingAnswer | undefined | void>;
+
+export interface UeEventMap {
+  step: [text: string];
+  state: [to: RegState, from: RegState, event: RegEvent];
+  registered: [result: RegistrationOk];
+  deregistered: [];
+  failed: [reason: FailureReason, detail: string];
+  'sa-created': [set: SaSet];
+  'sa-deleted': [set: SaSet, why: SaSetEvent];
+  request: [req: IncomingRequest];
+}
+
+export interface UeStatus {
+  state: RegState;
+  impi: string;
+  impu: string;
+  pcscf: string;
+  local: string;
+  /** P-Associated-URI of the last 200 OK. */
+  impus: string[];
+  serviceRoute: string[];
+  expires?: number;
+  expiresInS?: number;
+  publicAddress?: { address: string; port?: number };
+  sets: { id: string; state: string; alg: string; ealg: string; mode: string; expiresInS?: number; inflight: number; sas: SaSummaryRow[] }[];
+}

@@ -1,0 +1,330 @@
+// The IMS UE (24.229 §5.1.1, 33.203 §7): USIM, registration state, SA table, protected requests
+// both ways, refresh timers. Procedures run one at a time; MESSAGEs may go while a refresh runs.
+import { EventEmitter } from 'node:events';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { Usim } from '../aka/index.ts';
+import type { ProtectedContext } from '../ipsec/backends/backend.ts';
+import type { SaSet } from '../ipsec/index.ts';
+import { buildSecurityClient, serializeMechanisms, type UeSupport } from '../secagree/index.ts';
+import { createResponse, newCallId, newTag, systemClock, type Clock, type ServerTransaction, type SipRequest, type SipResponse } from '../sip/index.ts';
+import { UeError } from './errors.ts';
+import { buildProtectedRequest, type RegDialog, type UeIdentity } from './register-request.ts';
+import { runRegistration, viaReceived, type RegistrationHost, type RegistrationKind, type RegistrationResult } from './registration.ts';
+import { isRegistered, transition, type RegEvent, type RegState } from './registration-state.ts';
+import { choosePort, REG_AWAIT_AUTH_MS, UeSaTable, type ClientOffer } from './sa-table.ts';
+import { UeSipIo, type SendOutcome } from './sip-io.ts';
+import { DEFAULT_OFFERS, type IncomingAnswer, type IncomingRequest, type RequestHandler, type UeEventMap, type UeOptions, type UeStatus } from './ue-types.ts';
+
+const DEFAULT_ANSWERED = new Set(['MESSAGE', 'NOTIFY', 'OPTIONS']);
+
+export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
+  readonly id: UeIdentity;
+  readonly localIp: string;
+  readonly pcscf: { readonly address: string; readonly port: number };
+  readonly expires: number;
+  readonly maxAttempts: number;
+  readonly maxInvalidChallenges: number;
+  readonly usim: Usim;
+  readonly support: UeSupport;
+  readonly sas: UeSaTable;
+  readonly dialog: RegDialog = { callId: '', fromTag: '', cseq: 0 };
+  cachedAuthorization: string | undefined;
+  readonly #o: UeOptions;
+  readonly #clock: Clock;
+  readonly #io: UeSipIo;
+  #state: RegState = 'idle';
+  #closed = false;
+  #queue: Promise<unknown> = Promise.resolve();
+  #handler: RequestHandler | undefined;
+  #timers: (() => void)[] = [];
+  #expiresAt: number | undefined;
+  #granted: { expires: number; impus: string[]; serviceRoute: string[] } | undefined;
+  #publicAddress: { address: string; port?: number } | undefined;
+
+  private constructor(o: UeOptions, pcscfIp: string, io: UeSipIo | undefined, clock: Clock) {
+    super();
+    this.#o = o;
+    this.#clock = clock;
+    const domain = o.domain ?? o.impi.split('@')[1];
+    if (!domain) throw new UeError('UE_BAD_OPTIONS', `domain: give --domain or an IMPI with a realm (user@realm), got ${JSON.stringify(o.impi)}`);
+    this.id = { impi: o.impi, impu: o.impu, domain };
+    this.localIp = o.localIp;
+    this.pcscf = { address: pcscfIp, port: o.pcscf.port ?? 5060 };
+    this.expires = o.expires ?? 600000;
+    this.maxAttempts = o.maxAttempts ?? 3;
+    this.maxInvalidChallenges = o.maxInvalidChallenges ?? 2;
+    this.usim = new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), ...o.usim });
+    this.support = { pairs: o.offers ?? DEFAULT_OFFERS, modes: o.modes ?? ['trans'] };
+    this.sas = new UeSaTable({
+      backend: o.backend, clock, localIp: o.localIp, pcscfIp, pcscfEncapPort: o.pcscfEncapPort ?? 4500,
+      regAwaitAuthMs: o.regAwaitAuthMs ?? REG_AWAIT_AUTH_MS, label: `ue:${o.impi.split('@')[0]}`,
+      onCreated: (set) => this.emit('sa-created', set),
+      onDeleted: (set, why) => {
+        this.step(`SA set ${set.id} deleted (${why})`);
+        this.emit('sa-deleted', set, why);
+        this.#releaseUnusedEndpoints();
+      },
+    });
+    this.#io = io!;
+  }
+
+  static async create(o: UeOptions): Promise<Ue> {
+    if (isIP(o.localIp) === 0) throw new UeError('UE_BAD_OPTIONS', `localIp must be an IP address, got ${JSON.stringify(o.localIp)}`);
+    const pcscfIp = isIP(o.pcscf.address) ? o.pcscf.address : (await lookup(o.pcscf.address, { family: isIP(o.localIp) })).address;
+    const clock = o.clock ?? systemClock;
+    let ue: Ue | undefined;
+    const io = await UeSipIo.open({
+      backend: o.backend, localIp: o.localIp, localPort: o.localPort ?? 0, clock,
+      ...(o.timers && { timers: o.timers }), ...(o.trace && { trace: o.trace }),
+      onRequest: (tx, req, pctx) => ue && ue.#onRequest(tx, req, pctx),
+      note: (t) => ue?.step(t),
+    });
+    try {
+      ue = new Ue(o, pcscfIp, io, clock);
+    } catch (e) {
+      await io.close();
+      throw e;
+    }
+    return ue;
+  }
+
+  get state(): RegState {
+    return this.#state;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+  get plainPort(): number {
+    return this.#io.plainPort;
+  }
+
+  /** Initial registration, unprotected first REGISTER (24.229 §5.1.1.2). */
+  register(): Promise<RegistrationResult> {
+    return this.#procedure('initial');
+  }
+
+  /** Re-registration over the current set (24.229 §5.1.1.4.1). */
+  reRegister(): Promise<RegistrationResult> {
+    return this.#procedure('refresh');
+  }
+
+  /** De-registration over the current set; every SA set goes on the 200 OK (24.229 §5.1.1.6). */
+  deregister(): Promise<RegistrationResult> {
+    return this.#procedure('deregister');
+  }
+
+  /** A MESSAGE over the current set (RFC 3428); Timer F gives a 408, a send failure a 503 (RFC 3261 §8.1.3.1). */
+  sendMessage(toUri: string, text: string, opts: { contentType?: string } = {}): Promise<SipResponse> {
+    return this.sendRequest('MESSAGE', toUri, { body: new TextEncoder().encode(text), contentType: opts.contentType ?? 'text/plain' });
+  }
+
+  async sendRequest(method: string, toUri: string, opts: { body?: Uint8Array; contentType?: string } = {}): Promise<SipResponse> {
+    const set = this.sas.current;
+    if (this.#closed) throw new UeError('UE_CLOSED', 'the UE is closed');
+    if (!isRegistered(this.#state) || !set) throw new UeError('UE_NOT_REGISTERED', `${method}: not registered (state ${this.#state})`);
+    const req = buildProtectedRequest({
+      method, target: toUri, id: this.id, localIp: this.localIp, portUs: set.config.ue.portS, pcscfIp: this.pcscf.address,
+      portPs: set.config.pcscf.portS, serviceRoute: this.#granted?.serviceRoute ?? [], callId: newCallId(), fromTag: newTag(),
+      ...(opts.body && { body: opts.body }), ...(opts.contentType && { contentType: opts.contentType }),
+    });
+    this.step(`${method} to ${toUri} over SA1 of ${set.id}`);
+    const out = await this.send(req, set);
+    if (out.kind === 'response') {
+      this.step(`${method}: ${out.response.status} ${out.response.reason}`);
+      return out.response;
+    }
+    const status = out.kind === 'timeout' ? 408 : 503;
+    this.step(`${method}: ${out.kind === 'timeout' ? 'no answer (Timer F)' : out.error.message}: ${status}`);
+    return createResponse(req, status);
+  }
+
+  /** Answers requests arriving over the SAs; without one (or when it returns nothing) MESSAGE/NOTIFY/OPTIONS get 200. */
+  onRequest(handler: RequestHandler): void {
+    this.#handler = handler;
+  }
+
+  status(): UeStatus {
+    const now = this.#clock.now();
+    const inS = (at: number | undefined) => (at === undefined ? undefined : Math.max(0, Math.round((at - now) / 1000)));
+    const g = this.#granted;
+    const live = isRegistered(this.#state);
+    return {
+      state: this.#state, impi: this.id.impi, impu: this.id.impu,
+      pcscf: `${this.pcscf.address}:${this.pcscf.port}`, local: `${this.localIp}:${this.plainPort}`,
+      impus: live ? (g?.impus ?? []) : [], serviceRoute: live ? (g?.serviceRoute ?? []) : [],
+      ...(live && g && { expires: g.expires, expiresInS: inS(this.#expiresAt) }),
+      ...(this.#publicAddress && { publicAddress: this.#publicAddress }),
+      sets: this.sas.all().map((s) => ({
+        id: s.id, state: s.state, alg: s.config.alg, ealg: s.config.ealg, mode: s.config.mode,
+        ...(s.expiresAt !== undefined && { expiresInS: inS(s.expiresAt) }), inflight: this.sas.inflight(s), sas: s.summary(),
+      })),
+    };
+  }
+
+  /** Removes every SA set and closes the sockets (no de-registration: call deregister() first). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.fire('close');
+    await this.#io.close();
+  }
+
+  // ---- RegistrationHost -------------------------------------------------------------------
+
+  step(text: string): void {
+    this.emit('step', text);
+  }
+
+  newDialog(): void {
+    // RFC 3261 §10.2: one Call-ID for a registration's REGISTERs, CSeq counting up.
+    this.dialog.callId = newCallId();
+    this.dialog.fromTag = newTag();
+    this.dialog.cseq = 0;
+    this.cachedAuthorization = undefined;
+  }
+
+  async newOffer(keepPortS?: number): Promise<ClientOffer> {
+    const [spiC, spiS] = this.#o.backend.allocateSpis(this.localIp, 2) as [number, number];
+    this.sas.pending = undefined;
+    const used = this.sas.usedPorts().add(this.plainPort);
+    if (keepPortS !== undefined) used.add(keepPortS);
+    const portC = await this.#openFreePort(used);
+    used.add(portC);
+    const portS = keepPortS ?? (await this.#openFreePort(used));
+    await this.#io.ensureEndpoint(portS);
+    const ue = { spiC, spiS, portC, portS };
+    // Interop (digest §17.1): Kamailio 5.6 merges the entries and takes the *last* one, so the most
+    // preferred pair (and mode) goes last. Without q, RFC 3329 gives the order no meaning to others.
+    const entries = buildSecurityClient(this.support.pairs, ue, this.support.modes).reverse();
+    const offer = { ...ue, header: serializeMechanisms(entries) };
+    this.sas.pending = offer;
+    this.#releaseUnusedEndpoints();
+    return offer;
+  }
+
+  send(req: SipRequest, over: SaSet | undefined): Promise<SendOutcome> {
+    const to = over ? { address: this.pcscf.address, port: over.config.pcscf.portS } : this.pcscf;
+    if (over) this.sas.begin(over);
+    return this.#io.send(req, to, over, () => over && this.sas.end(over));
+  }
+
+  async fire(event: RegEvent, data: { expires?: number } = {}): Promise<void> {
+    if (this.#closed && event !== 'close') return; // a procedure finishing after close() changes nothing
+    const from = this.#state;
+    const t = transition(from, event);
+    this.#state = t.state;
+    for (const a of t.actions) {
+      if (a === 'discard-temporary') await this.sas.discardTemporary();
+      else if (a === 'promote-temporary') await this.sas.promote(data.expires ?? this.expires);
+      else if (a === 'delete-all-sets') await this.sas.deleteAll();
+      else if (a === 'cancel-timers') this.#cancelTimers();
+      else if (a === 'schedule-refresh') this.#scheduleRefresh(data.expires ?? this.expires);
+    }
+    if (t.state !== from) this.emit('state', t.state, from, event);
+  }
+
+  notePublicAddress(res: SipResponse): void {
+    const pub = viaReceived(res);
+    if (!pub || (pub.address === this.#publicAddress?.address && pub.port === this.#publicAddress?.port)) return;
+    this.#publicAddress = pub;
+    // DEVIATION: noted only; the Contact keeps the local address (NAT handling comes later, §15A).
+    const nat = pub.address !== this.localIp || (pub.port !== undefined && pub.port !== this.plainPort);
+    this.step(`public address ${pub.address}${pub.port ? `:${pub.port}` : ''} (Via received/rport)${nat ? ': behind a NAT' : ''}`);
+  }
+
+  // ---- internals --------------------------------------------------------------------------
+
+  #procedure(kind: RegistrationKind): Promise<RegistrationResult> {
+    const run = async (): Promise<RegistrationResult> => {
+      if (this.#closed) throw new UeError('UE_CLOSED', 'the UE is closed');
+      if (kind !== 'initial' && (!isRegistered(this.#state) || !this.sas.current)) {
+        if (kind === 'refresh') throw new UeError('UE_NOT_REGISTERED', `re-registration needs a registration (state ${this.#state})`);
+        await this.sas.deleteAll(); // nothing registered: just make sure no SA is left
+        return { ok: true, kind, expires: 0, impus: [], serviceRoute: [] };
+      }
+      const r = await runRegistration(this, kind);
+      if (r.ok && kind !== 'deregister') {
+        this.#granted = { expires: r.expires, impus: r.impus, serviceRoute: r.serviceRoute };
+        this.emit('registered', r);
+      } else if (r.ok) {
+        this.#granted = undefined;
+        this.emit('deregistered');
+      } else if (this.#state === 'failed' || this.#state === 'deregistered') {
+        this.emit('failed', r.reason, r.detail);
+      }
+      return r;
+    };
+    const p = this.#queue.then(run, run);
+    this.#queue = p.catch(() => undefined);
+    return p;
+  }
+
+  #scheduleRefresh(expiresS: number): void {
+    this.#cancelTimers();
+    const now = this.#clock.now();
+    this.#expiresAt = now + expiresS * 1000;
+    // 24.229 §5.1.1.4.1: 600 s before expiry if registered for more than 1200 s, else at half.
+    if (this.#o.reRegister !== 'off') {
+      const at = expiresS > 1200 ? expiresS - 600 : expiresS / 2;
+      this.#timers.push(this.#clock.setTimer(at * 1000, () => {
+        if (!isRegistered(this.#state) || this.#closed) return;
+        this.step(`refreshing the registration (${Math.round(expiresS - at)} s before expiry, 24.229 §5.1.1.4.1)`);
+        this.reRegister().catch((e: unknown) => this.step(`re-registration error: ${e instanceof Error ? e.message : String(e)}`));
+      }));
+    }
+    this.#timers.push(this.#clock.setTimer(expiresS * 1000, () => void this.#onExpired()));
+  }
+
+  async #onExpired(): Promise<void> {
+    await this.#queue; // a refresh under way may still renew it
+    if (this.#closed || this.#expiresAt === undefined || this.#clock.now() < this.#expiresAt || !isRegistered(this.#state)) return;
+    this.step('the registration expired without a refresh: deleting every SA set');
+    await this.fire('expired');
+    this.#granted = undefined;
+    this.emit('failed', 'registration_expired', 'the registration expired without a refresh');
+  }
+
+  #cancelTimers(): void {
+    for (const c of this.#timers) c();
+    this.#timers = [];
+  }
+
+  async #openFreePort(used: Set<number>): Promise<number> {
+    for (let i = 0; ; i++) {
+      const p = choosePort(this.#o.portRange ?? [20000, 60000], used, this.#o.random);
+      try {
+        await this.#io.ensureEndpoint(p);
+        return p;
+      } catch (e) {
+        used.add(p); // in use by something else: pick another (M.7.1 rule 6)
+        if (i >= 16) throw e;
+      }
+    }
+  }
+
+  #releaseUnusedEndpoints(): void {
+    const used = this.sas.usedPorts();
+    for (const p of this.#io.endpointPorts) if (!used.has(p)) this.#io.releaseEndpoint(p);
+  }
+
+  #onRequest(tx: ServerTransaction, request: SipRequest, pctx: ProtectedContext): void {
+    const set = pctx.set;
+    this.sas.begin(set);
+    tx.user = { onTerminated: () => this.sas.end(set) };
+    const incoming: IncomingRequest = { request, set, sa: pctx.sa.name, from: pctx.remote };
+    this.step(`${request.method} received over ${pctx.sa.name} of ${set.id} from port ${pctx.remote.port}`);
+    this.emit('request', incoming);
+    const answer = (a: IncomingAnswer): void => {
+      // Default response route: by Via (port_pc) through the endpoint it came in on, i.e. SA4 (digest §6.2).
+      tx.respond(createResponse(request, a.status, a.reason, a.headers ?? [], a.body ? { body: a.body } : {}));
+    };
+    const fallback = (): IncomingAnswer =>
+      DEFAULT_ANSWERED.has(request.method) ? { status: 200 } : { status: 405, headers: [['Allow', [...DEFAULT_ANSWERED].join(', ')]] };
+    Promise.resolve()
+      .then(() => this.#handler?.(incoming))
+      .then((a) => answer(a ?? fallback()))
+      .catch(() => answer({ status: 500 }));
+  }
+}
+
