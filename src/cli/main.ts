@@ -6,6 +6,10 @@ import { registerAka } from './aka.ts';
 import { registerEsp } from './esp.ts';
 import { registerSecagree } from './secagree.ts';
 import { registerSubscriber } from './subscriber.ts';
+import { registerCore } from './core.ts';
+import { registerPcscf } from './pcscf.ts';
+import { registerUe } from './ue.ts';
+import { registerDemo } from './demo.ts';
 
 const program = new Command();
 program
@@ -19,6 +23,10 @@ registerAka(program);
 registerEsp(program);
 registerSecagree(program);
 registerSubscriber(program);
+registerCore(program);
+registerPcscf(program);
+registerUe(program);
+registerDemo(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -153,6 +153,9 @@ export class UeSipIo {
         this.layer.sendRequest(req, { transport, to }, {
           onResponse: (response, context) => {
             if (response.status < 200) return;
+            // The set's use ends with the final response: Completed only absorbs retransmissions
+            // (Timer K), and holding an old SA set for them is not what §8 rule 4 asks for.
+            gone();
             const p = protectedContextOf(context);
             finish({ kind: 'response', response, context, ...(p && { protectedBy: p }) });
           },

@@ -311,13 +311,21 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   #onRequest(tx: ServerTransaction, request: SipRequest, pctx: ProtectedContext): void {
     const set = pctx.set;
     this.sas.begin(set);
-    tx.user = { onTerminated: () => this.sas.end(set) };
+    // In-flight until the final response is sent (Timer J's 32 s of Completed only absorbs
+    // retransmissions); onTerminated covers a transaction that ends without one.
+    let ended = false;
+    const end = (): void => {
+      if (!ended) this.sas.end(set);
+      ended = true;
+    };
+    tx.user = { onTerminated: end };
     const incoming: IncomingRequest = { request, set, sa: pctx.sa.name, from: pctx.remote };
     this.step(`${request.method} received over ${pctx.sa.name} of ${set.id} from port ${pctx.remote.port}`);
     this.emit('request', incoming);
     const answer = (a: IncomingAnswer): void => {
       // Default response route: by Via (port_pc) through the endpoint it came in on, i.e. SA4 (digest §6.2).
       tx.respond(createResponse(request, a.status, a.reason, a.headers ?? [], a.body ? { body: a.body } : {}));
+      if (a.status >= 200) end();
     };
     const fallback = (): IncomingAnswer =>
       DEFAULT_ANSWERED.has(request.method) ? { status: 200 } : { status: 405, headers: [['Allow', [...DEFAULT_ANSWERED].join(', ')]] };

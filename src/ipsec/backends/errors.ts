@@ -8,6 +8,8 @@ export type BackendErrorCode =
   | 'BACKEND_BIND_FAILED'
   | 'BACKEND_SEND_FAILED'
   | 'BACKEND_BAD_PARAMS'
+  /** A protected port that another owner has open. */
+  | 'BACKEND_PORT_IN_USE'
   /** No live SA set protects the requested port pair. */
   | 'BACKEND_NO_SA';
 

@@ -157,3 +157,16 @@ test('mod=trans over raw IP protocol 50 on loopback carries a request with its S
     await pc.close();
   }
 });
+
+test('a protected port has one owner: opening it twice throws, closing gives it back', async () => {
+  const b = await UserspaceBackend.create({ localIp: '127.0.0.1', encapPort: 0 });
+  try {
+    const ep = await b.openEndpoint({ address: '127.0.0.1', port: 31900 });
+    await assert.rejects(b.openEndpoint({ address: '127.0.0.1', port: 31900 }), /already open/);
+    ep.close();
+    const again = await b.openEndpoint({ address: '127.0.0.1', port: 31900 });
+    again.close();
+  } finally {
+    await b.close();
+  }
+});

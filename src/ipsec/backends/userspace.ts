@@ -88,13 +88,18 @@ export class UserspaceBackend implements IpsecBackend {
     this.#peerEncap.set(set, peer);
   }
 
+  /**
+   * Opens the protected endpoint on a local port. A port has one owner at a time (many UEs can
+   * share one backend in load mode): opening a port that is open throws BACKEND_PORT_IN_USE,
+   * and `endpoint.close()` gives the port back.
+   */
   async openEndpoint(local: Addr): Promise<ProtectedEndpoint> {
     const k = endpointKey(local.address, local.port);
-    let ep = this.#endpoints.get(k);
-    if (!ep) {
-      ep = new Endpoint(this, local);
-      this.#endpoints.set(k, ep);
-    }
+    if (this.#endpoints.has(k)) throw new BackendError('BACKEND_PORT_IN_USE', `protected port ${local.address}:${local.port} is already open`);
+    const ep = new Endpoint(this, local, () => {
+      if (this.#endpoints.get(k) === ep) this.#endpoints.delete(k);
+    });
+    this.#endpoints.set(k, ep);
     return ep;
   }
 
@@ -217,6 +222,7 @@ class Endpoint implements ProtectedEndpoint {
   constructor(
     readonly backend: UserspaceBackend,
     readonly local: Addr,
+    private readonly onClose: () => void,
   ) {}
 
   async send(bytes: Uint8Array, to: Addr, opts: { set?: SaSet } = {}): Promise<SaSet> {
@@ -235,6 +241,7 @@ class Endpoint implements ProtectedEndpoint {
 
   close(): void {
     this.#handlers.length = 0;
+    this.onClose();
   }
 }
 

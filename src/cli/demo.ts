@@ -1,0 +1,66 @@
+// `imsec demo`: the main job. Core, P-CSCF and UE on loopback, one full protected registration
+// life cycle, a readable timeline and the SA table; exits 1 when any step fails.
+import type { Command } from 'commander';
+import { ENCRYPTION_ALGS, INTEGRITY_ALGS, isEncryptionAlg, isIntegrityAlg, isValidPair } from '../ipsec/algorithms.ts';
+import { InputError } from '../util/errors.ts';
+import { EXIT_CHECK_FAILED, printTable } from './output.ts';
+import { jsonSummary, saTable, timelineLines } from './demo/report.ts';
+import { runDemo } from './demo/run.ts';
+
+interface DemoCliOptions {
+  mode: string;
+  alg: string;
+  ealg: string;
+  ipv6?: boolean;
+  pcap?: string;
+  keylog?: string;
+  json?: boolean;
+}
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('run core (S-CSCF + HSS), P-CSCF and UE on loopback: register, MESSAGE both ways, re-register, de-register')
+    .option('--mode <mode>', 'trans (raw ESP, needs CAP_NET_RAW) or udp-enc-tun (no privileges)', 'udp-enc-tun')
+    .option('--alg <name>', `integrity algorithm: ${INTEGRITY_ALGS.join(', ')}`, 'hmac-sha-1-96')
+    .option('--ealg <name>', `encryption algorithm: ${ENCRYPTION_ALGS.join(', ')}`, 'aes-cbc')
+    .option('--ipv6', 'run on ::1 instead of 127.0.0.1')
+    .option('--pcap <file>', 'write what crossed the UE ⇄ P-CSCF wire to a pcap file')
+    .option('--keylog <file>', 'write the SAs as Wireshark esp_sa lines (key material: handle with care)')
+    .option('--json', 'print a machine-readable summary instead of the timeline')
+    .action(async (o: DemoCliOptions) => {
+      if (o.mode !== 'trans' && o.mode !== 'udp-enc-tun') throw new InputError(`--mode must be trans or udp-enc-tun, got ${JSON.stringify(o.mode)}`);
+      if (!isIntegrityAlg(o.alg)) throw new InputError(`--alg: unknown integrity algorithm ${JSON.stringify(o.alg)}`);
+      if (!isEncryptionAlg(o.ealg)) throw new InputError(`--ealg: unknown encryption algorithm ${JSON.stringify(o.ealg)}`);
+      if (!isValidPair(o.alg, o.ealg)) throw new InputError(`--alg ${o.alg} cannot be combined with --ealg ${o.ealg}`);
+      const json = o.json === true;
+      const result = await runDemo({
+        mode: o.mode,
+        alg: o.alg,
+        ealg: o.ealg,
+        ipv6: o.ipv6 === true,
+        ...(o.pcap ? { pcap: o.pcap } : {}),
+        ...(o.keylog ? { keylog: o.keylog } : {}),
+        ...(json ? {} : { progress: (l: string) => process.stderr.write(l + '\n') }),
+      });
+      if (json) {
+        process.stdout.write(JSON.stringify(jsonSummary(result, { mode: o.mode, alg: o.alg, ealg: o.ealg, ipv6: o.ipv6 === true }), null, 2) + '\n');
+      } else {
+        const out = (s: string) => process.stdout.write(s + '\n');
+        out(`imsec demo — ${o.mode}, ${o.alg} / ${o.ealg}, ${o.ipv6 ? 'IPv6 (::1)' : 'IPv4 (127.0.0.1)'}`);
+        out('');
+        out('Timeline (each SIP message once, from its sender):');
+        for (const l of timelineLines(result)) out(l);
+        out('');
+        out('Steps:');
+        for (const s of result.steps) out(`  ${s.ok ? 'ok  ' : 'FAIL'}  ${s.step.padEnd(22)} ${String(s.ms).padStart(5)} ms  ${s.detail}`);
+        out('');
+        out('SA sets (every set either side installed, with its final state and counters):');
+        printTable(saTable(result) as unknown as Record<string, string | number>[], false);
+        if (o.pcap) out(`\npcap: ${o.pcap}`);
+        if (o.keylog) out(`keys (Wireshark esp_sa): ${o.keylog}`);
+        out(result.ok ? '\nAll steps succeeded.' : '\nA step failed.');
+      }
+      if (!result.ok) process.exitCode = EXIT_CHECK_FAILED;
+    });
+}

@@ -1,0 +1,60 @@
+// Loads the N-API addon built by scripts/build-native.mjs (native/imsec_native.c): netlink
+// sockets and the UDP_ENCAP_ESPINUDP socket. Missing addon → XfrmError XFRM_NO_ADDON, once, clearly.
+import { createRequire } from 'node:module';
+import { XfrmError, errnoName } from './errors.ts';
+
+export interface ImsecNative {
+  netlinkOpen(protocol: number, groups?: number): number;
+  netlinkSend(fd: number, bytes: Uint8Array): number;
+  netlinkRecv(fd: number, timeoutMs: number): Buffer | null;
+  close(fd: number): void;
+  espInUdpSocket(family: 4 | 6, address: string, port: number): { fd: number; port: number };
+}
+
+export const ADDON_PATH = '../../../../native/build/Release/imsec_native.node';
+
+let cached: ImsecNative | undefined;
+let failure: XfrmError | undefined;
+
+/** The addon, or throws XFRM_NO_ADDON naming the file and how to build it. */
+export function loadNative(): ImsecNative {
+  if (cached) return cached;
+  if (failure) throw failure;
+  if (process.platform !== 'linux') {
+    failure = new XfrmError('XFRM_NO_ADDON', `the xfrm backend needs Linux (this is ${process.platform})`);
+    throw failure;
+  }
+  try {
+    // IMSEC_NATIVE_ADDON: an explicit path (e.g. when this module runs from a transpiled copy).
+    cached = createRequire(import.meta.url)(process.env.IMSEC_NATIVE_ADDON || ADDON_PATH) as ImsecNative;
+    return cached;
+  } catch (e) {
+    failure = new XfrmError(
+      'XFRM_NO_ADDON',
+      `the xfrm backend needs the imsec native addon (native/build/Release/imsec_native.node), which is not built: ` +
+        `run \`node scripts/build-native.mjs\` (needs a C compiler, make and python3) — ${(e as Error).message.split('\n')[0]}`,
+    );
+    throw failure;
+  }
+}
+
+/** Whether the addon loads (for tests that skip without it). */
+export function nativeAvailable(): boolean {
+  try {
+    loadNative();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a native call; a thrown errno error becomes XfrmError XFRM_SYSCALL with the errno's name. */
+export function sys<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    const errno = (e as { errno?: unknown }).errno;
+    if (typeof errno === 'number') throw new XfrmError('XFRM_SYSCALL', `${what}: ${errnoName(errno)} (${(e as Error).message})`, errno);
+    throw e;
+  }
+}
