@@ -78,6 +78,21 @@ export interface RegistrationHost {
   fire(event: RegEvent, data?: { expires?: number }): Promise<void>;
   step(text: string): void;
   notePublicAddress(res: SipResponse): void;
+  /** Test-only misbehaviour, so end-to-end tests can prove the network refuses it. */
+  readonly testHooks?: UeTestHooks;
+}
+
+/** Ways a test can make the UE misbehave. Never set outside tests. */
+export interface UeTestHooks {
+  /** Answer the challenge with a RES that has its first octet flipped (the S-CSCF must say 403). */
+  readonly wrongRes?: boolean;
+  /** Send a Security-Verify whose ealg differs from the Security-Server received (bidding down). */
+  readonly tamperSecurityVerify?: boolean;
+}
+
+/** A Security-Verify that claims a different ealg than the Security-Server said (a bidding-down attempt). */
+function tamperVerify(ss: readonly string[]): string[] {
+  return ss.map((v) => (/ealg=null/.test(v) ? v.replace(/ealg=null/, 'ealg=aes-cbc') : v.replace(/ealg=[\w-]+/, 'ealg=null')));
 }
 
 /** Runs one procedure to its end. The caller ensures no other procedure runs. */
@@ -173,6 +188,8 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       if (r.result === 'ok') {
         invalid = 0;
         macFailed = false;
+        // Test-only misbehaviour (e2e tests of the network's checks): a wrong RES.
+        if (h.testHooks?.wrongRes) r.res[0]! ^= 0xff;
         const c = credentials(h, ch, r.res, undefined, r.ik, r.ck);
         r.res.fill(0);
         let set: SaSet;
@@ -189,7 +206,7 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
         pendingAuth = c;
         over = set;
         // 33.203 §7.2: same Call-ID, CSeq + 1, Security-Client unchanged, Security-Verify = Security-Server.
-        req = register(c, ssRaw, set);
+        req = register(c, h.testHooks?.tamperSecurityVerify ? tamperVerify(ssRaw) : ssRaw, set);
         await h.fire('challenge');
         h.step(`REGISTER with the AKA response over SA1 of ${set.id} (port_uc ${offer.portC} → port_ps ${choice.server.portS})`);
         continue;

@@ -5,7 +5,7 @@ import type { SaSet, SaSetEvent, SaSummaryRow } from '../ipsec/index.ts';
 import type { AlgPair, UsableMod } from '../secagree/index.ts';
 import type { Clock, SipRequest, TimerConfig } from '../sip/index.ts';
 import type { SipTracer } from '../util/trace.ts';
-import type { FailureReason, RegistrationOk } from './registration.ts';
+import type { FailureReason, RegistrationOk, UeTestHooks } from './registration.ts';
 import type { RegEvent, RegState } from './registration-state.ts';
 
 /** What deployed UEs offer (digest §4.3), SHA-1 first; null/aes-gcm for newer P-CSCFs. */
@@ -50,6 +50,8 @@ export interface UeOptions {
   /** 24.229 §5.1.1.5.1: at most two consecutive invalid challenges are answered. */
   readonly maxInvalidChallenges?: number;
   readonly regAwaitAuthMs?: number;
+  /** Test-only misbehaviour (end-to-end tests of the P-CSCF's and S-CSCF's checks). */
+  readonly __testHooks?: UeTestHooks;
   /** [0, 1) source for port picks (tests). */
   readonly random?: () => number;
 }

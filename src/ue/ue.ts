@@ -10,7 +10,7 @@ import { buildSecurityClient, serializeMechanisms, type UeSupport } from '../sec
 import { createResponse, newCallId, newTag, systemClock, type Clock, type ServerTransaction, type SipRequest, type SipResponse } from '../sip/index.ts';
 import { UeError } from './errors.ts';
 import { buildProtectedRequest, type RegDialog, type UeIdentity } from './register-request.ts';
-import { runRegistration, viaReceived, type RegistrationHost, type RegistrationKind, type RegistrationResult } from './registration.ts';
+import { runRegistration, viaReceived, type RegistrationHost, type UeTestHooks, type RegistrationKind, type RegistrationResult } from './registration.ts';
 import { isRegistered, transition, type RegEvent, type RegState } from './registration-state.ts';
 import { choosePort, REG_AWAIT_AUTH_MS, UeSaTable, type ClientOffer } from './sa-table.ts';
 import { UeSipIo, type SendOutcome } from './sip-io.ts';
@@ -26,6 +26,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   readonly maxAttempts: number;
   readonly maxInvalidChallenges: number;
   readonly usim: Usim;
+  readonly testHooks?: UeTestHooks;
   readonly support: UeSupport;
   readonly sas: UeSaTable;
   readonly dialog: RegDialog = { callId: '', fromTag: '', cseq: 0 };
@@ -54,6 +55,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     this.expires = o.expires ?? 600000;
     this.maxAttempts = o.maxAttempts ?? 3;
     this.maxInvalidChallenges = o.maxInvalidChallenges ?? 2;
+    if (o.__testHooks) this.testHooks = o.__testHooks;
     this.usim = new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), ...o.usim });
     this.support = { pairs: o.offers ?? DEFAULT_OFFERS, modes: o.modes ?? ['trans'] };
     this.sas = new UeSaTable({
@@ -119,7 +121,11 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     return this.sendRequest('MESSAGE', toUri, { body: new TextEncoder().encode(text), contentType: opts.contentType ?? 'text/plain' });
   }
 
-  async sendRequest(method: string, toUri: string, opts: { body?: Uint8Array; contentType?: string } = {}): Promise<SipResponse> {
+  /**
+   * Sends a request over SA1 of the current set. `headers` replace or add headers after the
+   * request is built (e.g. another P-Preferred-Identity, for tests of the P-CSCF's identity check).
+   */
+  async sendRequest(method: string, toUri: string, opts: { body?: Uint8Array; contentType?: string; headers?: readonly (readonly [string, string])[] } = {}): Promise<SipResponse> {
     const set = this.sas.current;
     if (this.#closed) throw new UeError('UE_CLOSED', 'the UE is closed');
     if (!isRegistered(this.#state) || !set) throw new UeError('UE_NOT_REGISTERED', `${method}: not registered (state ${this.#state})`);
@@ -128,6 +134,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       portPs: set.config.pcscf.portS, serviceRoute: this.#granted?.serviceRoute ?? [], callId: newCallId(), fromTag: newTag(),
       ...(opts.body && { body: opts.body }), ...(opts.contentType && { contentType: opts.contentType }),
     });
+    for (const [name, value] of opts.headers ?? []) req.headers.set(name, value);
     this.step(`${method} to ${toUri} over SA1 of ${set.id}`);
     const out = await this.send(req, set);
     if (out.kind === 'response') {
