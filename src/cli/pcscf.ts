@@ -1,0 +1,173 @@
+// `imsec pcscf`: runs the P-CSCF (33.203 access edge, src/pcscf/) on the userspace IPsec backend
+// until SIGINT/SIGTERM, then deletes its SAs. One line per event (or one JSON object with --json).
+import type { Command } from 'commander';
+import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
+import { NAT_T_PORT } from '../ipsec/types.ts';
+import { Pcscf, PCSCF_EVENT_NAMES, REG_AWAIT_AUTH_MS, type PcscfEventName, type PcscfEvents, type PcscfMode } from '../pcscf/index.ts';
+import { DEFAULT_ALLOW, formatPair, parseAlgPairList, type SecAgreePolicy } from '../secagree/index.ts';
+import { systemClock } from '../sip/clock.ts';
+import { parseHostPort } from '../sip/uri.ts';
+import { InputError } from '../util/errors.ts';
+
+export interface PcscfCliOptions {
+  listen: string;
+  portC: string;
+  portS: string;
+  scscf: string;
+  mode?: string;
+  policy?: string;
+  allowDeprecated?: boolean;
+  encapPort?: string;
+  regAwaitAuth?: string;
+  json?: boolean;
+}
+
+export interface PcscfArgs {
+  address: string;
+  port: number;
+  portC: number;
+  portS: number;
+  scscf: { address: string; port: number };
+  mode: PcscfMode;
+  policy: SecAgreePolicy;
+  encapPort: number;
+  regAwaitAuthMs: number;
+  json: boolean;
+}
+
+function hostPort(text: string, flag: string): { address: string; port: number } {
+  try {
+    const hp = parseHostPort(text, flag);
+    if (hp.port === undefined) throw new InputError(`${flag}: needs ADDR:PORT, got ${JSON.stringify(text)}`);
+    return { address: hp.host, port: hp.port };
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`${flag}: not ADDR:PORT (IPv6 as [ADDR]:PORT): ${JSON.stringify(text.slice(0, 80))}`);
+  }
+}
+
+function port(text: string | undefined, flag: string, dflt: number): number {
+  if (text === undefined) return dflt;
+  if (!/^[0-9]{1,5}$/.test(text) || Number(text) > 65535) throw new InputError(`${flag}: must be a port 0..65535, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+/** Checks and converts the command-line options (exit 2 on anything malformed). */
+export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
+  const listen = hostPort(o.listen, '--listen');
+  const scscf = hostPort(o.scscf, '--scscf');
+  const mode = (o.mode ?? 'auto') as PcscfMode;
+  if (!['auto', 'udp-enc-tun', 'trans'].includes(mode)) throw new InputError(`--mode: must be auto, udp-enc-tun or trans, got ${JSON.stringify(o.mode)}`);
+  const portC = port(o.portC, '--port-c', 0);
+  const portS = port(o.portS, '--port-s', 0);
+  if (portC !== 0 && portC === portS) throw new InputError('--port-c and --port-s must differ');
+  let regAwaitAuthMs = REG_AWAIT_AUTH_MS;
+  if (o.regAwaitAuth !== undefined) {
+    if (!/^[0-9]{1,6}$/.test(o.regAwaitAuth) || Number(o.regAwaitAuth) === 0) throw new InputError(`--reg-await-auth: seconds 1..999999, got ${JSON.stringify(o.regAwaitAuth)}`);
+    regAwaitAuthMs = Number(o.regAwaitAuth) * 1000;
+  }
+  const policy: SecAgreePolicy = {
+    ...(o.policy !== undefined ? { allow: parseAlgPairList(o.policy, '--policy') } : {}),
+    ...(o.allowDeprecated ? { allowDeprecated: true } : {}),
+  };
+  return {
+    ...listen, portC, portS, scscf, mode, policy, regAwaitAuthMs,
+    encapPort: port(o.encapPort, '--encap-port', NAT_T_PORT),
+    json: o.json === true,
+  };
+}
+
+function flat(prefix: string, v: unknown, out: string[]): void {
+  if (v === undefined) return;
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
+    for (const [k, x] of Object.entries(v)) flat(prefix ? `${prefix}.${k}` : k, x, out);
+    return;
+  }
+  out.push(`${prefix}=${Array.isArray(v) ? v.join(',') : String(v)}`);
+}
+
+/** One human line per event: `time event k=v … [: message]`; addresses as ADDR:PORT. Never keys (events carry none). */
+export function formatEvent<K extends PcscfEventName>(name: K, ev: PcscfEvents[K], at: Date = new Date()): string {
+  const { message, from, source, ...rest } = ev as Record<string, unknown>;
+  const parts: string[] = [];
+  for (const [k, a] of [['from', from], ['source', source]] as const) {
+    const x = a as { address: string; port: number } | undefined;
+    if (x) parts.push(`${k}=${x.address.includes(':') ? `[${x.address}]` : x.address}:${x.port}`);
+  }
+  flat('', rest, parts);
+  return `${at.toISOString().slice(11, 23)} ${name} ${parts.join(' ')}${message === undefined ? '' : `: ${String(message)}`}`;
+}
+
+export interface RunOptions {
+  /** Stops the P-CSCF when aborted (the command uses SIGINT/SIGTERM). */
+  readonly signal: AbortSignal;
+  readonly write?: (line: string) => void;
+}
+
+/** Starts the backend and the P-CSCF, prints events until `signal` aborts, then removes every SA. */
+export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
+  const write = r.write ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const clock = systemClock;
+  // The SAD's lazy expiry must run on the P-CSCF's clock (SA lifetimes are in its time scale).
+  const backend = await UserspaceBackend.create({ localIp: a.address, encapPort: a.encapPort, now: () => clock.now() });
+  let pcscf: Pcscf;
+  try {
+    pcscf = await Pcscf.start({
+      address: a.address, port: a.port, portC: a.portC, portS: a.portS, scscf: a.scscf, backend,
+      policy: a.policy, mode: a.mode, clock, regAwaitAuthMs: a.regAwaitAuthMs,
+    });
+  } catch (e) {
+    await backend.close();
+    throw e;
+  }
+  for (const name of PCSCF_EVENT_NAMES) {
+    pcscf.on(name, (ev) => write(a.json ? JSON.stringify({ event: name, ...ev }) : formatEvent(name, ev)));
+  }
+  const hello = { address: a.address, port: pcscf.port, port_c: pcscf.portC, port_s: pcscf.portS, encap_port: backend.encapPort, scscf: `${a.scscf.address}:${a.scscf.port}`, mode: a.mode };
+  write(a.json ? JSON.stringify({ event: 'listening', ...hello }) : `pcscf listening udp ${a.address}:${hello.port} port_pc=${hello.port_c} port_ps=${hello.port_s} esp-in-udp=${hello.encap_port} scscf=${hello.scscf} mode=${a.mode}`);
+  if (!r.signal.aborted) await new Promise<void>((resolve) => r.signal.addEventListener('abort', () => resolve(), { once: true }));
+  await pcscf.stop();
+  await backend.close();
+  write(a.json ? JSON.stringify({ event: 'stopped' }) : 'pcscf stopped, SAs removed');
+}
+
+const HELP = `
+Mode: auto (default) picks mod=UDP-enc-tun when the top Via of the unprotected REGISTER differs from
+  its packet source (a NAT, 33.203 Annex M), mod=trans otherwise; udp-enc-tun / trans force that mode
+  when the UE offered it. mod=trans with the userspace backend needs CAP_NET_RAW (raw ESP sockets).
+Policy: comma-separated alg/ealg pairs, most preferred first (default ${DEFAULT_ALLOW.map(formatPair).join(',')}).
+Port 0 (for --listen, --port-c, --port-s) picks a free port; the line "pcscf listening" says which.
+
+Example:
+  imsec pcscf --listen 127.0.0.1:5060 --port-c 5064 --port-s 5066 --scscf 127.0.0.1:6060 --mode udp-enc-tun
+`;
+
+export function registerPcscf(program: Command): void {
+  program
+    .command('pcscf')
+    .description('run the P-CSCF (33.203 access edge: sec-agree, IPsec SAs, NAT detection) until SIGINT/SIGTERM')
+    .requiredOption('--listen <addr:port>', 'plain SIP address and port (UEs\' first REGISTER, S-CSCF side)')
+    .requiredOption('--port-c <n>', 'protected client port port_pc')
+    .requiredOption('--port-s <n>', 'protected server port port_ps')
+    .requiredOption('--scscf <addr:port>', 'the S-CSCF')
+    .option('--mode <mode>', 'auto | udp-enc-tun | trans', 'auto')
+    .option('--policy <list>', 'accepted alg/ealg pairs in preference order')
+    .option('--allow-deprecated', 'also accept hmac-md5-96 and des-ede3-cbc')
+    .option('--encap-port <n>', `local ESP-in-UDP port (RFC 3948), default ${NAT_T_PORT}`)
+    .option('--reg-await-auth <s>', `lifetime of a temporary SA set in seconds, default ${REG_AWAIT_AUTH_MS / 1000}`)
+    .option('--json', 'one JSON object per event')
+    .addHelpText('after', HELP)
+    .action(async (o: PcscfCliOptions) => {
+      const args = parsePcscfArgs(o);
+      const ac = new AbortController();
+      const stop = () => ac.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        await runPcscf(args, { signal: ac.signal });
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+}

@@ -1,0 +1,47 @@
+// Test world for the P-CSCF tests (not a test file): a P-CSCF on a ManualClock with its own
+// userspace backend, a fake S-CSCF, scripted UEs on demand, every event recorded.
+import assert from 'node:assert/strict';
+import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
+import { ManualClock } from '../sip/clock.ts';
+import { Pcscf, PCSCF_EVENT_NAMES, type PcscfEvents, type PcscfMode } from './index.ts';
+import { FakeScscf, LOOP, ScriptedUe, type UeOptions } from './_test-kit.ts';
+
+/** RFC 3261 T1 (the P-CSCF runs with the default timers). */
+export const T1 = 500;
+
+export async function eventually(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.fail(`timed out waiting for: ${what}`);
+}
+
+export async function world(o: { mode?: PcscfMode } = {}) {
+  const clock = new ManualClock();
+  const scscf = await FakeScscf.start();
+  const pcBackend = await UserspaceBackend.create({ localIp: LOOP, encapPort: 0 });
+  const pcscf = await Pcscf.start({ address: LOOP, port: 0, portC: 0, portS: 0, scscf: scscf.endpoint, backend: pcBackend, mode: o.mode ?? 'udp-enc-tun', clock });
+  const events: { name: string; ev: PcscfEvents[keyof PcscfEvents] }[] = [];
+  for (const n of PCSCF_EVENT_NAMES) pcscf.on(n, (ev) => events.push({ name: n, ev }));
+  const ues: ScriptedUe[] = [];
+  const ue = async (u: Partial<UeOptions> = {}) => {
+    const x = await ScriptedUe.create({
+      pcscf: { address: LOOP, port: pcscf.port, portC: pcscf.portC, portS: pcscf.portS },
+      pcEncapPort: pcBackend.encapPort,
+      impi: 'alice@ims.example.org',
+      impu: 'sip:alice@ims.example.org',
+      ...u,
+    });
+    ues.push(x);
+    return x;
+  };
+  const named = (name: string) => events.filter((e) => e.name === name).map((e) => e.ev as unknown as Record<string, unknown>);
+  const close = async () => {
+    await pcscf.stop();
+    for (const u of ues) await u.close();
+    await scscf.close();
+    await pcBackend.close();
+  };
+  return { clock, scscf, pcBackend, pcscf, events, named, ue, close };
+}

@@ -1,0 +1,67 @@
+// What the P-CSCF's request handlers (register.ts, proxy.ts) share: its addresses and ports, the
+// transaction layer, the backend, the registration table, routes to the core and to a UE over an
+// SA set, and the one way to refuse a request (counted, logged as an event, Warning with the reason).
+import type { IpsecBackend, ProtectedEndpoint } from '../ipsec/backends/backend.ts';
+import type { SaSet } from '../ipsec/sa-set.ts';
+import type { SecAgreePolicy } from '../secagree/index.ts';
+import type { Clock } from '../sip/clock.ts';
+import type { SipRequest } from '../sip/message.ts';
+import type { Route } from '../sip/response-routing.ts';
+import type { ServerTransaction, TransactionLayer } from '../sip/transaction-manager.ts';
+import type { ReceiveContext, SipTransport } from '../sip/transport.ts';
+import type { Emit, RegistrationTable } from './registrations.ts';
+import type { PcscfEvents, PcscfMode, RejectReason } from './types.ts';
+
+export interface PcscfCore {
+  readonly address: string;
+  /** Plain SIP port (the Path URI and our Via towards the S-CSCF). */
+  readonly port: number;
+  readonly portC: number;
+  readonly portS: number;
+  readonly mode: PcscfMode;
+  readonly policy: SecAgreePolicy;
+  readonly regAwaitAuthMs: number;
+  /** Our ESP-in-UDP port, written into UDP-enc-tun SA sets. */
+  readonly encapPort: number;
+  readonly pathUri: string;
+  readonly clock: Clock;
+  readonly layer: TransactionLayer;
+  readonly backend: IpsecBackend;
+  readonly plain: SipTransport;
+  /** The protected endpoint on port_pc: everything we send to a UE leaves from it (SA2, spec digest §6.2). */
+  readonly epC: ProtectedEndpoint;
+  readonly table: RegistrationTable;
+  readonly emit: Emit;
+  /** Route of a request to the S-CSCF (plain UDP). */
+  toCore(): Route;
+  /** Route to the UE of `set` over that set only: port_pc → port_us, SA2 (33.203 §7.1). */
+  toUe(set: SaSet): Route;
+  /** Whether a URI (Route entry) designates this P-CSCF. */
+  isMine(uri: string): boolean;
+  /** Counts a refusal and emits its 'rejected' event (reject() does this itself). */
+  refused(ev: PcscfEvents['rejected']): void;
+  /** Refuses `req` with `status`, a Warning carrying `message`, a counter and a 'rejected' event. */
+  reject(tx: ServerTransaction, req: SipRequest, ctx: ReceiveContext, status: number, reason: RejectReason, message: string, opts?: RejectOptions): void;
+}
+
+export interface RejectOptions {
+  readonly impi?: string;
+  /** Send the refusal over this route (e.g. pinned to a temporary set that is deleted right after). */
+  readonly route?: Route;
+}
+
+/** A transport that runs `after` once the first send through it has finished (sent or failed). */
+export function afterSend(t: SipTransport, after: () => void): SipTransport {
+  let done = false;
+  const fire = () => {
+    if (done) return;
+    done = true;
+    after();
+  };
+  return {
+    protocol: t.protocol,
+    local: t.local,
+    send: (bytes, to) => t.send(bytes, to).finally(fire),
+    close: () => t.close(),
+  };
+}

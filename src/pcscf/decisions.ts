@@ -1,0 +1,152 @@
+// The P-CSCF's decisions as pure functions: NAT detection (24.229 F.1, spec digest §15A.5), the
+// mode to negotiate, the admission check (33.203 §7.1 rule 3), de-registration and expiry
+// (24.229 §5.2.2, RFC 3261 §10.2), and identity / contact matching (24.229 §5.2.6.3).
+import { isIP } from 'node:net';
+import { sameAddress } from '../ipsec/sa.ts';
+import type { SaSet } from '../ipsec/sa-set.ts';
+import type { SipRequest, SipResponse } from '../sip/message.ts';
+import { isStarContact, parseNameAddr } from '../sip/name-addr.ts';
+import { parseUri } from '../sip/uri.ts';
+import { defaultPort, type Via } from '../sip/via.ts';
+import type { PcscfMode, RejectReason, Source } from './types.ts';
+
+export interface NatVerdict {
+  readonly natDetected: boolean;
+  /** What differed, for the log ('address' or 'port'). */
+  readonly differs?: 'address' | 'port';
+}
+
+/**
+ * 24.229 F.1: compare the top Via's sent-by with the packet source of the unprotected REGISTER;
+ * for UDP the port takes part too (spec digest §15A.5: a TCP source port is ephemeral).
+ * DEVIATION: a sent-by that is a domain name cannot be compared and counts as "no NAT".
+ */
+export function detectNat(via: Via, source: Source, protocol: 'udp' | 'tcp'): NatVerdict {
+  if (isIP(via.host) === 0) return { natDetected: false };
+  if (!sameAddress(via.host, source.address)) return { natDetected: true, differs: 'address' };
+  if (protocol === 'udp' && (via.port ?? defaultPort(via.transport)) !== source.port) return { natDetected: true, differs: 'port' };
+  return { natDetected: false };
+}
+
+/**
+ * Whether negotiation must pick mod=UDP-enc-tun. 'auto' follows the NAT verdict (33.203 M.7.1);
+ * a forced mode wins over detection (DEVIATION for the loopback demo and lab set-ups).
+ */
+export function wantsUdpEncTun(mode: PcscfMode, natDetected: boolean): boolean {
+  return mode === 'auto' ? natDetected : mode === 'udp-enc-tun';
+}
+
+/** 33.203 §7.1 NOTE 13: at most six SAs per direction per registered contact for one IMPI. */
+export const MAX_SAS_PER_DIRECTION = 6;
+/** Each SA set has two SAs in each direction (spec digest §6.2). */
+const SAS_PER_DIRECTION_PER_SET = 2;
+
+export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: RejectReason; readonly message: string };
+
+/**
+ * 33.203 §7.1 rule 3: the pair (UE IP = packet source, UE protected client port) must not be tied
+ * to a live SA set already, and the IMPI must stay within six SAs per direction with the new set.
+ */
+export function admissionCheck(ueIp: string, portUc: number, allSets: readonly SaSet[], impiSets: readonly SaSet[]): Verdict {
+  const clash = allSets.find((s) => s.live && s.config.ue.portC === portUc && sameAddress(s.config.ue.ip, ueIp));
+  if (clash) {
+    return { ok: false, reason: 'admission-port-in-use', message: `UE address ${ueIp} with protected client port ${portUc} is already tied to SA set ${clash.id} (33.203 §7.1 rule 3)` };
+  }
+  const n = (impiSets.filter((s) => s.live).length + 1) * SAS_PER_DIRECTION_PER_SET;
+  if (n > MAX_SAS_PER_DIRECTION) {
+    return { ok: false, reason: 'admission-too-many-sas', message: `a new SA set would give this IMPI ${n} SAs per direction, more than ${MAX_SAS_PER_DIRECTION} (33.203 §7.1 NOTE 13)` };
+  }
+  return { ok: true };
+}
+
+function contactExpires(value: string, headerExpires: number | undefined): number | undefined {
+  try {
+    const e = parseNameAddr(value, 'Contact').params.get('expires');
+    if (typeof e === 'string' && /^[0-9]+$/.test(e)) return Number(e);
+  } catch {
+    return headerExpires;
+  }
+  return headerExpires;
+}
+
+function expiresHeader(msg: SipRequest | SipResponse): number | undefined {
+  const v = msg.headers.get('Expires');
+  return v !== undefined && /^[0-9]+$/.test(v.trim()) ? Number(v.trim()) : undefined;
+}
+
+/** RFC 3261 §10.2.2 / 24.229 §5.1.1.6: every Contact expires 0 (or `Contact: *`), or Expires: 0 without Contact params. */
+export function isDeregistration(req: SipRequest): boolean {
+  const contacts = req.headers.getAll('Contact');
+  if (contacts.some(isStarContact)) return true;
+  const h = expiresHeader(req);
+  if (contacts.length === 0) return h === 0;
+  return contacts.every((c) => contactExpires(c, h) === 0);
+}
+
+/** The registration time the registrar granted (24.229 §5.4.1.2.2): the Contact's expires, else Expires. */
+export function grantedExpires(res: SipResponse, contact?: string): number | undefined {
+  const h = expiresHeader(res);
+  const contacts = res.headers.getAll('Contact').filter((c) => !isStarContact(c));
+  const mine = contact === undefined ? undefined : contacts.find((c) => sameContact(uriOf(c) ?? '', contact));
+  const pick = mine ?? contacts[0];
+  return pick === undefined ? h : contactExpires(pick, h);
+}
+
+/** The URI of a name-addr value, or undefined when it does not parse. */
+export function uriOf(value: string): string | undefined {
+  try {
+    return parseNameAddr(value).uri;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A comparable form of a public identity: `sip:user@host` (host lower case, no port or
+ * parameters) or `tel:number`. Undefined for what does not parse.
+ */
+export function impuKey(uri: string): string | undefined {
+  try {
+    const u = parseUri(uri);
+    if (u.scheme === 'tel') return `tel:${u.number}`;
+    return `sip:${u.user === undefined ? '' : `${decodeURIComponent(u.user)}@`}${u.host.toLowerCase()}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** 24.229 §5.2.6.3: the identity the UE asks for: P-Preferred-Identity, else the From URI. */
+export function claimedIdentity(req: SipRequest): string | undefined {
+  const ppi = req.headers.get('P-Preferred-Identity');
+  return uriOf(ppi ?? req.headers.get('From') ?? '');
+}
+
+/** The public identities of a 200 OK to REGISTER (P-Associated-URI, 24.229 §5.4.1.2.2), else the To URI. */
+export function associatedIdentities(res: SipResponse, req: SipRequest): string[] {
+  const uris = res.headers.getAll('P-Associated-URI').map(uriOf).filter((u): u is string => u !== undefined);
+  if (uris.length > 0) return uris;
+  const to = uriOf(req.headers.get('To') ?? '');
+  return to === undefined ? [] : [to];
+}
+
+/** Two contact URIs name the same binding: same user, host and port (default 5060). */
+export function sameContact(a: string, b: string): boolean {
+  try {
+    const x = parseUri(a);
+    const y = parseUri(b);
+    if (x.scheme === 'tel' || y.scheme === 'tel') return false;
+    return (x.user ?? '') === (y.user ?? '') && sameAddress(x.host.toLowerCase(), y.host.toLowerCase()) && (x.port ?? 5060) === (y.port ?? 5060);
+  } catch {
+    return false;
+  }
+}
+
+/** Host and port of a SIP URI (for Request-URI fallbacks), or undefined. */
+export function hostPortOf(uri: string): Source | undefined {
+  try {
+    const u = parseUri(uri);
+    return u.scheme === 'tel' ? undefined : { address: u.host, port: u.port ?? 5060 };
+  } catch {
+    return undefined;
+  }
+}

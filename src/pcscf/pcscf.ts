@@ -1,0 +1,309 @@
+// The P-CSCF, the 33.203 access edge: one transaction layer fed by the plain UDP port and the
+// protected endpoints on port_pc/port_ps; dispatch by how a request arrived (unprotected, over a
+// temporary, current or old SA set, or from the S-CSCF); events, counters and the registration view.
+import { createSocket, type Socket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
+import type { IpsecBackend, ProtectedContext, ProtectedEndpoint } from '../ipsec/backends/backend.ts';
+import { attachProtected, protectedContextOf, protectedTransport, TracedPlain } from '../ipsec/backends/sip-endpoint.ts';
+import { sameAddress } from '../ipsec/sa.ts';
+import type { SaSet } from '../ipsec/sa-set.ts';
+import { NAT_T_PORT } from '../ipsec/types.ts';
+import { createResponse } from '../sip/builders.ts';
+import { systemClock } from '../sip/clock.ts';
+import type { SipRequest } from '../sip/message.ts';
+import type { Route } from '../sip/response-routing.ts';
+import type { ServerTransaction } from '../sip/transaction-manager.ts';
+import { TransactionLayer } from '../sip/transaction-manager.ts';
+import type { ReceiveContext } from '../sip/transport.ts';
+import { openUdpTransport } from '../sip/udp-transport.ts';
+import { formatHostPort, parseUri } from '../sip/uri.ts';
+import { afterSend, type PcscfCore, type RejectOptions } from './core.ts';
+import { fromCore, fromUe, onAck, onCancel } from './proxy.ts';
+import { onProtectedRegister, onReRegister, onUnprotectedRegister } from './register.ts';
+import { RegistrationTable } from './registrations.ts';
+import { warningValue } from './rewrite.ts';
+import type { PcscfCounters, PcscfEventName, PcscfEvents, PcscfMode, PcscfOptions, RegistrationView, RejectReason } from './types.ts';
+
+export const PCSCF_EVENT_NAMES: readonly PcscfEventName[] = ['sa-created', 'sa-promoted', 'sa-deleted', 'rejected', 'nat-detected', 'registered', 'deregistered', 'dropped'];
+/** 24.229 Table 7.8.1: reg-await-auth, 4 minutes. */
+export const REG_AWAIT_AUTH_MS = 240_000;
+const MODES: readonly PcscfMode[] = ['auto', 'udp-enc-tun', 'trans'];
+
+export class Pcscf {
+  readonly #events = new EventEmitter();
+  readonly #rejected: Partial<Record<RejectReason, number>> = {};
+  #unprotected = 0;
+  #core!: PcscfCore;
+  #epS!: ProtectedEndpoint;
+  readonly #guards: Socket[] = [];
+  #stopped = false;
+
+  private constructor() {}
+
+  /** Binds everything and starts serving. Ports given as 0 are picked and reported on the instance. */
+  static async start(o: PcscfOptions): Promise<Pcscf> {
+    if (isIP(o.address) === 0) throw new TypeError(`P-CSCF address must be an IP address, got ${JSON.stringify(o.address)}`);
+    const mode = o.mode ?? 'auto';
+    if (!MODES.includes(mode)) throw new TypeError(`mode must be one of ${MODES.join(', ')}, got ${JSON.stringify(mode)}`);
+    const p = new Pcscf();
+    p.#scscf = o.scscf;
+    const clock = o.clock ?? systemClock;
+    const portC = o.portC || (await freeUdpPort(o.address));
+    let portS = o.portS || (await freeUdpPort(o.address));
+    while (portS === portC) portS = await freeUdpPort(o.address);
+    const table = new RegistrationTable(o.backend, clock, (name, payload) => p.#emit(name, payload));
+    const trace = o.trace ? { trace: o.trace, node: 'pcscf' } : { node: 'pcscf' };
+    const layer: TransactionLayer = new TransactionLayer({
+      user: {
+        onRequest: (tx, req, ctx) => p.#dispatch(tx, req, ctx),
+        onAck: (ack, ctx) => onAck(p.#core, ack, ctx, p.#fromCore(ctx)),
+      },
+      clock,
+      ...(o.timers ? { timers: o.timers } : {}),
+      // 33.203 §7.1: responses to a protected request go from port_pc to port_us over SA2 of the set it came on.
+      responseRoute: (res, req, ctx) => {
+        const pc = protectedContextOf(ctx);
+        if (!pc) return undefined;
+        const r = p.#core.toUe(pc.set);
+        const release = res.status >= 200 ? p.#holds.get(req) : undefined;
+        return release ? { to: r.to, transport: afterSend(r.transport, release) } : r;
+      },
+    });
+    const tp = new TracedPlain(trace);
+    // Until start() returns, arrivals are dropped (as if the sockets were not bound yet).
+    const receive = (b: Uint8Array, ctx: ReceiveContext) => void (p.#ready && layer.receive(b, ctx));
+    const onPlain = tp.handler(receive);
+    const raw = o.transport ? await o.transport(onPlain) : await openUdpTransport({ address: o.address, port: o.port ?? 5060, onReceive: onPlain });
+    const plain = tp.wrap(raw);
+    const epC = await o.backend.openEndpoint({ address: o.address, port: portC });
+    const epS = await o.backend.openEndpoint({ address: o.address, port: portS });
+    attachProtected(epC, receive, trace);
+    attachProtected(epS, receive, trace);
+    p.#epS = epS;
+    for (const port of [portC, portS]) {
+      const g = await guardPort(o.address, port, (from) => p.#unprotectedOnProtected(from, port));
+      if (g) p.#guards.push(g);
+    }
+    const port = plain.local.port;
+    const backendEncap = (o.backend as IpsecBackend & { encapPort?: number }).encapPort;
+    const pathUri = `sip:term@${formatHostPort(o.address, port)};lr`;
+    p.#core = {
+      address: o.address,
+      port,
+      portC,
+      portS,
+      mode,
+      policy: o.policy ?? {},
+      regAwaitAuthMs: o.regAwaitAuthMs ?? REG_AWAIT_AUTH_MS,
+      encapPort: o.encapPort ?? backendEncap ?? NAT_T_PORT,
+      pathUri,
+      clock,
+      layer,
+      backend: o.backend,
+      plain,
+      epC,
+      table,
+      emit: (name, payload) => p.#emit(name, payload),
+      toCore: (): Route => ({ transport: plain, to: o.scscf }),
+      toUe: (set: SaSet): Route => ({
+        transport: protectedTransport(epC, { set, ...trace }),
+        to: { address: set.config.ue.ip, port: set.config.ue.portS },
+      }),
+      isMine: (uri: string) => isMine(uri, o.address, [port, portC, portS]),
+      refused: (ev) => p.#refused(ev),
+      reject: (tx, req, ctx, status, reason, message, opts) => p.#reject(tx, req, ctx, status, reason, message, opts),
+    };
+    p.#ready = true;
+    return p;
+  }
+
+  #scscf!: { address: string; port: number };
+  #ready = false;
+
+  get address(): string {
+    return this.#core.address;
+  }
+  /** The plain SIP port. */
+  get port(): number {
+    return this.#core.port;
+  }
+  /** port_pc. */
+  get portC(): number {
+    return this.#core.portC;
+  }
+  /** port_ps. */
+  get portS(): number {
+    return this.#core.portS;
+  }
+  /** The URI this P-CSCF puts in Path (and expects as Route on requests from the S-CSCF). */
+  get pathUri(): string {
+    return this.#core.pathUri;
+  }
+
+  on<K extends PcscfEventName>(name: K, fn: (ev: PcscfEvents[K]) => void): this {
+    this.#events.on(name, fn);
+    return this;
+  }
+
+  off<K extends PcscfEventName>(name: K, fn: (ev: PcscfEvents[K]) => void): this {
+    this.#events.off(name, fn);
+    return this;
+  }
+
+  /** Registrations with their SA sets (summary rows only: SPIs, ports, algorithms, counters; no keys). */
+  registrations(): RegistrationView[] {
+    return this.#core.table.views();
+  }
+
+  get counters(): PcscfCounters {
+    return { rejected: { ...this.#rejected }, unprotectedOnProtectedPort: this.#unprotected };
+  }
+
+  /** Deletes every SA set this P-CSCF installed, ends all transactions and closes its sockets. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const c = this.#core;
+    await c.table.clear('P-CSCF stopped');
+    c.layer.close();
+    c.epC.close();
+    this.#epS.close();
+    await c.plain.close();
+    await Promise.all(this.#guards.map((g) => new Promise<void>((r) => g.close(() => r()))));
+  }
+
+  /** Requests from the configured S-CSCF address and port are the core's (the S-CSCF sends from its listening socket). */
+  #fromCore(ctx: ReceiveContext): boolean {
+    return protectedContextOf(ctx) === undefined && sameAddress(ctx.remote.address, this.#scscf.address) && ctx.remote.port === this.#scscf.port;
+  }
+
+  #emit<K extends PcscfEventName>(name: K, payload: PcscfEvents[K]): void {
+    this.#events.emit(name, payload);
+  }
+
+  #dispatch(tx: ServerTransaction, req: SipRequest, ctx: ReceiveContext): void {
+    const core = this.#core;
+    const p = protectedContextOf(ctx);
+    if (!p) {
+      if (this.#fromCore(ctx)) return req.method === 'CANCEL' ? onCancel(core, tx, req) : fromCore(core, tx, req, ctx);
+      if (req.method === 'REGISTER') return void onUnprotectedRegister(core, tx, req, ctx).catch((e) => this.#internal(tx, e));
+      return this.#reject(tx, req, ctx, 403, 'unprotected-request', `${req.method} arrived unprotected: outside REGISTER a UE may only send over its SAs (33.203 §7.1)`);
+    }
+    this.#learnEncap(p);
+    const set = p.set;
+    // Spec digest §8 rule 4: a set is in use while a transaction that arrived on it waits for its
+    // final response; released once that response is out (or the transaction ends without one).
+    core.table.hold(set);
+    const release = once(() => core.table.release(set));
+    this.#holds.set(req, release);
+    tx.user = { onTerminated: release };
+    if (set.state === 'temporary') {
+      if (req.method === 'REGISTER') return onProtectedRegister(core, tx, req, ctx, p);
+      return this.#reject(tx, req, ctx, 403, 'request-over-temporary-set', `${req.method} over the temporary SA set ${set.id}: only the protected REGISTER may use it before the 200 OK (33.203 §7.2)`);
+    }
+    const reg = core.table.ownerOf(set);
+    if (!reg) return this.#reject(tx, req, ctx, 403, 'unknown-sa-set', `SA set ${set.id} belongs to no registration`);
+    if (req.method === 'CANCEL') return onCancel(core, tx, req);
+    if (req.method === 'REGISTER') {
+      if (set === reg.current) return void onReRegister(core, tx, req, ctx, reg, set).catch((e) => this.#internal(tx, e));
+      return this.#reject(tx, req, ctx, 403, 'register-over-old-set', `REGISTER over the old SA set ${set.id}: re-register over the current set (spec digest §8 rule 5)`, { impi: reg.impi });
+    }
+    return fromUe(core, tx, req, ctx, reg, set);
+  }
+
+  /**
+   * Spec digest §15A.2/§15A.6: the UE's ESP-in-UDP source (port_Uenc) comes from authenticated
+   * packets only; every tunnel set of the registration follows it. A new public address is a UE
+   * IP change and is not followed (the UE registers anew).
+   */
+  #learnEncap(p: ProtectedContext): void {
+    if (p.set.config.mode !== 'udp-enc-tunnel' || p.outerEncapSrcPort === undefined) return;
+    if (!sameAddress(p.outerSrc, p.set.config.ue.ip)) return;
+    const reg = this.#core.table.ownerOf(p.set);
+    if (!reg) return;
+    const encap = { address: p.outerSrc, port: p.outerEncapSrcPort };
+    if (reg.ue.encap?.port === encap.port && sameAddress(reg.ue.encap.address, encap.address) && this.#learnt.get(p.set) === encap.port) return;
+    reg.ue.encap = encap;
+    for (const s of reg.sets) {
+      if (s.config.mode !== 'udp-enc-tunnel' || !sameAddress(s.config.ue.ip, encap.address) || this.#learnt.get(s) === encap.port) continue;
+      this.#core.backend.setPeerEncap(s, encap);
+      this.#learnt.set(s, encap.port);
+    }
+  }
+  readonly #learnt = new WeakMap<SaSet, number>();
+  readonly #holds = new WeakMap<SipRequest, () => void>();
+
+  #refused(ev: PcscfEvents['rejected']): void {
+    this.#rejected[ev.reason] = (this.#rejected[ev.reason] ?? 0) + 1;
+    this.#emit('rejected', ev);
+  }
+
+  #reject(tx: ServerTransaction, req: SipRequest, ctx: ReceiveContext, status: number, reason: RejectReason, message: string, opts: RejectOptions = {}): void {
+    this.#refused({ reason, message, status, method: req.method, from: ctx.remote, ...(opts.impi !== undefined ? { impi: opts.impi } : {}) });
+    if (req.method === 'ACK') return;
+    if (opts.route) tx.setResponseRoute(opts.route);
+    tx.respond(createResponse(req, status, undefined, [['Warning', warningValue(this.#core.address, message)]]));
+  }
+
+  #internal(tx: ServerTransaction, e: unknown): void {
+    const why = `internal error: ${e instanceof Error ? e.message : String(e)}`;
+    if (tx.state === 'trying' || tx.state === 'proceeding') tx.respond(createResponse(tx.request, 500, undefined, [['Warning', warningValue(this.#core.address, why)]]));
+  }
+
+  #unprotectedOnProtected(from: { address: string; port: number }, port: number): void {
+    this.#unprotected++;
+    this.#emit('dropped', { reason: 'unprotected request to a protected port: dropped', from, port });
+  }
+}
+
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
+
+/** Whether a Route URI designates this P-CSCF (its address and one of its ports). */
+function isMine(uri: string, address: string, ports: readonly number[]): boolean {
+  try {
+    const u = parseUri(uri);
+    return u.scheme !== 'tel' && sameAddress(u.host, address) && ports.includes(u.port ?? 5060);
+  } catch {
+    return false;
+  }
+}
+
+async function freeUdpPort(address: string): Promise<number> {
+  const s = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.bind(0, address, () => resolve());
+  });
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/**
+ * A plain UDP socket on a protected port, only to count and log what arrives there outside ESP
+ * (33.203 §7.1: the protected ports take protected traffic only). Skipped when the backend owns the port.
+ */
+async function guardPort(address: string, port: number, onDatagram: (from: { address: string; port: number }) => void): Promise<Socket | undefined> {
+  const s = createSocket({ type: isIP(address) === 6 ? 'udp6' : 'udp4' });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.bind({ port, address, exclusive: true }, () => resolve());
+    });
+  } catch {
+    s.close();
+    return undefined;
+  }
+  s.on('message', (_m, rinfo) => onDatagram({ address: rinfo.address, port: rinfo.port }));
+  s.on('error', () => {});
+  return s;
+}
+

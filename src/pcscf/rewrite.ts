@@ -1,0 +1,174 @@
+// The P-CSCF's message edits, pure (message in, message changed in place): proxy basics (RFC 3261
+// §16.6 Via, Max-Forwards, Route; §16.7 own Via off responses), the REGISTER edits of 24.229
+// §5.2.2 (Path, integrity-protected, sec-agree removal), ik/ck removal (33.203 §7.2, pitfall 4)
+// and identity assertion (24.229 §5.2.6.3.x, P-Asserted-Identity).
+import { getParam, parseDigestHeader, removeParams, serializeDigestHeader, setParam } from '../aka/index.ts';
+import { removeSecAgreeTag } from '../secagree/index.ts';
+import { newBranch } from '../sip/builders.ts';
+import type { SipMessage, SipRequest, SipResponse } from '../sip/message.ts';
+import { parseNameAddr } from '../sip/name-addr.ts';
+import { formatHostPort } from '../sip/uri.ts';
+import { fromHex } from '../util/bytes.ts';
+
+/**
+ * RFC 3261 §16.6 step 3: decrement Max-Forwards (absent: 70 minus one). Returns false when the
+ * request arrived with 0 (§16.3 step 3: answer 483 Too Many Hops).
+ */
+export function decrementMaxForwards(req: SipRequest): boolean {
+  const v = req.headers.get('Max-Forwards');
+  const n = v === undefined ? 70 : Number(v);
+  if (n <= 0) return false;
+  req.headers.set('Max-Forwards', String(n - 1));
+  return true;
+}
+
+/** RFC 3261 §16.6 step 8 (+ RFC 3581 rport): our Via on top, with a fresh branch. Returns the branch. */
+export function pushVia(req: SipRequest, host: string, port: number): string {
+  const branch = newBranch();
+  req.headers.prepend('Via', `SIP/2.0/UDP ${formatHostPort(host, port)};branch=${branch};rport`);
+  return branch;
+}
+
+/** RFC 3261 §16.7 step 3: a copy of the response without the topmost Via (ours). */
+export function popVia(res: SipResponse): SipResponse {
+  const out = res.clone();
+  out.headers.removeFirst('Via');
+  return out;
+}
+
+/**
+ * 24.229 §5.2.2 (spec digest §5.2, §5.6): Security-Client / -Server / -Verify removed, `sec-agree`
+ * removed from Require and Proxy-Require, each header dropped once empty (24.228 flows).
+ */
+export function stripSecAgree(req: SipRequest): void {
+  for (const h of ['Security-Client', 'Security-Server', 'Security-Verify']) req.headers.remove(h);
+  for (const h of ['Require', 'Proxy-Require']) {
+    const values = req.headers.raw(h);
+    if (values.length === 0) continue;
+    const rest = removeSecAgreeTag(values);
+    if (rest === undefined) req.headers.remove(h);
+    else req.headers.set(h, rest);
+  }
+}
+
+/**
+ * 24.229 §5.2.2: `integrity-protected="yes"` when the REGISTER came over an SA, `"no"` otherwise,
+ * on every Digest Authorization value. Values that do not parse are left as they are.
+ */
+export function markIntegrityProtected(req: SipRequest, protectedArrival: boolean): void {
+  const lines = req.headers.raw('Authorization');
+  if (lines.length === 0) return;
+  const out = lines.map((line) => {
+    try {
+      const h = parseDigestHeader(line);
+      if (h.scheme.toLowerCase() !== 'digest') return line;
+      return serializeDigestHeader(setParam(h, 'integrity-protected', protectedArrival ? 'yes' : 'no'));
+    } catch {
+      return line;
+    }
+  });
+  req.headers.set('Authorization', out);
+}
+
+/** The IMPI: `username` of the first Digest Authorization value (24.229 §5.1.1.2.1). */
+export function impiOf(req: SipRequest): string | undefined {
+  for (const line of req.headers.raw('Authorization')) {
+    try {
+      const u = getParam(parseDigestHeader(line), 'username');
+      if (u) return u;
+    } catch {
+      // next value
+    }
+  }
+  return undefined;
+}
+
+/** 24.229 §5.2.2 / RFC 3327: our Path entry on top, so the S-CSCF routes terminating requests through us. */
+export function addPath(req: SipRequest, pathUri: string): void {
+  req.headers.prepend('Path', `<${pathUri}>`);
+}
+
+export interface AkaKeys {
+  readonly ik: Uint8Array;
+  readonly ck: Uint8Array;
+}
+
+/**
+ * 33.203 §7.2, spec digest pitfall 4: reads `ik`/`ck` and removes them from every
+ * WWW-Authenticate / Proxy-Authenticate value, so the UE never sees them. Returns the keys of the
+ * first challenge carrying both (16 octets each), or undefined.
+ */
+export function takeAkaKeys(res: SipResponse): AkaKeys | undefined {
+  let keys: AkaKeys | undefined;
+  for (const name of ['WWW-Authenticate', 'Proxy-Authenticate']) {
+    const lines = res.headers.raw(name);
+    if (lines.length === 0) continue;
+    const out: string[] = [];
+    for (const line of lines) {
+      let h;
+      try {
+        h = parseDigestHeader(line);
+      } catch {
+        // Not parseable: it cannot be relayed safely either (it may hold the keys in some form).
+        if (/\b(?:ik|ck)\s*=/i.test(line)) continue;
+        out.push(line);
+        continue;
+      }
+      const ik = getParam(h, 'ik');
+      const ck = getParam(h, 'ck');
+      if (keys === undefined && ik !== undefined && ck !== undefined) {
+        try {
+          keys = { ik: fromHex(ik, 'ik', 16), ck: fromHex(ck, 'ck', 16) };
+        } catch {
+          // malformed keys: removed below, not used
+        }
+      }
+      out.push(ik === undefined && ck === undefined ? line : serializeDigestHeader(removeParams(h, 'ik', 'ck')));
+    }
+    if (out.length === 0) res.headers.remove(name);
+    else res.headers.set(name, out);
+  }
+  return keys;
+}
+
+/**
+ * Removes the leading Route entries that point at this P-CSCF (RFC 3261 §16.4: "the proxy MUST
+ * remove that value"). Returns how many were removed.
+ */
+export function removeOwnRoutes(req: SipRequest, isMine: (uri: string) => boolean): number {
+  let n = 0;
+  for (;;) {
+    const top = req.headers.get('Route');
+    if (top === undefined) return n;
+    let uri: string;
+    try {
+      uri = parseNameAddr(top, 'Route').uri;
+    } catch {
+      return n;
+    }
+    if (!isMine(uri)) return n;
+    req.headers.removeFirst('Route');
+    n++;
+  }
+}
+
+/**
+ * 24.229 §5.2.6.3.x: the P-CSCF asserts the identity it checked: P-Preferred-Identity removed,
+ * any P-Asserted-Identity from the UE removed (untrusted), `P-Asserted-Identity: <identity>` added.
+ */
+export function assertIdentity(req: SipRequest, identity: string): void {
+  req.headers.remove('P-Preferred-Identity');
+  req.headers.remove('P-Asserted-Identity');
+  req.headers.append('P-Asserted-Identity', `<${identity}>`);
+}
+
+/** RFC 3261 §20.43: `399 host "text"` (399 = miscellaneous warning), for the reason of a refusal. */
+export function warningValue(host: string, text: string): string {
+  const clean = text.replace(/[\r\n]+/g, ' ').replace(/["\\]/g, (c) => `\\${c}`).slice(0, 240);
+  return `399 ${formatHostPort(host)} "${clean}"`;
+}
+
+/** The start line of a message, for logs. */
+export function startLine(m: SipMessage): string {
+  return m.kind === 'request' ? `${m.method} ${m.uri}` : `${m.status} ${m.reason}`;
+}

@@ -1,0 +1,108 @@
+// The P-CSCF's public vocabulary: options, rejection reasons, counters, events and the read-only
+// registration view (33.203 §7, Annex M; 24.229 §5.2.2). No behaviour here.
+import type { IpsecBackend } from '../ipsec/backends/backend.ts';
+import type { SaSummaryRow } from '../ipsec/sa-set.ts';
+import type { SecAgreePolicy } from '../secagree/index.ts';
+import type { Clock } from '../sip/clock.ts';
+import type { TimerConfig } from '../sip/timers.ts';
+import type { Endpoint, ReceiveHandler, SipTransport } from '../sip/transport.ts';
+import type { SipTracer } from '../util/trace.ts';
+
+/**
+ * 'auto': the Annex M rule (spec digest §15A point 5): UDP-enc-tun when a NAT is detected, trans
+ * otherwise. The other two force that mode whenever the UE offered it (the loopback demo runs
+ * UDP-enc-tun without a NAT and without root).
+ */
+export type PcscfMode = 'auto' | 'udp-enc-tun' | 'trans';
+
+export interface PcscfOptions {
+  /** The P-CSCF's IP address: plain SIP, the protected ports and the SAs all use it. */
+  readonly address: string;
+  /** Plain (unprotected) SIP port; default 5060; 0 = ephemeral. */
+  readonly port?: number;
+  /** port_pc, the protected client port; 0 = pick a free one. */
+  readonly portC: number;
+  /** port_ps, the protected server port; 0 = pick a free one. */
+  readonly portS: number;
+  /** Where REGISTERs and UE-originated requests go; requests from this address and port are the core's. */
+  readonly scscf: Endpoint;
+  readonly backend: IpsecBackend;
+  readonly policy?: SecAgreePolicy;
+  readonly mode?: PcscfMode;
+  /**
+   * Timers and SA lifetimes use this clock. The backend must use the same time scale for its SAD
+   * expiry (`UserspaceBackend.create({ now: clock.now })`) or none at all.
+   */
+  readonly clock?: Clock;
+  readonly trace?: SipTracer;
+  /** Lifetime of a temporary SA set (24.229 Table 7.8.1 reg-await-auth, 4 min). */
+  readonly regAwaitAuthMs?: number;
+  /** The plain transport, for tests (e.g. `(h) => net.bind({ address, port, onReceive: h })`). */
+  readonly transport?: (onReceive: ReceiveHandler) => SipTransport | Promise<SipTransport>;
+  /** RFC 3261 T1/T2/T4 overrides. */
+  readonly timers?: Partial<TimerConfig>;
+  /** The P-CSCF's ESP-in-UDP port written into UDP-enc-tun SA sets; default the backend's, else 4500. */
+  readonly encapPort?: number;
+}
+
+/** Why something was refused; each is a counter and a 'rejected' event. */
+export type RejectReason =
+  | 'no-impi'
+  | 'no-security-client'
+  | 'bad-security-client'
+  | 'no-acceptable-mechanism'
+  | 'nat-without-udp-enc-tun'
+  | 'admission-port-in-use'
+  | 'admission-too-many-sas'
+  | 'security-verify-mismatch'
+  | 'security-client-changed'
+  | 'not-temporary-set'
+  | 'register-over-old-set'
+  | 'request-over-temporary-set'
+  | 'unprotected-request'
+  | 'unknown-sa-set'
+  | 'not-registered'
+  | 'identity-not-registered'
+  | 'other-registration-identity'
+  | 'no-registration-for-target'
+  | 'challenge-without-keys'
+  | 'sa-setup-failed'
+  | 'too-many-hops'
+  | 'response-over-wrong-set';
+
+export interface PcscfCounters {
+  readonly rejected: Partial<Record<RejectReason, number>>;
+  /** Datagrams that reached port_pc/port_ps outside ESP (33.203 §7.1: only protected traffic there). */
+  readonly unprotectedOnProtectedPort: number;
+}
+
+export interface Source {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface PcscfEvents {
+  'sa-created': { impi: string; set: string; mode: string; alg: string; ealg: string; spis: { uc: number; us: number; pc: number; ps: number } };
+  'sa-promoted': { impi: string; set: string; previous?: string };
+  'sa-deleted': { impi: string; set: string; reason: string };
+  rejected: { reason: RejectReason; message: string; status?: number; method?: string; from: Source; impi?: string };
+  'nat-detected': { impi: string; via: string; source: Source };
+  registered: { impi: string; impus: readonly string[]; expires: number };
+  deregistered: { impi: string; reason: string };
+  dropped: { reason: string; from: Source; port: number };
+}
+
+export type PcscfEventName = keyof PcscfEvents;
+
+/** One registration as `pcscf.registrations()` shows it (no keys: SaSet.summary() rows only). */
+export interface RegistrationView {
+  impi: string;
+  impus: string[];
+  state: 'pending' | 'registered';
+  /** Registration expiry, clock ms (undefined while pending). */
+  expires?: number;
+  nat: boolean;
+  ue: { ip: string; innerIp?: string; encap?: Source };
+  contact?: string;
+  sets: { id: string; role: 'temporary' | 'current' | 'old'; expiresAt?: number; inFlight: number; sas: SaSummaryRow[] }[];
+}
