@@ -5,10 +5,24 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { allValidPairs } from '../../src/ipsec/algorithms.ts';
+import { openRawEsp } from '../../src/ipsec/backends/raw-esp.ts';
+import { buildIpPacket } from '../../src/ipsec/esp/index.ts';
 import { fromHex } from '../../src/util/bytes.ts';
 import { startWorld, subscriber, until, type World } from '../support/ims-world.ts';
 
 const canRaw = process.getuid?.() === 0;
+
+type Mode = 'udp-enc-tun' | 'trans';
+
+/** The same test in both modes; trans needs raw ESP sockets (CAP_NET_RAW). */
+function bothModes(name: string, fn: (mode: Mode) => Promise<void>): void {
+  for (const mode of ['udp-enc-tun', 'trans'] as const) {
+    test(`${name} (mod=${mode})`, async (t) => {
+      if (mode === 'trans' && !canRaw) return t.skip('mod=trans needs CAP_NET_RAW (raw ESP sockets); run as root');
+      await fn(mode);
+    });
+  }
+}
 
 async function withWorld(o: Parameters<typeof startWorld>[0], fn: (w: World) => Promise<void>): Promise<void> {
   const w = await startWorld(o);
@@ -40,8 +54,8 @@ for (const mode of ['udp-enc-tun', 'trans'] as const) {
   });
 }
 
-test('wrong K at the UE: MAC failure, an empty response, 403, and no SA set left anywhere', async () => {
-  await withWorld({}, async (w) => {
+bothModes('wrong K at the UE: MAC failure, an empty response, 403, and no SA set left anywhere', async (mode) => {
+  await withWorld({ mode }, async (w) => {
     const ue = await w.ue(1, { k: fromHex('00112233445566778899aabbccddeeff') });
     const r = await ue.register();
     assert.equal(r.ok, false);
@@ -51,8 +65,8 @@ test('wrong K at the UE: MAC failure, an empty response, 403, and no SA set left
   });
 });
 
-test('SQN behind the USIM: AUTS, resynchronisation in the HSS, then success', async () => {
-  await withWorld({}, async (w) => {
+bothModes('SQN behind the USIM: AUTS, resynchronisation in the HSS, then success', async (mode) => {
+  await withWorld({ mode }, async (w) => {
     const resyncs: unknown[] = [];
     w.scscf.on('resync', (e: unknown) => resyncs.push(e));
     const ue = await w.ue(1, { usim: { sqnMs: 0x1000 } });
@@ -63,8 +77,8 @@ test('SQN behind the USIM: AUTS, resynchronisation in the HSS, then success', as
   });
 });
 
-test('wrong RES: the S-CSCF says 403 and the temporary SA sets are deleted on both sides', async () => {
-  await withWorld({}, async (w) => {
+bothModes('wrong RES: the S-CSCF says 403 and the temporary SA sets are deleted on both sides', async (mode) => {
+  await withWorld({ mode }, async (w) => {
     const ue = await w.ue(1, { __testHooks: { wrongRes: true } });
     const r = await ue.register();
     assert.equal(r.ok, false);
@@ -73,8 +87,8 @@ test('wrong RES: the S-CSCF says 403 and the temporary SA sets are deleted on bo
   });
 });
 
-test('a tampered Security-Verify is rejected and the temporary SA set deleted', async () => {
-  await withWorld({ policy: { allow: [{ alg: 'hmac-sha-1-96', ealg: 'aes-cbc' }] } }, async (w) => {
+bothModes('a tampered Security-Verify is rejected and the temporary SA set deleted', async (mode) => {
+  await withWorld({ mode, policy: { allow: [{ alg: 'hmac-sha-1-96', ealg: 'aes-cbc' }] } }, async (w) => {
     const ue = await w.ue(1, { __testHooks: { tamperSecurityVerify: true } });
     const r = await ue.register();
     assert.equal(r.ok, false);
@@ -84,8 +98,8 @@ test('a tampered Security-Verify is rejected and the temporary SA set deleted', 
   });
 });
 
-test('an unprotected request to a protected port is dropped and counted', async () => {
-  await withWorld({}, async (w) => {
+bothModes('an unprotected request to a protected port is dropped and counted', async (mode) => {
+  await withWorld({ mode }, async (w) => {
     const ue = await w.ue(1);
     assert.ok((await ue.register()).ok);
     const sock = createSocket('udp4');
@@ -99,8 +113,8 @@ test('an unprotected request to a protected port is dropped and counted', async 
   });
 });
 
-test("a request over UE A's SA set claiming UE B's identity is rejected with 403", async () => {
-  await withWorld({}, async (w) => {
+bothModes("a request over UE A's SA set claiming UE B's identity is rejected with 403", async (mode) => {
+  await withWorld({ mode }, async (w) => {
     const a = await w.ue(1);
     const b = await w.ue(2);
     assert.ok((await a.register()).ok);
@@ -115,8 +129,8 @@ test("a request over UE A's SA set claiming UE B's identity is rejected with 403
   });
 });
 
-test('a replayed ESP packet is dropped and counted on the SA', async () => {
-  await withWorld({}, async (w) => {
+bothModes('a replayed ESP packet is dropped and counted on the SA', async (mode) => {
+  await withWorld({ mode }, async (w) => {
     const ue = await w.ue(1);
     assert.ok((await ue.register()).ok);
     // The last ESP packet the UE sent: rebuild its UDP payload from the SA1 sequence it used.
@@ -133,6 +147,17 @@ test('a replayed ESP packet is dropped and counted on the SA', async () => {
       return out;
     };
     assert.equal((await ue.sendMessage('sip:echo@ims.mnc001.mcc001.3gppnetwork.org', 'once')).status, 200);
+    if (mode === 'trans') {
+      // Raw IP protocol 50, as the kernel would carry it.
+      const raw = await openRawEsp(w.ip, () => {});
+      try {
+        await raw.send(sent[0]!, w.ip, buildIpPacket({ src: w.ip, dst: w.ip, protocol: 50, payload: sent[0]! }));
+        await until(() => pcSet.sas.SA1.counters.drops.replay === before + 1, 'replay counted');
+      } finally {
+        raw.close();
+      }
+      return;
+    }
     const sock = createSocket('udp4');
     try {
       await new Promise<void>((r) => sock.send(sent[0]!, w.pcBackend.encapPort, w.ip, () => r()));
@@ -143,8 +168,8 @@ test('a replayed ESP packet is dropped and counted on the SA', async () => {
   });
 });
 
-test('re-registration: a new set becomes current; the old set goes only after its in-flight transaction ends', async () => {
-  await withWorld({}, async (w) => {
+bothModes('re-registration: a new set becomes current; the old set goes only after its in-flight transaction ends', async (mode) => {
+  await withWorld({ mode }, async (w) => {
     const ue = await w.ue(1);
     assert.ok((await ue.register()).ok);
     const old = ue.sas.current!;
@@ -169,8 +194,8 @@ test('re-registration: a new set becomes current; the old set goes only after it
   });
 });
 
-test('de-registration: the 200 OK goes protected, then no SA set is left on either side', async () => {
-  await withWorld({}, async (w) => {
+bothModes('de-registration: the 200 OK goes protected, then no SA set is left on either side', async (mode) => {
+  await withWorld({ mode }, async (w) => {
     const ue = await w.ue(1);
     assert.ok((await ue.register()).ok);
     assert.ok((await ue.deregister()).ok);
@@ -197,5 +222,22 @@ test('200 UEs register concurrently against one P-CSCF (one shared userspace bac
     } finally {
       await shared.close();
     }
+  });
+});
+
+test('expiry without refresh: the registration and every SA set are gone on both sides', async () => {
+  const { ManualClock } = await import('../../src/sip/clock.ts');
+  const clock = new ManualClock();
+  await withWorld({ clock }, async (w) => {
+    const ue = await w.ue(1, { expires: 600 });
+    assert.ok((await ue.register()).ok);
+    assert.equal(w.liveSets(w.pcBackend).length, 1);
+    // Just before the registration expires nothing goes; then 600 s pass without a refresh.
+    clock.advance(590_000);
+    assert.equal(w.liveSets(w.pcBackend).length, 1);
+    clock.advance(60_000);
+    await until(() => w.liveSets(w.pcBackend).length === 0, 'P-CSCF sets gone at expiry');
+    await until(() => w.liveSets(w.backends[0]!).length === 0, 'UE sets gone at expiry');
+    assert.equal(w.scscf.bindings.size, 0, 'the S-CSCF binding expired too');
   });
 });

@@ -8,6 +8,7 @@ import type { EncryptionAlg, IntegrityAlg } from '../../ipsec/algorithms.ts';
 import { UserspaceBackend } from '../../ipsec/backends/userspace.ts';
 import { espSaLines } from '../../ipsec/key-export.ts';
 import { openPcapWriter } from '../../ipsec/pcap.ts';
+import { NAT_T_PORT } from '../../ipsec/types.ts';
 import { Pcscf } from '../../pcscf/pcscf.ts';
 import { Hss } from '../../scscf/hss.ts';
 import { HssStore } from '../../scscf/hss-store.ts';
@@ -38,7 +39,7 @@ export interface DemoResult {
   readonly ok: boolean;
   readonly steps: StepResult[];
   readonly recorder: DemoRecorder;
-  readonly endpoints: { ue: string; pcscf: { plain: number; portC: number; portS: number; address: string }; scscf: { address: string; port: number } };
+  readonly endpoints: { ue: string; pcscf: { plain: number; portC: number; portS: number; address: string; encapPort?: number }; scscf: { address: string; port: number } };
   readonly leftover: { ue: number; pcscf: number };
 }
 
@@ -86,7 +87,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const scscf = await Scscf.start({ address: ip, port: 0, domain: DEMO_SUBSCRIBER.domain, hss: new Hss(store), trace: rec.trace });
     cleanups.push(() => scscf.stop());
 
-    pcBackend = await UserspaceBackend.create({ localIp: ip, encapPort: 0, wireLog: rec.wireLog });
+    // 4500 when free, so Wireshark dissects the ESP-in-UDP without being told the port.
+    pcBackend = await UserspaceBackend.create({ localIp: ip, encapPort: NAT_T_PORT, wireLog: rec.wireLog }).catch(() =>
+      UserspaceBackend.create({ localIp: ip, encapPort: 0, wireLog: rec.wireLog }),
+    );
     cleanups.push(() => pcBackend?.close());
     const pcscf = await Pcscf.start({
       address: ip,
@@ -122,7 +126,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     cleanups.push(() => ue.close());
     endpoints = {
       ue: ueIp,
-      pcscf: { address: ip, plain: pcscf.port, portC: pcscf.portC, portS: pcscf.portS },
+      pcscf: { address: ip, plain: pcscf.port, portC: pcscf.portC, portS: pcscf.portS, encapPort: pcBackend.encapPort },
       scscf: { address: scscf.local.address, port: scscf.local.port },
     };
 

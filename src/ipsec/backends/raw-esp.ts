@@ -3,22 +3,29 @@
 // On receive, IPv4 raw sockets hand us the IP header too, IPv6 ones only the payload.
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { parseIpPacket } from '../esp/index.ts';
+import { buildIpPacket, parseIpPacket } from '../esp/index.ts';
 import { BackendError } from './errors.ts';
 
 export const IPPROTO_ESP = 50;
 
 export interface RawEspSocket {
-  send(esp: Uint8Array, dst: string): Promise<void>;
+  /**
+   * Sends one ESP packet to `dst`. IPv4 goes out with our own header (IP_HDRINCL: built from
+   * `localIp`, or `ipv4Packet` as given), so the source is ours even when the route would pick another.
+   */
+  send(esp: Uint8Array, dst: string, ipv4Packet?: Uint8Array): Promise<void>;
   close(): void;
 }
 
 interface RawSocketModule {
   AddressFamily: { IPv4: number; IPv6: number };
+  SocketLevel: { IPPROTO_IP: number };
+  SocketOption: { IP_HDRINCL: number };
   createSocket(o: { protocol: number; addressFamily: number }): {
     on(ev: 'message', f: (b: Buffer, src: string) => void): void;
     on(ev: 'error', f: (e: Error) => void): void;
     send(b: Buffer, off: number, len: number, addr: string, cb: (e: Error | null, n: number) => void): void;
+    setOption(level: number, option: number, value: number): void;
     close(): void;
   };
 }
@@ -49,6 +56,9 @@ export async function openRawEsp(localIp: string, onEsp: (esp: Uint8Array, src: 
     }
     throw new BackendError('BACKEND_NO_RAW_SOCKET', `cannot open a raw ESP socket: ${msg}`);
   }
+  // IPv4: we write the IP header ourselves so the source is localIp (a UE on 127.0.0.2 talking to
+  // 127.0.0.1 would otherwise send from 127.0.0.1 and fail the peer's selector check).
+  if (!v6) sock.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
   sock.on('error', () => {
     // Send errors surface through the send callback; receive errors have nobody to tell.
   });
@@ -63,9 +73,10 @@ export async function openRawEsp(localIp: string, onEsp: (esp: Uint8Array, src: 
     onEsp(ip.payload, ip.src, bytes);
   });
   return {
-    send: (esp, dst) =>
+    send: (esp, dst, ipv4Packet) =>
       new Promise<void>((resolve, reject) => {
-        const b = Buffer.from(esp.buffer, esp.byteOffset, esp.byteLength);
+        const out = v6 ? esp : (ipv4Packet ?? buildIpPacket({ src: localIp, dst, protocol: IPPROTO_ESP, payload: esp }));
+        const b = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
         sock.send(b, 0, b.length, dst, (err) =>
           err ? reject(new BackendError('BACKEND_SEND_FAILED', `raw ESP send to ${dst} failed: ${err.message}`)) : resolve(),
         );

@@ -149,7 +149,7 @@ export class UserspaceBackend implements IpsecBackend {
       );
     } else {
       this.#opts.wireLog?.(ip, 'out');
-      await this.#raw!.send(udpPayload, p.dst);
+      await this.#raw!.send(udpPayload, p.dst, ip);
     }
   }
 
