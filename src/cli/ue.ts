@@ -30,6 +30,7 @@ interface UeCliOptions {
   encapPort: string;
   pcscfEncapPort: string;
   json?: boolean;
+  transport?: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -61,6 +62,19 @@ function modesOf(s: string): UsableMod[] {
     case 'both': return ['trans', 'UDP-enc-tun'];
     default: throw new InputError(`--mode: trans, udp-enc-tun or both, got ${JSON.stringify(s)}`);
   }
+}
+
+/**
+ * The userspace backend carries SIP over UDP inside the SAs; TCP would need a TCP stack over
+ * userspace ESP. Say so plainly instead of failing later.
+ */
+export function assertUdpOverUserspace(transport: string | undefined): void {
+  const t = (transport ?? 'udp').toLowerCase();
+  if (t === 'udp') return;
+  if (t === 'tcp') {
+    throw new InputError('--transport tcp: SIP over TCP inside userspace SAs is not supported yet; use udp, or a kernel with ESP and the xfrm backend');
+  }
+  throw new InputError(`--transport must be udp or tcp, got ${JSON.stringify(transport)}`);
 }
 
 /** The source address the OS would use towards `ip` (a connected UDP socket sends nothing). */
@@ -95,6 +109,7 @@ function printer(json: boolean) {
 
 async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promise<{ ue: Ue; backend: UserspaceBackend }> {
   if ((o.op === undefined) === (o.opc === undefined)) throw new InputError('give exactly one of --op and --opc');
+  assertUdpOverUserspace(o.transport);
   const pc = parseHostPortArg(o.pcscf, '--pcscf');
   const k = secretHex(o.k, '--k');
   const secret = o.op !== undefined ? { op: secretHex(o.op, '--op') } : { opc: secretHex(o.opc!, '--opc') };
@@ -169,6 +184,7 @@ function common(cmd: Command): Command {
     .option('--accept-any-sqn', 'USIM accepts any SQN (test networks; the MAC is still checked)')
     .option('--encap-port <n>', 'local ESP-in-UDP port for udp-enc-tun (0: any)', '0')
     .option('--pcscf-encap-port <n>', "the P-CSCF's ESP-in-UDP port", '4500')
+    .option('--transport <t>', 'SIP transport inside the SAs: udp (tcp needs the xfrm backend)', 'udp')
     .option('--json', 'one JSON object per line');
 }
 
