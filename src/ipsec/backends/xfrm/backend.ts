@@ -1,25 +1,30 @@
 // The xfrm backend: 33.203 SA sets as Linux kernel SAs and policies over NETLINK_XFRM (ip-xfrm(8)
 // semantics), SIP on ordinary UDP/TCP sockets on the protected ports. install = 4 × NEWSA then the
 // policies, every ACK read, rollback on failure; remove/close delete only what carries our tag.
+import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { canonicalAddress, sameAddress as sameAddr, type Sa, type SaName } from '../../sa.ts';
+import { canonicalAddress, type Sa } from '../../sa.ts';
 import type { SaSet } from '../../sa-set.ts';
-import { DEFAULT_REPLAY_WINDOW } from '../../types.ts';
 import type { Addr, BackendCounters, IpsecBackend, ProtectedContext, ProtectedEndpoint } from '../backend.ts';
 import { BackendError } from '../errors.ts';
 import { XfrmUdpEndpoint, type ProtectedLookup } from './endpoint.ts';
 import { XfrmError } from './errors.ts';
 import { XfrmEvents, type KernelEvent } from './events.ts';
-import { delSaMessage, getSaMessage, parseSa, saMessage, type SaRecord } from './messages.ts';
-import { type PolicyOwner, PolicyTable } from './policies.ts';
-import { configuredPeer, familyOf, hardSeconds, ownerTag, saSpecOf, selectorOf, wipeAlgorithms, type KernelPeer } from './plan.ts';
+import { KernelSas, type Installed, type KernelSa, type XfrmSaStats } from './kernel-sas.ts';
+import { PolicyTable } from './policies.ts';
+import { configuredPeer, innerOf, ownerTag, selectorOf } from './plan.ts';
 import { reconcile, type ReconcileResult } from './reconcile.ts';
-import { EncapSockets, matchInbound, pickOutbound, readXfrmStat } from './support.ts';
-import { ESRCH, XfrmNetlink, type XfrmTransport } from './socket.ts';
+import { XfrmNetlink, type XfrmTransport } from './socket.ts';
+import { EncapSockets, fitsOutbound, InboundIndex, pickOutbound, readXfrmStat, UeKeepalives, type EncapOpener } from './support.ts';
 import { openProtectedTcp, type ProtectedTcpOptions, type ProtectedTcpTransport } from './tcp.ts';
 
+export type { XfrmSaStats } from './kernel-sas.ts';
+
 export interface XfrmBackendOptions {
-  /** Low half of the ownership tag (0..65535): backends with different instances never touch each other's entries. */
+  /**
+   * Low half of the ownership tag (0..65535). Reconcile deletes stale entries of *this* instance,
+   * so two processes sharing a network namespace need different instances.
+   */
   readonly instance?: number;
   /** Clock (ms) the SA sets' expiresAt are in; the kernel gets hard lifetimes relative to it. */
   readonly now?: () => number;
@@ -27,47 +32,22 @@ export interface XfrmBackendOptions {
   readonly priority?: number;
   /** Delete stale tagged entries of this instance at start (default true). */
   readonly reconcile?: boolean;
-  /** ESP-in-UDP mapping changes and hard expiries of our SAs, as the kernel reports them. */
+  /**
+   * NAT-keepalive interval (RFC 3948 §4, spec digest §15A point 3): a UE's UDP-enc-tun sets get one
+   * 0xFF octet from its ESP-in-UDP socket to the P-CSCF's every `keepaliveMs` (default 20 s; 0 = off).
+   */
+  readonly keepaliveMs?: number;
+  /** ESP-in-UDP mapping changes and expiries of our SAs, as the kernel reports them. */
   readonly onKernelEvent?: (e: KernelEvent & { set: SaSet; sa: Sa }) => void;
-  /** Test hook: a netlink transport instead of the real socket. */
+  /** Test hooks: a netlink transport instead of the real socket (disables kernel events), SPI randomness, ESP-in-UDP sockets. */
   readonly transport?: XfrmTransport;
-}
-
-/** Per-SA figures from the kernel (GETSA): lifetime counters and drop statistics. */
-export interface XfrmSaStats {
-  readonly name: SaName;
-  readonly spi: number;
-  readonly packets: number;
-  readonly bytes: number;
-  readonly replayDrops: number;
-  readonly integrityFailures: number;
-  readonly replayWindow: number;
-  readonly hardSeconds: number;
-  /** Outbound: the last sequence number sent; inbound: the highest one received. */
-  readonly seq: number;
+  readonly randomUint32?: () => number;
+  readonly openEspInUdp?: EncapOpener;
 }
 
 export interface XfrmBackendCounters extends BackendCounters {
-  /** Messages on a protected port that match no installed SA (dropped). */
+  /** Messages on a protected port that match no installed SA (dropped, never given to SIP). */
   readonly unprotected: number;
-}
-
-interface KernelSa {
-  readonly sa: Sa;
-  peer: KernelPeer;
-  /** Our clock when NEWSA went out: hard lifetimes count from the kernel's add_time. */
-  installedAt: number;
-  /** The expiresAt its lifetime was written for. */
-  writtenExpiry: number | undefined;
-  lastPackets: number;
-}
-
-interface Installed {
-  readonly set: SaSet;
-  readonly reqid: number;
-  readonly order: number;
-  readonly sas: Map<SaName, KernelSa>;
-  readonly encapKey?: string;
 }
 
 export class XfrmBackend implements IpsecBackend, ProtectedLookup {
@@ -75,13 +55,18 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   readonly tag: number;
   readonly #nl: XfrmTransport;
   readonly #now: () => number;
+  readonly #rand: () => number;
+  readonly #kernel: KernelSas;
   readonly #policies: PolicyTable;
   readonly #installed = new Map<SaSet, Installed>();
+  readonly #inbound = new InboundIndex();
   readonly #endpoints = new Map<string, XfrmUdpEndpoint>();
   readonly #tcp = new Set<ProtectedTcpTransport>();
-  readonly #encap = new EncapSockets();
+  readonly #encap: EncapSockets;
   readonly #events: XfrmEvents;
-  readonly #reserved = new Map<string, number>();
+  readonly #keepalive: UeKeepalives;
+  /** SPIs handed out by allocateSpis and not yet installed (`addr|spi`), oldest first. */
+  readonly #reserved = new Set<string>();
   #order = 0;
   #reqid = 0;
   #unprotected = 0;
@@ -91,6 +76,10 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     this.tag = ownerTag(opts.instance ?? 0);
     this.#nl = nl;
     this.#now = opts.now ?? Date.now;
+    this.#rand = opts.randomUint32 ?? (() => randomBytes(4).readUInt32BE(0));
+    this.#kernel = new KernelSas(nl, this.tag, this.#now);
+    this.#encap = new EncapSockets(opts.openEspInUdp);
+    this.#keepalive = new UeKeepalives(this.#encap, opts.keepaliveMs);
     this.#policies = new PolicyTable(nl, opts.priority ?? 0, this.#now);
     this.#events = new XfrmEvents(!opts.transport, (ev) => this.#onEvent(ev, opts.onKernelEvent));
   }
@@ -108,9 +97,13 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     return [...this.#installed.keys()];
   }
 
+  /** unknownSpi / malformed: this namespace's /proc/net/xfrm_stat (every SA, not only ours). */
   get counters(): XfrmBackendCounters {
     const s = readXfrmStat();
-    return { unknownSpi: s.XfrmInNoStates ?? 0, malformed: (s.XfrmInHdrError ?? 0) + (s.XfrmInStateProtoError ?? 0), keepalive: 0, nonEsp: 0, noEndpoint: 0, unprotected: this.#unprotected };
+    return {
+      unknownSpi: s.XfrmInNoStates ?? 0, malformed: (s.XfrmInHdrError ?? 0) + (s.XfrmInStateProtoError ?? 0), keepalive: 0, keepalivesSent: this.#keepalive.sent,
+      nonEsp: 0, noEndpoint: 0, unprotected: this.#unprotected,
+    };
   }
 
   /** Deletes entries with this backend's tag that no installed set owns (a crashed run's leftovers). */
@@ -120,22 +113,10 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     return reconcile(this.#nl, this.tag, ownedSas, (key) => this.#policies.has(key));
   }
 
+  /** RFC 4303 §2.1 / 33.203 §7.1: random SPIs ≥ 256 that no live SA of this host has (GETSA each). */
   allocateSpis(localIp: string, n: number): number[] {
     if (isIP(localIp) === 0) throw new BackendError('BACKEND_BAD_PARAMS', `localIp must be an IP address, got ${JSON.stringify(localIp)}`);
-    const out: number[] = [];
-    const family = familyOf(localIp);
-    for (let tries = 0; out.length < n; tries++) {
-      if (tries > 100 * n) throw new XfrmError('XFRM_KERNEL', `could not find ${n} free SPIs for ${localIp}`);
-      const spi = 256 + Math.floor(Math.random() * (0x1_0000_0000 - 256));
-      const key = `${canonicalAddress(localIp)}|${spi}`;
-      if (out.includes(spi) || this.#reserved.has(key)) continue;
-      // RFC 4303 §2.1 / 33.203 §7.1: unique among the live inbound SAs of this host (any owner).
-      const live = this.#nl.get(getSaMessage({ family, dst: localIp, spi }, this.#nl.nextSeq()), `GETSA spi 0x${spi.toString(16)}`, () => true);
-      if (!live) out.push(spi);
-    }
-    for (const spi of out) this.#reserved.set(`${canonicalAddress(localIp)}|${spi}`, this.#now());
-    while (this.#reserved.size > 4096) this.#reserved.delete(this.#reserved.keys().next().value!);
-    return out;
+    return this.#kernel.freeSpis(canonicalAddress(localIp), n, this.#rand, this.#reserved);
   }
 
   async install(set: SaSet): Promise<void> {
@@ -144,34 +125,40 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     if (!set.live) throw new XfrmError('XFRM_BAD_PARAMS', `SA set ${set.id} is deleted`);
     const undo: (() => void)[] = [];
     let step = 'start';
-    const now = this.#now();
     try {
       let encapKey: string | undefined;
       if (set.config.mode === 'udp-enc-tunnel') {
-        const local = set.role === 'ue' ? { ip: set.config.ue.ip, port: set.config.encap?.uePort } : { ip: set.config.pcscf.ip, port: set.config.encap?.pcscfPort };
-        step = `ESP-in-UDP socket ${local.ip}:${local.port ?? 4500}`;
-        encapKey = this.#encap.acquire(local.ip, local.port ?? 4500);
-        undo.push(() => this.#encap.release(encapKey!));
+        // Spec digest §17: without a UDP_ENCAP socket on our encapsulation port, arriving ESP-in-UDP never reaches XFRM.
+        const [ip, port] = set.role === 'ue' ? [set.config.ue.ip, set.config.encap?.uePort ?? 4500] : [set.config.pcscf.ip, set.config.encap?.pcscfPort ?? 4500];
+        step = `ESP-in-UDP socket ${ip}:${port}`;
+        const key = (encapKey = this.#encap.acquire(ip, port));
+        undo.push(() => this.#encap.release(key));
       }
       const inst: Installed = { set, reqid: this.#nextReqid(), order: ++this.#order, sas: new Map(), ...(encapKey ? { encapKey } : {}) };
+      const now = this.#now();
       for (const sa of set.all) {
-        const k: KernelSa = { sa, peer: configuredPeer(sa.params), installedAt: now, writtenExpiry: set.expiresAt, lastPackets: 0 };
+        const k: KernelSa = { sa, peer: configuredPeer(sa.params), installedAt: now, writtenExpiry: undefined, lastPackets: 0 };
         step = `NEWSA ${sa.name} spi 0x${sa.spi.toString(16)} ${sa.params.src} -> ${sa.params.dst}`;
-        this.#writeSa(inst, k, false, step);
-        undo.push(() => this.#deleteSa(k, `rollback DELSA ${sa.name}`));
+        this.#kernel.write(inst, k, false, step);
+        undo.push(() => this.#kernel.delete(k, `rollback: DELSA ${sa.name}`));
         inst.sas.set(sa.name, k);
-        this.#reserved.delete(`${canonicalAddress(sa.params.dst)}|${sa.spi}`);
+        this.#reserved.delete(`${k.peer.dst}|${sa.spi}`);
       }
       this.#installed.set(set, inst);
-      undo.push(() => this.#installed.delete(set));
+      this.#inbound.set(inst, true);
+      undo.push(() => {
+        this.#installed.delete(set);
+        this.#inbound.set(inst, false);
+      });
       for (const k of inst.sas.values()) {
         const dir = k.sa.direction;
         const sel = selectorOf(k.sa.params, this.tag);
-        // Snapshot co-owners' kernel counters: the inbound context lookup compares deltas.
-        if (dir === 'in') for (const o of this.#policies.owners(dir, sel)) this.#kernelSa(o)!.lastPackets = this.#stats(this.#kernelSa(o)!)?.cur.packets ?? 0;
+        // Inbound port pairs shared with other sets: snapshot their kernel counters (contextFor compares deltas).
+        if (dir === 'in') for (const o of this.#policies.owners(dir, sel)) this.#snapshot(o.set, o.sa);
         step = `policy dir ${dir} for ${k.sa.name}`;
-        undo.push(this.#policies.add(dir, sel, this.#owner(inst, k)));
+        undo.push(this.#policies.add(dir, sel, { set, sa: k.sa, reqid: inst.reqid, order: inst.order, peer: () => k.peer }));
       }
+      this.#keepalive.update(this.#installed.values());
     } catch (e) {
       const failures: string[] = [];
       for (const u of undo.reverse()) {
@@ -181,13 +168,12 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
           failures.push((f as Error).message);
         }
       }
-      const errno = (e as { errno?: number }).errno;
       const why = e instanceof Error ? e.message : String(e);
       throw new XfrmError(
         'XFRM_INSTALL_FAILED',
         `xfrm: installing SA set ${set.id} failed: ${why.startsWith(step) ? '' : `${step}: `}${why}; rolled back ${undo.length} step(s)` +
           (failures.length ? `; rollback problems: ${failures.join('; ')}` : ''),
-        errno,
+        (e as { errno?: number }).errno,
       );
     }
   }
@@ -196,6 +182,7 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     const inst = this.#installed.get(set);
     if (!inst) return;
     this.#installed.delete(set);
+    this.#inbound.set(inst, false);
     const problems: string[] = [];
     const attempt = (f: () => void) => {
       try {
@@ -204,78 +191,43 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
         problems.push((e as Error).message);
       }
     };
+    // Policies first, so that no policy is left naming a deleted SA.
     for (const k of inst.sas.values()) attempt(() => this.#policies.remove(k.sa.direction, selectorOf(k.sa.params, this.tag), set));
-    for (const k of inst.sas.values()) attempt(() => this.#deleteSa(k, `DELSA ${k.sa.name} spi 0x${k.sa.spi.toString(16)}`));
-    if (inst.encapKey) this.#encap.release(inst.encapKey);
+    for (const k of inst.sas.values()) {
+      attempt(() => this.#kernel.delete(k, `DELSA ${k.sa.name} spi 0x${k.sa.spi.toString(16)}`));
+      this.#events.forget(k.peer.dst, k.sa.spi);
+    }
+    if (inst.encapKey) attempt(() => this.#encap.release(inst.encapKey!));
+    this.#keepalive.update(this.#installed.values());
     if (problems.length) throw new XfrmError('XFRM_KERNEL', `xfrm: removing SA set ${set.id}: ${problems.join('; ')}`);
   }
 
   /**
-   * Brings the kernel in line with the sets: hard lifetimes after setLifetime (UPDSA keeps the
-   * SA's sequence numbers; 33.203 §7.4 / spec digest §8 rule 3) and policy templates after state
+   * Brings the kernel in line with the sets: hard lifetimes after setLifetime (UPDSA, which keeps
+   * the SAs and their sequence numbers; spec digest §8 rule 3) and policy templates after state
    * changes (temporary → current → old). Sends call it for their set; callers may call it anytime.
    */
   refresh(set?: SaSet): void {
-    for (const inst of set ? [this.#installed.get(set)].filter((i) => i !== undefined) : this.#installed.values()) {
-      for (const k of inst.sas.values()) {
-        if (k.writtenExpiry === inst.set.expiresAt) continue;
-        this.#writeSa(inst, k, true, `UPDSA ${k.sa.name} lifetime`);
-        k.writtenExpiry = inst.set.expiresAt;
-      }
-    }
+    for (const inst of set ? [this.#installed.get(set)] : [...this.#installed.values()]) if (inst) this.#syncLifetime(inst);
     this.#policies.resync(set);
   }
 
+  /** Annex M: the peer's NAT-mapped address and encapsulation port (spec digest §15A points 2 and 6). */
   setPeerEncap(set: SaSet, peer: Addr): void {
     const inst = this.#installed.get(set);
     if (!inst || set.config.mode !== 'udp-enc-tunnel') return;
-    for (const k of inst.sas.values()) {
-      const p = k.sa.params;
-      if (k.sa.direction === 'in') {
-        if (k.peer.encap?.sport === peer.port) continue;
-        k.peer = { dst: k.peer.dst, encap: { sport: peer.port, dport: k.peer.encap!.dport } };
-        this.#writeSa(inst, k, true, `UPDSA ${k.sa.name} encap sport ${peer.port}`);
-        continue;
-      }
-      const next: KernelPeer = { dst: peer.address, encap: { sport: k.peer.encap!.sport, dport: peer.port } };
-      if (next.dst === k.peer.dst && next.encap!.dport === k.peer.encap?.dport) continue;
-      if (familyOf(peer.address) !== familyOf(p.src)) throw new XfrmError('XFRM_BAD_PARAMS', `setPeerEncap: ${peer.address} is not of the SA's family`);
-      if (next.dst === k.peer.dst) {
-        k.peer = next;
-        this.#writeSa(inst, k, true, `UPDSA ${k.sa.name} encap dport ${peer.port}`);
-        continue;
-      }
-      // A new outer destination is a new SA identity: add it with the old sequence numbers, re-point the policy, delete the old one.
-      const old = { ...k, peer: k.peer };
-      const replay = this.#stats(k)?.replay;
-      k.peer = next;
-      k.installedAt = this.#now();
-      this.#writeSa(inst, k, false, `NEWSA ${k.sa.name} towards ${peer.address}`, replay);
-      this.#policies.resync(set);
-      this.#deleteSa(old, `DELSA ${k.sa.name} old destination`);
-    }
+    this.#kernel.movePeer(inst, peer, () => this.#policies.resync(set));
+    this.#keepalive.update(this.#installed.values());
   }
 
-  /** The kernel's counters for the set's SAs; also copied into each Sa's counters. */
+  /** The kernel's counters for the set's SAs (`ip -s xfrm state`); also copied into each Sa's counters. */
   query(set: SaSet): XfrmSaStats[] {
     const inst = this.#installed.get(set);
-    if (!inst) return [];
-    const out: XfrmSaStats[] = [];
-    for (const k of inst.sas.values()) {
-      const r = this.#stats(k);
-      if (!r) continue;
-      const c = k.sa.counters;
-      c.packets = r.cur.packets;
-      c.bytes = r.cur.bytes;
-      c.drops.replay = r.stats.replay;
-      c.drops.icv = r.stats.integrityFailed;
-      out.push({ name: k.sa.name, spi: k.sa.spi, packets: r.cur.packets, bytes: r.cur.bytes, replayDrops: r.stats.replay, integrityFailures: r.stats.integrityFailed, replayWindow: r.replayWindow, hardSeconds: r.hardSeconds, seq: (k.sa.direction === 'out' ? r.replay?.oseq : r.replay?.seq) ?? 0 });
-    }
-    return out;
+    return inst ? this.#kernel.query(inst) : [];
   }
 
   async openEndpoint(local: Addr): Promise<ProtectedEndpoint> {
-    const key = `${local.address}|${local.port}`;
+    const key = `${canonicalAddress(local.address)}|${local.port}`;
     let ep = this.#endpoints.get(key);
     if (!ep) {
       ep = await XfrmUdpEndpoint.open(this, local);
@@ -286,8 +238,9 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   }
 
   /**
-   * SIP over TCP on a protected port through the kernel SAs (spec digest §6.2): `server` listens
-   * on port_us / port_ps; `client` connects from port_uc / port_pc. Contexts carry the SA set.
+   * SIP over TCP on a protected port through the kernel SAs (spec digest §6.2): `server` listens on
+   * port_us / port_ps and answers on the accepted connections; `client` connects from port_uc /
+   * port_pc. Each message's ReceiveContext.via is its ProtectedContext.
    */
   async openTcp(opts: Omit<ProtectedTcpOptions, 'lookup'>): Promise<ProtectedTcpTransport> {
     const t = await openProtectedTcp({ ...opts, lookup: this });
@@ -295,6 +248,7 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     return t;
   }
 
+  /** Removes every set, then anything else with our tag; closes sockets. Afterwards the SAD/SPD hold nothing of ours. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -308,6 +262,7 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     } catch (e) {
       problems.push((e as Error).message);
     }
+    this.#keepalive.close();
     this.#encap.closeAll();
     this.#events.close();
     this.#nl.close();
@@ -318,43 +273,39 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
 
   contextFor(local: Addr, remote: Addr): ProtectedContext | undefined {
     this.#events.drain();
-    const cands = matchInbound(this.#installed.values(), local, remote);
+    const cands = this.#inbound.match(local, remote);
     let pick = cands[0];
     if (cands.length > 1) {
-      // Several sets share this port pair (old/current/temporary keep the server ports): the one
-      // whose inbound SA counted new packets in the kernel carried it; else the best set.
-      const moved = cands.filter((c) => {
-        const k = this.#installed.get(c.set)!.sas.get(c.sa.name)!;
-        const packets = this.#stats(k)?.cur.packets ?? k.lastPackets;
-        const grew = packets > k.lastPackets;
-        k.lastPackets = packets;
-        return grew;
-      });
+      // Several sets share this port pair (the server ports survive re-registration): the one whose
+      // inbound SA the kernel counted new packets on carried it; otherwise the best set.
+      const moved = cands.filter((c) => this.#snapshot(c.set, c.sa));
       pick = pickOutbound(moved.length ? moved : cands);
     }
     if (!pick) return undefined;
     const p = pick.sa.params;
-    const ev = this.#events.mappingOf(canonicalAddress(p.dst), p.spi);
+    const tunnel = p.mode === 'udp-enc-tunnel';
+    const map = tunnel ? this.#events.mappingOf(canonicalAddress(p.dst), p.spi) : undefined;
     return {
       set: pick.set,
       sa: pick.sa,
       local: { address: local.address, port: local.port },
       remote: { address: remote.address, port: remote.port },
-      outerSrc: p.mode === 'udp-enc-tunnel' ? (ev?.newSrc ?? p.src) : remote.address,
-      ...(p.mode === 'udp-enc-tunnel' ? { outerEncapSrcPort: ev?.newSport ?? p.encap?.srcPort ?? 4500 } : {}),
+      outerSrc: tunnel ? (map?.newSrc ?? p.src) : remote.address,
+      ...(tunnel ? { outerEncapSrcPort: map?.newSport ?? p.encap?.srcPort ?? 4500 } : {}),
     };
   }
 
-  prepareSend(local: Addr, to: Addr, given?: SaSet): { set: SaSet; sa: Sa } {
-    const found = pickOutbound(
-      [...this.#installed.values()].flatMap((i) =>
-        i.set.live && (!given || i.set === given) ? i.set.outbound.filter((sa) => fitsOutbound(sa, local, to)).map((sa) => ({ set: i.set, sa, order: i.order })) : [],
-      ),
+  prepareSend(local: Addr, to: Addr, given?: SaSet): { set: SaSet; sa: Sa; dst: string } {
+    const cands = [...this.#installed.values()].flatMap((i) =>
+      i.set.live && (!given || i.set === given) ? i.set.outbound.filter((sa) => fitsOutbound(sa, local, to)).map((sa) => ({ set: i.set, sa, order: i.order })) : [],
     );
+    const found = pickOutbound(cands);
     if (!found) throw new BackendError('BACKEND_NO_SA', `no live SA set${given ? ` (${given.id})` : ''} protects ${local.address}:${local.port} -> ${to.address}:${to.port}`);
-    this.refresh(found.set);
+    const inst = this.#installed.get(found.set)!;
+    if (this.#syncLifetime(inst)) this.#policies.resync(found.set);
     this.#policies.point('out', selectorOf(found.sa.params, this.tag), found.set);
-    return found;
+    this.#keepalive.noteSent(inst.sas.get(found.sa.name)!.peer);
+    return { set: found.set, sa: found.sa, dst: innerOf(found.sa.params).dst };
   }
 
   countUnprotected(): void {
@@ -363,59 +314,36 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
 
   // ---------------------------------------------------------------- internals
 
+  /** reqids of this instance: its number in the high half, a counter in the low half. */
   #nextReqid(): number {
     this.#reqid = (this.#reqid % 0xffff) + 1;
-    return ((this.tag & 0xffff) << 16 | this.#reqid) >>> 0 || 1;
+    return (((this.tag & 0xffff) << 16) | this.#reqid) >>> 0;
   }
 
-  #owner(inst: Installed, k: KernelSa): PolicyOwner {
-    return { set: inst.set, sa: k.sa, reqid: inst.reqid, order: inst.order, peer: () => k.peer };
-  }
-
-  #kernelSa(o: { set: SaSet; sa: Sa }): KernelSa | undefined {
-    return this.#installed.get(o.set)?.sas.get(o.sa.name);
-  }
-
-  #writeSa(inst: Installed, k: KernelSa, update: boolean, step: string, replay?: SaRecord['replay']): void {
-    const spec = saSpecOf(k.sa, {
-      tag: this.tag,
-      reqid: inst.reqid,
-      peer: k.peer,
-      hardSeconds: hardSeconds(inst.set.expiresAt, k.installedAt),
-      replayWindow: k.sa.params.replayWindow ?? DEFAULT_REPLAY_WINDOW,
-      ...(replay ? { replay } : {}),
-    });
-    try {
-      this.#nl.request(saMessage(spec, { seq: this.#nl.nextSeq(), update }), step);
-    } finally {
-      wipeAlgorithms(spec.algs);
+  /** UPDSA of the SAs whose kernel lifetime predates the set's expiresAt; true when any was written. */
+  #syncLifetime(inst: Installed): boolean {
+    let wrote = false;
+    for (const k of inst.sas.values()) {
+      if (k.writtenExpiry === inst.set.expiresAt) continue;
+      this.#kernel.write(inst, k, true, `UPDSA ${k.sa.name} lifetime`);
+      wrote = true;
     }
+    return wrote;
   }
 
-  #deleteSa(k: KernelSa, step: string): void {
-    try {
-      this.#nl.request(delSaMessage({ family: familyOf(k.peer.dst), dst: k.peer.dst, spi: k.sa.spi }, this.#nl.nextSeq()), step);
-    } catch (e) {
-      if ((e as { errno?: number }).errno !== ESRCH) throw e; // already expired in the kernel
-    }
-  }
-
-  #stats(k: KernelSa): SaRecord | undefined {
-    return this.#nl.get(getSaMessage({ family: familyOf(k.peer.dst), dst: k.peer.dst, spi: k.sa.spi }, this.#nl.nextSeq()), `GETSA ${k.sa.name}`, parseSa);
+  /** Reads the SA's kernel packet count; true when it grew since the last look. */
+  #snapshot(set: SaSet, sa: Sa): boolean {
+    const k = this.#installed.get(set)?.sas.get(sa.name);
+    if (!k) return false;
+    const packets = this.#kernel.stats(k)?.cur.packets ?? k.lastPackets;
+    const grew = packets > k.lastPackets;
+    k.lastPackets = packets;
+    return grew;
   }
 
   #onEvent(ev: KernelEvent, cb: XfrmBackendOptions['onKernelEvent']): void {
     for (const inst of this.#installed.values()) {
-      for (const k of inst.sas.values()) {
-        if (k.sa.spi === ev.spi && k.peer.dst === ev.dst) cb?.({ ...ev, set: inst.set, sa: k.sa });
-      }
+      for (const k of inst.sas.values()) if (k.sa.spi === ev.spi && k.peer.dst === ev.dst) cb?.({ ...ev, set: inst.set, sa: k.sa });
     }
   }
 }
-
-function fitsOutbound(sa: Sa, local: Addr, to: Addr): boolean {
-  const p = sa.params;
-  const dst = p.mode === 'udp-enc-tunnel' ? (p.innerDst ?? p.dst) : p.dst;
-  return p.srcPort === local.port && p.dstPort === to.port && (sameAddr(dst, to.address) || sameAddr(p.dst, to.address));
-}
-

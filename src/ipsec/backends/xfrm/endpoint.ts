@@ -12,8 +12,13 @@ import { BackendError } from '../errors.ts';
 export interface ProtectedLookup {
   /** The set and SA a message from `remote` to `local` arrived on; undefined = unprotected. */
   contextFor(local: Addr, remote: Addr): ProtectedContext | undefined;
-  /** Chooses the set for a send (given or best), brings its kernel policy to it; throws BACKEND_NO_SA. */
-  prepareSend(local: Addr, to: Addr, set?: SaSet): { set: SaSet; sa: Sa };
+  /**
+   * Chooses the set for a send (given or best) and points its kernel policy at it; throws
+   * BACKEND_NO_SA. `dst` is where the datagram must go: the SA's inner destination, so that the
+   * kernel's policy selector matches (a UE addressed by its public address behind a NAT would
+   * otherwise leave in clear text, outside every policy).
+   */
+  prepareSend(local: Addr, to: Addr, set?: SaSet): { set: SaSet; sa: Sa; dst: string };
   countUnprotected(): void;
 }
 
@@ -60,9 +65,9 @@ export class XfrmUdpEndpoint implements ProtectedEndpoint {
   send(bytes: Uint8Array, to: Addr, opts: { set?: SaSet } = {}): Promise<SaSet> {
     const run = this.#chain.then(async () => {
       if (this.#closed) throw new BackendError('BACKEND_SEND_FAILED', `endpoint ${this.local.address}:${this.local.port} is closed`);
-      const { set } = this.lookup.prepareSend(this.local, to, opts.set);
+      const { set, dst } = this.lookup.prepareSend(this.local, to, opts.set);
       await new Promise<void>((resolve, reject) =>
-        this.socket.send(bytes, to.port, to.address, (err) =>
+        this.socket.send(bytes, to.port, dst, (err) =>
           err ? reject(new BackendError('BACKEND_SEND_FAILED', `send to ${to.address}:${to.port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)) : resolve(),
         ),
       );

@@ -54,6 +54,11 @@ export class XfrmEvents {
     return this.#mappings.get(`${dst}|${spi}`);
   }
 
+  /** Drops what was learnt about an SA that is gone. */
+  forget(dst: string, spi: number): void {
+    this.#mappings.delete(`${dst}|${spi}`);
+  }
+
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#nl?.close();

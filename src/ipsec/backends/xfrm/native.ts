@@ -9,6 +9,7 @@ export interface ImsecNative {
   netlinkRecv(fd: number, timeoutMs: number): Buffer | null;
   close(fd: number): void;
   espInUdpSocket(family: 4 | 6, address: string, port: number): { fd: number; port: number };
+  udpSend(fd: number, address: string, port: number, bytes: Uint8Array): number;
 }
 
 export const ADDON_PATH = '../../../../native/build/Release/imsec_native.node';

@@ -33,18 +33,19 @@ function keySalt(key: Uint8Array, salt: Uint8Array | undefined, what: string): U
 
 /**
  * Linux names and key material (spec digest §13; same as key-export's `ip xfrm` commands). The
- * keys are fresh copies: the caller zeroes them (wipeAlgorithms) after building the message.
+ * keys are fresh copies (never views: the SA's keys may be Buffers, whose slice() shares memory);
+ * the caller zeroes them (wipeAlgorithms) after building the message.
  */
 export function xfrmAlgorithms(p: SaParams): SaAlgorithms {
   const k = p.keys;
   if (p.ealg === 'aes-gcm') return { aead: { name: 'rfc4106(gcm(aes))', key: keySalt(k.ckEsp, k.salt, 'aes-gcm'), icvBits: AEAD_ICV_BITS } };
   if (p.alg === 'aes-gmac') return { aead: { name: 'rfc4543(gcm(aes))', key: keySalt(k.ikEsp, k.salt, 'aes-gmac'), icvBits: AEAD_ICV_BITS } };
   if (p.alg === 'null') throw new XfrmError('XFRM_BAD_PARAMS', `alg=null is only valid with ealg=aes-gcm, got ealg=${p.ealg}`);
-  const auth = { name: p.alg === 'hmac-md5-96' ? 'hmac(md5)' : 'hmac(sha1)', key: k.ikEsp.slice(), truncBits: TRUNC_BITS };
+  const auth = { name: p.alg === 'hmac-md5-96' ? 'hmac(md5)' : 'hmac(sha1)', key: new Uint8Array(k.ikEsp), truncBits: TRUNC_BITS };
   const crypt =
     p.ealg === 'null'
       ? { name: 'ecb(cipher_null)', key: new Uint8Array(0) }
-      : { name: p.ealg === 'aes-cbc' ? 'cbc(aes)' : 'cbc(des3_ede)', key: k.ckEsp.slice() };
+      : { name: p.ealg === 'aes-cbc' ? 'cbc(aes)' : 'cbc(des3_ede)', key: new Uint8Array(k.ckEsp) };
   return { auth, crypt };
 }
 

@@ -41,6 +41,8 @@ export function bestOwner<T extends { set: SaSet; order: number }>(owners: Itera
 
 export class PolicyTable {
   readonly #entries = new Map<string, Entry>();
+  /** The entries each set owns a share of (resync per set without a scan). */
+  readonly #bySet = new Map<SaSet, Set<Entry>>();
 
   constructor(
     private readonly nl: XfrmTransport,
@@ -66,16 +68,16 @@ export class PolicyTable {
       this.#entries.set(key, e);
     }
     const entry = e;
-    entry.owners.set(owner.set, owner);
+    this.#own(entry, owner);
     try {
       this.#sync(entry, undefined);
     } catch (err) {
-      entry.owners.delete(owner.set);
+      this.#disown(entry, owner.set);
       if (created) this.#entries.delete(key);
       throw err;
     }
     return () => {
-      entry.owners.delete(owner.set);
+      this.#disown(entry, owner.set);
       if (entry.owners.size === 0) this.#drop(entry);
       else this.#sync(entry, undefined);
     };
@@ -84,7 +86,8 @@ export class PolicyTable {
   /** Removes a set from a policy; deletes the policy when nobody is left. */
   remove(dir: PolicyDir, sel: XfrmSelector, set: SaSet): void {
     const e = this.#entries.get(policyKey(dir, sel));
-    if (!e || !e.owners.delete(set)) return;
+    if (!e || !e.owners.has(set)) return;
+    this.#disown(e, set);
     if (e.owners.size === 0) this.#drop(e);
     else this.#sync(e, undefined);
   }
@@ -97,7 +100,7 @@ export class PolicyTable {
 
   /** Re-evaluates every policy owned by `set` (state or lifetime changed, peer moved). */
   resync(set?: SaSet): void {
-    for (const e of this.#entries.values()) if (!set || e.owners.has(set)) this.#sync(e, undefined);
+    for (const e of set ? [...(this.#bySet.get(set) ?? [])] : [...this.#entries.values()]) this.#sync(e, undefined);
   }
 
   /** Owners of the policy with this key (for the inbound context lookup). */
@@ -108,6 +111,21 @@ export class PolicyTable {
   /** Forgets everything (the kernel side is gone, e.g. after reconcile at close). */
   clear(): void {
     this.#entries.clear();
+    this.#bySet.clear();
+  }
+
+  #own(e: Entry, owner: PolicyOwner): void {
+    e.owners.set(owner.set, owner);
+    const s = this.#bySet.get(owner.set) ?? new Set<Entry>();
+    s.add(e);
+    this.#bySet.set(owner.set, s);
+  }
+
+  #disown(e: Entry, set: SaSet): void {
+    e.owners.delete(set);
+    const s = this.#bySet.get(set);
+    s?.delete(e);
+    if (s && s.size === 0) this.#bySet.delete(set);
   }
 
   #sync(e: Entry, want: SaSet | undefined): void {

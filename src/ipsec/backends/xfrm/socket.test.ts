@@ -27,6 +27,7 @@ function fake(answer: Answer) {
     },
     close: () => {},
     espInUdpSocket: () => ({ fd: 1, port: 1 }),
+    udpSend: () => 0,
   };
   return { nl: new XfrmNetlink({ native, timeoutMs: 50 }), sent };
 }
@@ -97,4 +98,25 @@ test('dump collects records over several datagrams up to NLMSG_DONE, and redoes 
   const out = nl.dump(encodeMessage({ type: 0x12, flags: 0x301, seq: nl.nextSeq(), body: new Uint8Array(0) }), 'dump SAs', (p) => p[0]);
   assert.deepEqual(out, [1, 2, 3]);
   assert.equal(calls, 2, 'NLM_F_DUMP_INTR: dumped again');
+});
+
+test('poll() returns copies that survive the zeroing of the datagram (a Buffer slice would not)', () => {
+  const mapping = encodeMessage({ type: 0x26, flags: 0, seq: 0, body: new Uint8Array(64).fill(7) });
+  let given: Buffer | undefined;
+  const native: ImsecNative = {
+    netlinkOpen: () => 1,
+    netlinkSend: (_fd, b) => b.length,
+    netlinkRecv: () => {
+      if (given) return null;
+      given = Buffer.from(mapping);
+      return given;
+    },
+    close: () => {},
+    espInUdpSocket: () => ({ fd: 1, port: 1 }),
+    udpSend: () => 0,
+  };
+  const msgs = new XfrmNetlink({ native }).poll();
+  assert.equal(msgs.length, 1);
+  assert.ok(given!.every((b) => b === 0), 'the received datagram was zeroed');
+  assert.ok(msgs[0]!.payload.every((b) => b === 7), 'the returned payload is intact');
 });

@@ -133,7 +133,7 @@ export class XfrmNetlink implements XfrmTransport {
   dump<T>(msg: Uint8Array, step: string, parse: (payload: Uint8Array) => T | undefined): T[] {
     for (let attempt = 0; ; attempt++) {
       const out: T[] = [];
-      const again = msg.slice();
+      const again = new Uint8Array(msg);
       const seq = this.#send(msg, step);
       let interrupted = false;
       let err: NlError | undefined;
@@ -174,6 +174,7 @@ export class XfrmNetlink implements XfrmTransport {
   }
 }
 
+/** A copy that owns its bytes (Buffer#slice would share them with the datagram we zero). */
 function copy(m: NlMessage): NlMessage {
-  return { ...m, payload: m.payload.slice() };
+  return { ...m, payload: new Uint8Array(m.payload) };
 }

@@ -5,6 +5,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { StreamFramer } from '../../../sip/stream-framer.ts';
 import type { Destination, Endpoint, ReceiveContext, ReceiveHandler, SipTransport } from '../../../sip/transport.ts';
+import { canonicalAddress } from '../../sa.ts';
 import type { Addr } from '../backend.ts';
 import { BackendError } from '../errors.ts';
 import type { ProtectedLookup } from './endpoint.ts';
@@ -31,7 +32,7 @@ interface Conn {
   readonly remote: Endpoint;
 }
 
-const key = (e: Endpoint) => `${e.address}|${e.port}`;
+const key = (e: Endpoint) => `${canonicalAddress(e.address)}|${e.port}`;
 
 export async function openProtectedTcp(o: ProtectedTcpOptions): Promise<ProtectedTcpTransport> {
   const conns = new Map<string, Conn>();
@@ -101,11 +102,13 @@ export async function openProtectedTcp(o: ProtectedTcpOptions): Promise<Protecte
     local: o.local,
     async send(bytes: Uint8Array, to: Destination): Promise<void> {
       if (closed) throw new BackendError('BACKEND_SEND_FAILED', `protected TCP ${o.local.port} is closed`);
-      const existing = (to.connectionId !== undefined ? conns.get(to.connectionId) : undefined) ?? byRemote.get(key(to));
-      // The kernel's outbound policy for this port pair must point at a live set before bytes leave.
-      o.lookup.prepareSend(o.local, existing?.remote ?? to);
+      const byId = to.connectionId !== undefined ? conns.get(to.connectionId) : undefined;
+      // The kernel's outbound policy for this port pair must point at a live set before bytes leave;
+      // connections go to the SA's inner destination (what the policy selects).
+      const { dst } = o.lookup.prepareSend(o.local, byId?.remote ?? to);
+      const existing = byId ?? byRemote.get(key({ address: dst, port: to.port })) ?? byRemote.get(key(to));
       if (!existing && o.role === 'server') throw new BackendError('BACKEND_SEND_FAILED', `no TCP connection from ${to.address}:${to.port} on server port ${o.local.port}`);
-      const c = existing ?? (await open(to));
+      const c = existing ?? (await open({ address: dst, port: to.port }));
       await new Promise<void>((resolve, reject) =>
         c.socket.write(bytes, (e) => (e ? reject(new BackendError('BACKEND_SEND_FAILED', `tcp write to ${key(c.remote)}: ${e.message}`)) : resolve())),
       );
