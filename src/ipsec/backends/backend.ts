@@ -41,7 +41,10 @@ export interface ProtectedEndpoint {
 export interface BackendCounters {
   readonly unknownSpi: number;
   readonly malformed: number;
+  /** NAT-keepalives received (RFC 3948 §2.3): ignored, never a sign of life. */
   readonly keepalive: number;
+  /** NAT-keepalives sent (only a backend on the NATed side sends them, spec digest §15A point 3). */
+  readonly keepalivesSent?: number;
   readonly nonEsp: number;
   /** Authenticated packets for a port with no endpoint open. */
   readonly noEndpoint: number;
