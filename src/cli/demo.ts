@@ -1,11 +1,14 @@
 // `imsec demo`: the main job. Core, P-CSCF and UE on loopback, one full protected registration
-// life cycle, a readable timeline and the SA table; exits 1 when any step fails.
+// life cycle, a readable timeline and the SA table; exits 1 when any step fails. `--nat` runs the
+// same flow through a real NAT in network namespaces (33.203 Annex M; root only).
 import type { Command } from 'commander';
 import { ENCRYPTION_ALGS, INTEGRITY_ALGS, isEncryptionAlg, isIntegrityAlg, isValidPair } from '../ipsec/algorithms.ts';
 import { InputError } from '../util/errors.ts';
 import { EXIT_CHECK_FAILED, printTable } from './output.ts';
 import { jsonSummary, saTable, timelineLines } from './demo/report.ts';
 import { runDemo } from './demo/run.ts';
+import { natDemoUnavailable, runNatDemo } from './demo/nat.ts';
+import { natFactLines, natJsonSummary, natSaTable, natTimelineLines } from './demo/nat-report.ts';
 
 interface DemoCliOptions {
   mode: string;
@@ -15,6 +18,7 @@ interface DemoCliOptions {
   pcap?: string;
   keylog?: string;
   json?: boolean;
+  nat?: boolean;
 }
 
 export function registerDemo(program: Command): void {
@@ -28,12 +32,14 @@ export function registerDemo(program: Command): void {
     .option('--pcap <file>', 'write what crossed the UE ⇄ P-CSCF wire to a pcap file')
     .option('--keylog <file>', 'write the SAs as Wireshark esp_sa lines (key material: handle with care)')
     .option('--json', 'print a machine-readable summary instead of the timeline')
+    .option('--nat', 'through a real NAT: UE behind nftables masquerade in network namespaces, core in another (root only; --mode does not apply, the P-CSCF picks it)')
     .action(async (o: DemoCliOptions) => {
       if (o.mode !== 'trans' && o.mode !== 'udp-enc-tun') throw new InputError(`--mode must be trans or udp-enc-tun, got ${JSON.stringify(o.mode)}`);
       if (!isIntegrityAlg(o.alg)) throw new InputError(`--alg: unknown integrity algorithm ${JSON.stringify(o.alg)}`);
       if (!isEncryptionAlg(o.ealg)) throw new InputError(`--ealg: unknown encryption algorithm ${JSON.stringify(o.ealg)}`);
       if (!isValidPair(o.alg, o.ealg)) throw new InputError(`--alg ${o.alg} cannot be combined with --ealg ${o.ealg}`);
       const json = o.json === true;
+      if (o.nat) return natDemo(o, json);
       const result = await runDemo({
         mode: o.mode,
         alg: o.alg,
@@ -63,4 +69,40 @@ export function registerDemo(program: Command): void {
       }
       if (!result.ok) process.exitCode = EXIT_CHECK_FAILED;
     });
+}
+
+async function natDemo(o: DemoCliOptions, json: boolean): Promise<void> {
+  const why = natDemoUnavailable(o.ipv6 === true);
+  if (why) throw new InputError(why);
+  const result = await runNatDemo({
+    alg: o.alg,
+    ealg: o.ealg,
+    ipv6: o.ipv6 === true,
+    ...(o.pcap ? { pcap: o.pcap } : {}),
+    ...(o.keylog ? { keylog: o.keylog } : {}),
+    ...(json ? {} : { progress: (l: string) => process.stderr.write(l + '\n') }),
+  });
+  const opts = { nat: true, alg: o.alg, ealg: o.ealg, ipv6: o.ipv6 === true };
+  if (json) {
+    process.stdout.write(JSON.stringify(natJsonSummary(result, opts), null, 2) + '\n');
+  } else {
+    const out = (s: string) => process.stdout.write(s + '\n');
+    out(`imsec demo --nat — ${o.alg} / ${o.ealg}, ${o.ipv6 ? 'IPv6 (NAT66)' : 'IPv4'}, UE behind a real NAT`);
+    out('');
+    out('NAT:');
+    for (const l of natFactLines(result)) out(`  ${l}`);
+    out('');
+    out('Timeline (each SIP message once, from its sender; the addresses its SIP stack used):');
+    for (const l of natTimelineLines(result)) out(l);
+    out('');
+    out('Steps:');
+    for (const s of result.steps) out(`  ${s.ok ? 'ok  ' : 'FAIL'}  ${s.step.padEnd(22)} ${String(s.ms).padStart(5)} ms  ${s.detail}`);
+    out('');
+    out('SA sets (every set either side installed; outer addresses as each side sees them):');
+    printTable(natSaTable(result), false);
+    if (o.pcap) out(`\npcap (public side of the NAT): ${o.pcap}`);
+    if (o.keylog) out(`keys (Wireshark esp_sa): ${o.keylog}`);
+    out(result.ok ? '\nAll steps succeeded; the lab is torn down.' : '\nA step failed; the lab is torn down.');
+  }
+  if (!result.ok) process.exitCode = EXIT_CHECK_FAILED;
 }

@@ -1,13 +1,13 @@
-// `imsec pcscf`: runs the P-CSCF (33.203 access edge, src/pcscf/) on the userspace IPsec backend
-// until SIGINT/SIGTERM, then deletes its SAs. One line per event (or one JSON object with --json).
+// `imsec pcscf`: runs the P-CSCF (33.203 access edge, src/pcscf/) on the userspace or the xfrm
+// IPsec backend until SIGINT/SIGTERM, then deletes its SAs. One line per event (JSON with --json).
 import type { Command } from 'commander';
-import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
 import { NAT_T_PORT } from '../ipsec/types.ts';
 import { Pcscf, PCSCF_EVENT_NAMES, REG_AWAIT_AUTH_MS, type PcscfEventName, type PcscfEvents, type PcscfMode } from '../pcscf/index.ts';
 import { DEFAULT_ALLOW, formatPair, parseAlgPairList, type SecAgreePolicy } from '../secagree/index.ts';
 import { systemClock } from '../sip/clock.ts';
 import { parseHostPort } from '../sip/uri.ts';
 import { InputError } from '../util/errors.ts';
+import { BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP, type BackendKind } from './backend-choice.ts';
 
 export interface PcscfCliOptions {
   listen: string;
@@ -20,6 +20,8 @@ export interface PcscfCliOptions {
   encapPort?: string;
   regAwaitAuth?: string;
   json?: boolean;
+  backend?: string;
+  xfrmInstance?: string;
 }
 
 export interface PcscfArgs {
@@ -33,6 +35,8 @@ export interface PcscfArgs {
   encapPort: number;
   regAwaitAuthMs: number;
   json: boolean;
+  backend: BackendKind;
+  xfrmInstance?: number;
 }
 
 function hostPort(text: string, flag: string): { address: string; port: number } {
@@ -70,10 +74,13 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
     ...(o.policy !== undefined ? { allow: parseAlgPairList(o.policy, '--policy') } : {}),
     ...(o.allowDeprecated ? { allowDeprecated: true } : {}),
   };
+  const xfrmInstance = parseXfrmInstance(o.xfrmInstance);
   return {
     ...listen, portC, portS, scscf, mode, policy, regAwaitAuthMs,
     encapPort: port(o.encapPort, '--encap-port', NAT_T_PORT),
     json: o.json === true,
+    backend: parseBackend(o.backend),
+    ...(xfrmInstance !== undefined && { xfrmInstance }),
   };
 }
 
@@ -109,7 +116,7 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   const write = r.write ?? ((l: string) => process.stdout.write(`${l}\n`));
   const clock = systemClock;
   // The SAD's lazy expiry must run on the P-CSCF's clock (SA lifetimes are in its time scale).
-  const backend = await UserspaceBackend.create({ localIp: a.address, encapPort: a.encapPort, now: () => clock.now() });
+  const backend = await openBackend(a.backend, { localIp: a.address, encapPort: a.encapPort, now: () => clock.now(), ...(a.xfrmInstance !== undefined && { instance: a.xfrmInstance }) });
   let pcscf: Pcscf;
   try {
     pcscf = await Pcscf.start({
@@ -123,8 +130,10 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   for (const name of PCSCF_EVENT_NAMES) {
     pcscf.on(name, (ev) => write(a.json ? JSON.stringify({ event: name, ...ev }) : formatEvent(name, ev)));
   }
-  const hello = { address: a.address, port: pcscf.port, port_c: pcscf.portC, port_s: pcscf.portS, encap_port: backend.encapPort, scscf: `${a.scscf.address}:${a.scscf.port}`, mode: a.mode };
-  write(a.json ? JSON.stringify({ event: 'listening', ...hello }) : `pcscf listening udp ${a.address}:${hello.port} port_pc=${hello.port_c} port_ps=${hello.port_s} esp-in-udp=${hello.encap_port} scscf=${hello.scscf} mode=${a.mode}`);
+  // Inside the SAs: UDP always; TCP too when the backend's SAs carry it (xfrm, spec digest §6.2).
+  const inside = backend.openTcp ? 'udp+tcp' : 'udp';
+  const hello = { address: a.address, port: pcscf.port, port_c: pcscf.portC, port_s: pcscf.portS, encap_port: backend.encapPort, scscf: `${a.scscf.address}:${a.scscf.port}`, mode: a.mode, backend: a.backend, protected_transports: inside };
+  write(a.json ? JSON.stringify({ event: 'listening', ...hello }) : `pcscf listening udp ${a.address}:${hello.port} port_pc=${hello.port_c} port_ps=${hello.port_s} esp-in-udp=${hello.encap_port} scscf=${hello.scscf} mode=${a.mode} backend=${a.backend} protected=${inside}`);
   if (!r.signal.aborted) await new Promise<void>((resolve) => r.signal.addEventListener('abort', () => resolve(), { once: true }));
   await pcscf.stop();
   await backend.close();
@@ -135,6 +144,8 @@ const HELP = `
 Mode: auto (default) picks mod=UDP-enc-tun when the top Via of the unprotected REGISTER differs from
   its packet source (a NAT, 33.203 Annex M), mod=trans otherwise; udp-enc-tun / trans force that mode
   when the UE offered it. mod=trans with the userspace backend needs CAP_NET_RAW (raw ESP sockets).
+Backend: userspace (default; SIP over UDP inside the SAs) or xfrm (Linux kernel SAs over netlink;
+  needs CAP_NET_ADMIN and a kernel with ESP: esp4/esp6, xfrm_user; SIP over UDP and TCP inside).
 Policy: comma-separated alg/ealg pairs, most preferred first (default ${DEFAULT_ALLOW.map(formatPair).join(',')}).
 Port 0 (for --listen, --port-c, --port-s) picks a free port; the line "pcscf listening" says which.
 
@@ -155,6 +166,8 @@ export function registerPcscf(program: Command): void {
     .option('--allow-deprecated', 'also accept hmac-md5-96 and des-ede3-cbc')
     .option('--encap-port <n>', `local ESP-in-UDP port (RFC 3948), default ${NAT_T_PORT}`)
     .option('--reg-await-auth <s>', `lifetime of a temporary SA set in seconds, default ${REG_AWAIT_AUTH_MS / 1000}`)
+    .option('--backend <b>', BACKEND_HELP, 'userspace')
+    .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
     .option('--json', 'one JSON object per event')
     .addHelpText('after', HELP)
     .action(async (o: PcscfCliOptions) => {

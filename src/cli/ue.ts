@@ -5,12 +5,13 @@ import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
-import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
+import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import { parseAlgPairList, type AlgPair, type UsableMod } from '../secagree/index.ts';
 import { Ue, type UeOptions } from '../ue/index.ts';
 import type { RegistrationResult } from '../ue/index.ts';
 import { fromHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
+import { assertTransport, BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP } from './backend-choice.ts';
 import { EXIT_CHECK_FAILED } from './output.ts';
 
 interface UeCliOptions {
@@ -31,6 +32,8 @@ interface UeCliOptions {
   pcscfEncapPort: string;
   json?: boolean;
   transport?: string;
+  backend?: string;
+  xfrmInstance?: string;
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -66,15 +69,10 @@ function modesOf(s: string): UsableMod[] {
 
 /**
  * The userspace backend carries SIP over UDP inside the SAs; TCP would need a TCP stack over
- * userspace ESP. Say so plainly instead of failing later.
+ * userspace ESP. Say so plainly instead of failing later (the xfrm backend carries both).
  */
 export function assertUdpOverUserspace(transport: string | undefined): void {
-  const t = (transport ?? 'udp').toLowerCase();
-  if (t === 'udp') return;
-  if (t === 'tcp') {
-    throw new InputError('--transport tcp: SIP over TCP inside userspace SAs is not supported yet; use udp, or a kernel with ESP and the xfrm backend');
-  }
-  throw new InputError(`--transport must be udp or tcp, got ${JSON.stringify(transport)}`);
+  assertTransport(transport, 'userspace');
 }
 
 /** The source address the OS would use towards `ip` (a connected UDP socket sends nothing). */
@@ -107,9 +105,11 @@ function printer(json: boolean) {
   };
 }
 
-async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promise<{ ue: Ue; backend: UserspaceBackend }> {
+async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promise<{ ue: Ue; backend: IpsecBackend }> {
   if ((o.op === undefined) === (o.opc === undefined)) throw new InputError('give exactly one of --op and --opc');
-  assertUdpOverUserspace(o.transport);
+  const kind = parseBackend(o.backend);
+  const transport = assertTransport(o.transport, kind);
+  const instance = parseXfrmInstance(o.xfrmInstance);
   const pc = parseHostPortArg(o.pcscf, '--pcscf');
   const k = secretHex(o.k, '--k');
   const secret = o.op !== undefined ? { op: secretHex(o.op, '--op') } : { opc: secretHex(o.opc!, '--opc') };
@@ -130,11 +130,11 @@ async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promis
     }
   }
   const localIp = o.local ?? (await routeSource(pcscfIp));
-  const backend = await UserspaceBackend.create({ localIp, encapPort });
+  const backend = await openBackend(kind, { localIp, encapPort, ...(instance !== undefined && { instance }) });
   const opts: UeOptions = {
     impi: o.impi, impu: o.impu, ...(o.domain && { domain: o.domain }), pcscf: { address: pcscfIp, port: pc.port },
     localIp, localPort, k, ...secret, ...(o.acceptAnySqn && { usim: { acceptAnySqn: true } }), ...(offers && { offers }),
-    modes, backend, pcscfEncapPort, expires,
+    modes, backend, pcscfEncapPort, expires, transport,
   };
   let ue: Ue;
   try {
@@ -147,13 +147,13 @@ async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promis
   ue.on('sa-created', (s) => say('sa-created', `SA set ${s.id} installed`, { set: s.id, sas: s.summary() }));
   ue.on('sa-deleted', (s, why) => say('sa-deleted', `SA set ${s.id} removed (${why})`, { set: s.id, why }));
   ue.on('failed', (reason, detail) => say('failed', `failed: ${reason}: ${detail}`, { reason, detail }));
-  say('start', `UE ${o.impi} (${o.impu}) on ${localIp}:${ue.plainPort} → P-CSCF ${pcscfIp}:${pc.port}, mode ${modes.join('+')}`, {
-    impi: o.impi, impu: o.impu, local: `${localIp}:${ue.plainPort}`, pcscf: `${pcscfIp}:${pc.port}`,
+  say('start', `UE ${o.impi} (${o.impu}) on ${localIp}:${ue.plainPort} → P-CSCF ${pcscfIp}:${pc.port}, mode ${modes.join('+')}, ${kind} backend, SIP over ${transport} inside the SAs`, {
+    impi: o.impi, impu: o.impu, local: `${localIp}:${ue.plainPort}`, pcscf: `${pcscfIp}:${pc.port}`, backend: kind, transport,
   });
   return { ue, backend };
 }
 
-async function stop(ue: Ue, backend: UserspaceBackend, say: ReturnType<typeof printer>, deregister: boolean): Promise<void> {
+async function stop(ue: Ue, backend: IpsecBackend, say: ReturnType<typeof printer>, deregister: boolean): Promise<void> {
   if (deregister) {
     const r = await ue.deregister().catch(() => undefined);
     if (r && !r.ok) say('step', `de-registration: ${r.reason} (${r.detail}); SAs removed anyway`);
@@ -184,7 +184,9 @@ function common(cmd: Command): Command {
     .option('--accept-any-sqn', 'USIM accepts any SQN (test networks; the MAC is still checked)')
     .option('--encap-port <n>', 'local ESP-in-UDP port for udp-enc-tun (0: any)', '0')
     .option('--pcscf-encap-port <n>', "the P-CSCF's ESP-in-UDP port", '4500')
-    .option('--transport <t>', 'SIP transport inside the SAs: udp (tcp needs the xfrm backend)', 'udp')
+    .option('--transport <t>', 'SIP transport inside the SAs: udp or tcp (tcp needs --backend xfrm)', 'udp')
+    .option('--backend <b>', BACKEND_HELP, 'userspace')
+    .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
     .option('--json', 'one JSON object per line');
 }
 

@@ -149,3 +149,14 @@ test('summary: one row per SA with spi, direction, ports, algorithms, mode, stat
   );
   assert.equal(rows[0]!.drops.icv, 0);
 });
+
+test('the set owns a copy of the keys: a caller wiping its own (the UE does) leaves the SAs keyed', () => {
+  const keys = { ikEsp: new Uint8Array(20).fill(0x11), ckEsp: new Uint8Array(16).fill(0x22) };
+  const set = createSaSet({ ...base, role: 'ue', keys });
+  keys.ikEsp.fill(0);
+  keys.ckEsp.fill(0);
+  for (const sa of set.all) {
+    assert.equal(toHex(sa.params.keys.ikEsp), '11'.repeat(20), `${sa.name} IK_ESP`);
+    assert.equal(toHex(sa.params.keys.ckEsp), '22'.repeat(16), `${sa.name} CK_ESP`);
+  }
+});

@@ -146,7 +146,11 @@ export class SaSet {
     this.role = cfg.role;
     this.#expiresAt = cfg.expiresAt;
     this.#softExpiresAt = cfg.softExpiresAt;
-    const p = saParamsOf(cfg);
+    // The set owns a copy of the keys: callers wipe theirs after creating it (the UE does), and a
+    // backend that reads them later (xfrm writes them to the kernel at install and on UPDSA) must
+    // not find zeros.
+    const k = cfg.keys;
+    const p = saParamsOf({ ...cfg, keys: { ikEsp: new Uint8Array(k.ikEsp), ckEsp: new Uint8Array(k.ckEsp), ...(k.salt && { salt: new Uint8Array(k.salt) }) } });
     const outOf = (fromUe: boolean): SaDirection => ((cfg.role === 'ue') === fromUe ? 'out' : 'in');
     const mk = (name: SaName, fromUe: boolean, params: SaParams) => new Sa(name, outOf(fromUe), params, cfg.iv ? { iv: cfg.iv } : {});
     this.sas = { SA1: mk('SA1', true, p.SA1), SA2: mk('SA2', false, p.SA2), SA3: mk('SA3', false, p.SA3), SA4: mk('SA4', true, p.SA4) };

@@ -4,6 +4,7 @@
 // those namespaces removes veths, bridge, nft tables and sysctls too; the root namespace is untouched.
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { startCapture, type CaptureOptions, type StopCapture } from './capture.ts';
 import { deleteNamespaceSync, removeMarker, track, untrack, type Teardown } from './cleanup.ts';
 import { parseConntrack, type ConntrackEntry } from './conntrack.ts';
@@ -158,6 +159,24 @@ export class NatLab implements Teardown, LabPlan {
   /** Changes the NAT's UDP conntrack timeouts (both unreplied and stream) from now on. */
   async setUdpTimeout(seconds: number): Promise<void> {
     await this.exec(this.nat.ns, ['sysctl', '-qw', `net.netfilter.nf_conntrack_udp_timeout=${seconds}`, `net.netfilter.nf_conntrack_udp_timeout_stream=${seconds}`]);
+  }
+
+  /**
+   * Gives the NAT another public address and translates to it from now on (`snat to`), forgetting
+   * every mapping: what a UE behind it sees when its access network renumbers it (a UE IP change,
+   * spec digest §15A point 6). The old address stays on the interface but carries no mapping.
+   */
+  async renumberPublic(address: string): Promise<void> {
+    this.live('renumberPublic');
+    if (!this.natted) throw new LabError('LAB_BAD_OPTIONS', `renumberPublic: lab ${this.prefix} has no NAT`);
+    const six = isIP(address) === 6;
+    if (!six && isIP(address) !== 4) throw new LabError('LAB_BAD_OPTIONS', `renumberPublic: not an IP address: ${JSON.stringify(address)}`);
+    const { ns, publicIface } = this.nat;
+    await this.exec(ns, six ? ['ip', '-6', 'addr', 'add', `${address}/64`, 'dev', publicIface, 'nodad'] : ['ip', 'addr', 'add', `${address}/24`, 'dev', publicIface]);
+    const table = six ? 'ip6' : 'ip';
+    await this.exec(ns, ['nft', 'flush', 'chain', table, 'imsec', 'postrouting']);
+    await this.exec(ns, ['nft', 'add', 'rule', table, 'imsec', 'postrouting', 'oifname', publicIface, 'snat', 'to', address]);
+    if (!toolMissing('conntrack')) await this.conntrackFlush();
   }
 
   /**

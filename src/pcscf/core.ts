@@ -23,6 +23,8 @@ export interface PcscfCore {
   readonly regAwaitAuthMs: number;
   /** Our ESP-in-UDP port, written into UDP-enc-tun SA sets. */
   readonly encapPort: number;
+  /** Which inner address a NATed UE uses in the tunnel (spec digest §15A point 4). */
+  readonly natInnerAddress: 'private' | 'public';
   readonly pathUri: string;
   readonly clock: Clock;
   readonly layer: TransactionLayer;
@@ -34,8 +36,12 @@ export interface PcscfCore {
   readonly emit: Emit;
   /** Route of a request to the S-CSCF (plain UDP). */
   toCore(): Route;
-  /** Route to the UE of `set` over that set only: port_pc → port_us, SA2 (33.203 §7.1). */
-  toUe(set: SaSet): Route;
+  /**
+   * Route to the UE of `set` over that set only: port_pc → port_us, SA2 (33.203 §7.1); over TCP
+   * when the set speaks TCP (tcp.ts). `answering`: the context of the request a response answers,
+   * which a TCP response follows (same connection, SA3).
+   */
+  toUe(set: SaSet, answering?: ReceiveContext): Route;
   /** Whether a URI (Route entry) designates this P-CSCF. */
   isMine(uri: string): boolean;
   /** Counts a refusal and emits its 'rejected' event (reject() does this itself). */

@@ -99,3 +99,19 @@ test('sameContact: user, host and port (default 5060)', () => {
   assert.equal(sameContact('sip:alice@192.0.2.5:6001', 'sip:alice@192.0.2.5:6002'), false);
   assert.equal(sameContact('sip:alice@UE.example.org', 'sip:alice@ue.example.org'), true);
 });
+
+test('admissionCheck behind a NAT: UEs sharing the public address are told apart by their private inner address', () => {
+  const mk = (inner: string, portUc: number) =>
+    createSaSet({
+      role: 'pcscf',
+      ue: { ip: '203.0.113.1', innerIp: inner, portC: portUc, portS: 6001, spiC: spi++, spiS: spi++ },
+      pcscf: { ip: '203.0.113.10', portC: 5064, portS: 5066, spiC: spi++, spiS: spi++ },
+      alg: 'hmac-sha-1-96', ealg: 'null', mode: 'udp-enc-tunnel',
+      keys: expandKeys(fromHex('00'.repeat(16)), fromHex('11'.repeat(16)), 'hmac-sha-1-96', 'null'),
+    });
+  const a = mk('198.51.100.2', 7000);
+  assert.deepEqual(admissionCheck('203.0.113.1', 7000, [a], [], '198.51.100.3'), { ok: true }, 'another UE of the same home, same port_uc');
+  const same = admissionCheck('203.0.113.1', 7000, [a], [], '198.51.100.2');
+  assert.equal(!same.ok && same.reason, 'admission-port-in-use');
+  assert.match(!same.ok ? same.message : '', /203\.0\.113\.1 \(inner 198\.51\.100\.2\)/);
+});

@@ -46,11 +46,17 @@ export type Verdict = { readonly ok: true } | { readonly ok: false; readonly rea
 /**
  * 33.203 §7.1 rule 3: the pair (UE IP = packet source, UE protected client port) must not be tied
  * to a live SA set already, and the IMPI must stay within six SAs per direction with the new set.
+ * DEVIATION (Annex M): behind a NAT many UEs share the public address, so the UE's address is the
+ * pair (public, private inner address): UEs of one home with equal port_uc are not refused
+ * (RFC 3948 §5.1: peers behind one NAT must not be confused); equal private addresses behind one
+ * NAT (two homes behind a carrier NAT) still need different port_uc.
  */
-export function admissionCheck(ueIp: string, portUc: number, allSets: readonly SaSet[], impiSets: readonly SaSet[]): Verdict {
-  const clash = allSets.find((s) => s.live && s.config.ue.portC === portUc && sameAddress(s.config.ue.ip, ueIp));
+export function admissionCheck(ueIp: string, portUc: number, allSets: readonly SaSet[], impiSets: readonly SaSet[], innerIp?: string): Verdict {
+  const inner = innerIp ?? ueIp;
+  const clash = allSets.find((s) => s.live && s.config.ue.portC === portUc && sameAddress(s.config.ue.ip, ueIp) && sameAddress(s.config.ue.innerIp ?? s.config.ue.ip, inner));
   if (clash) {
-    return { ok: false, reason: 'admission-port-in-use', message: `UE address ${ueIp} with protected client port ${portUc} is already tied to SA set ${clash.id} (33.203 §7.1 rule 3)` };
+    const who = innerIp ? `${ueIp} (inner ${innerIp})` : ueIp;
+    return { ok: false, reason: 'admission-port-in-use', message: `UE address ${who} with protected client port ${portUc} is already tied to SA set ${clash.id} (33.203 §7.1 rule 3)` };
   }
   const n = (impiSets.filter((s) => s.live).length + 1) * SAS_PER_DIRECTION_PER_SET;
   if (n > MAX_SAS_PER_DIRECTION) {

@@ -22,10 +22,11 @@ import { afterSend, type PcscfCore, type RejectOptions } from './core.ts';
 import { fromCore, fromUe, onAck, onCancel } from './proxy.ts';
 import { onProtectedRegister, onReRegister, onUnprotectedRegister } from './register.ts';
 import { RegistrationTable } from './registrations.ts';
+import { PcscfTcp } from './tcp.ts';
 import { warningValue } from './rewrite.ts';
 import type { PcscfCounters, PcscfEventName, PcscfEvents, PcscfMode, PcscfOptions, RegistrationView, RejectReason } from './types.ts';
 
-export const PCSCF_EVENT_NAMES: readonly PcscfEventName[] = ['sa-created', 'sa-promoted', 'sa-deleted', 'rejected', 'nat-detected', 'registered', 'deregistered', 'dropped'];
+export const PCSCF_EVENT_NAMES: readonly PcscfEventName[] = ['sa-created', 'sa-promoted', 'sa-deleted', 'rejected', 'nat-detected', 'nat-mapping', 'registered', 'deregistered', 'dropped'];
 /** 24.229 Table 7.8.1: reg-await-auth, 4 minutes. */
 export const REG_AWAIT_AUTH_MS = 240_000;
 const MODES: readonly PcscfMode[] = ['auto', 'udp-enc-tun', 'trans'];
@@ -36,6 +37,7 @@ export class Pcscf {
   #unprotected = 0;
   #core!: PcscfCore;
   #epS!: ProtectedEndpoint;
+  #tcp: PcscfTcp | undefined;
   readonly #guards: Socket[] = [];
   #stopped = false;
 
@@ -65,7 +67,7 @@ export class Pcscf {
       responseRoute: (res, req, ctx) => {
         const pc = protectedContextOf(ctx);
         if (!pc) return undefined;
-        const r = p.#core.toUe(pc.set);
+        const r = p.#core.toUe(pc.set, ctx);
         const release = res.status >= 200 ? p.#holds.get(req) : undefined;
         return release ? { to: r.to, transport: afterSend(r.transport, release) } : r;
       },
@@ -78,9 +80,17 @@ export class Pcscf {
     const plain = tp.wrap(raw);
     const epC = await o.backend.openEndpoint({ address: o.address, port: portC });
     const epS = await o.backend.openEndpoint({ address: o.address, port: portS });
-    attachProtected(epC, receive, trace);
-    attachProtected(epS, receive, trace);
+    // Every authenticated arrival (requests and responses alike) may carry a new port_Uenc (§15A.2/§15A.6).
+    const receiveProtected = (b: Uint8Array, ctx: ReceiveContext) => {
+      const pc = p.#ready ? protectedContextOf(ctx) : undefined;
+      if (pc) p.#learnEncap(pc);
+      receive(b, ctx);
+    };
+    attachProtected(epC, receiveProtected, trace);
+    attachProtected(epS, receiveProtected, trace);
     p.#epS = epS;
+    // Spec digest §6.2: SIP over TCP through the SAs when the backend offers it (xfrm).
+    const tcp = (p.#tcp = await PcscfTcp.open(o.backend, o.address, portC, portS, receiveProtected));
     for (const port of [portC, portS]) {
       const g = await guardPort(o.address, port, (from) => p.#unprotectedOnProtected(from, port));
       if (g) p.#guards.push(g);
@@ -97,6 +107,7 @@ export class Pcscf {
       policy: o.policy ?? {},
       regAwaitAuthMs: o.regAwaitAuthMs ?? REG_AWAIT_AUTH_MS,
       encapPort: o.encapPort ?? backendEncap ?? NAT_T_PORT,
+      natInnerAddress: o.natInnerAddress ?? 'private',
       pathUri,
       clock,
       layer,
@@ -106,7 +117,7 @@ export class Pcscf {
       table,
       emit: (name, payload) => p.#emit(name, payload),
       toCore: (): Route => ({ transport: plain, to: o.scscf }),
-      toUe: (set: SaSet): Route => ({
+      toUe: (set: SaSet, answering?: ReceiveContext): Route => tcp?.route(set, answering) ?? ({
         transport: protectedTransport(epC, { set, ...trace }),
         to: { address: set.config.ue.ip, port: set.config.ue.portS },
       }),
@@ -169,6 +180,7 @@ export class Pcscf {
     c.layer.close();
     c.epC.close();
     this.#epS.close();
+    await this.#tcp?.close();
     await c.plain.close();
     await Promise.all(this.#guards.map((g) => new Promise<void>((r) => g.close(() => r()))));
   }
@@ -190,7 +202,6 @@ export class Pcscf {
       if (req.method === 'REGISTER') return void onUnprotectedRegister(core, tx, req, ctx).catch((e) => this.#internal(tx, e));
       return this.#reject(tx, req, ctx, 403, 'unprotected-request', `${req.method} arrived unprotected: outside REGISTER a UE may only send over its SAs (33.203 §7.1)`);
     }
-    this.#learnEncap(p);
     const set = p.set;
     // Spec digest §8 rule 4: a set is in use while a transaction that arrived on it waits for its
     // final response; released once that response is out (or the transaction ends without one).
@@ -213,24 +224,42 @@ export class Pcscf {
   }
 
   /**
-   * Spec digest §15A.2/§15A.6: the UE's ESP-in-UDP source (port_Uenc) comes from authenticated
-   * packets only; every tunnel set of the registration follows it. A new public address is a UE
-   * IP change and is not followed (the UE registers anew).
+   * Spec digest §15A.2/§15A.6: port_Uenc, the UE's NAT-mapped ESP-in-UDP source port, comes from
+   * packets that passed the ICV and replay checks only (the SAD delivers nothing else; keepalives
+   * never get here). The first one of a registration sets it; one from another port moves every
+   * tunnel set of the registration there (a NAT rebinding). A new public *address* is a UE IP
+   * change and is not followed: the SAs stay bound to the old one until the UE registers anew.
    */
   #learnEncap(p: ProtectedContext): void {
     if (p.set.config.mode !== 'udp-enc-tunnel' || p.outerEncapSrcPort === undefined) return;
-    if (!sameAddress(p.outerSrc, p.set.config.ue.ip)) return;
     const reg = this.#core.table.ownerOf(p.set);
     if (!reg) return;
     const encap = { address: p.outerSrc, port: p.outerEncapSrcPort };
-    if (reg.ue.encap?.port === encap.port && sameAddress(reg.ue.encap.address, encap.address) && this.#learnt.get(p.set) === encap.port) return;
-    reg.ue.encap = encap;
+    const previous = reg.ue.encap;
+    if (!sameAddress(p.outerSrc, p.set.config.ue.ip)) {
+      if (this.#ignoredFrom.get(reg) === `${encap.address}|${encap.port}`) return;
+      this.#ignoredFrom.set(reg, `${encap.address}|${encap.port}`);
+      this.#emit('nat-mapping', { impi: reg.impi, set: p.set.id, address: encap.address, port: encap.port, ...(previous ? { previous } : {}), followed: false, why: 'public address changed: a UE IP change, not followed (the UE must register anew)' });
+      return;
+    }
+    let moved = false;
     for (const s of reg.sets) {
       if (s.config.mode !== 'udp-enc-tunnel' || !sameAddress(s.config.ue.ip, encap.address) || this.#learnt.get(s) === encap.port) continue;
       this.#core.backend.setPeerEncap(s, encap);
       this.#learnt.set(s, encap.port);
+      moved = true;
     }
+    const same = previous !== undefined && previous.port === encap.port && sameAddress(previous.address, encap.address);
+    reg.ue.encap = encap;
+    if (same || !moved) return; // known mapping (a new set of the registration just joined it)
+    // Without a NAT (forced UDP-enc-tun on loopback) the first learning is no news.
+    if (!previous && !reg.natDetected && reg.round?.natDetected !== true) return;
+    this.#emit('nat-mapping', {
+      impi: reg.impi, set: p.set.id, address: encap.address, port: encap.port, ...(previous ? { previous } : {}), followed: true,
+      why: previous ? `NAT rebinding: port_Uenc ${previous.port} → ${encap.port} after an authenticated packet; every tunnel SA set follows` : 'port_Uenc learnt from the first authenticated ESP-in-UDP packet',
+    });
   }
+  readonly #ignoredFrom = new WeakMap<object, string>();
   readonly #learnt = new WeakMap<SaSet, number>();
   readonly #holds = new WeakMap<SipRequest, () => void>();
 

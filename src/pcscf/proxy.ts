@@ -107,8 +107,8 @@ export function onAck(core: PcscfCore, ack: SipRequest, ctx: ReceiveContext, fro
   if (fromCoreSide) {
     const set = registrationForTarget(core.table.all(), ack.uri)?.current;
     if (!set) return;
-    pushVia(out, core.address, core.portC);
     route = core.toUe(set);
+    pushVia(out, core.address, core.portC, route.transport.protocol);
   } else {
     const set = protectedContextOf(ctx)?.set;
     const reg = set && core.table.ownerOf(set);
@@ -188,8 +188,9 @@ export function fromCore(core: PcscfCore, tx: ServerTransaction, req: SipRequest
     return;
   }
   removeOwnRoutes(out, (u) => core.isMine(u));
-  pushVia(out, core.address, core.portC);
-  forward(core, tx, out, core.toUe(set), {
+  const route = core.toUe(set);
+  pushVia(out, core.address, core.portC, route.transport.protocol);
+  forward(core, tx, out, route, {
     toUe: false,
     over: set,
     onResponse: (res, rctx) => {

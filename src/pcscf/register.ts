@@ -16,6 +16,7 @@ import { createResponse } from '../sip/builders.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import type { ServerTransaction } from '../sip/transaction-manager.ts';
 import type { ReceiveContext } from '../sip/transport.ts';
+import { formatHostPort } from '../sip/uri.ts';
 import { parseVia } from '../sip/via.ts';
 import { wipe } from '../util/bytes.ts';
 import { afterSend, type PcscfCore } from './core.ts';
@@ -91,16 +92,18 @@ export async function onUnprotectedRegister(core: PcscfCore, tx: ServerTransacti
   // One set-up per registration at a time: a new unprotected REGISTER replaces a pending one.
   const pending = core.table.get(impi)?.round;
   if (pending?.temporary) await core.table.deleteSet(pending.temporary, 'deleted', 'replaced by a new unprotected REGISTER');
-  const adm = admissionCheck(from.address, choice.client.portC, core.table.allSets(), core.table.get(impi)?.sets ?? []);
+  // Spec digest §15A.4: inside the tunnel the UE keeps its private address, the Via sent-by host
+  // (unless this P-CSCF is configured for 'public inside' peers).
+  const innerIp = core.natInnerAddress === 'private' && nat.differs === 'address' && isIP(via.host) === isIP(from.address) ? via.host : undefined;
+  const adm = admissionCheck(from.address, choice.client.portC, core.table.allSets(), core.table.get(impi)?.sets ?? [], innerIp);
   if (!adm.ok) return core.reject(tx, req, ctx, 403, adm.reason, adm.message, { impi });
-  if (nat.natDetected) core.emit('nat-detected', { impi, via: `${via.host}:${via.port ?? 5060}`, source: from });
+  if (nat.natDetected) core.emit('nat-detected', { impi, via: formatHostPort(via.host, via.port ?? 5060), source: from, ...(nat.differs ? { differs: nat.differs } : {}) });
   const reg = core.table.getOrCreate(impi, from.address);
   const round: Round = {
     callId: req.headers.get('Call-ID')!,
     ueIp: from.address,
     natDetected: nat.natDetected,
-    // Spec digest §15A.4: inside the tunnel the UE keeps its private address, the Via sent-by host.
-    ...(nat.differs === 'address' && isIP(via.host) === isIP(from.address) ? { innerIp: via.host } : {}),
+    ...(innerIp ? { innerIp } : {}),
     client: { raw: offer.raw, parsed: offer.parsed },
     choice,
   };
@@ -124,7 +127,7 @@ export function onProtectedRegister(core: PcscfCore, tx: ServerTransaction, req:
     // once the refusal has gone out over it.
     const reason: RejectReason = sv.ok ? 'security-client-changed' : 'security-verify-mismatch';
     const message = `${check.error.message} [${check.error.code}]`;
-    const r = core.toUe(set);
+    const r = core.toUe(set, ctx);
     const route = { to: r.to, transport: afterSend(r.transport, () => void core.table.deleteSet(set, 'failed', message)) };
     return core.reject(tx, req, ctx, 403, reason, message, { impi: reg.impi, route });
   }
@@ -155,7 +158,7 @@ export async function onReRegister(core: PcscfCore, tx: ServerTransaction, req: 
     if (choice.ok) {
       if (reg.round?.temporary) await core.table.deleteSet(reg.round.temporary, 'deleted', 'replaced by a new re-REGISTER');
       reg.round = undefined;
-      const adm = admissionCheck(set.config.ue.ip, choice.client.portC, core.table.allSets(), reg.sets);
+      const adm = admissionCheck(set.config.ue.ip, choice.client.portC, core.table.allSets(), reg.sets, set.config.ue.innerIp);
       if (!adm.ok && !dereg) return core.reject(tx, req, ctx, 403, adm.reason, adm.message, { impi });
       if (adm.ok) {
         round = {
@@ -265,7 +268,7 @@ function afterProtected(core: PcscfCore, tx: ServerTransaction, a: Arrival, res:
   if (res.status >= 300 || set.state !== 'temporary') {
     // Relayed over the temporary set, which is deleted once the answer is out; the current set stays.
     if (set.live) {
-      const r = core.toUe(set);
+      const r = core.toUe(set, tx.context);
       const why = `the S-CSCF answered ${res.status} to the protected REGISTER`;
       tx.setResponseRoute({ to: r.to, transport: afterSend(r.transport, () => void core.table.deleteSet(set, 'failed', why)) });
     }
@@ -283,7 +286,7 @@ function afterProtected(core: PcscfCore, tx: ServerTransaction, a: Arrival, res:
 
 /** Spec digest §8 rule 7: the 200 OK goes out protected over `set`, then every set of the registration is deleted. */
 function deregister(core: PcscfCore, tx: ServerTransaction, reg: Registration, set: SaSet, res: SipResponse): SipResponse {
-  const r = core.toUe(set);
+  const r = core.toUe(set, tx.context);
   tx.setResponseRoute({ to: r.to, transport: afterSend(r.transport, () => void core.table.deleteAll(reg, 'deleted', 'de-registered')) });
   return res;
 }

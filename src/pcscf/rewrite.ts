@@ -23,9 +23,9 @@ export function decrementMaxForwards(req: SipRequest): boolean {
 }
 
 /** RFC 3261 §16.6 step 8 (+ RFC 3581 rport): our Via on top, with a fresh branch. Returns the branch. */
-export function pushVia(req: SipRequest, host: string, port: number): string {
+export function pushVia(req: SipRequest, host: string, port: number, protocol: 'udp' | 'tcp' = 'udp'): string {
   const branch = newBranch();
-  req.headers.prepend('Via', `SIP/2.0/UDP ${formatHostPort(host, port)};branch=${branch};rport`);
+  req.headers.prepend('Via', `SIP/2.0/${protocol.toUpperCase()} ${formatHostPort(host, port)};branch=${branch};rport`);
   return branch;
 }
 

@@ -43,6 +43,12 @@ export interface PcscfOptions {
   readonly timers?: Partial<TimerConfig>;
   /** The P-CSCF's ESP-in-UDP port written into UDP-enc-tun SA sets; default the backend's, else 4500. */
   readonly encapPort?: number;
+  /**
+   * The inner source address a NATed UE uses in the tunnel (spec digest §15A point 4): 'private'
+   * (default, our rule: the Via sent-by host of its unprotected REGISTER, RFC 3948 §3.1.1 first
+   * option) or 'public' (the packet source, as the OpenSIPS fork expects).
+   */
+  readonly natInnerAddress?: 'private' | 'public';
 }
 
 /** Why something was refused; each is a counter and a 'rejected' event. */
@@ -86,7 +92,12 @@ export interface PcscfEvents {
   'sa-promoted': { impi: string; set: string; previous?: string };
   'sa-deleted': { impi: string; set: string; reason: string };
   rejected: { reason: RejectReason; message: string; status?: number; method?: string; from: Source; impi?: string };
-  'nat-detected': { impi: string; via: string; source: Source };
+  'nat-detected': { impi: string; via: string; source: Source; differs?: 'address' | 'port' };
+  /**
+   * port_Uenc learnt or moved (a NAT rebinding) after an authenticated ESP-in-UDP packet, or a new
+   * public address seen and not followed (spec digest §15A points 2 and 6).
+   */
+  'nat-mapping': { impi: string; set: string; address: string; port: number; previous?: Source; followed: boolean; why: string };
   registered: { impi: string; impus: readonly string[]; expires: number };
   deregistered: { impi: string; reason: string };
   dropped: { reason: string; from: Source; port: number };

@@ -39,6 +39,11 @@ export interface RegisterInput {
   /** Via sent-by and Contact: the unprotected port, or port_us when the REGISTER goes over an SA. */
   readonly localIp: string;
   readonly port: number;
+  /**
+   * The Contact's host when it is not `localIp`: behind a NAT the protected REGISTER carries the
+   * UE's public address, the unprotected one its private address (24.229 F.2.1.2.2, pitfall 18).
+   */
+  readonly contactIp?: string;
   /** Seconds; 0 de-registers (Expires header and Contact expires=0, 24.229 §5.1.1.6). */
   readonly expires: number;
   readonly authorization: string;
@@ -54,7 +59,7 @@ export function buildRegister(i: RegisterInput): SipRequest {
   const user = contactUser(i.id);
   const headers: [string, string][] = [
     // 33.203 §7.1 / 17.1 (Kamailio): Contact on every request, with the port the UE receives on.
-    ['Contact', `<sip:${user}@${hp}>;expires=${i.expires}`],
+    ['Contact', `<sip:${user}@${formatHostPort(i.contactIp ?? i.localIp, i.port)}>;expires=${i.expires}`],
     ...(i.expires === 0 ? [['Expires', '0'] as [string, string]] : []),
     ['Authorization', i.authorization],
     ['Security-Client', i.securityClient],
@@ -213,6 +218,8 @@ export interface ProtectedRequestInput {
   readonly localIp: string;
   /** port_us: Via sent-by and Contact (digest §6.2: responses come back to port_us over SA2). */
   readonly portUs: number;
+  /** The Contact's host when it is not `localIp` (the public address behind a NAT, 24.229 F.2). */
+  readonly contactIp?: string;
   readonly pcscfIp: string;
   /** port_ps: the first Route entry (ARCHITECTURE message contract). */
   readonly portPs: number;
@@ -239,7 +246,7 @@ export function buildProtectedRequest(i: ProtectedRequestInput): SipRequest {
     headers: [
       ['Route', `<sip:${formatHostPort(i.pcscfIp, i.portPs)};lr>`],
       ...i.serviceRoute.map((r): [string, string] => ['Route', r]),
-      ['Contact', `<sip:${contactUser(i.id)}@${us}>`],
+      ['Contact', `<sip:${contactUser(i.id)}@${formatHostPort(i.contactIp ?? i.localIp, i.portUs)}>`],
       // 24.229 §5.1.2A.1.1: the identity the UE wants asserted; the P-CSCF checks it (digest §5.7).
       ['P-Preferred-Identity', sipAddr(i.id.impu)],
       ['User-Agent', 'imsec-ue'],

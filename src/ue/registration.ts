@@ -77,7 +77,15 @@ export interface RegistrationHost {
   send(req: SipRequest, over: SaSet | undefined): Promise<SendOutcome>;
   fire(event: RegEvent, data?: { expires?: number }): Promise<void>;
   step(text: string): void;
+  /** Notes the public address a NAT gave us (Via received/rport of an unprotected response). */
   notePublicAddress(res: SipResponse): void;
+  /**
+   * Via and Contact hosts of a REGISTER over `set` (or unprotected without one): behind a NAT the
+   * Contact of a protected REGISTER is the public address (24.229 F.2.1.2.2).
+   */
+  addressing(set: SaSet | undefined): { readonly via: string; readonly contact: string };
+  /** The inner address of a UDP-enc-tun set when it is not the local one ('public inside' peers, §15A point 4). */
+  tunnelInnerIp(): string | undefined;
   /** Test-only misbehaviour, so end-to-end tests can prove the network refuses it. */
   readonly testHooks?: UeTestHooks;
 }
@@ -116,8 +124,9 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
 
   const register = (authorization: string, verify: readonly string[] | undefined, viaSet: SaSet | undefined): SipRequest => {
     h.dialog.cseq++;
+    const a = h.addressing(viaSet);
     return buildRegister({
-      id: h.id, dialog: h.dialog, localIp: h.localIp, port: viaSet ? offer.portS : h.plainPort, expires, authorization,
+      id: h.id, dialog: h.dialog, localIp: a.via, contactIp: a.contact, port: viaSet ? offer.portS : h.plainPort, expires, authorization,
       securityClient: offer.header, ...(verify && { securityVerify: verify }),
     });
   };
@@ -194,7 +203,8 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
         r.res.fill(0);
         let set: SaSet;
         try {
-          set = await h.sas.createTemporary(offer, choice, r.ik, r.ck, ssRaw);
+          const innerIp = choice.mod === 'UDP-enc-tun' ? h.tunnelInnerIp() : undefined;
+          set = await h.sas.createTemporary(offer, choice, r.ik, r.ck, ssRaw, innerIp);
         } catch (e) {
           await h.fire('reject');
           return fail('sa_setup_failed', e instanceof Error ? e.message : String(e), 401);
@@ -255,7 +265,7 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
         await h.fire('reject');
         return fail('unauthenticated', `${res.status} to an unprotected REGISTER without IMS AKA: no SA set to protect traffic`, res.status);
       }
-      const ok = parseRegisterOk(res, { host: h.localIp, port: offer.portS }, expires);
+      const ok = parseRegisterOk(res, { host: h.addressing(over).contact, port: offer.portS }, expires);
       if (ok.expires === 0) {
         await h.fire('reject');
         return fail('rejected', 'the registrar granted expires=0', res.status);
@@ -268,7 +278,9 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
 
     await h.fire('reject');
     const reason = macFailed ? 'mac_failure' : res.status === 403 ? 'forbidden' : 'rejected';
-    return fail(reason, `${res.status} ${res.reason}`, res.status);
+    // The network's Warning says why (e.g. a NAT without a UDP-enc-tun offer, 33.203 Annex M).
+    const warning = res.headers.get('Warning');
+    return fail(reason, `${res.status} ${res.reason}${warning ? ` (Warning: ${warning})` : ''}`, res.status);
   }
 }
 

@@ -35,7 +35,19 @@ export interface UeOptions {
   /** Modes offered in Security-Client (default ['trans']; list both to offer both). */
   readonly modes?: readonly UsableMod[];
   readonly backend: IpsecBackend;
+  /**
+   * SIP transport inside the SAs (spec digest §6.2), default 'udp'. 'tcp' needs a backend with
+   * openTcp (xfrm): requests on a connection from port_uc to port_ps, the P-CSCF's on port_us.
+   * The first, unprotected REGISTER stays on UDP.
+   */
+  readonly transport?: 'udp' | 'tcp';
   readonly pcscfEncapPort?: number;
+  /**
+   * Inner address of UDP-enc-tun SAs behind a NAT (spec digest §15A point 4): 'private' (default,
+   * our rule: the stack's own address inside, the public one only in the Contact) or 'public'
+   * (the public address inside and in Via too, for OpenSIPS-style P-CSCFs).
+   */
+  readonly natInnerAddress?: 'private' | 'public';
   /** Requested registration expiry in seconds (24.229 §5.1.1.2.1: 600000). */
   readonly expires?: number;
   /** Where protected ports are picked (M.7.1 rule 6). */
@@ -82,6 +94,8 @@ export interface UeEventMap {
   'sa-created': [set: SaSet];
   'sa-deleted': [set: SaSet, why: SaSetEvent];
   request: [req: IncomingRequest];
+  /** A (new) public address learnt from Via received/rport (spec digest §15A point 2). */
+  'public-address': [now: { address: string; port?: number }, before: { address: string; port?: number } | undefined];
 }
 
 export interface UeStatus {
@@ -96,5 +110,7 @@ export interface UeStatus {
   expires?: number;
   expiresInS?: number;
   publicAddress?: { address: string; port?: number };
+  /** Annex M: whether the last Via received showed a NAT, and the NAT-keepalives our backend sent. */
+  nat: { behindNat: boolean; keepalivesSent: number };
   sets: { id: string; state: string; alg: string; ealg: string; mode: string; expiresInS?: number; inflight: number; sas: SaSummaryRow[] }[];
 }

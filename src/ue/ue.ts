@@ -14,6 +14,7 @@ import { runRegistration, viaReceived, type RegistrationHost, type UeTestHooks, 
 import { isRegistered, transition, type RegEvent, type RegState } from './registration-state.ts';
 import { choosePort, REG_AWAIT_AUTH_MS, UeSaTable, type ClientOffer } from './sa-table.ts';
 import { UeSipIo, type SendOutcome } from './sip-io.ts';
+import { UeNat } from './nat.ts';
 import { DEFAULT_OFFERS, type IncomingAnswer, type IncomingRequest, type RequestHandler, type UeEventMap, type UeOptions, type UeStatus } from './ue-types.ts';
 
 const DEFAULT_ANSWERED = new Set(['MESSAGE', 'NOTIFY', 'OPTIONS']);
@@ -41,7 +42,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   #timers: (() => void)[] = [];
   #expiresAt: number | undefined;
   #granted: { expires: number; impus: string[]; serviceRoute: string[] } | undefined;
-  #publicAddress: { address: string; port?: number } | undefined;
+  readonly #nat: UeNat;
 
   private constructor(o: UeOptions, pcscfIp: string, io: UeSipIo | undefined, clock: Clock) {
     super();
@@ -58,6 +59,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     if (o.__testHooks) this.testHooks = o.__testHooks;
     this.usim = new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), ...o.usim });
     this.support = { pairs: o.offers ?? DEFAULT_OFFERS, modes: o.modes ?? ['trans'] };
+    this.#nat = new UeNat(o.localIp, o.natInnerAddress ?? 'private');
     this.sas = new UeSaTable({
       backend: o.backend, clock, localIp: o.localIp, pcscfIp, pcscfEncapPort: o.pcscfEncapPort ?? 4500,
       regAwaitAuthMs: o.regAwaitAuthMs ?? REG_AWAIT_AUTH_MS, label: `ue:${o.impi.split('@')[0]}`,
@@ -78,7 +80,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     let ue: Ue | undefined;
     const io = await UeSipIo.open({
       backend: o.backend, localIp: o.localIp, localPort: o.localPort ?? 0, clock,
-      ...(o.timers && { timers: o.timers }), ...(o.trace && { trace: o.trace }),
+      ...(o.timers && { timers: o.timers }), ...(o.trace && { trace: o.trace }), ...(o.transport && { transport: o.transport }),
       onRequest: (tx, req, pctx) => ue && ue.#onRequest(tx, req, pctx),
       note: (t) => ue?.step(t),
     });
@@ -129,8 +131,9 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     const set = this.sas.current;
     if (this.#closed) throw new UeError('UE_CLOSED', 'the UE is closed');
     if (!isRegistered(this.#state) || !set) throw new UeError('UE_NOT_REGISTERED', `${method}: not registered (state ${this.#state})`);
+    const a = this.addressing(set);
     const req = buildProtectedRequest({
-      method, target: toUri, id: this.id, localIp: this.localIp, portUs: set.config.ue.portS, pcscfIp: this.pcscf.address,
+      method, target: toUri, id: this.id, localIp: a.via, contactIp: a.contact, portUs: set.config.ue.portS, pcscfIp: this.pcscf.address,
       portPs: set.config.pcscf.portS, serviceRoute: this.#granted?.serviceRoute ?? [], callId: newCallId(), fromTag: newTag(),
       ...(opts.body && { body: opts.body }), ...(opts.contentType && { contentType: opts.contentType }),
     });
@@ -161,7 +164,12 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       pcscf: `${this.pcscf.address}:${this.pcscf.port}`, local: `${this.localIp}:${this.plainPort}`,
       impus: live ? (g?.impus ?? []) : [], serviceRoute: live ? (g?.serviceRoute ?? []) : [],
       ...(live && g && { expires: g.expires, expiresInS: inS(this.#expiresAt) }),
-      ...(this.#publicAddress && { publicAddress: this.#publicAddress }),
+      ...(this.#nat.publicAddress && { publicAddress: this.#nat.publicAddress }),
+      nat: {
+        behindNat: this.#nat.behindNat,
+        // RFC 3948 §4 keepalives come from the backend's encapsulation socket (spec digest §15A point 3).
+        keepalivesSent: this.#o.backend.counters.keepalivesSent ?? 0,
+      },
       sets: this.sas.all().map((s) => ({
         id: s.id, state: s.state, alg: s.config.alg, ealg: s.config.ealg, mode: s.config.mode,
         ...(s.expiresAt !== undefined && { expiresInS: inS(s.expiresAt) }), inflight: this.sas.inflight(s), sas: s.summary(),
@@ -231,13 +239,26 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     if (t.state !== from) this.emit('state', t.state, from, event);
   }
 
+  /**
+   * Spec digest §15A point 2: the public address comes from the top Via `received` of the 401 to
+   * the unprotected REGISTER (`rport`, the mapped SIP port, for information only). A different
+   * address than before is a new contact address: this procedure is an initial registration
+   * already (24.229 §5.1.1.4.1), so the protected REGISTER simply carries the new one.
+   */
   notePublicAddress(res: SipResponse): void {
     const pub = viaReceived(res);
-    if (!pub || (pub.address === this.#publicAddress?.address && pub.port === this.#publicAddress?.port)) return;
-    this.#publicAddress = pub;
-    // DEVIATION: noted only; the Contact keeps the local address (NAT handling comes later, §15A).
-    const nat = pub.address !== this.localIp || (pub.port !== undefined && pub.port !== this.plainPort);
-    this.step(`public address ${pub.address}${pub.port ? `:${pub.port}` : ''} (Via received/rport)${nat ? ': behind a NAT' : ''}`);
+    const news = pub && this.#nat.note(pub, this.plainPort);
+    if (!pub || !news) return;
+    this.step(news.text);
+    this.emit('public-address', pub, news.previous);
+  }
+
+  addressing(set: SaSet | undefined): { via: string; contact: string } {
+    return this.#nat.addressing(set);
+  }
+
+  tunnelInnerIp(): string | undefined {
+    return this.#nat.tunnelInnerIp();
   }
 
   // ---- internals --------------------------------------------------------------------------
@@ -342,4 +363,3 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       .catch(() => answer({ status: 500 }));
   }
 }
-

@@ -1,6 +1,7 @@
 // What the SIP layer and the network functions need from an IPsec backend: install and remove
 // SA sets, allocate SPIs, and protected endpoints bound to the protected ports that deliver each
 // message with the SA set it arrived on (design: strongSwan's kernel_ipsec_t, cut to IMS).
+import type { ReceiveHandler, SipTransport } from '../../sip/transport.ts';
 import type { Sa } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
 
@@ -60,6 +61,12 @@ export interface IpsecBackend {
   openEndpoint(local: Addr): Promise<ProtectedEndpoint>;
   /** Where outbound ESP-in-UDP for this set goes when a NAT rewrote the peer's port (Annex M). */
   setPeerEncap(set: SaSet, peer: Addr): void;
+  /**
+   * SIP over TCP on a protected port (spec digest §6.2), for backends whose SAs carry any protocol
+   * (xfrm): `server` listens on port_us / port_ps, `client` connects from port_uc / port_pc. Each
+   * message's ReceiveContext.via is its ProtectedContext. Absent: the backend carries UDP only.
+   */
+  openTcp?(opts: { local: Addr; role: 'server' | 'client'; onReceive: ReceiveHandler; onError?: (e: Error) => void }): Promise<SipTransport>;
   readonly sets: readonly SaSet[];
   readonly counters: BackendCounters;
   close(): Promise<void>;

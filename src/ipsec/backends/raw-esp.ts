@@ -1,8 +1,11 @@
 // A raw IP socket for protocol 50 (ESP in transport mode), through the maintained native
 // `raw-socket` package. Needs CAP_NET_RAW; without it, a clear error that names the capability.
-// On receive, IPv4 raw sockets hand us the IP header too, IPv6 ones only the payload.
+// On receive, IPv4 raw sockets hand us the IP header too, IPv6 ones only the payload. IPv4 packets
+// larger than the link MTU are fragmented here (the kernel does not fragment IP_HDRINCL packets).
+import { randomInt } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
+import { finish, sum16 } from '../esp/checksum.ts';
 import { buildIpPacket, parseIpPacket } from '../esp/index.ts';
 import { BackendError } from './errors.ts';
 
@@ -72,15 +75,61 @@ export async function openRawEsp(localIp: string, onEsp: (esp: Uint8Array, src: 
     if (!ip || ip.protocol !== IPPROTO_ESP || ip.dst !== localIp) return;
     onEsp(ip.payload, ip.src, bytes);
   });
+  const sendOne = (out: Uint8Array, dst: string) =>
+    new Promise<void>((resolve, reject) => {
+      const b = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+      sock.send(b, 0, b.length, dst, (err) => (err ? reject(err) : resolve()));
+    });
+  const failed = (dst: string, err: unknown) => new BackendError('BACKEND_SEND_FAILED', `raw ESP send to ${dst} failed: ${(err as Error).message}`);
   return {
-    send: (esp, dst, ipv4Packet) =>
-      new Promise<void>((resolve, reject) => {
-        const out = v6 ? esp : (ipv4Packet ?? buildIpPacket({ src: localIp, dst, protocol: IPPROTO_ESP, payload: esp }));
-        const b = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
-        sock.send(b, 0, b.length, dst, (err) =>
-          err ? reject(new BackendError('BACKEND_SEND_FAILED', `raw ESP send to ${dst} failed: ${err.message}`)) : resolve(),
-        );
-      }),
+    send: async (esp, dst, ipv4Packet) => {
+      const out = v6 ? esp : (ipv4Packet ?? buildIpPacket({ src: localIp, dst, protocol: IPPROTO_ESP, payload: esp }));
+      try {
+        await sendOne(out, dst);
+        return;
+      } catch (e) {
+        if (v6 || !/message too long|EMSGSIZE/i.test((e as Error).message)) throw failed(dst, e);
+      }
+      // RFC 4303 §3.3.4: an ESP packet may be fragmented after ESP processing (the receiver
+      // reassembles before it, §3.4.1). The MTU is not known here: try the common ones, largest first.
+      let last: unknown;
+      for (const mtu of FRAGMENT_SIZES) {
+        try {
+          for (const f of fragmentIpv4(out, mtu)) await sendOne(f, dst);
+          return;
+        } catch (e) {
+          last = e;
+          if (!/message too long|EMSGSIZE/i.test((e as Error).message)) break;
+        }
+      }
+      throw failed(dst, last);
+    },
     close: () => sock.close(),
   };
+}
+
+const FRAGMENT_SIZES = [1500, 1280, 576];
+
+/** RFC 791 fragmentation of one IPv4 packet into packets of at most `mtu` octets (DF cleared, one fresh ID). */
+export function fragmentIpv4(packet: Uint8Array, mtu: number): Uint8Array[] {
+  const hl = (packet[0]! & 0x0f) * 4;
+  const payload = packet.subarray(hl);
+  const chunk = Math.floor((mtu - hl) / 8) * 8;
+  if (chunk <= 0) throw new BackendError('BACKEND_BAD_PARAMS', `MTU ${mtu} leaves no room for a fragment`);
+  const id = randomInt(1, 0x10000);
+  const out: Uint8Array[] = [];
+  for (let off = 0; off < payload.length; off += chunk) {
+    const part = payload.subarray(off, off + chunk);
+    const f = new Uint8Array(hl + part.length);
+    f.set(packet.subarray(0, hl));
+    f.set(part, hl);
+    const dv = new DataView(f.buffer);
+    dv.setUint16(2, f.length);
+    dv.setUint16(4, id);
+    dv.setUint16(6, (off + chunk < payload.length ? 0x2000 : 0) | (off / 8));
+    dv.setUint16(10, 0);
+    dv.setUint16(10, finish(sum16(f, 0, hl)));
+    out.push(f);
+  }
+  return out;
 }

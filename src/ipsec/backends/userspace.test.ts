@@ -170,3 +170,57 @@ test('a protected port has one owner: opening it twice throws, closing gives it 
     await b.close();
   }
 });
+
+test('NAT-keepalives (RFC 3948 §2.3/§4): the UE side sends 0xFF after the configured silence, ESP resets it; a P-CSCF set gets none; 0 = off', async () => {
+  const ip = '127.0.0.1';
+  const peer = createSocket('udp4');
+  await new Promise<void>((r) => peer.bind(0, ip, () => r()));
+  const got: { len: number; first: number; port: number; at: number }[] = [];
+  peer.on('message', (m, rinfo) => got.push({ len: m.length, first: m[0]!, port: rinfo.port, at: Date.now() }));
+  const mk = async (keepaliveMs: number) => UserspaceBackend.create({ localIp: ip, encapPort: 0, keepaliveMs });
+  const ue = await mk(150);
+  const pcSide = await mk(150);
+  const off = await mk(0);
+  const cfg = (role: 'ue' | 'pcscf', spi: number, encap: { uePort: number; pcscfPort: number }) =>
+    createSaSet({
+      role,
+      ue: { ip, portC: 32000 + spi, portS: 32100 + spi, spiC: 8000 + spi, spiS: 8100 + spi },
+      pcscf: { ip, portC: 32200 + spi, portS: 32300 + spi, spiC: 8200 + spi, spiS: 8300 + spi },
+      alg: 'hmac-sha-1-96', ealg: 'null', keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'null'), mode: 'udp-enc-tunnel', encap,
+    });
+  const peerPort = peer.address().port;
+  try {
+    const ueSet = cfg('ue', 1, { uePort: ue.encapPort, pcscfPort: peerPort });
+    await ue.install(ueSet);
+    // The P-CSCF role sends none, even with an interval (the peer here stands in for a UE).
+    await pcSide.install(cfg('pcscf', 2, { uePort: peerPort, pcscfPort: pcSide.encapPort }));
+    await off.install(cfg('ue', 3, { uePort: off.encapPort, pcscfPort: peerPort }));
+    await new Promise((r) => setTimeout(r, 400));
+    const fromUe = got.filter((g) => g.port === ue.encapPort);
+    assert.ok(fromUe.length >= 1 && fromUe.length <= 3, `${fromUe.length} keepalives in 400 ms at 150 ms`);
+    assert.ok(fromUe.every((g) => g.len === 1 && g.first === 0xff), 'one octet 0xFF');
+    assert.equal(ue.counters.keepalivesSent, fromUe.length);
+    assert.equal(got.filter((g) => g.port !== ue.encapPort).length, 0, 'no keepalive from the P-CSCF role or with keepaliveMs 0');
+    assert.equal(pcSide.counters.keepalivesSent, 0);
+    assert.equal(off.counters.keepalivesSent, 0);
+    // Traffic every 60 ms keeps the socket from ever being silent for 150 ms: no keepalive.
+    const ep = await ue.openEndpoint({ address: ip, port: 32001 });
+    const before = ue.counters.keepalivesSent!;
+    for (let i = 0; i < 6; i++) {
+      await ep.send(Buffer.from('x'), { address: ip, port: 32301 });
+      await new Promise((r) => setTimeout(r, 60));
+    }
+    assert.equal(ue.counters.keepalivesSent, before, 'no keepalive while ESP flows');
+    // Removing the last set stops them.
+    ueSet.apply('deleted');
+    await ue.remove(ueSet);
+    const n = ue.counters.keepalivesSent;
+    await new Promise((r) => setTimeout(r, 350));
+    assert.equal(ue.counters.keepalivesSent, n, 'no SA set, no keepalives');
+  } finally {
+    peer.close();
+    await ue.close();
+    await pcSide.close();
+    await off.close();
+  }
+});

@@ -1,7 +1,8 @@
 // The userspace backend: ESP sealed and opened in this process (no kernel ESP, no root for
 // UDP-enc-tun). Outbound: endpoint.send → pick the set → SAD seal → wire socket. Inbound: wire
 // socket → RFC 3948 classify → SAD (lookup, replay, ICV, decrypt, selectors) → the endpoint
-// bound to the inner destination port, with the SA set the message arrived on.
+// bound to the inner destination port, with the SA set the message arrived on. NAT-keepalives
+// (RFC 3948 §4) from the encapsulation socket for the UE's UDP-encapsulated sets (Annex M).
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { buildIpPacket, buildUdp, classifyEncapPayload } from '../esp/index.ts';
@@ -11,6 +12,7 @@ import type { SaSet } from '../sa-set.ts';
 import { Sad, type ReceiveResult } from '../sad.ts';
 import { NAT_T_PORT } from '../types.ts';
 import type { Addr, BackendCounters, IpsecBackend, ProtectedEndpoint, ProtectedHandler } from './backend.ts';
+import { DEFAULT_KEEPALIVE_MS, NAT_KEEPALIVE, NatKeepalive } from './nat-keepalive.ts';
 import { openRawEsp, type RawEspSocket } from './raw-esp.ts';
 
 export interface UserspaceBackendOptions {
@@ -24,6 +26,12 @@ export interface UserspaceBackendOptions {
   readonly onDrop?: (r: Extract<ReceiveResult, { ok: false }>, from: Addr) => void;
   /** Clock for lazy hard-expiry in the SAD (ms). */
   readonly now?: () => number;
+  /**
+   * NAT-keepalive interval (RFC 3948 §4, spec digest §15A point 3): one 0xFF octet to the P-CSCF's
+   * encapsulation address after this many ms without sending there. Only for SA sets of role 'ue'
+   * in udp-enc-tunnel mode (the P-CSCF sends none). Default 20 000; 0 = off.
+   */
+  readonly keepaliveMs?: number;
 }
 
 const STATE_RANK = { current: 0, temporary: 1, old: 2, deleted: 3 } as const;
@@ -40,11 +48,15 @@ export class UserspaceBackend implements IpsecBackend {
   #raw: RawEspSocket | undefined;
   #seq = 0;
   #noEndpoint = 0;
+  readonly #keepalive: NatKeepalive;
 
   private constructor(opts: UserspaceBackendOptions) {
     if (isIP(opts.localIp) === 0) throw new BackendError('BACKEND_BAD_PARAMS', `localIp must be an IP address, got ${JSON.stringify(opts.localIp)}`);
     this.#opts = opts;
     this.sad = new Sad(opts.now ? { now: opts.now } : {});
+    const intervalMs = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+    if (!Number.isInteger(intervalMs) || intervalMs < 0) throw new BackendError('BACKEND_BAD_PARAMS', `keepaliveMs must be an integer >= 0, got ${intervalMs}`);
+    this.#keepalive = new NatKeepalive({ intervalMs, send: (peer) => this.#sendKeepalive(peer) });
   }
 
   /** Creates the backend and binds its ESP-in-UDP socket (needs no privileges). */
@@ -64,7 +76,7 @@ export class UserspaceBackend implements IpsecBackend {
   }
 
   get counters(): BackendCounters {
-    return { ...this.sad.counters, noEndpoint: this.#noEndpoint };
+    return { ...this.sad.counters, noEndpoint: this.#noEndpoint, keepalivesSent: this.#keepalive.sent };
   }
 
   allocateSpis(localIp: string, n: number): number[] {
@@ -76,16 +88,26 @@ export class UserspaceBackend implements IpsecBackend {
     if (set.config.mode === 'transport') await this.#ensureRaw();
     this.sad.install(set);
     this.#installOrder.set(set, ++this.#seq);
+    this.#keepalivePeers();
   }
 
   async remove(set: SaSet): Promise<void> {
     this.sad.remove(set);
     this.#installOrder.delete(set);
     this.#peerEncap.delete(set);
+    this.#keepalivePeers();
   }
 
   setPeerEncap(set: SaSet, peer: Addr): void {
     this.#peerEncap.set(set, peer);
+    this.#keepalivePeers();
+  }
+
+  /** Where this set's outbound ESP-in-UDP goes: the learnt NAT mapping, else the configured peer. */
+  peerEncapOf(set: SaSet): Addr | undefined {
+    if (set.config.mode !== 'udp-enc-tunnel') return undefined;
+    const p = set.outbound[0]!.params;
+    return this.#peerEncap.get(set) ?? { address: p.dst, port: p.encap?.dstPort ?? NAT_T_PORT };
   }
 
   /**
@@ -104,6 +126,7 @@ export class UserspaceBackend implements IpsecBackend {
   }
 
   async close(): Promise<void> {
+    this.#keepalive.close();
     for (const set of this.sad.sets) this.sad.remove(set);
     this.#endpoints.clear();
     this.#raw?.close();
@@ -139,7 +162,7 @@ export class UserspaceBackend implements IpsecBackend {
     const { ip, udpPayload, sa } = this.sad.send(set, local.port, to.port, bytes);
     const p = sa.params;
     if (p.mode === 'udp-enc-tunnel') {
-      const peer = this.#peerEncap.get(set) ?? { address: p.dst, port: p.encap?.dstPort ?? NAT_T_PORT };
+      const peer = this.peerEncapOf(set)!;
       const logged = peer.port === (p.encap?.dstPort ?? NAT_T_PORT) && sameAddress(peer.address, p.dst)
         ? ip
         : buildIpPacket({ src: p.src, dst: peer.address, protocol: 17, payload: buildUdp(p.src, peer.address, this.encapPort, peer.port, udpPayload, { zeroChecksum: isIP(p.src) === 4 }) });
@@ -147,10 +170,30 @@ export class UserspaceBackend implements IpsecBackend {
       await new Promise<void>((resolve, reject) =>
         this.#encap!.send(udpPayload, peer.port, peer.address, (err) => (err ? reject(err) : resolve())),
       );
+      this.#keepalive.noteSent(peer);
     } else {
       this.#opts.wireLog?.(ip, 'out');
       await this.#raw!.send(udpPayload, p.dst, ip);
     }
+  }
+
+  /** The UE side's UDP-encapsulated sets need keepalives towards their P-CSCF (spec digest §15A point 3). */
+  #keepalivePeers(): void {
+    if (!this.#keepalive.enabled) return;
+    const peers = this.sad.sets.filter((s) => s.live && s.role === 'ue' && s.config.mode === 'udp-enc-tunnel').map((s) => this.peerEncapOf(s)!);
+    this.#keepalive.setPeers(peers);
+  }
+
+  /** RFC 3948 §2.3: one octet 0xFF, same ports as the ESP-in-UDP traffic. */
+  async #sendKeepalive(peer: Addr): Promise<void> {
+    const s = this.#encap;
+    if (!s) return;
+    const local = this.#opts.localIp;
+    this.#opts.wireLog?.(
+      buildIpPacket({ src: local, dst: peer.address, protocol: 17, payload: buildUdp(local, peer.address, this.encapPort, peer.port, NAT_KEEPALIVE, { zeroChecksum: isIP(local) === 4 }) }),
+      'out',
+    );
+    await new Promise<void>((resolve, reject) => s.send(NAT_KEEPALIVE, peer.port, peer.address, (err) => (err ? reject(err) : resolve())));
   }
 
   async #bindEncap(port: number): Promise<void> {

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { canonicalAddress, type Sa } from '../../sa.ts';
 import type { SaSet } from '../../sa-set.ts';
 import type { Addr, BackendCounters, IpsecBackend, ProtectedContext, ProtectedEndpoint } from '../backend.ts';
+import { NAT_T_PORT } from '../../types.ts';
 import { BackendError } from '../errors.ts';
 import { XfrmUdpEndpoint, type ProtectedLookup } from './endpoint.ts';
 import { XfrmError } from './errors.ts';
@@ -39,6 +40,11 @@ export interface XfrmBackendOptions {
   readonly keepaliveMs?: number;
   /** ESP-in-UDP mapping changes and expiries of our SAs, as the kernel reports them. */
   readonly onKernelEvent?: (e: KernelEvent & { set: SaSet; sa: Sa }) => void;
+  /**
+   * The UE's local ESP-in-UDP port for UDP-enc-tun sets (default 4500, spec digest §15A point 1);
+   * the UE's SA table and the P-CSCF read it as `encapPort` (the userspace backend's property).
+   */
+  readonly encapPort?: number;
   /** Test hooks: a netlink transport instead of the real socket (disables kernel events), SPI randomness, ESP-in-UDP sockets. */
   readonly transport?: XfrmTransport;
   readonly randomUint32?: () => number;
@@ -53,6 +59,8 @@ export interface XfrmBackendCounters extends BackendCounters {
 export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   readonly name = 'xfrm' as const;
   readonly tag: number;
+  /** Our ESP-in-UDP port (written into UDP-enc-tun sets by the UE and the P-CSCF). */
+  readonly encapPort: number;
   readonly #nl: XfrmTransport;
   readonly #now: () => number;
   readonly #rand: () => number;
@@ -74,6 +82,7 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
 
   private constructor(opts: XfrmBackendOptions, nl: XfrmTransport) {
     this.tag = ownerTag(opts.instance ?? 0);
+    this.encapPort = opts.encapPort || NAT_T_PORT;
     this.#nl = nl;
     this.#now = opts.now ?? Date.now;
     this.#rand = opts.randomUint32 ?? (() => randomBytes(4).readUInt32BE(0));

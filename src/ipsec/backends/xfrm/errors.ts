@@ -16,6 +16,8 @@ export type XfrmErrorCode =
   | 'XFRM_BAD_REPLY'
   /** install() failed at one step; what it had added was removed again. */
   | 'XFRM_INSTALL_FAILED'
+  /** This host or process cannot use the backend (no addon, no CAP_NET_ADMIN, no ESP): preflight.ts. */
+  | 'XFRM_UNAVAILABLE'
   | 'XFRM_BAD_PARAMS';
 
 export class XfrmError extends ImsecError {

@@ -1,0 +1,56 @@
+// `--backend userspace|xfrm` of `imsec pcscf` and `imsec ue`: the flag, and opening the backend.
+// xfrm asks the kernel first (preflight.ts), so a missing addon, CAP_NET_ADMIN or ESP is one clear
+// error before any SIP; its SAs carry TCP too, the userspace engine's only UDP.
+import type { IpsecBackend } from '../ipsec/backends/backend.ts';
+import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
+import { XfrmBackend } from '../ipsec/backends/xfrm/backend.ts';
+import { PROBE_INSTANCE, xfrmPreflight } from '../ipsec/backends/xfrm/preflight.ts';
+import { isIP } from 'node:net';
+import { NAT_T_PORT } from '../ipsec/types.ts';
+import { systemClock } from '../sip/clock.ts';
+import { InputError } from '../util/errors.ts';
+
+export type BackendKind = 'userspace' | 'xfrm';
+
+export const BACKEND_HELP = 'IPsec backend: userspace (ESP in this process) or xfrm (Linux kernel SAs; needs CAP_NET_ADMIN and a kernel with ESP)';
+export const XFRM_INSTANCE_HELP = 'xfrm: the ownership-tag instance 0..65534 (default: from the pid); a restart with the same one removes a crashed run\'s SAs';
+
+export function parseBackend(text: string | undefined): BackendKind {
+  const b = (text ?? 'userspace').toLowerCase();
+  if (b === 'userspace' || b === 'xfrm') return b;
+  throw new InputError(`--backend must be userspace or xfrm, got ${JSON.stringify(text)}`);
+}
+
+export function parseXfrmInstance(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 0 && n < PROBE_INSTANCE)) throw new InputError(`--xfrm-instance must be 0..${PROBE_INSTANCE - 1}, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+/** SIP over TCP inside the SAs needs the xfrm backend (kernel SAs protect any protocol). */
+export function assertTransport(transport: string | undefined, backend: BackendKind): 'udp' | 'tcp' {
+  const t = (transport ?? 'udp').toLowerCase();
+  if (t !== 'udp' && t !== 'tcp') throw new InputError(`--transport must be udp or tcp, got ${JSON.stringify(transport)}`);
+  if (t === 'tcp' && backend !== 'xfrm') {
+    throw new InputError('--transport tcp: SIP over TCP inside userspace SAs is not supported; use udp, or --backend xfrm (a kernel with ESP)');
+  }
+  return t;
+}
+
+export interface OpenBackendOptions {
+  readonly localIp: string;
+  /** Local ESP-in-UDP port; 0 = any (userspace only: xfrm takes 4500 then). */
+  readonly encapPort: number;
+  /** The clock the SA sets' expiry is in (default the network functions' systemClock). */
+  readonly now?: () => number;
+  readonly instance?: number;
+}
+
+export async function openBackend(kind: BackendKind, o: OpenBackendOptions): Promise<IpsecBackend & { readonly encapPort: number }> {
+  // The kernel gets hard lifetimes relative to this clock: it must be the one the UE / P-CSCF use.
+  const now = { now: o.now ?? systemClock.now };
+  if (kind === 'userspace') return UserspaceBackend.create({ localIp: o.localIp, encapPort: o.encapPort, ...now });
+  xfrmPreflight(isIP(o.localIp) === 6 ? 6 : 4);
+  return XfrmBackend.create({ instance: o.instance ?? process.pid % PROBE_INSTANCE, encapPort: o.encapPort || NAT_T_PORT, ...now });
+}
