@@ -58,9 +58,7 @@ export function registerDemo(program: Command): void {
         out('Timeline (each SIP message once, from its sender):');
         for (const l of timelineLines(result)) out(l);
         out('');
-        out('Steps:');
-        for (const s of result.steps) out(`  ${s.ok ? 'ok  ' : 'FAIL'}  ${s.step.padEnd(22)} ${String(s.ms).padStart(5)} ms  ${s.detail}`);
-        out('');
+        printSteps(out, result.steps);
         out('SA sets (every set either side installed, with its final state and counters):');
         printTable(saTable(result) as unknown as Record<string, string | number>[], false);
         if (o.pcap) out(`\npcap: ${o.pcap}`);
@@ -95,9 +93,7 @@ async function natDemo(o: DemoCliOptions, json: boolean): Promise<void> {
     out('Timeline (each SIP message once, from its sender; the addresses its SIP stack used):');
     for (const l of natTimelineLines(result)) out(l);
     out('');
-    out('Steps:');
-    for (const s of result.steps) out(`  ${s.ok ? 'ok  ' : 'FAIL'}  ${s.step.padEnd(22)} ${String(s.ms).padStart(5)} ms  ${s.detail}`);
-    out('');
+    printSteps(out, result.steps);
     out('SA sets (every set either side installed; outer addresses as each side sees them):');
     printTable(natSaTable(result), false);
     if (o.pcap) out(`\npcap (public side of the NAT): ${o.pcap}`);
@@ -105,4 +101,11 @@ async function natDemo(o: DemoCliOptions, json: boolean): Promise<void> {
     out(result.ok ? '\nAll steps succeeded; the lab is torn down.' : '\nA step failed; the lab is torn down.');
   }
   if (!result.ok) process.exitCode = EXIT_CHECK_FAILED;
+}
+
+/** The step list both demos print: one line per step, ok or FAIL, its time and what happened. */
+function printSteps(out: (s: string) => void, steps: readonly { step: string; ok: boolean; ms: number; detail: string }[]): void {
+  out('Steps:');
+  for (const s of steps) out(`  ${s.ok ? 'ok  ' : 'FAIL'}  ${s.step.padEnd(22)} ${String(s.ms).padStart(5)} ms  ${s.detail}`);
+  out('');
 }
