@@ -33,6 +33,7 @@ const NEXT: Readonly<Record<ClientInviteState, readonly ClientInviteState[]>> = 
 };
 
 export class ClientInviteTransaction extends Transaction<ClientInviteState> {
+  protected readonly next = NEXT;
   private readonly bytes: Uint8Array;
   private intervalA: number;
   private ackBytes: Uint8Array | undefined;
@@ -122,13 +123,5 @@ export class ClientInviteTransaction extends Transaction<ClientInviteState> {
     // "The client transaction SHOULD start timer D when it enters the "Completed" state, with a value of
     // at least 32 seconds for unreliable transports, and a value of zero seconds for reliable transports."
     if (this._state === 'completed') this.startTimer('D', this.timers.D, () => this.move(NEXT, 'terminated'));
-  }
-
-  protected terminateOnError(): void {
-    this.move(NEXT, 'terminated');
-  }
-
-  dispose(): void {
-    if (this._state !== 'terminated') this.move(NEXT, 'terminated');
   }
 }

@@ -31,6 +31,7 @@ const NEXT: Readonly<Record<ClientNonInviteState, readonly ClientNonInviteState[
 };
 
 export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState> {
+  protected readonly next = NEXT;
   private readonly bytes: Uint8Array;
   private intervalE: number;
 
@@ -97,13 +98,5 @@ export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState
     // "Once the client transaction enters the "Completed" state, it MUST set Timer K to fire in T4 seconds
     // for unreliable transports, and zero seconds for reliable transports."
     if (this._state === 'completed') this.startTimer('K', this.timers.K, () => this.move(NEXT, 'terminated'));
-  }
-
-  protected terminateOnError(): void {
-    this.move(NEXT, 'terminated');
-  }
-
-  dispose(): void {
-    if (this._state !== 'terminated') this.move(NEXT, 'terminated');
   }
 }

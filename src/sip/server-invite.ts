@@ -36,6 +36,7 @@ const NEXT: Readonly<Record<ServerInviteState, readonly ServerInviteState[]>> = 
 };
 
 export class ServerInviteTransaction extends Transaction<ServerInviteState> {
+  protected readonly next = NEXT;
   /** Set by the TU (typically in onRequest); one type for both server machines. */
   user: ServerTransactionUser<ServerNonInviteTransaction | ServerInviteTransaction> = {};
   private last: { bytes: Uint8Array; response: SipResponse } | undefined;
@@ -156,13 +157,5 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
 
   private send(response: SipResponse, bytes: Uint8Array): void {
     this.transmit(bytes, this.router.route(response));
-  }
-
-  protected terminateOnError(): void {
-    this.move(NEXT, 'terminated');
-  }
-
-  dispose(): void {
-    if (this._state !== 'terminated') this.move(NEXT, 'terminated');
   }
 }

@@ -28,6 +28,7 @@ const NEXT: Readonly<Record<ServerNonInviteState, readonly ServerNonInviteState[
 };
 
 export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState> {
+  protected readonly next = NEXT;
   /** Set by the TU (typically in onRequest); one type for both server machines. */
   user: ServerTransactionUser<ServerNonInviteTransaction | ServerInviteTransaction> = {};
   private last: { bytes: Uint8Array; response: SipResponse } | undefined;
@@ -93,13 +94,5 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
 
   private send(response: SipResponse, bytes: Uint8Array): void {
     this.transmit(bytes, this.router.route(response));
-  }
-
-  protected terminateOnError(): void {
-    this.move(NEXT, 'terminated');
-  }
-
-  dispose(): void {
-    if (this._state !== 'terminated') this.move(NEXT, 'terminated');
   }
 }

@@ -126,9 +126,16 @@ export abstract class Transaction<S extends string> {
     if (this._state !== ('terminated' as S)) this.terminateOnError();
   }
 
+  /** The machine's legal successors per state (each machine's table; every state may end in Terminated). */
+  protected abstract readonly next: Readonly<Record<S, readonly S[]>>;
+
   /** §17.1.4 / §17.2.4: the machine "SHOULD transition directly to the Terminated state". */
-  protected abstract terminateOnError(): void;
+  protected terminateOnError(): void {
+    this.move(this.next, 'terminated' as S);
+  }
 
   /** Stops every timer and moves to Terminated without telling the TU anything else (layer shutdown). */
-  abstract dispose(): void;
+  dispose(): void {
+    if (this._state !== ('terminated' as S)) this.move(this.next, 'terminated' as S);
+  }
 }
