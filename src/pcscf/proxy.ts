@@ -14,7 +14,7 @@ import type { ReceiveContext } from '../sip/transport.ts';
 import type { PcscfCore } from './core.ts';
 import { claimedIdentity, hostPortOf, impuKey, sameContact } from './decisions.ts';
 import type { Registration } from './registrations.ts';
-import { assertIdentity, decrementMaxForwards, popVia, pushVia, removeOwnRoutes, takeAkaKeys, warningValue } from './rewrite.ts';
+import { assertIdentity, forwardCopy, popVia, pushVia, takeAkaKeys, warningValue } from './rewrite.ts';
 import { sameAddress } from '../ipsec/sa.ts';
 
 /** What a caller may do with each response before it is relayed. */
@@ -100,9 +100,8 @@ export function onCancel(core: PcscfCore, tx: ServerTransaction, req: SipRequest
  * Request-URI names (over the current set). Anything else is dropped: an ACK gets no answer.
  */
 export function onAck(core: PcscfCore, ack: SipRequest, ctx: ReceiveContext, fromCoreSide: boolean): void {
-  const out = ack.clone();
-  if (!decrementMaxForwards(out)) return;
-  removeOwnRoutes(out, (u) => core.isMine(u));
+  const out = forwardCopy(ack, (u) => core.isMine(u));
+  if (!out) return;
   let route: Route;
   if (fromCoreSide) {
     const set = registrationForTarget(core.table.all(), ack.uri)?.current;
@@ -141,12 +140,11 @@ export function fromUe(core: PcscfCore, tx: ServerTransaction, req: SipRequest, 
     }
     return;
   }
-  const out = req.clone();
-  if (!decrementMaxForwards(out)) {
+  const out = forwardCopy(req, (u) => core.isMine(u));
+  if (!out) {
     core.reject(tx, req, ctx, 483, 'too-many-hops', 'Max-Forwards reached 0', { impi: reg.impi });
     return;
   }
-  removeOwnRoutes(out, (u) => core.isMine(u));
   // 24.229 §5.2.6.3.2: with no route left, the stored Service-Route is the way to the S-CSCF.
   if (!out.headers.has('Route') && reg.serviceRoute.length > 0) out.headers.set('Route', reg.serviceRoute);
   assertIdentity(out, asserted);
@@ -182,12 +180,11 @@ export function fromCore(core: PcscfCore, tx: ServerTransaction, req: SipRequest
     core.reject(tx, req, ctx, 480, 'not-registered', `${reg.impi} has no established SA set`, { impi: reg.impi });
     return;
   }
-  const out = req.clone();
-  if (!decrementMaxForwards(out)) {
+  const out = forwardCopy(req, (u) => core.isMine(u));
+  if (!out) {
     core.reject(tx, req, ctx, 483, 'too-many-hops', 'Max-Forwards reached 0', { impi: reg.impi });
     return;
   }
-  removeOwnRoutes(out, (u) => core.isMine(u));
   const route = core.toUe(set);
   pushVia(out, core.address, core.portC, route.transport.protocol);
   forward(core, tx, out, route, {

@@ -24,7 +24,7 @@ import { admissionCheck, associatedIdentities, detectNat, grantedExpires, isDere
 import { forward } from './proxy.ts';
 import type { Registration, Round } from './registrations.ts';
 import {
-  addPath, decrementMaxForwards, impiOf, markIntegrityProtected, pushVia, removeOwnRoutes, stripSecAgree, takeAkaKeys, warningValue, type AkaKeys,
+  addPath, forwardCopy, impiOf, markIntegrityProtected, pushVia, stripSecAgree, takeAkaKeys, warningValue, type AkaKeys,
 } from './rewrite.ts';
 import type { RejectReason } from './types.ts';
 
@@ -46,9 +46,8 @@ function parseClient(req: SipRequest): Offer {
 
 /** The REGISTER as the S-CSCF gets it (24.229 §5.2.2; the contract in ARCHITECTURE.md). Undefined: Max-Forwards ran out. */
 export function registerForCore(core: PcscfCore, req: SipRequest, protectedArrival: boolean): SipRequest | undefined {
-  const out = req.clone();
-  if (!decrementMaxForwards(out)) return undefined;
-  removeOwnRoutes(out, (u) => core.isMine(u));
+  const out = forwardCopy(req, (u) => core.isMine(u));
+  if (!out) return undefined;
   stripSecAgree(out);
   markIntegrityProtected(out, protectedArrival);
   addPath(out, core.pathUri);

@@ -135,6 +135,18 @@ export function takeAkaKeys(res: SipResponse): AkaKeys | undefined {
  * Removes the leading Route entries that point at this P-CSCF (RFC 3261 §16.4: "the proxy MUST
  * remove that value"). Returns how many were removed.
  */
+/**
+ * The copy a proxy forwards (RFC 3261 §16.6 steps 1, 3, 4): the request cloned, Max-Forwards
+ * decremented, our own Route entries removed. Undefined when Max-Forwards ran out (the caller
+ * answers 483, or drops an ACK).
+ */
+export function forwardCopy(req: SipRequest, isMine: (uri: string) => boolean): SipRequest | undefined {
+  const out = req.clone();
+  if (!decrementMaxForwards(out)) return undefined;
+  removeOwnRoutes(out, isMine);
+  return out;
+}
+
 export function removeOwnRoutes(req: SipRequest, isMine: (uri: string) => boolean): number {
   let n = 0;
   for (;;) {
