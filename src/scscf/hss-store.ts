@@ -248,19 +248,11 @@ export class HssStore {
   /** `n` consecutive SQNs in one transaction (one fsync for a batch of vectors). */
   nextSqns(impi: string, n: number): number[] {
     if (!Number.isInteger(n) || n < 1 || n > 1024) throw new HssStoreError('HSS_BAD_SUBSCRIBER', `count: must be 1..1024, got ${n}`);
-    return this.#db
-      .transaction(() => {
-        const row = this.#db.prepare('SELECT sqn, ind_len FROM subscribers WHERE impi = ?').get(impi) as
-          | Pick<Row, 'sqn' | 'ind_len'>
-          | undefined;
-        if (!row) throw unknownImpi(impi);
-        const out: number[] = [];
-        let sqn = row.sqn;
-        for (let i = 0; i < n; i++) out.push((sqn = nextSqnAfter(sqn, row.ind_len)));
-        this.#db.prepare('UPDATE subscribers SET sqn = ? WHERE impi = ?').run(sqn, impi);
-        return out;
-      })
-      .immediate();
+    return this.#updateSqn(impi, (sqn, indLen) => {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) out.push((sqn = nextSqnAfter(sqn, indLen)));
+      return { sqn, result: out };
+    });
   }
 
   /**
@@ -270,15 +262,27 @@ export class HssStore {
    */
   resync(impi: string, sqnMs: number | Uint8Array): number {
     const ms = toSqn(sqnMs, 'sqnMs');
+    return this.#updateSqn(impi, (sqn, indLen) => {
+      const next = resyncSqn(sqn, ms, indLen);
+      return { sqn: next, result: next };
+    });
+  }
+
+  /**
+   * Reads the subscriber's SQN, lets `step` compute the new one, and writes it back, all in one
+   * BEGIN IMMEDIATE transaction: no other writer can interleave, and the commit is fsync'd
+   * (synchronous = FULL) before the result is returned.
+   */
+  #updateSqn<T>(impi: string, step: (sqn: number, indLen: number) => { sqn: number; result: T }): T {
     return this.#db
       .transaction(() => {
         const row = this.#db.prepare('SELECT sqn, ind_len FROM subscribers WHERE impi = ?').get(impi) as
           | Pick<Row, 'sqn' | 'ind_len'>
           | undefined;
         if (!row) throw unknownImpi(impi);
-        const sqn = resyncSqn(row.sqn, ms, row.ind_len);
+        const { sqn, result } = step(row.sqn, row.ind_len);
         this.#db.prepare('UPDATE subscribers SET sqn = ? WHERE impi = ?').run(sqn, impi);
-        return sqn;
+        return result;
       })
       .immediate();
   }
