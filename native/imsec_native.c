@@ -166,6 +166,27 @@ static napi_value fd_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Fills `ss` with addr:port. `family` 4 or 6 demands that family; 0 takes whichever parses.
+// Returns the address family used (AF_INET / AF_INET6), or 0 when `addr` is no such address.
+static int ip_sockaddr(const char *addr, int port, int family, struct sockaddr_storage *ss, socklen_t *sl) {
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+  if (family != 6 && inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *sl = sizeof *a4;
+    return AF_INET;
+  }
+  if (family != 4 && inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    *sl = sizeof *a6;
+    return AF_INET6;
+  }
+  return 0;
+}
+
 // espInUdpSocket(family 4|6, address, port) -> { fd, port }: a UDP socket bound to address:port
 // with UDP_ENCAP_ESPINUDP, so the kernel decapsulates arriving ESP-in-UDP (RFC 3948) for XFRM
 // and eats NAT-keepalives. Nobody needs to read it; it only has to stay open.
@@ -184,20 +205,8 @@ static napi_value esp_in_udp_socket(napi_env env, napi_callback_info info) {
   if ((family != 4 && family != 6) || port < 0 || port > 65535) return throw_type(env, "espInUdpSocket: family 4|6, port 0..65535");
   struct sockaddr_storage ss;
   socklen_t sl;
-  memset(&ss, 0, sizeof ss);
-  if (family == 4) {
-    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-    a->sin_family = AF_INET;
-    a->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, addr, &a->sin_addr) != 1) return throw_type(env, "espInUdpSocket: not an IPv4 address");
-    sl = sizeof *a;
-  } else {
-    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET6, addr, &a->sin6_addr) != 1) return throw_type(env, "espInUdpSocket: not an IPv6 address");
-    sl = sizeof *a;
-  }
+  if (!ip_sockaddr(addr, port, family, &ss, &sl))
+    return throw_type(env, family == 4 ? "espInUdpSocket: not an IPv4 address" : "espInUdpSocket: not an IPv6 address");
   int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
   if (fd < 0) return throw_errno(env, "socket(udp)", errno);
   int one = 1, encap = UDP_ENCAP_ESPINUDP;
@@ -242,20 +251,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   napi_get_typedarray_info(env, argv[3], &tt, &len, &data, &ab, &off);
   struct sockaddr_storage ss;
   socklen_t sl;
-  memset(&ss, 0, sizeof ss);
-  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    sl = sizeof *a4;
-  } else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons((uint16_t)port);
-    sl = sizeof *a6;
-  } else {
-    return throw_type(env, "udpSend: not an IP address");
-  }
+  if (!ip_sockaddr(addr, port, 0, &ss, &sl)) return throw_type(env, "udpSend: not an IP address");
   ssize_t n;
   do n = sendto(fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl);
   while (n < 0 && errno == EINTR);
