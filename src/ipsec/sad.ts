@@ -201,7 +201,14 @@ export class Sad {
     const out = sa.outbound();
     const w = sealToWire(sa.params, out, { srcPort, dstPort, payload, ...(opts.protocol !== undefined ? { protocol: opts.protocol } : {}) });
     sa.countSent(payload.length);
-    return { ip: w.ip, udpPayload: w.udpPayload, sa };
+    // `ip` stays lazy (see sealToWire): only pcap and raw IPv4 sends need the outer packet.
+    return {
+      get ip() {
+        return w.ip;
+      },
+      udpPayload: w.udpPayload,
+      sa,
+    };
   }
 
   /** Drops sets whose hard lifetime passed (only with a clock). */

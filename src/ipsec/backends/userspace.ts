@@ -159,21 +159,26 @@ export class UserspaceBackend implements IpsecBackend {
 
   /** Seals and sends one message (called by Endpoint.send). */
   async sendOver(set: SaSet, local: Addr, to: Addr, bytes: Uint8Array): Promise<void> {
-    const { ip, udpPayload, sa } = this.sad.send(set, local.port, to.port, bytes);
+    const sent = this.sad.send(set, local.port, to.port, bytes);
+    const { udpPayload, sa } = sent;
     const p = sa.params;
     if (p.mode === 'udp-enc-tunnel') {
       const peer = this.peerEncapOf(set)!;
-      const logged = peer.port === (p.encap?.dstPort ?? NAT_T_PORT) && sameAddress(peer.address, p.dst)
-        ? ip
-        : buildIpPacket({ src: p.src, dst: peer.address, protocol: 17, payload: buildUdp(p.src, peer.address, this.encapPort, peer.port, udpPayload, { zeroChecksum: isIP(p.src) === 4 }) });
-      this.#opts.wireLog?.(logged, 'out');
+      if (this.#opts.wireLog) {
+        // As it goes on the wire: towards the NAT-learned peer port when it differs from the SA's.
+        const logged = peer.port === (p.encap?.dstPort ?? NAT_T_PORT) && sameAddress(peer.address, p.dst)
+          ? sent.ip
+          : buildIpPacket({ src: p.src, dst: peer.address, protocol: 17, payload: buildUdp(p.src, peer.address, this.encapPort, peer.port, udpPayload, { zeroChecksum: isIP(p.src) === 4 }) });
+        this.#opts.wireLog(logged, 'out');
+      }
       await new Promise<void>((resolve, reject) =>
         this.#encap!.send(udpPayload, peer.port, peer.address, (err) => (err ? reject(err) : resolve())),
       );
       this.#keepalive.noteSent(peer);
     } else {
-      this.#opts.wireLog?.(ip, 'out');
-      await this.#raw!.send(udpPayload, p.dst, ip);
+      this.#opts.wireLog?.(sent.ip, 'out');
+      // IPv4 goes out with our own header (IP_HDRINCL); IPv6 raw sockets take the ESP bytes alone.
+      await this.#raw!.send(udpPayload, p.dst, isIP(p.dst) === 4 ? sent.ip : undefined);
     }
   }
 

@@ -36,13 +36,13 @@ function innerTransport(src: string, dst: string, seg: WireSegment): { protocol:
   return { protocol, bytes: seg.payload };
 }
 
-export function sealToWire(sa: SaParams, out: EspOutbound, seg: WireSegment): { ip: Uint8Array; esp: Uint8Array; udpPayload: Uint8Array } {
+export function sealToWire(sa: SaParams, out: EspOutbound, seg: WireSegment): { readonly ip: Uint8Array; readonly esp: Uint8Array; readonly udpPayload: Uint8Array } {
   if (out.spi !== sa.spi) throw new EspError('ESP_BAD_INPUT', `outbound SA spi ${out.spi} does not match SaParams spi ${sa.spi}`);
   if (sa.mode === 'transport') {
     // RFC 4303 §3.1.1: the transport header follows ESP; its checksum covers the (outer) IP addresses.
     const inner = innerTransport(sa.src, sa.dst, seg);
     const esp = out.seal(inner.bytes, inner.protocol);
-    return { ip: buildIpPacket({ src: sa.src, dst: sa.dst, protocol: IPPROTO_ESP, payload: esp }), esp, udpPayload: esp };
+    return sealed(esp, () => buildIpPacket({ src: sa.src, dst: sa.dst, protocol: IPPROTO_ESP, payload: esp }));
   }
   // Tunnel: the inner header carries the ultimate addresses (RFC 4303 §3.1.2); spec digest §15A point 4.
   const innerSrc = sa.innerSrc ?? sa.src;
@@ -52,8 +52,26 @@ export function sealToWire(sa: SaParams, out: EspOutbound, seg: WireSegment): { 
   const esp = out.seal(innerIp, addressFamily(innerSrc) === 4 ? IPPROTO_IPV4 : IPPROTO_IPV6);
   // RFC 3948 §2.1: over IPv4 the UDP checksum should be zero; IPv6 requires one (RFC 8200 §8.1).
   const v4 = addressFamily(sa.src) === 4;
-  const udp = buildUdp(sa.src, sa.dst, sa.encap?.srcPort ?? NAT_T_PORT, sa.encap?.dstPort ?? NAT_T_PORT, esp, { zeroChecksum: v4 });
-  return { ip: buildIpPacket({ src: sa.src, dst: sa.dst, protocol: IPPROTO_UDP, payload: udp }), esp, udpPayload: esp };
+  return sealed(esp, () => {
+    const udp = buildUdp(sa.src, sa.dst, sa.encap?.srcPort ?? NAT_T_PORT, sa.encap?.dstPort ?? NAT_T_PORT, esp, { zeroChecksum: v4 });
+    return buildIpPacket({ src: sa.src, dst: sa.dst, protocol: IPPROTO_UDP, payload: udp });
+  });
+}
+
+/**
+ * The result of a seal. The whole outer packet (`ip`) is only needed for pcap and raw IPv4
+ * sends, so it is built on first use: a socket send needs only the ESP bytes, and building the
+ * outer headers (an IPv6 UDP checksum over the whole packet) on every send was wasted work.
+ */
+function sealed(esp: Uint8Array, buildIp: () => Uint8Array): { readonly ip: Uint8Array; readonly esp: Uint8Array; readonly udpPayload: Uint8Array } {
+  let ip: Uint8Array | undefined;
+  return {
+    get ip() {
+      return (ip ??= buildIp());
+    },
+    esp,
+    udpPayload: esp,
+  };
 }
 
 function espFields(esp: Uint8Array): { spi: number; seq: number } | string {
