@@ -97,3 +97,27 @@ test('bad input exits 2 without echoing keys; removing an unknown IMPI exits 1',
   assert.equal(s.get('carol@ims.example'), undefined, 'nothing added by the failed runs');
   s.close();
 });
+
+test('add --count: a range in one transaction, all or none', () => {
+  const db = join(dir, 'range.sqlite');
+  const r = imsec(['add', '--db', db, '--impi', '00101{n:10}@ims.example', '--impu', 'sip:00101{n:10}@ims.example', '--impu', 'tel:+1555{n:7}', '--first', '5', '--count', '1000', '--k', K, '--op', OP, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.equal(out.added, 1000);
+  assert.equal(out.first, '001010000000005@ims.example');
+  assert.equal(out.last, '001010000001004@ims.example');
+  assertNoKeys(r.stdout + r.stderr);
+  // Overlapping the range by one: the whole second batch is refused, nothing of it stays.
+  const again = imsec(['add', '--db', db, '--impi', '00101{n:10}@ims.example', '--impu', 'sip:00101{n:10}@ims.example', '--first', '1', '--count', '5', '--k', K, '--opc', OPC]);
+  assert.equal(again.status, 2);
+  assert.match(again.stderr, /001010000000005@ims\.example already exists/);
+  const s = new HssStore(db);
+  try {
+    assert.equal(s.count(), 1000);
+    const x = s.get('001010000000500@ims.example')!;
+    assert.deepEqual(x.impus, ['sip:001010000000500@ims.example', 'tel:+15550000500']);
+    assert.equal(toHex(x.opc), OPC);
+  } finally {
+    s.close();
+  }
+});

@@ -3,9 +3,11 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { HssStore, type Subscriber, sqnHex } from '../scscf/hss-store.ts';
+import { computeOpc } from '../aka/index.ts';
 import { fromHex, toHex } from '../util/bytes.ts';
 import { ImsecError, InputError } from '../util/errors.ts';
 import { EXIT_CHECK_FAILED, printResult, printTable } from './output.ts';
+import { expand, parsePattern, subscriberRange } from '../load/pattern.ts';
 
 const DEFAULT_DB = './imsec-hss.sqlite';
 const defaultDb = () => process.env['IMSEC_HSS_DB'] || DEFAULT_DB;
@@ -60,7 +62,38 @@ interface AddOpts {
   opc?: string;
   amf: string;
   sqn?: string;
+  first?: string;
+  count?: string;
   json?: boolean;
+}
+
+function countArg(text: string | undefined, flag: string, dflt: number, min: number): number {
+  if (text === undefined) return dflt;
+  if (!/^[0-9]{1,15}$/.test(text) || Number(text) < min) throw new InputError(`${flag}: an integer >= ${min}, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+/** `--count`: one transaction for the whole range; prints how many and how long it took. */
+function addRange(o: AddOpts): void {
+  const first = countArg(o.first, '--first', 1, 0);
+  const count = countArg(o.count, '--count', 1, 1);
+  const range = subscriberRange({ impi: o.impi, impu: o.impu[0]!, first, count });
+  const extra = o.impu.slice(1).map((p, i) => parsePattern(p, `--impu #${i + 2}`));
+  for (const p of extra) expand(p, first + count - 1); // fits the width, checked before the batch
+  const k = secretHex(o.k, '--k');
+  // One K for the whole range: OPc = E_K(OP) ⊕ OP once, not per subscriber.
+  const opc = o.op !== undefined ? computeOpc(k, secretHex(o.op, '--op')) : secretHex(o.opc!, '--opc');
+  const amf = fromHex(o.amf, '--amf', 2);
+  const sqn = parseSqn(o.sqn ?? '0');
+  function* all() {
+    for (let n = first; n < first + count; n++) {
+      yield { impi: expand(range.impi, n), impus: [expand(range.impu, n), ...extra.map((p) => expand(p, n))], k, opc, amf, sqn };
+    }
+  }
+  const t0 = performance.now();
+  const added = withStore(o.db ?? defaultDb(), false, (s) => s.addMany(all()));
+  const ms = Math.round(performance.now() - t0);
+  printResult({ added, first: expand(range.impi, first), last: expand(range.impi, first + count - 1), ms }, o.json === true);
 }
 
 export function registerSubscriber(program: Command): void {
@@ -78,10 +111,21 @@ export function registerSubscriber(program: Command): void {
     .option('--opc <hex>', 'OPc, 16 octets')
     .option('--amf <hex>', 'AMF, 2 octets', '8000')
     .option('--sqn <hex>', 'SQN to start from (48 bits); the first vector uses SEQ + 1', '0')
+    .option('--first <n>', 'range: first counter value for {n} in --impi/--impu', '1')
+    .option('--count <n>', 'range: how many subscribers, n = first … first+count-1 (one transaction)')
     .option('--json', 'JSON output')
+    .addHelpText('after', `
+Ranges: --impi and --impu may hold one counter {n} (or {n:WIDTH}, zero-padded); with --count the
+subscribers n = first … first+count-1 are added in one transaction, all or none, e.g.
+  imsec subscriber add --impi '00101{n:10}@ims.example' --impu 'sip:00101{n:10}@ims.example' \
+    --first 1 --count 100000 --k 465b5ce8b199b49faa5f0a2ee238a6bc --opc cd63cb71954a9f4e48a5994e37a02baf`)
     .action((o: AddOpts) => {
       if (o.impu.length === 0) throw new InputError('--impu: give at least one public identity');
       if ((o.op === undefined) === (o.opc === undefined)) throw new InputError('give exactly one of --op and --opc');
+      if (o.count !== undefined || /\{n(?::\d+)?\}/.test(o.impi)) {
+        addRange(o);
+        return;
+      }
       const k = secretHex(o.k, '--k');
       const input = {
         impi: o.impi,

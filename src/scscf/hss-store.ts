@@ -215,6 +215,53 @@ export class HssStore {
     return this.get(s.impi)!;
   }
 
+  /**
+   * Adds many subscribers in ONE transaction (one fsync): all or none. Each is checked like `add`;
+   * the first bad one, duplicate IMPI or taken IMPU aborts the whole batch with an HssStoreError
+   * naming it. Returns how many were added. For bulk provisioning (`imsec subscriber add --count`).
+   */
+  addMany(inputs: Iterable<AddSubscriber>): number {
+    const insSub = this.#db.prepare('INSERT INTO subscribers (impi, k, opc, amf, sqn, ind_len) VALUES (?, ?, ?, ?, ?, ?)');
+    const insImpu = this.#db.prepare('INSERT INTO impus (impu, impi) VALUES (?, ?)');
+    const hasImpi = this.#db.prepare('SELECT 1 FROM subscribers WHERE impi = ?');
+    const ownerOf = this.#db.prepare('SELECT impi FROM impus WHERE impu = ?');
+    return this.#db
+      .transaction(() => {
+        let n = 0;
+        for (const input of inputs) {
+          const parsed = AddSchema.safeParse(input);
+          if (!parsed.success) {
+            const msg = parsed.error.issues.map((i) => `${i.path.join('.') || 'subscriber'}: ${i.message}`).join('; ');
+            throw new HssStoreError('HSS_BAD_SUBSCRIBER', `${String((input as { impi?: unknown }).impi)}: ${msg}`);
+          }
+          const s = parsed.data;
+          try {
+            insSub.run(s.impi, s.k, s.opc ?? computeOpc(s.k, s.op!), s.amf, s.sqn ?? 0, s.indLen ?? DEFAULT_IND_LEN);
+          } catch (e) {
+            if (hasImpi.get(s.impi)) throw new HssStoreError('HSS_DUPLICATE_IMPI', `subscriber ${s.impi} already exists`);
+            throw e;
+          }
+          for (const impu of s.impus) {
+            try {
+              insImpu.run(impu, s.impi);
+            } catch (e) {
+              const owner = ownerOf.get(impu) as { impi: string } | undefined;
+              if (owner) throw new HssStoreError('HSS_DUPLICATE_IMPU', `IMPU ${impu} already belongs to ${owner.impi}`);
+              throw e;
+            }
+          }
+          n++;
+        }
+        return n;
+      })
+      .immediate();
+  }
+
+  /** How many subscribers the store holds. */
+  count(): number {
+    return (this.#db.prepare('SELECT count(*) AS n FROM subscribers').get() as { n: number }).n;
+  }
+
   get(impi: string): Subscriber | undefined {
     const row = this.#db.prepare('SELECT * FROM subscribers WHERE impi = ?').get(impi) as Row | undefined;
     return row ? this.#toSubscriber(row) : undefined;
