@@ -3,11 +3,13 @@
 // prints each line as a JSON object (snake_case keys, output.ts contract).
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { HssStore } from '../scscf/hss-store.ts';
 import { Hss } from '../scscf/hss.ts';
 import type { ScscfEvent } from '../scscf/events.ts';
 import { Scscf } from '../scscf/scscf.ts';
 import { ImsecError, InputError } from '../util/errors.ts';
+import { addConfigOptions, boolField, checkedString, resolveConfig, secondsField } from './config.ts';
 
 const DEFAULT_DB = './imsec-hss.sqlite';
 
@@ -91,42 +93,54 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
   print({ type: 'stopped', ...scscf.counters });
 }
 
-function seconds(flag: string): (v: string) => number {
-  return (v) => {
-    if (!/^\d{1,9}$/.test(v) || Number(v) < 1) throw new InputError(`${flag}: expected a positive number of seconds, got ${JSON.stringify(v.slice(0, 40))}`);
-    return Number(v);
+/** The settings of `imsec core` (flags and --config file keys), with their defaults. */
+export const CoreConfigSchema = z.strictObject({
+  listen: checkedString(parseListen, 'ADDR:PORT ([IPv6]:PORT)').default('127.0.0.1:6060'),
+  domain: z.string({ error: (i) => (i.input === undefined ? 'required: the home domain' : 'expected the home domain (a string)') }).min(1, 'expected the home domain'),
+  db: z.string({ error: 'expected a store file name' }).min(1).default(DEFAULT_DB),
+  jsonEvents: boolField().default(false),
+  regAwaitAuth: secondsField().default(240),
+  defaultExpires: secondsField().optional(),
+  maxExpires: secondsField().optional(),
+  challengeReregister: boolField().default(true),
+  advertise: z.string({ error: 'expected an address' }).min(1).optional(),
+});
+export type CoreConfig = z.output<typeof CoreConfigSchema>;
+
+/** The run options for a validated configuration. */
+export function coreOptionsFromConfig(c: CoreConfig): CoreRunOptions {
+  return {
+    listen: c.listen, domain: c.domain, db: c.db, jsonEvents: c.jsonEvents, regAwaitAuth: c.regAwaitAuth, challengeReRegister: c.challengeReregister,
+    ...(c.defaultExpires !== undefined && { defaultExpires: c.defaultExpires }),
+    ...(c.maxExpires !== undefined && { maxExpires: c.maxExpires }),
+    ...(c.advertise !== undefined && { advertise: c.advertise }),
   };
 }
 
 export function registerCore(program: Command): void {
-  program
+  const cmd = program
     .command('core')
     .description('run the embedded S-CSCF + HSS (IMS AKA registrar, bindings, routing) until SIGINT/SIGTERM')
-    .option('--listen <addr:port>', 'UDP address and port to listen on', '127.0.0.1:6060')
-    .requiredOption('--domain <domain>', 'home domain (Digest realm)')
+    .option('--listen <addr:port>', 'UDP address and port to listen on (default 127.0.0.1:6060)')
+    .option('--domain <domain>', 'home domain (Digest realm); required')
     .option('--db <file>', `HSS store file (default: $IMSEC_HSS_DB or ${DEFAULT_DB})`)
     .option('--json-events', 'print each event as a JSON object')
-    .option('--reg-await-auth <seconds>', 'reg-await-auth timer (24.229 Table 7.8.1)', seconds('--reg-await-auth'), 240)
-    .option('--default-expires <seconds>', 'registration time granted when the UE asks for none', seconds('--default-expires'))
-    .option('--max-expires <seconds>', 'cap on the registration time granted', seconds('--max-expires'))
+    .option('--reg-await-auth <seconds>', 'reg-await-auth timer (24.229 Table 7.8.1), default 240')
+    .option('--default-expires <seconds>', 'registration time granted when the UE asks for none')
+    .option('--max-expires <seconds>', 'cap on the registration time granted')
     .option('--no-challenge-reregister', 'accept integrity-protected re-REGISTERs without a new challenge')
-    .option('--advertise <addr>', 'address for Via and Service-Route when listening on a wildcard address')
-    .action(async (o: { listen: string; domain: string; db?: string; jsonEvents?: boolean; regAwaitAuth: number; defaultExpires?: number; maxExpires?: number; challengeReregister: boolean; advertise?: string }) => {
+    .option('--advertise <addr>', 'address for Via and Service-Route when listening on a wildcard address');
+  addConfigOptions(cmd)
+    .addHelpText('after', '\nA --config file holds the same settings by long flag name (domain: ims.example, challenge-reregister: false); flags override it,\n$IMSEC_HSS_DB counts as --db.\n')
+    .action(async (_o: unknown, self: Command) => {
+      const config = resolveConfig(self, CoreConfigSchema, { secrets: [], env: { db: process.env['IMSEC_HSS_DB'] } });
+      if (config === undefined) return;
       const ac = new AbortController();
       const stop = () => ac.abort();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
-        await runCore(
-          {
-            listen: o.listen, domain: o.domain, db: o.db ?? (process.env['IMSEC_HSS_DB'] || DEFAULT_DB), jsonEvents: o.jsonEvents === true,
-            regAwaitAuth: o.regAwaitAuth, challengeReRegister: o.challengeReregister,
-            ...(o.defaultExpires !== undefined && { defaultExpires: o.defaultExpires }),
-            ...(o.maxExpires !== undefined && { maxExpires: o.maxExpires }),
-            ...(o.advertise !== undefined && { advertise: o.advertise }),
-          },
-          { signal: ac.signal, out: (line) => process.stdout.write(`${line}\n`) },
-        );
+        await runCore(coreOptionsFromConfig(config), { signal: ac.signal, out: (line) => process.stdout.write(`${line}\n`) });
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);

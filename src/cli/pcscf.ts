@@ -1,13 +1,16 @@
 // `imsec pcscf`: runs the P-CSCF (33.203 access edge, src/pcscf/) on the userspace or the xfrm
 // IPsec backend until SIGINT/SIGTERM, then deletes its SAs. One line per event (JSON with --json).
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { NAT_T_PORT } from '../ipsec/types.ts';
 import { Pcscf, PCSCF_EVENT_NAMES, REG_AWAIT_AUTH_MS, type PcscfEventName, type PcscfEvents, type PcscfMode } from '../pcscf/index.ts';
 import { DEFAULT_ALLOW, formatPair, parseAlgPairList, type SecAgreePolicy } from '../secagree/index.ts';
 import { systemClock } from '../sip/clock.ts';
 import { parseHostPort } from '../sip/uri.ts';
 import { InputError } from '../util/errors.ts';
+import { PROBE_INSTANCE } from '../ipsec/backends/xfrm/preflight.ts';
 import { BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP, type BackendKind } from './backend-choice.ts';
+import { addConfigOptions, boolField, checkedString, intField, portField, resolveConfig, secondsField } from './config.ts';
 
 export interface PcscfCliOptions {
   listen: string;
@@ -84,6 +87,34 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
   };
 }
 
+/** The settings of `imsec pcscf` (flags and --config file keys), with their defaults. */
+export const PcscfConfigSchema = z.strictObject({
+  listen: checkedString((s) => hostPort(s, '--listen'), 'ADDR:PORT ([IPv6]:PORT)'),
+  portC: portField(),
+  portS: portField(),
+  scscf: checkedString((s) => hostPort(s, '--scscf'), 'ADDR:PORT ([IPv6]:PORT) of the S-CSCF'),
+  mode: z.enum(['auto', 'udp-enc-tun', 'trans'], { error: 'expected auto, udp-enc-tun or trans' }).default('auto'),
+  policy: checkedString((s) => parseAlgPairList(s, '--policy'), 'comma-separated alg/ealg pairs').optional(),
+  allowDeprecated: boolField().default(false),
+  encapPort: portField().default(NAT_T_PORT),
+  regAwaitAuth: secondsField().default(REG_AWAIT_AUTH_MS / 1000),
+  backend: z.enum(['userspace', 'xfrm'], { error: 'expected userspace or xfrm' }).default('userspace'),
+  xfrmInstance: intField(0, PROBE_INSTANCE - 1, 'an instance').optional(),
+  json: boolField().default(false),
+});
+export type PcscfConfig = z.output<typeof PcscfConfigSchema>;
+
+/** The run arguments for a validated configuration. */
+export function pcscfArgsFromConfig(c: PcscfConfig): PcscfArgs {
+  return parsePcscfArgs({
+    listen: c.listen, portC: String(c.portC), portS: String(c.portS), scscf: c.scscf, mode: c.mode,
+    ...(c.policy !== undefined && { policy: c.policy }),
+    allowDeprecated: c.allowDeprecated, encapPort: String(c.encapPort), regAwaitAuth: String(c.regAwaitAuth),
+    json: c.json, backend: c.backend,
+    ...(c.xfrmInstance !== undefined && { xfrmInstance: String(c.xfrmInstance) }),
+  });
+}
+
 function flat(prefix: string, v: unknown, out: string[]): void {
   if (v === undefined) return;
   if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
@@ -151,27 +182,32 @@ Port 0 (for --listen, --port-c, --port-s) picks a free port; the line "pcscf lis
 
 Example:
   imsec pcscf --listen 127.0.0.1:5060 --port-c 5064 --port-s 5066 --scscf 127.0.0.1:6060 --mode udp-enc-tun
+  imsec pcscf --config /etc/imsec/pcscf.yaml --log-level debug   (flags override the file)
+  imsec pcscf --config /etc/imsec/pcscf.yaml --print-config
 `;
 
 export function registerPcscf(program: Command): void {
-  program
+  const cmd = program
     .command('pcscf')
     .description('run the P-CSCF (33.203 access edge: sec-agree, IPsec SAs, NAT detection) until SIGINT/SIGTERM')
-    .requiredOption('--listen <addr:port>', 'plain SIP address and port (UEs\' first REGISTER, S-CSCF side)')
-    .requiredOption('--port-c <n>', 'protected client port port_pc')
-    .requiredOption('--port-s <n>', 'protected server port port_ps')
-    .requiredOption('--scscf <addr:port>', 'the S-CSCF')
-    .option('--mode <mode>', 'auto | udp-enc-tun | trans', 'auto')
+    .option('--listen <addr:port>', 'plain SIP address and port (UEs\' first REGISTER, S-CSCF side); required')
+    .option('--port-c <n>', 'protected client port port_pc; required')
+    .option('--port-s <n>', 'protected server port port_ps; required')
+    .option('--scscf <addr:port>', 'the S-CSCF; required')
+    .option('--mode <mode>', 'auto | udp-enc-tun | trans (default auto)')
     .option('--policy <list>', 'accepted alg/ealg pairs in preference order')
     .option('--allow-deprecated', 'also accept hmac-md5-96 and des-ede3-cbc')
     .option('--encap-port <n>', `local ESP-in-UDP port (RFC 3948), default ${NAT_T_PORT}`)
     .option('--reg-await-auth <s>', `lifetime of a temporary SA set in seconds, default ${REG_AWAIT_AUTH_MS / 1000}`)
-    .option('--backend <b>', BACKEND_HELP, 'userspace')
+    .option('--backend <b>', `${BACKEND_HELP} (default userspace)`)
     .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
-    .option('--json', 'one JSON object per event')
+    .option('--json', 'one JSON object per event');
+  addConfigOptions(cmd)
     .addHelpText('after', HELP)
-    .action(async (o: PcscfCliOptions) => {
-      const args = parsePcscfArgs(o);
+    .action(async (_o: unknown, self: Command) => {
+      const config = resolveConfig(self, PcscfConfigSchema);
+      if (config === undefined) return;
+      const args = pcscfArgsFromConfig(config);
       const ac = new AbortController();
       const stop = () => ac.abort();
       process.once('SIGINT', stop);
