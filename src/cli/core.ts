@@ -1,6 +1,7 @@
 // `imsec core`: the embedded S-CSCF + HSS (scscf/) on one UDP socket until SIGINT/SIGTERM, printing
 // one line per registrar/routing event — identities, codes and reasons, never keys. `--json-events`
 // prints each line as a JSON object (snake_case keys, output.ts contract).
+import { guardProcess } from './serve-guard.ts';
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -139,9 +140,11 @@ export function registerCore(program: Command): void {
       const stop = () => ac.abort();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      const unguard = guardProcess();
       try {
         await runCore(coreOptionsFromConfig(config), { signal: ac.signal, out: (line) => process.stdout.write(`${line}\n`) });
       } finally {
+        unguard();
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
       }

@@ -1,8 +1,9 @@
 // `imsec demo`: the main job. Core, P-CSCF and UE on loopback, one full protected registration
 // life cycle, a readable timeline and the SA table; exits 1 when any step fails. `--nat` runs the
 // same flow through a real NAT in network namespaces (33.203 Annex M; root only).
+import { guardProcess } from './serve-guard.ts';
 import type { Command } from 'commander';
-import { ENCRYPTION_ALGS, INTEGRITY_ALGS, isEncryptionAlg, isIntegrityAlg, isValidPair } from '../ipsec/algorithms.ts';
+import { ENCRYPTION_ALGS, INTEGRITY_ALGS, type EncryptionAlg, type IntegrityAlg, isEncryptionAlg, isIntegrityAlg, isValidPair } from '../ipsec/algorithms.ts';
 import { InputError } from '../util/errors.ts';
 import { EXIT_CHECK_FAILED, printTable } from './output.ts';
 import { jsonSummary, saTable, timelineLines } from './demo/report.ts';
@@ -39,6 +40,16 @@ export function registerDemo(program: Command): void {
       if (!isEncryptionAlg(o.ealg)) throw new InputError(`--ealg: unknown encryption algorithm ${JSON.stringify(o.ealg)}`);
       if (!isValidPair(o.alg, o.ealg)) throw new InputError(`--alg ${o.alg} cannot be combined with --ealg ${o.ealg}`);
       const json = o.json === true;
+      const unguard = guardProcess();
+      try {
+        await demo({ ...o, mode: o.mode, alg: o.alg, ealg: o.ealg }, json);
+      } finally {
+        unguard();
+      }
+    });
+}
+
+async function demo(o: DemoCliOptions & { mode: 'trans' | 'udp-enc-tun'; alg: IntegrityAlg; ealg: EncryptionAlg }, json: boolean): Promise<void> {
       if (o.nat) return natDemo(o, json);
       const result = await runDemo({
         mode: o.mode,
@@ -66,7 +77,6 @@ export function registerDemo(program: Command): void {
         out(result.ok ? '\nAll steps succeeded.' : '\nA step failed.');
       }
       if (!result.ok) process.exitCode = EXIT_CHECK_FAILED;
-    });
 }
 
 async function natDemo(o: DemoCliOptions, json: boolean): Promise<void> {

@@ -9,6 +9,7 @@ import { systemClock } from '../sip/clock.ts';
 import { parseHostPort } from '../sip/uri.ts';
 import { InputError } from '../util/errors.ts';
 import { PROBE_INSTANCE } from '../ipsec/backends/xfrm/preflight.ts';
+import { guardProcess } from './serve-guard.ts';
 import { BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP, type BackendKind } from './backend-choice.ts';
 import { addConfigOptions, boolField, checkedString, intField, portField, resolveConfig, secondsField } from './config.ts';
 
@@ -212,9 +213,11 @@ export function registerPcscf(program: Command): void {
       const stop = () => ac.abort();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      const unguard = guardProcess();
       try {
         await runPcscf(args, { signal: ac.signal });
       } finally {
+        unguard();
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
       }

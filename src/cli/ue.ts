@@ -1,6 +1,7 @@
 // `imsec ue register|message`: a UE against any P-CSCF (24.229 §5.1.1, 33.203 §7; Kamailio 5.6
 // needs --local-port 5060, digest §17.1). One line per step (JSON with --json); never keys.
 // Exit 0 done, 1 registration or request failed, 2 bad input.
+import { guardProcess } from './serve-guard.ts';
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
@@ -208,6 +209,7 @@ export function registerUe(program: Command): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      const unguard = guardProcess();
       try {
         const { ue: u, backend } = await startUe(o, say);
         u.on('failed', () => wake?.('lost'));
@@ -228,6 +230,7 @@ export function registerUe(program: Command): void {
         say('step', `${why}: de-registering`);
         await stop(u, backend, say, true);
       } finally {
+        unguard();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
       }
@@ -239,16 +242,21 @@ export function registerUe(program: Command): void {
     .requiredOption('--text <s>', 'the message text (text/plain)')
     .action(async (o: UeCliOptions & { to: string; text: string }) => {
       const say = printer(o.json === true);
-      const { ue: u, backend } = await startUe(o, say);
-      const r = await u.register();
-      if (!r.ok) {
-        await stop(u, backend, say, false);
-        reportFailure(r);
-        return;
+      const unguard = guardProcess();
+      try {
+        const { ue: u, backend } = await startUe(o, say);
+        const r = await u.register();
+        if (!r.ok) {
+          await stop(u, backend, say, false);
+          reportFailure(r);
+          return;
+        }
+        const res = await u.sendMessage(o.to, o.text);
+        say('response', `MESSAGE ${res.status} ${res.reason}`, { status: res.status, reason: res.reason });
+        await stop(u, backend, say, true);
+        if (res.status < 200 || res.status >= 300) process.exitCode = EXIT_CHECK_FAILED;
+      } finally {
+        unguard();
       }
-      const res = await u.sendMessage(o.to, o.text);
-      say('response', `MESSAGE ${res.status} ${res.reason}`, { status: res.status, reason: res.reason });
-      await stop(u, backend, say, true);
-      if (res.status < 200 || res.status >= 300) process.exitCode = EXIT_CHECK_FAILED;
     });
 }

@@ -18,6 +18,7 @@ import { TransactionLayer } from '../sip/transaction-manager.ts';
 import type { ReceiveContext } from '../sip/transport.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
 import { formatHostPort, parseUri } from '../sip/uri.ts';
+import { guard } from '../util/guard.ts';
 import { afterSend, type PcscfCore, type RejectOptions } from './core.ts';
 import { fromCore, fromUe, onAck, onCancel } from './proxy.ts';
 import { onProtectedRegister, onReRegister, onUnprotectedRegister } from './register.ts';
@@ -331,7 +332,7 @@ async function guardPort(address: string, port: number, onDatagram: (from: { add
     s.close();
     return undefined;
   }
-  s.on('message', (_m, rinfo) => onDatagram({ address: rinfo.address, port: rinfo.port }));
+  s.on('message', guard('pcscf.protected-port', (m: Buffer, rinfo: { address: string; port: number }) => onDatagram({ address: rinfo.address, port: rinfo.port }), (m) => m.length));
   s.on('error', () => {});
   return s;
 }

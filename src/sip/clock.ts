@@ -1,5 +1,6 @@
 // Time as an injected dependency: the transaction layer reads the time and sets timers only through
 // a Clock. `systemClock` uses setTimeout; `ManualClock` is virtual time for tests.
+import { guard } from '../util/guard.ts';
 
 export interface Clock {
   /** Milliseconds on a monotonic scale (only differences matter). */
@@ -11,7 +12,8 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimer(ms, fn) {
-    const t = setTimeout(fn, Math.max(0, ms));
+    // A timer callback is an edge like a socket's: a bug in it is contained, the process goes on.
+    const t = setTimeout(guard('timer', fn), Math.max(0, ms));
     return () => clearTimeout(t);
   },
 };

@@ -3,6 +3,7 @@
 // so responses go back on the connection the request came in on (§18.2.2). A framing error is reported
 // (code, reason, octets) and closes that connection: framing cannot be recovered on a stream.
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { bytesIn, guard } from '../util/guard.ts';
 import { SipError, SipParseError } from './errors.ts';
 import type { ParseLimits } from './parser.ts';
 import { StreamFramer } from './stream-framer.ts';
@@ -67,6 +68,8 @@ export async function openTcpTransport(options: TcpTransportOptions): Promise<Tc
   const addr = server.address();
   if (addr === null || typeof addr === 'string') throw new SipError('SIP_TRANSPORT_FAILED', 'tcp: no bound address');
   const local: Endpoint = { address: addr.address, port: addr.port };
+  // One boundary per framed message: a bug above costs that message, not the rest of the chunk.
+  const receive = guard('sip.tcp', options.onReceive, bytesIn);
 
   function adopt(socket: Socket, outgoing: boolean): Conn {
     const conn: Conn = {
@@ -88,7 +91,7 @@ export async function openTcpTransport(options: TcpTransportOptions): Promise<Tc
     };
     // RFC 5626 §3.5.1: a double-CRLF ping is answered with a single CRLF pong.
     const framer = new StreamFramer({ ...options.limits, onKeepAlive: () => socket.write('\r\n') });
-    socket.on('data', (chunk: Buffer) => {
+    socket.on('data', guard('sip.tcp', (chunk: Buffer) => {
       const held = framer.buffered + chunk.length;
       let messages: Uint8Array[];
       try {
@@ -99,8 +102,8 @@ export async function openTcpTransport(options: TcpTransportOptions): Promise<Tc
         socket.destroy();
         return;
       }
-      for (const m of messages) options.onReceive(m, context);
-    });
+      for (const m of messages) receive(m, context);
+    }, bytesIn));
     socket.on('error', (err) => options.onError?.(err));
     socket.on('close', () => {
       conns.delete(conn.id);

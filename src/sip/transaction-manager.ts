@@ -21,6 +21,7 @@ import type { ReceiveContext } from './transport.ts';
 import { validateRequest, validateResponse, type RequestInfo } from './validate.ts';
 import { BRANCH_MAGIC_COOKIE, formatVia, parseVia, sentByKey, stampVia, viaBranch } from './via.ts';
 import { tagOf } from './name-addr.ts';
+import { containFault, guard } from '../util/guard.ts';
 
 export type ClientTransaction = ClientNonInviteTransaction | ClientInviteTransaction;
 export type ServerTransaction = ServerNonInviteTransaction | ServerInviteTransaction;
@@ -66,10 +67,14 @@ export class TransactionLayer {
   private readonly servers = new Map<string, ServerTransaction>();
   private readonly clock: Clock;
   private readonly timerConfig: TimerConfig;
+  /** The transactions' timers fire through a boundary whatever clock was given (virtual time too). */
+  private readonly guardedClock: Clock;
 
   constructor(private readonly options: TransactionLayerOptions) {
     this.clock = options.clock ?? systemClock;
     this.timerConfig = { ...DEFAULT_TIMER_CONFIG, ...options.timers };
+    const clock = this.clock;
+    this.guardedClock = { now: () => clock.now(), setTimer: (ms, fn) => clock.setTimer(ms, guard('sip.timer', fn)) };
   }
 
   get clientTransactionCount(): number {
@@ -80,18 +85,26 @@ export class TransactionLayer {
     return this.servers.size;
   }
 
-  /** The entry point for transports: one datagram or one framed stream message. Never throws on bad input. */
+  /**
+   * The entry point for transports: one datagram or one framed stream message. Never throws: bad
+   * input is reported to onMalformed, and a bug below or in the TU is contained here (issue 10 §4),
+   * counted under 'sip.receive', so the next message is served.
+   */
   receive(bytes: Uint8Array, context: ReceiveContext): void {
-    if (isKeepAlive(bytes)) return; // RFC 5626 §3.5.1 CRLF keep-alive: not a message
-    let msg: SipMessage;
     try {
-      msg = parseMessage(bytes, this.options.limits);
+      if (isKeepAlive(bytes)) return; // RFC 5626 §3.5.1 CRLF keep-alive: not a message
+      let msg: SipMessage;
+      try {
+        msg = parseMessage(bytes, this.options.limits);
+      } catch (e) {
+        if (!(e instanceof SipParseError)) throw e;
+        this.malformed(e, bytes.length, context, e.partial);
+        return;
+      }
+      this.receiveMessage(msg, context, bytes.length);
     } catch (e) {
-      if (!(e instanceof SipParseError)) throw e;
-      this.malformed(e, bytes.length, context, e.partial);
-      return;
+      containFault('sip.receive', e, bytes.length);
     }
-    this.receiveMessage(msg, context, bytes.length);
   }
 
   /** For callers that parsed already (e.g. a proxy re-injecting a message). */
@@ -190,7 +203,7 @@ export class TransactionLayer {
   }
 
   private deps(table: Map<string, unknown>): TransactionDeps {
-    return { clock: this.clock, timerConfig: this.timerConfig, onTerminated: (id) => table.delete(id) };
+    return { clock: this.guardedClock, timerConfig: this.timerConfig, onTerminated: (id) => table.delete(id) };
   }
 
   private malformed(error: SipParseError, length: number, context: ReceiveContext, message?: SipMessage): void {

@@ -3,6 +3,7 @@
 // the malformed-input report belong to the transaction layer.
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import { guard } from '../util/guard.ts';
 import { SipError } from './errors.ts';
 import { endpointKey, type Destination, type Endpoint, type ReceiveHandler, type SipTransport } from './transport.ts';
 
@@ -53,7 +54,8 @@ export async function openUdpTransport(options: UdpTransportOptions): Promise<Ud
     },
   };
 
-  socket.on('message', (msg, rinfo) => {
+  // The boundary: whatever the layers above throw on this datagram stays here (issue 10 §4).
+  socket.on('message', guard('sip.udp', (msg: Buffer, rinfo: { address: string; port: number }) => {
     options.onReceive(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), {
       protocol: 'udp',
       local,
@@ -61,7 +63,7 @@ export async function openUdpTransport(options: UdpTransportOptions): Promise<Ud
       transport,
       ...(options.via !== undefined && { via: options.via }),
     });
-  });
+  }, (msg) => msg.length));
   socket.on('error', (err) => options.onError?.(err));
   return transport;
 }

@@ -1,6 +1,7 @@
 // NAT-keepalives (RFC 3948 §2.3, §4; spec digest §15A point 3, §16.3): one 0xFF octet to a peer's
 // encapsulation address whenever nothing else went there for `intervalMs` (default 20 s). Only the
 // side behind the NAT sends them (the UE); the owner tells us which peers need them and what it sent.
+import { guard } from '../../util/guard.ts';
 import type { Addr } from './backend.ts';
 
 /** RFC 3948 §4: "M seconds, default 20" of silence before a keepalive. */
@@ -81,7 +82,7 @@ export class NatKeepalive {
 
   #schedule(st: PeerState): void {
     const wait = Math.max(0, st.last + this.#deps.intervalMs - this.#now());
-    st.timer = setTimeout(() => void this.#fire(st), wait);
+    st.timer = setTimeout(guard('esp.keepalive', () => this.#fire(st)), wait);
     st.timer.unref();
   }
 

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { finish, sum16 } from '../esp/checksum.ts';
 import { buildIpPacket, parseIpPacket } from '../esp/index.ts';
+import { guard } from '../../util/guard.ts';
 import { BackendError } from './errors.ts';
 
 export const IPPROTO_ESP = 50;
@@ -65,7 +66,7 @@ export async function openRawEsp(localIp: string, onEsp: (esp: Uint8Array, src: 
   sock.on('error', () => {
     // Send errors surface through the send callback; receive errors have nobody to tell.
   });
-  sock.on('message', (b, src) => {
+  sock.on('message', guard('esp.raw', (b: Buffer, src: string) => {
     const bytes = new Uint8Array(b.buffer, b.byteOffset, b.length);
     if (v6) {
       onEsp(bytes, src);
@@ -74,7 +75,7 @@ export async function openRawEsp(localIp: string, onEsp: (esp: Uint8Array, src: 
     const ip = parseIpPacket(bytes);
     if (!ip || ip.protocol !== IPPROTO_ESP || ip.dst !== localIp) return;
     onEsp(ip.payload, ip.src, bytes);
-  });
+  }, (b) => b.length));
   const sendOne = (out: Uint8Array, dst: string) =>
     new Promise<void>((resolve, reject) => {
       const b = Buffer.from(out.buffer, out.byteOffset, out.byteLength);

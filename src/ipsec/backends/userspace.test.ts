@@ -224,3 +224,57 @@ test('NAT-keepalives (RFC 3948 §2.3/§4): the UE side sends 0xFF after the conf
     await off.close();
   }
 });
+
+test('issue 10 §4: a throwing handler or drop hook costs one datagram; the next ESP packet is delivered', async () => {
+  const { boundaryCounts, setBoundaryReporter } = await import('../../util/guard.ts');
+  const prev = setBoundaryReporter(() => {});
+  const ip = '127.0.0.1';
+  let dropHookCalls = 0;
+  const pcHook = await UserspaceBackend.create({
+    localIp: ip,
+    encapPort: 0,
+    onDrop: () => {
+      dropHookCalls++;
+      throw new Error('drop hook bug');
+    },
+  });
+  const { ue, pc, pcSet } = await pair(ip);
+  try {
+    // The drop hook: garbage ESP (unknown SPI) to a backend whose hook throws, twice.
+    const junk = createSocket('udp4');
+    for (let i = 0; i < 2; i++) {
+      await new Promise<void>((r) => junk.send(Buffer.from([0, 0, 0x12, 0x34, 0, 0, 0, 1, ...new Array(40).fill(7)]), pcHook.encapPort, ip, () => r()));
+    }
+    junk.close();
+    const deadline = Date.now() + 2000;
+    while (dropHookCalls < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(dropHookCalls, 2, 'the second datagram was still handled');
+
+    // A protected endpoint with a handler that throws on the first message, and one that records.
+    const ps = await pc.openEndpoint({ address: ip, port: 31201 });
+    const seen: string[] = [];
+    let first = true;
+    ps.onMessage(() => {
+      if (first) {
+        first = false;
+        throw new TypeError('handler bug');
+      }
+    });
+    ps.onMessage((b, ctx) => {
+      assert.equal(ctx.set, pcSet);
+      seen.push(Buffer.from(b).toString());
+    });
+    const before = boundaryCounts()['esp.deliver'] ?? 0;
+    const uc = await ue.openEndpoint({ address: ip, port: 31100 });
+    await uc.send(Buffer.from('one'), { address: ip, port: 31201 });
+    await uc.send(Buffer.from('two'), { address: ip, port: 31201 });
+    while (seen.length < 2 && Date.now() < deadline + 2000) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(seen, ['one', 'two'], 'the other handler got both, the throwing one lost nothing but its own call');
+    assert.equal((boundaryCounts()['esp.deliver'] ?? 0) - before, 1);
+  } finally {
+    setBoundaryReporter(prev);
+    await pcHook.close();
+    await ue.close();
+    await pc.close();
+  }
+});

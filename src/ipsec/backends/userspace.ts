@@ -6,6 +6,7 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { buildIpPacket, buildUdp, classifyEncapPayload } from '../esp/index.ts';
+import { guard } from '../../util/guard.ts';
 import { BackendError } from './errors.ts';
 import { sameAddress } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
@@ -210,18 +211,22 @@ export class UserspaceBackend implements IpsecBackend {
       );
       s.bind(port, this.#opts.localIp, () => resolve());
     });
-    s.on('message', (msg, rinfo) => this.#onEncap(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), { address: rinfo.address, port: rinfo.port }));
+    // The boundary for ESP-in-UDP: a bug anywhere above (SAD, SIP, the P-CSCF) costs one datagram.
+    s.on(
+      'message',
+      guard('esp.encap', (msg: Buffer, rinfo: { address: string; port: number }) => this.#onEncap(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), { address: rinfo.address, port: rinfo.port }), (msg) => msg.length),
+    );
     this.#encap = s;
     this.#encapPort = s.address().port;
   }
 
   async #ensureRaw(): Promise<void> {
     if (this.#raw) return;
-    this.#raw = await openRawEsp(this.#opts.localIp, (esp, src, ipPacket) => {
+    this.#raw = await openRawEsp(this.#opts.localIp, guard('esp.raw', (esp: Uint8Array, src: string, ipPacket?: Uint8Array) => {
       if (ipPacket) this.#opts.wireLog?.(ipPacket, 'in');
       else this.#opts.wireLog?.(buildIpPacket({ src, dst: this.#opts.localIp, protocol: 50, payload: esp }), 'in');
       this.#deliver(this.sad.receiveEsp({ src, dst: this.#opts.localIp, esp }), { address: src, port: 0 });
-    });
+    }, (esp) => esp.length));
   }
 
   #onEncap(payload: Uint8Array, from: Addr): void {
@@ -280,7 +285,8 @@ class Endpoint implements ProtectedEndpoint {
   }
 
   onMessage(handler: ProtectedHandler): void {
-    this.#handlers.push(handler);
+    // Each handler is its own boundary: one that throws does not keep the message from the others.
+    this.#handlers.push(guard('esp.deliver', handler, (b) => b.length));
   }
 
   deliver(bytes: Uint8Array, ctx: Parameters<ProtectedHandler>[1]): void {

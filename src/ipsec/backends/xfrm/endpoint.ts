@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import type { Sa } from '../../sa.ts';
 import type { SaSet } from '../../sa-set.ts';
 import type { Addr, ProtectedContext, ProtectedEndpoint, ProtectedHandler } from '../backend.ts';
+import { guard } from '../../../util/guard.ts';
 import { BackendError } from '../errors.ts';
 
 /** What endpoints and TCP transports need from the backend. */
@@ -33,7 +34,7 @@ export class XfrmUdpEndpoint implements ProtectedEndpoint {
     readonly local: Addr,
     private readonly socket: Socket,
   ) {
-    socket.on('message', (msg, rinfo) => {
+    socket.on('message', guard('xfrm.udp', (msg: Buffer, rinfo: { address: string; port: number }) => {
       const ctx = lookup.contextFor(local, { address: rinfo.address, port: rinfo.port });
       if (!ctx) {
         lookup.countUnprotected();
@@ -41,7 +42,7 @@ export class XfrmUdpEndpoint implements ProtectedEndpoint {
       }
       const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
       for (const h of this.#handlers) h(bytes, ctx);
-    });
+    }, (msg) => msg.length));
     // ICMP errors for earlier sends (port unreachable, …) surface here; a send reports its own.
     socket.on('error', () => {});
   }
@@ -78,6 +79,7 @@ export class XfrmUdpEndpoint implements ProtectedEndpoint {
   }
 
   onMessage(handler: ProtectedHandler): void {
+    handler = guard('xfrm.deliver', handler, (b) => b.length);
     this.#handlers.push(handler);
   }
 

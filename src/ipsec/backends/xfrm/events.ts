@@ -3,6 +3,7 @@
 // or the kernel expired an SA. Polled without blocking: on every inbound lookup and once a second.
 import { XFRM_MSG, XFRMNLGRP_EXPIRE_BIT, XFRMNLGRP_MAPPING_BIT, parseExpire, parseMapping, type MappingEvent } from './messages.ts';
 import { XfrmNetlink } from './socket.ts';
+import { guard } from '../../../util/guard.ts';
 
 export type KernelEvent =
   | { readonly kind: 'mapping'; readonly dst: string; readonly spi: number; readonly oldSrc: string; readonly newSrc: string; readonly oldSport: number; readonly newSport: number }
@@ -23,7 +24,7 @@ export class XfrmEvents {
     } catch {
       return; // no CAP_NET_ADMIN for multicast: the backend works without events
     }
-    this.#timer = setInterval(() => this.drain(), 1000);
+    this.#timer = setInterval(guard('xfrm.events', () => this.drain()), 1000);
     this.#timer.unref();
   }
 

@@ -9,6 +9,7 @@ import { canonicalAddress } from '../../sa.ts';
 import type { Addr } from '../backend.ts';
 import { BackendError } from '../errors.ts';
 import type { ProtectedLookup } from './endpoint.ts';
+import { bytesIn, guard } from '../../../util/guard.ts';
 
 export interface ProtectedTcpOptions {
   readonly local: Addr;
@@ -40,13 +41,14 @@ export async function openProtectedTcp(o: ProtectedTcpOptions): Promise<Protecte
   let seq = 0;
   let closed = false;
   let server: Server | undefined;
+  const receive = guard('xfrm.tcp', o.onReceive, bytesIn);
 
   const adopt = (socket: Socket): Conn => {
     const c: Conn = { id: `xfrm-tcp:${o.local.port}:${++seq}`, socket, remote: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 } };
     conns.set(c.id, c);
     byRemote.set(key(c.remote), c);
     const framer = new StreamFramer({ onKeepAlive: () => socket.write('\r\n') });
-    socket.on('data', (chunk: Buffer) => {
+    socket.on('data', guard('xfrm.tcp', (chunk: Buffer) => {
       let msgs: Uint8Array[];
       try {
         msgs = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
@@ -64,9 +66,9 @@ export async function openProtectedTcp(o: ProtectedTcpOptions): Promise<Protecte
           return;
         }
         const ctx: ReceiveContext = { protocol: 'tcp', local: o.local, remote: c.remote, connectionId: c.id, via, transport };
-        o.onReceive(m, ctx);
+        receive(m, ctx);
       }
-    });
+    }, bytesIn));
     socket.on('error', (e) => o.onError?.(e));
     socket.on('close', () => {
       conns.delete(c.id);
