@@ -7,7 +7,7 @@ import { XfrmBackend } from '../ipsec/backends/xfrm/backend.ts';
 import { PROBE_INSTANCE, xfrmPreflight } from '../ipsec/backends/xfrm/preflight.ts';
 import { isIP } from 'node:net';
 import { NAT_T_PORT } from '../ipsec/types.ts';
-import { systemClock } from '../sip/clock.ts';
+import type { Clock } from '../util/clock.ts';
 import { InputError } from '../util/errors.ts';
 
 export type BackendKind = 'userspace' | 'xfrm';
@@ -42,15 +42,14 @@ export interface OpenBackendOptions {
   readonly localIp: string;
   /** Local ESP-in-UDP port; 0 = any (userspace only: xfrm takes 4500 then). */
   readonly encapPort: number;
-  /** The clock the SA sets' expiry is in (default the network functions' systemClock). */
-  readonly now?: () => number;
+  /** The clock the SA sets' expiry is in: the UE's / P-CSCF's. */
+  readonly clock: Clock;
   readonly instance?: number;
 }
 
-export async function openBackend(kind: BackendKind, o: OpenBackendOptions): Promise<IpsecBackend & { readonly encapPort: number }> {
+export async function openBackend(kind: BackendKind, o: OpenBackendOptions): Promise<IpsecBackend> {
   // The kernel gets hard lifetimes relative to this clock: it must be the one the UE / P-CSCF use.
-  const now = { now: o.now ?? systemClock.now };
-  if (kind === 'userspace') return UserspaceBackend.create({ localIp: o.localIp, encapPort: o.encapPort, ...now });
+  if (kind === 'userspace') return UserspaceBackend.create({ localIp: o.localIp, encapPort: o.encapPort, clock: o.clock });
   xfrmPreflight(isIP(o.localIp) === 6 ? 6 : 4);
-  return XfrmBackend.create({ instance: o.instance ?? process.pid % PROBE_INSTANCE, encapPort: o.encapPort || NAT_T_PORT, ...now });
+  return XfrmBackend.create({ instance: o.instance ?? process.pid % PROBE_INSTANCE, encapPort: o.encapPort || NAT_T_PORT, clock: o.clock });
 }

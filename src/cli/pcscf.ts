@@ -147,8 +147,8 @@ export interface RunOptions {
 export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   const write = r.write ?? ((l: string) => process.stdout.write(`${l}\n`));
   const clock = systemClock;
-  // The SAD's lazy expiry must run on the P-CSCF's clock (SA lifetimes are in its time scale).
-  const backend = await openBackend(a.backend, { localIp: a.address, encapPort: a.encapPort, now: () => clock.now(), ...(a.xfrmInstance !== undefined && { instance: a.xfrmInstance }) });
+  // The backend's lazy expiry and kernel lifetimes run on the P-CSCF's clock (SA lifetimes are in its time scale).
+  const backend = await openBackend(a.backend, { localIp: a.address, encapPort: a.encapPort, clock, ...(a.xfrmInstance !== undefined && { instance: a.xfrmInstance }) });
   let pcscf: Pcscf;
   try {
     pcscf = await Pcscf.start({

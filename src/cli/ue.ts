@@ -14,6 +14,7 @@ import { fromHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
 import { assertTransport, BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP } from './backend-choice.ts';
 import { EXIT_CHECK_FAILED } from './output.ts';
+import { systemClock } from '../util/clock.ts';
 
 interface UeCliOptions {
   pcscf: string;
@@ -131,7 +132,7 @@ async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promis
     }
   }
   const localIp = o.local ?? (await routeSource(pcscfIp));
-  const backend = await openBackend(kind, { localIp, encapPort, ...(instance !== undefined && { instance }) });
+  const backend = await openBackend(kind, { localIp, encapPort, clock: systemClock, ...(instance !== undefined && { instance }) });
   const opts: UeOptions = {
     impi: o.impi, impu: o.impu, ...(o.domain && { domain: o.domain }), pcscf: { address: pcscfIp, port: pc.port },
     localIp, localPort, k, ...secret, ...(o.acceptAnySqn && { usim: { acceptAnySqn: true } }), ...(offers && { offers }),

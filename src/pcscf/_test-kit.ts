@@ -16,6 +16,7 @@ import { TransactionLayer } from '../sip/transaction-manager.ts';
 import type { ReceiveContext, SipTransport } from '../sip/transport.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
 import { DOMAIN, K, LOOP, OPC, request, type Answer } from './_fake-scscf.ts';
+import { systemClock } from '../util/clock.ts';
 
 export { DOMAIN, FakeScscf, K, LOOP, OPC, request, type Answer } from './_fake-scscf.ts';
 
@@ -65,7 +66,7 @@ export class ScriptedUe {
   }
 
   static async create(o: UeOptions): Promise<ScriptedUe> {
-    const backend = await UserspaceBackend.create({ localIp: LOOP, encapPort: 0 });
+    const backend = await UserspaceBackend.create({ localIp: LOOP, encapPort: 0, clock: systemClock });
     let self: ScriptedUe | undefined;
     const layer = new TransactionLayer({
       user: {

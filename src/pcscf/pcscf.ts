@@ -97,7 +97,7 @@ export class Pcscf {
       if (g) p.#guards.push(g);
     }
     const port = plain.local.port;
-    const backendEncap = (o.backend as IpsecBackend & { encapPort?: number }).encapPort;
+    const backendEncap = o.backend.encapPort;
     const pathUri = `sip:term@${formatHostPort(o.address, port)};lr`;
     p.#core = {
       address: o.address,

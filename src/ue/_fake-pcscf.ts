@@ -12,6 +12,7 @@ import {
   type SipMessage, type SipRequest, type SipResponse, type SipTransport,
 } from '../sip/index.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
+import { systemClock } from '../util/clock.ts';
 
 export interface Received {
   readonly req: SipRequest;
@@ -61,7 +62,7 @@ export class FakePcscf {
 
   static async create(o: { ip?: string; k: Uint8Array; opc: Uint8Array; mode?: EspMode; ueEncapPort: () => number }): Promise<FakePcscf> {
     const ip = o.ip ?? '127.0.0.1';
-    const backend = await UserspaceBackend.create({ localIp: ip, encapPort: 0 });
+    const backend = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock });
     const f = new FakePcscf(ip, backend, o.k, o.opc, o.mode ?? 'udp-enc-tunnel', o.ueEncapPort);
     f.#plain = await openUdpTransport({ address: ip, port: 0, onReceive: (b, c) => f.#in(b, c.remote) });
     f.#pc = await backend.openEndpoint({ address: ip, port: f.portPc });
@@ -242,7 +243,7 @@ export interface Pair {
 /** A UE (UDP-enc-tun offers, fast SIP timers) registered against nothing yet, and its fake P-CSCF. */
 export async function startPair(o: Partial<import('./ue-types.ts').UeOptions> = {}, mode: EspMode = 'udp-enc-tunnel', ip = '127.0.0.1'): Promise<Pair> {
   const { Ue } = await import('./ue.ts');
-  const ueBackend = await UserspaceBackend.create({ localIp: ip, encapPort: 0 });
+  const ueBackend = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: o.clock ?? systemClock });
   const fake = await FakePcscf.create({ ip, k: K, opc: OPC, mode, ueEncapPort: () => ueBackend.encapPort });
   const steps: string[] = [];
   const traces: import('../util/trace.ts').SipTraceEvent[] = [];

@@ -34,10 +34,9 @@ export interface SaTableDeps {
   readonly onDeleted: (set: SaSet, why: SaSetEvent) => void;
 }
 
-/** The local ESP-in-UDP port of a backend that has one (the userspace backend), else 4500. */
+/** The backend's local ESP-in-UDP port (kept for callers; the interface has it now). */
 export function encapPortOf(backend: IpsecBackend): number {
-  const p = (backend as { encapPort?: unknown }).encapPort;
-  return typeof p === 'number' && p > 0 ? p : NAT_T_PORT;
+  return backend.encapPort;
 }
 
 /** Not safe for concurrent use (one event loop owns it). */

@@ -9,6 +9,7 @@ import { openRawEsp } from '../../src/ipsec/backends/raw-esp.ts';
 import { buildIpPacket } from '../../src/ipsec/esp/index.ts';
 import { fromHex } from '../../src/util/bytes.ts';
 import { startWorld, subscriber, until, type World } from '../support/ims-world.ts';
+import { systemClock } from '../../src/util/clock.ts';
 
 const canRaw = process.getuid?.() === 0;
 
@@ -208,7 +209,7 @@ bothModes('de-registration: the 200 OK goes protected, then no SA set is left on
 test('200 UEs register concurrently against one P-CSCF (one shared userspace backend for the UEs)', async () => {
   await withWorld({ subscribers: 200 }, async (w) => {
     const { UserspaceBackend } = await import('../../src/ipsec/backends/userspace.ts');
-    const shared = await UserspaceBackend.create({ localIp: w.ip, encapPort: 0 });
+    const shared = await UserspaceBackend.create({ localIp: w.ip, encapPort: 0, clock: systemClock });
     try {
       const ues = await Promise.all(Array.from({ length: 200 }, (_, i) => w.ue(i + 1, { backend: shared })));
       const t = Date.now();

@@ -14,6 +14,7 @@ import { NAT_T_PORT } from '../../src/ipsec/types.ts';
 import { fromHex } from '../../src/util/bytes.ts';
 import { serve } from './guest-rpc.ts';
 import type { OurSa, ReceivedMessage, SetSpec } from './interop-grid.ts';
+import { systemClock } from '../../src/util/clock.ts';
 
 const backends = new Map<string, UserspaceBackend>();
 const endpoints = new Map<string, ProtectedEndpoint>();
@@ -29,6 +30,7 @@ async function backendFor(localIp: string): Promise<UserspaceBackend> {
     b = await UserspaceBackend.create({
       localIp,
       encapPort: NAT_T_PORT,
+      clock: systemClock,
       // Our own capture point: every outer packet we send or accept, parsed back to its ESP part.
       wireLog: (ip, dir) => {
         const w = parseWire(ip, { encapPorts: [NAT_T_PORT] });

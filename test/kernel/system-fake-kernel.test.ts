@@ -15,6 +15,7 @@ import { Scscf } from '../../src/scscf/scscf.ts';
 import { Ue } from '../../src/ue/ue.ts';
 import { fromHex } from '../../src/util/bytes.ts';
 import { DOMAIN, K, OPC, subscriber } from '../support/ims-world.ts';
+import { systemClock } from '../../src/util/clock.ts';
 
 const IP = '127.0.0.1';
 
@@ -28,7 +29,7 @@ interface Seen {
 
 /** An xfrm backend on a fake kernel whose TCP transports log what they deliver (and over which SA). */
 async function fakeXfrm(side: string, instance: number, seen: Seen[]): Promise<XfrmBackend> {
-  const b = await XfrmBackend.create({ transport: new FakeKernel(), instance });
+  const b = await XfrmBackend.create({ transport: new FakeKernel(), instance, clock: systemClock });
   const open = b.openTcp.bind(b);
   b.openTcp = (o) =>
     open({

@@ -38,15 +38,14 @@ const timers = { timers: { t1: o.t1 ?? 200 } };
 async function openBackend(encapPort: number): Promise<IpsecBackend> {
   // The backends' clock must be the network functions' (systemClock: performance.now), or the
   // kernel's hard lifetimes come out wrong.
-  const now = () => systemClock.now();
-  if (o.backend === 'userspace') return UserspaceBackend.create({ localIp: o.address, encapPort, now, ...(o.keepaliveMs !== undefined && { keepaliveMs: o.keepaliveMs }) });
-  return XfrmBackend.create({ instance: o.instance, encapPort: encapPort || 4500, now, onKernelEvent: ({ set: _s, sa: _a, ...e }) => void kernelEvents.push(e as KernelEvent) });
+  const clock = systemClock;
+  if (o.backend === 'userspace') return UserspaceBackend.create({ localIp: o.address, encapPort, clock, ...(o.keepaliveMs !== undefined && { keepaliveMs: o.keepaliveMs }) });
+  return XfrmBackend.create({ instance: o.instance, encapPort: encapPort || 4500, clock, onKernelEvent: ({ set: _s, sa: _a, ...e }) => void kernelEvents.push(e as KernelEvent) });
 }
 
 /** Per SA of a set: the kernel's counters (xfrm) or our engine's (userspace). */
 function counters(b: IpsecBackend, set: SaSet): Record<string, number> {
-  if (b instanceof XfrmBackend) return Object.fromEntries(b.query(set).map((s) => [s.name, s.packets]));
-  return Object.fromEntries(set.summary().map((r) => [r.name, r.packets]));
+  return Object.fromEntries(b.saStats(set).map((s) => [s.name, s.packets]));
 }
 
 const liveSets = (b: IpsecBackend) => b.sets.filter((s) => s.live);

@@ -12,6 +12,7 @@ import { PolicyTable } from '../../src/ipsec/backends/xfrm/policies.ts';
 import { XfrmNetlink } from '../../src/ipsec/backends/xfrm/socket.ts';
 import { expandKeys } from '../../src/ipsec/keys.ts';
 import { createSaSet, type SaSet, type SaSetConfig } from '../../src/ipsec/sa-set.ts';
+import { systemClock } from '../../src/util/clock.ts';
 
 const ip = (...args: string[]) => execFileSync('ip', args, { encoding: 'utf8' });
 /** `ip -s` prints the selector's user field as "uid N" (without -s only when ip thinks it matters). */
@@ -82,7 +83,7 @@ test('reconcile at create() deletes the crashed run\'s tagged policies only; ins
   other.close();
   ip('xfrm', 'policy', 'add', 'src', '198.51.100.1/32', 'dst', '198.51.100.2/32', 'dir', 'out', 'tmpl', 'src', '198.51.100.1', 'dst', '198.51.100.2', 'proto', 'esp', 'mode', 'transport');
   assert.equal(uids(TAG), 6);
-  const b = await XfrmBackend.create({ instance: 9 });
+  const b = await XfrmBackend.create({ instance: 9, clock: systemClock });
   const after = ip('xfrm', 'policy');
   assert.equal(uids(TAG), 0, after);
   assert.equal(uids(ownerTag(10)), 4, 'the other instance keeps its policies');

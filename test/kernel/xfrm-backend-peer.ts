@@ -9,6 +9,7 @@ import type { EncryptionAlg, IntegrityAlg } from '../../src/ipsec/algorithms.ts'
 import { expandKeys } from '../../src/ipsec/keys.ts';
 import { createSaSet, type SaSet, type SaSetConfig, type SaSetEvent } from '../../src/ipsec/sa-set.ts';
 import type { EspMode } from '../../src/ipsec/types.ts';
+import { systemClock } from '../../src/util/clock.ts';
 
 export interface PairOptions {
   alg: IntegrityAlg;
@@ -98,6 +99,7 @@ async function run(a: Args): Promise<unknown> {
     case 'create':
       backend = await XfrmBackend.create({
         instance: (a.instance as number | undefined) ?? 1,
+        clock: systemClock,
         ...(a.keepaliveMs !== undefined ? { keepaliveMs: a.keepaliveMs as number } : {}),
         onKernelEvent: (e) => events.push({ ...e, set: names.get(e.set), sa: e.sa.name }),
       });

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { UserspaceBackend } from '../../src/ipsec/backends/userspace.ts';
 import { startWorld, subscriber, until } from '../support/ims-world.ts';
+import { systemClock } from '../../src/util/clock.ts';
 
 /** UE → `inside` port; forwards from its current `outside` socket to the P-CSCF, and back. */
 class Relay {
@@ -50,7 +51,7 @@ test('P-CSCF port_Uenc: learnt from traffic, kept for keepalives and replays, mo
   const w = await startWorld({ mode: 'udp-enc-tun' });
   const relay = new Relay(w.ip, w.pcBackend.encapPort);
   await relay.start();
-  const backend = await UserspaceBackend.create({ localIp: w.ip, encapPort: 0, keepaliveMs: 150 });
+  const backend = await UserspaceBackend.create({ localIp: w.ip, encapPort: 0, keepaliveMs: 150, clock: systemClock });
   const moves: { port: number; previous?: { port: number } }[] = [];
   w.pcscf.on('nat-mapping', (e) => moves.push(e));
   try {

@@ -10,7 +10,7 @@ import type { SecAgreePolicy } from '../../src/secagree/index.ts';
 import { Hss } from '../../src/scscf/hss.ts';
 import { HssStore } from '../../src/scscf/hss-store.ts';
 import { Scscf } from '../../src/scscf/scscf.ts';
-import type { Clock } from '../../src/sip/clock.ts';
+import { systemClock, type Clock } from '../../src/util/clock.ts';
 import { Ue } from '../../src/ue/ue.ts';
 import type { UeOptions } from '../../src/ue/ue-types.ts';
 import { fromHex } from '../../src/util/bytes.ts';
@@ -45,7 +45,7 @@ export async function startWorld(o: WorldOptions = {}) {
   }
   const clockOpt = o.clock ? { clock: o.clock } : {};
   const scscf = await Scscf.start({ address: ip, port: 0, domain: DOMAIN, hss: new Hss(store), ...clockOpt, trace: (e) => trace.push(e) });
-  const pcBackend = await UserspaceBackend.create({ localIp: ip, encapPort: 0, ...(o.clock && { now: () => o.clock!.now() }) });
+  const pcBackend = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: o.clock ?? systemClock });
   const pcscf = await Pcscf.start({
     address: ip,
     port: 0,
@@ -65,7 +65,7 @@ export async function startWorld(o: WorldOptions = {}) {
   const ue = async (i: number, extra: Partial<UeOptions> & { backend?: IpsecBackend & { encapPort?: number } } = {}) => {
     let backend = extra.backend;
     if (!backend) {
-      const b = await UserspaceBackend.create({ localIp: extra.localIp ?? ip, encapPort: 0, ...(o.clock && { now: () => o.clock!.now() }) });
+      const b = await UserspaceBackend.create({ localIp: extra.localIp ?? ip, encapPort: 0, clock: o.clock ?? systemClock });
       backends.push(b);
       backend = b;
     }

@@ -16,6 +16,7 @@ import type { AgentServer, Handler } from './agent-protocol.ts';
 import { NAT_DOMAIN, natSubscriber, saRows, sipLine, type NetAgentOptions } from './nat-common.ts';
 import { DemoRecorder, type Installed } from './recorder.ts';
 import { DEMO_SUBSCRIBER } from './run.ts';
+import { systemClock } from '../../util/clock.ts';
 
 export interface NetNode {
   readonly pcscf: Pcscf;
@@ -47,7 +48,7 @@ export async function startNetNode(o: NetAgentOptions, server: () => AgentServer
   try {
     const scscf = await Scscf.start({ address: o.address, port: o.scscfPort ?? 6060, domain: NAT_DOMAIN, hss: new Hss(store), ...timers, ...(trace && { trace }) });
     stops.push(() => scscf.stop());
-    const backend = await UserspaceBackend.create({ localIp: o.address, encapPort: o.encapPort ?? NAT_T_PORT });
+    const backend = await UserspaceBackend.create({ localIp: o.address, encapPort: o.encapPort ?? NAT_T_PORT, clock: systemClock });
     stops.push(() => backend.close());
     const rec = new DemoRecorder();
     const installed = rec.installed;

@@ -11,6 +11,7 @@ import type { AgentServer, Handler } from './agent-protocol.ts';
 import { NAT_DOMAIN, natSubscriber, saRows, sipLine, type UeAgentOptions } from './nat-common.ts';
 import { DemoRecorder, type Installed } from './recorder.ts';
 import { DEMO_SUBSCRIBER } from './run.ts';
+import { systemClock } from '../../util/clock.ts';
 
 export interface HostedUe {
   readonly k: number;
@@ -54,6 +55,7 @@ export async function startUeNode(o: UeAgentOptions, server: () => AgentServer |
       const backend = await UserspaceBackend.create({
         localIp: o.localIp,
         encapPort: (o.encapPort ?? NAT_T_PORT) + k,
+        clock: systemClock,
         ...(o.keepaliveMs !== undefined && { keepaliveMs: o.keepaliveMs }),
         ...(hooks.wireLog && { wireLog: (ip: Uint8Array, dir: 'in' | 'out') => hooks.wireLog!(k, ip, dir) }),
       });

@@ -51,10 +51,12 @@ export class DemoRecorder {
   };
 
   /** Wraps a backend so every installed set is remembered with its side (plain delegation: backends keep private state). */
-  recordInstalls<B extends IpsecBackend & { readonly encapPort?: number }>(side: 'ue' | 'pcscf', b: B): IpsecBackend & { readonly encapPort?: number } {
+  recordInstalls(side: 'ue' | 'pcscf', b: IpsecBackend): IpsecBackend {
     const installed = this.installed;
     return {
       name: b.name,
+      features: b.features,
+      saStats: (set) => b.saStats(set),
       get encapPort() {
         return b.encapPort;
       },

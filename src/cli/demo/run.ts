@@ -16,6 +16,7 @@ import { Scscf } from '../../scscf/scscf.ts';
 import { Ue } from '../../ue/ue.ts';
 import { fromHex } from '../../util/bytes.ts';
 import { DemoRecorder, type Installed } from './recorder.ts';
+import { systemClock } from '../../util/clock.ts';
 
 export interface DemoOptions {
   readonly mode: 'trans' | 'udp-enc-tun';
@@ -88,8 +89,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     cleanups.push(() => scscf.stop());
 
     // 4500 when free, so Wireshark dissects the ESP-in-UDP without being told the port.
-    pcBackend = await UserspaceBackend.create({ localIp: ip, encapPort: NAT_T_PORT, wireLog: rec.wireLog }).catch(() =>
-      UserspaceBackend.create({ localIp: ip, encapPort: 0, wireLog: rec.wireLog }),
+    pcBackend = await UserspaceBackend.create({ localIp: ip, encapPort: NAT_T_PORT, wireLog: rec.wireLog, clock: systemClock }).catch(() =>
+      UserspaceBackend.create({ localIp: ip, encapPort: 0, wireLog: rec.wireLog, clock: systemClock }),
     );
     cleanups.push(() => pcBackend?.close());
     const pcscf = await Pcscf.start({
@@ -106,7 +107,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     cleanups.push(() => pcscf.stop());
     for (const port of [pcscf.port, pcscf.portC, pcscf.portS]) rec.markAccess(ip, port);
 
-    ueBackend = await UserspaceBackend.create({ localIp: ueIp, encapPort: 0, wireLog: rec.wireLog });
+    ueBackend = await UserspaceBackend.create({ localIp: ueIp, encapPort: 0, wireLog: rec.wireLog, clock: systemClock });
     cleanups.push(() => ueBackend?.close());
     const ue = await Ue.create({
       impi: DEMO_SUBSCRIBER.impi,

@@ -2,8 +2,10 @@
 // SA sets, allocate SPIs, and protected endpoints bound to the protected ports that deliver each
 // message with the SA set it arrived on (design: strongSwan's kernel_ipsec_t, cut to IMS).
 import type { ReceiveHandler, SipTransport } from '../../sip/transport.ts';
-import type { Sa } from '../sa.ts';
+import type { EncryptionAlg, IntegrityAlg } from '../algorithms.ts';
+import type { Sa, SaName } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
+import type { EspMode } from '../types.ts';
 
 export interface Addr {
   readonly address: string;
@@ -51,8 +53,37 @@ export interface BackendCounters {
   readonly noEndpoint: number;
 }
 
+/** What a backend can carry, asked before an offer is made or a set installed. */
+export interface BackendFeatures {
+  readonly modes: readonly EspMode[];
+  /** SIP transports inside the SAs: udp everywhere, tcp where `openTcp` exists (xfrm). */
+  readonly transports: readonly ('udp' | 'tcp')[];
+  readonly integrity: readonly IntegrityAlg[];
+  readonly encryption: readonly EncryptionAlg[];
+}
+
+/** One SA's counters as the backend sees them (the kernel's for xfrm, the engine's otherwise). */
+export interface SaStats {
+  readonly name: SaName;
+  readonly spi: number;
+  readonly packets: number;
+  readonly bytes: number;
+  readonly replayDrops: number;
+  readonly integrityFailures: number;
+  /** Outbound: the last sequence number sent; inbound: the highest one received. */
+  readonly seq: number;
+}
+
 export interface IpsecBackend {
-  readonly name: 'userspace' | 'xfrm';
+  readonly name: 'userspace' | 'xfrm' | 'memory';
+  /**
+   * This side's local ESP-in-UDP port (RFC 3948): what a UE writes into its UDP-enc-tun sets and
+   * a P-CSCF advertises (spec digest §15A point 1). 4500 unless configured otherwise.
+   */
+  readonly encapPort: number;
+  readonly features: BackendFeatures;
+  /** Per-SA counters of an installed set, in the set's SA order; [] for a set not installed. */
+  saStats(set: SaSet): SaStats[];
   /** Fresh inbound SPIs for `localIp`: unique among this backend's live inbound SAs, never 0–255. */
   allocateSpis(localIp: string, n: number): number[];
   install(set: SaSet): Promise<void>;

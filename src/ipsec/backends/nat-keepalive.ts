@@ -1,6 +1,7 @@
 // NAT-keepalives (RFC 3948 §2.3, §4; spec digest §15A point 3, §16.3): one 0xFF octet to a peer's
 // encapsulation address whenever nothing else went there for `intervalMs` (default 20 s). Only the
 // side behind the NAT sends them (the UE); the owner tells us which peers need them and what it sent.
+import type { Clock } from '../../util/clock.ts';
 import { guard } from '../../util/guard.ts';
 import type { Addr } from './backend.ts';
 
@@ -14,13 +15,14 @@ export interface NatKeepaliveDeps {
   readonly intervalMs: number;
   /** Sends one keepalive datagram to `peer` from the encapsulation socket. */
   readonly send: (peer: Addr) => Promise<void>;
-  readonly now?: () => number;
+  /** The backend's clock (virtual time in tests); timers are unref'd: keepalives never keep a process alive. */
+  readonly clock: Clock;
 }
 
 interface PeerState {
   readonly peer: Addr;
   last: number;
-  timer: NodeJS.Timeout | undefined;
+  cancel: (() => void) | undefined;
 }
 
 /** Not safe for concurrent use (one event loop owns it). */
@@ -29,13 +31,11 @@ export class NatKeepalive {
   sent = 0;
   readonly #deps: NatKeepaliveDeps;
   readonly #peers = new Map<string, PeerState>();
-  readonly #now: () => number;
   #closed = false;
 
   constructor(deps: NatKeepaliveDeps) {
     if (!Number.isInteger(deps.intervalMs) || deps.intervalMs < 0) throw new RangeError(`keepaliveMs must be an integer >= 0, got ${deps.intervalMs}`);
     this.#deps = deps;
-    this.#now = deps.now ?? Date.now;
   }
 
   get enabled(): boolean {
@@ -50,7 +50,7 @@ export class NatKeepalive {
   /** Something (ESP or a keepalive) just left for `peer`: its silence starts again. */
   noteSent(peer: Addr): void {
     const p = this.#peers.get(key(peer));
-    if (p) p.last = this.#now();
+    if (p) p.last = this.#deps.clock.now();
   }
 
   /**
@@ -63,12 +63,12 @@ export class NatKeepalive {
     const want = new Map(peers.map((p) => [key(p), p]));
     for (const [k, st] of this.#peers) {
       if (want.has(k)) continue;
-      clearTimeout(st.timer);
+      st.cancel?.();
       this.#peers.delete(k);
     }
     for (const [k, peer] of want) {
       if (this.#peers.has(k)) continue;
-      const st: PeerState = { peer, last: this.#now(), timer: undefined };
+      const st: PeerState = { peer, last: this.#deps.clock.now(), cancel: undefined };
       this.#peers.set(k, st);
       this.#schedule(st);
     }
@@ -76,21 +76,20 @@ export class NatKeepalive {
 
   close(): void {
     this.#closed = true;
-    for (const st of this.#peers.values()) clearTimeout(st.timer);
+    for (const st of this.#peers.values()) st.cancel?.();
     this.#peers.clear();
   }
 
   #schedule(st: PeerState): void {
-    const wait = Math.max(0, st.last + this.#deps.intervalMs - this.#now());
-    st.timer = setTimeout(guard('esp.keepalive', () => this.#fire(st)), wait);
-    st.timer.unref();
+    const wait = Math.max(0, st.last + this.#deps.intervalMs - this.#deps.clock.now());
+    st.cancel = this.#deps.clock.setTimer(wait, guard('esp.keepalive', () => this.#fire(st)), { unref: true });
   }
 
   async #fire(st: PeerState): Promise<void> {
     if (this.#closed || this.#peers.get(key(st.peer)) !== st) return;
     // A timer may fire a little early; 5 ms of slack keeps it from skipping a whole interval.
-    if (this.#now() - st.last >= this.#deps.intervalMs - 5) {
-      st.last = this.#now();
+    if (this.#deps.clock.now() - st.last >= this.#deps.intervalMs - 5) {
+      st.last = this.#deps.clock.now();
       try {
         await this.#deps.send(st.peer);
         this.sent++;

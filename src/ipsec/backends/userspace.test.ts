@@ -8,6 +8,7 @@ import { createSaSet, type SaSetConfig } from '../sa-set.ts';
 import { expandKeys } from '../keys.ts';
 import { fromHex } from '../../util/bytes.ts';
 import type { ProtectedContext } from './backend.ts';
+import { systemClock } from '../../util/clock.ts';
 
 const CK = fromHex('b40ba9a3c58b2a05bbf0d987b21bf8cb');
 const IK = fromHex('f769bcd751044604127672711c6d3441');
@@ -17,8 +18,8 @@ function nextMessage(ep: { onMessage(h: (b: Uint8Array, c: ProtectedContext) => 
 }
 
 async function pair(ip: string) {
-  const ue = await UserspaceBackend.create({ localIp: ip, encapPort: 0 });
-  const pc = await UserspaceBackend.create({ localIp: ip, encapPort: 0 });
+  const ue = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock });
+  const pc = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock });
   const [spiUc, spiUs] = ue.allocateSpis(ip, 2) as [number, number];
   const [spiPc, spiPs] = pc.allocateSpis(ip, 2) as [number, number];
   const base: Omit<SaSetConfig, 'role'> = {
@@ -70,8 +71,8 @@ for (const ip of ['127.0.0.1', '::1']) {
 test('a replayed ESP-in-UDP packet is dropped and counted on the SA; an unknown SPI on the backend', async () => {
   const ip = '127.0.0.1';
   const drops: string[] = [];
-  const pc = await UserspaceBackend.create({ localIp: ip, encapPort: 0, onDrop: (r) => drops.push(r.drop) });
-  const ue = await UserspaceBackend.create({ localIp: ip, encapPort: 0, wireLog: (pkt, dir) => dir === 'out' && sent.push(pkt) });
+  const pc = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock, onDrop: (r) => drops.push(r.drop) });
+  const ue = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock, wireLog: (pkt, dir) => dir === 'out' && sent.push(pkt) });
   const sent: Uint8Array[] = [];
   const [spiPc, spiPs] = pc.allocateSpis(ip, 2) as [number, number];
   const base: Omit<SaSetConfig, 'role'> = {
@@ -109,7 +110,7 @@ test('a replayed ESP-in-UDP packet is dropped and counted on the SA; an unknown 
 });
 
 test('mod=trans without CAP_NET_RAW fails with an error that names the capability (or works as root)', async (t) => {
-  const b = await UserspaceBackend.create({ localIp: '127.0.0.1', encapPort: 0 });
+  const b = await UserspaceBackend.create({ localIp: '127.0.0.1', encapPort: 0, clock: systemClock });
   try {
     const set = createSaSet({
       role: 'ue',
@@ -134,8 +135,8 @@ test('mod=trans over raw IP protocol 50 on loopback carries a request with its S
     return;
   }
   const ip = '127.0.0.1';
-  const ue = await UserspaceBackend.create({ localIp: ip, encapPort: 0 });
-  const pc = await UserspaceBackend.create({ localIp: ip, encapPort: 0 });
+  const ue = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock });
+  const pc = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock });
   try {
     const base: Omit<SaSetConfig, 'role'> = {
       ue: { ip, portC: 31700, portS: 31701, spiC: 7000, spiS: 7001 },
@@ -159,7 +160,7 @@ test('mod=trans over raw IP protocol 50 on loopback carries a request with its S
 });
 
 test('a protected port has one owner: opening it twice throws, closing gives it back', async () => {
-  const b = await UserspaceBackend.create({ localIp: '127.0.0.1', encapPort: 0 });
+  const b = await UserspaceBackend.create({ localIp: '127.0.0.1', encapPort: 0, clock: systemClock });
   try {
     const ep = await b.openEndpoint({ address: '127.0.0.1', port: 31900 });
     await assert.rejects(b.openEndpoint({ address: '127.0.0.1', port: 31900 }), /already open/);
@@ -177,7 +178,7 @@ test('NAT-keepalives (RFC 3948 §2.3/§4): the UE side sends 0xFF after the conf
   await new Promise<void>((r) => peer.bind(0, ip, () => r()));
   const got: { len: number; first: number; port: number; at: number }[] = [];
   peer.on('message', (m, rinfo) => got.push({ len: m.length, first: m[0]!, port: rinfo.port, at: Date.now() }));
-  const mk = async (keepaliveMs: number) => UserspaceBackend.create({ localIp: ip, encapPort: 0, keepaliveMs });
+  const mk = async (keepaliveMs: number) => UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock, keepaliveMs });
   const ue = await mk(150);
   const pcSide = await mk(150);
   const off = await mk(0);
@@ -233,6 +234,7 @@ test('issue 10 §4: a throwing handler or drop hook costs one datagram; the next
   const pcHook = await UserspaceBackend.create({
     localIp: ip,
     encapPort: 0,
+    clock: systemClock,
     onDrop: () => {
       dropHookCalls++;
       throw new Error('drop hook bug');

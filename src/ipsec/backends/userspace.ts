@@ -5,6 +5,7 @@
 // (RFC 3948 §4) from the encapsulation socket for the UE's UDP-encapsulated sets (Annex M).
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
+import type { Clock } from '../../util/clock.ts';
 import { buildIpPacket, buildUdp, classifyEncapPayload } from '../esp/index.ts';
 import { guard } from '../../util/guard.ts';
 import { BackendError } from './errors.ts';
@@ -12,7 +13,9 @@ import { sameAddress } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
 import { Sad, type ReceiveResult } from '../sad.ts';
 import { NAT_T_PORT } from '../types.ts';
-import type { Addr, BackendCounters, IpsecBackend, ProtectedEndpoint, ProtectedHandler } from './backend.ts';
+import { ENCRYPTION_ALGS, INTEGRITY_ALGS } from '../algorithms.ts';
+import type { Addr, BackendCounters, BackendFeatures, IpsecBackend, ProtectedEndpoint, ProtectedHandler, SaStats } from './backend.ts';
+import { engineSaStats } from './engine-stats.ts';
 import { DEFAULT_KEEPALIVE_MS, NAT_KEEPALIVE, NatKeepalive } from './nat-keepalive.ts';
 import { openRawEsp, type RawEspSocket } from './raw-esp.ts';
 
@@ -25,8 +28,8 @@ export interface UserspaceBackendOptions {
   readonly wireLog?: (ip: Uint8Array, dir: 'in' | 'out') => void;
   /** Called for every inbound drop (logging); never given key material. */
   readonly onDrop?: (r: Extract<ReceiveResult, { ok: false }>, from: Addr) => void;
-  /** Clock for lazy hard-expiry in the SAD (ms). */
-  readonly now?: () => number;
+  /** The clock the SA sets' expiresAt are in (the UE's / P-CSCF's): lazy hard expiry in the SAD, keepalive timers. */
+  readonly clock: Clock;
   /**
    * NAT-keepalive interval (RFC 3948 §4, spec digest §15A point 3): one 0xFF octet to the P-CSCF's
    * encapsulation address after this many ms without sending there. Only for SA sets of role 'ue'
@@ -37,8 +40,17 @@ export interface UserspaceBackendOptions {
 
 const STATE_RANK = { current: 0, temporary: 1, old: 2, deleted: 3 } as const;
 
+/** Transport mode needs a raw ESP socket (root) at install; the engine carries UDP only. */
+export const USERSPACE_FEATURES: BackendFeatures = Object.freeze<BackendFeatures>({
+  modes: ['transport', 'udp-enc-tunnel'],
+  transports: ['udp'],
+  integrity: INTEGRITY_ALGS,
+  encryption: ENCRYPTION_ALGS,
+});
+
 export class UserspaceBackend implements IpsecBackend {
   readonly name = 'userspace' as const;
+  readonly features = USERSPACE_FEATURES;
   readonly sad: Sad;
   readonly #opts: UserspaceBackendOptions;
   readonly #endpoints = new Map<string, Endpoint>();
@@ -54,10 +66,10 @@ export class UserspaceBackend implements IpsecBackend {
   private constructor(opts: UserspaceBackendOptions) {
     if (isIP(opts.localIp) === 0) throw new BackendError('BACKEND_BAD_PARAMS', `localIp must be an IP address, got ${JSON.stringify(opts.localIp)}`);
     this.#opts = opts;
-    this.sad = new Sad(opts.now ? { now: opts.now } : {});
+    this.sad = new Sad({ now: () => opts.clock.now() });
     const intervalMs = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
     if (!Number.isInteger(intervalMs) || intervalMs < 0) throw new BackendError('BACKEND_BAD_PARAMS', `keepaliveMs must be an integer >= 0, got ${intervalMs}`);
-    this.#keepalive = new NatKeepalive({ intervalMs, send: (peer) => this.#sendKeepalive(peer) });
+    this.#keepalive = new NatKeepalive({ intervalMs, clock: opts.clock, send: (peer) => this.#sendKeepalive(peer) });
   }
 
   /** Creates the backend and binds its ESP-in-UDP socket (needs no privileges). */
@@ -78,6 +90,10 @@ export class UserspaceBackend implements IpsecBackend {
 
   get counters(): BackendCounters {
     return { ...this.sad.counters, noEndpoint: this.#noEndpoint, keepalivesSent: this.#keepalive.sent };
+  }
+
+  saStats(set: SaSet): SaStats[] {
+    return this.#installOrder.has(set) ? engineSaStats(set) : [];
   }
 
   allocateSpis(localIp: string, n: number): number[] {

@@ -10,6 +10,7 @@ import { FakeKernel } from './_fake-kernel.ts';
 import { XfrmBackend } from './backend.ts';
 import { saMessage, policyMessage } from './messages.ts';
 import { ownerTag } from './plan.ts';
+import { systemClock } from '../../../util/clock.ts';
 
 const IK = new Uint8Array(16).fill(0x11);
 const CK = new Uint8Array(16).fill(0x22);
@@ -28,7 +29,7 @@ function setCfg(i: number, over: Partial<SaSetConfig> = {}): SaSetConfig {
 }
 
 async function backend(k = new FakeKernel(), now = () => 1_000_000) {
-  return { k, b: await XfrmBackend.create({ transport: k, instance: 5, now }) };
+  return { k, b: await XfrmBackend.create({ transport: k, instance: 5, clock: { now, setTimer: systemClock.setTimer } }) };
 }
 
 test('install: four tagged SAs and four policies; outbound templates pinned to the SA, inbound ones open', async () => {
@@ -117,7 +118,7 @@ test('refresh after setLifetime updates the SAs (UPDSA, counted from their add t
 test('setPeerEncap: a new port is an UPDSA; a new address re-adds the outbound SAs and re-points their policies', async () => {
   const k = new FakeKernel();
   const socks: string[] = [];
-  const b = await XfrmBackend.create({ transport: k, instance: 5, openEspInUdp: (ip, port) => (socks.push(`open ${ip}:${port}`), { send: () => {}, close: () => void socks.push(`close ${ip}:${port}`) }) });
+  const b = await XfrmBackend.create({ transport: k, clock: systemClock, instance: 5, openEspInUdp: (ip, port) => (socks.push(`open ${ip}:${port}`), { send: () => {}, close: () => void socks.push(`close ${ip}:${port}`) }) });
   const set = createSaSet(setCfg(6, { mode: 'udp-enc-tunnel' }));
   await b.install(set);
   assert.deepEqual(socks, ['open 192.0.2.20:4500'], 'the P-CSCF holds a UDP_ENCAP socket on its encapsulation port');
@@ -135,14 +136,14 @@ test('setPeerEncap: a new port is an UPDSA; a new address re-adds the outbound S
 
 test('create() reconciles: deletes this instance\'s stale entries, keeps other instances and foreign ones', async () => {
   const k = new FakeKernel();
-  const stale = await XfrmBackend.create({ transport: k, instance: 5 });
+  const stale = await XfrmBackend.create({ transport: k, clock: systemClock, instance: 5 });
   await stale.install(createSaSet(setCfg(7)));
-  const other = await XfrmBackend.create({ transport: k, instance: 6 });
+  const other = await XfrmBackend.create({ transport: k, clock: systemClock, instance: 6 });
   await other.install(createSaSet(setCfg(8)));
   const sel = { family: 4 as const, src: '198.51.100.1', dst: '198.51.100.2', prefixSrc: 32, prefixDst: 32, sport: 0, dport: 0, proto: 0, user: 0 };
   k.request(policyMessage({ sel, dir: 'out', priority: 0, hardSeconds: 0, tmpl: { family: 4, src: '198.51.100.1', dst: '198.51.100.2', spi: 0, reqid: 0, mode: 'transport' } }, { seq: 1 }), 'foreign');
   // "stale" crashed: a new backend with the same instance starts.
-  const fresh = await XfrmBackend.create({ transport: k, instance: 5 });
+  const fresh = await XfrmBackend.create({ transport: k, clock: systemClock, instance: 5 });
   assert.equal(k.sas.size, 4, 'instance 6 keeps its SAs');
   assert.ok(k.allSas().every((r) => r.sel!.user === ownerTag(6)));
   assert.equal(k.policies.size, 5, 'instance 6 policies + the foreign one');
@@ -165,7 +166,7 @@ test('close() removes every set and anything else of ours', async () => {
 test('allocateSpis skips SPIs live in the kernel and ones already handed out, never 0..255', async () => {
   const k = new FakeKernel();
   const draws = [0x1000 - 256, 0x1000 - 256, 0, 0xffffffff, 7];
-  const b = await XfrmBackend.create({ transport: k, instance: 5, randomUint32: () => draws.shift() ?? 99 });
+  const b = await XfrmBackend.create({ transport: k, clock: systemClock, instance: 5, randomUint32: () => draws.shift() ?? 99 });
   const live = createSaSet(setCfg(12, { pcscf: { ...setCfg(12).pcscf, spiC: 0x1000 } }));
   await b.install(live); // SA4 (UE → P-CSCF) is inbound at the P-CSCF with spi 0x1000
   const spis = b.allocateSpis('192.0.2.20', 3);
@@ -203,6 +204,7 @@ test('a UE with UDP-enc-tun sets sends NAT-keepalives (0xFF) from its ESP-in-UDP
   const b = await XfrmBackend.create({
     transport: new FakeKernel(),
     keepaliveMs: 20,
+    clock: systemClock,
     openEspInUdp: (ip, port) => ({ send: (to, bytes) => void sent.push(`${ip}:${port} -> ${to.address}:${to.port} ${Buffer.from(bytes).toString('hex')}`), close: () => {} }),
   });
   const set = createSaSet(setCfg(15, { role: 'ue', mode: 'udp-enc-tunnel' }));
@@ -220,7 +222,7 @@ test('a UE with UDP-enc-tun sets sends NAT-keepalives (0xFF) from its ESP-in-UDP
 });
 
 test('sends to a NATed UE go to its inner address, whatever address the SIP layer used (no clear-text leak)', async () => {
-  const b = await XfrmBackend.create({ transport: new FakeKernel(), openEspInUdp: () => ({ send: () => {}, close: () => {} }) });
+  const b = await XfrmBackend.create({ transport: new FakeKernel(), clock: systemClock, openEspInUdp: () => ({ send: () => {}, close: () => {} }) });
   const set = createSaSet(setCfg(16, { mode: 'udp-enc-tunnel', ue: { ...setCfg(16).ue, ip: '198.51.100.7', innerIp: '10.0.0.7' } }));
   await b.install(set);
   const viaPublic = b.prepareSend({ address: '192.0.2.20', port: 5062 }, { address: '198.51.100.7', port: 50033 });

@@ -2,10 +2,12 @@
 // semantics), SIP on ordinary UDP/TCP sockets on the protected ports. install = 4 × NEWSA then the
 // policies, every ACK read, rollback on failure; remove/close delete only what carries our tag.
 import { randomBytes } from 'node:crypto';
+import type { Clock } from '../../../util/clock.ts';
 import { isIP } from 'node:net';
 import { canonicalAddress, type Sa } from '../../sa.ts';
 import type { SaSet } from '../../sa-set.ts';
-import type { Addr, BackendCounters, IpsecBackend, ProtectedContext, ProtectedEndpoint } from '../backend.ts';
+import { ENCRYPTION_ALGS, INTEGRITY_ALGS } from '../../algorithms.ts';
+import type { Addr, BackendCounters, BackendFeatures, IpsecBackend, ProtectedContext, ProtectedEndpoint, SaStats } from '../backend.ts';
 import { NAT_T_PORT } from '../../types.ts';
 import { BackendError } from '../errors.ts';
 import { XfrmUdpEndpoint, type ProtectedLookup } from './endpoint.ts';
@@ -27,8 +29,11 @@ export interface XfrmBackendOptions {
    * so two processes sharing a network namespace need different instances.
    */
   readonly instance?: number;
-  /** Clock (ms) the SA sets' expiresAt are in; the kernel gets hard lifetimes relative to it. */
-  readonly now?: () => number;
+  /**
+   * The clock the SA sets' expiresAt are in (the UE's / P-CSCF's): the kernel gets hard lifetimes
+   * relative to it; NAT-keepalive timers run on it.
+   */
+  readonly clock: Clock;
   /** XFRM policy priority (lower wins); default 0. */
   readonly priority?: number;
   /** Delete stale tagged entries of this instance at start (default true). */
@@ -56,8 +61,17 @@ export interface XfrmBackendCounters extends BackendCounters {
   readonly unprotected: number;
 }
 
+/** Kernel SAs carry any protocol, so SIP over TCP too (spec digest §6.2); every Annex H algorithm has a Linux name. */
+export const XFRM_FEATURES: BackendFeatures = Object.freeze<BackendFeatures>({
+  modes: ['transport', 'udp-enc-tunnel'],
+  transports: ['udp', 'tcp'],
+  integrity: INTEGRITY_ALGS,
+  encryption: ENCRYPTION_ALGS,
+});
+
 export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   readonly name = 'xfrm' as const;
+  readonly features = XFRM_FEATURES;
   readonly tag: number;
   /** Our ESP-in-UDP port (written into UDP-enc-tun sets by the UE and the P-CSCF). */
   readonly encapPort: number;
@@ -84,17 +98,18 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     this.tag = ownerTag(opts.instance ?? 0);
     this.encapPort = opts.encapPort || NAT_T_PORT;
     this.#nl = nl;
-    this.#now = opts.now ?? Date.now;
+    const clock = opts.clock;
+    this.#now = () => clock.now();
     this.#rand = opts.randomUint32 ?? (() => randomBytes(4).readUInt32BE(0));
     this.#kernel = new KernelSas(nl, this.tag, this.#now);
     this.#encap = new EncapSockets(opts.openEspInUdp);
-    this.#keepalive = new UeKeepalives(this.#encap, opts.keepaliveMs);
+    this.#keepalive = new UeKeepalives(this.#encap, clock, opts.keepaliveMs);
     this.#policies = new PolicyTable(nl, opts.priority ?? 0, this.#now);
     this.#events = new XfrmEvents(!opts.transport, (ev) => this.#onEvent(ev, opts.onKernelEvent));
   }
 
   /** Opens netlink (needs the addon and CAP_NET_ADMIN) and removes this instance's stale leftovers. */
-  static async create(opts: XfrmBackendOptions = {}): Promise<XfrmBackend> {
+  static async create(opts: XfrmBackendOptions): Promise<XfrmBackend> {
     const inst = opts.instance ?? 0;
     if (!Number.isInteger(inst) || inst < 0 || inst > 0xffff) throw new XfrmError('XFRM_BAD_PARAMS', `instance must be 0..65535, got ${inst}`);
     const b = new XfrmBackend(opts, opts.transport ?? new XfrmNetlink());
@@ -233,6 +248,10 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   query(set: SaSet): XfrmSaStats[] {
     const inst = this.#installed.get(set);
     return inst ? this.#kernel.query(inst) : [];
+  }
+
+  saStats(set: SaSet): SaStats[] {
+    return this.query(set);
   }
 
   async openEndpoint(local: Addr): Promise<ProtectedEndpoint> {

@@ -9,6 +9,7 @@ import { loadNative, sys } from './native.ts';
 import { DEFAULT_KEEPALIVE_MS, NAT_KEEPALIVE, NatKeepalive } from '../nat-keepalive.ts';
 import { familyOf, innerOf, type KernelPeer } from './plan.ts';
 import { bestOwner } from './policies.ts';
+import type { Clock } from '../../../util/clock.ts';
 
 /** One UDP_ENCAP_ESPINUDP socket: it only has to stay open; `send` is for NAT-keepalives. */
 export interface EncapSocket {
@@ -108,10 +109,12 @@ export class UeKeepalives {
 
   constructor(
     private readonly encap: EncapSockets,
+    clock: Clock,
     intervalMs = DEFAULT_KEEPALIVE_MS,
   ) {
     this.#timer = new NatKeepalive({
       intervalMs,
+      clock,
       send: async (peer) => void this.encap.send(this.#from.get(`${canonicalAddress(peer.address)}|${peer.port}`) ?? '', peer, NAT_KEEPALIVE),
     });
   }
