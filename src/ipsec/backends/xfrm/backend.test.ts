@@ -10,7 +10,7 @@ import { FakeKernel } from './_fake-kernel.ts';
 import { XfrmBackend } from './backend.ts';
 import { saMessage, policyMessage } from './messages.ts';
 import { ownerTag } from './plan.ts';
-import { systemClock } from '../../../util/clock.ts';
+import { ManualClock, systemClock } from '../../../util/clock.ts';
 
 const IK = new Uint8Array(16).fill(0x11);
 const CK = new Uint8Array(16).fill(0x22);
@@ -201,22 +201,32 @@ test('contextFor: the set and SA of a received message; shared port pairs resolv
 
 test('a UE with UDP-enc-tun sets sends NAT-keepalives (0xFF) from its ESP-in-UDP socket to the P-CSCF', async () => {
   const sent: string[] = [];
+  // Virtual time: the keepalive timers run on the backend's clock (a wall-clock wait was flaky under load).
+  const clock = new ManualClock();
+  const advance = async (ms: number) => {
+    for (let t = 0; t < ms; t += 5) {
+      clock.advance(5);
+      await new Promise((r) => setImmediate(r)); // a keepalive's send is async; its next timer follows it
+    }
+  };
   const b = await XfrmBackend.create({
     transport: new FakeKernel(),
     keepaliveMs: 20,
-    clock: systemClock,
+    clock,
     openEspInUdp: (ip, port) => ({ send: (to, bytes) => void sent.push(`${ip}:${port} -> ${to.address}:${to.port} ${Buffer.from(bytes).toString('hex')}`), close: () => {} }),
   });
   const set = createSaSet(setCfg(15, { role: 'ue', mode: 'udp-enc-tunnel' }));
   await b.install(set);
-  await new Promise((r) => setTimeout(r, 70));
-  assert.ok(sent.length >= 2, `keepalives: ${sent.length}`);
+  await advance(15);
+  assert.equal(sent.length, 0, 'nothing before 20 ms of silence');
+  await advance(55);
+  assert.equal(sent.length, 3, `keepalives at 20, 40, 60 ms: ${sent.length}`);
   assert.equal(sent[0], '192.0.2.10:4500 -> 192.0.2.20:4500 ff');
   assert.equal(b.counters.keepalivesSent, sent.length);
   b.setPeerEncap(set, { address: '192.0.2.20', port: 4501 }); // a UE rarely does this; the keepalives follow its SAs
   await b.remove(set);
   const n = sent.length;
-  await new Promise((r) => setTimeout(r, 50));
+  await advance(100);
   assert.equal(sent.length, n, 'no set, no keepalives');
   await b.close();
 });
