@@ -61,9 +61,6 @@ const killAll = (pid: number) => {
   }
 };
 
-// The repo's tsx loader as a file URL: `--import` then works whatever the child's cwd is.
-const TSX_LOADER = import.meta.resolve('tsx');
-
 export class NatLab implements Teardown, LabPlan {
   readonly prefix: string;
   readonly family: LabFamily;
@@ -124,14 +121,16 @@ export class NatLab implements Teardown, LabPlan {
   }
 
   /**
-   * Runs `node --import tsx SCRIPT ARGS…` inside `ns` with this Node binary and the repo's tsx,
-   * from any cwd. NODE_TEST_CONTEXT is removed so a script run from a test does not talk the
-   * test runner's protocol on stdout.
+   * Runs `node SCRIPT ARGS…` inside `ns` with this Node binary, from any cwd; a `.ts` script (the
+   * sources, not dist/) with `--import` of the repo's tsx as a file URL (resolved only then: the
+   * built package has no tsx). NODE_TEST_CONTEXT is removed so a script run from a test does not
+   * talk the test runner's protocol on stdout.
    */
   spawnNode(ns: string, scriptPath: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = {}, opts: Omit<SpawnOptions, 'env'> = {}): LabProcess {
     const e: NodeJS.ProcessEnv = { ...process.env, ...env };
     delete e.NODE_TEST_CONTEXT;
-    return this.spawn(ns, [process.execPath, '--import', TSX_LOADER, resolve(scriptPath), ...args], { ...opts, env: e });
+    const loader = scriptPath.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+    return this.spawn(ns, [process.execPath, ...loader, resolve(scriptPath), ...args], { ...opts, env: e });
   }
 
   private families(): ('ipv4' | 'ipv6')[] {

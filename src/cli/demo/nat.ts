@@ -11,7 +11,8 @@ import { AgentClient } from './agent-protocol.ts';
 import { natSubscriber, type NetAgentOptions, type SaRow, type SipLine, type UeAgentOptions } from './nat-common.ts';
 import type { StepResult } from './run.ts';
 
-const AGENT = fileURLToPath(new URL('./nat-agent.ts', import.meta.url));
+// The agent beside this file: nat-agent.ts in the sources, nat-agent.js in the build (dist/).
+const AGENT = fileURLToPath(new URL(`./nat-agent${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url));
 
 export interface NatDemoOptions {
   readonly alg: string;
