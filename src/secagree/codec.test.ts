@@ -1,6 +1,7 @@
 // Security-Client/-Server/-Verify codec: RFC 3329 §2.2 syntax, 33.203 Annex H params (digest §4).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { parseSecurityHeader, serializeMechanism, serializeMechanisms } from './codec.ts';
 import { SecAgreeError, type SecAgreeCode } from './errors.ts';
 import { InputError } from '../util/errors.ts';
@@ -85,8 +86,25 @@ test('rejects duplicate q values in one header (RFC 3329 §2.2), 0.1 and 0.100 b
   rejects('ipsec-3gpp;q=0.1;alg=hmac-sha-1-96, ipsec-3gpp;q=0.100;alg=hmac-md5-96', 'SECAGREE_DUPLICATE_Q', /mechanisms 1 and 2 both have q=0\.1/);
 });
 
-test('equal q values in different header instances are tolerated (checked per header value)', () => {
-  assert.equal(parseSecurityHeader(['tls;q=0.5', 'ipsec-3gpp;q=0.5']).length, 2);
+test('issue 10 §5: one q rule: equal q values in different instances of the header are refused like in one value', () => {
+  assert.throws(() => parseSecurityHeader(['tls;q=0.5', 'ipsec-3gpp;q=0.5']), (e: unknown) => e instanceof SecAgreeError && e.code === 'SECAGREE_DUPLICATE_Q' && /mechanisms 1 and 2/.test(e.message));
+});
+
+test('whatever parses also serializes (the q rule is the same both ways)', () => {
+  fc.assert(
+    fc.property(fc.array(fc.array(fc.tuple(fc.constantFrom('tls', 'digest', 'ipsec-3gpp'), fc.option(fc.constantFrom('0', '0.1', '0.10', '0.5', '0.500', '1', '1.0'))), { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 3 }), (values) => {
+      const headers = values.map((v) => v.map(([name, q]) => (q === null ? name : `${name};q=${q}`)).join(', '));
+      let parsed;
+      try {
+        parsed = parseSecurityHeader(headers);
+      } catch (e) {
+        assert.ok(e instanceof SecAgreeError && e.code === 'SECAGREE_DUPLICATE_Q');
+        return;
+      }
+      assert.deepEqual(parseSecurityHeader(serializeMechanisms(parsed)), parsed);
+    }),
+    { numRuns: 300 },
+  );
 });
 
 test('entries without q never count as duplicates', () => {
@@ -164,5 +182,5 @@ test('serialization is strict: it refuses values that would not parse back', () 
   ];
   for (const [m, re] of bad) assert.throws(() => serializeMechanism(m), (e: unknown) => e instanceof SecAgreeError && re.test(e.message));
   assert.throws(() => serializeMechanisms([]), /at least one/);
-  assert.throws(() => serializeMechanisms([{ ...SHA1_NULL, q: 0.5 }, { name: 'tls', q: 0.5, extra: [] }]), /two mechanisms with q=0\.5/);
+  assert.throws(() => serializeMechanisms([{ ...SHA1_NULL, q: 0.5 }, { name: 'tls', q: 0.5, extra: [] }]), /mechanisms 1 and 2 both have q=0\.5/);
 });

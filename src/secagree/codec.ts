@@ -1,6 +1,6 @@
 // Parse and serialize Security-Client / Security-Server / Security-Verify values (RFC 3329 §2.2
 // ABNF, 33.203 Annex H parameters; spec digest §4). Order: normalise hyphens → scan
-// mechanisms and raw params → type the Annex H params → check q uniqueness per header value.
+// mechanisms and raw params → type the Annex H params → check q uniqueness over the merged list.
 import { SecAgreeError, showValue } from './errors.ts';
 import {
   IPSEC_3GPP, IPSEC_PARAM_ORDER, checkPortNumber, checkSpiNumber, formatQ, parsePort, parseQ, parseSpi, qKey,
@@ -171,7 +171,9 @@ function parseAlgName(v: string, field: 'alg' | 'ealg', at: string): string {
  * Parses a Security-Client / -Server / -Verify header. `values` are the values of every instance
  * of the header in the message (repeated headers), each possibly a comma list; they are merged
  * in order. Names are case-insensitive and lower-cased, unicode hyphens become "-", and alg/ealg
- * are lower-cased. RFC 3329 §2.2 forbids two equal q values in one header: checked per value.
+ * are lower-cased. RFC 3329 §2.2 forbids two equal q values in one header; repeated instances are one
+ * header (RFC 3261 §7.3.1), so the check runs over the merged list — the rule serializeMechanisms
+ * applies too (`checkDistinctQ`), so whatever parses also serializes.
  * @throws SecAgreeError (an InputError) naming the header, the mechanism, the field and the value
  */
 export function parseSecurityHeader(values: string | readonly string[], header: SecHeaderName | string = 'security header'): SecMechanism[] {
@@ -185,22 +187,30 @@ export function parseSecurityHeader(values: string | readonly string[], header: 
   const out: SecMechanism[] = [];
   for (const value of list) {
     const raws = scan(normaliseHyphens(value), header, out.length);
-    const qs = new Map<number, number>();
     for (const raw of raws) {
       const index = out.length + 1;
       if (index > MAX_MECHANISMS) throw new SecAgreeError('SECAGREE_TOO_LONG', `${header}: more than ${MAX_MECHANISMS} mechanisms`, header);
-      const m = typeMechanism(raw, `${header} mechanism ${index} (${raw.name})`);
-      if (m.q !== undefined) {
-        const other = qs.get(qKey(m.q));
-        if (other !== undefined) {
-          throw new SecAgreeError('SECAGREE_DUPLICATE_Q', `${header}: mechanisms ${other} and ${index} both have q=${formatQ(m.q)} (RFC 3329 §2.2 requires distinct q values)`, 'q', formatQ(m.q));
-        }
-        qs.set(qKey(m.q), index);
-      }
-      out.push(m);
+      out.push(typeMechanism(raw, `${header} mechanism ${index} (${raw.name})`));
     }
   }
+  checkDistinctQ(out, header);
   return out;
+}
+
+/**
+ * RFC 3329 §2.2: no two mechanisms of one header share a q value (0.1 and 0.100 are equal). The one
+ * rule for parsing and serializing, over the whole list (every instance of the header merged).
+ */
+export function checkDistinctQ(ms: readonly SecMechanism[], header = 'security header'): void {
+  const qs = new Map<number, number>();
+  ms.forEach((m, i) => {
+    if (m.q === undefined) return;
+    const other = qs.get(qKey(m.q));
+    if (other !== undefined) {
+      throw new SecAgreeError('SECAGREE_DUPLICATE_Q', `${header}: mechanisms ${other} and ${i + 1} both have q=${formatQ(m.q)} (RFC 3329 §2.2 requires distinct q values)`, 'q', formatQ(m.q));
+    }
+    qs.set(qKey(m.q), i + 1);
+  });
 }
 
 /**
@@ -264,11 +274,6 @@ function isGenValue(v: string): boolean {
 /** A whole header value: the mechanisms joined by ", ". Refuses an empty list and equal q values. */
 export function serializeMechanisms(ms: readonly SecMechanism[]): string {
   if (ms.length === 0) throw new SecAgreeError('SECAGREE_EMPTY_MECHANISM', 'a security header needs at least one mechanism');
-  const qs = new Set<number>();
-  for (const m of ms) {
-    if (m.q === undefined) continue;
-    if (qs.has(qKey(m.q))) throw new SecAgreeError('SECAGREE_DUPLICATE_Q', `two mechanisms with q=${formatQ(m.q)} (RFC 3329 §2.2)`, 'q', formatQ(m.q));
-    qs.add(qKey(m.q));
-  }
+  checkDistinctQ(ms);
   return ms.map(serializeMechanism).join(', ');
 }

@@ -25,12 +25,12 @@ test('picks the Kamailio-style Security-Server entry and returns the P-CSCF SPIs
   });
 });
 
-test('picks the highest-q entry the UE supports; ties go to the first', () => {
+test('picks the highest-q entry the UE supports (q values are distinct over the merged header)', () => {
   const server = parseSecurityHeader([
     `ipsec-3gpp;q=0.9;alg=aes-gmac;${PCSCF}`,
     `ipsec-3gpp;q=0.5;alg=hmac-sha-1-96;${PCSCF}`,
     `ipsec-3gpp;q=0.7;alg=hmac-md5-96;${PCSCF}`,
-    `ipsec-3gpp;q=0.7;alg=hmac-sha-1-96;ealg=aes-cbc;${PCSCF}`,
+    `ipsec-3gpp;q=0.6;alg=hmac-sha-1-96;ealg=aes-cbc;${PCSCF}`,
   ]);
   const r = chooseServerMechanism(server, UE_PAIRS);
   assert.ok(r.ok);

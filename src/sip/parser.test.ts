@@ -2,7 +2,8 @@
 // spec digest §5), tolerant input forms and the typed errors of each limit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMessage } from './parser.ts';
+import fc from 'fast-check';
+import { parseMessage, splitHeadLines, type SplitStats } from './parser.ts';
 import { serializeMessage } from './serializer.ts';
 import { SipParseError } from './errors.ts';
 import { SipRequest, SipResponse, type SipMessage } from './message.ts';
@@ -229,4 +230,31 @@ test('a datagram without the empty line after the headers is read as headers onl
   const m = req(parseMessage(bytes('OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n')));
   assert.equal(m.headers.get('Call-ID'), 'x');
   assert.throws(() => parseMessage(bytes('OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n')), code('SIP_TRUNCATED'));
+});
+
+test('issue 10 §5: header folding costs linear work in the head, whatever the limits (counted, not timed)', () => {
+  const cost = (n: number) => {
+    const head = `OPTIONS sip:a@b SIP/2.0\r\nSubject: x\r\n${' y\r\n'.repeat(n)}Call-ID: c\r\n`;
+    const stats: SplitStats = { scanned: 0 };
+    const lines = splitHeadLines(head, { maxMessageSize: Infinity, maxHeaders: Infinity, maxHeaderLineLength: Infinity }, stats);
+    assert.equal(lines.length, 3);
+    assert.equal(lines[1], `Subject: x${' y'.repeat(n)}`);
+    return { scanned: stats.scanned, size: head.length };
+  };
+  for (const n of [1_000, 20_000]) {
+    const { scanned, size } = cost(n);
+    assert.ok(scanned >= size, `every character is looked at (${scanned} >= ${size})`);
+    assert.ok(scanned <= 3 * size, `${n} continuation lines: ${scanned} characters examined for a ${size}-character head`);
+  }
+});
+
+test('unfolding matches a naive model: folded pieces trimmed and joined with one SP', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.stringMatching(/^[a-z]{1,5}$/), fc.array(fc.stringMatching(/^[ \t]{1,3}[a-z ]{0,6}$/), { maxLength: 4 }))), (hs) => {
+      const head = ['M sip:a SIP/2.0', ...hs.flatMap(([name, conts]) => [`${name}: v `, ...conts])].join('\r\n');
+      const model = ['M sip:a SIP/2.0', ...hs.map(([name, conts]) => (conts.length === 0 ? `${name}: v ` : [`${name}: v`, ...conts.map((c) => c.replace(/^[ \t]+|[ \t]+$/g, '')).filter((c) => c !== '')].join(' ')))];
+      assert.deepEqual(splitHeadLines(head), model);
+    }),
+    { numRuns: 300 },
+  );
 });

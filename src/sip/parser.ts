@@ -39,23 +39,52 @@ export function findHeadEnd(bytes: Uint8Array, from = 0): number {
   return -1;
 }
 
-/** Splits a head into logical lines, unfolding continuation lines (§7.3.1: folded LWS → one SP). */
-export function splitHeadLines(head: string, limits: ParseLimits = DEFAULT_LIMITS): string[] {
+/** Characters examined while splitting a head (the linear-cost test reads it; nothing else does). */
+export interface SplitStats {
+  scanned: number;
+}
+
+/**
+ * Splits a head into logical lines, unfolding continuation lines (§7.3.1: folded LWS → one SP).
+ * Linear in the head's length whatever the limits (issue 10 §5): each physical line is scanned and
+ * trimmed once, and a folded header's pieces are joined once, when the next header starts.
+ */
+export function splitHeadLines(head: string, limits: ParseLimits = DEFAULT_LIMITS, stats?: SplitStats): string[] {
   const physical = head.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
   while (physical.length > 0 && physical[physical.length - 1] === '') physical.pop();
   const lines: string[] = [];
+  // The logical line being assembled: its pieces (already trimmed but the first) and their length.
+  let pieces: string[] = [];
+  let length = 0;
+  const flush = (): void => {
+    if (pieces.length === 0) return;
+    lines.push(pieces.length === 1 ? pieces[0]! : pieces.join(' '));
+    if (stats && pieces.length > 1) stats.scanned += length;
+    pieces = [];
+  };
   for (const [n, line] of physical.entries()) {
+    if (stats) stats.scanned += line.length;
     if (line.includes('\r')) throw new SipParseError('SIP_BAD_HEADER', `line ${n + 1}: bare CR inside a line`);
     if (line.length > limits.maxHeaderLineLength) throw new SipParseError('SIP_TOO_LARGE', `line ${n + 1}: ${line.length} characters, limit ${limits.maxHeaderLineLength}`);
     if (n > 0 && isWs(line[0])) {
-      if (lines.length < 2) throw new SipParseError('SIP_BAD_HEADER', `line ${n + 1}: continuation line before any header`);
-      const joined = `${trimWs(lines[lines.length - 1]!)} ${trimWs(line)}`;
-      if (joined.length > limits.maxHeaderLineLength) throw new SipParseError('SIP_TOO_LARGE', `line ${n + 1}: folded header longer than ${limits.maxHeaderLineLength}`);
-      lines[lines.length - 1] = joined;
+      if (lines.length + (pieces.length > 0 ? 1 : 0) < 2) throw new SipParseError('SIP_BAD_HEADER', `line ${n + 1}: continuation line before any header`);
+      if (pieces.length === 1) {
+        pieces[0] = trimWs(pieces[0]!);
+        length = pieces[0].length;
+      }
+      const piece = trimWs(line);
+      if (stats) stats.scanned += line.length;
+      if (piece === '') continue; // a blank continuation line is LWS only: nothing to join
+      length += 1 + piece.length;
+      if (length > limits.maxHeaderLineLength) throw new SipParseError('SIP_TOO_LARGE', `line ${n + 1}: folded header longer than ${limits.maxHeaderLineLength}`);
+      pieces.push(piece);
     } else {
-      lines.push(line);
+      flush();
+      pieces = [line];
+      length = line.length;
     }
   }
+  flush();
   return lines;
 }
 

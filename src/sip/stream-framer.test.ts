@@ -19,9 +19,9 @@ test('splits two messages delivered in one chunk and a third split across chunks
   const a = msg('hello');
   const b = msg('');
   const c = msg('world!');
-  const out = f.push(new Uint8Array([...a, ...b, ...c.subarray(0, 10)]));
+  const out = f.push(new Uint8Array([...a, ...b, ...c.subarray(0, 10)])).messages;
   assert.deepEqual(out.map(text), [text(a), text(b)]);
-  assert.deepEqual(f.push(c.subarray(10)).map(text), [text(c)]);
+  assert.deepEqual(f.push(c.subarray(10)).messages.map(text), [text(c)]);
   assert.equal(f.buffered, 0);
 });
 
@@ -29,8 +29,8 @@ test('skips CRLF keep-alives between messages and reports each double-CRLF ping'
   let pings = 0;
   const f = new StreamFramer({ onKeepAlive: () => pings++ });
   const a = msg('x');
-  assert.deepEqual(f.push(bytes('\r\n\r\n')), []);
-  assert.deepEqual(f.push(new Uint8Array([...bytes('\r\n\r\n'), ...a])).map(text), [text(a)]);
+  assert.deepEqual(f.push(bytes('\r\n\r\n')).messages, []);
+  assert.deepEqual(f.push(new Uint8Array([...bytes('\r\n\r\n'), ...a])).messages.map(text), [text(a)]);
   assert.equal(pings, 2);
 });
 
@@ -38,21 +38,31 @@ test('a body containing CRLFCRLF is not mistaken for the end of the head', () =>
   const a = msg('\r\n\r\nabc\r\n\r\n');
   const f = new StreamFramer();
   const got: Uint8Array[] = [];
-  for (const byte of a) got.push(...f.push(new Uint8Array([byte])));
+  for (const byte of a) got.push(...f.push(new Uint8Array([byte])).messages);
   assert.deepEqual(got.map(text), [text(a)]);
 });
 
 test('a missing Content-Length on a stream is SIP_MISSING_HEADER, and the framer stays failed', () => {
   const f = new StreamFramer();
   const bad = crlf('OPTIONS sip:a@b SIP/2.0\nCall-ID: x\n\n');
-  assert.throws(() => f.push(bad), (e: unknown) => e instanceof SipParseError && e.code === 'SIP_MISSING_HEADER');
-  assert.throws(() => f.push(msg('ok')), (e: unknown) => e instanceof SipParseError && e.code === 'SIP_MISSING_HEADER');
+  assert.equal(f.push(bad).error?.code, 'SIP_MISSING_HEADER');
+  const after = f.push(msg('ok'));
+  assert.deepEqual(after.messages, []);
+  assert.equal(after.error?.code, 'SIP_MISSING_HEADER');
+});
+
+test('issue 10 §5: messages framed before a malformed one in the same chunk are kept', () => {
+  const f = new StreamFramer();
+  const r = f.push(bytes('OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r\n' + 'X\r\n\r\n'));
+  assert.deepEqual(r.messages.map(text), ['OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r\n']);
+  assert.ok(r.error instanceof SipParseError);
+  assert.equal(r.error.code, 'SIP_MISSING_HEADER');
 });
 
 test('bad Content-Length and oversize heads or bodies are typed errors', () => {
-  assert.throws(() => new StreamFramer().push(crlf('OPTIONS sip:a@b SIP/2.0\nl: x\n\n')), (e: unknown) => e instanceof SipParseError && e.code === 'SIP_BAD_CONTENT_LENGTH');
-  assert.throws(() => new StreamFramer({ maxMessageSize: 100 }).push(crlf('OPTIONS sip:a@b SIP/2.0\nl: 1000\n\n')), (e: unknown) => e instanceof SipParseError && e.code === 'SIP_TOO_LARGE');
-  assert.throws(() => new StreamFramer({ maxMessageSize: 100 }).push(bytes(`OPTIONS sip:a@b SIP/2.0\r\nX: ${'a'.repeat(200)}`)), (e: unknown) => e instanceof SipParseError && e.code === 'SIP_TOO_LARGE');
+  assert.equal(new StreamFramer().push(crlf('OPTIONS sip:a@b SIP/2.0\nl: x\n\n')).error?.code, 'SIP_BAD_CONTENT_LENGTH');
+  assert.equal(new StreamFramer({ maxMessageSize: 100 }).push(crlf('OPTIONS sip:a@b SIP/2.0\nl: 1000\n\n')).error?.code, 'SIP_TOO_LARGE');
+  assert.equal(new StreamFramer({ maxMessageSize: 100 }).push(bytes(`OPTIONS sip:a@b SIP/2.0\r\nX: ${'a'.repeat(200)}`)).error?.code, 'SIP_TOO_LARGE');
 });
 
 test('arbitrary concatenations cut at arbitrary chunk boundaries come out as the same messages', () => {
@@ -67,7 +77,7 @@ test('arbitrary concatenations cut at arbitrary chunk boundaries come out as the
       let pos = 0;
       for (let i = 0; pos < stream.length; i++) {
         const n = cuts[i % cuts.length]!;
-        out.push(...f.push(stream.subarray(pos, pos + n)));
+        out.push(...f.push(stream.subarray(pos, pos + n)).messages);
         pos += n;
       }
       assert.deepEqual(out.map(text), messages.map(text));

@@ -1,7 +1,7 @@
 // Splits a byte stream (TCP, RFC 3261 §18.3) into messages: skip CRLF keep-alives between messages
 // (RFC 5626 §3.5.1), find the empty line ending the head, read Content-Length (mandatory on streams),
 // wait for the body. One framer per connection; after an error it stays failed (framing is lost:
-// close the connection).
+// close the connection), but the messages framed before the error in the same chunk are kept.
 import { SipParseError, show } from './errors.ts';
 import { DEFAULT_LIMITS, findHeadEnd, parseHeaderLine, splitHeadLines, type ParseLimits } from './parser.ts';
 
@@ -11,6 +11,13 @@ const LF = 0x0a;
 export interface StreamFramerOptions extends Partial<ParseLimits> {
   /** Called for each CRLFCRLF "ping" skipped between messages (answer with a CRLF "pong"). */
   readonly onKeepAlive?: () => void;
+}
+
+/** What one chunk gave: the messages completed, in order, and the framing error that followed, if any. */
+export interface FramedChunk {
+  readonly messages: Uint8Array[];
+  /** Set once framing failed: nothing more comes from this framer (close the connection). */
+  readonly error?: SipParseError;
 }
 
 export class StreamFramer {
@@ -37,16 +44,23 @@ export class StreamFramer {
     return this.end - this.start;
   }
 
-  /** Feeds a chunk; returns the complete messages it finished, in order. Throws SipParseError. */
-  push(chunk: Uint8Array): Uint8Array[] {
-    if (this.failed) throw this.failed;
+  /**
+   * Feeds a chunk; returns the messages it completed, in order, and the framing error that ended
+   * the stream, if one did. Messages framed before a malformed one in the same chunk are kept
+   * (issue 10 §5). Never throws on bad input.
+   */
+  push(chunk: Uint8Array): FramedChunk {
+    if (this.failed) return { messages: [], error: this.failed };
+    const messages: Uint8Array[] = [];
     try {
       this.append(chunk);
-      return this.drain();
+      this.drain(messages);
+      return { messages };
     } catch (e) {
-      this.failed = e instanceof SipParseError ? e : new SipParseError('SIP_BAD_HEADER', String(e));
+      if (!(e instanceof SipParseError)) throw e; // a bug, for the caller's boundary
+      this.failed = e;
       this.start = this.end = 0;
-      throw this.failed;
+      return { messages, error: e };
     }
   }
 
@@ -67,8 +81,7 @@ export class StreamFramer {
     this.end += chunk.length;
   }
 
-  private drain(): Uint8Array[] {
-    const out: Uint8Array[] = [];
+  private drain(out: Uint8Array[]): void {
     for (;;) {
       if (this.total === undefined) {
         if (this.scanFrom === 0) this.skipKeepAlives();
@@ -94,7 +107,6 @@ export class StreamFramer {
       this.total = undefined;
       this.scanFrom = 0;
     }
-    return out;
   }
 
   /** Drops CR/LF before a start line; counts LFs so that CRLFCRLF reports one ping. */

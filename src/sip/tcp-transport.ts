@@ -4,7 +4,7 @@
 // (code, reason, octets) and closes that connection: framing cannot be recovered on a stream.
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { bytesIn, guard } from '../util/guard.ts';
-import { SipError, SipParseError } from './errors.ts';
+import { SipError } from './errors.ts';
 import type { ParseLimits } from './parser.ts';
 import { StreamFramer } from './stream-framer.ts';
 import {
@@ -93,16 +93,13 @@ export async function openTcpTransport(options: TcpTransportOptions): Promise<Tc
     const framer = new StreamFramer({ ...options.limits, onKeepAlive: () => socket.write('\r\n') });
     socket.on('data', guard('sip.tcp', (chunk: Buffer) => {
       const held = framer.buffered + chunk.length;
-      let messages: Uint8Array[];
-      try {
-        messages = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-      } catch (e) {
-        const err = e instanceof SipParseError ? e : new SipParseError('SIP_BAD_HEADER', String(e));
-        options.onMalformed?.({ code: err.code, reason: err.message, length: held, context });
-        socket.destroy();
-        return;
-      }
+      const { messages, error } = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+      // What was framed before a malformed message is delivered; then the stream is lost.
       for (const m of messages) receive(m, context);
+      if (error) {
+        options.onMalformed?.({ code: error.code, reason: error.message, length: held, context });
+        socket.destroy();
+      }
     }, bytesIn));
     socket.on('error', (err) => options.onError?.(err));
     socket.on('close', () => {

@@ -49,15 +49,8 @@ export async function openProtectedTcp(o: ProtectedTcpOptions): Promise<Protecte
     byRemote.set(key(c.remote), c);
     const framer = new StreamFramer({ onKeepAlive: () => socket.write('\r\n') });
     socket.on('data', guard('xfrm.tcp', (chunk: Buffer) => {
-      let msgs: Uint8Array[];
-      try {
-        msgs = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-      } catch (e) {
-        o.onError?.(e as Error);
-        socket.destroy();
-        return;
-      }
-      for (const m of msgs) {
+      const { messages, error } = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+      for (const m of messages) {
         const via = o.lookup.contextFor(o.local, c.remote);
         if (!via) {
           // Not over any of our SAs (no policy covered this port pair): never hand it to SIP.
@@ -67,6 +60,11 @@ export async function openProtectedTcp(o: ProtectedTcpOptions): Promise<Protecte
         }
         const ctx: ReceiveContext = { protocol: 'tcp', local: o.local, remote: c.remote, connectionId: c.id, via, transport };
         receive(m, ctx);
+      }
+      // Framing is lost after a malformed message: what came before it was delivered above.
+      if (error) {
+        o.onError?.(error);
+        socket.destroy();
       }
     }, bytesIn));
     socket.on('error', (e) => o.onError?.(e));
