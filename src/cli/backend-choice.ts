@@ -2,7 +2,7 @@
 // xfrm asks the kernel first (preflight.ts), so a missing addon, CAP_NET_ADMIN or ESP is one clear
 // error before any SIP; its SAs carry TCP too, the userspace engine's only UDP.
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
-import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
+import { UserspaceBackend, type UserspaceBackendOptions } from '../ipsec/backends/userspace.ts';
 import { XfrmBackend } from '../ipsec/backends/xfrm/backend.ts';
 import { PROBE_INSTANCE, xfrmPreflight } from '../ipsec/backends/xfrm/preflight.ts';
 import { isIP } from 'node:net';
@@ -45,11 +45,13 @@ export interface OpenBackendOptions {
   /** The clock the SA sets' expiry is in: the UE's / P-CSCF's. */
   readonly clock: Clock;
   readonly instance?: number;
+  /** Each inbound ESP drop of the userspace engine (the kernel's drops are its own counters). */
+  readonly onDrop?: UserspaceBackendOptions['onDrop'];
 }
 
 export async function openBackend(kind: BackendKind, o: OpenBackendOptions): Promise<IpsecBackend> {
   // The kernel gets hard lifetimes relative to this clock: it must be the one the UE / P-CSCF use.
-  if (kind === 'userspace') return UserspaceBackend.create({ localIp: o.localIp, encapPort: o.encapPort, clock: o.clock });
+  if (kind === 'userspace') return UserspaceBackend.create({ localIp: o.localIp, encapPort: o.encapPort, clock: o.clock, ...(o.onDrop && { onDrop: o.onDrop }) });
   xfrmPreflight(isIP(o.localIp) === 6 ? 6 : 4);
   return XfrmBackend.create({ instance: o.instance ?? process.pid % PROBE_INSTANCE, encapPort: o.encapPort || NAT_T_PORT, clock: o.clock });
 }

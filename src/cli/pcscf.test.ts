@@ -6,6 +6,8 @@ import { Command } from 'commander';
 import { FakeScscf, LOOP, ScriptedUe } from '../pcscf/_test-kit.ts';
 import { InputError } from '../util/errors.ts';
 import { formatEvent, parsePcscfArgs, registerPcscf, runPcscf } from './pcscf.ts';
+import { EspDropReporter, formatDrop } from './esp-drops.ts';
+import { createSocket } from 'node:dgram';
 
 const base = { listen: '127.0.0.1:5060', portC: '5064', portS: '5066', scscf: '127.0.0.1:6060' };
 
@@ -75,4 +77,48 @@ test('runPcscf: a UE registers through it, events are printed as JSON lines, abo
     await ue?.close();
     await scscf.close();
   }
+});
+
+test('issue 10 §5: inbound ESP drops are printed (one line per reason and SPI, rate-limited) and counted', async () => {
+  const lines: string[] = [];
+  const ac = new AbortController();
+  const args = parsePcscfArgs({ listen: `${LOOP}:0`, portC: '0', portS: '0', scscf: `${LOOP}:9`, mode: 'udp-enc-tun', encapPort: '0', json: true });
+  let drops: EspDropReporter | undefined;
+  const run = runPcscf(args, { signal: ac.signal, write: (l) => lines.push(l), onDrops: (d) => (drops = d) });
+  const sock = createSocket('udp4');
+  try {
+    for (let i = 0; i < 200 && lines.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const hello = JSON.parse(lines[0]!);
+    // Forged ESP-in-UDP: SPI 0x00001234 three times, 0x00005678 once; no SA has either.
+    const forged = (spi: number, seq: number) => {
+      const b = Buffer.alloc(48, 0xab);
+      b.writeUInt32BE(spi, 0);
+      b.writeUInt32BE(seq, 4);
+      return b;
+    };
+    for (const [spi, seq] of [[0x1234, 1], [0x1234, 2], [0x5678, 1], [0x1234, 3]] as const) {
+      await new Promise<void>((r) => sock.send(forged(spi, seq), hello.encap_port, LOOP, () => r()));
+    }
+    for (let i = 0; i < 200 && (drops?.counts['unknown-spi'] ?? 0) < 4; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(drops?.counts['unknown-spi'], 4, 'every drop counted');
+    const dropLines = lines.map((l) => JSON.parse(l)).filter((e) => e.event === 'esp-dropped');
+    assert.deepEqual(dropLines.map((e) => [e.reason, e.spi]), [['unknown-spi', 0x1234], ['unknown-spi', 0x5678]]);
+    assert.equal(dropLines[0].from.address, LOOP);
+  } finally {
+    sock.close();
+    ac.abort();
+    await run.catch(() => {});
+  }
+});
+
+test('EspDropReporter: a flood of new SPIs prints at most maxLinesPerWindow lines, then one summary per window', () => {
+  let t = 0;
+  const out: string[] = [];
+  const r = new EspDropReporter({ now: () => t, windowMs: 1000, maxLinesPerWindow: 3, emit: (e) => out.push(e.event === 'esp-dropped' ? `${e.drop.reason}:${e.drop.spi}` : `suppressed:${e.count}`) });
+  for (let spi = 1; spi <= 100; spi++) r.note({ reason: 'icv', spi, from: { address: '192.0.2.1', port: 4500 } });
+  t = 1500;
+  r.note({ reason: 'replay', spi: 7, from: { address: '192.0.2.1', port: 4500 } });
+  assert.deepEqual(out, ['icv:1', 'icv:2', 'icv:3', 'suppressed:97', 'replay:7']);
+  assert.deepEqual(r.counts, { icv: 100, replay: 1 });
+  assert.match(formatDrop({ reason: 'icv', spi: 0x1234, seq: 9, from: { address: '2001:db8::1', port: 4500 } }), /esp-dropped reason=icv spi=0x00001234 seq=9 from=\[2001:db8::1\]:4500$/);
 });

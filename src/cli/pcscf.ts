@@ -10,6 +10,7 @@ import { parseHostPort } from '../sip/uri.ts';
 import { InputError } from '../util/errors.ts';
 import { PROBE_INSTANCE } from '../ipsec/backends/xfrm/preflight.ts';
 import { guardProcess } from './serve-guard.ts';
+import { EspDropReporter, formatDrop } from './esp-drops.ts';
 import { BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP, type BackendKind } from './backend-choice.ts';
 import { addConfigOptions, boolField, checkedString, intField, portField, resolveConfig, secondsField } from './config.ts';
 
@@ -141,6 +142,8 @@ export interface RunOptions {
   /** Stops the P-CSCF when aborted (the command uses SIGINT/SIGTERM). */
   readonly signal: AbortSignal;
   readonly write?: (line: string) => void;
+  /** Called once the ESP drop reporter exists, so a metrics exporter can read its counts. */
+  readonly onDrops?: (drops: EspDropReporter) => void;
 }
 
 /** Starts the backend and the P-CSCF, prints events until `signal` aborts, then removes every SA. */
@@ -148,7 +151,21 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   const write = r.write ?? ((l: string) => process.stdout.write(`${l}\n`));
   const clock = systemClock;
   // The backend's lazy expiry and kernel lifetimes run on the P-CSCF's clock (SA lifetimes are in its time scale).
-  const backend = await openBackend(a.backend, { localIp: a.address, encapPort: a.encapPort, clock, ...(a.xfrmInstance !== undefined && { instance: a.xfrmInstance }) });
+  // Issue 10 §5: every inbound ESP drop is counted; one line per reason and SPI, rate-limited.
+  const drops = new EspDropReporter({
+    now: () => clock.now(),
+    emit: (e) =>
+      write(
+        e.event === 'esp-dropped'
+          ? a.json ? JSON.stringify({ event: e.event, ...e.drop }) : formatDrop(e.drop)
+          : a.json ? JSON.stringify({ event: e.event, count: e.count, window_ms: e.windowMs }) : `${new Date().toISOString().slice(11, 23)} esp-drops-suppressed count=${e.count} window_ms=${e.windowMs}`,
+      ),
+  });
+  r.onDrops?.(drops);
+  const backend = await openBackend(a.backend, {
+    localIp: a.address, encapPort: a.encapPort, clock, ...(a.xfrmInstance !== undefined && { instance: a.xfrmInstance }),
+    onDrop: (d, from) => drops.note({ reason: d.drop, from, ...(d.spi !== undefined && { spi: d.spi }), ...(d.seq !== undefined && { seq: d.seq }), ...(d.set && { set: d.set.id }) }),
+  });
   let pcscf: Pcscf;
   try {
     pcscf = await Pcscf.start({
