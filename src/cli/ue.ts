@@ -29,6 +29,7 @@ interface UeCliOptions {
   mode: string;
   offer: string[];
   expires: string;
+  regAwaitAuth?: string;
   acceptAnySqn?: boolean;
   encapPort: string;
   pcscfEncapPort: string;
@@ -118,6 +119,7 @@ async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promis
   const offers: AlgPair[] | undefined = o.offer.length ? o.offer.flatMap((s) => parseAlgPairList(s, '--offer')) : undefined;
   const modes = modesOf(o.mode);
   const expires = intArg(o.expires, '--expires', 1, 0xffffffff);
+  const regAwaitAuthS = o.regAwaitAuth === undefined ? undefined : intArg(o.regAwaitAuth, '--reg-await-auth', 1, 999_999);
   const localPort = intArg(o.localPort, '--local-port', 0, 65535);
   const encapPort = intArg(o.encapPort, '--encap-port', 0, 65535);
   const pcscfEncapPort = intArg(o.pcscfEncapPort, '--pcscf-encap-port', 1, 65535);
@@ -136,7 +138,7 @@ async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promis
   const opts: UeOptions = {
     impi: o.impi, impu: o.impu, ...(o.domain && { domain: o.domain }), pcscf: { address: pcscfIp, port: pc.port },
     localIp, localPort, k, ...secret, ...(o.acceptAnySqn && { usim: { acceptAnySqn: true } }), ...(offers && { offers }),
-    modes, backend, pcscfEncapPort, expires, transport,
+    modes, backend, pcscfEncapPort, expires, transport, ...(regAwaitAuthS !== undefined && { regAwaitAuthMs: regAwaitAuthS * 1000 }),
   };
   let ue: Ue;
   try {
@@ -183,6 +185,7 @@ function common(cmd: Command): Command {
     .option('--mode <m>', 'modes to offer: trans, udp-enc-tun or both (trans needs CAP_NET_RAW)', 'trans')
     .option('--offer <alg/ealg>', 'an algorithm pair to offer (repeat; default: the five usual pairs)', collect, [])
     .option('--expires <s>', 'requested registration expiry in seconds', '600000')
+    .option('--reg-await-auth <s>', 'lifetime of the temporary SA set in seconds (24.229 Table 7.8.1 reg-await-auth, default 240)')
     .option('--accept-any-sqn', 'USIM accepts any SQN (test networks; the MAC is still checked)')
     .option('--encap-port <n>', 'local ESP-in-UDP port for udp-enc-tun (0: any)', '0')
     .option('--pcscf-encap-port <n>', "the P-CSCF's ESP-in-UDP port", '4500')

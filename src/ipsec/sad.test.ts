@@ -66,7 +66,7 @@ test('unknown SPI is counted on the SAD; a deleted set no longer matches; its SP
   assert.equal(sads.pcscf.sets.length, 1);
 });
 
-test('hard-expired sets never match (clock injected); soft expiry is left to the owner', () => {
+test('hard-expired sets never match (clock injected); the SAD changes no state and drops nothing: expiry is the owner\'s', () => {
   let now = 0;
   const pair = makePair({ ...sha, mode: 'transport' });
   const sad = new Sad({ now: () => now });
@@ -79,8 +79,10 @@ test('hard-expired sets never match (clock injected); soft expiry is left to the
   now = 1000;
   const r = sad.receive(reg2!.ip);
   assert.equal(!r.ok && r.drop, 'unknown-spi');
-  assert.equal(pair.pcscf.state, 'deleted');
-  assert.equal(sad.sets.length, 0);
+  sad.allocateSpis('192.0.2.20', 2);
+  sad.install(makePair({ ...sha, mode: 'transport', v6: true }).pcscf);
+  assert.equal(pair.pcscf.state, 'temporary', 'issue 10 §2: a second owner of the lifecycle leaked sets');
+  assert.equal(sad.sets.length, 2);
 });
 
 test('SPI uniqueness per destination: a second live set with the same inbound SPI is refused', () => {

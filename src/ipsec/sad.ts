@@ -43,7 +43,10 @@ export interface SadCounters {
 export interface SadOptions {
   /** Extra UDP ports that carry ESP-in-UDP besides 4500 (spec digest §15A point 1). */
   readonly encapPorts?: readonly number[];
-  /** If given, lookups first fire due expiries (hard-expired SAs never match). */
+  /**
+   * If given, hard-expired sets never match a lookup (checked on the hit only). The SAD never
+   * changes a set's state nor drops it: expiry belongs to the set's owner (sa-slots.ts).
+   */
   readonly now?: () => number;
   /** Randomness for allocateSpis (tests); default node:crypto. */
   readonly randomUint32?: () => number;
@@ -76,7 +79,6 @@ export class Sad {
   install(set: SaSet): void {
     if (this.#sets.has(set)) return;
     if (!set.live) throw new IpsecError('IPSEC_SA_DELETED', `SA set ${set.id} is deleted: cannot install`);
-    this.#sweep();
     for (const sa of set.inbound) {
       const other = this.#inbound.get(key(sa.params.dst, sa.spi));
       if (other && other.sa.live && other.set.live) {
@@ -102,11 +104,10 @@ export class Sad {
   }
 
   /**
-   * `n` distinct random SPIs in 256..2^32-1, unused by the live inbound SAs for `dst`
-   * (the receiver picks its inbound SPIs, spec digest §6.1).
+   * `n` distinct random SPIs in 256..2^32-1, unused by the installed inbound SAs for `dst`
+   * (the receiver picks its inbound SPIs, spec digest §6.1). O(1) expected: one map probe per try.
    */
   allocateSpis(dst: string, n = 2): number[] {
-    this.#sweep();
     const out: number[] = [];
     for (let tries = 0; out.length < n; tries++) {
       if (tries > 1000 * n) throw new IpsecError('IPSEC_SPI_IN_USE', `could not find ${n} free SPIs for ${dst}`);
@@ -120,8 +121,9 @@ export class Sad {
   lookup(dst: string, spi: number): { set: SaSet; sa: Sa } | undefined {
     const hit = this.#inbound.get(key(dst, spi));
     if (!hit) return undefined;
-    // Hard-expired SAs do not match (checked lazily here; only the hit set, so lookups stay O(1)).
-    if (this.#now && hit.set.expireIfDue(this.#now())) this.remove(hit.set);
+    // Hard-expired SAs do not match (only the hit set is looked at, so lookups stay O(1)); deleting
+    // the set is its owner's job, on its own timer (one owner of the lifecycle, issue 10 §2).
+    if (this.#now && hit.set.expiresAt !== undefined && this.#now() >= hit.set.expiresAt) return undefined;
     return hit.sa.live && hit.set.live ? hit : undefined;
   }
 
@@ -209,16 +211,6 @@ export class Sad {
       udpPayload: w.udpPayload,
       sa,
     };
-  }
-
-  /** Drops sets whose hard lifetime passed (only with a clock). */
-  #sweep(): void {
-    if (!this.#now) return;
-    const now = this.#now();
-    for (const set of this.#sets) {
-      set.expireIfDue(now);
-      if (!set.live) this.remove(set);
-    }
   }
 }
 

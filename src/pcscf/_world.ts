@@ -17,10 +17,13 @@ export async function eventually(cond: () => boolean, what: string): Promise<voi
   assert.fail(`timed out waiting for: ${what}`);
 }
 
-export async function world(o: { mode?: PcscfMode } = {}) {
+/** `backendSkewMs`: the backend's SAD clock runs this far ahead of the P-CSCF's (two time sources, as in production). */
+export async function world(o: { mode?: PcscfMode; backendSkewMs?: number } = {}) {
   const clock = new ManualClock();
   const scscf = await FakeScscf.start();
-  const pcBackend = await UserspaceBackend.create({ localIp: LOOP, encapPort: 0, clock });
+  const skew = o.backendSkewMs;
+  const backendClock = skew === undefined ? clock : { now: () => clock.now() + skew, setTimer: (ms: number, fn: () => void) => clock.setTimer(ms, fn) };
+  const pcBackend = await UserspaceBackend.create({ localIp: LOOP, encapPort: 0, clock: backendClock });
   const pcscf = await Pcscf.start({ address: LOOP, port: 0, portC: 0, portS: 0, scscf: scscf.endpoint, backend: pcBackend, mode: o.mode ?? 'udp-enc-tun', clock });
   const events: { name: string; ev: PcscfEvents[keyof PcscfEvents] }[] = [];
   for (const n of PCSCF_EVENT_NAMES) pcscf.on(n, (ev) => events.push({ name: n, ev }));

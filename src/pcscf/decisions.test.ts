@@ -8,7 +8,7 @@ import { createRequest, createResponse } from '../sip/builders.ts';
 import { parseVia } from '../sip/via.ts';
 import { fromHex } from '../util/bytes.ts';
 import {
-  admissionCheck, associatedIdentities, claimedIdentity, detectNat, grantedExpires, impuKey, isDeregistration, sameContact, wantsUdpEncTun,
+  admissionCheck, associatedIdentities, clientPortLookupIn, claimedIdentity, detectNat, grantedExpires, impuKey, isDeregistration, sameContact, wantsUdpEncTun,
 } from './decisions.ts';
 
 const via = (v: string) => parseVia(v);
@@ -43,16 +43,16 @@ function set(ueIp: string, portUc: number): SaSet {
 
 test('admissionCheck: refuses a (UE IP, port_uc) already tied to a live set and a fourth set (more than six SAs per direction)', () => {
   const a = set('192.0.2.5', 6000);
-  assert.deepEqual(admissionCheck('192.0.2.5', 6002, [a], [a]), { ok: true });
-  const clash = admissionCheck('192.0.2.5', 6000, [a], []);
+  assert.deepEqual(admissionCheck('192.0.2.5', 6002, clientPortLookupIn([a]), [a]), { ok: true });
+  const clash = admissionCheck('192.0.2.5', 6000, clientPortLookupIn([a]), []);
   assert.equal(clash.ok, false);
   assert.equal(!clash.ok && clash.reason, 'admission-port-in-use');
-  assert.deepEqual(admissionCheck('192.0.2.6', 6000, [a], []), { ok: true }, 'another address may use the same port');
+  assert.deepEqual(admissionCheck('192.0.2.6', 6000, clientPortLookupIn([a]), []), { ok: true }, 'another address may use the same port');
   a.apply('deleted');
-  assert.deepEqual(admissionCheck('192.0.2.5', 6000, [a], []), { ok: true }, 'a deleted set ties nothing');
+  assert.deepEqual(admissionCheck('192.0.2.5', 6000, clientPortLookupIn([a]), []), { ok: true }, 'a deleted set ties nothing');
   const three = [set('192.0.2.5', 1), set('192.0.2.5', 2), set('192.0.2.5', 3)];
-  assert.deepEqual(admissionCheck('192.0.2.5', 4, three, three.slice(0, 2)), { ok: true });
-  const four = admissionCheck('192.0.2.5', 4, three, three);
+  assert.deepEqual(admissionCheck('192.0.2.5', 4, clientPortLookupIn(three), three.slice(0, 2)), { ok: true });
+  const four = admissionCheck('192.0.2.5', 4, clientPortLookupIn(three), three);
   assert.equal(!four.ok && four.reason, 'admission-too-many-sas');
 });
 
@@ -110,8 +110,8 @@ test('admissionCheck behind a NAT: UEs sharing the public address are told apart
       keys: expandKeys(fromHex('00'.repeat(16)), fromHex('11'.repeat(16)), 'hmac-sha-1-96', 'null'),
     });
   const a = mk('198.51.100.2', 7000);
-  assert.deepEqual(admissionCheck('203.0.113.1', 7000, [a], [], '198.51.100.3'), { ok: true }, 'another UE of the same home, same port_uc');
-  const same = admissionCheck('203.0.113.1', 7000, [a], [], '198.51.100.2');
+  assert.deepEqual(admissionCheck('203.0.113.1', 7000, clientPortLookupIn([a]), [], '198.51.100.3'), { ok: true }, 'another UE of the same home, same port_uc');
+  const same = admissionCheck('203.0.113.1', 7000, clientPortLookupIn([a]), [], '198.51.100.2');
   assert.equal(!same.ok && same.reason, 'admission-port-in-use');
   assert.match(!same.ok ? same.message : '', /203\.0\.113\.1 \(inner 198\.51\.100\.2\)/);
 });

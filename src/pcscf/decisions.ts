@@ -51,10 +51,18 @@ export type Verdict = { readonly ok: true } | { readonly ok: false; readonly rea
  * (RFC 3948 §5.1: peers behind one NAT must not be confused); equal private addresses behind one
  * NAT (two homes behind a carrier NAT) still need different port_uc.
  */
-export function admissionCheck(ueIp: string, portUc: number, allSets: readonly SaSet[], impiSets: readonly SaSet[], innerIp?: string): Verdict {
-  const inner = innerIp ?? ueIp;
-  const clash = allSets.find((s) => s.live && s.config.ue.portC === portUc && sameAddress(s.config.ue.ip, ueIp) && sameAddress(s.config.ue.innerIp ?? s.config.ue.ip, inner));
-  if (clash) {
+/**
+ * The naive form of the admission index (a walk over `sets`): for tests and tools only, the
+ * P-CSCF uses its table's O(1) index (RegistrationTable.setWithClientPort).
+ */
+export function clientPortLookupIn(sets: readonly SaSet[]): (ueIp: string, innerIp: string | undefined, portUc: number) => SaSet | undefined {
+  return (ueIp, innerIp, portUc) =>
+    sets.find((s) => s.live && s.config.ue.portC === portUc && sameAddress(s.config.ue.ip, ueIp) && sameAddress(s.config.ue.innerIp ?? s.config.ue.ip, innerIp ?? ueIp));
+}
+
+export function admissionCheck(ueIp: string, portUc: number, setWithClientPort: (ueIp: string, innerIp: string | undefined, portUc: number) => SaSet | undefined, impiSets: readonly SaSet[], innerIp?: string): Verdict {
+  const clash = setWithClientPort(ueIp, innerIp, portUc);
+  if (clash?.live) {
     const who = innerIp ? `${ueIp} (inner ${innerIp})` : ueIp;
     return { ok: false, reason: 'admission-port-in-use', message: `UE address ${who} with protected client port ${portUc} is already tied to SA set ${clash.id} (33.203 §7.1 rule 3)` };
   }

@@ -12,10 +12,9 @@ import type { Route } from '../sip/response-routing.ts';
 import type { ServerTransaction } from '../sip/transaction-manager.ts';
 import type { ReceiveContext } from '../sip/transport.ts';
 import type { PcscfCore } from './core.ts';
-import { claimedIdentity, hostPortOf, impuKey, sameContact } from './decisions.ts';
-import type { Registration } from './registrations.ts';
+import { claimedIdentity, hostPortOf, impuKey } from './decisions.ts';
+import { contactKey, type Registration, type RegistrationTable } from './registrations.ts';
 import { assertIdentity, forwardCopy, popVia, pushVia, takeAkaKeys, warningValue } from './rewrite.ts';
-import { sameAddress } from '../ipsec/sa.ts';
 
 /** What a caller may do with each response before it is relayed. */
 export interface ForwardHooks {
@@ -104,7 +103,7 @@ export function onAck(core: PcscfCore, ack: SipRequest, ctx: ReceiveContext, fro
   if (!out) return;
   let route: Route;
   if (fromCoreSide) {
-    const set = registrationForTarget(core.table.all(), ack.uri)?.current;
+    const set = registrationForTarget(core.table, ack.uri)?.current;
     if (!set) return;
     route = core.toUe(set);
     pushVia(out, core.address, core.portC, route.transport.protocol);
@@ -132,7 +131,8 @@ export function fromUe(core: PcscfCore, tx: ServerTransaction, req: SipRequest, 
   const key = claimed === undefined ? undefined : impuKey(claimed);
   const asserted = reg.impus.find((u) => impuKey(u) === key);
   if (key === undefined || asserted === undefined) {
-    const other = key === undefined ? undefined : core.table.all().find((r) => r !== reg && r.impus.some((u) => impuKey(u) === key));
+    const owner = key === undefined ? undefined : core.table.byImpu(key);
+    const other = owner !== reg ? owner : undefined;
     if (other) {
       core.reject(tx, req, ctx, 403, 'other-registration-identity', `request over the SA set of another registration: ${claimed} is not an identity of ${reg.impi} (set ${set.id})`, { impi: reg.impi });
     } else {
@@ -152,16 +152,9 @@ export function fromUe(core: PcscfCore, tx: ServerTransaction, req: SipRequest, 
   forward(core, tx, out, core.toCore(), { toUe: true });
 }
 
-/** The registration whose contact the Request-URI names (24.229 §5.2.6.4: the Contact the UE registered). */
-export function registrationForTarget(regs: readonly Registration[], uri: string): Registration | undefined {
-  const byContact = regs.find((r) => r.contact !== undefined && sameContact(r.contact, uri));
-  if (byContact) return byContact;
-  const hp = hostPortOf(uri);
-  if (!hp) return undefined;
-  return regs.find((r) => {
-    const s = r.current;
-    return s !== undefined && s.config.ue.portS === hp.port && (sameAddress(s.config.ue.ip, hp.address) || (s.config.ue.innerIp !== undefined && sameAddress(s.config.ue.innerIp, hp.address)));
-  });
+/** The registration whose contact the Request-URI names (24.229 §5.2.6.4: the Contact the UE registered); O(1). */
+export function registrationForTarget(table: RegistrationTable, uri: string): Registration | undefined {
+  return table.byTarget(contactKey(uri), hostPortOf(uri));
 }
 
 /**
@@ -170,7 +163,7 @@ export function registrationForTarget(regs: readonly Registration[], uri: string
  * port_pc (SA4) or port_ps (SA1, spec digest §6.2); it must come over a set of that registration.
  */
 export function fromCore(core: PcscfCore, tx: ServerTransaction, req: SipRequest, ctx: ReceiveContext): void {
-  const reg = registrationForTarget(core.table.all(), req.uri);
+  const reg = registrationForTarget(core.table, req.uri);
   if (!reg) {
     core.reject(tx, req, ctx, 404, 'no-registration-for-target', `no registration has the contact ${req.uri}`);
     return;

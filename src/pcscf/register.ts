@@ -94,7 +94,7 @@ export async function onUnprotectedRegister(core: PcscfCore, tx: ServerTransacti
   // Spec digest §15A.4: inside the tunnel the UE keeps its private address, the Via sent-by host
   // (unless this P-CSCF is configured for 'public inside' peers).
   const innerIp = core.natInnerAddress === 'private' && nat.differs === 'address' && isIP(via.host) === isIP(from.address) ? via.host : undefined;
-  const adm = admissionCheck(from.address, choice.client.portC, core.table.allSets(), core.table.get(impi)?.sets ?? [], innerIp);
+  const adm = admissionCheck(from.address, choice.client.portC, (ip, inner, port) => core.table.setWithClientPort(ip, inner, port), core.table.get(impi)?.sets ?? [], innerIp);
   if (!adm.ok) return core.reject(tx, req, ctx, 403, adm.reason, adm.message, { impi });
   if (nat.natDetected) core.emit('nat-detected', { impi, via: formatHostPort(via.host, via.port ?? 5060), source: from, ...(nat.differs ? { differs: nat.differs } : {}) });
   const reg = core.table.getOrCreate(impi, from.address);
@@ -157,7 +157,7 @@ export async function onReRegister(core: PcscfCore, tx: ServerTransaction, req: 
     if (choice.ok) {
       if (reg.round?.temporary) await core.table.deleteSet(reg.round.temporary, 'deleted', 'replaced by a new re-REGISTER');
       reg.round = undefined;
-      const adm = admissionCheck(set.config.ue.ip, choice.client.portC, core.table.allSets(), reg.sets, set.config.ue.innerIp);
+      const adm = admissionCheck(set.config.ue.ip, choice.client.portC, (ip, inner, port) => core.table.setWithClientPort(ip, inner, port), reg.sets, set.config.ue.innerIp);
       if (!adm.ok && !dereg) return core.reject(tx, req, ctx, 403, adm.reason, adm.message, { impi });
       if (adm.ok) {
         round = {
@@ -241,14 +241,12 @@ async function installTemporary(core: PcscfCore, reg: Registration, round: Round
     ...(mode === 'udp-enc-tunnel' ? { encap: { uePort: NAT_T_PORT, pcscfPort: core.encapPort } } : {}),
     expiresAt: core.clock.now() + core.regAwaitAuthMs,
   });
-  await core.backend.install(set);
+  await core.table.installTemporary(reg, round, set);
   if (reg.round !== round) {
     // Replaced while installing: this set will never be used.
-    set.apply('deleted');
-    await core.backend.remove(set);
+    await core.table.deleteSet(set, 'deleted', 'registration set-up replaced while installing');
     return undefined;
   }
-  core.table.addTemporary(reg, round, set, core.regAwaitAuthMs);
   const encap = reg.ue.encap;
   if (mode === 'udp-enc-tunnel' && encap && sameAddress(encap.address, round.ueIp)) core.backend.setPeerEncap(set, encap);
   round.server = [buildSecurityServer(round.choice, { spiC, spiS, portC: core.portC, portS: core.portS })];

@@ -220,6 +220,28 @@ test('expiry: without a refresh every set goes at expires + 30 s; an unanswered 
   }
 });
 
+test('issue 10 §2 leak: a temporary set the SAD sees expire first still leaves the table, with exactly one sa-deleted', async () => {
+  // The SAD's clock runs 1 s ahead: before the fix its sweep (on bob's SPI allocation) marked
+  // alice's set deleted, and the table's reg-await-auth timer, acting only on 'temporary' sets,
+  // then left alice pending forever, without an sa-deleted event.
+  const w = await world({ backendSkewMs: 1_000 });
+  try {
+    const alice = await w.ue();
+    assert.equal((await alice.unprotectedRegister()).res.status, 401);
+    const aliceSet = String(w.named('sa-created')[0]!.set);
+    w.clock.advance(239_500);
+    const bob = await w.ue({ impi: 'bob@ims.example.org', impu: 'sip:bob@ims.example.org' });
+    assert.equal((await bob.unprotectedRegister()).res.status, 401);
+    w.clock.advance(1_000);
+    await eventually(() => w.pcscf.registrations().every((r) => r.impi !== 'alice@ims.example.org'), 'alice forgotten');
+    await eventually(() => w.named('sa-deleted').some((e) => e.set === aliceSet), 'sa-deleted for alice');
+    assert.equal(w.named('sa-deleted').filter((e) => e.set === aliceSet).length, 1);
+    assert.deepEqual(w.pcBackend.sets.map((s) => s.config.ue.portC), [bob.portUc]);
+  } finally {
+    await w.close();
+  }
+});
+
 test('NAT detected (Via ≠ source) in auto mode: UDP-enc-tun with the private address inside the tunnel, and the registration works', async () => {
   const w = await world({ mode: 'auto' });
   try {

@@ -1,10 +1,17 @@
-// Registration state of the P-CSCF and the SA-set bookkeeping (33.203 §7.4; 24.229 §5.2.2; spec
-// digest §8, §9): temporary (reg-await-auth) → current (lifetimeAfterSuccess) → old (deleted when
-// its in-flight transactions end), failure, expiry and de-registration. No SIP here.
+// Registration state of the P-CSCF (24.229 §5.2.2; spec digest §8, §9) and its indexes. Each
+// registration's SA sets live in its SaSlots (ipsec/sa-slots.ts, the one owner of temporary →
+// current → old, expiry and backend removal); this table files what the slots report, and keeps
+// O(1) indexes: SA set → owner (every protected arrival), (UE address, port_uc) → set (the admission
+// check), contact and (UE address, port_us) → registration (requests from the S-CSCF). No SIP here.
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
+import { canonicalAddress } from '../ipsec/sa.ts';
 import type { SaSet, SaSetEvent } from '../ipsec/sa-set.ts';
+import { SaSlots } from '../ipsec/sa-slots.ts';
 import type { Negotiated, SecMechanism } from '../secagree/index.ts';
+import { isIP } from 'node:net';
 import type { Clock } from '../sip/clock.ts';
+import { parseUri } from '../sip/uri.ts';
+import { impuKey } from './decisions.ts';
 import type { PcscfEvents, RegistrationView, Source } from './types.ts';
 
 /** One security set-up, SM1 → SM12 (33.203 §6.1.1, §7.2): what the protected REGISTER is checked against. */
@@ -34,8 +41,6 @@ export class Registration {
   serviceRoute: string[] = [];
   /** Registration expiry (clock ms); undefined until the first 200 OK. */
   expiresAt?: number;
-  current?: SaSet;
-  readonly old: SaSet[] = [];
   round?: Round;
   /** Security-Server of the set now current: a re-REGISTER's Security-Verify repeats it (spec digest §8.5). */
   lastServer?: readonly SecMechanism[];
@@ -43,30 +48,53 @@ export class Registration {
   constructor(
     readonly impi: string,
     ueIp: string,
+    /** The SA sets of this registration (the only owner of their lifecycle). */
+    readonly slots: SaSlots,
   ) {
     this.ue = { ip: ueIp };
   }
 
+  get current(): SaSet | undefined {
+    return this.slots.current;
+  }
+  get old(): readonly SaSet[] {
+    return this.slots.old;
+  }
   get sets(): SaSet[] {
-    return [...(this.round?.temporary ? [this.round.temporary] : []), ...(this.current ? [this.current] : []), ...this.old].filter((s) => s.live);
+    return this.slots.sets;
   }
 }
 
 export type Emit = <K extends keyof PcscfEvents>(name: K, payload: PcscfEvents[K]) => void;
 
+/** Key of the admission index (33.203 §7.1 rule 3): UE address (outer and inner) and port_uc. */
+function portKey(ueIp: string, innerIp: string | undefined, portUc: number): string {
+  return `${canonicalAddress(ueIp)}|${canonicalAddress(innerIp ?? ueIp)}|${portUc}`;
+}
+/** Key of a UE's protected server port: (address, port_us), outer and inner address both indexed. */
+function targetKey(address: string, portUs: number): string {
+  return `${canonicalAddress(address)}|${portUs}`;
+}
+
 /** Not safe for concurrent use (one event loop owns it). */
 export class RegistrationTable {
   readonly #byImpi = new Map<string, Registration>();
   readonly #owner = new Map<SaSet, Registration>();
-  readonly #inFlight = new Map<SaSet, number>();
-  readonly #timers = new Map<SaSet | Registration, () => void>();
-  readonly #removals = new Set<Promise<void>>();
+  readonly #byPortUc = new Map<string, SaSet>();
+  readonly #byContact = new Map<string, Registration>();
+  readonly #byTarget = new Map<string, Registration>();
+  readonly #byImpu = new Map<string, Registration>();
+  readonly #timers = new Map<Registration, () => void>();
 
   constructor(
     private readonly backend: IpsecBackend,
     private readonly clock: Clock,
     private readonly emit: Emit,
   ) {}
+
+  get size(): number {
+    return this.#byImpi.size;
+  }
 
   get(impi: string): Registration | undefined {
     return this.#byImpi.get(impi);
@@ -75,8 +103,14 @@ export class RegistrationTable {
   getOrCreate(impi: string, ueIp: string): Registration {
     let r = this.#byImpi.get(impi);
     if (!r) {
-      r = new Registration(impi, ueIp);
-      this.#byImpi.set(impi, r);
+      const reg: Registration = (r = new Registration(impi, ueIp, new SaSlots({
+        backend: this.backend,
+        clock: this.clock,
+        onDropped: (set, event, reason) => this.#dropped(reg, set, event === 'expired' ? reason : 'no SA set left'),
+        onDeleted: (set, _event, reason, error) => this.emit('sa-deleted', { impi, set: set.id, reason, ...(error && { error: error.message }) }),
+        onSyncFailed: (set, error) => this.emit('sa-error', { impi, set: set.id, op: 'update-lifetime', error: error.message }),
+      })));
+      this.#byImpi.set(impi, reg);
     }
     return r;
   }
@@ -89,18 +123,37 @@ export class RegistrationTable {
     return [...this.#byImpi.values()];
   }
 
-  /** Every live set this P-CSCF installed (for the admission check). */
-  allSets(): SaSet[] {
-    return [...this.#owner.keys()].filter((s) => s.live);
+  /** The live set tied to (UE address, inner address, port_uc), if any (33.203 §7.1 rule 3). O(1). */
+  setWithClientPort(ueIp: string, innerIp: string | undefined, portUc: number): SaSet | undefined {
+    return this.#byPortUc.get(portKey(ueIp, innerIp, portUc));
   }
 
-  /** Files a freshly installed temporary set; it dies after reg-await-auth unless promoted (spec digest §8 rule 1). */
-  addTemporary(reg: Registration, round: Round, set: SaSet, regAwaitAuthMs: number): void {
-    round.temporary = set;
+  /** The registration whose contact is `contactKey` (sameContact's form), else whose current set has (address, port_us). O(1). */
+  byTarget(contactKey: string | undefined, hostPort: Source | undefined): Registration | undefined {
+    const c = contactKey === undefined ? undefined : this.#byContact.get(contactKey);
+    if (c) return c;
+    if (!hostPort) return undefined;
+    const r = this.#byTarget.get(targetKey(hostPort.address, hostPort.port));
+    return r?.current ? r : undefined;
+  }
+
+  /** The registration that owns the public identity `impu` (impuKey form), if any. O(1). */
+  byImpu(key: string): Registration | undefined {
+    return this.#byImpu.get(key);
+  }
+
+  /** Installs a freshly built temporary set for `round` (spec digest §8 rule 1: it lives reg-await-auth). */
+  async installTemporary(reg: Registration, round: Round, set: SaSet): Promise<void> {
     this.#owner.set(set, reg);
-    this.#timer(set, regAwaitAuthMs, () => {
-      if (set.state === 'temporary') void this.deleteSet(set, 'expired', 'reg-await-auth expired without a protected REGISTER');
-    });
+    try {
+      await reg.slots.installTemporary(set);
+    } catch (e) {
+      this.#owner.delete(set);
+      throw e;
+    }
+    round.temporary = set;
+    const k = portKey(set.config.ue.ip, set.config.ue.innerIp, set.config.ue.portC);
+    this.#byPortUc.set(k, set);
   }
 
   /**
@@ -109,30 +162,23 @@ export class RegistrationTable {
    */
   promote(reg: Registration, set: SaSet, lifetimeExpiresAt: number): void {
     const previous = reg.current;
-    set.apply('authenticated');
-    set.setLifetime({ expiresAt: lifetimeExpiresAt });
-    this.#cancel(set);
-    reg.current = set;
+    // The registration's timer first: at the same instant, the registration expiry names the cause.
+    this.#scheduleExpiry(reg, lifetimeExpiresAt);
+    reg.slots.promote(set, lifetimeExpiresAt);
     if (reg.round?.temporary === set) {
       reg.lastServer = reg.round.server;
       reg.round = undefined;
     }
     this.emit('sa-promoted', { impi: reg.impi, set: set.id, ...(previous ? { previous: previous.id } : {}) });
-    if (previous && previous !== set && previous.live) {
-      previous.apply('superseded');
-      this.#cancel(previous);
-      reg.old.push(previous);
-      if ((this.#inFlight.get(previous) ?? 0) === 0) void this.deleteSet(previous, 'transactions-done', 'superseded, no transaction in flight');
-    }
-    this.#scheduleExpiry(reg, lifetimeExpiresAt);
+    this.#indexTargets(reg);
   }
 
   /** A re-REGISTER answered 200 without a challenge keeps the current set (24.228 R2-1a) with a new lifetime. */
   refresh(reg: Registration, lifetimeExpiresAt: number): void {
     if (!reg.current) return;
-    reg.current.apply('authenticated');
-    reg.current.setLifetime({ expiresAt: lifetimeExpiresAt });
     this.#scheduleExpiry(reg, lifetimeExpiresAt);
+    reg.slots.refresh(lifetimeExpiresAt);
+    this.#indexTargets(reg);
   }
 
   /**
@@ -142,48 +188,29 @@ export class RegistrationTable {
    * only absorb retransmissions (Timer J/K, 32 s/5 s) do not keep an old set alive.
    */
   hold(set: SaSet): void {
-    if (!this.#owner.has(set)) return;
-    this.#inFlight.set(set, (this.#inFlight.get(set) ?? 0) + 1);
+    this.#owner.get(set)?.slots.begin(set);
   }
 
   /** That transaction ended; an old set with nothing left in flight is deleted (spec digest §8 rule 4). */
   release(set: SaSet): void {
-    if (!this.#owner.has(set)) return;
-    const n = Math.max(0, (this.#inFlight.get(set) ?? 0) - 1);
-    this.#inFlight.set(set, n);
-    if (n === 0 && set.state === 'old') void this.deleteSet(set, 'transactions-done', 'old set: its last transaction ended');
+    this.#owner.get(set)?.slots.end(set);
   }
 
   inFlight(set: SaSet): number {
-    return this.#inFlight.get(set) ?? 0;
+    return this.#owner.get(set)?.slots.inflight(set) ?? 0;
   }
 
-  /** Deletes one set (SA state machine event, backend removal, event). Idempotent. */
+  /** Deletes one set (through its registration's slots). Idempotent. */
   deleteSet(set: SaSet, event: SaSetEvent, reason: string): Promise<void> {
     const reg = this.#owner.get(set);
-    if (!reg) return Promise.resolve();
-    this.#owner.delete(set);
-    this.#inFlight.delete(set);
-    this.#cancel(set);
-    if (set.live) set.apply(event);
-    if (reg.round?.temporary === set) reg.round = undefined;
-    if (reg.current === set) reg.current = undefined;
-    const i = reg.old.indexOf(set);
-    if (i >= 0) reg.old.splice(i, 1);
-    this.emit('sa-deleted', { impi: reg.impi, set: set.id, reason });
-    if (!reg.current && !reg.round) this.#forget(reg);
-    const p = this.backend.remove(set).catch(() => {});
-    this.#removals.add(p);
-    void p.finally(() => this.#removals.delete(p));
-    return p;
+    return reg ? reg.slots.delete(set, event, reason) : Promise.resolve();
   }
 
   /** De-registration or expiry: every set of the registration goes, then the registration. */
   async deleteAll(reg: Registration, event: SaSetEvent, reason: string): Promise<void> {
-    const sets = reg.sets;
     this.#forget(reg, reason);
     reg.round = undefined;
-    await Promise.all(sets.map((s) => this.deleteSet(s, event, reason)));
+    await reg.slots.deleteAll(event, reason);
   }
 
   /** Ends a round that never got (or lost) its temporary set; a registration with nothing left is dropped. */
@@ -195,8 +222,9 @@ export class RegistrationTable {
 
   /** Deletes everything (P-CSCF stop). */
   async clear(reason: string): Promise<void> {
+    const regs = [...this.#owner.values(), ...this.#byImpi.values()];
     for (const reg of this.all()) await this.deleteAll(reg, 'deleted', reason);
-    await Promise.all([...this.#removals]);
+    for (const reg of new Set(regs)) await reg.slots.settled();
     for (const cancel of this.#timers.values()) cancel();
     this.#timers.clear();
   }
@@ -220,32 +248,71 @@ export class RegistrationTable {
     }));
   }
 
+  /** A set left its slot (whatever the cause: expiry, failure, supersession, de-registration). */
+  #dropped(reg: Registration, set: SaSet, why: string): void {
+    this.#owner.delete(set);
+    const k = portKey(set.config.ue.ip, set.config.ue.innerIp, set.config.ue.portC);
+    if (this.#byPortUc.get(k) === set) this.#byPortUc.delete(k);
+    if (reg.round?.temporary === set) reg.round = undefined;
+    if (!reg.current && !reg.round) this.#forget(reg, why);
+  }
+
+  /** Contact, (UE address, port_us) and IMPU indexes of a registered registration (after a 200 OK). */
+  #indexTargets(reg: Registration): void {
+    this.#unindexTargets(reg);
+    const c = reg.contact === undefined ? undefined : contactKey(reg.contact);
+    if (c !== undefined) this.#byContact.set(c, reg);
+    const s = reg.current;
+    if (s) {
+      this.#byTarget.set(targetKey(s.config.ue.ip, s.config.ue.portS), reg);
+      if (s.config.ue.innerIp !== undefined) this.#byTarget.set(targetKey(s.config.ue.innerIp, s.config.ue.portS), reg);
+    }
+    for (const u of reg.impus) {
+      const k = impuKey(u);
+      if (k !== undefined) this.#byImpu.set(k, reg);
+    }
+    this.#indexed.set(reg, { contact: c, targets: s ? [targetKey(s.config.ue.ip, s.config.ue.portS), ...(s.config.ue.innerIp !== undefined ? [targetKey(s.config.ue.innerIp, s.config.ue.portS)] : [])] : [], impus: reg.impus.map(impuKey).filter((k): k is string => k !== undefined) });
+  }
+  readonly #indexed = new Map<Registration, { contact: string | undefined; targets: string[]; impus: string[] }>();
+
+  #unindexTargets(reg: Registration): void {
+    const i = this.#indexed.get(reg);
+    if (!i) return;
+    this.#indexed.delete(reg);
+    if (i.contact !== undefined && this.#byContact.get(i.contact) === reg) this.#byContact.delete(i.contact);
+    for (const t of i.targets) if (this.#byTarget.get(t) === reg) this.#byTarget.delete(t);
+    for (const u of i.impus) if (this.#byImpu.get(u) === reg) this.#byImpu.delete(u);
+  }
+
   #forget(reg: Registration, reason = 'no SA set left'): void {
     if (this.#byImpi.get(reg.impi) !== reg) return;
     this.#byImpi.delete(reg.impi);
-    this.#cancel(reg);
+    this.#unindexTargets(reg);
+    this.#timers.get(reg)?.();
+    this.#timers.delete(reg);
     if (reg.expiresAt !== undefined) this.emit('deregistered', { impi: reg.impi, reason });
   }
 
-  /** Spec digest §8: when the current set's lifetime runs out, the whole registration goes. */
+  /** Spec digest §8: when the registration runs out without a refresh, the whole registration goes. */
   #scheduleExpiry(reg: Registration, at: number): void {
-    this.#timer(reg, at - this.clock.now(), () => {
+    this.#timers.get(reg)?.();
+    const cancel = this.clock.setTimer(Math.max(0, at - this.clock.now()), () => {
+      if (this.#timers.get(reg) !== cancel) return; // superseded meanwhile
+      this.#timers.delete(reg);
       if (this.#byImpi.get(reg.impi) === reg) void this.deleteAll(reg, 'expired', 'registration expired without a refresh');
     });
+    this.#timers.set(reg, cancel);
   }
+}
 
-  #timer(key: SaSet | Registration, ms: number, fire: () => void): void {
-    this.#cancel(key);
-    const cancel = this.clock.setTimer(Math.max(0, ms), () => {
-      if (this.#timers.get(key) !== cancel) return; // superseded meanwhile
-      this.#timers.delete(key);
-      fire();
-    });
-    this.#timers.set(key, cancel);
-  }
-
-  #cancel(key: SaSet | Registration): void {
-    this.#timers.get(key)?.();
-    this.#timers.delete(key);
+/** The form of a contact URI that sameContact compares: user, host (lower case, canonical address), port. */
+export function contactKey(uri: string): string | undefined {
+  try {
+    const u = parseUri(uri);
+    if (u.scheme === 'tel') return undefined;
+    const host = u.host.toLowerCase();
+    return `${u.user ?? ''}@${isIP(host) ? canonicalAddress(host) : host}:${u.port ?? 5060}`;
+  } catch {
+    return undefined;
   }
 }

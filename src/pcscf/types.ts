@@ -90,7 +90,10 @@ export interface Source {
 export interface PcscfEvents {
   'sa-created': { impi: string; set: string; mode: string; alg: string; ealg: string; spis: { uc: number; us: number; pc: number; ps: number } };
   'sa-promoted': { impi: string; set: string; previous?: string };
-  'sa-deleted': { impi: string; set: string; reason: string };
+  /** Once per set, after the backend removal; `error` when the backend failed to remove it (never ignored). */
+  'sa-deleted': { impi: string; set: string; reason: string; error?: string };
+  /** The backend could not follow a lifetime change (e.g. UPDSA failed): its SAs may die early. */
+  'sa-error': { impi: string; set: string; op: 'update-lifetime'; error: string };
   rejected: { reason: RejectReason; message: string; status?: number; method?: string; from: Source; impi?: string };
   'nat-detected': { impi: string; via: string; source: Source; differs?: 'address' | 'port' };
   /**

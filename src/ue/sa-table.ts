@@ -5,6 +5,7 @@ import type { Clock } from '../sip/index.ts';
 import { createSaSet, expandKeys, lifetimeAfterSuccess, modeFromMod, NAT_T_PORT, type SaSet, type SaSetEvent } from '../ipsec/index.ts';
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import type { ServerChoice } from '../secagree/index.ts';
+import { SaSlots } from '../ipsec/sa-slots.ts';
 import { UeError } from './errors.ts';
 
 /** 24.229 Table 7.8.1: reg-await-auth, the lifetime of a temporary set (digest §8 rule 1, §11). */
@@ -31,7 +32,10 @@ export interface SaTableDeps {
   /** A label for set ids. */
   readonly label: string;
   readonly onCreated: (set: SaSet) => void;
-  readonly onDeleted: (set: SaSet, why: SaSetEvent) => void;
+  /** Once per set, after the backend removal; `error` when the backend could not remove it. */
+  readonly onDeleted: (set: SaSet, why: SaSetEvent, error?: Error) => void;
+  /** The backend could not follow a lifetime change (e.g. UPDSA failed). */
+  readonly onSyncFailed?: (set: SaSet, error: Error) => void;
 }
 
 /** The backend's local ESP-in-UDP port (kept for callers; the interface has it now). */
@@ -39,23 +43,37 @@ export function encapPortOf(backend: IpsecBackend): number {
   return backend.encapPort;
 }
 
-/** Not safe for concurrent use (one event loop owns it). */
+/** Not safe for concurrent use (one event loop owns it). The slots themselves live in ipsec/sa-slots.ts. */
 export class UeSaTable {
-  temporary: SaSet | undefined;
-  current: SaSet | undefined;
-  readonly old = new Set<SaSet>();
   /** The Security-Client being negotiated: its ports count as taken. */
   pending: ClientOffer | undefined;
+  readonly #slots: SaSlots;
   readonly #server = new Map<SaSet, readonly string[]>();
-  readonly #inflight = new Map<SaSet, number>();
-  readonly #timers = new Map<SaSet, () => void>();
   #n = 0;
 
-  constructor(private readonly deps: SaTableDeps) {}
+  constructor(private readonly deps: SaTableDeps) {
+    this.#slots = new SaSlots({
+      backend: deps.backend,
+      clock: deps.clock,
+      onDropped: (set) => this.#server.delete(set),
+      onDeleted: (set, why, _reason, error) => deps.onDeleted(set, why, error),
+      ...(deps.onSyncFailed && { onSyncFailed: deps.onSyncFailed }),
+    });
+  }
+
+  get temporary(): SaSet | undefined {
+    return this.#slots.temporary;
+  }
+  get current(): SaSet | undefined {
+    return this.#slots.current;
+  }
+  get old(): readonly SaSet[] {
+    return this.#slots.old;
+  }
 
   /** Every live set, newest role first: current, temporary, old. */
   all(): SaSet[] {
-    return [this.current, this.temporary, ...this.old].filter((s): s is SaSet => s !== undefined && s.live);
+    return this.#slots.sets;
   }
 
   /** The Security-Server received when `set` was negotiated (Security-Verify of later REGISTERs). */
@@ -77,7 +95,7 @@ export class UeSaTable {
    * temporary set (the same offer challenged again) is deleted first: its inbound SPIs are reused.
    */
   async createTemporary(offer: ClientOffer, choice: ServerChoice, ik: Uint8Array, ck: Uint8Array, serverRaw: readonly string[], innerIp?: string): Promise<SaSet> {
-    if (this.temporary) await this.#drop(this.temporary, 'deleted');
+    if (this.temporary) await this.#slots.delete(this.temporary, 'deleted', 'a new challenge');
     const { backend, clock } = this.deps;
     const mode = modeFromMod(choice.mod);
     const keys = expandKeys(ik, ck, choice.alg, choice.ealg);
@@ -95,97 +113,53 @@ export class UeSaTable {
       expiresAt: clock.now() + this.deps.regAwaitAuthMs,
     });
     for (const k of [keys.ikEsp, keys.ckEsp, keys.salt]) k?.fill(0); // the SAs hold their own copies
-    await backend.install(set);
-    this.temporary = set;
+    await this.#slots.installTemporary(set);
     this.#server.set(set, [...serverRaw]);
-    this.#schedule(set);
     this.deps.onCreated(set);
     return set;
   }
 
   /**
-   * The 200 OK (digest §8 rules 2–4): temporary → current with lifetime max(previous, expires + 30 s);
-   * the previous current set becomes old and goes once its transactions have ended. Without a
-   * temporary set (a re-REGISTER answered 200 directly) the current set's lifetime is extended.
+   * The 200 OK (digest §8 rules 2–4): temporary → current with lifetime max(previous, expires + 30 s),
+   * in the backend too (issue 11 §1: the kernel SAs must not keep the reg-await-auth lifetime); the
+   * previous current set becomes old and goes once its transactions have ended. Without a temporary
+   * set (a re-REGISTER answered 200 directly) the current set's lifetime is extended.
    */
   async promote(expiresS: number): Promise<void> {
     const now = this.deps.clock.now();
     const t = this.temporary;
+    const c = this.current;
     if (!t) {
-      const c = this.current;
-      if (!c) return;
-      c.apply('authenticated');
-      c.setLifetime({ expiresAt: lifetimeAfterSuccess(now, expiresS, c.expiresAt) });
-      this.#schedule(c);
+      if (c) this.#slots.refresh(lifetimeAfterSuccess(now, expiresS, c.expiresAt));
       return;
     }
-    const prev = this.current;
-    t.apply('authenticated');
-    t.setLifetime({ expiresAt: lifetimeAfterSuccess(now, expiresS, prev?.live ? prev.expiresAt : undefined) });
-    this.#schedule(t);
-    this.current = t;
-    this.temporary = undefined;
-    if (prev?.live) {
-      prev.apply('superseded');
-      this.old.add(prev);
-      if ((this.#inflight.get(prev) ?? 0) === 0) await this.#drop(prev, 'transactions-done');
-    }
+    this.#slots.promote(t, lifetimeAfterSuccess(now, expiresS, c?.expiresAt));
+    await this.#slots.settled();
   }
 
   /** A failed or abandoned security set-up (digest §8 rule 8): the temporary set goes, the rest stays. */
   async discardTemporary(): Promise<void> {
-    if (this.temporary) await this.#drop(this.temporary, 'failed');
+    await this.#slots.discardTemporary('security set-up failed');
   }
 
   /** De-registration, expiry, fallback, close (digest §8 rule 7). */
   async deleteAll(): Promise<void> {
-    for (const s of this.all()) await this.#drop(s, 'deleted');
+    await this.#slots.deleteAll('deleted', 'deleted');
     this.pending = undefined;
   }
 
   /** A transaction started over `set` (client) or arrived over it (server). */
   begin(set: SaSet): void {
-    this.#inflight.set(set, (this.#inflight.get(set) ?? 0) + 1);
+    this.#slots.begin(set);
   }
 
   /** That transaction terminated; an old set with none left is deleted (digest §8 rule 4, pitfall 15). */
   end(set: SaSet): void {
-    if (!this.#inflight.has(set)) return; // the set went meanwhile
-    const n = Math.max(0, this.#inflight.get(set)! - 1);
-    this.#inflight.set(set, n);
-    if (n === 0 && set.state === 'old') void this.#drop(set, 'transactions-done');
+    this.#slots.end(set);
   }
 
   inflight(set: SaSet): number {
-    return this.#inflight.get(set) ?? 0;
-  }
-
-  /** Fires the hard expiry of a set at its expiresAt (a temporary set after reg-await-auth, §10.4). */
-  #schedule(set: SaSet): void {
-    this.#timers.get(set)?.();
-    const at = set.expiresAt;
-    if (at === undefined) return;
-    const cancel = this.deps.clock.setTimer(Math.max(0, at - this.deps.clock.now()), () => {
-      this.#timers.delete(set);
-      // The lifetime may have moved since (setLifetime); only a set still due goes.
-      if (set.live && set.expiresAt !== undefined && this.deps.clock.now() >= set.expiresAt) void this.#drop(set, 'expired');
-    });
-    this.#timers.set(set, cancel);
-  }
-
-  async #drop(set: SaSet, why: SaSetEvent): Promise<void> {
-    this.#timers.get(set)?.();
-    this.#timers.delete(set);
-    if (this.temporary === set) this.temporary = undefined;
-    if (this.current === set) this.current = undefined;
-    this.old.delete(set);
-    this.#inflight.delete(set);
-    this.#server.delete(set);
-    if (!set.live) return;
-    // 'failed' is only legal for a temporary set; any other state is simply deleted.
-    set.apply(why === 'failed' && set.state !== 'temporary' ? 'deleted' : why);
-    await this.deps.backend.remove(set);
-    this.deps.onDeleted(set, why);
+    return this.#slots.inflight(set);
   }
 }
 

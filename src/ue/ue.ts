@@ -64,8 +64,9 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       backend: o.backend, clock, localIp: o.localIp, pcscfIp, pcscfEncapPort: o.pcscfEncapPort ?? 4500,
       regAwaitAuthMs: o.regAwaitAuthMs ?? REG_AWAIT_AUTH_MS, label: `ue:${o.impi.split('@')[0]}`,
       onCreated: (set) => this.emit('sa-created', set),
-      onDeleted: (set, why) => {
-        this.step(`SA set ${set.id} deleted (${why})`);
+      onSyncFailed: (set, e) => this.step(`SA set ${set.id}: the backend could not update its lifetime: ${e.message}`),
+      onDeleted: (set, why, error) => {
+        this.step(`SA set ${set.id} deleted (${why})${error ? `; the backend could not remove it: ${error.message}` : ''}`);
         this.emit('sa-deleted', set, why);
         this.#releaseUnusedEndpoints();
       },

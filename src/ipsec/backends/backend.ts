@@ -90,6 +90,13 @@ export interface IpsecBackend {
   remove(set: SaSet): Promise<void>;
   /** Opens (or returns the already open) protected endpoint on a local address and port. */
   openEndpoint(local: Addr): Promise<ProtectedEndpoint>;
+  /**
+   * Brings the backend's copy of a set in line with the set after a lifetime or state change
+   * (SaSet.setLifetime, temporary → current → old): xfrm rewrites the kernel SAs' hard lifetimes
+   * (UPDSA) and the policies. Absent: the backend reads the set itself (userspace). Throws when the
+   * backend cannot follow (the caller reports it: the kernel SA would die early, issue 11 §1).
+   */
+  refresh?(set?: SaSet): void;
   /** Where outbound ESP-in-UDP for this set goes when a NAT rewrote the peer's port (Annex M). */
   setPeerEncap(set: SaSet, peer: Addr): void;
   /**

@@ -1,0 +1,196 @@
+// The one owner of an SA-set lifecycle (33.203 §7.4; 24.229 §5.1.1.5 / §5.2.2; spec digest §8):
+// the temporary / current / old slots of ONE registration, seen from the UE or the P-CSCF. It runs
+// the SA-set machine's actions (sa-set.ts `transition`), expiry included, and it is the only code
+// that removes sets from the backend. Order of a deletion: slot cleared and state applied
+// (synchronously, `onDropped`) → backend removal → exactly one `onDeleted`, carrying the removal
+// error if the backend failed (never swallowed).
+//
+// Expiry: one timer per set on the injected Clock (no sweep over every set anywhere); a firing timer
+// re-checks that the set is still the one it was armed for and still due (strongSwan `sa_expired`).
+import type { Clock } from '../util/clock.ts';
+import type { IpsecBackend } from './backends/backend.ts';
+import { IpsecError } from './errors.ts';
+import type { SaSet, SaSetEvent } from './sa-set.ts';
+
+/** What a slot owner needs from a backend: install and remove, and the optional lifetime sync. */
+export type SlotsBackend = Pick<IpsecBackend, 'install' | 'remove' | 'refresh'>;
+
+export interface SaSlotsDeps {
+  readonly backend: SlotsBackend;
+  readonly clock: Clock;
+  /** Synchronous, at the moment a set leaves its slot (before the backend removal). */
+  readonly onDropped?: (set: SaSet, event: SaSetEvent, reason: string) => void;
+  /** Once per set, after the backend removal settled; `error` when the backend failed to remove it. */
+  readonly onDeleted?: (set: SaSet, event: SaSetEvent, reason: string, error?: Error) => void;
+  /** A backend lifetime sync (e.g. UPDSA) that failed: the kernel SA may die early. */
+  readonly onSyncFailed?: (set: SaSet, error: Error) => void;
+}
+
+/** Not safe for concurrent use (one event loop owns it). */
+export class SaSlots {
+  #temporary: SaSet | undefined;
+  #current: SaSet | undefined;
+  readonly #old = new Set<SaSet>();
+  readonly #inflight = new Map<SaSet, number>();
+  readonly #timers = new Map<SaSet, () => void>();
+  readonly #removals = new Set<Promise<void>>();
+
+  constructor(private readonly deps: SaSlotsDeps) {}
+
+  get temporary(): SaSet | undefined {
+    return this.#temporary;
+  }
+  get current(): SaSet | undefined {
+    return this.#current;
+  }
+  get old(): readonly SaSet[] {
+    return [...this.#old];
+  }
+  /** Every set in a slot, newest role first: current, temporary, old. */
+  get sets(): SaSet[] {
+    const out: SaSet[] = [];
+    if (this.#current) out.push(this.#current);
+    if (this.#temporary) out.push(this.#temporary);
+    for (const s of this.#old) out.push(s);
+    return out;
+  }
+  get empty(): boolean {
+    return !this.#current && !this.#temporary && this.#old.size === 0;
+  }
+  has(set: SaSet): boolean {
+    return set === this.#current || set === this.#temporary || this.#old.has(set);
+  }
+
+  /**
+   * Spec digest §8 rule 1: installs a freshly built set in the backend and files it as temporary
+   * (its expiresAt is reg-await-auth). A previous temporary set is deleted first (a new challenge
+   * of the same set-up). On a backend failure nothing is filed and the error is thrown.
+   */
+  async installTemporary(set: SaSet): Promise<void> {
+    if (set.state !== 'temporary') throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is ${set.state}, not temporary`);
+    // Awaited: the new set may reuse the old one's inbound SPIs (the UE's same offer challenged again).
+    if (this.#temporary) await this.delete(this.#temporary, 'deleted', 'replaced by a new temporary set');
+    await this.deps.backend.install(set);
+    if (this.#temporary) void this.delete(this.#temporary, 'deleted', 'replaced by a new temporary set');
+    this.#temporary = set;
+    this.#arm(set);
+  }
+
+  /**
+   * The 200 OK to the protected REGISTER (spec digest §8 rules 2–4): the temporary `set` becomes
+   * current with lifetime `expiresAt` (in the backend too: 33.203 §7.4, issue 11 §1); the previous
+   * current set becomes old and goes once its transactions have ended.
+   */
+  promote(set: SaSet, expiresAt: number): void {
+    if (set !== this.#temporary) throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is not the temporary set`);
+    const prev = this.#current;
+    set.apply('authenticated');
+    this.#temporary = undefined;
+    this.#current = set;
+    this.#setLifetime(set, expiresAt);
+    if (prev && prev !== set) {
+      prev.apply('superseded');
+      this.#old.add(prev);
+      this.#sync(prev); // policies: the old set no longer takes new requests
+      if (this.inflight(prev) === 0) void this.delete(prev, 'transactions-done', 'superseded, no transaction in flight');
+    }
+  }
+
+  /** A re-REGISTER answered 200 without a challenge (24.228 R2-1a): the current set lives on until `expiresAt`. */
+  refresh(expiresAt: number): void {
+    const c = this.#current;
+    if (!c) return;
+    c.apply('authenticated');
+    this.#setLifetime(c, expiresAt);
+  }
+
+  /** Spec digest §8 rule 8: the set-up failed; the temporary set goes, the rest stays. */
+  discardTemporary(reason: string): Promise<void> {
+    return this.#temporary ? this.delete(this.#temporary, 'failed', reason) : Promise.resolve();
+  }
+
+  /** De-registration, registration expiry, fallback, stop (spec digest §8 rule 7). */
+  async deleteAll(event: SaSetEvent, reason: string): Promise<void> {
+    await Promise.all(this.sets.map((s) => this.delete(s, event, reason)));
+  }
+
+  /**
+   * Deletes one set of these slots: state machine event, slot cleared, backend removal, one
+   * onDeleted. Idempotent; a set not (or no longer) in a slot is left alone.
+   */
+  delete(set: SaSet, event: SaSetEvent, reason: string): Promise<void> {
+    if (!this.has(set)) return Promise.resolve();
+    this.#disarm(set);
+    if (this.#temporary === set) this.#temporary = undefined;
+    if (this.#current === set) this.#current = undefined;
+    this.#old.delete(set);
+    this.#inflight.delete(set);
+    // 'failed' is only legal for a temporary set; in any other state the set is simply deleted.
+    if (set.live) set.apply(event === 'failed' && set.state !== 'temporary' ? 'deleted' : event);
+    this.deps.onDropped?.(set, event, reason);
+    const p = this.deps.backend.remove(set).then(
+      () => this.deps.onDeleted?.(set, event, reason),
+      (e: unknown) => this.deps.onDeleted?.(set, event, reason, e instanceof Error ? e : new Error(String(e))),
+    );
+    this.#removals.add(p);
+    void p.finally(() => this.#removals.delete(p));
+    return p;
+  }
+
+  /** A transaction started over `set` (client) or arrived over it (server). */
+  begin(set: SaSet): void {
+    if (this.has(set)) this.#inflight.set(set, this.inflight(set) + 1);
+  }
+
+  /** That transaction ended; an old set with none left is deleted (spec digest §8 rule 4). */
+  end(set: SaSet): void {
+    if (!this.#inflight.has(set)) return;
+    const n = Math.max(0, this.inflight(set) - 1);
+    this.#inflight.set(set, n);
+    if (n === 0 && this.#old.has(set)) void this.delete(set, 'transactions-done', 'old set: its last transaction ended');
+  }
+
+  inflight(set: SaSet): number {
+    return this.#inflight.get(set) ?? 0;
+  }
+
+  /** Resolves once every backend removal started so far has settled. */
+  async settled(): Promise<void> {
+    while (this.#removals.size > 0) await Promise.all([...this.#removals]);
+  }
+
+  #setLifetime(set: SaSet, expiresAt: number): void {
+    set.setLifetime({ expiresAt });
+    this.#sync(set);
+    this.#arm(set);
+  }
+
+  /** Issue 11 §1: the backend's copy of the lifetime (the kernel's, for xfrm) follows the set's. */
+  #sync(set: SaSet): void {
+    try {
+      this.deps.backend.refresh?.(set);
+    } catch (e) {
+      this.deps.onSyncFailed?.(set, e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  /** One timer per set at its hard expiry (a temporary set after reg-await-auth, spec digest §10.4). */
+  #arm(set: SaSet): void {
+    this.#disarm(set);
+    const at = set.expiresAt;
+    if (at === undefined) return;
+    const cancel = this.deps.clock.setTimer(Math.max(0, at - this.deps.clock.now()), () => {
+      if (this.#timers.get(set) !== cancel) return; // re-armed or disarmed meanwhile
+      this.#timers.delete(set);
+      // The lifetime may have moved since (setLifetime without re-arming): only a set still due goes.
+      if (set.expiresAt !== undefined && this.deps.clock.now() < set.expiresAt) return this.#arm(set);
+      void this.delete(set, 'expired', set.state === 'temporary' ? 'reg-await-auth expired without a protected REGISTER' : 'SA lifetime expired');
+    });
+    this.#timers.set(set, cancel);
+  }
+
+  #disarm(set: SaSet): void {
+    this.#timers.get(set)?.();
+    this.#timers.delete(set);
+  }
+}
