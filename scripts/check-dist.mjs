@@ -19,15 +19,14 @@ function files(dir, out = []) {
   return out;
 }
 
-/** The problems found in `root`/dist, one line each; empty when it can ship. */
-export function checkDist(root) {
-  const dist = join(root, 'dist');
+/** The problems found in `dist` (default `root`/dist), one line each; empty when it can ship. */
+export function checkDist(root, dist = join(root, 'dist')) {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
   const allowed = new Set([...Object.keys(pkg.dependencies ?? {}), ...Object.keys(pkg.optionalDependencies ?? {})]);
   const builtins = new Set(builtinModules);
   const problems = [];
   for (const f of files(dist)) {
-    const rel = relative(root, f);
+    const rel = join('dist', relative(dist, f));
     if (/\.test\.|(^|\/)testdata\//.test(rel)) problems.push(`${rel}: a test file or fixture`);
     if (!f.endsWith('.js')) continue;
     // Without comments: doc examples quote `import … from 'imsec/…'`.

@@ -10,3 +10,5 @@ export type { Addr, BackendCounters, IpsecBackend, ProtectedContext, ProtectedEn
 export { BackendError, type BackendErrorCode } from './errors.ts';
 export { UserspaceBackend, type UserspaceBackendOptions } from './userspace.ts';
 export { XfrmBackend, XfrmError, nativeAvailable, type XfrmBackendOptions, type XfrmErrorCode } from './xfrm/index.ts';
+// Every backend reads time through a Clock (the same one as the UE's or P-CSCF's).
+export { ManualClock, systemClock, type Clock } from '../../util/clock.ts';
