@@ -197,6 +197,27 @@ export class ScriptedUe {
     return this.sendOver(this.current!, req);
   }
 
+  /**
+   * An attacker's REGISTER over one of our own sets (`over`, default current) carrying other
+   * identities: Authorization username `impi`, To/From `impu` (issue 10 §1).
+   */
+  registerAs(o: { impi: string; impu: string; expires?: number; over?: SaSet; client?: string }): Promise<Answer> {
+    const headers: [string, string][] = [
+      ['Contact', `<${this.contact}>;expires=${o.expires ?? 600000}`],
+      ['Authorization', `Digest username="${o.impi}", realm="${DOMAIN}", uri="sip:${DOMAIN}", nonce="${this.nonce}", response=""`],
+      ['Require', 'sec-agree'],
+      ['Proxy-Require', 'sec-agree'],
+      ['Supported', 'path, sec-agree'],
+      ['Security-Client', o.client ?? this.clientHeader],
+      ...(this.serverHeader ? [['Security-Verify', this.serverHeader] as [string, string]] : []),
+    ];
+    const req = createRequest({
+      method: 'REGISTER', uri: `sip:${DOMAIN}`, via: `SIP/2.0/UDP ${LOOP}:${this.portUs};branch=${newBranch()};rport`,
+      from: `<${o.impu}>;tag=x${this.cseq}`, to: `<${o.impu}>`, callId: this.callId, cseq: this.cseq++, headers,
+    });
+    return this.sendOver(o.over ?? this.current!, req);
+  }
+
   /** Any request from port_uc to port_ps over `set` (SA1). */
   send(method: string, o: { from?: string; ppi?: string; over?: SaSet } = {}): Promise<Answer> {
     return this.sendOver(o.over ?? this.current!, this.build(method, o));

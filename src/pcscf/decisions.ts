@@ -4,7 +4,9 @@
 import { isIP } from 'node:net';
 import { sameAddress } from '../ipsec/sa.ts';
 import type { SaSet } from '../ipsec/sa-set.ts';
+import type { SecMechanism } from '../secagree/index.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
+import { getParam, parseDigestHeader } from '../aka/index.ts';
 import { isStarContact, parseNameAddr } from '../sip/name-addr.ts';
 import { parseUri } from '../sip/uri.ts';
 import { defaultPort, type Via } from '../sip/via.ts';
@@ -163,4 +165,64 @@ export function hostPortOf(uri: string): Source | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Issue 10 §3: everything a Security-Client says is checked when it arrives, so that a REGISTER
+ * whose SAs could never be installed is answered 494 before the S-CSCF spends a vector on it. Each
+ * ipsec-3gpp entry: spi-c and spi-s in 256..2^32-1 (RFC 4303 §2.1: 0 is local, 1..255 reserved),
+ * spi-c ≠ spi-s (33.203 §7.1: both are the UE's inbound SAs, one SPI each), port-c and port-s in
+ * 1..65535. The same rules SaSet's constructor enforces, so an accepted offer always installs.
+ */
+export function checkSecurityClient(mechs: readonly SecMechanism[]): Verdict {
+  const bad = (message: string): Verdict => ({ ok: false, reason: 'bad-security-client', message });
+  for (const [i, m] of mechs.entries()) {
+    if (m.name !== 'ipsec-3gpp') continue;
+    const at = `Security-Client entry ${i + 1}`;
+    for (const [f, v] of [['spi-c', m.spiC], ['spi-s', m.spiS]] as const) {
+      if (v === undefined || !Number.isInteger(v) || v < 256 || v > 0xffffffff) {
+        return bad(`${at}: ${f} must be 256..4294967295 (0 and 1..255 are reserved, RFC 4303 §2.1), got ${String(v)}`);
+      }
+    }
+    if (m.spiC === m.spiS) return bad(`${at}: spi-c must differ from spi-s (33.203 §7.1: two inbound SAs), both are ${String(m.spiC)}`);
+    for (const [f, v] of [['port-c', m.portC], ['port-s', m.portS]] as const) {
+      if (v === undefined || !Number.isInteger(v) || v < 1 || v > 65535) return bad(`${at}: ${f} must be 1..65535, got ${String(v)}`);
+    }
+  }
+  return { ok: true };
+}
+
+/** The Authorization username of a REGISTER (the IMPI), or undefined. */
+export function authorizationUsername(req: SipRequest): string | undefined {
+  for (const line of req.headers.raw('Authorization')) {
+    try {
+      const u = getParam(parseDigestHeader(line), 'username');
+      if (u) return u;
+    } catch {
+      // next value
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Issue 10 §1: a REGISTER that arrives over an SA set must carry the private identity of the
+ * registration owning that set (Authorization username) and one of its public identities (To).
+ * 24.229 §5.2.2 (P-CSCF, protected REGISTER; paraphrased, wording not verified verbatim): the
+ * P-CSCF checks that the private user identity in the Authorization header field of a REGISTER
+ * received over an SA is the one previously challenged or authenticated over it, else 403. 33.203
+ * §7.4 binds an SA set to the IMPI it was set up for; the S-CSCF then trusts integrity-protected
+ * ="yes" only for that identity (24.229 §5.4.1.2.2: it identifies the user by the To and the
+ * Authorization username of the protected REGISTER).
+ */
+export function checkRegisterIdentity(req: SipRequest, impi: string, impuKeys: readonly string[], setId: string): Verdict {
+  const username = authorizationUsername(req);
+  const to = impuKey(uriOf(req.headers.get('To') ?? '') ?? '');
+  if (username !== impi) {
+    return { ok: false, reason: 'register-identity-mismatch', message: `REGISTER over SA set ${setId} of ${impi} names private identity ${JSON.stringify(username ?? '')} (24.229 §5.2.2, 33.203 §7.4)` };
+  }
+  if (to === undefined || !impuKeys.includes(to)) {
+    return { ok: false, reason: 'register-identity-mismatch', message: `REGISTER over SA set ${setId} of ${impi}: To ${JSON.stringify(req.headers.get('To') ?? '')} is not a public identity of that registration (24.229 §5.2.2)` };
+  }
+  return { ok: true };
 }

@@ -20,7 +20,7 @@ import { formatHostPort } from '../sip/uri.ts';
 import { parseVia } from '../sip/via.ts';
 import { wipe } from '../util/bytes.ts';
 import { afterSend, type PcscfCore } from './core.ts';
-import { admissionCheck, associatedIdentities, detectNat, grantedExpires, isDeregistration, uriOf, wantsUdpEncTun } from './decisions.ts';
+import { admissionCheck, associatedIdentities, checkRegisterIdentity, checkSecurityClient, detectNat, impuKey, grantedExpires, isDeregistration, uriOf, wantsUdpEncTun } from './decisions.ts';
 import { forward } from './proxy.ts';
 import type { Registration, Round } from './registrations.ts';
 import {
@@ -81,6 +81,10 @@ export async function onUnprotectedRegister(core: PcscfCore, tx: ServerTransacti
   if (!impi) return core.reject(tx, req, ctx, 403, 'no-impi', 'REGISTER without an Authorization username (IMPI) (24.229 §5.1.1.2.1)');
   const offer = parseClient(req);
   if (!offer.ok) return core.reject(tx, req, ctx, 494, offer.reason, offer.message, { impi });
+  const sane = checkSecurityClient(offer.parsed);
+  if (!sane.ok) return core.reject(tx, req, ctx, 494, sane.reason, sane.message, { impi });
+  const impu = impuKey(uriOf(req.headers.get('To') ?? '') ?? '');
+  if (impu === undefined) return core.reject(tx, req, ctx, 400, 'bad-request', 'REGISTER without a usable To (the public identity to register)', { impi });
   const via = parseVia(req.headers.get('Via')!);
   const nat = detectNat(via, from, ctx.protocol);
   const choice = negotiate(offer.parsed, core.policy, { natDetected: wantsUdpEncTun(core.mode, nat.natDetected) });
@@ -105,6 +109,7 @@ export async function onUnprotectedRegister(core: PcscfCore, tx: ServerTransacti
     ...(innerIp ? { innerIp } : {}),
     client: { raw: offer.raw, parsed: offer.parsed },
     choice,
+    impu,
   };
   reg.round = round;
   const a: Arrival = { kind: 'initial', reg, round, req, dereg: false };
@@ -119,6 +124,10 @@ export function onProtectedRegister(core: PcscfCore, tx: ServerTransaction, req:
   if (!reg || !round || round.temporary !== set) {
     return core.reject(tx, req, ctx, 403, 'not-temporary-set', `REGISTER over SA set ${set.id}, which is not the temporary set of a pending registration`);
   }
+  // Issue 10 §1: the identities this temporary set was negotiated for, nobody else's. Refused
+  // without touching the set: the owner may still finish its own registration over it.
+  const who = checkRegisterIdentity(req, reg.impi, [round.impu], set.id);
+  if (!who.ok) return core.reject(tx, req, ctx, 403, who.reason, who.message, { impi: reg.impi });
   const sv = verifySecurityVerify(req.headers.raw('Security-Verify'), round.server ?? []);
   const check = sv.ok ? verifySecurityClientUnchanged(round.client.parsed, req.headers.raw('Security-Client')) : sv;
   if (!check.ok) {
@@ -139,6 +148,9 @@ export function onProtectedRegister(core: PcscfCore, tx: ServerTransaction, req:
  */
 export async function onReRegister(core: PcscfCore, tx: ServerTransaction, req: SipRequest, ctx: ReceiveContext, reg: Registration, set: SaSet): Promise<void> {
   const impi = reg.impi;
+  // Issue 10 §1: checked first, so a refused REGISTER changes nothing (no round replaced, no set deleted).
+  const who = checkRegisterIdentity(req, impi, reg.impus.map(impuKey).filter((k): k is string => k !== undefined), set.id);
+  if (!who.ok) return core.reject(tx, req, ctx, 403, who.reason, who.message, { impi });
   const dereg = isDeregistration(req);
   // RFC 3329 §2.3.1: Security-Verify repeats the Security-Server in force. DEVIATION: an absent one is
   // tolerated here, the request came over an authenticated SA already.
@@ -148,7 +160,9 @@ export async function onReRegister(core: PcscfCore, tx: ServerTransaction, req: 
     if (!v.ok) return core.reject(tx, req, ctx, 403, 'security-verify-mismatch', `${v.error.message} [${v.error.code}]`, { impi });
   }
   let round: Round | undefined;
-  const offer = parseClient(req);
+  const parsedOffer = parseClient(req);
+  const sane = parsedOffer.ok ? checkSecurityClient(parsedOffer.parsed) : undefined;
+  const offer: Offer = sane && !sane.ok ? { ok: false, reason: sane.reason, message: sane.message } : parsedOffer;
   if (!offer.ok && !dereg) return core.reject(tx, req, ctx, 494, offer.reason, `${offer.message}; a re-REGISTER carries a new one (spec digest §8 rule 5)`, { impi });
   if (offer.ok) {
     // The mode stays what the registration runs (NAT detection happens on unprotected REGISTERs only, 24.229 F.1).
@@ -167,6 +181,7 @@ export async function onReRegister(core: PcscfCore, tx: ServerTransaction, req: 
           ...(set.config.ue.innerIp !== undefined ? { innerIp: set.config.ue.innerIp } : {}),
           client: { raw: offer.raw, parsed: offer.parsed },
           choice,
+          impu: impuKey(uriOf(req.headers.get('To') ?? '') ?? '')!,
         };
         reg.round = round;
       }

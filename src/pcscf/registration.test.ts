@@ -308,3 +308,77 @@ test('admission: (UE IP, port_uc) already tied to a set ⇒ 403; no Security-Cli
   }
 });
 
+
+const BOB = { impi: 'bob@ims.example.org', impu: 'sip:bob@ims.example.org' };
+
+test('issue 10 §1: a REGISTER over A\'s current set with B\'s Authorization username and To (Expires 0) is refused 403; nothing forwarded; B and A untouched', async () => {
+  const w = await world();
+  try {
+    const alice = await w.ue();
+    const bob = await w.ue(BOB);
+    assert.equal((await alice.register()).res.status, 200);
+    assert.equal((await bob.register()).res.status, 200);
+    const before = w.scscf.registers().length;
+    const aliceSets = w.pcBackend.sets.length;
+    for (const expires of [0, 600]) {
+      const r = await alice.registerAs({ ...BOB, expires });
+      assert.equal(r.res.status, 403, `Expires ${expires}`);
+      assert.match(r.res.headers.get('Warning') ?? '', /identit/);
+    }
+    // B's IMPU with A's IMPI, and A's IMPU with B's IMPI: both refused too.
+    assert.equal((await alice.registerAs({ impi: 'alice@ims.example.org', impu: BOB.impu, expires: 0 })).res.status, 403);
+    assert.equal((await alice.registerAs({ impi: BOB.impi, impu: 'sip:alice@ims.example.org', expires: 0 })).res.status, 403);
+    assert.equal(w.scscf.registers().length, before, 'nothing reached the S-CSCF');
+    assert.equal(w.pcBackend.sets.length, aliceSets, 'no SA set was deleted');
+    assert.deepEqual(w.pcscf.registrations().map((r) => [r.impi, r.state]).sort(), [['alice@ims.example.org', 'registered'], ['bob@ims.example.org', 'registered']]);
+    assert.equal((await alice.send('MESSAGE')).res.status, 200, 'A keeps working');
+    assert.equal((await bob.send('MESSAGE')).res.status, 200, 'B keeps working');
+    assert.equal(w.pcscf.counters.rejected['register-identity-mismatch'], 4);
+  } finally {
+    await w.close();
+  }
+});
+
+test('issue 10 §1: the protected REGISTER over A\'s temporary set naming B is refused 403; nothing forwarded; B\'s registration untouched', async () => {
+  const w = await world();
+  try {
+    const bob = await w.ue(BOB);
+    assert.equal((await bob.register()).res.status, 200);
+    const alice = await w.ue();
+    const a = await alice.unprotectedRegister();
+    assert.equal(a.res.status, 401);
+    await alice.acceptChallenge(a.res);
+    const before = w.scscf.registers().length;
+    const r = await alice.registerAs({ ...BOB, expires: 0, over: alice.temporary! });
+    assert.equal(r.res.status, 403);
+    assert.equal(w.scscf.registers().length, before, 'nothing reached the S-CSCF');
+    assert.equal(w.pcscf.registrations().find((x) => x.impi === BOB.impi)?.state, 'registered');
+    assert.equal((await bob.send('MESSAGE')).res.status, 200);
+  } finally {
+    await w.close();
+  }
+});
+
+test('issue 10 §3: a Security-Client with SPI 1..255, spi-c = spi-s or a bad port is answered 494 before anything is forwarded', async () => {
+  const w = await world();
+  try {
+    const ue = await w.ue();
+    const good = ue.clientHeader;
+    const bad = [
+      good.replace(/spi-c=\d+/, 'spi-c=200'),
+      good.replace(/spi-s=\d+/, 'spi-s=1'),
+      good.replace(/spi-s=\d+/, `spi-s=${ue.spis[0]}`),
+      good.replace(/port-c=\d+/, 'port-c=0'),
+    ];
+    for (const client of bad) {
+      const r = await ue.unprotectedRegister({ client });
+      assert.equal(r.res.status, 494, client);
+      assert.match(r.res.headers.get('Warning') ?? '', /spi|port/i);
+    }
+    assert.equal(w.scscf.registers().length, 0, 'no vector spent');
+    assert.deepEqual(w.pcscf.registrations(), []);
+    assert.equal((await ue.register()).res.status, 200, 'a good Security-Client still works');
+  } finally {
+    await w.close();
+  }
+});

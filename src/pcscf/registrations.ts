@@ -26,6 +26,8 @@ export interface Round {
   /** Security-Client as received (raw lines) and parsed (Annex H: must come back identical). */
   readonly client: { readonly raw: readonly string[]; readonly parsed: readonly SecMechanism[] };
   readonly choice: Negotiated;
+  /** impuKey of the To of the REGISTER that started the round: the protected REGISTER must name it (issue 10 §1). */
+  readonly impu: string;
   /** Security-Server sent with the 401 (Security-Verify must equal it). */
   server?: readonly SecMechanism[];
   temporary?: SaSet;

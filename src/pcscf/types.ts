@@ -64,6 +64,8 @@ export type RejectReason =
   | 'security-client-changed'
   | 'not-temporary-set'
   | 'register-over-old-set'
+  | 'register-identity-mismatch'
+  | 'bad-request'
   | 'request-over-temporary-set'
   | 'unprotected-request'
   | 'unknown-sa-set'

@@ -9,7 +9,8 @@ export type AuthFailReason =
   | 'wrong_response' // Digest response ≠ the one computed from XRES (user authentication failure, §10.1)
   | 'empty_response' // response="" with a nonce: the UE's network authentication failure (§10.2)
   | 'mac_s_failure' // AUTS whose MAC-S does not verify (§10.3)
-  | 'bad_credentials'; // unsupported algorithm or qop, undecodable auts
+  | 'bad_credentials' // unsupported algorithm or qop, undecodable auts
+  | 'contact_not_registered'; // integrity-protected REGISTER for a contact not bound to the IMPI (24.229 §5.4.1.2.2)
 
 /** Why a 401 went out. */
 export type ChallengeReason = 'initial' | 'stale_nonce' | 're_register' | 'resync';

@@ -119,3 +119,24 @@ test('a protected REGISTER of a user with no registration is challenged (no shor
   const out = h.run(h.reg({ integrityProtected: 'yes' }), { challengeReRegister: false });
   assert.equal(out.response.status, 401);
 });
+
+test('issue 10 §1: no challenge skipped for a binding the integrity-protected flag was not earned for (24.229 §5.4.1.2.2: contact not previously registered ⇒ 403)', async () => {
+  const h = await harness();
+  assert.equal(h.answer('AKAv1-MD5', 'auth').response.status, 200);
+  const bound = h.regs.get(ALICE.impi)!.contact;
+  for (const [expires, cfg] of [[0, {}], [600, { challengeReRegister: false }]] as const) {
+    const other = h.reg({ cseq: 3, integrityProtected: 'yes', expires });
+    other.headers.set('Contact', `<sip:alice@192.0.2.99:7777>;expires=${expires}`);
+    const out = h.run(other, cfg);
+    assert.equal(out.response.status, 403, `expires ${expires}: another contact`);
+    assert.equal(h.regs.get(ALICE.impi)?.contact, bound, 'the binding is untouched');
+  }
+  const star = h.reg({ cseq: 4, integrityProtected: 'yes' });
+  star.headers.set('Contact', '*');
+  star.headers.set('Expires', '0');
+  star.headers.set('Path', '<sip:term@192.0.2.98:5060;lr>');
+  assert.equal(h.run(star).response.status, 403, 'Contact: * through another P-CSCF (Path)');
+  assert.equal(h.regs.size, 1);
+  // The binding the flag was earned for still refreshes without a challenge when so configured.
+  assert.equal(h.run(h.reg({ cseq: 5, integrityProtected: 'yes', expires: 600 }), { challengeReRegister: false }).response.status, 200);
+});

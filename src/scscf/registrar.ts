@@ -170,7 +170,15 @@ export function handleRegister(req: SipRequest, state: RegistrarState, hss: Regi
   // --- integrity-protected REGISTER of a registered user that answers no challenge of ours.
   // De-registration is accepted directly (24.229 §5.4.1.4: no new authentication is needed once the
   // P-CSCF vouches for the SA); a re-registration is challenged unless challengeReRegister is off.
+  // Issue 10 §1: the flag vouches only for the binding it was earned for. 24.229 §5.4.1.2.2: the
+  // S-CSCF identifies the user by the To and the Authorization username of the protected REGISTER,
+  // and "if the REGISTER request does not contain a reg-id header field parameter and the contact
+  // address indicated in the Contact header field was not previously registered", answers 403. For
+  // `Contact: *` (no address to compare) the Path must be the one the binding came through.
   if (protectedReq && !matches && reg !== undefined) {
+    const samePath = req.headers.getAll('Path').join(',') === reg.path.join(',');
+    const earned = star ? samePath : contact !== undefined && sameContactUri(contact.uri, reg.contact);
+    if (!earned) return fail('contact_not_registered');
     if (dereg || !cfg.challengeReRegister) return ok200();
     return challenge('re_register');
   }
@@ -279,4 +287,10 @@ function deregistered(req: SipRequest, impi: string, contact: NameAddr | undefin
   }
   headers.push(['Expires', '0']);
   return { response: createResponse(req, 200, 'OK', headers), actions, events };
+}
+
+/** Two contact URIs are the same binding: equal after lower-casing the host part (RFC 3261 §19.1.4, loosely). */
+function sameContactUri(a: string, b: string): boolean {
+  const norm = (u: string) => u.replace(/@([^;>?]*)/, (_m, h: string) => `@${h.toLowerCase()}`).replace(/^sips?:/i, (x) => x.toLowerCase());
+  return norm(a) === norm(b);
 }
