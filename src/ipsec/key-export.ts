@@ -3,25 +3,24 @@
 // Labels verified against tshark 4.0.17 (lab README); XFRM names spec digest §13; selectors §6.2.
 import { isIP } from 'node:net';
 import { toHex, fromHex } from '../util/bytes.ts';
-import type { EncryptionAlg, IntegrityAlg } from './algorithms.ts';
+import { ENCRYPTION, ENCRYPTION_ALGS, INTEGRITY_ALGS, encryptionInfo, integrityInfo, SALT_LEN, type EncryptionAlg, type IntegrityAlg } from './algorithms.ts';
 import { IpsecError } from './errors.ts';
 import { sameAddress } from './sa.ts';
 import { SaSet } from './sa-set.ts';
 import type { EspKeys } from './keys.ts';
 import { DEFAULT_REPLAY_WINDOW, type SaParams } from './types.ts';
 
-/** Wireshark's esp_sa labels (exact strings; anything else is "invalid value" in tshark). */
-export const WIRESHARK_ENC_LABEL: Readonly<Record<EncryptionAlg, string>> = {
-  null: 'NULL',
-  'aes-cbc': 'AES-CBC [RFC3602]',
-  'des-ede3-cbc': 'TripleDES-CBC [RFC2451]',
-  'aes-gcm': 'AES-GCM with 16 octet ICV [RFC4106]',
-};
-export const WIRESHARK_AUTH_LABEL: Readonly<Record<Exclude<IntegrityAlg, 'aes-gmac'>, string>> = {
-  'hmac-md5-96': 'HMAC-MD5-96 [RFC2403]',
-  'hmac-sha-1-96': 'HMAC-SHA-1-96 [RFC2404]',
-  null: 'NULL',
-};
+/** Wireshark's esp_sa labels (exact strings; anything else is "invalid value" in tshark): the algorithm table's. */
+export const WIRESHARK_ENC_LABEL: Readonly<Record<EncryptionAlg, string>> = Object.freeze(
+  Object.fromEntries(ENCRYPTION_ALGS.map((e) => [e, ENCRYPTION[e].wireshark])) as Record<EncryptionAlg, string>,
+);
+/** The integrity labels tshark has (every algorithm but aes-gmac). */
+export const WIRESHARK_AUTH_LABEL: Readonly<Partial<Record<IntegrityAlg, string>>> = Object.freeze(
+  Object.fromEntries(INTEGRITY_ALGS.flatMap((a) => {
+    const w = integrityInfo(a).wireshark;
+    return w === undefined ? [] : [[a, w]];
+  })),
+);
 /**
  * tshark 4.0.17 has no AES-GMAC (RFC 4543) entry in its esp_sa table (checked: every GMAC-looking
  * label is "invalid value"). We still write the SA, as a comment Wireshark skips, with this
@@ -49,12 +48,16 @@ function keyAndSalt(key: Uint8Array, salt: Uint8Array | undefined): Uint8Array {
  */
 export function espSaRecord(p: SaParams): string {
   const head = [family(p.src), p.src, p.dst, spiHex(p.spi)].map(q);
-  if (p.alg === 'aes-gmac') {
-    const rec = [...head, q('NULL'), q(''), q(IMSEC_GMAC_LABEL), q(hex0x(keyAndSalt(p.keys.ikEsp, p.keys.salt)))];
+  const i = integrityInfo(p.alg);
+  const e = encryptionInfo(p.ealg);
+  // Salted algorithms (GCM, GMAC) take key ‖ salt, as RFC 4106/4543 and Wireshark do.
+  const enc = e.salt ? keyAndSalt(p.keys.ckEsp, p.keys.salt) : p.keys.ckEsp;
+  const auth = i.salt ? keyAndSalt(p.keys.ikEsp, p.keys.salt) : p.keys.ikEsp;
+  if (i.wireshark === undefined) {
+    const rec = [...head, q(e.wireshark), q(hex0x(enc)), q(IMSEC_GMAC_LABEL), q(hex0x(auth))];
     return IMSEC_ONLY_PREFIX + rec.join(',');
   }
-  const enc = p.ealg === 'aes-gcm' ? keyAndSalt(p.keys.ckEsp, p.keys.salt) : p.keys.ckEsp;
-  const rec = [...head, q(WIRESHARK_ENC_LABEL[p.ealg]), q(hex0x(enc)), q(WIRESHARK_AUTH_LABEL[p.alg]), q(hex0x(p.keys.ikEsp))];
+  const rec = [...head, q(e.wireshark), q(hex0x(enc)), q(i.wireshark), q(hex0x(auth))];
   return rec.join(',');
 }
 
@@ -62,27 +65,22 @@ export function espSaRecord(p: SaParams): string {
 export function espSaLines(from: SaSet | readonly SaParams[]): string[] {
   const sas = from instanceof SaSet ? from.params() : from;
   const lines = ['# Wireshark esp_sa (ESP keys: secret; delete after use). Written by imsec.'];
-  if (sas.some((p) => p.alg === 'aes-gmac')) lines.push('# AES-GMAC SAs are commented out: Wireshark/tshark has no AES-GMAC (RFC 4543) ESP entry.');
+  if (sas.some((p) => !hasWiresharkEntry(p))) lines.push('# AES-GMAC SAs are commented out: Wireshark/tshark has no AES-GMAC (RFC 4543) ESP entry.');
   for (const p of sas) lines.push(espSaRecord(p));
   return lines;
 }
+
+const hasWiresharkEntry = (p: SaParams): boolean => integrityInfo(p.alg).wireshark !== undefined;
 
 /** tshark arguments that load the SAs: `-o uat:esp_sa:RECORD` per SA plus the two decode switches. */
 export function tsharkEspArgs(from: SaSet | readonly SaParams[]): string[] {
   const sas = from instanceof SaSet ? from.params() : from;
   const args = ['-o', 'esp.enable_encryption_decode:TRUE', '-o', 'esp.enable_authentication_check:TRUE'];
-  for (const p of sas) if (p.alg !== 'aes-gmac') args.push('-o', `uat:esp_sa:${espSaRecord(p)}`);
+  for (const p of sas) if (hasWiresharkEntry(p)) args.push('-o', `uat:esp_sa:${espSaRecord(p)}`);
   return args;
 }
 
 // ---------------------------------------------------------------- ip xfrm
-
-const XFRM_AUTH: Readonly<Record<'hmac-md5-96' | 'hmac-sha-1-96', string>> = { 'hmac-md5-96': 'hmac(md5)', 'hmac-sha-1-96': 'hmac(sha1)' };
-const XFRM_ENC: Readonly<Record<'null' | 'aes-cbc' | 'des-ede3-cbc', string>> = {
-  null: 'ecb(cipher_null)',
-  'aes-cbc': 'cbc(aes)',
-  'des-ede3-cbc': 'cbc(des3_ede)',
-};
 
 export interface XfrmSa {
   readonly params: SaParams;
@@ -90,14 +88,17 @@ export interface XfrmSa {
   readonly direction: 'in' | 'out';
 }
 
-/** The algorithm part of `ip xfrm state add` (spec digest §13). */
+/** The algorithm part of `ip xfrm state add` (spec digest §13), by the table's XFRM names. */
 function xfrmAlgs(p: SaParams): string {
   const k = p.keys;
-  if (p.ealg === 'aes-gcm') return `aead 'rfc4106(gcm(aes))' ${hex0x(keyAndSalt(k.ckEsp, k.salt))} 128`;
-  if (p.alg === 'aes-gmac') return `aead 'rfc4543(gcm(aes))' ${hex0x(keyAndSalt(k.ikEsp, k.salt))} 128`;
-  if (p.alg === 'null') throw new IpsecError('IPSEC_BAD_PARAMS', `alg=null is only valid with ealg=aes-gcm, got ealg=${p.ealg}`);
-  const enc = p.ealg === 'null' ? `enc '${XFRM_ENC.null}' ''` : `enc '${XFRM_ENC[p.ealg]}' ${hex0x(k.ckEsp)}`;
-  return `auth-trunc '${XFRM_AUTH[p.alg]}' ${hex0x(k.ikEsp)} 96 ${enc}`;
+  const x = encryptionInfo(p.ealg).xfrm;
+  const a = integrityInfo(p.alg).xfrm;
+  if (x.kind === 'aead') return `aead '${x.name}' ${hex0x(keyAndSalt(k.ckEsp, k.salt))} ${x.icvBits}`;
+  if (a.kind === 'aead') return `aead '${a.name}' ${hex0x(keyAndSalt(k.ikEsp, k.salt))} ${a.icvBits}`;
+  if (a.kind !== 'auth') throw new IpsecError('IPSEC_BAD_PARAMS', `alg=${p.alg} is only valid with ealg=aes-gcm, got ealg=${p.ealg}`);
+  if (x.kind !== 'crypt') throw new IpsecError('IPSEC_BAD_PARAMS', `ealg=${p.ealg} has no XFRM cipher`);
+  const enc = k.ckEsp.length === 0 ? `enc '${x.name}' ''` : `enc '${x.name}' ${hex0x(k.ckEsp)}`;
+  return `auth-trunc '${a.name}' ${hex0x(k.ikEsp)} ${a.truncBits} ${enc}`;
 }
 
 /**
@@ -152,9 +153,8 @@ const AUTH_BY_LABEL = new Map<string, IntegrityAlg>([
   ...Object.entries(WIRESHARK_AUTH_LABEL).map(([k, v]) => [v, k as IntegrityAlg] as const),
   [IMSEC_GMAC_LABEL, 'aes-gmac'],
 ]);
-// Key lengths Wireshark accepts for the labels we map: AES-CBC 128 only (Annex I uses 128).
-const ENC_KEY_LEN: Readonly<Record<EncryptionAlg, number>> = { null: 0, 'aes-cbc': 16, 'des-ede3-cbc': 24, 'aes-gcm': 20 };
-const AUTH_KEY_LEN: Readonly<Record<IntegrityAlg, number>> = { null: 0, 'hmac-md5-96': 16, 'hmac-sha-1-96': 20, 'aes-gmac': 20 };
+// Key lengths we accept for the labels we map: the Annex I lengths (AES-CBC 128 only), salted algorithms key ‖ salt.
+const withSalt = (info: { keyLen: number; salt?: unknown }): number => info.keyLen + (info.salt ? SALT_LEN : 0);
 
 /** Splits `"a","b",…` (fields may hold commas inside quotes; `\"` escapes as in Wireshark's UAT). */
 function splitRecord(s: string): string[] | undefined {
@@ -228,11 +228,13 @@ export function parseEspSa(text: string): EspSaEntry[] {
       if (b.length !== len) bad(line, `${field}: must be ${len} octets, got ${b.length}`);
       return b;
     };
-    const ck = key(encKey, 'encryption key', ENC_KEY_LEN[ealg]);
-    const ik = key(authKey, 'authentication key', AUTH_KEY_LEN[alg]);
+    const e = encryptionInfo(ealg);
+    const i = integrityInfo(alg);
+    const ck = key(encKey, 'encryption key', withSalt(e));
+    const ik = key(authKey, 'authentication key', withSalt(i));
     let keys: EspKeys;
-    if (ealg === 'aes-gcm') keys = { ckEsp: ck.slice(0, 16), ikEsp: ik, salt: ck.slice(16) };
-    else if (alg === 'aes-gmac') keys = { ckEsp: ck, ikEsp: ik.slice(0, 16), salt: ik.slice(16) };
+    if (e.salt) keys = { ckEsp: ck.slice(0, e.keyLen), ikEsp: ik, salt: ck.slice(e.keyLen) };
+    else if (i.salt) keys = { ckEsp: ck, ikEsp: ik.slice(0, i.keyLen), salt: ik.slice(i.keyLen) };
     else keys = { ckEsp: ck, ikEsp: ik };
     out.push({ line, family: proto, src, dst, spi, alg, ealg, keys, imsecOnly });
   });

@@ -2,7 +2,7 @@
 // Spec digest §13; the KDF is TS 33.220 Annex B.2: HMAC-SHA-256(key, FC ‖ P0 ‖ L0).
 import { createHmac } from 'node:crypto';
 import { InputError } from '../util/errors.ts';
-import { type EncryptionAlg, type IntegrityAlg, isValidPair } from './algorithms.ts';
+import { type AnnexIRule, type EncryptionAlg, type IntegrityAlg, encryptionInfo, integrityInfo, isValidPair } from './algorithms.ts';
 
 export interface EspKeys {
   /** IK_ESP: the integrity key (empty for alg=null). */
@@ -37,46 +37,40 @@ function check128(b: Uint8Array, field: string): void {
   if (b.length !== 16) throw new InputError(`${field}: must be 16 octets (128 bits), got ${b.length}`);
 }
 
-/** Expands CK_IM / IK_IM (16 octets each) into the ESP keys for one (alg, ealg) pair (Annex I). */
+/** One ESP key from a 16-octet IM key by its Annex I rule (fresh memory, never a view of `im`). */
+function annexIKey(rule: AnnexIRule, im: Uint8Array, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  switch (rule) {
+    case 'empty':
+      break;
+    case 'copy':
+      out.set(im);
+      break;
+    case 'pad-zero-32':
+      out.set(im); // the rest stays 0x00
+      break;
+    case 'k1-k2-k1':
+      out.set(im, 0);
+      out.set(im.subarray(0, 8), 16);
+      break;
+    default: {
+      const never: never = rule;
+      throw new InputError(`unknown Annex I rule ${String(never)}`);
+    }
+  }
+  return out;
+}
+
+/** Expands CK_IM / IK_IM (16 octets each) into the ESP keys for one (alg, ealg) pair (Annex I, by the algorithm table). */
 export function expandKeys(ik: Uint8Array, ck: Uint8Array, alg: IntegrityAlg, ealg: EncryptionAlg): EspKeys {
   check128(ik, 'ik');
   check128(ck, 'ck');
   if (!isValidPair(alg, ealg)) throw new InputError(`alg=${alg} cannot be combined with ealg=${ealg}`, 'BAD_ALGORITHM_PAIR');
-  let ikEsp: Uint8Array;
-  let salt: Uint8Array | undefined;
-  switch (alg) {
-    case 'hmac-md5-96':
-      ikEsp = new Uint8Array(ik); // IK_ESP = IK_IM (a copy: a Buffer's slice() would share memory)
-      break;
-    case 'hmac-sha-1-96':
-      ikEsp = new Uint8Array(20); // IK_ESP = IK_IM ‖ 0x00000000 (spec digest §18 pitfall 8)
-      ikEsp.set(ik);
-      break;
-    case 'aes-gmac':
-      ikEsp = new Uint8Array(ik);
-      salt = annexISalt(ck, ik, 0x58, 'AES_GMAC_SALT');
-      break;
-    case 'null':
-      ikEsp = new Uint8Array(0);
-      break;
-  }
-  let ckEsp: Uint8Array;
-  switch (ealg) {
-    case 'null':
-      ckEsp = new Uint8Array(0);
-      break;
-    case 'aes-cbc':
-      ckEsp = new Uint8Array(ck); // CK_ESP = CK_IM
-      break;
-    case 'des-ede3-cbc':
-      ckEsp = new Uint8Array(24); // CK_IM1 ‖ CK_IM2 ‖ CK_IM1, parity untouched
-      ckEsp.set(ck, 0);
-      ckEsp.set(ck.subarray(0, 8), 16);
-      break;
-    case 'aes-gcm':
-      ckEsp = new Uint8Array(ck);
-      salt = annexISalt(ck, ik, 0x59, 'AES_GCM_SALT');
-      break;
-  }
-  return salt ? { ikEsp, ckEsp, salt } : { ikEsp, ckEsp };
+  const i = integrityInfo(alg);
+  const e = encryptionInfo(ealg);
+  const ikEsp = annexIKey(i.annexI, ik, i.keyLen);
+  const ckEsp = annexIKey(e.annexI, ck, e.keyLen);
+  // A valid pair has at most one salted algorithm (GMAC with ealg=null, GCM with alg=null).
+  const s = e.salt ?? i.salt;
+  return s ? { ikEsp, ckEsp, salt: annexISalt(ck, ik, s.fc, s.label) } : { ikEsp, ckEsp };
 }

@@ -2,7 +2,7 @@
 // pick (alg, ealg, mod) from the UE's Security-Client by policy and build the Security-Server.
 // Steps: resolve the policy → only ipsec-3gpp entries → consistent SPIs/ports → mode from the
 // NAT test → first policy pair the UE offered with that mode and prot=esp.
-import type { EncryptionAlg, IntegrityAlg } from '../ipsec/algorithms.ts';
+import { ENCRYPTION, INTEGRITY, type EncryptionAlg, type IntegrityAlg } from '../ipsec/algorithms.ts';
 import { SecAgreeError, type SecAgreeCode } from './errors.ts';
 import {
   IPSEC_3GPP, checkSpiPortSet, effectiveEalg, effectiveMod, effectiveProt, formatQ, spiPortSetOf,
@@ -92,7 +92,7 @@ export function negotiate(client: readonly SecMechanism[], policy: SecAgreePolic
 
   const candidates = entries.filter(({ m }) => effectiveProt(m) === 'esp' && effectiveMod(m) === want && m.alg !== undefined);
   for (const pair of allow) {
-    const hit = bestByQ(candidates.filter(({ m }) => m.alg === pair.alg && effectiveEalg(m) === pair.ealg));
+    const hit = bestByQ(candidates.filter(({ m }) => m.alg === INTEGRITY[pair.alg].token && effectiveEalg(m) === ENCRYPTION[pair.ealg].token));
     if (hit === undefined) continue;
     const set = spiPortSetOf(hit.m);
     if ('missing' in set) {
@@ -122,6 +122,6 @@ export function buildSecurityServer(choice: Choice, server: SpiPortSet, q = 0.1)
   return {
     name: IPSEC_3GPP, q, prot: 'esp', mod: choice.mod,
     spiC: server.spiC, spiS: server.spiS, portC: server.portC, portS: server.portS,
-    alg: choice.alg, ealg: choice.ealg, extra: [],
+    alg: INTEGRITY[choice.alg].token, ealg: ENCRYPTION[choice.ealg].token, extra: [],
   };
 }

@@ -1,7 +1,7 @@
 // UE side of the agreement (24.229 §5.1.1.2.1, §5.1.1.5.1; 33.203 §7.2; spec digest §5.1, §5.5,
 // §10.5): build the Security-Client offer, and pick the Security-Server entry to use — the
 // highest-q ipsec-3gpp entry the UE supports; an incomplete Security-Server means "abandon".
-import { isEncryptionAlg, isIntegrityAlg, isValidPair, type EncryptionAlg, type IntegrityAlg } from '../ipsec/algorithms.ts';
+import { ENCRYPTION, encryptionAlgOfToken, INTEGRITY, integrityAlgOfToken, isValidPair, type EncryptionAlg, type IntegrityAlg } from '../ipsec/algorithms.ts';
 import {
   IPSEC_3GPP, checkSpiPortSet, effectiveEalg, effectiveMod, effectiveProt, spiPortSetOf,
   type SecMechanism, type SpiPortSet, type UsableMod,
@@ -51,11 +51,11 @@ export function chooseServerMechanism(server: readonly SecMechanism[], supported
     }
   }
   const usable = entries.filter(({ m }) => {
-    const alg = m.alg!;
-    const ealg = effectiveEalg(m);
+    const alg = integrityAlgOfToken(m.alg!);
+    const ealg = encryptionAlgOfToken(effectiveEalg(m));
     const mod = effectiveMod(m);
     return effectiveProt(m) === 'esp' && mod !== 'tun' && modes.includes(mod)
-      && isIntegrityAlg(alg) && isEncryptionAlg(ealg) && isValidPair(alg, ealg)
+      && alg !== undefined && ealg !== undefined && isValidPair(alg, ealg)
       && support.pairs.some((p) => p.alg === alg && p.ealg === ealg);
   });
   const best = bestByQ(usable);
@@ -65,8 +65,8 @@ export function chooseServerMechanism(server: readonly SecMechanism[], supported
   const m = best.m;
   return {
     ok: true,
-    alg: m.alg as IntegrityAlg,
-    ealg: effectiveEalg(m) as EncryptionAlg,
+    alg: integrityAlgOfToken(m.alg!)!,
+    ealg: encryptionAlgOfToken(effectiveEalg(m))!,
     mod: effectiveMod(m) as UsableMod,
     server: spiPortSetOf(m) as SpiPortSet,
     index: best.index,
@@ -84,7 +84,7 @@ export function buildSecurityClient(pairs: readonly AlgPair[], ue: SpiPortSet, m
     pairs.map((p) => ({
       name: IPSEC_3GPP, prot: 'esp' as const, mod,
       spiC: ue.spiC, spiS: ue.spiS, portC: ue.portC, portS: ue.portS,
-      alg: p.alg, ealg: p.ealg, extra: [],
+      alg: INTEGRITY[p.alg].token, ealg: ENCRYPTION[p.ealg].token, extra: [],
     })),
   );
 }

@@ -1,8 +1,7 @@
 // The one interface every ESP algorithm pair hides behind (strongSwan's "traditional wrapped as
 // AEAD"): seal.ts and open.ts never branch on algorithm. createTransform picks the file under
-// transforms/ and checks key lengths (33.203 Annex I sizes); it does not judge the pair.
-import type { EncryptionAlg, IntegrityAlg } from '../algorithms.ts';
-import { ENCRYPTION, INTEGRITY } from '../algorithms.ts';
+// transforms/ and checks key lengths (the algorithm table's Annex I sizes); it does not judge the pair.
+import { encryptionInfo, integrityInfo, SALT_LEN, type EncryptionAlg, type IntegrityAlg } from '../algorithms.ts';
 import type { EspKeys } from '../keys.ts';
 import { EspError } from './errors.ts';
 import { AesGcmTransform } from './transforms/aes-gcm.ts';
@@ -46,39 +45,44 @@ function checkLen(field: string, b: Uint8Array | undefined, want: number, what: 
 }
 
 /**
- * Builds the transform for (alg, ealg). Internal: accepts alg=null with a CBC cipher so that the
- * RFC 3602 ESP vectors (no ICV) can run; the public createOutbound/createInbound enforce isValidPair.
+ * Builds the transform for (alg, ealg), sizes from the algorithm table. Internal: accepts alg=null
+ * with a CBC cipher so that the RFC 3602 ESP vectors (no ICV) can run; the public
+ * createOutbound/createInbound enforce isValidPair.
  */
 export function createTransform(alg: IntegrityAlg, ealg: EncryptionAlg, keys: EspKeys, opts: TransformOptions = {}): EspTransform {
+  const i = integrityInfo(alg);
+  const e = encryptionInfo(ealg);
   if (ealg === 'aes-gcm') {
     if (alg !== 'null') throw new EspError('ESP_UNSUPPORTED', `ealg=aes-gcm is an AEAD and takes alg=null, got alg=${alg}`);
     checkLen('keys.ikEsp', keys.ikEsp, 0, 'alg=null');
-    const key = checkLen('keys.ckEsp', keys.ckEsp, ENCRYPTION['aes-gcm'].keyLen, 'aes-gcm');
-    const salt = checkLen('keys.salt', keys.salt, 4, 'aes-gcm');
+    const key = checkLen('keys.ckEsp', keys.ckEsp, e.keyLen, ealg);
+    const salt = checkLen('keys.salt', keys.salt, SALT_LEN, ealg);
     return new AesGcmTransform(key, salt, opts.iv);
   }
   if (alg === 'aes-gmac') {
     if (ealg !== 'null') throw new EspError('ESP_UNSUPPORTED', `alg=aes-gmac takes ealg=null, got ealg=${ealg}`);
     checkLen('keys.ckEsp', keys.ckEsp, 0, 'ealg=null');
-    const key = checkLen('keys.ikEsp', keys.ikEsp, INTEGRITY['aes-gmac'].keyLen, 'aes-gmac');
-    const salt = checkLen('keys.salt', keys.salt, 4, 'aes-gmac');
+    const key = checkLen('keys.ikEsp', keys.ikEsp, i.keyLen, alg);
+    const salt = checkLen('keys.salt', keys.salt, SALT_LEN, alg);
     return new AesGmacTransform(key, salt, opts.iv);
   }
-  let integrity: EspIntegrity;
-  if (alg === 'null') {
-    checkLen('keys.ikEsp', keys.ikEsp, 0, 'alg=null');
-    integrity = new NullIntegrity();
-  } else {
-    const key = checkLen('keys.ikEsp', keys.ikEsp, INTEGRITY[alg].keyLen, alg);
-    integrity = new Hmac96(alg === 'hmac-md5-96' ? 'md5' : 'sha1', key);
-  }
-  let cipher: EspCipher;
-  if (ealg === 'null') {
-    checkLen('keys.ckEsp', keys.ckEsp, 0, 'ealg=null');
-    cipher = new NullCipher();
-  } else {
-    const key = checkLen('keys.ckEsp', keys.ckEsp, ENCRYPTION[ealg].keyLen, ealg);
-    cipher = new CbcCipher(ealg === 'aes-cbc' ? 'aes-128-cbc' : 'des-ede3-cbc', key, opts.iv);
-  }
+  const integrity = integrityFor(alg, checkLen('keys.ikEsp', keys.ikEsp, i.keyLen, alg === 'null' ? 'alg=null' : alg));
+  const cipher = cipherFor(ealg, checkLen('keys.ckEsp', keys.ckEsp, e.keyLen, ealg === 'null' ? 'ealg=null' : ealg), opts);
   return new TraditionalTransform(cipher, integrity);
+}
+
+/** The integrity half of a traditional transform: an HMAC-96 by the table's digest, or none. */
+function integrityFor(alg: Exclude<IntegrityAlg, 'aes-gmac'>, key: Uint8Array): EspIntegrity {
+  if (alg === 'null') return new NullIntegrity();
+  const h = integrityInfo(alg).hmac;
+  if (!h) throw new EspError('ESP_UNSUPPORTED', `alg=${alg} has no HMAC in the algorithm table`);
+  return new Hmac96(h.digest, key);
+}
+
+/** The cipher half of a traditional transform: a CBC cipher by the table's OpenSSL name, or none. */
+function cipherFor(ealg: Exclude<EncryptionAlg, 'aes-gcm'>, key: Uint8Array, opts: TransformOptions): EspCipher {
+  if (ealg === 'null') return new NullCipher();
+  const cbc = encryptionInfo(ealg).cbc;
+  if (!cbc) throw new EspError('ESP_UNSUPPORTED', `ealg=${ealg} has no CBC cipher in the algorithm table`);
+  return new CbcCipher(cbc, key, opts.iv);
 }

@@ -3,6 +3,7 @@
 // for UDP-enc-tun) and its policy (selector = the SA's addresses and port pair, protocol any,
 // one template). Every selector carries imsec's ownership tag in xfrm_selector.user. Pure.
 import { isIP } from 'node:net';
+import { encryptionInfo, integrityInfo, SALT_LEN } from '../../algorithms.ts';
 import { canonicalAddress, type Sa } from '../../sa.ts';
 import { NAT_T_PORT, type SaParams } from '../../types.ts';
 import type { Addr } from '../backend.ts';
@@ -19,33 +20,30 @@ export const TAG_MAGIC = 0x1a5e_0000;
 export const ownerTag = (instance: number): number => (TAG_MAGIC | (instance & 0xffff)) >>> 0;
 export const isImsecTag = (user: number): boolean => (user & 0xffff_0000) >>> 0 === TAG_MAGIC;
 
-/** ICV lengths: HMAC-*-96 (RFC 2403/2404), GCM/GMAC 16 octets (spec digest §13). */
-const TRUNC_BITS = 96;
-const AEAD_ICV_BITS = 128;
-
 function keySalt(key: Uint8Array, salt: Uint8Array | undefined, what: string): Uint8Array {
-  if (!salt || salt.length !== 4) throw new XfrmError('XFRM_BAD_PARAMS', `${what} needs a 4-octet salt (RFC 4106/4543)`);
-  const out = new Uint8Array(key.length + 4);
+  if (!salt || salt.length !== SALT_LEN) throw new XfrmError('XFRM_BAD_PARAMS', `${what} needs a 4-octet salt (RFC 4106/4543)`);
+  const out = new Uint8Array(key.length + SALT_LEN);
   out.set(key);
   out.set(salt, key.length);
   return out;
 }
 
 /**
- * Linux names and key material (spec digest §13; same as key-export's `ip xfrm` commands). The
+ * Linux names, ICV/truncation bits (the algorithm table's) and key material (spec digest §13; same
+ * as key-export's `ip xfrm` commands). The
  * keys are fresh copies (never views: the SA's keys may be Buffers, whose slice() shares memory);
  * the caller zeroes them (wipeAlgorithms) after building the message.
  */
 export function xfrmAlgorithms(p: SaParams): SaAlgorithms {
   const k = p.keys;
-  if (p.ealg === 'aes-gcm') return { aead: { name: 'rfc4106(gcm(aes))', key: keySalt(k.ckEsp, k.salt, 'aes-gcm'), icvBits: AEAD_ICV_BITS } };
-  if (p.alg === 'aes-gmac') return { aead: { name: 'rfc4543(gcm(aes))', key: keySalt(k.ikEsp, k.salt, 'aes-gmac'), icvBits: AEAD_ICV_BITS } };
-  if (p.alg === 'null') throw new XfrmError('XFRM_BAD_PARAMS', `alg=null is only valid with ealg=aes-gcm, got ealg=${p.ealg}`);
-  const auth = { name: p.alg === 'hmac-md5-96' ? 'hmac(md5)' : 'hmac(sha1)', key: new Uint8Array(k.ikEsp), truncBits: TRUNC_BITS };
-  const crypt =
-    p.ealg === 'null'
-      ? { name: 'ecb(cipher_null)', key: new Uint8Array(0) }
-      : { name: p.ealg === 'aes-cbc' ? 'cbc(aes)' : 'cbc(des3_ede)', key: new Uint8Array(k.ckEsp) };
+  const x = encryptionInfo(p.ealg).xfrm;
+  const a = integrityInfo(p.alg).xfrm;
+  if (x.kind === 'aead') return { aead: { name: x.name, key: keySalt(k.ckEsp, k.salt, p.ealg), icvBits: x.icvBits } };
+  if (a.kind === 'aead') return { aead: { name: a.name, key: keySalt(k.ikEsp, k.salt, p.alg), icvBits: a.icvBits } };
+  if (a.kind !== 'auth') throw new XfrmError('XFRM_BAD_PARAMS', `alg=${p.alg} is only valid with ealg=aes-gcm, got ealg=${p.ealg}`);
+  if (x.kind !== 'crypt') throw new XfrmError('XFRM_BAD_PARAMS', `ealg=${p.ealg} has no XFRM cipher`);
+  const auth = { name: a.name, key: new Uint8Array(k.ikEsp), truncBits: a.truncBits };
+  const crypt = { name: x.name, key: new Uint8Array(k.ckEsp) };
   return { auth, crypt };
 }
 

@@ -4,6 +4,7 @@
 // feeding P1 ⊕ IV ⊕ C (encrypt) or correcting the first output block by ⊕ C ⊕ IV (decrypt), which
 // is exactly CBC with that IV. ESP padding is done by the caller, so auto-padding is off.
 import { createCipheriv, createDecipheriv, type Cipher, type Decipher } from 'node:crypto';
+import { cbcInfo } from '../../algorithms.ts';
 import { EspError } from '../errors.ts';
 import { overrideInto, randomInto, type IvOverride } from './iv.ts';
 
@@ -41,8 +42,9 @@ export class CbcCipher implements EspCipher {
 
   constructor(name: CbcName, key: Uint8Array, ivOverride?: IvOverride) {
     this.#name = name;
-    this.blockLen = name === 'aes-128-cbc' ? 16 : 8;
-    this.ivLen = this.blockLen; // RFC 3602 §2.1 / RFC 2451 §2.3: IV = one block
+    const info = cbcInfo(name);
+    this.blockLen = info.blockLen;
+    this.ivLen = info.ivLen; // RFC 3602 §2.1 / RFC 2451 §2.3: IV = one block
     this.#key = Uint8Array.from(key);
     this.#ivOverride = ivOverride;
     this.#chains = new Uint8Array(2 * this.blockLen);

@@ -3,12 +3,14 @@
 // is AAD and what is encrypted. Node cannot re-nonce a GCM context, so each packet makes one (the
 // key schedule is cached in the KeyObject).
 import { createCipheriv, createDecipheriv, createSecretKey, type CipherGCM, type DecipherGCM, type KeyObject } from 'node:crypto';
+import { ENCRYPTION, SALT_LEN } from '../../algorithms.ts';
 import { ESP_ALIGN, ESP_HEADER_LEN } from '../wire.ts';
 import { CounterIv, overrideInto, type IvOverride } from './iv.ts';
 
-export const GCM_IV_LEN = 8;
-export const GCM_ICV_LEN = 16;
-export const GCM_SALT_LEN = 4;
+// Sizes from the algorithm table (GCM and GMAC share them: RFC 4106 §3.1/§6, RFC 4543 §3.1).
+export const GCM_IV_LEN = ENCRYPTION['aes-gcm'].ivLen;
+export const GCM_ICV_LEN = ENCRYPTION['aes-gcm'].icvLen;
+export const GCM_SALT_LEN = SALT_LEN;
 /** Offset of the explicit IV in an ESP packet. */
 export const GCM_IV_OFF = ESP_HEADER_LEN;
 

@@ -5,6 +5,7 @@
 // output costs a fresh ArrayBuffer, ~350 ns per call): ≈1 µs per 1 KB packet against ≈2 µs for createHmac.
 import { createHash, hash } from 'node:crypto';
 import { equalBytes } from '../../../util/bytes.ts';
+import { hmac96Info } from '../../algorithms.ts';
 
 export interface EspIntegrity {
   readonly icvLen: number;
@@ -14,8 +15,6 @@ export interface EspIntegrity {
   verify(pkt: Uint8Array, macEnd: number): boolean;
 }
 
-const HMAC_BLOCK = 64; // MD5 and SHA-1 block size (RFC 2104 "B")
-const ICV_LEN = 12; // 96 bits
 
 type Digest = 'md5' | 'sha1';
 /** The digest as a latin1 ('binary') string: one char per octet, no ArrayBuffer allocated. */
@@ -25,11 +24,13 @@ const oneShot: (alg: Digest, data: Uint8Array) => string =
     : (alg, data) => createHash(alg).update(data).digest('binary');
 
 // Shared scratch for K⊕ipad ‖ message (synchronous use only); the ipad block is wiped after each use.
-let scratch = Buffer.allocUnsafeSlow(HMAC_BLOCK + 2048);
+let scratch = Buffer.allocUnsafeSlow(64 + 2048);
 
 export class Hmac96 implements EspIntegrity {
-  readonly icvLen = ICV_LEN;
+  readonly icvLen: number;
   readonly #alg: Digest;
+  /** RFC 2104 "B": the digest's block size (64 for MD5 and SHA-1). */
+  readonly #block: number;
   /** One allocation per SA: K⊕ipad (64) ‖ K⊕opad (64) ‖ inner digest (≤ 20) ‖ computed ICV (12). */
   readonly #state: Buffer;
   /** View: K⊕opad ‖ inner digest, the outer hash input. */
@@ -38,36 +39,42 @@ export class Hmac96 implements EspIntegrity {
   readonly #icv: Buffer;
 
   constructor(alg: Digest, key: Uint8Array) {
+    // Sizes from the algorithm table: block B, digest length L, ICV 96 bits (RFC 2403/2404).
+    const { hmac, icvLen } = hmac96Info(alg);
+    const block = hmac.blockLen;
     // Keys here are 16 or 20 octets (Annex I), never longer than the block: no pre-hashing needed.
-    if (key.length > HMAC_BLOCK) throw new RangeError('HMAC keys longer than the block are not used in ESP');
+    if (key.length > block) throw new RangeError('HMAC keys longer than the block are not used in ESP');
     this.#alg = alg;
-    const outerLen = HMAC_BLOCK + (alg === 'md5' ? 16 : 20);
-    this.#state = Buffer.alloc(HMAC_BLOCK + outerLen + ICV_LEN);
-    for (let i = 0; i < HMAC_BLOCK; i++) {
+    this.#block = block;
+    this.icvLen = icvLen;
+    const outerLen = block + hmac.digestLen;
+    this.#state = Buffer.alloc(block + outerLen + icvLen);
+    for (let i = 0; i < block; i++) {
       const k = key[i] ?? 0;
       this.#state[i] = k ^ 0x36;
-      this.#state[HMAC_BLOCK + i] = k ^ 0x5c;
+      this.#state[block + i] = k ^ 0x5c;
     }
-    this.#outer = this.#state.subarray(HMAC_BLOCK, HMAC_BLOCK + outerLen);
-    this.#icv = this.#state.subarray(HMAC_BLOCK + outerLen);
+    this.#outer = this.#state.subarray(block, block + outerLen);
+    this.#icv = this.#state.subarray(block + outerLen);
   }
 
   /** HMAC(K, data) as a latin1 string (RFC 2104: H(K⊕opad ‖ H(K⊕ipad ‖ data))). */
   #mac(data: Uint8Array): string {
-    const n = HMAC_BLOCK + data.length;
+    const b = this.#block;
+    const n = b + data.length;
     if (scratch.length < n) scratch = Buffer.allocUnsafeSlow(n);
-    this.#state.copy(scratch, 0, 0, HMAC_BLOCK); // K⊕ipad
-    scratch.set(data, HMAC_BLOCK);
+    this.#state.copy(scratch, 0, 0, b); // K⊕ipad
+    scratch.set(data, b);
     const inner = oneShot(this.#alg, scratch.subarray(0, n));
-    scratch.fill(0, 0, HMAC_BLOCK);
-    this.#outer.write(inner, HMAC_BLOCK, 'latin1');
+    scratch.fill(0, 0, b);
+    this.#outer.write(inner, b, 'latin1');
     return oneShot(this.#alg, this.#outer);
   }
 
   /** RFC 2403/2404: the ICV is the leftmost 96 bits. */
   #icvInto(out: Uint8Array, off: number, data: Uint8Array): void {
     const mac = this.#mac(data);
-    for (let i = 0; i < ICV_LEN; i++) out[off + i] = mac.charCodeAt(i);
+    for (let i = 0; i < this.icvLen; i++) out[off + i] = mac.charCodeAt(i);
   }
 
   sign(pkt: Uint8Array, macEnd: number): void {
@@ -76,7 +83,7 @@ export class Hmac96 implements EspIntegrity {
 
   verify(pkt: Uint8Array, macEnd: number): boolean {
     this.#icvInto(this.#icv, 0, pkt.subarray(0, macEnd));
-    return equalBytes(this.#icv, pkt.subarray(macEnd, macEnd + ICV_LEN));
+    return equalBytes(this.#icv, pkt.subarray(macEnd, macEnd + this.icvLen));
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {
