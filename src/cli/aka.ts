@@ -36,6 +36,13 @@ function keyOptions(cmd: Command): Command {
     .option('--opc <hex>', 'OPc = E_K(OP) ⊕ OP, 16 octets (or --op)');
 }
 
+/** TS 33.102 §6.3.2: RES is 4 to 16 octets; "" is the empty password of a sync failure (RFC 3310 §3.4). */
+function resArg(hex: string): Uint8Array {
+  const res = fromHex(hex, '--res');
+  if (res.length !== 0 && (res.length < 4 || res.length > 16)) throw new InputError(`--res: RES is 4 to 16 octets (TS 33.102 §6.3.2), got ${res.length}`);
+  return res;
+}
+
 export function registerAka(program: Command): void {
   const aka = program.command('aka').description('Milenage, AKA vectors, USIM check, AUTS, Digest AKA (TS 33.102, RFC 3310)');
 
@@ -142,7 +149,7 @@ export function registerAka(program: Command): void {
           nonce: o.nonce,
           method: o.method,
           algorithm: parseAkaAlgorithm(o.algorithm),
-          res: fromHex(o.res, '--res'),
+          res: resArg(o.res),
           ik: o.ik !== undefined ? secretHex(o.ik, '--ik') : undefined,
           ck: o.ck !== undefined ? secretHex(o.ck, '--ck') : undefined,
           qop: o.qop,

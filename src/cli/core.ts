@@ -10,6 +10,7 @@ import { Hss } from '../scscf/hss.ts';
 import type { ScscfEvent } from '../scscf/events.ts';
 import { Scscf } from '../scscf/scscf.ts';
 import { ImsecError, InputError } from '../util/errors.ts';
+import { hostArg } from './identity-args.ts';
 import { addConfigOptions, boolField, checkedString, resolveConfig, secondsField } from './config.ts';
 
 const DEFAULT_DB = './imsec-hss.sqlite';
@@ -57,6 +58,7 @@ export function formatEvent(e: ScscfEvent | { readonly type: string; readonly [k
 export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
   const { address, port } = parseListen(o.listen);
   if (!o.domain) throw new InputError('--domain: required');
+  if (o.advertise !== undefined) hostArg(o.advertise, '--advertise');
   if (o.db !== ':memory:' && !existsSync(o.db)) throw new InputError(`--db: no such store: ${o.db} (create it with imsec subscriber add)`);
   let store: HssStore;
   try {
@@ -104,7 +106,7 @@ export const CoreConfigSchema = z.strictObject({
   defaultExpires: secondsField().optional(),
   maxExpires: secondsField().optional(),
   challengeReregister: boolField().default(true),
-  advertise: z.string({ error: 'expected an address' }).min(1).optional(),
+  advertise: checkedString((s) => hostArg(s, '--advertise'), 'an IP address or host name').optional(),
 });
 export type CoreConfig = z.output<typeof CoreConfigSchema>;
 

@@ -2,6 +2,7 @@
 // life cycle, a readable timeline and the SA table; exits 1 when any step fails. `--nat` runs the
 // same flow through a real NAT in network namespaces (33.203 Annex M; root only).
 import { guardProcess } from './serve-guard.ts';
+import { writableFileArg } from './identity-args.ts';
 import type { Command } from 'commander';
 import { ENCRYPTION_ALGS, INTEGRITY_ALGS, type EncryptionAlg, type IntegrityAlg, isEncryptionAlg, isIntegrityAlg, isValidPair } from '../ipsec/algorithms.ts';
 import { InputError } from '../util/errors.ts';
@@ -39,6 +40,9 @@ export function registerDemo(program: Command): void {
       if (!isIntegrityAlg(o.alg)) throw new InputError(`--alg: unknown integrity algorithm ${JSON.stringify(o.alg)}`);
       if (!isEncryptionAlg(o.ealg)) throw new InputError(`--ealg: unknown encryption algorithm ${JSON.stringify(o.ealg)}`);
       if (!isValidPair(o.alg, o.ealg)) throw new InputError(`--alg ${o.alg} cannot be combined with --ealg ${o.ealg}`);
+      // Output files are checked before the demo starts: a bad path must not cost a whole run.
+      if (o.pcap !== undefined) writableFileArg(o.pcap, '--pcap');
+      if (o.keylog !== undefined) writableFileArg(o.keylog, '--keylog');
       const json = o.json === true;
       const unguard = guardProcess();
       try {

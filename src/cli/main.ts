@@ -2,7 +2,9 @@
 // the command group it names) and maps errors to the exit statuses of the CLI contract.
 import { CommanderError } from 'commander';
 import { buildProgram } from './commands.ts';
-import { EXIT_BAD_INPUT, reportError } from './output.ts';
+import { EXIT_BAD_INPUT, exitQuietlyOnEpipe, reportError } from './output.ts';
+
+exitQuietlyOnEpipe();
 
 try {
   const program = await buildProgram(process.argv.slice(2));

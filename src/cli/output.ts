@@ -35,6 +35,19 @@ export function printTable(rows: Row[], json: boolean): void {
   for (const r of rows) process.stdout.write(line(cols.map((c) => cell(r[c]))));
 }
 
+/**
+ * `imsec esp decode … | head`: a reader that went away is not an error. On EPIPE stop at once,
+ * quietly (no stack trace, exit 0 as the output that was wanted has been taken).
+ */
+export function exitQuietlyOnEpipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
+}
+
 /** Exit status for a failed check (e.g. result=mac_failure). */
 export const EXIT_CHECK_FAILED = 1;
 /** Exit status for input that does not parse or is out of range. */

@@ -7,6 +7,7 @@ import {
   serializeMechanism, type SpiPortSet,
 } from '../secagree/index.ts';
 import { EXIT_CHECK_FAILED, printResult } from './output.ts';
+import { InputError } from '../util/errors.ts';
 
 /** Example P-CSCF values used when --spi-c/--spi-s/--port-c/--port-s are not given. */
 export const DEFAULT_SERVER: SpiPortSet = { spiC: 4096, spiS: 4097, portC: 5062, portS: 5063 };
@@ -64,6 +65,11 @@ export function registerSecagree(program: Command): void {
         portC: o.portC === undefined ? DEFAULT_SERVER.portC : parsePort(o.portC, '--port-c'),
         portS: o.portS === undefined ? DEFAULT_SERVER.portS : parsePort(o.portS, '--port-s'),
       };
+      // RFC 3329 / 33.203 §7.1: spi-c and spi-s name two different inbound SAs; equal values cannot be installed.
+      if (server.spiC === server.spiS) throw new InputError(`--spi-c and --spi-s must differ, both are ${server.spiC}`);
+      client.forEach((m, i) => {
+        if (m.spiC !== undefined && m.spiC === m.spiS) throw new InputError(`--client: mechanism ${i + 1} has spi-c = spi-s = ${m.spiC}: two SAs cannot share an SPI`);
+      });
       const nat = o.nat === true;
       const r = negotiate(client, { ...(allow && { allow }), allowDeprecated: o.allowDeprecated === true }, { natDetected: nat });
       if (!r.ok) {

@@ -7,6 +7,7 @@ import { computeOpc } from '../aka/index.ts';
 import { fromHex, toHex } from '../util/bytes.ts';
 import { ImsecError, InputError } from '../util/errors.ts';
 import { EXIT_CHECK_FAILED, printResult, printTable } from './output.ts';
+import { impiArg, uriArg } from './identity-args.ts';
 import { expand, parsePattern, subscriberRange } from '../load/pattern.ts';
 
 const DEFAULT_DB = './imsec-hss.sqlite';
@@ -121,6 +122,10 @@ subscribers n = first … first+count-1 are added in one transaction, all or non
     --first 1 --count 100000 --k 465b5ce8b199b49faa5f0a2ee238a6bc --opc cd63cb71954a9f4e48a5994e37a02baf`)
     .action((o: AddOpts) => {
       if (o.impu.length === 0) throw new InputError('--impu: give at least one public identity');
+      if (o.count === undefined && !/\{n(?::\d+)?\}/.test(o.impi)) {
+        impiArg(o.impi);
+        o.impu.forEach((u) => uriArg(u, '--impu'));
+      }
       if ((o.op === undefined) === (o.opc === undefined)) throw new InputError('give exactly one of --op and --opc');
       if (o.count !== undefined || /\{n(?::\d+)?\}/.test(o.impi)) {
         addRange(o);
@@ -164,6 +169,7 @@ subscribers n = first … first+count-1 are added in one transaction, all or non
     .requiredOption('--impi <nai>', 'private identity to remove')
     .option('--json', 'JSON output')
     .action((o: { db?: string; impi: string; json?: boolean }) => {
+      impiArg(o.impi);
       const file = o.db ?? defaultDb();
       const removed = withStore(file, true, (s) => s.remove(o.impi));
       if (!removed) {

@@ -14,6 +14,7 @@ import { fromHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
 import { assertTransport, BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP } from './backend-choice.ts';
 import { EXIT_CHECK_FAILED } from './output.ts';
+import { uriArg } from './identity-args.ts';
 import { systemClock } from '../util/clock.ts';
 
 interface UeCliOptions {
@@ -125,6 +126,7 @@ async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promis
   const pcscfEncapPort = intArg(o.pcscfEncapPort, '--pcscf-encap-port', 1, 65535);
   if (o.local !== undefined && isIP(o.local) === 0) throw new InputError(`--local: not an IP address: ${JSON.stringify(o.local)}`);
   if (!o.domain && !o.impi.includes('@')) throw new InputError('--domain: required when the IMPI has no realm (user@realm)');
+  uriArg(o.impu, '--impu');
   let pcscfIp = pc.host;
   if (isIP(pcscfIp) === 0) {
     try {
@@ -246,6 +248,7 @@ export function registerUe(program: Command): void {
     .requiredOption('--text <s>', 'the message text (text/plain)')
     .action(async (o: UeCliOptions & { to: string; text: string }) => {
       const say = printer(o.json === true);
+      uriArg(o.to, '--to'); // before registering: a bad target must not cost a registration
       const unguard = guardProcess();
       try {
         const { ue: u, backend } = await startUe(o, say);

@@ -71,7 +71,8 @@ const octets = (n: number) => z.instanceof(Uint8Array).refine((b) => b.length ==
 const ident = z.string().min(1).max(256).regex(/^[^\s\x00-\x1f\x7f]+$/, 'must not contain spaces or control characters');
 const AddSchema = z
   .object({
-    impi: ident,
+    // TS 23.003 §13.3: the IMPI is a NAI, username@realm.
+    impi: ident.regex(/^[^@]+@[^@]+$/, 'must be user@realm (TS 23.003 §13.3)'),
     impus: z
       .array(ident.regex(/^(?:sips?|tel):/i, 'must be a sip:, sips: or tel: URI'))
       .min(1, 'at least one IMPU')
