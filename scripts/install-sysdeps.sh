@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the interop tests use (tshark; for the kernel-ESP tests in a QEMU VM:
-# qemu, busybox, cpio, Debian's stock kernel; for the NAT lab: iproute2, nftables, conntrack, tcpdump), as root and only when
+# qemu, busybox, cpio, Debian's stock kernel; for the NAT lab: iproute2, nftables, conntrack, tcpdump;
+# curl for the metrics tests; postgresql for the PostgreSQL store tests), as root and only when
 # missing. Without root or apt-get it only says what is missing: those tests then skip with a message.
 set -u
 need=()
@@ -11,6 +12,9 @@ have_cmd ip || need+=(iproute2)
 have_cmd nft || need+=(nftables)
 have_cmd conntrack || need+=(conntrack)
 have_cmd sysctl || need+=(procps)
+# The metrics tests scrape /metrics with a real curl; the PostgreSQL tests start a throw-away server.
+have_cmd curl || need+=(curl)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 have_cmd qemu-system-x86_64 || need+=(qemu-system-x86)
 have_cmd cpio || need+=(cpio)
 # The VM's initramfs needs a *static* busybox (the dynamic one cannot run before the host root is mounted).

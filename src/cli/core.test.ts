@@ -96,14 +96,19 @@ await p.parseAsync(['node', 'imsec', 'core', '--listen', '127.0.0.1:0', '--domai
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (d) => {
       out += d;
-      if (out.includes(' listening ')) resolve();
+      if (out.includes('"listening"')) resolve();
     });
     child.on('exit', () => reject(new Error(`exited early: ${err}`)));
   });
   child.kill('SIGTERM');
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   assert.equal(code, 0, err);
-  const lines = out.trim().split('\n');
-  assert.match(lines[0]!, /^\S+Z listening address=127\.0\.0\.1 port=\d+ domain=ims\.example service_route=<sip:orig@127\.0\.0\.1:\d+;lr> subscribers=1$/);
-  assert.match(lines.at(-1)!, /^\S+Z stopped registers=0 /);
+  // stdout is a pipe, not a terminal: JSON lines.
+  const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(lines[0]!['event'], 'listening');
+  assert.equal(lines[0]!['address'], '127.0.0.1');
+  assert.match(String(lines[0]!['service_route']), /^<sip:orig@127\.0\.0\.1:\d+;lr>$/);
+  assert.equal(lines[0]!['subscribers'], 1);
+  assert.equal(lines.at(-1)!['event'], 'stopped');
+  assert.equal(lines.at(-1)!['registers'], 0);
 });

@@ -6,12 +6,15 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { HssStore } from '../scscf/hss-store.ts';
-import { Hss } from '../scscf/hss.ts';
 import type { ScscfEvent } from '../scscf/events.ts';
 import { Scscf } from '../scscf/scscf.ts';
 import { ImsecError, InputError } from '../util/errors.ts';
 import { hostArg } from './identity-args.ts';
 import { addConfigOptions, boolField, checkedString, resolveConfig, secondsField } from './config.ts';
+import { CountingHss, registerCoreMetrics } from './core-metrics.ts';
+import { createLogger, logLevelField, type LogLevel } from './log.ts';
+import { newRegistry, parseMetricsListen, startMetricsServer, type MetricsServer } from './metrics.ts';
+import { SipMeter } from './sip-meter.ts';
 
 const DEFAULT_DB = './imsec-hss.sqlite';
 
@@ -27,6 +30,9 @@ export interface CoreRunOptions {
   readonly defaultExpires?: number;
   readonly maxExpires?: number;
   readonly advertise?: string;
+  /** ADDR:PORT of the /metrics, /healthz, /readyz listener. */
+  readonly metrics?: string;
+  readonly logLevel?: LogLevel;
 }
 
 export interface CoreIo {
@@ -34,6 +40,8 @@ export interface CoreIo {
   readonly signal: AbortSignal;
   /** One output line, without the newline. */
   readonly out: (line: string) => void;
+  /** Called once the core listens, with the metrics listener's address when `metrics` is set. */
+  readonly onReady?: (info: { metrics?: { address: string; port: number } }) => void;
 }
 
 /** `127.0.0.1:6060`, `[::1]:6060` → address and port (0 allowed: ephemeral). */
@@ -54,12 +62,24 @@ export function formatEvent(e: ScscfEvent | { readonly type: string; readonly [k
   return [now.toISOString(), e.type, ...fields.map(([k, v]) => `${k}=${text(v)}`)].join(' ');
 }
 
+const snakeFields = (e: object) => Object.fromEntries(Object.entries(e).filter(([, v]) => v !== undefined).map(([k, v]) => [snake(k), v]));
+
 /** Runs the core until `io.signal` aborts. Throws InputError for a missing store or a port that will not bind. */
 export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
   const { address, port } = parseListen(o.listen);
   if (!o.domain) throw new InputError('--domain: required');
   if (o.advertise !== undefined) hostArg(o.advertise, '--advertise');
+  if (o.metrics !== undefined) parseMetricsListen(o.metrics);
   if (o.db !== ':memory:' && !existsSync(o.db)) throw new InputError(`--db: no such store: ${o.db} (create it with imsec subscriber add)`);
+  // JSON lines (snake_case fields) with --json-events or when stdout is not a terminal; the event line format on one.
+  const log = createLogger({
+    level: o.logLevel ?? 'info', ...(o.jsonEvents === true && { json: true }), write: io.out,
+    pretty: (rec) => {
+      const { level: _l, time, event, msg: _m, ...rest } = rec;
+      return formatEvent({ type: String(event), ...rest }, false, new Date(String(time)));
+    },
+  });
+  const print = (e: Parameters<typeof formatEvent>[0]) => log.info({ event: e.type, ...snakeFields({ ...e, type: undefined }) });
   let store: HssStore;
   try {
     store = new HssStore(o.db);
@@ -67,11 +87,20 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
     if (err instanceof ImsecError) throw err;
     throw new InputError(`--db: cannot open ${o.db}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  const print = (e: Parameters<typeof formatEvent>[0]) => io.out(formatEvent(e, o.jsonEvents === true));
-  let scscf: Scscf;
+  const registry = newRegistry('core');
+  const sip = new SipMeter(registry, 'imsec_core');
+  const hss = new CountingHss(store);
+  let scscf: Scscf | undefined;
+  const meter = registerCoreMetrics(registry, hss, () => scscf!.counters);
+  let metrics: MetricsServer | undefined;
+  let ready = false;
   try {
     scscf = await Scscf.start({
-      address, port, domain: o.domain, hss: new Hss(store), onEvent: print,
+      address, port, domain: o.domain, hss, trace: sip.tracer(),
+      onEvent: (e) => {
+        meter(e);
+        print(e);
+      },
       ...(o.regAwaitAuth !== undefined && { regAwaitAuthMs: o.regAwaitAuth * 1000 }),
       ...(o.challengeReRegister !== undefined && { challengeReRegister: o.challengeReRegister }),
       ...(o.defaultExpires !== undefined && { defaultExpires: o.defaultExpires }),
@@ -83,15 +112,23 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
     if (err instanceof ImsecError) throw err;
     throw new InputError(`--listen: cannot bind ${o.listen}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  print({ type: 'listening', address: scscf.local.address, port: scscf.local.port, domain: o.domain, serviceRoute: scscf.serviceRoute, subscribers: store.list().length });
   try {
+    if (o.metrics !== undefined) metrics = await startMetricsServer({ listen: o.metrics, registry, ready: () => ready && !io.signal.aborted });
+    print({
+      type: 'listening', address: scscf.local.address, port: scscf.local.port, domain: o.domain, serviceRoute: scscf.serviceRoute, subscribers: store.list().length,
+      ...(metrics && { metrics: `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` }),
+    });
+    ready = true;
+    io.onReady?.({ ...(metrics && { metrics: { address: metrics.address, port: metrics.port } }) });
     await new Promise<void>((resolve) => {
       if (io.signal.aborted) resolve();
       else io.signal.addEventListener('abort', () => resolve(), { once: true });
     });
   } finally {
+    ready = false;
     await scscf.stop();
     store.close();
+    await metrics?.close();
   }
   print({ type: 'stopped', ...scscf.counters });
 }
@@ -107,13 +144,16 @@ export const CoreConfigSchema = z.strictObject({
   maxExpires: secondsField().optional(),
   challengeReregister: boolField().default(true),
   advertise: checkedString((s) => hostArg(s, '--advertise'), 'an IP address or host name').optional(),
+  metrics: checkedString(parseMetricsListen, 'ADDR:PORT for /metrics, /healthz, /readyz').optional(),
+  logLevel: logLevelField(),
 });
 export type CoreConfig = z.output<typeof CoreConfigSchema>;
 
 /** The run options for a validated configuration. */
 export function coreOptionsFromConfig(c: CoreConfig): CoreRunOptions {
   return {
-    listen: c.listen, domain: c.domain, db: c.db, jsonEvents: c.jsonEvents, regAwaitAuth: c.regAwaitAuth, challengeReRegister: c.challengeReregister,
+    listen: c.listen, domain: c.domain, db: c.db, jsonEvents: c.jsonEvents, regAwaitAuth: c.regAwaitAuth, challengeReRegister: c.challengeReregister, logLevel: c.logLevel,
+    ...(c.metrics !== undefined && { metrics: c.metrics }),
     ...(c.defaultExpires !== undefined && { defaultExpires: c.defaultExpires }),
     ...(c.maxExpires !== undefined && { maxExpires: c.maxExpires }),
     ...(c.advertise !== undefined && { advertise: c.advertise }),
@@ -127,7 +167,9 @@ export function registerCore(program: Command): void {
     .option('--listen <addr:port>', 'UDP address and port to listen on (default 127.0.0.1:6060)')
     .option('--domain <domain>', 'home domain (Digest realm); required')
     .option('--db <file>', `HSS store file (default: $IMSEC_HSS_DB or ${DEFAULT_DB})`)
-    .option('--json-events', 'print each event as a JSON object')
+    .option('--json-events', 'log JSON lines even on a terminal (the default when stdout is not one)')
+    .option('--metrics <addr:port>', 'serve Prometheus /metrics, /healthz and /readyz on this address')
+    .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)')
     .option('--reg-await-auth <seconds>', 'reg-await-auth timer (24.229 Table 7.8.1), default 240')
     .option('--default-expires <seconds>', 'registration time granted when the UE asks for none')
     .option('--max-expires <seconds>', 'cap on the registration time granted')

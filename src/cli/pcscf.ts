@@ -10,7 +10,11 @@ import { parseHostPort } from '../sip/uri.ts';
 import { InputError } from '../util/errors.ts';
 import { PROBE_INSTANCE } from '../ipsec/backends/xfrm/preflight.ts';
 import { guardProcess } from './serve-guard.ts';
-import { EspDropReporter, formatDrop } from './esp-drops.ts';
+import { EspDropReporter, formatDrop, type EspDropEvent } from './esp-drops.ts';
+import { createLogger, DropLog, logLevelField, type LogLevel } from './log.ts';
+import { newRegistry, parseMetricsListen, startMetricsServer, type MetricsServer } from './metrics.ts';
+import { registerPcscfMetrics } from './pcscf-metrics.ts';
+import { SipMeter } from './sip-meter.ts';
 import { BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP, type BackendKind } from './backend-choice.ts';
 import { addConfigOptions, boolField, checkedString, intField, portField, resolveConfig, secondsField } from './config.ts';
 
@@ -27,6 +31,8 @@ export interface PcscfCliOptions {
   json?: boolean;
   backend?: string;
   xfrmInstance?: string;
+  metrics?: string;
+  logLevel?: LogLevel;
 }
 
 export interface PcscfArgs {
@@ -42,6 +48,9 @@ export interface PcscfArgs {
   json: boolean;
   backend: BackendKind;
   xfrmInstance?: number;
+  /** ADDR:PORT of the /metrics, /healthz, /readyz listener. */
+  metrics?: string;
+  logLevel: LogLevel;
 }
 
 function hostPort(text: string, flag: string): { address: string; port: number } {
@@ -86,6 +95,8 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
     json: o.json === true,
     backend: parseBackend(o.backend),
     ...(xfrmInstance !== undefined && { xfrmInstance }),
+    ...(o.metrics !== undefined && { metrics: (parseMetricsListen(o.metrics), o.metrics) }),
+    logLevel: o.logLevel ?? 'info',
   };
 }
 
@@ -103,6 +114,8 @@ export const PcscfConfigSchema = z.strictObject({
   backend: z.enum(['userspace', 'xfrm'], { error: 'expected userspace or xfrm' }).default('userspace'),
   xfrmInstance: intField(0, PROBE_INSTANCE - 1, 'an instance').optional(),
   json: boolField().default(false),
+  metrics: checkedString(parseMetricsListen, 'ADDR:PORT for /metrics, /healthz, /readyz').optional(),
+  logLevel: logLevelField(),
 });
 export type PcscfConfig = z.output<typeof PcscfConfigSchema>;
 
@@ -114,6 +127,8 @@ export function pcscfArgsFromConfig(c: PcscfConfig): PcscfArgs {
     allowDeprecated: c.allowDeprecated, encapPort: String(c.encapPort), regAwaitAuth: String(c.regAwaitAuth),
     json: c.json, backend: c.backend,
     ...(c.xfrmInstance !== undefined && { xfrmInstance: String(c.xfrmInstance) }),
+    ...(c.metrics !== undefined && { metrics: c.metrics }),
+    logLevel: c.logLevel,
   });
 }
 
@@ -141,25 +156,37 @@ export function formatEvent<K extends PcscfEventName>(name: K, ev: PcscfEvents[K
 export interface RunOptions {
   /** Stops the P-CSCF when aborted (the command uses SIGINT/SIGTERM). */
   readonly signal: AbortSignal;
+  /** Log lines (JSON with --json or when stdout is not a TTY); default stdout. */
   readonly write?: (line: string) => void;
   /** Called once the ESP drop reporter exists, so a metrics exporter can read its counts. */
   readonly onDrops?: (drops: EspDropReporter) => void;
+  /** How often the P-CSCF's own drops (unprotected packets on a protected port) are logged; default 10 s. */
+  readonly dropLogIntervalMs?: number;
+  /** Called once the P-CSCF listens, with the metrics listener's address when --metrics is set. */
+  readonly onReady?: (info: { metrics?: { address: string; port: number } }) => void;
 }
 
-/** Starts the backend and the P-CSCF, prints events until `signal` aborts, then removes every SA. */
+/** Human lines on a terminal: the event line format above, the level when it is not info. */
+function prettyPcscf(rec: Record<string, unknown>): string {
+  const { level, time, event, msg, ...rest } = rec;
+  const lv = Number(level) >= 40 ? `${Number(level) >= 50 ? 'ERROR' : 'WARN'} ` : '';
+  if (event === 'esp-dropped') return formatDrop(rest as unknown as EspDropEvent, new Date(String(time)));
+  const line = formatEvent(String(event ?? 'log') as PcscfEventName, { ...rest, ...(msg !== undefined && { message: msg }) } as never, new Date(String(time)));
+  return lv ? line.replace(' ', ` ${lv}`) : line;
+}
+
+/** Starts the backend and the P-CSCF, logs events until `signal` aborts, then removes every SA. */
 export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
-  const write = r.write ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const log = createLogger({ level: a.logLevel, ...(a.json && { json: true }), ...(r.write && { write: r.write }), pretty: prettyPcscf });
   const clock = systemClock;
+  const registry = newRegistry('pcscf');
+  const sip = new SipMeter(registry, 'imsec_pcscf');
+  let ready = false;
   // The backend's lazy expiry and kernel lifetimes run on the P-CSCF's clock (SA lifetimes are in its time scale).
   // Issue 10 §5: every inbound ESP drop is counted; one line per reason and SPI, rate-limited.
   const drops = new EspDropReporter({
     now: () => clock.now(),
-    emit: (e) =>
-      write(
-        e.event === 'esp-dropped'
-          ? a.json ? JSON.stringify({ event: e.event, ...e.drop }) : formatDrop(e.drop)
-          : a.json ? JSON.stringify({ event: e.event, count: e.count, window_ms: e.windowMs }) : `${new Date().toISOString().slice(11, 23)} esp-drops-suppressed count=${e.count} window_ms=${e.windowMs}`,
-      ),
+    emit: (e) => (e.event === 'esp-dropped' ? log.warn({ event: e.event, ...e.drop }) : log.warn({ event: e.event, count: e.count, window_ms: e.windowMs })),
   });
   r.onDrops?.(drops);
   const backend = await openBackend(a.backend, {
@@ -167,26 +194,50 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
     onDrop: (d, from) => drops.note({ reason: d.drop, from, ...(d.spi !== undefined && { spi: d.spi }), ...(d.seq !== undefined && { seq: d.seq }), ...(d.set && { set: d.set.id }) }),
   });
   let pcscf: Pcscf;
+  let metrics: MetricsServer | undefined;
   try {
     pcscf = await Pcscf.start({
       address: a.address, port: a.port, portC: a.portC, portS: a.portS, scscf: a.scscf, backend,
-      policy: a.policy, mode: a.mode, clock, regAwaitAuthMs: a.regAwaitAuthMs,
+      policy: a.policy, mode: a.mode, clock, regAwaitAuthMs: a.regAwaitAuthMs, trace: sip.tracer(),
     });
   } catch (e) {
     await backend.close();
     throw e;
   }
-  for (const name of PCSCF_EVENT_NAMES) {
-    pcscf.on(name, (ev) => write(a.json ? JSON.stringify({ event: name, ...ev }) : formatEvent(name, ev)));
+  registerPcscfMetrics({ registry, backend, drops, on: (name, fn) => pcscf.on(name, fn) });
+  try {
+    if (a.metrics !== undefined) metrics = await startMetricsServer({ listen: a.metrics, registry, ready: () => ready && !r.signal.aborted });
+  } catch (e) {
+    await pcscf.stop();
+    await backend.close();
+    throw e;
   }
+  // The P-CSCF's own drops (unprotected packets on a protected port): one record per reason per interval.
+  const own = new DropLog(log, r.dropLogIntervalMs ?? 10_000);
+  for (const name of PCSCF_EVENT_NAMES) {
+    if (name === 'dropped') continue;
+    pcscf.on(name, (ev) => (name === 'rejected' ? log.warn({ event: name, ...ev }) : log.info({ event: name, ...ev })));
+  }
+  pcscf.on('dropped', (ev) => own.note(ev.reason, 1, { port: ev.port }));
   // Inside the SAs: UDP always; TCP too when the backend's SAs carry it (xfrm, spec digest §6.2).
   const inside = backend.openTcp ? 'udp+tcp' : 'udp';
-  const hello = { address: a.address, port: pcscf.port, port_c: pcscf.portC, port_s: pcscf.portS, encap_port: backend.encapPort, scscf: `${a.scscf.address}:${a.scscf.port}`, mode: a.mode, backend: a.backend, protected_transports: inside };
-  write(a.json ? JSON.stringify({ event: 'listening', ...hello }) : `pcscf listening udp ${a.address}:${hello.port} port_pc=${hello.port_c} port_ps=${hello.port_s} esp-in-udp=${hello.encap_port} scscf=${hello.scscf} mode=${a.mode} backend=${a.backend} protected=${inside}`);
+  const hello = {
+    address: a.address, port: pcscf.port, port_c: pcscf.portC, port_s: pcscf.portS, encap_port: backend.encapPort, scscf: `${a.scscf.address}:${a.scscf.port}`,
+    mode: a.mode, backend: a.backend, protected_transports: inside, ...(metrics && { metrics: `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` }),
+  };
+  log.info({ event: 'listening', ...hello }, 'pcscf listening');
+  ready = true;
+  r.onReady?.({ ...(metrics && { metrics: { address: metrics.address, port: metrics.port } }) });
   if (!r.signal.aborted) await new Promise<void>((resolve) => r.signal.addEventListener('abort', () => resolve(), { once: true }));
-  await pcscf.stop();
-  await backend.close();
-  write(a.json ? JSON.stringify({ event: 'stopped' }) : 'pcscf stopped, SAs removed');
+  ready = false;
+  try {
+    await pcscf.stop();
+    await backend.close();
+  } finally {
+    own.close();
+    await metrics?.close();
+  }
+  log.info({ event: 'stopped' }, 'pcscf stopped, SAs removed');
 }
 
 const HELP = `
@@ -219,7 +270,9 @@ export function registerPcscf(program: Command): void {
     .option('--reg-await-auth <s>', `lifetime of a temporary SA set in seconds, default ${REG_AWAIT_AUTH_MS / 1000}`)
     .option('--backend <b>', `${BACKEND_HELP} (default userspace)`)
     .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
-    .option('--json', 'one JSON object per event');
+    .option('--json', 'log JSON lines even on a terminal (the default when stdout is not one)')
+    .option('--metrics <addr:port>', 'serve Prometheus /metrics, /healthz and /readyz on this address')
+    .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)');
   addConfigOptions(cmd)
     .addHelpText('after', HELP)
     .action(async (_o: unknown, self: Command) => {

@@ -1,0 +1,105 @@
+// `imsec pcscf --metrics`: a real curl scrapes /metrics after a UE registered through the P-CSCF
+// and finds the registration, the sec-agree outcome, ESP packets over the SAs, SIP counts and the
+// transaction latency; /healthz and /readyz answer; the logs never carry a key.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { FakeScscf, LOOP, ScriptedUe } from '../pcscf/_test-kit.ts';
+import { toHex } from '../util/bytes.ts';
+import { parsePcscfArgs, runPcscf } from './pcscf.ts';
+
+const run = promisify(execFile);
+const HAVE_CURL = spawnSync('curl', ['--version']).status === 0;
+
+async function curl(url: string): Promise<{ status: number; body: string }> {
+  const { stdout } = await run('curl', ['-s', '-w', '\n%{http_code}', url]);
+  const i = stdout.lastIndexOf('\n');
+  return { status: Number(stdout.slice(i + 1)), body: stdout.slice(0, i) };
+}
+
+/** The value of one sample line `name{labels} value` (labels given in any order, all must match). */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+test('metrics scraped by curl after a registration; health and readiness; no key in the logs', { skip: HAVE_CURL ? false : 'curl not installed (scripts/install-sysdeps.sh installs it)' }, async () => {
+  const scscf = await FakeScscf.start();
+  const lines: string[] = [];
+  const ac = new AbortController();
+  const args = parsePcscfArgs({
+    listen: `${LOOP}:0`, portC: '0', portS: '0', scscf: `${LOOP}:${scscf.endpoint.port}`, mode: 'udp-enc-tun', encapPort: '0', json: true,
+    metrics: `${LOOP}:0`, logLevel: 'trace',
+  });
+  let metricsAt: { address: string; port: number } | undefined;
+  const running = runPcscf(args, { signal: ac.signal, write: (l) => lines.push(l), onReady: (i) => (metricsAt = i.metrics) });
+  let ue: ScriptedUe | undefined;
+  const secrets: Uint8Array[] = [];
+  try {
+    for (let i = 0; i < 400 && metricsAt === undefined; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(metricsAt, 'the P-CSCF came up with a metrics listener');
+    const base = `http://${LOOP}:${metricsAt.port}`;
+    assert.deepEqual(await curl(`${base}/healthz`), { status: 200, body: 'ok\n' });
+    assert.deepEqual(await curl(`${base}/readyz`), { status: 200, body: 'ready\n' });
+    assert.equal((await curl(`${base}/nope`)).status, 404);
+
+    const hello = JSON.parse(lines.find((l) => l.includes('"listening"'))!);
+    ue = await ScriptedUe.create({
+      pcscf: { address: LOOP, port: hello.port, portC: hello.port_c, portS: hello.port_s },
+      pcEncapPort: hello.encap_port,
+      impi: 'alice@ims.example.org',
+      impu: 'sip:alice@ims.example.org',
+      pairs: [{ alg: 'hmac-sha-1-96', ealg: 'aes-cbc' }],
+    });
+    const respond = ue.usim.respond.bind(ue.usim);
+    ue.usim.respond = (rand, autn) => {
+      const r = respond(rand, autn);
+      if (r.result === 'ok') secrets.push(new Uint8Array(r.ck), new Uint8Array(r.ik));
+      return r;
+    };
+    assert.equal((await ue.register()).res.status, 200);
+    assert.equal((await ue.send('MESSAGE')).res.status, 200);
+
+    const { status, body } = await curl(`${base}/metrics`);
+    assert.equal(status, 200);
+    assert.equal(sample(body, 'imsec_pcscf_registrations', { state: 'registered', service: 'pcscf' }), 1);
+    assert.equal(sample(body, 'imsec_pcscf_registrations', { state: 'pending' }), 0);
+    assert.equal(sample(body, 'imsec_pcscf_registrations_total'), 1);
+    assert.equal(sample(body, 'imsec_pcscf_secagree_total', { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'udp-enc-tunnel' }), 1);
+    assert.equal(sample(body, 'imsec_pcscf_sa_sets', { state: 'current', mode: 'udp-enc-tunnel' }), 1);
+    // SM7 and the MESSAGE came in over SA1/SA2; the 200s went out over the SAs.
+    assert.ok(sample(body, 'imsec_esp_packets_total', { dir: 'in' })! >= 2, body);
+    assert.ok(sample(body, 'imsec_esp_packets_total', { dir: 'out' })! >= 2);
+    assert.ok(sample(body, 'imsec_esp_bytes_total', { dir: 'in' })! > 500);
+    assert.equal(sample(body, 'imsec_esp_drops_total', { reason: 'icv' }), 0);
+    assert.equal(sample(body, 'imsec_pcscf_sip_requests_total', { dir: 'recv', method: 'REGISTER' }), 2);
+    assert.equal(sample(body, 'imsec_pcscf_sip_requests_total', { dir: 'send', method: 'REGISTER' }), 2, 'both forwarded to the S-CSCF');
+    assert.equal(sample(body, 'imsec_pcscf_sip_responses_total', { dir: 'send', method: 'REGISTER', status: '401' }), 1);
+    assert.equal(sample(body, 'imsec_pcscf_sip_responses_total', { dir: 'send', method: 'REGISTER', status: '200' }), 1);
+    assert.equal(sample(body, 'imsec_pcscf_sip_transaction_seconds_count', { side: 'client', method: 'REGISTER' }), 2);
+    assert.equal(sample(body, 'imsec_pcscf_sip_transaction_seconds_count', { side: 'server', method: 'REGISTER' }), 2);
+    assert.equal(sample(body, 'imsec_pcscf_sip_transaction_seconds_count', { side: 'server', method: 'MESSAGE' }), 1);
+    assert.equal(sample(body, 'imsec_pcscf_keepalives_total', { dir: 'in' }), 0);
+    assert.equal(sample(body, 'imsec_pcscf_limit_rejections_total'), undefined, 'no limit hit, no series');
+    assert.ok(sample(body, 'imsec_process_resident_memory_bytes')! > 0 || sample(body, 'imsec_nodejs_heap_size_used_bytes')! > 0, 'process metrics');
+  } finally {
+    ac.abort();
+    await running.catch(() => {});
+    await ue?.close();
+    await scscf.close();
+  }
+  // After the stop the listener is gone.
+  assert.notEqual(spawnSync('curl', ['-s', '-o', '/dev/null', `http://${LOOP}:${metricsAt!.port}/healthz`]).status, 0);
+  assert.equal(secrets.length, 2);
+  const text = lines.join('\n');
+  assert.ok(lines.length > 5 && lines.every((l) => JSON.parse(l).level !== undefined), 'JSON log records');
+  for (const key of secrets) {
+    for (const form of [toHex(key), toHex(key).toUpperCase(), Buffer.from(key).toString('base64')]) assert.ok(!text.includes(form), 'a key in the logs');
+  }
+});

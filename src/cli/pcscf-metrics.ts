@@ -1,0 +1,184 @@
+// The P-CSCF's Prometheus metrics. Nothing here runs per ESP packet: packet, byte, drop and
+// keepalive counts are read at scrape time from the counters the SAs and the backend keep anyway
+// (collect callbacks); registrations, sec-agree, NAT and rejection counts follow the events the
+// P-CSCF already emits (one increment per event, not per packet).
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { IpsecBackend } from '../ipsec/backends/backend.ts';
+import { ESP_DROPS } from '../ipsec/sa.ts';
+import type { SaSet } from '../ipsec/sa-set.ts';
+import type { EspDrop } from '../ipsec/esp/index.ts';
+import type { PcscfEventName, PcscfEvents } from '../pcscf/index.ts';
+import type { EspDropReporter } from './esp-drops.ts';
+
+export interface EspTotals {
+  inPackets: number;
+  inBytes: number;
+  outPackets: number;
+  outBytes: number;
+  drops: Record<EspDrop, number>;
+}
+
+/**
+ * Totals over every SA set the backend has had: the live sets' counters plus those of sets gone
+ * since (kept at their final values), so the sums never go down when a set is deleted.
+ */
+export class EspTotalsReader {
+  readonly #retired: EspTotals = zeroTotals();
+  #seen = new Set<SaSet>();
+  #last: { at: number; t: EspTotals } | undefined;
+
+  /** One pass over the sets per scrape: the metrics that share it reuse a read younger than 100 ms. */
+  read(sets: readonly SaSet[]): EspTotals {
+    const now = Date.now();
+    if (this.#last && now - this.#last.at < 100) return this.#last.t;
+    const live = new Set(sets);
+    for (const s of this.#seen) if (!live.has(s)) addSet(this.#retired, s);
+    this.#seen = live;
+    const t = copyTotals(this.#retired);
+    for (const s of sets) addSet(t, s);
+    this.#last = { at: now, t };
+    return t;
+  }
+}
+
+function zeroTotals(): EspTotals {
+  return { inPackets: 0, inBytes: 0, outPackets: 0, outBytes: 0, drops: Object.fromEntries(ESP_DROPS.map((d) => [d, 0])) as Record<EspDrop, number> };
+}
+function copyTotals(t: EspTotals): EspTotals {
+  return { ...t, drops: { ...t.drops } };
+}
+function addSet(t: EspTotals, s: SaSet): void {
+  for (const sa of s.all) {
+    const c = sa.counters;
+    if (sa.direction === 'in') {
+      t.inPackets += c.packets;
+      t.inBytes += c.bytes;
+      for (const d of ESP_DROPS) t.drops[d] += c.drops[d];
+    } else {
+      t.outPackets += c.packets;
+      t.outBytes += c.bytes;
+    }
+  }
+}
+
+/** Rejection reasons that are a limit refusing work (admission control), not a protocol error. */
+export const isLimitReason = (reason: string): boolean => /too-many|limit|overload/.test(reason);
+
+type On = <K extends PcscfEventName>(name: K, fn: (ev: PcscfEvents[K]) => void) => unknown;
+
+export interface PcscfMetricsSources {
+  readonly registry: Registry;
+  readonly backend: IpsecBackend;
+  /** `pcscf.on`. */
+  readonly on: On;
+  /** Counts every inbound ESP drop by reason (it logs them, rate-limited). */
+  readonly drops: EspDropReporter;
+}
+
+/** Registers the P-CSCF metrics on `registry`, fed by `on` events and read from `backend` at scrape time. */
+export function registerPcscfMetrics(s: PcscfMetricsSources): void {
+  const { registry: r, backend, on, drops } = s;
+  const esp = new EspTotalsReader();
+  const registers = [r];
+  // Registration state from events: an IMPI is registered from 'registered' to 'deregistered'.
+  const registered = new Set<string>();
+  const temporary = new Set<string>();
+  on('registered', (e) => registered.add(e.impi));
+  on('deregistered', (e) => registered.delete(e.impi));
+
+  new Gauge({
+    name: 'imsec_pcscf_registrations', help: 'Registrations by state (pending: a temporary SA set waits for the protected REGISTER)', labelNames: ['state'], registers,
+    collect() {
+      this.set({ state: 'registered' }, registered.size);
+      this.set({ state: 'pending' }, temporary.size);
+    },
+  });
+  new Gauge({
+    name: 'imsec_pcscf_pending_registrations', help: 'Registrations waiting for the protected REGISTER (temporary SA sets live)', registers,
+    collect() {
+      this.set(temporary.size);
+    },
+  });
+  new Gauge({
+    name: 'imsec_pcscf_sa_sets', help: 'SA sets installed, by state and mode', labelNames: ['state', 'mode'], registers,
+    collect() {
+      this.reset();
+      const n = new Map<string, number>();
+      for (const set of backend.sets) {
+        const k = `${set.state}\0${set.config.mode}`;
+        n.set(k, (n.get(k) ?? 0) + 1);
+      }
+      for (const [k, v] of n) {
+        const [state, mode] = k.split('\0') as [string, string];
+        this.set({ state, mode }, v);
+      }
+    },
+  });
+
+  const registrations = new Counter({ name: 'imsec_pcscf_registrations_total', help: 'Successful REGISTERs (initial and refresh; rate() gives registrations/s)', registers });
+  on('registered', () => registrations.inc());
+  const deregistrations = new Counter({ name: 'imsec_pcscf_deregistrations_total', help: 'Registrations ended', registers });
+  on('deregistered', () => deregistrations.inc());
+
+  const secAgree = new Counter({ name: 'imsec_pcscf_secagree_total', help: 'SA sets negotiated (sec-agree), by chosen algorithm pair and mode', labelNames: ['alg', 'ealg', 'mode'], registers });
+  on('sa-created', (e) => {
+    temporary.add(e.set);
+    secAgree.inc({ alg: e.alg, ealg: e.ealg, mode: e.mode });
+  });
+  const authTimeouts = new Counter({ name: 'imsec_pcscf_auth_timeouts_total', help: 'Temporary SA sets that expired without a protected REGISTER (reg-await-auth: the UE never answered the challenge)', registers });
+  on('sa-promoted', (e) => temporary.delete(e.set));
+  on('sa-deleted', (e) => {
+    if (temporary.delete(e.set) && /reg-await-auth/.test(e.reason)) authTimeouts.inc();
+  });
+
+  const rejections = new Counter({ name: 'imsec_pcscf_rejections_total', help: 'Requests refused, by reason and status (494: sec-agree failed)', labelNames: ['reason', 'status'], registers });
+  const limits = new Counter({ name: 'imsec_pcscf_limit_rejections_total', help: 'Requests refused by a limit (admission control), by reason', labelNames: ['reason'], registers });
+  on('rejected', (e) => {
+    rejections.inc({ reason: e.reason, status: e.status === undefined ? 'none' : String(e.status) });
+    if (isLimitReason(e.reason)) limits.inc({ reason: e.reason });
+  });
+
+  const nat = new Counter({ name: 'imsec_pcscf_nat_detections_total', help: 'UEs found behind a NAT (Via sent-by ≠ packet source, 33.203 Annex M)', registers });
+  on('nat-detected', () => nat.inc());
+  const rebinds = new Counter({ name: 'imsec_pcscf_nat_rebinds_total', help: 'NAT mapping changes seen on authenticated ESP-in-UDP (followed: port_Uenc updated)', labelNames: ['followed'], registers });
+  on('nat-mapping', (e) => {
+    if (e.previous) rebinds.inc({ followed: String(e.followed) });
+  });
+
+  // Scrape-time reads of counters the backend and the SAs keep for their own reasons.
+  new Counter({
+    name: 'imsec_pcscf_keepalives_total', help: 'NAT-keepalives (RFC 3948 §2.3), by direction', labelNames: ['dir'], registers,
+    collect() {
+      const c = backend.counters;
+      this.reset();
+      this.inc({ dir: 'in' }, c.keepalive);
+      this.inc({ dir: 'out' }, c.keepalivesSent ?? 0);
+    },
+  });
+  new Counter({
+    name: 'imsec_esp_packets_total', help: 'ESP packets sealed (out) or delivered (in); userspace backend (the kernel counts its own: ip -s xfrm state)', labelNames: ['dir'], registers,
+    collect() {
+      const t = esp.read(backend.sets);
+      this.reset();
+      this.inc({ dir: 'in' }, t.inPackets);
+      this.inc({ dir: 'out' }, t.outPackets);
+    },
+  });
+  new Counter({
+    name: 'imsec_esp_bytes_total', help: 'Inner payload octets sealed (out) or delivered (in)', labelNames: ['dir'], registers,
+    collect() {
+      const t = esp.read(backend.sets);
+      this.reset();
+      this.inc({ dir: 'in' }, t.inBytes);
+      this.inc({ dir: 'out' }, t.outBytes);
+    },
+  });
+  new Counter({
+    name: 'imsec_esp_drops_total', help: 'Inbound packets dropped, by reason (replay, icv, unknown-spi, malformed, …; keepalives are not drops)', labelNames: ['reason'], registers,
+    collect() {
+      this.reset();
+      for (const d of ESP_DROPS) this.inc({ reason: d }, 0);
+      for (const [reason, n] of Object.entries(drops.counts)) if (reason !== 'keepalive') this.inc({ reason }, n ?? 0);
+    },
+  });
+}
