@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under src/ and test/ with node's own test runner (through tsx).
+// Runs every *.test.ts under src/, test/ and fuzz/ with node's own test runner (through tsx).
 // Node 20's --test does not glob .ts files itself, so we list them here.
 // Usage: node scripts/run-tests.mjs [substring-filter ...]
 import { readdirSync, statSync } from 'node:fs';
@@ -19,7 +19,7 @@ function walk(dir, out) {
 }
 
 const filters = process.argv.slice(2);
-const files = [...walk('src', []), ...walk('test', [])]
+const files = [...walk('src', []), ...walk('test', []), ...walk('fuzz', [])]
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
   .sort();
 if (files.length === 0) {
