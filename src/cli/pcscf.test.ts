@@ -17,7 +17,7 @@ test('parsePcscfArgs: addresses, ports, mode, policy and their errors', () => {
     { ...a, policy: { ...a.policy } },
     {
       address: '127.0.0.1', port: 5060, portC: 5064, portS: 5066, scscf: { address: '127.0.0.1', port: 6060 }, mode: 'udp-enc-tun',
-      policy: { allow: [{ alg: 'hmac-sha-1-96', ealg: 'null' }] }, regAwaitAuthMs: 30_000, encapPort: 4500, json: false, backend: 'userspace', logLevel: 'info',
+      policy: { allow: [{ alg: 'hmac-sha-1-96', ealg: 'null' }] }, regAwaitAuthMs: 30_000, limits: {}, encapPort: 4500, json: false, backend: 'userspace', logLevel: 'info',
     },
   );
   assert.deepEqual(parsePcscfArgs({ ...base, listen: '[::1]:5060', scscf: '[::1]:6060' }).address, '::1');

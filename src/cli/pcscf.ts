@@ -1,5 +1,6 @@
 // `imsec pcscf`: runs the P-CSCF (33.203 access edge, src/pcscf/) on the userspace or the xfrm
 // IPsec backend until SIGINT/SIGTERM, then deletes its SAs. One line per event (JSON with --json).
+import { DEFAULT_PENDING_LIMITS, type PendingLimitsConfig } from '../pcscf/pending-limits.ts';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { NAT_T_PORT } from '../ipsec/types.ts';
@@ -28,6 +29,9 @@ export interface PcscfCliOptions {
   allowDeprecated?: boolean;
   encapPort?: string;
   regAwaitAuth?: string;
+  maxPendingPerSource?: string;
+  maxPending?: string;
+  challengeRate?: string;
   json?: boolean;
   backend?: string;
   xfrmInstance?: string;
@@ -45,6 +49,8 @@ export interface PcscfArgs {
   policy: SecAgreePolicy;
   encapPort: number;
   regAwaitAuthMs: number;
+  /** Issue 10 §2: only the limits given (the P-CSCF's defaults fill the rest). */
+  limits: Partial<PendingLimitsConfig>;
   json: boolean;
   backend: BackendKind;
   xfrmInstance?: number;
@@ -89,8 +95,22 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
     ...(o.allowDeprecated ? { allowDeprecated: true } : {}),
   };
   const xfrmInstance = parseXfrmInstance(o.xfrmInstance);
+  const count = (v: string | undefined, flag: string): number | undefined => {
+    if (v === undefined) return undefined;
+    if (!/^[0-9]{1,9}$/.test(v) || Number(v) === 0) throw new InputError(`${flag}: an integer 1..999999999, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+  const perSource = count(o.maxPendingPerSource, '--max-pending-per-source');
+  const total = count(o.maxPending, '--max-pending');
+  const rate = count(o.challengeRate, '--challenge-rate');
+  const limits: Partial<PendingLimitsConfig> = {
+    ...(perSource !== undefined && { maxPendingPerSource: perSource }),
+    ...(total !== undefined && { maxPendingTotal: total }),
+    // The burst is two seconds' worth of the rate.
+    ...(rate !== undefined && { challengesPerSecond: rate, challengeBurst: 2 * rate }),
+  };
   return {
-    ...listen, portC, portS, scscf, mode, policy, regAwaitAuthMs,
+    ...listen, portC, portS, scscf, mode, policy, regAwaitAuthMs, limits,
     encapPort: port(o.encapPort, '--encap-port', NAT_T_PORT),
     json: o.json === true,
     backend: parseBackend(o.backend),
@@ -111,6 +131,9 @@ export const PcscfConfigSchema = z.strictObject({
   allowDeprecated: boolField().default(false),
   encapPort: portField().default(NAT_T_PORT),
   regAwaitAuth: secondsField().default(REG_AWAIT_AUTH_MS / 1000),
+  maxPendingPerSource: intField(1, 999_999_999, 'a count').default(DEFAULT_PENDING_LIMITS.maxPendingPerSource),
+  maxPending: intField(1, 999_999_999, 'a count').default(DEFAULT_PENDING_LIMITS.maxPendingTotal),
+  challengeRate: intField(1, 999_999_999, 'challenges per second').default(DEFAULT_PENDING_LIMITS.challengesPerSecond),
   backend: z.enum(['userspace', 'xfrm'], { error: 'expected userspace or xfrm' }).default('userspace'),
   xfrmInstance: intField(0, PROBE_INSTANCE - 1, 'an instance').optional(),
   json: boolField().default(false),
@@ -125,6 +148,7 @@ export function pcscfArgsFromConfig(c: PcscfConfig): PcscfArgs {
     listen: c.listen, portC: String(c.portC), portS: String(c.portS), scscf: c.scscf, mode: c.mode,
     ...(c.policy !== undefined && { policy: c.policy }),
     allowDeprecated: c.allowDeprecated, encapPort: String(c.encapPort), regAwaitAuth: String(c.regAwaitAuth),
+    maxPendingPerSource: String(c.maxPendingPerSource), maxPending: String(c.maxPending), challengeRate: String(c.challengeRate),
     json: c.json, backend: c.backend,
     ...(c.xfrmInstance !== undefined && { xfrmInstance: String(c.xfrmInstance) }),
     ...(c.metrics !== undefined && { metrics: c.metrics }),
@@ -198,7 +222,7 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   try {
     pcscf = await Pcscf.start({
       address: a.address, port: a.port, portC: a.portC, portS: a.portS, scscf: a.scscf, backend,
-      policy: a.policy, mode: a.mode, clock, regAwaitAuthMs: a.regAwaitAuthMs, trace: sip.tracer(),
+      policy: a.policy, mode: a.mode, clock, regAwaitAuthMs: a.regAwaitAuthMs, limits: a.limits, trace: sip.tracer(),
     });
   } catch (e) {
     await backend.close();
@@ -268,6 +292,9 @@ export function registerPcscf(program: Command): void {
     .option('--allow-deprecated', 'also accept hmac-md5-96 and des-ede3-cbc')
     .option('--encap-port <n>', `local ESP-in-UDP port (RFC 3948), default ${NAT_T_PORT}`)
     .option('--reg-await-auth <s>', `lifetime of a temporary SA set in seconds, default ${REG_AWAIT_AUTH_MS / 1000}`)
+    .option('--max-pending-per-source <n>', `registrations waiting for authentication from one address; more get 503 (default ${DEFAULT_PENDING_LIMITS.maxPendingPerSource})`)
+    .option('--max-pending <n>', `registrations waiting for authentication in total (default ${DEFAULT_PENDING_LIMITS.maxPendingTotal})`)
+    .option('--challenge-rate <n>', `new challenges (vectors) per second, burst twice that (default ${DEFAULT_PENDING_LIMITS.challengesPerSecond})`)
     .option('--backend <b>', `${BACKEND_HELP} (default userspace)`)
     .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
     .option('--json', 'log JSON lines even on a terminal (the default when stdout is not one)')

@@ -42,6 +42,8 @@ export class FakeScscf {
   expires = 600;
   /** Hold non-REGISTER requests (answered by release()). */
   hold = false;
+  /** Record REGISTERs and never answer them (an S-CSCF that went away). */
+  silent = false;
   readonly held: ServerTransaction[] = [];
   readonly #pending = new Set<string>();
   #sqn = 32;
@@ -102,6 +104,7 @@ export class FakeScscf {
       else tx.respond(createResponse(req, 200));
       return;
     }
+    if (this.silent) return;
     const callId = req.headers.get('Call-ID')!;
     const auth = parseDigestHeader(req.headers.get('Authorization')!);
     const integrity = getParam(auth, 'integrity-protected');

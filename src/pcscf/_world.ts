@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
 import { ManualClock } from '../sip/clock.ts';
 import { Pcscf, PCSCF_EVENT_NAMES, type PcscfEvents, type PcscfMode } from './index.ts';
+import type { PendingLimitsConfig } from './pending-limits.ts';
 import { FakeScscf, LOOP, ScriptedUe, type UeOptions } from './_test-kit.ts';
 
 /** RFC 3261 T1 (the P-CSCF runs with the default timers). */
@@ -18,13 +19,13 @@ export async function eventually(cond: () => boolean, what: string): Promise<voi
 }
 
 /** `backendSkewMs`: the backend's SAD clock runs this far ahead of the P-CSCF's (two time sources, as in production). */
-export async function world(o: { mode?: PcscfMode; backendSkewMs?: number } = {}) {
+export async function world(o: { mode?: PcscfMode; backendSkewMs?: number; limits?: Partial<PendingLimitsConfig> } = {}) {
   const clock = new ManualClock();
   const scscf = await FakeScscf.start();
   const skew = o.backendSkewMs;
   const backendClock = skew === undefined ? clock : { now: () => clock.now() + skew, setTimer: (ms: number, fn: () => void) => clock.setTimer(ms, fn) };
   const pcBackend = await UserspaceBackend.create({ localIp: LOOP, encapPort: 0, clock: backendClock });
-  const pcscf = await Pcscf.start({ address: LOOP, port: 0, portC: 0, portS: 0, scscf: scscf.endpoint, backend: pcBackend, mode: o.mode ?? 'udp-enc-tun', clock });
+  const pcscf = await Pcscf.start({ address: LOOP, port: 0, portC: 0, portS: 0, scscf: scscf.endpoint, backend: pcBackend, mode: o.mode ?? 'udp-enc-tun', clock, ...(o.limits && { limits: o.limits }) });
   const events: { name: string; ev: PcscfEvents[keyof PcscfEvents] }[] = [];
   for (const n of PCSCF_EVENT_NAMES) pcscf.on(n, (ev) => events.push({ name: n, ev }));
   const ues: ScriptedUe[] = [];

@@ -10,6 +10,7 @@ import type { Route } from '../sip/response-routing.ts';
 import type { ServerTransaction, TransactionLayer } from '../sip/transaction-manager.ts';
 import type { ReceiveContext, SipTransport } from '../sip/transport.ts';
 import type { Emit, RegistrationTable } from './registrations.ts';
+import type { PendingLimits } from './pending-limits.ts';
 import type { PcscfEvents, PcscfMode, RejectReason } from './types.ts';
 
 export interface PcscfCore {
@@ -33,6 +34,8 @@ export interface PcscfCore {
   /** The protected endpoint on port_pc: everything we send to a UE leaves from it (SA2, spec digest §6.2). */
   readonly epC: ProtectedEndpoint;
   readonly table: RegistrationTable;
+  /** Pending-registration and challenge-rate limits (issue 10 §2). */
+  readonly limits: PendingLimits;
   readonly emit: Emit;
   /** Route of a request to the S-CSCF (plain UDP). */
   toCore(): Route;
@@ -54,6 +57,8 @@ export interface RejectOptions {
   readonly impi?: string;
   /** Send the refusal over this route (e.g. pinned to a temporary set that is deleted right after). */
   readonly route?: Route;
+  /** Extra header fields of the refusal (e.g. Retry-After of a 503). */
+  readonly headers?: readonly [string, string][];
 }
 
 /** A transport that runs `after` once the first send through it has finished (sent or failed). */

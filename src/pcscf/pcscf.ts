@@ -23,6 +23,7 @@ import { afterSend, type PcscfCore, type RejectOptions } from './core.ts';
 import { fromCore, fromUe, onAck, onCancel } from './proxy.ts';
 import { onProtectedRegister, onReRegister, onUnprotectedRegister } from './register.ts';
 import { RegistrationTable } from './registrations.ts';
+import { DEFAULT_PENDING_LIMITS, PendingLimits } from './pending-limits.ts';
 import { PcscfTcp } from './tcp.ts';
 import { warningValue } from './rewrite.ts';
 import type { PcscfCounters, PcscfEventName, PcscfEvents, PcscfMode, PcscfOptions, RegistrationView, RejectReason } from './types.ts';
@@ -116,6 +117,7 @@ export class Pcscf {
       plain,
       epC,
       table,
+      limits: new PendingLimits({ ...DEFAULT_PENDING_LIMITS, ...o.limits }, () => clock.now()),
       emit: (name, payload) => p.#emit(name, payload),
       toCore: (): Route => ({ transport: plain, to: o.scscf }),
       toUe: (set: SaSet, answering?: ReceiveContext): Route => tcp?.route(set, answering) ?? ({
@@ -273,7 +275,7 @@ export class Pcscf {
     this.#refused({ reason, message, status, method: req.method, from: ctx.remote, ...(opts.impi !== undefined ? { impi: opts.impi } : {}) });
     if (req.method === 'ACK') return;
     if (opts.route) tx.setResponseRoute(opts.route);
-    tx.respond(createResponse(req, status, undefined, [['Warning', warningValue(this.#core.address, message)]]));
+    tx.respond(createResponse(req, status, undefined, [['Warning', warningValue(this.#core.address, message)], ...(opts.headers ?? [])]));
   }
 
   #internal(tx: ServerTransaction, e: unknown): void {

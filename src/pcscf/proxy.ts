@@ -27,6 +27,8 @@ export interface ForwardHooks {
   readonly toUe: boolean;
   /** The SA set the client transaction runs over (counted in flight until it ends). */
   readonly over?: SaSet;
+  /** The request could not be forwarded or got no answer (the UE gets 408/503/500 from us). */
+  onFailed?(): void;
 }
 
 /**
@@ -39,6 +41,7 @@ export function forward(core: PcscfCore, tx: ServerTransaction, out: SipRequest,
     tx.respond(res);
   };
   const fail = (status: number, why: string): void => {
+    hooks.onFailed?.();
     if (tx.state === 'completed' || tx.state === 'terminated' || tx.state === 'confirmed' || tx.state === 'accepted') return;
     tx.respond(createResponse(tx.request, status, undefined, [['Warning', warningValue(core.address, why)]]));
   };

@@ -71,7 +71,14 @@ function send(core: PcscfCore, tx: ServerTransaction, a: Arrival, out: SipReques
     core.reject(tx, a.req, ctx, 483, 'too-many-hops', 'Max-Forwards reached 0', { impi: a.reg.impi });
     return;
   }
-  forward(core, tx, out, core.toCore(), { toUe: true, onResponse: (res) => onRegisterResponse(core, tx, a, res) });
+  forward(core, tx, out, core.toCore(), {
+    toUe: true,
+    onResponse: (res) => onRegisterResponse(core, tx, a, res),
+    // No answer from the S-CSCF (408/503 to the UE): a round without a temporary set ends here.
+    onFailed: () => {
+      if (a.round && a.reg.round === a.round && !a.round.temporary) core.table.endRound(a.reg);
+    },
+  });
 }
 
 /** An unprotected REGISTER from a UE: an initial registration, or a UE that lost its SAs (spec digest §8 rule 6). */
@@ -94,6 +101,10 @@ export async function onUnprotectedRegister(core: PcscfCore, tx: ServerTransacti
   }
   // One set-up per registration at a time: a new unprotected REGISTER replaces a pending one.
   const pending = core.table.get(impi)?.round;
+  // Issue 10 §2: bounded pending state and vector spending, checked before anything is forwarded
+  // (a token is spent even if the admission check below then refuses: cheap, and on the safe side).
+  const limit = core.limits.admit(from.address, pending !== undefined && sameAddress(pending.ueIp, from.address));
+  if (!limit.ok) return core.reject(tx, req, ctx, 503, limit.reason, limit.message, { impi, headers: [['Retry-After', String(limit.retryAfterS)]] });
   if (pending?.temporary) await core.table.deleteSet(pending.temporary, 'deleted', 'replaced by a new unprotected REGISTER');
   // Spec digest §15A.4: inside the tunnel the UE keeps its private address, the Via sent-by host
   // (unless this P-CSCF is configured for 'public inside' peers).
@@ -112,6 +123,16 @@ export async function onUnprotectedRegister(core: PcscfCore, tx: ServerTransacti
     impu,
   };
   reg.round = round;
+  // Pending state always ends: the temporary set's reg-await-auth (its slot), the S-CSCF's answer,
+  // a forwarding failure, or at the latest this timer (an S-CSCF that never answers).
+  const give = core.limits.hold(from.address);
+  const cancel = core.clock.setTimer(core.regAwaitAuthMs, () => {
+    if (reg.round === round && !round.temporary) core.table.endRound(reg);
+  });
+  round.release = () => {
+    cancel();
+    give();
+  };
   const a: Arrival = { kind: 'initial', reg, round, req, dereg: false };
   send(core, tx, a, registerForCore(core, req, false), ctx);
 }

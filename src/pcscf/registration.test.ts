@@ -382,3 +382,41 @@ test('issue 10 §3: a Security-Client with SPI 1..255, spi-c = spi-s or a bad po
     await w.close();
   }
 });
+
+test('issue 10 §2: over the pending limit from one source ⇒ 503 with Retry-After, nothing forwarded; the slots come back when the challenges expire', async () => {
+  const w = await world({ limits: { maxPendingPerSource: 3 } });
+  try {
+    const ues = [];
+    for (let i = 0; i < 4; i++) ues.push(await w.ue({ impi: `u${i}@ims.example.org`, impu: `sip:u${i}@ims.example.org` }));
+    for (const ue of ues.slice(0, 3)) assert.equal((await ue.unprotectedRegister()).res.status, 401);
+    const over = await ues[3]!.unprotectedRegister();
+    assert.equal(over.res.status, 503);
+    assert.match(over.res.headers.get('Retry-After') ?? '', /^\d+$/);
+    assert.equal(w.scscf.registers().length, 3, 'no vector spent on the refused one');
+    assert.equal(w.pcscf.counters.rejected['overload-pending-source'], 1);
+    assert.equal((await ues[0]!.unprotectedRegister()).res.status, 401, 'a pending UE may start its own set-up again');
+    w.clock.advance(240_000);
+    await eventually(() => w.pcscf.registrations().length === 0, 'every pending registration expired');
+    assert.equal((await ues[3]!.unprotectedRegister()).res.status, 401, 'the slots were given back');
+  } finally {
+    await w.close();
+  }
+});
+
+test('issue 10 §2: a pending registration the S-CSCF never answers still ends (no state left behind)', async () => {
+  const w = await world({ limits: { maxPendingPerSource: 1 } });
+  try {
+    w.scscf.silent = true;
+    const ue = await w.ue();
+    const pending = ue.unprotectedRegister();
+    await eventually(() => w.pcscf.registrations().length === 1, 'pending');
+    for (let i = 0; i < 80 && w.pcscf.registrations().length > 0; i++) {
+      w.clock.advance(T1);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal((await pending).res.status, 408);
+    await eventually(() => w.pcscf.registrations().length === 0, 'pending registration forgotten');
+  } finally {
+    await w.close();
+  }
+});

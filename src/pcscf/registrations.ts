@@ -31,6 +31,8 @@ export interface Round {
   /** Security-Server sent with the 401 (Security-Verify must equal it). */
   server?: readonly SecMechanism[];
   temporary?: SaSet;
+  /** Gives back what the round holds of the pending limits (issue 10 §2); called once, when the round ends. */
+  release?: () => void;
 }
 
 export class Registration {
@@ -43,7 +45,7 @@ export class Registration {
   serviceRoute: string[] = [];
   /** Registration expiry (clock ms); undefined until the first 200 OK. */
   expiresAt?: number;
-  round?: Round;
+  #round: Round | undefined;
   /** Security-Server of the set now current: a re-REGISTER's Security-Verify repeats it (spec digest §8.5). */
   lastServer?: readonly SecMechanism[];
 
@@ -54,6 +56,15 @@ export class Registration {
     readonly slots: SaSlots,
   ) {
     this.ue = { ip: ueIp };
+  }
+
+  /** The security set-up in progress. Replacing or ending it releases what it held (one place for every path). */
+  get round(): Round | undefined {
+    return this.#round;
+  }
+  set round(r: Round | undefined) {
+    if (this.#round !== r) this.#round?.release?.();
+    this.#round = r;
   }
 
   get current(): SaSet | undefined {

@@ -1,6 +1,7 @@
 // The P-CSCF's public vocabulary: options, rejection reasons, counters, events and the read-only
 // registration view (33.203 §7, Annex M; 24.229 §5.2.2). No behaviour here.
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
+import type { PendingLimitsConfig } from './pending-limits.ts';
 import type { SaSummaryRow } from '../ipsec/sa-set.ts';
 import type { SecAgreePolicy } from '../secagree/index.ts';
 import type { Clock } from '../sip/clock.ts';
@@ -49,6 +50,11 @@ export interface PcscfOptions {
    * option) or 'public' (the packet source, as the OpenSIPS fork expects).
    */
   readonly natInnerAddress?: 'private' | 'public';
+  /**
+   * Bounds on unauthenticated state and on vector spending (issue 10 §2): pending registrations per
+   * source address and in total, new challenges per second; defaults in DEFAULT_PENDING_LIMITS.
+   */
+  readonly limits?: Partial<PendingLimitsConfig>;
 }
 
 /** Why something was refused; each is a counter and a 'rejected' event. */
@@ -66,6 +72,9 @@ export type RejectReason =
   | 'register-over-old-set'
   | 'register-identity-mismatch'
   | 'bad-request'
+  | 'overload-pending-source'
+  | 'overload-pending-total'
+  | 'overload-challenge-rate'
   | 'request-over-temporary-set'
   | 'unprotected-request'
   | 'unknown-sa-set'

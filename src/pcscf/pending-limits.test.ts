@@ -1,0 +1,38 @@
+// PendingLimits (issue 10 §2): per-source and total pending caps, the challenge token bucket in
+// virtual time, releases counted once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PendingLimits } from './pending-limits.ts';
+
+test('per-source and total caps; a replacement round needs no new slot; releases are idempotent', () => {
+  const l = new PendingLimits({ maxPendingPerSource: 2, maxPendingTotal: 3, challengesPerSecond: 1000, challengeBurst: 1000 }, () => 0);
+  const a1 = l.hold('192.0.2.1');
+  l.hold('192.0.2.1');
+  const v = l.admit('192.0.2.1', false);
+  assert.equal(v.ok || v.reason, 'overload-pending-source');
+  assert.equal(l.admit('192.0.2.1', true).ok, true, 'replacing its own pending round');
+  assert.equal(l.admit('::ffff:192.0.2.2', false).ok, true);
+  l.hold('192.0.2.2');
+  const t = l.admit('192.0.2.3', false);
+  assert.equal(t.ok || t.reason, 'overload-pending-total');
+  a1();
+  a1();
+  assert.equal(l.total, 2);
+  assert.equal(l.pendingFrom('192.0.2.1'), 1);
+  assert.equal(l.admit('192.0.2.3', false).ok, true);
+});
+
+test('challenge token bucket: a burst, then the sustained rate, with Retry-After ≥ 1 s', () => {
+  let now = 0;
+  const l = new PendingLimits({ maxPendingPerSource: 1e6, maxPendingTotal: 1e6, challengesPerSecond: 10, challengeBurst: 5 }, () => now);
+  for (let i = 0; i < 5; i++) assert.equal(l.admit('192.0.2.1', false).ok, true);
+  const r = l.admit('192.0.2.1', false);
+  assert.ok(!r.ok && r.reason === 'overload-challenge-rate' && r.retryAfterS >= 1);
+  now += 100; // one token
+  assert.equal(l.admit('192.0.2.1', false).ok, true);
+  assert.equal(l.admit('192.0.2.1', false).ok, false);
+  now += 10_000; // refills to the burst, not beyond
+  let n = 0;
+  while (l.admit('192.0.2.1', false).ok) n++;
+  assert.equal(n, 5);
+});
