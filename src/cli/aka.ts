@@ -8,6 +8,7 @@ import {
   verifyAuts,
 } from '../aka/index.ts';
 import { EXIT_CHECK_FAILED, printResult } from './output.ts';
+import { parseKeyHex } from './parse-args.ts';
 
 interface KeyOpts {
   k: string;
@@ -15,11 +16,7 @@ interface KeyOpts {
   opc?: string;
 }
 
-/** Like fromHex, but a malformed key is not echoed into the error message. */
-function secretHex(hex: string, field: string): Uint8Array {
-  if (!/^(?:0[xX])?(?:[0-9a-fA-F]{2})*$/.test(hex)) throw new InputError(`${field}: not an even-length hex string`);
-  return fromHex(hex, field, 16);
-}
+const secretHex = (hex: string, field: string): Uint8Array => parseKeyHex(hex, field, 16);
 
 /** K and OPc from --k and exactly one of --op / --opc. */
 function subscriberKeys(o: KeyOpts): { k: Uint8Array; opc: Uint8Array } {

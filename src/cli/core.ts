@@ -15,6 +15,7 @@ import { CountingHss, registerCoreMetrics } from './core-metrics.ts';
 import { createLogger, logLevelField, type LogLevel } from './log.ts';
 import { newRegistry, parseMetricsListen, startMetricsServer, type MetricsServer } from './metrics.ts';
 import { SipMeter } from './sip-meter.ts';
+import { parseHostPortArg } from './parse-args.ts';
 
 const DEFAULT_DB = './imsec-hss.sqlite';
 
@@ -46,10 +47,7 @@ export interface CoreIo {
 
 /** `127.0.0.1:6060`, `[::1]:6060` → address and port (0 allowed: ephemeral). */
 export function parseListen(s: string): { address: string; port: number } {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(s.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new InputError(`--listen: expected ADDR:PORT or [IPv6]:PORT, got ${JSON.stringify(s.slice(0, 60))}`);
-  return { address: (m[1] ?? m[2])!, port };
+  return parseHostPortArg(s, '--listen');
 }
 
 const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

@@ -5,6 +5,7 @@
 // the reason, the SPI, the sequence number and the outer source only.
 import type { Addr } from '../ipsec/backends/backend.ts';
 import type { SadDrop } from '../ipsec/sad.ts';
+import { formatSpi } from './parse-args.ts';
 
 export interface EspDropEvent {
   readonly reason: SadDrop;
@@ -70,7 +71,7 @@ export class EspDropReporter {
 export function formatDrop(d: EspDropEvent, at: Date = new Date()): string {
   const host = d.from.address.includes(':') ? `[${d.from.address}]` : d.from.address;
   const parts = [`reason=${d.reason}`];
-  if (d.spi !== undefined) parts.push(`spi=0x${d.spi.toString(16).padStart(8, '0')}`);
+  if (d.spi !== undefined) parts.push(`spi=${formatSpi(d.spi)}`);
   if (d.seq !== undefined) parts.push(`seq=${d.seq}`);
   if (d.set !== undefined) parts.push(`set=${d.set}`);
   parts.push(`from=${host}:${d.from.port}`);

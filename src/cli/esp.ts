@@ -10,6 +10,7 @@ import { findEspSa, parseEspSa, type EspSaEntry } from '../ipsec/key-export.ts';
 import { readCapture } from '../ipsec/pcap.ts';
 import { DEFAULT_REPLAY_WINDOW, MIN_REPLAY_WINDOW, NAT_T_PORT } from '../ipsec/types.ts';
 import { printTable, type Row } from './output.ts';
+import { formatSpi, parseIntArg } from './parse-args.ts';
 
 export type Verdict = 'ok' | 'icv_failure' | 'replay' | 'unknown_spi' | 'bad_padding' | 'dummy' | 'keepalive' | 'malformed' | 'not_esp';
 
@@ -86,7 +87,7 @@ export function sipText(p: Uint8Array): string | undefined {
 }
 
 const PROTO_NAME: Readonly<Record<number, string>> = { 6: 'tcp', 17: 'udp' };
-const spiHex = (spi: number) => `0x${spi.toString(16).padStart(8, '0')}`;
+const spiHex = formatSpi;
 
 function jsonRow(d: DecodedPacket): Record<string, unknown> {
   const text = d.payload && sipText(d.payload);
@@ -137,11 +138,7 @@ function readInput(path: string, option: string): Buffer {
   }
 }
 
-function intOption(v: string, name: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!/^\d+$/.test(v) || n < min || n > max) throw new InputError(`${name}: must be an integer ${min}..${max}, got ${JSON.stringify(v)}`);
-  return n;
-}
+const intOption = parseIntArg;
 
 interface DecodeCliOptions {
   keys: string;

@@ -1,10 +1,11 @@
 // `imsec keys expand`: 33.203 Annex I, CK_IM/IK_IM → CK_ESP/IK_ESP for one algorithm pair.
 import type { Command } from 'commander';
-import { fromHex, toHex } from '../util/bytes.ts';
+import { toHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
 import { ENCRYPTION_ALGS, INTEGRITY_ALGS, isEncryptionAlg, isIntegrityAlg } from '../ipsec/algorithms.ts';
 import { expandKeys } from '../ipsec/keys.ts';
 import { printResult } from './output.ts';
+import { parseKeyHex } from './parse-args.ts';
 
 export function registerKeys(program: Command): void {
   const keys = program.command('keys').description('ESP key derivation (33.203 Annex I)');
@@ -19,7 +20,7 @@ export function registerKeys(program: Command): void {
     .action((o: { ik: string; ck: string; alg: string; ealg: string; json?: boolean }) => {
       if (!isIntegrityAlg(o.alg)) throw new InputError(`--alg: unknown integrity algorithm ${JSON.stringify(o.alg)}`);
       if (!isEncryptionAlg(o.ealg)) throw new InputError(`--ealg: unknown encryption algorithm ${JSON.stringify(o.ealg)}`);
-      const k = expandKeys(fromHex(o.ik, '--ik', 16), fromHex(o.ck, '--ck', 16), o.alg, o.ealg);
+      const k = expandKeys(parseKeyHex(o.ik, '--ik', 16), parseKeyHex(o.ck, '--ck', 16), o.alg, o.ealg);
       printResult(
         { alg: o.alg, ealg: o.ealg, ik_esp: toHex(k.ikEsp), ck_esp: toHex(k.ckEsp), salt: k.salt ? toHex(k.salt) : undefined },
         o.json === true,

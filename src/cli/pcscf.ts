@@ -7,7 +7,6 @@ import { NAT_T_PORT } from '../ipsec/types.ts';
 import { Pcscf, PCSCF_EVENT_NAMES, REG_AWAIT_AUTH_MS, type PcscfEventName, type PcscfEvents, type PcscfMode } from '../pcscf/index.ts';
 import { DEFAULT_ALLOW, formatPair, parseAlgPairList, type SecAgreePolicy } from '../secagree/index.ts';
 import { systemClock } from '../sip/clock.ts';
-import { parseHostPort } from '../sip/uri.ts';
 import { InputError } from '../util/errors.ts';
 import { PROBE_INSTANCE } from '../ipsec/backends/xfrm/preflight.ts';
 import { guardProcess } from './serve-guard.ts';
@@ -18,6 +17,7 @@ import { registerPcscfMetrics } from './pcscf-metrics.ts';
 import { SipMeter } from './sip-meter.ts';
 import { BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP, type BackendKind } from './backend-choice.ts';
 import { addConfigOptions, boolField, checkedString, intField, portField, resolveConfig, secondsField } from './config.ts';
+import { parseHostPortArg, parsePortArg } from './parse-args.ts';
 
 export interface PcscfCliOptions {
   listen: string;
@@ -59,22 +59,8 @@ export interface PcscfArgs {
   logLevel: LogLevel;
 }
 
-function hostPort(text: string, flag: string): { address: string; port: number } {
-  try {
-    const hp = parseHostPort(text, flag);
-    if (hp.port === undefined) throw new InputError(`${flag}: needs ADDR:PORT, got ${JSON.stringify(text)}`);
-    return { address: hp.host, port: hp.port };
-  } catch (e) {
-    if (e instanceof InputError) throw e;
-    throw new InputError(`${flag}: not ADDR:PORT (IPv6 as [ADDR]:PORT): ${JSON.stringify(text.slice(0, 80))}`);
-  }
-}
-
-function port(text: string | undefined, flag: string, dflt: number): number {
-  if (text === undefined) return dflt;
-  if (!/^[0-9]{1,5}$/.test(text) || Number(text) > 65535) throw new InputError(`${flag}: must be a port 0..65535, got ${JSON.stringify(text)}`);
-  return Number(text);
-}
+const hostPort = (text: string, flag: string) => parseHostPortArg(text, flag);
+const port = (text: string | undefined, flag: string, dflt: number): number => (text === undefined ? dflt : parsePortArg(text, flag));
 
 /** Checks and converts the command-line options (exit 2 on anything malformed). */
 export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {

@@ -9,6 +9,7 @@ import { ImsecError, InputError } from '../util/errors.ts';
 import { EXIT_CHECK_FAILED, printResult, printTable } from './output.ts';
 import { impiArg, uriArg } from './identity-args.ts';
 import { expand, parsePattern, subscriberRange } from '../load/pattern.ts';
+import { parseIntArg, parseKeyHex } from './parse-args.ts';
 
 const DEFAULT_DB = './imsec-hss.sqlite';
 const defaultDb = () => process.env['IMSEC_HSS_DB'] || DEFAULT_DB;
@@ -46,11 +47,8 @@ function parseSqn(hex: string): number {
   return Number.parseInt(s, 16);
 }
 
-/** Like fromHex, but the error never quotes the value: these are secrets (K, OP, OPc). */
-function secretHex(hex: string, flag: string): Uint8Array {
-  if (!/^(?:0x)?(?:[0-9a-fA-F]{2})*$/i.test(hex)) throw new InputError(`${flag}: not an even-length hex string (value not shown)`);
-  return fromHex(hex, flag, 16);
-}
+/** K, OP, OPc: the error never quotes the value. */
+const secretHex = (hex: string, flag: string): Uint8Array => parseKeyHex(hex, flag, 16);
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -69,9 +67,7 @@ interface AddOpts {
 }
 
 function countArg(text: string | undefined, flag: string, dflt: number, min: number): number {
-  if (text === undefined) return dflt;
-  if (!/^[0-9]{1,15}$/.test(text) || Number(text) < min) throw new InputError(`${flag}: an integer >= ${min}, got ${JSON.stringify(text)}`);
-  return Number(text);
+  return text === undefined ? dflt : parseIntArg(text, flag, min, Number.MAX_SAFE_INTEGER);
 }
 
 /** `--count`: one transaction for the whole range; prints how many and how long it took. */

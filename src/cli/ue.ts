@@ -10,12 +10,12 @@ import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import { parseAlgPairList, type AlgPair, type UsableMod } from '../secagree/index.ts';
 import { Ue, type UeOptions } from '../ue/index.ts';
 import type { RegistrationResult } from '../ue/index.ts';
-import { fromHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
 import { assertTransport, BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP } from './backend-choice.ts';
 import { EXIT_CHECK_FAILED } from './output.ts';
 import { uriArg } from './identity-args.ts';
 import { systemClock } from '../util/clock.ts';
+import { parseHostPortArg as parseHostPort, parseIntArg, parseKeyHex } from './parse-args.ts';
 
 interface UeCliOptions {
   pcscf: string;
@@ -44,23 +44,14 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 /** HOST:PORT, [IPv6]:PORT or HOST (port 5060). */
 export function parseHostPortArg(s: string, flag: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? (s.split(':').length > 2 ? [s, s, undefined] : /^([^:]+)(?::(\d+))?$/.exec(s));
-  const port = m?.[2] === undefined ? 5060 : Number(m[2]);
-  if (!m || !m[1] || !Number.isInteger(port) || port < 1 || port > 65535) throw new InputError(`${flag}: expected HOST:PORT, got ${JSON.stringify(s)}`);
-  return { host: m[1], port };
+  const { address, port } = parseHostPort(s, flag, { defaultPort: 5060, minPort: 1 });
+  return { host: address, port };
 }
 
-function intArg(s: string, flag: string, lo: number, hi: number): number {
-  const n = /^\d+$/.test(s) ? Number(s) : NaN;
-  if (!(n >= lo && n <= hi)) throw new InputError(`${flag}: must be an integer ${lo}..${hi}, got ${JSON.stringify(s)}`);
-  return n;
-}
+const intArg = parseIntArg;
 
-/** Like fromHex, but the error never quotes the value: K, OP and OPc are secrets. */
-function secretHex(hex: string, flag: string): Uint8Array {
-  if (!/^(?:0x)?(?:[0-9a-fA-F]{2})*$/.test(hex)) throw new InputError(`${flag}: not an even-length hex string (value not shown)`);
-  return fromHex(hex, flag, 16);
-}
+/** K, OP and OPc: the error never quotes the value. */
+const secretHex = (hex: string, flag: string): Uint8Array => parseKeyHex(hex, flag, 16);
 
 function modesOf(s: string): UsableMod[] {
   switch (s.toLowerCase()) {

@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { toHex, fromHex } from '../util/bytes.ts';
 import { ENCRYPTION, ENCRYPTION_ALGS, INTEGRITY_ALGS, encryptionInfo, integrityInfo, SALT_LEN, type EncryptionAlg, type IntegrityAlg } from './algorithms.ts';
 import { IpsecError } from './errors.ts';
-import { sameAddress } from './sa.ts';
+import { sameAddress, spiText } from './sa.ts';
 import { SaSet } from './sa-set.ts';
 import type { EspKeys } from './keys.ts';
 import { DEFAULT_REPLAY_WINDOW, type SaParams } from './types.ts';
@@ -31,7 +31,7 @@ export const IMSEC_ONLY_PREFIX = '#imsec-only: ';
 
 const q = (s: string) => `"${s}"`;
 const hex0x = (b: Uint8Array) => (b.length === 0 ? '' : `0x${toHex(b)}`);
-const spiHex = (spi: number) => `0x${spi.toString(16).padStart(8, '0')}`;
+const spiHex = spiText;
 const family = (addr: string) => (isIP(addr) === 6 ? 'IPv6' : 'IPv4');
 
 /** RFC 4106 / RFC 4543 key material as Wireshark and XFRM take it: key ‖ 4-octet salt. */
