@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { InputError } from '../util/errors.ts';
+import { parseHostPortArg } from './parse-args.ts';
 
 /** A registry with the process metrics (CPU, memory, event-loop lag) and a `service` label. */
 export function newRegistry(service: string): Registry {
@@ -15,10 +16,7 @@ export function newRegistry(service: string): Registry {
 }
 
 export function parseMetricsListen(s: string): { address: string; port: number } {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(s.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new InputError(`--metrics: expected ADDR:PORT or [IPv6]:PORT, got ${JSON.stringify(s.slice(0, 60))}`);
-  return { address: (m[1] ?? m[2])!, port };
+  return parseHostPortArg(s, '--metrics');
 }
 
 export interface MetricsServer {

@@ -17,7 +17,7 @@ import { registerPcscfMetrics } from './pcscf-metrics.ts';
 import { SipMeter } from './sip-meter.ts';
 import { BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP, type BackendKind } from './backend-choice.ts';
 import { addConfigOptions, boolField, checkedString, intField, portField, resolveConfig, secondsField } from './config.ts';
-import { parseHostPortArg, parsePortArg } from './parse-args.ts';
+import { parseHostPortArg, parseIntArg, parsePortArg } from './parse-args.ts';
 
 export interface PcscfCliOptions {
   listen: string;
@@ -73,8 +73,7 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
   if (portC !== 0 && portC === portS) throw new InputError('--port-c and --port-s must differ');
   let regAwaitAuthMs = REG_AWAIT_AUTH_MS;
   if (o.regAwaitAuth !== undefined) {
-    if (!/^[0-9]{1,6}$/.test(o.regAwaitAuth) || Number(o.regAwaitAuth) === 0) throw new InputError(`--reg-await-auth: seconds 1..999999, got ${JSON.stringify(o.regAwaitAuth)}`);
-    regAwaitAuthMs = Number(o.regAwaitAuth) * 1000;
+    regAwaitAuthMs = parseIntArg(o.regAwaitAuth, '--reg-await-auth', 1, 999_999, 'seconds') * 1000;
   }
   const policy: SecAgreePolicy = {
     ...(o.policy !== undefined ? { allow: parseAlgPairList(o.policy, '--policy') } : {}),
