@@ -1,6 +1,7 @@
 // An IMS on loopback for end-to-end tests: the real S-CSCF + HSS (SQLite in memory), the real
 // P-CSCF on its own userspace backend, and real UEs (each on its own backend unless shared).
 // Everything binds ephemeral ports; close() tears it all down.
+import type { PendingLimitsConfig } from '../../src/pcscf/pending-limits.ts';
 import { UserspaceBackend } from '../../src/ipsec/backends/userspace.ts';
 import type { IpsecBackend } from '../../src/ipsec/backends/backend.ts';
 import type { SaSet } from '../../src/ipsec/sa-set.ts';
@@ -33,6 +34,8 @@ export interface WorldOptions {
   readonly clock?: Clock;
   /** Initial SQN of every subscriber in the HSS (to put the network behind a USIM, etc.). */
   readonly sqn?: number;
+  /** The P-CSCF's pending-registration limits (issue 10 §2). */
+  readonly limits?: Partial<PendingLimitsConfig>;
 }
 
 export async function startWorld(o: WorldOptions = {}) {
@@ -55,6 +58,7 @@ export async function startWorld(o: WorldOptions = {}) {
     backend: pcBackend,
     mode: o.mode ?? 'udp-enc-tun',
     policy: o.policy ?? { allowDeprecated: true },
+    ...(o.limits && { limits: o.limits }),
     ...clockOpt,
     trace: (e) => trace.push(e),
   });
