@@ -3,7 +3,7 @@
 import { createRequest, newBranch } from './builders.ts';
 import type { ManualClock } from './clock.ts';
 import type { SipRequest } from './message.ts';
-import { parseMessage } from './parser.ts';
+import { parseMessageOrThrow } from './parser.ts';
 import type { Destination, Endpoint, ReceiveContext, SipTransport, TransportProtocol } from './transport.ts';
 
 /** Text with "\n" line ends → CRLF bytes. */
@@ -66,7 +66,7 @@ export function request(method: string, opts: { branch?: string; transport?: str
 
 /** Parses the n-th recorded send. */
 export function sentMessage(t: SpyTransport, n: number) {
-  return parseMessage(bytes(t.sent[n]!.text));
+  return parseMessageOrThrow(bytes(t.sent[n]!.text));
 }
 
 /** Lets queued promise callbacks (transport failures) run. */

@@ -9,7 +9,7 @@ export * from './uri.ts';
 export * from './name-addr.ts';
 export * from './via.ts';
 export * from './cseq.ts';
-export { parseMessage, isKeepAlive, DEFAULT_LIMITS, type ParseLimits } from './parser.ts';
+export { parseMessage, parseMessageOrThrow, isKeepAlive, DEFAULT_LIMITS, type ParseLimits } from './parser.ts';
 export * from './serializer.ts';
 export * from './stream-framer.ts';
 export * from './validate.ts';

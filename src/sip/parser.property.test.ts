@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseMessage } from './parser.ts';
+import { parseMessageOrThrow } from './parser.ts';
 import { serializeMessage } from './serializer.ts';
 import { SipParseError } from './errors.ts';
 import { SipHeaders, SipRequest, SipResponse, type SipMessage } from './message.ts';
@@ -37,10 +37,10 @@ const responseArb = fc
   .map((r) => new SipResponse(r.status, r.reason, r.headers, r.body));
 const messageArb: fc.Arbitrary<SipMessage> = fc.oneof(requestArb, responseArb);
 
-test('parseMessage(serializeMessage(msg)) equals msg for generated messages', () => {
+test('parseMessageOrThrow(serializeMessage(msg)) equals msg for generated messages', () => {
   fc.assert(
     fc.property(messageArb, (m) => {
-      assert.deepEqual(parseMessage(serializeMessage(m)), m);
+      assert.deepEqual(parseMessageOrThrow(serializeMessage(m)), m);
     }),
     { numRuns: 500 },
   );
@@ -49,7 +49,7 @@ test('parseMessage(serializeMessage(msg)) equals msg for generated messages', ()
 /** Parse, then run every validator and codec a receiver would: only SipParseError may escape. */
 function receive(input: Uint8Array): void {
   try {
-    const m = parseMessage(input);
+    const m = parseMessageOrThrow(input);
     if (m instanceof SipRequest) validateRequest(m);
     else validateResponse(m);
     for (const v of m.headers.getAll('Via')) tryCodec(() => parseVia(v));

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseMessage, splitHeadLines, type SplitStats } from './parser.ts';
+import { parseMessage, parseMessageOrThrow, splitHeadLines, type SplitStats } from './parser.ts';
 import { serializeMessage } from './serializer.ts';
 import { SipParseError } from './errors.ts';
 import { SipRequest, SipResponse, type SipMessage } from './message.ts';
@@ -68,7 +68,7 @@ Content-Length: ${SDP.length}
 `;
 
 test('parses the RFC 3261 §24.1 REGISTER', () => {
-  const m = req(parseMessage(crlf(RFC3261_REGISTER)));
+  const m = req(parseMessageOrThrow(crlf(RFC3261_REGISTER)));
   assert.equal(m.method, 'REGISTER');
   assert.equal(m.uri, 'sip:registrar.biloxi.com');
   assert.equal(viaBranch(parseVia(m.headers.get('Via')!)), 'z9hG4bKnashds7');
@@ -80,7 +80,7 @@ test('parses the RFC 3261 §24.1 REGISTER', () => {
 });
 
 test('parses the RFC 3261 §24.1 200 OK whose Via is folded onto two lines', () => {
-  const m = res(parseMessage(crlf(RFC3261_REGISTER_200)));
+  const m = res(parseMessageOrThrow(crlf(RFC3261_REGISTER_200)));
   assert.equal(m.status, 200);
   assert.equal(m.reason, 'OK');
   const via = parseVia(m.headers.get('Via')!);
@@ -89,7 +89,7 @@ test('parses the RFC 3261 §24.1 200 OK whose Via is folded onto two lines', () 
 });
 
 test('parses the RFC 3261 §24.2 INVITE and cuts the body at Content-Length', () => {
-  const m = req(parseMessage(new Uint8Array([...crlf(RFC3261_INVITE), ...bytes(SDP), ...bytes('trailing junk')])));
+  const m = req(parseMessageOrThrow(new Uint8Array([...crlf(RFC3261_INVITE), ...bytes(SDP), ...bytes('trailing junk')])));
   assert.equal(m.method, 'INVITE');
   assert.equal(Buffer.from(m.body).toString(), SDP);
   assert.equal(m.headers.get('Content-Type'), 'application/sdp');
@@ -115,7 +115,7 @@ Content-Length: 0
 `;
 
 test('parses an IMS REGISTER with Security-Client, Authorization, Require and Proxy-Require', () => {
-  const m = req(parseMessage(crlf(IMS_REGISTER)));
+  const m = req(parseMessageOrThrow(crlf(IMS_REGISTER)));
   assert.ok(validateRequest(m).ok);
   const via = parseVia(m.headers.get('Via')!);
   assert.equal(via.host, '2001:db8::10');
@@ -137,7 +137,7 @@ test('parses an IMS REGISTER with Security-Client, Authorization, Require and Pr
 });
 
 test('parses an IMS 200 OK with Path, Service-Route and a P-Associated-URI list', () => {
-  const m = res(parseMessage(crlf(`SIP/2.0 200 OK
+  const m = res(parseMessageOrThrow(crlf(`SIP/2.0 200 OK
 Via: SIP/2.0/UDP 10.45.0.2:42312;branch=z9hG4bK99;rport=42312;received=10.45.0.2
 From: <sip:001010000000001@ims.example>;tag=8a1f
 To: <sip:001010000000001@ims.example>;tag=as5f
@@ -161,7 +161,7 @@ test('accepts LF-only line ends, folded lines, compact names and spacing before 
     'v: SIP/2.0/UDP 192.0.2.1\n  ;branch=z9hG4bKa\n' +
     'f: <sip:a@example.com>;tag=1\nt : <sip:x@example.com>\ni:abc\n' +
     'CSeq: 1\n\tOPTIONS\nSubject: a\n   b  \n l: 0\n\n';
-  const m = req(parseMessage(bytes(text)));
+  const m = req(parseMessageOrThrow(bytes(text)));
   assert.equal(m.headers.get('Via'), 'SIP/2.0/UDP 192.0.2.1 ;branch=z9hG4bKa');
   assert.equal(m.headers.get('CSeq'), '1 OPTIONS');
   assert.equal(m.headers.get('Call-ID'), 'abc');
@@ -170,19 +170,19 @@ test('accepts LF-only line ends, folded lines, compact names and spacing before 
 });
 
 test('serialises with CRLF, canonical names and a computed Content-Length', () => {
-  const msg = req(parseMessage(bytes('MESSAGE sip:a@b SIP/2.0\ni: x\nc: text/plain\n\nhello')));
+  const msg = req(parseMessageOrThrow(bytes('MESSAGE sip:a@b SIP/2.0\ni: x\nc: text/plain\n\nhello')));
   const out = Buffer.from(serializeMessage(msg)).toString();
   assert.equal(out, 'MESSAGE sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello');
 });
 
 test('skips CRLFs before the start line (RFC 3261 §7.5)', () => {
-  assert.equal(req(parseMessage(crlf('\n\nOPTIONS sip:a@b SIP/2.0\nl: 0\n\n'))).method, 'OPTIONS');
+  assert.equal(req(parseMessageOrThrow(crlf('\n\nOPTIONS sip:a@b SIP/2.0\nl: 0\n\n'))).method, 'OPTIONS');
 });
 
 test('a Content-Length longer than the datagram is SIP_TRUNCATED and carries the parsed head', () => {
   let caught: unknown;
   try {
-    parseMessage(crlf('MESSAGE sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 10\n\nabc'));
+    parseMessageOrThrow(crlf('MESSAGE sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 10\n\nabc'));
   } catch (e) {
     caught = e;
   }
@@ -192,44 +192,44 @@ test('a Content-Length longer than the datagram is SIP_TRUNCATED and carries the
 });
 
 test('negative, non-numeric and disagreeing Content-Length values are SIP_BAD_CONTENT_LENGTH', () => {
-  assert.throws(() => parseMessage(crlf('OPTIONS sip:a@b SIP/2.0\nl: -1\n\n')), code('SIP_BAD_CONTENT_LENGTH'));
-  assert.throws(() => parseMessage(crlf('OPTIONS sip:a@b SIP/2.0\nl: 1x\n\nx')), code('SIP_BAD_CONTENT_LENGTH'));
-  assert.throws(() => parseMessage(crlf('OPTIONS sip:a@b SIP/2.0\nl: 1\nContent-Length: 2\n\nxy')), code('SIP_BAD_CONTENT_LENGTH'));
+  assert.throws(() => parseMessageOrThrow(crlf('OPTIONS sip:a@b SIP/2.0\nl: -1\n\n')), code('SIP_BAD_CONTENT_LENGTH'));
+  assert.throws(() => parseMessageOrThrow(crlf('OPTIONS sip:a@b SIP/2.0\nl: 1x\n\nx')), code('SIP_BAD_CONTENT_LENGTH'));
+  assert.throws(() => parseMessageOrThrow(crlf('OPTIONS sip:a@b SIP/2.0\nl: 1\nContent-Length: 2\n\nxy')), code('SIP_BAD_CONTENT_LENGTH'));
 });
 
 test('limits: message size, header count and header line length raise SIP_TOO_LARGE', () => {
   const big = new Uint8Array(70_000).fill(0x61);
-  assert.throws(() => parseMessage(big), code('SIP_TOO_LARGE'));
+  assert.throws(() => parseMessageOrThrow(big), code('SIP_TOO_LARGE'));
   const many = `OPTIONS sip:a@b SIP/2.0\n${'X-H: 1\n'.repeat(300)}\n`;
-  assert.throws(() => parseMessage(crlf(many)), code('SIP_TOO_LARGE'));
-  assert.throws(() => parseMessage(crlf(`OPTIONS sip:a@b SIP/2.0\nX-H: ${'a'.repeat(100)}\n\n`), { maxHeaderLineLength: 50 }), code('SIP_TOO_LARGE'));
-  assert.doesNotThrow(() => parseMessage(crlf(many), { maxHeaders: 300 }));
+  assert.throws(() => parseMessageOrThrow(crlf(many)), code('SIP_TOO_LARGE'));
+  assert.throws(() => parseMessageOrThrow(crlf(`OPTIONS sip:a@b SIP/2.0\nX-H: ${'a'.repeat(100)}\n\n`), { maxHeaderLineLength: 50 }), code('SIP_TOO_LARGE'));
+  assert.doesNotThrow(() => parseMessageOrThrow(crlf(many), { maxHeaders: 300 }));
 });
 
 test('start-line errors: garbage, a bad status code, a missing version', () => {
-  assert.throws(() => parseMessage(bytes('hello\r\n\r\n')), code('SIP_BAD_START_LINE'));
-  assert.throws(() => parseMessage(bytes('SIP/2.0 20 OK\r\n\r\n')), code('SIP_BAD_START_LINE'));
-  assert.throws(() => parseMessage(bytes('SIP/2.0 700 Huh\r\n\r\n')), code('SIP_BAD_START_LINE'));
-  assert.throws(() => parseMessage(bytes('OPTIONS sip:a@b\r\n\r\n')), code('SIP_BAD_START_LINE'));
-  assert.throws(() => parseMessage(bytes('   \r\n\r\n')), code('SIP_BAD_START_LINE'));
+  assert.throws(() => parseMessageOrThrow(bytes('hello\r\n\r\n')), code('SIP_BAD_START_LINE'));
+  assert.throws(() => parseMessageOrThrow(bytes('SIP/2.0 20 OK\r\n\r\n')), code('SIP_BAD_START_LINE'));
+  assert.throws(() => parseMessageOrThrow(bytes('SIP/2.0 700 Huh\r\n\r\n')), code('SIP_BAD_START_LINE'));
+  assert.throws(() => parseMessageOrThrow(bytes('OPTIONS sip:a@b\r\n\r\n')), code('SIP_BAD_START_LINE'));
+  assert.throws(() => parseMessageOrThrow(bytes('   \r\n\r\n')), code('SIP_BAD_START_LINE'));
 });
 
 test('header errors: no colon, a space in the name, a continuation before any header, invalid UTF-8', () => {
-  assert.throws(() => parseMessage(crlf('OPTIONS sip:a@b SIP/2.0\nNoColon\n\n')), code('SIP_BAD_HEADER'));
-  assert.throws(() => parseMessage(crlf('OPTIONS sip:a@b SIP/2.0\nBad Name: x\n\n')), code('SIP_BAD_HEADER'));
-  assert.throws(() => parseMessage(crlf('OPTIONS sip:a@b SIP/2.0\n folded: x\n\n')), code('SIP_BAD_HEADER'));
-  assert.throws(() => parseMessage(new Uint8Array([...bytes('OPTIONS sip:a@b SIP/2.0\r\nX: '), 0xff, 0xfe, 13, 10, 13, 10])), code('SIP_BAD_HEADER'));
+  assert.throws(() => parseMessageOrThrow(crlf('OPTIONS sip:a@b SIP/2.0\nNoColon\n\n')), code('SIP_BAD_HEADER'));
+  assert.throws(() => parseMessageOrThrow(crlf('OPTIONS sip:a@b SIP/2.0\nBad Name: x\n\n')), code('SIP_BAD_HEADER'));
+  assert.throws(() => parseMessageOrThrow(crlf('OPTIONS sip:a@b SIP/2.0\n folded: x\n\n')), code('SIP_BAD_HEADER'));
+  assert.throws(() => parseMessageOrThrow(new Uint8Array([...bytes('OPTIONS sip:a@b SIP/2.0\r\nX: '), 0xff, 0xfe, 13, 10, 13, 10])), code('SIP_BAD_HEADER'));
 });
 
 test('a response with an empty reason phrase parses (RFC 4475 §3.1.1.13)', () => {
-  assert.equal(res(parseMessage(crlf('SIP/2.0 100\nl: 0\n\n'))).reason, '');
-  assert.equal(res(parseMessage(crlf('SIP/2.0 100 \nl: 0\n\n'))).reason, '');
+  assert.equal(res(parseMessageOrThrow(crlf('SIP/2.0 100\nl: 0\n\n'))).reason, '');
+  assert.equal(res(parseMessageOrThrow(crlf('SIP/2.0 100 \nl: 0\n\n'))).reason, '');
 });
 
 test('a datagram without the empty line after the headers is read as headers only', () => {
-  const m = req(parseMessage(bytes('OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n')));
+  const m = req(parseMessageOrThrow(bytes('OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\n')));
   assert.equal(m.headers.get('Call-ID'), 'x');
-  assert.throws(() => parseMessage(bytes('OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n')), code('SIP_TRUNCATED'));
+  assert.throws(() => parseMessageOrThrow(bytes('OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n')), code('SIP_TRUNCATED'));
 });
 
 test('issue 10 §5: header folding costs linear work in the head, whatever the limits (counted, not timed)', () => {
@@ -257,4 +257,16 @@ test('unfolding matches a naive model: folded pieces trimmed and joined with one
     }),
     { numRuns: 300 },
   );
+});
+
+test('issue 12 §4: parseMessage returns a result: the value, or a typed error with the partial message', () => {
+  const good = parseMessage(crlf('OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 0\n\n'));
+  assert.ok(good.ok);
+  assert.equal(good.value.kind, 'request');
+  const bad = parseMessage(crlf('OPTIONS sip:a@b SIP/3.0\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\n\n'));
+  assert.ok(!bad.ok);
+  assert.ok(bad.error instanceof SipParseError);
+  assert.equal(bad.error.code, 'SIP_BAD_VERSION');
+  assert.equal(bad.error.partial?.kind, 'request');
+  assert.equal(parseMessage(new Uint8Array([0xff, 0xfe, 0x0d, 0x0a, 0x0d, 0x0a])).ok, false);
 });

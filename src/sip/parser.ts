@@ -6,6 +6,7 @@ import { SipParseError, show } from './errors.ts';
 import { SipHeaders, SipRequest, SipResponse, canonicalHeaderName, type HeaderField, type SipMessage } from './message.ts';
 import { isToken, isWs, trimWs } from './_syntax.ts';
 import { uriScheme } from './uri.ts';
+import { attempt, type Result } from '../util/result.ts';
 
 export interface ParseLimits {
   /** Whole message, head and body (default 64 KiB). */
@@ -127,9 +128,15 @@ function parseStartLine(line: string): { kind: 'request'; method: string; uri: s
  * Parses one message from a datagram (or one framed stream message). Without Content-Length the body
  * is the rest of the bytes; RFC 3261 §18.3: "Any additional bytes in the transport packet beyond the
  * end of the body MUST be discarded", and a packet ending before the body is an error (SIP_TRUNCATED).
- * The returned headers hold no Content-Length.
+ * The returned headers hold no Content-Length. Bad input is a result with a SipParseError (its
+ * `partial` holds the message as far as it parsed, enough for a 400/505); nothing is thrown.
  */
-export function parseMessage(bytes: Uint8Array, limits: Partial<ParseLimits> = {}): SipMessage {
+export function parseMessage(bytes: Uint8Array, limits: Partial<ParseLimits> = {}): Result<SipMessage, SipParseError> {
+  return attempt(SipParseError, () => parseMessageOrThrow(bytes, limits));
+}
+
+/** parseMessage for trusted input (tests, fixtures, messages this process built): throws SipParseError. */
+export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimits> = {}): SipMessage {
   const lim: ParseLimits = { ...DEFAULT_LIMITS, ...limits };
   if (bytes.length > lim.maxMessageSize) throw new SipParseError('SIP_TOO_LARGE', `message of ${bytes.length} octets, limit ${lim.maxMessageSize}`);
   // RFC 3261 §7.5: "Implementations processing SIP messages over stream-oriented transports MUST ignore

@@ -93,15 +93,9 @@ export class TransactionLayer {
   receive(bytes: Uint8Array, context: ReceiveContext): void {
     try {
       if (isKeepAlive(bytes)) return; // RFC 5626 §3.5.1 CRLF keep-alive: not a message
-      let msg: SipMessage;
-      try {
-        msg = parseMessage(bytes, this.options.limits);
-      } catch (e) {
-        if (!(e instanceof SipParseError)) throw e;
-        this.malformed(e, bytes.length, context, e.partial);
-        return;
-      }
-      this.receiveMessage(msg, context, bytes.length);
+      const parsed = parseMessage(bytes, this.options.limits);
+      if (!parsed.ok) return this.malformed(parsed.error, bytes.length, context, parsed.error.partial);
+      this.receiveMessage(parsed.value, context, bytes.length);
     } catch (e) {
       containFault('sip.receive', e, bytes.length);
     }

@@ -76,12 +76,9 @@ export class FakePcscf {
   }
 
   #in(bytes: Uint8Array, remote: { address: string; port: number }, pctx?: ProtectedContext): void {
-    let m: SipMessage;
-    try {
-      m = parseMessage(bytes);
-    } catch {
-      return;
-    }
+    const parsed = parseMessage(bytes);
+    if (!parsed.ok) return;
+    const m: SipMessage = parsed.value;
     if (m.kind === 'response') {
       const branch = parseVia(m.headers.get('Via')!).params.get('branch') as string;
       this.#responseWaiters.get(branch)?.(m, pctx);

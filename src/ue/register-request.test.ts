@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildNonce, generateVector, parseDigestHeader, paramRecord } from '../aka/index.ts';
-import { createResponse, parseMessage, serializeMessage } from '../sip/index.ts';
+import { createResponse, parseMessageOrThrow, serializeMessage } from '../sip/index.ts';
 import {
   akaAuthorization, buildProtectedRequest, buildRegister, contactUser, initialAuthorization, parseAkaChallenge, parseRegisterOk,
 } from './register-request.ts';
@@ -20,7 +20,7 @@ test('initial Authorization: username, realm, uri, empty nonce and response (24.
 test('REGISTER: Request-URI sip:DOMAIN, rport, Contact expires, sec-agree tags; Expires 0 only to de-register', () => {
   const dialog = { callId: 'c1', fromTag: 't1', cseq: 1 };
   const req = buildRegister({ id: ID, dialog, localIp: '10.0.0.1', port: 5060, expires: 600000, authorization: initialAuthorization(ID), securityClient: 'ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1000;spi-s=1001;port-c=2000;port-s=2001' });
-  const back = parseMessage(serializeMessage(req));
+  const back = parseMessageOrThrow(serializeMessage(req));
   assert.equal(back.kind, 'request');
   assert.match(Buffer.from(serializeMessage(req)).toString(), /^REGISTER sip:ims\.example SIP\/2\.0\r\nVia: SIP\/2\.0\/UDP 10\.0\.0\.1:5060;branch=z9hG4bK[0-9a-f]+;rport\r\n/);
   assert.equal(req.headers.get('Contact'), '<sip:alice@10.0.0.1:5060>;expires=600000');

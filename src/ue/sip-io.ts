@@ -87,13 +87,12 @@ export class UeSipIo {
    */
   #onPlain(bytes: Uint8Array, ctx: ReceiveContext): void {
     if (isKeepAlive(bytes)) return;
-    let msg;
-    try {
-      msg = parseMessage(bytes);
-    } catch {
-      this.#opts.note(`dropped an unparseable datagram from ${ctx.remote.address}:${ctx.remote.port}`);
+    const parsed = parseMessage(bytes);
+    if (!parsed.ok) {
+      this.#opts.note(`dropped an unparseable datagram from ${ctx.remote.address}:${ctx.remote.port} [${parsed.error.code}]`);
       return;
     }
+    const msg = parsed.value;
     if (msg.kind === 'request') {
       this.#opts.note(`discarded an unprotected ${msg.method} from ${ctx.remote.address}:${ctx.remote.port} (24.229 §5.1.1.x)`);
       return;
