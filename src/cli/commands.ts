@@ -54,6 +54,11 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     description: 'run core (S-CSCF + HSS), P-CSCF and UE on loopback: register, MESSAGE both ways, re-register, de-register',
     load: async () => (await import('./demo.ts')).registerDemo,
   },
+  {
+    name: 'load',
+    description: 'IMS AKA + IPsec load generator: many UEs register, refresh, send MESSAGEs, churn and de-register; report with latency percentiles',
+    load: async () => (await import('./load.ts')).registerLoad,
+  },
 ];
 
 /** The package version (package.json is two levels up from both src/cli/ and dist/cli/). */

@@ -12,6 +12,7 @@ import {
 import type { RegEvent } from './registration-state.ts';
 import type { ClientOffer, UeSaTable } from './sa-table.ts';
 import type { SendOutcome } from './sip-io.ts';
+import type { UeObserver } from './ue-types.ts';
 import { toBase64 } from '../util/bytes.ts';
 
 export type RegistrationKind = 'initial' | 'refresh' | 'deregister';
@@ -88,6 +89,8 @@ export interface RegistrationHost {
   tunnelInnerIp(): string | undefined;
   /** Test-only misbehaviour, so end-to-end tests can prove the network refuses it. */
   readonly testHooks?: UeTestHooks;
+  /** Load-test measurements (the USIM's verdicts); absent normally. */
+  readonly observer?: UeObserver;
 }
 
 /** Ways a test can make the UE misbehave. Never set outside tests. */
@@ -194,6 +197,7 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       // Digest §15A point 2: the NAT's mapping shows in the unprotected 401 (rport of a protected one is port_uc).
       if (!out.protectedBy) h.notePublicAddress(res);
       const r = h.usim.respond(ch.rand, ch.autn);
+      h.observer?.akaCheck?.(r.result);
       if (r.result === 'ok') {
         invalid = 0;
         macFailed = false;

@@ -66,6 +66,20 @@ export interface UeOptions {
   readonly __testHooks?: UeTestHooks;
   /** [0, 1) source for port picks (tests). */
   readonly random?: () => number;
+  /** Measurements for load generators (`imsec load`); nothing is timed when absent. */
+  readonly observer?: UeObserver;
+}
+
+/**
+ * What a procedure's exchanges took: `phase` is 'register' for a REGISTER answered by a challenge
+ * (unprotected, or over the current set on a refresh), 'protected-register' for the one over the
+ * temporary set, 'deregister' for any exchange of a de-registration, 'request' for others.
+ */
+export type UeExchangePhase = 'register' | 'protected-register' | 'deregister' | 'request';
+export interface UeObserver {
+  exchange?(phase: UeExchangePhase, ms: number, outcome: number | 'timeout' | 'transport-error'): void;
+  /** The USIM's verdict on each challenge (33.102 §6.3.3): 'sync_failure' means an AUTS went out. */
+  akaCheck?(result: 'ok' | 'mac_failure' | 'sync_failure'): void;
 }
 
 export interface IncomingRequest {

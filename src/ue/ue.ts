@@ -15,7 +15,7 @@ import { isRegistered, transition, type RegEvent, type RegState } from './regist
 import { choosePort, REG_AWAIT_AUTH_MS, UeSaTable, type ClientOffer } from './sa-table.ts';
 import { UeSipIo, type SendOutcome } from './sip-io.ts';
 import { UeNat } from './nat.ts';
-import { DEFAULT_OFFERS, type IncomingAnswer, type IncomingRequest, type RequestHandler, type UeEventMap, type UeOptions, type UeStatus } from './ue-types.ts';
+import { DEFAULT_OFFERS, type IncomingAnswer, type IncomingRequest, type RequestHandler, type UeEventMap, type UeExchangePhase, type UeObserver, type UeOptions, type UeStatus } from './ue-types.ts';
 
 const DEFAULT_ANSWERED = new Set(['MESSAGE', 'NOTIFY', 'OPTIONS']);
 
@@ -28,6 +28,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   readonly maxInvalidChallenges: number;
   readonly usim: Usim;
   readonly testHooks?: UeTestHooks;
+  readonly observer?: UeObserver;
   readonly support: UeSupport;
   readonly sas: UeSaTable;
   readonly dialog: RegDialog = { callId: '', fromTag: '', cseq: 0 };
@@ -36,6 +37,8 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   readonly #clock: Clock;
   readonly #io: UeSipIo;
   #state: RegState = 'idle';
+  /** The procedure running (for the observer's phase names). */
+  #proc: RegistrationKind | undefined;
   #closed = false;
   #queue: Promise<unknown> = Promise.resolve();
   #handler: RequestHandler | undefined;
@@ -57,6 +60,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     this.maxAttempts = o.maxAttempts ?? 3;
     this.maxInvalidChallenges = o.maxInvalidChallenges ?? 2;
     if (o.__testHooks) this.testHooks = o.__testHooks;
+    if (o.observer) this.observer = o.observer;
     this.usim = new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), ...o.usim });
     this.support = { pairs: o.offers ?? DEFAULT_OFFERS, modes: o.modes ?? ['trans'] };
     this.#nat = new UeNat(o.localIp, o.natInnerAddress ?? 'private');
@@ -222,7 +226,16 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   send(req: SipRequest, over: SaSet | undefined): Promise<SendOutcome> {
     const to = over ? { address: this.pcscf.address, port: over.config.pcscf.portS } : this.pcscf;
     if (over) this.sas.begin(over);
-    return this.#io.send(req, to, over, () => over && this.sas.end(over));
+    const sent = this.#io.send(req, to, over, () => over && this.sas.end(over));
+    const ex = this.observer?.exchange;
+    if (!ex) return sent;
+    const phase: UeExchangePhase =
+      req.method !== 'REGISTER' ? 'request' : this.#proc === 'deregister' ? 'deregister' : over?.state === 'temporary' ? 'protected-register' : 'register';
+    const t0 = performance.now();
+    return sent.then((o) => {
+      ex.call(this.observer, phase, performance.now() - t0, o.kind === 'response' ? o.response.status : o.kind);
+      return o;
+    });
   }
 
   async fire(event: RegEvent, data: { expires?: number } = {}): Promise<void> {
@@ -272,7 +285,8 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
         await this.sas.deleteAll(); // nothing registered: just make sure no SA is left
         return { ok: true, kind, expires: 0, impus: [], serviceRoute: [] };
       }
-      const r = await runRegistration(this, kind);
+      this.#proc = kind;
+      const r = await runRegistration(this, kind).finally(() => (this.#proc = undefined));
       if (r.ok && kind !== 'deregister') {
         this.#granted = { expires: r.expires, impus: r.impus, serviceRoute: r.serviceRoute };
         this.emit('registered', r);

@@ -1,0 +1,387 @@
+// The load engine: many UEs (src/ue Ue objects, sharing one IPsec backend per local address)
+// driven through a scenario. Order of a run:
+//   ramp-up: initial registrations at --rate (token bucket, optional ramp), at most --concurrency
+//            procedures in flight; each registered UE's refresh is queued before its expiry;
+//   hold:    --duration seconds of refreshes, MESSAGEs (--message-rate, MO; the target UE answers
+//            the MT side) and churn cycles (--churn: de-register then register again);
+//   end:     de-register every registered UE (unless --no-deregister), close, report.
+// stop() (Ctrl-C) ends the current phase early and goes to the end; abort() skips de-registration.
+// One timer drives everything (a tick every TICK_MS); per-UE work is O(1) (queues, pools), so the
+// cost of an operation does not depend on how many UEs the run has.
+import type { IpsecBackend } from '../ipsec/backends/backend.ts';
+import type { AlgPair, UsableMod } from '../secagree/index.ts';
+import { Ue } from '../ue/ue.ts';
+import { isRegistered } from '../ue/registration-state.ts';
+import type { RegistrationResult } from '../ue/registration.ts';
+import type { UeExchangePhase, UeObserver } from '../ue/ue-types.ts';
+import type { KeySource } from './keys.ts';
+import { rangeAt, type SubscriberRange } from './pattern.ts';
+import { LoadStats, type IntervalRow } from './report.ts';
+import { DueQueue, Pool, TokenBucket } from './scheduler.ts';
+
+const TICK_MS = 5;
+
+export interface LoadOptions {
+  readonly range: SubscriberRange;
+  readonly keys: KeySource;
+  readonly pcscf: { readonly address: string; readonly port: number };
+  readonly pcscfEncapPort: number;
+  /** One backend per local address; UEs are spread over them round-robin. */
+  readonly locals: readonly { readonly ip: string; readonly backend: IpsecBackend }[];
+  readonly modes: readonly UsableMod[];
+  readonly offers?: readonly AlgPair[];
+  /** Initial registrations per second, and the ramp (ms) from 0 to that rate. */
+  readonly rate: number;
+  readonly rampMs: number;
+  readonly concurrency: number;
+  /** Hold time (ms) after the last initial registration answered. */
+  readonly holdMs: number;
+  /** Requested expiry (s); refreshes at half of it (600 s before when above 1200 s, 24.229 §5.1.1.4.1). */
+  readonly expires: number;
+  /** MESSAGEs per second over the whole run's registered UEs (0: none). */
+  readonly messageRate: number;
+  /** De-register/re-register cycles per second during the hold (0: none). */
+  readonly churnRate: number;
+  readonly deregister: boolean;
+  /** Status rows every this many ms. */
+  readonly intervalMs: number;
+  readonly onInterval?: (row: IntervalRow) => void;
+  readonly random?: () => number;
+  /** Where a SIP exchange times out (Timer F is 64·T1; tests shorten T1). */
+  readonly t1Ms?: number;
+}
+
+type UeState = 'idle' | 'busy' | 'registered' | 'failed';
+
+/** One simulated subscriber. The Ue (sockets, USIM, SA table) exists only once it first registers. */
+interface LoadUe {
+  readonly index: number;
+  ue: Ue | undefined;
+  state: UeState;
+  /** Bumped on every (re-)registration: a queued refresh for an older one is stale. */
+  gen: number;
+}
+
+/** A failed procedure's key in the report: `<procedure>:<reason>[_<status>]`. */
+export function failureKey(proc: string, r: Extract<RegistrationResult, { ok: false }>): string {
+  const reason = r.reason === 'rejected' || r.reason === 'forbidden' ? `status_${r.status ?? 'unknown'}` : r.reason;
+  return `${proc}:${reason}`;
+}
+
+export class LoadEngine {
+  readonly stats = new LoadStats();
+  readonly #o: LoadOptions;
+  readonly #ues: LoadUe[] = [];
+  readonly #registered = new Pool<LoadUe>();
+  readonly #refreshes = new DueQueue<{ u: LoadUe; gen: number }>();
+  readonly #random: () => number;
+  #next = 0;
+  #inFlight = 0;
+  #initialInFlight = 0;
+  #phase: 'rampup' | 'hold' | 'end' | 'done' = 'rampup';
+  #holdUntil = 0;
+  #stopping = false;
+  #aborted = false;
+  #timer: NodeJS.Timeout | undefined;
+  #start = 0;
+  #lastRow = 0;
+  #done!: () => void;
+  readonly #finished: Promise<void>;
+  readonly #regBucket: TokenBucket;
+  #msgBucket: TokenBucket | undefined;
+  #churnBucket: TokenBucket | undefined;
+  #deregBucket: TokenBucket | undefined;
+  /** Called when every UE is registered (or failed) and before the hold starts (RSS measure). */
+  onAllRegistered: (() => void) | undefined;
+  /** Live SA sets on our backends after the end phase, before the UEs were closed (0: no leak). */
+  setsLeftAtEnd = 0;
+
+  constructor(o: LoadOptions) {
+    this.#o = o;
+    this.#random = o.random ?? Math.random;
+    for (let i = 0; i < o.range.count; i++) this.#ues.push({ index: i, ue: undefined, state: 'idle', gen: 0 });
+    this.#start = performance.now();
+    this.#regBucket = new TokenBucket({ rate: o.rate, rampMs: o.rampMs, start: this.#start });
+    this.#finished = new Promise((r) => (this.#done = r));
+  }
+
+  get registered(): number {
+    return this.#registered.size;
+  }
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+  get phase(): string {
+    return this.#phase;
+  }
+
+  /** Runs the scenario to its end; resolves once every UE is closed. */
+  async run(): Promise<void> {
+    this.#start = performance.now();
+    this.#lastRow = this.#start;
+    this.#tick();
+    await this.#finished;
+  }
+
+  /** Ctrl-C: no new work; in-flight procedures finish, then the de-registration (if enabled). */
+  stop(): void {
+    this.#stopping = true;
+  }
+
+  /** A second Ctrl-C: no de-registration; in-flight procedures are cut by closing the UEs. */
+  abort(): void {
+    this.#stopping = true;
+    this.#aborted = true;
+  }
+
+  get interrupted(): boolean {
+    return this.#stopping;
+  }
+
+  #tick = (): void => {
+    this.#timer = undefined;
+    const now = performance.now();
+    if (now - this.#lastRow >= this.#o.intervalMs) this.#row(now);
+    if (this.#aborted && this.#phase !== 'done') {
+      void this.#finish();
+      return;
+    }
+    switch (this.#phase) {
+      case 'rampup':
+        this.#refreshDue(now);
+        if (!this.#stopping) {
+          while (this.#next < this.#ues.length && this.#inFlight < this.#o.concurrency && this.#regBucket.take(now)) {
+            this.#register(this.#ues[this.#next++]!, now);
+          }
+        }
+        if ((this.#next >= this.#ues.length || this.#stopping) && this.#initialInFlight === 0) {
+          this.onAllRegistered?.();
+          this.#phase = 'hold';
+          this.#holdUntil = now + (this.#stopping ? 0 : this.#o.holdMs);
+          if (this.#o.messageRate > 0) this.#msgBucket = new TokenBucket({ rate: this.#o.messageRate, start: now });
+          if (this.#o.churnRate > 0) this.#churnBucket = new TokenBucket({ rate: this.#o.churnRate, start: now });
+        }
+        break;
+      case 'hold':
+        if (this.#stopping || now >= this.#holdUntil) {
+          if (this.#inFlight === 0) {
+            this.#phase = 'end';
+            this.#refreshes.clear();
+            this.#deregBucket = new TokenBucket({ rate: this.#o.rate, start: now });
+          }
+          break;
+        }
+        this.#refreshDue(now);
+        while (this.#msgBucket && this.#inFlight < this.#o.concurrency && this.#msgBucket.take(now)) this.#message();
+        while (this.#churnBucket && this.#inFlight < this.#o.concurrency && this.#churnBucket.take(now)) this.#churn(now);
+        break;
+      case 'end':
+        if (this.#o.deregister) {
+          while (this.#registered.size > 0 && this.#inFlight < this.#o.concurrency && this.#deregBucket!.take(now)) {
+            this.#deregister(this.#registered.values()[this.#registered.size - 1]!);
+          }
+        }
+        if ((this.#registered.size === 0 || !this.#o.deregister) && this.#inFlight === 0) {
+          void this.#finish();
+          return;
+        }
+        break;
+      case 'done':
+        return;
+    }
+    this.#timer = setTimeout(this.#tick, TICK_MS);
+  };
+
+  #row(now: number): void {
+    const row = this.stats.intervalRow((now - this.#start) / 1000, (now - this.#lastRow) / 1000, this.#registered.size, this.#inFlight, process.memoryUsage.rss());
+    this.#lastRow = now;
+    this.#o.onInterval?.(row);
+  }
+
+  /** Refreshes whose time has come, ahead of new registrations (they keep what is registered). */
+  #refreshDue(now: number): void {
+    while (this.#inFlight < this.#o.concurrency) {
+      const due = this.#refreshes.popDue(now);
+      if (!due) return;
+      if (due.gen !== due.u.gen || due.u.state !== 'registered') continue; // re-registered or gone since
+      if (!isRegistered(due.u.ue!.state)) {
+        this.#lost(due.u, 'refresh:registration_expired');
+        continue;
+      }
+      this.#refresh(due.u);
+    }
+  }
+
+  #observer(): UeObserver {
+    const stats = this.stats;
+    return {
+      exchange(phase: UeExchangePhase, ms: number, outcome: number | string) {
+        if (phase === 'register' && outcome === 401) stats.success('register_401', ms);
+        else if (phase === 'protected-register' && typeof outcome === 'number' && outcome >= 200 && outcome < 300) stats.success('protected_register_200', ms);
+      },
+      akaCheck(result) {
+        if (result === 'sync_failure') stats.count('sync_failures');
+        else if (result === 'mac_failure') stats.count('mac_failures');
+      },
+    };
+  }
+
+  async #ueOf(u: LoadUe): Promise<Ue> {
+    if (u.ue) return u.ue;
+    const id = rangeAt(this.#o.range, u.index);
+    const keys = this.#o.keys.keysOf(id.impi);
+    const local = this.#o.locals[u.index % this.#o.locals.length]!;
+    u.ue = await Ue.create({
+      impi: id.impi, impu: id.impu, pcscf: this.#o.pcscf, localIp: local.ip, backend: local.backend, k: keys.k, opc: keys.opc,
+      modes: this.#o.modes, ...(this.#o.offers && { offers: this.#o.offers }), pcscfEncapPort: this.#o.pcscfEncapPort,
+      reRegister: 'off', expires: this.#o.expires, observer: this.#observer(),
+      ...(this.#o.t1Ms !== undefined && { timers: { t1: this.#o.t1Ms } }),
+    });
+    // The UE's own expiry timer fired: the refresh came too late (an overloaded network or run).
+    u.ue.on('failed', (reason) => reason === 'registration_expired' && this.#lost(u, 'refresh:registration_expired'));
+    return u.ue;
+  }
+
+  /** Runs one procedure with in-flight accounting; `body` returns nothing and never throws. */
+  #run(u: LoadUe, initial: boolean, body: () => Promise<void>): void {
+    this.#inFlight++;
+    if (initial) this.#initialInFlight++;
+    u.state = 'busy';
+    this.stats.attempt();
+    body()
+      .catch((e: unknown) => {
+        // A UE-side refusal (UeError: not registered, closed, …) or a bug: counted by its code.
+        const code = e instanceof Error && 'code' in e ? String((e as { code: unknown }).code) : e instanceof Error ? e.constructor.name : 'error';
+        this.stats.fail(`internal:${code.toLowerCase()}`);
+        u.state = 'failed';
+      })
+      .finally(() => {
+        this.#inFlight--;
+        if (initial) {
+          this.#initialInFlight--;
+          this.stats.lastInitialAt = performance.now();
+        }
+      });
+  }
+
+  #register(u: LoadUe, now: number, proc = 'register'): void {
+    this.stats.firstAttemptAt ??= now;
+    this.#run(u, proc === 'register', async () => {
+      const ue = await this.#ueOf(u);
+      const t0 = performance.now();
+      const syncBefore = this.stats.outcomes.sync_failures;
+      const r = await ue.register();
+      this.#registered.delete(u);
+      if (!r.ok) {
+        this.stats.fail(failureKey(proc, r));
+        u.state = 'failed';
+        return;
+      }
+      this.stats.success('registration', performance.now() - t0);
+      this.stats.count(proc === 'register' ? 'registered' : 'churn_cycles');
+      // Counted per run, not per UE; good enough for "a resync happened and the UE got through".
+      if (this.stats.outcomes.sync_failures > syncBefore) this.stats.count('sync_failure_recovered');
+      this.#nowRegistered(u, r.expires);
+    });
+  }
+
+  #nowRegistered(u: LoadUe, grantedS: number): void {
+    u.state = 'registered';
+    u.gen++;
+    this.#registered.add(u);
+    if (this.#registered.size > this.stats.peakRegistered) this.stats.peakRegistered = this.#registered.size;
+    // 24.229 §5.1.1.4.1. The delay is the same for every UE granted the same expiry, so the due
+    // queue stays in order; a shorter grant moves this UE's refresh earlier, never later.
+    const s = Math.min(grantedS, this.#o.expires);
+    const at = s > 1200 ? s - 600 : s / 2;
+    this.#refreshes.push({ u, gen: u.gen }, performance.now() + at * 1000);
+  }
+
+  /** A registration that ended without a procedure of ours (expired before its refresh ran). */
+  #lost(u: LoadUe, key: string): void {
+    if (u.state !== 'registered') return;
+    this.#registered.delete(u);
+    u.state = 'failed';
+    u.gen++;
+    this.stats.fail(key);
+  }
+
+  #refresh(u: LoadUe): void {
+    this.#run(u, false, async () => {
+      const t0 = performance.now();
+      const r = await u.ue!.reRegister();
+      if (r.ok) {
+        this.stats.success('refresh', performance.now() - t0);
+        this.stats.count('refreshed');
+        this.#nowRegistered(u, r.expires);
+        return;
+      }
+      this.stats.fail(failureKey('refresh', r));
+      if (u.ue!.state === 'registered') this.#nowRegistered(u, this.#o.expires);
+      else {
+        this.#registered.delete(u);
+        u.state = 'failed';
+      }
+    });
+  }
+
+  #deregister(u: LoadUe, then?: () => void): void {
+    this.#registered.delete(u);
+    this.#run(u, false, async () => {
+      const t0 = performance.now();
+      const r = await u.ue!.deregister();
+      if (r.ok) {
+        this.stats.success('deregister', performance.now() - t0);
+        this.stats.count('deregistered');
+      } else this.stats.fail(failureKey('deregister', r));
+      u.state = 'idle';
+      u.gen++;
+      then?.();
+    });
+  }
+
+  /** MO MESSAGE from a random registered UE to another's IMPU (the target answers the MT side). */
+  #message(): void {
+    const from = this.#registered.pick(this.#random);
+    const to = this.#registered.pick(this.#random);
+    if (!from || !to || from.state !== 'registered' || !isRegistered(from.ue!.state)) return;
+    const target = rangeAt(this.#o.range, to.index).impu;
+    this.#inFlight++;
+    this.stats.attempt();
+    const t0 = performance.now();
+    from.ue!.sendMessage(target, 'imsec load').then(
+      (res) => {
+        if (res.status >= 200 && res.status < 300) {
+          this.stats.success('message', performance.now() - t0);
+          this.stats.count('messages_ok');
+          this.stats.count('messages_mt_answered');
+        } else this.stats.fail(`message:status_${res.status}`);
+      },
+      (e: unknown) => this.stats.fail(`message:${e instanceof Error && 'code' in e ? String((e as { code: string }).code).toLowerCase() : 'error'}`),
+    ).finally(() => this.#inFlight--);
+  }
+
+  /** A churn cycle: de-register a random registered UE, then register it again from scratch. */
+  #churn(now: number): void {
+    const u = this.#registered.pick(this.#random);
+    if (!u) return;
+    this.#deregister(u, () => {
+      if (!this.#stopping) this.#register(u, now, 'churn');
+    });
+  }
+
+  async #finish(): Promise<void> {
+    if (this.#phase === 'done') return;
+    this.#phase = 'done';
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#row(performance.now());
+    for (const l of this.#o.locals) this.setsLeftAtEnd += l.backend.sets.filter((x) => x.live).length;
+    // Closing a UE removes its SA sets from the backend (no de-registration: that was the end phase).
+    for (const u of this.#ues) {
+      if (u.ue) await u.ue.close().catch(() => {});
+      u.ue = undefined;
+    }
+    this.#registered.values().slice().forEach((u) => this.#registered.delete(u));
+    this.#done();
+  }
+}
