@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { HssStore } from '../scscf/hss-store.ts';
+import { statsOnSignal } from './stats-signal.ts';
 import type { ScscfEvent } from '../scscf/events.ts';
 import { Scscf } from '../scscf/scscf.ts';
 import { ImsecError, InputError } from '../util/errors.ts';
@@ -34,6 +35,8 @@ export interface CoreRunOptions {
   /** ADDR:PORT of the /metrics, /healthz, /readyz listener. */
   readonly metrics?: string;
   readonly logLevel?: LogLevel;
+  /** SQN durability of the store: 'full' (fsync per SQN, default) or 'normal' (survives a process crash, not a power loss). */
+  readonly hssSync?: 'full' | 'normal';
 }
 
 export interface CoreIo {
@@ -80,7 +83,7 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
   const print = (e: Parameters<typeof formatEvent>[0]) => log.info({ event: e.type, ...snakeFields({ ...e, type: undefined }) });
   let store: HssStore;
   try {
-    store = new HssStore(o.db);
+    store = new HssStore(o.db, { ...(o.hssSync && { synchronous: o.hssSync }) });
   } catch (err) {
     if (err instanceof ImsecError) throw err;
     throw new InputError(`--db: cannot open ${o.db}: ${err instanceof Error ? err.message : String(err)}`);
@@ -110,10 +113,12 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
     if (err instanceof ImsecError) throw err;
     throw new InputError(`--listen: cannot bind ${o.listen}: ${err instanceof Error ? err.message : String(err)}`);
   }
+  // SIGUSR2: one stats line on stderr after a forced GC (npm run bench:load asks for it).
+  const unstats = statsOnSignal('core', () => ({ bindings: scscf.bindings.size }));
   try {
     if (o.metrics !== undefined) metrics = await startMetricsServer({ listen: o.metrics, registry, ready: () => ready && !io.signal.aborted });
     print({
-      type: 'listening', address: scscf.local.address, port: scscf.local.port, domain: o.domain, serviceRoute: scscf.serviceRoute, subscribers: store.list().length,
+      type: 'listening', address: scscf.local.address, port: scscf.local.port, domain: o.domain, serviceRoute: scscf.serviceRoute, subscribers: store.count(),
       ...(metrics && { metrics: `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` }),
     });
     ready = true;
@@ -123,6 +128,7 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
       else io.signal.addEventListener('abort', () => resolve(), { once: true });
     });
   } finally {
+    unstats();
     ready = false;
     await scscf.stop();
     store.close();
@@ -144,13 +150,14 @@ export const CoreConfigSchema = z.strictObject({
   advertise: checkedString((s) => hostArg(s, '--advertise'), 'an IP address or host name').optional(),
   metrics: checkedString(parseMetricsListen, 'ADDR:PORT for /metrics, /healthz, /readyz').optional(),
   logLevel: logLevelField(),
+  hssSync: z.enum(['full', 'normal'], { error: 'expected full or normal' }).default('full'),
 });
 export type CoreConfig = z.output<typeof CoreConfigSchema>;
 
 /** The run options for a validated configuration. */
 export function coreOptionsFromConfig(c: CoreConfig): CoreRunOptions {
   return {
-    listen: c.listen, domain: c.domain, db: c.db, jsonEvents: c.jsonEvents, regAwaitAuth: c.regAwaitAuth, challengeReRegister: c.challengeReregister, logLevel: c.logLevel,
+    listen: c.listen, domain: c.domain, db: c.db, jsonEvents: c.jsonEvents, regAwaitAuth: c.regAwaitAuth, challengeReRegister: c.challengeReregister, logLevel: c.logLevel, hssSync: c.hssSync,
     ...(c.metrics !== undefined && { metrics: c.metrics }),
     ...(c.defaultExpires !== undefined && { defaultExpires: c.defaultExpires }),
     ...(c.maxExpires !== undefined && { maxExpires: c.maxExpires }),
@@ -172,7 +179,8 @@ export function registerCore(program: Command): void {
     .option('--default-expires <seconds>', 'registration time granted when the UE asks for none')
     .option('--max-expires <seconds>', 'cap on the registration time granted')
     .option('--no-challenge-reregister', 'accept integrity-protected re-REGISTERs without a new challenge')
-    .option('--advertise <addr>', 'address for Via and Service-Route when listening on a wildcard address');
+    .option('--advertise <addr>', 'address for Via and Service-Route when listening on a wildcard address')
+    .option('--hss-sync <mode>', 'SQN durability: full (fsync before each SQN leaves; default) or normal (survives a crash of the process, not of the machine: load labs)');
   addConfigOptions(cmd)
     .addHelpText('after', '\nA --config file holds the same settings by long flag name (domain: ims.example, challenge-reregister: false); flags override it,\n$IMSEC_HSS_DB counts as --db.\n')
     .action(async (_o: unknown, self: Command) => {

@@ -19,7 +19,9 @@ import { subscriberRange } from '../load/pattern.ts';
 import { buildReport, CSV_COLUMNS, csvLine, formatReport, mergeReports, type IntervalRow, type LoadReport } from '../load/report.ts';
 import { computeOpc } from '../aka/index.ts';
 import { BACKEND_HELP, openBackend, parseBackend } from './backend-choice.ts';
+import { systemClock } from '../util/clock.ts';
 import { EXIT_CHECK_FAILED } from './output.ts';
+import { statsOnSignal } from './stats-signal.ts';
 import { parseHostPortArg } from './ue.ts';
 
 interface LoadCliOptions {
@@ -142,7 +144,7 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
   const locals: { ip: string; backend: IpsecBackend }[] = [];
   try {
     for (const ip of localIps) {
-      const backend = await openBackend(kind, { localIp: ip, encapPort: 0 });
+      const backend = await openBackend(kind, { localIp: ip, encapPort: 0, clock: systemClock });
       backends.push(backend);
       locals.push({ ip, backend });
     }
@@ -168,6 +170,7 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
       const n = engine.registered;
       if (n > 0) rssPerUe = Math.max(0, process.memoryUsage.rss() - rssBase) / n;
     };
+    const unstats = statsOnSignal('load', () => ({ registered: engine.registered, in_flight: engine.inFlight, phase: engine.phase, live_sa_sets: backends.reduce((n, b) => n + b.sets.filter((x) => x.live).length, 0) }));
     let signals = 0;
     const onSignal = (): void => {
       signals++;
@@ -184,6 +187,7 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      unstats();
     }
     if (tty) process.stderr.write('\n');
     const cpu = process.cpuUsage(cpu0);

@@ -8,6 +8,7 @@ import { Pcscf, PCSCF_EVENT_NAMES, REG_AWAIT_AUTH_MS, type PcscfEventName, type 
 import { DEFAULT_ALLOW, formatPair, parseAlgPairList, type SecAgreePolicy } from '../secagree/index.ts';
 import { systemClock } from '../sip/clock.ts';
 import { InputError } from '../util/errors.ts';
+import { statsOnSignal } from './stats-signal.ts';
 import { PROBE_INSTANCE } from '../ipsec/backends/xfrm/preflight.ts';
 import { guardProcess } from './serve-guard.ts';
 import { EspDropReporter, formatDrop, type EspDropEvent } from './esp-drops.ts';
@@ -225,8 +226,12 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   const own = new DropLog(log, r.dropLogIntervalMs ?? 10_000);
   for (const name of PCSCF_EVENT_NAMES) {
     if (name === 'dropped') continue;
+    // Not listening at all when the level is off: a per-registration event then costs nothing.
+    if (!log.isLevelEnabled(name === 'rejected' ? 'warn' : 'info')) continue;
     pcscf.on(name, (ev) => (name === 'rejected' ? log.warn({ event: name, ...ev }) : log.info({ event: name, ...ev })));
   }
+  // SIGUSR2: one stats line on stderr after a forced GC (npm run bench:load asks for it).
+  const unstats = statsOnSignal('pcscf', () => ({ live_sa_sets: backend.sets.filter((s) => s.live).length }));
   pcscf.on('dropped', (ev) => own.note(ev.reason, 1, { port: ev.port }));
   // Inside the SAs: UDP always; TCP too when the backend's SAs carry it (xfrm, spec digest §6.2).
   const inside = backend.openTcp ? 'udp+tcp' : 'udp';
@@ -239,6 +244,7 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   r.onReady?.({ ...(metrics && { metrics: { address: metrics.address, port: metrics.port } }) });
   if (!r.signal.aborted) await new Promise<void>((resolve) => r.signal.addEventListener('abort', () => resolve(), { once: true }));
   ready = false;
+  unstats();
   try {
     await pcscf.stop();
     await backend.close();

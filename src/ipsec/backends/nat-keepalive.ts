@@ -23,6 +23,8 @@ interface PeerState {
   readonly peer: Addr;
   last: number;
   cancel: (() => void) | undefined;
+  /** How many SA sets need this peer (retain/release); setPeers sets it to 1. */
+  refs: number;
 }
 
 /** Not safe for concurrent use (one event loop owns it). */
@@ -68,10 +70,36 @@ export class NatKeepalive {
     }
     for (const [k, peer] of want) {
       if (this.#peers.has(k)) continue;
-      const st: PeerState = { peer, last: this.#deps.clock.now(), cancel: undefined };
+      const st: PeerState = { peer, last: this.#deps.clock.now(), cancel: undefined, refs: 1 };
       this.#peers.set(k, st);
       this.#schedule(st);
     }
+  }
+
+  /**
+   * One more SA set needs keepalives to `peer` (O(1): thousands of UEs on one backend all share
+   * the P-CSCF's address, and recomputing the peer list per install would cost O(sets)).
+   */
+  retain(peer: Addr): void {
+    if (this.#closed || !this.enabled) return;
+    const k = key(peer);
+    const st = this.#peers.get(k);
+    if (st) {
+      st.refs++;
+      return;
+    }
+    const fresh: PeerState = { peer, last: this.#deps.clock.now(), cancel: undefined, refs: 1 };
+    this.#peers.set(k, fresh);
+    this.#schedule(fresh);
+  }
+
+  /** One SA set less needs `peer`; the last one stops its keepalives. */
+  release(peer: Addr): void {
+    const k = key(peer);
+    const st = this.#peers.get(k);
+    if (!st || --st.refs > 0) return;
+    st.cancel?.();
+    this.#peers.delete(k);
   }
 
   close(): void {

@@ -9,7 +9,7 @@ import type { Clock } from '../../util/clock.ts';
 import { buildIpPacket, buildUdp, classifyEncapPayload } from '../esp/index.ts';
 import { guard } from '../../util/guard.ts';
 import { BackendError } from './errors.ts';
-import { sameAddress } from '../sa.ts';
+import { canonicalAddress, sameAddress } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
 import { Sad, type ReceiveResult } from '../sad.ts';
 import { NAT_T_PORT } from '../types.ts';
@@ -56,6 +56,10 @@ export class UserspaceBackend implements IpsecBackend {
   readonly #endpoints = new Map<string, Endpoint>();
   readonly #installOrder = new Map<SaSet, number>();
   readonly #peerEncap = new Map<SaSet, Addr>();
+  /** Installed sets by the (local port, peer port, peer address) their outbound SAs protect: pickSet in O(1). */
+  readonly #byFlow = new Map<string, Set<SaSet>>();
+  /** The keepalive peer each UE-side UDP-encapsulated set holds a reference on. */
+  readonly #keepaliveOf = new Map<SaSet, Addr>();
   #encap: Socket | undefined;
   #encapPort: number | undefined;
   #raw: RawEspSocket | undefined;
@@ -104,20 +108,28 @@ export class UserspaceBackend implements IpsecBackend {
     // Transport mode needs the raw ESP socket; open it on first use so UDP-enc-tun needs no root.
     if (set.config.mode === 'transport') await this.#ensureRaw();
     this.sad.install(set);
+    if (!this.#installOrder.has(set)) for (const k of flowKeys(set)) (this.#byFlow.get(k) ?? this.#byFlow.set(k, new Set()).get(k)!).add(set);
     this.#installOrder.set(set, ++this.#seq);
-    this.#keepalivePeers();
+    this.#keepaliveFor(set);
   }
 
   async remove(set: SaSet): Promise<void> {
     this.sad.remove(set);
+    if (this.#installOrder.has(set)) {
+      for (const k of flowKeys(set)) {
+        const sets = this.#byFlow.get(k);
+        sets?.delete(set);
+        if (sets?.size === 0) this.#byFlow.delete(k);
+      }
+    }
     this.#installOrder.delete(set);
     this.#peerEncap.delete(set);
-    this.#keepalivePeers();
+    this.#keepaliveFor(set);
   }
 
   setPeerEncap(set: SaSet, peer: Addr): void {
     this.#peerEncap.set(set, peer);
-    this.#keepalivePeers();
+    this.#keepaliveFor(set);
   }
 
   /** Where this set's outbound ESP-in-UDP goes: the learnt NAT mapping, else the configured peer. */
@@ -157,16 +169,10 @@ export class UserspaceBackend implements IpsecBackend {
   pickSet(local: Addr, to: Addr, given?: SaSet): SaSet {
     if (given) return given;
     let best: SaSet | undefined;
-    for (const set of this.sad.sets) {
+    // The SIP layer addresses the peer by its inner address; in transport mode inner = outer. The
+    // index holds both, so only the sets of this flow are looked at (not every set of the backend).
+    for (const set of this.#byFlow.get(flowKey(local.port, to.port, to.address)) ?? []) {
       if (!set.live) continue;
-      // The SIP layer addresses the peer by its inner address; in transport mode inner = outer.
-      const fits = set.outbound.some(
-        (sa) =>
-          sa.params.srcPort === local.port &&
-          sa.params.dstPort === to.port &&
-          (sameAddress(sa.params.dst, to.address) || (sa.params.innerDst !== undefined && sameAddress(sa.params.innerDst, to.address))),
-      );
-      if (!fits) continue;
       if (!best || STATE_RANK[set.state] < STATE_RANK[best.state] ||
         (STATE_RANK[set.state] === STATE_RANK[best.state] && (this.#installOrder.get(set) ?? 0) > (this.#installOrder.get(best) ?? 0))) best = set;
     }
@@ -199,11 +205,24 @@ export class UserspaceBackend implements IpsecBackend {
     }
   }
 
-  /** The UE side's UDP-encapsulated sets need keepalives towards their P-CSCF (spec digest §15A point 3). */
-  #keepalivePeers(): void {
+  /**
+   * The UE side's live UDP-encapsulated sets need keepalives towards their P-CSCF (spec digest §15A
+   * point 3): each such set holds one reference on its peer, moved when the peer moves and dropped
+   * when the set goes. O(1) per change, whatever the number of sets on the backend.
+   */
+  #keepaliveFor(set: SaSet): void {
     if (!this.#keepalive.enabled) return;
-    const peers = this.sad.sets.filter((s) => s.live && s.role === 'ue' && s.config.mode === 'udp-enc-tunnel').map((s) => this.peerEncapOf(s)!);
-    this.#keepalive.setPeers(peers);
+    const had = this.#keepaliveOf.get(set);
+    const wants = set.live && set.role === 'ue' && set.config.mode === 'udp-enc-tunnel' && this.#installOrder.has(set) ? this.peerEncapOf(set) : undefined;
+    if (had && wants && sameAddress(had.address, wants.address) && had.port === wants.port) return;
+    if (had) {
+      this.#keepalive.release(had);
+      this.#keepaliveOf.delete(set);
+    }
+    if (wants) {
+      this.#keepalive.retain(wants);
+      this.#keepaliveOf.set(set, wants);
+    }
   }
 
   /** RFC 3948 §2.3: one octet 0xFF, same ports as the ESP-in-UDP traffic. */
@@ -313,6 +332,21 @@ class Endpoint implements ProtectedEndpoint {
     this.#handlers.length = 0;
     this.onClose();
   }
+}
+
+function flowKey(srcPort: number, dstPort: number, dst: string): string {
+  return `${srcPort}|${dstPort}|${canonicalAddress(dst)}`;
+}
+
+/** Every flow a set's outbound SAs protect (outer and inner destination). */
+function flowKeys(set: SaSet): Set<string> {
+  const keys = new Set<string>();
+  for (const sa of set.outbound) {
+    const p = sa.params;
+    keys.add(flowKey(p.srcPort, p.dstPort, p.dst));
+    if (p.innerDst !== undefined) keys.add(flowKey(p.srcPort, p.dstPort, p.innerDst));
+  }
+  return keys;
 }
 
 function endpointKey(address: string, port: number): string {

@@ -1,0 +1,149 @@
+// npm run bench:load [-- --full] [-- --ues N] [-- --cpu-prof DIR]: the core, the P-CSCF and
+// `imsec load` as three processes on loopback; N UEs (10k; --full adds a 100k run) register at a
+// high rate, hold, de-register. Prints ONE JSON object: registrations/s, failures, p50/p99, CPU ms
+// per registration and RSS bytes per registered UE of each process. A benchmark, not a test: the
+// figures depend on the machine and on what else runs on it.
+//
+// How each figure is taken: every process prints a `stats` line on SIGUSR2 (after a forced GC).
+// Baseline: before the load starts. Loaded: during the hold, once the registration burst's
+// transactions have ended (Timer J/K: 64·T1 after the last REGISTER; T1 = 500 ms ⇒ 32 s).
+// CPU per registration = CPU between the two / registrations; RSS per UE = RSS growth / registered.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HssStore } from '../src/scscf/hss-store.ts';
+import { fromHex } from '../src/util/bytes.ts';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const K = '465b5ce8b199b49faa5f0a2ee238a6bc';
+const OPC = 'cd63cb71954a9f4e48a5994e37a02baf';
+const DOMAIN = 'ims.example';
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(name);
+const value = (name: string, dflt: string) => (args.includes(name) ? args[args.indexOf(name) + 1]! : dflt);
+
+interface Stats { rss: number; cpu_user_ms: number; cpu_system_ms: number; [k: string]: unknown }
+
+class Proc {
+  readonly child: ChildProcess;
+  readonly #waiters: ((s: Stats) => void)[] = [];
+  readonly lines: string[] = [];
+  stdout = '';
+  constructor(readonly name: string, argv: string[], cpuProf?: string) {
+    const node = ['--expose-gc', ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${name}.cpuprofile`] : [])];
+    this.child = spawn(process.execPath, [...node, 'bin/imsec.mjs', ...argv], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    this.child.stderr!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line.startsWith('{"event":"stats"')) this.#waiters.shift()?.(JSON.parse(line) as Stats);
+        else this.lines.push(line);
+      }
+    });
+    this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
+  }
+  stats(): Promise<Stats> {
+    return new Promise((resolve) => {
+      this.#waiters.push(resolve);
+      this.child.kill('SIGUSR2');
+    });
+  }
+  async until(re: RegExp, where: 'stdout' | 'stderr', ms = 60_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!re.test(where === 'stdout' ? this.stdout : this.lines.join('\n'))) {
+      if (Date.now() > end) throw new Error(`${this.name}: timed out waiting for ${re}: ${this.lines.slice(-5).join('\n')}`);
+      if (this.child.exitCode !== null) throw new Error(`${this.name} exited ${this.child.exitCode}: ${this.lines.slice(-5).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  stop(): Promise<void> {
+    if (this.child.exitCode !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.kill('SIGTERM');
+    });
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const cpuMs = (a: Stats, b: Stats) => b.cpu_user_ms + b.cpu_system_ms - a.cpu_user_ms - a.cpu_system_ms;
+
+async function run(n: number, o: { rate: number; concurrency: number; locals: string; hssSync: string; cpuProf?: string }) {
+  const dir = mkdtempSync(join(tmpdir(), 'imsec-bench-load-'));
+  const db = join(dir, 'hss.sqlite');
+  const store = new HssStore(db);
+  const k = fromHex(K);
+  const opc = fromHex(OPC);
+  const amf = fromHex('8000');
+  store.addMany((function* () {
+    for (let i = 1; i <= n; i++) {
+      const id = `00101${String(i).padStart(10, '0')}@${DOMAIN}`;
+      yield { impi: id, impus: [`sip:${id}`], k, opc, amf };
+    }
+  })());
+  store.close();
+  const port = 20000 + (process.pid % 5000) * 2;
+  const core = new Proc('core', ['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db, '--quiet', '--hss-sync', o.hssSync], o.cpuProf);
+  const pcscf = new Proc('pcscf', ['pcscf', '--listen', `127.0.0.1:${port + 1}`, '--port-c', '0', '--port-s', '0', '--scscf', `127.0.0.1:${port}`,
+    '--encap-port', '0', '--mode', 'udp-enc-tun', '--quiet', '--json'], o.cpuProf);
+  let load: Proc | undefined;
+  try {
+    await core.until(/listening/, 'stdout');
+    await pcscf.until(/"event":"listening"/, 'stdout');
+    const encap = (JSON.parse(pcscf.stdout.split('\n').find((l) => l.includes('"listening"'))!) as { encap_port: number }).encap_port;
+    const [core0, pc0] = [await core.stats(), await pcscf.stats()];
+    const t0 = Date.now();
+    load = new Proc('load', ['load', '--pcscf', `127.0.0.1:${port + 1}`, '--pcscf-encap-port', String(encap), '--impi', `00101{n:10}@${DOMAIN}`,
+      '--count', String(n), '--k', K, '--opc', OPC, '--rate', String(o.rate), '--concurrency', String(o.concurrency), '--duration', '40',
+      '--expires', '3600', '--local', o.locals, '--json', '--max-failures', String(n)], o.cpuProf);
+    await load.until(/ hold /, 'stderr', 3_600_000);
+    const regWall = (Date.now() - t0) / 1000;
+    await sleep(34_000); // the burst's transactions end (Timer J = 64·T1 = 32 s)
+    const [core1, pc1, load1] = [await core.stats(), await pcscf.stats(), await load.stats()];
+    await load.until(/"report":"imsec-load"/, 'stdout', 3_600_000);
+    const report = JSON.parse(load.stdout) as {
+      registrations_per_s: number; failures_total: number; failures: Record<string, number>; outcomes: { registered: number };
+      latency_ms: { registration: { p50: number; p99: number }; register_401: { p99: number }; protected_register_200: { p99: number } };
+      process: { cpu_user_ms: number; cpu_system_ms: number; rss_per_registered_ue_bytes?: number }; sa_sets_left: number;
+    };
+    const pcEnd = await pcscf.stats();
+    const regs = report.outcomes.registered || 1;
+    const registered = (load1['registered'] as number) || 1;
+    return {
+      ues: n, registrations_per_s: report.registrations_per_s, registration_phase_wall_s: Math.round(regWall),
+      failures: report.failures_total, failure_reasons: report.failures,
+      p50_ms: report.latency_ms.registration.p50, p99_ms: report.latency_ms.registration.p99,
+      cpu_ms_per_registration: {
+        pcscf: +(cpuMs(pc0, pc1) / regs).toFixed(3), core: +(cpuMs(core0, core1) / regs).toFixed(3),
+        load: +((load1.cpu_user_ms + load1.cpu_system_ms) / regs).toFixed(3),
+      },
+      rss_bytes_per_registered_ue: {
+        pcscf: Math.round((pc1.rss - pc0.rss) / registered), core: Math.round((core1.rss - core0.rss) / registered),
+        load: report.process.rss_per_registered_ue_bytes ?? null,
+      },
+      heap_bytes_per_registered_ue: { pcscf: Math.round(((pc1.heap_used as number) - (pc0.heap_used as number)) / registered) },
+      sa_sets_left: { load: report.sa_sets_left, pcscf: pcEnd['live_sa_sets'] },
+    };
+  } finally {
+    await load?.stop();
+    await pcscf.stop();
+    await core.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const common = {
+  rate: Number(value('--rate', '2000')), concurrency: Number(value('--concurrency', '200')), hssSync: value('--hss-sync', 'normal'),
+  ...(args.includes('--cpu-prof') && { cpuProf: value('--cpu-prof', '/tmp') }),
+};
+const out: Record<string, unknown> = {
+  machine: { cpus: (await import('node:os')).cpus().length, note: 'shared machine: figures are noisy; hss-sync normal unless --hss-sync full' },
+  config: common,
+};
+out[`ues_${value('--ues', '10000')}`] = await run(Number(value('--ues', '10000')), { ...common, locals: value('--local', '127.0.0.1') });
+if (flag('--full')) out['ues_100000'] = await run(100_000, { ...common, locals: value('--local-full', '127.0.1.1-127.0.1.10'.replace(/-.*/, '') + ',127.0.1.2,127.0.1.3,127.0.1.4,127.0.1.5,127.0.1.6,127.0.1.7,127.0.1.8,127.0.1.9,127.0.1.10') });
+process.stdout.write(JSON.stringify(out, null, 2) + '\n');
