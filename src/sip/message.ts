@@ -58,11 +58,20 @@ export function canonicalHeaderName(name: string): string {
 
 /** Whether getAll splits this header's values at top-level commas. */
 export function isListHeader(name: string): boolean {
-  return !NEVER_SPLIT.has(canonicalHeaderName(name).toLowerCase());
+  return !NEVER_SPLIT.has(key(name));
 }
 
+// Lookup keys by exact spelling. Header names reach here on every get/has/remove, for every field;
+// memoised, but bounded (names come from the network), so a flood of odd names costs no memory.
+const KEY_CACHE = new Map<string, string>();
+const KEY_CACHE_MAX = 1024;
+
 function key(name: string): string {
-  return canonicalHeaderName(name).toLowerCase();
+  const hit = KEY_CACHE.get(name);
+  if (hit !== undefined) return hit;
+  const k = canonicalHeaderName(name).toLowerCase();
+  if (KEY_CACHE.size < KEY_CACHE_MAX) KEY_CACHE.set(name, k);
+  return k;
 }
 
 function checkField(name: string, value: string): void {

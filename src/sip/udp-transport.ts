@@ -23,8 +23,13 @@ export interface UdpTransport extends SipTransport {
   readonly protocol: 'udp';
 }
 
+export const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export async function openUdpTransport(options: UdpTransportOptions): Promise<UdpTransport> {
-  const socket: Socket = createSocket({ type: isIPv6(options.address) ? 'udp6' : 'udp4' });
+  // A large receive buffer: a process that stalls for a moment (GC, a busy machine) under a burst
+  // of registrations would otherwise lose datagrams and pay Timer E retransmissions (the kernel
+  // caps it at net.core.rmem_max; memory is only used by what is queued).
+  const socket: Socket = createSocket({ type: isIPv6(options.address) ? 'udp6' : 'udp4', recvBufferSize: RECV_BUFFER_BYTES });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind({ address: options.address, port: options.port ?? 0, exclusive: true }, () => {

@@ -1,7 +1,7 @@
 // What the UE puts on the wire and reads back, without I/O: REGISTER (24.229 §5.1.1.2.1,
 // §5.1.1.4.1, §5.1.1.5.1, §5.1.1.6; 33.203 §7.2), the Authorization values (RFC 3310; digest §3),
 // the AKA challenge of a 401, the bindings of a 200 OK, and requests over the SAs (digest §6.2).
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../util/random-hex.ts';
 import { AKA_ALGORITHMS, buildDigestHeader, getParam, parseDigestHeader, parseNonce, serializeDigestHeader, type AkaAlgorithm } from '../aka/index.ts';
 import { createRequest, formatHostPort, newBranch, parseNameAddr, parseUri, type SipRequest, type SipResponse } from '../sip/index.ts';
 
@@ -151,7 +151,7 @@ export interface AkaCredentials {
 
 /** A fresh cnonce (RFC 2617 §3.2.2): 16 random octets, hex. */
 export function newCnonce(): string {
-  return randomBytes(16).toString('hex');
+  return randomHex(16);
 }
 
 /** The Authorization value answering an AKA challenge (RFC 3310 §3.3/§3.4; RFC 2617 §3.2.2). */

@@ -47,7 +47,7 @@ for (const mode of ['udp-enc-tun', 'trans'] as const) {
   test(`${N} UEs register and de-register through imsec load, no failure, no SA set left (mod=${mode})`, async (t) => {
     if (mode === 'trans' && !canRaw) return t.skip('mod=trans needs CAP_NET_RAW (raw ESP sockets) at both ends; run as root');
     await withWorld({ mode, subscribers: N }, async (w) => {
-      const { status, report, stderr } = await imsecLoad(w, ['--count', String(N), '--rate', '1000', '--concurrency', '100', '--mode', mode]);
+      const { status, report, stderr } = await imsecLoad(w, ['--count', String(N), '--rate', '500', '--concurrency', '50', '--mode', mode]);
       assert.equal(status, 0, `${stderr}\n${JSON.stringify(report.failures)}`);
       assert.equal(report.failures_total, 0, JSON.stringify(report.failures));
       assert.equal(report.outcomes.registered, N);

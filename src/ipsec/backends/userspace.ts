@@ -239,7 +239,9 @@ export class UserspaceBackend implements IpsecBackend {
 
   async #bindEncap(port: number): Promise<void> {
     const family = isIP(this.#opts.localIp) === 6 ? 'udp6' : 'udp4';
-    const s = createSocket({ type: family, reuseAddr: false });
+    // One socket carries every SA of the backend (thousands of UEs in load mode): a large receive
+    // buffer rides out short stalls instead of dropping ESP (capped by net.core.rmem_max).
+    const s = createSocket({ type: family, reuseAddr: false, recvBufferSize: 8 * 1024 * 1024 });
     await new Promise<void>((resolve, reject) => {
       s.once('error', (e: NodeJS.ErrnoException) =>
         reject(new BackendError('BACKEND_BIND_FAILED', `cannot bind ESP-in-UDP socket ${this.#opts.localIp}:${port}: ${e.code ?? e.message}`)),

@@ -1,0 +1,21 @@
+// Random identifiers (SIP branches, tags, Call-IDs, cnonces) from a pooled CSPRNG: one
+// randomFillSync per 4 KiB instead of one per identifier (~1.5 µs of call overhead each, several
+// per SIP transaction). The octets are public once used (identifiers, not keys): never use this
+// pool for key material.
+import { randomFillSync } from 'node:crypto';
+
+const POOL_SIZE = 4096;
+const pool = Buffer.allocUnsafeSlow(POOL_SIZE);
+let off = POOL_SIZE;
+
+/** `octets` random octets as lowercase hex (2·octets characters); octets ≤ 256. */
+export function randomHex(octets: number): string {
+  if (!Number.isInteger(octets) || octets < 1 || octets > 256) throw new RangeError(`randomHex: octets must be 1..256, got ${octets}`);
+  if (off + octets > POOL_SIZE) {
+    randomFillSync(pool);
+    off = 0;
+  }
+  const s = pool.toString('hex', off, off + octets);
+  off += octets;
+  return s;
+}
