@@ -9,6 +9,7 @@
 // transactions have ended (Timer J/K: 64·T1 after the last REGISTER; T1 = 500 ms ⇒ 32 s).
 // CPU per registration = CPU between the two / registrations; RSS per UE = RSS growth / registered.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +70,21 @@ class Proc {
   }
 }
 
+/** Waits until a process has bound UDP 127.0.0.1:port (its SIGUSR2 handler is installed before). */
+async function bound(port: number, p: Proc): Promise<void> {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const inUse = await new Promise<boolean>((resolve) => {
+      const s = createSocket('udp4');
+      s.once('error', () => resolve(true));
+      s.bind(port, '127.0.0.1', () => s.close(() => resolve(false)));
+    });
+    if (inUse) return;
+    if (p.child.exitCode !== null || Date.now() > end) throw new Error(`${p.name} did not start: ${p.lines.slice(-5).join('\n')}`);
+    await sleep(100);
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpuMs = (a: Stats, b: Stats) => b.cpu_user_ms + b.cpu_system_ms - a.cpu_user_ms - a.cpu_system_ms;
 
@@ -87,14 +103,15 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
   })());
   store.close();
   const port = 20000 + (process.pid % 5000) * 2;
-  const core = new Proc('core', ['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db, '--quiet', '--hss-sync', o.hssSync], o.cpuProf);
-  const pcscf = new Proc('pcscf', ['pcscf', '--listen', `127.0.0.1:${port + 1}`, '--port-c', '0', '--port-s', '0', '--scscf', `127.0.0.1:${port}`,
-    '--encap-port', '0', '--mode', 'udp-enc-tun', '--quiet', '--json'], o.cpuProf);
+  // Per-event logging off (--log-level warn), as a loaded service would run.
+  const core = new Proc('core', ['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db, '--log-level', 'warn', '--hss-sync', o.hssSync], o.cpuProf);
+  const encap = port + 4;
+  const pcscf = new Proc('pcscf', ['pcscf', '--listen', `127.0.0.1:${port + 1}`, '--port-c', String(port + 2), '--port-s', String(port + 3), '--scscf', `127.0.0.1:${port}`,
+    '--encap-port', String(encap), '--mode', 'udp-enc-tun', '--log-level', 'warn'], o.cpuProf);
   let load: Proc | undefined;
   try {
-    await core.until(/listening/, 'stdout');
-    await pcscf.until(/"event":"listening"/, 'stdout');
-    const encap = (JSON.parse(pcscf.stdout.split('\n').find((l) => l.includes('"listening"'))!) as { encap_port: number }).encap_port;
+    await bound(port, core);
+    await bound(encap, pcscf);
     const [core0, pc0] = [await core.stats(), await pcscf.stats()];
     const t0 = Date.now();
     load = new Proc('load', ['load', '--pcscf', `127.0.0.1:${port + 1}`, '--pcscf-encap-port', String(encap), '--impi', `00101{n:10}@${DOMAIN}`,
