@@ -3,6 +3,7 @@
 // Parameters keep their order, spelling and quoting; unknown ones are kept; names match case-insensitively.
 import { InputError } from '../util/errors.ts';
 
+/** One name=value parameter of a Digest header, with the quoting it had or should get. */
 export interface DigestParam {
   readonly name: string;
   readonly value: string;
@@ -10,6 +11,7 @@ export interface DigestParam {
   readonly quoted: boolean;
 }
 
+/** A WWW-Authenticate / Authorization value: the scheme and its parameters in order. */
 export interface DigestHeader {
   /** Auth scheme, normally "Digest". */
   readonly scheme: string;

@@ -7,7 +7,9 @@ import { akaInputError, checkLen } from './errors.ts';
 import { AUTN_LEN, AUTS_LEN } from './hss.ts';
 import { KEY_LEN, RAND_LEN } from './milenage.ts';
 
+/** The Digest AKA algorithms: AKAv1-MD5 (RFC 3310, password = RES) and AKAv2-MD5 (RFC 4169, password from RES, IK and CK). */
 export const AKA_ALGORITHMS = ['AKAv1-MD5', 'AKAv2-MD5'] as const;
+/** One of {@link AKA_ALGORITHMS}. */
 export type AkaAlgorithm = (typeof AKA_ALGORITHMS)[number];
 
 /** Case-insensitive match of an `algorithm` value (RFC 2617 tokens) to a supported AKA algorithm. */
@@ -66,6 +68,7 @@ export function akaPassword(algorithm: AkaAlgorithm, res: Uint8Array, ik?: Uint8
   return pw;
 }
 
+/** The parameters of one Digest AKA response computation (RFC 2617 §3.2.2 with the AKA password). */
 export interface DigestInput {
   readonly username: string;
   readonly realm: string;

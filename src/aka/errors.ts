@@ -3,6 +3,7 @@
 // and for misuse. Messages name the field, never key material.
 import { ImsecError, InputError } from '../util/errors.ts';
 
+/** Codes of {@link AkaError} (and AKA_BAD_INPUT of the layer's InputErrors). */
 export type AkaErrorCode =
   | 'AKA_MAC_FAILURE'
   | 'AKA_SYNC_FAILURE'

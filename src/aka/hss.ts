@@ -7,7 +7,9 @@ import { checkLen } from './errors.ts';
 import { AMF_LEN, KEY_LEN, RAND_LEN, SQN_LEN, milenage, milenageKeys, milenageMacs } from './milenage.ts';
 import { sqnToBytes } from './sqn.ts';
 
+/** Length of AUTN = (SQN ⊕ AK) ‖ AMF ‖ MAC-A in octets. */
 export const AUTN_LEN = 16;
+/** Length of AUTS = (SQN_MS ⊕ AK*) ‖ MAC-S in octets. */
 export const AUTS_LEN = 14;
 /** AMF* of the resynchronisation MAC: the dummy value 0x0000 (33.102 §6.3.3; pitfall 7). */
 export const amfStar = (): Uint8Array => new Uint8Array(AMF_LEN);
@@ -15,6 +17,7 @@ export const amfStar = (): Uint8Array => new Uint8Array(AMF_LEN);
 /** Source of random octets; defaults to node:crypto randomBytes. */
 export type Rng = (n: number) => Uint8Array;
 
+/** What the HSS/AuC needs for one authentication vector (TS 33.102 §6.3.2). */
 export interface VectorInput {
   readonly k: Uint8Array;
   readonly opc: Uint8Array;
@@ -58,6 +61,7 @@ export function generateVector(input: VectorInput, rng: Rng = defaultRng): AuthV
   return { rand, xres: m.res, ck: m.ck, ik: m.ik, ak: m.ak, macA: m.macA, autn, sqn, amf: input.amf.slice() };
 }
 
+/** What the HSS needs to check a resynchronisation request (TS 33.102 §6.3.5). */
 export interface AutsInput {
   readonly k: Uint8Array;
   readonly opc: Uint8Array;
@@ -67,6 +71,7 @@ export interface AutsInput {
   readonly auts: Uint8Array;
 }
 
+/** The outcome of {@link verifyAuts}: whether MAC-S checks, and the SQN_MS it carries. */
 export interface AutsCheck {
   /** MAC-S in the AUTS equals f1*(K, RAND, SQN_MS, 0000). */
   readonly ok: boolean;

@@ -1,5 +1,18 @@
-// Public API of imsec/aka: Milenage (TS 35.206), SQN management (TS 33.102 Annex C), the HSS and
-// USIM sides of AKA (TS 33.102 §6.3), Digest AKAv1/v2 (RFC 3310/4169) and the Digest header codec.
+/**
+ * imsec/aka: Milenage (TS 35.206), SQN management (TS 33.102 Annex C), the HSS and USIM sides of
+ * AKA (TS 33.102 §6.3) with resynchronisation (AUTS), Digest AKAv1/v2 (RFC 3310/4169) and the
+ * Digest header codec. Pure: bytes in, values out; keys are Uint8Arrays, never logged.
+ *
+ * @example
+ * ```ts
+ * import { Usim, buildNonce, computeOpc, generateVector } from 'imsec/aka';
+ * const opc = computeOpc(k, op);
+ * const av = generateVector({ k, opc, sqn, amf });          // HSS: RAND, AUTN, XRES, CK, IK
+ * const nonce = buildNonce(av.rand, av.autn);               // the Digest nonce of the 401
+ * const r = new Usim({ k, opc }).respond(av.rand, av.autn); // USIM: 'ok' (RES, CK, IK), 'mac_failure' or 'sync_failure' (AUTS)
+ * ```
+ * @module
+ */
 export { AkaError, type AkaErrorCode, akaInputError } from './errors.ts';
 export {
   AK_LEN, AMF_LEN, KEY_LEN, MAC_LEN, RAND_LEN, RES_LEN, SQN_LEN,

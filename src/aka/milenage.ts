@@ -4,12 +4,19 @@
 import { createCipheriv } from 'node:crypto';
 import { checkLen } from './errors.ts';
 
+/** Length of K, OP and OPc in octets. */
 export const KEY_LEN = 16;
+/** Length of RAND in octets. */
 export const RAND_LEN = 16;
+/** Length of SQN (and of SQN ⊕ AK in AUTN) in octets. */
 export const SQN_LEN = 6;
+/** Length of AMF in octets. */
 export const AMF_LEN = 2;
+/** Length of MAC-A and MAC-S in octets. */
 export const MAC_LEN = 8;
+/** Length of RES / XRES as Milenage makes it (f2), in octets. */
 export const RES_LEN = 8;
+/** Length of AK and AK* in octets. */
 export const AK_LEN = 6;
 
 /** All Milenage outputs for one (K, OPc, RAND, SQN, AMF). */
@@ -191,10 +198,17 @@ function pick<T extends Record<string, Uint8Array>>(all: T, name: keyof T): Uint
 }
 type F1 = (k: Uint8Array, opc: Uint8Array, rand: Uint8Array, sqn: Uint8Array, amf: Uint8Array) => Uint8Array;
 type F25 = (k: Uint8Array, opc: Uint8Array, rand: Uint8Array) => Uint8Array;
+/** f1 (TS 35.206 §4.1): the network authentication code MAC-A, 8 octets. */
 export const f1: F1 = (k, opc, rand, sqn, amf) => pick(milenageMacs(k, opc, rand, sqn, amf), 'macA');
+/** f1* (TS 35.206 §4.1): the resynchronisation code MAC-S, 8 octets (call it with AMF* = 0000 for an AUTS). */
 export const f1Star: F1 = (k, opc, rand, sqn, amf) => pick(milenageMacs(k, opc, rand, sqn, amf), 'macS');
+/** f2 (TS 35.206 §4.1): RES / XRES, 8 octets. */
 export const f2: F25 = (k, opc, rand) => pick(milenageKeys(k, opc, rand), 'res');
+/** f3 (TS 35.206 §4.1): the cipher key CK, 16 octets. */
 export const f3: F25 = (k, opc, rand) => pick(milenageKeys(k, opc, rand), 'ck');
+/** f4 (TS 35.206 §4.1): the integrity key IK, 16 octets. */
 export const f4: F25 = (k, opc, rand) => pick(milenageKeys(k, opc, rand), 'ik');
+/** f5 (TS 35.206 §4.1): the anonymity key AK, 6 octets (hides SQN in AUTN). */
 export const f5: F25 = (k, opc, rand) => pick(milenageKeys(k, opc, rand), 'ak');
+/** f5* (TS 35.206 §4.1): the anonymity key AK* of resynchronisation, 6 octets (hides SQN_MS in AUTS). */
 export const f5Star: F25 = (k, opc, rand) => pick(milenageKeys(k, opc, rand), 'akStar');

@@ -8,8 +8,11 @@
 import { AkaError, akaInputError, checkLen } from './errors.ts';
 import { SQN_LEN } from './milenage.ts';
 
+/** SQN is a 48-bit counter (TS 33.102 Annex C). */
 export const SQN_BITS = 48;
+/** Default IND length in bits (TS 33.102 C.3.2: 5, an array of 32 slots). */
 export const DEFAULT_IND_LEN = 5;
+/** The largest SQN, 2^48 − 1. */
 export const SQN_MAX = 2 ** 48 - 1;
 
 // ---------------------------------------------------------------------------------------------
@@ -111,6 +114,7 @@ export function resyncSqn(last: number | bigint, sqnMs: number | bigint | Uint8A
 // ---------------------------------------------------------------------------------------------
 // USIM side, Annex C.2
 
+/** What a freshness rule says about one SQN: fresh, or why not (not_fresh = replay, too_old = age limit L, too_far = jump limit Δ). */
 export type SqnVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: 'not_fresh' | 'too_old' | 'too_far' };
 
 /** A USIM freshness rule. `check` changes nothing; `accept` runs only after the MAC verified. */
@@ -121,6 +125,7 @@ export interface SqnFreshness {
   highest(): number;
 }
 
+/** Options of the Annex C.2 array of a USIM ({@link SqnArray}). */
 export interface SqnArrayOptions {
   /** IND length in bits (default 5): the array has 2^indLen slots. */
   readonly indLen?: number;

@@ -7,6 +7,7 @@ import { AUTN_LEN, amfStar } from './hss.ts';
 import { AMF_LEN, KEY_LEN, RAND_LEN, SQN_LEN, computeOpc, milenageKeys, milenageMacs } from './milenage.ts';
 import { SqnArray, SqnFloor, type SqnFreshness, sqnFromBytes, sqnToBytes, toSqn } from './sqn.ts';
 
+/** A USIM's keys and its SQN freshness rule (default: the TS 33.102 Annex C.2 array). */
 export interface UsimOptions {
   readonly k: Uint8Array;
   /** Exactly one of opc and op. */
@@ -25,6 +26,7 @@ export interface UsimOptions {
   readonly freshness?: SqnFreshness;
 }
 
+/** AUTN verified and SQN fresh: RES for the Digest response, CK/IK for the SAs. */
 export interface UsimOk {
   readonly result: 'ok';
   readonly res: Uint8Array;
@@ -52,6 +54,7 @@ export interface UsimSyncFailure {
   readonly sqnMs: Uint8Array;
 }
 
+/** The outcome of {@link Usim.respond}: `ok`, `mac_failure` or `sync_failure` (with the AUTS to send). */
 export type UsimResult = UsimOk | UsimMacFailure | UsimSyncFailure;
 
 /** AUTS = (SQN_MS ⊕ AK*) ‖ f1*(K, RAND, SQN_MS, AMF* = 0000) (33.102 §6.3.3). */

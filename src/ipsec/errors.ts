@@ -3,6 +3,7 @@
 // Messages name the field and the value, never key material.
 import { ImsecError } from '../util/errors.ts';
 
+/** Codes of {@link IpsecError}: misuse of the SA layer or bad input, never a dropped packet. */
 export type IpsecErrorCode =
   /** Seal/open on an SA whose set is deleted or hard-expired. */
   | 'IPSEC_SA_DELETED'
@@ -23,6 +24,7 @@ export type IpsecErrorCode =
   /** An esp_sa record that does not parse (key export / decode). */
   | 'IPSEC_BAD_ESP_SA';
 
+/** An error of the SA layer (SA, SA set, SAD, key export); messages never contain keys. */
 export class IpsecError extends ImsecError {
   declare readonly code: IpsecErrorCode;
   constructor(code: IpsecErrorCode, message: string) {
@@ -30,6 +32,7 @@ export class IpsecError extends ImsecError {
   }
 }
 
+/** Why a capture could not be read. */
 export type PcapErrorCode = 'PCAP_BAD_MAGIC' | 'PCAP_MALFORMED' | 'PCAP_UNSUPPORTED_LINKTYPE';
 
 /** A capture file that cannot be read. The reader throws nothing else on garbage. */

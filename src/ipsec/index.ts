@@ -1,6 +1,17 @@
-// Public API of imsec/ipsec: algorithms, Annex I keys, the SA description, one SA, the 33.203 SA set
-// and its states, the SAD with the inbound pipeline, key export (the only place keys become text),
-// and pcap. The ESP engine itself is imsec/esp (src/ipsec/esp/index.ts).
+/**
+ * imsec/ipsec: the algorithm table, 33.203 Annex I key expansion, the SA description, one SA, the
+ * 33.203 SA set and its states, the SAD with the inbound pipeline, key export (Wireshark `esp_sa`
+ * lines and `ip xfrm` commands: the only place keys become text) and pcap. The ESP engine itself is
+ * `imsec/esp`; where SAs are installed is `imsec/backends`.
+ *
+ * @example
+ * ```ts
+ * import { expandKeys, espSaLines } from 'imsec/ipsec';
+ * const keys = expandKeys(ik, ck, 'hmac-sha-1-96', 'aes-cbc');   // IK_ESP, CK_ESP (Annex I)
+ * writeFileSync('esp_sa', espSaLines(saSet).join('\n'));          // for Wireshark / tshark
+ * ```
+ * @module
+ */
 export * from './algorithms.ts';
 export { expandKeys, kdf, type EspKeys } from './keys.ts';
 export { DEFAULT_REPLAY_WINDOW, MIN_REPLAY_WINDOW, NAT_T_PORT, modeFromMod, type EspMode, type SaParams } from './types.ts';

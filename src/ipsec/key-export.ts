@@ -82,6 +82,7 @@ export function tsharkEspArgs(from: SaSet | readonly SaParams[]): string[] {
 
 // ---------------------------------------------------------------- ip xfrm
 
+/** One SA for {@link xfrmCommands}: its parameters and direction as seen from the host the commands are for. */
 export interface XfrmSa {
   readonly params: SaParams;
   /** Seen from the host the commands are for; decides the policy's `dir`. */

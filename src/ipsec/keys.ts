@@ -4,6 +4,7 @@ import { createHmac } from 'node:crypto';
 import { InputError } from '../util/errors.ts';
 import { type AnnexIRule, type EncryptionAlg, type IntegrityAlg, encryptionInfo, integrityInfo, isValidPair } from './algorithms.ts';
 
+/** The ESP keys of one SA set after 33.203 Annex I expansion (the same for all four SAs). */
 export interface EspKeys {
   /** IK_ESP: the integrity key (empty for alg=null). */
   readonly ikEsp: Uint8Array;

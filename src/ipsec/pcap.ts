@@ -10,6 +10,7 @@ export const PCAP_SNAPLEN = 65535;
 const PCAP_FILE_HEADER_LEN = 24;
 const PCAP_RECORD_HEADER_LEN = 16;
 
+/** pcap link types written and read (tcpdump.org linktypes). */
 export const LINKTYPE = {
   NULL: 0,
   ETHERNET: 1,
@@ -58,6 +59,7 @@ export function buildPcap(packets: readonly { ip: Uint8Array; timestampUs: numbe
 
 // ---------------------------------------------------------------- writer (edge)
 
+/** A pcap file being written, one IP packet per record (see {@link openPcapWriter}). */
 export interface PcapFileWriter {
   readonly path: string;
   /** Appends one IP packet; the timestamp defaults to the writer's clock. */
@@ -88,6 +90,7 @@ export function openPcapWriter(path: string, opts: { nowUs?: () => number } = {}
 
 // ---------------------------------------------------------------- reader
 
+/** One IP packet read from a capture, with its timestamp. */
 export interface CapturedIp {
   /** 1-based record number in the file, counting every record (as Wireshark's frame.number). */
   readonly frame: number;
@@ -100,6 +103,7 @@ export interface CapturedIp {
   readonly partial: boolean;
 }
 
+/** What {@link readCapture} found: the IP packets, and how many records were not IP. */
 export interface CaptureContents {
   readonly format: 'pcap' | 'pcapng';
   readonly packets: CapturedIp[];

@@ -6,12 +6,15 @@ import { createInbound, createOutbound, formatAddress, parseAddress, type EspDro
 import { IpsecError } from './errors.ts';
 import { DEFAULT_REPLAY_WINDOW, type SaParams } from './types.ts';
 
+/** Seen from this host: `in` opens what the peer sealed, `out` seals what we send. */
 export type SaDirection = 'in' | 'out';
 /** The names of 33.203 §7.1 / spec digest §6.2. */
 export type SaName = 'SA1' | 'SA2' | 'SA3' | 'SA4';
 
+/** Every drop reason, in the order counters are shown. */
 export const ESP_DROPS: readonly EspDrop[] = ['short', 'malformed', 'unknown-spi', 'replay', 'outside-window', 'icv', 'padding', 'selector', 'dummy'];
 
+/** Traffic counters of one SA. */
 export interface SaCounters {
   /** Packets sealed (out) or delivered (in). */
   packets: number;
@@ -21,6 +24,7 @@ export interface SaCounters {
   drops: Record<EspDrop, number>;
 }
 
+/** A drop counter at zero for every reason. */
 export function emptyDrops(): Record<EspDrop, number> {
   return Object.fromEntries(ESP_DROPS.map((d) => [d, 0])) as Record<EspDrop, number>;
 }
@@ -138,6 +142,7 @@ export class Sa {
   }
 }
 
+/** An SPI as 0x-prefixed, 8-digit hex (the form of tshark, `ip xfrm` and our logs). */
 export function spiText(spi: number): string {
   return `0x${spi.toString(16).padStart(8, '0')}`;
 }

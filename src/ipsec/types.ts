@@ -15,6 +15,7 @@ export function modeFromMod(mod: 'trans' | 'UDP-enc-tun'): EspMode {
   return mod === 'trans' ? 'transport' : 'udp-enc-tunnel';
 }
 
+/** Everything that describes one SA (33.203 §7.1): SPI, algorithms and keys, addresses and ports, mode, lifetime. Shared by the engine, the backends and key export. */
 export interface SaParams {
   /** SPI on the wire: chosen by the receiver of this SA; 256..2^32-1 (RFC 4303 §2.1). */
   readonly spi: number;
@@ -40,7 +41,9 @@ export interface SaParams {
   readonly replayWindow?: number;
 }
 
+/** Default anti-replay window, in packets (RFC 4303 §3.4.3 recommends 64). */
 export const DEFAULT_REPLAY_WINDOW = 64;
+/** Smallest anti-replay window accepted (RFC 4303 §3.4.3: at least 32). */
 export const MIN_REPLAY_WINDOW = 32;
 /** RFC 3948 / IKE NAT-T port, our default encapsulation port on both sides (spec digest §15A). */
 export const NAT_T_PORT = 4500;

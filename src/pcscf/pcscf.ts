@@ -33,6 +33,7 @@ export const PCSCF_EVENT_NAMES: readonly PcscfEventName[] = ['sa-created', 'sa-p
 export const REG_AWAIT_AUTH_MS = 240_000;
 const MODES: readonly PcscfMode[] = ['auto', 'udp-enc-tun', 'trans'];
 
+/** The P-CSCF (33.203 access edge): `Pcscf.start(options)` listens for the unprotected REGISTER, negotiates sec-agree, installs SA sets through its backend, detects NATs (Annex M), checks every protected request against the registration owning its SA, and proxies to the S-CSCF. `registrations()` shows the state, `stop()` removes every SA. */
 export class Pcscf {
   readonly #events = new EventEmitter();
   readonly #rejected: Partial<Record<RejectReason, number>> = {};

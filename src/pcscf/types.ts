@@ -16,6 +16,7 @@ import type { SipTracer } from '../util/trace.ts';
  */
 export type PcscfMode = 'auto' | 'udp-enc-tun' | 'trans';
 
+/** Where a {@link Pcscf} listens (plain port, port_pc, port_ps), the S-CSCF it forwards to, its IPsec backend, sec-agree policy and mode. */
 export interface PcscfOptions {
   /** The P-CSCF's IP address: plain SIP, the protected ports and the SAs all use it. */
   readonly address: string;

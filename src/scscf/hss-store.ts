@@ -161,6 +161,7 @@ export interface HssStoreOptions {
   synchronous?: 'full' | 'normal';
 }
 
+/** The subscribers (IMPI, IMPUs, K, OPc, AMF, SQN) in SQLite: a file (created owner-only, it holds K) or ':memory:'. Each SQN handed out is committed before it is used. */
 export class HssStore {
   readonly #db: Database;
 

@@ -16,6 +16,7 @@ export type ResyncResult =
 /** Largest batch of vectors one MAR may ask for. */
 export const MAX_VECTORS = 32;
 
+/** The HSS/AuC over an {@link HssStore}: authentication vectors with durable SQNs, AUTS checks, IMPI ↔ IMPU lookups. */
 export class Hss {
   readonly #store: HssStore;
   readonly #rng: Rng | undefined;

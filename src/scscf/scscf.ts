@@ -60,6 +60,7 @@ type EventMap = { [K in ScscfEventType]: [Extract<ScscfEvent, { type: K }>] } & 
 
 const WILDCARD = new Set(['0.0.0.0', '::', '']);
 
+/** The embedded S-CSCF: `Scscf.start(options)` runs an IMS AKA registrar (vectors from an {@link Hss}), keeps bindings, routes requests along the registered Path, and sends network-initiated requests (`sendMessage`). */
 export class Scscf extends EventEmitter<EventMap> {
   readonly domain: string;
   readonly #hss: RegistrarHss;

@@ -3,6 +3,7 @@
 // as values carrying a SecAgreeError, so callers can answer 494/403 without a try/catch.
 import { InputError } from '../util/errors.ts';
 
+/** Why a sec-agree header was refused or a negotiation / bidding-down check failed. */
 export type SecAgreeCode =
   // codec: the header does not parse or a value is out of range
   | 'SECAGREE_SYNTAX'
@@ -27,6 +28,7 @@ export type SecAgreeCode =
   | 'SECAGREE_VERIFY_MISMATCH'
   | 'SECAGREE_CLIENT_CHANGED';
 
+/** A sec-agree failure: an InputError (bad input from the peer, CLI exit 2) naming the header, field and value. */
 export class SecAgreeError extends InputError {
   declare readonly code: SecAgreeCode;
   /**

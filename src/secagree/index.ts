@@ -1,5 +1,18 @@
-// imsec/secagree: the SIP security agreement of IMS (RFC 3329, 33.203 Annex H and Annex M mode,
-// 24.229 §5.1.1/§5.2.2): header codec, P-CSCF negotiation, UE choice, bidding-down checks.
+/**
+ * imsec/secagree: the SIP security agreement of IMS (RFC 3329, 33.203 Annex H and the Annex M
+ * mode, 24.229 §5.1.1/§5.2.2): the Security-Client/-Server/-Verify codec, the P-CSCF's negotiation
+ * by policy and NAT, the UE's choice, and the bidding-down checks.
+ *
+ * @example
+ * ```ts
+ * import { buildSecurityServer, negotiate, parseSecurityHeader, serializeMechanisms } from 'imsec/secagree';
+ * const client = parseSecurityHeader(req.headers['security-client'], 'Security-Client');
+ * const r = negotiate(client, { allowDeprecated: false }, { natDetected: false });
+ * if (r.ok) reply.securityServer = serializeMechanisms([buildSecurityServer(r, { spiC, spiS, portC, portS })]);
+ * else reject(494, r.error.message);
+ * ```
+ * @module
+ */
 export { SecAgreeError, type SecAgreeCode } from './errors.ts';
 export {
   IPSEC_3GPP, IPSEC_PARAM_ORDER, MAX_PORT, MAX_SPI,

@@ -3,8 +3,10 @@
 // the value checks the codec and the CLI share (SPI, port, q).
 import { SecAgreeError, showValue } from './errors.ts';
 
+/** The mechanism name of 33.203 IPsec in Security-Client/-Server/-Verify. */
 export const IPSEC_3GPP = 'ipsec-3gpp';
 
+/** The `prot` parameter: ESP (the only one IMS uses) or AH. */
 export type Prot = 'esp' | 'ah';
 /** Annex H `mod`; `UDP-enc-tun` is the Annex M (NAT) value and is always spelled exactly so. */
 export type Mod = 'trans' | 'tun' | 'UDP-enc-tun';
@@ -59,11 +61,16 @@ export interface SpiPortSet {
 export const IPSEC_PARAM_ORDER = ['prot', 'mod', 'spi-c', 'spi-s', 'port-c', 'port-s', 'alg', 'ealg'] as const;
 export type IpsecParamName = (typeof IPSEC_PARAM_ORDER)[number];
 
+/** The mechanism's ealg, `null` when absent (33.203 Annex H default). */
 export const effectiveEalg = (m: SecMechanism): string => m.ealg ?? 'null';
+/** The mechanism's prot, `esp` when absent (Annex H default). */
 export const effectiveProt = (m: SecMechanism): Prot => m.prot ?? 'esp';
+/** The mechanism's mod, `trans` when absent (Annex H default). */
 export const effectiveMod = (m: SecMechanism): Mod => m.mod ?? 'trans';
 
+/** The largest SPI (32 bits); 0 is never a valid SPI. */
 export const MAX_SPI = 0xffffffff;
+/** The largest port number. */
 export const MAX_PORT = 65535;
 
 /**

@@ -10,17 +10,20 @@ import {
 } from './mechanism.ts';
 import { formatPair, resolveAllowList, type SecAgreePolicy } from './policy.ts';
 
+/** What the P-CSCF knows about the unprotected REGISTER beyond its headers. */
 export interface NegotiationContext {
   /** 24.229 F.1: top Via address ≠ source of the unprotected REGISTER. */
   readonly natDetected: boolean;
 }
 
+/** The algorithms and mode the P-CSCF picked. */
 export interface Choice {
   readonly alg: IntegrityAlg;
   readonly ealg: EncryptionAlg;
   readonly mod: UsableMod;
 }
 
+/** A successful negotiation: the choice, and the UE's SPIs and ports from its chosen mechanism. */
 export interface Negotiated extends Choice {
   readonly ok: true;
   /** The UE's spi-c/spi-s/port-c/port-s (spi_uc, spi_us, port_uc, port_us). */
@@ -35,6 +38,7 @@ export interface Failure {
   readonly error: SecAgreeError;
 }
 
+/** The outcome of {@link negotiate}: the choice, or a failure to answer with 494 / 403. */
 export type NegotiationResult = Negotiated | Failure;
 
 export const fail = (code: SecAgreeCode, message: string, field?: string, value?: string): Failure => ({

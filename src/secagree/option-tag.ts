@@ -2,6 +2,7 @@
 // sends it (24.229 §5.1.1.2.1); the P-CSCF strips it before forwarding (spec digest §5.2, §5.6).
 import { normaliseHyphens } from './codec.ts';
 
+/** The `sec-agree` option tag of Require / Proxy-Require / Supported (RFC 3329 §2.1). */
 export const SEC_AGREE_TAG = 'sec-agree';
 
 function tagsOf(values: string | readonly string[]): string[] {

@@ -8,11 +8,13 @@ import {
 import { SecAgreeError, showValue } from './errors.ts';
 import type { UsableMod } from './mechanism.ts';
 
+/** An integrity / encryption algorithm pair as negotiated in one ipsec-3gpp mechanism. */
 export interface AlgPair {
   readonly alg: IntegrityAlg;
   readonly ealg: EncryptionAlg;
 }
 
+/** What a P-CSCF accepts, in preference order (default {@link DEFAULT_ALLOW}). */
 export interface SecAgreePolicy {
   /** Accepted pairs, most preferred first. Default: DEFAULT_ALLOW (+ DEPRECATED_ALLOW if allowed). */
   readonly allow?: readonly AlgPair[];
@@ -41,8 +43,10 @@ export const DEPRECATED_ALLOW: readonly AlgPair[] = [
   { alg: 'hmac-md5-96', ealg: 'des-ede3-cbc' },
 ];
 
+/** Whether the pair uses hmac-md5-96 or des-ede3-cbc (off unless the policy allows deprecated pairs). */
 export const isDeprecatedPair = (p: AlgPair): boolean => INTEGRITY[p.alg].deprecated || ENCRYPTION[p.ealg].deprecated;
 
+/** `alg/ealg`, the form of policy lists and messages. */
 export const formatPair = (p: AlgPair): string => `${p.alg}/${p.ealg}`;
 
 /**

@@ -9,6 +9,7 @@ import {
 import { ALL_USABLE_MODS, bestByQ, fail, ipsecEntries, type Failure } from './negotiate.ts';
 import type { AlgPair } from './policy.ts';
 
+/** What the UE can run: the pairs it offered and the modes it applies. */
 export interface UeSupport {
   /** The pairs the UE offered (and so can run). */
   readonly pairs: readonly AlgPair[];
@@ -16,6 +17,7 @@ export interface UeSupport {
   readonly modes?: readonly UsableMod[];
 }
 
+/** The mechanism the UE takes from the P-CSCF's Security-Server (highest q it supports). */
 export interface ServerChoice {
   readonly ok: true;
   readonly alg: IntegrityAlg;
@@ -27,6 +29,7 @@ export interface ServerChoice {
   readonly index: number;
 }
 
+/** The outcome of {@link chooseServerMechanism}: the choice or why none is usable. */
 export type ServerChoiceResult = ServerChoice | Failure;
 
 /** The parameters without which an ipsec-3gpp Security-Server entry cannot set up SAs. */

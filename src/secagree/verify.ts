@@ -9,6 +9,7 @@ import type { Failure } from './negotiate.ts';
 /** Header values as received (one string per header instance) or an already parsed list. */
 export type MechanismsInput = string | readonly string[] | readonly SecMechanism[];
 
+/** The outcome of a bidding-down check (33.203 Annex H): ok, or the difference found. */
 export type VerifyResult = { readonly ok: true } | Failure;
 
 const isParsed = (x: MechanismsInput): x is readonly SecMechanism[] =>

@@ -17,6 +17,7 @@ export const DEFAULT_OFFERS: readonly AlgPair[] = [
   { alg: 'null', ealg: 'aes-gcm' },
 ];
 
+/** How a {@link Ue} registers: identities, the P-CSCF's address, K and OP/OPc, what it offers in Security-Client, the IPsec backend for its SAs, and the Clock both share. */
 export interface UeOptions {
   readonly impi: string;
   readonly impu: string;

@@ -19,6 +19,7 @@ import { DEFAULT_OFFERS, type IncomingAnswer, type IncomingRequest, type Request
 
 const DEFAULT_ANSWERED = new Set(['MESSAGE', 'NOTIFY', 'OPTIONS']);
 
+/** An IMS UE (24.229 §5.1.1, 33.203 §7): `Ue.create(options)`, then `register()` (IMS AKA, sec-agree and the four SAs), `sendMessage()`, `onRequest()` for requests from the network, `reRegister()`, `deregister()`, `close()`. Events (`step`, `state`, `registered`, `failed`, `sa-created`, …) never carry keys. */
 export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   readonly id: UeIdentity;
   readonly localIp: string;

@@ -74,6 +74,7 @@ export interface SaStats {
   readonly seq: number;
 }
 
+/** Where the SAs of a UE or P-CSCF live: installs and deletes SA sets, allocates SPIs, and opens the protected ports' endpoints. Implemented by {@link UserspaceBackend} and {@link XfrmBackend}. */
 export interface IpsecBackend {
   readonly name: 'userspace' | 'xfrm' | 'memory';
   /**

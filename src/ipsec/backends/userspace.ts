@@ -48,6 +48,7 @@ export const USERSPACE_FEATURES: BackendFeatures = Object.freeze<BackendFeatures
   encryption: ENCRYPTION_ALGS,
 });
 
+/** SAs in imsec's own ESP engine on ordinary sockets: ESP in UDP (RFC 3948) needs no privilege; transport mode sends raw IP protocol 50 (CAP_NET_RAW and the optional raw-socket package). Create with `UserspaceBackend.create({ localIp, encapPort, clock })`. */
 export class UserspaceBackend implements IpsecBackend {
   readonly name = 'userspace' as const;
   readonly features = USERSPACE_FEATURES;

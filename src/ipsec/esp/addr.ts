@@ -45,11 +45,13 @@ export function parseAddress(s: string): Uint8Array | undefined {
   return s.includes(':') ? parseV6(s) : parseV4(s);
 }
 
+/** 4 or 6 for an IP address in text, undefined for anything else. */
 export function addressFamily(s: string): 4 | 6 | undefined {
   const b = parseAddress(s);
   return b ? (b.length === 4 ? 4 : 6) : undefined;
 }
 
+/** 4 or 16 octets as an address in text (IPv6 in RFC 5952 form). */
 export function formatAddress(b: Uint8Array): string {
   if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   if (b.length !== 16) throw new RangeError(`an IP address has 4 or 16 octets, got ${b.length}`);

@@ -22,6 +22,7 @@ import {
   readU32,
 } from './wire.ts';
 
+/** A transport segment to send over an SA (UDP by default). */
 export interface WireSegment {
   srcPort: number;
   dstPort: number;
@@ -36,6 +37,7 @@ function innerTransport(src: string, dst: string, seg: WireSegment): { protocol:
   return { protocol, bytes: seg.payload };
 }
 
+/** Seals `seg` on `out` and frames it for the SA's mode: ESP in IP (transport) or ESP in UDP in IP (UDP-encapsulated tunnel, RFC 3948). */
 export function sealToWire(sa: SaParams, out: EspOutbound, seg: WireSegment): { readonly ip: Uint8Array; readonly esp: Uint8Array; readonly udpPayload: Uint8Array } {
   if (out.spi !== sa.spi) throw new EspError('ESP_BAD_INPUT', `outbound SA spi ${out.spi} does not match SaParams spi ${sa.spi}`);
   if (sa.mode === 'transport') {

@@ -1,5 +1,18 @@
-// Public API of the userspace ESP engine (RFC 4303, RFC 3948): per-SA seal/open with anti-replay,
-// IP/UDP codecs, RFC 3948 classification and mode framing. Pure: no sockets, timers or clocks.
+/**
+ * imsec/esp: the userspace ESP engine (RFC 4303, RFC 3948): per-SA seal/open with anti-replay, IP/UDP
+ * codecs, RFC 3948 classification and mode framing. Pure: no sockets, timers or clocks.
+ *
+ * @example
+ * ```ts
+ * import { expandKeys } from 'imsec/ipsec';
+ * import { IPPROTO_UDP, createInbound, createOutbound } from 'imsec/esp';
+ * const keys = expandKeys(ik, ck, 'hmac-sha-1-96', 'aes-cbc');   // 33.203 Annex I
+ * const sa = { spi: 0x1000, alg: 'hmac-sha-1-96', ealg: 'aes-cbc', keys } as const;
+ * const esp = createOutbound(sa).seal(udpSegment, IPPROTO_UDP);
+ * const r = createInbound(sa).open(esp);   // { ok: true, seq: 1, nextHeader: 17, payload } or { ok: false, drop }
+ * ```
+ * @module
+ */
 import type { EncryptionAlg, IntegrityAlg } from '../algorithms.ts';
 import type { EspKeys } from '../keys.ts';
 
@@ -8,6 +21,7 @@ export { EspError, type EspErrorCode } from './errors.ts';
 /** Why open() or the SA layer dropped a packet; each is a per-SA counter. */
 export type EspDrop = 'short' | 'malformed' | 'unknown-spi' | 'replay' | 'outside-window' | 'icv' | 'padding' | 'selector' | 'dummy';
 
+/** What open() did with a packet: the payload and its Next Header, or the drop reason. */
 export type EspOpenResult =
   | { ok: true; seq: number; nextHeader: number; payload: Uint8Array }
   | { ok: false; drop: EspDrop; seq?: number };
@@ -28,6 +42,7 @@ export interface EspInbound {
   open(esp: Uint8Array): EspOpenResult;
 }
 
+/** What seal/open need of an SA: SPI, the algorithm pair, the Annex I keys, the replay window size. */
 export interface EspSaCrypto {
   spi: number;
   alg: IntegrityAlg;
@@ -38,6 +53,7 @@ export interface EspSaCrypto {
 
 export { createInbound, createOutbound, type EspInboundStats, type EspOutboundStats, type OutboundOptions } from './sa.ts';
 
+/** An IP packet's addresses in text, its protocol and its payload. */
 export interface IpPacket {
   version: 4 | 6;
   src: string;
@@ -47,6 +63,7 @@ export interface IpPacket {
 }
 export { buildIpPacket, parseIpPacket } from './ip.ts';
 
+/** A parsed UDP datagram (see parseUdp). */
 export interface UdpDatagram {
   srcPort: number;
   dstPort: number;
@@ -58,15 +75,18 @@ export { parseAddress, formatAddress, addressFamily } from './addr.ts';
 
 /** RFC 3948 §2.3 NAT-keepalive payload. */
 export const NAT_KEEPALIVE: Uint8Array = Uint8Array.of(0xff);
+/** What a datagram on the ESP-in-UDP port is (RFC 3948 §2.2), see classifyEncapPayload. */
 export type EncapKind = 'keepalive' | 'non-esp' | 'esp' | 'malformed';
 export { classifyEncapPayload } from './udp-encap.ts';
 
+/** An outer packet as parseWire sees it: ESP (maybe in UDP), a keepalive or non-ESP datagram, another protocol, or malformed. */
 export type WirePacket =
   | { kind: 'esp'; src: string; dst: string; encap?: { srcPort: number; dstPort: number }; esp: Uint8Array; spi: number; seq: number }
   | { kind: 'keepalive' | 'non-esp'; src: string; dst: string; encap: { srcPort: number; dstPort: number } }
   | { kind: 'other'; src: string; dst: string; protocol: number }
   | { kind: 'malformed'; reason: string };
 
+/** The transport segment inside an opened ESP packet, with the inner addresses (parseInner). */
 export interface InnerSegment {
   src: string;
   dst: string;

@@ -17,6 +17,7 @@ const IPV4_OFFSET_MASK = 0x1fff;
 
 const misuse = (m: string): Error => new EspError('ESP_BAD_INPUT', m);
 
+/** An IPv4 or IPv6 packet (the version follows the addresses) around `payload`; IPv4 with its header checksum. */
 export function buildIpPacket(p: { src: string; dst: string; protocol: number; payload: Uint8Array; ttl?: number }): Uint8Array {
   const src = addressOrThrow(p.src, 'src', misuse);
   const dst = addressOrThrow(p.dst, 'dst', misuse);
@@ -91,6 +92,7 @@ export function decodeIp(b: Uint8Array): IpPacket | { error: string } {
   return { error: `ip: version ${version}` };
 }
 
+/** The header fields and payload of an IPv4 or IPv6 packet; undefined when malformed or fragmented. */
 export function parseIpPacket(b: Uint8Array): IpPacket | undefined {
   const r = decodeIp(b);
   return 'error' in r ? undefined : r;

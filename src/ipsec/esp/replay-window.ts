@@ -9,11 +9,13 @@ import { DEFAULT_REPLAY_WINDOW, MIN_REPLAY_WINDOW } from '../types.ts';
 import { EspError } from './errors.ts';
 import { isUint32 } from './wire.ts';
 
+/** What the window says of a sequence number before the ICV is checked. */
 export type ReplayVerdict = 'ok' | 'replay' | 'outside-window';
 
 /** Upper bound on the window we accept (memory guard; 2^16 bits = 8 KiB). */
 export const MAX_REPLAY_WINDOW = 65536;
 
+/** The RFC 4303 §3.4.3 sliding window: `check` is read-only, `commit` only after the ICV verified. */
 export class ReplayWindow {
   readonly size: number;
   #highest = 0; // RFC 4303 §3.4.3: the receive counter starts at 0

@@ -12,6 +12,7 @@ import { createTransform, type EspTransform } from './transform.ts';
 import type { IvOverride } from './transforms/iv.ts';
 import { ESP_MAX_SEQ, ESP_MIN_SPI, IPPROTO_NONE, isUint32 } from './wire.ts';
 
+/** Test hooks of {@link createOutbound}. */
 export interface OutboundOptions {
   /** Test hook: supplies each explicit IV (e.g. to reproduce a published packet). */
   iv?: IvOverride;
@@ -19,11 +20,13 @@ export interface OutboundOptions {
   __testLastSeq?: number;
 }
 
+/** What an outbound SA has sealed. */
 export interface EspOutboundStats {
   packets: number;
   octets: number;
 }
 
+/** What an inbound SA has delivered and dropped, per reason. */
 export interface EspInboundStats {
   accepted: number;
   octets: number;
@@ -158,10 +161,12 @@ class Inbound implements EspInbound {
   }
 }
 
+/** The sending side of one SA: `seal(payload, nextHeader)` gives SPI‖Seq‖IV‖ciphertext‖ICV, sequence numbers from 1. */
 export function createOutbound(sa: EspSaCrypto, opts: OutboundOptions = {}): EspOutbound & { readonly stats: Readonly<EspOutboundStats> } {
   return new Outbound(sa, opts);
 }
 
+/** The receiving side of one SA: `open(esp)` checks replay and ICV (constant time) before decrypting, and never throws. */
 export function createInbound(sa: EspSaCrypto): EspInbound & {
   readonly stats: Readonly<EspInboundStats>;
   readonly replayWindow: number;

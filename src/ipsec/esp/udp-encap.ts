@@ -7,6 +7,7 @@ import { ESP_HEADER_LEN } from './wire.ts';
 export const NAT_KEEPALIVE_OCTET = 0xff;
 export const NON_ESP_MARKER_LEN = 4;
 
+/** RFC 3948 §2.2: what a datagram on the ESP-in-UDP port carries (NAT-keepalive, non-ESP marker + IKE, ESP, or malformed). */
 export function classifyEncapPayload(p: Uint8Array): EncapKind {
   if (p.length === 1) return p[0] === NAT_KEEPALIVE_OCTET ? 'keepalive' : 'malformed';
   if (p.length >= NON_ESP_MARKER_LEN && p[0] === 0 && p[1] === 0 && p[2] === 0 && p[3] === 0) return 'non-esp';

@@ -15,6 +15,7 @@ function checkPort(p: number, field: string): void {
   if (!Number.isInteger(p) || p < 0 || p > 0xffff) throw misuse(`${field} must be 0..65535, got ${p}`);
 }
 
+/** A UDP header and payload (RFC 768) with the checksum over the IPv4/IPv6 pseudo-header of `src` and `dst`. */
 export function buildUdp(
   src: string,
   dst: string,
@@ -65,6 +66,7 @@ export function parseUdp(seg: Uint8Array, src?: string, dst?: string): UdpDatagr
   return out;
 }
 
+/** The parts of a TCP segment the selector check and capture reading need. */
 export interface TcpSegment {
   srcPort: number;
   dstPort: number;

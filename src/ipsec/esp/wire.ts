@@ -1,5 +1,6 @@
 // ESP wire format (RFC 4303 §2): header SPI‖Seq, payload, padding 1,2,3,…, Pad Length, Next Header, ICV.
 // Constants and small big-endian helpers shared by seal.ts, open.ts and the codecs.
+/** SPI (4) + Sequence Number (4). */
 export const ESP_HEADER_LEN = 8;
 export const ESP_SPI_OFFSET = 0;
 export const ESP_SEQ_OFFSET = 4;
@@ -17,10 +18,14 @@ export const ESP_MIN_SPI = 256;
 
 /** IANA protocol numbers used here. */
 export const IPPROTO_IPV4 = 4;
+/** IANA protocol number of TCP. */
 export const IPPROTO_TCP = 6;
+/** IANA protocol number of UDP. */
 export const IPPROTO_UDP = 17;
+/** IANA protocol number of IPv6 (in IPv4, or as a tunnel-mode Next Header). */
 export const IPPROTO_IPV6 = 41;
 export const IPPROTO_FRAGMENT = 44;
+/** IANA protocol number of ESP. */
 export const IPPROTO_ESP = 50;
 /** RFC 4303 §2.6: "no next header", a dummy packet. */
 export const IPPROTO_NONE = 59;

@@ -69,6 +69,7 @@ export const XFRM_FEATURES: BackendFeatures = Object.freeze<BackendFeatures>({
   encryption: ENCRYPTION_ALGS,
 });
 
+/** SAs and policies in the Linux kernel over NETLINK_XFRM (what `ip xfrm` does): needs CAP_NET_ADMIN, ESP in the kernel and the native addon built at install. SIP runs over UDP and TCP on ordinary sockets through them. */
 export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   readonly name = 'xfrm' as const;
   readonly features = XFRM_FEATURES;
