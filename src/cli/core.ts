@@ -2,16 +2,15 @@
 // one line per registrar/routing event — identities, codes and reasons, never keys. `--json-events`
 // prints each line as a JSON object (snake_case keys, output.ts contract).
 import { guardProcess } from './serve-guard.ts';
-import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { HssStore } from '../scscf/hss-store.ts';
 import { statsOnSignal } from './stats-signal.ts';
 import type { ScscfEvent } from '../scscf/events.ts';
 import { Scscf } from '../scscf/scscf.ts';
 import { ImsecError, InputError } from '../util/errors.ts';
 import { hostArg } from './identity-args.ts';
 import { addConfigOptions, boolField, checkedString, resolveConfig, secondsField } from './config.ts';
+import { openHssDb } from './hss-db.ts';
 import { CountingHss, registerCoreMetrics } from './core-metrics.ts';
 import { createLogger, logLevelField, type LogLevel } from './log.ts';
 import { newRegistry, parseMetricsListen, startMetricsServer, type MetricsServer } from './metrics.ts';
@@ -71,7 +70,6 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
   if (!o.domain) throw new InputError('--domain: required');
   if (o.advertise !== undefined) hostArg(o.advertise, '--advertise');
   if (o.metrics !== undefined) parseMetricsListen(o.metrics);
-  if (o.db !== ':memory:' && !existsSync(o.db)) throw new InputError(`--db: no such store: ${o.db} (create it with imsec subscriber add)`);
   // JSON lines (snake_case fields) with --json-events or when stdout is not a terminal; the event line format on one.
   const log = createLogger({
     level: o.logLevel ?? 'info', ...(o.jsonEvents === true && { json: true }), write: io.out,
@@ -81,13 +79,7 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
     },
   });
   const print = (e: Parameters<typeof formatEvent>[0]) => log.info({ event: e.type, ...snakeFields({ ...e, type: undefined }) });
-  let store: HssStore;
-  try {
-    store = new HssStore(o.db, { ...(o.hssSync && { synchronous: o.hssSync }) });
-  } catch (err) {
-    if (err instanceof ImsecError) throw err;
-    throw new InputError(`--db: cannot open ${o.db}: ${err instanceof Error ? err.message : String(err)}`);
-  }
+  const store = openHssDb(o.db, true, ' (create it with imsec subscriber add)', { ...(o.hssSync && { synchronous: o.hssSync }) });
   const registry = newRegistry('core');
   const sip = new SipMeter(registry, 'imsec_core');
   const hss = new CountingHss(store);
@@ -171,7 +163,7 @@ export function registerCore(program: Command): void {
     .description('run the embedded S-CSCF + HSS (IMS AKA registrar, bindings, routing) until SIGINT/SIGTERM')
     .option('--listen <addr:port>', 'UDP address and port to listen on (default 127.0.0.1:6060)')
     .option('--domain <domain>', 'home domain (Digest realm); required')
-    .option('--db <file>', `HSS store file (default: $IMSEC_HSS_DB or ${DEFAULT_DB})`)
+    .option('--db <file|url>', `HSS store: an SQLite file or postgres://user@host/db (default: $IMSEC_HSS_DB or ${DEFAULT_DB})`)
     .option('--json-events', 'log JSON lines even on a terminal (the default when stdout is not one)')
     .option('--metrics <addr:port>', 'serve Prometheus /metrics, /healthz and /readyz on this address')
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)')

@@ -1,8 +1,8 @@
 // `imsec subscriber add|list|remove`: provisioning of the embedded HSS store (scscf/hss-store.ts).
 // Output never carries K or OPc; list shows IMPI, IMPUs, AMF and SQN (SEQ ‖ IND, 12 hex digits).
-import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { HssStore, type Subscriber, sqnHex } from '../scscf/hss-store.ts';
+import { type Subscriber, type SubscriberStore, sqnHex } from '../scscf/hss-store.ts';
+import { openHssDb } from './hss-db.ts';
 import { computeOpc } from '../aka/index.ts';
 import { fromHex, toHex } from '../util/bytes.ts';
 import { ImsecError, InputError } from '../util/errors.ts';
@@ -15,18 +15,11 @@ const DEFAULT_DB = './imsec-hss.sqlite';
 const defaultDb = () => process.env['IMSEC_HSS_DB'] || DEFAULT_DB;
 
 /** Opens the store; `mustExist` for commands that should not create an empty store by accident. */
-function openStore(file: string, mustExist: boolean): HssStore {
-  if (mustExist && file !== ':memory:' && !existsSync(file)) throw new InputError(`--db: no such store: ${file}`);
-  try {
-    return new HssStore(file);
-  } catch (err) {
-    if (err instanceof ImsecError) throw err;
-    // Not a SQLite file, no permission, …: a problem with --db, not an imsec bug.
-    throw new InputError(`--db: cannot open ${file}: ${err instanceof Error ? err.message : String(err)}`);
-  }
+function openStore(file: string, mustExist: boolean): SubscriberStore {
+  return openHssDb(file, mustExist);
 }
 
-function withStore<T>(file: string, mustExist: boolean, fn: (s: HssStore) => T): T {
+function withStore<T>(file: string, mustExist: boolean, fn: (s: SubscriberStore) => T): T {
   const store = openStore(file, mustExist);
   try {
     return fn(store);

@@ -149,6 +149,36 @@ const MIGRATIONS = [
    CREATE INDEX impus_by_impi ON impus(impi);`,
 ];
 
+/**
+ * What the HSS and the CLI need from a subscriber store. Two implementations: HssStore (SQLite, the
+ * embedded default) and PgHssStore (PostgreSQL, shared by several cores). In both, nextSqns and
+ * resync are one atomic read-modify-write of the SQN, committed before they return.
+ */
+export interface SubscriberStore {
+  add(input: AddSubscriber): Subscriber;
+  addMany(inputs: Iterable<AddSubscriber>): number;
+  count(): number;
+  get(impi: string): Subscriber | undefined;
+  findByImpu(impu: string): Subscriber | undefined;
+  list(): Subscriber[];
+  remove(impi: string): boolean;
+  nextSqn(impi: string): number;
+  nextSqns(impi: string, n: number): number[];
+  resync(impi: string, sqnMs: number | Uint8Array): number;
+  close(): void;
+}
+
+/** Checks a subscriber to add (HssStoreError HSS_BAD_SUBSCRIBER) and computes its OPc. */
+export function checkSubscriber(input: AddSubscriber, label = ''): { s: AddSubscriber & { sqn: number; indLen: number }; opc: Uint8Array } {
+  const parsed = AddSchema.safeParse(input);
+  if (!parsed.success) {
+    const msg = parsed.error.issues.map((i) => `${i.path.join('.') || 'subscriber'}: ${i.message}`).join('; ');
+    throw new HssStoreError('HSS_BAD_SUBSCRIBER', `${label}${msg}`);
+  }
+  const s = parsed.data;
+  return { s: { ...s, sqn: s.sqn ?? 0, indLen: s.indLen ?? DEFAULT_IND_LEN }, opc: s.opc ?? computeOpc(s.k, s.op!) };
+}
+
 export interface HssStoreOptions {
   /** How long a writer waits for another process's lock (ms); default 5000. */
   busyTimeoutMs?: number;
@@ -162,7 +192,7 @@ export interface HssStoreOptions {
 }
 
 /** The subscribers (IMPI, IMPUs, K, OPc, AMF, SQN) in SQLite: a file (created owner-only, it holds K) or ':memory:'. Each SQN handed out is committed before it is used. */
-export class HssStore {
+export class HssStore implements SubscriberStore {
   readonly #db: Database;
 
   /** Opens (creating if needed) the store at `path`, or an in-memory one for ':memory:'. */

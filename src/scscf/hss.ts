@@ -2,7 +2,7 @@
 // with SQNs from the store (each one durable before it leaves), AUTS checks with AMF* = 0000, and
 // IMPI ↔ IMPU lookups. Stands in for Cx MAR/MAA in the embedded core.
 import { type AuthVector, type Rng, generateVector, sqnFromBytes, verifyAuts } from '../aka/index.ts';
-import { HssStoreError, type HssStore, type Subscriber } from './hss-store.ts';
+import { HssStoreError, type Subscriber, type SubscriberStore } from './hss-store.ts';
 
 export interface HssOptions {
   /** Source of RAND octets; node:crypto randomBytes by default. */
@@ -18,10 +18,10 @@ export const MAX_VECTORS = 32;
 
 /** The HSS/AuC over an {@link HssStore}: authentication vectors with durable SQNs, AUTS checks, IMPI ↔ IMPU lookups. */
 export class Hss {
-  readonly #store: HssStore;
+  readonly #store: SubscriberStore;
   readonly #rng: Rng | undefined;
 
-  constructor(store: HssStore, opts: HssOptions = {}) {
+  constructor(store: SubscriberStore, opts: HssOptions = {}) {
     this.#store = store;
     this.#rng = opts.rng;
   }

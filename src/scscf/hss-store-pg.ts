@@ -1,0 +1,169 @@
+// The HSS subscriber store on PostgreSQL (`--db postgres://…`), for several `imsec core` processes
+// sharing one HSS. Same tables and rules as the SQLite store (hss-store.ts). SQN allocation is one
+// transaction that locks the subscriber's row (SELECT … FOR UPDATE): a second process waits for the
+// commit and then reads the value the first one wrote, so no SQN is ever handed out twice and a
+// resynchronisation by one process is what the next allocation anywhere starts from.
+import { nextSqnAfter, resyncSqn, SQN_MAX, toSqn } from '../aka/index.ts';
+import { PgError, SyncPg } from '../util/pg-sync.ts';
+import { checkSubscriber, HssStoreError, Subscriber, type AddSubscriber, type SubscriberStore } from './hss-store.ts';
+
+const SCHEMA_VERSION = 1;
+// Each step moves the version from its index to index + 1; append, never edit.
+const MIGRATIONS = [
+  `CREATE TABLE subscribers (
+     impi TEXT PRIMARY KEY,
+     k BYTEA NOT NULL CHECK (length(k) = 16),
+     opc BYTEA NOT NULL CHECK (length(opc) = 16),
+     amf BYTEA NOT NULL CHECK (length(amf) = 2),
+     sqn BIGINT NOT NULL CHECK (sqn >= 0 AND sqn <= ${SQN_MAX}),
+     ind_len INTEGER NOT NULL DEFAULT 5,
+     created_at TEXT NOT NULL DEFAULT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+   );
+   CREATE TABLE impus (
+     impu TEXT PRIMARY KEY,
+     impi TEXT NOT NULL REFERENCES subscribers(impi) ON DELETE CASCADE,
+     pos SERIAL
+   );
+   CREATE INDEX impus_by_impi ON impus(impi);`,
+];
+/** Serialises the migration step of processes starting together (pg_advisory_xact_lock key). */
+const MIGRATION_LOCK = 0x1de5ec01;
+
+interface Row {
+  impi: string;
+  k: Uint8Array;
+  opc: Uint8Array;
+  amf: Uint8Array;
+  sqn: number;
+  ind_len: number;
+  created_at: string;
+  impus: string[];
+}
+
+const SELECT = `SELECT s.*, ARRAY(SELECT impu FROM impus u WHERE u.impi = s.impi ORDER BY pos) AS impus FROM subscribers s`;
+
+export class PgHssStore implements SubscriberStore {
+  readonly #pg: SyncPg;
+
+  /** Connects to `url` (postgres://user@host/db, or ?host=/socket/dir) and migrates the schema. */
+  constructor(url: string, opts: { timeoutMs?: number } = {}) {
+    this.#pg = new SyncPg(url, opts);
+    try {
+      this.#migrate();
+    } catch (e) {
+      this.#pg.close();
+      throw e;
+    }
+  }
+
+  #migrate(): void {
+    this.#pg.transaction(() => {
+      this.#pg.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      this.#pg.query('CREATE TABLE IF NOT EXISTS imsec_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)');
+      const v = this.#pg.query<{ version: number }>(`SELECT version FROM imsec_schema WHERE name = 'hss'`).rows[0]?.version ?? 0;
+      if (v > SCHEMA_VERSION) throw new HssStoreError('HSS_SCHEMA', `store schema version ${v} is newer than this imsec (${SCHEMA_VERSION})`);
+      for (let i = v; i < SCHEMA_VERSION; i++) this.#pg.query(MIGRATIONS[i]!);
+      if (v !== SCHEMA_VERSION) {
+        this.#pg.query(`INSERT INTO imsec_schema (name, version) VALUES ('hss', $1) ON CONFLICT (name) DO UPDATE SET version = $1`, [SCHEMA_VERSION]);
+      }
+    });
+  }
+
+  add(input: AddSubscriber): Subscriber {
+    this.#pg.transaction(() => this.#insert(input));
+    return this.get(input.impi)!;
+  }
+
+  addMany(inputs: Iterable<AddSubscriber>): number {
+    return this.#pg.transaction(() => {
+      let n = 0;
+      for (const input of inputs) {
+        this.#insert(input, `${String((input as { impi?: unknown }).impi)}: `);
+        n++;
+      }
+      return n;
+    });
+  }
+
+  #insert(input: AddSubscriber, label = ''): void {
+    const { s, opc } = checkSubscriber(input, label);
+    try {
+      this.#pg.query('INSERT INTO subscribers (impi, k, opc, amf, sqn, ind_len) VALUES ($1, $2, $3, $4, $5, $6)', [s.impi, Buffer.from(s.k), Buffer.from(opc), Buffer.from(s.amf), s.sqn, s.indLen]);
+    } catch (e) {
+      if (e instanceof PgError && e.sqlState === '23505') throw new HssStoreError('HSS_DUPLICATE_IMPI', `subscriber ${s.impi} already exists`);
+      throw e;
+    }
+    for (const impu of s.impus) {
+      const owner = this.#pg.query<{ impi: string }>('SELECT impi FROM impus WHERE impu = $1', [impu]).rows[0];
+      if (owner) throw new HssStoreError('HSS_DUPLICATE_IMPU', `IMPU ${impu} already belongs to ${owner.impi}`);
+      this.#pg.query('INSERT INTO impus (impu, impi) VALUES ($1, $2)', [impu, s.impi]);
+    }
+  }
+
+  count(): number {
+    return Number(this.#pg.query<{ n: number }>('SELECT count(*)::int AS n FROM subscribers').rows[0]!.n);
+  }
+
+  get(impi: string): Subscriber | undefined {
+    const row = this.#pg.query<Row>(`${SELECT} WHERE s.impi = $1`, [impi]).rows[0];
+    return row ? toSubscriber(row) : undefined;
+  }
+
+  findByImpu(impu: string): Subscriber | undefined {
+    const row = this.#pg.query<Row>(`${SELECT} WHERE s.impi = (SELECT impi FROM impus WHERE impu = $1)`, [impu]).rows[0];
+    return row ? toSubscriber(row) : undefined;
+  }
+
+  list(): Subscriber[] {
+    return this.#pg.query<Row>(`${SELECT} ORDER BY s.impi COLLATE "C"`).rows.map(toSubscriber);
+  }
+
+  remove(impi: string): boolean {
+    return this.#pg.query('DELETE FROM subscribers WHERE impi = $1', [impi]).rowCount > 0;
+  }
+
+  nextSqn(impi: string): number {
+    return this.nextSqns(impi, 1)[0]!;
+  }
+
+  nextSqns(impi: string, n: number): number[] {
+    if (!Number.isInteger(n) || n < 1 || n > 1024) throw new HssStoreError('HSS_BAD_SUBSCRIBER', `count: must be 1..1024, got ${n}`);
+    return this.#updateSqn(impi, (sqn, indLen) => {
+      const out: number[] = [];
+      for (let i = 0; i < n; i++) out.push((sqn = nextSqnAfter(sqn, indLen)));
+      return { sqn, result: out };
+    });
+  }
+
+  resync(impi: string, sqnMs: number | Uint8Array): number {
+    const ms = toSqn(sqnMs, 'sqnMs');
+    return this.#updateSqn(impi, (sqn, indLen) => {
+      const next = resyncSqn(sqn, ms, indLen);
+      return { sqn: next, result: next };
+    });
+  }
+
+  /** Row-locked read-modify-write: other processes wait on the lock and then see the new SQN. */
+  #updateSqn<T>(impi: string, step: (sqn: number, indLen: number) => { sqn: number; result: T }): T {
+    return this.#pg.transaction(() => {
+      const row = this.#pg.query<{ sqn: number; ind_len: number }>('SELECT sqn, ind_len FROM subscribers WHERE impi = $1 FOR UPDATE', [impi]).rows[0];
+      if (!row) throw new HssStoreError('HSS_UNKNOWN_IMPI', `no subscriber ${impi}`);
+      const { sqn, result } = step(Number(row.sqn), row.ind_len);
+      this.#pg.query('UPDATE subscribers SET sqn = $1 WHERE impi = $2', [sqn, impi]);
+      return result;
+    });
+  }
+
+  close(): void {
+    this.#pg.close();
+  }
+}
+
+function toSubscriber(r: Row): Subscriber {
+  return new Subscriber(r.impi, r.impus, new Uint8Array(r.k), new Uint8Array(r.opc), new Uint8Array(r.amf), Number(r.sqn), r.ind_len, r.created_at);
+}
+
+/** `postgres://…` / `postgresql://…` selects PostgreSQL; anything else is an SQLite file. */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(?:ql)?:\/\//i.test(db);
+}
