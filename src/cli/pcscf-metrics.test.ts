@@ -103,3 +103,9 @@ test('metrics scraped by curl after a registration; health and readiness; no key
     for (const form of [toHex(key), toHex(key).toUpperCase(), Buffer.from(key).toString('base64')]) assert.ok(!text.includes(form), 'a key in the logs');
   }
 });
+
+test('limit rejections are the admission and overload reasons only', async () => {
+  const { isLimitReason } = await import('./pcscf-metrics.ts');
+  for (const r of ['overload-pending-source', 'overload-pending-total', 'overload-challenge-rate', 'admission-too-many-sas']) assert.ok(isLimitReason(r), r);
+  for (const r of ['too-many-hops', 'not-registered', 'no-acceptable-mechanism']) assert.ok(!isLimitReason(r), r);
+});

@@ -62,7 +62,7 @@ function addSet(t: EspTotals, s: SaSet): void {
 }
 
 /** Rejection reasons that are a limit refusing work (admission control), not a protocol error. */
-export const isLimitReason = (reason: string): boolean => /too-many|limit|overload/.test(reason);
+export const isLimitReason = (reason: string): boolean => /^(?:overload|admission)-/.test(reason);
 
 type On = <K extends PcscfEventName>(name: K, fn: (ev: PcscfEvents[K]) => void) => unknown;
 
