@@ -40,7 +40,7 @@ test('examples/config/core.yaml loads and becomes run options', () => {
   const c = coreOptionsFromConfig(loadConfig(CoreConfigSchema, join(REPO, 'examples/config/core.yaml'), {}));
   assert.deepEqual(c, {
     listen: '127.0.0.1:6060', domain: 'ims.example', db: '/var/lib/imsec/hss.sqlite', jsonEvents: true, regAwaitAuth: 240,
-    challengeReRegister: true, defaultExpires: 600000, maxExpires: 600000, logLevel: 'info',
+    challengeReRegister: true, defaultExpires: 600000, maxExpires: 600000, logLevel: 'info', hssSync: 'full',
   });
 });
 
