@@ -52,14 +52,43 @@ export function exitQuietlyOnEpipe(): void {
 export const EXIT_CHECK_FAILED = 1;
 /** Exit status for input that does not parse or is out of range. */
 export const EXIT_BAD_INPUT = 2;
+/** EX_SOFTWARE (sysexits.h): a bug, as opposed to bad input (2) or a failed check (1). */
+export const EXIT_INTERNAL = 70;
+
+/**
+ * Error codes that mean "the input was well-formed and the check said no" (exit 1), not "the input
+ * is bad" (exit 2): an AKA verdict, a negotiation or verification that fails, an unknown subscriber.
+ */
+const CHECK_FAILED_CODES: ReadonlySet<string> = new Set([
+  'AKA_MAC_FAILURE', 'AKA_SYNC_FAILURE', 'AKA_BAD_AUTS',
+  'SECAGREE_NO_COMMON_ALG', 'SECAGREE_NAT_NO_UDP_ENC_TUN', 'SECAGREE_NO_SERVER_MECHANISM',
+  'SECAGREE_VERIFY_MISMATCH', 'SECAGREE_CLIENT_CHANGED',
+  'HSS_UNKNOWN_IMPI',
+]);
+
+/**
+ * The one place the CLI turns an error into its exit status (issue 12 §4): by the error's code.
+ * Every typed error (ImsecError) is bad input or an environment to fix (2) unless its code names a
+ * failed check (1); anything untyped is a bug (70).
+ */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof ImsecError) return CHECK_FAILED_CODES.has(err.code) ? EXIT_CHECK_FAILED : EXIT_BAD_INPUT;
+  return EXIT_INTERNAL;
+}
 
 /** Turns an error into a stderr line and the exit status the CLI contract promises. */
 export function reportError(err: unknown): number {
   if (err instanceof ImsecError) {
     process.stderr.write(`imsec: ${err.message}\n`);
-    return EXIT_BAD_INPUT;
+    return exitCodeFor(err);
   }
   const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
   process.stderr.write(`imsec: internal error: ${msg}\n`);
-  return EXIT_CHECK_FAILED;
+  return exitCodeFor(err);
+}
+
+/** A command's expected failure (a result's error): one line with its code, the exit status by code. */
+export function reportFailure(err: ImsecError): void {
+  process.stderr.write(`imsec: ${err.message} [${err.code}]\n`);
+  process.exitCode = exitCodeFor(err);
 }

@@ -6,7 +6,7 @@ import {
   DEFAULT_ALLOW, buildSecurityServer, formatPair, negotiate, parseAlgPairList, parsePort, parseSecurityHeader, parseSpi,
   serializeMechanism, type SpiPortSet,
 } from '../secagree/index.ts';
-import { EXIT_CHECK_FAILED, printResult } from './output.ts';
+import { printResult, reportFailure } from './output.ts';
 import { InputError } from '../util/errors.ts';
 
 /** Example P-CSCF values used when --spi-c/--spi-s/--port-c/--port-s are not given. */
@@ -73,8 +73,7 @@ export function registerSecagree(program: Command): void {
       const nat = o.nat === true;
       const r = negotiate(client, { ...(allow && { allow }), allowDeprecated: o.allowDeprecated === true }, { natDetected: nat });
       if (!r.ok) {
-        process.stderr.write(`imsec: ${r.error.message} [${r.error.code}]\n`);
-        process.exitCode = EXIT_CHECK_FAILED;
+        reportFailure(r.error);
         return;
       }
       printResult(

@@ -8,9 +8,9 @@
 //   and exit with EXIT_INTERNAL so a supervisor restarts a clean process. Serving on would trade a
 //   visible restart for silent corruption.
 import { containFault, describeFault, setBoundaryReporter } from '../util/guard.ts';
+import { EXIT_INTERNAL } from './output.ts';
 
-/** EX_SOFTWARE (sysexits.h): an internal error, as opposed to bad input (2) or a failed check (1). */
-export const EXIT_INTERNAL = 70;
+export { EXIT_INTERNAL } from './output.ts';
 
 export interface ServeGuardOptions {
   /** Where reports go (default stderr); one line each, never input bytes or keys. */
