@@ -7,6 +7,7 @@ import {
   serializeMechanism, type SpiPortSet,
 } from '../secagree/index.ts';
 import { printResult, reportFailure } from './output.ts';
+import { unwrap } from '../util/result.ts';
 import { InputError } from '../util/errors.ts';
 
 /** Example P-CSCF values used when --spi-c/--spi-s/--port-c/--port-s are not given. */
@@ -57,7 +58,7 @@ export function registerSecagree(program: Command): void {
     .addHelpText('after', HELP)
     .action((o: NegotiateOptions) => {
       // Everything that can be malformed is parsed first, so a bad input exits 2 (InputError).
-      const client = parseSecurityHeader(o.client, 'Security-Client');
+      const client = unwrap(parseSecurityHeader(o.client, 'Security-Client')); // its error: exit 2 by code
       const allow = o.policy === undefined ? undefined : parseAlgPairList(o.policy, '--policy');
       const server: SpiPortSet = {
         spiC: o.spiC === undefined ? DEFAULT_SERVER.spiC : parseSpi(o.spiC, '--spi-c'),

@@ -8,7 +8,7 @@ import { expandKeys } from '../ipsec/keys.ts';
 import { createSaSet, type SaSet } from '../ipsec/sa-set.ts';
 import { modeFromMod } from '../ipsec/types.ts';
 import {
-  buildSecurityClient, chooseServerMechanism, parseSecurityHeader, serializeMechanisms, type AlgPair, type UsableMod,
+  buildSecurityClient, chooseServerMechanism, parseSecurityHeaderOrThrow, serializeMechanisms, type AlgPair, type UsableMod,
 } from '../secagree/index.ts';
 import { createRequest, createResponse, newBranch, newCallId } from '../sip/builders.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
@@ -134,7 +134,7 @@ export class ScriptedUe {
     if (r.result !== 'ok') throw new Error(`USIM: ${r.result}`);
     this.res = r.res;
     this.serverHeader = res.headers.raw('Security-Server').join(', ');
-    const c = chooseServerMechanism(parseSecurityHeader(this.serverHeader, 'Security-Server'), { pairs: this.o.pairs ?? [{ alg: 'hmac-sha-1-96', ealg: 'null' }] });
+    const c = chooseServerMechanism(parseSecurityHeaderOrThrow(this.serverHeader, 'Security-Server'), { pairs: this.o.pairs ?? [{ alg: 'hmac-sha-1-96', ealg: 'null' }] });
     if (!c.ok) throw c.error;
     const mode = modeFromMod(c.mod);
     const via = this.o.via;

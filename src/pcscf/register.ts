@@ -36,12 +36,9 @@ type Offer = { ok: true; raw: readonly string[]; parsed: SecMechanism[] } | { ok
 function parseClient(req: SipRequest): Offer {
   const raw = req.headers.raw('Security-Client');
   if (raw.length === 0) return { ok: false, reason: 'no-security-client', message: 'REGISTER without Security-Client: sec-agree with ipsec-3gpp is required (33.203 §7.2, RFC 3329 §2.3.1)' };
-  try {
-    return { ok: true, raw, parsed: parseSecurityHeader(raw, 'Security-Client') };
-  } catch (e) {
-    if (e instanceof SecAgreeError) return { ok: false, reason: 'bad-security-client', message: `${e.message} [${e.code}]` };
-    throw e;
-  }
+  const parsed = parseSecurityHeader(raw, 'Security-Client');
+  if (!parsed.ok) return { ok: false, reason: 'bad-security-client', message: `${parsed.error.message} [${parsed.error.code}]` };
+  return { ok: true, raw, parsed: parsed.value };
 }
 
 /** The REGISTER as the S-CSCF gets it (24.229 §5.2.2; the contract in ARCHITECTURE.md). Undefined: Max-Forwards ran out. */

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { protectedContextOf } from '../ipsec/backends/sip-endpoint.ts';
-import { parseSecurityHeader } from '../secagree/index.ts';
+import { parseSecurityHeaderOrThrow } from '../secagree/index.ts';
 import { LOOP } from './_test-kit.ts';
 import { T1, eventually, world } from './_world.ts';
 
@@ -18,7 +18,7 @@ test('full registration: 401 without ik/ck but with Security-Server; the S-CSCF 
     const www = a.res.headers.get('WWW-Authenticate')!;
     assert.doesNotMatch(www, /\b(ik|ck)=/i);
     assert.match(www, /nonce="/);
-    const ss = parseSecurityHeader(a.res.headers.raw('Security-Server'), 'Security-Server');
+    const ss = parseSecurityHeaderOrThrow(a.res.headers.raw('Security-Server'), 'Security-Server');
     assert.equal(ss.length, 1);
     assert.deepEqual([ss[0]!.mod, ss[0]!.alg, ss[0]!.ealg, ss[0]!.portC, ss[0]!.portS], ['UDP-enc-tun', 'hmac-sha-1-96', 'null', w.pcscf.portC, w.pcscf.portS]);
     assert.ok(ss[0]!.spiC! >= 256 && ss[0]!.spiS! >= 256 && ss[0]!.spiC !== ss[0]!.spiS);
@@ -109,7 +109,7 @@ test('a protected REGISTER under an SPI the P-CSCF never allocated is dropped by
   try {
     const ue = await w.ue();
     const a = await ue.unprotectedRegister();
-    const spiPs = parseSecurityHeader(a.res.headers.raw('Security-Server'), 'Security-Server')[0]!.spiS!;
+    const spiPs = parseSecurityHeaderOrThrow(a.res.headers.raw('Security-Server'), 'Security-Server')[0]!.spiS!;
     await ue.acceptChallenge(a.res, { spiPs: spiPs + 1 });
     const answer = ue.protectedRegister();
     answer.catch(() => {});
@@ -248,7 +248,7 @@ test('NAT detected (Via ≠ source) in auto mode: UDP-enc-tun with the private a
     const ue = await w.ue({ via: { host: '10.1.2.3', port: 5060 }, modes: ['trans', 'UDP-enc-tun'] });
     const a = await ue.unprotectedRegister();
     assert.equal(a.res.status, 401);
-    assert.equal(parseSecurityHeader(a.res.headers.raw('Security-Server'), 'Security-Server')[0]!.mod, 'UDP-enc-tun');
+    assert.equal(parseSecurityHeaderOrThrow(a.res.headers.raw('Security-Server'), 'Security-Server')[0]!.mod, 'UDP-enc-tun');
     assert.match(a.res.headers.get('Via')!, /;received=127\.0\.0\.1\b/);
     assert.match(a.res.headers.get('Via')!, /;rport=\d+/);
     assert.deepEqual(w.named('nat-detected')[0]!.via, '10.1.2.3:5060');
@@ -277,7 +277,7 @@ test('NAT detected but no UDP-enc-tun offered ⇒ 494; no NAT in auto mode ⇒ m
     const direct = await w.ue({ impi: 'bob@ims.example.org', impu: 'sip:bob@ims.example.org', modes: ['trans', 'UDP-enc-tun'] });
     const b = await direct.unprotectedRegister();
     if (b.res.status === 401) {
-      assert.equal(parseSecurityHeader(b.res.headers.raw('Security-Server'), 'Security-Server')[0]!.mod, 'trans');
+      assert.equal(parseSecurityHeaderOrThrow(b.res.headers.raw('Security-Server'), 'Security-Server')[0]!.mod, 'trans');
     } else {
       // Without CAP_NET_RAW the userspace backend cannot install a transport-mode set.
       assert.equal(b.res.status, 500);

@@ -2,6 +2,7 @@
 // ABNF, 33.203 Annex H parameters; spec digest §4). Order: normalise hyphens → scan
 // mechanisms and raw params → type the Annex H params → check q uniqueness over the merged list.
 import { SecAgreeError, showValue } from './errors.ts';
+import { attempt, type Result } from '../util/result.ts';
 import {
   IPSEC_3GPP, IPSEC_PARAM_ORDER, checkPortNumber, checkSpiNumber, formatQ, parsePort, parseQ, parseSpi, qKey,
   type ExtraParam, type IpsecParamName, type Mod, type Prot, type SecMechanism,
@@ -174,9 +175,15 @@ function parseAlgName(v: string, field: 'alg' | 'ealg', at: string): string {
  * are lower-cased. RFC 3329 §2.2 forbids two equal q values in one header; repeated instances are one
  * header (RFC 3261 §7.3.1), so the check runs over the merged list — the rule serializeMechanisms
  * applies too (`checkDistinctQ`), so whatever parses also serializes.
- * @throws SecAgreeError (an InputError) naming the header, the mechanism, the field and the value
+ * A header from the wire is untrusted input: the result carries a SecAgreeError naming the header,
+ * the mechanism, the field and the value; nothing is thrown for bad input (issue 12 §4).
  */
-export function parseSecurityHeader(values: string | readonly string[], header: SecHeaderName | string = 'security header'): SecMechanism[] {
+export function parseSecurityHeader(values: string | readonly string[], header: SecHeaderName | string = 'security header'): Result<SecMechanism[], SecAgreeError> {
+  return attempt(SecAgreeError, () => parseSecurityHeaderOrThrow(values, header));
+}
+
+/** parseSecurityHeader for trusted input (tests, fixtures, values this process built): throws SecAgreeError. */
+export function parseSecurityHeaderOrThrow(values: string | readonly string[], header: SecHeaderName | string = 'security header'): SecMechanism[] {
   const list = typeof values === 'string' ? [values] : values;
   let total = 0;
   for (const v of list) total += v.length;

@@ -7,7 +7,8 @@
  * ```ts
  * import { buildSecurityServer, negotiate, parseSecurityHeader, serializeMechanisms } from 'imsec/secagree';
  * const client = parseSecurityHeader(req.headers['security-client'], 'Security-Client');
- * const r = negotiate(client, { allowDeprecated: false }, { natDetected: false });
+ * if (!client.ok) return reject(494, client.error.message);
+ * const r = negotiate(client.value, { allowDeprecated: false }, { natDetected: false });
  * if (r.ok) reply.securityServer = serializeMechanisms([buildSecurityServer(r, { spiC, spiS, portC, portS })]);
  * else reject(494, r.error.message);
  * ```
@@ -20,7 +21,7 @@ export {
   type ExtraParam, type Mod, type Prot, type SecMechanism, type SpiPortSet, type UsableMod,
 } from './mechanism.ts';
 export {
-  MAX_HEADER_CHARS, MAX_MECHANISMS, normaliseHyphens, parseSecurityHeader, serializeMechanism, serializeMechanisms,
+  MAX_HEADER_CHARS, MAX_MECHANISMS, normaliseHyphens, parseSecurityHeader, parseSecurityHeaderOrThrow, serializeMechanism, serializeMechanisms,
   type SecHeaderName,
 } from './codec.ts';
 export { SEC_AGREE_TAG, hasSecAgreeTag, removeSecAgreeTag } from './option-tag.ts';

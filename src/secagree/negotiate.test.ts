@@ -1,12 +1,12 @@
 // P-CSCF negotiation rules (33.203 §7.2, Annex H, Annex M; digest §5.4, §10.6, §15A.5).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSecurityHeader, serializeMechanism } from './codec.ts';
+import { parseSecurityHeaderOrThrow, serializeMechanism } from './codec.ts';
 import { buildSecurityServer, negotiate, type NegotiationResult } from './negotiate.ts';
 import { SecAgreeError, type SecAgreeCode } from './errors.ts';
 
 const SPIS = 'spi-c=1236;spi-s=1237;port-c=7004;port-s=7005';
-const client = (...entries: string[]) => parseSecurityHeader(entries.map((e) => `ipsec-3gpp;${e};${SPIS}`).join(', '), 'Security-Client');
+const client = (...entries: string[]) => parseSecurityHeaderOrThrow(entries.map((e) => `ipsec-3gpp;${e};${SPIS}`).join(', '), 'Security-Client');
 const NO_NAT = { natDetected: false };
 const NAT = { natDetected: true };
 
@@ -62,11 +62,11 @@ test('skips unknown algorithm names and pairs isValidPair refuses', () => {
 });
 
 test('only ipsec-3gpp with prot=esp is chosen (prot=ah and tls are skipped)', () => {
-  const ms = parseSecurityHeader(`tls;q=0.9, ipsec-3gpp;prot=ah;alg=hmac-sha-1-96;ealg=aes-cbc;${SPIS}, ipsec-3gpp;prot=esp;alg=hmac-sha-1-96;ealg=null;${SPIS}`);
+  const ms = parseSecurityHeaderOrThrow(`tls;q=0.9, ipsec-3gpp;prot=ah;alg=hmac-sha-1-96;ealg=aes-cbc;${SPIS}, ipsec-3gpp;prot=esp;alg=hmac-sha-1-96;ealg=null;${SPIS}`);
   const r = negotiate(ms, {}, NO_NAT);
   assert.equal(chosen(r), 'hmac-sha-1-96/null/trans');
   assert.equal(r.ok && r.index, 2);
-  failed(negotiate(parseSecurityHeader('tls;q=0.5, digest'), {}, NO_NAT), 'SECAGREE_NO_COMMON_ALG', /no ipsec-3gpp mechanism/);
+  failed(negotiate(parseSecurityHeaderOrThrow('tls;q=0.5, digest'), {}, NO_NAT), 'SECAGREE_NO_COMMON_ALG', /no ipsec-3gpp mechanism/);
 });
 
 test('picks UDP-enc-tun only when a NAT was detected', () => {
@@ -94,16 +94,16 @@ test('policy.modes without UDP-enc-tun refuses a NATed UE; without trans refuses
 });
 
 test('all entries must carry the same spi-c/spi-s/port-c/port-s', () => {
-  const ms = parseSecurityHeader(`ipsec-3gpp;alg=hmac-sha-1-96;${SPIS}, ipsec-3gpp;alg=hmac-md5-96;spi-c=1236;spi-s=1237;port-c=7004;port-s=7009`);
+  const ms = parseSecurityHeaderOrThrow(`ipsec-3gpp;alg=hmac-sha-1-96;${SPIS}, ipsec-3gpp;alg=hmac-md5-96;spi-c=1236;spi-s=1237;port-c=7004;port-s=7009`);
   failed(negotiate(ms, {}, NO_NAT), 'SECAGREE_CLIENT_INCONSISTENT', /mechanism 2: port-s=7009 differs from port-s=7005 of mechanism 1/);
 });
 
 test('a chosen entry without its SPIs or ports ⇒ SECAGREE_CLIENT_INCOMPLETE naming the parameter', () => {
-  failed(negotiate(parseSecurityHeader('ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1;port-c=2;port-s=3'), {}, NO_NAT), 'SECAGREE_CLIENT_INCOMPLETE', /spi-s is missing/);
+  failed(negotiate(parseSecurityHeaderOrThrow('ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1;port-c=2;port-s=3'), {}, NO_NAT), 'SECAGREE_CLIENT_INCOMPLETE', /spi-s is missing/);
 });
 
 test('among several entries with the chosen pair, the highest q wins, then the first', () => {
-  const ms = parseSecurityHeader(`ipsec-3gpp;alg=hmac-sha-1-96;${SPIS}, ipsec-3gpp;q=0.5;alg=hmac-sha-1-96;${SPIS}, ipsec-3gpp;q=0.7;alg=hmac-sha-1-96;ealg=null;${SPIS}`);
+  const ms = parseSecurityHeaderOrThrow(`ipsec-3gpp;alg=hmac-sha-1-96;${SPIS}, ipsec-3gpp;q=0.5;alg=hmac-sha-1-96;${SPIS}, ipsec-3gpp;q=0.7;alg=hmac-sha-1-96;ealg=null;${SPIS}`);
   const r = negotiate(ms, {}, NO_NAT);
   assert.equal(r.ok && r.index, 2);
 });

@@ -2,7 +2,7 @@
 // (33.203 Annex H; digest §5.6, §10.7, §18.5).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSecurityHeader } from './codec.ts';
+import { parseSecurityHeaderOrThrow } from './codec.ts';
 import { verifySecurityClientUnchanged, verifySecurityVerify, type VerifyResult } from './verify.ts';
 import type { SecAgreeCode } from './errors.ts';
 
@@ -19,7 +19,7 @@ function mismatch(r: VerifyResult, code: SecAgreeCode, field: string, re: RegExp
 
 test('a verbatim Security-Verify matches', () => {
   assert.deepEqual(verifySecurityVerify(SENT, SENT), { ok: true });
-  assert.deepEqual(verifySecurityVerify(SENT, parseSecurityHeader(SENT)), { ok: true });
+  assert.deepEqual(verifySecurityVerify(SENT, parseSecurityHeaderOrThrow(SENT)), { ok: true });
 });
 
 test('Security-Verify is compared semantically: case, U+2011 hyphens, whitespace and parameter order do not matter', () => {

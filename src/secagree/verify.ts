@@ -1,7 +1,7 @@
 // Bidding-down protection (33.203 Annex H; spec digest §5.6, §10.7, §18.5): on the protected
 // REGISTER, Security-Verify must equal the Security-Server the P-CSCF sent, and Security-Client
 // must equal the one of the unprotected REGISTER. Compared semantically, first difference wins.
-import { normaliseHyphens, parseSecurityHeader } from './codec.ts';
+import { normaliseHyphens, parseSecurityHeader, parseSecurityHeaderOrThrow } from './codec.ts';
 import { SecAgreeError, type SecAgreeCode } from './errors.ts';
 import { IPSEC_3GPP, effectiveEalg, effectiveMod, effectiveProt, formatQ, type SecMechanism } from './mechanism.ts';
 import type { Failure } from './negotiate.ts';
@@ -62,15 +62,15 @@ export function firstDifference(expected: readonly SecMechanism[], received: rea
 }
 
 function compare(expected: MechanismsInput, received: MechanismsInput, header: string, code: SecAgreeCode, was: string, now: string): VerifyResult {
-  const exp = isParsed(expected) ? expected : parseSecurityHeader(expected, header);
-  let rec: readonly SecMechanism[];
-  try {
-    rec = isParsed(received) ? received : parseSecurityHeader(received, header);
-  } catch (err) {
+  // `expected` is what this side sent or stored: trusted, so a failure to parse it is a bug.
+  const exp = isParsed(expected) ? expected : parseSecurityHeaderOrThrow(expected, header);
+  const parsed = isParsed(received) ? { ok: true as const, value: received } : parseSecurityHeader(received, header);
+  if (!parsed.ok) {
     // An unparsable copy is not the header that was sent: report it as a mismatch, not a throw.
-    if (!(err instanceof SecAgreeError)) throw err;
-    return { ok: false, error: new SecAgreeError(code, `${header} does not parse (${err.message})`, err.field, err.value) };
+    const e = parsed.error;
+    return { ok: false, error: new SecAgreeError(code, `${header} does not parse (${e.message})`, e.field, e.value) };
   }
+  const rec: readonly SecMechanism[] = parsed.value;
   const d = firstDifference(exp, rec);
   if (d === undefined) return { ok: true };
   const where = d.index === undefined ? header : `${header} mechanism ${d.index + 1}`;

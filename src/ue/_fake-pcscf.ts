@@ -6,7 +6,7 @@ import type { ProtectedContext, ProtectedEndpoint } from '../ipsec/backends/back
 import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
 import { createSaSet, expandKeys, type EspMode, type SaSet } from '../ipsec/index.ts';
 import type { EncryptionAlg, IntegrityAlg } from '../ipsec/algorithms.ts';
-import { parseSecurityHeader } from '../secagree/index.ts';
+import { parseSecurityHeaderOrThrow } from '../secagree/index.ts';
 import {
   createRequest, createResponse, formatHostPort, newBranch, parseMessage, parseVia, serializeMessage,
   type SipMessage, type SipRequest, type SipResponse, type SipTransport,
@@ -146,7 +146,7 @@ export class FakePcscf {
     if (ss === undefined) {
       const alg = o.alg ?? 'hmac-sha-1-96';
       const ealg = o.ealg ?? 'aes-cbc';
-      const sc = parseSecurityHeader(rx.req.headers.getAll('Security-Client'), 'Security-Client')[0]!;
+      const sc = parseSecurityHeaderOrThrow(rx.req.headers.getAll('Security-Client'), 'Security-Client')[0]!;
       const [spiC, spiS] = this.backend.allocateSpis(this.ip, 2) as [number, number];
       const mod = this.mode === 'transport' ? 'trans' : 'UDP-enc-tun';
       ss = `ipsec-3gpp;q=0.1;prot=esp;mod=${mod};spi-c=${spiC};spi-s=${spiS};port-c=${this.portPc};port-s=${this.portPs};alg=${alg};ealg=${ealg}`;

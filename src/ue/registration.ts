@@ -293,12 +293,9 @@ type Choice = Extract<ServerChoiceResult, { ok: true }> | { ok: false; abandon: 
 /** Security-Server → the entry to use; unparseable, missing or incomplete ⇒ abandon (§5.1.1.5.1). */
 function chooseFrom(raw: readonly string[], support: UeSupport): Choice {
   if (raw.length === 0) return { ok: false, abandon: true, detail: 'the 401 has no Security-Server' };
-  let r: ServerChoiceResult;
-  try {
-    r = chooseServerMechanism(parseSecurityHeader(raw, 'Security-Server'), support);
-  } catch (e) {
-    return { ok: false, abandon: true, detail: e instanceof Error ? e.message : String(e) };
-  }
+  const server = parseSecurityHeader(raw, 'Security-Server');
+  if (!server.ok) return { ok: false, abandon: true, detail: server.error.message };
+  const r: ServerChoiceResult = chooseServerMechanism(server.value, support);
   if (r.ok) return r;
   return { ok: false, abandon: r.error.code === 'SECAGREE_SERVER_INCOMPLETE', detail: r.error.message };
 }

@@ -3,7 +3,7 @@
 // P-CSCF lost the SAs, and the refresh/expiry timers (in virtual time).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseSecurityHeader } from '../secagree/index.ts';
+import { parseSecurityHeaderOrThrow } from '../secagree/index.ts';
 import { ManualClock, parseVia } from '../sip/index.ts';
 import { authParams, registerPair, startPair } from './_fake-pcscf.ts';
 
@@ -20,7 +20,7 @@ test('re-registration goes over the current set with new port_uc and SPIs, port_
   try {
     const { r2, ch } = await registerPair(p);
     const set1 = p.ue.sas.current!;
-    const sc1 = parseSecurityHeader(r2.req.headers.getAll('Security-Client'))[0]!;
+    const sc1 = parseSecurityHeaderOrThrow(r2.req.headers.getAll('Security-Client'))[0]!;
     const deleted: string[] = [];
     p.ue.on('sa-deleted', (s, why) => deleted.push(`${s.id}:${why}`));
 
@@ -30,7 +30,7 @@ test('re-registration goes over the current set with new port_uc and SPIs, port_
     assert.equal(r3.pctx?.sa.name, 'SA1');
     assert.equal(r3.req.headers.get('Call-ID'), r2.req.headers.get('Call-ID'));
     assert.equal(r3.req.headers.get('CSeq'), '3 REGISTER');
-    const sc2 = parseSecurityHeader(r3.req.headers.getAll('Security-Client'))[0]!;
+    const sc2 = parseSecurityHeaderOrThrow(r3.req.headers.getAll('Security-Client'))[0]!;
     assert.notEqual(sc2.portC, sc1.portC, 'new port_uc');
     assert.equal(sc2.portS, sc1.portS, 'port_us kept');
     assert.ok(sc2.spiC !== sc1.spiC && sc2.spiS !== sc1.spiS, 'new SPIs');

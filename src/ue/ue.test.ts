@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { digestResponse, verifyAuts } from '../aka/index.ts';
-import { parseSecurityHeader } from '../secagree/index.ts';
+import { parseSecurityHeaderOrThrow } from '../secagree/index.ts';
 import { parseVia } from '../sip/index.ts';
 import { fromBase64 } from '../util/bytes.ts';
 import { authParams, K, OPC, registerPair, startPair } from './_fake-pcscf.ts';
@@ -28,7 +28,7 @@ test('full registration: unprotected REGISTER, 401, protected REGISTER over SA1 
     const via1 = parseVia(r1.req.headers.get('Via')!);
     assert.equal(via1.port, ue.plainPort);
     assert.ok(via1.params.has('rport'));
-    const sc = parseSecurityHeader(r1.req.headers.getAll('Security-Client'));
+    const sc = parseSecurityHeaderOrThrow(r1.req.headers.getAll('Security-Client'));
     assert.equal(sc.length, 5, 'one entry per default pair (mode UDP-enc-tun)');
     assert.ok(sc.every((m) => m.spiC === sc[0]!.spiC && m.spiS === sc[0]!.spiS && m.portC === sc[0]!.portC && m.portS === sc[0]!.portS && m.mod === 'UDP-enc-tun'));
     assert.notEqual(sc[0]!.spiC, sc[0]!.spiS);
@@ -39,7 +39,7 @@ test('full registration: unprotected REGISTER, 401, protected REGISTER over SA1 
     assert.ok(r2.pctx, 'the second REGISTER is protected');
     assert.equal(r2.pctx.sa.name, 'SA1');
     assert.equal(r2.pctx.set, ch.set);
-    assert.equal(r2.pctx.sa.spi, parseSecurityHeader(ch.securityServer!)[0]!.spiS);
+    assert.equal(r2.pctx.sa.spi, parseSecurityHeaderOrThrow(ch.securityServer!)[0]!.spiS);
     assert.equal(r2.remote.port, sc[0]!.portC);
     assert.equal(r2.pctx.local.port, fake.portPs);
     assert.equal(r2.req.headers.get('Call-ID'), r1.req.headers.get('Call-ID'));
