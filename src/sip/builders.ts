@@ -1,6 +1,6 @@
 // Builders: identifiers (branch §8.1.1.7, tags §19.3, Call-ID §8.1.1.4), responses (§8.2.6), the
 // ACK of a non-2xx final response (§17.1.1.3), CANCEL (§9.1), and a plain request (§8.1.1).
-import { randomHex } from '../util/random-hex.ts';
+import { randomHex, type RandomHex } from '../util/random-hex.ts';
 import { SipError } from './errors.ts';
 import { SipHeaders, SipRequest, SipResponse, type HeaderField } from './message.ts';
 import { parseCSeq } from './cseq.ts';
@@ -8,19 +8,22 @@ import { formatNameAddr, parseNameAddr } from './name-addr.ts';
 import { BRANCH_MAGIC_COOKIE } from './via.ts';
 import { reasonPhrase } from './reason-phrases.ts';
 
+// Each takes its randomness from `rand` (default: the pooled CSPRNG), so tests and simulations can
+// inject a seeded source (util/random-hex.ts seededRandomHex) and get reproducible messages.
+
 /** A branch that is "unique across space and time" and starts with the magic cookie (§8.1.1.7). */
-export function newBranch(): string {
-  return `${BRANCH_MAGIC_COOKIE}${randomHex(12)}`;
+export function newBranch(rand: RandomHex = randomHex): string {
+  return `${BRANCH_MAGIC_COOKIE}${rand(12)}`;
 }
 
 /** §19.3: "at least 32 bits of randomness" — 64 here. */
-export function newTag(): string {
-  return randomHex(8);
+export function newTag(rand: RandomHex = randomHex): string {
+  return rand(8);
 }
 
 /** §8.1.1.4: a globally unique Call-ID; `host` is appended as `@host` when given. */
-export function newCallId(host?: string): string {
-  const id = randomHex(16);
+export function newCallId(host?: string, rand: RandomHex = randomHex): string {
+  const id = rand(16);
   return host === undefined ? id : `${id}@${host}`;
 }
 

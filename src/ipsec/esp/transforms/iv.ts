@@ -12,11 +12,25 @@ const POOL_SIZE = 4096;
 let pool: Buffer | undefined;
 let poolOff = POOL_SIZE;
 
+/** Fills a buffer with random octets; the pool's source (node:crypto unless a test injected one). */
+export type RandomFill = (out: Uint8Array) => void;
+const cryptoFill: RandomFill = (out) => void randomFillSync(out);
+let fill: RandomFill = cryptoFill;
+
+/**
+ * Tests and fuzzers only: the pool draws from `f` from now on (undefined: node:crypto again); the
+ * rest of the current pool is discarded. CBC IVs and GCM/GMAC IV offsets then become reproducible.
+ */
+export function setIvRandomness(f: RandomFill | undefined): void {
+  fill = f ?? cryptoFill;
+  poolOff = POOL_SIZE;
+}
+
 /** Writes len CSPRNG octets at out[off]. Consumed pool octets are public IVs; the rest stays unread. */
 export function randomInto(out: Uint8Array, off: number, len: number): void {
   if (poolOff + len > POOL_SIZE) {
     pool ??= Buffer.allocUnsafeSlow(POOL_SIZE);
-    randomFillSync(pool);
+    fill(pool);
     poolOff = 0;
   }
   out.set(pool!.subarray(poolOff, poolOff + len), off);
