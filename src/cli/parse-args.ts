@@ -2,7 +2,7 @@
 // accepts and refuses the same spellings with the same message. Errors are InputError (exit 2,
 // output.ts); a key's value is never echoed.
 import { isIP } from 'node:net';
-import { spiText } from '../ipsec/sa.ts';
+import { spiText } from '../ipsec/types.ts';
 import { fromHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
 

@@ -4,7 +4,9 @@
 import { inspect } from 'node:util';
 import { createInbound, createOutbound, formatAddress, parseAddress, type EspDrop, type EspInbound, type EspOpenResult, type EspOutbound } from './esp/index.ts';
 import { IpsecError } from './errors.ts';
-import { DEFAULT_REPLAY_WINDOW, type SaParams } from './types.ts';
+import { DEFAULT_REPLAY_WINDOW, spiText, type SaParams } from './types.ts';
+
+export { spiText };
 
 /** Seen from this host: `in` opens what the peer sealed, `out` seals what we send. */
 export type SaDirection = 'in' | 'out';
@@ -142,10 +144,6 @@ export class Sa {
   }
 }
 
-/** An SPI as 0x-prefixed, 8-digit hex (the form of tshark, `ip xfrm` and our logs). */
-export function spiText(spi: number): string {
-  return `0x${spi.toString(16).padStart(8, '0')}`;
-}
 
 /** Address equality across textual forms (2001:db8::1 = 2001:0db8:0:0:0:0:0:1); false for non-addresses. */
 export function sameAddress(a: string, b: string): boolean {

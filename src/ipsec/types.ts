@@ -47,3 +47,9 @@ export const DEFAULT_REPLAY_WINDOW = 64;
 export const MIN_REPLAY_WINDOW = 32;
 /** RFC 3948 / IKE NAT-T port, our default encapsulation port on both sides (spec digest §15A). */
 export const NAT_T_PORT = 4500;
+
+// Here, not in sa.ts, so the CLI's argument helpers can format SPIs without loading the ESP engine.
+/** An SPI as 0x-prefixed, 8-digit hex (the form of tshark, `ip xfrm` and our logs). */
+export function spiText(spi: number): string {
+  return `0x${spi.toString(16).padStart(8, '0')}`;
+}
