@@ -115,7 +115,7 @@ async function run(a: Args): Promise<unknown> {
       const c = pairConfig(a.pair as PairOptions);
       const ports = a.uePorts as { portC: number; portS: number } | undefined;
       const s = createSaSet({ ...c, ue: { ...c.ue, ...(ports ?? {}) }, role: a.role as 'ue' | 'pcscf' });
-      if (a.expiresInS !== undefined) s.setLifetime({ expiresAt: Date.now() + (a.expiresInS as number) * 1000 });
+      if (a.expiresInS !== undefined) s.setLifetime({ expiresAt: systemClock.now() + (a.expiresInS as number) * 1000 });
       sets.set(a.name as string, s);
       names.set(s, a.name as string);
       await b().install(s);
@@ -129,7 +129,7 @@ async function run(a: Args): Promise<unknown> {
       b().refresh(set(a.name as string));
       return set(a.name as string).state;
     case 'lifetime':
-      set(a.name as string).setLifetime({ expiresAt: Date.now() + (a.expiresInS as number) * 1000 });
+      set(a.name as string).setLifetime({ expiresAt: systemClock.now() + (a.expiresInS as number) * 1000 });
       b().refresh(set(a.name as string));
       return null;
     case 'query':
