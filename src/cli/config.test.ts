@@ -118,3 +118,26 @@ test('the commands: --print-config shows the effective settings; a bad file exit
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /bad-core\.yaml: reg-await-auth: expected seconds 1\.\.999999999/);
 });
+
+test('examples/config/load.yaml loads through the load command\'s option schema; keys redacted; unknown keys refused', async () => {
+  const { Command } = await import('commander');
+  const { registerLoad } = await import('./load.ts');
+  const program = new Command();
+  registerLoad(program);
+  const load = program.commands.find((c) => c.name() === 'load')!;
+  const { optionsSchema } = await import('./config.ts');
+  const schema = optionsSchema(load);
+  const c = loadConfig(schema, join(REPO, 'examples/config/load.yaml'), { rate: '300' }) as Record<string, unknown>;
+  assert.equal(c['rate'], '300', 'the flag wins');
+  assert.equal(c['count'], '1000', 'file numbers become flag text for the load parser');
+  assert.equal(c['messageRate'], '50');
+  assert.equal(c['deregister'], true);
+  assert.deepEqual(c['offer'], ['hmac-sha-1-96/aes-cbc', 'hmac-sha-1-96/null']);
+  assert.equal(c['pcscfEncapPort'], '4500');
+  assert.equal(c['t1'], undefined, 'no default, not given');
+  assert.throws(() => loadConfig(schema, file('l2.yaml', 'rat: 5\n'), {}), /unknown key rat/);
+  const p = imsec(['load', '--config', join(REPO, 'examples/config/load.yaml'), '--print-config']);
+  assert.equal(p.status, 0, p.stderr);
+  assert.ok(!p.stdout.includes('465b5ce8') && !p.stdout.includes('cd63cb71'), 'K and OPc redacted');
+  assert.equal((parse(p.stdout) as Record<string, unknown>)['k'], '[redacted]');
+});

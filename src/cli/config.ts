@@ -141,3 +141,24 @@ export function checkedString(check: (s: string) => unknown, what: string): z.Zo
 }
 
 export const boolField = (): z.ZodType<boolean> => z.boolean({ error: 'expected true or false' });
+
+/**
+ * A schema straight from a command's options, for commands whose own parser checks the values
+ * (imsec load): the keys are exactly the options (an unknown key is an error), values are flag
+ * text (numbers are accepted and turned into text), switches are booleans, repeatable options
+ * lists; the command's defaults are the schema's. The result has the shape commander gives.
+ */
+export function optionsSchema(cmd: Command, skip: readonly string[] = ['config', 'printConfig']): z.ZodObject {
+  const shape: Record<string, z.ZodType> = {};
+  for (const opt of cmd.options) {
+    const key = opt.attributeName();
+    if (skip.includes(key)) continue;
+    const dflt = opt.defaultValue as unknown;
+    let t: z.ZodType;
+    if (opt.isBoolean() || opt.negate) t = boolField();
+    else if (Array.isArray(dflt)) t = z.array(z.union([z.string(), z.number()]).transform(String), { error: 'expected a list' });
+    else t = z.union([z.string(), z.number()], { error: 'expected a string or a number' }).transform(String);
+    shape[key] = dflt === undefined ? t.optional() : t.default(dflt as never);
+  }
+  return z.strictObject(shape);
+}

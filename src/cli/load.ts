@@ -22,6 +22,7 @@ import { BACKEND_HELP, openBackend, parseBackend } from './backend-choice.ts';
 import { systemClock } from '../util/clock.ts';
 import { EXIT_CHECK_FAILED } from './output.ts';
 import { statsOnSignal } from './stats-signal.ts';
+import { optionsSchema, resolveConfig } from './config.ts';
 import { parseHostPortArg } from './ue.ts';
 
 interface LoadCliOptions {
@@ -291,8 +292,12 @@ export function registerLoad(program: Command): void {
     .option('--max-failures <n>', 'exit 1 when more failures than this', '0')
     .option('--quiet', 'no status line')
     .option('--t1 <ms>', 'SIP T1 (Timer F = 64·T1 is the per-exchange timeout), default 500')
+    .option('--config <file>', 'YAML file of settings (keys are the long flag names: message-rate: 50); flags override it')
+    .option('--print-config', 'print the effective configuration (K, OP, OPc redacted) and exit')
     .addHelpText('after', HELP)
-    .action(async (o: LoadCliOptions) => {
+    .action(async (_o: unknown, self: Command) => {
+      const o = resolveConfig(self, optionsSchema(self), { secrets: ['k', 'op', 'opc'] }) as LoadCliOptions | undefined;
+      if (o === undefined) return;
       if (o.pcscf === undefined) throw new InputError('--pcscf: required (HOST:PORT of the P-CSCF)');
       if (o.impi === undefined) throw new InputError('--impi: required (a pattern such as 00101{n:10}@ims.example)');
       await runLoad(o);
