@@ -3,6 +3,7 @@
 import { Usim, digestResponse, getParam, parseDigestHeader, parseNonce } from '../aka/index.ts';
 import type { ProtectedEndpoint } from '../ipsec/backends/backend.ts';
 import { attachProtected, protectedTransport } from '../ipsec/backends/sip-endpoint.ts';
+import { MemoryBackend, type MemoryWire } from '../ipsec/backends/memory.ts';
 import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
 import { expandKeys } from '../ipsec/keys.ts';
 import { createSaSet, type SaSet } from '../ipsec/sa-set.ts';
@@ -35,6 +36,8 @@ export interface UeOptions {
   readonly modes?: readonly UsableMod[];
   /** Protected client port (default: random). */
   readonly portUc?: number;
+  /** ESP over this in-memory wire (the P-CSCF's backend is a MemoryBackend on it); default: userspace sockets. */
+  readonly wire?: MemoryWire;
 }
 
 /** A scripted UE: one step per message, everything visible to the test. */
@@ -57,7 +60,7 @@ export class ScriptedUe {
 
   private constructor(
     readonly o: UeOptions,
-    readonly backend: UserspaceBackend,
+    readonly backend: UserspaceBackend | MemoryBackend,
     readonly layer: TransactionLayer,
     readonly plain: SipTransport,
   ) {
@@ -66,7 +69,9 @@ export class ScriptedUe {
   }
 
   static async create(o: UeOptions): Promise<ScriptedUe> {
-    const backend = await UserspaceBackend.create({ localIp: LOOP, encapPort: 0, clock: systemClock });
+    const backend = o.wire
+      ? new MemoryBackend({ wire: o.wire, localIp: LOOP, encapPort: 0, clock: systemClock })
+      : await UserspaceBackend.create({ localIp: LOOP, encapPort: 0, clock: systemClock });
     let self: ScriptedUe | undefined;
     const layer = new TransactionLayer({
       user: {

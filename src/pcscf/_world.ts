@@ -1,6 +1,7 @@
 // Test world for the P-CSCF tests (not a test file): a P-CSCF on a ManualClock with its own
 // userspace backend, a fake S-CSCF, scripted UEs on demand, every event recorded.
 import assert from 'node:assert/strict';
+import { MemoryBackend, MemoryWire } from '../ipsec/backends/memory.ts';
 import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
 import { ManualClock } from '../sip/clock.ts';
 import { Pcscf, PCSCF_EVENT_NAMES, type PcscfEvents, type PcscfMode } from './index.ts';
@@ -18,13 +19,19 @@ export async function eventually(cond: () => boolean, what: string): Promise<voi
   assert.fail(`timed out waiting for: ${what}`);
 }
 
-/** `backendSkewMs`: the backend's SAD clock runs this far ahead of the P-CSCF's (two time sources, as in production). */
-export async function world(o: { mode?: PcscfMode; backendSkewMs?: number; limits?: Partial<PendingLimitsConfig> } = {}) {
+/**
+ * `backendSkewMs`: the backend's SAD clock runs this far ahead of the P-CSCF's (two time sources, as in production).
+ * `backend`: ESP on the in-memory twin (default: no ESP sockets) or on real userspace sockets (tests that need them).
+ */
+export async function world(o: { mode?: PcscfMode; backendSkewMs?: number; limits?: Partial<PendingLimitsConfig>; backend?: 'memory' | 'userspace' } = {}) {
   const clock = new ManualClock();
   const scscf = await FakeScscf.start();
   const skew = o.backendSkewMs;
   const backendClock = skew === undefined ? clock : { now: () => clock.now() + skew, setTimer: (ms: number, fn: () => void) => clock.setTimer(ms, fn) };
-  const pcBackend = await UserspaceBackend.create({ localIp: LOOP, encapPort: 0, clock: backendClock });
+  const wire = o.backend === 'userspace' ? undefined : new MemoryWire();
+  const pcBackend = wire
+    ? new MemoryBackend({ wire, localIp: LOOP, encapPort: 0, clock: backendClock })
+    : await UserspaceBackend.create({ localIp: LOOP, encapPort: 0, clock: backendClock });
   const pcscf = await Pcscf.start({ address: LOOP, port: 0, portC: 0, portS: 0, scscf: scscf.endpoint, backend: pcBackend, mode: o.mode ?? 'udp-enc-tun', clock, ...(o.limits && { limits: o.limits }) });
   const events: { name: string; ev: PcscfEvents[keyof PcscfEvents] }[] = [];
   for (const n of PCSCF_EVENT_NAMES) pcscf.on(n, (ev) => events.push({ name: n, ev }));
@@ -33,6 +40,7 @@ export async function world(o: { mode?: PcscfMode; backendSkewMs?: number; limit
     const x = await ScriptedUe.create({
       pcscf: { address: LOOP, port: pcscf.port, portC: pcscf.portC, portS: pcscf.portS },
       pcEncapPort: pcBackend.encapPort,
+      ...(wire && { wire }),
       impi: 'alice@ims.example.org',
       impu: 'sip:alice@ims.example.org',
       ...u,
