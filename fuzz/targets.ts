@@ -231,8 +231,9 @@ const digest: FuzzTarget = {
         const again = parseDigestHeader(serializeDigestHeader(h));
         if (!isDeepStrictEqual(again, h)) throw new Error('Digest header round trip changed the value');
       }
-      expectedOnly(() => parseNonce(text));
-      expectedOnly(() => parseAuts(text));
+      // Results: never a throw, whatever the text.
+      parseNonce(text);
+      parseAuts(text);
     }),
 };
 
@@ -339,7 +340,8 @@ const pcap: FuzzTarget = {
   name: 'pcap',
   property: () =>
     fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }), mutated(pcapSeedsOnce())), (bytes) => {
-      const c = expectedOnly(() => readCapture(bytes));
+      const r = readCapture(bytes); // a result: never a throw
+      const c = r.ok ? r.value : undefined;
       if (c && c.packets.length > 0 && c.packets.some((p) => p.ip.length > bytes.length)) throw new Error('a packet larger than the file');
     }),
 };

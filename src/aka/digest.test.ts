@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import {
-  akaPassword, buildNonce, digestHa1, digestHa2, digestResponse, parseAkaAlgorithm, parseAuts, parseNonce,
+  akaPassword, buildNonce, digestHa1, digestHa2, digestResponse, parseAkaAlgorithm, parseAuts, parseAutsOrThrow, parseNonce, parseNonceOrThrow,
   verifyDigestResponse, type DigestInput,
 } from './digest.ts';
 import { fromHex, toHex } from '../util/bytes.ts';
@@ -30,21 +30,21 @@ const BASE: DigestInput = {
 
 test('§6 nonce = base64(RAND ‖ AUTN), 44 characters, and parses back', () => {
   assert.equal(buildNonce(RAND, AUTN), NONCE);
-  const p = parseNonce(NONCE);
+  const p = parseNonceOrThrow(NONCE);
   assert.equal(toHex(p.rand), toHex(RAND));
   assert.equal(toHex(p.autn), toHex(AUTN));
   assert.equal(p.serverData.length, 0);
 });
 
 test('nonce: octets after RAND ‖ AUTN are server data, kept apart', () => {
-  const p = parseNonce(buildNonce(RAND, AUTN, fromHex('cafe')));
+  const p = parseNonceOrThrow(buildNonce(RAND, AUTN, fromHex('cafe')));
   assert.equal(toHex(p.autn), toHex(AUTN));
   assert.equal(toHex(p.serverData), 'cafe');
 });
 
 test('nonce shorter than 32 octets or not base64 is an InputError', () => {
-  assert.throws(() => parseNonce(Buffer.alloc(31).toString('base64')), /nonce: must decode to at least 32 octets .* got 31/);
-  assert.throws(() => parseNonce('not*base64'), InputError);
+  assert.throws(() => parseNonceOrThrow(Buffer.alloc(31).toString('base64')), /nonce: must decode to at least 32 octets .* got 31/);
+  assert.throws(() => parseNonceOrThrow('not*base64'), InputError);
 });
 
 test('§6 HA1 = MD5(username:realm:RES as 8 raw octets)', () => {
@@ -130,6 +130,16 @@ test('algorithm names match case-insensitively; others are refused', () => {
 });
 
 test('auts="…" decodes to 14 octets (test-vectors §2 A1) and nothing else', () => {
-  assert.equal(toHex(parseAuts('TyA5OS3dS7QxbtShRog=')), '4f2039392ddd4bb4316ed4a14688');
-  assert.throws(() => parseAuts('TyA5OS3dS7QxbtShRg=='), /auts: must decode to 14 octets, got 13/);
+  assert.equal(toHex(parseAutsOrThrow('TyA5OS3dS7QxbtShRog=')), '4f2039392ddd4bb4316ed4a14688');
+  assert.throws(() => parseAutsOrThrow('TyA5OS3dS7QxbtShRg=='), /auts: must decode to 14 octets, got 13/);
+});
+
+test('issue 12 §4: parseNonce and parseAuts return results with AKA_BAD_INPUT, never a throw', () => {
+  const n = parseNonce('AAAA');
+  assert.ok(!n.ok);
+  assert.equal(n.error.code, 'AKA_BAD_INPUT');
+  const a = parseAuts('AAECAwQFBgcICQoLDA0=');
+  assert.ok(a.ok);
+  assert.equal(a.value.length, 14);
+  assert.equal(parseAuts('***').ok, false);
 });

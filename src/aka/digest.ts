@@ -4,6 +4,8 @@
 import { createHash, createHmac } from 'node:crypto';
 import { concatBytes, equalBytes, fromBase64, toBase64 } from '../util/bytes.ts';
 import { akaInputError, checkLen } from './errors.ts';
+import { InputError } from '../util/errors.ts';
+import { attempt, type Result } from '../util/result.ts';
 import { AUTN_LEN, AUTS_LEN } from './hss.ts';
 import { KEY_LEN, RAND_LEN } from './milenage.ts';
 
@@ -29,16 +31,26 @@ export function buildNonce(rand: Uint8Array, autn: Uint8Array, serverData: Uint8
   return toBase64(concatBytes(rand, autn, serverData));
 }
 
-/** Splits a nonce: RAND = octets 0..15, AUTN = 16..31, the rest is server data (ignored by the UE). */
-export function parseNonce(b64: string): { rand: Uint8Array; autn: Uint8Array; serverData: Uint8Array } {
+/** Splits a nonce from the wire: RAND = octets 0..15, AUTN = 16..31, the rest server data. A result (issue 12 §4). */
+export function parseNonce(b64: string): Result<{ rand: Uint8Array; autn: Uint8Array; serverData: Uint8Array }, InputError> {
+  return attempt(InputError, () => parseNonceOrThrow(b64));
+}
+
+/** parseNonce for trusted input (tests, fixtures): throws InputError (AKA_BAD_INPUT). */
+export function parseNonceOrThrow(b64: string): { rand: Uint8Array; autn: Uint8Array; serverData: Uint8Array } {
   const raw = fromBase64(b64, 'nonce');
   const min = RAND_LEN + AUTN_LEN;
   if (raw.length < min) throw akaInputError('nonce', `must decode to at least ${min} octets (RAND ‖ AUTN), got ${raw.length}`);
   return { rand: raw.slice(0, 16), autn: raw.slice(16, 32), serverData: raw.slice(32) };
 }
 
-/** auts="…" (RFC 3310 §3.4): base64 of the 14-octet AUTS. */
-export function parseAuts(b64: string): Uint8Array {
+/** auts="…" (RFC 3310 §3.4) from the wire: base64 of the 14-octet AUTS. A result (issue 12 §4). */
+export function parseAuts(b64: string): Result<Uint8Array, InputError> {
+  return attempt(InputError, () => parseAutsOrThrow(b64));
+}
+
+/** parseAuts for trusted input (tests, fixtures): throws InputError (AKA_BAD_INPUT). */
+export function parseAutsOrThrow(b64: string): Uint8Array {
   const raw = fromBase64(b64, 'auts');
   if (raw.length !== AUTS_LEN) throw akaInputError('auts', `must decode to ${AUTS_LEN} octets, got ${raw.length}`);
   return raw;

@@ -35,7 +35,7 @@ export {
 } from './usim.ts';
 export {
   AKA_ALGORITHMS, type AkaAlgorithm, type DigestInput,
-  akaPassword, buildNonce, digestHa1, digestHa2, digestResponse, parseAkaAlgorithm, parseAuts, parseNonce, verifyDigestResponse,
+  akaPassword, buildNonce, digestHa1, digestHa2, digestResponse, parseAkaAlgorithm, parseAuts, parseAutsOrThrow, parseNonce, parseNonceOrThrow, verifyDigestResponse,
 } from './digest.ts';
 export {
   type DigestHeader, type DigestParam,

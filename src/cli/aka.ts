@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { fromHex, toBase64, toHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
+import { unwrap } from '../util/result.ts';
 import {
   AKA_ALGORITHMS, Usim, buildNonce, computeOpc, digestResponse, generateVector, parseAkaAlgorithm, parseAuts, parseNonce,
   verifyAuts,
@@ -85,7 +86,7 @@ export function registerAka(program: Command): void {
       let autn: Uint8Array;
       if (o.nonce !== undefined) {
         if (o.rand !== undefined || o.autn !== undefined) throw new InputError('give --nonce or --rand with --autn, not both');
-        ({ rand, autn } = parseNonce(o.nonce));
+        ({ rand, autn } = unwrap(parseNonce(o.nonce)));
       } else {
         if (o.rand === undefined || o.autn === undefined) throw new InputError('give --nonce, or both --rand and --autn');
         rand = fromHex(o.rand, '--rand', 16);
@@ -111,7 +112,7 @@ export function registerAka(program: Command): void {
     .option('--json', 'JSON output')
     .action((o: KeyOpts & { rand: string; auts: string; json?: boolean }) => {
       const { k, opc } = subscriberKeys(o);
-      const r = verifyAuts({ k, opc, rand: fromHex(o.rand, '--rand', 16), auts: parseAuts(o.auts) });
+      const r = verifyAuts({ k, opc, rand: fromHex(o.rand, '--rand', 16), auts: unwrap(parseAuts(o.auts)) });
       printResult({ sqn_ms: toHex(r.sqnMs), mac_s_ok: r.ok }, o.json === true);
       if (!r.ok) process.exitCode = EXIT_CHECK_FAILED;
     });

@@ -1,6 +1,7 @@
 // `imsec esp decode`: checks and decrypts captured ESP (RFC 4303; RFC 3948 on 4500 and extra
 // ports) with keys in Wireshark's esp_sa format, one verdict per packet. Replay is judged across
 // the packets of one run, one window per (esp_sa line, SPI). Verdicts are data: exit 0 if all was read.
+import { unwrap } from '../util/result.ts';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { fromHex, toHex } from '../util/bytes.ts';
@@ -169,7 +170,7 @@ export function registerEsp(program: Command): void {
       if (o.hex !== undefined) {
         packets = [{ n: 1, ip: fromHex(o.hex.replace(/\s+/g, ''), '--hex') }];
       } else {
-        const cap = readCapture(readInput(o.pcap!, '--pcap'));
+        const cap = unwrap(readCapture(readInput(o.pcap!, '--pcap'))); // its PcapError: exit 2 by code
         if (cap.truncated) process.stderr.write(`imsec: warning: ${o.pcap} ends inside a record; decoded what came before\n`);
         packets = cap.packets.map((p) => ({ n: p.frame, ip: p.ip }));
       }

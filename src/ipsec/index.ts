@@ -47,4 +47,4 @@ export {
   type EspSaEntry,
   type XfrmSa,
 } from './key-export.ts';
-export { LINKTYPE, buildPcap, openPcapWriter, pcapFileHeader, pcapRecord, readCapture, type CaptureContents, type CapturedIp, type PcapFileWriter } from './pcap.ts';
+export { LINKTYPE, buildPcap, openPcapWriter, pcapFileHeader, pcapRecord, readCapture, readCaptureOrThrow, type CaptureContents, type CapturedIp, type PcapFileWriter } from './pcap.ts';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { PcapError } from './errors.ts';
-import { buildPcap, LINKTYPE, openPcapWriter, pcapFileHeader, readCapture } from './pcap.ts';
+import { buildPcap, LINKTYPE, openPcapWriter, pcapFileHeader, readCapture, readCaptureOrThrow } from './pcap.ts';
 
 const ip4 = (n: number) => Uint8Array.of(0x45, 0, 0, 20 + n, ...new Array<number>(16 + n).fill(n & 0xff));
 const ip6 = Uint8Array.of(0x60, 0, 0, 0, 0, 0, 17, 64, ...new Array<number>(32).fill(1));
@@ -43,7 +43,7 @@ test('writer → reader round trip keeps packets and microsecond timestamps', ()
     { ip: ip4(3), timestampUs: 1_700_000_000_123_456 },
     { ip: ip6, timestampUs: 1_700_000_001_000_001 },
   ]);
-  const c = readCapture(file);
+  const c = readCaptureOrThrow(file);
   assert.equal(c.format, 'pcap');
   assert.deepEqual(
     c.packets.map((p) => [p.frame, p.timestampUs, p.linktype, Buffer.from(p.ip).toString('hex'), p.partial]),
@@ -58,7 +58,7 @@ test('property: writer → reader round trip for arbitrary IP-looking packets', 
   const pkt = fc.tuple(fc.constantFrom(0x45, 0x60), fc.uint8Array({ maxLength: 300 })).map(([v, rest]) => Uint8Array.of(v, ...rest));
   fc.assert(
     fc.property(fc.array(fc.record({ ip: pkt, timestampUs: fc.integer({ min: 0, max: 2 ** 32 * 1e6 - 1 }) }), { maxLength: 20 }), (pkts) => {
-      const c = readCapture(buildPcap(pkts));
+      const c = readCaptureOrThrow(buildPcap(pkts));
       assert.deepEqual(
         c.packets.map((p) => [p.timestampUs, Buffer.from(p.ip)]),
         pkts.map((p) => [p.timestampUs, Buffer.from(p.ip)]),
@@ -69,7 +69,7 @@ test('property: writer → reader round trip for arbitrary IP-looking packets', 
 
 test('reader: big-endian and nanosecond classic pcap', () => {
   for (const opts of [{ big: true }, { nano: true }, { big: true, nano: true }]) {
-    const c = readCapture(classic(101, [ip4(1)], opts));
+    const c = readCaptureOrThrow(classic(101, [ip4(1)], opts));
     assert.equal(c.packets.length, 1, JSON.stringify(opts));
     assert.equal(c.packets[0]!.timestampUs, 1000 * 1e6 + 5);
   }
@@ -93,7 +93,7 @@ test('reader: link types RAW(12/14/101), IPv4/IPv6 (228/229), Ethernet (+802.1Q)
     [LINKTYPE.LOOP, Uint8Array.of(0, 0, 0, 30, ...ip6)],
   ];
   for (const [lt, frame] of cases) {
-    const c = readCapture(classic(lt, [frame]));
+    const c = readCaptureOrThrow(classic(lt, [frame]));
     assert.equal(c.packets.length, 1, `linktype ${lt}`);
     const want = lt === LINKTYPE.IPV6 || lt === LINKTYPE.LOOP ? ip6 : p;
     assert.deepEqual(Buffer.from(c.packets[0]!.ip), Buffer.from(want), `linktype ${lt}`);
@@ -102,21 +102,21 @@ test('reader: link types RAW(12/14/101), IPv4/IPv6 (228/229), Ethernet (+802.1Q)
 
 test('reader: non-IP frames are skipped and counted; frame numbers still count them', () => {
   const arp = Uint8Array.of(...new Array<number>(12).fill(0xaa), 0x08, 0x06, 0, 1);
-  const c = readCapture(classic(LINKTYPE.ETHERNET, [arp, Uint8Array.of(...new Array<number>(12).fill(0), 0x08, 0, ...ip4(0))]));
+  const c = readCaptureOrThrow(classic(LINKTYPE.ETHERNET, [arp, Uint8Array.of(...new Array<number>(12).fill(0), 0x08, 0, ...ip4(0))]));
   assert.equal(c.skipped, 1);
   assert.deepEqual(c.packets.map((p) => p.frame), [2]);
 });
 
 test('reader: a file cut inside a record returns what came before it, flagged truncated', () => {
   const f = buildPcap([{ ip: ip4(1), timestampUs: 1 }, { ip: ip4(40), timestampUs: 2 }]);
-  const c = readCapture(f.subarray(0, f.length - 10));
+  const c = readCaptureOrThrow(f.subarray(0, f.length - 10));
   assert.equal(c.truncated, true);
   assert.equal(c.packets.length, 1);
 });
 
 test('reader: unknown magic and unsupported link types are PcapErrors with a code', () => {
-  assert.throws(() => readCapture(Buffer.from('hello world, this is not a capture')), (e) => e instanceof PcapError && e.code === 'PCAP_BAD_MAGIC');
-  assert.throws(() => readCapture(classic(147, [ip4(1)])), (e) => e instanceof PcapError && e.code === 'PCAP_UNSUPPORTED_LINKTYPE');
+  assert.throws(() => readCaptureOrThrow(Buffer.from('hello world, this is not a capture')), (e) => e instanceof PcapError && e.code === 'PCAP_BAD_MAGIC');
+  assert.throws(() => readCaptureOrThrow(classic(147, [ip4(1)])), (e) => e instanceof PcapError && e.code === 'PCAP_UNSUPPORTED_LINKTYPE');
 });
 
 function pcapng(big: boolean): Buffer {
@@ -144,7 +144,7 @@ function pcapng(big: boolean): Buffer {
 
 test('reader: pcapng SHB/IDB/EPB/SPB in both byte orders, if_tsresol in nanoseconds', () => {
   for (const big of [false, true]) {
-    const c = readCapture(pcapng(big));
+    const c = readCaptureOrThrow(pcapng(big));
     assert.equal(c.format, 'pcapng');
     assert.equal(c.packets.length, 2);
     assert.equal(c.packets[0]!.timestampUs, 1_700_000_000_000_000);
@@ -165,7 +165,7 @@ test('fuzz: the reader returns or throws PcapError on arbitrary and on mutated i
   fc.assert(
     fc.property(fc.oneof(fc.uint8Array({ maxLength: 200 }), mutated), (bytes) => {
       try {
-        readCapture(bytes);
+        readCaptureOrThrow(bytes);
       } catch (e) {
         if (!(e instanceof PcapError)) throw e;
       }
@@ -182,11 +182,17 @@ test('file writer streams records; editcap converts it to pcapng and the reader 
   w.write(ip4(1));
   w.write(ip6, 43_000_001);
   w.close();
-  const c = readCapture(readFileSync(path));
+  const c = readCaptureOrThrow(readFileSync(path));
   assert.deepEqual(c.packets.map((p) => p.timestampUs), [42_000_000, 43_000_001]);
   if (spawnSync('editcap', ['-h']).error) return t.skip('editcap not installed: pcapng cross-check skipped');
   execFileSync('editcap', ['-F', 'pcapng', path, join(dir, 'a.pcapng')]);
-  const n = readCapture(readFileSync(join(dir, 'a.pcapng')));
+  const n = readCaptureOrThrow(readFileSync(join(dir, 'a.pcapng')));
   assert.equal(n.format, 'pcapng');
   assert.deepEqual(n.packets.map((p) => [p.timestampUs, Buffer.from(p.ip)]), c.packets.map((p) => [p.timestampUs, Buffer.from(p.ip)]));
+});
+
+test('issue 12 §4: readCapture returns a result; a bad file is a PcapError with a code, never a throw', () => {
+  const r = readCapture(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
+  assert.ok(!r.ok);
+  assert.equal(r.error.code, 'PCAP_MALFORMED'); // 8 octets: shorter than a pcap file header
 });

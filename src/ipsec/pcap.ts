@@ -3,6 +3,7 @@
 // Formats: tcpdump pcap-savefile(5), IETF draft-ietf-opsawg-pcapng, link types per tcpdump.org.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { PcapError } from './errors.ts';
+import { attempt, type Result } from '../util/result.ts';
 
 export const PCAP_MAGIC_US = 0xa1b2c3d4;
 export const PCAP_MAGIC_NS = 0xa1b23c4d;
@@ -113,8 +114,13 @@ export interface CaptureContents {
   readonly truncated: boolean;
 }
 
-/** Reads a classic pcap or pcapng file. Throws only PcapError. */
-export function readCapture(data: Uint8Array): CaptureContents {
+/** Reads a classic pcap or pcapng file (untrusted input): a result with a PcapError, never a throw. */
+export function readCapture(data: Uint8Array): Result<CaptureContents, PcapError> {
+  return attempt(PcapError, () => readCaptureOrThrow(data));
+}
+
+/** readCapture for trusted files (tests, captures this process wrote): throws PcapError. */
+export function readCaptureOrThrow(data: Uint8Array): CaptureContents {
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (b.length < 4) throw new PcapError('PCAP_BAD_MAGIC', `capture: ${b.length} octets, too short for a file header`);
   const m = b.readUInt32BE(0);

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readCapture } from '../ipsec/pcap.ts';
+import { readCaptureOrThrow } from '../ipsec/pcap.ts';
 import { buildNatLab, captureMissing, labAvailability, sweepStaleLabs, type BuildStep } from './index.ts';
 import { run } from './netns.ts';
 
@@ -173,8 +173,8 @@ test('(g) a capture on the NAT public side shows the translated packets, on the 
     for (const n of [1, 2, 3]) client.write(`send ${lab.net.ip} 7000 p${n}`);
     for (const n of [1, 2, 3]) await client.waitForLine(`echo:p${n}`, 10_000);
     await Promise.all([stopPub(), stopLan(), stopPub()]);
-    const onPub = readCapture(readFileSync(pub)).packets.map((p) => ipv4Udp(p.ip));
-    const onLan = readCapture(readFileSync(lan)).packets.map((p) => ipv4Udp(p.ip));
+    const onPub = readCaptureOrThrow(readFileSync(pub)).packets.map((p) => ipv4Udp(p.ip));
+    const onLan = readCaptureOrThrow(readFileSync(lan)).packets.map((p) => ipv4Udp(p.ip));
     assert.equal(onPub.length, 6, JSON.stringify(onPub));
     assert.equal(onLan.length, 6, JSON.stringify(onLan));
     for (const p of onPub) assert.ok(p.src === '203.0.113.1' || p.dst === '203.0.113.1', JSON.stringify(p));

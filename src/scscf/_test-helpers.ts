@@ -2,7 +2,7 @@
 // two subscribers, a fake P-CSCF that forwards hand-built requests per the message contract
 // (ARCHITECTURE.md), and the UE side of Digest AKA computed with the aka layer's Usim.
 import {
-  buildDigestHeader, digestResponse, getParam, parseDigestHeader, parseNonce, serializeDigestHeader, Usim, type UsimOptions,
+  buildDigestHeader, digestResponse, getParam, parseDigestHeader, parseNonceOrThrow, serializeDigestHeader, Usim, type UsimOptions,
 } from '../aka/index.ts';
 import {
   createRequest, createResponse, ManualClock, MemoryNetwork, newBranch, newCallId, newTag, TransactionLayer,
@@ -121,7 +121,7 @@ export class UeSide {
   answer(challenge: SipResponse, usim: Usim, u: User = ALICE, over: Record<string, string> = {}): Record<string, string> {
     const www = parseDigestHeader(challenge.headers.get('WWW-Authenticate')!);
     const nonce = getParam(www, 'nonce')!;
-    const { rand, autn } = parseNonce(nonce);
+    const { rand, autn } = parseNonceOrThrow(nonce);
     const r = usim.respond(rand, autn);
     const base = { username: u.impi, realm: DOMAIN, uri: `sip:${DOMAIN}`, nonce, algorithm: 'AKAv1-MD5', qop: 'auth', nc: '00000001', cnonce: 'c0ffee' };
     if (r.result === 'sync_failure') {

@@ -147,13 +147,12 @@ export function handleRegister(req: SipRequest, state: RegistrarState, hss: Regi
   if (autsB64 !== undefined) {
     // The RAND is the one we sent for this (IMPI, Call-ID); without it there is nothing to resync against.
     if (!matches) return challenge('stale_nonce');
-    let auts: Uint8Array;
-    try {
-      auts = parseAuts(autsB64);
-    } catch {
+    const parsedAuts = parseAuts(autsB64);
+    if (!parsedAuts.ok) {
       dropPending();
       return fail('bad_credentials');
     }
+    const auts = parsedAuts.value;
     // MAC-S authenticates the AUTS; the response over the empty password is not checked (it adds nothing).
     const r = hss.resynchronise(impi, pending!.rand, auts);
     if (!r.ok) {

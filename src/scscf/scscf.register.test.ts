@@ -2,7 +2,7 @@
 // built as the P-CSCF forwards them, the UE's answers computed with the aka layer's Usim.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getParam, parseDigestHeader, parseNonce } from '../aka/index.ts';
+import { getParam, parseDigestHeader, parseNonceOrThrow } from '../aka/index.ts';
 import { newCallId, parseVia } from '../sip/index.ts';
 import { toHex } from '../util/bytes.ts';
 import { ALICE, BOB, DOMAIN, PATH, SCSCF, setup, usimOf } from './_test-helpers.ts';
@@ -18,7 +18,7 @@ test('initial registration: 401 with realm/nonce/algorithm/qop/ik/ck, then 200 w
   const www = c.headers.get('WWW-Authenticate')!;
   assert.match(www, /^Digest realm="ims\.example", nonce="[A-Za-z0-9+/]{43}=", algorithm=AKAv1-MD5, qop="auth", ik="[0-9a-f]{32}", ck="[0-9a-f]{32}"$/);
   const h = parseDigestHeader(www);
-  const { rand, autn } = parseNonce(getParam(h, 'nonce')!);
+  const { rand, autn } = parseNonceOrThrow(getParam(h, 'nonce')!);
   const r = usimOf(ALICE).respond(rand, autn);
   assert.equal(r.result, 'ok', 'a fresh USIM accepts the AUTN');
   if (r.result !== 'ok') return;

@@ -125,7 +125,12 @@ export function parseAkaChallenge(values: readonly string[]): ChallengeResult {
         why = 'the challenge lacks nonce or realm';
         continue;
       }
-      const { rand, autn } = parseNonce(nonce);
+      const parsedNonce = parseNonce(nonce);
+      if (!parsedNonce.ok) {
+        why = parsedNonce.error.message;
+        continue;
+      }
+      const { rand, autn } = parsedNonce.value;
       const qops = (getParam(h, 'qop') ?? '').split(',').map((s) => s.trim().toLowerCase());
       const qop = qops.includes('auth') ? 'auth' : qops.includes('auth-int') ? 'auth-int' : undefined;
       const opaque = getParam(h, 'opaque');

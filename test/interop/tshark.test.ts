@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { allValidPairs } from '../../src/ipsec/algorithms.ts';
 import { createInbound, parseWire } from '../../src/ipsec/esp/index.ts';
 import { espSaLines, parseEspSa, tsharkEspArgs } from '../../src/ipsec/key-export.ts';
-import { buildPcap, readCapture } from '../../src/ipsec/pcap.ts';
+import { buildPcap, readCaptureOrThrow } from '../../src/ipsec/pcap.ts';
 import type { SaSet } from '../../src/ipsec/sa-set.ts';
 import { Sad } from '../../src/ipsec/sad.ts';
 import type { EspMode } from '../../src/ipsec/types.ts';
@@ -62,7 +62,7 @@ for (const mode of MODES) {
       const file = join(dir, `${mode}-${fam}.pcap`);
       writeFileSync(file, buildPcap(frames.map((f, i) => ({ ip: f.sent.ip, timestampUs: 1_700_000_000_000_000 + i * 1000 }))));
       const allParams = sets.flatMap((s) => s.ue.params());
-      const captured = readCapture(readFileSync(file)).packets.map((p) => p.ip);
+      const captured = readCaptureOrThrow(readFileSync(file)).packets.map((p) => p.ip);
       assert.equal(captured.length, frames.length);
 
       // Double check 1: our own SADs (P-CSCF receives what the UE sent and vice versa).
