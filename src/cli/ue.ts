@@ -103,7 +103,8 @@ function printer(json: boolean) {
 async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promise<{ ue: Ue; backend: IpsecBackend }> {
   if ((o.op === undefined) === (o.opc === undefined)) throw new InputError('give exactly one of --op and --opc');
   const kind = parseBackend(o.backend);
-  const transport = assertTransport(o.transport, kind);
+  // auto: UDP, and TCP inside the SAs for a request over 1,300 octets where the backend carries TCP (RFC 3261 §18.1.1).
+  const transport = (o.transport ?? 'auto').toLowerCase() === 'auto' ? 'auto' : assertTransport(o.transport, kind);
   const instance = parseXfrmInstance(o.xfrmInstance);
   const pc = parseHostPortArg(o.pcscf, '--pcscf');
   const k = secretHex(o.k, '--k');
@@ -144,7 +145,7 @@ async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promis
   ue.on('sa-created', (s) => say('sa-created', `SA set ${s.id} installed`, { set: s.id, sas: s.summary() }));
   ue.on('sa-deleted', (s, why) => say('sa-deleted', `SA set ${s.id} removed (${why})`, { set: s.id, why }));
   ue.on('failed', (reason, detail) => say('failed', `failed: ${reason}: ${detail}`, { reason, detail }));
-  say('start', `UE ${o.impi} (${o.impu}) on ${localIp}:${ue.plainPort} → P-CSCF ${pcscfIp}:${pc.port}, mode ${modes.join('+')}, ${kind} backend, SIP over ${transport} inside the SAs`, {
+  say('start', `UE ${o.impi} (${o.impu}) on ${localIp}:${ue.plainPort} → P-CSCF ${pcscfIp}:${pc.port}, mode ${modes.join('+')}, ${kind} backend, SIP over ${transport !== 'auto' ? transport : kind === 'xfrm' ? 'udp (tcp above 1,300 octets)' : 'udp'} inside the SAs`, {
     impi: o.impi, impu: o.impu, local: `${localIp}:${ue.plainPort}`, pcscf: `${pcscfIp}:${pc.port}`, backend: kind, transport,
   });
   return { ue, backend };
@@ -153,7 +154,7 @@ async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promis
 async function stop(ue: Ue, backend: IpsecBackend, say: ReturnType<typeof printer>, deregister: boolean): Promise<void> {
   if (deregister) {
     const r = await ue.deregister().catch(() => undefined);
-    if (r && !r.ok) say('step', `de-registration: ${r.reason} (${r.detail}); SAs removed anyway`);
+    if (r && !r.ok) say('step', `de-registration not confirmed (${r.reason}: ${r.detail}); every SA removed locally`);
   }
   await ue.close();
   await backend.close();
@@ -182,7 +183,7 @@ function common(cmd: Command): Command {
     .option('--accept-any-sqn', 'USIM accepts any SQN (test networks; the MAC is still checked)')
     .option('--encap-port <n>', 'local ESP-in-UDP port for udp-enc-tun (0: any)', '0')
     .option('--pcscf-encap-port <n>', "the P-CSCF's ESP-in-UDP port", '4500')
-    .option('--transport <t>', 'SIP transport inside the SAs: udp or tcp (tcp needs --backend xfrm)', 'udp')
+    .option('--transport <t>', 'SIP transport inside the SAs: auto (UDP; TCP for requests over 1,300 octets with --backend xfrm), udp or tcp (tcp needs --backend xfrm)', 'auto')
     .option('--backend <b>', BACKEND_HELP, 'userspace')
     .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
     .option('--json', 'one JSON object per line');

@@ -17,6 +17,9 @@ export const COMPACT_FORMS: Readonly<Record<string, string>> = {
   y: 'Identity', n: 'Identity-Info',
 };
 
+/** Canonical name → its compact form (the inverse of COMPACT_FORMS). */
+export const COMPACT_OF: ReadonlyMap<string, string> = new Map(Object.entries(COMPACT_FORMS).map(([c, n]) => [n, c]));
+
 const CANONICAL_LIST = [
   'Accept', 'Accept-Contact', 'Accept-Encoding', 'Accept-Language', 'Alert-Info', 'Allow', 'Allow-Events',
   'Authentication-Info', 'Authorization', 'Call-ID', 'Call-Info', 'Contact', 'Content-Disposition',
@@ -199,6 +202,11 @@ const EMPTY = new Uint8Array(0);
 
 export class SipRequest {
   readonly kind = 'request' as const;
+  /**
+   * Serialize with the compact header names of RFC 3261 §7.3.3 (Via → v, Content-Length → l, …):
+   * for a sender keeping a large request under the §18.1.1 size limits (the UE's REGISTER over UDP).
+   */
+  compact = false;
   constructor(
     public method: string,
     /** The Request-URI as written (parse it with `parseUri`). */
@@ -208,7 +216,9 @@ export class SipRequest {
   ) {}
 
   clone(): SipRequest {
-    return new SipRequest(this.method, this.uri, this.headers.clone(), this.body.slice());
+    const c = new SipRequest(this.method, this.uri, this.headers.clone(), this.body.slice());
+    c.compact = this.compact;
+    return c;
   }
 }
 

@@ -1,12 +1,13 @@
 // Writes a message in the strict form of RFC 3261 §7: CRLF line ends, `Name: value`, one line per
 // stored header, Content-Length last and computed from the body (§20.14), then the empty line and body.
-import type { SipMessage } from './message.ts';
+import { COMPACT_OF, type SipMessage } from './message.ts';
 
 /** The start line and headers, without the final empty line (shared by serialize and format). */
 function head(msg: SipMessage): string {
   const lines = [msg.kind === 'request' ? `${msg.method} ${msg.uri} SIP/2.0` : `SIP/2.0 ${msg.status} ${msg.reason}`];
-  for (const f of msg.headers) if (f.name !== 'Content-Length') lines.push(`${f.name}: ${f.value}`);
-  lines.push(`Content-Length: ${msg.body.length}`);
+  const compact = msg.kind === 'request' && msg.compact;
+  for (const f of msg.headers) if (f.name !== 'Content-Length') lines.push(`${(compact && COMPACT_OF.get(f.name)) || f.name}: ${f.value}`);
+  lines.push(`${compact ? 'l' : 'Content-Length'}: ${msg.body.length}`);
   return lines.join('\r\n');
 }
 

@@ -8,6 +8,9 @@ import {
 } from './register-request.ts';
 import { choosePort } from './sa-table.ts';
 import { UeError } from './errors.ts';
+import { buildSecurityClient, serializeMechanisms } from '../secagree/index.ts';
+import { UDP_MAX_REQUEST } from './sip-io.ts';
+import { DEFAULT_OFFERS } from './ue-types.ts';
 
 const ID = { impi: 'alice@ims.example', impu: 'sip:alice@ims.example', domain: 'ims.example' };
 const K = new Uint8Array(16).fill(1);
@@ -22,7 +25,9 @@ test('REGISTER: Request-URI sip:DOMAIN, rport, Contact expires, sec-agree tags; 
   const req = buildRegister({ id: ID, dialog, localIp: '10.0.0.1', port: 5060, expires: 600000, authorization: initialAuthorization(ID), securityClient: 'ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1000;spi-s=1001;port-c=2000;port-s=2001' });
   const back = parseMessageOrThrow(serializeMessage(req));
   assert.equal(back.kind, 'request');
-  assert.match(Buffer.from(serializeMessage(req)).toString(), /^REGISTER sip:ims\.example SIP\/2\.0\r\nVia: SIP\/2\.0\/UDP 10\.0\.0\.1:5060;branch=z9hG4bK[0-9a-f]+;rport\r\n/);
+  // Compact header names on the wire (RFC 3261 §7.3.3), full names after parsing.
+  assert.match(Buffer.from(serializeMessage(req)).toString(), /^REGISTER sip:ims\.example SIP\/2\.0\r\nv: SIP\/2\.0\/UDP 10\.0\.0\.1:5060;branch=z9hG4bK[0-9a-f]+;rport\r\n/);
+  assert.equal(back.headers.get('Call-ID'), 'c1');
   assert.equal(req.headers.get('Contact'), '<sip:alice@10.0.0.1:5060>;expires=600000');
   assert.equal(req.headers.get('From'), '<sip:alice@ims.example>;tag=t1');
   assert.equal(req.headers.get('To'), '<sip:alice@ims.example>');
@@ -108,4 +113,23 @@ test('choosePort: random within the range, never a used one; a full range is an 
   }
   assert.throws(() => choosePort([20000, 20001], used), (e: unknown) => e instanceof UeError && e.code === 'UE_NO_PORT');
   assert.throws(() => choosePort([5, 2], used), UeError);
+});
+
+test('protected REGISTER with the five default offers: compact and without redundant parameters, still over 1,300 octets (why xfrm sends it over TCP)', () => {
+  const offers = buildSecurityClient(DEFAULT_OFFERS, { spiC: 3737242817, spiS: 3737242818, portC: 44483, portS: 43036 }).reverse().map(({ prot: _p, mod: _m, ...e }) => e);
+  const sc = serializeMechanisms(offers);
+  assert.doesNotMatch(sc, /prot=|mod=/, 'Annex H defaults (prot=esp, mod=trans) left out');
+  const id = { impi: '001010000000001@ims.mnc001.mcc001.3gppnetwork.org', impu: 'sip:001010000000001@ims.mnc001.mcc001.3gppnetwork.org', domain: 'ims.mnc001.mcc001.3gppnetwork.org' };
+  const auth = `Digest username="${id.impi}", realm="${id.domain}", uri="sip:${id.domain}", nonce="${'A'.repeat(43)}=", response="${'0'.repeat(32)}", algorithm=AKAv1-MD5, qop=auth, nc=00000001, cnonce="${'0'.repeat(32)}"`;
+  const ss = ['ipsec-3gpp;prot=esp;mod=trans;spi-c=4096;spi-s=4097;port-c=5100;port-s=6100;alg=hmac-sha-1-96;ealg=aes-cbc'];
+  const req = buildRegister({ id, dialog: { callId: '02bc5a1fbae757bd89bb02fbe4eb8aa9', fromTag: 'abcdef0123', cseq: 2 }, localIp: '192.0.2.2', port: 43036, expires: 600000, authorization: auth, securityClient: sc, securityVerify: ss });
+  const bytes = serializeMessage(req);
+  const text = Buffer.from(bytes).toString();
+  for (const h of ['Via', 'From', 'To', 'Call-ID', 'Contact', 'Supported', 'Content-Length']) assert.doesNotMatch(text, new RegExp(`\r\n${h}:`), `${h} in compact form`);
+  assert.doesNotMatch(text, /User-Agent|Allow:/);
+  // Before: 1,657 octets (full names, prot/mod on every entry, Allow, User-Agent).
+  assert.ok(bytes.length < 1480 && bytes.length > UDP_MAX_REQUEST, `${bytes.length} octets`);
+  const back = parseMessage(bytes);
+  assert.equal(back.headers.getAll('Security-Client').join(', '), sc);
+  assert.deepEqual(back.headers.raw('Security-Verify'), ss, 'Security-Verify echoed exactly');
 });

@@ -68,10 +68,9 @@ export function buildRegister(i: RegisterInput): SipRequest {
     ['Require', 'sec-agree'],
     ['Proxy-Require', 'sec-agree'],
     ['Supported', 'path, sec-agree'],
-    ['Allow', 'MESSAGE, NOTIFY, OPTIONS'],
-    ['User-Agent', 'imsec-ue'],
+    // No Allow, no User-Agent: optional in a REGISTER, and every octet counts (see below).
   ];
-  return createRequest({
+  const req = createRequest({
     method: 'REGISTER',
     uri: `sip:${i.id.domain}`,
     // RFC 3581: rport, so that a NAT'd UE gets the 401 back (digest §15A point 2).
@@ -82,6 +81,11 @@ export function buildRegister(i: RegisterInput): SipRequest {
     cseq: i.dialog.cseq,
     headers,
   });
+  // RFC 3261 §18.1.1: a request over 1,300 octets belongs on a congestion-controlled transport. The
+  // protected REGISTER with five offers is ~1,450 octets even so; the compact header names (§7.3.3)
+  // keep it as small as it honestly gets when it has to stay on UDP (userspace backend).
+  req.compact = true;
+  return req;
 }
 
 /** 24.229 §5.1.1.2.1: the first REGISTER's credentials, with an empty nonce and response. */

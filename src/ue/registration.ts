@@ -45,6 +45,8 @@ export interface RegistrationOk extends RegisterOk {
   readonly kind: RegistrationKind;
   /** The current SA set's id after the procedure (absent after a de-registration). */
   readonly set?: string;
+  /** A de-registration whose 2xx came in clear text (Kamailio 5.6, digest §17.1): it ended the wait only. */
+  readonly unprotectedAnswer?: boolean;
 }
 
 export interface RegistrationFailure {
@@ -75,7 +77,8 @@ export interface RegistrationHost {
   newDialog(): void;
   /** Fresh SPIs and protected ports (port_us kept when given); endpoints opened. */
   newOffer(keepPortS?: number): Promise<ClientOffer>;
-  send(req: SipRequest, over: SaSet | undefined): Promise<SendOutcome>;
+  /** `clearAnswerEnds`: a final response in clear text ends the wait (reported, never accepted as SIP). */
+  send(req: SipRequest, over: SaSet | undefined, opts?: { readonly clearAnswerEnds?: boolean }): Promise<SendOutcome>;
   fire(event: RegEvent, data?: { expires?: number }): Promise<void>;
   step(text: string): void;
   /** Notes the public address a NAT gave us (Via received/rport of an unprotected response). */
@@ -110,7 +113,9 @@ function tamperVerify(ss: readonly string[]): string[] {
 export async function runRegistration(h: RegistrationHost, requested: RegistrationKind): Promise<RegistrationResult> {
   let kind = requested;
   const fail = (reason: FailureReason, detail: string, status?: number): RegistrationFailure => {
-    h.step(`registration failed: ${reason}${status ? ` (${status})` : ''}: ${detail}`);
+    // A de-registration ends the registration whatever the answer: say what is known, not "failed".
+    if (requested === 'deregister') h.step(`de-registration not confirmed: ${reason}${status ? ` (${status})` : ''}: ${detail}; every SA set removed locally`);
+    else h.step(`registration failed: ${reason}${status ? ` (${status})` : ''}: ${detail}`);
     return { ok: false, kind: requested, reason, detail, ...(status !== undefined && { status }) };
   };
   await h.fire(kind === 'initial' ? 'register' : kind === 'refresh' ? 'reregister' : 'deregister');
@@ -150,8 +155,19 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
   let req = first();
   h.step(`REGISTER (expires ${expires}) ${over ? `over SA set ${over.id} (port_uc ${over.config.ue.portC} → port_ps ${over.config.pcscf.portS})` : 'unprotected'}, Call-ID ${h.dialog.callId}`);
   for (;;) {
-    const out = await h.send(req, over);
+    const out = await h.send(req, over, { clearAnswerEnds: kind === 'deregister' && over !== undefined });
     if (h.closed) return fail('closed', 'the UE was closed');
+    if (out.kind === 'clear-response') {
+      // Kamailio 5.6 deletes its SAs when it saves the de-registration, then answers in clear
+      // (digest §17.1). Not accepted as SIP: it only ends the wait. Every SA set goes either way.
+      const res = out.response;
+      await h.fire(res.status < 300 ? 'ok' : 'reject');
+      if (res.status < 300) {
+        h.step(`de-registered; the P-CSCF's answer was not protected (${res.status} ${res.reason} in clear text to port ${out.port}, not accepted as SIP); every SA set deleted`);
+        return { ok: true, kind: requested, expires: 0, impus: [], serviceRoute: [], unprotectedAnswer: true };
+      }
+      return fail('rejected', `the P-CSCF's answer (${res.status} ${res.reason}) was not protected`, res.status);
+    }
     if (out.kind !== 'response') {
       const what = out.kind === 'timeout' ? 'no final response (Timer F)' : `transport error: ${out.error.message}`;
       if (over && over === base && kind === 'refresh' && attempts < h.maxAttempts) {

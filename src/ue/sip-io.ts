@@ -6,8 +6,8 @@ import { protectedContextOf, attachProtected, protectedTransport, TracedPlain } 
 import type { IpsecBackend, ProtectedContext, ProtectedEndpoint } from '../ipsec/backends/backend.ts';
 import type { SaSet } from '../ipsec/index.ts';
 import {
-  TransactionLayer, formatVia, isKeepAlive, parseMessage, parseVia,
-  type Clock, type ReceiveContext, type SipRequest, type SipResponse, type SipTransport, type ServerTransaction, type TimerConfig,
+  TransactionLayer, formatVia, isKeepAlive, parseMessage, parseVia, serializeMessage,
+  type Clock, type ReceiveContext, type SipMessage, type SipRequest, type SipResponse, type SipTransport, type ServerTransaction, type TimerConfig,
 } from '../sip/index.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
 import type { SipTracer } from '../util/trace.ts';
@@ -15,6 +15,13 @@ import { UeError } from './errors.ts';
 
 export type SendOutcome =
   | { readonly kind: 'response'; readonly response: SipResponse; readonly context: ReceiveContext; readonly protectedBy?: ProtectedContext }
+  /**
+   * A final response in clear text on a protected port or with a protected port's Via, to a request
+   * sent over an SA: never given to the transaction layer (it is not accepted as SIP), only
+   * reported to a sender that asked for it (the de-registration, whose answer Kamailio 5.6 sends
+   * after it deleted its SAs).
+   */
+  | { readonly kind: 'clear-response'; readonly response: SipResponse; readonly port: number }
   | { readonly kind: 'timeout' }
   | { readonly kind: 'transport-error'; readonly error: Error };
 
@@ -25,13 +32,20 @@ export interface SipIoOptions {
   readonly clock: Clock;
   readonly timers?: Partial<TimerConfig>;
   readonly trace?: SipTracer;
-  /** SIP transport inside the SAs (default udp); tcp needs the backend's openTcp (xfrm). */
-  readonly transport?: 'udp' | 'tcp';
+  /**
+   * SIP transport inside the SAs (default 'auto'); tcp needs the backend's openTcp (xfrm). 'auto':
+   * UDP, but a request over 1,300 octets goes over TCP when the backend carries TCP (RFC 3261
+   * §18.1.1), back on UDP if the connection cannot be made.
+   */
+  readonly transport?: 'udp' | 'tcp' | 'auto';
   /** A request that arrived over an SA (normally SA2 at port_us). */
   readonly onRequest: (tx: ServerTransaction, request: SipRequest, pctx: ProtectedContext) => void;
   /** Human-readable notes (dropped messages). */
   readonly note: (text: string) => void;
 }
+
+/** RFC 3261 §18.1.1: larger requests (path MTU unknown) go over a congestion-controlled transport. */
+export const UDP_MAX_REQUEST = 1300;
 
 interface Attached {
   readonly endpoint: ProtectedEndpoint;
@@ -43,6 +57,10 @@ export class UeSipIo {
   readonly #opts: SipIoOptions;
   readonly #endpoints = new Map<number, Attached>();
   readonly #pending = new Set<(o: SendOutcome) => void>();
+  /** Sends that take a clear final response as their end, by the branch of their top Via. */
+  readonly #clearWaiters = new Map<string, (res: SipResponse, port: number) => void>();
+  /** Userspace backend: plain sockets holding the protected ports, to see (and refuse) clear SIP on them. */
+  readonly #guards = new Map<number, SipTransport>();
   /** TCP through the SAs: a client transport on each port_uc, a server one on each port_us. */
   readonly #tcp = new Map<number, Promise<SipTransport>>();
   #plain!: SipTransport;
@@ -104,22 +122,68 @@ export class UeSipIo {
       port = undefined;
     }
     if ((port ?? 5060) !== this.plainPort) {
-      this.#opts.note(`discarded an unprotected ${msg.status} for a request sent over an SA (Via port ${port ?? 5060})`);
+      this.#clearOnProtected(msg, ctx, port ?? 5060);
       return;
     }
     this.layer.receiveMessage(msg, ctx, bytes.length);
   }
 
+  /**
+   * A response in clear text for a request we sent over an SA (24.229 §5.1.1.x: never accepted as
+   * SIP). A sender waiting for exactly that (the de-registration) learns of it; else it is noted.
+   */
+  #clearOnProtected(msg: SipMessage, ctx: ReceiveContext, port: number): void {
+    const what = msg.kind === 'request' ? msg.method : `${msg.status} ${msg.reason}`;
+    let branch: string | undefined;
+    try {
+      const b = parseVia(msg.headers.get('Via') ?? '').params.get('branch');
+      if (typeof b === 'string') branch = b;
+    } catch {
+      branch = undefined;
+    }
+    const waiter = msg.kind === 'response' && msg.status >= 200 && branch !== undefined ? this.#clearWaiters.get(branch) : undefined;
+    this.#opts.note(`discarded an unprotected ${what} from ${ctx.remote.address}:${ctx.remote.port} for protected port ${port}${waiter ? ' (the answer to our request, sent in clear)' : ''}`);
+    if (waiter && msg.kind === 'response') waiter(msg, port);
+  }
+
   /** Opens the protected endpoint on `port` (once) and feeds it to the transaction layer. */
   async ensureEndpoint(port: number): Promise<void> {
     if (this.#endpoints.has(port)) return;
-    const endpoint = await this.#opts.backend.openEndpoint({ address: this.#opts.localIp, port });
+    if (this.#opts.backend.name === 'userspace' && !this.#guards.has(port)) {
+      // The userspace backend's ESP does not use the port's UDP socket: hold it, so that clear SIP
+      // sent to it is seen (and refused) rather than answered with ICMP, and no one else binds it.
+      const guard = await openUdpTransport({ address: this.#opts.localIp, port, onReceive: (b, c) => this.#onGuard(b, c, port) });
+      this.#guards.set(port, guard);
+    }
+    let endpoint: ProtectedEndpoint;
+    try {
+      endpoint = await this.#opts.backend.openEndpoint({ address: this.#opts.localIp, port });
+    } catch (e) {
+      void this.#guards.get(port)?.close();
+      this.#guards.delete(port);
+      throw e;
+    }
     const transport = attachProtected(endpoint, this.layer.receive.bind(this.layer), { ...(this.#opts.trace && { trace: this.#opts.trace }), node: 'ue' });
     this.#endpoints.set(port, { endpoint, transport });
   }
 
+  #onGuard(bytes: Uint8Array, ctx: ReceiveContext, port: number): void {
+    if (isKeepAlive(bytes)) return;
+    let msg;
+    try {
+      msg = parseMessage(bytes);
+    } catch {
+      this.#opts.note(`dropped an unparseable clear datagram on protected port ${port}`);
+      return;
+    }
+    this.#clearOnProtected(msg, ctx, port);
+  }
+
   /** Closes the endpoint on `port` when no SA set of ours still uses it. */
   releaseEndpoint(port: number): void {
+    const g = this.#guards.get(port);
+    this.#guards.delete(port);
+    void g?.close().catch(() => {});
     const t = this.#tcp.get(port);
     this.#tcp.delete(port);
     void t?.then((x) => x.close()).catch(() => {});
@@ -166,16 +230,31 @@ export class UeSipIo {
    * or unprotected from the plain socket. Resolves with the final response, Timer F or a transport
    * failure; `onTerminated` runs once when the transaction is gone (in-flight counting, §8 rule 4).
    */
-  send(req: SipRequest, to: { address: string; port: number }, set: SaSet | undefined, onTerminated?: () => void): Promise<SendOutcome> {
+  send(
+    req: SipRequest, to: { address: string; port: number }, set: SaSet | undefined, onTerminated?: () => void,
+    opts: { readonly clearAnswerEnds?: boolean } = {},
+  ): Promise<SendOutcome> {
     return new Promise((resolve) => {
       let done = false;
       let terminated = false;
+      let branch: string | undefined;
       const finish = (o: SendOutcome): void => {
         if (done) return;
         done = true;
         this.#pending.delete(finish);
+        if (branch !== undefined) this.#clearWaiters.delete(branch);
         resolve(o);
       };
+      if (set && opts.clearAnswerEnds) {
+        const b = parseVia(req.headers.get('Via') ?? '').params.get('branch');
+        if (typeof b === 'string') {
+          branch = b;
+          this.#clearWaiters.set(b, (response, port) => {
+            gone();
+            finish({ kind: 'clear-response', response, port });
+          });
+        }
+      }
       const gone = (): void => {
         if (terminated) return;
         terminated = true;
@@ -208,22 +287,50 @@ export class UeSipIo {
           failed(e);
         }
       };
+      const udp = (): void => {
+        let transport = this.#plain;
+        if (set) {
+          const a = this.#endpoints.get(set.config.ue.portC);
+          if (!a) return failed(new Error(`no endpoint on port_uc ${set.config.ue.portC}`));
+          transport = protectedTransport(a.endpoint, { set, ...(this.#opts.trace && { trace: this.#opts.trace }), node: 'ue' });
+        }
+        start(transport);
+      };
       if (set && this.#opts.transport === 'tcp') {
         this.#viaTcp(req, set).then((t) => !done && start(t), failed);
         return;
       }
-      let transport = this.#plain;
-      if (set) {
-        const a = this.#endpoints.get(set.config.ue.portC);
-        if (!a) return failed(new Error(`no endpoint on port_uc ${set.config.ue.portC}`));
-        transport = protectedTransport(a.endpoint, { set, ...(this.#opts.trace && { trace: this.#opts.trace }), node: 'ue' });
+      if (set && (this.#opts.transport ?? 'auto') === 'auto' && this.#opts.backend.openTcp && serializeMessage(req).length > UDP_MAX_REQUEST) {
+        // RFC 3261 §18.1.1: over 1,300 octets (path MTU unknown) ⇒ a congestion-controlled transport.
+        // Back on UDP when the connection cannot be made (§18.1.1 allows the retry).
+        const size = serializeMessage(req).length;
+        this.#viaTcp(req, set).then(
+          (t) => {
+            if (done) return;
+            this.#opts.note(`${req.method} is ${size} octets: over TCP inside the SAs (RFC 3261 §18.1.1)`);
+            start(t);
+          },
+          (e: unknown) => {
+            if (done) return;
+            this.#opts.note(`${req.method} is ${size} octets but TCP to port_ps failed (${e instanceof Error ? e.message : String(e)}): sending it over UDP`);
+            const top = req.headers.get('Via');
+            if (top !== undefined) {
+              req.headers.removeFirst('Via');
+              req.headers.prepend('Via', formatVia({ ...parseVia(top), transport: 'UDP' }));
+            }
+            udp();
+          },
+        );
+        return;
       }
-      start(transport);
+      udp();
     });
   }
 
   async close(): Promise<void> {
     for (const f of [...this.#pending]) f({ kind: 'transport-error', error: new Error('UE closed') });
+    for (const g of this.#guards.values()) await g.close().catch(() => {});
+    this.#guards.clear();
     this.layer.close();
     for (const port of [...new Set([...this.#endpoints.keys(), ...this.#tcp.keys()])]) this.releaseEndpoint(port);
     await this.#plain.close();

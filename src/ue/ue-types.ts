@@ -39,9 +39,11 @@ export interface UeOptions {
   /**
    * SIP transport inside the SAs (spec digest §6.2), default 'udp'. 'tcp' needs a backend with
    * openTcp (xfrm): requests on a connection from port_uc to port_ps, the P-CSCF's on port_us.
-   * The first, unprotected REGISTER stays on UDP.
+   * The first, unprotected REGISTER stays on UDP. 'auto' (default): UDP, but a request over 1,300
+   * octets (the protected REGISTER with several offers) goes over TCP when the backend has openTcp
+   * (RFC 3261 §18.1.1), back on UDP if the connection fails; 'udp': UDP always.
    */
-  readonly transport?: 'udp' | 'tcp';
+  readonly transport?: 'udp' | 'tcp' | 'auto';
   readonly pcscfEncapPort?: number;
   /**
    * Inner address of UDP-enc-tun SAs behind a NAT (spec digest §15A point 4): 'private' (default,

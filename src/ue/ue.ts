@@ -151,7 +151,8 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       return out.response;
     }
     const status = out.kind === 'timeout' ? 408 : 503;
-    this.step(`${method}: ${out.kind === 'timeout' ? 'no answer (Timer F)' : out.error.message}: ${status}`);
+    const why = out.kind === 'timeout' ? 'no answer (Timer F)' : out.kind === 'clear-response' ? `answered in clear (${out.response.status}), not accepted` : out.error.message;
+    this.step(`${method}: ${why}: ${status}`);
     return createResponse(req, status);
   }
 
@@ -217,17 +218,22 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     const ue = { spiC, spiS, portC, portS };
     // Interop (digest §17.1): Kamailio 5.6 merges the entries and takes the *last* one, so the most
     // preferred pair (and mode) goes last. Without q, RFC 3329 gives the order no meaning to others.
-    const entries = buildSecurityClient(this.support.pairs, ue, this.support.modes).reverse();
+    // prot=esp and (with only trans offered) mod=trans are Annex H's defaults: left out, they save
+    // ~20 octets per entry of a REGISTER that is too large for UDP already (RFC 3261 §18.1.1).
+    // With both modes mod stays on every entry: Kamailio 5.6 merges all entries' parameters.
+    const onlyTrans = (this.support.modes ?? ['trans']).every((m) => m === 'trans');
+    const entries = buildSecurityClient(this.support.pairs, ue, this.support.modes).reverse()
+      .map(({ prot: _p, mod, ...e }) => (onlyTrans || !mod ? e : { ...e, mod }));
     const offer = { ...ue, header: serializeMechanisms(entries) };
     this.sas.pending = offer;
     this.#releaseUnusedEndpoints();
     return offer;
   }
 
-  send(req: SipRequest, over: SaSet | undefined): Promise<SendOutcome> {
+  send(req: SipRequest, over: SaSet | undefined, opts: { readonly clearAnswerEnds?: boolean } = {}): Promise<SendOutcome> {
     const to = over ? { address: this.pcscf.address, port: over.config.pcscf.portS } : this.pcscf;
     if (over) this.sas.begin(over);
-    const sent = this.#io.send(req, to, over, () => over && this.sas.end(over));
+    const sent = this.#io.send(req, to, over, () => over && this.sas.end(over), opts);
     const ex = this.observer?.exchange;
     if (!ex) return sent;
     const phase: UeExchangePhase =
@@ -291,7 +297,8 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       if (r.ok && kind !== 'deregister') {
         this.#granted = { expires: r.expires, impus: r.impus, serviceRoute: r.serviceRoute };
         this.emit('registered', r);
-      } else if (r.ok) {
+      } else if (r.ok || kind === 'deregister') {
+        // A de-registration that was not confirmed still ends the registration here (every SA gone).
         this.#granted = undefined;
         this.emit('deregistered');
       } else if (this.#state === 'failed' || this.#state === 'deregistered') {
