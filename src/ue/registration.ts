@@ -169,7 +169,9 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       return fail('rejected', `the P-CSCF's answer (${res.status} ${res.reason}) was not protected`, res.status);
     }
     if (out.kind !== 'response') {
-      const what = out.kind === 'timeout' ? 'no final response (Timer F)' : `transport error: ${out.error.message}`;
+      const what = out.kind === 'timeout'
+        ? `no final response (Timer F)${out.tcp ? '; it went over TCP inside the SAs (RFC 3261 §18.1.1): a P-CSCF without SIP over TCP on its protected ports (Kamailio 5.6) needs UDP (--transport udp)' : ''}`
+        : `transport error: ${out.error.message}`;
       if (over && over === base && kind === 'refresh' && attempts < h.maxAttempts) {
         // Digest §8 rule 6: the P-CSCF lost our SAs; register again from scratch, unprotected.
         h.step(`${what} over the current SA set: falling back to an unprotected initial registration`);
@@ -188,6 +190,11 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
     if (res.status === 401) {
       const ssRaw = res.headers.raw('Security-Server');
       const choice = chooseFrom(ssRaw, h.support);
+      if (!choice.ok && choice.abandon && h.plainPort !== 5060 && /port-s=0\b/.test(ssRaw.join(','))) {
+        // Digest §17.1: Kamailio 5.6 takes a REGISTER from another port for a re-registration.
+        await h.fire('reject');
+        return fail('no_security_server', `${choice.detail}: the P-CSCF answered port-s=0, as Kamailio 5.6 does when the unprotected REGISTER does not come from port 5060; use local port 5060 (--local-port 5060)`, 401);
+      }
       if (!choice.ok && choice.abandon) {
         // 24.229 §5.1.1.5.1: missing or incomplete Security-Server ⇒ abandon, new Call-ID.
         if (kind === 'deregister' || ++attempts > h.maxAttempts) {

@@ -22,7 +22,8 @@ export type SendOutcome =
    * after it deleted its SAs).
    */
   | { readonly kind: 'clear-response'; readonly response: SipResponse; readonly port: number }
-  | { readonly kind: 'timeout' }
+  /** Timer F; `tcp`: the request went over TCP because of its size (§18.1.1). */
+  | { readonly kind: 'timeout'; readonly tcp?: boolean }
   | { readonly kind: 'transport-error'; readonly error: Error };
 
 export interface SipIoOptions {
@@ -238,6 +239,7 @@ export class UeSipIo {
       let done = false;
       let terminated = false;
       let branch: string | undefined;
+      let bySize = false;
       const finish = (o: SendOutcome): void => {
         if (done) return;
         done = true;
@@ -276,7 +278,7 @@ export class UeSipIo {
               const p = protectedContextOf(context);
               finish({ kind: 'response', response, context, ...(p && { protectedBy: p }) });
             },
-            onTimeout: () => finish({ kind: 'timeout' }),
+            onTimeout: () => finish({ kind: 'timeout', ...(bySize && { tcp: true }) }),
             onTransportError: (_tx, error) => finish({ kind: 'transport-error', error }),
             onTerminated: () => {
               gone();
@@ -308,6 +310,7 @@ export class UeSipIo {
           (t) => {
             if (done) return;
             this.#opts.note(`${req.method} is ${size} octets: over TCP inside the SAs (RFC 3261 §18.1.1)`);
+            bySize = true;
             start(t);
           },
           (e: unknown) => {

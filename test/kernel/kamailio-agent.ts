@@ -1,11 +1,13 @@
 // Runs inside the VM, in one network namespace, driven over JSON lines (guest-rpc.ts) by
 // kamailio-guest.ts. `core`: imsec's embedded S-CSCF + HSS, the S-CSCF behind Kamailio's P-CSCF.
+// With `startPcscf` the same process runs imsec's own P-CSCF (xfrm) in front of it: the control.
 // `ues`: one process holding UEs one after another (each on its own backend), so that a case costs
 // an RPC, not a node start-up under TCG. Never prints keys.
 import { UserspaceBackend } from '../../src/ipsec/backends/userspace.ts';
 import { XfrmBackend } from '../../src/ipsec/backends/xfrm/index.ts';
 import type { IpsecBackend } from '../../src/ipsec/backends/backend.ts';
 import type { SaSet } from '../../src/ipsec/sa-set.ts';
+import { Pcscf } from '../../src/pcscf/pcscf.ts';
 import { Hss } from '../../src/scscf/hss.ts';
 import { HssStore } from '../../src/scscf/hss-store.ts';
 import { Scscf } from '../../src/scscf/scscf.ts';
@@ -33,12 +35,26 @@ async function core(): Promise<Record<string, Handler>> {
     store.add({ impi: s.impi, impus: [s.impu], k: fromHex(K), opc: fromHex(OPC), amf: fromHex('8000') });
   }
   const scscf = await Scscf.start({
-    address: o.address, port: 6060, domain: DOMAIN, hss: new Hss(store), ...timers,
+    // A refresh over the SAs is not challenged again (24.228 R2-1a): see README "Against Kamailio".
+    address: o.address, port: 6060, domain: DOMAIN, hss: new Hss(store), challengeReRegister: false, ...timers,
     onEvent: (e) => log('scscf', JSON.stringify(e)),
   });
+  let pcscf: { p: Pcscf; backend: IpsecBackend } | undefined;
   return {
     message: async (a: { impu: string; text: string }) => ({ status: (await scscf.sendMessage(a.impu, a.text)).status }),
+    /** imsec's P-CSCF on the kernel's XFRM, where Kamailio was (after it stopped). */
+    startPcscf: async () => {
+      const backend = await XfrmBackend.create({ instance: 1, encapPort: 4500, now: () => systemClock.now() });
+      const p = await Pcscf.start({ address: o.address, port: 5060, portC: 5100, portS: 6100, scscf: scscf.local, backend, mode: 'auto', policy: { allowDeprecated: true }, ...timers });
+      pcscf = { p, backend };
+      return {};
+    },
+    liveSets: () => ({ sets: pcscf ? pcscf.backend.sets.filter((x) => x.live).length : null }),
     stop: async () => {
+      if (pcscf) {
+        await pcscf.p.stop();
+        await pcscf.backend.close();
+      }
       await scscf.stop();
       store.close();
       return {};
@@ -56,6 +72,8 @@ export interface UeSpec {
   readonly transport?: 'udp' | 'tcp';
   readonly regAwaitAuthMs?: number;
   readonly expires?: number;
+  /** SIP T1 of this UE in ms (the agent's default otherwise). */
+  readonly t1?: number;
 }
 
 interface Held {
@@ -95,7 +113,8 @@ async function ues(): Promise<Record<string, Handler>> {
       try {
         ue = await Ue.create({
           impi: s.impi, impu: s.impu, pcscf: { address: a.spec.pcscf, port: 5060 }, localIp: o.address, localPort: a.spec.localPort ?? 0,
-          k: fromHex(K), opc: fromHex(OPC), backend, reRegister: 'off', expires: a.spec.expires ?? 3600, ...timers,
+          k: fromHex(K), opc: fromHex(OPC), backend, reRegister: 'off', expires: a.spec.expires ?? 3600,
+          timers: { t1: a.spec.t1 ?? timers.timers.t1 },
           ...(a.spec.offers && { offers: a.spec.offers }), ...(a.spec.modes && { modes: a.spec.modes }),
           ...(a.spec.transport && { transport: a.spec.transport }), ...(a.spec.regAwaitAuthMs !== undefined && { regAwaitAuthMs: a.spec.regAwaitAuthMs }),
         });
