@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian tools the interop tests use (tshark; for the kernel-ESP tests in a QEMU VM:
 # qemu, busybox, cpio, Debian's stock kernel; for the NAT lab: iproute2, nftables, conntrack, tcpdump;
-# curl for the metrics tests; postgresql for the PostgreSQL store tests), as root and only when
+# curl for the metrics tests; postgresql for the PostgreSQL store tests; Kamailio 5.6 with its IMS modules as a foreign P-CSCF in the VM), as root and only when
 # missing. Without root or apt-get it only says what is missing: those tests then skip with a message.
 set -u
 need=()
@@ -25,6 +25,9 @@ for k in /boot/vmlinuz-*-amd64; do
   [ -e "$k" ] && [ -d "/lib/modules/${k#/boot/vmlinuz-}" ] && kernel_ok=yes
 done
 [ "$kernel_ok" = yes ] || need+=(linux-image-amd64)
+# Kamailio's P-CSCF (ims_ipsec_pcscf) for test/kernel/kamailio.test.ts; the guest runs the host's copy.
+have_cmd kamailio || need+=(kamailio)
+ls /usr/lib/*/kamailio/modules/ims_ipsec_pcscf.so >/dev/null 2>&1 || need+=(kamailio-ims-modules)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "install-sysdeps: missing ${need[*]} (not root or no apt-get): the tests that need them will skip" >&2

@@ -132,6 +132,11 @@ export class FakePcscf {
     }
   }
 
+  /** Answers `rx` in clear text to the port it came from (Kamailio 5.6's de-registration answer). */
+  async replyInClear(rx: Received, status: number): Promise<void> {
+    await this.#plain.send(serializeMessage(createResponse(rx.req, status)), rx.remote);
+  }
+
   reply(rx: Received, status: number, headers: [string, string][] = [], over?: SaSet): Promise<void> {
     return this.respond(rx, createResponse(rx.req, status, undefined, headers), over);
   }

@@ -264,3 +264,66 @@ test('mod=trans (ESP over raw IP): registration and a MESSAGE both ways', { skip
     await p.close();
   }
 });
+
+test('de-registration answered in clear (Kamailio 5.6 deletes its SAs first): not accepted as SIP, the wait ends, reported as such', async () => {
+  const p = await startPair();
+  try {
+    await registerPair(p);
+    const steps: string[] = [];
+    p.ue.on('step', (s) => steps.push(s));
+    let failed = false;
+    p.ue.on('failed', () => (failed = true));
+    const done = p.ue.deregister();
+    const rx = await p.fake.next();
+    assert.ok(rx.pctx, 'the de-registration goes over the SAs');
+    assert.equal(rx.req.headers.get('Expires'), '0');
+    // A 200 in clear text to the protected port the request came from.
+    await p.fake.replyInClear(rx, 200);
+    const r = await done;
+    assert.ok(r.ok && r.unprotectedAnswer, JSON.stringify(r));
+    assert.ok(steps.some((s) => /de-registered; the P-CSCF's answer was not protected/.test(s)), steps.join('\n'));
+    assert.ok(steps.some((s) => /discarded an unprotected 200 OK .* for protected port/.test(s)), 'noted, never fed to the transaction layer');
+    assert.equal(p.ue.state, 'deregistered');
+    assert.deepEqual(p.ue.status().sets, []);
+    assert.equal(failed, false);
+  } finally {
+    await p.close();
+  }
+});
+
+test('a clear 200 for a MESSAGE is not an answer: the MESSAGE waits for its protected one', async () => {
+  const p = await startPair({ timers: { t1: 20 } });
+  try {
+    await registerPair(p);
+    const sent = p.ue.sendMessage('sip:bob@ims.example', 'hi');
+    const rx = await p.fake.next();
+    await p.fake.replyInClear(rx, 200); // dropped: only a de-registration takes a clear answer as its end
+    const res = await sent;
+    assert.equal(res.status, 408, 'no protected answer: Timer F');
+  } finally {
+    await p.close();
+  }
+});
+
+test('de-registration without an answer: "de-registration not confirmed … every SA set removed locally", not "registration failed"', async () => {
+  const p = await startPair({ timers: { t1: 20 } });
+  try {
+    await registerPair(p);
+    const steps: string[] = [];
+    p.ue.on('step', (s) => steps.push(s));
+    let failed = false;
+    let deregistered = false;
+    p.ue.on('failed', () => (failed = true));
+    p.ue.on('deregistered', () => (deregistered = true));
+    const r = await p.ue.deregister();
+    assert.equal(r.ok, false);
+    assert.equal(r.kind, 'deregister');
+    assert.ok(steps.some((s) => /^de-registration not confirmed: timeout: no final response \(Timer F\); every SA set removed locally$/.test(s)), steps.join('\n'));
+    assert.ok(!steps.some((s) => /registration failed/.test(s)));
+    assert.equal(p.ue.state, 'deregistered');
+    assert.deepEqual(p.ue.status().sets, []);
+    assert.ok(deregistered && !failed);
+  } finally {
+    await p.close();
+  }
+});

@@ -75,7 +75,7 @@ async function mt(t: Target, id: string, sub: number, text: string): Promise<str
 /** Nothing of the registration left in the kernel of the UE's namespace (and, when asked, the network's). */
 function noSas(c: KCtx, alsoNet: boolean): void {
   assert.equal(c.sh(`ip -n ${c.nsUe} xfrm state`).trim(), '', 'no SA left in the UE namespace');
-  if (alsoNet) assert.equal(c.sh(`ip -n ${c.nsNet} xfrm state`).trim(), '', 'no SA left at the P-CSCF');
+  if (alsoNet) assert.equal(c.sh(`ip -n ${c.nsNet} xfrm state`).trim(), '', `no SA left at the P-CSCF; its policies:\n${c.sh(`ip -n ${c.nsNet} xfrm policy`)}`);
 }
 
 /** The de-registration: protected answer (imsec), or Kamailio's clear one, reported as such. */
@@ -276,6 +276,6 @@ export async function kamailioScenarios(c: KCtx): Promise<void> {
     await kam?.stop();
     await core?.call('stop', {}, 20_000).catch(() => {});
     await core?.stop();
-    c.sh(`cp /proc/net/xfrm_stat ${join(c.out, 'xfrm_stat.txt')} 2>/dev/null; true`);
+    for (const ns of [c.nsNet, c.nsUe]) c.sh(`ip netns exec ${ns} cat /proc/net/xfrm_stat > ${join(c.out, `xfrm_stat-${ns}.txt`)} 2>/dev/null; ip -n ${ns} xfrm policy > ${join(c.out, `xfrm_policy-${ns}.txt`)}; true`);
   }
 }
