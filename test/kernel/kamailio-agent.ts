@@ -44,7 +44,7 @@ async function core(): Promise<Record<string, Handler>> {
     message: async (a: { impu: string; text: string }) => ({ status: (await scscf.sendMessage(a.impu, a.text)).status }),
     /** imsec's P-CSCF on the kernel's XFRM, where Kamailio was (after it stopped). */
     startPcscf: async () => {
-      const backend = await XfrmBackend.create({ instance: 1, encapPort: 4500, now: () => systemClock.now() });
+      const backend = await XfrmBackend.create({ instance: 1, encapPort: 4500, clock: systemClock });
       const p = await Pcscf.start({ address: o.address, port: 5060, portC: 5100, portS: 6100, scscf: scscf.local, backend, mode: 'auto', policy: { allowDeprecated: true }, ...timers });
       pcscf = { p, backend };
       return {};
@@ -103,10 +103,9 @@ async function ues(): Promise<Record<string, Handler>> {
   return {
     create: async (a: { id: string; spec: UeSpec }) => {
       const s = subscriber(a.spec.sub);
-      const now = () => systemClock.now();
       const backend: IpsecBackend = a.spec.backend === 'userspace'
-        ? await UserspaceBackend.create({ localIp: o.address, encapPort: 0, now })
-        : await XfrmBackend.create({ instance: instance++, encapPort: 4500, now });
+        ? await UserspaceBackend.create({ localIp: o.address, encapPort: 0, clock: systemClock })
+        : await XfrmBackend.create({ instance: instance++, encapPort: 4500, clock: systemClock });
       const steps: string[] = [];
       const requests: Held['requests'] = [];
       let ue: Ue;
