@@ -67,6 +67,8 @@ export interface UeSpec {
   readonly backend: 'xfrm' | 'userspace';
   readonly localPort?: number;
   readonly pcscf: string;
+  /** The UE's address (default the agent's): Kamailio keeps state per UE address and port. */
+  readonly localIp?: string;
   readonly offers?: AlgPair[];
   readonly modes?: ('trans' | 'UDP-enc-tun')[];
   readonly transport?: 'udp' | 'tcp';
@@ -104,14 +106,14 @@ async function ues(): Promise<Record<string, Handler>> {
     create: async (a: { id: string; spec: UeSpec }) => {
       const s = subscriber(a.spec.sub);
       const backend: IpsecBackend = a.spec.backend === 'userspace'
-        ? await UserspaceBackend.create({ localIp: o.address, encapPort: 0, clock: systemClock })
+        ? await UserspaceBackend.create({ localIp: a.spec.localIp ?? o.address, encapPort: 0, clock: systemClock })
         : await XfrmBackend.create({ instance: instance++, encapPort: 4500, clock: systemClock });
       const steps: string[] = [];
       const requests: Held['requests'] = [];
       let ue: Ue;
       try {
         ue = await Ue.create({
-          impi: s.impi, impu: s.impu, pcscf: { address: a.spec.pcscf, port: 5060 }, localIp: o.address, localPort: a.spec.localPort ?? 0,
+          impi: s.impi, impu: s.impu, pcscf: { address: a.spec.pcscf, port: 5060 }, localIp: a.spec.localIp ?? o.address, localPort: a.spec.localPort ?? 0,
           k: fromHex(K), opc: fromHex(OPC), backend, reRegister: 'off', expires: a.spec.expires ?? 3600,
           timers: { t1: a.spec.t1 ?? timers.timers.t1 },
           ...(a.spec.offers && { offers: a.spec.offers }), ...(a.spec.modes && { modes: a.spec.modes }),

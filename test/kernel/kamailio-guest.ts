@@ -79,6 +79,8 @@ async function main(): Promise<void> {
   for (const [ns, dev, last] of [[NS_NET, 'net0', '1'], [NS_UE, 'ue0', '2']] as const) {
     sh(`ip -n ${ns} link set lo up && ip -n ${ns} link set ${dev} up && ip -n ${ns} addr add 192.0.2.${last}/24 dev ${dev}`);
   }
+  // One UE address per case (192.0.2.10 on): Kamailio keeps its state per UE address and port.
+  sh(`printf 'addr add 192.0.2.%d/24 dev ue0\\n' $(seq 10 69) | ip -n ${NS_UE} -batch -`);
   // KAM_PCAP=1: what crossed the veth, for debugging (pcap in the output directory).
   const pcap = process.env.KAM_PCAP ? spawn('ip', ['netns', 'exec', NS_NET, 'tcpdump', '-i', 'net0', '-U', '--immediate-mode', '-w', join(OUT, 'net0.pcap')], { stdio: 'ignore' }) : undefined;
   try {

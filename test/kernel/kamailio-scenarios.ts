@@ -40,7 +40,15 @@ interface Target {
 }
 
 let n = 0;
-const spec = (s: Partial<UeSpec>): UeSpec => ({ sub: 1, backend: 'userspace', localPort: 5060, pcscf: NET, ...s });
+let addr = 10;
+/**
+ * A UE on a fresh address (192.0.2.10 on): Kamailio 5.6 keeps state per UE address and port that
+ * can spoil the next registration from there (see the second-registration check), so each case
+ * gets its own; `sameAddress` reuses the previous one.
+ */
+const spec = (s: Partial<UeSpec>, sameAddress = false): UeSpec => ({
+  sub: 1, backend: 'userspace', localPort: 5060, pcscf: NET, localIp: `192.0.2.${sameAddress ? addr : ++addr}`, ...s,
+});
 
 /** Kamailio 5.6 answers no SIP over TCP inside its SAs (see tcpAgainstKamailio): its xfrm UEs stay on UDP. */
 const udpFor = (t: Target, backend: string): Partial<UeSpec> => (t.name === 'kamailio' && backend === 'xfrm' ? { transport: 'udp' } : {});
@@ -111,7 +119,9 @@ async function fullFlow(c: KCtx, t: Target, backend: 'userspace' | 'xfrm'): Prom
       // Kamailio 5.6 takes the last Security-Client entry: the UE sends its preferred pair last.
       assert.equal(`${r.set!.alg}/${r.set!.ealg}`, 'hmac-sha-1-96/aes-cbc');
       assert.equal(r.set!.mode, 'transport');
-      assert.match(stepsText(r), /200 OK over SA2 of set/, 'the 200 OK to the protected REGISTER from port_pc to port_us');
+      // Over UDP the 200 OK to the protected REGISTER comes from port_pc to port_us (SA2); over TCP on the connection (SA3).
+      const tcp = /over TCP inside the SAs/.test(stepsText(r));
+      assert.match(stepsText(r), tcp ? /200 OK over SA3 of set/ : /200 OK over SA2 of set/);
       // 11 §3: on xfrm the ~1,450-octet protected REGISTER goes over TCP inside the SAs (not to Kamailio); on userspace it stays on UDP.
       if (backend === 'xfrm' && t.name === 'imsec') assert.match(stepsText(r), /REGISTER is \d+ octets: over TCP inside the SAs/);
       else assert.doesNotMatch(stepsText(r), /over TCP/);
@@ -132,8 +142,9 @@ async function fullFlow(c: KCtx, t: Target, backend: 'userspace' | 'xfrm'): Prom
     await c.check(`${label}: de-register; every SA gone at both ends`, async () => {
       const r = await reg(t, 'deregister', id);
       const how = checkDeregistration(t, backend, r);
-      noSas(c, true);
-      return how;
+      noSas(c, t.name === 'imsec');
+      // Kamailio 5.6 keeps the inbound SAs it made for the refresh's new Security-Client (never used).
+      return { how, pcscfSasLeft: (c.sh(`ip -n ${c.nsNet} xfrm state`).match(/^src /gm) ?? []).length };
     });
   });
 }
@@ -151,7 +162,7 @@ async function pairs(c: KCtx, t: Target): Promise<void> {
           assert.equal(`${r.set!.alg}/${r.set!.ealg}`, pair);
           await mo(t, id, pair);
           checkDeregistration(t, b, await reg(t, 'deregister', id));
-          noSas(c, true);
+          noSas(c, false);
         }));
     }
   }
@@ -187,7 +198,7 @@ async function quirks(c: KCtx, t: Target): Promise<void> {
       assert.ok(r.ok, stepsText(r));
       return r.set!;
     }); // closed without de-registration: the P-CSCF still holds the contact and its SAs
-    return withUe(t, spec({}), async (id) => {
+    return withUe(t, spec({}, true), async (id) => {
       const r = await reg(t, 'register', id);
       if (t.name === 'kamailio' && !r.ok) {
         // Kamailio 5.6 kept the vanished UE's contact and SAs for this address and port: the UE

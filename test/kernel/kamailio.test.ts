@@ -41,7 +41,7 @@ test('imsec UE against Kamailio 5.6 P-CSCF (VM): algorithms, both backends, MESS
       ro: true,
       rw: [out],
       env: { IMSEC_NATIVE_ADDON: ADDON, NODE_PATH: join(PROJECT_DIR, 'node_modules'), ...(process.env.KAM_VM_ONLY ? { KAM_VM_ONLY: process.env.KAM_VM_ONLY } : {}), ...(process.env.KAM_PCAP ? { KAM_PCAP: '1' } : {}) },
-      timeoutS: 420,
+      timeoutS: 560,
       console: join(out, 'console.log'),
     });
     const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
