@@ -129,7 +129,7 @@ test('protected REGISTER with the five default offers: compact and without redun
   assert.doesNotMatch(text, /User-Agent|Allow:/);
   // Before: 1,657 octets (full names, prot/mod on every entry, Allow, User-Agent).
   assert.ok(bytes.length < 1480 && bytes.length > UDP_MAX_REQUEST, `${bytes.length} octets`);
-  const back = parseMessage(bytes);
+  const back = parseMessageOrThrow(bytes);
   assert.equal(back.headers.getAll('Security-Client').join(', '), sc);
   assert.deepEqual(back.headers.raw('Security-Verify'), ss, 'Security-Verify echoed exactly');
 });

@@ -170,14 +170,12 @@ export class UeSipIo {
 
   #onGuard(bytes: Uint8Array, ctx: ReceiveContext, port: number): void {
     if (isKeepAlive(bytes)) return;
-    let msg;
-    try {
-      msg = parseMessage(bytes);
-    } catch {
-      this.#opts.note(`dropped an unparseable clear datagram on protected port ${port}`);
+    const parsed = parseMessage(bytes);
+    if (!parsed.ok) {
+      this.#opts.note(`dropped an unparseable clear datagram on protected port ${port} [${parsed.error.code}]`);
       return;
     }
-    this.#clearOnProtected(msg, ctx, port);
+    this.#clearOnProtected(parsed.value, ctx, port);
   }
 
   /** Closes the endpoint on `port` when no SA set of ours still uses it. */

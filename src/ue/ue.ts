@@ -240,7 +240,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       req.method !== 'REGISTER' ? 'request' : this.#proc === 'deregister' ? 'deregister' : over?.state === 'temporary' ? 'protected-register' : 'register';
     const t0 = performance.now();
     return sent.then((o) => {
-      ex.call(this.observer, phase, performance.now() - t0, o.kind === 'response' ? o.response.status : o.kind);
+      ex.call(this.observer, phase, performance.now() - t0, o.kind === 'response' || o.kind === 'clear-response' ? o.response.status : o.kind);
       return o;
     });
   }
