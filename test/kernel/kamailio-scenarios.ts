@@ -50,9 +50,6 @@ const spec = (s: Partial<UeSpec>, sameAddress = false): UeSpec => ({
   sub: 1, backend: 'userspace', localPort: 5060, pcscf: NET, localIp: `192.0.2.${sameAddress ? addr : ++addr}`, ...s,
 });
 
-/** Kamailio 5.6 answers no SIP over TCP inside its SAs (see tcpAgainstKamailio): its xfrm UEs stay on UDP. */
-const udpFor = (t: Target, backend: string): Partial<UeSpec> => (t.name === 'kamailio' && backend === 'xfrm' ? { transport: 'udp' } : {});
-
 async function withUe<T>(t: Target, s: UeSpec, f: (id: string) => Promise<T>): Promise<T> {
   const id = `u${++n}`;
   await t.ues.call('create', { id, spec: s });
@@ -112,9 +109,11 @@ function checkDeregistration(t: Target, backend: string, r: Reg): string {
 async function fullFlow(c: KCtx, t: Target, backend: 'userspace' | 'xfrm'): Promise<void> {
   const label = `${t.name}: UE ${backend}`;
   // The first registration meets cold processes under TCG: a longer T1 there (Timer F = 64·T1).
-  await withUe(t, spec({ backend, ...udpFor(t, backend), ...(backend === 'userspace' && { t1: 400 }) }), async (id) => {
+  await withUe(t, spec({ backend, ...(backend === 'userspace' && { t1: 400 }) }), async (id) => {
     const ok = await c.check(`${label}: register with the default offers (the preferred pair sent last, the 200 OK over SA2 port_pc → port_us)`, async () => {
-      const r = await reg(t, 'register', id);
+      let r = await reg(t, 'register', id);
+      // The very first registration meets cold processes (node, Kamailio) under TCG: one more try.
+      if (!r.ok && r.reason === 'timeout') r = await reg(t, 'register', id);
       assert.ok(r.ok, stepsText(r));
       // Kamailio 5.6 takes the last Security-Client entry: the UE sends its preferred pair last.
       assert.equal(`${r.set!.alg}/${r.set!.ealg}`, 'hmac-sha-1-96/aes-cbc');
@@ -122,8 +121,8 @@ async function fullFlow(c: KCtx, t: Target, backend: 'userspace' | 'xfrm'): Prom
       // Over UDP the 200 OK to the protected REGISTER comes from port_pc to port_us (SA2); over TCP on the connection (SA3).
       const tcp = /over TCP inside the SAs/.test(stepsText(r));
       assert.match(stepsText(r), tcp ? /200 OK over SA3 of set/ : /200 OK over SA2 of set/);
-      // 11 §3: on xfrm the ~1,450-octet protected REGISTER goes over TCP inside the SAs (not to Kamailio); on userspace it stays on UDP.
-      if (backend === 'xfrm' && t.name === 'imsec') assert.match(stepsText(r), /REGISTER is \d+ octets: over TCP inside the SAs/);
+      // 11 §3: on xfrm the ~1,450-octet protected REGISTER goes over TCP inside the SAs; on userspace it stays on UDP.
+      if (backend === 'xfrm') assert.match(stepsText(r), /REGISTER is \d+ octets: over TCP inside the SAs/);
       else assert.doesNotMatch(stepsText(r), /over TCP/);
       return { set: r.set, tcp: /over TCP/.test(stepsText(r)) };
     });
@@ -156,7 +155,7 @@ async function pairs(c: KCtx, t: Target): Promise<void> {
     for (const b of [backend, backend === 'xfrm' ? 'userspace' : 'xfrm'] as const) {
       const [alg, ealg] = pair.split('/') as [string, string];
       await c.check(`${t.name}: ${pair}, UE ${b}: register, MESSAGE, de-register`, async () =>
-        withUe(t, spec({ backend: b, ...udpFor(t, b), offers: [{ alg, ealg }] as UeSpec['offers'] }), async (id) => {
+        withUe(t, spec({ backend: b, offers: [{ alg, ealg }] as UeSpec['offers'] }), async (id) => {
           const r = await reg(t, 'register', id);
           assert.ok(r.ok, stepsText(r));
           assert.equal(`${r.set!.alg}/${r.set!.ealg}`, pair);
@@ -218,23 +217,10 @@ async function quirks(c: KCtx, t: Target): Promise<void> {
   });
 }
 
-/** 11 §3 against Kamailio: the protected REGISTER over TCP inside the SAs gets no answer; the UE says what to do. */
-async function tcpAgainstKamailio(c: KCtx, t: Target): Promise<void> {
-  await c.check(`${t.name}: UE xfrm, transport auto: the 1,4xx-octet REGISTER goes over TCP inside the SAs; Kamailio 5.6 does not answer it; the UE says to use UDP`, async () =>
-    withUe(t, spec({ backend: 'xfrm' }), async (id) => {
-      const r = await reg(t, 'register', id);
-      assert.match(stepsText(r), /REGISTER is \d+ octets: over TCP inside the SAs/);
-      if (r.ok) return 'Kamailio answered over TCP';
-      assert.match(stepsText(r), /needs UDP \(--transport udp\)/);
-      noSas(c, false);
-      return r.detail;
-    }));
-}
-
 /** 11 §1: an xfrm registration idle past reg-await-auth (short here), refreshed, then an MT request delivered. */
 async function idleLifetime(c: KCtx, t: Target): Promise<void> {
   await c.check(`${t.name}: xfrm registration idle past reg-await-auth (3 s here), then refresh and an MT MESSAGE`, async () =>
-    withUe(t, spec({ backend: 'xfrm', ...udpFor(t, 'xfrm'), regAwaitAuthMs: 3000 }), async (id) => {
+    withUe(t, spec({ backend: 'xfrm', regAwaitAuthMs: 3000 }), async (id) => {
       const r = await reg(t, 'register', id);
       assert.ok(r.ok, stepsText(r));
       await new Promise((res) => setTimeout(res, 5000));
@@ -254,7 +240,6 @@ async function scenario(c: KCtx, t: Target): Promise<void> {
   if (want('flow')) for (const b of ['userspace', 'xfrm'] as const) await fullFlow(c, t, b);
   if (want('quirks')) await quirks(c, t);
   if (want('idle')) await idleLifetime(c, t);
-  if (want('tcp') && t.name === 'kamailio') await tcpAgainstKamailio(c, t);
   if (want('pairs') && t.name === 'kamailio') await pairs(c, t);
 }
 
