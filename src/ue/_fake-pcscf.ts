@@ -3,6 +3,7 @@
 // computes vectors with the aka layer and answers exactly what the test tells it to.
 import { buildNonce, generateVector, parseDigestHeader, paramRecord, type AuthVector } from '../aka/index.ts';
 import type { ProtectedContext, ProtectedEndpoint } from '../ipsec/backends/backend.ts';
+import { MemoryBackend, MemoryWire } from '../ipsec/backends/memory.ts';
 import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
 import { createSaSet, expandKeys, type EspMode, type SaSet } from '../ipsec/index.ts';
 import type { EncryptionAlg, IntegrityAlg } from '../ipsec/algorithms.ts';
@@ -53,16 +54,19 @@ export class FakePcscf {
 
   private constructor(
     readonly ip: string,
-    readonly backend: UserspaceBackend,
+    readonly backend: UserspaceBackend | MemoryBackend,
     readonly k: Uint8Array,
     readonly opc: Uint8Array,
     readonly mode: EspMode,
     readonly ueEncapPort: () => number,
   ) {}
 
-  static async create(o: { ip?: string; k: Uint8Array; opc: Uint8Array; mode?: EspMode; ueEncapPort: () => number }): Promise<FakePcscf> {
+  /** `wire`: ESP over the in-memory twin (no ESP sockets); default: a userspace backend on loopback. */
+  static async create(o: { ip?: string; k: Uint8Array; opc: Uint8Array; mode?: EspMode; ueEncapPort: () => number; wire?: MemoryWire }): Promise<FakePcscf> {
     const ip = o.ip ?? '127.0.0.1';
-    const backend = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock });
+    const backend = o.wire
+      ? new MemoryBackend({ wire: o.wire, localIp: ip, encapPort: 0, clock: systemClock })
+      : await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock });
     const f = new FakePcscf(ip, backend, o.k, o.opc, o.mode ?? 'udp-enc-tunnel', o.ueEncapPort);
     f.#plain = await openUdpTransport({ address: ip, port: 0, onReceive: (b, c) => f.#in(b, c.remote) });
     f.#pc = await backend.openEndpoint({ address: ip, port: f.portPc });
@@ -236,17 +240,24 @@ export const OPC = new Uint8Array(Buffer.from('cd63cb71954a9f4e48a5994e37a02baf'
 export interface Pair {
   readonly ue: import('./ue.ts').Ue;
   readonly fake: FakePcscf;
-  readonly ueBackend: UserspaceBackend;
+  readonly ueBackend: UserspaceBackend | MemoryBackend;
   readonly steps: string[];
   readonly traces: import('../util/trace.ts').SipTraceEvent[];
   close(): Promise<void>;
 }
 
-/** A UE (UDP-enc-tun offers, fast SIP timers) registered against nothing yet, and its fake P-CSCF. */
-export async function startPair(o: Partial<import('./ue-types.ts').UeOptions> = {}, mode: EspMode = 'udp-enc-tunnel', ip = '127.0.0.1'): Promise<Pair> {
+/**
+ * A UE (UDP-enc-tun offers, fast SIP timers) registered against nothing yet, and its fake P-CSCF.
+ * ESP runs on the in-memory twin (no ESP sockets, transport mode without root) unless `esp` is 'userspace'.
+ */
+export async function startPair(
+  o: Partial<import('./ue-types.ts').UeOptions> = {}, mode: EspMode = 'udp-enc-tunnel', ip = '127.0.0.1', esp: 'memory' | 'userspace' = 'memory',
+): Promise<Pair> {
   const { Ue } = await import('./ue.ts');
-  const ueBackend = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: o.clock ?? systemClock });
-  const fake = await FakePcscf.create({ ip, k: K, opc: OPC, mode, ueEncapPort: () => ueBackend.encapPort });
+  const clock = o.clock ?? systemClock;
+  const wire = esp === 'memory' ? new MemoryWire() : undefined;
+  const ueBackend = wire ? new MemoryBackend({ wire, localIp: ip, encapPort: 0, clock }) : await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock });
+  const fake = await FakePcscf.create({ ip, k: K, opc: OPC, mode, ueEncapPort: () => ueBackend.encapPort, ...(wire && { wire }) });
   const steps: string[] = [];
   const traces: import('../util/trace.ts').SipTraceEvent[] = [];
   const ue = await Ue.create({
