@@ -60,6 +60,8 @@ interface LoadUe {
   state: UeState;
   /** Bumped on every (re-)registration: a queued refresh for an older one is stale. */
   gen: number;
+  /** MESSAGEs this UE has in flight (churn leaves such a UE alone: its SAs must outlive them). */
+  messages: number;
 }
 
 /** A failed procedure's key in the report: `<procedure>:<reason>[_<status>]`. */
@@ -99,7 +101,7 @@ export class LoadEngine {
   constructor(o: LoadOptions) {
     this.#o = o;
     this.#random = o.random ?? Math.random;
-    for (let i = 0; i < o.range.count; i++) this.#ues.push({ index: i, ue: undefined, state: 'idle', gen: 0 });
+    for (let i = 0; i < o.range.count; i++) this.#ues.push({ index: i, ue: undefined, state: 'idle', gen: 0, messages: 0 });
     this.#start = performance.now();
     this.#regBucket = new TokenBucket({ rate: o.rate, rampMs: o.rampMs, start: this.#start });
     this.#finished = new Promise((r) => (this.#done = r));
@@ -344,9 +346,11 @@ export class LoadEngine {
   #message(): void {
     const from = this.#registered.pick(this.#random);
     const to = this.#registered.pick(this.#random);
-    if (!from || !to || from.state !== 'registered' || !isRegistered(from.ue!.state)) return;
+    if (!from || !to || from.state !== 'registered' || !isRegistered(from.ue!.state) || to.state !== 'registered') return;
     const target = rangeAt(this.#o.range, to.index).impu;
     this.#inFlight++;
+    from.messages++;
+    to.messages++;
     this.stats.attempt();
     const t0 = performance.now();
     from.ue!.sendMessage(target, 'imsec load').then(
@@ -358,13 +362,17 @@ export class LoadEngine {
         } else this.stats.fail(`message:status_${res.status}`);
       },
       (e: unknown) => this.stats.fail(`message:${e instanceof Error && 'code' in e ? String((e as { code: string }).code).toLowerCase() : 'error'}`),
-    ).finally(() => this.#inFlight--);
+    ).finally(() => {
+      this.#inFlight--;
+      from.messages--;
+      to.messages--;
+    });
   }
 
   /** A churn cycle: de-register a random registered UE, then register it again from scratch. */
   #churn(now: number): void {
     const u = this.#registered.pick(this.#random);
-    if (!u) return;
+    if (!u || u.messages > 0) return; // a MESSAGE to or from it is under way: not this one
     this.#deregister(u, () => {
       if (!this.#stopping) this.#register(u, now, 'churn');
     });
