@@ -38,6 +38,7 @@ export class Pcscf {
   readonly #events = new EventEmitter();
   readonly #rejected: Partial<Record<RejectReason, number>> = {};
   #unprotected = 0;
+  #overSourceLimit = 0;
   #core!: PcscfCore;
   #epS!: ProtectedEndpoint;
   #tcp: PcscfTcp | undefined;
@@ -78,7 +79,16 @@ export class Pcscf {
     const tp = new TracedPlain(trace);
     // Until start() returns, arrivals are dropped (as if the sockets were not bound yet).
     const receive = (b: Uint8Array, ctx: ReceiveContext) => void (p.#ready && layer.receive(b, ctx));
-    const onPlain = tp.handler(receive);
+    // Issue 10 §2: past a few 503s a second, a source address at its pending limit is dropped
+    // before its datagrams are parsed (counted), so a flood from one address cannot starve other
+    // UEs of the plain port. The S-CSCF's address never holds pending rounds.
+    const onPlain = tp.handler((b: Uint8Array, ctx: ReceiveContext) => {
+      if (p.#ready && !p.#core.limits.readUnparsed(ctx.remote.address)) {
+        p.#overSourceLimit++;
+        return;
+      }
+      receive(b, ctx);
+    });
     const raw = o.transport ? await o.transport(onPlain) : await openUdpTransport({ address: o.address, port: o.port ?? 5060, onReceive: onPlain });
     const plain = tp.wrap(raw);
     const epC = await o.backend.openEndpoint({ address: o.address, port: portC });
@@ -172,7 +182,7 @@ export class Pcscf {
   }
 
   get counters(): PcscfCounters {
-    return { rejected: { ...this.#rejected }, unprotectedOnProtectedPort: this.#unprotected };
+    return { rejected: { ...this.#rejected }, unprotectedOnProtectedPort: this.#unprotected, droppedOverSourceLimit: this.#overSourceLimit };
   }
 
   /** Deletes every SA set this P-CSCF installed, ends all transactions and closes its sockets. */

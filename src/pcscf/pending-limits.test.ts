@@ -2,7 +2,7 @@
 // virtual time, releases counted once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PendingLimits } from './pending-limits.ts';
+import { PendingLimits, REFUSALS_PER_SECOND } from './pending-limits.ts';
 
 test('per-source and total caps; a replacement round needs no new slot; releases are idempotent', () => {
   const l = new PendingLimits({ maxPendingPerSource: 2, maxPendingTotal: 3, challengesPerSecond: 1000, challengeBurst: 1000 }, () => 0);
@@ -35,4 +35,19 @@ test('challenge token bucket: a burst, then the sustained rate, with Retry-After
   let n = 0;
   while (l.admit('192.0.2.1', false).ok) n++;
   assert.equal(n, 5);
+});
+
+test('a source at its pending limit gets a few datagrams a second parsed (503), the rest dropped unparsed; others are never affected', () => {
+  let now = 0;
+  const l = new PendingLimits({ maxPendingPerSource: 1, maxPendingTotal: 10, challengesPerSecond: 100, challengeBurst: 100 }, () => now);
+  assert.equal(l.readUnparsed('192.0.2.1'), true);
+  const give = l.hold('192.0.2.1');
+  let read = 0;
+  for (let i = 0; i < 1000; i++) if (l.readUnparsed('192.0.2.1')) read++;
+  assert.equal(read, REFUSALS_PER_SECOND);
+  assert.equal(l.readUnparsed('192.0.2.2'), true);
+  now += 1000;
+  assert.equal(l.readUnparsed('192.0.2.1'), true, 'a new second');
+  give();
+  for (let i = 0; i < 100; i++) assert.equal(l.readUnparsed('192.0.2.1'), true);
 });

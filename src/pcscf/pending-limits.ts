@@ -31,6 +31,9 @@ export const DEFAULT_PENDING_LIMITS: PendingLimitsConfig = {
   challengeBurst: 4_000,
 };
 
+/** Datagrams a second still parsed (and answered 503) from a source at its pending limit. */
+export const REFUSALS_PER_SECOND = 20;
+
 export type LimitVerdict =
   | { readonly ok: true }
   | { readonly ok: false; readonly reason: Extract<RejectReason, `overload-${string}`>; readonly retryAfterS: number; readonly message: string };
@@ -61,6 +64,26 @@ export class PendingLimits {
   pendingFrom(source: string): number {
     return this.#perSource.get(canonicalAddress(source)) ?? 0;
   }
+
+  /**
+   * Whether a datagram from `source` should be read at all. A source at its pending limit gets
+   * REFUSALS_PER_SECOND datagrams a second parsed (each answered 503 with Retry-After); the rest is
+   * dropped unparsed, so a flood from one address costs a Map lookup per datagram and cannot
+   * starve other UEs. The count is per second and per source, kept only for sources at the limit.
+   */
+  readUnparsed(source: string): boolean {
+    if (this.#perSource.size === 0) return true;
+    const key = canonicalAddress(source);
+    if ((this.#perSource.get(key) ?? 0) < this.config.maxPendingPerSource) return true;
+    const t = Math.floor(this.now() / 1000);
+    const w = this.#refusals.get(key);
+    if (!w || w.second !== t) {
+      this.#refusals.set(key, { second: t, n: 1 });
+      return true;
+    }
+    return ++w.n <= REFUSALS_PER_SECOND;
+  }
+  readonly #refusals = new Map<string, { second: number; n: number }>();
 
   /**
    * May an unprotected REGISTER from `source` be forwarded? `replacing`: it replaces a pending
@@ -97,6 +120,7 @@ export class PendingLimits {
       held = false;
       this.#total--;
       const n = (this.#perSource.get(key) ?? 1) - 1;
+      this.#refusals.delete(key);
       if (n <= 0) this.#perSource.delete(key);
       else this.#perSource.set(key, n);
     };

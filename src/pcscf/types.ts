@@ -92,6 +92,8 @@ export interface PcscfCounters {
   readonly rejected: Partial<Record<RejectReason, number>>;
   /** Datagrams that reached port_pc/port_ps outside ESP (33.203 §7.1: only protected traffic there). */
   readonly unprotectedOnProtectedPort: number;
+  /** Plain-port datagrams dropped unparsed: their source address was at its pending limit (issue 10 §2). */
+  readonly droppedOverSourceLimit: number;
 }
 
 export interface Source {
