@@ -5,8 +5,8 @@
  *
  * @example
  * ```ts
- * import { buildSecurityServer, negotiate, parseSecurityHeader, serializeMechanisms } from 'imsec/secagree';
- * const client = parseSecurityHeader(req.headers['security-client'], 'Security-Client');
+ * import { buildSecurityServer, negotiate, parseSecurityHeaderOrThrow, serializeMechanisms } from 'imsec/secagree';
+ * const client = parseSecurityHeaderOrThrow(req.headers['security-client'], 'Security-Client');
  * if (!client.ok) return reject(494, client.error.message);
  * const r = negotiate(client.value, { allowDeprecated: false }, { natDetected: false });
  * if (r.ok) reply.securityServer = serializeMechanisms([buildSecurityServer(r, { spiC, spiS, portC, portS })]);

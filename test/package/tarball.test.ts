@@ -105,7 +105,7 @@ test('imsec/aka, imsec/secagree, imsec/ipsec and imsec/esp from a plain .mjs: a 
   writeFileSync(join(project, 'check.mjs'), `
 import assert from 'node:assert/strict';
 import { computeOpc, milenage } from 'imsec/aka';
-import { parseSecurityHeader, negotiate } from 'imsec/secagree';
+import { parseSecurityHeaderOrThrow, negotiate } from 'imsec/secagree';
 import { expandKeys } from 'imsec/ipsec';
 import { IPPROTO_UDP, createInbound, createOutbound } from 'imsec/esp';
 const hex = (s) => Uint8Array.from(Buffer.from(s, 'hex'));
@@ -120,7 +120,8 @@ assert.equal(toHex(m.res), 'a54211d5e3ba50bf');
 assert.equal(toHex(m.ck), 'b40ba9a3c58b2a05bbf0d987b21bf8cb');
 assert.equal(toHex(m.ik), 'f769bcd751044604127672711c6d3441');
 assert.equal(toHex(m.ak), 'aa689c648370');
-const [mech] = parseSecurityHeader('ipsec-3gpp; alg=hmac-sha-1-96; ealg=aes-cbc; spi-c=1111; spi-s=2222; port-c=5062; port-s=5064');
+const parsed = parseSecurityHeaderOrThrow('ipsec-3gpp; alg=hmac-sha-1-96; ealg=aes-cbc; spi-c=1111; spi-s=2222; port-c=5062; port-s=5064');
+const [mech] = parsed;
 assert.equal(mech.alg, 'hmac-sha-1-96');
 assert.equal(mech.spiC, 1111);
 assert.equal(typeof negotiate, 'function');
