@@ -12,8 +12,7 @@ const MAX_OPEN = 50_000;
 /** Enough to reach the Via and CSeq headers of any sane message. */
 const HEAD_BYTES = 2048;
 
-const BRANCH = /^(?:via|v)[ \t]*:[^\r\n]*?;[ \t]*branch[ \t]*=[ \t]*([^;,\s]+)/im;
-const CSEQ = /^cseq[ \t]*:[ \t]*\d+[ \t]+([A-Za-z]+)/im;
+const CSEQ = /^cseq[ \t]*:[ \t]*\d+[ \t]+([A-Za-z]+)/i;
 
 const method = (m: string | undefined) => (m !== undefined && METHODS.has(m) ? m : 'other');
 
@@ -47,6 +46,10 @@ export class SipMeter {
   readonly #requests: Counter<'dir' | 'method'>;
   readonly #responses: Counter<'dir' | 'method' | 'status'>;
   readonly #latency: Histogram<'side' | 'method'>;
+  // prom-client hashes a label object on every inc(); its children, cached here, do not.
+  readonly #reqChild = new Map<string, { inc(): void }>();
+  readonly #resChild = new Map<string, { inc(): void }>();
+  readonly #latChild = new Map<string, { observe(v: number): void }>();
   /** Requests we sent (client transactions) and received (server transactions). */
   readonly #client = new OpenTable();
   readonly #server = new OpenTable();
@@ -76,20 +79,30 @@ export class SipMeter {
     if (line.startsWith('SIP/2.0 ')) {
       const code = Number(line.slice(8, 11));
       const status = code >= 100 && code <= 699 ? String(code) : 'other';
-      const head = headOf(e.bytes);
-      const m = method(CSEQ.exec(head)?.[1]);
-      this.#responses.inc({ dir: e.dir, method: m, status });
+      const m = method(cseqMethodOf(e.bytes));
+      const key = `${e.dir} ${m} ${status}`;
+      let c = this.#resChild.get(key);
+      if (!c) this.#resChild.set(key, (c = this.#responses.labels(e.dir, m, status)));
+      c.inc();
       if (code < 200) return;
-      const branch = BRANCH.exec(head)?.[1];
+      const branch = branchOf(e.bytes);
       if (branch === undefined) return;
       const open = (e.dir === 'recv' ? this.#client : this.#server).take(branch);
-      if (open) this.#latency.observe({ side: e.dir === 'recv' ? 'client' : 'server', method: open.method }, Math.max(0, e.t - open.t) / 1000);
+      if (open) {
+        const side = e.dir === 'recv' ? 'client' : 'server';
+        let h = this.#latChild.get(`${side} ${open.method}`);
+        if (!h) this.#latChild.set(`${side} ${open.method}`, (h = this.#latency.labels(side, open.method)));
+        h.observe(Math.max(0, e.t - open.t) / 1000);
+      }
       return;
     }
     const m = method(line.slice(0, line.indexOf(' ')));
-    this.#requests.inc({ dir: e.dir, method: m });
+    const key = `${e.dir} ${m}`;
+    let c = this.#reqChild.get(key);
+    if (!c) this.#reqChild.set(key, (c = this.#requests.labels(e.dir, m)));
+    c.inc();
     if (m === 'ACK') return; // no response, no transaction of its own
-    const branch = BRANCH.exec(headOf(e.bytes))?.[1];
+    const branch = branchOf(e.bytes);
     if (branch !== undefined) (e.dir === 'send' ? this.#client : this.#server).add(branch, { t: e.t, method: m });
   }
 
@@ -99,6 +112,25 @@ export class SipMeter {
   }
 }
 
-function headOf(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, HEAD_BYTES)).toString('latin1');
+// Decoding a whole message costs more than everything else here: find the two fields in the bytes
+// and decode only them. The top Via comes before any other header carrying ";branch=".
+function branchOf(bytes: Uint8Array): string | undefined {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, HEAD_BYTES));
+  const at = buf.indexOf('branch=');
+  if (at < 0) return undefined;
+  let end = at + 7;
+  while (end < buf.length && end < at + 7 + 128) {
+    const c = buf[end]!;
+    if (c === 0x3b || c === 0x2c || c === 0x20 || c === 0x0d || c === 0x0a || c === 0x09) break;
+    end++;
+  }
+  return end > at + 7 ? buf.toString('latin1', at + 7, end) : undefined;
+}
+
+function cseqMethodOf(bytes: Uint8Array): string | undefined {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.length, HEAD_BYTES));
+  let at = buf.indexOf('\nCSeq:');
+  if (at < 0) at = buf.indexOf('\ncseq:');
+  if (at < 0) return undefined;
+  return CSEQ.exec(buf.toString('latin1', at + 1, Math.min(buf.length, at + 48)))?.[1];
 }
