@@ -27,7 +27,8 @@ export function checkDist(root, dist = join(root, 'dist')) {
   const problems = [];
   for (const f of files(dist)) {
     const rel = join('dist', relative(dist, f));
-    if (/\.test\.|(^|\/)testdata\//.test(rel)) problems.push(`${rel}: a test file or fixture`);
+    // Test-only helpers in src/ are *.test.*, testdata/, and _fake-*, _test-*, _world (ARCHITECTURE.md "Tests").
+    if (/\.test\.|(^|\/)testdata\/|(^|\/)_(fake-|test-|world\.)/.test(rel)) problems.push(`${rel}: a test file or fixture`);
     if (!f.endsWith('.js')) continue;
     // Without comments: doc examples quote `import … from 'imsec/…'`.
     const text = readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
