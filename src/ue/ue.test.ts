@@ -266,7 +266,8 @@ test('mod=trans (ESP over raw IP): registration and a MESSAGE both ways', { skip
 });
 
 test('de-registration answered in clear (Kamailio 5.6 deletes its SAs first): not accepted as SIP, the wait ends, reported as such', async () => {
-  const p = await startPair();
+  // Real sockets: the clear answer reaches the UE through the guard socket on its protected port.
+  const p = await startPair({}, 'udp-enc-tunnel', '127.0.0.1', 'userspace');
   try {
     await registerPair(p);
     const steps: string[] = [];
