@@ -114,6 +114,8 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
   const churnRate = num(o.churn, '--churn', 0, 1e6);
   const intervalMs = num(o.interval, '--interval', 0.1, 3600) * 1000;
   const maxFailures = num(o.maxFailures, '--max-failures', 0, Number.MAX_SAFE_INTEGER, true);
+  // --no-deregister: commander's default is true, a --config file may leave the key out entirely.
+  const deregister = o.deregister !== false;
   const modes = modesOf(o.mode);
   const kind = parseBackend(o.backend);
   const offers: AlgPair[] | undefined = o.offer.length ? o.offer.flatMap((s) => parseAlgPairList(s, '--offer')) : undefined;
@@ -155,7 +157,7 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
     const tty = process.stderr.isTTY === true && !o.quiet;
     const engine = new LoadEngine({
       range, keys, pcscf: { address: pcscfIp, port: pc.port }, pcscfEncapPort, locals, modes, ...(offers && { offers }),
-      rate, rampMs, concurrency, holdMs, expires, messageRate, churnRate, deregister: o.deregister, intervalMs,
+      rate, rampMs, concurrency, holdMs, expires, messageRate, churnRate, deregister, intervalMs,
       ...(t1Ms !== undefined && { t1Ms }),
       onInterval: (row) => {
         rssMax = Math.max(rssMax, row.rss_bytes);
@@ -176,7 +178,7 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
     const onSignal = (): void => {
       signals++;
       if (signals === 1) {
-        process.stderr.write(`\nimsec load: stopping (de-registering${o.deregister ? '' : ' skipped'}); Ctrl-C again to skip it\n`);
+        process.stderr.write(`\nimsec load: stopping (de-registering${deregister ? '' : ' skipped'}); Ctrl-C again to skip it\n`);
         engine.stop();
       } else if (signals === 2) engine.abort();
       else process.exit(130);
@@ -195,7 +197,7 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
     const rssEnd = process.memoryUsage.rss();
     const config = {
       pcscf: `${pcscfIp}:${pc.port}`, impi: o.impi, impu: range.impu.source, first: range.first, count: range.count, rate, ramp_s: rampMs / 1000,
-      concurrency, duration_s: holdMs / 1000, expires, message_rate: messageRate, churn: churnRate, deregister: o.deregister, mode: o.mode,
+      concurrency, duration_s: holdMs / 1000, expires, message_rate: messageRate, churn: churnRate, deregister, mode: o.mode,
       backend: kind, locals: localIps.length,
     };
     const report = buildReport({
