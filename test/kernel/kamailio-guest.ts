@@ -35,7 +35,7 @@ const check: KCtx['check'] = async (name, f) => {
 
 let agents = 0;
 const startAgent = (ns: string, o: KamAgentOptions): Promise<RpcChild> =>
-  RpcChild.start(`${o.role}@${ns}`, ['ip', 'netns', 'exec', ns, process.execPath, '--enable-source-maps', join(HERE, 'kamailio-agent.js'), JSON.stringify(o)], join(OUT, `agent-${++agents}-${o.role}.log`), 90_000);
+  RpcChild.start(`${o.role}@${ns}`, ['ip', 'netns', 'exec', ns, process.execPath, '--enable-source-maps', join(HERE, 'kamailio-agent.js'), JSON.stringify(o)], join(OUT, `agent-${++agents}-${o.role}.log`), 180_000);
 
 /** Kamailio in the network namespace, in the foreground, its log in the output directory. */
 async function startKamailio(): Promise<{ stop: () => Promise<void>; log: () => string }> {
@@ -49,7 +49,7 @@ async function startKamailio(): Promise<{ stop: () => Promise<void>; log: () => 
   let exited = false;
   child.on('exit', () => (exited = true));
   const log = () => readFileSync(logFile, 'utf8');
-  const end = Date.now() + 30_000;
+  const end = Date.now() + 90_000;
   // Ready when its protected ports listen (ims_ipsec_pcscf adds them in mod_init).
   while (!/:6100\b/.test(sh(`ip netns exec ${NS_NET} ss -ulnH`))) {
     if (exited || Date.now() > end) {
