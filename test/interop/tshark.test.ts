@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allValidPairs } from '../../src/ipsec/algorithms.ts';
 import { createInbound, parseWire } from '../../src/ipsec/esp/index.ts';
+import { setIvRandomness } from '../../src/ipsec/esp/transforms/iv.ts';
 import { espSaLines, parseEspSa, tsharkEspArgs } from '../../src/ipsec/key-export.ts';
 import { buildPcap, readCaptureOrThrow } from '../../src/ipsec/pcap.ts';
 import type { SaSet } from '../../src/ipsec/sa-set.ts';
@@ -49,6 +50,11 @@ function buildCapture(mode: EspMode, v6: boolean): { frames: Frame[]; sets: { ue
   return { frames, sets };
 }
 
+// tshark reads AES-GMAC as NULL encryption, so it dissects our 8-octet IV as the start of the inner
+// header: a random IV now and then looks like, say, UDP ports 53/53, and the inner dissector throws
+// before tshark reaches the ESP trailer (esp.protocol missing, a flake). IVs that start from zero
+// (the counter IV then is 0 + seq) keep the framing check deterministic; the IV is not what is tested.
+setIvRandomness((out) => out.fill(0));
 const MODES: EspMode[] = ['transport', 'udp-enc-tunnel'];
 const missing = tsharkMissing();
 
