@@ -100,7 +100,9 @@ export function compileForGuest(entries: readonly string[], outDir: string): str
     mkdirSync(dirname(target), { recursive: true });
     writeFileSync(target, out.outputText);
   }
-  // .js files under outDir are ES modules (outDir is outside the project's package scope).
-  writeFileSync(join(outDir, 'package.json'), '{ "type": "module" }\n');
+  // .js files under outDir are ES modules (outDir is outside the project's package scope); the CLI
+  // reads its version from the package.json two levels above src/cli/, which is this one.
+  const { version } = JSON.parse(readFileSync(join(PROJECT_DIR, 'package.json'), 'utf8')) as { version: string };
+  writeFileSync(join(outDir, 'package.json'), `${JSON.stringify({ type: 'module', version })}\n`);
   return entries.map((e) => join(outDir, relative(PROJECT_DIR, resolve(e))).replace(/\.ts$/, '.js'));
 }
