@@ -125,7 +125,14 @@ export class SyncPg {
       void this.#worker.terminate();
       throw new PgError(`PostgreSQL did not answer within ${this.#timeoutMs} ms`);
     }
-    const msg = receiveMessageOnPort(this.#port)?.message as { ok: boolean; message?: string; code?: string; rows?: unknown[]; rowCount?: number } | undefined;
+    type Answer = { ok: boolean; message?: string; code?: string; rows?: unknown[]; rowCount?: number };
+    let msg = receiveMessageOnPort(this.#port)?.message as Answer | undefined;
+    // The wake-up and the message travel separately: in rare runs of the 4-process test the flag was
+    // seen before the message was. Wait for the message (1 ms steps) within the same time bound.
+    for (let waited = 0; !msg && waited < this.#timeoutMs; waited++) {
+      Atomics.wait(this.#state, 0, 1, 1);
+      msg = receiveMessageOnPort(this.#port)?.message as Answer | undefined;
+    }
     if (!msg) throw new PgError('PostgreSQL worker: no answer');
     if (!msg.ok) throw new PgError(msg.message ?? 'PostgreSQL error', msg.code);
     return msg;

@@ -50,6 +50,11 @@ for (const c of cases) {
       const records = readFileSync(keylog, 'utf8').trim().split('\n').filter((l) => l.startsWith('"'));
       assert.equal(records.length, 8, 'four SAs per set, two sets');
       const encap = json.endpoints.pcscf.encap_port as number | null;
+      // The protected ports are picked at random: one that tshark knows as another protocol's port
+      // would be dissected as that protocol, not SIP (a flake). Decode every one of them as SIP.
+      const sipPorts = new Set<number>(
+        (json.sa_sets as { sas: { src_port: number; dst_port: number }[] }[]).flatMap((s) => s.sas.flatMap((sa) => [sa.src_port, sa.dst_port])),
+      );
       const frames = tsharkFields(
         pcap,
         [
@@ -57,6 +62,7 @@ for (const c of cases) {
           '-o', 'esp.enable_authentication_check:TRUE',
           ...records.flatMap((r: string) => ['-o', `uat:esp_sa:${r}`]),
           ...(encap && encap !== 4500 ? ['-d', `udp.port==${encap},udpencap`] : []),
+          ...[...sipPorts].flatMap((p) => ['-d', `udp.port==${p},sip`]),
           '-Y', 'esp',
         ],
         ['esp.spi', 'esp.sequence', 'esp.icv_good', 'sip.Method', 'sip.Status-Code'],
