@@ -6,10 +6,10 @@ import { sameAddress } from '../ipsec/sa.ts';
 import type { SaSet } from '../ipsec/sa-set.ts';
 import type { SecMechanism } from '../secagree/index.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
-import { getParam, parseDigestHeader } from '../aka/index.ts';
 import { isStarContact, parseNameAddr } from '../sip/name-addr.ts';
 import { parseUri } from '../sip/uri.ts';
 import { defaultPort, type Via } from '../sip/via.ts';
+import { impiOf } from './rewrite.ts';
 import type { PcscfMode, RejectReason, Source } from './types.ts';
 
 export interface NatVerdict {
@@ -192,18 +192,6 @@ export function checkSecurityClient(mechs: readonly SecMechanism[]): Verdict {
   return { ok: true };
 }
 
-/** The Authorization username of a REGISTER (the IMPI), or undefined. */
-export function authorizationUsername(req: SipRequest): string | undefined {
-  for (const line of req.headers.raw('Authorization')) {
-    try {
-      const u = getParam(parseDigestHeader(line), 'username');
-      if (u) return u;
-    } catch {
-      // next value
-    }
-  }
-  return undefined;
-}
 
 /**
  * Issue 10 §1: a REGISTER that arrives over an SA set must carry the private identity of the
@@ -216,7 +204,7 @@ export function authorizationUsername(req: SipRequest): string | undefined {
  * Authorization username of the protected REGISTER).
  */
 export function checkRegisterIdentity(req: SipRequest, impi: string, impuKeys: readonly string[], setId: string): Verdict {
-  const username = authorizationUsername(req);
+  const username = impiOf(req);
   const to = impuKey(uriOf(req.headers.get('To') ?? '') ?? '');
   if (username !== impi) {
     return { ok: false, reason: 'register-identity-mismatch', message: `REGISTER over SA set ${setId} of ${impi} names private identity ${JSON.stringify(username ?? '')} (24.229 §5.2.2, 33.203 §7.4)` };
