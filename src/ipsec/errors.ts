@@ -9,6 +9,8 @@ export type IpsecErrorCode =
   | 'IPSEC_SA_DELETED'
   /** The outbound sequence counter reached 2^32-1 (RFC 4303 §3.3.3: never wrap; re-key). */
   | 'IPSEC_SEQ_EXHAUSTED'
+  /** The state store could not persist the sequence-number high-water mark (issue 13 §3): nothing is sent. */
+  | 'IPSEC_SEQ_UNRESERVED'
   /** An inbound SPI is already live for that destination in this SAD. */
   | 'IPSEC_SPI_IN_USE'
   /** send() with ports that no outbound SA of the set carries (spec digest §6.2). */

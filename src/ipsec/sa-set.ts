@@ -104,6 +104,11 @@ export interface SaSetConfig {
   readonly id?: string;
   /** Test hook: deterministic IVs. */
   readonly iv?: (len: number) => Uint8Array;
+  /**
+   * A set restored from a state store (issue 13 §3): each SA's persisted sequence-number mark
+   * (outbound continues past it, inbound refuses everything up to it).
+   */
+  readonly resume?: Readonly<Partial<Record<SaName, number>>>;
 }
 
 export interface SaSummaryRow {
@@ -130,7 +135,7 @@ export class SaSet {
   readonly id: string;
   readonly role: 'ue' | 'pcscf';
   /** The configuration without keys, IV hook and lifetimes (those live in the SAs and getters). */
-  readonly config: Omit<SaSetConfig, 'keys' | 'iv' | 'expiresAt' | 'softExpiresAt'>;
+  readonly config: Omit<SaSetConfig, 'keys' | 'iv' | 'expiresAt' | 'softExpiresAt' | 'resume'>;
   /** SA1..SA4 by name (spec digest §6.2). */
   readonly sas: Readonly<Record<SaName, Sa>>;
   #state: SaSetState = 'temporary';
@@ -140,7 +145,7 @@ export class SaSet {
 
   constructor(cfg: SaSetConfig) {
     checkConfig(cfg);
-    const { keys: _keys, iv: _iv, expiresAt: _e, softExpiresAt: _s, ...rest } = cfg;
+    const { keys: _keys, iv: _iv, expiresAt: _e, softExpiresAt: _s, resume: _r, ...rest } = cfg;
     this.config = rest;
     this.id = cfg.id ?? `set-${nextId++}`;
     this.role = cfg.role;
@@ -152,7 +157,10 @@ export class SaSet {
     const k = cfg.keys;
     const p = saParamsOf({ ...cfg, keys: { ikEsp: new Uint8Array(k.ikEsp), ckEsp: new Uint8Array(k.ckEsp), ...(k.salt && { salt: new Uint8Array(k.salt) }) } });
     const outOf = (fromUe: boolean): SaDirection => ((cfg.role === 'ue') === fromUe ? 'out' : 'in');
-    const mk = (name: SaName, fromUe: boolean, params: SaParams) => new Sa(name, outOf(fromUe), params, cfg.iv ? { iv: cfg.iv } : {});
+    const mk = (name: SaName, fromUe: boolean, params: SaParams) => {
+      const resume = cfg.resume?.[name];
+      return new Sa(name, outOf(fromUe), params, { ...(cfg.iv && { iv: cfg.iv }), ...(resume !== undefined && { resume }) });
+    };
     this.sas = { SA1: mk('SA1', true, p.SA1), SA2: mk('SA2', false, p.SA2), SA3: mk('SA3', false, p.SA3), SA4: mk('SA4', true, p.SA4) };
   }
 

@@ -4,6 +4,7 @@
 import { inspect } from 'node:util';
 import { createInbound, createOutbound, formatAddress, parseAddress, type EspDrop, type EspInbound, type EspOpenResult, type EspOutbound } from './esp/index.ts';
 import { IpsecError } from './errors.ts';
+import { DEFAULT_SEQ_MARK_POLICY, SeqMark, type SeqMarkPolicy, type SeqMarkWriter } from './seq-marks.ts';
 import { DEFAULT_REPLAY_WINDOW, spiText, type SaParams } from './types.ts';
 
 export { spiText };
@@ -40,17 +41,42 @@ export class Sa {
   #dead: SaDeadReason | undefined;
   readonly #out: EspOutbound | undefined;
   readonly #in: EspInbound | undefined;
+  #mark: SeqMark | undefined;
 
   constructor(
     readonly name: SaName,
     readonly direction: SaDirection,
     readonly params: SaParams,
-    /** Test hooks of the engine: fixed IVs, a starting sequence number (to reach exhaustion). */
-    opts: { iv?: (len: number) => Uint8Array; __testLastSeq?: number } = {},
+    /**
+     * Test hooks of the engine (fixed IVs, a starting sequence number to reach exhaustion), and
+     * `resume`: a restored SA's persisted high-water mark (issue 13 §3): outbound starts past it,
+     * inbound treats every number up to it as received.
+     */
+    opts: { iv?: (len: number) => Uint8Array; __testLastSeq?: number; resume?: number } = {},
   ) {
     const crypto = { spi: params.spi, alg: params.alg, ealg: params.ealg, keys: params.keys };
-    if (direction === 'out') this.#out = createOutbound(crypto, opts);
-    else this.#in = createInbound({ ...crypto, replayWindow: params.replayWindow ?? DEFAULT_REPLAY_WINDOW });
+    const { resume, ...engine } = opts;
+    if (direction === 'out') this.#out = createOutbound(crypto, { ...engine, ...(resume !== undefined && { resumeAfter: resume }) });
+    else {
+      this.#in = createInbound(
+        { ...crypto, replayWindow: params.replayWindow ?? DEFAULT_REPLAY_WINDOW },
+        { ...(resume !== undefined && { rejectUpTo: resume }), mayAdvance: (seq) => this.#mark === undefined || this.#mark.admit(seq) },
+      );
+    }
+  }
+
+  /**
+   * From now on the sequence numbers this SA uses are covered by a persisted high-water mark
+   * (seq-marks.ts); `durable` is the mark the store holds now. Returns the mark (its writer keys on it).
+   */
+  trackSeq(writer: SeqMarkWriter, durable: number, policy: SeqMarkPolicy = DEFAULT_SEQ_MARK_POLICY): SeqMark {
+    this.#mark = new SeqMark(this.direction, durable, writer, () => this.seq, policy);
+    return this.#mark;
+  }
+
+  /** The persisted mark, when trackSeq was called. */
+  get seqMark(): SeqMark | undefined {
+    return this.#mark;
   }
 
   get spi(): number {
@@ -83,6 +109,10 @@ export class Sa {
     this.#assertLive();
     if (this.#out.exhausted) {
       throw new IpsecError('IPSEC_SEQ_EXHAUSTED', `${this.name} (spi ${spiText(this.spi)}) sent sequence number 2^32-1: a new SA set is needed (RFC 4303 §3.3.3)`);
+    }
+    // Issue 13 §3: the next number must be covered by the persisted mark before it goes out.
+    if (this.#mark && !this.#mark.admit(this.#out.lastSeq + 1)) {
+      throw new IpsecError('IPSEC_SEQ_UNRESERVED', `${this.name} (spi ${spiText(this.spi)}): the state store could not reserve sequence number ${this.#out.lastSeq + 1}`);
     }
     return this.#out;
   }

@@ -17,7 +17,12 @@ import {
 
 const drop = (d: EspDrop, seq?: number): EspOpenResult => (seq === undefined ? { ok: false, drop: d } : { ok: false, drop: d, seq });
 
-export function openEsp(t: EspTransform, window: ReplayWindow, spi: number, pkt: Uint8Array): EspOpenResult {
+/**
+ * `mayAdvance(seq)`: asked before an authenticated packet moves the window past its highest number
+ * (the SA layer makes its persisted high-water mark cover `seq` first, issue 13 §3); false refuses
+ * the packet as 'outside-window' with nothing committed.
+ */
+export function openEsp(t: EspTransform, window: ReplayWindow, spi: number, pkt: Uint8Array, mayAdvance?: (seq: number) => boolean): EspOpenResult {
   if (pkt.length < ESP_HEADER_LEN) return drop('short');
   if (readU32(pkt, ESP_SPI_OFFSET) !== spi) return drop('unknown-spi');
   const seq = readU32(pkt, ESP_SEQ_OFFSET);
@@ -39,6 +44,7 @@ export function openEsp(t: EspTransform, window: ReplayWindow, spi: number, pkt:
   if (!body) return drop('icv', seq);
 
   // RFC 4303 §3.4.3: only an authenticated packet moves the window.
+  if (mayAdvance && seq > window.highest && !mayAdvance(seq)) return drop('outside-window', seq);
   window.commit(seq);
 
   const n = body.length;

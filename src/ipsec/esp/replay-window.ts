@@ -21,7 +21,12 @@ export class ReplayWindow {
   #highest = 0; // RFC 4303 §3.4.3: the receive counter starts at 0
   readonly #bits: Uint32Array;
 
-  constructor(size: number = DEFAULT_REPLAY_WINDOW) {
+  /**
+   * `rejectUpTo`: a window restored after a restart (issue 13 §3): every number up to it counts as
+   * received, so nothing the previous process may have accepted passes again (conservative: some
+   * never-seen numbers just below it are refused too).
+   */
+  constructor(size: number = DEFAULT_REPLAY_WINDOW, rejectUpTo = 0) {
     if (!Number.isInteger(size) || size < MIN_REPLAY_WINDOW || size > MAX_REPLAY_WINDOW) {
       throw new EspError('ESP_BAD_INPUT', `replayWindow must be an integer ${MIN_REPLAY_WINDOW}..${MAX_REPLAY_WINDOW}, got ${size}`);
     }
@@ -29,6 +34,11 @@ export class ReplayWindow {
     // One spare word: when T advances, whole words are cleared, so the ring must hold the word
     // of T plus every word that still overlaps (T-W, T].
     this.#bits = new Uint32Array(Math.ceil(size / 32) + 1);
+    if (!isUint32(rejectUpTo)) throw new EspError('ESP_BAD_INPUT', `rejectUpTo must be 0..2^32-1, got ${rejectUpTo}`);
+    if (rejectUpTo > 0) {
+      this.#highest = rejectUpTo;
+      this.#bits.fill(0xffffffff);
+    }
   }
 
   /** The highest authenticated sequence number so far (0 before the first packet). */

@@ -18,6 +18,16 @@ export interface OutboundOptions {
   iv?: IvOverride;
   /** Test hook: the sequence number taken as already sent (default 0), e.g. 2^32-2 to test exhaustion. */
   __testLastSeq?: number;
+  /** A restored SA (issue 13 §3): the numbers up to this one may have been sent; the next is one past it. */
+  resumeAfter?: number;
+}
+
+/** Options of {@link createInbound}. */
+export interface InboundOptions {
+  /** A restored SA (issue 13 §3): every number up to this one counts as already received. */
+  rejectUpTo?: number;
+  /** Asked before an authenticated packet moves the window past its highest number (see openEsp). */
+  mayAdvance?: (seq: number) => boolean;
 }
 
 /** What an outbound SA has sealed. */
@@ -58,8 +68,8 @@ class Outbound implements EspOutbound {
     this.spi = sa.spi;
     this.alg = sa.alg;
     this.ealg = sa.ealg;
-    const start = opts.__testLastSeq ?? 0;
-    if (!isUint32(start)) throw new EspError('ESP_BAD_INPUT', `__testLastSeq must be 0..2^32-1, got ${start}`);
+    const start = opts.resumeAfter ?? opts.__testLastSeq ?? 0;
+    if (!isUint32(start)) throw new EspError('ESP_BAD_INPUT', `the starting sequence number must be 0..2^32-1, got ${start}`);
     this.#seq = start;
   }
 
@@ -117,10 +127,12 @@ class Inbound implements EspInbound {
   readonly #t: EspTransform;
   readonly #window: ReplayWindow;
   readonly #stats: EspInboundStats = { accepted: 0, octets: 0, drops: emptyDrops() };
+  readonly #mayAdvance: ((seq: number) => boolean) | undefined;
 
-  constructor(sa: EspSaCrypto) {
+  constructor(sa: EspSaCrypto, opts: InboundOptions) {
     this.#t = checkSa(sa);
-    this.#window = new ReplayWindow(sa.replayWindow ?? DEFAULT_REPLAY_WINDOW);
+    this.#window = new ReplayWindow(sa.replayWindow ?? DEFAULT_REPLAY_WINDOW, opts.rejectUpTo ?? 0);
+    this.#mayAdvance = opts.mayAdvance;
     this.spi = sa.spi;
     this.alg = sa.alg;
     this.ealg = sa.ealg;
@@ -144,7 +156,7 @@ class Inbound implements EspInbound {
   }
 
   open(esp: Uint8Array): EspOpenResult {
-    const r = openEsp(this.#t, this.#window, this.spi, esp);
+    const r = openEsp(this.#t, this.#window, this.spi, esp, this.#mayAdvance);
     if (r.ok) {
       this.#stats.accepted++;
       this.#stats.octets += esp.length;
@@ -167,10 +179,10 @@ export function createOutbound(sa: EspSaCrypto, opts: OutboundOptions = {}): Esp
 }
 
 /** The receiving side of one SA: `open(esp)` checks replay and ICV (constant time) before decrypting, and never throws. */
-export function createInbound(sa: EspSaCrypto): EspInbound & {
+export function createInbound(sa: EspSaCrypto, opts: InboundOptions = {}): EspInbound & {
   readonly stats: Readonly<EspInboundStats>;
   readonly replayWindow: number;
   noteDrop(reason: EspDrop): void;
 } {
-  return new Inbound(sa);
+  return new Inbound(sa, opts);
 }
