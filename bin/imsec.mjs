@@ -19,7 +19,7 @@ async function distUsable() {
 }
 
 if (await distUsable()) {
-  await import('../dist/cli/main.js');
+  await import('../dist/cli/imsec.js');
 } else {
   const { register } = await import('tsx/esm/api');
   register();

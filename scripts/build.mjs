@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { STAMP, distIsFresh } from './dist-fresh.mjs';
 import { checkDist } from './check-dist.mjs';
+import { bundleCli } from './bundle-cli.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const force = process.argv.includes('--force');
@@ -29,6 +30,11 @@ const fail = (msg, code = 1) => {
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 const r = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', out], { stdio: 'inherit' });
 if (r.status !== 0) fail('tsc failed; dist/ is left as it was', r.status ?? 1);
+try {
+  await bundleCli(out);
+} catch (err) {
+  fail(`the CLI start-up bundle failed: ${err.message}`);
+}
 const problems = checkDist(root, out);
 if (problems.length > 0) fail(`the build is not fit to ship; dist/ is left as it was:\n  ${problems.join('\n  ')}`);
 // The stamp carries the start time: a source edited during the build makes the result stale.

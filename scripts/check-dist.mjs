@@ -8,7 +8,9 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 
-const SPECIFIER = /(?:(?<=[\s}*])from\s*|\bimport\s*\(\s*|\bimport\s+|\brequire\s*\(\s*|\bcreateRequire\([^)]*\)\s*\(\s*)(['"])([^'"\n]+)\1/g;
+// `from` only in an import/export statement at the start of a line: inlined third-party code
+// (dist/cli/imsec.js) has messages like "remove … from '.command()'".
+const SPECIFIER = /(?:^(?:import|export)\b[^;'"]*?\bfrom\s*|\bimport\s*\(\s*|^import\s+|\brequire\s*\(\s*|\bcreateRequire\([^)]*\)\s*\(\s*)(['"])([^'"\n]+)\1/gm;
 
 function files(dir, out = []) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {

@@ -54,7 +54,7 @@ after(() => {
 });
 
 test('the tarball holds dist/ (JS + .d.ts), bin, the native addon sources, README, LICENSE: no sources, tests or fixtures', () => {
-  for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/imsec.mjs', 'native/imsec_native.c', 'native/binding.gyp', 'scripts/build-native.mjs', 'dist/cli/main.js', 'dist/aka/index.js', 'dist/aka/index.d.ts']) {
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/imsec.mjs', 'native/imsec_native.c', 'native/binding.gyp', 'scripts/build-native.mjs', 'dist/cli/main.js', 'dist/cli/imsec.js', 'dist/aka/index.js', 'dist/aka/index.d.ts']) {
     assert.ok(packedFiles.includes(f), `${f} is in the tarball`);
   }
   const stray = packedFiles.filter((f) => !/^(dist\/.*\.(js|d\.ts)|dist\/\.build-stamp|bin\/imsec\.mjs|native\/(imsec_native\.c|binding\.gyp)|scripts\/build-native\.mjs|package\.json|README\.md|LICENSE)$/.test(f));
@@ -99,6 +99,21 @@ test('imsec --version and imsec aka vector (TS 35.208 Test Set 1) from the insta
     opc: 'cd63cb71954a9f4e48a5994e37a02baf',
     nonce: 'I1U8vpY3qJ0hiuZNrke/NVXzKLQ1d7m5Sp/6w1Tfr7M=',
   });
+});
+
+test('the installed bin starts from the start-up bundle: commander inlined, command groups still lazy', () => {
+  // A resolve hook that lists every module the process loads (what issue 14's start-up budget is spent on).
+  const hook = `data:text/javascript,${encodeURIComponent(
+    "import{register}from'node:module';register('data:text/javascript,'+encodeURIComponent('export async function resolve(s,c,n){const r=await n(s,c);process.stderr.write(\"LOADED \"+r.url+\"\\\\n\");return r}'))",
+  )}`;
+  const r = node(['--import', hook, join(project, 'node_modules', 'imsec', 'bin', 'imsec.mjs'), 'aka', 'vector', '--k', '465b5ce8b199b49faa5f0a2ee238a6bc',
+    '--op', 'cdc202d5123e20f62b6d676ac72cb318', '--sqn', 'ff9bb4d0b607', '--amf', 'b9b9', '--rand', '23553cbe9637a89d218ae64dae47bf35']);
+  ok(r, 'imsec aka vector with a resolve hook');
+  const loaded = [...r.stderr.matchAll(/^LOADED (.*)$/gm)].map((m) => m[1]!);
+  assert.ok(loaded.some((u) => u.endsWith('/dist/cli/imsec.js')), `the bundle ran:\n${loaded.join('\n')}`);
+  assert.deepEqual(loaded.filter((u) => u.includes('/node_modules/commander/')), [], 'commander comes inlined, not through the CommonJS loader');
+  assert.ok(loaded.some((u) => u.endsWith('/dist/cli/aka.js')), 'the aka group loads from the per-module build');
+  assert.deepEqual(loaded.filter((u) => /\/dist\/cli\/(pcscf|ue|demo|load|core)\.js$/.test(u)), [], 'other command groups are not loaded');
 });
 
 test('imsec/aka, imsec/secagree, imsec/ipsec and imsec/esp from a plain .mjs: a Milenage vector and an ESP round trip', () => {
