@@ -72,6 +72,7 @@ export function joinSqn(seq: number, ind: number, indLen = DEFAULT_IND_LEN): num
 // ---------------------------------------------------------------------------------------------
 // Network side (HE/AuC), Annex C.3. The state is one number: the last SQN issued (0: none yet).
 
+/** How the HSS builds SQN = SEQ || IND (TS 33.102 Annex C.1.1.2): the IND length and how IND is chosen per vector. */
 export interface HeSqnProfile {
   /** IND length in bits (default 5). */
   readonly indLen?: number;

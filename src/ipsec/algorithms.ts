@@ -5,10 +5,14 @@
 // Spec digest §12 (names by release), §13 (Annex I, Linux names), lab README (Wireshark labels
 // verified against tshark 4.0).
 
+/** Integrity algorithms (33.203 §6.3, Annex H `alg` values), in the order we offer them. */
 export const INTEGRITY_ALGS = ['hmac-md5-96', 'hmac-sha-1-96', 'aes-gmac', 'null'] as const;
+/** An integrity algorithm name (`alg` of sec-agree). */
 export type IntegrityAlg = (typeof INTEGRITY_ALGS)[number];
 
+/** Confidentiality algorithms (33.203 §6.3, Annex H `ealg` values; `null` is no encryption). */
 export const ENCRYPTION_ALGS = ['null', 'aes-cbc', 'des-ede3-cbc', 'aes-gcm'] as const;
+/** An encryption algorithm name (`ealg` of sec-agree). */
 export type EncryptionAlg = (typeof ENCRYPTION_ALGS)[number];
 
 /** How Annex I makes an ESP key from IK_IM / CK_IM (16 octets each; spec digest §13). */
@@ -36,6 +40,7 @@ export type XfrmAlg =
   | { readonly kind: 'aead'; readonly name: string; readonly icvBits: number }
   | { readonly kind: 'none' };
 
+/** Every fact about one integrity algorithm: sec-agree token, sizes, Annex I key rule, kernel and Wireshark names. */
 export interface IntegrityAlgInfo {
   readonly name: IntegrityAlg;
   /** The `alg` token in Security-Client/-Server/-Verify (33.203 Annex H; lower case as we send it). */
@@ -57,6 +62,7 @@ export interface IntegrityAlgInfo {
   readonly deprecated: boolean;
 }
 
+/** Every fact about one encryption algorithm: sec-agree token, cipher, key, block and IV sizes, Annex I key rule, kernel and Wireshark names. */
 export interface EncryptionAlgInfo {
   readonly name: EncryptionAlg;
   /** The `ealg` token in the sec-agree headers (absent ealg means null). */
@@ -129,6 +135,7 @@ export const ENCRYPTION = Object.freeze({
 
 /** The table entry as its interface (for code that reads optional facts such as `hmac` or `salt`). */
 export const integrityInfo = (alg: IntegrityAlg): IntegrityAlgInfo => INTEGRITY[alg];
+/** The table entry of an encryption algorithm. */
 export const encryptionInfo = (ealg: EncryptionAlg): EncryptionAlgInfo => ENCRYPTION[ealg];
 
 /** The integrity entry of an HMAC-96 by its digest (what esp/transforms/hmac-96.ts sizes itself by). */
@@ -158,10 +165,12 @@ export function encryptionAlgOfToken(token: string): EncryptionAlg | undefined {
   return ENCRYPTION_ALGS.find((e) => ENCRYPTION[e].token === t);
 }
 
+/** True when `s` names an integrity algorithm we implement. */
 export function isIntegrityAlg(s: string): s is IntegrityAlg {
   return (INTEGRITY_ALGS as readonly string[]).includes(s);
 }
 
+/** True when `s` names an encryption algorithm we implement. */
 export function isEncryptionAlg(s: string): s is EncryptionAlg {
   return (ENCRYPTION_ALGS as readonly string[]).includes(s);
 }

@@ -10,7 +10,7 @@ import type { EspKeys } from './keys.ts';
 import { Sa, type SaCounters, type SaDirection, type SaName } from './sa.ts';
 import { type EspMode, MIN_REPLAY_WINDOW, NAT_T_PORT, type SaParams } from './types.ts';
 
-/*
+/**
  * SA-set states (33.203 §7.4, 24.229 §5.1.1.5 / §5.2.2; spec digest §8):
  *
  *            401 sent / received
@@ -31,10 +31,12 @@ import { type EspMode, MIN_REPLAY_WINDOW, NAT_T_PORT, type SaParams } from './ty
  *             +-----------+  expired | deleted +-----------+
  */
 export type SaSetState = 'temporary' | 'current' | 'old' | 'deleted';
+/** What moves an SA set between states (see `transition` and spec digest §8). */
 export type SaSetEvent = 'authenticated' | 'superseded' | 'transactions-done' | 'expired' | 'failed' | 'deleted';
 /** What the edge must do after a transition (data, executed by the caller / the SAD owner). */
 export type SaSetAction = 'use-for-new-requests' | 'stop-new-requests' | 'remove-sas';
 
+/** The result of one SA set transition: the new state and the actions the owner must execute. */
 export interface SaSetTransition {
   readonly state: SaSetState;
   readonly actions: readonly SaSetAction[];
@@ -84,6 +86,7 @@ export interface SaSetPeer {
   readonly spiS: number;
 }
 
+/** Everything needed to create the four SAs of one registration: both ends, SPIs and ports, algorithms, mode, Annex I keys and lifetimes. */
 export interface SaSetConfig {
   readonly role: 'ue' | 'pcscf';
   /** `innerIp`: the UE's address inside the tunnel (its private address behind a NAT, §15A point 4). */
@@ -111,6 +114,7 @@ export interface SaSetConfig {
   readonly resume?: Readonly<Partial<Record<SaName, number>>>;
 }
 
+/** One SA as `SaSet.summary()` lists it for display (never keys). */
 export interface SaSummaryRow {
   name: SaName;
   direction: SaDirection;
@@ -131,6 +135,7 @@ export interface SaSummaryRow {
 
 let nextId = 1;
 
+/** The four SAs of one UE–P-CSCF pair (33.203 §7.1: SA1–SA4, inbound and outbound at each end) with their lifecycle state and lifetimes; created by `createSaSet`, installed by an `IpsecBackend`. */
 export class SaSet {
   readonly id: string;
   readonly role: 'ue' | 'pcscf';
@@ -263,6 +268,7 @@ export class SaSet {
   }
 }
 
+/** Creates the SA set for `cfg`, in state temporary (33.203 §7.4); a backend then installs it. */
 export function createSaSet(cfg: SaSetConfig): SaSet {
   return new SaSet(cfg);
 }

@@ -8,8 +8,10 @@ import { canonicalAddress, type Sa, sameAddress } from './sa.ts';
 import { type SaSet, selectOutbound } from './sa-set.ts';
 import { NAT_T_PORT } from './types.ts';
 
+/** Why the SAD dropped an inbound datagram: an ESP pipeline drop (RFC 4303 §3.4), a NAT-keepalive (RFC 3948 §2.3) or something that is not ESP. */
 export type SadDrop = EspDrop | 'keepalive' | 'non-esp';
 
+/** The SAD's verdict on one inbound datagram: the opened payload with its set and SA, or a drop with its reason. */
 export type ReceiveResult =
   | {
       ok: true;
@@ -24,6 +26,7 @@ export type ReceiveResult =
     }
   | { ok: false; drop: SadDrop; spi?: number; seq?: number; set?: SaSet; sa?: Sa };
 
+/** Where an inbound ESP datagram came from and arrived at (outer addresses, and UDP ports when encapsulated). */
 export interface EspArrival {
   readonly src: string;
   readonly dst: string;
@@ -40,6 +43,7 @@ export interface SadCounters {
   nonEsp: number;
 }
 
+/** Options of the security association database (`Sad`). */
 export interface SadOptions {
   /** Extra UDP ports that carry ESP-in-UDP besides 4500 (spec digest §15A point 1). */
   readonly encapPorts?: readonly number[];

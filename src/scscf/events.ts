@@ -15,6 +15,7 @@ export type AuthFailReason =
 /** Why a 401 went out. */
 export type ChallengeReason = 'initial' | 'stale_nonce' | 're_register' | 'resync';
 
+/** What the S-CSCF reports: challenges, registrations, de-registrations, authentication failures, messages. */
 export type ScscfEvent =
   | { readonly type: 'challenge'; readonly impi: string; readonly impu: string; readonly callId: string; readonly reason: ChallengeReason }
   | {
@@ -42,6 +43,7 @@ export type ScscfEvent =
       readonly status: number;
     };
 
+/** The `type` of an `ScscfEvent`. */
 export type ScscfEventType = ScscfEvent['type'];
 
 export interface ScscfCounters {

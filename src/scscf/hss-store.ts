@@ -9,6 +9,7 @@ import { DEFAULT_IND_LEN, SQN_MAX, computeOpc, nextSqnAfter, resyncSqn, toSqn } 
 import { toHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
 
+/** Why a subscriber store operation failed. */
 export type HssStoreErrorCode = 'HSS_DUPLICATE_IMPI' | 'HSS_DUPLICATE_IMPU' | 'HSS_UNKNOWN_IMPI' | 'HSS_BAD_SUBSCRIBER' | 'HSS_SCHEMA';
 
 /** Caller-caused store failures; an InputError, so the CLI exits 2. Messages never carry keys. */
@@ -87,6 +88,7 @@ const AddSchema = z
   .strict()
   .refine((s) => (s.op === undefined) !== (s.opc === undefined), { message: 'give exactly one of op and opc' });
 
+/** A subscriber to provision: IMPI, its IMPUs, K and exactly one of OP / OPc, AMF and algorithm. */
 export interface AddSubscriber {
   impi: string;
   impus: string[];
@@ -179,6 +181,7 @@ export function checkSubscriber(input: AddSubscriber, label = ''): { s: AddSubsc
   return { s: { ...s, sqn: s.sqn ?? 0, indLen: s.indLen ?? DEFAULT_IND_LEN }, opc: s.opc ?? computeOpc(s.k, s.op!) };
 }
 
+/** Options of the SQLite subscriber store (`HssStore`). */
 export interface HssStoreOptions {
   /** How long a writer waits for another process's lock (ms); default 5000. */
   busyTimeoutMs?: number;

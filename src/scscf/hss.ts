@@ -4,11 +4,13 @@
 import { type AuthVector, type Rng, generateVector, sqnFromBytes, verifyAuts } from '../aka/index.ts';
 import { HssStoreError, type Subscriber, type SubscriberStore } from './hss-store.ts';
 
+/** Options of the HSS (`Hss`). */
 export interface HssOptions {
   /** Source of RAND octets; node:crypto randomBytes by default. */
   rng?: Rng;
 }
 
+/** The outcome of an AUTS re-synchronisation (33.102 §6.3.5): the USIM's SQN_MS, or why it was refused. */
 export type ResyncResult =
   | { readonly ok: true; readonly sqnMs: Uint8Array }
   | { readonly ok: false; readonly reason: 'mac_s_failure' | 'unknown_user' };

@@ -19,6 +19,7 @@ import { assertedIdentities, firstHop, networkRequest, nextMaxForwards, popOwnRo
 /** Builds the transport once the S-CSCF's receive handler exists (e.g. MemoryNetwork.bind). */
 export type TransportFactory = (onReceive: ReceiveHandler) => SipTransport | Promise<SipTransport>;
 
+/** Options of the embedded S-CSCF (`Scscf`). */
 export interface ScscfOptions {
   /** Address to bind (and to advertise unless `advertise` is given). */
   readonly address: string;
@@ -49,6 +50,7 @@ export interface ScscfOptions {
   readonly onEvent?: (e: ScscfEvent) => void;
 }
 
+/** Options of a network-initiated MESSAGE (`Scscf.sendMessage`). */
 export interface SendMessageOptions {
   /** From URI (default sip:network@DOMAIN). */
   readonly from?: string;

@@ -8,6 +8,7 @@ import {
   type ExtraParam, type IpsecParamName, type Mod, type Prot, type SecMechanism,
 } from './mechanism.ts';
 
+/** The three RFC 3329 headers of security agreement (33.203 Annex H). */
 export type SecHeaderName = 'Security-Client' | 'Security-Server' | 'Security-Verify';
 
 /** Above this many characters (all values together) the input is refused before scanning. */
@@ -18,6 +19,7 @@ export const MAX_MECHANISMS = 256;
 // U+2010 hyphen, U+2011 non-breaking hyphen (the Word source of Annex H), U+2012–U+2014 dashes,
 // U+2212 minus, U+FE63 small and U+FF0D full-width hyphen-minus: all read as "-" (digest §4.2).
 const UNICODE_HYPHENS = /[\u2010-\u2014\u2212\uFE63\uFF0D]/g;
+/** Replaces Unicode dashes (from copy-paste of specs) with ASCII hyphen-minus, so `hmac‑sha‑1‑96` reads as `hmac-sha-1-96`. */
 export const normaliseHyphens = (s: string): string => s.replace(UNICODE_HYPHENS, '-');
 
 const TOKEN_RE = /^[A-Za-z0-9\-.!%*_+`'~]+$/; // RFC 3261 §25.1 token

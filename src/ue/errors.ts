@@ -2,6 +2,7 @@
 // outcomes (MAC failure, 403, no Security-Server, …) are RegistrationResult values, never these.
 import { ImsecError } from '../util/errors.ts';
 
+/** Why a UE operation failed. */
 export type UeErrorCode =
   | 'UE_ILLEGAL_TRANSITION'
   | 'UE_BAD_OPTIONS'
@@ -13,6 +14,7 @@ export type UeErrorCode =
   /** No free protected port could be found in the port range. */
   | 'UE_NO_PORT';
 
+/** A failure of the UE (bad options, not registered, illegal transition, …), with a code. */
 export class UeError extends ImsecError {
   declare readonly code: UeErrorCode;
   constructor(code: UeErrorCode, message: string) {

@@ -5,6 +5,7 @@ import { randomHex } from '../util/random-hex.ts';
 import { AKA_ALGORITHMS, buildDigestHeader, getParam, parseDigestHeader, parseNonce, serializeDigestHeader, type AkaAlgorithm } from '../aka/index.ts';
 import { createRequest, formatHostPort, newBranch, parseNameAddr, parseUri, type SipRequest, type SipResponse } from '../sip/index.ts';
 
+/** The UE's identities from the ISIM: private (IMPI), public (IMPU) and home domain (TS 23.228 §4.3.3). */
 export interface UeIdentity {
   readonly impi: string;
   readonly impu: string;
@@ -95,6 +96,7 @@ export function initialAuthorization(id: UeIdentity): string {
   );
 }
 
+/** The parts of a Digest AKA challenge (RFC 3310) that the UE answers. */
 export interface AkaChallenge {
   readonly realm: string;
   readonly nonce: string;

@@ -2,7 +2,7 @@
 // §7.2–§7.4): one string-literal union, one transition function; actions are data the Ue executes.
 import { UeError } from './errors.ts';
 
-/*
+/**
  *            register()                   valid 401: temporary SA set,
  *   idle ------------> registering ---------------------------------> authenticating
  *   deregistered  ^      |  ^  | invalid 401 answered (mac/sync)         |  |  | 401 again:
@@ -35,6 +35,7 @@ export type RegState =
   | 'failed'
   | 'closed';
 
+/** What happens to a registration: calls of the application, answers of the network, timers. */
 export type RegEvent =
   /** register(): an unprotected initial REGISTER goes out (24.229 §5.1.1.2). */
   | 'register'
@@ -58,6 +59,7 @@ export type RegEvent =
   | 'expired'
   | 'close';
 
+/** What the UE must do after a transition: data, executed by `Ue`. */
 export type RegAction =
   /** Delete the temporary SA set, keep the current one (digest §8 rule 8). */
   | 'discard-temporary'
@@ -69,6 +71,7 @@ export type RegAction =
   | 'schedule-refresh'
   | 'cancel-timers';
 
+/** The result of `transition`: the new state and the actions to execute. */
 export interface RegTransition {
   readonly state: RegState;
   readonly actions: readonly RegAction[];

@@ -15,8 +15,10 @@ import type { SendOutcome } from './sip-io.ts';
 import type { UeObserver } from './ue-types.ts';
 import { toBase64 } from '../util/bytes.ts';
 
+/** Which registration procedure: initial, refresh (re-registration) or de-registration. */
 export type RegistrationKind = 'initial' | 'refresh' | 'deregister';
 
+/** Why a registration procedure failed. */
 export type FailureReason =
   /** AUTN's MAC did not verify: the network is not authentic (33.203 §6.1.2.2). */
   | 'mac_failure'
@@ -40,6 +42,7 @@ export type FailureReason =
   | 'registration_expired'
   | 'closed';
 
+/** A registration procedure that succeeded: the registered contact, expiry and SA set. */
 export interface RegistrationOk extends RegisterOk {
   readonly ok: true;
   readonly kind: RegistrationKind;
@@ -49,6 +52,7 @@ export interface RegistrationOk extends RegisterOk {
   readonly unprotectedAnswer?: boolean;
 }
 
+/** A registration procedure that failed, with its reason and the status code when there was one. */
 export interface RegistrationFailure {
   readonly ok: false;
   readonly kind: RegistrationKind;
@@ -57,6 +61,7 @@ export interface RegistrationFailure {
   readonly detail: string;
 }
 
+/** The outcome of a registration procedure. */
 export type RegistrationResult = RegistrationOk | RegistrationFailure;
 
 /** What a procedure needs from the Ue (implemented by Ue; kept narrow so the flow reads alone). */

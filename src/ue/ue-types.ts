@@ -79,12 +79,14 @@ export interface UeOptions {
  * temporary set, 'deregister' for any exchange of a de-registration, 'request' for others.
  */
 export type UeExchangePhase = 'register' | 'protected-register' | 'deregister' | 'request';
+/** Optional hooks for measuring a UE (the load generator's latency and AKA statistics). */
 export interface UeObserver {
   exchange?(phase: UeExchangePhase, ms: number, outcome: number | 'timeout' | 'transport-error'): void;
   /** The USIM's verdict on each challenge (33.102 §6.3.3): 'sync_failure' means an AUTS went out. */
   akaCheck?(result: 'ok' | 'mac_failure' | 'sync_failure'): void;
 }
 
+/** A network-initiated (MT) request that reached the UE over an SA. */
 export interface IncomingRequest {
   readonly request: SipRequest;
   readonly set: SaSet;
@@ -93,6 +95,7 @@ export interface IncomingRequest {
   readonly from: { readonly address: string; readonly port: number };
 }
 
+/** How the application answers an MT request (status, reason, headers, body). */
 export interface IncomingAnswer {
   readonly status: number;
   readonly reason?: string;
@@ -100,8 +103,10 @@ export interface IncomingAnswer {
   readonly body?: Uint8Array;
 }
 
+/** Answers MT requests; `undefined` means the default 200 OK. */
 export type RequestHandler = (req: IncomingRequest) => IncomingAnswer | undefined | void | Promise<IncomingAnswer | undefined | void>;
 
+/** Events a `Ue` emits (its EventEmitter map). */
 export interface UeEventMap {
   step: [text: string];
   state: [to: RegState, from: RegState, event: RegEvent];
@@ -115,6 +120,7 @@ export interface UeEventMap {
   'public-address': [now: { address: string; port?: number }, before: { address: string; port?: number } | undefined];
 }
 
+/** A snapshot of a UE for display: registration state, identities, P-CSCF and SA sets (no keys). */
 export interface UeStatus {
   state: RegState;
   impi: string;

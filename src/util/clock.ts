@@ -4,6 +4,7 @@
 // setTimeout; `ManualClock` is virtual time for tests.
 import { guard } from './guard.ts';
 
+/** Time and timers, injected so that protocol code runs in virtual time in tests (`FakeClock`) and on the real clock in production. */
 export interface Clock {
   /** Milliseconds on a monotonic scale (only differences matter). */
   now(): number;
@@ -14,6 +15,7 @@ export interface Clock {
   setTimer(ms: number, fn: () => void, opts?: { readonly unref?: boolean }): () => void;
 }
 
+/** The real clock: `performance.now()` and `setTimeout`, each timer callback inside an exception boundary. */
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimer(ms, fn, opts) {

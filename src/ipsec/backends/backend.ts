@@ -7,6 +7,7 @@ import type { Sa, SaName } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
 import type { EspMode } from '../types.ts';
 
+/** An IP address (v4 or v6, textual) and a port. */
 export interface Addr {
   readonly address: string;
   readonly port: number;
@@ -25,6 +26,7 @@ export interface ProtectedContext {
   readonly outerEncapSrcPort?: number;
 }
 
+/** Receives each SIP payload that arrived over an SA, with the SA set and SA it came through. */
 export type ProtectedHandler = (bytes: Uint8Array, ctx: ProtectedContext) => void;
 
 /** A SIP endpoint on one local protected port (port_uc, port_us, port_pc or port_ps). */
@@ -41,6 +43,7 @@ export interface ProtectedEndpoint {
   close(): void;
 }
 
+/** A backend's inbound drop and traffic counters (what `imsec pcscf` reports and exports as metrics). */
 export interface BackendCounters {
   readonly unknownSpi: number;
   readonly malformed: number;

@@ -19,6 +19,7 @@ import { engineSaStats } from './engine-stats.ts';
 import { DEFAULT_KEEPALIVE_MS, NAT_KEEPALIVE, NatKeepalive } from './nat-keepalive.ts';
 import { openRawEsp, type RawEspSocket } from './raw-esp.ts';
 
+/** Options of the userspace ESP backend (`UserspaceBackend`). */
 export interface UserspaceBackendOptions {
   /** This side's (outer) address: the source of what we send, the destination of what we accept. */
   readonly localIp: string;

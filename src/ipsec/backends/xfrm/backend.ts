@@ -23,6 +23,7 @@ import { openProtectedTcp, type ProtectedTcpOptions, type ProtectedTcpTransport 
 
 export type { XfrmSaStats } from './kernel-sas.ts';
 
+/** Options of the Linux XFRM backend (`XfrmBackend`). */
 export interface XfrmBackendOptions {
   /**
    * Low half of the ownership tag (0..65535). Reconcile deletes stale entries of *this* instance,

@@ -3,6 +3,7 @@
 import { getSystemErrorName } from 'node:util';
 import { ImsecError } from '../../../util/errors.ts';
 
+/** Why an XFRM operation failed. */
 export type XfrmErrorCode =
   /** native/build/Release/imsec_native.node is not built (no compiler at install time). */
   | 'XFRM_NO_ADDON'
@@ -20,6 +21,7 @@ export type XfrmErrorCode =
   | 'XFRM_UNAVAILABLE'
   | 'XFRM_BAD_PARAMS';
 
+/** A failure of the Linux XFRM backend (netlink, the native addon, a syscall), with a code and the errno. */
 export class XfrmError extends ImsecError {
   declare readonly code: XfrmErrorCode;
   /** Positive errno (EEXIST = 17, …) when the kernel or a syscall gave one. */
