@@ -62,7 +62,13 @@ export function clientPortLookupIn(sets: readonly SaSet[]): (ueIp: string, inner
     sets.find((s) => s.live && s.config.ue.portC === portUc && sameAddress(s.config.ue.ip, ueIp) && sameAddress(s.config.ue.innerIp ?? s.config.ue.ip, innerIp ?? ueIp));
 }
 
-export function admissionCheck(ueIp: string, portUc: number, setWithClientPort: (ueIp: string, innerIp: string | undefined, portUc: number) => SaSet | undefined, impiSets: readonly SaSet[], innerIp?: string): Verdict {
+export function admissionCheck(
+  ueIp: string,
+  portUc: number,
+  setWithClientPort: (ueIp: string, innerIp: string | undefined, portUc: number) => Pick<SaSet, 'id' | 'live'> | undefined,
+  impiSets: readonly Pick<SaSet, 'live'>[],
+  innerIp?: string,
+): Verdict {
   const clash = setWithClientPort(ueIp, innerIp, portUc);
   if (clash?.live) {
     const who = innerIp ? `${ueIp} (inner ${innerIp})` : ueIp;

@@ -21,7 +21,7 @@ import { formatHostPort, parseUri } from '../sip/uri.ts';
 import { guard } from '../util/guard.ts';
 import { afterSend, type PcscfCore, type RejectOptions } from './core.ts';
 import { fromCore, fromUe, onAck, onCancel } from './proxy.ts';
-import { onProtectedRegister, onReRegister, onUnprotectedRegister } from './register.ts';
+import { onRegisterOverSet, onUnprotectedRegister, runEvent } from './register.ts';
 import { RegistrationTable } from './registrations.ts';
 import { DEFAULT_PENDING_LIMITS, PendingLimits } from './pending-limits.ts';
 import { PcscfTcp } from './tcp.ts';
@@ -58,7 +58,11 @@ export class Pcscf {
     const portC = o.portC || (await freeUdpPort(o.address));
     let portS = o.portS || (await freeUdpPort(o.address));
     while (portS === portC) portS = await freeUdpPort(o.address);
-    const table = new RegistrationTable(o.backend, clock, (name, payload) => p.#emit(name, payload));
+    // The table reports dropped sets and expired registrations to the registration machine.
+    const table = new RegistrationTable(o.backend, clock, (name, payload) => p.#emit(name, payload), {
+      setGone: (reg, set) => void runEvent(p.#core, reg, { type: 'set-gone', set: set.id }),
+      expired: (reg) => void runEvent(p.#core, reg, { type: 'registration-expired' }),
+    });
     const trace = o.trace ? { trace: o.trace, node: 'pcscf' } : { node: 'pcscf' };
     const layer: TransactionLayer = new TransactionLayer({
       user: {
@@ -213,7 +217,7 @@ export class Pcscf {
     const p = protectedContextOf(ctx);
     if (!p) {
       if (this.#fromCore(ctx)) return req.method === 'CANCEL' ? onCancel(core, tx, req) : fromCore(core, tx, req, ctx);
-      if (req.method === 'REGISTER') return void onUnprotectedRegister(core, tx, req, ctx).catch((e) => this.#internal(tx, e));
+      if (req.method === 'REGISTER') return this.#guarded(tx, () => onUnprotectedRegister(core, tx, req, ctx));
       return this.#reject(tx, req, ctx, 403, 'unprotected-request', `${req.method} arrived unprotected: outside REGISTER a UE may only send over its SAs (33.203 §7.1)`);
     }
     const set = p.set;
@@ -223,17 +227,18 @@ export class Pcscf {
     const release = once(() => core.table.release(set));
     this.#holds.set(req, release);
     tx.user = { onTerminated: release };
+    const reg = core.table.ownerOf(set);
+    // Every REGISTER over a set goes to its owner's registration machine, which tells temporary,
+    // current and old sets apart (and checks the identities against that registration).
+    if (req.method === 'REGISTER') {
+      if (!reg) return this.#reject(tx, req, ctx, 403, set.state === 'temporary' ? 'not-temporary-set' : 'unknown-sa-set', `SA set ${set.id} belongs to no registration`);
+      return this.#guarded(tx, () => onRegisterOverSet(core, tx, req, ctx, reg, set));
+    }
     if (set.state === 'temporary') {
-      if (req.method === 'REGISTER') return onProtectedRegister(core, tx, req, ctx, p);
       return this.#reject(tx, req, ctx, 403, 'request-over-temporary-set', `${req.method} over the temporary SA set ${set.id}: only the protected REGISTER may use it before the 200 OK (33.203 §7.2)`);
     }
-    const reg = core.table.ownerOf(set);
     if (!reg) return this.#reject(tx, req, ctx, 403, 'unknown-sa-set', `SA set ${set.id} belongs to no registration`);
     if (req.method === 'CANCEL') return onCancel(core, tx, req);
-    if (req.method === 'REGISTER') {
-      if (set === reg.current) return void onReRegister(core, tx, req, ctx, reg, set).catch((e) => this.#internal(tx, e));
-      return this.#reject(tx, req, ctx, 403, 'register-over-old-set', `REGISTER over the old SA set ${set.id}: re-register over the current set (spec digest §8 rule 5)`, { impi: reg.impi });
-    }
     return fromUe(core, tx, req, ctx, reg, set);
   }
 
@@ -249,7 +254,7 @@ export class Pcscf {
     const reg = this.#core.table.ownerOf(p.set);
     if (!reg) return;
     const encap = { address: p.outerSrc, port: p.outerEncapSrcPort };
-    const previous = reg.ue.encap;
+    const previous = reg.encap && sameAddress(reg.encap.address, reg.ue.ip) ? reg.encap : undefined;
     if (!sameAddress(p.outerSrc, p.set.config.ue.ip)) {
       if (this.#ignoredFrom.get(reg) === `${encap.address}|${encap.port}`) return;
       this.#ignoredFrom.set(reg, `${encap.address}|${encap.port}`);
@@ -264,7 +269,7 @@ export class Pcscf {
       moved = true;
     }
     const same = previous !== undefined && previous.port === encap.port && sameAddress(previous.address, encap.address);
-    reg.ue.encap = encap;
+    reg.encap = encap;
     if (same || !moved) return; // known mapping (a new set of the registration just joined it)
     // Without a NAT (forced UDP-enc-tun on loopback) the first learning is no news.
     if (!previous && !reg.natDetected && reg.round?.natDetected !== true) return;
@@ -287,6 +292,14 @@ export class Pcscf {
     if (req.method === 'ACK') return;
     if (opts.route) tx.setResponseRoute(opts.route);
     tx.respond(createResponse(req, status, undefined, [['Warning', warningValue(this.#core.address, message)], ...(opts.headers ?? [])]));
+  }
+
+  #guarded(tx: ServerTransaction, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.#internal(tx, e);
+    }
   }
 
   #internal(tx: ServerTransaction, e: unknown): void {

@@ -1,70 +1,68 @@
-// Registration state of the P-CSCF (24.229 §5.2.2; spec digest §8, §9) and its indexes. Each
-// registration's SA sets live in its SaSlots (ipsec/sa-slots.ts, the one owner of temporary →
-// current → old, expiry and backend removal); this table files what the slots report, and keeps
+// The P-CSCF's registrations (24.229 §5.2.2; spec digest §8, §9) and their indexes. Each
+// registration's state is the registration machine's (registration-state.ts); its SA sets live in
+// its SaSlots (ipsec/sa-slots.ts, the one owner of temporary → current → old, expiry and backend
+// removal); this table reports what the slots drop and the expiry timer to the executor, and keeps
 // O(1) indexes: SA set → owner (every protected arrival), (UE address, port_uc) → set (the admission
 // check), contact and (UE address, port_us) → registration (requests from the S-CSCF). No SIP here.
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
-import { canonicalAddress } from '../ipsec/sa.ts';
+import { canonicalAddress, sameAddress } from '../ipsec/sa.ts';
 import type { SaSet, SaSetEvent } from '../ipsec/sa-set.ts';
 import { SaSlots } from '../ipsec/sa-slots.ts';
-import type { Negotiated, SecMechanism } from '../secagree/index.ts';
 import { isIP } from 'node:net';
 import type { Clock } from '../sip/clock.ts';
 import { parseUri } from '../sip/uri.ts';
 import { impuKey } from './decisions.ts';
+import { boundOf, IDLE, roundOf, type Bound, type RegState, type Round } from './registration-state.ts';
 import type { PcscfEvents, RegistrationView, Source } from './types.ts';
 
-/** One security set-up, SM1 → SM12 (33.203 §6.1.1, §7.2): what the protected REGISTER is checked against. */
-export interface Round {
-  readonly callId: string;
-  /** Packet source (public address behind a NAT) of the REGISTER that started the round. */
-  readonly ueIp: string;
-  /** 24.229 F.1 verdict on the REGISTER that started the round. */
-  readonly natDetected: boolean;
-  /** The UE's private address (the Via sent-by host) when a NAT was detected (spec digest §15A.4). */
-  readonly innerIp?: string;
-  /** Security-Client as received (raw lines) and parsed (Annex H: must come back identical). */
-  readonly client: { readonly raw: readonly string[]; readonly parsed: readonly SecMechanism[] };
-  readonly choice: Negotiated;
-  /** impuKey of the To of the REGISTER that started the round: the protected REGISTER must name it (issue 10 §1). */
-  readonly impu: string;
-  /** Security-Server sent with the 401 (Security-Verify must equal it). */
-  server?: readonly SecMechanism[];
-  temporary?: SaSet;
-  /** Gives back what the round holds of the pending limits (issue 10 §2); called once, when the round ends. */
-  release?: () => void;
-}
-
+/**
+ * One registration (by IMPI): its state in the registration machine (registration-state.ts, the
+ * only place that decides anything) and its SA sets in their slots (ipsec/sa-slots.ts, the only
+ * owner of their lifecycle). The fields below are read-only views of the state.
+ */
 export class Registration {
-  impus: string[] = [];
-  /** The UE's public IP, its private (inner) IP behind a NAT, and its learned ESP-in-UDP source. */
-  ue: { ip: string; innerIp?: string; encap?: Source };
-  natDetected = false;
-  contact?: string;
-  /** Service-Route of the last 200 OK (24.229 §5.2.2): the route of UE-originated requests. */
-  serviceRoute: string[] = [];
-  /** Registration expiry (clock ms); undefined until the first 200 OK. */
-  expiresAt?: number;
-  #round: Round | undefined;
-  /** Security-Server of the set now current: a re-REGISTER's Security-Verify repeats it (spec digest §8.5). */
-  lastServer?: readonly SecMechanism[];
+  state: RegState = IDLE;
+  /** The UE's ESP-in-UDP source learnt from authenticated packets (Annex M; pcscf.ts keeps it). */
+  encap?: Source;
 
   constructor(
     readonly impi: string,
-    ueIp: string,
     /** The SA sets of this registration (the only owner of their lifecycle). */
     readonly slots: SaSlots,
-  ) {
-    this.ue = { ip: ueIp };
-  }
+  ) {}
 
-  /** The security set-up in progress. Replacing or ending it releases what it held (one place for every path). */
-  get round(): Round | undefined {
-    return this.#round;
+  get bound(): Bound | undefined {
+    return boundOf(this.state);
   }
-  set round(r: Round | undefined) {
-    if (this.#round !== r) this.#round?.release?.();
-    this.#round = r;
+  /** The security set-up in progress. */
+  get round(): Round | undefined {
+    return roundOf(this.state);
+  }
+  get impus(): readonly string[] {
+    return this.bound?.impus ?? [];
+  }
+  get contact(): string | undefined {
+    return this.bound?.contact;
+  }
+  /** Service-Route of the last 200 OK (24.229 §5.2.2): the route of UE-originated requests. */
+  get serviceRoute(): readonly string[] {
+    return this.bound?.serviceRoute ?? [];
+  }
+  /** Registration expiry (clock ms); undefined until the first 200 OK. */
+  get expiresAt(): number | undefined {
+    return this.bound?.expiresAt;
+  }
+  get natDetected(): boolean {
+    return this.bound?.natDetected ?? false;
+  }
+  /** The UE's public IP, its private (inner) IP behind a NAT, and its learned ESP-in-UDP source. */
+  get ue(): { ip: string; innerIp?: string; encap?: Source } {
+    const b = this.bound;
+    const r = this.round;
+    const ip = b?.ue.ip ?? r?.ueIp ?? '';
+    const innerIp = b ? b.ue.innerIp : r?.innerIp;
+    const encap = this.encap && sameAddress(this.encap.address, ip) ? this.encap : undefined;
+    return { ip, ...(innerIp !== undefined ? { innerIp } : {}), ...(encap ? { encap } : {}) };
   }
 
   get current(): SaSet | undefined {
@@ -76,6 +74,18 @@ export class Registration {
   get sets(): SaSet[] {
     return this.slots.sets;
   }
+  /** The set of these slots named `id` (at most a temporary, a current and a few old ones). */
+  setById(id: string): SaSet | undefined {
+    return this.slots.sets.find((s) => s.id === id);
+  }
+}
+
+/** What the table reports to the registration machine's executor (register.ts). */
+export interface TableHooks {
+  /** A set left its slot (expiry, failure, supersession, deletion): feed 'set-gone'. */
+  readonly setGone: (reg: Registration, set: SaSet) => void;
+  /** The registration's expiry timer fired: feed 'registration-expired'. */
+  readonly expired: (reg: Registration) => void;
 }
 
 export type Emit = <K extends keyof PcscfEvents>(name: K, payload: PcscfEvents[K]) => void;
@@ -103,7 +113,11 @@ export class RegistrationTable {
     private readonly backend: IpsecBackend,
     private readonly clock: Clock,
     private readonly emit: Emit,
+    private readonly hooks: TableHooks,
   ) {}
+
+  /** What pending rounds hold (limits and their timer), by round id: released exactly once (issue 10 §2). */
+  readonly pending = new Map<number, () => void>();
 
   get size(): number {
     return this.#byImpi.size;
@@ -113,19 +127,29 @@ export class RegistrationTable {
     return this.#byImpi.get(impi);
   }
 
-  getOrCreate(impi: string, ueIp: string): Registration {
+  /** The filed registration of `impi`, else a new one in state idle (filed by `settle` once it leaves idle). */
+  getOrNew(impi: string): Registration {
     let r = this.#byImpi.get(impi);
     if (!r) {
-      const reg: Registration = (r = new Registration(impi, ueIp, new SaSlots({
+      const reg: Registration = (r = new Registration(impi, new SaSlots({
         backend: this.backend,
         clock: this.clock,
-        onDropped: (set, event, reason) => this.#dropped(reg, set, event === 'expired' ? reason : 'no SA set left'),
+        onDropped: (set) => this.#dropped(reg, set),
         onDeleted: (set, _event, reason, error) => this.emit('sa-deleted', { impi, set: set.id, reason, ...(error && { error: error.message }) }),
         onSyncFailed: (set, error) => this.emit('sa-error', { impi, set: set.id, op: 'update-lifetime', error: error.message }),
       })));
-      this.#byImpi.set(impi, reg);
     }
     return r;
+  }
+
+  /**
+   * After each transition: a registration that left idle is filed, one back in idle is forgotten
+   * (indexes and timer gone; its sets, if any, are being deleted by the executor's actions).
+   */
+  settle(reg: Registration, before: RegState, reason = 'no SA set left'): void {
+    if (reg.state.kind === 'idle') return this.#forget(reg, reason);
+    if (!this.#byImpi.has(reg.impi)) this.#byImpi.set(reg.impi, reg);
+    if (boundOf(before) !== reg.bound && reg.bound) this.#indexTargets(reg);
   }
 
   ownerOf(set: SaSet): Registration | undefined {
@@ -155,8 +179,8 @@ export class RegistrationTable {
     return this.#byImpu.get(key);
   }
 
-  /** Installs a freshly built temporary set for `round` (spec digest §8 rule 1: it lives reg-await-auth). */
-  async installTemporary(reg: Registration, round: Round, set: SaSet): Promise<void> {
+  /** Installs a freshly built temporary set (spec digest §8 rule 1: it lives reg-await-auth). */
+  async installTemporary(reg: Registration, set: SaSet): Promise<void> {
     this.#owner.set(set, reg);
     try {
       await reg.slots.installTemporary(set);
@@ -164,7 +188,6 @@ export class RegistrationTable {
       this.#owner.delete(set);
       throw e;
     }
-    round.temporary = set;
     const k = portKey(set.config.ue.ip, set.config.ue.innerIp, set.config.ue.portC);
     this.#byPortUc.set(k, set);
   }
@@ -178,10 +201,6 @@ export class RegistrationTable {
     // The registration's timer first: at the same instant, the registration expiry names the cause.
     this.#scheduleExpiry(reg, lifetimeExpiresAt);
     reg.slots.promote(set, lifetimeExpiresAt);
-    if (reg.round?.temporary === set) {
-      reg.lastServer = reg.round.server;
-      reg.round = undefined;
-    }
     this.emit('sa-promoted', { impi: reg.impi, set: set.id, ...(previous ? { previous: previous.id } : {}) });
     this.#indexTargets(reg);
   }
@@ -219,25 +238,23 @@ export class RegistrationTable {
     return reg ? reg.slots.delete(set, event, reason) : Promise.resolve();
   }
 
-  /** De-registration or expiry: every set of the registration goes, then the registration. */
-  async deleteAll(reg: Registration, event: SaSetEvent, reason: string): Promise<void> {
-    this.#forget(reg, reason);
-    reg.round = undefined;
-    await reg.slots.deleteAll(event, reason);
-  }
-
-  /** Ends a round that never got (or lost) its temporary set; a registration with nothing left is dropped. */
-  endRound(reg: Registration): void {
-    if (reg.round?.temporary?.live) return;
-    reg.round = undefined;
-    if (!reg.current) this.#forget(reg);
+  /** De-registration, expiry or stop: every set of the registration goes. */
+  deleteAll(reg: Registration, event: SaSetEvent, reason: string): Promise<void> {
+    return reg.slots.deleteAll(event, reason);
   }
 
   /** Deletes everything (P-CSCF stop). */
   async clear(reason: string): Promise<void> {
-    const regs = [...this.#owner.values(), ...this.#byImpi.values()];
-    for (const reg of this.all()) await this.deleteAll(reg, 'deleted', reason);
-    for (const reg of new Set(regs)) await reg.slots.settled();
+    const regs = new Set([...this.#owner.values(), ...this.#byImpi.values()]);
+    for (const reg of regs) {
+      if (reg.bound && this.#byImpi.get(reg.impi) === reg) this.emit('deregistered', { impi: reg.impi, reason });
+      reg.state = IDLE;
+      this.#forget(reg, reason);
+    }
+    for (const release of this.pending.values()) release();
+    this.pending.clear();
+    for (const reg of regs) await this.deleteAll(reg, 'deleted', reason);
+    for (const reg of regs) await reg.slots.settled();
     for (const cancel of this.#timers.values()) cancel();
     this.#timers.clear();
   }
@@ -262,12 +279,11 @@ export class RegistrationTable {
   }
 
   /** A set left its slot (whatever the cause: expiry, failure, supersession, de-registration). */
-  #dropped(reg: Registration, set: SaSet, why: string): void {
+  #dropped(reg: Registration, set: SaSet): void {
     this.#owner.delete(set);
     const k = portKey(set.config.ue.ip, set.config.ue.innerIp, set.config.ue.portC);
     if (this.#byPortUc.get(k) === set) this.#byPortUc.delete(k);
-    if (reg.round?.temporary === set) reg.round = undefined;
-    if (!reg.current && !reg.round) this.#forget(reg, why);
+    this.hooks.setGone(reg, set);
   }
 
   /** Contact, (UE address, port_us) and IMPU indexes of a registered registration (after a 200 OK). */
@@ -297,13 +313,11 @@ export class RegistrationTable {
     for (const u of i.impus) if (this.#byImpu.get(u) === reg) this.#byImpu.delete(u);
   }
 
-  #forget(reg: Registration, reason = 'no SA set left'): void {
-    if (this.#byImpi.get(reg.impi) !== reg) return;
-    this.#byImpi.delete(reg.impi);
+  #forget(reg: Registration, _reason: string): void {
+    if (this.#byImpi.get(reg.impi) === reg) this.#byImpi.delete(reg.impi);
     this.#unindexTargets(reg);
     this.#timers.get(reg)?.();
     this.#timers.delete(reg);
-    if (reg.expiresAt !== undefined) this.emit('deregistered', { impi: reg.impi, reason });
   }
 
   /** Spec digest §8: when the registration runs out without a refresh, the whole registration goes. */
@@ -312,7 +326,7 @@ export class RegistrationTable {
     const cancel = this.clock.setTimer(Math.max(0, at - this.clock.now()), () => {
       if (this.#timers.get(reg) !== cancel) return; // superseded meanwhile
       this.#timers.delete(reg);
-      if (this.#byImpi.get(reg.impi) === reg) void this.deleteAll(reg, 'expired', 'registration expired without a refresh');
+      if (this.#byImpi.get(reg.impi) === reg) this.hooks.expired(reg);
     });
     this.#timers.set(reg, cancel);
   }
