@@ -197,6 +197,15 @@ export interface HssStoreOptions {
 /** The subscribers (IMPI, IMPUs, K, OPc, AMF, SQN) in SQLite: a file (created owner-only, it holds K) or ':memory:'. Each SQN handed out is committed before it is used. */
 export class HssStore implements SubscriberStore {
   readonly #db: Database;
+  // Statements prepared once per SQL text: preparing costs more than running one of these lookups.
+  readonly #stmts = new Map<string, Statement>();
+  #updateSqnTx: Transaction<[string, (sqn: number, indLen: number) => { sqn: number; result: unknown }], unknown> | undefined;
+
+  #stmt(sql: string): Statement {
+    let st = this.#stmts.get(sql);
+    if (!st) this.#stmts.set(sql, (st = this.#db.prepare(sql)));
+    return st;
+  }
 
   /** Opens (creating if needed) the store at `path`, or an in-memory one for ':memory:'. */
   constructor(path: string, opts: HssStoreOptions = {}) {
@@ -239,10 +248,10 @@ export class HssStore implements SubscriberStore {
     const opc = s.opc ?? computeOpc(s.k, s.op!);
     this.#db
       .transaction(() => {
-        if (this.#db.prepare('SELECT 1 FROM subscribers WHERE impi = ?').get(s.impi)) {
+        if (this.#stmt('SELECT 1 FROM subscribers WHERE impi = ?').get(s.impi)) {
           throw new HssStoreError('HSS_DUPLICATE_IMPI', `subscriber ${s.impi} already exists`);
         }
-        const taken = this.#db.prepare('SELECT impi FROM impus WHERE impu = ?');
+        const taken = this.#stmt('SELECT impi FROM impus WHERE impu = ?');
         for (const impu of s.impus) {
           const owner = taken.get(impu) as { impi: string } | undefined;
           if (owner) throw new HssStoreError('HSS_DUPLICATE_IMPU', `IMPU ${impu} already belongs to ${owner.impi}`);
@@ -250,7 +259,7 @@ export class HssStore implements SubscriberStore {
         this.#db
           .prepare('INSERT INTO subscribers (impi, k, opc, amf, sqn, ind_len) VALUES (?, ?, ?, ?, ?, ?)')
           .run(s.impi, s.k, opc, s.amf, s.sqn ?? 0, s.indLen ?? DEFAULT_IND_LEN);
-        const ins = this.#db.prepare('INSERT INTO impus (impu, impi) VALUES (?, ?)');
+        const ins = this.#stmt('INSERT INTO impus (impu, impi) VALUES (?, ?)');
         for (const impu of s.impus) ins.run(impu, s.impi);
       })
       .immediate();
@@ -263,10 +272,10 @@ export class HssStore implements SubscriberStore {
    * naming it. Returns how many were added. For bulk provisioning (`imsec subscriber add --count`).
    */
   addMany(inputs: Iterable<AddSubscriber>): number {
-    const insSub = this.#db.prepare('INSERT INTO subscribers (impi, k, opc, amf, sqn, ind_len) VALUES (?, ?, ?, ?, ?, ?)');
-    const insImpu = this.#db.prepare('INSERT INTO impus (impu, impi) VALUES (?, ?)');
-    const hasImpi = this.#db.prepare('SELECT 1 FROM subscribers WHERE impi = ?');
-    const ownerOf = this.#db.prepare('SELECT impi FROM impus WHERE impu = ?');
+    const insSub = this.#stmt('INSERT INTO subscribers (impi, k, opc, amf, sqn, ind_len) VALUES (?, ?, ?, ?, ?, ?)');
+    const insImpu = this.#stmt('INSERT INTO impus (impu, impi) VALUES (?, ?)');
+    const hasImpi = this.#stmt('SELECT 1 FROM subscribers WHERE impi = ?');
+    const ownerOf = this.#stmt('SELECT impi FROM impus WHERE impu = ?');
     return this.#db
       .transaction(() => {
         let n = 0;
@@ -301,29 +310,27 @@ export class HssStore implements SubscriberStore {
 
   /** How many subscribers the store holds. */
   count(): number {
-    return (this.#db.prepare('SELECT count(*) AS n FROM subscribers').get() as { n: number }).n;
+    return (this.#stmt('SELECT count(*) AS n FROM subscribers').get() as { n: number }).n;
   }
 
   get(impi: string): Subscriber | undefined {
-    const row = this.#db.prepare('SELECT * FROM subscribers WHERE impi = ?').get(impi) as Row | undefined;
+    const row = this.#stmt('SELECT * FROM subscribers WHERE impi = ?').get(impi) as Row | undefined;
     return row ? this.#toSubscriber(row) : undefined;
   }
 
   findByImpu(impu: string): Subscriber | undefined {
-    const row = this.#db
-      .prepare('SELECT s.* FROM subscribers s JOIN impus u ON u.impi = s.impi WHERE u.impu = ?')
-      .get(impu) as Row | undefined;
+    const row = this.#stmt('SELECT s.* FROM subscribers s JOIN impus u ON u.impi = s.impi WHERE u.impu = ?').get(impu) as Row | undefined;
     return row ? this.#toSubscriber(row) : undefined;
   }
 
   /** Every subscriber, ordered by IMPI. */
   list(): Subscriber[] {
-    return (this.#db.prepare('SELECT * FROM subscribers ORDER BY impi').all() as Row[]).map((r) => this.#toSubscriber(r));
+    return (this.#stmt('SELECT * FROM subscribers ORDER BY impi').all() as Row[]).map((r) => this.#toSubscriber(r));
   }
 
   /** Removes a subscriber and its IMPUs; false when there was none. */
   remove(impi: string): boolean {
-    return this.#db.prepare('DELETE FROM subscribers WHERE impi = ?').run(impi).changes > 0;
+    return this.#stmt('DELETE FROM subscribers WHERE impi = ?').run(impi).changes > 0;
   }
 
   /**
@@ -363,17 +370,14 @@ export class HssStore implements SubscriberStore {
    * (synchronous = FULL) before the result is returned.
    */
   #updateSqn<T>(impi: string, step: (sqn: number, indLen: number) => { sqn: number; result: T }): T {
-    return this.#db
-      .transaction(() => {
-        const row = this.#db.prepare('SELECT sqn, ind_len FROM subscribers WHERE impi = ?').get(impi) as
-          | Pick<Row, 'sqn' | 'ind_len'>
-          | undefined;
-        if (!row) throw unknownImpi(impi);
-        const { sqn, result } = step(row.sqn, row.ind_len);
-        this.#db.prepare('UPDATE subscribers SET sqn = ? WHERE impi = ?').run(sqn, impi);
-        return result;
-      })
-      .immediate();
+    this.#updateSqnTx ??= this.#db.transaction((id: string, f: (sqn: number, indLen: number) => { sqn: number; result: unknown }) => {
+      const row = this.#stmt('SELECT sqn, ind_len FROM subscribers WHERE impi = ?').get(id) as Pick<Row, 'sqn' | 'ind_len'> | undefined;
+      if (!row) throw unknownImpi(id);
+      const { sqn, result } = f(row.sqn, row.ind_len);
+      this.#stmt('UPDATE subscribers SET sqn = ? WHERE impi = ?').run(sqn, id);
+      return result;
+    });
+    return this.#updateSqnTx.immediate(impi, step) as T;
   }
 
   close(): void {
@@ -381,7 +385,7 @@ export class HssStore implements SubscriberStore {
   }
 
   #toSubscriber(r: Row): Subscriber {
-    const impus = (this.#db.prepare('SELECT impu FROM impus WHERE impi = ? ORDER BY rowid').all(r.impi) as { impu: string }[]).map(
+    const impus = (this.#stmt('SELECT impu FROM impus WHERE impi = ? ORDER BY rowid').all(r.impi) as { impu: string }[]).map(
       (u) => u.impu,
     );
     return new Subscriber(r.impi, impus, u8(r.k), u8(r.opc), u8(r.amf), r.sqn, r.ind_len, r.created_at);
