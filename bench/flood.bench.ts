@@ -4,7 +4,8 @@
 // 127.0.0.2 registers and de-registers in a loop. Prints one JSON object: the legitimate UE's
 // registration latency before / during the flood (with the ratio, same run), the P-CSCF's RSS before,
 // at its peak during and after the flood (reg-await-auth shortened so pending state can expire),
-// and what the attacker got back (401 / 503 counts).
+// its heap after a forced GC at the same points (retained state must come back to the idle figure),
+// and what the attacker got back (responses by status).
 //   npm run bench:flood -- [--rate 3000] [--seconds 20] [--reg-await-auth 15] [--challenge-rate N]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -45,7 +46,28 @@ function rssKb(pid: number): number {
 }
 
 function imsec(args: string[]): ChildProcess {
-  return spawn(process.execPath, ['bin/imsec.mjs', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = spawn(process.execPath, ['bin/imsec.mjs', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '';
+  p.stderr!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line.startsWith('{"event":"stats"')) statsWaiters.get(p)?.shift()?.(JSON.parse(line) as { heap_used: number; rss: number });
+      else process.stderr.write(line + '\n');
+    }
+  });
+  return p;
+}
+
+const statsWaiters = new Map<ChildProcess, ((s: { heap_used: number; rss: number }) => void)[]>();
+/** Heap in use after a forced GC (the process's SIGUSR2 stats line): retained state, not RSS the allocator keeps. */
+function heapKb(p: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    if (!statsWaiters.has(p)) statsWaiters.set(p, []);
+    statsWaiters.get(p)!.push((s) => resolve(Math.round(s.heap_used / 1024)));
+    p.kill('SIGUSR2');
+  });
 }
 
 async function waitFor(p: ChildProcess, text: string): Promise<void> {
@@ -74,6 +96,7 @@ async function main(): Promise<void> {
     await Promise.all([waitFor(core, 'listening'), waitFor(pcscf, 'listening')]);
     const pid = pcscf.pid!;
     out.pcscf_rss_kb_idle = rssKb(pid);
+    out.pcscf_heap_kb_idle = await heapKb(pcscf);
 
     // The legitimate UE: subscriber SUBSCRIBERS (never flooded), from 127.0.0.2.
     const backend = await UserspaceBackend.create({ localIp: '127.0.0.2', encapPort: 0, clock: systemClock });
@@ -95,12 +118,10 @@ async function main(): Promise<void> {
     // The attacker: one UDP socket on 127.0.0.1, fire and forget.
     const sock = createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-    const got = { 401: 0, 503: 0, other: 0 };
+    const got: Record<string, number> = {};
     sock.on('message', (m) => {
-      const s = Number(m.subarray(8, 11).toString());
-      if (s === 401) got[401]++;
-      else if (s === 503) got[503]++;
-      else got.other++;
+      const s = m.subarray(8, 11).toString();
+      got[s] = (got[s] ?? 0) + 1;
     });
     const lport = sock.address().port;
     let sent = 0;
@@ -146,7 +167,7 @@ async function main(): Promise<void> {
     out.flood_seconds_actual = Number(((Date.now() - floodStart) / 1000).toFixed(1));
     await flood;
     clearInterval(sampler);
-    out.attacker = { sent, answered_401: got[401], answered_503: got[503], other: got.other };
+    out.attacker = { sent, answered_by_status: got };
     out.legit_register_ms_before = before;
     out.legit_register_ms_during = during;
     const med = (xs: (number | string)[]) => {
@@ -156,8 +177,10 @@ async function main(): Promise<void> {
     out.legit_median_ratio_during_vs_before = Number((med(during) / med(before)).toFixed(2));
     out.pcscf_rss_kb_peak_during = peak;
     out.pcscf_rss_kb_right_after = rssKb(pid);
+    out.pcscf_heap_kb_right_after = await heapKb(pcscf);
     await sleep((REG_AWAIT_AUTH + 5) * 1000);
     out.pcscf_rss_kb_after_reg_await_auth = rssKb(pid);
+    out.pcscf_heap_kb_after_reg_await_auth = await heapKb(pcscf);
     out.legit_register_ms_after = [await legit()];
     await ue.close();
     await backend.close();

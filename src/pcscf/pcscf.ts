@@ -84,10 +84,12 @@ export class Pcscf {
     // Until start() returns, arrivals are dropped (as if the sockets were not bound yet).
     const receive = (b: Uint8Array, ctx: ReceiveContext) => void (p.#ready && layer.receive(b, ctx));
     // Issue 10 §2: past a few 503s a second, a source address at its pending limit is dropped
-    // before its datagrams are parsed (counted), so a flood from one address cannot starve other
-    // UEs of the plain port. The S-CSCF's address never holds pending rounds.
+    // before its datagrams are parsed (counted), and so is one with maxInFlightPerSource REGISTERs
+    // waiting at the S-CSCF: a flood from one address can neither starve other UEs of the plain
+    // port nor queue more than that ahead of them at the S-CSCF.
     const onPlain = tp.handler((b: Uint8Array, ctx: ReceiveContext) => {
-      if (p.#ready && !p.#core.limits.readUnparsed(ctx.remote.address)) {
+      // The S-CSCF may share an address with UEs (one host, loopback): its answers are always read.
+      if (p.#ready && !p.#fromCore(ctx) && !p.#core.limits.readUnparsed(ctx.remote.address)) {
         p.#overSourceLimit++;
         return;
       }

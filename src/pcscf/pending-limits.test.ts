@@ -51,3 +51,17 @@ test('a source at its pending limit gets a few datagrams a second parsed (503), 
   give();
   for (let i = 0; i < 100; i++) assert.equal(l.readUnparsed('192.0.2.1'), true);
 });
+
+test('in flight to the S-CSCF: a source at maxInFlightPerSource is dropped unparsed (no 503 quota), others are not; landing is idempotent', () => {
+  const l = new PendingLimits({ maxPendingPerSource: 100, maxPendingTotal: 100, challengesPerSecond: 100, challengeBurst: 100, maxInFlightPerSource: 2 }, () => 0);
+  const a = l.fly('192.0.2.1');
+  assert.equal(l.readUnparsed('192.0.2.1'), true);
+  l.fly('192.0.2.1');
+  assert.equal(l.inFlightFrom('192.0.2.1'), 2);
+  for (let i = 0; i < 100; i++) assert.equal(l.readUnparsed('192.0.2.1'), false);
+  assert.equal(l.readUnparsed('192.0.2.2'), true);
+  a();
+  a();
+  assert.equal(l.inFlightFrom('192.0.2.1'), 1);
+  assert.equal(l.readUnparsed('192.0.2.1'), true);
+});

@@ -16,6 +16,12 @@ export interface PendingLimitsConfig {
   readonly challengesPerSecond: number;
   /** Token bucket depth: a burst of this many is let through at once. */
   readonly challengeBurst: number;
+  /**
+   * Unprotected REGISTERs from one source forwarded to the S-CSCF and not answered yet. Bounds the
+   * queue one source can build at the S-CSCF, hence the wait of every other UE behind it; more
+   * from that source are dropped unparsed (a UE retransmits after T1). Default 64.
+   */
+  readonly maxInFlightPerSource?: number;
 }
 
 /**
@@ -29,6 +35,7 @@ export const DEFAULT_PENDING_LIMITS: PendingLimitsConfig = {
   maxPendingTotal: 20_000,
   challengesPerSecond: 2_000,
   challengeBurst: 4_000,
+  maxInFlightPerSource: 64,
 };
 
 /** Datagrams a second still parsed (and answered 503) from a source at its pending limit. */
@@ -52,6 +59,7 @@ export class PendingLimits {
     private readonly pendingRetryAfterS = 30,
   ) {
     for (const [k, v] of Object.entries(config)) {
+      if (v === undefined) continue;
       if (!Number.isFinite(v) || v <= 0) throw new RangeError(`pending limits: ${k} must be > 0, got ${v}`);
     }
     this.#tokens = config.challengeBurst;
@@ -72,8 +80,10 @@ export class PendingLimits {
    * starve other UEs. The count is per second and per source, kept only for sources at the limit.
    */
   readUnparsed(source: string): boolean {
-    if (this.#perSource.size === 0) return true;
+    if (this.#perSource.size === 0 && this.#inFlight.size === 0) return true;
     const key = canonicalAddress(source);
+    // Over the in-flight cap: dropped, no 503 (a flood gets nothing back; a UE retransmits later).
+    if ((this.#inFlight.get(key) ?? 0) >= this.#maxInFlight) return false;
     if ((this.#perSource.get(key) ?? 0) < this.config.maxPendingPerSource) return true;
     const t = Math.floor(this.now() / 1000);
     const w = this.#refusals.get(key);
@@ -124,6 +134,31 @@ export class PendingLimits {
       if (n <= 0) this.#perSource.delete(key);
       else this.#perSource.set(key, n);
     };
+  }
+
+  /**
+   * Counts one unprotected REGISTER from `source` forwarded to the S-CSCF; the returned function
+   * (idempotent) is called when its final response or its failure is in.
+   */
+  fly(source: string): () => void {
+    const key = canonicalAddress(source);
+    this.#inFlight.set(key, (this.#inFlight.get(key) ?? 0) + 1);
+    let flying = true;
+    return () => {
+      if (!flying) return;
+      flying = false;
+      const n = (this.#inFlight.get(key) ?? 1) - 1;
+      if (n <= 0) this.#inFlight.delete(key);
+      else this.#inFlight.set(key, n);
+    };
+  }
+  readonly #inFlight = new Map<string, number>();
+  get #maxInFlight(): number {
+    return this.config.maxInFlightPerSource ?? DEFAULT_PENDING_LIMITS.maxInFlightPerSource!;
+  }
+
+  inFlightFrom(source: string): number {
+    return this.#inFlight.get(canonicalAddress(source)) ?? 0;
   }
 
   #refill(): void {

@@ -166,10 +166,13 @@ function answerRoute(core: PcscfCore, reg: Registration, io: Io, after: AfterSen
 }
 
 function forwardRegister(core: PcscfCore, reg: Registration, io: Io, out: SipRequest, arrival: Arrival): void {
+  // Issue 10 §2: an unprotected REGISTER counts in flight toward the S-CSCF until its final answer or failure.
+  const landed = arrival.kind === 'initial' ? core.limits.fly(io.ctx.remote.address) : undefined;
   forward(core, io.tx, out, core.toCore(), {
     toUe: true,
     onResponse: async (res) => {
       if (res.status < 200) return res;
+      landed?.();
       // ik/ck never reach the UE (forward() strips them again); a 401 to a REGISTER that started a round carries the set's keys.
       const keys = res.status === 401 && arrival.kind !== 'protected' ? takeAkaKeys(res) : undefined;
       try {
@@ -181,7 +184,10 @@ function forwardRegister(core: PcscfCore, reg: Registration, io: Io, out: SipReq
       }
     },
     // No answer from the S-CSCF (408/503 to the UE): a round still waiting for its 401 ends.
-    onFailed: () => void runEvent(core, reg, { type: 'forward-failed', arrival }),
+    onFailed: () => {
+      landed?.();
+      runEvent(core, reg, { type: 'forward-failed', arrival });
+    },
   });
 }
 

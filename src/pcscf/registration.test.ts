@@ -420,3 +420,29 @@ test('issue 10 §2: a pending registration the S-CSCF never answers still ends (
     await w.close();
   }
 });
+
+test('issue 10 §2: past maxInFlightPerSource REGISTERs waiting at the S-CSCF, more from that source are dropped unparsed; an answer or a timeout frees the slot', async () => {
+  const w = await world({ limits: { maxInFlightPerSource: 1 } });
+  try {
+    const ues = [];
+    for (let i = 0; i < 3; i++) ues.push(await w.ue({ impi: `u${i}@ims.example.org`, impu: `sip:u${i}@ims.example.org` }));
+    // Answered REGISTERs give their slot back: one after the other, all are challenged.
+    for (const ue of ues.slice(0, 2)) assert.equal((await ue.unprotectedRegister()).res.status, 401);
+    w.scscf.silent = true;
+    let answered = false;
+    const waiting = ues[0]!.unprotectedRegister().finally(() => (answered = true));
+    await eventually(() => w.scscf.registers().length === 3, 'the third REGISTER reached the S-CSCF');
+    void ues[2]!.unprotectedRegister().catch(() => {});
+    await eventually(() => w.pcscf.counters.droppedOverSourceLimit === 1, 'the second in flight from that source dropped');
+    assert.equal(w.scscf.registers().length, 3, 'nothing more forwarded');
+    for (let i = 0; i < 80 && !answered; i++) {
+      w.clock.advance(T1);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.equal((await waiting).res.status, 408);
+    w.scscf.silent = false;
+    assert.equal((await ues[1]!.unprotectedRegister()).res.status, 401, 'the slot came back after the timeout');
+  } finally {
+    await w.close();
+  }
+});
