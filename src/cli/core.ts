@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { statsOnSignal } from './stats-signal.ts';
 import type { ScscfEvent } from '../scscf/events.ts';
+import { Hss } from '../scscf/hss.ts';
 import { Scscf } from '../scscf/scscf.ts';
 import { ImsecError, InputError } from '../util/errors.ts';
 import { hostArg } from './identity-args.ts';
@@ -78,20 +79,25 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
       return formatEvent({ type: String(event), ...rest }, false, new Date(String(time)));
     },
   });
-  const print = (e: Parameters<typeof formatEvent>[0]) => log.info({ event: e.type, ...snakeFields({ ...e, type: undefined }) });
+  // The record is built only when the level prints it: per-registration events cost nothing when off.
+  const infoOn = log.isLevelEnabled('info');
+  const print = (e: Parameters<typeof formatEvent>[0]) => void (infoOn && log.info({ event: e.type, ...snakeFields({ ...e, type: undefined }) }));
   const store = openHssDb(o.db, true, ' (create it with imsec subscriber add)', { ...(o.hssSync && { synchronous: o.hssSync }) });
+  // Metrics only when served: the SIP meter sees every message, a cost for nothing when nobody scrapes it.
+  const served = o.metrics !== undefined;
   const registry = newRegistry('core');
-  const sip = new SipMeter(registry, 'imsec_core');
-  const hss = new CountingHss(store);
+  const sip = served ? new SipMeter(registry, 'imsec_core') : undefined;
+  const counting = served ? new CountingHss(store) : undefined;
+  const hss = counting ?? new Hss(store);
   let scscf: Scscf | undefined;
-  const meter = registerCoreMetrics(registry, hss, () => scscf!.counters);
+  const meter = counting && registerCoreMetrics(registry, counting, () => scscf!.counters);
   let metrics: MetricsServer | undefined;
   let ready = false;
   try {
     scscf = await Scscf.start({
-      address, port, domain: o.domain, hss, trace: sip.tracer(),
+      address, port, domain: o.domain, hss, ...(sip && { trace: sip.tracer() }),
       onEvent: (e) => {
-        meter(e);
+        meter?.(e);
         print(e);
       },
       ...(o.regAwaitAuth !== undefined && { regAwaitAuthMs: o.regAwaitAuth * 1000 }),

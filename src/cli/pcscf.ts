@@ -189,8 +189,11 @@ function prettyPcscf(rec: Record<string, unknown>): string {
 export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   const log = createLogger({ level: a.logLevel, ...(a.json && { json: true }), ...(r.write && { write: r.write }), pretty: prettyPcscf });
   const clock = systemClock;
+  // Metrics only when served: the SIP meter sees every message and the registration gauges keep
+  // one entry per UE, a cost for nothing when nobody scrapes them.
+  const served = a.metrics !== undefined;
   const registry = newRegistry('pcscf');
-  const sip = new SipMeter(registry, 'imsec_pcscf');
+  const sip = served ? new SipMeter(registry, 'imsec_pcscf') : undefined;
   let ready = false;
   // The backend's lazy expiry and kernel lifetimes run on the P-CSCF's clock (SA lifetimes are in its time scale).
   // Issue 10 §5: every inbound ESP drop is counted; one line per reason and SPI, rate-limited.
@@ -208,13 +211,13 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   try {
     pcscf = await Pcscf.start({
       address: a.address, port: a.port, portC: a.portC, portS: a.portS, scscf: a.scscf, backend,
-      policy: a.policy, mode: a.mode, clock, regAwaitAuthMs: a.regAwaitAuthMs, limits: a.limits, trace: sip.tracer(),
+      policy: a.policy, mode: a.mode, clock, regAwaitAuthMs: a.regAwaitAuthMs, limits: a.limits, ...(sip && { trace: sip.tracer() }),
     });
   } catch (e) {
     await backend.close();
     throw e;
   }
-  registerPcscfMetrics({ registry, backend, drops, on: (name, fn) => pcscf.on(name, fn) });
+  if (served) registerPcscfMetrics({ registry, backend, drops, on: (name, fn) => pcscf.on(name, fn) });
   try {
     if (a.metrics !== undefined) metrics = await startMetricsServer({ listen: a.metrics, registry, ready: () => ready && !r.signal.aborted });
   } catch (e) {
