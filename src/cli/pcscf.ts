@@ -33,6 +33,7 @@ export interface PcscfCliOptions {
   maxPendingPerSource?: string;
   maxPending?: string;
   challengeRate?: string;
+  maxInFlightPerSource?: string;
   json?: boolean;
   backend?: string;
   xfrmInstance?: string;
@@ -89,7 +90,9 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
   const perSource = count(o.maxPendingPerSource, '--max-pending-per-source');
   const total = count(o.maxPending, '--max-pending');
   const rate = count(o.challengeRate, '--challenge-rate');
+  const inFlight = count(o.maxInFlightPerSource, '--max-in-flight-per-source');
   const limits: Partial<PendingLimitsConfig> = {
+    ...(inFlight !== undefined && { maxInFlightPerSource: inFlight }),
     ...(perSource !== undefined && { maxPendingPerSource: perSource }),
     ...(total !== undefined && { maxPendingTotal: total }),
     // The burst is two seconds' worth of the rate.
@@ -120,6 +123,7 @@ export const PcscfConfigSchema = z.strictObject({
   maxPendingPerSource: intField(1, 999_999_999, 'a count').default(DEFAULT_PENDING_LIMITS.maxPendingPerSource),
   maxPending: intField(1, 999_999_999, 'a count').default(DEFAULT_PENDING_LIMITS.maxPendingTotal),
   challengeRate: intField(1, 999_999_999, 'challenges per second').default(DEFAULT_PENDING_LIMITS.challengesPerSecond),
+  maxInFlightPerSource: intField(1, 999_999_999, 'a count').default(DEFAULT_PENDING_LIMITS.maxInFlightPerSource!),
   backend: z.enum(['userspace', 'xfrm'], { error: 'expected userspace or xfrm' }).default('userspace'),
   xfrmInstance: intField(0, PROBE_INSTANCE - 1, 'an instance').optional(),
   json: boolField().default(false),
@@ -135,6 +139,7 @@ export function pcscfArgsFromConfig(c: PcscfConfig): PcscfArgs {
     ...(c.policy !== undefined && { policy: c.policy }),
     allowDeprecated: c.allowDeprecated, encapPort: String(c.encapPort), regAwaitAuth: String(c.regAwaitAuth),
     maxPendingPerSource: String(c.maxPendingPerSource), maxPending: String(c.maxPending), challengeRate: String(c.challengeRate),
+    maxInFlightPerSource: String(c.maxInFlightPerSource),
     json: c.json, backend: c.backend,
     ...(c.xfrmInstance !== undefined && { xfrmInstance: String(c.xfrmInstance) }),
     ...(c.metrics !== undefined && { metrics: c.metrics }),
@@ -288,6 +293,7 @@ export function registerPcscf(program: Command): void {
     .option('--reg-await-auth <s>', `lifetime of a temporary SA set in seconds, default ${REG_AWAIT_AUTH_MS / 1000}`)
     .option('--max-pending-per-source <n>', `registrations waiting for authentication from one address; more get 503 (default ${DEFAULT_PENDING_LIMITS.maxPendingPerSource})`)
     .option('--max-pending <n>', `registrations waiting for authentication in total (default ${DEFAULT_PENDING_LIMITS.maxPendingTotal})`)
+    .option('--max-in-flight-per-source <n>', `unprotected REGISTERs from one address waiting at the S-CSCF; more are dropped unread (default ${DEFAULT_PENDING_LIMITS.maxInFlightPerSource})`)
     .option('--challenge-rate <n>', `new challenges (vectors) per second, burst twice that (default ${DEFAULT_PENDING_LIMITS.challengesPerSecond})`)
     .option('--backend <b>', `${BACKEND_HELP} (default userspace)`)
     .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
