@@ -1,4 +1,4 @@
-// npm run bench:load [-- --full] [-- --ues N] [-- --cpu-prof DIR]: the core, the P-CSCF and
+// npm run bench:load [-- --full] [-- --ues N] [-- --cpu-prof DIR] [-- --heap-snapshot DIR]: the core, the P-CSCF and
 // `imsec load` as three processes on loopback; N UEs (10k; --full adds a 100k run) register at a
 // high rate, hold, de-register. Prints ONE JSON object: registrations/s, failures, p50/p99, CPU ms
 // per registration and RSS bytes per registered UE of each process. A benchmark, not a test: the
@@ -8,9 +8,11 @@
 // Baseline: before the load starts. Loaded: during the hold, once the registration burst's
 // transactions have ended (Timer J/K: 64·T1 after the last REGISTER; T1 = 500 ms ⇒ 32 s).
 // CPU per registration = CPU between the two / registrations; RSS per UE = RSS growth / registered.
+// --heap-snapshot DIR: the P-CSCF writes a heap snapshot at both points (compare them per constructor
+// with scripts/heap-diff.mjs to see where the bytes per UE go).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,8 +34,11 @@ class Proc {
   readonly #waiters: ((s: Stats) => void)[] = [];
   readonly lines: string[] = [];
   stdout = '';
-  constructor(readonly name: string, argv: string[], cpuProf?: string) {
-    const node = ['--expose-gc', ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${name}.cpuprofile`] : [])];
+  constructor(readonly name: string, argv: string[], cpuProf?: string, heapDir?: string) {
+    const node = [
+      '--expose-gc', ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${name}.cpuprofile`] : []),
+      ...(heapDir ? ['--heapsnapshot-signal=SIGUSR1', '--diagnostic-dir', heapDir] : []),
+    ];
     this.child = spawn(process.execPath, [...node, 'bin/imsec.mjs', ...argv], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let buf = '';
     this.child.stderr!.on('data', (d: Buffer) => {
@@ -52,6 +57,21 @@ class Proc {
       this.#waiters.push(resolve);
       this.child.kill('SIGUSR2');
     });
+  }
+  /** A heap snapshot into the --heap-snapshot directory (SIGUSR1); resolves once the file is complete. */
+  async snapshot(dir: string): Promise<void> {
+    const before = new Set(readdirSync(dir));
+    this.child.kill('SIGUSR1');
+    for (;;) {
+      await sleep(500);
+      const f = readdirSync(dir).find((x) => !before.has(x) && x.endsWith('.heapsnapshot'));
+      // V8 writes the file in one go; its size stops changing when done.
+      if (f) {
+        const a = statSync(join(dir, f)).size;
+        await sleep(1000);
+        if (statSync(join(dir, f)).size === a && a > 0) return;
+      }
+    }
   }
   async until(re: RegExp, where: 'stdout' | 'stderr', ms = 60_000): Promise<void> {
     const end = Date.now() + ms;
@@ -88,7 +108,7 @@ async function bound(port: number, p: Proc): Promise<void> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpuMs = (a: Stats, b: Stats) => b.cpu_user_ms + b.cpu_system_ms - a.cpu_user_ms - a.cpu_system_ms;
 
-async function run(n: number, o: { rate: number; concurrency: number; locals: string; hssSync: string; cpuProf?: string }) {
+async function run(n: number, o: { rate: number; concurrency: number; locals: string; hssSync: string; cpuProf?: string; heapDir?: string }) {
   const dir = mkdtempSync(join(tmpdir(), 'imsec-bench-load-'));
   const db = join(dir, 'hss.sqlite');
   const store = new HssStore(db);
@@ -107,12 +127,13 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
   const core = new Proc('core', ['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db, '--log-level', 'warn', '--hss-sync', o.hssSync], o.cpuProf);
   const encap = port + 4;
   const pcscf = new Proc('pcscf', ['pcscf', '--listen', `127.0.0.1:${port + 1}`, '--port-c', String(port + 2), '--port-s', String(port + 3), '--scscf', `127.0.0.1:${port}`,
-    '--encap-port', String(encap), '--mode', 'udp-enc-tun', '--log-level', 'warn'], o.cpuProf);
+    '--encap-port', String(encap), '--mode', 'udp-enc-tun', '--log-level', 'warn'], o.cpuProf, o.heapDir);
   let load: Proc | undefined;
   try {
     await bound(port, core);
     await bound(encap, pcscf);
     const [core0, pc0] = [await core.stats(), await pcscf.stats()];
+    if (o.heapDir) await pcscf.snapshot(o.heapDir);
     const t0 = Date.now();
     load = new Proc('load', ['load', '--pcscf', `127.0.0.1:${port + 1}`, '--pcscf-encap-port', String(encap), '--impi', `00101{n:10}@${DOMAIN}`,
       '--count', String(n), '--k', K, '--opc', OPC, '--rate', String(o.rate), '--concurrency', String(o.concurrency), '--duration', '40',
@@ -121,6 +142,7 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
     const regWall = (Date.now() - t0) / 1000;
     await sleep(34_000); // the burst's transactions end (Timer J = 64·T1 = 32 s)
     const [core1, pc1, load1] = [await core.stats(), await pcscf.stats(), await load.stats()];
+    if (o.heapDir) await pcscf.snapshot(o.heapDir);
     await load.until(/"report":"imsec-load"/, 'stdout', 3_600_000);
     const report = JSON.parse(load.stdout) as {
       registrations_per_s: number; failures_total: number; failures: Record<string, number>; outcomes: { registered: number };
@@ -156,6 +178,7 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
 const common = {
   rate: Number(value('--rate', '2000')), concurrency: Number(value('--concurrency', '200')), hssSync: value('--hss-sync', 'normal'),
   ...(args.includes('--cpu-prof') && { cpuProf: value('--cpu-prof', '/tmp') }),
+  ...(args.includes('--heap-snapshot') && { heapDir: value('--heap-snapshot', '/tmp') }),
 };
 const out: Record<string, unknown> = {
   machine: { cpus: (await import('node:os')).cpus().length, note: 'shared machine: figures are noisy; hss-sync normal unless --hss-sync full' },
