@@ -2,6 +2,7 @@
 // RFC 3310 auts; 24.229 ik/ck/integrity-protected): scheme, then name=token|"quoted" pairs.
 // Parameters keep their order, spelling and quoting; unknown ones are kept; names match case-insensitively.
 import { InputError } from '../util/errors.ts';
+import { attempt, type Result } from '../util/result.ts';
 
 /** One name=value parameter of a Digest header, with the quoting it had or should get. */
 export interface DigestParam {
@@ -30,8 +31,16 @@ const WS = new Set([' ', '\t', '\r', '\n']);
 
 const bad = (msg: string) => new InputError(`digest header: ${msg}`, 'AKA_BAD_INPUT');
 
-/** Parses one challenge or credentials value (without the header name). Throws InputError only. */
-export function parseDigestHeader(text: string): DigestHeader {
+/**
+ * Parses one challenge or credentials value (without the header name) from the network: malformed
+ * input is an InputError (AKA_BAD_INPUT) result, nothing is thrown.
+ */
+export function parseDigestHeader(text: string): Result<DigestHeader, InputError> {
+  return attempt(InputError, () => parseDigestHeaderOrThrow(text));
+}
+
+/** parseDigestHeader for trusted input (tests, fixtures, headers this process built): throws InputError. */
+export function parseDigestHeaderOrThrow(text: string): DigestHeader {
   let i = 0;
   const n = text.length;
   const skipWs = () => {

@@ -39,5 +39,5 @@ export {
 } from './digest.ts';
 export {
   type DigestHeader, type DigestParam,
-  buildDigestHeader, digestParam, getParam, paramRecord, parseDigestHeader, removeParams, serializeDigestHeader, setParam,
+  buildDigestHeader, digestParam, getParam, paramRecord, parseDigestHeader, parseDigestHeaderOrThrow, removeParams, serializeDigestHeader, setParam,
 } from './digest-header.ts';

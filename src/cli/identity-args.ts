@@ -18,11 +18,7 @@ export function impiArg(text: string, flag = '--impi'): string {
 
 /** A sip:, sips: or tel: URI that parses (a public identity, a Request-URI). */
 export function uriArg(text: string, flag: string): string {
-  try {
-    parseUri(text);
-  } catch {
-    throw new InputError(`${flag}: not a sip:, sips: or tel: URI: ${show(text)}`);
-  }
+  if (!parseUri(text).ok) throw new InputError(`${flag}: not a sip:, sips: or tel: URI: ${show(text)}`);
   return text;
 }
 

@@ -1,7 +1,7 @@
 // Test kit (not a test file): the fake S-CSCF of the P-CSCF tests — a 401 with ik/ck from
 // generateVector, then 200 or 403 (nothing checked), MESSAGE/INVITE answered or held — and the
 // loopback constants and request helper the scripted UE shares.
-import { buildNonce, generateVector, getParam, parseDigestHeader } from '../aka/index.ts';
+import { buildNonce, generateVector, getParam, parseDigestHeaderOrThrow } from '../aka/index.ts';
 import { createRequest, createResponse, newBranch, newCallId } from '../sip/builders.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { TransactionLayer, type ServerTransaction } from '../sip/transaction-manager.ts';
@@ -106,7 +106,7 @@ export class FakeScscf {
     }
     if (this.silent) return;
     const callId = req.headers.get('Call-ID')!;
-    const auth = parseDigestHeader(req.headers.get('Authorization')!);
+    const auth = parseDigestHeaderOrThrow(req.headers.get('Authorization')!);
     const integrity = getParam(auth, 'integrity-protected');
     const answered = (getParam(auth, 'response') ?? '') !== '';
     if (this.#pending.has(callId) && answered) {

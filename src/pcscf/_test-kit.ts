@@ -1,6 +1,6 @@
 // Test kit (not a test file): a minimal scripted UE for the P-CSCF tests, with its own userspace
 // backend, that sends the SIP itself (one step per message) over real loopback sockets.
-import { Usim, digestResponse, getParam, parseDigestHeader, parseNonceOrThrow } from '../aka/index.ts';
+import { Usim, digestResponse, getParam, parseDigestHeaderOrThrow, parseNonceOrThrow } from '../aka/index.ts';
 import type { ProtectedEndpoint } from '../ipsec/backends/backend.ts';
 import { attachProtected, protectedTransport } from '../ipsec/backends/sip-endpoint.ts';
 import { MemoryBackend, type MemoryWire } from '../ipsec/backends/memory.ts';
@@ -132,7 +132,7 @@ export class ScriptedUe {
 
   /** SM6 at the UE: AUTN check, RES/CK/IK, the temporary set from the Security-Server (spi override for tests). */
   async acceptChallenge(res: SipResponse, o: { spiPs?: number } = {}): Promise<SaSet> {
-    const www = parseDigestHeader(res.headers.get('WWW-Authenticate')!);
+    const www = parseDigestHeaderOrThrow(res.headers.get('WWW-Authenticate')!);
     this.nonce = getParam(www, 'nonce')!;
     const { rand, autn } = parseNonceOrThrow(this.nonce);
     const r = this.usim.respond(rand, autn);

@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { expandKeys } from '../ipsec/keys.ts';
 import { createSaSet, type SaSet } from '../ipsec/sa-set.ts';
 import { createRequest, createResponse } from '../sip/builders.ts';
-import { parseVia } from '../sip/via.ts';
+import { parseViaOrThrow } from '../sip/via.ts';
 import { fromHex } from '../util/bytes.ts';
 import {
   admissionCheck, associatedIdentities, clientPortLookupIn, claimedIdentity, detectNat, grantedExpires, impuKey, isDeregistration, sameContact, wantsUdpEncTun,
 } from './decisions.ts';
 
-const via = (v: string) => parseVia(v);
+const via = (v: string) => parseViaOrThrow(v);
 
 test('detectNat: address or (UDP) port differ ⇒ NAT; TCP ports and domain names do not count', () => {
   assert.deepEqual(detectNat(via('SIP/2.0/UDP 192.0.2.5:5060;branch=z9hG4bK1'), { address: '192.0.2.5', port: 5060 }, 'udp'), { natDetected: false });

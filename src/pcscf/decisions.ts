@@ -82,13 +82,9 @@ export function admissionCheck(
 }
 
 function contactExpires(value: string, headerExpires: number | undefined): number | undefined {
-  try {
-    const e = parseNameAddr(value, 'Contact').params.get('expires');
-    if (typeof e === 'string' && /^[0-9]+$/.test(e)) return Number(e);
-  } catch {
-    return headerExpires;
-  }
-  return headerExpires;
+  const na = parseNameAddr(value, 'Contact');
+  const e = na.ok ? na.value.params.get('expires') : undefined;
+  return typeof e === 'string' && /^[0-9]+$/.test(e) ? Number(e) : headerExpires;
 }
 
 function expiresHeader(msg: SipRequest | SipResponse): number | undefined {
@@ -116,11 +112,8 @@ export function grantedExpires(res: SipResponse, contact?: string): number | und
 
 /** The URI of a name-addr value, or undefined when it does not parse. */
 export function uriOf(value: string): string | undefined {
-  try {
-    return parseNameAddr(value).uri;
-  } catch {
-    return undefined;
-  }
+  const na = parseNameAddr(value);
+  return na.ok ? na.value.uri : undefined;
 }
 
 /**
@@ -128,12 +121,22 @@ export function uriOf(value: string): string | undefined {
  * parameters) or `tel:number`. Undefined for what does not parse.
  */
 export function impuKey(uri: string): string | undefined {
+  const r = parseUri(uri);
+  if (!r.ok) return undefined;
+  const u = r.value;
+  if (u.scheme === 'tel') return `tel:${u.number}`;
+  if (u.user === undefined) return `sip:${u.host.toLowerCase()}`;
+  const user = unescapeUser(u.user);
+  return user === undefined ? undefined : `sip:${user}@${u.host.toLowerCase()}`;
+}
+
+/** The user part with its %-escapes undone (RFC 3261 §19.1.4), or undefined when they are not UTF-8 (%FF). */
+function unescapeUser(user: string): string | undefined {
   try {
-    const u = parseUri(uri);
-    if (u.scheme === 'tel') return `tel:${u.number}`;
-    return `sip:${u.user === undefined ? '' : `${decodeURIComponent(u.user)}@`}${u.host.toLowerCase()}`;
-  } catch {
-    return undefined;
+    return decodeURIComponent(user);
+  } catch (e) {
+    if (e instanceof URIError) return undefined;
+    throw e;
   }
 }
 
@@ -153,24 +156,20 @@ export function associatedIdentities(res: SipResponse, req: SipRequest): string[
 
 /** Two contact URIs name the same binding: same user, host and port (default 5060). */
 export function sameContact(a: string, b: string): boolean {
-  try {
-    const x = parseUri(a);
-    const y = parseUri(b);
-    if (x.scheme === 'tel' || y.scheme === 'tel') return false;
-    return (x.user ?? '') === (y.user ?? '') && sameAddress(x.host.toLowerCase(), y.host.toLowerCase()) && (x.port ?? 5060) === (y.port ?? 5060);
-  } catch {
-    return false;
-  }
+  const rx = parseUri(a);
+  const ry = parseUri(b);
+  if (!rx.ok || !ry.ok) return false;
+  const x = rx.value;
+  const y = ry.value;
+  if (x.scheme === 'tel' || y.scheme === 'tel') return false;
+  return (x.user ?? '') === (y.user ?? '') && sameAddress(x.host.toLowerCase(), y.host.toLowerCase()) && (x.port ?? 5060) === (y.port ?? 5060);
 }
 
 /** Host and port of a SIP URI (for Request-URI fallbacks), or undefined. */
 export function hostPortOf(uri: string): Source | undefined {
-  try {
-    const u = parseUri(uri);
-    return u.scheme === 'tel' ? undefined : { address: u.host, port: u.port ?? 5060 };
-  } catch {
-    return undefined;
-  }
+  const r = parseUri(uri);
+  if (!r.ok || r.value.scheme === 'tel') return undefined;
+  return { address: r.value.host, port: r.value.port ?? 5060 };
 }
 
 /**

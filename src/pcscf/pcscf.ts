@@ -326,12 +326,10 @@ function once(fn: () => void): () => void {
 
 /** Whether a Route URI designates this P-CSCF (its address and one of its ports). */
 function isMine(uri: string, address: string, ports: readonly number[]): boolean {
-  try {
-    const u = parseUri(uri);
-    return u.scheme !== 'tel' && sameAddress(u.host, address) && ports.includes(u.port ?? 5060);
-  } catch {
-    return false;
-  }
+  const r = parseUri(uri);
+  if (!r.ok) return false;
+  const u = r.value;
+  return u.scheme !== 'tel' && sameAddress(u.host, address) && ports.includes(u.port ?? 5060);
 }
 
 async function freeUdpPort(address: string): Promise<number> {

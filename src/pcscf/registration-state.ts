@@ -14,7 +14,7 @@ import {
   type Negotiated, type SecAgreePolicy, type SecMechanism,
 } from '../secagree/index.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
-import { parseVia } from '../sip/via.ts';
+import { parseViaOrThrow } from '../sip/via.ts';
 import { formatHostPort } from '../sip/uri.ts';
 import { isIP } from 'node:net';
 import {
@@ -316,7 +316,7 @@ function onUnprotected(state: RegState, ev: Extract<RegEvent, { type: 'unprotect
   if (!offer.ok) return reject(state, 494, offer.reason, offer.message);
   const impu = impuKey(uriOf(req.headers.get('To') ?? '') ?? '');
   if (impu === undefined) return reject(state, 400, 'bad-request', 'REGISTER without a usable To (the public identity to register)');
-  const via = parseVia(req.headers.get('Via')!);
+  const via = parseViaOrThrow(req.headers.get('Via')!); // the transaction layer validated every Via before the TU saw the request
   const nat = detectNat(via, from, ev.protocol);
   const choice = negotiate(offer.parsed, env.policy, { natDetected: wantsUdpEncTun(env.mode, nat.natDetected) });
   if (!choice.ok) {

@@ -334,12 +334,9 @@ export class RegistrationTable {
 
 /** The form of a contact URI that sameContact compares: user, host (lower case, canonical address), port. */
 export function contactKey(uri: string): string | undefined {
-  try {
-    const u = parseUri(uri);
-    if (u.scheme === 'tel') return undefined;
-    const host = u.host.toLowerCase();
-    return `${u.user ?? ''}@${isIP(host) ? canonicalAddress(host) : host}:${u.port ?? 5060}`;
-  } catch {
-    return undefined;
-  }
+  const r = parseUri(uri);
+  if (!r.ok || r.value.scheme === 'tel') return undefined;
+  const u = r.value;
+  const host = u.host.toLowerCase();
+  return `${u.user ?? ''}@${isIP(host) ? canonicalAddress(host) : host}:${u.port ?? 5060}`;
 }

@@ -59,13 +59,9 @@ export function markIntegrityProtected(req: SipRequest, protectedArrival: boolea
   const lines = req.headers.raw('Authorization');
   if (lines.length === 0) return;
   const out = lines.map((line) => {
-    try {
-      const h = parseDigestHeader(line);
-      if (h.scheme.toLowerCase() !== 'digest') return line;
-      return serializeDigestHeader(setParam(h, 'integrity-protected', protectedArrival ? 'yes' : 'no'));
-    } catch {
-      return line;
-    }
+    const h = parseDigestHeader(line);
+    if (!h.ok || h.value.scheme.toLowerCase() !== 'digest') return line;
+    return serializeDigestHeader(setParam(h.value, 'integrity-protected', protectedArrival ? 'yes' : 'no'));
   });
   req.headers.set('Authorization', out);
 }
@@ -73,12 +69,9 @@ export function markIntegrityProtected(req: SipRequest, protectedArrival: boolea
 /** The IMPI: `username` of the first Digest Authorization value (24.229 §5.1.1.2.1). */
 export function impiOf(req: SipRequest): string | undefined {
   for (const line of req.headers.raw('Authorization')) {
-    try {
-      const u = getParam(parseDigestHeader(line), 'username');
-      if (u) return u;
-    } catch {
-      // next value
-    }
+    const h = parseDigestHeader(line);
+    const u = h.ok ? getParam(h.value, 'username') : undefined;
+    if (u) return u;
   }
   return undefined;
 }
@@ -87,6 +80,9 @@ export function impiOf(req: SipRequest): string | undefined {
 export function addPath(req: SipRequest, pathUri: string): void {
   req.headers.prepend('Path', `<${pathUri}>`);
 }
+
+/** ik / ck as the S-CSCF writes them (24.229 §5.4.1.2.1): 16 octets in hex. */
+const KEY_HEX = /^(?:0[xX])?[0-9a-fA-F]{32}$/;
 
 export interface AkaKeys {
   readonly ik: Uint8Array;
@@ -105,23 +101,19 @@ export function takeAkaKeys(res: SipResponse): AkaKeys | undefined {
     if (lines.length === 0) continue;
     const out: string[] = [];
     for (const line of lines) {
-      let h;
-      try {
-        h = parseDigestHeader(line);
-      } catch {
+      const parsed = parseDigestHeader(line);
+      if (!parsed.ok) {
         // Not parseable: it cannot be relayed safely either (it may hold the keys in some form).
         if (/\b(?:ik|ck)\s*=/i.test(line)) continue;
         out.push(line);
         continue;
       }
+      const h = parsed.value;
       const ik = getParam(h, 'ik');
       const ck = getParam(h, 'ck');
-      if (keys === undefined && ik !== undefined && ck !== undefined) {
-        try {
-          keys = { ik: fromHex(ik, 'ik', 16), ck: fromHex(ck, 'ck', 16) };
-        } catch {
-          // malformed keys: removed below, not used
-        }
+      // Malformed keys are removed below and not used.
+      if (keys === undefined && ik !== undefined && ck !== undefined && KEY_HEX.test(ik) && KEY_HEX.test(ck)) {
+        keys = { ik: fromHex(ik, 'ik', 16), ck: fromHex(ck, 'ck', 16) };
       }
       out.push(ik === undefined && ck === undefined ? line : serializeDigestHeader(removeParams(h, 'ik', 'ck')));
     }
@@ -152,13 +144,8 @@ export function removeOwnRoutes(req: SipRequest, isMine: (uri: string) => boolea
   for (;;) {
     const top = req.headers.get('Route');
     if (top === undefined) return n;
-    let uri: string;
-    try {
-      uri = parseNameAddr(top, 'Route').uri;
-    } catch {
-      return n;
-    }
-    if (!isMine(uri)) return n;
+    const route = parseNameAddr(top, 'Route');
+    if (!route.ok || !isMine(route.value.uri)) return n;
     req.headers.removeFirst('Route');
     n++;
   }

@@ -2,7 +2,7 @@
 // two subscribers, a fake P-CSCF that forwards hand-built requests per the message contract
 // (ARCHITECTURE.md), and the UE side of Digest AKA computed with the aka layer's Usim.
 import {
-  buildDigestHeader, digestResponse, getParam, parseDigestHeader, parseNonceOrThrow, serializeDigestHeader, Usim, type UsimOptions,
+  buildDigestHeader, digestResponse, getParam, parseDigestHeaderOrThrow, parseNonceOrThrow, serializeDigestHeader, Usim, type UsimOptions,
 } from '../aka/index.ts';
 import {
   createRequest, createResponse, ManualClock, MemoryNetwork, newBranch, newCallId, newTag, TransactionLayer,
@@ -119,7 +119,7 @@ export class UeSide {
 
   /** Authorization params answering `challenge` (a 401) with the Usim's RES (qop=auth, nc 1). */
   answer(challenge: SipResponse, usim: Usim, u: User = ALICE, over: Record<string, string> = {}): Record<string, string> {
-    const www = parseDigestHeader(challenge.headers.get('WWW-Authenticate')!);
+    const www = parseDigestHeaderOrThrow(challenge.headers.get('WWW-Authenticate')!);
     const nonce = getParam(www, 'nonce')!;
     const { rand, autn } = parseNonceOrThrow(nonce);
     const r = usim.respond(rand, autn);

@@ -35,13 +35,11 @@ export interface Registration {
  * Anything unparseable compares as written.
  */
 export function impuKey(uri: string): string {
-  try {
-    const u = parseUri(uri.trim());
-    if (u.scheme === 'tel') return `tel:${u.number.replace(/[-.()]/g, '')}`;
-    return `sip:${u.user === undefined ? '' : `${u.user}@`}${u.host.toLowerCase()}`;
-  } catch {
-    return uri.trim();
-  }
+  const r = parseUri(uri.trim());
+  if (!r.ok) return uri.trim();
+  const u = r.value;
+  if (u.scheme === 'tel') return `tel:${u.number.replace(/[-.()]/g, '')}`;
+  return `sip:${u.user === undefined ? '' : `${u.user}@`}${u.host.toLowerCase()}`;
 }
 
 /** Not safe for concurrent use (one event loop owns it). */

@@ -2,7 +2,7 @@
 // the network tests do not reach — AKAv2 and qop variants, malformed requests, Contact *, caps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { digestResponse, getParam, parseDigestHeader, parseNonceOrThrow, type AkaAlgorithm } from '../aka/index.ts';
+import { digestResponse, getParam, parseDigestHeaderOrThrow, parseNonceOrThrow, type AkaAlgorithm } from '../aka/index.ts';
 import type { SipRequest } from '../sip/index.ts';
 import type { PendingChallenge } from './auth-pending.ts';
 import type { Registration } from './bindings.ts';
@@ -35,7 +35,7 @@ async function harness() {
   const answer = (alg: AkaAlgorithm, qop: 'auth' | 'auth-int' | undefined, extra: RegisterParams = {}) => {
     const c = run(reg({ ...extra })).response;
     assert.equal(c.status, 401);
-    const nonce = getParam(parseDigestHeader(c.headers.get('WWW-Authenticate')!), 'nonce')!;
+    const nonce = getParam(parseDigestHeaderOrThrow(c.headers.get('WWW-Authenticate')!), 'nonce')!;
     const { rand, autn } = parseNonceOrThrow(nonce);
     const r = usimOf(ALICE).respond(rand, autn);
     assert.equal(r.result, 'ok');

@@ -62,22 +62,17 @@ export function handleRegister(req: SipRequest, state: RegistrarState, hss: Regi
   const bad = (why: string) => done(createResponse(req, 400, `Bad Request (${why})`));
 
   // --- identities: To IMPU, Contact, requested expiry
-  let impu: string;
-  try {
-    impu = parseNameAddr(req.headers.get('To') ?? '', 'To').uri;
-  } catch {
-    return bad('To');
-  }
+  const to = parseNameAddr(req.headers.get('To') ?? '', 'To');
+  if (!to.ok) return bad('To');
+  const impu = to.value.uri;
   const contacts = req.headers.getAll('Contact');
   if (contacts.length === 0) return bad('no Contact'); // DEVIATION: binding queries (RFC 3261 §10.2.3) not supported
   const star = isStarContact(contacts[0]!);
   let contact: NameAddr | undefined;
   if (!star) {
-    try {
-      contact = parseNameAddr(contacts[0]!, 'Contact'); // several Contacts: the first one is bound
-    } catch {
-      return bad('Contact');
-    }
+    const first = parseNameAddr(contacts[0]!, 'Contact'); // several Contacts: the first one is bound
+    if (!first.ok) return bad('Contact');
+    contact = first.value;
   }
   const requested = requestedExpires(req, contact, cfg.defaultExpires);
   if (requested === 'bad') return bad('Expires');
@@ -90,11 +85,9 @@ export function handleRegister(req: SipRequest, state: RegistrarState, hss: Regi
   let auth: DigestHeader | undefined;
   const rawAuth = req.headers.get('Authorization');
   if (rawAuth !== undefined) {
-    try {
-      auth = parseDigestHeader(rawAuth);
-    } catch {
-      return bad('Authorization');
-    }
+    const parsed = parseDigestHeader(rawAuth);
+    if (!parsed.ok) return bad('Authorization');
+    auth = parsed.value;
     if (auth.scheme.toLowerCase() !== 'digest') return bad('Authorization scheme');
   }
   const impi = (auth && getParam(auth, 'username')) || hss.impiOf(impu);
@@ -203,25 +196,24 @@ export function handleRegister(req: SipRequest, state: RegistrarState, hss: Regi
 function checkResponse(req: SipRequest, auth: DigestHeader, p: PendingChallenge, domain: string): boolean {
   if (!credentialsUsable(auth)) return false;
   const qop = getParam(auth, 'qop')?.toLowerCase() as 'auth' | 'auth-int' | undefined;
-  try {
-    return verifyDigestResponse({
-      username: p.impi,
-      realm: domain,
-      uri: getParam(auth, 'uri') ?? `sip:${domain}`,
-      nonce: p.nonce,
-      method: 'REGISTER',
-      algorithm: parseAkaAlgorithm(getParam(auth, 'algorithm') ?? 'AKAv1-MD5'),
-      res: p.xres,
-      ik: p.ik,
-      ck: p.ck,
-      // Lenient: a UE that omits qop (RFC 2069 form) is checked without it.
-      ...(qop !== undefined && { qop, nc: getParam(auth, 'nc') ?? '', cnonce: getParam(auth, 'cnonce') ?? '' }),
-      body: req.body,
-      response: getParam(auth, 'response') ?? '',
-    });
-  } catch {
-    return false; // malformed nc/cnonce
-  }
+  // With qop, nc is 8 hex digits (RFC 2617 §3.2.2): checked here so that the verifier, which throws
+  // on it as misuse, only ever sees well-formed input (the algorithm was checked by credentialsUsable).
+  if (qop !== undefined && !/^[0-9a-fA-F]{8}$/.test(getParam(auth, 'nc') ?? '')) return false;
+  return verifyDigestResponse({
+    username: p.impi,
+    realm: domain,
+    uri: getParam(auth, 'uri') ?? `sip:${domain}`,
+    nonce: p.nonce,
+    method: 'REGISTER',
+    algorithm: parseAkaAlgorithm(getParam(auth, 'algorithm') ?? 'AKAv1-MD5'),
+    res: p.xres,
+    ik: p.ik,
+    ck: p.ck,
+    // Lenient: a UE that omits qop (RFC 2069 form) is checked without it.
+    ...(qop !== undefined && { qop, nc: getParam(auth, 'nc') ?? '', cnonce: getParam(auth, 'cnonce') ?? '' }),
+    body: req.body,
+    response: getParam(auth, 'response') ?? '',
+  });
 }
 
 /** Algorithm AKAv1-MD5/AKAv2-MD5 (or absent) and qop auth/auth-int (or absent). */

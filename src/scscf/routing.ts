@@ -15,13 +15,11 @@ export interface Self {
 
 /** Where a Route/Path URI points: host and port (5060 when absent, RFC 3263 without DNS). */
 export function hopOf(value: string): Endpoint | undefined {
-  try {
-    const u = parseUri(parseNameAddr(value, 'Route').uri);
-    if (u.scheme === 'tel') return undefined;
-    return { address: u.host, port: u.port ?? (u.scheme === 'sips' ? 5061 : 5060) };
-  } catch {
-    return undefined;
-  }
+  const na = parseNameAddr(value, 'Route');
+  const r = na.ok ? parseUri(na.value.uri) : undefined;
+  if (!r?.ok || r.value.scheme === 'tel') return undefined;
+  const u = r.value;
+  return { address: u.host, port: u.port ?? (u.scheme === 'sips' ? 5061 : 5060) };
 }
 
 /** RFC 3261 §16.4: "If the first value in the Route header field indicates this proxy, the proxy MUST remove that value". */
@@ -43,22 +41,16 @@ export function firstHop(b: Pick<Binding, 'path' | 'contact'>): Endpoint | undef
 export function assertedIdentities(req: SipRequest): string[] {
   const out: string[] = [];
   for (const v of req.headers.getAll('P-Asserted-Identity')) {
-    try {
-      out.push(parseNameAddr(v, 'P-Asserted-Identity').uri);
-    } catch {
-      // ignored: a P-CSCF we trust writes them well
-    }
+    const na = parseNameAddr(v, 'P-Asserted-Identity');
+    if (na.ok) out.push(na.value.uri); // else ignored: a P-CSCF we trust writes them well
   }
   return out;
 }
 
 /** The URI of the To header, or undefined. */
 export function toUri(req: SipRequest): string | undefined {
-  try {
-    return parseNameAddr(req.headers.get('To') ?? '', 'To').uri;
-  } catch {
-    return undefined;
-  }
+  const na = parseNameAddr(req.headers.get('To') ?? '', 'To');
+  return na.ok ? na.value.uri : undefined;
 }
 
 /** Max-Forwards after this hop, or 'exhausted' (§16.3 step 3: 483 Too Many Hops). Absent counts as 70. */

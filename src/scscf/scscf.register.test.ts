@@ -2,8 +2,8 @@
 // built as the P-CSCF forwards them, the UE's answers computed with the aka layer's Usim.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getParam, parseDigestHeader, parseNonceOrThrow } from '../aka/index.ts';
-import { newCallId, parseVia } from '../sip/index.ts';
+import { getParam, parseDigestHeaderOrThrow, parseNonceOrThrow } from '../aka/index.ts';
+import { newCallId, parseViaOrThrow } from '../sip/index.ts';
 import { toHex } from '../util/bytes.ts';
 import { ALICE, BOB, DOMAIN, PATH, SCSCF, setup, usimOf } from './_test-helpers.ts';
 
@@ -17,7 +17,7 @@ test('initial registration: 401 with realm/nonce/algorithm/qop/ik/ck, then 200 w
   assert.equal(c.reason, 'Unauthorized');
   const www = c.headers.get('WWW-Authenticate')!;
   assert.match(www, /^Digest realm="ims\.example", nonce="[A-Za-z0-9+/]{43}=", algorithm=AKAv1-MD5, qop="auth", ik="[0-9a-f]{32}", ck="[0-9a-f]{32}"$/);
-  const h = parseDigestHeader(www);
+  const h = parseDigestHeaderOrThrow(www);
   const { rand, autn } = parseNonceOrThrow(getParam(h, 'nonce')!);
   const r = usimOf(ALICE).respond(rand, autn);
   assert.equal(r.result, 'ok', 'a fresh USIM accepts the AUTN');
@@ -25,7 +25,7 @@ test('initial registration: 401 with realm/nonce/algorithm/qop/ik/ck, then 200 w
   assert.equal(getParam(h, 'ik'), toHex(r.ik));
   assert.equal(getParam(h, 'ck'), toHex(r.ck));
   // RFC 3261 §8.2.6.2: both Vias, From, Call-ID and CSeq copied; To gains a tag.
-  assert.deepEqual(c.headers.getAll('Via').map((v) => parseVia(v).host), ['10.0.0.4', '10.0.0.2']);
+  assert.deepEqual(c.headers.getAll('Via').map((v) => parseViaOrThrow(v).host), ['10.0.0.4', '10.0.0.2']);
   assert.equal(c.headers.get('Call-ID'), callId);
   assert.equal(c.headers.get('CSeq'), '1 REGISTER');
   assert.match(c.headers.get('To')!, /^<sip:alice@ims\.example>;tag=\w+$/);
@@ -103,7 +103,7 @@ test('AUTS: a USIM whose SQN is ahead answers with auts; the HSS resyncs, a new 
   assert.ok(sync.auts, 'the USIM refuses the SQN');
   const c2 = await pcscf.send(ue.register({ callId, cseq: 2, auth: sync }));
   assert.equal(c2.status, 401);
-  assert.notEqual(getParam(parseDigestHeader(c2.headers.get('WWW-Authenticate')!), 'nonce'), getParam(parseDigestHeader(c1.headers.get('WWW-Authenticate')!), 'nonce'));
+  assert.notEqual(getParam(parseDigestHeaderOrThrow(c2.headers.get('WWW-Authenticate')!), 'nonce'), getParam(parseDigestHeaderOrThrow(c1.headers.get('WWW-Authenticate')!), 'nonce'));
   const ok = await pcscf.send(ue.register({ callId, cseq: 3, auth: ue.answer(c2, usim), integrityProtected: 'yes' }));
   assert.equal(ok.status, 200);
   assert.deepEqual(events.map((e) => e.type), ['challenge', 'resync', 'challenge', 'registered']);

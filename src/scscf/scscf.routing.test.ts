@@ -3,7 +3,7 @@
 // registered identity, and network-initiated requests built by sendMessage.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequest, newBranch, newCallId, newTag, parseVia, type MemoryNetwork, type SipRequest } from '../sip/index.ts';
+import { createRequest, newBranch, newCallId, newTag, parseViaOrThrow, type MemoryNetwork, type SipRequest } from '../sip/index.ts';
 import { ScscfError } from './errors.ts';
 import { ALICE, BOB, DOMAIN, PATH, PCSCF, SCSCF, setup, usimOf, type User } from './_test-helpers.ts';
 
@@ -30,7 +30,7 @@ test('MESSAGE to a target nobody registered is answered 200 by the S-CSCF itself
   await ue.registerFully(usimOf(ALICE));
   const res = await pcscf.send(message(ALICE, `sip:echo@${DOMAIN}`));
   assert.equal(res.status, 200);
-  assert.deepEqual(res.headers.getAll('Via').map((v) => parseVia(v).host), [PCSCF.address, ALICE.ue.address]);
+  assert.deepEqual(res.headers.getAll('Via').map((v) => parseViaOrThrow(v).host), [PCSCF.address, ALICE.ue.address]);
   assert.equal(pcscf.received.length, 0, 'nothing was proxied');
   assert.deepEqual(events.at(-1), { type: 'message', method: 'MESSAGE', from: ALICE.impus[0], to: `sip:echo@${DOMAIN}`, route: 'answered', status: 200 });
   const options = message(ALICE, `sip:echo@${DOMAIN}`);
@@ -65,13 +65,13 @@ test('MESSAGE to a registered IMPU is proxied along its Path: Request-URI = Cont
   assert.equal(fwd.uri, `sip:bob@${BOB.ue.address}:${BOB.ue.port}`);
   assert.deepEqual(fwd.headers.getAll('Route'), [PATH]);
   assert.equal(fwd.headers.get('Max-Forwards'), '68');
-  assert.deepEqual(fwd.headers.getAll('Via').map((v) => parseVia(v).host), [SCSCF.address, PCSCF.address, ALICE.ue.address]);
+  assert.deepEqual(fwd.headers.getAll('Via').map((v) => parseViaOrThrow(v).host), [SCSCF.address, PCSCF.address, ALICE.ue.address]);
   assert.equal(fwd.headers.get('P-Asserted-Identity'), `<${ALICE.impus[0]}>`);
   assert.equal(new TextDecoder().decode(fwd.body), 'hello');
   assert.deepEqual(lastSent(net, 'MESSAGE'), { address: PCSCF.address, port: PCSCF.port }, 'sent to the first Path hop');
   // The final response comes back with our Via removed.
   assert.equal(res.status, 202);
-  assert.deepEqual(res.headers.getAll('Via').map((v) => parseVia(v).host), [PCSCF.address, ALICE.ue.address]);
+  assert.deepEqual(res.headers.getAll('Via').map((v) => parseViaOrThrow(v).host), [PCSCF.address, ALICE.ue.address]);
   assert.deepEqual(events.at(-1), { type: 'message', method: 'MESSAGE', from: ALICE.impus[0], to: BOB.impus[0], route: 'proxied', status: 202 });
   await scscf.stop();
 });
@@ -116,7 +116,7 @@ test('sendMessage: Request-URI = registered Contact, Route = Path, From the netw
   assert.equal(req.headers.get('CSeq'), '1 MESSAGE');
   assert.equal(req.headers.get('Content-Type'), 'text/plain;charset=utf-8');
   assert.equal(new TextDecoder().decode(req.body), 'your code is 1234');
-  assert.equal(parseVia(req.headers.get('Via')!).host, SCSCF.address);
+  assert.equal(parseViaOrThrow(req.headers.get('Via')!).host, SCSCF.address);
   assert.deepEqual(lastSent(s.net, 'MESSAGE'), { address: PCSCF.address, port: PCSCF.port });
   assert.equal(s.events.at(-1)!.type, 'message');
   assert.equal(s.scscf.counters.networkRequests, 1);

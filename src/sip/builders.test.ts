@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAck, createCancel, createRequest, createResponse, newBranch, newCallId, newTag } from './builders.ts';
 import { SipResponse } from './message.ts';
-import { parseNameAddr, tagOf } from './name-addr.ts';
+import { parseNameAddrOrThrow, tagOf } from './name-addr.ts';
 import { validateRequest } from './validate.ts';
 import { request } from './_test-helpers.ts';
 
@@ -25,7 +25,7 @@ test('a response copies every Via in order, From, Call-ID, CSeq and To, and adds
   assert.equal(res.headers.get('From'), req.headers.get('From'));
   assert.equal(res.headers.get('Call-ID'), req.headers.get('Call-ID'));
   assert.equal(res.headers.get('CSeq'), '314159 REGISTER');
-  assert.equal(tagOf(parseNameAddr(res.headers.get('To')!)), 'xyz');
+  assert.equal(tagOf(parseNameAddrOrThrow(res.headers.get('To')!)), 'xyz');
   assert.equal(res.headers.has('Contact'), false);
   assert.equal(res.headers.get('WWW-Authenticate'), 'Digest realm="r", nonce="n", algorithm=AKAv1-MD5');
   assert.equal(res.body.length, 0);
@@ -35,13 +35,13 @@ test('a 100 Trying gets no To tag but copies Timestamp (§8.2.6.1)', () => {
   const req = request('INVITE');
   req.headers.append('Timestamp', '54');
   const res = createResponse(req, 100);
-  assert.equal(tagOf(parseNameAddr(res.headers.get('To')!)), undefined);
+  assert.equal(tagOf(parseNameAddrOrThrow(res.headers.get('To')!)), undefined);
   assert.equal(res.headers.get('Timestamp'), '54');
 });
 
 test('an existing To tag is kept', () => {
   const res = createResponse(request('BYE', { toTag: 'dialog1' }), 200);
-  assert.equal(tagOf(parseNameAddr(res.headers.get('To')!)), 'dialog1');
+  assert.equal(tagOf(parseNameAddrOrThrow(res.headers.get('To')!)), 'dialog1');
 });
 
 test('the ACK for a non-2xx: one Via (the INVITE top Via), same R-URI/From/Call-ID/CSeq number, To of the response, Routes (§17.1.1.3)', () => {

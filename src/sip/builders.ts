@@ -3,7 +3,7 @@
 import { randomHex, type RandomHex } from '../util/random-hex.ts';
 import { SipError } from './errors.ts';
 import { SipHeaders, SipRequest, SipResponse, type HeaderField } from './message.ts';
-import { parseCSeq } from './cseq.ts';
+import { parseCSeqOrThrow } from './cseq.ts';
 import { formatNameAddr, parseNameAddr } from './name-addr.ts';
 import { BRANCH_MAGIC_COOKIE } from './via.ts';
 import { reasonPhrase } from './reason-phrases.ts';
@@ -37,14 +37,12 @@ export interface CreateResponseOptions {
 
 /** Adds `;tag=` to a To value that lacks one (unparseable values get it appended as text). */
 export function withToTag(to: string, tag: string): string {
-  try {
-    const na = parseNameAddr(to, 'To');
-    if (na.params.has('tag')) return to;
-    na.params.set('tag', tag);
-    return formatNameAddr(na);
-  } catch {
-    return `${to};tag=${tag}`;
-  }
+  const parsed = parseNameAddr(to, 'To');
+  if (!parsed.ok) return `${to};tag=${tag}`;
+  const na = parsed.value;
+  if (na.params.has('tag')) return to;
+  na.params.set('tag', tag);
+  return formatNameAddr(na);
 }
 
 /**
@@ -106,7 +104,8 @@ function derived(invite: SipRequest, method: 'ACK' | 'CANCEL', to: string | unde
     ['From', from],
     ['To', to],
     ['Call-ID', callId],
-    ['CSeq', `${parseCSeq(cseq).seq} ${method}`],
+    // The INVITE is one this process sent: its CSeq parses.
+    ['CSeq', `${parseCSeqOrThrow(cseq).seq} ${method}`],
   ]);
   for (const r of invite.headers.raw('Route')) h.append('Route', r);
   return new SipRequest(method, invite.uri, h);

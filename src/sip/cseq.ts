@@ -1,4 +1,5 @@
 // CSeq (RFC 3261 §8.1.1.5, §20.16): a sequence number below 2^31 … expressible in 32 bits, and a method.
+import { attempt, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { isToken, skipWs, trimWs } from './_syntax.ts';
 
@@ -10,7 +11,13 @@ export interface CSeq {
 /** RFC 3261 §8.1.1.5: "The sequence number MUST be expressible as a 32-bit unsigned integer". */
 export const CSEQ_MAX = 0xffffffff;
 
-export function parseCSeq(value: string): CSeq {
+/** Parses a CSeq value from the network: a SipParseError (SIP_BAD_CSEQ) comes back as a result. */
+export function parseCSeq(value: string): Result<CSeq, SipParseError> {
+  return attempt(SipParseError, () => parseCSeqOrThrow(value));
+}
+
+/** parseCSeq for trusted input (tests, a CSeq this process wrote): throws SipParseError. */
+export function parseCSeqOrThrow(value: string): CSeq {
   const fail = (why: string) => new SipParseError('SIP_BAD_CSEQ', `CSeq: ${why} in ${show(value)}`, 'CSeq');
   const s = trimWs(value);
   let i = 0;

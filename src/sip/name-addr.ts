@@ -2,6 +2,7 @@
 // From, To, Contact, Route, Record-Route, Path, Service-Route, P-Associated-URI. One value at a time:
 // split lists first with SipHeaders.getAll. In the addr-spec form (no <>) the parameters after the URI
 // belong to the header, not the URI (§20.10).
+import { attempt, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { Params, parseParams } from './params.ts';
 import { isTokenChar, isWs, quote, scanQuoted, skipWs, trimWs, unquote } from './_syntax.ts';
@@ -15,7 +16,16 @@ export interface NameAddr {
   readonly params: Params;
 }
 
-export function parseNameAddr(value: string, header = 'name-addr'): NameAddr {
+/**
+ * Parses one name-addr / addr-spec value from the network (`header` names it in the error): a
+ * SipParseError (SIP_BAD_NAME_ADDR, or SIP_BAD_PARAMS from its parameters) comes back as a result.
+ */
+export function parseNameAddr(value: string, header = 'name-addr'): Result<NameAddr, SipParseError> {
+  return attempt(SipParseError, () => parseNameAddrOrThrow(value, header));
+}
+
+/** parseNameAddr for trusted input (tests, fixtures, values this process wrote): throws SipParseError. */
+export function parseNameAddrOrThrow(value: string, header = 'name-addr'): NameAddr {
   const fail = (why: string) => new SipParseError('SIP_BAD_NAME_ADDR', `${header}: ${why} in ${show(value)}`, header);
   const s = value;
   let i = skipWs(s, 0);

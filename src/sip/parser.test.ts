@@ -7,8 +7,8 @@ import { parseMessage, parseMessageOrThrow, splitHeadLines, type SplitStats } fr
 import { serializeMessage } from './serializer.ts';
 import { SipParseError } from './errors.ts';
 import { SipRequest, SipResponse, type SipMessage } from './message.ts';
-import { parseVia, viaBranch, viaRport } from './via.ts';
-import { parseNameAddr } from './name-addr.ts';
+import { parseViaOrThrow, viaBranch, viaRport } from './via.ts';
+import { parseNameAddrOrThrow } from './name-addr.ts';
 import { validateRequest } from './validate.ts';
 import { crlf, bytes } from './_test-helpers.ts';
 
@@ -71,8 +71,8 @@ test('parses the RFC 3261 §24.1 REGISTER', () => {
   const m = req(parseMessageOrThrow(crlf(RFC3261_REGISTER)));
   assert.equal(m.method, 'REGISTER');
   assert.equal(m.uri, 'sip:registrar.biloxi.com');
-  assert.equal(viaBranch(parseVia(m.headers.get('Via')!)), 'z9hG4bKnashds7');
-  assert.equal(parseNameAddr(m.headers.get('From')!).params.get('tag'), '456248');
+  assert.equal(viaBranch(parseViaOrThrow(m.headers.get('Via')!)), 'z9hG4bKnashds7');
+  assert.equal(parseNameAddrOrThrow(m.headers.get('From')!).params.get('tag'), '456248');
   assert.equal(m.headers.get('Expires'), '7200');
   assert.equal(m.headers.has('Content-Length'), false, 'Content-Length lives in body.length');
   assert.equal(m.body.length, 0);
@@ -83,7 +83,7 @@ test('parses the RFC 3261 §24.1 200 OK whose Via is folded onto two lines', () 
   const m = res(parseMessageOrThrow(crlf(RFC3261_REGISTER_200)));
   assert.equal(m.status, 200);
   assert.equal(m.reason, 'OK');
-  const via = parseVia(m.headers.get('Via')!);
+  const via = parseViaOrThrow(m.headers.get('Via')!);
   assert.equal(via.params.get('received'), '192.0.2.4');
   assert.equal(via.port, 5060);
 });
@@ -117,10 +117,10 @@ Content-Length: 0
 test('parses an IMS REGISTER with Security-Client, Authorization, Require and Proxy-Require', () => {
   const m = req(parseMessageOrThrow(crlf(IMS_REGISTER)));
   assert.ok(validateRequest(m).ok);
-  const via = parseVia(m.headers.get('Via')!);
+  const via = parseViaOrThrow(m.headers.get('Via')!);
   assert.equal(via.host, '2001:db8::10');
   assert.equal(viaRport(via), 'flag');
-  const contact = parseNameAddr(m.headers.get('Contact')!);
+  const contact = parseNameAddrOrThrow(m.headers.get('Contact')!);
   assert.equal(contact.uri, 'sip:001010000000001@[2001:db8::10]:5060');
   assert.equal(contact.params.get('expires'), '600000');
   assert.equal(contact.params.getUnquoted('+sip.instance'), '<urn:gsma:imei:35209900-176148-0>');
@@ -151,8 +151,8 @@ Content-Length: 0
 
 `)));
   assert.deepEqual(m.headers.getAll('P-Associated-URI'), ['<sip:001010000000001@ims.example>', '<tel:+15551234567>']);
-  assert.equal(parseNameAddr(m.headers.get('Service-Route')!).uri, 'sip:orig@scscf.ims.example:6060;lr');
-  assert.equal(viaRport(parseVia(m.headers.get('Via')!)), 42312);
+  assert.equal(parseNameAddrOrThrow(m.headers.get('Service-Route')!).uri, 'sip:orig@scscf.ims.example:6060;lr');
+  assert.equal(viaRport(parseViaOrThrow(m.headers.get('Via')!)), 42312);
 });
 
 test('accepts LF-only line ends, folded lines, compact names and spacing before the colon', () => {

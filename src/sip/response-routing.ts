@@ -27,12 +27,8 @@ export interface Route {
  */
 export function defaultResponseDestination(response: SipResponse, context: ReceiveContext): Destination {
   const top = response.headers.get('Via');
-  let via;
-  try {
-    via = top === undefined ? undefined : parseVia(top);
-  } catch {
-    via = undefined;
-  }
+  const parsed = top === undefined ? undefined : parseVia(top);
+  const via = parsed?.ok ? parsed.value : undefined;
   if (!via) return { ...context.remote, ...(context.connectionId !== undefined && { connectionId: context.connectionId }) };
   const received = via.params.getUnquoted('received') ?? undefined;
   const sentByPort = via.port ?? defaultPort(via.transport);

@@ -7,10 +7,10 @@ import { serializeMessage } from './serializer.ts';
 import { SipParseError } from './errors.ts';
 import { SipRequest, SipResponse, type SipMessage } from './message.ts';
 import { validateRequest, validateResponse } from './validate.ts';
-import { parseVia } from './via.ts';
-import { parseNameAddr } from './name-addr.ts';
-import { parseUri, type SipUri } from './uri.ts';
-import { parseCSeq } from './cseq.ts';
+import { parseViaOrThrow } from './via.ts';
+import { parseNameAddrOrThrow } from './name-addr.ts';
+import { parseUriOrThrow, type SipUri } from './uri.ts';
+import { parseCSeqOrThrow } from './cseq.ts';
 import * as T from './testdata/rfc4475.ts';
 import { bytes } from './_test-helpers.ts';
 
@@ -26,15 +26,15 @@ function parseValid(text: string): SipMessage {
 test('§3.1.1.1 wsinv: folding, LWS around separators, compact and odd-case names all parse', () => {
   const m = parseValid(T.WSINV) as SipRequest;
   assert.equal(m.uri, 'sip:vivekg@chair-dnrc.example.com;unknownparam');
-  const to = parseNameAddr(m.headers.get('To')!);
+  const to = parseNameAddrOrThrow(m.headers.get('To')!);
   assert.equal(to.uri, 'sip:vivekg@chair-dnrc.example.com');
   assert.equal(to.params.get('tag'), '1918181833n');
-  const from = parseNameAddr(m.headers.get('From')!);
+  const from = parseNameAddrOrThrow(m.headers.get('From')!);
   assert.equal(from.displayName, 'J Rosenberg \\"');
   assert.equal(from.params.get('tag'), '98asjd8');
   assert.equal(m.headers.get('Max-Forwards'), '0068');
-  assert.deepEqual(parseCSeq(m.headers.get('CSeq')!), { seq: 9, method: 'INVITE' });
-  const vias = m.headers.getAll('Via').map(parseVia);
+  assert.deepEqual(parseCSeqOrThrow(m.headers.get('CSeq')!), { seq: 9, method: 'INVITE' });
+  const vias = m.headers.getAll('Via').map(parseViaOrThrow);
   assert.deepEqual(vias.map((v) => [v.transport, v.host, v.params.get('branch')]), [
     ['UDP', '192.0.2.2', '390skdjuw'],
     ['TCP', 'spindle.example.com', 'z9hG4bK9ikj8'],
@@ -43,7 +43,7 @@ test('§3.1.1.1 wsinv: folding, LWS around separators, compact and odd-case name
   assert.equal(m.headers.get('Subject'), '');
   assert.equal(m.headers.get('NewFangledHeader'), 'newfangled value continued newfangled value');
   assert.equal(m.headers.raw('UnknownHeaderWithUnusualValue')[0], ';;,,;;,;');
-  const contact = parseNameAddr(m.headers.get('Contact')!);
+  const contact = parseNameAddrOrThrow(m.headers.get('Contact')!);
   assert.equal(contact.displayName, 'Quoted string ""');
   assert.equal(contact.params.get('newparam'), 'newvalue');
   assert.equal(contact.params.get('secondparam'), null);
@@ -54,11 +54,11 @@ test('§3.1.1.1 wsinv: folding, LWS around separators, compact and odd-case name
 test('§3.1.1.2 intmeth: the widest valid token, URI and quoted-string characters parse', () => {
   const m = parseValid(T.INTMETH) as SipRequest;
   assert.equal(m.method, "!interesting-Method0123456789_*+`.%indeed'~");
-  const uri = parseUri(m.uri) as SipUri;
+  const uri = parseUriOrThrow(m.uri) as SipUri;
   assert.equal(uri.user, "1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*");
   assert.equal(uri.password, "&it+has=1,weird!*pas$wo~d_too.(doesn't-it)");
-  assert.equal(parseNameAddr(m.headers.get('To')!).displayName, 'BEL:\x07 NUL:\x00 DEL:\x7f');
-  const from = parseNameAddr(m.headers.get('From')!);
+  assert.equal(parseNameAddrOrThrow(m.headers.get('To')!).displayName, 'BEL:\x07 NUL:\x00 DEL:\x7f');
+  const from = parseNameAddrOrThrow(m.headers.get('From')!);
   assert.equal(from.displayName, "token1~` token2'+_ token3*%!.-");
   assert.equal(from.params.getUnquoted("fromParam''~+*_!.-%"), 'работающий');
   assert.equal(from.params.get('tag'), "_token~1'+`*%!-.");
@@ -68,8 +68,8 @@ test('§3.1.1.2 intmeth: the widest valid token, URI and quoted-string character
 
 test('§3.1.1.3 esc01: %-escapes stay as written in URIs', () => {
   const m = parseValid(T.ESC01) as SipRequest;
-  assert.equal((parseUri(m.uri) as SipUri).user, 'sips%3Auser%40example.com');
-  const c = parseUri(parseNameAddr(m.headers.get('Contact')!).uri) as SipUri;
+  assert.equal((parseUriOrThrow(m.uri) as SipUri).user, 'sips%3Auser%40example.com');
+  const c = parseUriOrThrow(parseNameAddrOrThrow(m.headers.get('Contact')!).uri) as SipUri;
   assert.equal(c.params.get('n%61me'), 'v%61lue%25%34%31');
   assert.equal(c.params.get('%6C%72'), null);
 });
@@ -81,13 +81,13 @@ test('§3.1.1.4 escnull: escaped NULs in URIs are valid', () => {
 
 test('§3.1.1.6 lwsdisp: no LWS between the display name and <', () => {
   const m = parseValid(T.LWSDISP);
-  assert.equal(parseNameAddr(m.headers.get('From')!).displayName, 'caller');
+  assert.equal(parseNameAddrOrThrow(m.headers.get('From')!).displayName, 'caller');
 });
 
 test('§3.1.1.7 longreq: long header values and many Via values', () => {
   const m = parseValid(T.LONGREQ);
   assert.equal(m.headers.getAll('Via').length, 30);
-  assert.match(parseNameAddr(m.headers.get('To')!).displayName!, /^I have a user name of (extreme){10} proportion$/);
+  assert.match(parseNameAddrOrThrow(m.headers.get('To')!).displayName!, /^I have a user name of (extreme){10} proportion$/);
 });
 
 test('§3.1.1.8 dblreq: octets after Content-Length in a datagram are discarded', () => {
@@ -98,7 +98,7 @@ test('§3.1.1.8 dblreq: octets after Content-Length in a datagram are discarded'
 
 test('§3.1.1.9 semiuri: semicolons in the user part belong to the user', () => {
   const m = parseValid(T.SEMIURI) as SipRequest;
-  const u = parseUri(m.uri) as SipUri;
+  const u = parseUriOrThrow(m.uri) as SipUri;
   assert.equal(u.user, 'user;par=u%40example.net');
   assert.equal(u.host, 'example.com');
   assert.equal(m.headers.getAll('Accept').length, 6);
@@ -106,7 +106,7 @@ test('§3.1.1.9 semiuri: semicolons in the user part belong to the user', () => 
 
 test('§3.1.1.10 transports: unknown transport tokens are kept', () => {
   const m = parseValid(T.TRANSPORTS);
-  assert.deepEqual(m.headers.getAll('Via').map((v) => parseVia(v).transport), ['UDP', 'SCTP', 'TLS', 'UNKNOWN', 'TCP']);
+  assert.deepEqual(m.headers.getAll('Via').map((v) => parseViaOrThrow(v).transport), ['UDP', 'SCTP', 'TLS', 'UNKNOWN', 'TCP']);
 });
 
 test('§3.1.1.12 unreason: a UTF-8 reason phrase', () => {

@@ -7,7 +7,7 @@ import { ManualClock } from './clock.ts';
 import { TransactionLayer, type MalformedMessage, type ServerTransaction } from './transaction-manager.ts';
 import { createCancel, createRequest, createResponse, newBranch } from './builders.ts';
 import { serializeMessage } from './serializer.ts';
-import { parseVia } from './via.ts';
+import { parseViaOrThrow } from './via.ts';
 import { SipError } from './errors.ts';
 import { MemoryNetwork } from './memory-transport.ts';
 import { SipRequest, type SipResponse } from './message.ts';
@@ -60,12 +60,12 @@ test('the top Via of a received request gets received and rport (RFC 3581 §4), 
   const req = request('OPTIONS');
   req.headers.set('Via', `SIP/2.0/UDP 10.1.1.1:5060;rport;branch=${newBranch()}`);
   layer.receive(serializeMessage(req), context(transport, { address: '203.0.113.5', port: 40123 }));
-  const via = parseVia(txs[0]!.request.headers.get('Via')!);
+  const via = parseViaOrThrow(txs[0]!.request.headers.get('Via')!);
   assert.equal(via.params.get('received'), '203.0.113.5');
   assert.equal(via.params.get('rport'), '40123');
   txs[0]!.respond(createResponse(txs[0]!.request, 200));
   assert.deepEqual(transport.sent[0]!.to, { address: '203.0.113.5', port: 40123 });
-  assert.equal(parseVia(sentMessage(transport, 0).headers.get('Via')!).params.get('rport'), '40123');
+  assert.equal(parseViaOrThrow(sentMessage(transport, 0).headers.get('Via')!).params.get('rport'), '40123');
 });
 
 test('stampVia: false leaves the Via as it came', () => {

@@ -211,18 +211,13 @@ export class TransactionLayer {
   /** §8.2.2 / §21.4.1: 400 with the reason as phrase (505 for a version); only when a top Via routes it. */
   private reject(req: SipRequest, error: SipParseError, context: ReceiveContext): boolean {
     const top = req.headers.get('Via');
-    try {
-      if (top === undefined) return false;
-      parseVia(top);
-      const status = error.code === 'SIP_BAD_VERSION' ? 505 : 400;
-      const reason = status === 505 ? 'Version Not Supported' : `Bad Request (${error.message.replace(/[\r\n]/g, ' ').slice(0, 120)})`;
-      const res = createResponse(req, status, reason);
-      const route = this.options.responseRoute?.(res, req, context) ?? defaultResponseRoute(res, context);
-      this.sendStateless(res, route).catch(() => {});
-      return true;
-    } catch {
-      return false;
-    }
+    if (top === undefined || !parseVia(top).ok) return false;
+    const status = error.code === 'SIP_BAD_VERSION' ? 505 : 400;
+    const reason = status === 505 ? 'Version Not Supported' : `Bad Request (${error.message.replace(/[\r\n]/g, ' ').slice(0, 120)})`;
+    const res = createResponse(req, status, reason);
+    const route = this.options.responseRoute?.(res, req, context) ?? defaultResponseRoute(res, context);
+    this.sendStateless(res, route).catch(() => {});
+    return true;
   }
 }
 

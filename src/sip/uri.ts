@@ -1,6 +1,7 @@
 // SIP, SIPS (RFC 3261 §19.1, §25.1 SIP-URI) and tel (RFC 3966) URIs: parse and format.
 // The user part, parameters and headers keep their %-escapes as written (compare escaped forms
 // only after unescaping, §19.1.4); the host is stored without IPv6 brackets and gets them back on output.
+import { attempt, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { Params, parseParams } from './params.ts';
 
@@ -47,7 +48,10 @@ export function isIpv6(host: string): boolean {
   return host.includes(':');
 }
 
-/** Parses `host [":" port]` where host may be `[ipv6]`. Shared with Via sent-by. */
+/**
+ * Parses `host [":" port]` where host may be `[ipv6]`; throws SipParseError. A building block of
+ * parseUri and parseVia (which return results), not for input on its own.
+ */
 export function parseHostPort(s: string, where: string): { host: string; port?: number } {
   let host: string;
   let rest: string;
@@ -75,8 +79,13 @@ export function formatHostPort(host: string, port?: number): string {
   return port === undefined ? h : `${h}:${port}`;
 }
 
-/** Parses a sip:, sips: or tel: URI; throws SipParseError('SIP_BAD_URI') on anything else. */
-export function parseUri(uri: string): Uri {
+/** Parses a sip:, sips: or tel: URI from the network; anything else is a SipParseError (SIP_BAD_URI) result. */
+export function parseUri(uri: string): Result<Uri, SipParseError> {
+  return attempt(SipParseError, () => parseUriOrThrow(uri));
+}
+
+/** parseUri for trusted input (tests, configuration already checked, URIs this process wrote): throws SipParseError. */
+export function parseUriOrThrow(uri: string): Uri {
   if (/[\s<>"]/.test(uri)) throw bad(uri, 'contains whitespace, angle brackets or quotes');
   const scheme = uriScheme(uri);
   if (scheme === 'tel') return parseTel(uri);

@@ -1,12 +1,15 @@
 // Checks the headers every request and response must carry (RFC 3261 §8.1.1, §8.2.2 via 400) and
 // returns them parsed, so the transaction layer and the TU never re-parse. A failure is a value with
-// a SipParseError whose message is the reason phrase for a 400; nothing is thrown.
+// a SipParseError whose message is the reason phrase for a 400; nothing is thrown. Inside, the
+// checks exit early by throwing SipParseError, which `attempt` turns into the result (anything else
+// is a bug and propagates).
+import { attempt } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import type { SipRequest, SipResponse } from './message.ts';
-import { parseCSeq, type CSeq } from './cseq.ts';
-import { parseNameAddr, type NameAddr } from './name-addr.ts';
-import { parseUri, uriScheme } from './uri.ts';
-import { parseVia, type Via } from './via.ts';
+import { parseCSeqOrThrow, type CSeq } from './cseq.ts';
+import { parseNameAddrOrThrow, type NameAddr } from './name-addr.ts';
+import { parseUriOrThrow, uriScheme } from './uri.ts';
+import { parseViaOrThrow, type Via } from './via.ts';
 
 export interface MessageInfo {
   /** Every Via value, top first. */
@@ -32,22 +35,22 @@ function common(msg: SipRequest | SipResponse): MessageInfo {
   for (const name of ['From', 'To', 'Call-ID', 'CSeq']) {
     if (h.raw(name).length > 1) throw new SipParseError('SIP_BAD_HEADER', `more than one ${name}`, name);
   }
-  const vias = h.getAll('Via').map(parseVia);
+  const vias = h.getAll('Via').map((v) => parseViaOrThrow(v));
   if (vias.length === 0) throw new SipParseError('SIP_MISSING_HEADER', 'empty Via', 'Via');
   const callId = h.get('Call-ID')!;
   // callid = word [ "@" word ]: no LWS, not empty.
   if (callId.length === 0 || /[\s]/.test(callId)) throw new SipParseError('SIP_BAD_CALL_ID', `Call-ID ${show(callId)}`, 'Call-ID');
   return {
     vias,
-    cseq: parseCSeq(h.get('CSeq')!),
+    cseq: parseCSeqOrThrow(h.get('CSeq')!),
     callId,
-    from: parseNameAddr(h.get('From')!, 'From'),
-    to: parseNameAddr(h.get('To')!, 'To'),
+    from: parseNameAddrOrThrow(h.get('From')!, 'From'),
+    to: parseNameAddrOrThrow(h.get('To')!, 'To'),
   };
 }
 
 export function validateRequest(req: SipRequest): Validation<RequestInfo> {
-  try {
+  return validation(() => {
     const base = common(req);
     // RFC 3261 §8.1.1.5: "The method MUST match that of the request"; RFC 4475 §3.1.2.17 answers 400.
     if (base.cseq.method !== req.method) {
@@ -55,7 +58,7 @@ export function validateRequest(req: SipRequest): Validation<RequestInfo> {
     }
     // The Request-URI of a scheme we know must parse (other schemes are the TU's to judge: 416).
     const scheme = uriScheme(req.uri);
-    if (scheme === 'sip' || scheme === 'sips' || scheme === 'tel') parseUri(req.uri);
+    if (scheme === 'sip' || scheme === 'sips' || scheme === 'tel') parseUriOrThrow(req.uri);
     const mfs = req.headers.raw('Max-Forwards');
     if (mfs.length > 1) throw new SipParseError('SIP_BAD_MAX_FORWARDS', 'more than one Max-Forwards', 'Max-Forwards');
     const mf = mfs[0];
@@ -65,20 +68,15 @@ export function validateRequest(req: SipRequest): Validation<RequestInfo> {
       if (!/^[0-9]{1,10}$/.test(mf) || Number(mf) > 255) throw new SipParseError('SIP_BAD_MAX_FORWARDS', `Max-Forwards ${show(mf)}`, 'Max-Forwards');
       maxForwards = Number(mf);
     }
-    return { ok: true, info: { ...base, ...(maxForwards !== undefined && { maxForwards }) } };
-  } catch (e) {
-    return { ok: false, error: asParseError(e) };
-  }
+    return { ...base, ...(maxForwards !== undefined && { maxForwards }) };
+  });
 }
 
 export function validateResponse(res: SipResponse): Validation<MessageInfo> {
-  try {
-    return { ok: true, info: common(res) };
-  } catch (e) {
-    return { ok: false, error: asParseError(e) };
-  }
+  return validation(() => common(res));
 }
 
-function asParseError(e: unknown): SipParseError {
-  return e instanceof SipParseError ? e : new SipParseError('SIP_BAD_HEADER', e instanceof Error ? e.message : String(e));
+function validation<T>(check: () => T): Validation<T> {
+  const r = attempt(SipParseError, check);
+  return r.ok ? { ok: true, info: r.value } : r;
 }

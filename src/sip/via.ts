@@ -1,6 +1,7 @@
 // Via (RFC 3261 §20.42, §25.1 via-parm) with the branch (§8.1.1.7), received (§18.2.1) and rport
 // (RFC 3581) parameters: parse one value, format, and stamp the top Via of a received request.
 // LWS is allowed around '/', ':', ';' and '=' (RFC 4475 §3.1.1.1).
+import { attempt, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { Params, parseParams, type Param } from './params.ts';
 import { isTokenChar, skipWs } from './_syntax.ts';
@@ -19,7 +20,13 @@ export interface Via {
 /** RFC 3261 §8.1.1.7: "The branch ID inserted by an element compliant with this specification MUST always begin with the characters z9hG4bK". */
 export const BRANCH_MAGIC_COOKIE = 'z9hG4bK';
 
-export function parseVia(value: string): Via {
+/** Parses one Via value from the network: a SipParseError (SIP_BAD_VIA) comes back as a result, nothing is thrown. */
+export function parseVia(value: string): Result<Via, SipParseError> {
+  return attempt(SipParseError, () => parseViaOrThrow(value));
+}
+
+/** parseVia for trusted input (tests, fixtures, a Via this process wrote): throws SipParseError. */
+export function parseViaOrThrow(value: string): Via {
   const fail = (why: string) => new SipParseError('SIP_BAD_VIA', `Via: ${why} in ${show(value)}`, 'Via');
   const s = value;
   let i = skipWs(s, 0);

@@ -1,7 +1,7 @@
 // Test helper (not a test file): a scripted P-CSCF + S-CSCF on loopback for the UE tests. It has
 // its own UserspaceBackend, builds its side of each SA set with createSaSet({role: 'pcscf'}),
 // computes vectors with the aka layer and answers exactly what the test tells it to.
-import { buildNonce, generateVector, parseDigestHeader, paramRecord, type AuthVector } from '../aka/index.ts';
+import { buildNonce, generateVector, parseDigestHeaderOrThrow, paramRecord, type AuthVector } from '../aka/index.ts';
 import type { ProtectedContext, ProtectedEndpoint } from '../ipsec/backends/backend.ts';
 import { MemoryBackend, MemoryWire } from '../ipsec/backends/memory.ts';
 import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
@@ -9,7 +9,7 @@ import { createSaSet, expandKeys, type EspMode, type SaSet } from '../ipsec/inde
 import type { EncryptionAlg, IntegrityAlg } from '../ipsec/algorithms.ts';
 import { parseSecurityHeaderOrThrow } from '../secagree/index.ts';
 import {
-  createRequest, createResponse, formatHostPort, newBranch, parseMessage, parseVia, serializeMessage,
+  createRequest, createResponse, formatHostPort, newBranch, parseMessage, parseViaOrThrow, serializeMessage,
   type SipMessage, type SipRequest, type SipResponse, type SipTransport,
 } from '../sip/index.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
@@ -84,12 +84,12 @@ export class FakePcscf {
     if (!parsed.ok) return;
     const m: SipMessage = parsed.value;
     if (m.kind === 'response') {
-      const branch = parseVia(m.headers.get('Via')!).params.get('branch') as string;
+      const branch = parseViaOrThrow(m.headers.get('Via')!).params.get('branch') as string;
       this.#responseWaiters.get(branch)?.(m, pctx);
       return;
     }
     // A retransmission (same branch and method, RFC 3261 §17.2.3) is not a new request.
-    const key = `${parseVia(m.headers.get('Via')!).params.get('branch')}|${m.method}`;
+    const key = `${parseViaOrThrow(m.headers.get('Via')!).params.get('branch')}|${m.method}`;
     if (this.#seen.has(key)) return;
     this.#seen.add(key);
     const r: Received = { req: m, remote, ...(pctx && { pctx }) };
@@ -129,7 +129,7 @@ export class FakePcscf {
   async respond(rx: Received, res: SipResponse, over?: SaSet): Promise<void> {
     const set = over ?? rx.pctx?.set;
     if (set) {
-      const via = parseVia(rx.req.headers.get('Via')!);
+      const via = parseViaOrThrow(rx.req.headers.get('Via')!);
       await this.#pc.send(serializeMessage(res), { address: rx.remote.address, port: via.port ?? 5060 }, { set });
     } else {
       await this.#plain.send(serializeMessage(res), rx.remote);
@@ -227,7 +227,7 @@ export class FakePcscf {
 
 /** The Authorization parameters of a request (lower-cased names). */
 export function authParams(req: SipRequest): Record<string, string> {
-  return paramRecord(parseDigestHeader(req.headers.get('Authorization') ?? 'Digest'));
+  return paramRecord(parseDigestHeaderOrThrow(req.headers.get('Authorization') ?? 'Digest'));
 }
 
 

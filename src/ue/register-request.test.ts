@@ -1,7 +1,7 @@
 // The UE's message builders and readers (24.229 §5.1.1.2.1, RFC 3310, RFC 3608) and port choice.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildNonce, generateVector, parseDigestHeader, paramRecord } from '../aka/index.ts';
+import { buildNonce, generateVector, parseDigestHeaderOrThrow, paramRecord } from '../aka/index.ts';
 import { createResponse, parseMessageOrThrow, serializeMessage } from '../sip/index.ts';
 import {
   akaAuthorization, buildProtectedRequest, buildRegister, contactUser, initialAuthorization, parseAkaChallenge, parseRegisterOk,
@@ -64,9 +64,9 @@ test('parseAkaChallenge: RAND/AUTN from the nonce, qop auth preferred, non-AKA c
 test('akaAuthorization: qop/nc/cnonce only with a response; auts and opaque carried (RFC 3310 §3.4)', () => {
   const v = generateVector({ k: K, opc: OPC, sqn: 5, amf: new Uint8Array([0x80, 0]) });
   const ch = (parseAkaChallenge([`Digest realm="ims.example", nonce="${buildNonce(v.rand, v.autn)}", algorithm=AKAv1-MD5, qop="auth", opaque="zz"`]) as { ok: true; challenge: never }).challenge;
-  const full = paramRecord(parseDigestHeader(akaAuthorization({ username: 'u', uri: 'sip:d', challenge: ch, response: 'abc', nc: '00000001', cnonce: 'cn', auts: 'AUTS' })));
+  const full = paramRecord(parseDigestHeaderOrThrow(akaAuthorization({ username: 'u', uri: 'sip:d', challenge: ch, response: 'abc', nc: '00000001', cnonce: 'cn', auts: 'AUTS' })));
   assert.deepEqual(full, { username: 'u', realm: 'ims.example', uri: 'sip:d', nonce: full['nonce'], response: 'abc', algorithm: 'AKAv1-MD5', qop: 'auth', nc: '00000001', cnonce: 'cn', opaque: 'zz', auts: 'AUTS' });
-  const empty = paramRecord(parseDigestHeader(akaAuthorization({ username: 'u', uri: 'sip:d', challenge: ch, response: '', nc: '00000001', cnonce: 'cn' })));
+  const empty = paramRecord(parseDigestHeaderOrThrow(akaAuthorization({ username: 'u', uri: 'sip:d', challenge: ch, response: '', nc: '00000001', cnonce: 'cn' })));
   assert.equal(empty['response'], '');
   assert.equal(empty['qop'], undefined);
   assert.equal(empty['auts'], undefined);

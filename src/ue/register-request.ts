@@ -22,13 +22,10 @@ export interface RegDialog {
 
 /** The user part of the Contact: the IMPU's user (or number), else the IMPI's user. */
 export function contactUser(id: UeIdentity): string {
-  try {
-    const u = parseUri(id.impu);
-    if (u.scheme === 'tel') return u.number;
-    if (u.user) return u.user;
-  } catch {
-    // fall through: a malformed IMPU is the network's business to refuse
-  }
+  // A malformed IMPU falls through: it is the network's business to refuse it.
+  const r = parseUri(id.impu);
+  if (r.ok && r.value.scheme === 'tel') return r.value.number;
+  if (r.ok && r.value.scheme !== 'tel' && r.value.user) return r.value.user;
   return id.impi.split('@')[0] ?? id.impi;
 }
 
@@ -114,36 +111,37 @@ export type ChallengeResult = { readonly ok: true; readonly challenge: AkaChalle
 export function parseAkaChallenge(values: readonly string[]): ChallengeResult {
   let why = 'no WWW-Authenticate header';
   for (const v of values) {
-    try {
-      const h = parseDigestHeader(v);
-      if (h.scheme.toLowerCase() !== 'digest') {
-        why = `scheme ${h.scheme} is not Digest`;
-        continue;
-      }
-      const alg = AKA_ALGORITHMS.find((a) => a.toLowerCase() === (getParam(h, 'algorithm') ?? 'MD5').toLowerCase());
-      if (!alg) {
-        why = `algorithm ${getParam(h, 'algorithm') ?? 'MD5'} is not AKAv1-MD5 or AKAv2-MD5`;
-        continue;
-      }
-      const nonce = getParam(h, 'nonce');
-      const realm = getParam(h, 'realm');
-      if (nonce === undefined || realm === undefined) {
-        why = 'the challenge lacks nonce or realm';
-        continue;
-      }
-      const parsedNonce = parseNonce(nonce);
-      if (!parsedNonce.ok) {
-        why = parsedNonce.error.message;
-        continue;
-      }
-      const { rand, autn } = parsedNonce.value;
-      const qops = (getParam(h, 'qop') ?? '').split(',').map((s) => s.trim().toLowerCase());
-      const qop = qops.includes('auth') ? 'auth' : qops.includes('auth-int') ? 'auth-int' : undefined;
-      const opaque = getParam(h, 'opaque');
-      return { ok: true, challenge: { realm, nonce, algorithm: alg, rand, autn, ...(qop && { qop }), ...(opaque !== undefined && { opaque }) } };
-    } catch (e) {
-      why = e instanceof Error ? e.message : String(e);
+    const parsed = parseDigestHeader(v);
+    if (!parsed.ok) {
+      why = parsed.error.message;
+      continue;
     }
+    const h = parsed.value;
+    if (h.scheme.toLowerCase() !== 'digest') {
+      why = `scheme ${h.scheme} is not Digest`;
+      continue;
+    }
+    const alg = AKA_ALGORITHMS.find((a) => a.toLowerCase() === (getParam(h, 'algorithm') ?? 'MD5').toLowerCase());
+    if (!alg) {
+      why = `algorithm ${getParam(h, 'algorithm') ?? 'MD5'} is not AKAv1-MD5 or AKAv2-MD5`;
+      continue;
+    }
+    const nonce = getParam(h, 'nonce');
+    const realm = getParam(h, 'realm');
+    if (nonce === undefined || realm === undefined) {
+      why = 'the challenge lacks nonce or realm';
+      continue;
+    }
+    const parsedNonce = parseNonce(nonce);
+    if (!parsedNonce.ok) {
+      why = parsedNonce.error.message;
+      continue;
+    }
+    const { rand, autn } = parsedNonce.value;
+    const qops = (getParam(h, 'qop') ?? '').split(',').map((s) => s.trim().toLowerCase());
+    const qop = qops.includes('auth') ? 'auth' : qops.includes('auth-int') ? 'auth-int' : undefined;
+    const opaque = getParam(h, 'opaque');
+    return { ok: true, challenge: { realm, nonce, algorithm: alg, rand, autn, ...(qop && { qop }), ...(opaque !== undefined && { opaque }) } };
   }
   return { ok: false, reason: why };
 }
@@ -197,15 +195,12 @@ export interface RegisterOk {
 export function parseRegisterOk(res: SipResponse, contact: { host: string; port: number }, requested: number): RegisterOk {
   let expires: number | undefined;
   for (const v of res.headers.getAll('Contact')) {
-    try {
-      const na = parseNameAddr(v, 'Contact');
-      const u = parseUri(na.uri);
-      if (u.scheme === 'tel' || u.host.toLowerCase() !== contact.host.toLowerCase() || (u.port ?? 5060) !== contact.port) continue;
-      const e = na.params.get('expires');
-      if (typeof e === 'string' && /^[0-9]+$/.test(e)) expires = Number(e);
-    } catch {
-      // a Contact we cannot read is not ours
-    }
+    const na = parseNameAddr(v, 'Contact');
+    const u = na.ok ? parseUri(na.value.uri) : undefined;
+    if (!na.ok || !u?.ok) continue; // a Contact we cannot read is not ours
+    if (u.value.scheme === 'tel' || u.value.host.toLowerCase() !== contact.host.toLowerCase() || (u.value.port ?? 5060) !== contact.port) continue;
+    const e = na.value.params.get('expires');
+    if (typeof e === 'string' && /^[0-9]+$/.test(e)) expires = Number(e);
   }
   if (expires === undefined) {
     const h = res.headers.get('Expires');
@@ -213,11 +208,8 @@ export function parseRegisterOk(res: SipResponse, contact: { host: string; port:
   }
   const impus: string[] = [];
   for (const v of res.headers.getAll('P-Associated-URI')) {
-    try {
-      impus.push(parseNameAddr(v, 'P-Associated-URI').uri);
-    } catch {
-      // skip a malformed entry, keep the others
-    }
+    const na = parseNameAddr(v, 'P-Associated-URI');
+    if (na.ok) impus.push(na.value.uri); // a malformed entry is skipped, the others kept
   }
   return { expires: expires ?? requested, impus, serviceRoute: res.headers.getAll('Service-Route') };
 }

@@ -344,13 +344,10 @@ function credentials(h: RegistrationHost, ch: AkaChallenge, res: Uint8Array, aut
 
 /** The public address a NAT gave us, from the top Via of a response (digest §15A point 2). */
 export function viaReceived(res: SipResponse): { address: string; port?: number } | undefined {
-  try {
-    const v = parseVia(res.headers.get('Via') ?? '');
-    const received = v.params.getUnquoted('received');
-    const rport = v.params.get('rport');
-    if (typeof received !== 'string') return undefined;
-    return { address: received, ...(typeof rport === 'string' && /^[0-9]+$/.test(rport) && { port: Number(rport) }) };
-  } catch {
-    return undefined;
-  }
+  const v = parseVia(res.headers.get('Via') ?? '');
+  if (!v.ok) return undefined;
+  const received = v.value.params.getUnquoted('received');
+  const rport = v.value.params.get('rport');
+  if (typeof received !== 'string') return undefined;
+  return { address: received, ...(typeof rport === 'string' && /^[0-9]+$/.test(rport) && { port: Number(rport) }) };
 }

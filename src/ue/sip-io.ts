@@ -6,7 +6,7 @@ import { protectedContextOf, attachProtected, protectedTransport, TracedPlain } 
 import type { IpsecBackend, ProtectedContext, ProtectedEndpoint } from '../ipsec/backends/backend.ts';
 import type { SaSet } from '../ipsec/index.ts';
 import {
-  TransactionLayer, formatVia, isKeepAlive, parseMessage, parseVia, serializeMessage,
+  TransactionLayer, formatVia, isKeepAlive, parseMessage, parseVia, parseViaOrThrow, serializeMessage,
   type Clock, type ReceiveContext, type SipMessage, type SipRequest, type SipResponse, type SipTransport, type ServerTransaction, type TimerConfig,
 } from '../sip/index.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
@@ -116,12 +116,8 @@ export class UeSipIo {
       this.#opts.note(`discarded an unprotected ${msg.method} from ${ctx.remote.address}:${ctx.remote.port} (24.229 §5.1.1.x)`);
       return;
     }
-    let port: number | undefined;
-    try {
-      port = parseVia(msg.headers.get('Via') ?? '').port;
-    } catch {
-      port = undefined;
-    }
+    const via = parseVia(msg.headers.get('Via') ?? '');
+    const port = via.ok ? via.value.port : undefined;
     if ((port ?? 5060) !== this.plainPort) {
       this.#clearOnProtected(msg, ctx, port ?? 5060);
       return;
@@ -135,13 +131,9 @@ export class UeSipIo {
    */
   #clearOnProtected(msg: SipMessage, ctx: ReceiveContext, port: number): void {
     const what = msg.kind === 'request' ? msg.method : `${msg.status} ${msg.reason}`;
-    let branch: string | undefined;
-    try {
-      const b = parseVia(msg.headers.get('Via') ?? '').params.get('branch');
-      if (typeof b === 'string') branch = b;
-    } catch {
-      branch = undefined;
-    }
+    const via = parseVia(msg.headers.get('Via') ?? '');
+    const b = via.ok ? via.value.params.get('branch') : undefined;
+    const branch = typeof b === 'string' ? b : undefined;
     const waiter = msg.kind === 'response' && msg.status >= 200 && branch !== undefined ? this.#clearWaiters.get(branch) : undefined;
     this.#opts.note(`discarded an unprotected ${what} from ${ctx.remote.address}:${ctx.remote.port} for protected port ${port}${waiter ? ' (the answer to our request, sent in clear)' : ''}`);
     if (waiter && msg.kind === 'response') waiter(msg, port);
@@ -219,7 +211,7 @@ export class UeSipIo {
     const top = req.headers.get('Via');
     if (top !== undefined) {
       req.headers.removeFirst('Via');
-      req.headers.prepend('Via', formatVia({ ...parseVia(top), transport: 'TCP' }));
+      req.headers.prepend('Via', formatVia({ ...parseViaOrThrow(top), transport: 'TCP' })); // our own Via
     }
     return client;
   }
@@ -246,7 +238,7 @@ export class UeSipIo {
         resolve(o);
       };
       if (set && opts.clearAnswerEnds) {
-        const b = parseVia(req.headers.get('Via') ?? '').params.get('branch');
+        const b = parseViaOrThrow(req.headers.get('Via') ?? '').params.get('branch'); // our own request
         if (typeof b === 'string') {
           branch = b;
           this.#clearWaiters.set(b, (response, port) => {
@@ -317,7 +309,7 @@ export class UeSipIo {
             const top = req.headers.get('Via');
             if (top !== undefined) {
               req.headers.removeFirst('Via');
-              req.headers.prepend('Via', formatVia({ ...parseVia(top), transport: 'UDP' }));
+              req.headers.prepend('Via', formatVia({ ...parseViaOrThrow(top), transport: 'UDP' })); // our own Via
             }
             udp();
           },

@@ -3,7 +3,7 @@
 // REGISTER and later requests carry it in the Contact while Via and the SAs keep the local one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseVia } from '../sip/index.ts';
+import { parseViaOrThrow } from '../sip/index.ts';
 import { registerPair, startPair } from './_fake-pcscf.ts';
 
 const PUBLIC = '203.0.113.9';
@@ -20,7 +20,7 @@ test('behind a NAT (UDP-enc-tun): private Contact unprotected, public Contact pr
     const r2 = await p.fake.next();
     assert.ok(r2.pctx);
     assert.match(r2.req.headers.get('Contact')!, new RegExp(`^<sip:alice@203\\.0\\.113\\.9:${ch.set!.config.ue.portS}>`), 'protected REGISTER: the public address (24.229 F.2.1.2.2)');
-    assert.equal(parseVia(r2.req.headers.get('Via')!).host, '127.0.0.1', 'Via keeps the local address');
+    assert.equal(parseViaOrThrow(r2.req.headers.get('Via')!).host, '127.0.0.1', 'Via keeps the local address');
     await p.fake.ok(r2, ch.set!, 777);
     const r = await done;
     assert.ok(r.ok);

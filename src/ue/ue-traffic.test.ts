@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseSecurityHeaderOrThrow } from '../secagree/index.ts';
-import { ManualClock, parseVia } from '../sip/index.ts';
+import { ManualClock, parseViaOrThrow } from '../sip/index.ts';
 import { authParams, registerPair, startPair } from './_fake-pcscf.ts';
 
 const until = async (cond: () => boolean, ms = 2000): Promise<void> => {
@@ -152,7 +152,7 @@ test('MESSAGE: from port_uc over SA1 with Route P-CSCF + Service-Route and P-Pre
     assert.equal(r.remote.port, set.config.ue.portC);
     assert.deepEqual(r.req.headers.getAll('Route'), [`<sip:127.0.0.1:${p.fake.portPs};lr>`, '<sip:orig@127.0.0.1:6060;lr>']);
     assert.equal(r.req.headers.get('P-Preferred-Identity'), '<sip:alice@ims.example>');
-    assert.equal(parseVia(r.req.headers.get('Via')!).port, set.config.ue.portS);
+    assert.equal(parseViaOrThrow(r.req.headers.get('Via')!).port, set.config.ue.portS);
     assert.match(r.req.headers.get('Contact')!, new RegExp(`:${set.config.ue.portS}>$`));
     assert.equal(new TextDecoder().decode(r.req.body), 'hello bob');
     await p.fake.reply(r, 200);

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { digestResponse, verifyAuts } from '../aka/index.ts';
 import { parseSecurityHeaderOrThrow } from '../secagree/index.ts';
-import { parseVia } from '../sip/index.ts';
+import { parseViaOrThrow } from '../sip/index.ts';
 import { fromBase64 } from '../util/bytes.ts';
 import { authParams, K, OPC, registerPair, startPair } from './_fake-pcscf.ts';
 
@@ -25,7 +25,7 @@ test('full registration: unprotected REGISTER, 401, protected REGISTER over SA1 
     assert.equal(r1.req.headers.get('Proxy-Require'), 'sec-agree');
     assert.deepEqual(r1.req.headers.getAll('Supported'), ['path', 'sec-agree']);
     assert.match(r1.req.headers.get('Contact')!, new RegExp(`^<sip:alice@127\\.0\\.0\\.1:${ue.plainPort}>;expires=600000$`));
-    const via1 = parseVia(r1.req.headers.get('Via')!);
+    const via1 = parseViaOrThrow(r1.req.headers.get('Via')!);
     assert.equal(via1.port, ue.plainPort);
     assert.ok(via1.params.has('rport'));
     const sc = parseSecurityHeaderOrThrow(r1.req.headers.getAll('Security-Client'));
@@ -48,7 +48,7 @@ test('full registration: unprotected REGISTER, 401, protected REGISTER over SA1 
     assert.deepEqual(r2.req.headers.raw('Security-Verify'), [ch.securityServer], 'Security-Verify = Security-Server verbatim');
     assert.equal(r2.req.headers.get('Require'), 'sec-agree');
     assert.equal(r2.req.headers.get('Proxy-Require'), 'sec-agree');
-    assert.equal(parseVia(r2.req.headers.get('Via')!).port, sc[0]!.portS, 'Via names port_us');
+    assert.equal(parseViaOrThrow(r2.req.headers.get('Via')!).port, sc[0]!.portS, 'Via names port_us');
     assert.match(r2.req.headers.get('Contact')!, new RegExp(`@127\\.0\\.0\\.1:${sc[0]!.portS}>`));
     const a = authParams(r2.req);
     assert.equal(a['nonce'], ch.nonce);
