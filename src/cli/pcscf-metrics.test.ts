@@ -7,6 +7,9 @@ import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { FakeScscf, LOOP, ScriptedUe } from '../pcscf/_test-kit.ts';
 import { toHex } from '../util/bytes.ts';
+import type { IpsecBackend, SaStats } from '../ipsec/backends/backend.ts';
+import type { SaName } from '../ipsec/sa.ts';
+import type { SaSet } from '../ipsec/sa-set.ts';
 import { parsePcscfArgs, runPcscf } from './pcscf.ts';
 
 const run = promisify(execFile);
@@ -108,4 +111,44 @@ test('limit rejections are the admission and overload reasons only', async () =>
   const { isLimitReason } = await import('./pcscf-metrics.ts');
   for (const r of ['overload-pending-source', 'overload-pending-total', 'overload-challenge-rate', 'admission-too-many-sas']) assert.ok(isLimitReason(r), r);
   for (const r of ['too-many-hops', 'not-registered', 'no-acceptable-mechanism']) assert.ok(!isLimitReason(r), r);
+});
+
+test('ESP totals: live sets as the backend reports them (the kernel for xfrm), removed sets at their final Sa counters', async () => {
+  const { EspTotalsReader } = await import('./pcscf-metrics.ts');
+  const { makePair } = await import('../../test/support/ims-fixture.ts');
+  const a = makePair({ alg: 'hmac-sha-1-96', ealg: 'null', mode: 'transport' }).pcscf;
+  const b = makePair({ alg: 'hmac-sha-1-96', ealg: 'null', mode: 'transport' }).pcscf;
+  // Like xfrm before a read: the Sa counters are 0, the backend (the kernel) has the figures.
+  const kernel = new Map<SaSet, SaStats[]>();
+  const row = (set: SaSet, name: SaName, packets: number, bytes: number): SaStats => ({ name, spi: set.sas[name].spi, packets, bytes, replayDrops: 0, integrityFailures: 0, seq: packets });
+  kernel.set(a, [row(a, 'SA1', 3, 300), row(a, 'SA2', 2, 200), row(a, 'SA3', 0, 0), row(a, 'SA4', 0, 0)]);
+  kernel.set(b, [row(b, 'SA1', 1, 10), row(b, 'SA2', 0, 0), row(b, 'SA3', 0, 0), row(b, 'SA4', 5, 50)]);
+  let sets = [a, b];
+  const source = { get sets() { return sets; }, saStats: (s: SaSet) => kernel.get(s) ?? [] };
+  const reader = new EspTotalsReader();
+  // SA1 and SA4 are the P-CSCF's inbound SAs, SA2 and SA3 its outbound ones (33.203 §7.1).
+  assert.deepEqual(reader.read(source), { inPackets: 9, inBytes: 360, outPackets: 2, outBytes: 200 });
+  // b goes; its final figures are in its Sa counters (the xfrm backend reads them before DELSA).
+  b.sas.SA1.counters.packets = 4;
+  b.sas.SA1.counters.bytes = 40;
+  b.sas.SA4.counters.packets = 6;
+  b.sas.SA4.counters.bytes = 60;
+  sets = [a];
+  await new Promise((r) => setTimeout(r, 110)); // past the 100 ms read cache
+  assert.deepEqual(reader.read(source), { inPackets: 13, inBytes: 400, outPackets: 2, outBytes: 200 });
+});
+
+test('a set the backend failed to remove is counted (imsec_pcscf_sa_removal_failures_total)', async () => {
+  const { Registry } = await import('prom-client');
+  const { registerPcscfMetrics } = await import('./pcscf-metrics.ts');
+  const registry = new Registry();
+  const handlers = new Map<string, ((ev: unknown) => void)[]>();
+  const on = (name: string, fn: (ev: unknown) => void) => handlers.set(name, [...(handlers.get(name) ?? []), fn]);
+  const emit = (name: string, ev: unknown) => handlers.get(name)?.forEach((f) => f(ev));
+  const backend = { sets: [], saStats: () => [], counters: { keepalive: 0, nonEsp: 0, malformed: 0, unknownSpi: 0 } } as unknown as IpsecBackend;
+  registerPcscfMetrics({ registry, backend, on: on as never, drops: { counts: {} } as never });
+  emit('sa-deleted', { impi: 'a', set: 's1', reason: 'deregistered' });
+  emit('sa-deleted', { impi: 'a', set: 's2', reason: 'expired', error: 'xfrm: removing SA set s2: DELSA SA1: EPERM' });
+  const text = await registry.metrics();
+  assert.equal(sample(text, 'imsec_pcscf_sa_removal_failures_total'), 1);
 });

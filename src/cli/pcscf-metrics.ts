@@ -3,7 +3,7 @@
 // (collect callbacks); registrations, sec-agree, NAT and rejection counts follow the events the
 // P-CSCF already emits (one increment per event, not per packet).
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { IpsecBackend } from '../ipsec/backends/backend.ts';
+import type { IpsecBackend, SaStats } from '../ipsec/backends/backend.ts';
 import { ESP_DROPS } from '../ipsec/sa.ts';
 import type { SaSet } from '../ipsec/sa-set.ts';
 import type { EspDrop } from '../ipsec/esp/index.ts';
@@ -15,12 +15,16 @@ export interface EspTotals {
   inBytes: number;
   outPackets: number;
   outBytes: number;
-  drops: Record<EspDrop, number>;
 }
 
+/** What the reader needs of a backend: its sets and their per-SA counters (the kernel's for xfrm). */
+export type EspTotalsSource = Pick<IpsecBackend, 'sets' | 'saStats'>;
+
 /**
- * Totals over every SA set the backend has had: the live sets' counters plus those of sets gone
- * since (kept at their final values), so the sums never go down when a set is deleted.
+ * Totals over every SA set the backend has had: the live sets' counters as the backend reports them
+ * (`saStats`: the SAD's for userspace and memory, the kernel's for xfrm) plus those of sets gone
+ * since, at their final values (`Sa.counters`, which the xfrm backend fills from the kernel a last
+ * time before it removes a set), so the sums never go down when a set is deleted.
  */
 export class EspTotalsReader {
   readonly #retired: EspTotals = zeroTotals();
@@ -28,37 +32,37 @@ export class EspTotalsReader {
   #last: { at: number; t: EspTotals } | undefined;
 
   /** One pass over the sets per scrape: the metrics that share it reuse a read younger than 100 ms. */
-  read(sets: readonly SaSet[]): EspTotals {
+  read(backend: EspTotalsSource): EspTotals {
     const now = Date.now();
     if (this.#last && now - this.#last.at < 100) return this.#last.t;
+    const sets = backend.sets;
     const live = new Set(sets);
-    for (const s of this.#seen) if (!live.has(s)) addSet(this.#retired, s);
+    for (const s of this.#seen) if (!live.has(s)) addFinal(this.#retired, s);
     this.#seen = live;
-    const t = copyTotals(this.#retired);
-    for (const s of sets) addSet(t, s);
+    const t = { ...this.#retired };
+    for (const s of sets) addLive(t, s, backend.saStats(s));
     this.#last = { at: now, t };
     return t;
   }
 }
 
 function zeroTotals(): EspTotals {
-  return { inPackets: 0, inBytes: 0, outPackets: 0, outBytes: 0, drops: Object.fromEntries(ESP_DROPS.map((d) => [d, 0])) as Record<EspDrop, number> };
+  return { inPackets: 0, inBytes: 0, outPackets: 0, outBytes: 0 };
 }
-function copyTotals(t: EspTotals): EspTotals {
-  return { ...t, drops: { ...t.drops } };
-}
-function addSet(t: EspTotals, s: SaSet): void {
-  for (const sa of s.all) {
-    const c = sa.counters;
-    if (sa.direction === 'in') {
-      t.inPackets += c.packets;
-      t.inBytes += c.bytes;
-      for (const d of ESP_DROPS) t.drops[d] += c.drops[d];
-    } else {
-      t.outPackets += c.packets;
-      t.outBytes += c.bytes;
-    }
+function add(t: EspTotals, direction: 'in' | 'out', packets: number, bytes: number): void {
+  if (direction === 'in') {
+    t.inPackets += packets;
+    t.inBytes += bytes;
+  } else {
+    t.outPackets += packets;
+    t.outBytes += bytes;
   }
+}
+function addLive(t: EspTotals, s: SaSet, stats: readonly SaStats[]): void {
+  for (const st of stats) add(t, s.sas[st.name].direction, st.packets, st.bytes);
+}
+function addFinal(t: EspTotals, s: SaSet): void {
+  for (const sa of s.all) add(t, sa.direction, sa.counters.packets, sa.counters.bytes);
 }
 
 /** Rejection reasons that are a limit refusing work (admission control), not a protocol error. */
@@ -127,8 +131,10 @@ export function registerPcscfMetrics(s: PcscfMetricsSources): void {
   });
   const authTimeouts = new Counter({ name: 'imsec_pcscf_auth_timeouts_total', help: 'Temporary SA sets that expired without a protected REGISTER (reg-await-auth: the UE never answered the challenge)', registers });
   on('sa-promoted', (e) => temporary.delete(e.set));
+  const removalFailures = new Counter({ name: 'imsec_pcscf_sa_removal_failures_total', help: 'SA sets the backend failed to remove (kernel SAs or policies may be left behind; each one logged at error)', registers });
   on('sa-deleted', (e) => {
     if (temporary.delete(e.set) && /reg-await-auth/.test(e.reason)) authTimeouts.inc();
+    if (e.error !== undefined) removalFailures.inc();
   });
 
   const rejections = new Counter({ name: 'imsec_pcscf_rejections_total', help: 'Requests refused, by reason and status (494: sec-agree failed)', labelNames: ['reason', 'status'], registers });
@@ -156,9 +162,9 @@ export function registerPcscfMetrics(s: PcscfMetricsSources): void {
     },
   });
   new Counter({
-    name: 'imsec_esp_packets_total', help: 'ESP packets sealed (out) or delivered (in); userspace backend (the kernel counts its own: ip -s xfrm state)', labelNames: ['dir'], registers,
+    name: 'imsec_esp_packets_total', help: 'ESP packets sealed (out) or delivered (in); with the xfrm backend, the kernel\'s counts (ip -s xfrm state)', labelNames: ['dir'], registers,
     collect() {
-      const t = esp.read(backend.sets);
+      const t = esp.read(backend);
       this.reset();
       this.inc({ dir: 'in' }, t.inPackets);
       this.inc({ dir: 'out' }, t.outPackets);
@@ -167,7 +173,7 @@ export function registerPcscfMetrics(s: PcscfMetricsSources): void {
   new Counter({
     name: 'imsec_esp_bytes_total', help: 'Inner payload octets sealed (out) or delivered (in)', labelNames: ['dir'], registers,
     collect() {
-      const t = esp.read(backend.sets);
+      const t = esp.read(backend);
       this.reset();
       this.inc({ dir: 'in' }, t.inBytes);
       this.inc({ dir: 'out' }, t.outBytes);

@@ -235,9 +235,12 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   for (const name of PCSCF_EVENT_NAMES) {
     if (name === 'dropped') continue;
     // Not listening at all when the level is off: a per-registration event then costs nothing.
-    if (!log.isLevelEnabled(name === 'rejected' ? 'warn' : 'info')) continue;
-    pcscf.on(name, (ev) => (name === 'rejected' ? log.warn({ event: name, ...ev }) : log.info({ event: name, ...ev })));
+    const level = name === 'rejected' || name === 'sa-error' ? 'warn' : 'info';
+    if (!log.isLevelEnabled(level)) continue;
+    pcscf.on(name, (ev) => (name === 'sa-deleted' && 'error' in ev ? undefined : log[level]({ event: name, ...ev })));
   }
+  // A set the backend failed to remove may leave kernel SAs behind: never silent, whatever the level.
+  pcscf.on('sa-deleted', (ev) => ev.error !== undefined && log.error({ event: 'sa-removal-failed', ...ev }));
   // SIGUSR2: one stats line on stderr after a forced GC (npm run bench:load asks for it).
   const unstats = statsOnSignal('pcscf', () => ({ live_sa_sets: backend.sets.filter((s) => s.live).length }));
   pcscf.on('dropped', (ev) => own.note(ev.reason, 1, { port: ev.port }));

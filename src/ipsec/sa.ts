@@ -17,7 +17,12 @@ export type SaName = 'SA1' | 'SA2' | 'SA3' | 'SA4';
 /** Every drop reason, in the order counters are shown. */
 export const ESP_DROPS: readonly EspDrop[] = ['short', 'malformed', 'unknown-spi', 'replay', 'outside-window', 'icv', 'padding', 'selector', 'dummy'];
 
-/** Traffic counters of one SA. */
+/**
+ * Traffic counters of one SA, and their one owner: the SAD counts here as packets pass (userspace
+ * and memory backends; the ESP engine keeps none). Where the kernel does the ESP (xfrm) the kernel
+ * owns the figures and the backend copies them here whenever it reads them (`saStats`) and a last
+ * time before it removes the set, so a removed set keeps its final figures.
+ */
 export interface SaCounters {
   /** Packets sealed (out) or delivered (in). */
   packets: number;

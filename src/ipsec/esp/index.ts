@@ -51,7 +51,7 @@ export interface EspSaCrypto {
   replayWindow?: number;
 }
 
-export { createInbound, createOutbound, type EspInboundStats, type EspOutboundStats, type InboundOptions, type OutboundOptions } from './sa.ts';
+export { createInbound, createOutbound, type InboundOptions, type OutboundOptions } from './sa.ts';
 
 /** An IP packet's addresses in text, its protocol and its payload. */
 export interface IpPacket {

@@ -95,7 +95,6 @@ describe('ESP SA anti-replay through open()', () => {
     assert.deepEqual(inb.open(old), { ok: false, drop: 'outside-window', seq: 8 });
     const inWindow = createOutbound(s, { __testLastSeq: 8 }).seal(Uint8Array.of(4), 17); // seq 9
     assert.ok(inb.open(inWindow).ok, 'out of order but inside the window');
-    assert.deepEqual(inb.stats.drops.replay, 1);
   });
 
   it('a forged packet with a huge sequence number does not move the window', () => {

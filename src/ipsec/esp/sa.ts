@@ -1,10 +1,11 @@
 // One unidirectional SA's ESP state: the outbound side owns the sequence counter (RFC 4303 §3.3.3,
 // starts at 0, first packet 1, never wraps), the inbound side the anti-replay window (§3.4.3).
-// Both hold their transform privately; keys never show in util.inspect or JSON.
+// Both hold their transform privately; keys never show in util.inspect or JSON. Packet, octet and
+// drop counts are not kept here: the SA (ipsec/sa.ts `Sa.counters`) is their one owner.
 import { isValidPair } from '../algorithms.ts';
 import { DEFAULT_REPLAY_WINDOW } from '../types.ts';
 import { EspError } from './errors.ts';
-import type { EspDrop, EspInbound, EspOpenResult, EspOutbound, EspSaCrypto } from './index.ts';
+import type { EspInbound, EspOpenResult, EspOutbound, EspSaCrypto } from './index.ts';
 import { openEsp } from './open.ts';
 import { ReplayWindow } from './replay-window.ts';
 import { sealEsp } from './seal.ts';
@@ -30,19 +31,6 @@ export interface InboundOptions {
   mayAdvance?: (seq: number) => boolean;
 }
 
-/** What an outbound SA has sealed. */
-export interface EspOutboundStats {
-  packets: number;
-  octets: number;
-}
-
-/** What an inbound SA has delivered and dropped, per reason. */
-export interface EspInboundStats {
-  accepted: number;
-  octets: number;
-  drops: Record<EspDrop, number>;
-}
-
 const hex = (spi: number): string => `0x${spi.toString(16).padStart(8, '0')}`;
 
 function checkSa(sa: EspSaCrypto, iv?: IvOverride): EspTransform {
@@ -61,7 +49,6 @@ class Outbound implements EspOutbound {
   readonly ealg: EspSaCrypto['ealg'];
   readonly #t: EspTransform;
   #seq: number;
-  readonly #stats: EspOutboundStats = { packets: 0, octets: 0 };
 
   constructor(sa: EspSaCrypto, opts: OutboundOptions) {
     this.#t = checkSa(sa, opts.iv);
@@ -82,10 +69,6 @@ class Outbound implements EspOutbound {
     return this.#seq >= ESP_MAX_SEQ;
   }
 
-  get stats(): Readonly<EspOutboundStats> {
-    return { ...this.#stats };
-  }
-
   seal(payload: Uint8Array, nextHeader: number): Uint8Array {
     // 33.203 Annex M / RFC 4303 §2.6: IMS never sends dummy packets.
     if (nextHeader === IPPROTO_NONE) throw new EspError('ESP_BAD_INPUT', 'nextHeader 59 (dummy packet) is never sent in IMS');
@@ -94,8 +77,6 @@ class Outbound implements EspOutbound {
     }
     const esp = sealEsp(this.#t, this.spi, this.#seq + 1, payload, nextHeader);
     this.#seq++; // only a packet actually built consumes a number
-    this.#stats.packets++;
-    this.#stats.octets += esp.length;
     return esp;
   }
 
@@ -108,25 +89,12 @@ class Outbound implements EspOutbound {
   }
 }
 
-const emptyDrops = (): Record<EspDrop, number> => ({
-  short: 0,
-  malformed: 0,
-  'unknown-spi': 0,
-  replay: 0,
-  'outside-window': 0,
-  icv: 0,
-  padding: 0,
-  selector: 0,
-  dummy: 0,
-});
-
 class Inbound implements EspInbound {
   readonly spi: number;
   readonly alg: EspSaCrypto['alg'];
   readonly ealg: EspSaCrypto['ealg'];
   readonly #t: EspTransform;
   readonly #window: ReplayWindow;
-  readonly #stats: EspInboundStats = { accepted: 0, octets: 0, drops: emptyDrops() };
   readonly #mayAdvance: ((seq: number) => boolean) | undefined;
 
   constructor(sa: EspSaCrypto, opts: InboundOptions) {
@@ -146,22 +114,8 @@ class Inbound implements EspInbound {
     return this.#window.size;
   }
 
-  get stats(): Readonly<EspInboundStats> {
-    return { accepted: this.#stats.accepted, octets: this.#stats.octets, drops: { ...this.#stats.drops } };
-  }
-
-  /** Counts a drop decided outside the engine (the SA layer's 'selector' check). */
-  noteDrop(reason: EspDrop): void {
-    this.#stats.drops[reason]++;
-  }
-
   open(esp: Uint8Array): EspOpenResult {
-    const r = openEsp(this.#t, this.#window, this.spi, esp, this.#mayAdvance);
-    if (r.ok) {
-      this.#stats.accepted++;
-      this.#stats.octets += esp.length;
-    } else this.#stats.drops[r.drop]++;
-    return r;
+    return openEsp(this.#t, this.#window, this.spi, esp, this.#mayAdvance);
   }
 
   toJSON(): object {
@@ -174,15 +128,11 @@ class Inbound implements EspInbound {
 }
 
 /** The sending side of one SA: `seal(payload, nextHeader)` gives SPI‖Seq‖IV‖ciphertext‖ICV, sequence numbers from 1. */
-export function createOutbound(sa: EspSaCrypto, opts: OutboundOptions = {}): EspOutbound & { readonly stats: Readonly<EspOutboundStats> } {
+export function createOutbound(sa: EspSaCrypto, opts: OutboundOptions = {}): EspOutbound {
   return new Outbound(sa, opts);
 }
 
 /** The receiving side of one SA: `open(esp)` checks replay and ICV (constant time) before decrypting, and never throws. */
-export function createInbound(sa: EspSaCrypto, opts: InboundOptions = {}): EspInbound & {
-  readonly stats: Readonly<EspInboundStats>;
-  readonly replayWindow: number;
-  noteDrop(reason: EspDrop): void;
-} {
+export function createInbound(sa: EspSaCrypto, opts: InboundOptions = {}): EspInbound & { readonly replayWindow: number } {
   return new Inbound(sa, opts);
 }

@@ -209,6 +209,12 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     if (!inst) return;
     this.#installed.delete(set);
     this.#inbound.set(inst, false);
+    // The kernel's final counters into the Sa's (their last read; best effort, a failed read keeps the previous one).
+    try {
+      this.#kernel.query(inst);
+    } catch {
+      // the removal below reports a kernel that does not answer
+    }
     const problems: string[] = [];
     const attempt = (f: () => void) => {
       try {
