@@ -183,7 +183,7 @@ function common(cmd: Command): Command {
     .option('--accept-any-sqn', 'USIM accepts any SQN (test networks; the MAC is still checked)')
     .option('--encap-port <n>', 'local ESP-in-UDP port for udp-enc-tun (0: any)', '0')
     .option('--pcscf-encap-port <n>', "the P-CSCF's ESP-in-UDP port", '4500')
-    .option('--transport <t>', 'SIP transport inside the SAs: auto (UDP; TCP for requests over 1,300 octets with --backend xfrm), udp or tcp (tcp needs --backend xfrm)', 'auto')
+    .option('--transport <t>', 'SIP transport inside the SAs: auto (UDP; with --backend xfrm TCP for requests over 1,300 octets, and for every request once the registration went over TCP), udp or tcp (tcp needs --backend xfrm)', 'auto')
     .option('--backend <b>', BACKEND_HELP, 'userspace')
     .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
     .option('--json', 'one JSON object per line');

@@ -22,7 +22,7 @@ export type SendOutcome =
    * after it deleted its SAs).
    */
   | { readonly kind: 'clear-response'; readonly response: SipResponse; readonly port: number }
-  /** Timer F; `tcp`: the request went over TCP because of its size (§18.1.1). */
+  /** Timer F; `tcp`: the request went over TCP because of its size (§18.1.1), not by its registration's flow. */
   | { readonly kind: 'timeout'; readonly tcp?: boolean }
   | { readonly kind: 'transport-error'; readonly error: Error };
 
@@ -36,7 +36,8 @@ export interface SipIoOptions {
   /**
    * SIP transport inside the SAs (default 'auto'); tcp needs the backend's openTcp (xfrm). 'auto':
    * UDP, but a request over 1,300 octets goes over TCP when the backend carries TCP (RFC 3261
-   * §18.1.1), back on UDP if the connection cannot be made.
+   * §18.1.1), back on UDP if the connection cannot be made; once a registration went over TCP,
+   * every request over its SA set does (the registered flow).
    */
   readonly transport?: 'udp' | 'tcp' | 'auto';
   /** A request that arrived over an SA (normally SA2 at port_us). */
@@ -64,6 +65,12 @@ export class UeSipIo {
   readonly #guards = new Map<number, SipTransport>();
   /** TCP through the SAs: a client transport on each port_uc, a server one on each port_us. */
   readonly #tcp = new Map<number, Promise<SipTransport>>();
+  /**
+   * 'auto': the SA sets whose registration (a REGISTER answered 2xx) went over TCP. Every request
+   * over such a set stays on TCP, whatever its size: the registered flow is (address, port_uc, TCP)
+   * and a P-CSCF may key its contact on it (Kamailio 5.6 refuses UDP requests there: 403).
+   */
+  readonly #tcpFlows = new WeakSet<SaSet>();
   #plain!: SipTransport;
 
   private constructor(opts: SipIoOptions) {
@@ -262,6 +269,7 @@ export class UeSipIo {
           this.layer.sendRequest(req, { transport, to }, {
             onResponse: (response, context) => {
               if (response.status < 200) return;
+              if (set && req.method === 'REGISTER' && response.status < 300 && context.protocol === 'tcp') this.#tcpFlows.add(set);
               // The set's use ends with the final response: Completed only absorbs retransmissions
               // (Timer K), and holding an old SA set for them is not what §8 rule 4 asks for.
               gone();
@@ -292,15 +300,19 @@ export class UeSipIo {
         this.#viaTcp(req, set).then((t) => !done && start(t), failed);
         return;
       }
-      if (set && (this.#opts.transport ?? 'auto') === 'auto' && this.#opts.backend.openTcp && serializeMessage(req).length > UDP_MAX_REQUEST) {
-        // RFC 3261 §18.1.1: over 1,300 octets (path MTU unknown) ⇒ a congestion-controlled transport.
-        // Back on UDP when the connection cannot be made (§18.1.1 allows the retry).
-        const size = serializeMessage(req).length;
+      const flow = set !== undefined && this.#tcpFlows.has(set);
+      const size = set ? serializeMessage(req).length : 0;
+      if (set && (this.#opts.transport ?? 'auto') === 'auto' && this.#opts.backend.openTcp && (flow || size > UDP_MAX_REQUEST)) {
+        // RFC 3261 §18.1.1: over 1,300 octets (path MTU unknown) ⇒ a congestion-controlled transport;
+        // after a registration over TCP, its flow. Back on UDP when the connection cannot be made
+        // (§18.1.1 allows the retry).
         this.#viaTcp(req, set).then(
           (t) => {
             if (done) return;
-            this.#opts.note(`${req.method} is ${size} octets: over TCP inside the SAs (RFC 3261 §18.1.1)`);
-            bySize = true;
+            this.#opts.note(flow
+              ? `${req.method} over TCP inside the SAs: the registration went over TCP (its flow)`
+              : `${req.method} is ${size} octets: over TCP inside the SAs (RFC 3261 §18.1.1)`);
+            bySize = !flow;
             start(t);
           },
           (e: unknown) => {

@@ -37,11 +37,12 @@ export interface UeOptions {
   readonly modes?: readonly UsableMod[];
   readonly backend: IpsecBackend;
   /**
-   * SIP transport inside the SAs (spec digest §6.2), default 'udp'. 'tcp' needs a backend with
+   * SIP transport inside the SAs (spec digest §6.2), default 'auto'. 'tcp' needs a backend with
    * openTcp (xfrm): requests on a connection from port_uc to port_ps, the P-CSCF's on port_us.
-   * The first, unprotected REGISTER stays on UDP. 'auto' (default): UDP, but a request over 1,300
-   * octets (the protected REGISTER with several offers) goes over TCP when the backend has openTcp
-   * (RFC 3261 §18.1.1), back on UDP if the connection fails; 'udp': UDP always.
+   * The first, unprotected REGISTER stays on UDP. 'auto': UDP, but a request over 1,300 octets
+   * (the protected REGISTER with several offers) goes over TCP when the backend has openTcp
+   * (RFC 3261 §18.1.1), back on UDP if the connection fails, and once a registration went over
+   * TCP every request over its set does (its flow; Kamailio 5.6 refuses the others); 'udp': UDP always.
    */
   readonly transport?: 'udp' | 'tcp' | 'auto';
   readonly pcscfEncapPort?: number;

@@ -12,6 +12,7 @@ import { Pcscf } from '../../src/pcscf/pcscf.ts';
 import { Hss } from '../../src/scscf/hss.ts';
 import { HssStore } from '../../src/scscf/hss-store.ts';
 import { Scscf } from '../../src/scscf/scscf.ts';
+import type { AlgPair } from '../../src/secagree/index.ts';
 import { Ue } from '../../src/ue/ue.ts';
 import { fromHex } from '../../src/util/bytes.ts';
 import { DOMAIN, K, OPC, subscriber } from '../support/ims-world.ts';
@@ -43,7 +44,7 @@ async function fakeXfrm(side: string, instance: number, seen: Seen[]): Promise<X
   return b;
 }
 
-async function world(transport: 'udp' | 'tcp') {
+async function world(transport: 'udp' | 'tcp' | 'auto', offers?: AlgPair[]) {
   const seen: Seen[] = [];
   const store = new HssStore(':memory:');
   const s = subscriber(1);
@@ -54,7 +55,7 @@ async function world(transport: 'udp' | 'tcp') {
   const ueB = await fakeXfrm('ue', 2, seen);
   const ue = await Ue.create({
     impi: s.impi, impu: s.impu, pcscf: { address: IP, port: pcscf.port }, localIp: IP, k: fromHex(K), opc: fromHex(OPC),
-    modes: ['trans'], backend: ueB, transport, reRegister: 'off', expires: 3600,
+    modes: ['trans'], backend: ueB, transport, reRegister: 'off', expires: 3600, ...(offers && { offers }),
   });
   const close = async () => {
     await ue.close();
@@ -103,6 +104,39 @@ test('SIP over TCP through xfrm SA sets (fake kernel): register, MESSAGE both wa
     assert.equal(w.pcB.sets.length, 0, 'the P-CSCF removed every set');
     assert.equal(w.ueB.sets.length, 0, 'the UE removed every set');
     assert.equal(w.seen.filter((x) => x.protocol !== 'tcp').length, 0);
+  } finally {
+    await w.close();
+  }
+});
+
+test("transport auto: the ~1,450-octet protected REGISTER goes over TCP, and so does every later request of that registration (its flow)", async () => {
+  const w = await world('auto');
+  const steps: string[] = [];
+  w.ue.on('step', (t) => steps.push(t));
+  try {
+    assert.ok((await w.ue.register()).ok);
+    assert.ok(steps.some((t) => /REGISTER is \d+ octets: over TCP inside the SAs/.test(t)), steps.join('\n'));
+    const res = await w.ue.sendMessage(`sip:echo@${DOMAIN}`, 'small');
+    assert.equal(res.status, 200);
+    // A ~600-octet MESSAGE: by size it would be UDP; the registration went over TCP, so it does too.
+    assert.match(res.headers.getAll('Via').at(-1)!, /^SIP\/2\.0\/TCP /, 'the MESSAGE went over TCP');
+    assert.ok(steps.some((t) => /MESSAGE over TCP inside the SAs: the registration went over TCP/.test(t)), steps.join('\n'));
+    assert.ok(w.seen.some((x) => x.side === 'pcscf' && x.sa === 'SA1' && x.line.startsWith('MESSAGE')), JSON.stringify(w.seen));
+    assert.equal((await w.scscf.sendMessage(w.impu, 'down')).status, 200);
+    assert.ok((await w.ue.deregister()).ok);
+    assert.equal(w.seen.filter((x) => x.protocol !== 'tcp').length, 0);
+  } finally {
+    await w.close();
+  }
+});
+
+test('transport auto with one offer: the REGISTER stays under 1,300 octets and everything stays on UDP', async () => {
+  const w = await world('auto', [{ alg: 'hmac-sha-1-96', ealg: 'aes-cbc' }]);
+  try {
+    assert.ok((await w.ue.register()).ok);
+    assert.equal((await w.ue.sendMessage(`sip:echo@${DOMAIN}`, 'udp')).status, 200);
+    assert.ok((await w.ue.deregister()).ok);
+    assert.deepEqual(w.seen, [], 'nothing over TCP');
   } finally {
     await w.close();
   }
