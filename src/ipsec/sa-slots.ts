@@ -24,6 +24,14 @@ export interface SaSlotsDeps {
   readonly onDeleted?: (set: SaSet, event: SaSetEvent, reason: string, error?: Error) => void;
   /** A backend lifetime sync (e.g. UPDSA) that failed: the kernel SA may die early. */
   readonly onSyncFailed?: (set: SaSet, error: Error) => void;
+  /**
+   * 'transactions' (default): an old set goes once its transactions have ended (spec digest §8
+   * rule 4). 'peer-switched' (the UE): it also waits until the peer has sent a request over the
+   * current set (`peerUsed`) or its own lifetime ends (33.203 §7.4): until then the P-CSCF may
+   * still send its requests over the old set (Kamailio 5.6 does so for good after a challenged
+   * refresh), and they must not be dropped.
+   */
+  readonly keepOld?: 'transactions' | 'peer-switched';
 }
 
 /** Not safe for concurrent use (one event loop owns it). */
@@ -34,6 +42,8 @@ export class SaSlots {
   readonly #inflight = new Map<SaSet, number>();
   readonly #timers = new Map<SaSet, () => void>();
   readonly #removals = new Set<Promise<void>>();
+  /** 'peer-switched': the peer has sent a request over the current set since it became current. */
+  #peerOnCurrent = true;
 
   constructor(private readonly deps: SaSlotsDeps) {}
 
@@ -92,8 +102,19 @@ export class SaSlots {
       prev.apply('superseded');
       this.#old.add(prev);
       this.#sync(prev); // policies: the old set no longer takes new requests
-      if (this.inflight(prev) === 0) void this.delete(prev, 'transactions-done', 'superseded, no transaction in flight');
+      this.#peerOnCurrent = this.deps.keepOld !== 'peer-switched';
+      if (this.#peerOnCurrent && this.inflight(prev) === 0) void this.delete(prev, 'transactions-done', 'superseded, no transaction in flight');
     }
+  }
+
+  /**
+   * The peer sent a request over `set`. Over the current set it has switched to it: every old set
+   * with no transaction left goes now, the others when their last one ends.
+   */
+  peerUsed(set: SaSet): void {
+    if (set !== this.#current || this.#peerOnCurrent) return;
+    this.#peerOnCurrent = true;
+    for (const o of [...this.#old]) if (this.inflight(o) === 0) void this.delete(o, 'transactions-done', 'the peer sends over the new set');
   }
 
   /** A re-REGISTER answered 200 without a challenge (24.228 R2-1a): the current set lives on until `expiresAt`. */
@@ -147,7 +168,7 @@ export class SaSlots {
     if (!this.#inflight.has(set)) return;
     const n = Math.max(0, this.inflight(set) - 1);
     this.#inflight.set(set, n);
-    if (n === 0 && this.#old.has(set)) void this.delete(set, 'transactions-done', 'old set: its last transaction ended');
+    if (n === 0 && this.#old.has(set) && this.#peerOnCurrent) void this.delete(set, 'transactions-done', 'old set: its last transaction ended');
   }
 
   inflight(set: SaSet): number {

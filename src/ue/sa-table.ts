@@ -58,6 +58,7 @@ export class UeSaTable {
       onDropped: (set) => this.#server.delete(set),
       onDeleted: (set, why, _reason, error) => deps.onDeleted(set, why, error),
       ...(deps.onSyncFailed && { onSyncFailed: deps.onSyncFailed }),
+      keepOld: 'peer-switched',
     });
   }
 
@@ -160,6 +161,11 @@ export class UeSaTable {
 
   inflight(set: SaSet): number {
     return this.#slots.inflight(set);
+  }
+
+  /** The P-CSCF sent a request over `set`: over the current set, the old ones may go (33.203 §7.4). */
+  peerUsed(set: SaSet): void {
+    this.#slots.peerUsed(set);
   }
 }
 

@@ -15,7 +15,7 @@ const until = async (cond: () => boolean, ms = 2000): Promise<void> => {
   }
 };
 
-test('re-registration goes over the current set with new port_uc and SPIs, port_us kept; the old set goes after its transactions', async () => {
+test('re-registration goes over the current set with new port_uc and SPIs, port_us kept; the old set takes requests until the P-CSCF sends over the new one (33.203 §7.4)', async () => {
   const p = await startPair();
   try {
     const { r2, ch } = await registerPair(p);
@@ -49,8 +49,23 @@ test('re-registration goes over the current set with new port_uc and SPIs, port_
     const set2 = p.ue.sas.current!;
     assert.notEqual(set2, set1);
     assert.equal(set2.config.ue.portC, sc2.portC);
-    // The re-REGISTER sent over set1 had its final response (the 401): nothing is in flight over
-    // set1 any more, so it goes as soon as set2 is current.
+    // Nothing is in flight over set1 any more, but the P-CSCF has not sent over set2 yet: it may
+    // still send its requests over set1 (Kamailio 5.6 keeps doing so), so set1 stays, as old.
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(set1.state, 'old');
+    assert.deepEqual(deleted, []);
+    const overOld = await p.fake.request(ch.set!, 'MESSAGE', 'over the old set');
+    assert.equal(overOld.res.status, 200, 'a request over the old set is taken');
+    assert.equal(set1.state, 'old');
+    // Requests from the UE go over the new set only.
+    const mo = p.ue.sendMessage('sip:echo@ims.example', 'mo');
+    const rx = await p.fake.next();
+    assert.equal(rx.pctx?.set, ch2.set, 'over the new set');
+    await p.fake.reply(rx, 200, [], ch2.set);
+    assert.equal((await mo).status, 200);
+    assert.equal(set1.state, 'old', 'a response over the new set is no sign that the P-CSCF moved');
+    // The P-CSCF's first request over set2: set1 goes.
+    assert.equal((await p.fake.request(ch2.set!, 'MESSAGE', 'over the new set')).res.status, 200);
     await until(() => set1.state === 'deleted');
     assert.deepEqual(deleted, [`${set1.id}:transactions-done`]);
     assert.deepEqual(p.ueBackend.sets, [set2]);

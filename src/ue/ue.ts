@@ -362,6 +362,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   #onRequest(tx: ServerTransaction, request: SipRequest, pctx: ProtectedContext): void {
     const set = pctx.set;
     this.sas.begin(set);
+    this.sas.peerUsed(set);
     // In-flight until the final response is sent (Timer J's 32 s of Completed only absorbs
     // retransmissions); onTerminated covers a transaction that ends without one.
     let ended = false;
