@@ -15,6 +15,13 @@ import type { SendOutcome } from './sip-io.ts';
 import type { UeObserver } from './ue-types.ts';
 import { toBase64 } from '../util/bytes.ts';
 
+/**
+ * A protected REGISTER with des-ede3-cbc that gets no answer: Kamailio 5.6.3 installs the 3DES key
+ * of its SAs with its last 8 octets not CK1 (Annex I: CK1 ‖ CK2 ‖ CK1; it copies CK without a
+ * terminating NUL and appends CK1 after whatever follows), so its kernel drops our ESP unseen.
+ */
+const DES_HINT = "; with des-ede3-cbc: a P-CSCF whose 3DES key is not CK1 ‖ CK2 ‖ CK1 (33.203 Annex I) drops the protected REGISTER unseen, as Kamailio 5.6 does; offer aes-cbc or null (--offer)";
+
 /** Which registration procedure: initial, refresh (re-registration) or de-registration. */
 export type RegistrationKind = 'initial' | 'refresh' | 'deregister';
 
@@ -175,7 +182,7 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
     }
     if (out.kind !== 'response') {
       const what = out.kind === 'timeout'
-        ? `no final response (Timer F)${out.tcp ? '; it went over TCP inside the SAs (RFC 3261 §18.1.1): a P-CSCF without SIP over TCP on its protected ports (Kamailio 5.6) needs UDP (--transport udp)' : ''}`
+        ? `no final response (Timer F)${out.tcp ? '; it went over TCP inside the SAs (RFC 3261 §18.1.1): a P-CSCF without SIP over TCP on its protected ports needs UDP (--transport udp)' : ''}${over && over !== base && over.config.ealg === 'des-ede3-cbc' ? DES_HINT : ''}`
         : `transport error: ${out.error.message}`;
       if (over && over === base && kind === 'refresh' && attempts < h.maxAttempts) {
         // Digest §8 rule 6: the P-CSCF lost our SAs; register again from scratch, unprotected.
