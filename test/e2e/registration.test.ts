@@ -169,7 +169,7 @@ bothModes('a replayed ESP packet is dropped and counted on the SA', async (mode)
   });
 });
 
-bothModes('re-registration: a new set becomes current; the old set goes only after its in-flight transaction ends', async (mode) => {
+bothModes('re-registration: a new set becomes current; the old set goes only after its in-flight transaction ends (the UE\'s once the P-CSCF sends over the new set)', async (mode) => {
   await withWorld({ mode }, async (w) => {
     const ue = await w.ue(1);
     assert.ok((await ue.register()).ok);
@@ -190,8 +190,11 @@ bothModes('re-registration: a new set becomes current; the old set goes only aft
     assert.equal(pcOld.state, 'old', 'so does the P-CSCF');
     release();
     assert.equal((await msg).status, 200, 'the answer went over the old set');
-    await until(() => old.state === 'deleted', 'UE old set deleted after the transaction');
     await until(() => pcOld.state === 'deleted', `P-CSCF old set deleted after the transaction (inFlight ${JSON.stringify(w.pcscf.registrations()[0]?.sets.map((s) => [s.role, s.inFlight]))})`);
+    // 33.203 §7.4: the UE keeps its old set for requests until the P-CSCF sends over the new one.
+    assert.equal(old.state, 'old', 'the UE keeps the old set until the P-CSCF uses the new one');
+    assert.equal((await w.scscf.sendMessage(subscriber(1).impu, 'over the new set')).status, 200);
+    await until(() => old.state === 'deleted', 'UE old set deleted once a request came over the new set');
   });
 });
 
