@@ -34,14 +34,22 @@ async function core(): Promise<Record<string, Handler>> {
     const s = subscriber(i);
     store.add({ impi: s.impi, impus: [s.impu], k: fromHex(K), opc: fromHex(OPC), amf: fromHex('8000') });
   }
-  const scscf = await Scscf.start({
-    // A refresh over the SAs is not challenged again (24.228 R2-1a): see README "Against Kamailio".
-    address: o.address, port: 6060, domain: DOMAIN, hss: new Hss(store), challengeReRegister: false, ...timers,
+  const hss = new Hss(store);
+  // By default a refresh over the SAs is not challenged again (24.228 R2-1a); `challenge` turns it on.
+  const startScscf = (challengeReRegister: boolean) => Scscf.start({
+    address: o.address, port: 6060, domain: DOMAIN, hss, challengeReRegister, ...timers,
     onEvent: (e) => log('scscf', JSON.stringify(e)),
   });
+  let scscf = await startScscf(false);
   let pcscf: { p: Pcscf; backend: IpsecBackend } | undefined;
   return {
     message: async (a: { impu: string; text: string }) => ({ status: (await scscf.sendMessage(a.impu, a.text)).status }),
+    /** Restarts the S-CSCF (same address, same HSS) challenging every refresh or none; its registrations are lost. */
+    challenge: async (a: { reRegister: boolean }) => {
+      await scscf.stop();
+      scscf = await startScscf(a.reRegister);
+      return {};
+    },
     /** imsec's P-CSCF on the kernel's XFRM, where Kamailio was (after it stopped). */
     startPcscf: async () => {
       const backend = await XfrmBackend.create({ instance: 1, encapPort: 4500, clock: systemClock });

@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   // KAM_PCAP=1: what crossed the veth, for debugging (pcap in the output directory).
   const pcap = process.env.KAM_PCAP ? spawn('ip', ['netns', 'exec', NS_NET, 'tcpdump', '-i', 'net0', '-U', '--immediate-mode', '-w', join(OUT, 'net0.pcap')], { stdio: 'ignore' }) : undefined;
   try {
-    await kamailioScenarios({ check, sh, startAgent, startKamailio, nsNet: NS_NET, nsUe: NS_UE, out: OUT, only: process.env.KAM_VM_ONLY?.split(',') });
+    await kamailioScenarios({ check, sh, startAgent, startKamailio, nsNet: NS_NET, nsUe: NS_UE, out: OUT, only: process.env.KAM_VM_ONLY?.split(','), cliJs: process.env.KAM_CLI_JS ?? join(HERE, '../../src/cli/main.js') });
   } finally {
     pcap?.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 500));

@@ -19,6 +19,17 @@ function kamailioUnavailable(): string | undefined {
   return undefined;
 }
 
+/**
+ * The CLI the command-line check runs: the shipped bundle (dist/cli/imsec.js, what bin/imsec.mjs
+ * runs) when `npm run build` made it from these sources, else the sources compiled for the guest.
+ */
+async function shippedCli(): Promise<string | undefined> {
+  const bundle = join(PROJECT_DIR, 'dist/cli/imsec.js');
+  if (!existsSync(bundle)) return undefined;
+  const { distIsFresh } = (await import(join(PROJECT_DIR, 'scripts/dist-fresh.mjs'))) as { distIsFresh: (root: string) => boolean };
+  return distIsFresh(PROJECT_DIR) ? bundle : undefined;
+}
+
 const skip = vmUnavailable() ?? kamailioUnavailable() ?? (nativeAvailable() ? undefined : 'the imsec native addon is not built (node scripts/build-native.mjs)');
 
 interface Line {
@@ -30,18 +41,20 @@ interface Line {
   boot?: { guestUptimeS: number; kernel: string; kamailio: string };
 }
 
-test('imsec UE against Kamailio 5.6 P-CSCF (VM): algorithms, both backends, MESSAGE both ways, refresh, de-registration, the quirks; imsec P-CSCF as control', { skip, timeout: 600_000 }, async (t) => {
+test('imsec UE against Kamailio 5.6 P-CSCF (VM): algorithms, both backends, MESSAGE both ways, refresh, de-registration, the quirks; imsec P-CSCF as control', { skip, timeout: 1_200_000 }, async (t) => {
   const out = mkdtempSync('/tmp/imsec-kamailio-vm-');
   let keep = false;
   try {
     const here = join(PROJECT_DIR, 'test/kernel');
-    const [guest] = compileForGuest([join(here, 'kamailio-guest.ts'), join(here, 'kamailio-agent.ts'), join(here, 'system-xfrm-agent.ts')], join(out, 'js'));
+    const [guest] = compileForGuest([join(here, 'kamailio-guest.ts'), join(here, 'kamailio-agent.ts'), join(here, 'system-xfrm-agent.ts'), join(PROJECT_DIR, 'src/cli/main.ts')], join(out, 'js'));
     symlinkSync(join(PROJECT_DIR, 'node_modules'), join(out, 'js', 'node_modules'));
+    const cliJs = (await shippedCli()) ?? join(out, 'js/src/cli/main.js');
+    t.diagnostic(`the CLI check runs ${cliJs}`);
     const r = await vmRun(['node', '--enable-source-maps', guest!, out, join(PROJECT_DIR, 'test/kamailio/pcscf.cfg')], {
       ro: true,
       rw: [out],
-      env: { IMSEC_NATIVE_ADDON: ADDON, NODE_PATH: join(PROJECT_DIR, 'node_modules'), ...(process.env.KAM_VM_ONLY ? { KAM_VM_ONLY: process.env.KAM_VM_ONLY } : {}), ...(process.env.KAM_PCAP ? { KAM_PCAP: '1' } : {}) },
-      timeoutS: 560,
+      env: { IMSEC_NATIVE_ADDON: ADDON, NODE_PATH: join(PROJECT_DIR, 'node_modules'), KAM_CLI_JS: cliJs, ...(process.env.KAM_VM_ONLY ? { KAM_VM_ONLY: process.env.KAM_VM_ONLY } : {}), ...(process.env.KAM_PCAP ? { KAM_PCAP: '1' } : {}) },
+      timeoutS: 1100,
       console: join(out, 'console.log'),
     });
     const lines = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Line);
