@@ -7,6 +7,7 @@ import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { TransactionLayer, type ServerTransaction } from '../sip/transaction-manager.ts';
 import type { ReceiveContext, SipTransport } from '../sip/transport.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
+import type { MemoryNetwork } from '../sip/memory-transport.ts';
 import { fromHex, toHex } from '../util/bytes.ts';
 import { isDeregistration } from './decisions.ts';
 
@@ -52,7 +53,8 @@ export class FakeScscf {
     readonly transport: SipTransport,
   ) {}
 
-  static async start(): Promise<FakeScscf> {
+  /** `net`: plain SIP on this in-memory network instead of a loopback UDP socket. */
+  static async start(o: { net?: MemoryNetwork } = {}): Promise<FakeScscf> {
     let self: FakeScscf | undefined;
     const layer = new TransactionLayer({
       user: {
@@ -60,7 +62,8 @@ export class FakeScscf {
         onAck: (ack) => self!.requests.push(ack),
       },
     });
-    const transport = await openUdpTransport({ address: LOOP, port: 0, onReceive: (b, c) => layer.receive(b, c) });
+    const onReceive = (b: Uint8Array, c: ReceiveContext) => layer.receive(b, c);
+    const transport = o.net ? o.net.bind({ address: LOOP, onReceive }) : await openUdpTransport({ address: LOOP, port: 0, onReceive });
     self = new FakeScscf(layer, transport);
     return self;
   }

@@ -16,6 +16,7 @@ import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { TransactionLayer } from '../sip/transaction-manager.ts';
 import type { ReceiveContext, SipTransport } from '../sip/transport.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
+import type { MemoryNetwork } from '../sip/memory-transport.ts';
 import { DOMAIN, K, LOOP, OPC, request, type Answer } from './_fake-scscf.ts';
 import { systemClock } from '../util/clock.ts';
 
@@ -38,6 +39,8 @@ export interface UeOptions {
   readonly portUc?: number;
   /** ESP over this in-memory wire (the P-CSCF's backend is a MemoryBackend on it); default: userspace sockets. */
   readonly wire?: MemoryWire;
+  /** Plain SIP on this in-memory network (the P-CSCF's plain transport is bound on it); default: a loopback UDP socket. */
+  readonly net?: MemoryNetwork;
 }
 
 /** A scripted UE: one step per message, everything visible to the test. */
@@ -81,7 +84,8 @@ export class ScriptedUe {
         },
       },
     });
-    const plain = await openUdpTransport({ address: LOOP, port: 0, onReceive: (b, c) => layer.receive(b, c) });
+    const onReceive = (b: Uint8Array, c: ReceiveContext) => layer.receive(b, c);
+    const plain = o.net ? o.net.bind({ address: LOOP, onReceive }) : await openUdpTransport({ address: LOOP, port: 0, onReceive });
     self = new ScriptedUe(o, backend, layer, plain);
     await self.endpoint(self.portUc);
     await self.endpoint(self.portUs);
