@@ -46,14 +46,6 @@ const SAS_PER_DIRECTION_PER_SET = 2;
 export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: RejectReason; readonly message: string };
 
 /**
- * 33.203 §7.1 rule 3: the pair (UE IP = packet source, UE protected client port) must not be tied
- * to a live SA set already, and the IMPI must stay within six SAs per direction with the new set.
- * DEVIATION (Annex M): behind a NAT many UEs share the public address, so the UE's address is the
- * pair (public, private inner address): UEs of one home with equal port_uc are not refused
- * (RFC 3948 §5.1: peers behind one NAT must not be confused); equal private addresses behind one
- * NAT (two homes behind a carrier NAT) still need different port_uc.
- */
-/**
  * The naive form of the admission index (a walk over `sets`): for tests and tools only, the
  * P-CSCF uses its table's O(1) index (RegistrationTable.setWithClientPort).
  */
@@ -62,6 +54,14 @@ export function clientPortLookupIn(sets: readonly SaSet[]): (ueIp: string, inner
     sets.find((s) => s.live && s.config.ue.portC === portUc && sameAddress(s.config.ue.ip, ueIp) && sameAddress(s.config.ue.innerIp ?? s.config.ue.ip, innerIp ?? ueIp));
 }
 
+/**
+ * 33.203 §7.1 rule 3: the pair (UE IP = packet source, UE protected client port) must not be tied
+ * to a live SA set already, and the IMPI must stay within six SAs per direction with the new set.
+ * DEVIATION (Annex M): behind a NAT many UEs share the public address, so the UE's address is the
+ * pair (public, private inner address): UEs of one home with equal port_uc are not refused
+ * (RFC 3948 §5.1: peers behind one NAT must not be confused); equal private addresses behind one
+ * NAT (two homes behind a carrier NAT) still need different port_uc.
+ */
 export function admissionCheck(
   ueIp: string,
   portUc: number,

@@ -28,6 +28,7 @@ import { PcscfTcp } from './tcp.ts';
 import { warningValue } from './rewrite.ts';
 import type { PcscfCounters, PcscfEventName, PcscfEvents, PcscfMode, PcscfOptions, RegistrationView, RejectReason } from './types.ts';
 
+/** Every P-CSCF event name, for subscribers that log them all (`imsec pcscf`). */
 export const PCSCF_EVENT_NAMES: readonly PcscfEventName[] = ['sa-created', 'sa-promoted', 'sa-deleted', 'sa-error', 'rejected', 'nat-detected', 'nat-mapping', 'registered', 'deregistered', 'dropped'];
 /** 24.229 Table 7.8.1: reg-await-auth, 4 minutes. */
 export const REG_AWAIT_AUTH_MS = 240_000;

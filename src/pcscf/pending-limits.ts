@@ -7,6 +7,7 @@
 import { canonicalAddress } from '../ipsec/sa.ts';
 import type { RejectReason } from './types.ts';
 
+/** Limits on state created for unauthenticated peers (issue 10 §2): pending registrations per source and in total, challenges per second. */
 export interface PendingLimitsConfig {
   /** Pending registrations from one source address (a NAT shares one: not too small). */
   readonly maxPendingPerSource: number;

@@ -88,6 +88,7 @@ export type RejectReason =
   | 'too-many-hops'
   | 'response-over-wrong-set';
 
+/** The P-CSCF's counters (what `imsec pcscf` reports and exports as metrics). */
 export interface PcscfCounters {
   readonly rejected: Partial<Record<RejectReason, number>>;
   /** Datagrams that reached port_pc/port_ps outside ESP (33.203 §7.1: only protected traffic there). */
@@ -96,11 +97,13 @@ export interface PcscfCounters {
   readonly droppedOverSourceLimit: number;
 }
 
+/** Where a request came from: address and port. */
 export interface Source {
   readonly address: string;
   readonly port: number;
 }
 
+/** Events the P-CSCF emits, by name, with their payloads (never keys). */
 export interface PcscfEvents {
   'sa-created': { impi: string; set: string; mode: string; alg: string; ealg: string; spis: { uc: number; us: number; pc: number; ps: number } };
   'sa-promoted': { impi: string; set: string; previous?: string };
@@ -120,6 +123,7 @@ export interface PcscfEvents {
   dropped: { reason: string; from: Source; port: number };
 }
 
+/** The name of a P-CSCF event. */
 export type PcscfEventName = keyof PcscfEvents;
 
 /** One registration as `pcscf.registrations()` shows it (no keys: SaSet.summary() rows only). */

@@ -27,8 +27,10 @@ export function newCallId(host?: string, rand: RandomHex = randomHex): string {
   return host === undefined ? id : `${id}@${host}`;
 }
 
+/** Headers to add, as fields or `[name, value]` pairs, in order. */
 export type ExtraHeaders = Iterable<HeaderField | readonly [string, string]>;
 
+/** Options of `createResponse`: reason phrase, To tag, extra headers and body. */
 export interface CreateResponseOptions {
   /** The To tag to add when the request's To has none (default: a new random tag). Keep it for every response of one transaction. */
   readonly toTag?: string;
@@ -111,6 +113,7 @@ function derived(invite: SipRequest, method: 'ACK' | 'CANCEL', to: string | unde
   return new SipRequest(method, invite.uri, h);
 }
 
+/** What `createRequest` needs: method, Request-URI, From/To, Call-ID, CSeq, Via sent-by and extra headers. */
 export interface CreateRequestOptions {
   readonly method: string;
   readonly uri: string;

@@ -22,6 +22,7 @@ import type { SipRequest, SipResponse } from './message.ts';
 import { Transaction, type ClientTransactionUser, type Route, type TransactionDeps } from './transaction.ts';
 import type { ReceiveContext } from './transport.ts';
 
+/** States of the INVITE client transaction (RFC 3261 §17.1.1, Figure 5; RFC 6026 adds accepted). */
 export type ClientInviteState = 'calling' | 'proceeding' | 'completed' | 'accepted' | 'terminated';
 
 const NEXT: Readonly<Record<ClientInviteState, readonly ClientInviteState[]>> = {
@@ -32,6 +33,7 @@ const NEXT: Readonly<Record<ClientInviteState, readonly ClientInviteState[]>> = 
   terminated: [],
 };
 
+/** The INVITE client transaction (RFC 3261 §17.1.1 with RFC 6026): retransmits on Timer A, times out on Timer B, ACKs non-2xx finals. */
 export class ClientInviteTransaction extends Transaction<ClientInviteState> {
   protected readonly next = NEXT;
   private readonly bytes: Uint8Array;

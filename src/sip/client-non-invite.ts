@@ -21,6 +21,7 @@ import type { SipRequest, SipResponse } from './message.ts';
 import { Transaction, type ClientTransactionUser, type Route, type TransactionDeps } from './transaction.ts';
 import type { ReceiveContext } from './transport.ts';
 
+/** States of the non-INVITE client transaction (RFC 3261 §17.1.2, Figure 6). */
 export type ClientNonInviteState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 const NEXT: Readonly<Record<ClientNonInviteState, readonly ClientNonInviteState[]>> = {
@@ -30,6 +31,7 @@ const NEXT: Readonly<Record<ClientNonInviteState, readonly ClientNonInviteState[
   terminated: [],
 };
 
+/** The non-INVITE client transaction (RFC 3261 §17.1.2): retransmits on Timer E, times out on Timer F, absorbs retransmitted responses in completed (Timer K). */
 export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState> {
   protected readonly next = NEXT;
   private readonly bytes: Uint8Array;

@@ -3,6 +3,7 @@ import { attempt, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { isToken, skipWs, trimWs } from './_syntax.ts';
 
+/** A CSeq header value (RFC 3261 §20.16): sequence number and method. */
 export interface CSeq {
   readonly seq: number;
   readonly method: string;
@@ -32,6 +33,7 @@ export function parseCSeqOrThrow(value: string): CSeq {
   return { seq, method };
 }
 
+/** Formats a CSeq header value: `<number> <METHOD>`. */
 export function formatCSeq(c: CSeq): string {
   return `${c.seq} ${c.method}`;
 }

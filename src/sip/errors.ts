@@ -4,6 +4,7 @@
 import { ImsecError } from '../util/errors.ts';
 import type { SipMessage } from './message.ts';
 
+/** Why a SIP message or header did not parse. */
 export type SipParseErrorCode =
   /** Request-Line / Status-Line does not follow RFC 3261 §7.1 / §7.2. */
   | 'SIP_BAD_START_LINE'
@@ -30,6 +31,7 @@ export type SipParseErrorCode =
   /** CSeq method differs from the request method (RFC 4475 §3.1.2.17). */
   | 'SIP_CSEQ_MISMATCH';
 
+/** A SIP message or header that does not parse (untrusted input: returned in results, not thrown, by the parsers). */
 export class SipParseError extends ImsecError {
   declare readonly code: SipParseErrorCode;
   /**
@@ -47,6 +49,7 @@ export class SipParseError extends ImsecError {
   }
 }
 
+/** Why a SIP operation failed (transport, transaction, usage). */
 export type SipErrorCode =
   /** A caller passed a value the API refuses (bad header name/value, ACK to sendRequest, …). */
   | 'SIP_INVALID_ARGUMENT'
@@ -61,6 +64,7 @@ export type SipErrorCode =
   /** The transport reported a failure while sending. */
   | 'SIP_TRANSPORT_FAILED';
 
+/** A failure of the SIP layer other than parsing (transport, transaction, usage), with a code. */
 export class SipError extends ImsecError {
   declare readonly code: SipErrorCode;
   constructor(code: SipErrorCode, message: string) {

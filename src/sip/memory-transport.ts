@@ -4,6 +4,7 @@
 import { SipError } from './errors.ts';
 import { endpointKey, type Destination, type Endpoint, type ReceiveHandler, type SipTransport, type TransportProtocol } from './transport.ts';
 
+/** One packet on the in-memory network, as its log and filter see it. */
 export interface MemoryPacket {
   readonly protocol: TransportProtocol;
   readonly from: Endpoint;
@@ -13,6 +14,7 @@ export interface MemoryPacket {
   delivered: boolean;
 }
 
+/** Options of `MemoryNetwork.bind`. */
 export interface MemoryBindOptions {
   readonly address: string;
   /** 0 or absent: the next free port from 40000 up. */
@@ -23,11 +25,13 @@ export interface MemoryBindOptions {
   readonly via?: unknown;
 }
 
+/** A transport bound on the in-memory network, with the packets it sent. */
 export interface MemoryTransport extends SipTransport {
   /** Packets this transport sent. */
   readonly sent: MemoryPacket[];
 }
 
+/** An in-memory network of SIP transports for tests in virtual time: delivers asynchronously (a microtask), logs every packet, can drop (loss injection). */
 export class MemoryNetwork {
   /** Every packet sent on the network, in order. */
   readonly log: MemoryPacket[] = [];

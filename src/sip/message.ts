@@ -4,6 +4,7 @@
 import { SipError, show } from './errors.ts';
 import { isToken, splitTopLevel } from './_syntax.ts';
 
+/** One header field as received or to send: name as written and value (folding undone). */
 export interface HeaderField {
   readonly name: string;
   readonly value: string;
@@ -200,6 +201,7 @@ export class SipHeaders {
 
 const EMPTY = new Uint8Array(0);
 
+/** A SIP request (RFC 3261 §7.1): method, Request-URI, header fields in order, body. */
 export class SipRequest {
   readonly kind = 'request' as const;
   /**
@@ -222,6 +224,7 @@ export class SipRequest {
   }
 }
 
+/** A SIP response (RFC 3261 §7.2): status code, reason phrase, header fields in order, body. */
 export class SipResponse {
   readonly kind = 'response' as const;
   constructor(
@@ -236,4 +239,5 @@ export class SipResponse {
   }
 }
 
+/** A SIP request or response. */
 export type SipMessage = SipRequest | SipResponse;

@@ -8,6 +8,7 @@ import { Params, parseParams } from './params.ts';
 import { isTokenChar, isWs, quote, scanQuoted, skipWs, trimWs, unquote } from './_syntax.ts';
 import { uriScheme } from './uri.ts';
 
+/** A name-addr or addr-spec with header parameters (RFC 3261 §20.10, §25.1): From, To, Contact, Path, Service-Route. */
 export interface NameAddr {
   /** The display name without quotes or escapes; absent when none was written. */
   readonly displayName?: string;

@@ -4,6 +4,7 @@
 import { SipParseError, show, type SipParseErrorCode } from './errors.ts';
 import { isTokenChar, isWs, scanQuoted, skipWs, unquote } from './_syntax.ts';
 
+/** One `;name=value` parameter (value absent for a flag parameter). */
 export interface Param {
   readonly name: string;
   /** Raw value as written (a quoted-string keeps its quotes); null for a flag such as `lr` or `rport`. */

@@ -8,6 +8,7 @@ import { isToken, isWs, trimWs } from './_syntax.ts';
 import { uriScheme } from './uri.ts';
 import { attempt, type Result } from '../util/result.ts';
 
+/** Size limits the parser enforces before it allocates (RFC 3261 leaves them to the implementation; RFC 4475 torture tests need them). */
 export interface ParseLimits {
   /** Whole message, head and body (default 64 KiB). */
   readonly maxMessageSize: number;
@@ -17,6 +18,7 @@ export interface ParseLimits {
   readonly maxHeaderLineLength: number;
 }
 
+/** The limits `parseMessage` applies unless given others. */
 export const DEFAULT_LIMITS: ParseLimits = { maxMessageSize: 64 * 1024, maxHeaders: 256, maxHeaderLineLength: 16 * 1024 };
 
 const LF = 0x0a;

@@ -11,6 +11,7 @@ function head(msg: SipMessage): string {
   return lines.join('\r\n');
 }
 
+/** Serializes a SIP message to wire octets (UTF-8 head, CRLF line ends, body as is). */
 export function serializeMessage(msg: SipMessage): Uint8Array {
   const h = Buffer.from(`${head(msg)}\r\n\r\n`, 'utf8');
   if (msg.body.length === 0) return new Uint8Array(h.buffer, h.byteOffset, h.length);

@@ -25,6 +25,7 @@ import type { ReceiveContext } from './transport.ts';
 import type { ServerNonInviteTransaction } from './server-non-invite.ts';
 import type { ResponseRouter, RouteOverride } from './server-routing.ts';
 
+/** States of the INVITE server transaction (RFC 3261 §17.2.1, Figure 7; RFC 6026 adds accepted). */
 export type ServerInviteState = 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated';
 
 const NEXT: Readonly<Record<ServerInviteState, readonly ServerInviteState[]>> = {
@@ -35,6 +36,7 @@ const NEXT: Readonly<Record<ServerInviteState, readonly ServerInviteState[]>> = 
   terminated: [],
 };
 
+/** The INVITE server transaction (RFC 3261 §17.2.1 with RFC 6026): 100 Trying, retransmits non-2xx finals on Timer G until the ACK. */
 export class ServerInviteTransaction extends Transaction<ServerInviteState> {
   protected readonly next = NEXT;
   /** Set by the TU (typically in onRequest); one type for both server machines. */

@@ -18,6 +18,7 @@ import type { ReceiveContext } from './transport.ts';
 import type { ServerInviteTransaction } from './server-invite.ts';
 import type { ResponseRouter, RouteOverride } from './server-routing.ts';
 
+/** States of the non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8). */
 export type ServerNonInviteState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
 const NEXT: Readonly<Record<ServerNonInviteState, readonly ServerNonInviteState[]>> = {
@@ -27,6 +28,7 @@ const NEXT: Readonly<Record<ServerNonInviteState, readonly ServerNonInviteState[
   terminated: [],
 };
 
+/** The non-INVITE server transaction (RFC 3261 §17.2.2): answers retransmitted requests with the last response until Timer J. */
 export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState> {
   protected readonly next = NEXT;
   /** Set by the TU (typically in onRequest); one type for both server machines. */

@@ -8,6 +8,7 @@ import { DEFAULT_LIMITS, findHeadEnd, parseHeaderLine, splitHeadLines, type Pars
 const CR = 0x0d;
 const LF = 0x0a;
 
+/** Options of `StreamFramer`: the parse limits it enforces while framing. */
 export interface StreamFramerOptions extends Partial<ParseLimits> {
   /** Called for each CRLFCRLF "ping" skipped between messages (answer with a CRLF "pong"). */
   readonly onKeepAlive?: () => void;
@@ -20,6 +21,7 @@ export interface FramedChunk {
   readonly error?: SipParseError;
 }
 
+/** Cuts a TCP byte stream into SIP messages by Content-Length (RFC 3261 §18.3); skips CRLF keep-alives (RFC 5626 §3.5.1) between messages. */
 export class StreamFramer {
   /** Received octets live in store[start, end); the store grows by doubling, so feeding is linear. */
   private store = new Uint8Array(4096);

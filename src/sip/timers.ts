@@ -12,14 +12,17 @@ export const T4_MS = 5000;
 /** §17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the TU will generate a provisional or final response within 200 ms". */
 export const TRYING_DELAY_MS = 200;
 
+/** The RFC 3261 §17.1.1.1 timer base values T1, T2 and T4 (ms). */
 export interface TimerConfig {
   readonly t1: number;
   readonly t2: number;
   readonly t4: number;
 }
 
+/** RFC 3261 defaults: T1 = 500 ms, T2 = 4 s, T4 = 5 s. */
 export const DEFAULT_TIMER_CONFIG: TimerConfig = { t1: T1_MS, t2: T2_MS, t4: T4_MS };
 
+/** The transaction timers (RFC 3261 Table 4) derived from a `TimerConfig` for one transport (ms). */
 export interface TransactionTimers {
   /** §17.1.1.2: "If an unreliable transport is being used, the client transaction MUST start timer A with a value of T1." Doubles on each firing. */
   readonly A: number;

@@ -23,7 +23,9 @@ import { BRANCH_MAGIC_COOKIE, formatVia, parseVia, sentByKey, stampVia, viaBranc
 import { tagOf } from './name-addr.ts';
 import { containFault, guard } from '../util/guard.ts';
 
+/** Either kind of client transaction. */
 export type ClientTransaction = ClientNonInviteTransaction | ClientInviteTransaction;
+/** Either kind of server transaction. */
 export type ServerTransaction = ServerNonInviteTransaction | ServerInviteTransaction;
 
 /** A message the layer could not accept. */
@@ -49,6 +51,7 @@ export interface TransactionLayerUser {
   onMalformed?(info: MalformedMessage): void;
 }
 
+/** Options of the transaction layer (`TransactionLayer`). */
 export interface TransactionLayerOptions {
   readonly user: TransactionLayerUser;
   readonly clock?: Clock;
@@ -62,6 +65,7 @@ export interface TransactionLayerOptions {
   readonly rejectMalformed?: boolean;
 }
 
+/** The RFC 3261 §17 transaction layer over any `SipTransport`: matches requests and responses to transactions (§17.1.3, §17.2.3), absorbs retransmissions, and hands new requests and stray responses to the core. */
 export class TransactionLayer {
   private readonly clients = new Map<string, ClientTransaction>();
   private readonly servers = new Map<string, ServerTransaction>();

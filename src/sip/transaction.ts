@@ -21,6 +21,7 @@ export interface TransactionUserBase<T> {
   onTerminated?(tx: T): void;
 }
 
+/** What a client transaction reports to its user (the TU): provisional and final responses, timeout, transport error. */
 export interface ClientTransactionUser<T = unknown> extends TransactionUserBase<T> {
   /** A response the machine passes up (1xx, final; never a retransmission it absorbed). */
   onResponse(response: SipResponse, context: ReceiveContext, tx: T): void;

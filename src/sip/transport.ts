@@ -2,8 +2,10 @@
 // bytes up with a context. UDP and TCP sockets, the in-memory network and the IPsec layer's protected
 // endpoints all implement SipTransport; the transaction layer needs nothing more (no socket assumed).
 
+/** The SIP transport protocol of a message or socket. */
 export type TransportProtocol = 'udp' | 'tcp';
 
+/** An IP address (textual) and a port. */
 export interface Endpoint {
   readonly address: string;
   readonly port: number;
@@ -14,6 +16,7 @@ export interface Destination extends Endpoint {
   readonly connectionId?: string;
 }
 
+/** Something that sends SIP bytes to an endpoint: a UDP or TCP socket, the in-memory network, or an IPsec-protected endpoint. */
 export interface SipTransport {
   readonly protocol: TransportProtocol;
   /** The bound local address and port (the real port when 0 was asked for). */
@@ -49,8 +52,10 @@ export interface MalformedInput {
   readonly context: ReceiveContext;
 }
 
+/** Receives input a transport could not frame. */
 export type MalformedInputHandler = (info: MalformedInput) => void;
 
+/** A map key for an endpoint, `addr:port` (`[v6]:port` for IPv6). */
 export function endpointKey(e: Endpoint): string {
   return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 }

@@ -5,6 +5,7 @@ import { attempt, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { Params, parseParams } from './params.ts';
 
+/** A SIP or SIPS URI (RFC 3261 §19.1): user, host, port, parameters and headers. */
 export interface SipUri {
   readonly scheme: 'sip' | 'sips';
   /** Escaped as written; may contain ';' (RFC 4475 §3.1.1.9) and other user-unreserved chars. */
@@ -18,6 +19,7 @@ export interface SipUri {
   readonly headers: ReadonlyArray<{ readonly name: string; readonly value: string }>;
 }
 
+/** A tel URI (RFC 3966), as IMS public identities use them. */
 export interface TelUri {
   readonly scheme: 'tel';
   /** The telephone-subscriber up to the first ';' (global "+…" or local number). */
@@ -25,6 +27,7 @@ export interface TelUri {
   readonly params: Params;
 }
 
+/** A SIP, SIPS or tel URI. */
 export type Uri = SipUri | TelUri;
 
 const HOSTNAME_RE = /^[A-Za-z0-9_](?:[A-Za-z0-9_\-.]*[A-Za-z0-9_.])?$/;
@@ -44,6 +47,7 @@ export function uriScheme(uri: string): string | undefined {
   return SCHEME_RE.test(s) ? s.toLowerCase() : undefined;
 }
 
+/** True when `host` is an IPv6 address (it has a colon; brackets already removed). */
 export function isIpv6(host: string): boolean {
   return host.includes(':');
 }
@@ -74,6 +78,7 @@ export function parseHostPort(s: string, where: string): { host: string; port?: 
   return { host, port };
 }
 
+/** Formats host and optional port, bracketing an IPv6 address (RFC 3261 §25.1 hostport). */
 export function formatHostPort(host: string, port?: number): string {
   const h = isIpv6(host) ? `[${host}]` : host;
   return port === undefined ? h : `${h}:${port}`;
@@ -140,6 +145,7 @@ function parseTel(uri: string): TelUri {
   return { scheme: 'tel', number, params: parseParams(semi < 0 ? '' : rest.slice(semi), 'uri', 'SIP_BAD_URI', 'URI') };
 }
 
+/** Formats a URI back to text (RFC 3261 §19.1.1, RFC 3966). */
 export function formatUri(u: Uri): string {
   if (u.scheme === 'tel') return `tel:${u.number}${u.params.toString()}`;
   const userinfo = u.user === undefined ? '' : `${u.user}${u.password === undefined ? '' : `:${u.password}`}@`;

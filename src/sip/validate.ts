@@ -11,6 +11,7 @@ import { parseNameAddrOrThrow, type NameAddr } from './name-addr.ts';
 import { parseUriOrThrow, uriScheme } from './uri.ts';
 import { parseViaOrThrow, type Via } from './via.ts';
 
+/** What validation extracted from a message: the parsed Via, From, To, Call-ID and CSeq. */
 export interface MessageInfo {
   /** Every Via value, top first. */
   readonly vias: readonly Via[];
@@ -20,11 +21,13 @@ export interface MessageInfo {
   readonly to: NameAddr;
 }
 
+/** What validation extracted from a request: the message fields and the parsed Request-URI. */
 export interface RequestInfo extends MessageInfo {
   /** Absent when the request carries none (tolerated: RFC 2543 peers). */
   readonly maxForwards?: number;
 }
 
+/** A validated message with its parsed mandatory headers, or the reason it is not a valid message. */
 export type Validation<T> = { readonly ok: true; readonly info: T } | { readonly ok: false; readonly error: SipParseError };
 
 function common(msg: SipRequest | SipResponse): MessageInfo {
@@ -49,6 +52,7 @@ function common(msg: SipRequest | SipResponse): MessageInfo {
   };
 }
 
+/** Checks the mandatory headers of a request (RFC 3261 §8.1.1, §8.2) and parses them; a failure is a 400 to send. */
 export function validateRequest(req: SipRequest): Validation<RequestInfo> {
   return validation(() => {
     const base = common(req);
@@ -72,6 +76,7 @@ export function validateRequest(req: SipRequest): Validation<RequestInfo> {
   });
 }
 
+/** Checks the mandatory headers of a response (RFC 3261 §8.1.3) and parses them; an invalid response is dropped. */
 export function validateResponse(res: SipResponse): Validation<MessageInfo> {
   return validation(() => common(res));
 }

@@ -7,6 +7,7 @@ import { Params, parseParams, type Param } from './params.ts';
 import { isTokenChar, skipWs } from './_syntax.ts';
 import { formatHostPort, parseHostPort } from './uri.ts';
 
+/** One Via header value (RFC 3261 §20.42): protocol, transport, sent-by and parameters. */
 export interface Via {
   /** "SIP/2.0" (LWS removed). */
   readonly protocol: string;
@@ -85,10 +86,12 @@ function validPort(s: string): boolean {
   return /^[0-9]{1,5}$/.test(s) && Number(s) <= 65535;
 }
 
+/** Formats a Via header value. */
 export function formatVia(v: Via): string {
   return `${v.protocol}/${v.transport} ${formatHostPort(v.host, v.port)}${v.params.toString()}`;
 }
 
+/** The branch parameter of a Via (RFC 3261 §8.1.1.7), if any. */
 export function viaBranch(v: Via): string | undefined {
   const b = v.params.get('branch');
   return typeof b === 'string' ? b : undefined;
