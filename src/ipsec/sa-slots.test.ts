@@ -181,3 +181,22 @@ test('xfrm (fake kernel): the UE\'s table promotes through the slots, so its ker
   assert.equal(k.sas.size, 0);
   await b.close();
 });
+
+test('restoreCurrent (issue 13 §3): a restored current set is installed, filed as current and expires on its own timer; never over live sets', async () => {
+  const clock = new ManualClock(0);
+  const r = recorder();
+  const { slots, deleted } = slotsWith(r.backend, clock);
+  const set = createSaSet({ ...cfg(), expiresAt: 1000 });
+  set.apply('authenticated');
+  await slots.restoreCurrent(set);
+  assert.equal(slots.current, set);
+  assert.ok(r.installed.has(set));
+  const other = createSaSet(cfg());
+  other.apply('authenticated');
+  await assert.rejects(slots.restoreCurrent(other), /slots not empty/);
+  await assert.rejects(new SaSlots({ backend: r.backend, clock }).restoreCurrent(createSaSet(cfg())), /not current/);
+  clock.advance(1000);
+  await slots.settled();
+  assert.equal(slots.current, undefined);
+  assert.deepEqual(deleted.map((d) => [d.set, d.event]), [[set.id, 'expired']]);
+});

@@ -87,6 +87,19 @@ export class SaSlots {
   }
 
   /**
+   * A set restored from a state store (issue 13 §3), already authenticated: installed in the backend
+   * and filed as current with its lifetime timer, as if its 200 OK had just gone out. Only into
+   * empty slots (a restore happens before any traffic).
+   */
+  async restoreCurrent(set: SaSet): Promise<void> {
+    if (set.state !== 'current') throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is ${set.state}, not current`);
+    if (!this.empty) throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: slots not empty, nothing is restored over live sets`);
+    await this.deps.backend.install(set);
+    this.#current = set;
+    this.#arm(set);
+  }
+
+  /**
    * The 200 OK to the protected REGISTER (spec digest §8 rules 2–4): the temporary `set` becomes
    * current with lifetime `expiresAt` (in the backend too: 33.203 §7.4, issue 11 §1); the previous
    * current set becomes old and goes once its transactions have ended.
