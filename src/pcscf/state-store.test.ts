@@ -34,7 +34,7 @@ function registration(impi: string, sealer = PLAIN_KEYS): { stored: StoredRegist
   return {
     ik: saSetKeys(pcscf).ikEsp,
     stored: {
-      record: { v: 1, impi, impus: [`sip:${impi}`], ue: { ip: '192.0.2.10', encap: { address: '192.0.2.10', port: 4501 } }, natDetected: false, serviceRoute: ['<sip:orig@192.0.2.30;lr>'], expiresAt: 123 },
+      record: { v: 1, impi, expiresAt: 123, lifetime: 456, bound: { impus: [`sip:${impi}`], serviceRoute: ['<sip:orig@192.0.2.30;lr>'] }, encap: { address: '192.0.2.10', port: 4501 } },
       sets: [{ key, record: saSetRecord(pcscf), keys: sealer.seal(encodeKeys(saSetKeys(pcscf)), key), marks: { SA1: 1, SA2: 1025, SA3: 1024, SA4: 0 } }],
     },
   };

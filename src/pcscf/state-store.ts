@@ -23,14 +23,13 @@ export class StateStoreError extends ImsecError {
 export interface RegistrationRecord {
   readonly v: 1;
   readonly impi: string;
-  readonly impus: readonly string[];
-  readonly ue: { readonly ip: string; readonly innerIp?: string; readonly encap?: { readonly address: string; readonly port: number } };
-  readonly natDetected: boolean;
-  readonly contact?: string;
-  readonly serviceRoute: readonly string[];
-  readonly expiresAt?: number;
-  /** Security-Server of the current set, as sent (a re-REGISTER's Security-Verify repeats it). */
-  readonly lastServer?: readonly string[];
+  /** Registration expiry and the current set's lifetime: clock ms in memory, wall-clock ms in the store. */
+  readonly expiresAt: number;
+  readonly lifetime: number;
+  /** The rest of the registration as the registration machine holds it (no keys, no times). */
+  readonly bound: Readonly<Record<string, unknown>>;
+  /** The UE's ESP-in-UDP source learnt from authenticated packets (Annex M). */
+  readonly encap?: { readonly address: string; readonly port: number };
 }
 
 export interface StoredSet {

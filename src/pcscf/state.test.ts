@@ -14,8 +14,8 @@ import { PcscfState } from './state.ts';
 
 const NODE = '192.0.2.20:5060';
 const record = (expiresAt: number): RegistrationRecord => ({
-  v: 1, impi: 'alice@example.org', impus: ['sip:alice@example.org'], ue: { ip: '192.0.2.10', encap: { address: '192.0.2.10', port: 4501 } },
-  natDetected: false, serviceRoute: ['<sip:orig@192.0.2.30;lr>'], expiresAt,
+  v: 1, impi: 'alice@example.org', expiresAt, lifetime: expiresAt + 30_000, encap: { address: '192.0.2.10', port: 4501 },
+  bound: { impus: ['sip:alice@example.org'], serviceRoute: ['<sip:orig@192.0.2.30;lr>'] },
 });
 
 test('save, SIGKILL, load: times carried over in wall time, keys unsealed, sequence numbers past everything used', async () => {
@@ -50,6 +50,9 @@ test('save, SIGKILL, load: times carried over in wall time, keys unsealed, seque
   const [back] = s2.load();
   assert.ok(back);
   assert.equal(back.record.expiresAt, 42 + 3_600_000 - 10_000);
+  assert.equal(back.record.lifetime, 42 + 3_630_000 - 10_000);
+  assert.deepEqual(back.record.bound, record(0).bound);
+  assert.notEqual(back.set.id, pcscf.id, 'a restored set gets an id of its own');
   assert.equal(back.set.expiresAt, 42 + 3_630_000 - 10_000);
   assert.equal(back.set.state, 'current');
   const sad = new Sad({ now: () => 0 });

@@ -36,6 +36,8 @@ export interface RestoredRegistration {
   readonly set: SaSet;
 }
 
+let restored = 0;
+
 export class PcscfState {
   readonly marks: MarkBatcher;
   readonly #o: PcscfStateOptions;
@@ -77,16 +79,17 @@ export class PcscfState {
     const now = this.#wall();
     for (const r of this.#o.store.load(this.#o.node)) {
       const s = r.sets[0];
-      if (!s || (r.record.expiresAt !== undefined && r.record.expiresAt <= now) || (s.record.expiresAt !== undefined && s.record.expiresAt <= now)) {
+      if (!s || r.record.expiresAt <= now || r.record.lifetime <= now) {
         this.#o.store.remove(this.#o.node, r.record.impi);
         continue;
       }
       const keys = decodeKeys(this.#o.sealer.open(s.keys, s.key));
-      const rec: SaSetRecord = { ...s.record, ...(s.record.expiresAt !== undefined && { expiresAt: this.fromWall(s.record.expiresAt) }) };
+      // A fresh id: the new process numbers its own sets from 1 again.
+      const rec: SaSetRecord = { ...s.record, id: `${r.record.impi}#r${++restored}`, ...(s.record.expiresAt !== undefined && { expiresAt: this.fromWall(s.record.expiresAt) }) };
       const set = restoreSaSet(rec, keys, s.marks);
       keys.ikEsp.fill(0);
       keys.ckEsp.fill(0);
-      out.push({ record: { ...r.record, ...(r.record.expiresAt !== undefined && { expiresAt: this.fromWall(r.record.expiresAt) }) }, set });
+      out.push({ record: { ...r.record, expiresAt: this.fromWall(r.record.expiresAt), lifetime: this.fromWall(r.record.lifetime) }, set });
     }
     return out;
   }
@@ -107,7 +110,7 @@ export class PcscfState {
     const r = saSetRecord(set);
     try {
       this.#o.store.put(this.#o.node, {
-        record: { ...record, ...(record.expiresAt !== undefined && { expiresAt: this.toWall(record.expiresAt) }) },
+        record: { ...record, expiresAt: this.toWall(record.expiresAt), lifetime: this.toWall(record.lifetime) },
         sets: [{ key, record: { ...r, ...(r.expiresAt !== undefined && { expiresAt: this.toWall(r.expiresAt) }) }, keys: this.#o.sealer.seal(encodeKeys(saSetKeys(set)), key), marks }],
       });
     } catch (e) {
