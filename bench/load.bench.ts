@@ -1,4 +1,4 @@
-// npm run bench:load [-- --full] [-- --ues N] [-- --cpu-prof DIR] [-- --heap-snapshot DIR]: the core, the P-CSCF and
+// npm run bench:load [-- --full] [-- --ues N] [-- --cpu-prof DIR] [-- --heap-snapshot DIR] [-- --state-compare]: the core, the P-CSCF and
 // `imsec load` as three processes on loopback; N UEs (10k; --full adds a 100k run) register at a
 // high rate, hold, de-register. Prints ONE JSON object: registrations/s, failures, p50/p99, CPU ms
 // per registration and RSS bytes per registered UE of each process. A benchmark, not a test: the
@@ -108,7 +108,7 @@ async function bound(port: number, p: Proc): Promise<void> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpuMs = (a: Stats, b: Stats) => b.cpu_user_ms + b.cpu_system_ms - a.cpu_user_ms - a.cpu_system_ms;
 
-async function run(n: number, o: { rate: number; concurrency: number; locals: string; hssSync: string; cpuProf?: string; heapDir?: string }) {
+async function run(n: number, o: { rate: number; concurrency: number; locals: string; hssSync: string; cpuProf?: string; heapDir?: string; state?: boolean }) {
   const dir = mkdtempSync(join(tmpdir(), 'imsec-bench-load-'));
   const db = join(dir, 'hss.sqlite');
   const store = new HssStore(db);
@@ -127,7 +127,7 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
   const core = new Proc('core', ['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db, '--log-level', 'warn', '--hss-sync', o.hssSync], o.cpuProf);
   const encap = port + 4;
   const pcscf = new Proc('pcscf', ['pcscf', '--listen', `127.0.0.1:${port + 1}`, '--port-c', String(port + 2), '--port-s', String(port + 3), '--scscf', `127.0.0.1:${port}`,
-    '--encap-port', String(encap), '--mode', 'udp-enc-tun', '--log-level', 'warn'], o.cpuProf, o.heapDir);
+    '--encap-port', String(encap), '--mode', 'udp-enc-tun', '--log-level', 'warn', ...(o.state ? ['--state', join(dir, 'pcscf-state.db')] : [])], o.cpuProf, o.heapDir);
   let load: Proc | undefined;
   try {
     await bound(port, core);
@@ -185,5 +185,15 @@ const out: Record<string, unknown> = {
   config: common,
 };
 out[`ues_${value('--ues', '10000')}`] = await run(Number(value('--ues', '10000')), { ...common, locals: value('--local', '127.0.0.1') });
+if (flag('--state-compare')) {
+  // Issue 13 §3: the same run with the P-CSCF state store (SQLite) on; ratios against the run above.
+  const base = out[`ues_${value('--ues', '10000')}`] as { registrations_per_s: number; cpu_ms_per_registration: { pcscf: number } };
+  const withState = await run(Number(value('--ues', '10000')), { ...common, locals: value('--local', '127.0.0.1'), state: true });
+  out['with_state_store'] = withState;
+  out['state_store_ratio'] = {
+    registrations_per_s: +(withState.registrations_per_s / base.registrations_per_s).toFixed(3),
+    pcscf_cpu_ms_per_registration: +(withState.cpu_ms_per_registration.pcscf / base.cpu_ms_per_registration.pcscf).toFixed(3),
+  };
+}
 if (flag('--full')) out['ues_100000'] = await run(100_000, { ...common, locals: value('--local-full', '127.0.1.1-127.0.1.10'.replace(/-.*/, '') + ',127.0.1.2,127.0.1.3,127.0.1.4,127.0.1.5,127.0.1.6,127.0.1.7,127.0.1.8,127.0.1.9,127.0.1.10') });
 process.stdout.write(JSON.stringify(out, null, 2) + '\n');

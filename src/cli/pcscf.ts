@@ -19,6 +19,7 @@ import { SipMeter } from './sip-meter.ts';
 import { BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP, type BackendKind } from './backend-choice.ts';
 import { addConfigOptions, boolField, checkedString, intField, portField, resolveConfig, secondsField } from './config.ts';
 import { parseHostPortArg, parseIntArg, parsePortArg } from './parse-args.ts';
+import { openPcscfState } from './pcscf-state.ts';
 
 export interface PcscfCliOptions {
   listen: string;
@@ -39,6 +40,8 @@ export interface PcscfCliOptions {
   xfrmInstance?: string;
   metrics?: string;
   logLevel?: LogLevel;
+  state?: string;
+  stateKeyFile?: string;
 }
 
 export interface PcscfArgs {
@@ -59,6 +62,9 @@ export interface PcscfArgs {
   /** ADDR:PORT of the /metrics, /healthz, /readyz listener. */
   metrics?: string;
   logLevel: LogLevel;
+  /** Issue 13 §3: the state store (an SQLite file or a postgres:// URL) and the key of its key column. */
+  state?: string;
+  stateKeyFile?: string;
 }
 
 const hostPort = (text: string, flag: string) => parseHostPortArg(text, flag);
@@ -106,7 +112,19 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
     ...(xfrmInstance !== undefined && { xfrmInstance }),
     ...(o.metrics !== undefined && { metrics: (parseMetricsListen(o.metrics), o.metrics) }),
     logLevel: o.logLevel ?? 'info',
+    ...(o.state !== undefined && { state: checkState(o.state, listen.port, o.backend) }),
+    ...(o.stateKeyFile !== undefined && { stateKeyFile: o.stateKeyFile }),
   };
+}
+
+/** --state needs a fixed plain port (its rows are filed under ADDR:PORT) and the userspace backend. */
+function checkState(state: string, port: number, backend: string | undefined): string {
+  if (state === '') throw new InputError('--state: an SQLite file or a postgres:// URL');
+  if (port === 0) throw new InputError('--state: needs a fixed --listen port (the stored registrations are filed under the P-CSCF\'s ADDR:PORT)');
+  // The kernel keeps xfrm SAs and their counters: restoring them needs a reconcile with the kernel
+  // that is not written yet (issue 13 §3), so the two are refused together rather than half done.
+  if (backend === 'xfrm') throw new InputError('--state: not yet supported with --backend xfrm (only the userspace backend restores its SAs)');
+  return state;
 }
 
 /** The settings of `imsec pcscf` (flags and --config file keys), with their defaults. */
@@ -129,6 +147,8 @@ export const PcscfConfigSchema = z.strictObject({
   json: boolField().default(false),
   metrics: checkedString(parseMetricsListen, 'ADDR:PORT for /metrics, /healthz, /readyz').optional(),
   logLevel: logLevelField(),
+  state: checkedString((s) => s.length > 0 || (() => { throw new InputError('empty'); })(), 'an SQLite file or a postgres:// URL').optional(),
+  stateKeyFile: z.string({ error: 'expected a file name' }).optional(),
 });
 export type PcscfConfig = z.output<typeof PcscfConfigSchema>;
 
@@ -144,6 +164,8 @@ export function pcscfArgsFromConfig(c: PcscfConfig): PcscfArgs {
     ...(c.xfrmInstance !== undefined && { xfrmInstance: String(c.xfrmInstance) }),
     ...(c.metrics !== undefined && { metrics: c.metrics }),
     logLevel: c.logLevel,
+    ...(c.state !== undefined && { state: c.state }),
+    ...(c.stateKeyFile !== undefined && { stateKeyFile: c.stateKeyFile }),
   });
 }
 
@@ -207,19 +229,34 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
     emit: (e) => (e.event === 'esp-dropped' ? log.warn({ event: e.event, ...e.drop }) : log.warn({ event: e.event, count: e.count, window_ms: e.windowMs })),
   });
   r.onDrops?.(drops);
-  const backend = await openBackend(a.backend, {
-    localIp: a.address, encapPort: a.encapPort, clock, ...(a.xfrmInstance !== undefined && { instance: a.xfrmInstance }),
-    onDrop: (d, from) => drops.note({ reason: d.drop, from, ...(d.spi !== undefined && { spi: d.spi }), ...(d.seq !== undefined && { seq: d.seq }), ...(d.set && { set: d.set.id }) }),
+  // Issue 13 §3: the state store first — its stored ports decide port_pc/port_ps when none are given.
+  const opened = a.state === undefined ? undefined : openPcscfState({
+    state: a.state, ...(a.stateKeyFile !== undefined && { stateKeyFile: a.stateKeyFile }), node: `${a.address}:${a.port}`,
+    portC: a.portC, portS: a.portS, clock,
+    onError: (what, e) => log.error({ event: 'state-error', what, error: e.message }, 'state store write failed'),
   });
+  const ports = { portC: opened?.portC ?? a.portC, portS: opened?.portS ?? a.portS };
+  let backend: Awaited<ReturnType<typeof openBackend>>;
+  try {
+    backend = await openBackend(a.backend, {
+      localIp: a.address, encapPort: a.encapPort, clock, ...(a.xfrmInstance !== undefined && { instance: a.xfrmInstance }),
+      onDrop: (d, from) => drops.note({ reason: d.drop, from, ...(d.spi !== undefined && { spi: d.spi }), ...(d.seq !== undefined && { seq: d.seq }), ...(d.set && { set: d.set.id }) }),
+    });
+  } catch (e) {
+    opened?.state.close();
+    throw e;
+  }
   let pcscf: Pcscf;
   let metrics: MetricsServer | undefined;
   try {
     pcscf = await Pcscf.start({
-      address: a.address, port: a.port, portC: a.portC, portS: a.portS, scscf: a.scscf, backend,
+      address: a.address, port: a.port, portC: ports.portC, portS: ports.portS, scscf: a.scscf, backend,
       policy: a.policy, mode: a.mode, clock, regAwaitAuthMs: a.regAwaitAuthMs, limits: a.limits, ...(sip && { trace: sip.tracer() }),
+      ...(opened && { state: opened.state }),
     });
   } catch (e) {
     await backend.close();
+    opened?.state.close();
     throw e;
   }
   if (served) registerPcscfMetrics({ registry, backend, drops, on: (name, fn) => pcscf.on(name, fn) });
@@ -228,6 +265,7 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   } catch (e) {
     await pcscf.stop();
     await backend.close();
+    opened?.state.close();
     throw e;
   }
   // The P-CSCF's own drops (unprotected packets on a protected port): one record per reason per interval.
@@ -248,7 +286,9 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   const inside = backend.openTcp ? 'udp+tcp' : 'udp';
   const hello = {
     address: a.address, port: pcscf.port, port_c: pcscf.portC, port_s: pcscf.portS, encap_port: backend.encapPort, scscf: `${a.scscf.address}:${a.scscf.port}`,
-    mode: a.mode, backend: a.backend, protected_transports: inside, ...(metrics && { metrics: `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` }),
+    mode: a.mode, backend: a.backend, protected_transports: inside,
+    ...(opened && { state: opened.state.kind, state_keys: opened.state.keysSealed ? 'aes-256-gcm' : 'plain (0600 file)', restored_registrations: pcscf.restoredRegistrations }),
+    ...(metrics && { metrics: `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` }),
   };
   log.info({ event: 'listening', ...hello }, 'pcscf listening');
   ready = true;
@@ -260,10 +300,11 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
     await pcscf.stop();
     await backend.close();
   } finally {
+    opened?.state.close();
     own.close();
     await metrics?.close();
   }
-  log.info({ event: 'stopped' }, 'pcscf stopped, SAs removed');
+  log.info({ event: 'stopped' }, opened ? 'pcscf stopped, SAs removed here, registrations kept in the state store' : 'pcscf stopped, SAs removed');
 }
 
 const HELP = `
@@ -302,7 +343,9 @@ export function registerPcscf(program: Command): void {
     .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
     .option('--json', 'log JSON lines even on a terminal (the default when stdout is not one)')
     .option('--metrics <addr:port>', 'serve Prometheus /metrics, /healthz and /readyz on this address')
-    .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)');
+    .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)')
+    .option('--state <file|url>', 'keep registrations and SA sets in this store (SQLite file, or postgres://…) and restore them at start')
+    .option('--state-key-file <file>', 'AES-256 key (64 hex digits) sealing the stored ESP keys; else IMSEC_STATE_KEY, else stored unsealed in the 0600 file');
   addConfigOptions(cmd)
     .addHelpText('after', HELP)
     .action(async (_o: unknown, self: Command) => {

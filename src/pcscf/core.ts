@@ -9,7 +9,8 @@ import type { SipRequest } from '../sip/message.ts';
 import type { Route } from '../sip/response-routing.ts';
 import type { ServerTransaction, TransactionLayer } from '../sip/transaction-manager.ts';
 import type { ReceiveContext, SipTransport } from '../sip/transport.ts';
-import type { Emit, RegistrationTable } from './registrations.ts';
+import type { Emit, Registration, RegistrationTable } from './registrations.ts';
+import type { RegState } from './registration-state.ts';
 import type { PendingLimits } from './pending-limits.ts';
 import type { PcscfEvents, PcscfMode, RejectReason } from './types.ts';
 
@@ -45,6 +46,11 @@ export interface PcscfCore {
    * which a TCP response follows (same connection, SA3).
    */
   toUe(set: SaSet, answering?: ReceiveContext): Route;
+  /**
+   * With a state store (issue 13 §3): writes what changed of `reg` since `before` (a new 200 OK,
+   * the end of the registration); without `before`, its current state unconditionally (a NAT mapping moved).
+   */
+  readonly persist?: (reg: Registration, before?: RegState) => void;
   /** Whether a URI (Route entry) designates this P-CSCF. */
   isMine(uri: string): boolean;
   /** Counts a refusal and emits its 'rejected' event (reject() does this itself). */

@@ -22,7 +22,10 @@ import { guard } from '../util/guard.ts';
 import { afterSend, type PcscfCore, type RejectOptions } from './core.ts';
 import { fromCore, fromUe, onAck, onCancel } from './proxy.ts';
 import { onRegisterOverSet, onUnprotectedRegister, runEvent } from './register.ts';
-import { RegistrationTable } from './registrations.ts';
+import { persistTo, restoreRegistrations } from './persist.ts';
+import { RegistrationTable, type Registration } from './registrations.ts';
+import type { RegState } from './registration-state.ts';
+import type { PcscfState } from './state.ts';
 import { DEFAULT_PENDING_LIMITS, PendingLimits } from './pending-limits.ts';
 import { PcscfTcp } from './tcp.ts';
 import { warningValue } from './rewrite.ts';
@@ -45,6 +48,8 @@ export class Pcscf {
   #tcp: PcscfTcp | undefined;
   readonly #guards: Socket[] = [];
   #stopped = false;
+  #state: PcscfState | undefined;
+  #restored = 0;
 
   private constructor() {}
 
@@ -136,6 +141,8 @@ export class Pcscf {
       epC,
       table,
       limits: new PendingLimits({ ...DEFAULT_PENDING_LIMITS, ...o.limits }, () => clock.now()),
+      // Detached by stop(): a stopping P-CSCF keeps its registrations in the store for the next run.
+      ...(o.state && { persist: ((save) => (reg: Registration, before?: RegState) => void (p.#state && save(reg, before)))(persistTo(o.state)) }),
       emit: (name, payload) => p.#emit(name, payload),
       toCore: (): Route => ({ transport: plain, to: o.scscf }),
       toUe: (set: SaSet, answering?: ReceiveContext): Route => tcp?.route(set, answering) ?? ({
@@ -146,6 +153,12 @@ export class Pcscf {
       refused: (ev) => p.#refused(ev),
       reject: (tx, req, ctx, status, reason, message, opts) => p.#reject(tx, req, ctx, status, reason, message, opts),
     };
+    if (o.state) {
+      // Issue 13 §3: the registrations of the previous run, before anything is served.
+      p.#state = o.state;
+      o.state.setNodeInfo({ portC, portS });
+      p.#restored = await restoreRegistrations(p.#core, o.state);
+    }
     p.#ready = true;
     return p;
   }
@@ -188,6 +201,11 @@ export class Pcscf {
     return this.#core.table.views();
   }
 
+  /** Registrations restored from the state store at start (issue 13 §3). */
+  get restoredRegistrations(): number {
+    return this.#restored;
+  }
+
   get counters(): PcscfCounters {
     return { rejected: { ...this.#rejected }, unprotectedOnProtectedPort: this.#unprotected, droppedOverSourceLimit: this.#overSourceLimit };
   }
@@ -197,6 +215,10 @@ export class Pcscf {
     if (this.#stopped) return;
     this.#stopped = true;
     const c = this.#core;
+    // With a state store the registrations outlive this process: detached before the SAs go, and
+    // the inbound marks brought down to exact (a planned restart refuses nothing fresh).
+    this.#state?.marks.close();
+    this.#state = undefined;
     await c.table.clear('P-CSCF stopped');
     c.layer.close();
     c.epC.close();
@@ -273,6 +295,7 @@ export class Pcscf {
     }
     const same = previous !== undefined && previous.port === encap.port && sameAddress(previous.address, encap.address);
     reg.encap = encap;
+    if (!same) this.#core.persist?.(reg);
     if (same || !moved) return; // known mapping (a new set of the registration just joined it)
     // Without a NAT (forced UDP-enc-tun on loopback) the first learning is no news.
     if (!previous && !reg.natDetected && reg.round?.natDetected !== true) return;

@@ -205,6 +205,24 @@ export class RegistrationTable {
     this.#indexTargets(reg);
   }
 
+  /**
+   * A registration read back from the state store (issue 13 §3): its current set installed and
+   * filed, the machine in 'registered', indexes and the expiry timer as after its 200 OK.
+   */
+  async restore(reg: Registration, set: SaSet, bound: Bound): Promise<void> {
+    this.#owner.set(set, reg);
+    try {
+      await reg.slots.restoreCurrent(set);
+    } catch (e) {
+      this.#owner.delete(set);
+      throw e;
+    }
+    this.#byPortUc.set(portKey(set.config.ue.ip, set.config.ue.innerIp, set.config.ue.portC), set);
+    reg.state = { kind: 'registered', bound };
+    this.settle(reg, IDLE);
+    this.#scheduleExpiry(reg, bound.lifetime);
+  }
+
   /** A re-REGISTER answered 200 without a challenge keeps the current set (24.228 R2-1a) with a new lifetime. */
   refresh(reg: Registration, lifetimeExpiresAt: number): void {
     if (!reg.current) return;

@@ -49,6 +49,13 @@ export class PcscfState {
     this.marks = new MarkBatcher(o.store, { ...(o.tightenMs !== undefined && { tightenMs: o.tightenMs }), onError: (e) => this.#failed('sequence-number marks', e) });
   }
 
+  get kind(): 'sqlite' | 'postgres' {
+    return this.#o.store.kind;
+  }
+  get keysSealed(): boolean {
+    return this.#o.sealer.encrypted;
+  }
+
   get node(): string {
     return this.#o.node;
   }

@@ -2,6 +2,7 @@
 // registration view (33.203 §7, Annex M; 24.229 §5.2.2). No behaviour here.
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import type { PendingLimitsConfig } from './pending-limits.ts';
+import type { PcscfState } from './state.ts';
 import type { SaSummaryRow } from '../ipsec/sa-set.ts';
 import type { SecAgreePolicy } from '../secagree/index.ts';
 import type { Clock } from '../sip/clock.ts';
@@ -56,6 +57,11 @@ export interface PcscfOptions {
    * source address and in total, new challenges per second; defaults in DEFAULT_PENDING_LIMITS.
    */
   readonly limits?: Partial<PendingLimitsConfig>;
+  /**
+   * Issue 13 §3: keep registered UEs' registrations and current SA sets in this store and restore
+   * them at start (the stored port_pc/port_ps must be the ones given). `stop()` then keeps them too.
+   */
+  readonly state?: PcscfState;
 }
 
 /** Why something was refused; each is a counter and a 'rejected' event. */

@@ -1,0 +1,54 @@
+// The P-CSCF's two hooks into its state store (issue 13 §3), kept out of the registration logic:
+// after each registration event, what changed is written (a new 200 OK or refresh: the registration
+// with its current set; the end of a registration: forgotten); at start, the stored registrations
+// are installed again as if their 200 OK had just gone out. Unauthenticated attempts never reach
+// the store (only a registration that had a 200 OK is written or forgotten).
+import { boundOf, type Bound, type RegState } from './registration-state.ts';
+import type { PcscfCore } from './core.ts';
+import type { Registration } from './registrations.ts';
+import type { PcscfState } from './state.ts';
+import type { RegistrationRecord } from './state-store.ts';
+
+/** The stored form of a registered registration (its bound state without set ids and times). */
+export function recordOf(reg: Registration): RegistrationRecord | undefined {
+  const b = reg.bound;
+  if (!b) return undefined;
+  const { current: _c, old: _o, expiresAt, lifetime, ...rest } = b;
+  const encap = reg.ue.encap;
+  return { v: 1, impi: reg.impi, expiresAt, lifetime, bound: rest as unknown as Record<string, unknown>, ...(encap && { encap: { address: encap.address, port: encap.port } }) };
+}
+
+/** The PcscfCore.persist hook over `state`. */
+export function persistTo(state: PcscfState): (reg: Registration, before?: RegState) => void {
+  return (reg, before) => {
+    const was = before === undefined ? undefined : boundOf(before);
+    const now = reg.bound;
+    if (!now) {
+      if (was) state.forget(reg.impi);
+      return;
+    }
+    if (before !== undefined && was === now) return;
+    const set = reg.current;
+    const record = recordOf(reg);
+    if (set && record && set.id === now.current) state.save(record, set);
+  };
+}
+
+/** Installs every stored registration of this node; returns how many. Before the P-CSCF serves anything. */
+export async function restoreRegistrations(core: PcscfCore, state: PcscfState): Promise<number> {
+  let n = 0;
+  for (const r of state.load()) {
+    const reg = core.table.getOrNew(r.record.impi);
+    const bound = { ...r.record.bound, current: r.set.id, old: [], expiresAt: r.record.expiresAt, lifetime: r.record.lifetime } as unknown as Bound;
+    await core.table.restore(reg, r.set, bound);
+    const encap = r.record.encap;
+    if (encap && r.set.config.mode === 'udp-enc-tunnel') {
+      reg.encap = encap;
+      core.backend.setPeerEncap(r.set, encap);
+    }
+    // Written again: the outbound marks move one block past the restored counters.
+    state.save(recordOf(reg)!, r.set);
+    n++;
+  }
+  return n;
+}
