@@ -240,3 +240,15 @@ test('sends to a NATed UE go to its inner address, whatever address the SIP laye
   assert.equal(b.prepareSend({ address: '192.0.2.20', port: 5062 }, { address: '10.0.0.7', port: 50033 }).dst, '10.0.0.7');
   await b.close();
 });
+
+test('saStats reports the kernel counters (not 0) and remove() leaves their final values in the Sa counters', async () => {
+  const { k, b } = await backend();
+  const s = createSaSet(setCfg(20));
+  await b.install(s);
+  k.count('192.0.2.20', s.sas.SA1.spi, 4); // SA1 (UE → P-CSCF) is inbound here
+  assert.deepEqual(b.saStats(s).map((r) => [r.name, r.packets]), [['SA1', 4], ['SA2', 0], ['SA3', 0], ['SA4', 0]]);
+  k.count('192.0.2.20', s.sas.SA1.spi, 2); // after the last read: only the final read before DELSA sees it
+  await b.remove(s);
+  assert.equal(s.sas.SA1.counters.packets, 6);
+  assert.deepEqual(b.saStats(s), [], 'a removed set is not the backend\'s any more');
+});
