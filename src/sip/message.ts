@@ -65,33 +65,51 @@ export function isListHeader(name: string): boolean {
   return !NEVER_SPLIT.has(key(name));
 }
 
-// Lookup keys by exact spelling. Header names reach here on every get/has/remove, for every field;
-// memoised, but bounded (names come from the network), so a flood of odd names costs no memory.
-const KEY_CACHE = new Map<string, string>();
-const KEY_CACHE_MAX = 1024;
+// Per spelling of a name as it reaches us: its canonical name and lookup key, and whether it is a
+// token. Names reach here on every append and lookup; memoised, but bounded (names come from the
+// network), so a flood of odd names costs no memory.
+interface NameInfo {
+  readonly canon: string;
+  readonly key: string;
+  readonly token: boolean;
+}
+const NAME_CACHE = new Map<string, NameInfo>();
+const NAME_CACHE_MAX = 1024;
 
-function key(name: string): string {
-  const hit = KEY_CACHE.get(name);
+function nameInfo(name: string): NameInfo {
+  const hit = NAME_CACHE.get(name);
   if (hit !== undefined) return hit;
-  const k = canonicalHeaderName(name).toLowerCase();
-  if (KEY_CACHE.size < KEY_CACHE_MAX) KEY_CACHE.set(name, k);
-  return k;
+  const canon = canonicalHeaderName(name);
+  const info = { canon, key: canon.toLowerCase(), token: isToken(canon) };
+  if (NAME_CACHE.size < NAME_CACHE_MAX) NAME_CACHE.set(name, info);
+  return info;
 }
 
-function checkField(name: string, value: string): void {
-  if (!isToken(name)) throw new SipError('SIP_INVALID_ARGUMENT', `header name must be a token, got ${show(name)}`);
-  // CR/LF in a value would start a new header on the wire (header injection).
-  if (/[\r\n]/.test(value)) throw new SipError('SIP_INVALID_ARGUMENT', `${name}: value must not contain CR or LF, got ${show(value)}`);
+function key(name: string): string {
+  return nameInfo(name).key;
+}
+
+/** A header line with its lookup key (the lower-cased canonical name), computed once. */
+interface Field extends HeaderField {
+  readonly key: string;
+}
+
+/** The canonical field for `name: value`, checked: a token name, no CR/LF in the value (header injection). */
+function field(name: string, value: string): Field {
+  const info = nameInfo(name);
+  if (!info.token) throw new SipError('SIP_INVALID_ARGUMENT', `header name must be a token, got ${show(info.canon)}`);
+  if (value.includes('\r') || value.includes('\n')) throw new SipError('SIP_INVALID_ARGUMENT', `${info.canon}: value must not contain CR or LF, got ${show(value)}`);
+  return { name: info.canon, value, key: info.key };
 }
 
 /** An ordered header list. Names are canonicalised on the way in; lookups ignore case. */
 export class SipHeaders {
-  private readonly fields: HeaderField[] = [];
+  private readonly fields: Field[] = [];
 
   constructor(fields: Iterable<HeaderField | readonly [string, string]> = []) {
     for (const f of fields) {
       const [name, value] = Array.isArray(f) ? (f as readonly [string, string]) : [(f as HeaderField).name, (f as HeaderField).value];
-      this.append(name, value);
+      this.fields.push(field(name, value));
     }
   }
 
@@ -99,8 +117,8 @@ export class SipHeaders {
   get(name: string): string | undefined {
     const k = key(name);
     for (const f of this.fields) {
-      if (key(f.name) !== k) continue;
-      if (!isListHeader(f.name)) return f.value;
+      if (f.key !== k) continue;
+      if (NEVER_SPLIT.has(k)) return f.value;
       const first = splitTopLevel(f.value)[0];
       if (first !== undefined) return first;
     }
@@ -110,49 +128,51 @@ export class SipHeaders {
   /** Every value, in order, comma lists split (except the headers that must never be split). */
   getAll(name: string): string[] {
     const k = key(name);
-    const split = isListHeader(name);
+    const split = !NEVER_SPLIT.has(k);
     const out: string[] = [];
-    for (const f of this.fields) if (key(f.name) === k) out.push(...(split ? splitTopLevel(f.value) : [f.value]));
+    for (const f of this.fields) {
+      if (f.key !== k) continue;
+      if (split) out.push(...splitTopLevel(f.value));
+      else out.push(f.value);
+    }
     return out;
   }
 
   /** The values as they stand on their header lines, unsplit. */
   raw(name: string): string[] {
     const k = key(name);
-    return this.fields.filter((f) => key(f.name) === k).map((f) => f.value);
+    const out: string[] = [];
+    for (const f of this.fields) if (f.key === k) out.push(f.value);
+    return out;
   }
 
   has(name: string): boolean {
     const k = key(name);
-    return this.fields.some((f) => key(f.name) === k);
+    for (const f of this.fields) if (f.key === k) return true;
+    return false;
   }
 
   /** Replaces every line of this header by the given values, at the position of the first one. */
   set(name: string, value: string | readonly string[]): this {
     const values = typeof value === 'string' ? [value] : value;
-    const canon = canonicalHeaderName(name);
-    for (const v of values) checkField(canon, v);
+    const added = values.map((v) => field(name, v));
     const k = key(name);
-    const at = this.fields.findIndex((f) => key(f.name) === k);
+    const at = this.fields.findIndex((f) => f.key === k);
     this.remove(name);
-    this.fields.splice(at < 0 ? this.fields.length : at, 0, ...values.map((v) => ({ name: canon, value: v })));
+    this.fields.splice(at < 0 ? this.fields.length : at, 0, ...added);
     return this;
   }
 
   append(name: string, value: string): this {
-    const canon = canonicalHeaderName(name);
-    checkField(canon, value);
-    this.fields.push({ name: canon, value });
+    this.fields.push(field(name, value));
     return this;
   }
 
   /** Inserts above the topmost line of this header (Via, Record-Route, Path), or first of all. */
   prepend(name: string, value: string): this {
-    const canon = canonicalHeaderName(name);
-    checkField(canon, value);
-    const k = key(name);
-    const at = this.fields.findIndex((f) => key(f.name) === k);
-    this.fields.splice(at < 0 ? 0 : at, 0, { name: canon, value });
+    const f = field(name, value);
+    const at = this.fields.findIndex((x) => x.key === f.key);
+    this.fields.splice(at < 0 ? 0 : at, 0, f);
     return this;
   }
 
@@ -161,7 +181,7 @@ export class SipHeaders {
     const k = key(name);
     let n = 0;
     for (let i = this.fields.length - 1; i >= 0; i--) {
-      if (key(this.fields[i]!.name) === k) {
+      if (this.fields[i]!.key === k) {
         this.fields.splice(i, 1);
         n++;
       }
@@ -172,12 +192,12 @@ export class SipHeaders {
   /** Removes the first value (e.g. a proxy's own Via, RFC 3261 §16.7), rewriting a comma-joined line. */
   removeFirst(name: string): string | undefined {
     const k = key(name);
-    const i = this.fields.findIndex((f) => key(f.name) === k);
+    const i = this.fields.findIndex((f) => f.key === k);
     if (i < 0) return undefined;
     const f = this.fields[i]!;
-    const parts = isListHeader(f.name) ? splitTopLevel(f.value) : [f.value];
+    const parts = NEVER_SPLIT.has(k) ? [f.value] : splitTopLevel(f.value);
     if (parts.length <= 1) this.fields.splice(i, 1);
-    else this.fields[i] = { name: f.name, value: parts.slice(1).join(', ') };
+    else this.fields[i] = { name: f.name, value: parts.slice(1).join(', '), key: k };
     return parts[0];
   }
 
@@ -194,8 +214,11 @@ export class SipHeaders {
     return this.fields.length;
   }
 
+  /** A copy; the lines were checked when they came in (fields are immutable), so they are shared. */
   clone(): SipHeaders {
-    return new SipHeaders(this.fields);
+    const c = new SipHeaders();
+    for (const f of this.fields) c.fields.push(f);
+    return c;
   }
 }
 
