@@ -6,6 +6,7 @@ import { UserspaceBackend } from '../ipsec/backends/userspace.ts';
 import { ManualClock } from '../sip/clock.ts';
 import { MemoryNetwork } from '../sip/memory-transport.ts';
 import { Pcscf, PCSCF_EVENT_NAMES, type PcscfEvents, type PcscfMode } from './index.ts';
+import { memoryEdge } from './server.ts';
 import type { PendingLimitsConfig } from './pending-limits.ts';
 import { FakeScscf, LOOP, ScriptedUe, type UeOptions } from './_test-kit.ts';
 
@@ -25,8 +26,9 @@ export async function eventually(cond: () => boolean, what: string): Promise<voi
  * `backend`: ESP on the in-memory twin (default: no ESP sockets) or on real userspace sockets (tests that need them).
  * Plain SIP (UE ⇄ P-CSCF ⇄ fake S-CSCF) runs on an in-memory MemoryNetwork with the memory backend
  * (no socket at all but the P-CSCF's guards on its protected ports), on loopback UDP with `userspace`.
+ * `sockets: false` (memory backend): the P-CSCF's edge is server.ts memoryEdge, so not even the guards.
  */
-export async function world(o: { mode?: PcscfMode; backendSkewMs?: number; limits?: Partial<PendingLimitsConfig>; backend?: 'memory' | 'userspace' } = {}) {
+export async function world(o: { mode?: PcscfMode; backendSkewMs?: number; limits?: Partial<PendingLimitsConfig>; backend?: 'memory' | 'userspace'; sockets?: false } = {}) {
   const clock = new ManualClock();
   const net = o.backend === 'userspace' ? undefined : new MemoryNetwork();
   const scscf = await FakeScscf.start(net ? { net } : {});
@@ -39,7 +41,7 @@ export async function world(o: { mode?: PcscfMode; backendSkewMs?: number; limit
   const pcscf = await Pcscf.start({
     address: LOOP, port: 0, portC: 0, portS: 0, scscf: scscf.endpoint, backend: pcBackend, mode: o.mode ?? 'udp-enc-tun', clock,
     ...(o.limits && { limits: o.limits }),
-    ...(net && { transport: (onReceive) => net.bind({ address: LOOP, onReceive }) }),
+    ...(net && (o.sockets === false ? { edge: memoryEdge(net) } : { transport: (onReceive) => net.bind({ address: LOOP, onReceive }) })),
   });
   const events: { name: string; ev: PcscfEvents[keyof PcscfEvents] }[] = [];
   for (const n of PCSCF_EVENT_NAMES) pcscf.on(n, (ev) => events.push({ name: n, ev }));
@@ -64,5 +66,5 @@ export async function world(o: { mode?: PcscfMode; backendSkewMs?: number; limit
     await scscf.close();
     await pcBackend.close();
   };
-  return { clock, scscf, pcBackend, pcscf, events, named, ue, close };
+  return { clock, scscf, pcBackend, pcscf, events, named, ue, close, net };
 }

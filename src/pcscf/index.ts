@@ -5,4 +5,5 @@ export type {
   PcscfCounters, PcscfEventName, PcscfEvents, PcscfMode, PcscfOptions, RegistrationView, RejectReason, Source,
 } from './types.ts';
 export { MAX_SAS_PER_DIRECTION, admissionCheck, detectNat, isDeregistration, wantsUdpEncTun } from './decisions.ts';
+export { memoryEdge, udpEdge, type PcscfEdge } from './server.ts';
 export { DEFAULT_PENDING_LIMITS, PendingLimits, type PendingLimitsConfig } from './pending-limits.ts';

@@ -1,7 +1,8 @@
-// The P-CSCF, the 33.203 access edge: one transaction layer fed by the plain UDP port and the
+// The P-CSCF, the 33.203 access edge: one transaction layer fed by the plain SIP port and the
 // protected endpoints on port_pc/port_ps; dispatch by how a request arrived (unprotected, over a
 // temporary, current or old SA set, or from the S-CSCF); events, counters and the registration view.
-import { createSocket, type Socket } from 'node:dgram';
+// It opens no socket itself: the plain transport, port picks and protected-port watch come from its
+// PcscfEdge (server.ts: real UDP by default, or a MemoryNetwork), the protected ones from its backend.
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import type { IpsecBackend, ProtectedContext, ProtectedEndpoint } from '../ipsec/backends/backend.ts';
@@ -16,9 +17,7 @@ import type { Route } from '../sip/response-routing.ts';
 import type { ServerTransaction } from '../sip/transaction-manager.ts';
 import { TransactionLayer } from '../sip/transaction-manager.ts';
 import type { ReceiveContext } from '../sip/transport.ts';
-import { openUdpTransport } from '../sip/udp-transport.ts';
 import { formatHostPort, parseUri } from '../sip/uri.ts';
-import { guard } from '../util/guard.ts';
 import { afterSend, type PcscfCore, type RejectOptions } from './core.ts';
 import { fromCore, fromUe, onAck, onCancel } from './proxy.ts';
 import { onRegisterOverSet, onUnprotectedRegister, runEvent } from './register.ts';
@@ -27,6 +26,7 @@ import { RegistrationTable, type Registration } from './registrations.ts';
 import type { RegState } from './registration-state.ts';
 import type { PcscfState } from './state.ts';
 import { DEFAULT_PENDING_LIMITS, PendingLimits } from './pending-limits.ts';
+import { udpEdge } from './server.ts';
 import { PcscfTcp } from './tcp.ts';
 import { warningValue } from './rewrite.ts';
 import type { PcscfCounters, PcscfEventName, PcscfEvents, PcscfMode, PcscfOptions, RegistrationView, RejectReason } from './types.ts';
@@ -46,7 +46,7 @@ export class Pcscf {
   #core!: PcscfCore;
   #epS!: ProtectedEndpoint;
   #tcp: PcscfTcp | undefined;
-  readonly #guards: Socket[] = [];
+  readonly #guards: { close(): Promise<void> }[] = [];
   #stopped = false;
   #state: PcscfState | undefined;
   #restored = 0;
@@ -61,9 +61,10 @@ export class Pcscf {
     const p = new Pcscf();
     p.#scscf = o.scscf;
     const clock = o.clock ?? systemClock;
-    const portC = o.portC || (await freeUdpPort(o.address));
-    let portS = o.portS || (await freeUdpPort(o.address));
-    while (portS === portC) portS = await freeUdpPort(o.address);
+    // Every socket outside the backend is the edge's (server.ts): this file opens none.
+    const edge = o.edge ?? udpEdge;
+    const portC = o.portC || (await edge.pickPort(o.address, []));
+    const portS = o.portS || (await edge.pickPort(o.address, [portC]));
     // The table reports dropped sets and expired registrations to the registration machine.
     const table = new RegistrationTable(o.backend, clock, (name, payload) => p.#emit(name, payload), {
       setGone: (reg, set) => void runEvent(p.#core, reg, { type: 'set-gone', set: set.id }),
@@ -101,7 +102,7 @@ export class Pcscf {
       }
       receive(b, ctx);
     });
-    const raw = o.transport ? await o.transport(onPlain) : await openUdpTransport({ address: o.address, port: o.port ?? 5060, onReceive: onPlain });
+    const raw = o.transport ? await o.transport(onPlain) : await edge.openPlain(o.address, o.port ?? 5060, onPlain);
     const plain = tp.wrap(raw);
     const epC = await o.backend.openEndpoint({ address: o.address, port: portC });
     const epS = await o.backend.openEndpoint({ address: o.address, port: portS });
@@ -117,7 +118,7 @@ export class Pcscf {
     // Spec digest §6.2: SIP over TCP through the SAs when the backend offers it (xfrm).
     const tcp = (p.#tcp = await PcscfTcp.open(o.backend, o.address, portC, portS, receiveProtected));
     for (const port of [portC, portS]) {
-      const g = await guardPort(o.address, port, (from) => p.#unprotectedOnProtected(from, port));
+      const g = await edge.watchProtectedPort(o.address, port, (from) => p.#unprotectedOnProtected(from, port));
       if (g) p.#guards.push(g);
     }
     const port = plain.local.port;
@@ -225,7 +226,7 @@ export class Pcscf {
     this.#epS.close();
     await this.#tcp?.close();
     await c.plain.close();
-    await Promise.all(this.#guards.map((g) => new Promise<void>((r) => g.close(() => r()))));
+    await Promise.all(this.#guards.map((g) => g.close()));
   }
 
   /** Requests from the configured S-CSCF address and port are the core's (the S-CSCF sends from its listening socket). */
@@ -355,35 +356,3 @@ function isMine(uri: string, address: string, ports: readonly number[]): boolean
   const u = r.value;
   return u.scheme !== 'tel' && sameAddress(u.host, address) && ports.includes(u.port ?? 5060);
 }
-
-async function freeUdpPort(address: string): Promise<number> {
-  const s = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
-  await new Promise<void>((resolve, reject) => {
-    s.once('error', reject);
-    s.bind(0, address, () => resolve());
-  });
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-/**
- * A plain UDP socket on a protected port, only to count and log what arrives there outside ESP
- * (33.203 §7.1: the protected ports take protected traffic only). Skipped when the backend owns the port.
- */
-async function guardPort(address: string, port: number, onDatagram: (from: { address: string; port: number }) => void): Promise<Socket | undefined> {
-  const s = createSocket({ type: isIP(address) === 6 ? 'udp6' : 'udp4' });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.bind({ port, address, exclusive: true }, () => resolve());
-    });
-  } catch {
-    s.close();
-    return undefined;
-  }
-  s.on('message', guard('pcscf.protected-port', (m: Buffer, rinfo: { address: string; port: number }) => onDatagram({ address: rinfo.address, port: rinfo.port }), (m) => m.length));
-  s.on('error', () => {});
-  return s;
-}
-

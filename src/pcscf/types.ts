@@ -3,6 +3,7 @@
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import type { PendingLimitsConfig } from './pending-limits.ts';
 import type { PcscfState } from './state.ts';
+import type { PcscfEdge } from './server.ts';
 import type { SaSummaryRow } from '../ipsec/sa-set.ts';
 import type { SecAgreePolicy } from '../secagree/index.ts';
 import type { Clock } from '../sip/clock.ts';
@@ -40,8 +41,13 @@ export interface PcscfOptions {
   readonly trace?: SipTracer;
   /** Lifetime of a temporary SA set (24.229 Table 7.8.1 reg-await-auth, 4 min). */
   readonly regAwaitAuthMs?: number;
-  /** The plain transport, for tests (e.g. `(h) => net.bind({ address, port, onReceive: h })`). */
+  /** The plain transport, for tests (e.g. `(h) => net.bind({ address, port, onReceive: h })`); wins over `edge.openPlain`. */
   readonly transport?: (onReceive: ReceiveHandler) => SipTransport | Promise<SipTransport>;
+  /**
+   * What the P-CSCF binds outside its backend (plain SIP, free-port picks, the protected-port watch):
+   * default `udpEdge` (real sockets); `memoryEdge(net)` runs it on a MemoryNetwork (server.ts).
+   */
+  readonly edge?: PcscfEdge;
   /** RFC 3261 T1/T2/T4 overrides. */
   readonly timers?: Partial<TimerConfig>;
   /** The P-CSCF's ESP-in-UDP port written into UDP-enc-tun SA sets; default the backend's, else 4500. */
