@@ -146,8 +146,8 @@ export class RegistrationTable {
    * After each transition: a registration that left idle is filed, one back in idle is forgotten
    * (indexes and timer gone; its sets, if any, are being deleted by the executor's actions).
    */
-  settle(reg: Registration, before: RegState, reason = 'no SA set left'): void {
-    if (reg.state.kind === 'idle') return this.#forget(reg, reason);
+  settle(reg: Registration, before: RegState): void {
+    if (reg.state.kind === 'idle') return this.#forget(reg);
     if (!this.#byImpi.has(reg.impi)) this.#byImpi.set(reg.impi, reg);
     if (boundOf(before) !== reg.bound && reg.bound) this.#indexTargets(reg);
   }
@@ -267,7 +267,7 @@ export class RegistrationTable {
     for (const reg of regs) {
       if (reg.bound && this.#byImpi.get(reg.impi) === reg) this.emit('deregistered', { impi: reg.impi, reason });
       reg.state = IDLE;
-      this.#forget(reg, reason);
+      this.#forget(reg);
     }
     for (const release of this.pending.values()) release();
     this.pending.clear();
@@ -331,7 +331,8 @@ export class RegistrationTable {
     for (const u of i.impus) if (this.#byImpu.get(u) === reg) this.#byImpu.delete(u);
   }
 
-  #forget(reg: Registration, _reason: string): void {
+  /** Out of every index, its expiry timer cancelled (the 'deregistered' event is the machine's action). */
+  #forget(reg: Registration): void {
     if (this.#byImpi.get(reg.impi) === reg) this.#byImpi.delete(reg.impi);
     this.#unindexTargets(reg);
     this.#timers.get(reg)?.();
