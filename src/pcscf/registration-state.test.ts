@@ -332,19 +332,29 @@ const cmdArb = fc.oneof(
 test('property: random event sequences never leave a live SA set without its registration, nor a registration pointing at a deleted set', () => {
   const reached = new Set<string>();
   fc.assert(
-    fc.property(fc.array(cmdArb, { minLength: 5, maxLength: 100, size: 'max' }), (cmds) => {
+    fc.property(fc.boolean(), fc.array(cmdArb, { minLength: 5, maxLength: 100, size: 'max' }), (twice, cmds) => {
       const m = new Model();
-      // Alice starts registered (unprotected REGISTER, 401, temporary set, protected REGISTER, 200).
-      m.feed(ALICE, unprotected({ impi: ALICE, portUc: 5000 }, ++m.roundIds));
-      const first = m.arrivals.pop()!.arrival;
-      m.feed(ALICE, { type: 'answered', arrival: first, res: createResponse(first.req, 401), keys: KEYS() });
-      m.finishInstall(0);
-      const ch = m.state(ALICE) as Extract<RegState, { kind: 'challenged' }>;
-      m.feed(ALICE, { type: 'register-over-set', req: register({ impi: ALICE, client: ch.round.client.raw.join(', '), verify: serializeMechanisms(ch.server) }), set: ch.temporary, roundId: ++m.roundIds });
-      const prot = m.arrivals.pop()!.arrival;
-      m.feed(ALICE, { type: 'answered', arrival: prot, res: ok(prot.req) });
-      assert.equal(m.state(ALICE).kind, 'registered');
-      m.check();
+      // Alice starts registered (unprotected REGISTER, 401, temporary set, protected REGISTER, 200),
+      // and with `twice` re-registered once more over her current set (one old set kept).
+      const fullRound = (start: (roundId: number) => void) => {
+        start(++m.roundIds);
+        const first = m.arrivals.pop()!.arrival;
+        m.feed(ALICE, { type: 'answered', arrival: first, res: createResponse(first.req, 401), keys: KEYS() });
+        m.finishInstall(0);
+        const ch = m.state(ALICE) as Extract<RegState, { kind: 'challenged' }>;
+        m.feed(ALICE, { type: 'register-over-set', req: register({ impi: ALICE, client: ch.round.client.raw.join(', '), verify: serializeMechanisms(ch.server) }), set: ch.temporary, roundId: ++m.roundIds });
+        const prot = m.arrivals.pop()!.arrival;
+        m.feed(ALICE, { type: 'answered', arrival: prot, res: ok(prot.req) });
+        assert.equal(m.state(ALICE).kind, 'registered');
+        m.check();
+      };
+      fullRound((id) => m.feed(ALICE, unprotected({ impi: ALICE, portUc: 5000 }, id)));
+      if (twice) {
+        const st = m.state(ALICE) as Extract<RegState, { kind: 'registered' }>;
+        fullRound((id) => m.feed(ALICE, { type: 'register-over-set', req: register({ impi: ALICE, portUc: 5001, verify: serializeMechanisms(st.bound.lastServer) }), set: st.bound.current, roundId: id }));
+        assert.equal((m.state(ALICE) as Extract<RegState, { kind: 'registered' }>).bound.old.length, 1);
+      }
+      for (const st of m.states.values()) reached.add(st.kind === 'registered' && st.bound.old.length > 0 ? 'registered+old' : st.kind);
       for (const c of cmds) {
         switch (c.t) {
           case 'unprotected':
