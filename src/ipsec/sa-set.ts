@@ -7,6 +7,7 @@ import type { EncryptionAlg, IntegrityAlg } from './algorithms.ts';
 import { isValidPair } from './algorithms.ts';
 import { IpsecError } from './errors.ts';
 import type { EspKeys } from './keys.ts';
+import { shareableTransform } from './esp/sa.ts';
 import { Sa, type SaCounters, type SaDirection, type SaName } from './sa.ts';
 import { type EspMode, MIN_REPLAY_WINDOW, NAT_T_PORT, type SaParams } from './types.ts';
 
@@ -162,9 +163,11 @@ export class SaSet {
     const k = cfg.keys;
     const p = saParamsOf({ ...cfg, keys: { ikEsp: new Uint8Array(k.ikEsp), ckEsp: new Uint8Array(k.ckEsp), ...(k.salt && { salt: new Uint8Array(k.salt) }) } });
     const outOf = (fromUe: boolean): SaDirection => ((cfg.role === 'ue') === fromUe ? 'out' : 'in');
+    // 33.203 §7.1: one CK_ESP/IK_ESP for the four SAs, hence one transform when it holds no per-SA state.
+    const transform = cfg.iv ? undefined : shareableTransform({ alg: cfg.alg, ealg: cfg.ealg, keys: p.SA1.keys });
     const mk = (name: SaName, fromUe: boolean, params: SaParams) => {
       const resume = cfg.resume?.[name];
-      return new Sa(name, outOf(fromUe), params, { ...(cfg.iv && { iv: cfg.iv }), ...(resume !== undefined && { resume }) });
+      return new Sa(name, outOf(fromUe), params, { ...(cfg.iv && { iv: cfg.iv }), ...(resume !== undefined && { resume }), ...(transform && { transform }) });
     };
     this.sas = { SA1: mk('SA1', true, p.SA1), SA2: mk('SA2', false, p.SA2), SA3: mk('SA3', false, p.SA3), SA4: mk('SA4', true, p.SA4) };
   }

@@ -3,6 +3,7 @@
 // and redaction: toJSON and util.inspect never show keys (only key-export.ts formats them).
 import { inspect } from 'node:util';
 import { createInbound, createOutbound, formatAddress, parseAddress, type EspDrop, type EspInbound, type EspOpenResult, type EspOutbound } from './esp/index.ts';
+import type { EspTransform } from './esp/transform.ts';
 import { IpsecError } from './errors.ts';
 import { DEFAULT_SEQ_MARK_POLICY, SeqMark, type SeqMarkPolicy, type SeqMarkWriter } from './seq-marks.ts';
 import { DEFAULT_REPLAY_WINDOW, spiText, type SaParams } from './types.ts';
@@ -57,15 +58,15 @@ export class Sa {
      * `resume`: a restored SA's persisted high-water mark (issue 13 §3): outbound starts past it,
      * inbound treats every number up to it as received.
      */
-    opts: { iv?: (len: number) => Uint8Array; __testLastSeq?: number; resume?: number } = {},
+    opts: { iv?: (len: number) => Uint8Array; __testLastSeq?: number; resume?: number; transform?: EspTransform } = {},
   ) {
     const crypto = { spi: params.spi, alg: params.alg, ealg: params.ealg, keys: params.keys };
-    const { resume, ...engine } = opts;
-    if (direction === 'out') this.#out = createOutbound(crypto, { ...engine, ...(resume !== undefined && { resumeAfter: resume }) });
+    const { resume, transform, ...engine } = opts;
+    if (direction === 'out') this.#out = createOutbound(crypto, { ...engine, ...(resume !== undefined && { resumeAfter: resume }), ...(transform && { transform }) });
     else {
       this.#in = createInbound(
         { ...crypto, replayWindow: params.replayWindow ?? DEFAULT_REPLAY_WINDOW },
-        { ...(resume !== undefined && { rejectUpTo: resume }), mayAdvance: (seq) => this.#mark === undefined || this.#mark.admit(seq) },
+        { ...(resume !== undefined && { rejectUpTo: resume }), mayAdvance: (seq) => this.#mark === undefined || this.#mark.admit(seq), ...(transform && { transform }) },
       );
     }
   }

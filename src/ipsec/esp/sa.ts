@@ -21,6 +21,8 @@ export interface OutboundOptions {
   __testLastSeq?: number;
   /** A restored SA (issue 13 §3): the numbers up to this one may have been sent; the next is one past it. */
   resumeAfter?: number;
+  /** A transform for these keys shared with the other SAs of the set (see shareableTransform). */
+  transform?: EspTransform;
 }
 
 /** Options of {@link createInbound}. */
@@ -29,17 +31,31 @@ export interface InboundOptions {
   rejectUpTo?: number;
   /** Asked before an authenticated packet moves the window past its highest number (see openEsp). */
   mayAdvance?: (seq: number) => boolean;
+  /** A transform for these keys shared with the other SAs of the set (see shareableTransform). */
+  transform?: EspTransform;
 }
 
 const hex = (spi: number): string => `0x${spi.toString(16).padStart(8, '0')}`;
 
-function checkSa(sa: EspSaCrypto, iv?: IvOverride): EspTransform {
+/**
+ * One transform for the four SAs of a 33.203 set (they share CK_ESP/IK_ESP, §7.1), or undefined when
+ * the transform holds per-SA state: the traditional ones (CBC/NULL + HMAC-96) keep only the keys'
+ * schedules and each CBC context's chaining block, so sharing is exact; GCM/GMAC draw a per-SA IV offset.
+ * Memory: one HMAC state and one cipher per set instead of four (issue 9 §2).
+ */
+export function shareableTransform(sa: Omit<EspSaCrypto, 'spi'>): EspTransform | undefined {
+  if (sa.ealg === 'aes-gcm' || sa.alg === 'aes-gmac' || !isValidPair(sa.alg, sa.ealg)) return undefined;
+  return createTransform(sa.alg, sa.ealg, sa.keys);
+}
+
+function checkSa(sa: EspSaCrypto, iv?: IvOverride, shared?: EspTransform): EspTransform {
   if (!isUint32(sa.spi) || sa.spi < ESP_MIN_SPI) {
     throw new EspError('ESP_BAD_INPUT', `spi must be ${ESP_MIN_SPI}..4294967295 (RFC 4303 §2.1), got ${String(sa.spi)}`);
   }
   if (!isValidPair(sa.alg, sa.ealg)) {
     throw new EspError('ESP_UNSUPPORTED', `alg=${sa.alg} cannot be combined with ealg=${sa.ealg}`);
   }
+  if (shared && !iv) return shared;
   return createTransform(sa.alg, sa.ealg, sa.keys, iv ? { iv } : {});
 }
 
@@ -51,7 +67,7 @@ class Outbound implements EspOutbound {
   #seq: number;
 
   constructor(sa: EspSaCrypto, opts: OutboundOptions) {
-    this.#t = checkSa(sa, opts.iv);
+    this.#t = checkSa(sa, opts.iv, opts.transform);
     this.spi = sa.spi;
     this.alg = sa.alg;
     this.ealg = sa.ealg;
@@ -98,7 +114,7 @@ class Inbound implements EspInbound {
   readonly #mayAdvance: ((seq: number) => boolean) | undefined;
 
   constructor(sa: EspSaCrypto, opts: InboundOptions) {
-    this.#t = checkSa(sa);
+    this.#t = checkSa(sa, undefined, opts.transform);
     this.#window = new ReplayWindow(sa.replayWindow ?? DEFAULT_REPLAY_WINDOW, opts.rejectUpTo ?? 0);
     this.#mayAdvance = opts.mayAdvance;
     this.spi = sa.spi;
