@@ -197,7 +197,14 @@ function forwardRegister(core: PcscfCore, reg: Registration, io: Io, out: SipReq
 /** Allocates spi_pc/spi_ps, derives the ESP keys (Annex I) and installs the temporary set (33.203 §7.2). */
 async function installTemporary(core: PcscfCore, reg: Registration, a: Extract<RegAction, { kind: 'install-temporary' }>): Promise<RegEvent> {
   const { round, res } = a;
+  // One install at a time per registration: the slots file each installed set as THE temporary
+  // one, so an install for a replaced round that ends after its successor's would push the live
+  // set out. In order, the stale one is filed first and its 'temporary-installed' deletes it.
+  const previous = reg.installing;
+  let done!: () => void;
+  reg.installing = new Promise<void>((r) => (done = r));
   try {
+    await previous;
     const set = buildTemporary(core, reg, round, a.keys, a.expiresAt);
     await core.table.installTemporary(reg, set);
     const encap = reg.encap;
@@ -210,6 +217,8 @@ async function installTemporary(core: PcscfCore, reg: Registration, a: Extract<R
     return { type: 'temporary-installed', roundId: round.id, set: set.id, spis: { spiC: set.config.pcscf.spiC, spiS: set.config.pcscf.spiS }, res };
   } catch (e) {
     return { type: 'temporary-failed', roundId: round.id, message: (e as Error).message, res };
+  } finally {
+    done();
   }
 }
 

@@ -446,3 +446,38 @@ test('issue 10 §2: past maxInFlightPerSource REGISTERs waiting at the S-CSCF, m
     await w.close();
   }
 });
+
+test('a slow install for a replaced round cannot push out its successor\'s temporary set (installs run one at a time)', async () => {
+  const w = await world();
+  try {
+    // The backend's install waits for the test to let it through (as a netlink round trip may).
+    const gates: (() => void)[] = [];
+    const install = w.pcBackend.install.bind(w.pcBackend);
+    w.pcBackend.install = async (set) => {
+      await new Promise<void>((r) => gates.push(r));
+      return install(set);
+    };
+    const first = await w.ue();
+    const second = await w.ue(); // the same IMPI from another port: the UE restarted
+    const a1 = first.unprotectedRegister();
+    await eventually(() => gates.length === 1, 'first install waiting');
+    const a2 = second.unprotectedRegister();
+    // Round 2 replaced round 1; its 401 asks for a second install, which waits for the first.
+    await eventually(() => w.scscf.registers().length === 2, 'second REGISTER forwarded');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(gates.length, 1, 'the second install does not start before the first ends');
+    gates.shift()!();
+    await eventually(() => gates.length === 1, 'second install waiting');
+    gates.shift()!();
+    const [r1, r2] = await Promise.all([a1, a2]);
+    assert.equal(r1.res.status, 401);
+    assert.equal(r1.res.headers.has('Security-Server'), false, 'the replaced round gets its 401 without Security-Server');
+    assert.equal(r2.res.status, 401);
+    w.pcBackend.install = install;
+    await second.acceptChallenge(r2.res);
+    assert.equal((await second.finish()).res.status, 200, 'the live round\'s temporary set survived');
+    await eventually(() => w.pcBackend.sets.length === 1, 'the stale set is gone');
+  } finally {
+    await w.close();
+  }
+});

@@ -24,6 +24,8 @@ export class Registration {
   state: RegState = IDLE;
   /** The UE's ESP-in-UDP source learnt from authenticated packets (Annex M; pcscf.ts keeps it). */
   encap?: Source;
+  /** The last temporary-set install of this registration (register.ts runs them one at a time). */
+  installing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly impi: string,
