@@ -128,6 +128,10 @@ export class SqliteStateStore implements PcscfStateStore {
     this.#st.delReg.run(node, impi);
   }
 
+  batch<T>(fn: () => T): T {
+    return this.#db.transaction(fn)();
+  }
+
   writeMarks(marks: readonly MarkWrite[]): void {
     if (marks.length === 1) {
       const m = marks[0]!;

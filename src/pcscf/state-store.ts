@@ -68,6 +68,8 @@ export interface PcscfStateStore {
   put(node: string, reg: StoredRegistration): void;
   /** Forgets a registration and its sets. */
   remove(node: string, impi: string): void;
+  /** Runs `fn` as one transaction when the store can nest its own in it (SQLite); absent: each call commits alone. */
+  batch?<T>(fn: () => T): T;
   /** Sequence-number marks, one transaction; a mark of a set no longer stored is ignored. */
   writeMarks(marks: readonly MarkWrite[]): void;
   close(): void;

@@ -46,7 +46,12 @@ export class PcscfState {
   constructor(o: PcscfStateOptions) {
     this.#o = o;
     this.#wall = o.wallNow ?? Date.now;
-    this.marks = new MarkBatcher(o.store, { ...(o.tightenMs !== undefined && { tightenMs: o.tightenMs }), onError: (e) => this.#failed('sequence-number marks', e) });
+    this.marks = new MarkBatcher(o.store, {
+      ...(o.tightenMs !== undefined && { tightenMs: o.tightenMs }),
+      onError: (e) => this.#failed('sequence-number marks', e),
+      // A mark is an UPDATE of rows a queued put creates: the queue goes first, in order.
+      before: () => this.flush(),
+    });
   }
 
   get kind(): 'sqlite' | 'postgres' {
@@ -82,6 +87,7 @@ export class PcscfState {
    * without it would silently drop registrations.
    */
   load(): RestoredRegistration[] {
+    this.flush();
     const out: RestoredRegistration[] = [];
     const now = this.#wall();
     for (const r of this.#o.store.load(this.#o.node)) {
@@ -115,30 +121,60 @@ export class PcscfState {
       marks[name] = sa.seqMark?.durable ?? (sa.direction === 'out' ? Math.min(0xffffffff, sa.seq + policy.outBlock) : sa.seq);
     }
     const r = saSetRecord(set);
-    try {
-      this.#o.store.put(this.#o.node, {
-        record: { ...record, expiresAt: this.toWall(record.expiresAt), lifetime: this.toWall(record.lifetime) },
-        sets: [{ key, record: { ...r, ...(r.expiresAt !== undefined && { expiresAt: this.toWall(r.expiresAt) }) }, keys: this.#o.sealer.seal(encodeKeys(saSetKeys(set)), key), marks }],
-      });
-    } catch (e) {
-      this.#failed(`registration ${record.impi}`, e);
-      return;
-    }
+    const row = {
+      record: { ...record, expiresAt: this.toWall(record.expiresAt), lifetime: this.toWall(record.lifetime) },
+      sets: [{ key, record: { ...r, ...(r.expiresAt !== undefined && { expiresAt: this.toWall(r.expiresAt) }) }, keys: this.#o.sealer.seal(encodeKeys(saSetKeys(set)), key), marks }],
+    };
+    this.#enqueue(`registration ${record.impi}`, () => this.#o.store.put(this.#o.node, row));
+    // Tracked at once: until the put is written nothing of this set can be restored, so numbers
+    // used meanwhile can neither repeat nor be replayed after a crash.
     this.marks.track(set, key, marks, policy);
   }
 
   forget(impi: string): void {
+    this.#enqueue(`registration ${impi}`, () => this.#o.store.remove(this.#o.node, impi));
+  }
+
+  /**
+   * Writes what registration events queued, in order, in one transaction (group commit: under load
+   * one commit carries many registrations). Runs once per event-loop turn, and before any mark write.
+   */
+  flush(): void {
+    this.#flushQueued = false;
+    if (this.#queue.length === 0) return;
+    const ops = this.#queue.splice(0);
+    const run = () => {
+      for (const [what, op] of ops) {
+        try {
+          op();
+        } catch (e) {
+          this.#failed(what, e);
+        }
+      }
+    };
     try {
-      this.#o.store.remove(this.#o.node, impi);
+      if (this.#o.store.batch) this.#o.store.batch(run);
+      else run();
     } catch (e) {
-      this.#failed(`registration ${impi}`, e);
+      this.#failed('registrations', e);
     }
   }
 
-  /** Flushes the pending marks and closes the store. */
+  /** Writes what is queued, then the marks (exact inbound ones), and closes the store. */
   close(): void {
+    this.flush();
     this.marks.close();
     this.#o.store.close();
+  }
+
+  readonly #queue: [string, () => void][] = [];
+  #flushQueued = false;
+
+  #enqueue(what: string, op: () => void): void {
+    this.#queue.push([what, op]);
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    setImmediate(() => this.flush());
   }
 
   #failed(what: string, e: unknown): void {
@@ -164,7 +200,7 @@ export class MarkBatcher implements SeqMarkWriter {
 
   constructor(
     private readonly store: Pick<PcscfStateStore, 'writeMarks'>,
-    private readonly opts: { tightenMs?: number; onError?: (e: unknown) => void } = {},
+    private readonly opts: { tightenMs?: number; onError?: (e: unknown) => void; before?: () => void } = {},
   ) {
     this.#timer = setInterval(() => this.tick(), opts.tightenMs ?? 2000);
     this.#timer.unref();
@@ -182,6 +218,7 @@ export class MarkBatcher implements SeqMarkWriter {
   writeNow(mark: SeqMark, value: number): void {
     const k = this.#keys.get(mark);
     if (!k) throw new Error('sequence-number mark of an SA this store does not track');
+    this.opts.before?.();
     this.#pending.delete(mark);
     this.store.writeMarks([{ ...k, mark: value }]);
     this.writes.now++;
@@ -203,6 +240,7 @@ export class MarkBatcher implements SeqMarkWriter {
   flush(): void {
     this.#scheduled = false;
     if (this.#pending.size === 0) return;
+    this.opts.before?.();
     const batch = [...this.#pending];
     this.#pending.clear();
     const rows: MarkWrite[] = batch.map(([m, v]) => ({ ...this.#keys.get(m)!, mark: v }));
