@@ -56,8 +56,8 @@ interface PcscfProc {
 }
 
 /** `imsec pcscf` in a child; resolves once it logs "listening". */
-async function startPcscf(args: string[]): Promise<PcscfProc> {
-  const child = spawn(process.execPath, ['bin/imsec.mjs', 'pcscf', '--json', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+async function startPcscf(args: string[], env: Record<string, string> = {}): Promise<PcscfProc> {
+  const child = spawn(process.execPath, ['bin/imsec.mjs', 'pcscf', '--json', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.add(child);
   const lines: Record<string, unknown>[] = [];
   let err = '';
@@ -115,7 +115,9 @@ async function scenario(opts: { n: number; killAfter: number; state: string; sta
   let p1: PcscfProc | undefined;
   let p2: PcscfProc | undefined;
   try {
-    p1 = await startPcscf(args);
+    const env: Record<string, string> = opts.stateKeyHex ? { IMSEC_STATE_KEY: opts.stateKeyHex } : {};
+    p1 = await startPcscf(args, env);
+    assert.equal(p1.lines.find((l) => l.event === 'listening')?.state_keys, opts.stateKeyHex ? 'aes-256-gcm' : 'plain (0600 file)');
     for (let i = 1; i <= opts.n; i++) {
       const s = subscriber(i);
       ues.push(await Ue.create({
@@ -151,7 +153,7 @@ async function scenario(opts: { n: number; killAfter: number; state: string; sta
     const registersBefore = seen.filter((e) => e.method === 'REGISTER').length;
     const messagesBefore = seen.filter((e) => e.method === 'MESSAGE').length;
 
-    p2 = await startPcscf(args);
+    p2 = await startPcscf(args, env);
     // The replayed packet: refused (counted as a replay drop), and no MESSAGE reaches the S-CSCF.
     const sock = createSocket('udp4');
     await new Promise<void>((r) => sock.bind(0, IP, () => r()));
@@ -194,7 +196,8 @@ test('SIGKILL mid-load and restart on the SQLite store: every registered UE serv
   assert.equal(statSync(file).mode & 0o777, 0o600, 'the state file is owner-only');
 });
 
-test('takeover on PostgreSQL: a second P-CSCF process on the dead one\'s address serves its registrations', { skip: typeof pg === 'string' ? pg : false }, async () => {
+test('takeover on PostgreSQL (keys sealed): a second P-CSCF process on the dead one\'s address serves its registrations', { skip: typeof pg === 'string' ? pg : false }, async () => {
   const url = (pg as Exclude<typeof pg, string>).database('pcscf_takeover');
-  await scenario({ n: 40, killAfter: 30, state: url });
+  // With the key column sealed (IMSEC_STATE_KEY): the second process opens what the first one sealed.
+  await scenario({ n: 40, killAfter: 30, state: url, stateKeyHex: '5a'.repeat(32) });
 });
