@@ -178,9 +178,10 @@ async function main(): Promise<void> {
     out.pcscf_rss_kb_peak_during = peak;
     out.pcscf_rss_kb_right_after = rssKb(pid);
     out.pcscf_heap_kb_right_after = await heapKb(pcscf);
-    await sleep((REG_AWAIT_AUTH + 5) * 1000);
-    out.pcscf_rss_kb_after_reg_await_auth = rssKb(pid);
-    out.pcscf_heap_kb_after_reg_await_auth = await heapKb(pcscf);
+    // Pending rounds end after reg-await-auth; the flood's last transactions after Timer J (64·T1 = 32 s).
+    await sleep((Math.max(REG_AWAIT_AUTH, 32) + 5) * 1000);
+    out.pcscf_rss_kb_after_pending_and_transactions_end = rssKb(pid);
+    out.pcscf_heap_kb_after_pending_and_transactions_end = await heapKb(pcscf);
     out.legit_register_ms_after = [await legit()];
     await ue.close();
     await backend.close();
