@@ -71,7 +71,17 @@ async function withUe<T>(t: Target, s: UeSpec, f: (id: string) => Promise<T>): P
   }
 }
 
-const reg = (t: Target, op: 'register' | 'reregister' | 'deregister', id: string) => t.ues.call<Reg>(op, { id }, 90_000);
+/**
+ * One procedure. An initial registration whose unprotected REGISTER got no answer at all (no 401:
+ * the S-CSCF's challenge took longer than Timer F on a loaded TCG guest) is tried once more; a
+ * failure after the 401 is the answer.
+ */
+async function reg(t: Target, op: 'register' | 'reregister' | 'deregister', id: string): Promise<Reg> {
+  const r = await t.ues.call<Reg>(op, { id }, 90_000);
+  if (op !== 'register' || r.ok || r.reason !== 'timeout' || r.steps.some((x) => x.startsWith('401'))) return r;
+  const again = await t.ues.call<Reg>(op, { id }, 90_000);
+  return { ...again, steps: [...r.steps, ...again.steps] };
+}
 const stepsText = (r: Reg) => r.steps.join('\n');
 
 async function mo(t: Target, id: string, text: string): Promise<void> {
@@ -122,9 +132,7 @@ async function fullFlow(c: KCtx, t: Target, backend: 'userspace' | 'xfrm'): Prom
   // The first registration meets cold processes under TCG: a longer T1 there (Timer F = 64·T1).
   await withUe(t, spec({ backend, ...(backend === 'userspace' && { t1: 400 }) }), async (id) => {
     const ok = await c.check(`${label}: register with the default offers (the preferred pair sent last, the 200 OK over SA2 port_pc → port_us)`, async () => {
-      let r = await reg(t, 'register', id);
-      // The very first registration meets cold processes (node, Kamailio) under TCG: one more try.
-      if (!r.ok && r.reason === 'timeout') r = await reg(t, 'register', id);
+      const r = await reg(t, 'register', id);
       assert.ok(r.ok, stepsText(r));
       // Kamailio 5.6 takes the last Security-Client entry: the UE sends its preferred pair last.
       assert.equal(`${r.set!.alg}/${r.set!.ealg}`, 'hmac-sha-1-96/aes-cbc');
