@@ -158,7 +158,8 @@ export class Pcscf {
       // Issue 13 §3: the registrations of the previous run, before anything is served.
       p.#state = o.state;
       o.state.setNodeInfo({ portC, portS });
-      p.#restored = await restoreRegistrations(p.#core, o.state);
+      p.#restored = await restoreRegistrations(p.#core, o.state, (impi, e) =>
+        p.#emit('deregistered', { impi, reason: `not restored from the state store: ${e.message}` }));
     }
     p.#ready = true;
     return p;

@@ -35,12 +35,20 @@ export function persistTo(state: PcscfState): (reg: Registration, before?: RegSt
 }
 
 /** Installs every stored registration of this node; returns how many. Before the P-CSCF serves anything. */
-export async function restoreRegistrations(core: PcscfCore, state: PcscfState): Promise<number> {
+export async function restoreRegistrations(core: PcscfCore, state: PcscfState, onFailed?: (impi: string, e: Error) => void): Promise<number> {
   let n = 0;
   for (const r of state.load()) {
     const reg = core.table.getOrNew(r.record.impi);
     const bound = { ...r.record.bound, current: r.set.id, old: [], expiresAt: r.record.expiresAt, lifetime: r.record.lifetime } as unknown as Bound;
-    await core.table.restore(reg, r.set, bound);
+    try {
+      await core.table.restore(reg, r.set, bound);
+    } catch (e) {
+      // One registration the backend will not take (e.g. its SPIs are in use): that UE registers
+      // again; the others are served.
+      onFailed?.(r.record.impi, e instanceof Error ? e : new Error(String(e)));
+      state.forget(r.record.impi);
+      continue;
+    }
     const encap = r.record.encap;
     if (encap && r.set.config.mode === 'udp-enc-tunnel') {
       reg.encap = encap;
