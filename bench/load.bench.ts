@@ -1,8 +1,11 @@
-// npm run bench:load [-- --full] [-- --ues N] [-- --cpu-prof DIR] [-- --heap-snapshot DIR] [-- --state-compare]: the core, the P-CSCF and
-// `imsec load` as three processes on loopback; N UEs (10k; --full adds a 100k run) register at a
-// high rate, hold, de-register. Prints ONE JSON object: registrations/s, failures, p50/p99, CPU ms
-// per registration and RSS bytes per registered UE of each process. A benchmark, not a test: the
-// figures depend on the machine and on what else runs on it.
+// npm run bench:load [-- --full] [-- --ues N] [-- --hold S --expires S] [-- --cpu-prof DIR] [-- --heap-snapshot DIR] [-- --state-compare]: the
+// core, the P-CSCF and `imsec load` as three processes on loopback; N UEs (10k, held 40 s with
+// expiry 3600 s: the throughput run; --full adds issue 9 §2's run: 100k UEs, expiry 120 s so that
+// refreshes happen, held 600 s) register, hold, de-register. UEs are spread over 127.0.1.x, one
+// address per 5,000 UEs (their protected ports must differ per address; src/load/capacity.ts).
+// Prints ONE JSON object: registrations/s, failures, p50/p99, CPU ms per registration and RSS bytes
+// per registered UE of each process, RSS drift between the start and the end of the hold, SA sets
+// left at both ends. A benchmark, not a test: the figures depend on the machine and its load.
 //
 // How each figure is taken: every process prints a `stats` line on SIGUSR2 (after a forced GC).
 // Baseline: before the load starts. Loaded: during the hold, once the registration burst's
@@ -35,8 +38,9 @@ class Proc {
   readonly lines: string[] = [];
   stdout = '';
   constructor(readonly name: string, argv: string[], cpuProf?: string, heapDir?: string) {
+    // 100k UEs take GBs of heap at both ends: past V8's default limit.
     const node = [
-      '--expose-gc', ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${name}.cpuprofile`] : []),
+      '--expose-gc', '--max-old-space-size=12288', ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${name}.cpuprofile`] : []),
       ...(heapDir ? ['--heapsnapshot-signal=SIGUSR1', '--diagnostic-dir', heapDir] : []),
     ];
     this.child = spawn(process.execPath, [...node, 'bin/imsec.mjs', ...argv], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -108,7 +112,7 @@ async function bound(port: number, p: Proc): Promise<void> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpuMs = (a: Stats, b: Stats) => b.cpu_user_ms + b.cpu_system_ms - a.cpu_user_ms - a.cpu_system_ms;
 
-async function run(n: number, o: { rate: number; concurrency: number; locals: string; hssSync: string; cpuProf?: string; heapDir?: string; state?: boolean }) {
+async function run(n: number, o: { rate: number; concurrency: number; locals: string; hssSync: string; holdS: number; expires: number; cpuProf?: string; heapDir?: string; state?: boolean }) {
   const dir = mkdtempSync(join(tmpdir(), 'imsec-bench-load-'));
   const db = join(dir, 'hss.sqlite');
   const store = new HssStore(db);
@@ -136,18 +140,23 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
     if (o.heapDir) await pcscf.snapshot(o.heapDir);
     const t0 = Date.now();
     load = new Proc('load', ['load', '--pcscf', `127.0.0.1:${port + 1}`, '--pcscf-encap-port', String(encap), '--impi', `00101{n:10}@${DOMAIN}`,
-      '--count', String(n), '--k', K, '--opc', OPC, '--rate', String(o.rate), '--concurrency', String(o.concurrency), '--duration', '40',
-      '--expires', '3600', '--local', o.locals, '--json', '--max-failures', String(n)], o.cpuProf);
-    await load.until(/ hold /, 'stderr', 3_600_000);
-    const regWall = (Date.now() - t0) / 1000;
+      '--count', String(n), '--k', K, '--opc', OPC, '--rate', String(o.rate), '--concurrency', String(o.concurrency), '--duration', String(o.holdS),
+      '--expires', String(o.expires), '--local', o.locals, '--json', '--max-failures', String(n), '--interval', '10'], o.cpuProf);
+    await load.until(/ hold /, 'stderr', 6 * 3_600_000);
+    const holdStart = Date.now();
+    const regWall = (holdStart - t0) / 1000;
     await sleep(34_000); // the burst's transactions end (Timer J = 64·T1 = 32 s)
     const [core1, pc1, load1] = [await core.stats(), await pcscf.stats(), await load.stats()];
     if (o.heapDir) await pcscf.snapshot(o.heapDir);
-    await load.until(/"report":"imsec-load"/, 'stdout', 3_600_000);
+    // Memory flat during the hold (refreshes every expires/2): the same figures near its end.
+    await sleep(Math.max(0, holdStart + o.holdS * 1000 - 3_000 - Date.now()));
+    const [pc2, load2] = o.holdS >= 60 ? [await pcscf.stats(), await load.stats()] : [undefined, undefined];
+    await load.until(/"report":"imsec-load"/, 'stdout', 6 * 3_600_000);
     const report = JSON.parse(load.stdout) as {
-      registrations_per_s: number; failures_total: number; failures: Record<string, number>; outcomes: { registered: number };
+      registrations_per_s: number; failures_total: number; failures: Record<string, number>; outcomes: { registered: number; refreshed: number };
       latency_ms: { registration: { p50: number; p99: number }; register_401: { p99: number }; protected_register_200: { p99: number } };
-      process: { cpu_user_ms: number; cpu_system_ms: number; rss_per_registered_ue_bytes?: number }; sa_sets_left: number;
+      process: { cpu_user_ms: number; cpu_system_ms: number; rss_per_registered_ue_bytes?: number; heap_per_registered_ue_bytes?: number; open_fds_registered?: number };
+      sa_sets_left: number; outcomes_refreshed?: number;
     };
     const pcEnd = await pcscf.stats();
     const regs = report.outcomes.registered || 1;
@@ -164,7 +173,9 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
         pcscf: Math.round((pc1.rss - pc0.rss) / registered), core: Math.round((core1.rss - core0.rss) / registered),
         load: report.process.rss_per_registered_ue_bytes ?? null,
       },
-      heap_bytes_per_registered_ue: { pcscf: Math.round(((pc1.heap_used as number) - (pc0.heap_used as number)) / registered) },
+      heap_bytes_per_registered_ue: { pcscf: Math.round(((pc1.heap_used as number) - (pc0.heap_used as number)) / registered), load: report.process.heap_per_registered_ue_bytes ?? null },
+      ...(pc2 && load2 && { rss_drift_during_hold_bytes: { pcscf: pc2.rss - pc1.rss, load: load2.rss - load1.rss, over_s: Math.round((Date.now() - holdStart) / 1000) - 34 } }),
+      refreshed: report.outcomes.refreshed, open_fds_load: report.process.open_fds_registered ?? null,
       sa_sets_left: { load: report.sa_sets_left, pcscf: pcEnd['live_sa_sets'] },
     };
   } finally {
@@ -175,25 +186,31 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
   }
 }
 
+/** One loopback address per 5,000 UEs (src/load/capacity.ts UES_PER_ADDRESS): 127.0.1.1, 127.0.1.2, … */
+const localsFor = (n: number) => Array.from({ length: Math.max(1, Math.ceil(n / 5000)) }, (_, i) => `127.0.1.${i + 1}`).join(',');
+
 const common = {
   rate: Number(value('--rate', '2000')), concurrency: Number(value('--concurrency', '200')), hssSync: value('--hss-sync', 'normal'),
   ...(args.includes('--cpu-prof') && { cpuProf: value('--cpu-prof', '/tmp') }),
   ...(args.includes('--heap-snapshot') && { heapDir: value('--heap-snapshot', '/tmp') }),
 };
 const out: Record<string, unknown> = {
-  machine: { cpus: (await import('node:os')).cpus().length, note: 'shared machine: figures are noisy; hss-sync normal unless --hss-sync full' },
+  machine: { cpus: (await import('node:os')).cpus().length, loadavg_at_start: (await import('node:os')).loadavg().map((x) => +x.toFixed(1)), note: 'shared machine: figures are noisy; hss-sync normal unless --hss-sync full' },
   config: common,
 };
-out[`ues_${value('--ues', '10000')}`] = await run(Number(value('--ues', '10000')), { ...common, locals: value('--local', '127.0.0.1') });
+const n1 = Number(value('--ues', '10000'));
+const first = { ...common, locals: value('--local', localsFor(n1)), holdS: Number(value('--hold', '40')), expires: Number(value('--expires', '3600')) };
+out[`ues_${n1}`] = await run(n1, first);
 if (flag('--state-compare')) {
   // Issue 13 §3: the same run with the P-CSCF state store (SQLite) on; ratios against the run above.
-  const base = out[`ues_${value('--ues', '10000')}`] as { registrations_per_s: number; cpu_ms_per_registration: { pcscf: number } };
-  const withState = await run(Number(value('--ues', '10000')), { ...common, locals: value('--local', '127.0.0.1'), state: true });
+  const base = out[`ues_${n1}`] as { registrations_per_s: number; cpu_ms_per_registration: { pcscf: number } };
+  const withState = await run(n1, { ...first, state: true });
   out['with_state_store'] = withState;
   out['state_store_ratio'] = {
     registrations_per_s: +(withState.registrations_per_s / base.registrations_per_s).toFixed(3),
     pcscf_cpu_ms_per_registration: +(withState.cpu_ms_per_registration.pcscf / base.cpu_ms_per_registration.pcscf).toFixed(3),
   };
 }
-if (flag('--full')) out['ues_100000'] = await run(100_000, { ...common, locals: value('--local-full', '127.0.1.1-127.0.1.10'.replace(/-.*/, '') + ',127.0.1.2,127.0.1.3,127.0.1.4,127.0.1.5,127.0.1.6,127.0.1.7,127.0.1.8,127.0.1.9,127.0.1.10') });
+// Issue 9 §2: 100k registered, expiry 120 s (refreshes really happen), held 10 minutes.
+if (flag('--full')) out['ues_100000'] = await run(100_000, { ...common, locals: localsFor(100_000), holdS: Number(value('--full-hold', '600')), expires: Number(value('--full-expires', '120')) });
 process.stdout.write(JSON.stringify(out, null, 2) + '\n');
