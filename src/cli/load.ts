@@ -3,7 +3,7 @@
 // (JSON with --json), per-interval CSV rows with --csv. `imsec load merge` combines the JSON
 // reports of several machines. Exit 0, 1 when failures exceed --max-failures, 2 bad input.
 import { lookup } from 'node:dns/promises';
-import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { isIP } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -15,6 +15,7 @@ import { InputError } from '../util/errors.ts';
 import { LoadEngine } from '../load/engine.ts';
 import { commonKeys, csvKeys, storeKeys, type KeySource } from '../load/keys.ts';
 import { assertConfigured, parseLocal } from '../load/local-addrs.ts';
+import { assertCapacity, openFileLimit } from '../load/capacity.ts';
 import { subscriberRange } from '../load/pattern.ts';
 import { buildReport, CSV_COLUMNS, csvLine, formatReport, mergeReports, type IntervalRow, type LoadReport } from '../load/report.ts';
 import { computeOpc } from '../aka/index.ts';
@@ -98,6 +99,15 @@ function gcFunction(): (() => void) | undefined {
   }
 }
 
+/** Open descriptors of this process (Linux), or undefined. */
+function openFds(): number | undefined {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return undefined;
+  }
+}
+
 function statusText(row: IntervalRow, phase: string): string {
   return `${row.elapsed_s.toFixed(0).padStart(5)} s  ${phase.padEnd(6)} registered ${row.registered}  in flight ${row.in_flight}  ` +
     `attempts/s ${row.attempts_per_s}  ok ${row.successes} failed ${row.failures}  p50 ${row.p50_ms} ms p99 ${row.p99_ms} ms  msgs ${row.messages}  rss ${Math.round(row.rss_bytes / 1048576)} MB`;
@@ -132,6 +142,7 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
   }
   const localIps = o.local !== undefined ? parseLocal(o.local) : [isIP(pcscfIp) === 6 ? '::1' : '127.0.0.1'];
   if (isIP(localIps[0]!) !== isIP(pcscfIp)) throw new InputError(`--local: the P-CSCF ${pcscfIp} is IPv${isIP(pcscfIp)}; give local addresses of that family`);
+  assertCapacity({ count: range.count, locals: localIps.length, concurrency, backend: kind, limit: openFileLimit() });
   await assertConfigured(localIps);
   const keys = keySource(o);
   const csv: WriteStream | undefined = o.csv !== undefined ? createWriteStream(o.csv) : undefined;
@@ -143,6 +154,7 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
   const gc = gcFunction();
   gc?.();
   const rssBase = process.memoryUsage.rss();
+  const heapBase = process.memoryUsage().heapUsed;
   const backends: IpsecBackend[] = [];
   const locals: { ip: string; backend: IpsecBackend }[] = [];
   try {
@@ -168,10 +180,16 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
       },
     });
     let rssPerUe: number | undefined;
+    let heapPerUe: number | undefined;
+    let fds: number | undefined;
     engine.onAllRegistered = () => {
       gc?.();
       const n = engine.registered;
-      if (n > 0) rssPerUe = Math.max(0, process.memoryUsage.rss() - rssBase) / n;
+      if (n > 0) {
+        rssPerUe = Math.max(0, process.memoryUsage.rss() - rssBase) / n;
+        heapPerUe = Math.max(0, process.memoryUsage().heapUsed - heapBase) / n;
+      }
+      fds = openFds();
     };
     const unstats = statsOnSignal('load', () => ({ registered: engine.registered, in_flight: engine.inFlight, phase: engine.phase, live_sa_sets: backends.reduce((n, b) => n + b.sets.filter((x) => x.live).length, 0) }));
     let signals = 0;
@@ -205,6 +223,8 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
       process: {
         cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000, rss_max_bytes: Math.max(rssMax, rssEnd), rss_end_bytes: rssEnd,
         ...(rssPerUe !== undefined && { rss_per_registered_ue_bytes: Math.round(rssPerUe) }),
+        ...(heapPerUe !== undefined && { heap_per_registered_ue_bytes: Math.round(heapPerUe) }),
+        ...(fds !== undefined && { open_fds_registered: fds }),
       },
     });
     process.stdout.write(o.json ? JSON.stringify(report) + '\n' : formatReport(report));
@@ -244,8 +264,11 @@ Subscribers: --impi/--impu patterns with one counter {n} or {n:WIDTH} (zero-padd
 --first + --count - 1; --impu defaults to sip:<IMPI>. Keys: --k with --op/--opc for every UE,
 --keys-db (the HSS store file of imsec core) or --keys-csv (lines impi,k,opc).
 Addresses: --local takes a list (a,b) or a CIDR (127.0.1.0/28); UEs are spread round-robin, one IPsec
-backend per address; each address must be configured on the host. A userspace backend holds about
-20k UEs per address (two protected ports each), the kernel about 28k unprotected sockets per address.
+backend per address; each address must be configured on the host. Userspace backend: at most 5000
+UEs per address (their protected ports must differ on one address), and no file descriptor per
+registered UE (one ESP-in-UDP socket per address, an unprotected socket only while an initial
+registration runs): 100k UEs need 20 addresses (any of 127.0.0.0/8 on Linux) and ~300 descriptors.
+--backend xfrm: about 3 descriptors per UE (kernel sockets on the protected ports).
 Modes: udp-enc-tun (needs nothing) or trans (userspace: raw ESP sockets, CAP_NET_RAW).
 
 Output: a status line on stderr (redrawn on a terminal, one line per --interval otherwise), the

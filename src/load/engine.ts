@@ -174,8 +174,19 @@ export class LoadEngine {
           break;
         }
         this.#refreshDue(now);
-        while (this.#msgBucket && this.#inFlight < this.#o.concurrency && this.#msgBucket.take(now)) this.#message();
-        while (this.#churnBucket && this.#inFlight < this.#o.concurrency && this.#churnBucket.take(now)) this.#churn(now);
+        // Round-robin between churn and MESSAGEs: when slow answers fill every slot, one kind of
+        // work must not take them all (MESSAGEs first starved churn on a loaded machine).
+        for (let more = true; more && this.#inFlight < this.#o.concurrency;) {
+          more = false;
+          if (this.#churnBucket?.take(now)) {
+            this.#churn(now);
+            more = true;
+          }
+          if (this.#inFlight < this.#o.concurrency && this.#msgBucket?.take(now)) {
+            this.#message();
+            more = true;
+          }
+        }
         break;
       case 'end':
         if (this.#o.deregister) {
@@ -214,7 +225,10 @@ export class LoadEngine {
     }
   }
 
-  #observer(): UeObserver {
+  /** One observer for every UE (not two closures per UE). */
+  readonly #observer: UeObserver = this.#makeObserver();
+
+  #makeObserver(): UeObserver {
     const stats = this.stats;
     return {
       exchange(phase: UeExchangePhase, ms: number, outcome: number | string) {
@@ -236,7 +250,10 @@ export class LoadEngine {
     u.ue = await Ue.create({
       impi: id.impi, impu: id.impu, pcscf: this.#o.pcscf, localIp: local.ip, backend: local.backend, k: keys.k, opc: keys.opc,
       modes: this.#o.modes, ...(this.#o.offers && { offers: this.#o.offers }), pcscfEncapPort: this.#o.pcscfEncapPort,
-      reRegister: 'off', expires: this.#o.expires, observer: this.#observer(),
+      reRegister: 'off', expires: this.#o.expires, observer: this.#observer,
+      // No descriptor per registered UE: the unprotected socket only during an initial
+      // registration, none on the protected ports (userspace ESP needs none; README "Load testing").
+      plainSocket: 'on-demand', guardProtectedPorts: false,
       ...(this.#o.t1Ms !== undefined && { timers: { t1: this.#o.t1Ms } }),
     });
     // The UE's own expiry timer fired: the refresh came too late (an overloaded network or run).

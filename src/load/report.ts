@@ -60,6 +60,10 @@ export interface ProcessFigures {
   readonly rss_end_bytes: number;
   /** RSS growth while every UE was registered, per registered UE (after a GC when --expose-gc). */
   readonly rss_per_registered_ue_bytes?: number;
+  /** V8 heap growth (after a GC) per registered UE: the JS objects' share of the RSS figure. */
+  readonly heap_per_registered_ue_bytes?: number;
+  /** Open file descriptors while every UE was registered (Linux; userspace: not one per UE). */
+  readonly open_fds_registered?: number;
 }
 
 export interface LoadReport {
@@ -227,7 +231,7 @@ export function formatReport(r: LoadReport): string {
     lines.push(`    ${p.padEnd(22)} ${String(l.count).padStart(7)} ${c(l.p50)} ${c(l.p90)} ${c(l.p99)} ${c(l.p99_9)} ${c(l.max)}`);
   }
   for (const p of Array.isArray(r.process) ? r.process : [r.process]) {
-    lines.push(`  load process: CPU ${Math.round(p.cpu_user_ms + p.cpu_system_ms)} ms (user ${Math.round(p.cpu_user_ms)}, system ${Math.round(p.cpu_system_ms)}), RSS max ${mb(p.rss_max_bytes)}${p.rss_per_registered_ue_bytes !== undefined ? `, ${Math.round(p.rss_per_registered_ue_bytes)} B per registered UE` : ''}`);
+    lines.push(`  load process: CPU ${Math.round(p.cpu_user_ms + p.cpu_system_ms)} ms (user ${Math.round(p.cpu_user_ms)}, system ${Math.round(p.cpu_system_ms)}), RSS max ${mb(p.rss_max_bytes)}${p.rss_per_registered_ue_bytes !== undefined ? `, ${Math.round(p.rss_per_registered_ue_bytes)} B per registered UE` : ''}${p.heap_per_registered_ue_bytes !== undefined ? ` (heap ${p.heap_per_registered_ue_bytes} B)` : ''}${p.open_fds_registered !== undefined ? `, ${p.open_fds_registered} open fds when all registered` : ''}`);
   }
   return lines.join('\n') + '\n';
 }

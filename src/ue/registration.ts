@@ -87,6 +87,8 @@ export interface RegistrationHost {
   cachedAuthorization: string | undefined;
   readonly closed: boolean;
   newDialog(): void;
+  /** Binds the unprotected socket if it is not (before an unprotected REGISTER). */
+  openPlain(): Promise<void>;
   /** Fresh SPIs and protected ports (port_us kept when given); endpoints opened. */
   newOffer(keepPortS?: number): Promise<ClientOffer>;
   /** `clearAnswerEnds`: a final response in clear text ends the wait (reported, never accepted as SIP). */
@@ -133,7 +135,16 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
   await h.fire(kind === 'initial' ? 'register' : kind === 'refresh' ? 'reregister' : 'deregister');
   // The set the procedure's first REGISTER goes over (none for an initial registration).
   let base: SaSet | undefined = kind === 'initial' ? undefined : h.sas.current;
-  if (kind === 'initial') h.newDialog();
+  if (kind === 'initial') {
+    h.newDialog();
+    try {
+      await h.openPlain();
+    } catch (e) {
+      // EMFILE, EADDRINUSE…: one UE's failure, reported like any transport failure.
+      await h.fire('reject');
+      return fail('transport_error', `cannot bind the unprotected socket: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
   let expires = kind === 'deregister' ? 0 : h.expires;
   let offer = await h.newOffer(base?.config.ue.portS);
   let attempts = 1;
@@ -161,6 +172,7 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
     invalid = 0;
     macFailed = false;
     h.newDialog();
+    await h.openPlain();
     offer = await h.newOffer();
   };
 

@@ -7,6 +7,7 @@ import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import type { ServerChoice } from '../secagree/index.ts';
 import { SaSlots } from '../ipsec/sa-slots.ts';
 import { UeError } from './errors.ts';
+import { ownString } from '../util/own-string.ts';
 
 /** 24.229 Table 7.8.1: reg-await-auth, the lifetime of a temporary set (digest §8 rule 1, §11). */
 export const REG_AWAIT_AUTH_MS = 4 * 60 * 1000;
@@ -115,7 +116,7 @@ export class UeSaTable {
     });
     for (const k of [keys.ikEsp, keys.ckEsp, keys.salt]) k?.fill(0); // the SAs hold their own copies
     await this.#slots.installTemporary(set);
-    this.#server.set(set, [...serverRaw]);
+    this.#server.set(set, serverRaw.map(ownString)); // not slices of the whole 401 (util/own-string.ts)
     this.deps.onCreated(set);
     return set;
   }

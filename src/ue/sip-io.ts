@@ -44,6 +44,18 @@ export interface SipIoOptions {
   readonly onRequest: (tx: ServerTransaction, request: SipRequest, pctx: ProtectedContext) => void;
   /** Human-readable notes (dropped messages). */
   readonly note: (text: string) => void;
+  /**
+   * 'always' (default): the unprotected socket is bound for the UE's whole life. 'on-demand' (load
+   * generators): bound by openPlain() for an initial registration and closed by closePlain() after
+   * it, so a registered UE holds no file descriptor (its SIP goes over the SAs, digest §6.2).
+   */
+  readonly plainSocket?: 'always' | 'on-demand';
+  /**
+   * Userspace backend: hold a plain UDP socket on each protected port to see (and refuse) clear SIP
+   * sent there (default true). Load generators turn it off: no descriptor per protected port; a
+   * clear answer to a protected port (Kamailio's de-registration 200) is then not seen.
+   */
+  readonly guardProtectedPorts?: boolean;
 }
 
 /** RFC 3261 §18.1.1: larger requests (path MTU unknown) go over a congestion-controlled transport. */
@@ -71,7 +83,8 @@ export class UeSipIo {
    * and a P-CSCF may key its contact on it (Kamailio 5.6 refuses UDP requests there: 403).
    */
   readonly #tcpFlows = new WeakSet<SaSet>();
-  #plain!: SipTransport;
+  #plain: SipTransport | undefined;
+  #plainOpening: Promise<void> | undefined;
 
   private constructor(opts: SipIoOptions) {
     this.#opts = opts;
@@ -94,15 +107,33 @@ export class UeSipIo {
       throw new UeError('UE_BAD_OPTIONS', `transport tcp: the ${opts.backend.name} backend carries SIP over UDP only inside its SAs; use udp, or the xfrm backend (a kernel with ESP)`);
     }
     const io = new UeSipIo(opts);
-    const tp = new TracedPlain({ ...(opts.trace && { trace: opts.trace }), node: 'ue' });
-    const udp = await openUdpTransport({ address: opts.localIp, port: opts.localPort, onReceive: tp.handler((b, c) => io.#onPlain(b, c)) });
-    io.#plain = tp.wrap(udp);
+    if ((opts.plainSocket ?? 'always') === 'always') await io.openPlain();
     return io;
   }
 
-  /** The unprotected socket's port (Via and Contact of an unprotected REGISTER). */
+  /** Binds the unprotected socket (once; a no-op while it is bound). */
+  openPlain(): Promise<void> {
+    if (this.#plain) return Promise.resolve();
+    this.#plainOpening ??= (async () => {
+      const tp = new TracedPlain({ ...(this.#opts.trace && { trace: this.#opts.trace }), node: 'ue' });
+      const udp = await openUdpTransport({ address: this.#opts.localIp, port: this.#opts.localPort, onReceive: tp.handler((b, c) => this.#onPlain(b, c)) });
+      this.#plain = tp.wrap(udp);
+    })().finally(() => (this.#plainOpening = undefined));
+    return this.#plainOpening;
+  }
+
+  /** 'on-demand': closes the unprotected socket (the initial registration is over). */
+  async closePlain(): Promise<void> {
+    if ((this.#opts.plainSocket ?? 'always') === 'always') return;
+    await this.#plainOpening?.catch(() => {});
+    const p = this.#plain;
+    this.#plain = undefined;
+    await p?.close().catch(() => {});
+  }
+
+  /** The unprotected socket's port (Via and Contact of an unprotected REGISTER); 0 while none is bound. */
   get plainPort(): number {
-    return this.#plain.local.port;
+    return this.#plain?.local.port ?? 0;
   }
 
   /**
@@ -149,7 +180,7 @@ export class UeSipIo {
   /** Opens the protected endpoint on `port` (once) and feeds it to the transaction layer. */
   async ensureEndpoint(port: number): Promise<void> {
     if (this.#endpoints.has(port)) return;
-    if (this.#opts.backend.name === 'userspace' && !this.#guards.has(port)) {
+    if (this.#opts.backend.name === 'userspace' && this.#opts.guardProtectedPorts !== false && !this.#guards.has(port)) {
       // The userspace backend's ESP does not use the port's UDP socket: hold it, so that clear SIP
       // sent to it is seen (and refused) rather than answered with ICMP, and no one else binds it.
       const guard = await openUdpTransport({ address: this.#opts.localIp, port, onReceive: (b, c) => this.#onGuard(b, c, port) });
@@ -288,12 +319,13 @@ export class UeSipIo {
         }
       };
       const udp = (): void => {
-        let transport = this.#plain;
+        let transport: SipTransport | undefined = this.#plain;
         if (set) {
           const a = this.#endpoints.get(set.config.ue.portC);
           if (!a) return failed(new Error(`no endpoint on port_uc ${set.config.ue.portC}`));
           transport = protectedTransport(a.endpoint, { set, ...(this.#opts.trace && { trace: this.#opts.trace }), node: 'ue' });
         }
+        if (!transport) return failed(new Error('no unprotected socket is open (openPlain)'));
         start(transport);
       };
       if (set && this.#opts.transport === 'tcp') {
@@ -338,6 +370,8 @@ export class UeSipIo {
     this.#guards.clear();
     this.layer.close();
     for (const port of [...new Set([...this.#endpoints.keys(), ...this.#tcp.keys()])]) this.releaseEndpoint(port);
-    await this.#plain.close();
+    await this.#plainOpening?.catch(() => {});
+    await this.#plain?.close();
+    this.#plain = undefined;
   }
 }

@@ -72,6 +72,13 @@ export interface UeOptions {
   readonly random?: () => number;
   /** Measurements for load generators (`imsec load`); nothing is timed when absent. */
   readonly observer?: UeObserver;
+  /**
+   * Descriptors (load generators): 'on-demand' binds the unprotected socket only while an initial
+   * registration runs (default 'always'); guardProtectedPorts false holds no clear socket on the
+   * protected ports (userspace backend; default true). See UeSipIo.
+   */
+  readonly plainSocket?: 'always' | 'on-demand';
+  readonly guardProtectedPorts?: boolean;
 }
 
 /**

@@ -15,6 +15,7 @@ import { isRegistered, transition, type RegEvent, type RegState } from './regist
 import { choosePort, REG_AWAIT_AUTH_MS, UeSaTable, type ClientOffer } from './sa-table.ts';
 import { UeSipIo, type SendOutcome } from './sip-io.ts';
 import { UeNat } from './nat.ts';
+import { ownString } from '../util/own-string.ts';
 import { DEFAULT_OFFERS, type IncomingAnswer, type IncomingRequest, type RequestHandler, type UeEventMap, type UeExchangePhase, type UeObserver, type UeOptions, type UeStatus } from './ue-types.ts';
 
 const DEFAULT_ANSWERED = new Set(['MESSAGE', 'NOTIFY', 'OPTIONS']);
@@ -87,6 +88,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     const io = await UeSipIo.open({
       backend: o.backend, localIp: o.localIp, localPort: o.localPort ?? 0, clock,
       ...(o.timers && { timers: o.timers }), ...(o.trace && { trace: o.trace }), ...(o.transport && { transport: o.transport }),
+      ...(o.plainSocket && { plainSocket: o.plainSocket }), ...(o.guardProtectedPorts !== undefined && { guardProtectedPorts: o.guardProtectedPorts }),
       onRequest: (tx, req, pctx) => ue && ue.#onRequest(tx, req, pctx),
       note: (t) => ue?.step(t),
     });
@@ -198,6 +200,10 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     this.emit('step', text);
   }
 
+  openPlain(): Promise<void> {
+    return this.#io.openPlain();
+  }
+
   newDialog(): void {
     // RFC 3261 §10.2: one Call-ID for a registration's REGISTERs, CSeq counting up.
     this.dialog.callId = newCallId();
@@ -293,9 +299,15 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
         return { ok: true, kind, expires: 0, impus: [], serviceRoute: [] };
       }
       this.#proc = kind;
-      const r = await runRegistration(this, kind).finally(() => (this.#proc = undefined));
+      // 'on-demand' (load generators): the unprotected socket lives only as long as the procedure.
+      const r = await runRegistration(this, kind).finally(() => {
+        this.#proc = undefined;
+        this.sas.pending = undefined; // the offer's ports are the sets' now (or free again)
+        return this.#io.closePlain();
+      });
       if (r.ok && kind !== 'deregister') {
-        this.#granted = { expires: r.expires, impus: r.impus, serviceRoute: r.serviceRoute };
+        // Own copies: slices of the 200 OK would keep its whole text alive as long as the registration.
+        this.#granted = { expires: r.expires, impus: r.impus.map(ownString), serviceRoute: r.serviceRoute.map(ownString) };
         this.emit('registered', r);
       } else if (r.ok || kind === 'deregister') {
         // A de-registration that was not confirmed still ends the registration here (every SA gone).
@@ -348,8 +360,8 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
         await this.#io.ensureEndpoint(p);
         return p;
       } catch (e) {
-        used.add(p); // in use by something else: pick another (M.7.1 rule 6)
-        if (i >= 16) throw e;
+        used.add(p); // in use by something else (another UE of a load run): pick another (M.7.1 rule 6)
+        if (i >= 64) throw e;
       }
     }
   }

@@ -55,6 +55,9 @@ for (const mode of ['udp-enc-tun', 'trans'] as const) {
       assert.equal(report.latency_ms.register_401.count, N);
       assert.equal(report.latency_ms.protected_register_200.count, N);
       assert.equal(report.sa_sets_left, 0);
+      // No descriptor per registered UE (userspace ESP: the protected ports are inside the SAs).
+      const proc = report.process as { open_fds_registered?: number };
+      if (proc.open_fds_registered !== undefined) assert.ok(proc.open_fds_registered < 200, `open fds with ${N} UEs registered: ${proc.open_fds_registered}`);
       assert.equal(w.scscf.bindings.size, 0, 'every binding gone at the S-CSCF');
       await until(() => w.liveSets(w.pcBackend).length === 0, 'no live SA set at the P-CSCF', 10_000);
     });
