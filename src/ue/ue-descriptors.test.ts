@@ -62,7 +62,7 @@ test('by default a UE keeps its unprotected socket and a guard on each protected
     const n = fds();
     // The pair adds the fake P-CSCF's and both backends' sockets; the UE's own are the plain one + 2 guards.
     await p.ue.close();
-    assert.equal(n - fds(), 3, 'plain socket and the two protected-port guards');
+    await settlesAt(n - 3, 'closing the UE closes its plain socket and the two protected-port guards');
   } finally {
     await p.close();
   }
