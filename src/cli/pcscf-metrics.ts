@@ -77,6 +77,8 @@ export interface PcscfMetricsSources {
   readonly on: On;
   /** Counts every inbound ESP drop by reason (it logs them, rate-limited). */
   readonly drops: EspDropReporter;
+  /** IMPIs already registered when the metrics start (restored from the state store, issue 13 §3). */
+  readonly registered?: Iterable<string>;
 }
 
 /** Registers the P-CSCF metrics on `registry`, fed by `on` events and read from `backend` at scrape time. */
@@ -85,7 +87,7 @@ export function registerPcscfMetrics(s: PcscfMetricsSources): void {
   const esp = new EspTotalsReader();
   const registers = [r];
   // Registration state from events: an IMPI is registered from 'registered' to 'deregistered'.
-  const registered = new Set<string>();
+  const registered = new Set<string>(s.registered ?? []);
   const temporary = new Set<string>();
   on('registered', (e) => registered.add(e.impi));
   on('deregistered', (e) => registered.delete(e.impi));

@@ -259,7 +259,11 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
     opened?.state.close();
     throw e;
   }
-  if (served) registerPcscfMetrics({ registry, backend, drops, on: (name, fn) => pcscf.on(name, fn) });
+  if (served) {
+    // Restored registrations (--state) had their 'registered' event in the previous run.
+    const restored = pcscf.restoredRegistrations > 0 ? pcscf.registrations().filter((v) => v.state === 'registered').map((v) => v.impi) : [];
+    registerPcscfMetrics({ registry, backend, drops, on: (name, fn) => pcscf.on(name, fn), registered: restored });
+  }
   try {
     if (a.metrics !== undefined) metrics = await startMetricsServer({ listen: a.metrics, registry, ready: () => ready && !r.signal.aborted });
   } catch (e) {

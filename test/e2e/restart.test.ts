@@ -98,10 +98,11 @@ async function scenario(opts: { n: number; killAfter: number; state: string; sta
       if (e.dir === 'recv' && !e.firstLine.startsWith('SIP/2.0')) seen.push({ method: e.firstLine.split(' ')[0]!, t: Date.now() });
     },
   });
-  const [port, portC, portS, encap] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [port, portC, portS, encap, metrics] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   const args = [
     '--listen', `${IP}:${port}`, '--port-c', String(portC), '--port-s', String(portS), '--encap-port', String(encap),
     '--scscf', `${scscf.local.address}:${scscf.local.port}`, '--mode', 'udp-enc-tun', '--state', opts.state, '--log-level', 'info',
+    '--metrics', `${IP}:${metrics}`,
   ];
   // Every ESP-in-UDP packet the UEs send, as the UDP payload (IPv4 header 20 + UDP 8).
   const sent: Uint8Array[] = [];
@@ -176,6 +177,10 @@ async function scenario(opts: { n: number; killAfter: number; state: string; sta
     assert.deepEqual(mt.filter((s) => s !== 200), [], 'every MT MESSAGE delivered');
     assert.equal(seen.filter((e) => e.method === 'REGISTER').length, registersBefore, 'nobody re-registered');
     assert.ok(list.every((ue) => ue.state === 'registered'), 'every UE still registered');
+    // The restored registrations count as registered in the metrics of the new process.
+    const body = await (await fetch(`http://${IP}:${metrics}/metrics`)).text();
+    const m = /^imsec_pcscf_registrations\{[^}]*state="registered"[^}]*\} (\d+)$/m.exec(body);
+    assert.ok(m && Number(m[1]) >= list.length, `registered gauge ${m?.[1]} after restoring ${list.length}`);
   } finally {
     for (const ue of ues) await ue.close().catch(() => {});
     await ueBackend.close();
