@@ -38,6 +38,7 @@ for (const c of cases) {
         ['message UE → network', true],
         ['message network → UE', true],
         ['re-register', true],
+        ['message network → UE over the new set', true],
         ['de-register', true],
       ]);
       assert.equal(json.sa_sets.filter((s: { side: string }) => s.side === 'pcscf').length, 2, 'two SA sets: the first and the re-registration');

@@ -9,6 +9,7 @@ import { UserspaceBackend } from '../../ipsec/backends/userspace.ts';
 import { espSaLines } from '../../ipsec/key-export.ts';
 import { openPcapWriter } from '../../ipsec/pcap.ts';
 import { NAT_T_PORT } from '../../ipsec/types.ts';
+import type { SaSet } from '../../ipsec/sa-set.ts';
 import { Pcscf } from '../../pcscf/pcscf.ts';
 import { Hss } from '../../scscf/hss.ts';
 import { HssStore } from '../../scscf/hss-store.ts';
@@ -138,6 +139,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       return { status: 200 };
     });
 
+    let before: SaSet | undefined;
     const ok =
       (await step('register', async () => {
         const r = await ue.register();
@@ -158,15 +160,25 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         return `200 ${res.reason}; the UE received it over its current SA set`;
       })) &&
       (await step('re-register', async () => {
-        const before = live('ue').find((s) => s.state === 'current');
+        before = live('ue').find((s) => s.state === 'current');
         const r = await ue.reRegister();
         if (!r.ok) throw new Error(`re-registration failed: ${r.reason}`);
         const after = live('ue').find((s) => s.state === 'current');
         if (!after || after === before) throw new Error('no new current SA set after re-registration');
-        // The old set goes once its transactions are done (33.203 §7.4): wait for that, bounded.
-        for (let i = 0; i < 100 && before && (before.live || pcBackend!.sets.some((s) => s.live && s.state === 'old')); i++) await sleep(20);
-        if (before?.live) throw new Error(`old SA set ${before.id} still ${before.state} after re-registration`);
-        return `new SA set ${after.id} current; old set ${before?.id ?? '-'} deleted`;
+        // 33.203 §7.4: the P-CSCF's old set goes once its transactions are done; the UE keeps its old
+        // set (taking requests, sending nothing new) until the P-CSCF sends over the new one.
+        for (let i = 0; i < 100 && pcBackend!.sets.some((s) => s.live && s.state === 'old'); i++) await sleep(20);
+        if (pcBackend!.sets.some((s) => s.live && s.state === 'old')) throw new Error('the P-CSCF still has an old SA set after re-registration');
+        if (before && before.state !== 'old') throw new Error(`the UE's previous SA set ${before.id} is ${before.state}, not old`);
+        return `new SA set ${after.id} current; the P-CSCF deleted the old one, the UE keeps ${before?.id ?? '-'} as old until the P-CSCF uses the new set`;
+      })) &&
+      (await step('message network → UE over the new set', async () => {
+        const res = await scscf.sendMessage(DEMO_SUBSCRIBER.impu, 'Hello over the new set');
+        if (res.status !== 200) throw new Error(`MESSAGE answered ${res.status} ${res.reason}`);
+        if (!got.includes('Hello over the new set')) throw new Error('the UE did not receive the MESSAGE');
+        for (let i = 0; i < 100 && before?.live; i++) await sleep(20);
+        if (before?.live) throw new Error(`old SA set ${before.id} still ${before.state} after the P-CSCF sent over the new set`);
+        return `200 ${res.reason}; the UE deleted its old set ${before?.id ?? '-'} (33.203 §7.4)`;
       })) &&
       (await step('de-register', async () => {
         const r = await ue.deregister();
