@@ -11,6 +11,7 @@ import { openUdpTransport } from '../sip/udp-transport.ts';
 import { guard } from '../util/guard.ts';
 import type { Source } from './types.ts';
 
+/** Where the P-CSCF gets its sockets outside the IPsec backend: real UDP (`udpEdge`) or a MemoryNetwork (`memoryEdge`) in tests. */
 export interface PcscfEdge {
   /** Opens the plain (unprotected) SIP transport on `address`:`port` (0 = any), feeding `onReceive`. */
   openPlain(address: string, port: number, onReceive: ReceiveHandler): Promise<SipTransport>;
