@@ -17,7 +17,9 @@ const json = process.argv.includes('--json');
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
   // The memory figure needs a forced GC: re-run under --expose-gc with the same loader.
-  const r = spawnSync(process.execPath, ['--expose-gc', ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--expose-gc', ...process.execArgv, process.argv[1]!, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
   process.exit(r.status ?? 1);
 }
 
@@ -89,7 +91,13 @@ for (const ealg of ['aes-cbc', 'null'] as const) {
 
     const out = createOutbound(sa);
     const sealPps = rate(() => void out.seal(payload, 17), RUN_MS);
-    rows.push({ name: `seal hmac-sha-1-96+${ealg} ${size}B`, pps: sealPps, bound_pps: 0, ratio: 0, bound: () => 1e9 / (cipherCost(cEnc) + macLen * cMac) });
+    rows.push({
+      name: `seal hmac-sha-1-96+${ealg} ${size}B`,
+      pps: sealPps,
+      bound_pps: 0,
+      ratio: 0,
+      bound: () => 1e9 / (cipherCost(cEnc) + macLen * cMac),
+    });
 
     // Open a pre-sealed stream in order (a fresh SA when it runs out: the window needs new numbers).
     const stream: Uint8Array[] = [];
@@ -104,7 +112,13 @@ for (const ealg of ['aes-cbc', 'null'] as const) {
       }
       if (!inb.open(stream[k++]!).ok) throw new Error('open failed');
     }, RUN_MS);
-    rows.push({ name: `open hmac-sha-1-96+${ealg} ${size}B`, pps: openPps, bound_pps: 0, ratio: 0, bound: () => 1e9 / (cipherCost(cDec) + macLen * cMac) });
+    rows.push({
+      name: `open hmac-sha-1-96+${ealg} ${size}B`,
+      pps: openPps,
+      bound_pps: 0,
+      ratio: 0,
+      bound: () => 1e9 / (cipherCost(cDec) + macLen * cMac),
+    });
   }
 }
 // Bound primitives over one large buffer, same keys. Measured after the packet runs: the multi-MiB
@@ -113,7 +127,9 @@ for (const ealg of ['aes-cbc', 'null'] as const) {
 cEnc = nsPerOctet((b) => void createCipheriv('aes-128-cbc', ck, iv16).setAutoPadding(false).update(b), big);
 cDec = nsPerOctet((b) => void createDecipheriv('aes-128-cbc', ck, iv16).setAutoPadding(false).update(b), big);
 cMac = nsPerOctet((b) => void createHmac('sha1', sha1Key).update(b).digest(), big);
-log(`bound primitives (4 MiB, best of 5): aes-128-cbc encrypt ${(1e3 / cEnc).toFixed(0)} MB/s, decrypt ${(1e3 / cDec).toFixed(0)} MB/s, hmac-sha1 ${(1e3 / cMac).toFixed(0)} MB/s`);
+log(
+  `bound primitives (4 MiB, best of 5): aes-128-cbc encrypt ${(1e3 / cEnc).toFixed(0)} MB/s, decrypt ${(1e3 / cDec).toFixed(0)} MB/s, hmac-sha1 ${(1e3 / cMac).toFixed(0)} MB/s`,
+);
 for (const r of rows) {
   r.bound_pps = r.bound();
   r.ratio = r.pps / r.bound_pps;
@@ -127,8 +143,20 @@ const ns = (pps: number): string => `${(1e9 / pps).toFixed(0)} ns`;
 const breakdown = [
   ['our CBC encrypt (persistent context, IV fix-up)', rate(() => cbc.encrypt(pkt, 8, 24, 1008), 400)],
   ['our HMAC-SHA-1-96 (2 × crypto.hash)', rate(() => hmac.sign(pkt, pkt.length - 12), 400)],
-  ['createCipheriv + update per packet (not used)', rate(() => void createCipheriv('aes-128-cbc', ck, iv16).setAutoPadding(false).update(pkt.subarray(24, 1032)), 400)],
-  ['createHmac + update + digest per packet (not used)', rate(() => void createHmac('sha1', sha1Key).update(pkt.subarray(0, pkt.length - 12)).digest(), 400)],
+  [
+    'createCipheriv + update per packet (not used)',
+    rate(() => void createCipheriv('aes-128-cbc', ck, iv16).setAutoPadding(false).update(pkt.subarray(24, 1032)), 400),
+  ],
+  [
+    'createHmac + update + digest per packet (not used)',
+    rate(
+      () =>
+        void createHmac('sha1', sha1Key)
+          .update(pkt.subarray(0, pkt.length - 12))
+          .digest(),
+      400,
+    ),
+  ],
   ['Buffer.allocUnsafe(1056)', rate(() => void Buffer.allocUnsafe(1056), 300)],
 ] as const;
 
@@ -162,12 +190,19 @@ const idle = memoryPerSet(10000, false);
 const used = memoryPerSet(10000, true);
 
 if (json) {
-  process.stdout.write(`${JSON.stringify(rows.map((r) => ({ name: r.name, pps: Math.round(r.pps), bound_pps: Math.round(r.bound_pps), ratio: Number(r.ratio.toFixed(3)) })))}\n`);
+  process.stdout.write(
+    `${JSON.stringify(rows.map((r) => ({ name: r.name, pps: Math.round(r.pps), bound_pps: Math.round(r.bound_pps), ratio: Number(r.ratio.toFixed(3)) })))}\n`,
+  );
 }
 log('\nname                                   pps        bound_pps   ratio');
-for (const r of rows) log(`${r.name.padEnd(36)} ${r.pps.toFixed(0).padStart(9)} ${r.bound_pps.toFixed(0).padStart(12)}   ${r.ratio.toFixed(3)}`);
+for (const r of rows)
+  log(`${r.name.padEnd(36)} ${r.pps.toFixed(0).padStart(9)} ${r.bound_pps.toFixed(0).padStart(12)}   ${r.ratio.toFixed(3)}`);
 log('\nper-packet cost, 1,000-octet payload:');
 for (const [what, pps] of breakdown) log(`  ${what.padEnd(52)} ${ns(pps).padStart(8)}`);
 log('\nmemory per SA set (2 outbound + 2 inbound, aes-cbc + hmac-sha-1-96), 10,000 sets:');
-log(`  idle:              heap ${idle.heap} B + external ${idle.ext} B = ${idle.heap + idle.ext} B  (RSS growth ${idle.rss} B, noisy; includes native memory)`);
-log(`  after 1 packet/out: heap ${used.heap} B + external ${used.ext} B = ${used.heap + used.ext} B  (RSS growth ${used.rss} B; outbound CBC contexts now exist)`);
+log(
+  `  idle:              heap ${idle.heap} B + external ${idle.ext} B = ${idle.heap + idle.ext} B  (RSS growth ${idle.rss} B, noisy; includes native memory)`,
+);
+log(
+  `  after 1 packet/out: heap ${used.heap} B + external ${used.ext} B = ${used.heap + used.ext} B  (RSS growth ${used.rss} B; outbound CBC contexts now exist)`,
+);

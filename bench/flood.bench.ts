@@ -87,11 +87,42 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'imsec-flood-'));
   const db = join(dir, 'hss.sqlite');
   const store = new HssStore(db);
-  store.addMany(Array.from({ length: SUBSCRIBERS }, (_, i) => ({ impi: impi(i + 1), impus: [impu(i + 1)], k: fromHex(K), opc: fromHex(OPC), amf: fromHex('8000') })));
+  store.addMany(
+    Array.from({ length: SUBSCRIBERS }, (_, i) => ({
+      impi: impi(i + 1),
+      impus: [impu(i + 1)],
+      k: fromHex(K),
+      opc: fromHex(OPC),
+      amf: fromHex('8000'),
+    })),
+  );
   store.close();
   const core = imsec(['core', '--listen', `127.0.0.1:${CORE}`, '--domain', DOMAIN, '--db', db, '--reg-await-auth', String(REG_AWAIT_AUTH)]);
-  const pcscf = imsec(['pcscf', '--listen', `127.0.0.1:${PCSCF}`, '--port-c', String(base + 2), '--port-s', String(base + 3), '--scscf', `127.0.0.1:${CORE}`, '--mode', 'udp-enc-tun', '--encap-port', String(ENCAP), '--reg-await-auth', String(REG_AWAIT_AUTH), ...(CHALLENGE_RATE ? ['--challenge-rate', String(CHALLENGE_RATE)] : [])]);
-  const out: Record<string, unknown> = { note: 'shared 2-core machine: figures are noisy', rate_per_s: RATE, seconds: SECONDS, reg_await_auth_s: REG_AWAIT_AUTH, challenge_rate: CHALLENGE_RATE || 'default' };
+  const pcscf = imsec([
+    'pcscf',
+    '--listen',
+    `127.0.0.1:${PCSCF}`,
+    '--port-c',
+    String(base + 2),
+    '--port-s',
+    String(base + 3),
+    '--scscf',
+    `127.0.0.1:${CORE}`,
+    '--mode',
+    'udp-enc-tun',
+    '--encap-port',
+    String(ENCAP),
+    '--reg-await-auth',
+    String(REG_AWAIT_AUTH),
+    ...(CHALLENGE_RATE ? ['--challenge-rate', String(CHALLENGE_RATE)] : []),
+  ]);
+  const out: Record<string, unknown> = {
+    note: 'shared 2-core machine: figures are noisy',
+    rate_per_s: RATE,
+    seconds: SECONDS,
+    reg_await_auth_s: REG_AWAIT_AUTH,
+    challenge_rate: CHALLENGE_RATE || 'default',
+  };
   try {
     await Promise.all([waitFor(core, 'listening'), waitFor(pcscf, 'listening')]);
     const pid = pcscf.pid!;
@@ -101,8 +132,17 @@ async function main(): Promise<void> {
     // The legitimate UE: subscriber SUBSCRIBERS (never flooded), from 127.0.0.2.
     const backend = await UserspaceBackend.create({ localIp: '127.0.0.2', encapPort: 0, clock: systemClock });
     const ue = await Ue.create({
-      impi: impi(SUBSCRIBERS), impu: impu(SUBSCRIBERS), pcscf: { address: '127.0.0.1', port: PCSCF }, localIp: '127.0.0.2', k: fromHex(K), opc: fromHex(OPC),
-      modes: ['UDP-enc-tun'], pcscfEncapPort: ENCAP, backend, reRegister: 'off', expires: 3600,
+      impi: impi(SUBSCRIBERS),
+      impu: impu(SUBSCRIBERS),
+      pcscf: { address: '127.0.0.1', port: PCSCF },
+      localIp: '127.0.0.2',
+      k: fromHex(K),
+      opc: fromHex(OPC),
+      modes: ['UDP-enc-tun'],
+      pcscfEncapPort: ENCAP,
+      backend,
+      reRegister: 'off',
+      expires: 3600,
     });
     const legit = async (): Promise<number | string> => {
       const t0 = performance.now();
@@ -146,7 +186,12 @@ async function main(): Promise<void> {
             `Contact: <sip:u${i}@127.0.0.1:${40000 + (sent % 20000)}>;expires=600000`,
             `Authorization: Digest username="${impi(i)}", realm="${DOMAIN}", uri="sip:${DOMAIN}", nonce="", response=""`,
             `Security-Client: ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;mod=UDP-enc-tun;spi-c=${spi};spi-s=${spi + 1};port-c=${20000 + (sent % 20000)};port-s=${40000 + (sent % 20000)}`,
-            'Require: sec-agree', 'Proxy-Require: sec-agree', 'Supported: path, sec-agree', 'Content-Length: 0', '', '',
+            'Require: sec-agree',
+            'Proxy-Require: sec-agree',
+            'Supported: path, sec-agree',
+            'Content-Length: 0',
+            '',
+            '',
           ].join('\r\n');
           sock.send(msg, PCSCF, '127.0.0.1');
           sent++;

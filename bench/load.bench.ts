@@ -30,17 +30,29 @@ const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
 const value = (name: string, dflt: string) => (args.includes(name) ? args[args.indexOf(name) + 1]! : dflt);
 
-interface Stats { rss: number; cpu_user_ms: number; cpu_system_ms: number; [k: string]: unknown }
+interface Stats {
+  rss: number;
+  cpu_user_ms: number;
+  cpu_system_ms: number;
+  [k: string]: unknown;
+}
 
 class Proc {
   readonly child: ChildProcess;
   readonly #waiters: ((s: Stats) => void)[] = [];
   readonly lines: string[] = [];
   stdout = '';
-  constructor(readonly name: string, argv: string[], cpuProf?: string, heapDir?: string) {
+  constructor(
+    readonly name: string,
+    argv: string[],
+    cpuProf?: string,
+    heapDir?: string,
+  ) {
     // 100k UEs take GBs of heap at both ends: past V8's default limit.
     const node = [
-      '--expose-gc', '--max-old-space-size=12288', ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${name}.cpuprofile`] : []),
+      '--expose-gc',
+      '--max-old-space-size=12288',
+      ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${name}.cpuprofile`] : []),
       ...(heapDir ? ['--heapsnapshot-signal=SIGUSR1', '--diagnostic-dir', heapDir] : []),
     ];
     this.child = spawn(process.execPath, [...node, 'bin/imsec.mjs', ...argv], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -112,26 +124,66 @@ async function bound(port: number, p: Proc): Promise<void> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpuMs = (a: Stats, b: Stats) => b.cpu_user_ms + b.cpu_system_ms - a.cpu_user_ms - a.cpu_system_ms;
 
-async function run(n: number, o: { rate: number; concurrency: number; locals: string; hssSync: string; holdS: number; expires: number; cpuProf?: string; heapDir?: string; state?: boolean }) {
+async function run(
+  n: number,
+  o: {
+    rate: number;
+    concurrency: number;
+    locals: string;
+    hssSync: string;
+    holdS: number;
+    expires: number;
+    cpuProf?: string;
+    heapDir?: string;
+    state?: boolean;
+  },
+) {
   const dir = mkdtempSync(join(tmpdir(), 'imsec-bench-load-'));
   const db = join(dir, 'hss.sqlite');
   const store = new HssStore(db);
   const k = fromHex(K);
   const opc = fromHex(OPC);
   const amf = fromHex('8000');
-  store.addMany((function* () {
-    for (let i = 1; i <= n; i++) {
-      const id = `00101${String(i).padStart(10, '0')}@${DOMAIN}`;
-      yield { impi: id, impus: [`sip:${id}`], k, opc, amf };
-    }
-  })());
+  store.addMany(
+    (function* () {
+      for (let i = 1; i <= n; i++) {
+        const id = `00101${String(i).padStart(10, '0')}@${DOMAIN}`;
+        yield { impi: id, impus: [`sip:${id}`], k, opc, amf };
+      }
+    })(),
+  );
   store.close();
   const port = 20000 + (process.pid % 5000) * 2;
   // Per-event logging off (--log-level warn), as a loaded service would run.
-  const core = new Proc('core', ['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db, '--log-level', 'warn', '--hss-sync', o.hssSync], o.cpuProf);
+  const core = new Proc(
+    'core',
+    ['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db, '--log-level', 'warn', '--hss-sync', o.hssSync],
+    o.cpuProf,
+  );
   const encap = port + 4;
-  const pcscf = new Proc('pcscf', ['pcscf', '--listen', `127.0.0.1:${port + 1}`, '--port-c', String(port + 2), '--port-s', String(port + 3), '--scscf', `127.0.0.1:${port}`,
-    '--encap-port', String(encap), '--mode', 'udp-enc-tun', '--log-level', 'warn', ...(o.state ? ['--state', join(dir, 'pcscf-state.db')] : [])], o.cpuProf, o.heapDir);
+  const pcscf = new Proc(
+    'pcscf',
+    [
+      'pcscf',
+      '--listen',
+      `127.0.0.1:${port + 1}`,
+      '--port-c',
+      String(port + 2),
+      '--port-s',
+      String(port + 3),
+      '--scscf',
+      `127.0.0.1:${port}`,
+      '--encap-port',
+      String(encap),
+      '--mode',
+      'udp-enc-tun',
+      '--log-level',
+      'warn',
+      ...(o.state ? ['--state', join(dir, 'pcscf-state.db')] : []),
+    ],
+    o.cpuProf,
+    o.heapDir,
+  );
   let load: Proc | undefined;
   try {
     await bound(port, core);
@@ -139,9 +191,40 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
     const [core0, pc0] = [await core.stats(), await pcscf.stats()];
     if (o.heapDir) await pcscf.snapshot(o.heapDir);
     const t0 = Date.now();
-    load = new Proc('load', ['load', '--pcscf', `127.0.0.1:${port + 1}`, '--pcscf-encap-port', String(encap), '--impi', `00101{n:10}@${DOMAIN}`,
-      '--count', String(n), '--k', K, '--opc', OPC, '--rate', String(o.rate), '--concurrency', String(o.concurrency), '--duration', String(o.holdS),
-      '--expires', String(o.expires), '--local', o.locals, '--json', '--max-failures', String(n), '--interval', '10'], o.cpuProf);
+    load = new Proc(
+      'load',
+      [
+        'load',
+        '--pcscf',
+        `127.0.0.1:${port + 1}`,
+        '--pcscf-encap-port',
+        String(encap),
+        '--impi',
+        `00101{n:10}@${DOMAIN}`,
+        '--count',
+        String(n),
+        '--k',
+        K,
+        '--opc',
+        OPC,
+        '--rate',
+        String(o.rate),
+        '--concurrency',
+        String(o.concurrency),
+        '--duration',
+        String(o.holdS),
+        '--expires',
+        String(o.expires),
+        '--local',
+        o.locals,
+        '--json',
+        '--max-failures',
+        String(n),
+        '--interval',
+        '10',
+      ],
+      o.cpuProf,
+    );
     await load.until(/ hold /, 'stderr', 6 * 3_600_000);
     const holdStart = Date.now();
     const regWall = (holdStart - t0) / 1000;
@@ -153,29 +236,56 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
     const [pc2, load2] = o.holdS >= 60 ? [await pcscf.stats(), await load.stats()] : [undefined, undefined];
     await load.until(/"report":"imsec-load"/, 'stdout', 6 * 3_600_000);
     const report = JSON.parse(load.stdout) as {
-      registrations_per_s: number; failures_total: number; failures: Record<string, number>; outcomes: { registered: number; refreshed: number };
+      registrations_per_s: number;
+      failures_total: number;
+      failures: Record<string, number>;
+      outcomes: { registered: number; refreshed: number };
       latency_ms: { registration: { p50: number; p99: number }; register_401: { p99: number }; protected_register_200: { p99: number } };
-      process: { cpu_user_ms: number; cpu_system_ms: number; rss_per_registered_ue_bytes?: number; heap_per_registered_ue_bytes?: number; open_fds_registered?: number };
-      sa_sets_left: number; outcomes_refreshed?: number;
+      process: {
+        cpu_user_ms: number;
+        cpu_system_ms: number;
+        rss_per_registered_ue_bytes?: number;
+        heap_per_registered_ue_bytes?: number;
+        open_fds_registered?: number;
+      };
+      sa_sets_left: number;
+      outcomes_refreshed?: number;
     };
     const pcEnd = await pcscf.stats();
     const regs = report.outcomes.registered || 1;
     const registered = (load1['registered'] as number) || 1;
     return {
-      ues: n, registrations_per_s: report.registrations_per_s, registration_phase_wall_s: Math.round(regWall),
-      failures: report.failures_total, failure_reasons: report.failures,
-      p50_ms: report.latency_ms.registration.p50, p99_ms: report.latency_ms.registration.p99,
+      ues: n,
+      registrations_per_s: report.registrations_per_s,
+      registration_phase_wall_s: Math.round(regWall),
+      failures: report.failures_total,
+      failure_reasons: report.failures,
+      p50_ms: report.latency_ms.registration.p50,
+      p99_ms: report.latency_ms.registration.p99,
       cpu_ms_per_registration: {
-        pcscf: +(cpuMs(pc0, pc1) / regs).toFixed(3), core: +(cpuMs(core0, core1) / regs).toFixed(3),
+        pcscf: +(cpuMs(pc0, pc1) / regs).toFixed(3),
+        core: +(cpuMs(core0, core1) / regs).toFixed(3),
         load: +((load1.cpu_user_ms + load1.cpu_system_ms) / regs).toFixed(3),
       },
       rss_bytes_per_registered_ue: {
-        pcscf: Math.round((pc1.rss - pc0.rss) / registered), core: Math.round((core1.rss - core0.rss) / registered),
+        pcscf: Math.round((pc1.rss - pc0.rss) / registered),
+        core: Math.round((core1.rss - core0.rss) / registered),
         load: report.process.rss_per_registered_ue_bytes ?? null,
       },
-      heap_bytes_per_registered_ue: { pcscf: Math.round(((pc1.heap_used as number) - (pc0.heap_used as number)) / registered), load: report.process.heap_per_registered_ue_bytes ?? null },
-      ...(pc2 && load2 && { rss_drift_during_hold_bytes: { pcscf: pc2.rss - pc1.rss, load: load2.rss - load1.rss, over_s: Math.round((Date.now() - holdStart) / 1000) - 34 } }),
-      refreshed: report.outcomes.refreshed, open_fds_load: report.process.open_fds_registered ?? null,
+      heap_bytes_per_registered_ue: {
+        pcscf: Math.round(((pc1.heap_used as number) - (pc0.heap_used as number)) / registered),
+        load: report.process.heap_per_registered_ue_bytes ?? null,
+      },
+      ...(pc2 &&
+        load2 && {
+          rss_drift_during_hold_bytes: {
+            pcscf: pc2.rss - pc1.rss,
+            load: load2.rss - load1.rss,
+            over_s: Math.round((Date.now() - holdStart) / 1000) - 34,
+          },
+        }),
+      refreshed: report.outcomes.refreshed,
+      open_fds_load: report.process.open_fds_registered ?? null,
       sa_sets_left: { load: report.sa_sets_left, pcscf: pcEnd['live_sa_sets'] },
     };
   } finally {
@@ -190,16 +300,27 @@ async function run(n: number, o: { rate: number; concurrency: number; locals: st
 const localsFor = (n: number) => Array.from({ length: Math.max(1, Math.ceil(n / 5000)) }, (_, i) => `127.0.1.${i + 1}`).join(',');
 
 const common = {
-  rate: Number(value('--rate', '2000')), concurrency: Number(value('--concurrency', '200')), hssSync: value('--hss-sync', 'normal'),
+  rate: Number(value('--rate', '2000')),
+  concurrency: Number(value('--concurrency', '200')),
+  hssSync: value('--hss-sync', 'normal'),
   ...(args.includes('--cpu-prof') && { cpuProf: value('--cpu-prof', '/tmp') }),
   ...(args.includes('--heap-snapshot') && { heapDir: value('--heap-snapshot', '/tmp') }),
 };
 const out: Record<string, unknown> = {
-  machine: { cpus: (await import('node:os')).cpus().length, loadavg_at_start: (await import('node:os')).loadavg().map((x) => +x.toFixed(1)), note: 'shared machine: figures are noisy; hss-sync normal unless --hss-sync full' },
+  machine: {
+    cpus: (await import('node:os')).cpus().length,
+    loadavg_at_start: (await import('node:os')).loadavg().map((x) => +x.toFixed(1)),
+    note: 'shared machine: figures are noisy; hss-sync normal unless --hss-sync full',
+  },
   config: common,
 };
 const n1 = Number(value('--ues', '10000'));
-const first = { ...common, locals: value('--local', localsFor(n1)), holdS: Number(value('--hold', '40')), expires: Number(value('--expires', '3600')) };
+const first = {
+  ...common,
+  locals: value('--local', localsFor(n1)),
+  holdS: Number(value('--hold', '40')),
+  expires: Number(value('--expires', '3600')),
+};
 out[`ues_${n1}`] = await run(n1, first);
 if (flag('--state-compare')) {
   // Issue 13 §3: the same run with the P-CSCF state store (SQLite) on; ratios against the run above.
@@ -212,5 +333,11 @@ if (flag('--state-compare')) {
   };
 }
 // Issue 9 §2: 100k registered, expiry 120 s (refreshes really happen), held 10 minutes.
-if (flag('--full')) out['ues_100000'] = await run(100_000, { ...common, locals: localsFor(100_000), holdS: Number(value('--full-hold', '600')), expires: Number(value('--full-expires', '120')) });
+if (flag('--full'))
+  out['ues_100000'] = await run(100_000, {
+    ...common,
+    locals: localsFor(100_000),
+    holdS: Number(value('--full-hold', '600')),
+    expires: Number(value('--full-expires', '120')),
+  });
 process.stdout.write(JSON.stringify(out, null, 2) + '\n');

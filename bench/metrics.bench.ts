@@ -29,10 +29,28 @@ const req = enc.encode(
   ].join('\r\n'),
 );
 const res = enc.encode(
-  ['SIP/2.0 200 OK', 'Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1234567890abcdef;rport=5060', 'From: <sip:a@ims.example>;tag=abcdef', 'To: <sip:a@ims.example>;tag=x', 'Call-ID: 0123456789abcdef@192.0.2.10', 'CSeq: 2 REGISTER', 'Content-Length: 0', '', ''].join('\r\n'),
+  [
+    'SIP/2.0 200 OK',
+    'Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1234567890abcdef;rport=5060',
+    'From: <sip:a@ims.example>;tag=abcdef',
+    'To: <sip:a@ims.example>;tag=x',
+    'Call-ID: 0123456789abcdef@192.0.2.10',
+    'CSeq: 2 REGISTER',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n'),
 );
 const ep = { address: '192.0.2.1', port: 5060 };
-const ev = (bytes: Uint8Array, dir: 'send' | 'recv', firstLine: string, t: number): SipTraceEvent => ({ t, node: 'pcscf', dir, local: ep, remote: ep, firstLine, bytes });
+const ev = (bytes: Uint8Array, dir: 'send' | 'recv', firstLine: string, t: number): SipTraceEvent => ({
+  t,
+  node: 'pcscf',
+  dir,
+  local: ep,
+  remote: ep,
+  firstLine,
+  bytes,
+});
 
 function time(n: number, fn: (i: number) => void): number {
   for (let i = 0; i < 2000; i++) fn(i);
@@ -48,4 +66,12 @@ const reqEv = ev(req, 'recv', 'REGISTER sip:ims.example SIP/2.0', 0);
 const resEv = ev(res, 'send', 'SIP/2.0 200 OK', 1);
 const parseNs = time(N, (i) => parseMessage(i % 2 ? res : req));
 const meterNs = time(N, (i) => meter.see(i % 2 ? resEv : reqEv));
-console.log(JSON.stringify({ messages: N, parse_ns_per_message: Math.round(parseNs), metrics_ns_per_message: Math.round(meterNs), ratio_to_parse: +(meterNs / parseNs).toFixed(3), open_transactions_after: meter.open }));
+console.log(
+  JSON.stringify({
+    messages: N,
+    parse_ns_per_message: Math.round(parseNs),
+    metrics_ns_per_message: Math.round(meterNs),
+    ratio_to_parse: +(meterNs / parseNs).toFixed(3),
+    open_transactions_after: meter.open,
+  }),
+);

@@ -19,14 +19,31 @@ const build = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], 
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 const BIN = join(root, 'bin', 'imsec.mjs');
-const TS1 = ['--k', '465b5ce8b199b49faa5f0a2ee238a6bc', '--op', 'cdc202d5123e20f62b6d676ac72cb318', '--sqn', 'ff9bb4d0b607', '--amf', 'b9b9', '--rand', '23553cbe9637a89d218ae64dae47bf35'];
+const TS1 = [
+  '--k',
+  '465b5ce8b199b49faa5f0a2ee238a6bc',
+  '--op',
+  'cdc202d5123e20f62b6d676ac72cb318',
+  '--sqn',
+  'ff9bb4d0b607',
+  '--amf',
+  'b9b9',
+  '--rand',
+  '23553cbe9637a89d218ae64dae47bf35',
+];
 const CASES = [
   { name: 'node -e 0 (baseline)', argv: ['-e', '0'], runs: RUNS },
   { name: 'imsec aka vector', argv: [BIN, 'aka', 'vector', ...TS1], runs: RUNS, expect: 'a54211d5e3ba50bf' },
   { name: 'imsec --version', argv: [BIN, '--version'], runs: RUNS },
   { name: 'imsec --help', argv: [BIN, '--help'], runs: RUNS },
   { name: 'imsec pcscf --help', argv: [BIN, 'pcscf', '--help'], runs: RUNS },
-  { name: 'imsec aka vector, from sources (tsx)', argv: [BIN, 'aka', 'vector', ...TS1], runs: Math.min(RUNS, 5), env: { IMSEC_FROM_SOURCE: '1' }, expect: 'a54211d5e3ba50bf' },
+  {
+    name: 'imsec aka vector, from sources (tsx)',
+    argv: [BIN, 'aka', 'vector', ...TS1],
+    runs: Math.min(RUNS, 5),
+    env: { IMSEC_FROM_SOURCE: '1' },
+    expect: 'a54211d5e3ba50bf',
+  },
 ];
 
 function once(c) {
@@ -58,5 +75,8 @@ const rows = CASES.map((c, j) => ({
 }));
 if (json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
 log(`${'command'.padEnd(40)} ${'runs'.padStart(4)} ${'median ms'.padStart(10)} ${'min ms'.padStart(8)} ${'× node'.padStart(7)}`);
-for (const r of rows) log(`${r.name.padEnd(40)} ${String(r.runs).padStart(4)} ${r.median_ms.toFixed(1).padStart(10)} ${r.min_ms.toFixed(1).padStart(8)} ${r.ratio_to_node.toFixed(2).padStart(7)}`);
+for (const r of rows)
+  log(
+    `${r.name.padEnd(40)} ${String(r.runs).padStart(4)} ${r.median_ms.toFixed(1).padStart(10)} ${r.min_ms.toFixed(1).padStart(8)} ${r.ratio_to_node.toFixed(2).padStart(7)}`,
+  );
 log('(wall time of whole processes; the machine is shared, so compare ratios, not single figures)');

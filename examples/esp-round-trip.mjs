@@ -25,7 +25,11 @@ const esp = sender.seal(udp, IPPROTO_UDP);
 const checks = [];
 const opened = receiver.open(esp);
 const inner = opened.ok ? parseUdp(opened.payload, '2001:db8::1', '2001:db8::2') : undefined;
-checks.push(['round trip', opened.ok && new TextDecoder().decode(inner.payload) === new TextDecoder().decode(sip), opened.ok ? `seq ${opened.seq}, ${esp.length} octets on the wire` : opened.drop]);
+checks.push([
+  'round trip',
+  opened.ok && new TextDecoder().decode(inner.payload) === new TextDecoder().decode(sip),
+  opened.ok ? `seq ${opened.seq}, ${esp.length} octets on the wire` : opened.drop,
+]);
 
 const replayed = receiver.open(esp);
 checks.push(['replay dropped', !replayed.ok && replayed.drop === 'replay', replayed.ok ? 'accepted!' : replayed.drop]);

@@ -25,7 +25,15 @@ const expected = {
 
 const opc = computeOpc(k, op);
 const out = milenage(k, opc, rand, sqn, amf);
-const got = { opc: toHex(opc), macA: toHex(out.macA), macS: toHex(out.macS), res: toHex(out.res), ck: toHex(out.ck), ik: toHex(out.ik), ak: toHex(out.ak) };
+const got = {
+  opc: toHex(opc),
+  macA: toHex(out.macA),
+  macS: toHex(out.macS),
+  res: toHex(out.res),
+  ck: toHex(out.ck),
+  ik: toHex(out.ik),
+  ak: toHex(out.ak),
+};
 let ok = true;
 for (const [name, want] of Object.entries(expected)) {
   const match = got[name] === want;
@@ -38,6 +46,8 @@ const av = generateVector({ k, opc, sqn, amf, rand });
 const usim = new Usim({ k, opc });
 const answer = usim.respond(av.rand, av.autn);
 const akaOk = answer.result === 'ok' && toHex(answer.res) === toHex(av.xres);
-console.log(`aka   USIM ${answer.result === 'ok' ? 'accepted AUTN, RES = XRES' : `refused: ${answer.result}`} ${akaOk ? 'ok' : 'MISMATCH'}`);
+console.log(
+  `aka   USIM ${answer.result === 'ok' ? 'accepted AUTN, RES = XRES' : `refused: ${answer.result}`} ${akaOk ? 'ok' : 'MISMATCH'}`,
+);
 ok &&= akaOk;
 process.exitCode = ok ? 0 : 1;

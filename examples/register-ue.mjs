@@ -28,15 +28,31 @@ try {
   // The P-CSCF with its SAs in imsec's userspace ESP engine (ESP in UDP on an ephemeral port).
   const pcscfSas = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock });
   cleanup.push(() => pcscfSas.close());
-  const pcscf = await Pcscf.start({ address: ip, port: 0, portC: 0, portS: 0, scscf: scscf.local, backend: pcscfSas, mode: 'udp-enc-tun', clock });
+  const pcscf = await Pcscf.start({
+    address: ip,
+    port: 0,
+    portC: 0,
+    portS: 0,
+    scscf: scscf.local,
+    backend: pcscfSas,
+    mode: 'udp-enc-tun',
+    clock,
+  });
   cleanup.push(() => pcscf.stop());
-  console.log(`P-CSCF on ${ip}:${pcscf.port} (protected ports ${pcscf.portC}/${pcscf.portS}), S-CSCF on ${scscf.local.address}:${scscf.local.port}`);
+  console.log(
+    `P-CSCF on ${ip}:${pcscf.port} (protected ports ${pcscf.portC}/${pcscf.portS}), S-CSCF on ${scscf.local.address}:${scscf.local.port}`,
+  );
 
   // The UE: offers ESP in UDP-encapsulated tunnel mode, HMAC-SHA-1-96 with AES-CBC.
   const ueSas = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock });
   cleanup.push(() => ueSas.close());
   const ue = await Ue.create({
-    impi, impu, k, opc, localIp: ip, backend: ueSas,
+    impi,
+    impu,
+    k,
+    opc,
+    localIp: ip,
+    backend: ueSas,
     pcscf: { address: ip, port: pcscf.port },
     pcscfEncapPort: pcscfSas.encapPort,
     modes: ['UDP-enc-tun'],
@@ -50,7 +66,8 @@ try {
   if (!reg.ok) throw new Error(`registration failed: ${reg.reason}`);
   console.log(`registered: expires ${reg.expires} s, IMPUs ${reg.impus.join(', ')}, SA set ${reg.set}`);
   for (const r of pcscf.registrations()) {
-    for (const s of r.sets) console.log(`  P-CSCF SA set ${s.id} (${s.role}): ${s.sas.map((sa) => `${sa.name ?? ''} spi=${sa.spi ?? ''}`).join(', ')}`);
+    for (const s of r.sets)
+      console.log(`  P-CSCF SA set ${s.id} (${s.role}): ${s.sas.map((sa) => `${sa.name ?? ''} spi=${sa.spi ?? ''}`).join(', ')}`);
   }
 
   const answer = await ue.sendMessage(impu, 'hello over ESP');

@@ -11,7 +11,7 @@ function arg(name: string): string | undefined {
 }
 
 const runs = Number(arg('runs') ?? process.env['FUZZ_RUNS'] ?? 10_000);
-const seed = Number(arg('seed') ?? process.env['FUZZ_SEED'] ?? (Date.now() % 0x7fffffff));
+const seed = Number(arg('seed') ?? process.env['FUZZ_SEED'] ?? Date.now() % 0x7fffffff);
 const wanted = process.argv.flatMap((a, i) => (process.argv[i - 1] === '--target' ? [a] : []));
 if (!Number.isInteger(runs) || runs < 1 || !Number.isInteger(seed)) {
   process.stderr.write('fuzz: --runs must be a positive integer and --seed an integer\n');
@@ -32,7 +32,9 @@ for (const t of TARGETS.filter((x) => wanted.length === 0 || wanted.includes(x.n
     process.stdout.write(`  ok    ${t.name.padEnd(14)} ${runs} inputs, ${Math.round(performance.now() - t0)} ms\n`);
   } catch (e) {
     failed++;
-    process.stdout.write(`  FAIL  ${t.name.padEnd(14)} (replay: --seed ${seed} --target ${t.name})\n${e instanceof Error ? e.message : String(e)}\n`);
+    process.stdout.write(
+      `  FAIL  ${t.name.padEnd(14)} (replay: --seed ${seed} --target ${t.name})\n${e instanceof Error ? e.message : String(e)}\n`,
+    );
   }
 }
 process.exit(failed ? 1 : 0);

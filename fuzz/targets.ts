@@ -69,11 +69,21 @@ export function mutate(input: Uint8Array, ms: readonly Mutation[]): Uint8Array {
   for (const m of ms) {
     const at = b.length === 0 ? 0 : m.at % (b.length + 1);
     switch (m.kind) {
-      case 'flip': if (at < b.length) b[at] = b[at]! ^ (1 << (m.byte & 7)); break;
-      case 'set': if (at < b.length) b[at] = m.byte; break;
-      case 'cut': b.splice(at, m.len); break;
-      case 'insert': b.splice(at, 0, ...new Array<number>(m.len).fill(m.byte)); break;
-      case 'dup': b.splice(at, 0, ...b.slice(at, at + m.len)); break;
+      case 'flip':
+        if (at < b.length) b[at] = b[at]! ^ (1 << (m.byte & 7));
+        break;
+      case 'set':
+        if (at < b.length) b[at] = m.byte;
+        break;
+      case 'cut':
+        b.splice(at, m.len);
+        break;
+      case 'insert':
+        b.splice(at, 0, ...new Array<number>(m.len).fill(m.byte));
+        break;
+      case 'dup':
+        b.splice(at, 0, ...b.slice(at, at + m.len));
+        break;
     }
   }
   return Uint8Array.from(b);
@@ -142,13 +152,21 @@ const sipMessage: FuzzTarget = {
       else validateResponse(msg);
       const once = serializeMessage(msg);
       const again = parseMessage(once);
-      if (!again.ok || !equal(serializeMessage(again.value), once)) throw new Error('serialize(parse(serialize(m))) differs from serialize(m)');
+      if (!again.ok || !equal(serializeMessage(again.value), once))
+        throw new Error('serialize(parse(serialize(m))) differs from serialize(m)');
     }),
 };
 
 const HEADER_SEEDS = {
-  via: ['SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKabc;rport;received=192.0.2.1', 'SIP/2.0/TCP [2001:db8::1]:5061;branch=z9hG4bK1;maddr=239.1.1.1;ttl=16'],
-  nameAddr: ['"Alice" <sip:alice@ims.example.net;transport=udp>;tag=abc', 'sip:bob@example.net;tag=1', '<tel:+15551234567;phone-context=ims.example.net>'],
+  via: [
+    'SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKabc;rport;received=192.0.2.1',
+    'SIP/2.0/TCP [2001:db8::1]:5061;branch=z9hG4bK1;maddr=239.1.1.1;ttl=16',
+  ],
+  nameAddr: [
+    '"Alice" <sip:alice@ims.example.net;transport=udp>;tag=abc',
+    'sip:bob@example.net;tag=1',
+    '<tel:+15551234567;phone-context=ims.example.net>',
+  ],
   uri: ['sip:alice:pw@[2001:db8::1]:5060;transport=tcp;lr?subject=x&h=y', 'sips:ims.example.net', 'tel:+1-555-123-4567;ext=9'],
   cseq: ['1 REGISTER', '4294967295 INVITE'],
 };
@@ -158,15 +176,29 @@ const sipHeaders: FuzzTarget = {
   property: () =>
     fc.property(
       fc.constantFrom('via', 'nameAddr', 'uri', 'cseq', 'split') as fc.Arbitrary<keyof typeof HEADER_SEEDS | 'split'>,
-      fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: 'binary', maxLength: 120 }), mutatedText(Object.values(HEADER_SEEDS).flat())),
+      fc.oneof(
+        fc.string({ maxLength: 200 }),
+        fc.string({ unit: 'binary', maxLength: 120 }),
+        mutatedText(Object.values(HEADER_SEEDS).flat()),
+      ),
       (which, text) => {
         switch (which) {
           // Results: never a throw, and a failure carries a typed error.
-          case 'via': typedFailure(parseVia(text)); break;
-          case 'nameAddr': typedFailure(parseNameAddr(text)); break;
-          case 'uri': typedFailure(parseUri(text)); break;
-          case 'cseq': typedFailure(parseCSeq(text)); break;
-          case 'split': expectedOnly(() => splitHeadLines(text)); break;
+          case 'via':
+            typedFailure(parseVia(text));
+            break;
+          case 'nameAddr':
+            typedFailure(parseNameAddr(text));
+            break;
+          case 'uri':
+            typedFailure(parseUri(text));
+            break;
+          case 'cseq':
+            typedFailure(parseCSeq(text));
+            break;
+          case 'split':
+            expectedOnly(() => splitHeadLines(text));
+            break;
         }
       },
     ),
@@ -269,7 +301,8 @@ function espCasesOnce(): EspCase[] {
       const sad = new Sad({ encapPorts: [5100, 5200] });
       sad.install(makePair(opts).pcscf);
       for (const g of packets) {
-        if (!sad.receive(g.ip).ok) throw new Error(`${alg}/${ealg} ${mode}: the genuine packet is not accepted; the fuzz target would prove nothing`);
+        if (!sad.receive(g.ip).ok)
+          throw new Error(`${alg}/${ealg} ${mode}: the genuine packet is not accepted; the fuzz target would prove nothing`);
       }
       espCases.push({ opts, packets });
     }
@@ -319,7 +352,10 @@ const espInbound: FuzzTarget = {
 let pcapSeeds: Uint8Array[] | undefined;
 function pcapSeedsOnce(): Uint8Array[] {
   if (pcapSeeds) return pcapSeeds;
-  const pkts = exchange(makePair({ alg: 'hmac-sha-1-96', ealg: 'null', mode: 'transport' }), 1).map((p, i) => ({ ip: p.ip, timestampUs: 1_700_000_000_000_000 + i }));
+  const pkts = exchange(makePair({ alg: 'hmac-sha-1-96', ealg: 'null', mode: 'transport' }), 1).map((p, i) => ({
+    ip: p.ip,
+    timestampUs: 1_700_000_000_000_000 + i,
+  }));
   const classic = buildPcap(pkts.slice(0, 2));
   // A minimal pcapng: SHB, IDB (LINKTYPE_RAW), one EPB.
   const ip = pkts[0]!.ip;

@@ -23,7 +23,9 @@ export async function bundleCli(dist) {
     logLevel: 'warning',
     legalComments: 'inline',
     // commander is CommonJS and require()s Node built-ins; an ES module has no `require` of its own.
-    banner: { js: "import { createRequire as imsecCreateRequire } from 'node:module';\nconst require = imsecCreateRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as imsecCreateRequire } from 'node:module';\nconst require = imsecCreateRequire(import.meta.url);",
+    },
     plugins: [
       {
         name: 'only-the-entry-chain',

@@ -10,7 +10,8 @@ import { dirname, join, relative, resolve } from 'node:path';
 
 // `from` only in an import/export statement at the start of a line: inlined third-party code
 // (dist/cli/imsec.js) has messages like "remove … from '.command()'".
-const SPECIFIER = /(?:^(?:import|export)\b[^;'"]*?\bfrom\s*|\bimport\s*\(\s*|^import\s+|\brequire\s*\(\s*|\bcreateRequire\([^)]*\)\s*\(\s*)(['"])([^'"\n]+)\1/gm;
+const SPECIFIER =
+  /(?:^(?:import|export)\b[^;'"]*?\bfrom\s*|\bimport\s*\(\s*|^import\s+|\brequire\s*\(\s*|\bcreateRequire\([^)]*\)\s*\(\s*)(['"])([^'"\n]+)\1/gm;
 
 function files(dir, out = []) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -33,7 +34,9 @@ export function checkDist(root, dist = join(root, 'dist')) {
     if (/\.test\.|(^|\/)testdata\/|(^|\/)_(fake-|test-|world\.)/.test(rel)) problems.push(`${rel}: a test file or fixture`);
     if (!f.endsWith('.js')) continue;
     // Without comments: doc examples quote `import … from 'imsec/…'`.
-    const text = readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+    const text = readFileSync(f, 'utf8')
+      .replace(/\/\*[\s\S]*?\*\//g, '')
+      .replace(/^\s*\/\/.*$/gm, '');
     for (const m of text.matchAll(SPECIFIER)) {
       const spec = m[2];
       if (spec.startsWith('.')) {

@@ -46,4 +46,5 @@ for (const [k, v] of after) {
 rows.sort((x, y) => y.bytes - x.bytes);
 console.log(`heap growth ${(total / 1024 / 1024).toFixed(1)} MB${n > 1 ? `, ${Math.round(total / n)} B per unit (N = ${n})` : ''}`);
 console.log('  bytes/unit  objs/unit  what');
-for (const r of rows.slice(0, top)) console.log(`${String(Math.round(r.bytes / n)).padStart(12)} ${(r.n / n).toFixed(2).padStart(10)}  ${r.key}`);
+for (const r of rows.slice(0, top))
+  console.log(`${String(Math.round(r.bytes / n)).padStart(12)} ${(r.n / n).toFixed(2).padStart(10)}  ${r.key}`);

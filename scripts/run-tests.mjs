@@ -8,7 +8,11 @@ import { spawnSync } from 'node:child_process';
 
 function walk(dir, out) {
   let entries;
-  try { entries = readdirSync(dir); } catch { return out; }
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return out;
+  }
   for (const name of entries) {
     if (name === 'node_modules' || name.startsWith('.')) continue;
     const p = join(dir, name);

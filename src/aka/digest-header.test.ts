@@ -3,7 +3,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  buildDigestHeader, getParam, paramRecord, parseDigestHeader, parseDigestHeaderOrThrow, removeParams, serializeDigestHeader, setParam,
+  buildDigestHeader,
+  getParam,
+  paramRecord,
+  parseDigestHeader,
+  parseDigestHeaderOrThrow,
+  removeParams,
+  serializeDigestHeader,
+  setParam,
   type DigestHeader,
 } from './digest-header.ts';
 import { InputError } from '../util/errors.ts';
@@ -72,19 +79,40 @@ test('malformed values are InputErrors naming the problem', () => {
     ['Digest, realm="r"', /unexpected ","/],
   ];
   for (const [text, re] of cases) {
-    assert.throws(() => parseDigestHeaderOrThrow(text), (e: unknown) => e instanceof InputError && re.test(e.message), text);
+    assert.throws(
+      () => parseDigestHeaderOrThrow(text),
+      (e: unknown) => e instanceof InputError && re.test(e.message),
+      text,
+    );
   }
 });
 
 test('the serializer refuses CR/LF/NUL in values and non-token names (no header injection)', () => {
-  assert.throws(() => serializeDigestHeader({ scheme: 'Digest', params: [{ name: 'realm', value: 'a\r\nB: c', quoted: true }] }), InputError);
+  assert.throws(
+    () => serializeDigestHeader({ scheme: 'Digest', params: [{ name: 'realm', value: 'a\r\nB: c', quoted: true }] }),
+    InputError,
+  );
   assert.throws(() => serializeDigestHeader({ scheme: 'Digest', params: [{ name: 'a b', value: 'x', quoted: true }] }), InputError);
   assert.throws(() => serializeDigestHeader({ scheme: 'Di gest', params: [] }), InputError);
 });
 
 test('builders quote as the RFCs do: algorithm/nc/qop bare in credentials, qop quoted in a challenge', () => {
-  const cred = buildDigestHeader({ username: 'u', realm: 'r', nonce: 'n', uri: 'sip:r', response: '', algorithm: 'AKAv1-MD5', qop: 'auth', nc: '00000001', cnonce: 'c', auts: undefined });
-  assert.equal(serializeDigestHeader(cred), 'Digest username="u", realm="r", nonce="n", uri="sip:r", response="", algorithm=AKAv1-MD5, qop=auth, nc=00000001, cnonce="c"');
+  const cred = buildDigestHeader({
+    username: 'u',
+    realm: 'r',
+    nonce: 'n',
+    uri: 'sip:r',
+    response: '',
+    algorithm: 'AKAv1-MD5',
+    qop: 'auth',
+    nc: '00000001',
+    cnonce: 'c',
+    auts: undefined,
+  });
+  assert.equal(
+    serializeDigestHeader(cred),
+    'Digest username="u", realm="r", nonce="n", uri="sip:r", response="", algorithm=AKAv1-MD5, qop=auth, nc=00000001, cnonce="c"',
+  );
   const chal = buildDigestHeader({ realm: 'r', nonce: 'n', algorithm: 'AKAv1-MD5', qop: 'auth' }, { challenge: true });
   assert.equal(serializeDigestHeader(chal), 'Digest realm="r", nonce="n", algorithm=AKAv1-MD5, qop="auth"');
   const set = setParam(setParam(chal, 'NONCE', 'm'), 'ik', 'aa');
@@ -93,7 +121,7 @@ test('builders quote as the RFCs do: algorithm/nc/qop bare in credentials, qop q
 
 // --- properties -------------------------------------------------------------------------------
 
-const tchar = fc.constantFrom(...'!#$%&\'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'.split(''));
+const tchar = fc.constantFrom(..."!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".split(''));
 const token = fc.string({ unit: tchar, minLength: 1, maxLength: 12 });
 const quotedValue = fc.string({ unit: 'binary', maxLength: 30 }).filter((s) => !/[\r\n\x00]/.test(s));
 const param = fc.oneof(
@@ -106,14 +134,19 @@ const header: fc.Arbitrary<DigestHeader> = fc.record(
 );
 
 test('property: parse(serialize(h)) equals h', () => {
-  fc.assert(fc.property(header, (h) => assert.deepEqual(parseDigestHeader(serializeDigestHeader(h)), { ok: true, value: h })), { numRuns: 500 });
+  fc.assert(
+    fc.property(header, (h) => assert.deepEqual(parseDigestHeader(serializeDigestHeader(h)), { ok: true, value: h })),
+    { numRuns: 500 },
+  );
 });
 
 test('property: parseDigestHeader never throws on arbitrary strings; a failure is an InputError AKA_BAD_INPUT', () => {
   const noise = fc.oneof(
     fc.string({ maxLength: 120 }),
     fc.string({ unit: 'binary', maxLength: 80 }),
-    fc.array(fc.constantFrom('Digest', ' ', ',', '=', '"', '\\', 'a', 'nonce', '\r\n', '\t', '\x00', 'é'), { maxLength: 30 }).map((a) => a.join('')),
+    fc
+      .array(fc.constantFrom('Digest', ' ', ',', '=', '"', '\\', 'a', 'nonce', '\r\n', '\t', '\x00', 'é'), { maxLength: 30 })
+      .map((a) => a.join('')),
   );
   fc.assert(
     fc.property(noise, (s) => {

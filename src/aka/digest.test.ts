@@ -4,8 +4,18 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 import {
-  akaPassword, buildNonce, digestHa1, digestHa2, digestResponse, parseAkaAlgorithm, parseAuts, parseAutsOrThrow, parseNonce, parseNonceOrThrow,
-  verifyDigestResponse, type DigestInput,
+  akaPassword,
+  buildNonce,
+  digestHa1,
+  digestHa2,
+  digestResponse,
+  parseAkaAlgorithm,
+  parseAuts,
+  parseAutsOrThrow,
+  parseNonce,
+  parseNonceOrThrow,
+  verifyDigestResponse,
+  type DigestInput,
 } from './digest.ts';
 import { fromHex, toHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
@@ -87,7 +97,9 @@ test('§6 sync failure: empty-password response without qop, for AKAv1 and AKAv2
 
 test('RES is a binary password: octets 0x00 and ≥0x80 enter HA1 as they are, not as text', () => {
   const res = fromHex('00ff0080a5000001');
-  const expected = createHash('md5').update(Buffer.concat([Buffer.from('u:r:'), res])).digest('hex');
+  const expected = createHash('md5')
+    .update(Buffer.concat([Buffer.from('u:r:'), res]))
+    .digest('hex');
   assert.equal(digestHa1('u', 'r', akaPassword('AKAv1-MD5', res)), expected);
   // doubango's C-string bug would cut RES at the first 0x00, i.e. give the empty password here.
   assert.notEqual(digestHa1('u', 'r', res), digestHa1('u', 'r', new Uint8Array(0)));

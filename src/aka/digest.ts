@@ -126,7 +126,8 @@ export function digestHa2(method: string, uri: string, qop?: 'auth' | 'auth-int'
 /** The Digest `response` value, lowercase hex (RFC 2617 §3.2.2.1). HA1 is built from octets, never a string. */
 export function digestResponse(d: DigestInput): string {
   if (d.qop !== undefined) {
-    if (d.qop !== 'auth' && d.qop !== 'auth-int') throw akaInputError('qop', `must be auth or auth-int, got ${JSON.stringify(String(d.qop))}`);
+    if (d.qop !== 'auth' && d.qop !== 'auth-int')
+      throw akaInputError('qop', `must be auth or auth-int, got ${JSON.stringify(String(d.qop))}`);
     if (d.nc === undefined || !NC_RE.test(d.nc)) throw akaInputError('nc', 'must be 8 hex digits when qop is given');
     if (d.cnonce === undefined) throw akaInputError('cnonce', 'required when qop is given');
   }

@@ -65,7 +65,7 @@ test('§2 A2: the AUTS of a test USIM recovers SQN_MS 00000000002a and verifies'
   assert.equal(toHex(r.sqnMs), '00000000002a');
 });
 
-test('MAC-S uses AMF* = 0000, not the AUTN\'s AMF (§2 negative check with set 20 AMF 61df)', () => {
+test("MAC-S uses AMF* = 0000, not the AUTN's AMF (§2 negative check with set 20 AMF 61df)", () => {
   const withRealAmf = milenageMacs(K20, OPC20, RAND_A1, fromHex('000000000001'), fromHex('61df')).macS;
   assert.equal(toHex(withRealAmf), '147cbf9c2578f4a6');
   assert.notEqual(toHex(withRealAmf), toHex(AUTS_A1.subarray(6)));
@@ -82,7 +82,8 @@ test('an AUTS with a flipped bit, another RAND or another K fails the MAC-S chec
 });
 
 test('an AUTS that is not 14 octets is an InputError', () => {
-  assert.throws(() => verifyAuts({ k: K20, opc: OPC20, rand: RAND_A1, auts: AUTS_A1.subarray(0, 13) }), (e: unknown) =>
-    e instanceof InputError && /^auts: must be 14 octets, got 13$/.test(e.message),
+  assert.throws(
+    () => verifyAuts({ k: K20, opc: OPC20, rand: RAND_A1, auts: AUTS_A1.subarray(0, 13) }),
+    (e: unknown) => e instanceof InputError && /^auts: must be 14 octets, got 13$/.test(e.message),
   );
 });

@@ -162,13 +162,7 @@ export function milenageMacs(
 }
 
 /** Every Milenage output at once (6 AES blocks with one cipher). */
-export function milenage(
-  k: Uint8Array,
-  opc: Uint8Array,
-  rand: Uint8Array,
-  sqn: Uint8Array,
-  amf: Uint8Array,
-): MilenageOutput {
+export function milenage(k: Uint8Array, opc: Uint8Array, rand: Uint8Array, sqn: Uint8Array, amf: Uint8Array): MilenageOutput {
   checkCommon(opc, rand);
   checkLen(sqn, SQN_LEN, 'sqn');
   checkLen(amf, AMF_LEN, 'amf');

@@ -3,8 +3,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
-  DEFAULT_IND_LEN, SQN_MAX, SqnArray, SqnFloor, joinSqn, maxSeq, nextSqnAfter, resyncSqn, splitSqn,
-  sqnFromBytes, sqnToBytes, toSqn,
+  DEFAULT_IND_LEN,
+  SQN_MAX,
+  SqnArray,
+  SqnFloor,
+  joinSqn,
+  maxSeq,
+  nextSqnAfter,
+  resyncSqn,
+  splitSqn,
+  sqnFromBytes,
+  sqnToBytes,
+  toSqn,
 } from './sqn.ts';
 import { AkaError } from './errors.ts';
 import { InputError } from '../util/errors.ts';
@@ -44,7 +54,11 @@ test('HE: each vector increments SEQ and cycles IND through 0..2^indLen-1', () =
     last = nextSqnAfter(last);
     seen.push(splitSqn(last));
   }
-  assert.deepEqual(seen.slice(0, 3), [{ seq: 1, ind: 1 }, { seq: 2, ind: 2 }, { seq: 3, ind: 3 }]);
+  assert.deepEqual(seen.slice(0, 3), [
+    { seq: 1, ind: 1 },
+    { seq: 2, ind: 2 },
+    { seq: 3, ind: 3 },
+  ]);
   assert.deepEqual(seen[30], { seq: 31, ind: 31 });
   assert.deepEqual(seen[31], { seq: 32, ind: 0 });
   assert.equal(nextSqnAfter(0x21, 0), 0x22, 'indLen 0: plain counter');
@@ -53,7 +67,13 @@ test('HE: each vector increments SEQ and cycles IND through 0..2^indLen-1', () =
 test('HE: a fixed-IND profile keeps IND and increments SEQ', () => {
   const a = nextSqnAfter(0, { ind: 7 });
   const b = nextSqnAfter(a, { ind: 7 });
-  assert.deepEqual([splitSqn(a), splitSqn(b)], [{ seq: 1, ind: 7 }, { seq: 2, ind: 7 }]);
+  assert.deepEqual(
+    [splitSqn(a), splitSqn(b)],
+    [
+      { seq: 1, ind: 7 },
+      { seq: 2, ind: 7 },
+    ],
+  );
   assert.throws(() => nextSqnAfter(0, { ind: 32 }), InputError);
 });
 

@@ -64,7 +64,8 @@ export function splitSqn(sqn: number, indLen = DEFAULT_IND_LEN): { seq: number; 
 
 /** (SEQ, IND) → SQN. */
 export function joinSqn(seq: number, ind: number, indLen = DEFAULT_IND_LEN): number {
-  if (!Number.isInteger(seq) || seq < 0 || seq > maxSeq(indLen)) throw akaInputError('seq', `must be 0..2^${SQN_BITS - indLen}-1, got ${seq}`);
+  if (!Number.isInteger(seq) || seq < 0 || seq > maxSeq(indLen))
+    throw akaInputError('seq', `must be 0..2^${SQN_BITS - indLen}-1, got ${seq}`);
   if (!Number.isInteger(ind) || ind < 0 || ind >= 2 ** indLen) throw akaInputError('ind', `must be 0..${2 ** indLen - 1}, got ${ind}`);
   return seq * 2 ** indLen + ind;
 }

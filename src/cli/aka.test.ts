@@ -23,7 +23,20 @@ const REALM = 'ims.mnc001.mcc001.3gppnetwork.org';
 const DIGEST = ['--username', `001010123456789@${REALM}`, '--realm', REALM, '--uri', `sip:${REALM}`, '--nonce', NONCE];
 
 test('vector: Test Set 1 with a fixed RAND and --op prints the §6 AV, OPc and nonce', () => {
-  const r = imsec('vector', '--k', K, '--op', OP, '--sqn', 'ff9bb4d0b607', '--amf', 'b9b9', '--rand', '23553cbe9637a89d218ae64dae47bf35', '--json');
+  const r = imsec(
+    'vector',
+    '--k',
+    K,
+    '--op',
+    OP,
+    '--sqn',
+    'ff9bb4d0b607',
+    '--amf',
+    'b9b9',
+    '--rand',
+    '23553cbe9637a89d218ae64dae47bf35',
+    '--json',
+  );
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(r.json(), {
     rand: '23553cbe9637a89d218ae64dae47bf35',
@@ -55,7 +68,18 @@ test('respond: the §6 nonce is accepted with RES, CK, IK (exit 0; human table o
 });
 
 test('respond: a wrong K is a MAC failure (exit 1)', () => {
-  const r = imsec('respond', '--k', '00'.repeat(16), '--opc', OPC, '--rand', '23553cbe9637a89d218ae64dae47bf35', '--autn', '55f328b43577b9b94a9ffac354dfafb3', '--json');
+  const r = imsec(
+    'respond',
+    '--k',
+    '00'.repeat(16),
+    '--opc',
+    OPC,
+    '--rand',
+    '23553cbe9637a89d218ae64dae47bf35',
+    '--autn',
+    '55f328b43577b9b94a9ffac354dfafb3',
+    '--json',
+  );
   assert.equal(r.code, 1, r.err);
   const j = r.json();
   assert.equal(j.result, 'mac_failure');
@@ -77,13 +101,35 @@ test('respond: an SQN not above --sqn-ms is a sync failure whose AUTS verifies a
 });
 
 test('resync: §2 A1 recovers SQN_MS 000000000001 with MAC-S ok (exit 0)', () => {
-  const r = imsec('resync', '--k', '90dca4eda45b53cf0f12d7c9c3bc6a89', '--opc', 'cb9cccc4b9258e6dca4760379fb82581', '--rand', '9fddc72092c6ad036b6e464789315b78', '--auts', 'TyA5OS3dS7QxbtShRog=', '--json');
+  const r = imsec(
+    'resync',
+    '--k',
+    '90dca4eda45b53cf0f12d7c9c3bc6a89',
+    '--opc',
+    'cb9cccc4b9258e6dca4760379fb82581',
+    '--rand',
+    '9fddc72092c6ad036b6e464789315b78',
+    '--auts',
+    'TyA5OS3dS7QxbtShRog=',
+    '--json',
+  );
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(r.json(), { sqn_ms: '000000000001', mac_s_ok: true });
 });
 
 test('resync: an AUTS checked with the wrong keys reports mac_s_ok false (exit 1)', () => {
-  const r = imsec('resync', '--k', K, '--opc', OPC, '--rand', '9fddc72092c6ad036b6e464789315b78', '--auts', 'TyA5OS3dS7QxbtShRog=', '--json');
+  const r = imsec(
+    'resync',
+    '--k',
+    K,
+    '--opc',
+    OPC,
+    '--rand',
+    '9fddc72092c6ad036b6e464789315b78',
+    '--auts',
+    'TyA5OS3dS7QxbtShRog=',
+    '--json',
+  );
   assert.equal(r.code, 1, r.err);
   assert.equal(r.json().mac_s_ok, false);
 });
@@ -95,7 +141,19 @@ test('digest: §6 AKAv1-MD5 with qop=auth', () => {
 });
 
 test('digest: §6 AKAv2-MD5 without qop', () => {
-  const r = imsec('digest', ...DIGEST, '--res', 'a54211d5e3ba50bf', '--algorithm', 'AKAv2-MD5', '--ik', 'f769bcd751044604127672711c6d3441', '--ck', 'b40ba9a3c58b2a05bbf0d987b21bf8cb', '--json');
+  const r = imsec(
+    'digest',
+    ...DIGEST,
+    '--res',
+    'a54211d5e3ba50bf',
+    '--algorithm',
+    'AKAv2-MD5',
+    '--ik',
+    'f769bcd751044604127672711c6d3441',
+    '--ck',
+    'b40ba9a3c58b2a05bbf0d987b21bf8cb',
+    '--json',
+  );
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(r.json(), { response: '8975deb6a8bfc100292443870426e9f8' });
 });

@@ -5,7 +5,15 @@ import { fromHex, toBase64, toHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
 import { unwrap } from '../util/result.ts';
 import {
-  AKA_ALGORITHMS, Usim, buildNonce, computeOpc, digestResponse, generateVector, parseAkaAlgorithm, parseAuts, parseNonce,
+  AKA_ALGORITHMS,
+  Usim,
+  buildNonce,
+  computeOpc,
+  digestResponse,
+  generateVector,
+  parseAkaAlgorithm,
+  parseAuts,
+  parseNonce,
   verifyAuts,
 } from '../aka/index.ts';
 import { EXIT_CHECK_FAILED, printResult } from './output.ts';
@@ -37,7 +45,8 @@ function keyOptions(cmd: Command): Command {
 /** TS 33.102 §6.3.2: RES is 4 to 16 octets; "" is the empty password of a sync failure (RFC 3310 §3.4). */
 function resArg(hex: string): Uint8Array {
   const res = fromHex(hex, '--res');
-  if (res.length !== 0 && (res.length < 4 || res.length > 16)) throw new InputError(`--res: RES is 4 to 16 octets (TS 33.102 §6.3.2), got ${res.length}`);
+  if (res.length !== 0 && (res.length < 4 || res.length > 16))
+    throw new InputError(`--res: RES is 4 to 16 octets (TS 33.102 §6.3.2), got ${res.length}`);
   return res;
 }
 
@@ -93,9 +102,7 @@ export function registerAka(program: Command): void {
         autn = fromHex(o.autn, '--autn', 16);
       }
       const usim =
-        o.sqnMs !== undefined
-          ? new Usim({ k, opc, sqnMs: fromHex(o.sqnMs, '--sqn-ms', 6) })
-          : new Usim({ k, opc, acceptAnySqn: true });
+        o.sqnMs !== undefined ? new Usim({ k, opc, sqnMs: fromHex(o.sqnMs, '--sqn-ms', 6) }) : new Usim({ k, opc, acceptAnySqn: true });
       const r = usim.respond(rand, autn);
       const base = { result: r.result, sqn: toHex(r.sqn), amf: toHex(r.amf) };
       if (r.result === 'ok') {
@@ -135,10 +142,22 @@ export function registerAka(program: Command): void {
     .option('--json', 'JSON output')
     .action(
       (o: {
-        username: string; realm: string; uri: string; nonce: string; res: string; ik?: string; ck?: string;
-        algorithm: string; method: string; qop?: string; nc?: string; cnonce?: string; json?: boolean;
+        username: string;
+        realm: string;
+        uri: string;
+        nonce: string;
+        res: string;
+        ik?: string;
+        ck?: string;
+        algorithm: string;
+        method: string;
+        qop?: string;
+        nc?: string;
+        cnonce?: string;
+        json?: boolean;
       }) => {
-        if (o.qop !== undefined && o.qop !== 'auth' && o.qop !== 'auth-int') throw new InputError(`--qop: must be auth or auth-int, got ${JSON.stringify(o.qop)}`);
+        if (o.qop !== undefined && o.qop !== 'auth' && o.qop !== 'auth-int')
+          throw new InputError(`--qop: must be auth or auth-int, got ${JSON.stringify(o.qop)}`);
         if (o.qop === undefined && (o.nc !== undefined || o.cnonce !== undefined)) throw new InputError('--nc and --cnonce need --qop');
         const response = digestResponse({
           username: o.username,
@@ -158,4 +177,3 @@ export function registerAka(program: Command): void {
       },
     );
 }
-

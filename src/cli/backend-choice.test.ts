@@ -32,9 +32,35 @@ test('parseBackend, parseXfrmInstance, assertTransport', () => {
 });
 
 for (const [name, argv] of [
-  ['imsec pcscf --backend xfrm', ['pcscf', '--listen', '127.0.0.1:0', '--port-c', '0', '--port-s', '0', '--scscf', '127.0.0.1:6060', '--backend', 'xfrm']],
-  ['imsec ue message --backend xfrm --transport tcp', ['ue', 'message', '--pcscf', '127.0.0.1:5060', '--impi', 'a@b', '--impu', 'sip:a@b', '--k', KEY, '--opc', KEY,
-    '--to', 'sip:b@b', '--text', 'x', '--backend', 'xfrm', '--transport', 'tcp']],
+  [
+    'imsec pcscf --backend xfrm',
+    ['pcscf', '--listen', '127.0.0.1:0', '--port-c', '0', '--port-s', '0', '--scscf', '127.0.0.1:6060', '--backend', 'xfrm'],
+  ],
+  [
+    'imsec ue message --backend xfrm --transport tcp',
+    [
+      'ue',
+      'message',
+      '--pcscf',
+      '127.0.0.1:5060',
+      '--impi',
+      'a@b',
+      '--impu',
+      'sip:a@b',
+      '--k',
+      KEY,
+      '--opc',
+      KEY,
+      '--to',
+      'sip:b@b',
+      '--text',
+      'x',
+      '--backend',
+      'xfrm',
+      '--transport',
+      'tcp',
+    ],
+  ],
 ] as const) {
   test(`${name} on a host without ESP (or CAP_NET_ADMIN) exits 2 naming both`, { skip: xfrmWorksHere() }, () => {
     const r = spawnSync(process.execPath, ['bin/imsec.mjs', ...argv], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });

@@ -12,8 +12,10 @@ import { InputError } from '../util/errors.ts';
 
 export type BackendKind = 'userspace' | 'xfrm';
 
-export const BACKEND_HELP = 'IPsec backend: userspace (ESP in this process) or xfrm (Linux kernel SAs; needs CAP_NET_ADMIN and a kernel with ESP)';
-export const XFRM_INSTANCE_HELP = 'xfrm: the ownership-tag instance 0..65534 (default: from the pid); a restart with the same one removes a crashed run\'s SAs';
+export const BACKEND_HELP =
+  'IPsec backend: userspace (ESP in this process) or xfrm (Linux kernel SAs; needs CAP_NET_ADMIN and a kernel with ESP)';
+export const XFRM_INSTANCE_HELP =
+  "xfrm: the ownership-tag instance 0..65534 (default: from the pid); a restart with the same one removes a crashed run's SAs";
 
 export function parseBackend(text: string | undefined): BackendKind {
   const b = (text ?? 'userspace').toLowerCase();
@@ -24,7 +26,8 @@ export function parseBackend(text: string | undefined): BackendKind {
 export function parseXfrmInstance(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
-  if (!(n >= 0 && n < PROBE_INSTANCE)) throw new InputError(`--xfrm-instance must be 0..${PROBE_INSTANCE - 1}, got ${JSON.stringify(text)}`);
+  if (!(n >= 0 && n < PROBE_INSTANCE))
+    throw new InputError(`--xfrm-instance must be 0..${PROBE_INSTANCE - 1}, got ${JSON.stringify(text)}`);
   return n;
 }
 
@@ -33,7 +36,9 @@ export function assertTransport(transport: string | undefined, backend: BackendK
   const t = (transport ?? 'udp').toLowerCase();
   if (t !== 'udp' && t !== 'tcp') throw new InputError(`--transport must be udp or tcp, got ${JSON.stringify(transport)}`);
   if (t === 'tcp' && backend !== 'xfrm') {
-    throw new InputError('--transport tcp: SIP over TCP inside userspace SAs is not supported; use udp, or --backend xfrm (a kernel with ESP)');
+    throw new InputError(
+      '--transport tcp: SIP over TCP inside userspace SAs is not supported; use udp, or --backend xfrm (a kernel with ESP)',
+    );
   }
   return t;
 }
@@ -51,7 +56,8 @@ export interface OpenBackendOptions {
 
 export async function openBackend(kind: BackendKind, o: OpenBackendOptions): Promise<IpsecBackend> {
   // The kernel gets hard lifetimes relative to this clock: it must be the one the UE / P-CSCF use.
-  if (kind === 'userspace') return UserspaceBackend.create({ localIp: o.localIp, encapPort: o.encapPort, clock: o.clock, ...(o.onDrop && { onDrop: o.onDrop }) });
+  if (kind === 'userspace')
+    return UserspaceBackend.create({ localIp: o.localIp, encapPort: o.encapPort, clock: o.clock, ...(o.onDrop && { onDrop: o.onDrop }) });
   xfrmPreflight(isIP(o.localIp) === 6 ? 6 : 4);
   return XfrmBackend.create({ instance: o.instance ?? process.pid % PROBE_INSTANCE, encapPort: o.encapPort || NAT_T_PORT, clock: o.clock });
 }

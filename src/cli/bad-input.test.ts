@@ -50,8 +50,14 @@ test('subscriber add without a realm, remove with an empty IMPI: exit 2, no stor
   const dir = mkdtempSync(join(tmpdir(), 'imsec-bad-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const db = join(dir, 'hss.db');
-  refused(['subscriber', 'add', '--db', db, '--impi', 'norealm', '--impu', 'sip:a@example.net', ...K], /--impi: a private identity is user@realm/);
-  refused(['subscriber', 'add', '--db', db, '--impi', 'a@example.net', '--impu', 'not a uri', ...K], /--impu: not a sip:, sips: or tel: URI/);
+  refused(
+    ['subscriber', 'add', '--db', db, '--impi', 'norealm', '--impu', 'sip:a@example.net', ...K],
+    /--impi: a private identity is user@realm/,
+  );
+  refused(
+    ['subscriber', 'add', '--db', db, '--impi', 'a@example.net', '--impu', 'not a uri', ...K],
+    /--impu: not a sip:, sips: or tel: URI/,
+  );
   refused(['subscriber', 'remove', '--db', db, '--impi', ''], /--impi: a private identity is user@realm/);
   assert.deepEqual(readdirSync(dir), [], 'no store created');
 });
@@ -59,7 +65,10 @@ test('subscriber add without a realm, remove with an empty IMPI: exit 2, no stor
 test('ue register --impu / ue message --to that are not URIs: exit 2 before registering', () => {
   const ue = ['--pcscf', '127.0.0.1:9', '--impi', 'a@example.net', ...K, '--mode', 'udp-enc-tun'];
   refused(['ue', 'register', ...ue, '--impu', 'not a uri'], /--impu: not a sip:, sips: or tel: URI/);
-  refused(['ue', 'message', ...ue, '--impu', 'sip:a@example.net', '--to', 'not a uri', '--text', 'x'], /--to: not a sip:, sips: or tel: URI/);
+  refused(
+    ['ue', 'message', ...ue, '--impu', 'sip:a@example.net', '--to', 'not a uri', '--text', 'x'],
+    /--to: not a sip:, sips: or tel: URI/,
+  );
 });
 
 test('core --advertise that is neither an IP address nor a host name: exit 2 before listening', (t) => {
@@ -76,7 +85,9 @@ test('EPIPE: esp decode into a reader that goes away ends quietly', async (t) =>
   for (let i = 0; i < 400; i++) packets.push(...exchange(pair, 10 * i + 1).map((p) => p.ip));
   writeFileSync(join(dir, 'c.pcap'), buildPcap(packets.map((ip, i) => ({ ip, timestampUs: 1_700_000_000_000_000 + i }))));
   writeFileSync(join(dir, 'keys'), espSaLines(pair.ue).join('\n') + '\n');
-  const child = spawn(process.execPath, [BIN, 'esp', 'decode', '--keys', join(dir, 'keys'), '--pcap', join(dir, 'c.pcap')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'esp', 'decode', '--keys', join(dir, 'keys'), '--pcap', join(dir, 'c.pcap')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (b) => (stderr += b));
   // Like `| head -1`: read the first chunk, then close our end.

@@ -16,7 +16,11 @@ test('each group registers exactly the command the table names, with the same de
   for (const g of COMMAND_GROUPS) {
     const program = new Command();
     (await g.load())(program);
-    assert.deepEqual(program.commands.map((c) => c.name()), [g.name], `${g.name}: one top-level command`);
+    assert.deepEqual(
+      program.commands.map((c) => c.name()),
+      [g.name],
+      `${g.name}: one top-level command`,
+    );
     assert.equal(program.commands[0]!.description(), g.description, `${g.name}: description in COMMAND_GROUPS`);
   }
 });
@@ -31,15 +35,21 @@ test('groupOf: the first word, or the word after `help`; nothing for options or 
 
 test('buildProgram: a named group is fully declared (options and subcommands), the others are not loaded', async () => {
   const p = await buildProgram(['aka', 'vector']);
-  assert.deepEqual(p.commands.map((c) => c.name()), ['aka']);
+  assert.deepEqual(
+    p.commands.map((c) => c.name()),
+    ['aka'],
+  );
   const vector = p.commands[0]!.commands.find((c) => c.name() === 'vector');
   assert.ok(vector, 'aka vector declared');
   assert.deepEqual(vector.options.map((o) => o.long).sort(), ['--amf', '--json', '--k', '--op', '--opc', '--rand', '--sqn']);
   const all = await buildProgram(['--help']);
-  assert.deepEqual(all.commands.map((c) => c.name()), COMMAND_GROUPS.map((g) => g.name));
+  assert.deepEqual(
+    all.commands.map((c) => c.name()),
+    COMMAND_GROUPS.map((g) => g.name),
+  );
 });
 
-test('--version prints package.json\'s version; --help lists every group; a group\'s help is complete', () => {
+test("--version prints package.json's version; --help lists every group; a group's help is complete", () => {
   assert.equal(packageVersion(), VERSION);
   const run = (...args: string[]) => spawnSync(process.execPath, ['bin/imsec.mjs', ...args], { cwd: ROOT, encoding: 'utf8' });
   const v = run('--version');
@@ -50,7 +60,8 @@ test('--version prints package.json\'s version; --help lists every group; a grou
   for (const g of COMMAND_GROUPS) assert.match(h.stdout, new RegExp(`^  ${g.name} `, 'm'), `--help lists ${g.name}`);
   const ph = run('pcscf', '--help');
   assert.equal(ph.status, 0, ph.stderr);
-  for (const opt of ['--listen', '--port-c', '--port-s', '--scscf', '--backend', '--json']) assert.ok(ph.stdout.includes(opt), `pcscf --help shows ${opt}`);
+  for (const opt of ['--listen', '--port-c', '--port-s', '--scscf', '--backend', '--json'])
+    assert.ok(ph.stdout.includes(opt), `pcscf --help shows ${opt}`);
   const bad = run('akaa');
   assert.equal(bad.status, 2, 'an unknown command is bad input');
   assert.match(bad.stderr, /unknown command 'akaa'/);

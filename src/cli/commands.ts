@@ -56,7 +56,8 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   },
   {
     name: 'load',
-    description: 'IMS AKA + IPsec load generator: many UEs register, refresh, send MESSAGEs, churn and de-register; report with latency percentiles',
+    description:
+      'IMS AKA + IPsec load generator: many UEs register, refresh, send MESSAGEs, churn and de-register; report with latency percentiles',
     load: async () => (await import('./load.ts')).registerLoad,
   },
 ];

@@ -32,15 +32,26 @@ test('examples/config/pcscf.yaml loads and becomes run arguments', () => {
   assert.equal(a.portS, 5066);
   assert.deepEqual(a.scscf, { address: '127.0.0.1', port: 6060 });
   assert.equal(a.regAwaitAuthMs, 30_000);
-  assert.deepEqual(a.policy.allow?.map((p) => `${p.alg}/${p.ealg}`), ['hmac-sha-1-96/aes-cbc', 'hmac-sha-1-96/null']);
+  assert.deepEqual(
+    a.policy.allow?.map((p) => `${p.alg}/${p.ealg}`),
+    ['hmac-sha-1-96/aes-cbc', 'hmac-sha-1-96/null'],
+  );
   assert.equal(a.json, true);
 });
 
 test('examples/config/core.yaml loads and becomes run options', () => {
   const c = coreOptionsFromConfig(loadConfig(CoreConfigSchema, join(REPO, 'examples/config/core.yaml'), {}));
   assert.deepEqual(c, {
-    listen: '127.0.0.1:6060', domain: 'ims.example', db: '/var/lib/imsec/hss.sqlite', jsonEvents: true, regAwaitAuth: 240,
-    challengeReRegister: true, defaultExpires: 600000, maxExpires: 600000, logLevel: 'info', hssSync: 'full',
+    listen: '127.0.0.1:6060',
+    domain: 'ims.example',
+    db: '/var/lib/imsec/hss.sqlite',
+    jsonEvents: true,
+    regAwaitAuth: 240,
+    challengeReRegister: true,
+    defaultExpires: 600000,
+    maxExpires: 600000,
+    logLevel: 'info',
+    hssSync: 'full',
   });
 });
 
@@ -73,9 +84,15 @@ test('errors name the key (file) or the flag, and what was expected; all of them
   assert.match(msg, /bad\.yaml: scscf: expected ADDR:PORT .*quote it in YAML/);
   assert.match(msg, /bad\.yaml: mode: expected auto, udp-enc-tun or trans/);
   assert.match(msg, /bad\.yaml: unknown key prot-c/);
-  assert.throws(() => loadConfig(PcscfConfigSchema, undefined, { listen: '127.0.0.1:1', scscf: '127.0.0.1:2', portS: '3' }), /--port-c \(or port-c: in --config\): required: a port/);
+  assert.throws(
+    () => loadConfig(PcscfConfigSchema, undefined, { listen: '127.0.0.1:1', scscf: '127.0.0.1:2', portS: '3' }),
+    /--port-c \(or port-c: in --config\): required: a port/,
+  );
   assert.throws(() => loadConfig(PcscfConfigSchema, f, { portC: '99999' }), /--port-c: expected a port/, 'a bad flag is named as the flag');
-  assert.throws(() => loadConfig(CoreConfigSchema, file('c.yaml', 'listen: "1.2.3.4:5"\n'), {}), /--domain \(or domain: in --config\): required/);
+  assert.throws(
+    () => loadConfig(CoreConfigSchema, file('c.yaml', 'listen: "1.2.3.4:5"\n'), {}),
+    /--domain \(or domain: in --config\): required/,
+  );
   assert.throws(() => loadConfig(CoreConfigSchema, file('y.yaml', 'domain: a\n  bad: [\n'), {}), /y\.yaml:\d+:\d+: not valid YAML/);
   assert.throws(() => loadConfig(CoreConfigSchema, file('d.yaml', 'domain: a\ndomain: b\n'), {}), /not valid YAML/, 'duplicate keys');
   assert.throws(() => loadConfig(CoreConfigSchema, file('l.yaml', '- a\n- b\n'), {}), /expected a mapping/);
@@ -98,7 +115,11 @@ test('formatConfig: file-style keys, URL passwords and named secrets redacted, l
 });
 
 function imsec(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, [join(REPO, 'bin/imsec.mjs'), ...args], { cwd: REPO, encoding: 'utf8', env: { ...process.env, ...env } });
+  return spawnSync(process.execPath, [join(REPO, 'bin/imsec.mjs'), ...args], {
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
 }
 
 test('the commands: --print-config shows the effective settings; a bad file exits 2 with the key', () => {
@@ -109,7 +130,9 @@ test('the commands: --print-config shows the effective settings; a bad file exit
   assert.equal(shown['port-s'], 5066, 'the file fills the rest');
   assert.equal(shown['backend'], 'userspace');
 
-  const c = imsec(['core', '--config', join(REPO, 'examples/config/core.yaml'), '--print-config'], { IMSEC_HSS_DB: 'postgres://u:hunter2@127.0.0.1/hss' });
+  const c = imsec(['core', '--config', join(REPO, 'examples/config/core.yaml'), '--print-config'], {
+    IMSEC_HSS_DB: 'postgres://u:hunter2@127.0.0.1/hss',
+  });
   assert.equal(c.status, 0, c.stderr);
   assert.ok(!c.stdout.includes('hunter2'), 'the password is redacted');
   assert.match(c.stdout, /db: postgres:\/\/u:\[redacted\]@127\.0\.0\.1\/hss/);
@@ -119,7 +142,7 @@ test('the commands: --print-config shows the effective settings; a bad file exit
   assert.match(bad.stderr, /bad-core\.yaml: reg-await-auth: expected seconds 1\.\.999999999/);
 });
 
-test('examples/config/load.yaml loads through the load command\'s option schema; keys redacted; unknown keys refused', async () => {
+test("examples/config/load.yaml loads through the load command's option schema; keys redacted; unknown keys refused", async () => {
   const { Command } = await import('commander');
   const { registerLoad } = await import('./load.ts');
   const program = new Command();

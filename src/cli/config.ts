@@ -24,11 +24,14 @@ export function readConfigFile(file: string): Record<string, unknown> {
   const err = doc.errors[0];
   if (err) {
     const at = err.linePos?.[0];
-    throw new InputError(`${file}${at ? `:${at.line}:${at.col}` : ''}: not valid YAML: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`);
+    throw new InputError(
+      `${file}${at ? `:${at.line}:${at.col}` : ''}: not valid YAML: ${err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
+    );
   }
   const v: unknown = doc.toJS();
   if (v === null || v === undefined) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new InputError(`${file}: expected a mapping of settings (key: value), got ${Array.isArray(v) ? 'a list' : typeof v}`);
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new InputError(`${file}: expected a mapping of settings (key: value), got ${Array.isArray(v) ? 'a list' : typeof v}`);
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) out[camel(k)] = x;
   return out;
@@ -44,7 +47,8 @@ function describe(issue: z.core.$ZodIssue, origins: Map<string, Origin>, file: s
   const path = issue.path.map((p) => (typeof p === 'string' ? kebab(p) : String(p))).join('.');
   const origin = typeof top === 'string' ? origins.get(top) : undefined;
   // A key from nowhere is a missing one: name both places it could be given.
-  const where = origin === 'flag' ? `--${kebab(top as string)}` : origin === 'file' ? `${file}: ${path}` : `--${path} (or ${path}: in --config)`;
+  const where =
+    origin === 'flag' ? `--${kebab(top as string)}` : origin === 'file' ? `${file}: ${path}` : `--${path} (or ${path}: in --config)`;
   return `${where}: ${issue.message}`;
 }
 
@@ -120,10 +124,25 @@ export function resolveConfig<S extends z.ZodType>(
 /** A decimal integer in [min, max], from a number or a string of digits. */
 export function intField(min: number, max: number, what = 'an integer'): z.ZodType<number> {
   return z
-    .union([z.number(), z.string().regex(/^[0-9]{1,15}$/, `expected ${what} ${min}..${max}`).transform(Number)], {
-      error: (iss) => (iss.input === undefined ? `required: ${what} ${min}..${max}` : `expected ${what} ${min}..${max}`),
-    })
-    .pipe(z.number({ error: `expected ${what} ${min}..${max}` }).int(`expected ${what} ${min}..${max}`).min(min, `expected ${what} ${min}..${max}`).max(max, `expected ${what} ${min}..${max}`));
+    .union(
+      [
+        z.number(),
+        z
+          .string()
+          .regex(/^[0-9]{1,15}$/, `expected ${what} ${min}..${max}`)
+          .transform(Number),
+      ],
+      {
+        error: (iss) => (iss.input === undefined ? `required: ${what} ${min}..${max}` : `expected ${what} ${min}..${max}`),
+      },
+    )
+    .pipe(
+      z
+        .number({ error: `expected ${what} ${min}..${max}` })
+        .int(`expected ${what} ${min}..${max}`)
+        .min(min, `expected ${what} ${min}..${max}`)
+        .max(max, `expected ${what} ${min}..${max}`),
+    );
 }
 
 export const portField = (): z.ZodType<number> => intField(0, 65535, 'a port');
@@ -131,13 +150,18 @@ export const secondsField = (): z.ZodType<number> => intField(1, 999_999_999, 's
 
 /** A string the given checker accepts (it throws InputError with the reason otherwise). */
 export function checkedString(check: (s: string) => unknown, what: string): z.ZodType<string> {
-  return z.string({ error: (iss) => (iss.input === undefined ? `required: ${what}` : `expected ${what} (a string; quote it in YAML)`) }).superRefine((s, ctx) => {
-    try {
-      check(s);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: `expected ${what}: ${e instanceof Error ? e.message.replace(/^--[a-z-]+:?\s*/, '') : String(e)}` });
-    }
-  });
+  return z
+    .string({ error: (iss) => (iss.input === undefined ? `required: ${what}` : `expected ${what} (a string; quote it in YAML)`) })
+    .superRefine((s, ctx) => {
+      try {
+        check(s);
+      } catch (e) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected ${what}: ${e instanceof Error ? e.message.replace(/^--[a-z-]+:?\s*/, '') : String(e)}`,
+        });
+      }
+    });
 }
 
 export const boolField = (): z.ZodType<boolean> => z.boolean({ error: 'expected true or false' });

@@ -26,14 +26,62 @@ const FAIL_LABEL: Record<string, string> = { wrong_response: 'wrong_res', empty_
 export function registerCoreMetrics(r: Registry, hss: CountingHss, counters: () => Readonly<ScscfCounters>): (e: ScscfEvent) => void {
   const registers = [r];
   const bindings = new Set<string>();
-  new Gauge({ name: 'imsec_core_registrations', help: 'IMPIs with a binding (registered at the S-CSCF)', registers, collect() { this.set(bindings.size); } });
-  const registrations = new Counter({ name: 'imsec_core_registrations_total', help: 'Successful REGISTERs, by kind (initial, refresh); rate() gives registrations/s', labelNames: ['kind'], registers });
-  const deregistrations = new Counter({ name: 'imsec_core_deregistrations_total', help: 'Bindings removed, by reason (user, expired)', labelNames: ['reason'], registers });
-  const challenges = new Counter({ name: 'imsec_core_challenges_total', help: '401 challenges sent, by reason', labelNames: ['reason'], registers });
-  const authFailures = new Counter({ name: 'imsec_core_auth_failures_total', help: 'Authentication failures by reason (wrong_res, mac, sync, mac_s, unknown_user, …)', labelNames: ['reason'], registers });
-  const messages = new Counter({ name: 'imsec_core_requests_total', help: 'Non-REGISTER requests by method and route (proxied, answered, rejected, network)', labelNames: ['method', 'route'], registers });
-  new Counter({ name: 'imsec_hss_vectors_issued_total', help: 'Authentication vectors issued by the HSS (each with its own SQN)', registers, collect() { this.reset(); this.inc(hss.vectorsIssued); } });
-  new Counter({ name: 'imsec_core_internal_errors_total', help: 'Requests answered 500 because the store or the code threw', registers, collect() { this.reset(); this.inc(counters().internalErrors); } });
+  new Gauge({
+    name: 'imsec_core_registrations',
+    help: 'IMPIs with a binding (registered at the S-CSCF)',
+    registers,
+    collect() {
+      this.set(bindings.size);
+    },
+  });
+  const registrations = new Counter({
+    name: 'imsec_core_registrations_total',
+    help: 'Successful REGISTERs, by kind (initial, refresh); rate() gives registrations/s',
+    labelNames: ['kind'],
+    registers,
+  });
+  const deregistrations = new Counter({
+    name: 'imsec_core_deregistrations_total',
+    help: 'Bindings removed, by reason (user, expired)',
+    labelNames: ['reason'],
+    registers,
+  });
+  const challenges = new Counter({
+    name: 'imsec_core_challenges_total',
+    help: '401 challenges sent, by reason',
+    labelNames: ['reason'],
+    registers,
+  });
+  const authFailures = new Counter({
+    name: 'imsec_core_auth_failures_total',
+    help: 'Authentication failures by reason (wrong_res, mac, sync, mac_s, unknown_user, …)',
+    labelNames: ['reason'],
+    registers,
+  });
+  const messages = new Counter({
+    name: 'imsec_core_requests_total',
+    help: 'Non-REGISTER requests by method and route (proxied, answered, rejected, network)',
+    labelNames: ['method', 'route'],
+    registers,
+  });
+  new Counter({
+    name: 'imsec_hss_vectors_issued_total',
+    help: 'Authentication vectors issued by the HSS (each with its own SQN)',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(hss.vectorsIssued);
+    },
+  });
+  new Counter({
+    name: 'imsec_core_internal_errors_total',
+    help: 'Requests answered 500 because the store or the code threw',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(counters().internalErrors);
+    },
+  });
   return (e) => {
     switch (e.type) {
       case 'registered':

@@ -33,10 +33,25 @@ test('parseListen: IPv4, [IPv6], port 0; bad input is an InputError', () => {
 
 test('formatEvent: TIME TYPE key=value (snake_case, lists joined) or one JSON object', () => {
   const t = new Date('2024-01-02T03:04:05.678Z');
-  const e = { type: 'registered', impi: 'a@x', impus: ['sip:a@x', 'tel:+1'], contact: 'sip:a@1.2.3.4:5', expires: 60, refresh: false } as const;
-  assert.equal(formatEvent(e, false, t), '2024-01-02T03:04:05.678Z registered impi=a@x impus=sip:a@x,tel:+1 contact=sip:a@1.2.3.4:5 expires=60 refresh=false');
+  const e = {
+    type: 'registered',
+    impi: 'a@x',
+    impus: ['sip:a@x', 'tel:+1'],
+    contact: 'sip:a@1.2.3.4:5',
+    expires: 60,
+    refresh: false,
+  } as const;
+  assert.equal(
+    formatEvent(e, false, t),
+    '2024-01-02T03:04:05.678Z registered impi=a@x impus=sip:a@x,tel:+1 contact=sip:a@1.2.3.4:5 expires=60 refresh=false',
+  );
   assert.deepEqual(JSON.parse(formatEvent({ type: 'challenge', impi: 'a@x', impu: 'sip:a@x', callId: 'c1', reason: 'initial' }, true, t)), {
-    t: '2024-01-02T03:04:05.678Z', event: 'challenge', impi: 'a@x', impu: 'sip:a@x', call_id: 'c1', reason: 'initial',
+    t: '2024-01-02T03:04:05.678Z',
+    event: 'challenge',
+    impi: 'a@x',
+    impu: 'sip:a@x',
+    call_id: 'c1',
+    reason: 'initial',
   });
 });
 
@@ -45,14 +60,17 @@ test('runCore: listening line, one line per event of a full registration, no key
   const ac = new AbortController();
   let onListening!: (port: number) => void;
   const listening = new Promise<number>((resolve) => (onListening = resolve));
-  const done = runCore({ listen: '127.0.0.1:0', domain: DOMAIN, db: DB, jsonEvents: true }, {
-    signal: ac.signal,
-    out: (l) => {
-      lines.push(l);
-      const j = JSON.parse(l);
-      if (j.event === 'listening') onListening(j.port);
+  const done = runCore(
+    { listen: '127.0.0.1:0', domain: DOMAIN, db: DB, jsonEvents: true },
+    {
+      signal: ac.signal,
+      out: (l) => {
+        lines.push(l);
+        const j = JSON.parse(l);
+        if (j.event === 'listening') onListening(j.port);
+      },
     },
-  });
+  );
   const port = await listening;
   const udp = await openUdpTransport({ address: '127.0.0.1', port: 0, onReceive: (b, c) => pcscf.layer.receive(b, c) });
   const pcscf = new FakePcscf(systemClock, udp.local);
@@ -81,7 +99,10 @@ test('runCore: listening line, one line per event of a full registration, no key
 
 test('runCore: a missing store is an InputError (exit 2), nothing is created', async () => {
   const missing = join(dir, 'nope.sqlite');
-  await assert.rejects(runCore({ listen: '127.0.0.1:0', domain: DOMAIN, db: missing }, { signal: AbortSignal.abort(), out: () => {} }), InputError);
+  await assert.rejects(
+    runCore({ listen: '127.0.0.1:0', domain: DOMAIN, db: missing }, { signal: AbortSignal.abort(), out: () => {} }),
+    InputError,
+  );
 });
 
 test('the command: registerCore in a child process prints the listening line and stops cleanly on SIGTERM', async () => {
@@ -89,7 +110,10 @@ test('the command: registerCore in a child process prints the listening line and
 const { registerCore } = await import(${JSON.stringify(join(REPO, 'src/cli/core.ts'))});
 const p = new Command(); p.exitOverride(); registerCore(p);
 await p.parseAsync(['node', 'imsec', 'core', '--listen', '127.0.0.1:0', '--domain', '${DOMAIN}', '--db', ${JSON.stringify(DB)}]);`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stderr.on('data', (d) => (err += d));
@@ -104,7 +128,10 @@ await p.parseAsync(['node', 'imsec', 'core', '--listen', '127.0.0.1:0', '--domai
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   assert.equal(code, 0, err);
   // stdout is a pipe, not a terminal: JSON lines.
-  const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines[0]!['event'], 'listening');
   assert.equal(lines[0]!['address'], '127.0.0.1');
   assert.match(String(lines[0]!['service_route']), /^<sip:orig@127\.0\.0\.1:\d+;lr>$/);

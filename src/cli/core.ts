@@ -56,14 +56,25 @@ export function parseListen(s: string): { address: string; port: number } {
 const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /** One line for an event: `TIME TYPE key=value …`, or a JSON object with `t` and `event`. */
-export function formatEvent(e: ScscfEvent | { readonly type: string; readonly [k: string]: unknown }, json: boolean, now = new Date()): string {
-  const fields = Object.entries(e).filter(([k, v]) => k !== 'type' && v !== undefined).map(([k, v]) => [snake(k), v] as const);
+export function formatEvent(
+  e: ScscfEvent | { readonly type: string; readonly [k: string]: unknown },
+  json: boolean,
+  now = new Date(),
+): string {
+  const fields = Object.entries(e)
+    .filter(([k, v]) => k !== 'type' && v !== undefined)
+    .map(([k, v]) => [snake(k), v] as const);
   if (json) return JSON.stringify({ t: now.toISOString(), event: e.type, ...Object.fromEntries(fields) });
   const text = (v: unknown) => (Array.isArray(v) ? v.join(',') : String(v));
   return [now.toISOString(), e.type, ...fields.map(([k, v]) => `${k}=${text(v)}`)].join(' ');
 }
 
-const snakeFields = (e: object) => Object.fromEntries(Object.entries(e).filter(([, v]) => v !== undefined).map(([k, v]) => [snake(k), v]));
+const snakeFields = (e: object) =>
+  Object.fromEntries(
+    Object.entries(e)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [snake(k), v]),
+  );
 
 /** Runs the core until `io.signal` aborts. Throws InputError for a missing store or a port that will not bind. */
 export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
@@ -73,7 +84,9 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
   if (o.metrics !== undefined) parseMetricsListen(o.metrics);
   // JSON lines (snake_case fields) with --json-events or when stdout is not a terminal; the event line format on one.
   const log = createLogger({
-    level: o.logLevel ?? 'info', ...(o.jsonEvents === true && { json: true }), write: io.out,
+    level: o.logLevel ?? 'info',
+    ...(o.jsonEvents === true && { json: true }),
+    write: io.out,
     pretty: (rec) => {
       const { level: _l, time, event, msg: _m, ...rest } = rec;
       return formatEvent({ type: String(event), ...rest }, false, new Date(String(time)));
@@ -81,7 +94,8 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
   });
   // The record is built only when the level prints it: per-registration events cost nothing when off.
   const infoOn = log.isLevelEnabled('info');
-  const print = (e: Parameters<typeof formatEvent>[0]) => void (infoOn && log.info({ event: e.type, ...snakeFields({ ...e, type: undefined }) }));
+  const print = (e: Parameters<typeof formatEvent>[0]) =>
+    void (infoOn && log.info({ event: e.type, ...snakeFields({ ...e, type: undefined }) }));
   const store = openHssDb(o.db, true, ' (create it with imsec subscriber add)', { ...(o.hssSync && { synchronous: o.hssSync }) });
   // Metrics only when served: the SIP meter sees every message, a cost for nothing when nobody scrapes it.
   const served = o.metrics !== undefined;
@@ -95,7 +109,11 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
   let ready = false;
   try {
     scscf = await Scscf.start({
-      address, port, domain: o.domain, hss, ...(sip && { trace: sip.tracer() }),
+      address,
+      port,
+      domain: o.domain,
+      hss,
+      ...(sip && { trace: sip.tracer() }),
       onEvent: (e) => {
         meter?.(e);
         print(e);
@@ -114,9 +132,15 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
   // SIGUSR2: one stats line on stderr after a forced GC (npm run bench:load asks for it).
   const unstats = statsOnSignal('core', () => ({ bindings: scscf.bindings.size }));
   try {
-    if (o.metrics !== undefined) metrics = await startMetricsServer({ listen: o.metrics, registry, ready: () => ready && !io.signal.aborted });
+    if (o.metrics !== undefined)
+      metrics = await startMetricsServer({ listen: o.metrics, registry, ready: () => ready && !io.signal.aborted });
     print({
-      type: 'listening', address: scscf.local.address, port: scscf.local.port, domain: o.domain, serviceRoute: scscf.serviceRoute, subscribers: store.count(),
+      type: 'listening',
+      address: scscf.local.address,
+      port: scscf.local.port,
+      domain: o.domain,
+      serviceRoute: scscf.serviceRoute,
+      subscribers: store.count(),
       ...(metrics && { metrics: `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` }),
     });
     ready = true;
@@ -138,7 +162,9 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
 /** The settings of `imsec core` (flags and --config file keys), with their defaults. */
 export const CoreConfigSchema = z.strictObject({
   listen: checkedString(parseListen, 'ADDR:PORT ([IPv6]:PORT)').default('127.0.0.1:6060'),
-  domain: z.string({ error: (i) => (i.input === undefined ? 'required: the home domain' : 'expected the home domain (a string)') }).min(1, 'expected the home domain'),
+  domain: z
+    .string({ error: (i) => (i.input === undefined ? 'required: the home domain' : 'expected the home domain (a string)') })
+    .min(1, 'expected the home domain'),
   db: z.string({ error: 'expected a store file name' }).min(1).default(DEFAULT_DB),
   jsonEvents: boolField().default(false),
   regAwaitAuth: secondsField().default(240),
@@ -155,7 +181,14 @@ export type CoreConfig = z.output<typeof CoreConfigSchema>;
 /** The run options for a validated configuration. */
 export function coreOptionsFromConfig(c: CoreConfig): CoreRunOptions {
   return {
-    listen: c.listen, domain: c.domain, db: c.db, jsonEvents: c.jsonEvents, regAwaitAuth: c.regAwaitAuth, challengeReRegister: c.challengeReregister, logLevel: c.logLevel, hssSync: c.hssSync,
+    listen: c.listen,
+    domain: c.domain,
+    db: c.db,
+    jsonEvents: c.jsonEvents,
+    regAwaitAuth: c.regAwaitAuth,
+    challengeReRegister: c.challengeReregister,
+    logLevel: c.logLevel,
+    hssSync: c.hssSync,
     ...(c.metrics !== undefined && { metrics: c.metrics }),
     ...(c.defaultExpires !== undefined && { defaultExpires: c.defaultExpires }),
     ...(c.maxExpires !== undefined && { maxExpires: c.maxExpires }),
@@ -178,9 +211,15 @@ export function registerCore(program: Command): void {
     .option('--max-expires <seconds>', 'cap on the registration time granted')
     .option('--no-challenge-reregister', 'accept integrity-protected re-REGISTERs without a new challenge')
     .option('--advertise <addr>', 'address for Via and Service-Route when listening on a wildcard address')
-    .option('--hss-sync <mode>', 'SQN durability: full (fsync before each SQN leaves; default) or normal (survives a crash of the process, not of the machine: load labs)');
+    .option(
+      '--hss-sync <mode>',
+      'SQN durability: full (fsync before each SQN leaves; default) or normal (survives a crash of the process, not of the machine: load labs)',
+    );
   addConfigOptions(cmd)
-    .addHelpText('after', '\nA --config file holds the same settings by long flag name (domain: ims.example, challenge-reregister: false); flags override it,\n$IMSEC_HSS_DB counts as --db.\n')
+    .addHelpText(
+      'after',
+      '\nA --config file holds the same settings by long flag name (domain: ims.example, challenge-reregister: false); flags override it,\n$IMSEC_HSS_DB counts as --db.\n',
+    )
     .action(async (_o: unknown, self: Command) => {
       const config = resolveConfig(self, CoreConfigSchema, { secrets: [], env: { db: process.env['IMSEC_HSS_DB'] } });
       if (config === undefined) return;

@@ -4,7 +4,15 @@
 import { guardProcess } from './serve-guard.ts';
 import { writableFileArg } from './identity-args.ts';
 import type { Command } from 'commander';
-import { ENCRYPTION_ALGS, INTEGRITY_ALGS, type EncryptionAlg, type IntegrityAlg, isEncryptionAlg, isIntegrityAlg, isValidPair } from '../ipsec/algorithms.ts';
+import {
+  ENCRYPTION_ALGS,
+  INTEGRITY_ALGS,
+  type EncryptionAlg,
+  type IntegrityAlg,
+  isEncryptionAlg,
+  isIntegrityAlg,
+  isValidPair,
+} from '../ipsec/algorithms.ts';
 import { InputError } from '../util/errors.ts';
 import { EXIT_CHECK_FAILED, printTable } from './output.ts';
 import { jsonSummary, saTable, timelineLines } from './demo/report.ts';
@@ -34,9 +42,13 @@ export function registerDemo(program: Command): void {
     .option('--pcap <file>', 'write what crossed the UE ⇄ P-CSCF wire to a pcap file')
     .option('--keylog <file>', 'write the SAs as Wireshark esp_sa lines (key material: handle with care)')
     .option('--json', 'print a machine-readable summary instead of the timeline')
-    .option('--nat', 'through a real NAT: UE behind nftables masquerade in network namespaces, core in another (root only; --mode does not apply, the P-CSCF picks it)')
+    .option(
+      '--nat',
+      'through a real NAT: UE behind nftables masquerade in network namespaces, core in another (root only; --mode does not apply, the P-CSCF picks it)',
+    )
     .action(async (o: DemoCliOptions) => {
-      if (o.mode !== 'trans' && o.mode !== 'udp-enc-tun') throw new InputError(`--mode must be trans or udp-enc-tun, got ${JSON.stringify(o.mode)}`);
+      if (o.mode !== 'trans' && o.mode !== 'udp-enc-tun')
+        throw new InputError(`--mode must be trans or udp-enc-tun, got ${JSON.stringify(o.mode)}`);
       if (!isIntegrityAlg(o.alg)) throw new InputError(`--alg: unknown integrity algorithm ${JSON.stringify(o.alg)}`);
       if (!isEncryptionAlg(o.ealg)) throw new InputError(`--ealg: unknown encryption algorithm ${JSON.stringify(o.ealg)}`);
       if (!isValidPair(o.alg, o.ealg)) throw new InputError(`--alg ${o.alg} cannot be combined with --ealg ${o.ealg}`);
@@ -53,34 +65,39 @@ export function registerDemo(program: Command): void {
     });
 }
 
-async function demo(o: DemoCliOptions & { mode: 'trans' | 'udp-enc-tun'; alg: IntegrityAlg; ealg: EncryptionAlg }, json: boolean): Promise<void> {
-      if (o.nat) return natDemo(o, json);
-      const result = await runDemo({
-        mode: o.mode,
-        alg: o.alg,
-        ealg: o.ealg,
-        ipv6: o.ipv6 === true,
-        ...(o.pcap ? { pcap: o.pcap } : {}),
-        ...(o.keylog ? { keylog: o.keylog } : {}),
-        ...(json ? {} : { progress: (l: string) => process.stderr.write(l + '\n') }),
-      });
-      if (json) {
-        process.stdout.write(JSON.stringify(jsonSummary(result, { mode: o.mode, alg: o.alg, ealg: o.ealg, ipv6: o.ipv6 === true }), null, 2) + '\n');
-      } else {
-        const out = (s: string) => process.stdout.write(s + '\n');
-        out(`imsec demo — ${o.mode}, ${o.alg} / ${o.ealg}, ${o.ipv6 ? 'IPv6 (::1)' : 'IPv4 (127.0.0.1)'}`);
-        out('');
-        out('Timeline (each SIP message once, from its sender):');
-        for (const l of timelineLines(result)) out(l);
-        out('');
-        printSteps(out, result.steps);
-        out('SA sets (every set either side installed, with its final state and counters):');
-        printTable(saTable(result) as unknown as Record<string, string | number>[], false);
-        if (o.pcap) out(`\npcap: ${o.pcap}`);
-        if (o.keylog) out(`keys (Wireshark esp_sa): ${o.keylog}`);
-        out(result.ok ? '\nAll steps succeeded.' : '\nA step failed.');
-      }
-      if (!result.ok) process.exitCode = EXIT_CHECK_FAILED;
+async function demo(
+  o: DemoCliOptions & { mode: 'trans' | 'udp-enc-tun'; alg: IntegrityAlg; ealg: EncryptionAlg },
+  json: boolean,
+): Promise<void> {
+  if (o.nat) return natDemo(o, json);
+  const result = await runDemo({
+    mode: o.mode,
+    alg: o.alg,
+    ealg: o.ealg,
+    ipv6: o.ipv6 === true,
+    ...(o.pcap ? { pcap: o.pcap } : {}),
+    ...(o.keylog ? { keylog: o.keylog } : {}),
+    ...(json ? {} : { progress: (l: string) => process.stderr.write(l + '\n') }),
+  });
+  if (json) {
+    process.stdout.write(
+      JSON.stringify(jsonSummary(result, { mode: o.mode, alg: o.alg, ealg: o.ealg, ipv6: o.ipv6 === true }), null, 2) + '\n',
+    );
+  } else {
+    const out = (s: string) => process.stdout.write(s + '\n');
+    out(`imsec demo — ${o.mode}, ${o.alg} / ${o.ealg}, ${o.ipv6 ? 'IPv6 (::1)' : 'IPv4 (127.0.0.1)'}`);
+    out('');
+    out('Timeline (each SIP message once, from its sender):');
+    for (const l of timelineLines(result)) out(l);
+    out('');
+    printSteps(out, result.steps);
+    out('SA sets (every set either side installed, with its final state and counters):');
+    printTable(saTable(result) as unknown as Record<string, string | number>[], false);
+    if (o.pcap) out(`\npcap: ${o.pcap}`);
+    if (o.keylog) out(`keys (Wireshark esp_sa): ${o.keylog}`);
+    out(result.ok ? '\nAll steps succeeded.' : '\nA step failed.');
+  }
+  if (!result.ok) process.exitCode = EXIT_CHECK_FAILED;
 }
 
 async function natDemo(o: DemoCliOptions, json: boolean): Promise<void> {

@@ -19,7 +19,9 @@ export interface EspDropEvent {
 
 export interface DropReporterOptions {
   /** Prints one event (or the window's summary). */
-  readonly emit: (line: { event: 'esp-dropped'; drop: EspDropEvent } | { event: 'esp-drops-suppressed'; count: number; windowMs: number }) => void;
+  readonly emit: (
+    line: { event: 'esp-dropped'; drop: EspDropEvent } | { event: 'esp-drops-suppressed'; count: number; windowMs: number },
+  ) => void;
   readonly now: () => number;
   /** Default 10 000 ms. */
   readonly windowMs?: number;

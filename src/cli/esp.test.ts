@@ -37,8 +37,17 @@ test('decode: ok, icv_failure, replay, unknown_spi, keepalive, dummy, bad_paddin
   const ik = pair.ue.sas.SA1.params.keys.ikEsp;
   const udp = buildUdp('192.0.2.10', '192.0.2.20', 50000, 5064, new TextEncoder().encode('x'));
   const dummy = espInIp('192.0.2.10', '192.0.2.20', craftNullSha1Esp({ spi: 0x10004, seq: 10, payload: udp, nextHeader: 59, ikEsp: ik }));
-  const badPad = espInIp('192.0.2.10', '192.0.2.20', craftNullSha1Esp({ spi: 0x10004, seq: 11, payload: udp, nextHeader: 17, pad: [9, 9, 9, 9, 9], ikEsp: ik }));
-  const keepalive = buildIpPacket({ src: '192.0.2.10', dst: '192.0.2.20', protocol: 17, payload: buildUdp('192.0.2.10', '192.0.2.20', 4500, 4500, NAT_KEEPALIVE) });
+  const badPad = espInIp(
+    '192.0.2.10',
+    '192.0.2.20',
+    craftNullSha1Esp({ spi: 0x10004, seq: 11, payload: udp, nextHeader: 17, pad: [9, 9, 9, 9, 9], ikEsp: ik }),
+  );
+  const keepalive = buildIpPacket({
+    src: '192.0.2.10',
+    dst: '192.0.2.20',
+    protocol: 17,
+    payload: buildUdp('192.0.2.10', '192.0.2.20', 4500, 4500, NAT_KEEPALIVE),
+  });
   const plainSip = buildIpPacket({ src: '192.0.2.10', dst: '192.0.2.20', protocol: 17, payload: udp });
   // Tampered copy of seq 2 comes first, so it fails on the ICV rather than on the replay check.
   const frames = [tamper(reg2!.ip), reg1!.ip, reg2!.ip, reg1!.ip, foreign!.ip, keepalive, dummy, badPad, plainSip, notify!.ip];
@@ -74,7 +83,10 @@ test('decode: human table for udp-enc-tunnel with an extra encapsulation port (-
   writeFileSync(join(dir, 'c.pcap'), pcapOf(pk.map((p) => p.ip)));
   writeFileSync(join(dir, 'esp_sa'), espSaLines(pair.pcscf).join('\n'));
   const without = imsec(['--keys', join(dir, 'esp_sa'), '--pcap', join(dir, 'c.pcap'), '--json']);
-  assert.deepEqual((JSON.parse(without.stdout) as { verdict: string }[]).map((x) => x.verdict), Array(5).fill('not_esp'));
+  assert.deepEqual(
+    (JSON.parse(without.stdout) as { verdict: string }[]).map((x) => x.verdict),
+    Array(5).fill('not_esp'),
+  );
   const r = imsec(['--keys', join(dir, 'esp_sa'), '--pcap', join(dir, 'c.pcap'), '--encap-port', '5200']);
   assert.equal(r.status, 0, r.stderr);
   const lines = r.stdout.trimEnd().split('\n');

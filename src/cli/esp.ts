@@ -65,7 +65,13 @@ export function decodeEspPackets(
     const k = `${e.line}|${w.spi}`;
     let inbound = windows.get(k);
     if (!inbound) {
-      inbound = createInbound({ spi: w.spi, alg: e.alg, ealg: e.ealg, keys: e.keys, replayWindow: opts.replayWindow ?? DEFAULT_REPLAY_WINDOW });
+      inbound = createInbound({
+        spi: w.spi,
+        alg: e.alg,
+        ealg: e.ealg,
+        keys: e.keys,
+        replayWindow: opts.replayWindow ?? DEFAULT_REPLAY_WINDOW,
+      });
       windows.set(k, inbound);
     }
     const r = inbound.open(w.esp);
@@ -155,16 +161,20 @@ export function registerEsp(program: Command): void {
   esp
     .command('decode')
     .description('verify and decrypt captured ESP with Wireshark esp_sa keys; one verdict per packet')
-    .requiredOption('--keys <file>', 'esp_sa file (Wireshark UAT format, as imsec\'s key export writes it)')
+    .requiredOption('--keys <file>', "esp_sa file (Wireshark UAT format, as imsec's key export writes it)")
     .option('--pcap <file>', 'capture to read (pcap or pcapng)')
     .option('--hex <packet>', 'one whole IP packet in hex')
-    .option('--encap-port <n>', 'extra UDP port carrying ESP-in-UDP besides 4500 (repeatable)', (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
+    .option('--encap-port <n>', 'extra UDP port carrying ESP-in-UDP besides 4500 (repeatable)', (v: string, acc: string[] | undefined) => [
+      ...(acc ?? []),
+      v,
+    ])
     .option('--replay-window <n>', `anti-replay window per SPI (default ${DEFAULT_REPLAY_WINDOW})`)
     .option('--json', 'JSON output (an array, snake_case keys)')
     .action((o: DecodeCliOptions) => {
       if ((o.pcap === undefined) === (o.hex === undefined)) throw new InputError('give exactly one of --pcap FILE or --hex PACKET');
       const encapPorts = (o.encapPort ?? []).map((p) => intOption(p, '--encap-port', 1, 65535));
-      const replayWindow = o.replayWindow === undefined ? DEFAULT_REPLAY_WINDOW : intOption(o.replayWindow, '--replay-window', MIN_REPLAY_WINDOW, 1 << 20);
+      const replayWindow =
+        o.replayWindow === undefined ? DEFAULT_REPLAY_WINDOW : intOption(o.replayWindow, '--replay-window', MIN_REPLAY_WINDOW, 1 << 20);
       const entries = parseEspSa(readInput(o.keys, '--keys').toString('utf8'));
       let packets: { n: number; ip: Uint8Array }[];
       if (o.hex !== undefined) {

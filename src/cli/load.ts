@@ -62,7 +62,8 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 
 function num(text: string, flag: string, lo: number, hi: number, integer = false): number {
   const n = /^[0-9]+(\.[0-9]+)?$/.test(text) ? Number(text) : NaN;
-  if (!(n >= lo && n <= hi) || (integer && !Number.isInteger(n))) throw new InputError(`${flag}: must be ${integer ? 'an integer' : 'a number'} ${lo}..${hi}, got ${JSON.stringify(text)}`);
+  if (!(n >= lo && n <= hi) || (integer && !Number.isInteger(n)))
+    throw new InputError(`${flag}: must be ${integer ? 'an integer' : 'a number'} ${lo}..${hi}, got ${JSON.stringify(text)}`);
   return n;
 }
 
@@ -73,7 +74,8 @@ function secretHex(hex: string, flag: string): Uint8Array {
 
 function keySource(o: LoadCliOptions): KeySource {
   const given = [o.k !== undefined, o.keysDb !== undefined, o.keysCsv !== undefined].filter(Boolean).length;
-  if (given !== 1) throw new InputError('give the keys one way: --k with --op/--opc (common to all UEs), --keys-db FILE or --keys-csv FILE');
+  if (given !== 1)
+    throw new InputError('give the keys one way: --k with --op/--opc (common to all UEs), --keys-db FILE or --keys-csv FILE');
   if (o.keysDb !== undefined) return storeKeys(o.keysDb);
   if (o.keysCsv !== undefined) return csvKeys(o.keysCsv);
   if ((o.op === undefined) === (o.opc === undefined)) throw new InputError('--k: give exactly one of --op and --opc with it');
@@ -83,9 +85,12 @@ function keySource(o: LoadCliOptions): KeySource {
 
 function modesOf(s: string): UsableMod[] {
   switch (s.toLowerCase()) {
-    case 'trans': return ['trans'];
-    case 'udp-enc-tun': return ['UDP-enc-tun'];
-    default: throw new InputError(`--mode: trans or udp-enc-tun, got ${JSON.stringify(s)}`);
+    case 'trans':
+      return ['trans'];
+    case 'udp-enc-tun':
+      return ['UDP-enc-tun'];
+    default:
+      throw new InputError(`--mode: trans or udp-enc-tun, got ${JSON.stringify(s)}`);
   }
 }
 
@@ -109,12 +114,19 @@ function openFds(): number | undefined {
 }
 
 function statusText(row: IntervalRow, phase: string): string {
-  return `${row.elapsed_s.toFixed(0).padStart(5)} s  ${phase.padEnd(6)} registered ${row.registered}  in flight ${row.in_flight}  ` +
-    `attempts/s ${row.attempts_per_s}  ok ${row.successes} failed ${row.failures}  p50 ${row.p50_ms} ms p99 ${row.p99_ms} ms  msgs ${row.messages}  rss ${Math.round(row.rss_bytes / 1048576)} MB`;
+  return (
+    `${row.elapsed_s.toFixed(0).padStart(5)} s  ${phase.padEnd(6)} registered ${row.registered}  in flight ${row.in_flight}  ` +
+    `attempts/s ${row.attempts_per_s}  ok ${row.successes} failed ${row.failures}  p50 ${row.p50_ms} ms p99 ${row.p99_ms} ms  msgs ${row.messages}  rss ${Math.round(row.rss_bytes / 1048576)} MB`
+  );
 }
 
 async function runLoad(o: LoadCliOptions): Promise<void> {
-  const range = subscriberRange({ impi: o.impi, ...(o.impu !== undefined && { impu: o.impu }), first: num(o.first, '--first', 0, Number.MAX_SAFE_INTEGER, true), count: num(o.count, '--count', 1, 10_000_000, true) });
+  const range = subscriberRange({
+    impi: o.impi,
+    ...(o.impu !== undefined && { impu: o.impu }),
+    first: num(o.first, '--first', 0, Number.MAX_SAFE_INTEGER, true),
+    count: num(o.count, '--count', 1, 10_000_000, true),
+  });
   const rate = num(o.rate, '--rate', 0.001, 1e6);
   const rampMs = num(o.ramp, '--ramp', 0, 86400) * 1000;
   const concurrency = num(o.concurrency, '--concurrency', 1, 1e6, true);
@@ -141,13 +153,18 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
     }
   }
   const localIps = o.local !== undefined ? parseLocal(o.local) : [isIP(pcscfIp) === 6 ? '::1' : '127.0.0.1'];
-  if (isIP(localIps[0]!) !== isIP(pcscfIp)) throw new InputError(`--local: the P-CSCF ${pcscfIp} is IPv${isIP(pcscfIp)}; give local addresses of that family`);
+  if (isIP(localIps[0]!) !== isIP(pcscfIp))
+    throw new InputError(`--local: the P-CSCF ${pcscfIp} is IPv${isIP(pcscfIp)}; give local addresses of that family`);
   assertCapacity({ count: range.count, locals: localIps.length, concurrency, backend: kind, limit: openFileLimit() });
   await assertConfigured(localIps);
   const keys = keySource(o);
   const csv: WriteStream | undefined = o.csv !== undefined ? createWriteStream(o.csv) : undefined;
   if (csv) {
-    await new Promise<void>((resolve, reject) => csv.once('open', () => resolve()).once('error', (e) => reject(new InputError(`--csv: cannot write ${o.csv}: ${(e as NodeJS.ErrnoException).code ?? e.message}`))));
+    await new Promise<void>((resolve, reject) =>
+      csv
+        .once('open', () => resolve())
+        .once('error', (e) => reject(new InputError(`--csv: cannot write ${o.csv}: ${(e as NodeJS.ErrnoException).code ?? e.message}`))),
+    );
     csv.write(CSV_COLUMNS.join(',') + '\n');
   }
 
@@ -168,8 +185,22 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
     let rssMax = 0;
     const tty = process.stderr.isTTY === true && !o.quiet;
     const engine = new LoadEngine({
-      range, keys, pcscf: { address: pcscfIp, port: pc.port }, pcscfEncapPort, locals, modes, ...(offers && { offers }),
-      rate, rampMs, concurrency, holdMs, expires, messageRate, churnRate, deregister, intervalMs,
+      range,
+      keys,
+      pcscf: { address: pcscfIp, port: pc.port },
+      pcscfEncapPort,
+      locals,
+      modes,
+      ...(offers && { offers }),
+      rate,
+      rampMs,
+      concurrency,
+      holdMs,
+      expires,
+      messageRate,
+      churnRate,
+      deregister,
+      intervalMs,
       ...(t1Ms !== undefined && { t1Ms }),
       onInterval: (row) => {
         rssMax = Math.max(rssMax, row.rss_bytes);
@@ -191,7 +222,12 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
       }
       fds = openFds();
     };
-    const unstats = statsOnSignal('load', () => ({ registered: engine.registered, in_flight: engine.inFlight, phase: engine.phase, live_sa_sets: backends.reduce((n, b) => n + b.sets.filter((x) => x.live).length, 0) }));
+    const unstats = statsOnSignal('load', () => ({
+      registered: engine.registered,
+      in_flight: engine.inFlight,
+      phase: engine.phase,
+      live_sa_sets: backends.reduce((n, b) => n + b.sets.filter((x) => x.live).length, 0),
+    }));
     let signals = 0;
     const onSignal = (): void => {
       signals++;
@@ -214,14 +250,36 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     const rssEnd = process.memoryUsage.rss();
     const config = {
-      pcscf: `${pcscfIp}:${pc.port}`, impi: o.impi, impu: range.impu.source, first: range.first, count: range.count, rate, ramp_s: rampMs / 1000,
-      concurrency, duration_s: holdMs / 1000, expires, message_rate: messageRate, churn: churnRate, deregister, mode: o.mode,
-      backend: kind, locals: localIps.length,
+      pcscf: `${pcscfIp}:${pc.port}`,
+      impi: o.impi,
+      impu: range.impu.source,
+      first: range.first,
+      count: range.count,
+      rate,
+      ramp_s: rampMs / 1000,
+      concurrency,
+      duration_s: holdMs / 1000,
+      expires,
+      message_rate: messageRate,
+      churn: churnRate,
+      deregister,
+      mode: o.mode,
+      backend: kind,
+      locals: localIps.length,
     };
     const report = buildReport({
-      stats: engine.stats, startedAt, endedAt: new Date(), config, ues: range.count, interrupted: engine.interrupted, saSetsLeft: engine.setsLeftAtEnd,
+      stats: engine.stats,
+      startedAt,
+      endedAt: new Date(),
+      config,
+      ues: range.count,
+      interrupted: engine.interrupted,
+      saSetsLeft: engine.setsLeftAtEnd,
       process: {
-        cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000, rss_max_bytes: Math.max(rssMax, rssEnd), rss_end_bytes: rssEnd,
+        cpu_user_ms: cpu.user / 1000,
+        cpu_system_ms: cpu.system / 1000,
+        rss_max_bytes: Math.max(rssMax, rssEnd),
+        rss_end_bytes: rssEnd,
         ...(rssPerUe !== undefined && { rss_per_registered_ue_bytes: Math.round(rssPerUe) }),
         ...(heapPerUe !== undefined && { heap_per_registered_ue_bytes: Math.round(heapPerUe) }),
         ...(fds !== undefined && { open_fds_registered: fds }),
@@ -247,7 +305,8 @@ function readReport(file: string): LoadReport {
     throw new InputError(`${file}: not a JSON report: ${e instanceof Error ? e.message : String(e)}`);
   }
   const r = j as Partial<LoadReport>;
-  if (r?.report !== 'imsec-load' || r.version !== 1 || typeof r.histograms !== 'object') throw new InputError(`${file}: not an imsec load --json report (version 1)`);
+  if (r?.report !== 'imsec-load' || r.version !== 1 || typeof r.histograms !== 'object')
+    throw new InputError(`${file}: not an imsec load --json report (version 1)`);
   return r as LoadReport;
 }
 
@@ -287,7 +346,9 @@ Example (our core and P-CSCF on loopback, 1000 subscribers provisioned with imse
 export function registerLoad(program: Command): void {
   const load = program
     .command('load')
-    .description('IMS AKA + IPsec load generator: many UEs register, refresh, send MESSAGEs, churn and de-register; report with latency percentiles')
+    .description(
+      'IMS AKA + IPsec load generator: many UEs register, refresh, send MESSAGEs, churn and de-register; report with latency percentiles',
+    )
     .option('--pcscf <host:port>', "the P-CSCF's unprotected address (port default 5060)")
     .option('--pcscf-encap-port <n>', "the P-CSCF's ESP-in-UDP port (udp-enc-tun)", '4500')
     .option('--impi <pattern>', 'private identity pattern, e.g. 00101{n:10}@ims.example')

@@ -30,7 +30,10 @@ test('levels: below the level nothing is written', () => {
   const log = createLogger({ level: 'warn', json: true, write: (l) => lines.push(l) });
   log.info('quiet');
   log.warn('loud');
-  assert.deepEqual(lines.map((l) => JSON.parse(l).msg), ['loud']);
+  assert.deepEqual(
+    lines.map((l) => JSON.parse(l).msg),
+    ['loud'],
+  );
 });
 
 test('human lines: time, level when not info, event, k=v, addresses as ADDR:PORT, message last', () => {
@@ -50,7 +53,10 @@ test('DropLog: a flood is one record per reason per interval, with the count', (
   assert.equal(lines.length, 0, 'nothing per packet');
   d.flush();
   const recs = lines.map((l) => JSON.parse(l));
-  assert.deepEqual(recs.map((r) => [r.event, r.reason, r.count]).sort(), [['dropped', 'esp replay', 3], ['dropped', 'unprotected', 10_000]]);
+  assert.deepEqual(recs.map((r) => [r.event, r.reason, r.count]).sort(), [
+    ['dropped', 'esp replay', 3],
+    ['dropped', 'unprotected', 10_000],
+  ]);
   assert.equal(recs.find((r) => r.reason === 'unprotected').port, 5064);
   d.close();
   assert.equal(lines.length, 2, 'a quiet interval logs nothing');

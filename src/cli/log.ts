@@ -58,7 +58,9 @@ export function createLogger(o: LogOptions): Logger {
   const write = o.write ?? ((l: string) => process.stdout.write(`${l}\n`));
   const pretty = o.pretty ?? prettyRecord;
   const dest: DestinationStream = {
-    write: json ? (s: string) => write(s.endsWith('\n') ? s.slice(0, -1) : s) : (s: string) => write(pretty(JSON.parse(s) as Record<string, unknown>)),
+    write: json
+      ? (s: string) => write(s.endsWith('\n') ? s.slice(0, -1) : s)
+      : (s: string) => write(pretty(JSON.parse(s) as Record<string, unknown>)),
   };
   return pino(
     {

@@ -41,7 +41,8 @@ export async function startMetricsServer(o: { listen: string; registry: Registry
     } else if (path === '/metrics') {
       o.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': o.registry.contentType }).end(text),
-        (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e instanceof Error ? e.message : String(e)}\n`),
+        (e: unknown) =>
+          res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e instanceof Error ? e.message : String(e)}\n`),
       );
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: /metrics, /healthz, /readyz\n');

@@ -30,7 +30,11 @@ export function printTable(rows: Row[], json: boolean): void {
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const cell = (v: Row[string]) => (v === undefined || v === null ? '' : String(v));
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd() + '\n';
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd() + '\n';
   process.stdout.write(line(cols));
   for (const r of rows) process.stdout.write(line(cols.map((c) => cell(r[c]))));
 }
@@ -60,9 +64,14 @@ export const EXIT_INTERNAL = 70;
  * is bad" (exit 2): an AKA verdict, a negotiation or verification that fails, an unknown subscriber.
  */
 const CHECK_FAILED_CODES: ReadonlySet<string> = new Set([
-  'AKA_MAC_FAILURE', 'AKA_SYNC_FAILURE', 'AKA_BAD_AUTS',
-  'SECAGREE_NO_COMMON_ALG', 'SECAGREE_NAT_NO_UDP_ENC_TUN', 'SECAGREE_NO_SERVER_MECHANISM',
-  'SECAGREE_VERIFY_MISMATCH', 'SECAGREE_CLIENT_CHANGED',
+  'AKA_MAC_FAILURE',
+  'AKA_SYNC_FAILURE',
+  'AKA_BAD_AUTS',
+  'SECAGREE_NO_COMMON_ALG',
+  'SECAGREE_NAT_NO_UDP_ENC_TUN',
+  'SECAGREE_NO_SERVER_MECHANISM',
+  'SECAGREE_VERIFY_MISMATCH',
+  'SECAGREE_CLIENT_CHANGED',
   'HSS_UNKNOWN_IMPI',
 ]);
 

@@ -33,7 +33,11 @@ export function parseKeyHex(text: string, flag: string, octets: number): Uint8Ar
  * `ADDR:PORT`, `[IPv6]:PORT`, a host name with a port; with `defaultPort` also `ADDR`, `[IPv6]` or a
  * bare IPv6 address. Ports from `minPort` (default 0) to 65535.
  */
-export function parseHostPortArg(text: string, flag: string, o: { readonly defaultPort?: number; readonly minPort?: number } = {}): { address: string; port: number } {
+export function parseHostPortArg(
+  text: string,
+  flag: string,
+  o: { readonly defaultPort?: number; readonly minPort?: number } = {},
+): { address: string; port: number } {
   const bad = (): never => {
     const form = o.defaultPort === undefined ? 'ADDR:PORT or [IPv6]:PORT' : `ADDR[:PORT] or [IPv6][:PORT] (default port ${o.defaultPort})`;
     throw new InputError(`${flag}: expected ${form}, got ${show(text)}`);

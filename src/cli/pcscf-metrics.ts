@@ -93,20 +93,28 @@ export function registerPcscfMetrics(s: PcscfMetricsSources): void {
   on('deregistered', (e) => registered.delete(e.impi));
 
   new Gauge({
-    name: 'imsec_pcscf_registrations', help: 'Registrations by state (pending: a temporary SA set waits for the protected REGISTER)', labelNames: ['state'], registers,
+    name: 'imsec_pcscf_registrations',
+    help: 'Registrations by state (pending: a temporary SA set waits for the protected REGISTER)',
+    labelNames: ['state'],
+    registers,
     collect() {
       this.set({ state: 'registered' }, registered.size);
       this.set({ state: 'pending' }, temporary.size);
     },
   });
   new Gauge({
-    name: 'imsec_pcscf_pending_registrations', help: 'Registrations waiting for the protected REGISTER (temporary SA sets live)', registers,
+    name: 'imsec_pcscf_pending_registrations',
+    help: 'Registrations waiting for the protected REGISTER (temporary SA sets live)',
+    registers,
     collect() {
       this.set(temporary.size);
     },
   });
   new Gauge({
-    name: 'imsec_pcscf_sa_sets', help: 'SA sets installed, by state and mode', labelNames: ['state', 'mode'], registers,
+    name: 'imsec_pcscf_sa_sets',
+    help: 'SA sets installed, by state and mode',
+    labelNames: ['state', 'mode'],
+    registers,
     collect() {
       this.reset();
       const n = new Map<string, number>();
@@ -121,41 +129,80 @@ export function registerPcscfMetrics(s: PcscfMetricsSources): void {
     },
   });
 
-  const registrations = new Counter({ name: 'imsec_pcscf_registrations_total', help: 'Successful REGISTERs (initial and refresh; rate() gives registrations/s)', registers });
+  const registrations = new Counter({
+    name: 'imsec_pcscf_registrations_total',
+    help: 'Successful REGISTERs (initial and refresh; rate() gives registrations/s)',
+    registers,
+  });
   on('registered', () => registrations.inc());
   const deregistrations = new Counter({ name: 'imsec_pcscf_deregistrations_total', help: 'Registrations ended', registers });
   on('deregistered', () => deregistrations.inc());
 
-  const secAgree = new Counter({ name: 'imsec_pcscf_secagree_total', help: 'SA sets negotiated (sec-agree), by chosen algorithm pair and mode', labelNames: ['alg', 'ealg', 'mode'], registers });
+  const secAgree = new Counter({
+    name: 'imsec_pcscf_secagree_total',
+    help: 'SA sets negotiated (sec-agree), by chosen algorithm pair and mode',
+    labelNames: ['alg', 'ealg', 'mode'],
+    registers,
+  });
   on('sa-created', (e) => {
     temporary.add(e.set);
     secAgree.inc({ alg: e.alg, ealg: e.ealg, mode: e.mode });
   });
-  const authTimeouts = new Counter({ name: 'imsec_pcscf_auth_timeouts_total', help: 'Temporary SA sets that expired without a protected REGISTER (reg-await-auth: the UE never answered the challenge)', registers });
+  const authTimeouts = new Counter({
+    name: 'imsec_pcscf_auth_timeouts_total',
+    help: 'Temporary SA sets that expired without a protected REGISTER (reg-await-auth: the UE never answered the challenge)',
+    registers,
+  });
   on('sa-promoted', (e) => temporary.delete(e.set));
-  const removalFailures = new Counter({ name: 'imsec_pcscf_sa_removal_failures_total', help: 'SA sets the backend failed to remove (kernel SAs or policies may be left behind; each one logged at error)', registers });
+  const removalFailures = new Counter({
+    name: 'imsec_pcscf_sa_removal_failures_total',
+    help: 'SA sets the backend failed to remove (kernel SAs or policies may be left behind; each one logged at error)',
+    registers,
+  });
   on('sa-deleted', (e) => {
     if (temporary.delete(e.set) && /reg-await-auth/.test(e.reason)) authTimeouts.inc();
     if (e.error !== undefined) removalFailures.inc();
   });
 
-  const rejections = new Counter({ name: 'imsec_pcscf_rejections_total', help: 'Requests refused, by reason and status (494: sec-agree failed)', labelNames: ['reason', 'status'], registers });
-  const limits = new Counter({ name: 'imsec_pcscf_limit_rejections_total', help: 'Requests refused by a limit (admission control), by reason', labelNames: ['reason'], registers });
+  const rejections = new Counter({
+    name: 'imsec_pcscf_rejections_total',
+    help: 'Requests refused, by reason and status (494: sec-agree failed)',
+    labelNames: ['reason', 'status'],
+    registers,
+  });
+  const limits = new Counter({
+    name: 'imsec_pcscf_limit_rejections_total',
+    help: 'Requests refused by a limit (admission control), by reason',
+    labelNames: ['reason'],
+    registers,
+  });
   on('rejected', (e) => {
     rejections.inc({ reason: e.reason, status: e.status === undefined ? 'none' : String(e.status) });
     if (isLimitReason(e.reason)) limits.inc({ reason: e.reason });
   });
 
-  const nat = new Counter({ name: 'imsec_pcscf_nat_detections_total', help: 'UEs found behind a NAT (Via sent-by ≠ packet source, 33.203 Annex M)', registers });
+  const nat = new Counter({
+    name: 'imsec_pcscf_nat_detections_total',
+    help: 'UEs found behind a NAT (Via sent-by ≠ packet source, 33.203 Annex M)',
+    registers,
+  });
   on('nat-detected', () => nat.inc());
-  const rebinds = new Counter({ name: 'imsec_pcscf_nat_rebinds_total', help: 'NAT mapping changes seen on authenticated ESP-in-UDP (followed: port_Uenc updated)', labelNames: ['followed'], registers });
+  const rebinds = new Counter({
+    name: 'imsec_pcscf_nat_rebinds_total',
+    help: 'NAT mapping changes seen on authenticated ESP-in-UDP (followed: port_Uenc updated)',
+    labelNames: ['followed'],
+    registers,
+  });
   on('nat-mapping', (e) => {
     if (e.previous) rebinds.inc({ followed: String(e.followed) });
   });
 
   // Scrape-time reads of counters the backend and the SAs keep for their own reasons.
   new Counter({
-    name: 'imsec_pcscf_keepalives_total', help: 'NAT-keepalives (RFC 3948 §2.3), by direction', labelNames: ['dir'], registers,
+    name: 'imsec_pcscf_keepalives_total',
+    help: 'NAT-keepalives (RFC 3948 §2.3), by direction',
+    labelNames: ['dir'],
+    registers,
     collect() {
       const c = backend.counters;
       this.reset();
@@ -164,7 +211,10 @@ export function registerPcscfMetrics(s: PcscfMetricsSources): void {
     },
   });
   new Counter({
-    name: 'imsec_esp_packets_total', help: 'ESP packets sealed (out) or delivered (in); with the xfrm backend, the kernel\'s counts (ip -s xfrm state)', labelNames: ['dir'], registers,
+    name: 'imsec_esp_packets_total',
+    help: "ESP packets sealed (out) or delivered (in); with the xfrm backend, the kernel's counts (ip -s xfrm state)",
+    labelNames: ['dir'],
+    registers,
     collect() {
       const t = esp.read(backend);
       this.reset();
@@ -173,7 +223,10 @@ export function registerPcscfMetrics(s: PcscfMetricsSources): void {
     },
   });
   new Counter({
-    name: 'imsec_esp_bytes_total', help: 'Inner payload octets sealed (out) or delivered (in)', labelNames: ['dir'], registers,
+    name: 'imsec_esp_bytes_total',
+    help: 'Inner payload octets sealed (out) or delivered (in)',
+    labelNames: ['dir'],
+    registers,
     collect() {
       const t = esp.read(backend);
       this.reset();
@@ -182,7 +235,10 @@ export function registerPcscfMetrics(s: PcscfMetricsSources): void {
     },
   });
   new Counter({
-    name: 'imsec_esp_drops_total', help: 'Inbound packets dropped, by reason (replay, icv, unknown-spi, malformed, …; keepalives are not drops)', labelNames: ['reason'], registers,
+    name: 'imsec_esp_drops_total',
+    help: 'Inbound packets dropped, by reason (replay, icv, unknown-spi, malformed, …; keepalives are not drops)',
+    labelNames: ['reason'],
+    registers,
     collect() {
       this.reset();
       for (const d of ESP_DROPS) this.inc({ reason: d }, 0);

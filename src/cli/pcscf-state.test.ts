@@ -16,8 +16,14 @@ const base = { listen: '127.0.0.1:5060', portC: '5064', portS: '5066', scscf: '1
 
 test('--state: a file or URL with a fixed --listen port; refused with xfrm and with port 0', () => {
   assert.equal(parsePcscfArgs({ ...base, state: 'x.db', stateKeyFile: 'k' }).state, 'x.db');
-  assert.throws(() => parsePcscfArgs({ ...base, listen: '127.0.0.1:0', state: 'x.db' }), (e) => e instanceof InputError && /fixed --listen port/.test(e.message));
-  assert.throws(() => parsePcscfArgs({ ...base, backend: 'xfrm', state: 'x.db' }), (e) => e instanceof InputError && /not yet supported with --backend xfrm/.test(e.message));
+  assert.throws(
+    () => parsePcscfArgs({ ...base, listen: '127.0.0.1:0', state: 'x.db' }),
+    (e) => e instanceof InputError && /fixed --listen port/.test(e.message),
+  );
+  assert.throws(
+    () => parsePcscfArgs({ ...base, backend: 'xfrm', state: 'x.db' }),
+    (e) => e instanceof InputError && /not yet supported with --backend xfrm/.test(e.message),
+  );
 });
 
 test('stored ports: taken when none are given, a different one refused, a bad key file refused', () => {
@@ -29,10 +35,16 @@ test('stored ports: taken when none are given, a different one refused, a bad ke
   const again = openPcscfState({ state: file, node: '127.0.0.1:5060', portC: 0, portS: 0, clock, onError: () => {} });
   assert.deepEqual([again.portC, again.portS], [5064, 5066]);
   again.state.close();
-  assert.throws(() => openPcscfState({ state: file, node: '127.0.0.1:5060', portC: 5070, portS: 5066, clock, onError: () => {} }), /--port-c 5070: the stored registrations of 127.0.0.1:5060 use 5064/);
+  assert.throws(
+    () => openPcscfState({ state: file, node: '127.0.0.1:5060', portC: 5070, portS: 5066, clock, onError: () => {} }),
+    /--port-c 5070: the stored registrations of 127.0.0.1:5060 use 5064/,
+  );
   const other = openPcscfState({ state: file, node: '127.0.0.1:5061', portC: 5070, portS: 5072, clock, onError: () => {} });
   assert.deepEqual([other.portC, other.portS], [5070, 5072], 'another node has rows of its own');
   other.state.close();
   writeFileSync(join(dir, 'bad.key'), 'not a key');
-  assert.throws(() => openPcscfState({ state: file, stateKeyFile: join(dir, 'bad.key'), node: 'n', portC: 0, portS: 0, clock, onError: () => {} }), /64 hex digits/);
+  assert.throws(
+    () => openPcscfState({ state: file, stateKeyFile: join(dir, 'bad.key'), node: 'n', portC: 0, portS: 0, clock, onError: () => {} }),
+    /64 hex digits/,
+  );
 });

@@ -42,7 +42,10 @@ export function openPcscfState(o: {
     const stored = state.nodeInfo();
     const pick = (given: number, was: number | undefined, flag: string): number => {
       if (was === undefined || given === 0) return given || (was ?? 0);
-      if (given !== was) throw new InputError(`${flag} ${given}: the stored registrations of ${o.node} use ${was} (their SAs are bound to it); start with ${flag} ${was}`);
+      if (given !== was)
+        throw new InputError(
+          `${flag} ${given}: the stored registrations of ${o.node} use ${was} (their SAs are bound to it); start with ${flag} ${was}`,
+        );
       return given;
     };
     return { state, portC: pick(o.portC, stored?.portC, '--port-c'), portS: pick(o.portS, stored?.portS, '--port-s') };

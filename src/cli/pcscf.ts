@@ -75,7 +75,8 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
   const listen = hostPort(o.listen, '--listen');
   const scscf = hostPort(o.scscf, '--scscf');
   const mode = (o.mode ?? 'auto') as PcscfMode;
-  if (!['auto', 'udp-enc-tun', 'trans'].includes(mode)) throw new InputError(`--mode: must be auto, udp-enc-tun or trans, got ${JSON.stringify(o.mode)}`);
+  if (!['auto', 'udp-enc-tun', 'trans'].includes(mode))
+    throw new InputError(`--mode: must be auto, udp-enc-tun or trans, got ${JSON.stringify(o.mode)}`);
   const portC = port(o.portC, '--port-c', 0);
   const portS = port(o.portS, '--port-s', 0);
   if (portC !== 0 && portC === portS) throw new InputError('--port-c and --port-s must differ');
@@ -105,7 +106,14 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
     ...(rate !== undefined && { challengesPerSecond: rate, challengeBurst: 2 * rate }),
   };
   return {
-    ...listen, portC, portS, scscf, mode, policy, regAwaitAuthMs, limits,
+    ...listen,
+    portC,
+    portS,
+    scscf,
+    mode,
+    policy,
+    regAwaitAuthMs,
+    limits,
     encapPort: port(o.encapPort, '--encap-port', NAT_T_PORT),
     json: o.json === true,
     backend: parseBackend(o.backend),
@@ -120,10 +128,12 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
 /** --state needs a fixed plain port (its rows are filed under ADDR:PORT) and the userspace backend. */
 function checkState(state: string, port: number, backend: string | undefined): string {
   if (state === '') throw new InputError('--state: an SQLite file or a postgres:// URL');
-  if (port === 0) throw new InputError('--state: needs a fixed --listen port (the stored registrations are filed under the P-CSCF\'s ADDR:PORT)');
+  if (port === 0)
+    throw new InputError("--state: needs a fixed --listen port (the stored registrations are filed under the P-CSCF's ADDR:PORT)");
   // The kernel keeps xfrm SAs and their counters: restoring them needs a reconcile with the kernel
   // that is not written yet (issue 13 §3), so the two are refused together rather than half done.
-  if (backend === 'xfrm') throw new InputError('--state: not yet supported with --backend xfrm (only the userspace backend restores its SAs)');
+  if (backend === 'xfrm')
+    throw new InputError('--state: not yet supported with --backend xfrm (only the userspace backend restores its SAs)');
   return state;
 }
 
@@ -147,7 +157,14 @@ export const PcscfConfigSchema = z.strictObject({
   json: boolField().default(false),
   metrics: checkedString(parseMetricsListen, 'ADDR:PORT for /metrics, /healthz, /readyz').optional(),
   logLevel: logLevelField(),
-  state: checkedString((s) => s.length > 0 || (() => { throw new InputError('empty'); })(), 'an SQLite file or a postgres:// URL').optional(),
+  state: checkedString(
+    (s) =>
+      s.length > 0 ||
+      (() => {
+        throw new InputError('empty');
+      })(),
+    'an SQLite file or a postgres:// URL',
+  ).optional(),
   stateKeyFile: z.string({ error: 'expected a file name' }).optional(),
 });
 export type PcscfConfig = z.output<typeof PcscfConfigSchema>;
@@ -155,12 +172,21 @@ export type PcscfConfig = z.output<typeof PcscfConfigSchema>;
 /** The run arguments for a validated configuration. */
 export function pcscfArgsFromConfig(c: PcscfConfig): PcscfArgs {
   return parsePcscfArgs({
-    listen: c.listen, portC: String(c.portC), portS: String(c.portS), scscf: c.scscf, mode: c.mode,
+    listen: c.listen,
+    portC: String(c.portC),
+    portS: String(c.portS),
+    scscf: c.scscf,
+    mode: c.mode,
     ...(c.policy !== undefined && { policy: c.policy }),
-    allowDeprecated: c.allowDeprecated, encapPort: String(c.encapPort), regAwaitAuth: String(c.regAwaitAuth),
-    maxPendingPerSource: String(c.maxPendingPerSource), maxPending: String(c.maxPending), challengeRate: String(c.challengeRate),
+    allowDeprecated: c.allowDeprecated,
+    encapPort: String(c.encapPort),
+    regAwaitAuth: String(c.regAwaitAuth),
+    maxPendingPerSource: String(c.maxPendingPerSource),
+    maxPending: String(c.maxPending),
+    challengeRate: String(c.challengeRate),
     maxInFlightPerSource: String(c.maxInFlightPerSource),
-    json: c.json, backend: c.backend,
+    json: c.json,
+    backend: c.backend,
     ...(c.xfrmInstance !== undefined && { xfrmInstance: String(c.xfrmInstance) }),
     ...(c.metrics !== undefined && { metrics: c.metrics }),
     logLevel: c.logLevel,
@@ -182,7 +208,10 @@ function flat(prefix: string, v: unknown, out: string[]): void {
 export function formatEvent<K extends PcscfEventName>(name: K, ev: PcscfEvents[K], at: Date = new Date()): string {
   const { message, from, source, ...rest } = ev as Record<string, unknown>;
   const parts: string[] = [];
-  for (const [k, a] of [['from', from], ['source', source]] as const) {
+  for (const [k, a] of [
+    ['from', from],
+    ['source', source],
+  ] as const) {
     const x = a as { address: string; port: number } | undefined;
     if (x) parts.push(`${k}=${x.address.includes(':') ? `[${x.address}]` : x.address}:${x.port}`);
   }
@@ -208,7 +237,11 @@ function prettyPcscf(rec: Record<string, unknown>): string {
   const { level, time, event, msg, ...rest } = rec;
   const lv = Number(level) >= 40 ? `${Number(level) >= 50 ? 'ERROR' : 'WARN'} ` : '';
   if (event === 'esp-dropped') return formatDrop(rest as unknown as EspDropEvent, new Date(String(time)));
-  const line = formatEvent(String(event ?? 'log') as PcscfEventName, { ...rest, ...(msg !== undefined && { message: msg }) } as never, new Date(String(time)));
+  const line = formatEvent(
+    String(event ?? 'log') as PcscfEventName,
+    { ...rest, ...(msg !== undefined && { message: msg }) } as never,
+    new Date(String(time)),
+  );
   return lv ? line.replace(' ', ` ${lv}`) : line;
 }
 
@@ -226,21 +259,41 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   // Issue 10 §5: every inbound ESP drop is counted; one line per reason and SPI, rate-limited.
   const drops = new EspDropReporter({
     now: () => clock.now(),
-    emit: (e) => (e.event === 'esp-dropped' ? log.warn({ event: e.event, ...e.drop }) : log.warn({ event: e.event, count: e.count, window_ms: e.windowMs })),
+    emit: (e) =>
+      e.event === 'esp-dropped'
+        ? log.warn({ event: e.event, ...e.drop })
+        : log.warn({ event: e.event, count: e.count, window_ms: e.windowMs }),
   });
   r.onDrops?.(drops);
   // Issue 13 §3: the state store first — its stored ports decide port_pc/port_ps when none are given.
-  const opened = a.state === undefined ? undefined : openPcscfState({
-    state: a.state, ...(a.stateKeyFile !== undefined && { stateKeyFile: a.stateKeyFile }), node: `${a.address}:${a.port}`,
-    portC: a.portC, portS: a.portS, clock,
-    onError: (what, e) => log.error({ event: 'state-error', what, error: e.message }, 'state store write failed'),
-  });
+  const opened =
+    a.state === undefined
+      ? undefined
+      : openPcscfState({
+          state: a.state,
+          ...(a.stateKeyFile !== undefined && { stateKeyFile: a.stateKeyFile }),
+          node: `${a.address}:${a.port}`,
+          portC: a.portC,
+          portS: a.portS,
+          clock,
+          onError: (what, e) => log.error({ event: 'state-error', what, error: e.message }, 'state store write failed'),
+        });
   const ports = { portC: opened?.portC ?? a.portC, portS: opened?.portS ?? a.portS };
   let backend: Awaited<ReturnType<typeof openBackend>>;
   try {
     backend = await openBackend(a.backend, {
-      localIp: a.address, encapPort: a.encapPort, clock, ...(a.xfrmInstance !== undefined && { instance: a.xfrmInstance }),
-      onDrop: (d, from) => drops.note({ reason: d.drop, from, ...(d.spi !== undefined && { spi: d.spi }), ...(d.seq !== undefined && { seq: d.seq }), ...(d.set && { set: d.set.id }) }),
+      localIp: a.address,
+      encapPort: a.encapPort,
+      clock,
+      ...(a.xfrmInstance !== undefined && { instance: a.xfrmInstance }),
+      onDrop: (d, from) =>
+        drops.note({
+          reason: d.drop,
+          from,
+          ...(d.spi !== undefined && { spi: d.spi }),
+          ...(d.seq !== undefined && { seq: d.seq }),
+          ...(d.set && { set: d.set.id }),
+        }),
     });
   } catch (e) {
     opened?.state.close();
@@ -250,8 +303,18 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   let metrics: MetricsServer | undefined;
   try {
     pcscf = await Pcscf.start({
-      address: a.address, port: a.port, portC: ports.portC, portS: ports.portS, scscf: a.scscf, backend,
-      policy: a.policy, mode: a.mode, clock, regAwaitAuthMs: a.regAwaitAuthMs, limits: a.limits, ...(sip && { trace: sip.tracer() }),
+      address: a.address,
+      port: a.port,
+      portC: ports.portC,
+      portS: ports.portS,
+      scscf: a.scscf,
+      backend,
+      policy: a.policy,
+      mode: a.mode,
+      clock,
+      regAwaitAuthMs: a.regAwaitAuthMs,
+      limits: a.limits,
+      ...(sip && { trace: sip.tracer() }),
       ...(opened && { state: opened.state }),
     });
   } catch (e) {
@@ -261,11 +324,18 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   }
   if (served) {
     // Restored registrations (--state) had their 'registered' event in the previous run.
-    const restored = pcscf.restoredRegistrations > 0 ? pcscf.registrations().filter((v) => v.state === 'registered').map((v) => v.impi) : [];
+    const restored =
+      pcscf.restoredRegistrations > 0
+        ? pcscf
+            .registrations()
+            .filter((v) => v.state === 'registered')
+            .map((v) => v.impi)
+        : [];
     registerPcscfMetrics({ registry, backend, drops, on: (name, fn) => pcscf.on(name, fn), registered: restored });
   }
   try {
-    if (a.metrics !== undefined) metrics = await startMetricsServer({ listen: a.metrics, registry, ready: () => ready && !r.signal.aborted });
+    if (a.metrics !== undefined)
+      metrics = await startMetricsServer({ listen: a.metrics, registry, ready: () => ready && !r.signal.aborted });
   } catch (e) {
     await pcscf.stop();
     await backend.close();
@@ -289,9 +359,20 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   // Inside the SAs: UDP always; TCP too when the backend's SAs carry it (xfrm, spec digest §6.2).
   const inside = backend.openTcp ? 'udp+tcp' : 'udp';
   const hello = {
-    address: a.address, port: pcscf.port, port_c: pcscf.portC, port_s: pcscf.portS, encap_port: backend.encapPort, scscf: `${a.scscf.address}:${a.scscf.port}`,
-    mode: a.mode, backend: a.backend, protected_transports: inside,
-    ...(opened && { state: opened.state.kind, state_keys: opened.state.keysSealed ? 'aes-256-gcm' : 'plain (0600 file)', restored_registrations: pcscf.restoredRegistrations }),
+    address: a.address,
+    port: pcscf.port,
+    port_c: pcscf.portC,
+    port_s: pcscf.portS,
+    encap_port: backend.encapPort,
+    scscf: `${a.scscf.address}:${a.scscf.port}`,
+    mode: a.mode,
+    backend: a.backend,
+    protected_transports: inside,
+    ...(opened && {
+      state: opened.state.kind,
+      state_keys: opened.state.keysSealed ? 'aes-256-gcm' : 'plain (0600 file)',
+      restored_registrations: pcscf.restoredRegistrations,
+    }),
     ...(metrics && { metrics: `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` }),
   };
   log.info({ event: 'listening', ...hello }, 'pcscf listening');
@@ -308,7 +389,10 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
     own.close();
     await metrics?.close();
   }
-  log.info({ event: 'stopped' }, opened ? 'pcscf stopped, SAs removed here, registrations kept in the state store' : 'pcscf stopped, SAs removed');
+  log.info(
+    { event: 'stopped' },
+    opened ? 'pcscf stopped, SAs removed here, registrations kept in the state store' : 'pcscf stopped, SAs removed',
+  );
 }
 
 const HELP = `
@@ -330,7 +414,7 @@ export function registerPcscf(program: Command): void {
   const cmd = program
     .command('pcscf')
     .description('run the P-CSCF (33.203 access edge: sec-agree, IPsec SAs, NAT detection) until SIGINT/SIGTERM')
-    .option('--listen <addr:port>', 'plain SIP address and port (UEs\' first REGISTER, S-CSCF side); required')
+    .option('--listen <addr:port>', "plain SIP address and port (UEs' first REGISTER, S-CSCF side); required")
     .option('--port-c <n>', 'protected client port port_pc; required')
     .option('--port-s <n>', 'protected server port port_ps; required')
     .option('--scscf <addr:port>', 'the S-CSCF; required')
@@ -339,17 +423,29 @@ export function registerPcscf(program: Command): void {
     .option('--allow-deprecated', 'also accept hmac-md5-96 and des-ede3-cbc')
     .option('--encap-port <n>', `local ESP-in-UDP port (RFC 3948), default ${NAT_T_PORT}`)
     .option('--reg-await-auth <s>', `lifetime of a temporary SA set in seconds, default ${REG_AWAIT_AUTH_MS / 1000}`)
-    .option('--max-pending-per-source <n>', `registrations waiting for authentication from one address; more get 503 (default ${DEFAULT_PENDING_LIMITS.maxPendingPerSource})`)
+    .option(
+      '--max-pending-per-source <n>',
+      `registrations waiting for authentication from one address; more get 503 (default ${DEFAULT_PENDING_LIMITS.maxPendingPerSource})`,
+    )
     .option('--max-pending <n>', `registrations waiting for authentication in total (default ${DEFAULT_PENDING_LIMITS.maxPendingTotal})`)
-    .option('--max-in-flight-per-source <n>', `unprotected REGISTERs from one address waiting at the S-CSCF; more are dropped unread (default ${DEFAULT_PENDING_LIMITS.maxInFlightPerSource})`)
-    .option('--challenge-rate <n>', `new challenges (vectors) per second, burst twice that (default ${DEFAULT_PENDING_LIMITS.challengesPerSecond})`)
+    .option(
+      '--max-in-flight-per-source <n>',
+      `unprotected REGISTERs from one address waiting at the S-CSCF; more are dropped unread (default ${DEFAULT_PENDING_LIMITS.maxInFlightPerSource})`,
+    )
+    .option(
+      '--challenge-rate <n>',
+      `new challenges (vectors) per second, burst twice that (default ${DEFAULT_PENDING_LIMITS.challengesPerSecond})`,
+    )
     .option('--backend <b>', `${BACKEND_HELP} (default userspace)`)
     .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
     .option('--json', 'log JSON lines even on a terminal (the default when stdout is not one)')
     .option('--metrics <addr:port>', 'serve Prometheus /metrics, /healthz and /readyz on this address')
     .option('--log-level <level>', 'fatal | error | warn | info | debug | trace | silent (default info)')
     .option('--state <file|url>', 'keep registrations and SA sets in this store (SQLite file, or postgres://…) and restore them at start')
-    .option('--state-key-file <file>', 'AES-256 key (64 hex digits) sealing the stored ESP keys; else IMSEC_STATE_KEY, else stored unsealed in the 0600 file');
+    .option(
+      '--state-key-file <file>',
+      'AES-256 key (64 hex digits) sealing the stored ESP keys; else IMSEC_STATE_KEY, else stored unsealed in the 0600 file',
+    );
   addConfigOptions(cmd)
     .addHelpText('after', HELP)
     .action(async (_o: unknown, self: Command) => {

@@ -3,8 +3,16 @@
 // Exit 2: the header, policy or a number does not parse; exit 1: no acceptable mechanism.
 import type { Command } from 'commander';
 import {
-  DEFAULT_ALLOW, buildSecurityServer, formatPair, negotiate, parseAlgPairList, parsePort, parseSecurityHeader, parseSpi,
-  serializeMechanism, type SpiPortSet,
+  DEFAULT_ALLOW,
+  buildSecurityServer,
+  formatPair,
+  negotiate,
+  parseAlgPairList,
+  parsePort,
+  parseSecurityHeader,
+  parseSpi,
+  serializeMechanism,
+  type SpiPortSet,
 } from '../secagree/index.ts';
 import { printResult, reportFailure } from './output.ts';
 import { unwrap } from '../util/result.ts';
@@ -69,7 +77,8 @@ export function registerSecagree(program: Command): void {
       // RFC 3329 / 33.203 §7.1: spi-c and spi-s name two different inbound SAs; equal values cannot be installed.
       if (server.spiC === server.spiS) throw new InputError(`--spi-c and --spi-s must differ, both are ${server.spiC}`);
       client.forEach((m, i) => {
-        if (m.spiC !== undefined && m.spiC === m.spiS) throw new InputError(`--client: mechanism ${i + 1} has spi-c = spi-s = ${m.spiC}: two SAs cannot share an SPI`);
+        if (m.spiC !== undefined && m.spiC === m.spiS)
+          throw new InputError(`--client: mechanism ${i + 1} has spi-c = spi-s = ${m.spiC}: two SAs cannot share an SPI`);
       });
       const nat = o.nat === true;
       const r = negotiate(client, { ...(allow && { allow }), allowDeprecated: o.allowDeprecated === true }, { natDetected: nat });
@@ -79,8 +88,14 @@ export function registerSecagree(program: Command): void {
       }
       printResult(
         {
-          alg: r.alg, ealg: r.ealg, mod: r.mod, nat,
-          spi_c: r.client.spiC, spi_s: r.client.spiS, port_c: r.client.portC, port_s: r.client.portS,
+          alg: r.alg,
+          ealg: r.ealg,
+          mod: r.mod,
+          nat,
+          spi_c: r.client.spiC,
+          spi_s: r.client.spiS,
+          port_c: r.client.portC,
+          port_s: r.client.portS,
           security_server: serializeMechanism(buildSecurityServer(r, server)),
         },
         o.json === true,

@@ -10,7 +10,11 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 function run(body: string) {
   const script = `const { guardProcess } = await import(${JSON.stringify(guardUrl)});\nguardProcess();\n${body}`;
-  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 20_000 });
+  return spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
 }
 
 test('an unhandled rejection is reported once, in one line, and the process keeps serving', () => {

@@ -5,7 +5,22 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { SipTraceEvent, SipTracer } from '../util/trace.ts';
 
-const METHODS = new Set(['REGISTER', 'INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'MESSAGE', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'PRACK', 'UPDATE', 'REFER']);
+const METHODS = new Set([
+  'REGISTER',
+  'INVITE',
+  'ACK',
+  'BYE',
+  'CANCEL',
+  'OPTIONS',
+  'MESSAGE',
+  'SUBSCRIBE',
+  'NOTIFY',
+  'PUBLISH',
+  'INFO',
+  'PRACK',
+  'UPDATE',
+  'REFER',
+]);
 /** 64·T1: no transaction outlives it (RFC 3261 Timer B/F). */
 const MAX_AGE_MS = 32_000;
 const MAX_OPEN = 50_000;
@@ -55,8 +70,18 @@ export class SipMeter {
   readonly #server = new OpenTable();
 
   constructor(registry: Registry, prefix: string) {
-    this.#requests = new Counter({ name: `${prefix}_sip_requests_total`, help: 'SIP requests by direction and method (retransmissions included)', labelNames: ['dir', 'method'], registers: [registry] });
-    this.#responses = new Counter({ name: `${prefix}_sip_responses_total`, help: 'SIP responses by direction, CSeq method and status code', labelNames: ['dir', 'method', 'status'], registers: [registry] });
+    this.#requests = new Counter({
+      name: `${prefix}_sip_requests_total`,
+      help: 'SIP requests by direction and method (retransmissions included)',
+      labelNames: ['dir', 'method'],
+      registers: [registry],
+    });
+    this.#responses = new Counter({
+      name: `${prefix}_sip_responses_total`,
+      help: 'SIP responses by direction, CSeq method and status code',
+      labelNames: ['dir', 'method', 'status'],
+      registers: [registry],
+    });
     this.#latency = new Histogram({
       name: `${prefix}_sip_transaction_seconds`,
       help: 'Time from a request to its final response: side=client (we sent the request) or server (we answered it)',

@@ -24,10 +24,21 @@ export function statsOnSignal(name: string, extra: () => Record<string, unknown>
     gc?.();
     const m = process.memoryUsage();
     const cpu = process.cpuUsage();
-    process.stderr.write(JSON.stringify({
-      event: 'stats', process: name, pid: process.pid, gc: gc !== undefined, rss: m.rss, heap_used: m.heapUsed, external: m.external,
-      array_buffers: m.arrayBuffers, cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000, ...extra(),
-    }) + '\n');
+    process.stderr.write(
+      JSON.stringify({
+        event: 'stats',
+        process: name,
+        pid: process.pid,
+        gc: gc !== undefined,
+        rss: m.rss,
+        heap_used: m.heapUsed,
+        external: m.external,
+        array_buffers: m.arrayBuffers,
+        cpu_user_ms: cpu.user / 1000,
+        cpu_system_ms: cpu.system / 1000,
+        ...extra(),
+      }) + '\n',
+    );
   };
   process.on('SIGUSR2', handler);
   return () => process.off('SIGUSR2', handler);

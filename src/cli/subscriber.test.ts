@@ -35,7 +35,22 @@ function assertNoKeys(text: string): void {
 
 test('add (OP → OPc, $IMSEC_HSS_DB), list, remove', () => {
   const add = imsec(
-    ['add', '--impi', 'alice@ims.example', '--impu', 'sip:alice@ims.example', '--impu', 'tel:+15550100', '--k', K, '--op', OP, '--sqn', '3f', '--json'],
+    [
+      'add',
+      '--impi',
+      'alice@ims.example',
+      '--impu',
+      'sip:alice@ims.example',
+      '--impu',
+      'tel:+15550100',
+      '--k',
+      K,
+      '--op',
+      OP,
+      '--sqn',
+      '3f',
+      '--json',
+    ],
     { IMSEC_HSS_DB: DB },
   );
   assert.equal(add.status, 0, add.stderr);
@@ -48,7 +63,13 @@ test('add (OP → OPc, $IMSEC_HSS_DB), list, remove', () => {
 
   const s = new HssStore(DB);
   assert.equal(toHex(s.get('alice@ims.example')!.opc), OPC, 'only OPc is stored, computed from OP');
-  s.add({ impi: 'bob@ims.example', impus: ['sip:bob@ims.example'], k: new Uint8Array(16), opc: new Uint8Array(16), amf: new Uint8Array([0x80, 0]) });
+  s.add({
+    impi: 'bob@ims.example',
+    impus: ['sip:bob@ims.example'],
+    k: new Uint8Array(16),
+    opc: new Uint8Array(16),
+    amf: new Uint8Array([0x80, 0]),
+  });
   s.close();
 
   const list = imsec(['list', '--db', DB]);
@@ -74,13 +95,31 @@ test('add (OP → OPc, $IMSEC_HSS_DB), list, remove', () => {
 test('bad input exits 2 without echoing keys; removing an unknown IMPI exits 1', () => {
   const base = ['add', '--db', DB, '--impu', 'sip:carol@ims.example', '--k', K];
   const s0 = new HssStore(DB);
-  s0.add({ impi: 'dup@ims.example', impus: ['sip:dup@ims.example'], k: new Uint8Array(16), opc: new Uint8Array(16), amf: new Uint8Array(2) });
+  s0.add({
+    impi: 'dup@ims.example',
+    impus: ['sip:dup@ims.example'],
+    k: new Uint8Array(16),
+    opc: new Uint8Array(16),
+    amf: new Uint8Array(2),
+  });
   s0.close();
   const dup = imsec(['add', '--db', DB, '--impi', 'dup@ims.example', '--impu', 'sip:dup2@ims.example', '--k', K, '--opc', OPC]);
   assert.equal(dup.status, 2);
   assert.match(dup.stderr, /already exists/);
 
-  const badHex = imsec(['add', '--db', DB, '--impi', 'carol@ims.example', '--impu', 'sip:carol@ims.example', '--k', K.slice(0, 31) + 'z', '--opc', OPC]);
+  const badHex = imsec([
+    'add',
+    '--db',
+    DB,
+    '--impi',
+    'carol@ims.example',
+    '--impu',
+    'sip:carol@ims.example',
+    '--k',
+    K.slice(0, 31) + 'z',
+    '--opc',
+    OPC,
+  ]);
   assert.equal(badHex.status, 2);
   assert.match(badHex.stderr, /--k: not an even-length hex string/);
   assertNoKeys(badHex.stderr);
@@ -100,7 +139,26 @@ test('bad input exits 2 without echoing keys; removing an unknown IMPI exits 1',
 
 test('add --count: a range in one transaction, all or none', () => {
   const db = join(dir, 'range.sqlite');
-  const r = imsec(['add', '--db', db, '--impi', '00101{n:10}@ims.example', '--impu', 'sip:00101{n:10}@ims.example', '--impu', 'tel:+1555{n:7}', '--first', '5', '--count', '1000', '--k', K, '--op', OP, '--json']);
+  const r = imsec([
+    'add',
+    '--db',
+    db,
+    '--impi',
+    '00101{n:10}@ims.example',
+    '--impu',
+    'sip:00101{n:10}@ims.example',
+    '--impu',
+    'tel:+1555{n:7}',
+    '--first',
+    '5',
+    '--count',
+    '1000',
+    '--k',
+    K,
+    '--op',
+    OP,
+    '--json',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   const out = JSON.parse(r.stdout);
   assert.equal(out.added, 1000);
@@ -108,7 +166,23 @@ test('add --count: a range in one transaction, all or none', () => {
   assert.equal(out.last, '001010000001004@ims.example');
   assertNoKeys(r.stdout + r.stderr);
   // Overlapping the range by one: the whole second batch is refused, nothing of it stays.
-  const again = imsec(['add', '--db', db, '--impi', '00101{n:10}@ims.example', '--impu', 'sip:00101{n:10}@ims.example', '--first', '1', '--count', '5', '--k', K, '--opc', OPC]);
+  const again = imsec([
+    'add',
+    '--db',
+    db,
+    '--impi',
+    '00101{n:10}@ims.example',
+    '--impu',
+    'sip:00101{n:10}@ims.example',
+    '--first',
+    '1',
+    '--count',
+    '5',
+    '--k',
+    K,
+    '--opc',
+    OPC,
+  ]);
   assert.equal(again.status, 2);
   assert.match(again.stderr, /001010000000005@ims\.example already exists/);
   const s = new HssStore(db);

@@ -36,7 +36,8 @@ function summary(s: Subscriber) {
 /** SQN as up to 12 hex digits (6 octets, SEQ ‖ IND). */
 function parseSqn(hex: string): number {
   const s = hex.replace(/^0x/i, '');
-  if (!/^[0-9a-fA-F]{1,12}$/.test(s)) throw new InputError(`--sqn: must be 1 to 12 hex digits (48 bits), got ${JSON.stringify(hex.slice(0, 40))}`);
+  if (!/^[0-9a-fA-F]{1,12}$/.test(s))
+    throw new InputError(`--sqn: must be 1 to 12 hex digits (48 bits), got ${JSON.stringify(hex.slice(0, 40))}`);
   return Number.parseInt(s, 16);
 }
 
@@ -104,11 +105,14 @@ export function registerSubscriber(program: Command): void {
     .option('--first <n>', 'range: first counter value for {n} in --impi/--impu', '1')
     .option('--count <n>', 'range: how many subscribers, n = first … first+count-1 (one transaction)')
     .option('--json', 'JSON output')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Ranges: --impi and --impu may hold one counter {n} (or {n:WIDTH}, zero-padded); with --count the
 subscribers n = first … first+count-1 are added in one transaction, all or none, e.g.
   imsec subscriber add --impi '00101{n:10}@ims.example' --impu 'sip:00101{n:10}@ims.example' \
-    --first 1 --count 100000 --k 465b5ce8b199b49faa5f0a2ee238a6bc --opc cd63cb71954a9f4e48a5994e37a02baf`)
+    --first 1 --count 100000 --k 465b5ce8b199b49faa5f0a2ee238a6bc --opc cd63cb71954a9f4e48a5994e37a02baf`,
+    )
     .action((o: AddOpts) => {
       if (o.impu.length === 0) throw new InputError('--impu: give at least one public identity');
       if (o.count === undefined && !/\{n(?::\d+)?\}/.test(o.impi)) {

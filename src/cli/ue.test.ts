@@ -40,7 +40,10 @@ interface Child {
 }
 
 function imsecUe(args: string[]): Child {
-  const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', RUNNER, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', RUNNER, ...args], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   let err = '';
   let buf = '';
@@ -84,8 +87,26 @@ async function setup(): Promise<{ fake: FakePcscf; args: string[] }> {
   const fake = await FakePcscf.create({ k: K, opc: OPC, ueEncapPort: () => encap });
   fakes.push(fake);
   const args = [
-    '--pcscf', `127.0.0.1:${fake.port}`, '--impi', 'alice@ims.example', '--impu', 'sip:alice@ims.example', '--k', KHEX, '--opc', OPCHEX,
-    '--local', '127.0.0.1', '--mode', 'udp-enc-tun', '--encap-port', String(encap), '--pcscf-encap-port', String(fake.backend.encapPort), '--expires', '600',
+    '--pcscf',
+    `127.0.0.1:${fake.port}`,
+    '--impi',
+    'alice@ims.example',
+    '--impu',
+    'sip:alice@ims.example',
+    '--k',
+    KHEX,
+    '--opc',
+    OPCHEX,
+    '--local',
+    '127.0.0.1',
+    '--mode',
+    'udp-enc-tun',
+    '--encap-port',
+    String(encap),
+    '--pcscf-encap-port',
+    String(fake.backend.encapPort),
+    '--expires',
+    '600',
   ];
   return { fake, args };
 }
@@ -139,7 +160,10 @@ test('ue message: registers, sends the MESSAGE over SA1, prints the status, de-r
   assert.equal(d.req.headers.get('Expires'), '0');
   await fake.reply(d, 200);
   assert.equal(await c.exit, 0, c.stderr());
-  assert.ok(c.lines.some((l) => /MESSAGE 202 Accepted/.test(l)), c.lines.join('\n'));
+  assert.ok(
+    c.lines.some((l) => /MESSAGE 202 Accepted/.test(l)),
+    c.lines.join('\n'),
+  );
 });
 
 test('ue register: a MAC failure exits 1 naming mac_failure', async () => {
@@ -159,10 +183,16 @@ test('bad input is an InputError (exit 2): no OP/OPc, a bad --pcscf, a bad --mod
     registerUe(p);
     return p.parseAsync(['ue', 'register', '--impi', 'a@b', '--impu', 'sip:a@b', ...extra], { from: 'user' });
   };
-  await assert.rejects(run(['--pcscf', '127.0.0.1:5060', '--k', KHEX]), (e: unknown) => e instanceof InputError && /--op and --opc/.test(e.message));
+  await assert.rejects(
+    run(['--pcscf', '127.0.0.1:5060', '--k', KHEX]),
+    (e: unknown) => e instanceof InputError && /--op and --opc/.test(e.message),
+  );
   await assert.rejects(run(['--pcscf', '127.0.0.1:99999', '--k', KHEX, '--opc', OPCHEX]), InputError);
   await assert.rejects(run(['--pcscf', '127.0.0.1', '--k', KHEX, '--opc', OPCHEX, '--mode', 'tunnel']), /--mode/);
-  await assert.rejects(run(['--pcscf', '127.0.0.1', '--k', 'zz' + KHEX, '--opc', OPCHEX]), (e: unknown) => e instanceof InputError && !e.message.includes(KHEX));
+  await assert.rejects(
+    run(['--pcscf', '127.0.0.1', '--k', 'zz' + KHEX, '--opc', OPCHEX]),
+    (e: unknown) => e instanceof InputError && !e.message.includes(KHEX),
+  );
 });
 
 test('parseHostPortArg: host, host:port, [v6]:port, bare v6', () => {

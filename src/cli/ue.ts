@@ -55,10 +55,14 @@ const secretHex = (hex: string, flag: string): Uint8Array => parseKeyHex(hex, fl
 
 function modesOf(s: string): UsableMod[] {
   switch (s.toLowerCase()) {
-    case 'trans': return ['trans'];
-    case 'udp-enc-tun': return ['UDP-enc-tun'];
-    case 'both': return ['trans', 'UDP-enc-tun'];
-    default: throw new InputError(`--mode: trans, udp-enc-tun or both, got ${JSON.stringify(s)}`);
+    case 'trans':
+      return ['trans'];
+    case 'udp-enc-tun':
+      return ['UDP-enc-tun'];
+    case 'both':
+      return ['trans', 'UDP-enc-tun'];
+    default:
+      throw new InputError(`--mode: trans, udp-enc-tun or both, got ${JSON.stringify(s)}`);
   }
 }
 
@@ -130,9 +134,22 @@ async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promis
   const localIp = o.local ?? (await routeSource(pcscfIp));
   const backend = await openBackend(kind, { localIp, encapPort, clock: systemClock, ...(instance !== undefined && { instance }) });
   const opts: UeOptions = {
-    impi: o.impi, impu: o.impu, ...(o.domain && { domain: o.domain }), pcscf: { address: pcscfIp, port: pc.port },
-    localIp, localPort, k, ...secret, ...(o.acceptAnySqn && { usim: { acceptAnySqn: true } }), ...(offers && { offers }),
-    modes, backend, pcscfEncapPort, expires, transport, ...(regAwaitAuthS !== undefined && { regAwaitAuthMs: regAwaitAuthS * 1000 }),
+    impi: o.impi,
+    impu: o.impu,
+    ...(o.domain && { domain: o.domain }),
+    pcscf: { address: pcscfIp, port: pc.port },
+    localIp,
+    localPort,
+    k,
+    ...secret,
+    ...(o.acceptAnySqn && { usim: { acceptAnySqn: true } }),
+    ...(offers && { offers }),
+    modes,
+    backend,
+    pcscfEncapPort,
+    expires,
+    transport,
+    ...(regAwaitAuthS !== undefined && { regAwaitAuthMs: regAwaitAuthS * 1000 }),
   };
   let ue: Ue;
   try {
@@ -145,9 +162,18 @@ async function startUe(o: UeCliOptions, say: ReturnType<typeof printer>): Promis
   ue.on('sa-created', (s) => say('sa-created', `SA set ${s.id} installed`, { set: s.id, sas: s.summary() }));
   ue.on('sa-deleted', (s, why) => say('sa-deleted', `SA set ${s.id} removed (${why})`, { set: s.id, why }));
   ue.on('failed', (reason, detail) => say('failed', `failed: ${reason}: ${detail}`, { reason, detail }));
-  say('start', `UE ${o.impi} (${o.impu}) on ${localIp}:${ue.plainPort} → P-CSCF ${pcscfIp}:${pc.port}, mode ${modes.join('+')}, ${kind} backend, SIP over ${transport !== 'auto' ? transport : kind === 'xfrm' ? 'udp (tcp above 1,300 octets)' : 'udp'} inside the SAs`, {
-    impi: o.impi, impu: o.impu, local: `${localIp}:${ue.plainPort}`, pcscf: `${pcscfIp}:${pc.port}`, backend: kind, transport,
-  });
+  say(
+    'start',
+    `UE ${o.impi} (${o.impu}) on ${localIp}:${ue.plainPort} → P-CSCF ${pcscfIp}:${pc.port}, mode ${modes.join('+')}, ${kind} backend, SIP over ${transport !== 'auto' ? transport : kind === 'xfrm' ? 'udp (tcp above 1,300 octets)' : 'udp'} inside the SAs`,
+    {
+      impi: o.impi,
+      impu: o.impu,
+      local: `${localIp}:${ue.plainPort}`,
+      pcscf: `${pcscfIp}:${pc.port}`,
+      backend: kind,
+      transport,
+    },
+  );
   return { ue, backend };
 }
 
@@ -183,7 +209,11 @@ function common(cmd: Command): Command {
     .option('--accept-any-sqn', 'USIM accepts any SQN (test networks; the MAC is still checked)')
     .option('--encap-port <n>', 'local ESP-in-UDP port for udp-enc-tun (0: any)', '0')
     .option('--pcscf-encap-port <n>', "the P-CSCF's ESP-in-UDP port", '4500')
-    .option('--transport <t>', 'SIP transport inside the SAs: auto (UDP; with --backend xfrm TCP for requests over 1,300 octets, and for every request once the registration went over TCP), udp or tcp (tcp needs --backend xfrm)', 'auto')
+    .option(
+      '--transport <t>',
+      'SIP transport inside the SAs: auto (UDP; with --backend xfrm TCP for requests over 1,300 octets, and for every request once the registration went over TCP), udp or tcp (tcp needs --backend xfrm)',
+      'auto',
+    )
     .option('--backend <b>', BACKEND_HELP, 'userspace')
     .option('--xfrm-instance <n>', XFRM_INSTANCE_HELP)
     .option('--json', 'one JSON object per line');

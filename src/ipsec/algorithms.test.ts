@@ -3,7 +3,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  allValidPairs, ENCRYPTION, ENCRYPTION_ALGS, encryptionAlgOfToken, encryptionInfo, INTEGRITY, INTEGRITY_ALGS, integrityAlgOfToken, integrityInfo, SALT_LEN,
+  allValidPairs,
+  ENCRYPTION,
+  ENCRYPTION_ALGS,
+  encryptionAlgOfToken,
+  encryptionInfo,
+  INTEGRITY,
+  INTEGRITY_ALGS,
+  integrityAlgOfToken,
+  integrityInfo,
+  SALT_LEN,
 } from './algorithms.ts';
 import { createTransform } from './esp/transform.ts';
 import { expandKeys } from './keys.ts';
@@ -11,7 +20,7 @@ import { expandKeys } from './keys.ts';
 const IK = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
 const CK = Uint8Array.from({ length: 16 }, (_, i) => 0xf0 - i);
 
-test('every valid pair: expandKeys and the transform have the table\'s sizes', () => {
+test("every valid pair: expandKeys and the transform have the table's sizes", () => {
   for (const { alg, ealg } of allValidPairs()) {
     const i = integrityInfo(alg);
     const e = encryptionInfo(ealg);

@@ -16,7 +16,18 @@ export * from './algorithms.ts';
 export { expandKeys, kdf, type EspKeys } from './keys.ts';
 export { DEFAULT_REPLAY_WINDOW, MIN_REPLAY_WINDOW, NAT_T_PORT, modeFromMod, type EspMode, type SaParams } from './types.ts';
 export { IpsecError, PcapError, type IpsecErrorCode, type PcapErrorCode } from './errors.ts';
-export { ESP_DROPS, Sa, canonicalAddress, emptyDrops, sameAddress, spiText, type SaCounters, type SaDeadReason, type SaDirection, type SaName } from './sa.ts';
+export {
+  ESP_DROPS,
+  Sa,
+  canonicalAddress,
+  emptyDrops,
+  sameAddress,
+  spiText,
+  type SaCounters,
+  type SaDeadReason,
+  type SaDirection,
+  type SaName,
+} from './sa.ts';
 export {
   SaSet,
   checkSpi,
@@ -47,4 +58,15 @@ export {
   type EspSaEntry,
   type XfrmSa,
 } from './key-export.ts';
-export { LINKTYPE, buildPcap, openPcapWriter, pcapFileHeader, pcapRecord, readCapture, readCaptureOrThrow, type CaptureContents, type CapturedIp, type PcapFileWriter } from './pcap.ts';
+export {
+  LINKTYPE,
+  buildPcap,
+  openPcapWriter,
+  pcapFileHeader,
+  pcapRecord,
+  readCapture,
+  readCaptureOrThrow,
+  type CaptureContents,
+  type CapturedIp,
+  type PcapFileWriter,
+} from './pcap.ts';

@@ -41,7 +41,10 @@ test('esp_sa: SA2 for hmac-md5-96 + des-ede3-cbc goes P-CSCF → UE with spi_us;
     espSaRecord(p.SA2),
     '"IPv4","192.0.2.20","192.0.2.10","0x00001002","TripleDES-CBC [RFC2451]","0xb40ba9a3c58b2a05bbf0d987b21bf8cbb40ba9a3c58b2a05","HMAC-MD5-96 [RFC2403]","0xf769bcd751044604127672711c6d3441"',
   );
-  assert.match(espSaRecord(saParamsOf(cfg('hmac-md5-96', 'null')).SA3), /^"IPv4","192\.0\.2\.20","192\.0\.2\.10","0x00001001","NULL","","HMAC-MD5-96 \[RFC2403\]",/);
+  assert.match(
+    espSaRecord(saParamsOf(cfg('hmac-md5-96', 'null')).SA3),
+    /^"IPv4","192\.0\.2\.20","192\.0\.2\.10","0x00001001","NULL","","HMAC-MD5-96 \[RFC2403\]",/,
+  );
 });
 
 test('esp_sa: aes-gcm key is CK_ESP ‖ salt with authentication NULL; IPv6 records say IPv6', () => {
@@ -89,7 +92,14 @@ test('parser: tolerates comments, blank lines, CRLF, uat:esp_sa: and -o prefixes
     '  "IPv4" , "192.0.2.1","192.0.2.2","4096","NULL","","HMAC-MD5-96 [RFC2403]","0x' + '44'.repeat(16) + '"  ',
   ].join('\r\n');
   const e = parseEspSa(text);
-  assert.deepEqual(e.map((x) => [x.line, x.src, x.dst, x.spi]), [[3, '*', '192.0.2.20', '*'], [4, '2001:db8::1', '*', 0x101], [5, '192.0.2.1', '192.0.2.2', 4096]]);
+  assert.deepEqual(
+    e.map((x) => [x.line, x.src, x.dst, x.spi]),
+    [
+      [3, '*', '192.0.2.20', '*'],
+      [4, '2001:db8::1', '*', 0x101],
+      [5, '192.0.2.1', '192.0.2.2', 4096],
+    ],
+  );
   assert.equal(findEspSa(e, { src: '192.0.2.99', dst: '192.0.2.20', spi: 77 })?.line, 3);
   assert.equal(findEspSa(e, { src: '2001:0db8:0:0:0:0:0:1', dst: '2001:db8::5', spi: 0x101 })?.line, 4);
   assert.equal(findEspSa(e, { src: '2001:db8::1', dst: '2001:db8::5', spi: 0x102 }), undefined);
@@ -100,14 +110,21 @@ test('parser: errors name the line and the field, never the key', () => {
   const bad = `"IPv4","192.0.2.1","192.0.2.2","0x1001","AES-CBC [RFC3602]","0x${key}","HMAC-MD5-96 [RFC2403]","0x${'00'.repeat(16)}"`;
   assert.throws(
     () => parseEspSa(`# x\n${bad}`),
-    (e) => e instanceof IpsecError && e.code === 'IPSEC_BAD_ESP_SA' && /line 2: encryption key: must be 16 octets/.test(e.message) && !e.message.includes(key),
+    (e) =>
+      e instanceof IpsecError &&
+      e.code === 'IPSEC_BAD_ESP_SA' &&
+      /line 2: encryption key: must be 16 octets/.test(e.message) &&
+      !e.message.includes(key),
   );
   assert.throws(() => parseEspSa('"IPv4","a","b"'), /line 1: expected 8/);
   assert.throws(() => parseEspSa('"IPv4","*","*","*","AES-GMAC","","NULL",""'), /unsupported encryption/);
 });
 
 test('fuzz: parseEspSa returns or throws IpsecError on any text', () => {
-  const field = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('IPv4', 'IPv6', '*', 'NULL', '0x00', '192.0.2.1', 'AES-CBC [RFC3602]', 'HMAC-MD5-96 [RFC2403]'));
+  const field = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.constantFrom('IPv4', 'IPv6', '*', 'NULL', '0x00', '192.0.2.1', 'AES-CBC [RFC3602]', 'HMAC-MD5-96 [RFC2403]'),
+  );
   const rec = fc.array(field, { maxLength: 9 }).map((f) => f.map((x) => `"${x}"`).join(','));
   fc.assert(
     fc.property(fc.array(fc.oneof(fc.string(), rec), { maxLength: 5 }), (lines) => {
@@ -127,17 +144,31 @@ test('ip xfrm: transport SA with auth-trunc/enc, policy with ports and no proto 
     state,
     "ip xfrm state add src 192.0.2.10 dst 192.0.2.20 proto esp spi 0x00002002 reqid 1 mode transport replay-window 64 auth-trunc 'hmac(sha1)' 0xf769bcd751044604127672711c6d344100000000 96 enc 'cbc(aes)' 0xb40ba9a3c58b2a05bbf0d987b21bf8cb",
   );
-  assert.equal(policy, 'ip xfrm policy add src 192.0.2.10/32 dst 192.0.2.20/32 sport 50001 dport 5064 dir out tmpl src 192.0.2.10 dst 192.0.2.20 proto esp reqid 1 mode transport');
+  assert.equal(
+    policy,
+    'ip xfrm policy add src 192.0.2.10/32 dst 192.0.2.20/32 sport 50001 dport 5064 dir out tmpl src 192.0.2.10 dst 192.0.2.20 proto esp reqid 1 mode transport',
+  );
 });
 
 test('ip xfrm: null cipher, rfc4106 and rfc4543 AEADs with key ‖ salt, tunnel with espinudp', () => {
   const one = (c: SaSetConfig) => xfrmCommands([{ params: saParamsOf(c).SA2, direction: 'in' }])[0]!;
-  assert.match(one(cfg('hmac-md5-96', 'null')), / auth-trunc 'hmac\(md5\)' 0xf769bcd751044604127672711c6d3441 96 enc 'ecb\(cipher_null\)' ''$/);
+  assert.match(
+    one(cfg('hmac-md5-96', 'null')),
+    / auth-trunc 'hmac\(md5\)' 0xf769bcd751044604127672711c6d3441 96 enc 'ecb\(cipher_null\)' ''$/,
+  );
   assert.match(one(cfg('null', 'aes-gcm')), / aead 'rfc4106\(gcm\(aes\)\)' 0xb40ba9a3c58b2a05bbf0d987b21bf8cb89273db6 128$/);
   assert.match(one(cfg('aes-gmac', 'null')), / aead 'rfc4543\(gcm\(aes\)\)' 0xf769bcd751044604127672711c6d3441dbc2b1c2 128$/);
-  const tun = xfrmCommands([{ params: saParamsOf({ ...cfg('hmac-sha-1-96', 'aes-cbc', 'udp-enc-tunnel', true), encap: { uePort: 4501, pcscfPort: 4500 } }).SA2, direction: 'in' }]);
+  const tun = xfrmCommands([
+    {
+      params: saParamsOf({ ...cfg('hmac-sha-1-96', 'aes-cbc', 'udp-enc-tunnel', true), encap: { uePort: 4501, pcscfPort: 4500 } }).SA2,
+      direction: 'in',
+    },
+  ]);
   assert.match(tun[0]!, / mode tunnel .* encap espinudp 4500 4501 ::$/);
-  assert.match(tun[1]!, /^ip xfrm policy add src 2001:db8::20\/128 dst 2001:db8::10\/128 sport 5062 dport 50002 dir in tmpl .* mode tunnel$/);
+  assert.match(
+    tun[1]!,
+    /^ip xfrm policy add src 2001:db8::20\/128 dst 2001:db8::10\/128 sport 5062 dport 50002 dir in tmpl .* mode tunnel$/,
+  );
 });
 
 test('ip xfrm: iproute2 accepts the syntax of every command (policies installed in a fresh netns)', (t) => {
@@ -148,7 +179,10 @@ test('ip xfrm: iproute2 accepts the syntax of every command (policies installed 
     for (const mode of ['transport', 'udp-enc-tunnel'] as const) {
       for (const v6 of [false, true]) {
         const c = cfg(alg, ealg, mode, v6);
-        const set = Object.entries(saParamsOf(c)).map(([n, params]) => ({ params, direction: n === 'SA1' || n === 'SA4' ? ('out' as const) : ('in' as const) }));
+        const set = Object.entries(saParamsOf(c)).map(([n, params]) => ({
+          params,
+          direction: n === 'SA1' || n === 'SA4' ? ('out' as const) : ('in' as const),
+        }));
         cmds.push(...xfrmCommands(set).map((l) => l.replace(/^ip /, '')));
       }
     }
@@ -158,7 +192,9 @@ test('ip xfrm: iproute2 accepts the syntax of every command (policies installed 
   // selector recurs across algorithm pairs and modes ("File exists").
   const script = cmds.map((c) => `ip ${c} 2>&1 || true`).join('\n') + '\nip xfrm policy count 2>/dev/null; ip xfrm policy | grep -c "^src"';
   const r = spawnSync('unshare', ['-n', 'sh', '-c', script], { encoding: 'utf8' });
-  const errors = r.stdout.split('\n').filter((l) => /error|invalid|wrong|usage|unknown/i.test(l) && !/Requested .*not found|File exists/.test(l));
+  const errors = r.stdout
+    .split('\n')
+    .filter((l) => /error|invalid|wrong|usage|unknown/i.test(l) && !/Requested .*not found|File exists/.test(l));
   assert.deepEqual(errors, []);
   const policies = Number(r.stdout.trim().split('\n').pop());
   const selectors = new Set(cmds.filter((c) => c.startsWith('xfrm policy')).map((c) => c.split(' tmpl ')[0]));

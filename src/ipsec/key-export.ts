@@ -3,7 +3,16 @@
 // Labels verified against tshark 4.0.17 (lab README); XFRM names spec digest §13; selectors §6.2.
 import { isIP } from 'node:net';
 import { toHex, fromHex } from '../util/bytes.ts';
-import { ENCRYPTION, ENCRYPTION_ALGS, INTEGRITY_ALGS, encryptionInfo, integrityInfo, SALT_LEN, type EncryptionAlg, type IntegrityAlg } from './algorithms.ts';
+import {
+  ENCRYPTION,
+  ENCRYPTION_ALGS,
+  INTEGRITY_ALGS,
+  encryptionInfo,
+  integrityInfo,
+  SALT_LEN,
+  type EncryptionAlg,
+  type IntegrityAlg,
+} from './algorithms.ts';
 import { IpsecError } from './errors.ts';
 import { sameAddress, spiText } from './sa.ts';
 import { SaSet } from './sa-set.ts';
@@ -16,10 +25,12 @@ export const WIRESHARK_ENC_LABEL: Readonly<Record<EncryptionAlg, string>> = Obje
 );
 /** The integrity labels tshark has (every algorithm but aes-gmac). */
 export const WIRESHARK_AUTH_LABEL: Readonly<Partial<Record<IntegrityAlg, string>>> = Object.freeze(
-  Object.fromEntries(INTEGRITY_ALGS.flatMap((a) => {
-    const w = integrityInfo(a).wireshark;
-    return w === undefined ? [] : [[a, w]];
-  })),
+  Object.fromEntries(
+    INTEGRITY_ALGS.flatMap((a) => {
+      const w = integrityInfo(a).wireshark;
+      return w === undefined ? [] : [[a, w]];
+    }),
+  ),
 );
 /**
  * tshark 4.0.17 has no AES-GMAC (RFC 4543) entry in its esp_sa table (checked: every GMAC-looking
@@ -65,7 +76,8 @@ export function espSaRecord(p: SaParams): string {
 export function espSaLines(from: SaSet | readonly SaParams[]): string[] {
   const sas = from instanceof SaSet ? from.params() : from;
   const lines = ['# Wireshark esp_sa (ESP keys: secret; delete after use). Written by imsec.'];
-  if (sas.some((p) => !hasWiresharkEntry(p))) lines.push('# AES-GMAC SAs are commented out: Wireshark/tshark has no AES-GMAC (RFC 4543) ESP entry.');
+  if (sas.some((p) => !hasWiresharkEntry(p)))
+    lines.push('# AES-GMAC SAs are commented out: Wireshark/tshark has no AES-GMAC (RFC 4543) ESP entry.');
   for (const p of sas) lines.push(espSaRecord(p));
   return lines;
 }
@@ -205,15 +217,28 @@ export function parseEspSa(text: string): EspSaEntry[] {
     if (s.startsWith('uat:esp_sa:')) s = s.slice('uat:esp_sa:'.length);
     const f = splitRecord(s);
     if (!f || f.length !== 8) bad(line, `expected 8 double-quoted comma-separated fields${f ? `, got ${f.length}` : ''}`);
-    const [proto, src, dst, spiText, encLabel, encKey, authLabel, authKey] = f as [string, string, string, string, string, string, string, string];
+    const [proto, src, dst, spiText, encLabel, encKey, authLabel, authKey] = f as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     if (proto !== 'IPv4' && proto !== 'IPv6') bad(line, `protocol must be IPv4 or IPv6, got ${JSON.stringify(proto)}`);
     const want = proto === 'IPv4' ? 4 : 6;
-    for (const [name, a] of [['src', src], ['dst', dst]] as const) {
+    for (const [name, a] of [
+      ['src', src],
+      ['dst', dst],
+    ] as const) {
       if (a !== '*' && isIP(a) !== want) bad(line, `${name} must be an ${proto} address or *, got ${JSON.stringify(a)}`);
     }
     let spi: number | '*' = '*';
     if (spiText !== '*') {
-      if (!/^(0x[0-9a-fA-F]{1,8}|[0-9]{1,10})$/.test(spiText)) bad(line, `SPI must be 0x… hex, decimal or *, got ${JSON.stringify(spiText)}`);
+      if (!/^(0x[0-9a-fA-F]{1,8}|[0-9]{1,10})$/.test(spiText))
+        bad(line, `SPI must be 0x… hex, decimal or *, got ${JSON.stringify(spiText)}`);
       spi = Number(spiText);
       if (spi > 0xffffffff) bad(line, `SPI out of range: ${spiText}`);
     }

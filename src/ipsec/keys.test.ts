@@ -20,10 +20,7 @@ test('aes-cbc: CK_ESP = CK_IM', () => {
 });
 
 test('des-ede3-cbc: CK_ESP = CK1 ‖ CK2 ‖ CK1 without parity adjustment', () => {
-  assert.equal(
-    toHex(expandKeys(IK, CK, 'hmac-md5-96', 'des-ede3-cbc').ckEsp),
-    'b40ba9a3c58b2a05bbf0d987b21bf8cbb40ba9a3c58b2a05',
-  );
+  assert.equal(toHex(expandKeys(IK, CK, 'hmac-md5-96', 'des-ede3-cbc').ckEsp), 'b40ba9a3c58b2a05bbf0d987b21bf8cbb40ba9a3c58b2a05');
 });
 
 test('aes-gcm: CK_ESP = CK_IM, salt = last 4 octets of KDF(CK‖IK, 0x59, "AES_GCM_SALT")', () => {

@@ -57,13 +57,16 @@ test('writer → reader round trip keeps packets and microsecond timestamps', ()
 test('property: writer → reader round trip for arbitrary IP-looking packets', () => {
   const pkt = fc.tuple(fc.constantFrom(0x45, 0x60), fc.uint8Array({ maxLength: 300 })).map(([v, rest]) => Uint8Array.of(v, ...rest));
   fc.assert(
-    fc.property(fc.array(fc.record({ ip: pkt, timestampUs: fc.integer({ min: 0, max: 2 ** 32 * 1e6 - 1 }) }), { maxLength: 20 }), (pkts) => {
-      const c = readCaptureOrThrow(buildPcap(pkts));
-      assert.deepEqual(
-        c.packets.map((p) => [p.timestampUs, Buffer.from(p.ip)]),
-        pkts.map((p) => [p.timestampUs, Buffer.from(p.ip)]),
-      );
-    }),
+    fc.property(
+      fc.array(fc.record({ ip: pkt, timestampUs: fc.integer({ min: 0, max: 2 ** 32 * 1e6 - 1 }) }), { maxLength: 20 }),
+      (pkts) => {
+        const c = readCaptureOrThrow(buildPcap(pkts));
+        assert.deepEqual(
+          c.packets.map((p) => [p.timestampUs, Buffer.from(p.ip)]),
+          pkts.map((p) => [p.timestampUs, Buffer.from(p.ip)]),
+        );
+      },
+    ),
   );
 });
 
@@ -104,25 +107,37 @@ test('reader: non-IP frames are skipped and counted; frame numbers still count t
   const arp = Uint8Array.of(...new Array<number>(12).fill(0xaa), 0x08, 0x06, 0, 1);
   const c = readCaptureOrThrow(classic(LINKTYPE.ETHERNET, [arp, Uint8Array.of(...new Array<number>(12).fill(0), 0x08, 0, ...ip4(0))]));
   assert.equal(c.skipped, 1);
-  assert.deepEqual(c.packets.map((p) => p.frame), [2]);
+  assert.deepEqual(
+    c.packets.map((p) => p.frame),
+    [2],
+  );
 });
 
 test('reader: a file cut inside a record returns what came before it, flagged truncated', () => {
-  const f = buildPcap([{ ip: ip4(1), timestampUs: 1 }, { ip: ip4(40), timestampUs: 2 }]);
+  const f = buildPcap([
+    { ip: ip4(1), timestampUs: 1 },
+    { ip: ip4(40), timestampUs: 2 },
+  ]);
   const c = readCaptureOrThrow(f.subarray(0, f.length - 10));
   assert.equal(c.truncated, true);
   assert.equal(c.packets.length, 1);
 });
 
 test('reader: unknown magic and unsupported link types are PcapErrors with a code', () => {
-  assert.throws(() => readCaptureOrThrow(Buffer.from('hello world, this is not a capture')), (e) => e instanceof PcapError && e.code === 'PCAP_BAD_MAGIC');
-  assert.throws(() => readCaptureOrThrow(classic(147, [ip4(1)])), (e) => e instanceof PcapError && e.code === 'PCAP_UNSUPPORTED_LINKTYPE');
+  assert.throws(
+    () => readCaptureOrThrow(Buffer.from('hello world, this is not a capture')),
+    (e) => e instanceof PcapError && e.code === 'PCAP_BAD_MAGIC',
+  );
+  assert.throws(
+    () => readCaptureOrThrow(classic(147, [ip4(1)])),
+    (e) => e instanceof PcapError && e.code === 'PCAP_UNSUPPORTED_LINKTYPE',
+  );
 });
 
 function pcapng(big: boolean): Buffer {
   const w = (n: number, v: number) => {
     const b = Buffer.alloc(n);
-    if (n === 2) (big ? b.writeUInt16BE(v) : b.writeUInt16LE(v));
+    if (n === 2) big ? b.writeUInt16BE(v) : b.writeUInt16LE(v);
     else big ? b.writeUInt32BE(v) : b.writeUInt32LE(v);
     return b;
   };
@@ -136,7 +151,10 @@ function pcapng(big: boolean): Buffer {
   const idb = block(1, Buffer.concat([w(2, 1), w(2, 0), w(4, 0), w(2, 9), w(2, 1), Buffer.from([9, 0, 0, 0]), w(2, 0), w(2, 0)]));
   const frame = Buffer.from([...new Array<number>(12).fill(0), 0x86, 0xdd, ...ip6]);
   const ts = 1_700_000_000_000_000_123n * 1n; // ns
-  const epb = block(6, Buffer.concat([w(4, 0), w(4, Number(ts >> 32n)), w(4, Number(ts & 0xffffffffn)), w(4, frame.length), w(4, frame.length), pad(frame)]));
+  const epb = block(
+    6,
+    Buffer.concat([w(4, 0), w(4, Number(ts >> 32n)), w(4, Number(ts & 0xffffffffn)), w(4, frame.length), w(4, frame.length), pad(frame)]),
+  );
   const spb = block(3, Buffer.concat([w(4, frame.length), pad(frame)]));
   const nrb = block(4, Buffer.alloc(4));
   return Buffer.concat([shb, idb, nrb, epb, spb]);
@@ -154,7 +172,15 @@ test('reader: pcapng SHB/IDB/EPB/SPB in both byte orders, if_tsresol in nanoseco
 });
 
 test('fuzz: the reader returns or throws PcapError on arbitrary and on mutated input', () => {
-  const valid = [buildPcap([{ ip: ip4(5), timestampUs: 7 }, { ip: ip6, timestampUs: 8 }]), pcapng(false), pcapng(true), classic(1, [ip4(3)], { big: true })];
+  const valid = [
+    buildPcap([
+      { ip: ip4(5), timestampUs: 7 },
+      { ip: ip6, timestampUs: 8 },
+    ]),
+    pcapng(false),
+    pcapng(true),
+    classic(1, [ip4(3)], { big: true }),
+  ];
   const mutated = fc
     .tuple(fc.constantFrom(...valid), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat())
     .map(([v, flips, cut]) => {
@@ -183,12 +209,18 @@ test('file writer streams records; editcap converts it to pcapng and the reader 
   w.write(ip6, 43_000_001);
   w.close();
   const c = readCaptureOrThrow(readFileSync(path));
-  assert.deepEqual(c.packets.map((p) => p.timestampUs), [42_000_000, 43_000_001]);
+  assert.deepEqual(
+    c.packets.map((p) => p.timestampUs),
+    [42_000_000, 43_000_001],
+  );
   if (spawnSync('editcap', ['-h']).error) return t.skip('editcap not installed: pcapng cross-check skipped');
   execFileSync('editcap', ['-F', 'pcapng', path, join(dir, 'a.pcapng')]);
   const n = readCaptureOrThrow(readFileSync(join(dir, 'a.pcapng')));
   assert.equal(n.format, 'pcapng');
-  assert.deepEqual(n.packets.map((p) => [p.timestampUs, Buffer.from(p.ip)]), c.packets.map((p) => [p.timestampUs, Buffer.from(p.ip)]));
+  assert.deepEqual(
+    n.packets.map((p) => [p.timestampUs, Buffer.from(p.ip)]),
+    c.packets.map((p) => [p.timestampUs, Buffer.from(p.ip)]),
+  );
 });
 
 test('issue 12 §4: readCapture returns a result; a bad file is a PcapError with a code, never a throw', () => {

@@ -42,7 +42,8 @@ export function pcapFileHeader(linktype: number = LINKTYPE.RAW): Uint8Array {
 
 /** One record: 16-octet header + packet. `timestampUs` is microseconds since the epoch, given by the caller. */
 export function pcapRecord(packet: Uint8Array, timestampUs: number): Uint8Array {
-  if (!Number.isSafeInteger(timestampUs) || timestampUs < 0) throw new RangeError(`timestampUs: must be a non-negative integer, got ${timestampUs}`);
+  if (!Number.isSafeInteger(timestampUs) || timestampUs < 0)
+    throw new RangeError(`timestampUs: must be a non-negative integer, got ${timestampUs}`);
   const caplen = Math.min(packet.length, PCAP_SNAPLEN);
   const b = Buffer.alloc(PCAP_RECORD_HEADER_LEN + caplen);
   b.writeUInt32LE(Math.floor(timestampUs / 1e6) >>> 0, 0);
@@ -165,7 +166,12 @@ function readClassic(b: Buffer): CaptureContents {
 }
 
 function readPcapng(b: Buffer): CaptureContents {
-  interface Iface { linktype: number; snaplen: number; unitsPerSec: number; offsetSec: number }
+  interface Iface {
+    linktype: number;
+    snaplen: number;
+    unitsPerSec: number;
+    offsetSec: number;
+  }
   const packets: CapturedIp[] = [];
   let skipped = 0;
   let little = true;
@@ -196,7 +202,7 @@ function readPcapng(b: Buffer): CaptureContents {
       // Interface Description Block: link type, snaplen, options (if_tsresol = 9, if_tsoffset = 14).
       if (end - body < 8) throw new PcapError('PCAP_MALFORMED', `pcapng: short IDB at offset ${off}`);
       const iface: Iface = { linktype: u16(body), snaplen: u32(body + 4), unitsPerSec: 1e6, offsetSec: 0 };
-      for (let o = body + 8; o + 4 <= end; ) {
+      for (let o = body + 8; o + 4 <= end;) {
         const code = u16(o);
         const olen = u16(o + 2);
         if (code === 0 || o + 4 + olen > end) break;
@@ -240,7 +246,14 @@ function readPcapng(b: Buffer): CaptureContents {
       if (!ifc) throw new PcapError('PCAP_MALFORMED', `pcapng: packet block at offset ${off} names an undeclared interface`);
       checkLinktype(ifc.linktype);
       const ip = linkToIp(ifc.linktype, data);
-      if (ip) packets.push({ frame, ...(timestampUs === undefined ? {} : { timestampUs }), linktype: ifc.linktype, ip, partial: origlen > data.length });
+      if (ip)
+        packets.push({
+          frame,
+          ...(timestampUs === undefined ? {} : { timestampUs }),
+          linktype: ifc.linktype,
+          ip,
+          partial: origlen > data.length,
+        });
       else skipped++;
     }
     // Other blocks (name resolution, statistics, custom, obsolete packet blocks) are skipped.
@@ -252,7 +265,11 @@ function readPcapng(b: Buffer): CaptureContents {
 const SUPPORTED = new Set<number>(Object.values(LINKTYPE));
 
 function checkLinktype(lt: number): void {
-  if (!SUPPORTED.has(lt)) throw new PcapError('PCAP_UNSUPPORTED_LINKTYPE', `capture: link type ${lt} is not supported (raw IP, Ethernet, Linux SLL/SLL2, NULL/LOOP)`);
+  if (!SUPPORTED.has(lt))
+    throw new PcapError(
+      'PCAP_UNSUPPORTED_LINKTYPE',
+      `capture: link type ${lt} is not supported (raw IP, Ethernet, Linux SLL/SLL2, NULL/LOOP)`,
+    );
 }
 
 const ETHERTYPE_IPV4 = 0x0800;

@@ -29,7 +29,8 @@ export interface SaSetRecord {
 
 /** The record of a live current or old set (a temporary set is never stored: its UE starts over). */
 export function saSetRecord(set: SaSet): SaSetRecord {
-  if (set.state !== 'current' && set.state !== 'old') throw new IpsecError('IPSEC_BAD_PARAMS', `SA set ${set.id} is ${set.state}: only current and old sets are stored`);
+  if (set.state !== 'current' && set.state !== 'old')
+    throw new IpsecError('IPSEC_BAD_PARAMS', `SA set ${set.id} is ${set.state}: only current and old sets are stored`);
   const c = set.config;
   return {
     v: 1,

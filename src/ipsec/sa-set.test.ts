@@ -25,7 +25,12 @@ test('transition: every (state, event) pair either moves as spec digest §8 says
     for (const e of EVENTS) {
       const want = EXPECTED[s][e];
       if (want) assert.equal(transition(s, e).state, want, `${s} + ${e}`);
-      else assert.throws(() => transition(s, e), (x) => x instanceof IpsecError && x.code === 'IPSEC_ILLEGAL_TRANSITION' && x.message.includes(e), `${s} + ${e}`);
+      else
+        assert.throws(
+          () => transition(s, e),
+          (x) => x instanceof IpsecError && x.code === 'IPSEC_ILLEGAL_TRANSITION' && x.message.includes(e),
+          `${s} + ${e}`,
+        );
     }
   }
   assert.deepEqual(transition('temporary', 'authenticated').actions, ['use-for-new-requests']);
@@ -45,16 +50,31 @@ test('the four SAs: SA1 uc→ps spi_ps, SA2 pc→us spi_us, SA3 ps→uc spi_uc, 
 
 test('UE: SA1/SA4 outbound, SA2/SA3 inbound; the P-CSCF the mirror image with identical parameters', () => {
   const { ue, pcscf } = makePair({ alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport' });
-  assert.deepEqual(ue.all.map((s) => `${s.name}:${s.direction}`), ['SA1:out', 'SA2:in', 'SA3:in', 'SA4:out']);
-  assert.deepEqual(pcscf.all.map((s) => `${s.name}:${s.direction}`), ['SA1:in', 'SA2:out', 'SA3:out', 'SA4:in']);
-  assert.deepEqual(ue.params().map((p) => [p.spi, p.src, p.dst]), pcscf.params().map((p) => [p.spi, p.src, p.dst]));
+  assert.deepEqual(
+    ue.all.map((s) => `${s.name}:${s.direction}`),
+    ['SA1:out', 'SA2:in', 'SA3:in', 'SA4:out'],
+  );
+  assert.deepEqual(
+    pcscf.all.map((s) => `${s.name}:${s.direction}`),
+    ['SA1:in', 'SA2:out', 'SA3:out', 'SA4:in'],
+  );
+  assert.deepEqual(
+    ue.params().map((p) => [p.spi, p.src, p.dst]),
+    pcscf.params().map((p) => [p.spi, p.src, p.dst]),
+  );
   // Each side's inbound SPIs are the ones it chose itself (spec digest §6.1, §18 pitfall 1).
   assert.deepEqual(ue.inbound.map((s) => s.spi).sort(), [0x10001, 0x10002]);
   assert.deepEqual(pcscf.inbound.map((s) => s.spi).sort(), [0x10003, 0x10004]);
 });
 
 test('udp-enc-tunnel: encapsulation ports per direction (default 4500), UE inner address behind a NAT', () => {
-  const p = saParamsOf({ ...base, role: 'pcscf', mode: 'udp-enc-tunnel', ue: { ...base.ue, innerIp: '10.1.2.3' }, encap: { uePort: 40000, pcscfPort: 4500 } });
+  const p = saParamsOf({
+    ...base,
+    role: 'pcscf',
+    mode: 'udp-enc-tunnel',
+    ue: { ...base.ue, innerIp: '10.1.2.3' },
+    encap: { uePort: 40000, pcscfPort: 4500 },
+  });
   assert.deepEqual(p.SA1.encap, { srcPort: 40000, dstPort: 4500 });
   assert.deepEqual(p.SA2.encap, { srcPort: 4500, dstPort: 40000 });
   assert.equal(p.SA1.innerSrc, '10.1.2.3');
@@ -67,7 +87,10 @@ test('udp-enc-tunnel: encapsulation ports per direction (default 4500), UE inner
 
 test('SPI rules: 0 and 1..255 reserved, above 2^32-1 refused, spi-c = spi-s refused (IPSEC_BAD_SPI)', () => {
   const bad = (ue: Partial<typeof base.ue>, msg: RegExp) =>
-    assert.throws(() => createSaSet({ ...base, role: 'ue', ue: { ...base.ue, ...ue } }), (e) => e instanceof IpsecError && e.code === 'IPSEC_BAD_SPI' && msg.test(e.message));
+    assert.throws(
+      () => createSaSet({ ...base, role: 'ue', ue: { ...base.ue, ...ue } }),
+      (e) => e instanceof IpsecError && e.code === 'IPSEC_BAD_SPI' && msg.test(e.message),
+    );
   bad({ spiC: 0 }, /ue\.spiC must be 256\.\.4294967295.*got 0/);
   bad({ spiC: 1 }, /got 1$/);
   bad({ spiS: 255 }, /ue\.spiS/);
@@ -106,7 +129,10 @@ test('lifecycle: temporary → current → old → deleted; deletion kills the S
   ue.apply('transactions-done');
   assert.equal(ue.state, 'deleted');
   assert.ok(ue.all.every((s) => !s.live && s.deadReason === 'deleted'));
-  assert.throws(() => ue.sas.SA1.outbound(), (e) => e instanceof IpsecError && e.code === 'IPSEC_SA_DELETED');
+  assert.throws(
+    () => ue.sas.SA1.outbound(),
+    (e) => e instanceof IpsecError && e.code === 'IPSEC_SA_DELETED',
+  );
   assert.throws(() => ue.apply('authenticated'), /not allowed in state "deleted"/);
 });
 
@@ -133,7 +159,14 @@ test('lifetime after success = max(previous, now + expires + 30 s) (24.229 via s
 test('redaction: toJSON, JSON.stringify, util.inspect and summary never contain a key', () => {
   const { ue } = makePair({ alg: 'hmac-sha-1-96', ealg: 'des-ede3-cbc', mode: 'udp-enc-tunnel' });
   const secrets = [toHex(base.keys.ikEsp), toHex(base.keys.ckEsp).slice(0, 16), 'f769bcd7', 'b40ba9a3'];
-  const texts = [JSON.stringify(ue), inspect(ue, { depth: 20 }), inspect(ue.sas, { depth: 20 }), inspect(ue.all, { depth: 20 }), JSON.stringify(ue.summary()), inspect(ue.config, { depth: 20 })];
+  const texts = [
+    JSON.stringify(ue),
+    inspect(ue, { depth: 20 }),
+    inspect(ue.sas, { depth: 20 }),
+    inspect(ue.all, { depth: 20 }),
+    JSON.stringify(ue.summary()),
+    inspect(ue.config, { depth: 20 }),
+  ];
   for (const t of texts) for (const s of secrets) assert.ok(!t.toLowerCase().includes(s), `leaked in ${t.slice(0, 80)}`);
   assert.match(inspect(ue.sas.SA1), /keys=\[redacted\]/);
   assert.equal(JSON.parse(JSON.stringify(ue.sas.SA2)).spi, 0x10002);
@@ -145,7 +178,23 @@ test('summary: one row per SA with spi, direction, ports, algorithms, mode, stat
   assert.equal(rows.length, 4);
   assert.deepEqual(
     { ...rows[0]!, drops: undefined },
-    { name: 'SA1', direction: 'in', spi: 0x10004, src: '192.0.2.10', dst: '192.0.2.20', srcPort: 50000, dstPort: 5064, alg: 'hmac-md5-96', ealg: 'aes-cbc', mode: 'transport', state: 'temporary', seq: 0, packets: 0, bytes: 0, drops: undefined },
+    {
+      name: 'SA1',
+      direction: 'in',
+      spi: 0x10004,
+      src: '192.0.2.10',
+      dst: '192.0.2.20',
+      srcPort: 50000,
+      dstPort: 5064,
+      alg: 'hmac-md5-96',
+      ealg: 'aes-cbc',
+      mode: 'transport',
+      state: 'temporary',
+      seq: 0,
+      packets: 0,
+      bytes: 0,
+      drops: undefined,
+    },
   );
   assert.equal(rows[0]!.drops.icv, 0);
 });

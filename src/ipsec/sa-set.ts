@@ -161,13 +161,20 @@ export class SaSet {
     // backend that reads them later (xfrm writes them to the kernel at install and on UPDSA) must
     // not find zeros.
     const k = cfg.keys;
-    const p = saParamsOf({ ...cfg, keys: { ikEsp: new Uint8Array(k.ikEsp), ckEsp: new Uint8Array(k.ckEsp), ...(k.salt && { salt: new Uint8Array(k.salt) }) } });
+    const p = saParamsOf({
+      ...cfg,
+      keys: { ikEsp: new Uint8Array(k.ikEsp), ckEsp: new Uint8Array(k.ckEsp), ...(k.salt && { salt: new Uint8Array(k.salt) }) },
+    });
     const outOf = (fromUe: boolean): SaDirection => ((cfg.role === 'ue') === fromUe ? 'out' : 'in');
     // 33.203 §7.1: one CK_ESP/IK_ESP for the four SAs, hence one transform when it holds no per-SA state.
     const transform = cfg.iv ? undefined : shareableTransform({ alg: cfg.alg, ealg: cfg.ealg, keys: p.SA1.keys });
     const mk = (name: SaName, fromUe: boolean, params: SaParams) => {
       const resume = cfg.resume?.[name];
-      return new Sa(name, outOf(fromUe), params, { ...(cfg.iv && { iv: cfg.iv }), ...(resume !== undefined && { resume }), ...(transform && { transform }) });
+      return new Sa(name, outOf(fromUe), params, {
+        ...(cfg.iv && { iv: cfg.iv }),
+        ...(resume !== undefined && { resume }),
+        ...(transform && { transform }),
+      });
     };
     this.sas = { SA1: mk('SA1', true, p.SA1), SA2: mk('SA2', false, p.SA2), SA3: mk('SA3', false, p.SA3), SA4: mk('SA4', true, p.SA4) };
   }
@@ -285,7 +292,13 @@ export function saParamsOf(cfg: SaSetConfig): Record<SaName, SaParams> {
   const tunnel = cfg.mode === 'udp-enc-tunnel';
   const ueEnc = cfg.encap?.uePort ?? NAT_T_PORT;
   const pEnc = cfg.encap?.pcscfPort ?? NAT_T_PORT;
-  const common = { mode: cfg.mode, alg: cfg.alg, ealg: cfg.ealg, keys: cfg.keys, ...(cfg.replayWindow ? { replayWindow: cfg.replayWindow } : {}) };
+  const common = {
+    mode: cfg.mode,
+    alg: cfg.alg,
+    ealg: cfg.ealg,
+    keys: cfg.keys,
+    ...(cfg.replayWindow ? { replayWindow: cfg.replayWindow } : {}),
+  };
   const innerUe = tunnel && ue.innerIp && ue.innerIp !== ue.ip ? ue.innerIp : undefined;
   const up = (spi: number, srcPort: number, dstPort: number): SaParams => ({
     ...common,
@@ -323,12 +336,17 @@ export function checkSpi(spi: number, field: string): void {
 }
 
 function checkPort(port: number, field: string): void {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new IpsecError('IPSEC_BAD_PARAMS', `${field} must be 1..65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new IpsecError('IPSEC_BAD_PARAMS', `${field} must be 1..65535, got ${port}`);
 }
 
 function checkConfig(cfg: SaSetConfig): void {
-  if (cfg.role !== 'ue' && cfg.role !== 'pcscf') throw new IpsecError('IPSEC_BAD_PARAMS', `role must be ue or pcscf, got ${String(cfg.role)}`);
-  for (const [who, p] of [['ue', cfg.ue], ['pcscf', cfg.pcscf]] as const) {
+  if (cfg.role !== 'ue' && cfg.role !== 'pcscf')
+    throw new IpsecError('IPSEC_BAD_PARAMS', `role must be ue or pcscf, got ${String(cfg.role)}`);
+  for (const [who, p] of [
+    ['ue', cfg.ue],
+    ['pcscf', cfg.pcscf],
+  ] as const) {
     if (isIP(p.ip) === 0) throw new IpsecError('IPSEC_BAD_PARAMS', `${who}.ip: not an IP address: ${JSON.stringify(p.ip)}`);
     checkSpi(p.spiC, `${who}.spiC`);
     checkSpi(p.spiS, `${who}.spiS`);
@@ -337,11 +355,16 @@ function checkConfig(cfg: SaSetConfig): void {
     checkPort(p.portC, `${who}.portC`);
     checkPort(p.portS, `${who}.portS`);
   }
-  if (isIP(cfg.ue.ip) !== isIP(cfg.pcscf.ip)) throw new IpsecError('IPSEC_BAD_PARAMS', `ue.ip ${cfg.ue.ip} and pcscf.ip ${cfg.pcscf.ip} are of different families`);
+  if (isIP(cfg.ue.ip) !== isIP(cfg.pcscf.ip))
+    throw new IpsecError('IPSEC_BAD_PARAMS', `ue.ip ${cfg.ue.ip} and pcscf.ip ${cfg.pcscf.ip} are of different families`);
   if (cfg.ue.innerIp !== undefined && isIP(cfg.ue.innerIp) !== isIP(cfg.pcscf.ip)) {
-    throw new IpsecError('IPSEC_BAD_PARAMS', `ue.innerIp: must be an address of the P-CSCF's family, got ${JSON.stringify(cfg.ue.innerIp)}`);
+    throw new IpsecError(
+      'IPSEC_BAD_PARAMS',
+      `ue.innerIp: must be an address of the P-CSCF's family, got ${JSON.stringify(cfg.ue.innerIp)}`,
+    );
   }
-  if (cfg.mode !== 'transport' && cfg.mode !== 'udp-enc-tunnel') throw new IpsecError('IPSEC_BAD_PARAMS', `mode must be transport or udp-enc-tunnel, got ${String(cfg.mode)}`);
+  if (cfg.mode !== 'transport' && cfg.mode !== 'udp-enc-tunnel')
+    throw new IpsecError('IPSEC_BAD_PARAMS', `mode must be transport or udp-enc-tunnel, got ${String(cfg.mode)}`);
   if (cfg.encap) {
     if (cfg.mode !== 'udp-enc-tunnel') throw new IpsecError('IPSEC_BAD_PARAMS', 'encap ports are only for mode udp-enc-tunnel');
     checkPort(cfg.encap.uePort, 'encap.uePort');
@@ -349,7 +372,10 @@ function checkConfig(cfg: SaSetConfig): void {
   }
   if (!isValidPair(cfg.alg, cfg.ealg)) throw new IpsecError('IPSEC_BAD_PARAMS', `alg=${cfg.alg} cannot be combined with ealg=${cfg.ealg}`);
   if (cfg.replayWindow !== undefined && (!Number.isInteger(cfg.replayWindow) || cfg.replayWindow < MIN_REPLAY_WINDOW)) {
-    throw new IpsecError('IPSEC_BAD_PARAMS', `replayWindow must be an integer >= ${MIN_REPLAY_WINDOW} (RFC 4303 §3.4.3), got ${cfg.replayWindow}`);
+    throw new IpsecError(
+      'IPSEC_BAD_PARAMS',
+      `replayWindow must be an integer >= ${MIN_REPLAY_WINDOW} (RFC 4303 §3.4.3), got ${cfg.replayWindow}`,
+    );
   }
 }
 

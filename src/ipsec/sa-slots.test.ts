@@ -105,7 +105,10 @@ test('promotion: the backend is told the new lifetime; the old set goes when its
   assert.equal(deleted.length, 0, 'an old set with a transaction in flight stays');
   slots.end(a);
   await tick();
-  assert.deepEqual(deleted.map((d) => [d.set, d.event]), [[a.id, 'transactions-done']]);
+  assert.deepEqual(
+    deleted.map((d) => [d.set, d.event]),
+    [[a.id, 'transactions-done']],
+  );
 
   slots.refresh(clock.now() + 10_000_000);
   clock.advance(3_630_000);
@@ -137,11 +140,14 @@ test('a second temporary set replaces the first, which is removed before the new
   await slots.installTemporary(a);
   await slots.installTemporary(b);
   assert.deepEqual(r.log, [`install ${a.id}`, `remove ${a.id}`, `install ${b.id}`]);
-  assert.deepEqual(deleted.map((d) => d.set), [a.id]);
+  assert.deepEqual(
+    deleted.map((d) => d.set),
+    [a.id],
+  );
   assert.equal(slots.temporary, b);
 });
 
-test('xfrm (fake kernel): promotion rewrites the kernel SAs\' hard lifetime, so they outlive reg-await-auth (issue 11 §1)', async () => {
+test("xfrm (fake kernel): promotion rewrites the kernel SAs' hard lifetime, so they outlive reg-await-auth (issue 11 §1)", async () => {
   const clock = new ManualClock(1_000_000);
   const k = new FakeKernel();
   const b = await XfrmBackend.create({ transport: k, instance: 7, clock });
@@ -152,27 +158,47 @@ test('xfrm (fake kernel): promotion rewrites the kernel SAs\' hard lifetime, so 
   clock.advance(5_000);
   slots.promote(set, clock.now() + 3_630_000);
   assert.equal(k.ops.filter((o) => o.type === 'UPDSA').length, 4);
-  assert.ok(k.allSas().every((r) => r.hardSeconds === 3635), 'hard lifetime counted from the SAs\' add time');
+  assert.ok(
+    k.allSas().every((r) => r.hardSeconds === 3635),
+    "hard lifetime counted from the SAs' add time",
+  );
   await slots.deleteAll('deleted', 'test');
   assert.equal(k.sas.size, 0);
   await b.close();
 });
 
-test('xfrm (fake kernel): the UE\'s table promotes through the slots, so its kernel SAs follow too', async () => {
+test("xfrm (fake kernel): the UE's table promotes through the slots, so its kernel SAs follow too", async () => {
   const clock = new ManualClock(2_000_000);
   const k = new FakeKernel();
   const b = await XfrmBackend.create({ transport: k, instance: 8, clock });
   const deleted: string[] = [];
   const t = new UeSaTable({
-    backend: b, clock, localIp: '192.0.2.10', pcscfIp: '192.0.2.20', pcscfEncapPort: 4500, regAwaitAuthMs: 240_000, label: 'ue',
-    onCreated: () => {}, onDeleted: (s) => deleted.push(s.id),
+    backend: b,
+    clock,
+    localIp: '192.0.2.10',
+    pcscfIp: '192.0.2.20',
+    pcscfEncapPort: 4500,
+    regAwaitAuthMs: 240_000,
+    label: 'ue',
+    onCreated: () => {},
+    onDeleted: (s) => deleted.push(s.id),
   });
   const offer = { spiC: 0x3001, spiS: 0x3002, portC: 41000, portS: 41001, header: '' };
-  const choice = { ok: true as const, alg: 'hmac-sha-1-96' as const, ealg: 'null' as const, mod: 'trans' as const, server: { spiC: 0x3003, spiS: 0x3004, portC: 5062, portS: 5064 }, index: 0 };
+  const choice = {
+    ok: true as const,
+    alg: 'hmac-sha-1-96' as const,
+    ealg: 'null' as const,
+    mod: 'trans' as const,
+    server: { spiC: 0x3003, spiS: 0x3004, portC: 5062, portS: 5064 },
+    index: 0,
+  };
   await t.createTemporary(offer, choice, new Uint8Array(16).fill(1), new Uint8Array(16).fill(2), []);
   assert.ok(k.allSas().every((r) => r.hardSeconds === 240));
   await t.promote(600);
-  assert.ok(k.allSas().every((r) => r.hardSeconds === 630), 'expires + 30 s in the kernel, not reg-await-auth');
+  assert.ok(
+    k.allSas().every((r) => r.hardSeconds === 630),
+    'expires + 30 s in the kernel, not reg-await-auth',
+  );
   clock.advance(240_000);
   await tick();
   assert.equal(t.current?.state, 'current');
@@ -198,5 +224,8 @@ test('restoreCurrent (issue 13 §3): a restored current set is installed, filed 
   clock.advance(1000);
   await slots.settled();
   assert.equal(slots.current, undefined);
-  assert.deepEqual(deleted.map((d) => [d.set, d.event]), [[set.id, 'expired']]);
+  assert.deepEqual(
+    deleted.map((d) => [d.set, d.event]),
+    [[set.id, 'expired']],
+  );
 });

@@ -93,7 +93,8 @@ export class SaSlots {
    */
   async restoreCurrent(set: SaSet): Promise<void> {
     if (set.state !== 'current') throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is ${set.state}, not current`);
-    if (!this.empty) throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: slots not empty, nothing is restored over live sets`);
+    if (!this.empty)
+      throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: slots not empty, nothing is restored over live sets`);
     await this.deps.backend.install(set);
     this.#current = set;
     this.#arm(set);
@@ -116,7 +117,8 @@ export class SaSlots {
       this.#old.add(prev);
       this.#sync(prev); // policies: the old set no longer takes new requests
       this.#peerOnCurrent = this.deps.keepOld !== 'peer-switched';
-      if (this.#peerOnCurrent && this.inflight(prev) === 0) void this.delete(prev, 'transactions-done', 'superseded, no transaction in flight');
+      if (this.#peerOnCurrent && this.inflight(prev) === 0)
+        void this.delete(prev, 'transactions-done', 'superseded, no transaction in flight');
     }
   }
 
@@ -181,7 +183,8 @@ export class SaSlots {
     if (!this.#inflight.has(set)) return;
     const n = Math.max(0, this.inflight(set) - 1);
     this.#inflight.set(set, n);
-    if (n === 0 && this.#old.has(set) && this.#peerOnCurrent) void this.delete(set, 'transactions-done', 'old set: its last transaction ended');
+    if (n === 0 && this.#old.has(set) && this.#peerOnCurrent)
+      void this.delete(set, 'transactions-done', 'old set: its last transaction ended');
   }
 
   inflight(set: SaSet): number {
@@ -218,7 +221,11 @@ export class SaSlots {
       this.#timers.delete(set);
       // The lifetime may have moved since (setLifetime without re-arming): only a set still due goes.
       if (set.expiresAt !== undefined && this.deps.clock.now() < set.expiresAt) return this.#arm(set);
-      void this.delete(set, 'expired', set.state === 'temporary' ? 'reg-await-auth expired without a protected REGISTER' : 'SA lifetime expired');
+      void this.delete(
+        set,
+        'expired',
+        set.state === 'temporary' ? 'reg-await-auth expired without a protected REGISTER' : 'SA lifetime expired',
+      );
     });
     this.#timers.set(set, cancel);
   }

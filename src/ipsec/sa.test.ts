@@ -24,8 +24,14 @@ test('an outbound SA seals and counts; an inbound SA opens and counts; each refu
   const r = inb.open(esp);
   assert.equal(r.ok, true);
   assert.equal(inb.seq, 1);
-  assert.throws(() => inb.outbound(), (e) => e instanceof IpsecError && e.code === 'IPSEC_BAD_PARAMS');
-  assert.throws(() => out.open(esp), (e) => e instanceof IpsecError && e.code === 'IPSEC_BAD_PARAMS');
+  assert.throws(
+    () => inb.outbound(),
+    (e) => e instanceof IpsecError && e.code === 'IPSEC_BAD_PARAMS',
+  );
+  assert.throws(
+    () => out.open(esp),
+    (e) => e instanceof IpsecError && e.code === 'IPSEC_BAD_PARAMS',
+  );
 });
 
 test('drops are counted per reason on the SA: icv, replay, short', () => {
@@ -47,7 +53,10 @@ test('sequence exhaustion: after 2^32-1 the SA refuses to seal with IPSEC_SEQ_EX
   out.outbound().seal(Uint8Array.of(1), 17);
   assert.equal(out.seq, 0xffff_ffff);
   assert.equal(out.exhausted, true);
-  assert.throws(() => out.outbound(), (e) => e instanceof IpsecError && e.code === 'IPSEC_SEQ_EXHAUSTED');
+  assert.throws(
+    () => out.outbound(),
+    (e) => e instanceof IpsecError && e.code === 'IPSEC_SEQ_EXHAUSTED',
+  );
 });
 
 test('a killed SA neither seals nor opens (IPSEC_SA_DELETED); the first reason sticks', () => {
@@ -55,9 +64,15 @@ test('a killed SA neither seals nor opens (IPSEC_SA_DELETED); the first reason s
   out.kill('expired');
   out.kill('deleted');
   assert.equal(out.deadReason, 'expired');
-  assert.throws(() => out.outbound(), (e) => e instanceof IpsecError && e.code === 'IPSEC_SA_DELETED' && /expired/.test(e.message));
+  assert.throws(
+    () => out.outbound(),
+    (e) => e instanceof IpsecError && e.code === 'IPSEC_SA_DELETED' && /expired/.test(e.message),
+  );
   inb.kill('deleted');
-  assert.throws(() => inb.open(new Uint8Array(40)), (e) => e instanceof IpsecError && e.code === 'IPSEC_SA_DELETED');
+  assert.throws(
+    () => inb.open(new Uint8Array(40)),
+    (e) => e instanceof IpsecError && e.code === 'IPSEC_SA_DELETED',
+  );
 });
 
 test('redaction: toJSON and inspect show SPI, ports and counters but no key', () => {

@@ -2,7 +2,16 @@
 // its parameters, its engine state (sequence counter or replay window), counters per drop reason,
 // and redaction: toJSON and util.inspect never show keys (only key-export.ts formats them).
 import { inspect } from 'node:util';
-import { createInbound, createOutbound, formatAddress, parseAddress, type EspDrop, type EspInbound, type EspOpenResult, type EspOutbound } from './esp/index.ts';
+import {
+  createInbound,
+  createOutbound,
+  formatAddress,
+  parseAddress,
+  type EspDrop,
+  type EspInbound,
+  type EspOpenResult,
+  type EspOutbound,
+} from './esp/index.ts';
 import type { EspTransform } from './esp/transform.ts';
 import { IpsecError } from './errors.ts';
 import { DEFAULT_SEQ_MARK_POLICY, SeqMark, type SeqMarkPolicy, type SeqMarkWriter } from './seq-marks.ts';
@@ -16,7 +25,17 @@ export type SaDirection = 'in' | 'out';
 export type SaName = 'SA1' | 'SA2' | 'SA3' | 'SA4';
 
 /** Every drop reason, in the order counters are shown. */
-export const ESP_DROPS: readonly EspDrop[] = ['short', 'malformed', 'unknown-spi', 'replay', 'outside-window', 'icv', 'padding', 'selector', 'dummy'];
+export const ESP_DROPS: readonly EspDrop[] = [
+  'short',
+  'malformed',
+  'unknown-spi',
+  'replay',
+  'outside-window',
+  'icv',
+  'padding',
+  'selector',
+  'dummy',
+];
 
 /**
  * Traffic counters of one SA, and their one owner: the SAD counts here as packets pass (userspace
@@ -62,11 +81,20 @@ export class Sa {
   ) {
     const crypto = { spi: params.spi, alg: params.alg, ealg: params.ealg, keys: params.keys };
     const { resume, transform, ...engine } = opts;
-    if (direction === 'out') this.#out = createOutbound(crypto, { ...engine, ...(resume !== undefined && { resumeAfter: resume }), ...(transform && { transform }) });
+    if (direction === 'out')
+      this.#out = createOutbound(crypto, {
+        ...engine,
+        ...(resume !== undefined && { resumeAfter: resume }),
+        ...(transform && { transform }),
+      });
     else {
       this.#in = createInbound(
         { ...crypto, replayWindow: params.replayWindow ?? DEFAULT_REPLAY_WINDOW },
-        { ...(resume !== undefined && { rejectUpTo: resume }), mayAdvance: (seq) => this.#mark === undefined || this.#mark.admit(seq), ...(transform && { transform }) },
+        {
+          ...(resume !== undefined && { rejectUpTo: resume }),
+          mayAdvance: (seq) => this.#mark === undefined || this.#mark.admit(seq),
+          ...(transform && { transform }),
+        },
       );
     }
   }
@@ -114,11 +142,17 @@ export class Sa {
     if (!this.#out) throw new IpsecError('IPSEC_BAD_PARAMS', `${this.name} (spi ${spiText(this.spi)}) is inbound: cannot seal`);
     this.#assertLive();
     if (this.#out.exhausted) {
-      throw new IpsecError('IPSEC_SEQ_EXHAUSTED', `${this.name} (spi ${spiText(this.spi)}) sent sequence number 2^32-1: a new SA set is needed (RFC 4303 §3.3.3)`);
+      throw new IpsecError(
+        'IPSEC_SEQ_EXHAUSTED',
+        `${this.name} (spi ${spiText(this.spi)}) sent sequence number 2^32-1: a new SA set is needed (RFC 4303 §3.3.3)`,
+      );
     }
     // Issue 13 §3: the next number must be covered by the persisted mark before it goes out.
     if (this.#mark && !this.#mark.admit(this.#out.lastSeq + 1)) {
-      throw new IpsecError('IPSEC_SEQ_UNRESERVED', `${this.name} (spi ${spiText(this.spi)}): the state store could not reserve sequence number ${this.#out.lastSeq + 1}`);
+      throw new IpsecError(
+        'IPSEC_SEQ_UNRESERVED',
+        `${this.name} (spi ${spiText(this.spi)}): the state store could not reserve sequence number ${this.#out.lastSeq + 1}`,
+      );
     }
     return this.#out;
   }
@@ -179,7 +213,6 @@ export class Sa {
     return `Sa ${this.name} ${this.direction} spi=${spiText(this.spi)} ${p.src}:${p.srcPort} -> ${p.dst}:${p.dstPort} ${p.mode} ${p.alg}/${p.ealg} seq=${this.seq} keys=[redacted]`;
   }
 }
-
 
 /** Address equality across textual forms (2001:db8::1 = 2001:0db8:0:0:0:0:0:1); false for non-addresses. */
 export function sameAddress(a: string, b: string): boolean {

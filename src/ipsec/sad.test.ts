@@ -66,7 +66,7 @@ test('unknown SPI is counted on the SAD; a deleted set no longer matches; its SP
   assert.equal(sads.pcscf.sets.length, 1);
 });
 
-test('hard-expired sets never match (clock injected); the SAD changes no state and drops nothing: expiry is the owner\'s', () => {
+test("hard-expired sets never match (clock injected); the SAD changes no state and drops nothing: expiry is the owner's", () => {
   let now = 0;
   const pair = makePair({ ...sha, mode: 'transport' });
   const sad = new Sad({ now: () => now });
@@ -88,7 +88,10 @@ test('hard-expired sets never match (clock injected); the SAD changes no state a
 test('SPI uniqueness per destination: a second live set with the same inbound SPI is refused', () => {
   const sad = new Sad();
   sad.install(makePair({ ...sha, mode: 'transport' }).pcscf);
-  assert.throws(() => sad.install(makePair({ ...sha, mode: 'transport' }).pcscf), (e) => e instanceof IpsecError && e.code === 'IPSEC_SPI_IN_USE');
+  assert.throws(
+    () => sad.install(makePair({ ...sha, mode: 'transport' }).pcscf),
+    (e) => e instanceof IpsecError && e.code === 'IPSEC_SPI_IN_USE',
+  );
   sad.install(makePair({ ...sha, mode: 'transport', v6: true }).pcscf); // other destination address: fine
 });
 
@@ -110,9 +113,15 @@ test('the P-CSCF accepts the UE UDP response over SA1 (uc→ps) and over SA4 (us
   const r1 = sads.pcscf.receive(viaSa1.ip);
   const r4 = sads.pcscf.receive(viaSa4.ip);
   assert.ok(r1.ok && r1.sa.name === 'SA1' && r4.ok && r4.sa.name === 'SA4');
-  assert.throws(() => sads.ue.send(ue, c.ue.portC, c.pcscf.portC, sipRequest('MESSAGE', 11)), (e) => e instanceof IpsecError && e.code === 'IPSEC_NO_SA_FOR_PORTS');
+  assert.throws(
+    () => sads.ue.send(ue, c.ue.portC, c.pcscf.portC, sipRequest('MESSAGE', 11)),
+    (e) => e instanceof IpsecError && e.code === 'IPSEC_NO_SA_FOR_PORTS',
+  );
   ue.apply('deleted');
-  assert.throws(() => sads.ue.send(ue, c.ue.portC, c.pcscf.portS, sipRequest('MESSAGE', 12)), (e) => e instanceof IpsecError && e.code === 'IPSEC_SA_DELETED');
+  assert.throws(
+    () => sads.ue.send(ue, c.ue.portC, c.pcscf.portS, sipRequest('MESSAGE', 12)),
+    (e) => e instanceof IpsecError && e.code === 'IPSEC_SA_DELETED',
+  );
 });
 
 test('selector: an authentic packet with ports or inner address the SA does not carry is dropped as selector', () => {
@@ -124,7 +133,11 @@ test('selector: an authentic packet with ports or inner address the SA does not 
   assert.equal(pcscf.sas.SA1.counters.drops.selector, 1);
   // Tunnel: the inner source must be the UE's (private) address the P-CSCF learnt.
   const t = installed({ ...sha, mode: 'udp-enc-tunnel', ueInnerIp: '10.0.0.7' });
-  const spoof = sealToWire({ ...t.ue.sas.SA1.params, innerSrc: '10.0.0.8' }, t.ue.sas.SA1.outbound(), { srcPort: 50000, dstPort: 5064, payload: sipRequest('REGISTER', 2) });
+  const spoof = sealToWire({ ...t.ue.sas.SA1.params, innerSrc: '10.0.0.8' }, t.ue.sas.SA1.outbound(), {
+    srcPort: 50000,
+    dstPort: 5064,
+    payload: sipRequest('REGISTER', 2),
+  });
   const s = t.sads.pcscf.receive(spoof.ip);
   assert.equal(!s.ok && s.drop, 'selector');
 });
@@ -134,7 +147,12 @@ test('framing is policy: ESP-in-UDP for a transport SA (and plain ESP for a tunn
   const [reg] = exchange({ ue, pcscf }, 1, sads);
   const w = parseWire(reg!.ip);
   assert.equal(w.kind, 'esp');
-  const r = sads.pcscf.receiveEsp({ src: '192.0.2.10', dst: '192.0.2.20', encap: { srcPort: 4500, dstPort: 4500 }, esp: w.kind === 'esp' ? w.esp : new Uint8Array() });
+  const r = sads.pcscf.receiveEsp({
+    src: '192.0.2.10',
+    dst: '192.0.2.20',
+    encap: { srcPort: 4500, dstPort: 4500 },
+    esp: w.kind === 'esp' ? w.esp : new Uint8Array(),
+  });
   assert.equal(!r.ok && r.drop, 'selector');
   assert.equal(pcscf.sas.SA1.seq, 0);
 });
@@ -155,7 +173,13 @@ test('Annex M behind a NAT: inner source is the private address, outer the publi
 
 test('keepalives are swallowed and counted; non-ESP marker and unrelated traffic are non-esp; garbage is malformed', () => {
   const sad = new Sad({ encapPorts: [5100] });
-  const udp = (dport: number, payload: Uint8Array) => buildIpPacket({ src: '192.0.2.10', dst: '192.0.2.20', protocol: 17, payload: buildUdp('192.0.2.10', '192.0.2.20', 33000, dport, payload) });
+  const udp = (dport: number, payload: Uint8Array) =>
+    buildIpPacket({
+      src: '192.0.2.10',
+      dst: '192.0.2.20',
+      protocol: 17,
+      payload: buildUdp('192.0.2.10', '192.0.2.20', 33000, dport, payload),
+    });
   assert.deepEqual(sad.receive(udp(4500, NAT_KEEPALIVE)), { ok: false, drop: 'keepalive' });
   assert.deepEqual(sad.receive(udp(5100, NAT_KEEPALIVE)), { ok: false, drop: 'keepalive' });
   assert.deepEqual(sad.receive(udp(4500, Uint8Array.of(0, 0, 0, 0, 1, 2, 3))), { ok: false, drop: 'non-esp' });
@@ -167,11 +191,13 @@ test('keepalives are swallowed and counted; non-ESP marker and unrelated traffic
 test('fuzz: receive never throws, whatever the bytes', () => {
   const { ue, pcscf, sads } = installed({ ...sha, mode: 'udp-enc-tunnel' });
   const seeds = exchange({ ue, pcscf }, 1, sads).map((p) => p.ip);
-  const mutated = fc.tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.nat()).map(([s, flips, cut]) => {
-    const b = new Uint8Array(s);
-    for (const [i, x] of flips) b[i % b.length] = x;
-    return b.subarray(0, cut % (b.length + 1));
-  });
+  const mutated = fc
+    .tuple(fc.constantFrom(...seeds), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }), fc.nat())
+    .map(([s, flips, cut]) => {
+      const b = new Uint8Array(s);
+      for (const [i, x] of flips) b[i % b.length] = x;
+      return b.subarray(0, cut % (b.length + 1));
+    });
   fc.assert(
     fc.property(fc.oneof(fc.uint8Array({ maxLength: 120 }), mutated), (bytes) => {
       sads.pcscf.receive(bytes);

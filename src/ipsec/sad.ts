@@ -86,7 +86,10 @@ export class Sad {
     for (const sa of set.inbound) {
       const other = this.#inbound.get(key(sa.params.dst, sa.spi));
       if (other && other.sa.live && other.set.live) {
-        throw new IpsecError('IPSEC_SPI_IN_USE', `SPI ${sa.spi} is already live for ${sa.params.dst} (${other.sa.name} of set ${other.set.id})`);
+        throw new IpsecError(
+          'IPSEC_SPI_IN_USE',
+          `SPI ${sa.spi} is already live for ${sa.params.dst} (${other.sa.name} of set ${other.set.id})`,
+        );
       }
     }
     for (const sa of set.inbound) this.#inbound.set(key(sa.params.dst, sa.spi), { set, sa });
@@ -183,7 +186,12 @@ export class Sad {
     // and ports; protocol any). In tunnel mode the inner addresses are checked (RFC 3948 §3.1.1).
     const wantSrc = p.mode === 'udp-enc-tunnel' ? (p.innerSrc ?? p.src) : p.src;
     const wantDst = p.mode === 'udp-enc-tunnel' ? (p.innerDst ?? p.dst) : p.dst;
-    if (!sameAddress(inner.src, wantSrc) || !sameAddress(inner.dst, wantDst) || inner.srcPort !== p.srcPort || inner.dstPort !== p.dstPort) {
+    if (
+      !sameAddress(inner.src, wantSrc) ||
+      !sameAddress(inner.dst, wantDst) ||
+      inner.srcPort !== p.srcPort ||
+      inner.dstPort !== p.dstPort
+    ) {
       sa.countDrop('selector');
       return { ok: false, drop: 'selector', spi, seq: r.seq, set, sa };
     }
@@ -197,7 +205,13 @@ export class Sad {
    * pcap) and the ESP packet as `udpPayload` (for udp-enc-tunnel: what a UDP socket bound to the
    * encapsulation port sends). Throws IPSEC_NO_SA_FOR_PORTS, IPSEC_SA_DELETED, IPSEC_SEQ_EXHAUSTED.
    */
-  send(set: SaSet, srcPort: number, dstPort: number, payload: Uint8Array, opts: { protocol?: number } = {}): { ip: Uint8Array; udpPayload: Uint8Array; sa: Sa } {
+  send(
+    set: SaSet,
+    srcPort: number,
+    dstPort: number,
+    payload: Uint8Array,
+    opts: { protocol?: number } = {},
+  ): { ip: Uint8Array; udpPayload: Uint8Array; sa: Sa } {
     if (!set.live) throw new IpsecError('IPSEC_SA_DELETED', `SA set ${set.id} is deleted`);
     const sa = selectOutbound(set, srcPort, dstPort);
     if (!sa) {
@@ -205,7 +219,12 @@ export class Sad {
       throw new IpsecError('IPSEC_NO_SA_FOR_PORTS', `SA set ${set.id} has no outbound SA for ports ${srcPort}->${dstPort} (has ${have})`);
     }
     const out = sa.outbound();
-    const w = sealToWire(sa.params, out, { srcPort, dstPort, payload, ...(opts.protocol !== undefined ? { protocol: opts.protocol } : {}) });
+    const w = sealToWire(sa.params, out, {
+      srcPort,
+      dstPort,
+      payload,
+      ...(opts.protocol !== undefined ? { protocol: opts.protocol } : {}),
+    });
     sa.countSent(payload.length);
     // `ip` stays lazy (see sealToWire): only pcap and raw IPv4 sends need the outer packet.
     return {

@@ -65,14 +65,23 @@ function track(set: SaSet, store: FakeStore, policy = { outBlock: 16, maxInBlock
 /** Sends `n` SIP-sized payloads over `from`'s outbound SA with these ports, captured; delivered to `to` unless `drop`. */
 function send(fromSad: Sad, from: SaSet, srcPort: number, dstPort: number, toSad: Sad | undefined): Uint8Array {
   const { udpPayload } = fromSad.send(from, srcPort, dstPort, new TextEncoder().encode('MESSAGE sip:x SIP/2.0\r\n\r\n'));
-  if (toSad) toSad.receiveEsp({ src: from.sas.SA1.params.src === from.config.ue.ip && from.role === 'ue' ? from.config.ue.ip : from.config.pcscf.ip, dst: from.role === 'ue' ? from.config.pcscf.ip : from.config.ue.ip, encap: { srcPort: 4500, dstPort: 4500 }, esp: udpPayload });
+  if (toSad)
+    toSad.receiveEsp({
+      src: from.sas.SA1.params.src === from.config.ue.ip && from.role === 'ue' ? from.config.ue.ip : from.config.pcscf.ip,
+      dst: from.role === 'ue' ? from.config.pcscf.ip : from.config.ue.ip,
+      encap: { srcPort: 4500, dstPort: 4500 },
+      esp: udpPayload,
+    });
   return udpPayload;
 }
 
 test('crash anywhere: the restored P-CSCF set never repeats an outbound number and never accepts a replayed inbound packet', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.record({ dir: fc.constantFrom('up', 'down'), n: fc.integer({ min: 1, max: 40 }), flush: fc.boolean(), tighten: fc.boolean() }), { minLength: 1, maxLength: 12 }),
+      fc.array(
+        fc.record({ dir: fc.constantFrom('up', 'down'), n: fc.integer({ min: 1, max: 40 }), flush: fc.boolean(), tighten: fc.boolean() }),
+        { minLength: 1, maxLength: 12 },
+      ),
       (steps) => {
         const { ue, pcscf } = pcscfPair();
         const ueSad = new Sad({ now: () => 0 });
@@ -151,7 +160,10 @@ test('a store that cannot write: nothing is sent past the mark, nothing accepted
   const r = pSad.receiveEsp({ src: ue.config.ue.ip, dst: ue.config.pcscf.ip, encap: { srcPort: 4500, dstPort: 4500 }, esp: up });
   assert.ok(!r.ok && r.drop === 'outside-window');
   for (let i = 0; i < 4; i++) pSad.send(pcscf, pcscf.config.pcscf.portC, ue.config.ue.portS, new Uint8Array(4));
-  assert.throws(() => pSad.send(pcscf, pcscf.config.pcscf.portC, ue.config.ue.portS, new Uint8Array(4)), /IPSEC_SEQ_UNRESERVED|could not reserve/);
+  assert.throws(
+    () => pSad.send(pcscf, pcscf.config.pcscf.portC, ue.config.ue.portS, new Uint8Array(4)),
+    /IPSEC_SEQ_UNRESERVED|could not reserve/,
+  );
 });
 
 test('SA set record: JSON round trip, keys apart, state kept; a temporary set is not stored', () => {
@@ -164,7 +176,10 @@ test('SA set record: JSON round trip, keys apart, state kept; a temporary set is
   const keys = saSetKeys(pcscf);
   const back = restoreSaSet(rec, decodeKeys(encodeKeys(keys)), { SA1: 5, SA2: 7, SA3: 9, SA4: 11 });
   assert.equal(back.state, 'old');
-  assert.deepEqual(back.summary().map((r) => [r.name, r.spi, r.seq]), pcscf.summary().map((r, i) => [r.name, r.spi, [5, 7, 9, 11][i]]));
+  assert.deepEqual(
+    back.summary().map((r) => [r.name, r.spi, r.seq]),
+    pcscf.summary().map((r, i) => [r.name, r.spi, [5, 7, 9, 11][i]]),
+  );
   assert.deepEqual(decodeKeys(encodeKeys(keys)), keys);
   assert.throws(() => decodeKeys(new Uint8Array([5, 1])), /truncated/);
 });

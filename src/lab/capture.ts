@@ -53,7 +53,12 @@ export async function startCapture(
     const timer = setTimeout(() => {
       done();
       void proc.kill('SIGKILL');
-      fail(new LabError('LAB_TIMEOUT', `\`${argv.join(' ')}\` in ${proc.ns} did not start listening within ${opts.startTimeoutMs ?? 10_000} ms: ${proc.stderr.trim()}`));
+      fail(
+        new LabError(
+          'LAB_TIMEOUT',
+          `\`${argv.join(' ')}\` in ${proc.ns} did not start listening within ${opts.startTimeoutMs ?? 10_000} ms: ${proc.stderr.trim()}`,
+        ),
+      );
     }, opts.startTimeoutMs ?? 10_000);
     const onErr = (line: string) => {
       if (!ready.test(line)) return;
@@ -78,7 +83,8 @@ export async function startCapture(
       await new Promise((r) => setTimeout(r, opts.settleMs ?? 150));
       // SIGINT: both tools finish the file (tcpdump flushes its buffer, dumpcap closes the pcap).
       const e = await proc.kill('SIGINT', 3_000);
-      if (e.signal === 'SIGKILL') throw new LabError('LAB_COMMAND_FAILED', `\`${argv.join(' ')}\` ignored SIGINT and was killed; ${path} may be truncated`);
+      if (e.signal === 'SIGKILL')
+        throw new LabError('LAB_COMMAND_FAILED', `\`${argv.join(' ')}\` ignored SIGINT and was killed; ${path} may be truncated`);
       if (!existsSync(path)) throw new LabError('LAB_COMMAND_FAILED', `\`${argv.join(' ')}\` wrote no file ${path}: ${proc.stderr.trim()}`);
     })());
 }

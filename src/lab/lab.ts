@@ -126,7 +126,13 @@ export class NatLab implements Teardown, LabPlan {
    * built package has no tsx). NODE_TEST_CONTEXT is removed so a script run from a test does not
    * talk the test runner's protocol on stdout.
    */
-  spawnNode(ns: string, scriptPath: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = {}, opts: Omit<SpawnOptions, 'env'> = {}): LabProcess {
+  spawnNode(
+    ns: string,
+    scriptPath: string,
+    args: readonly string[] = [],
+    env: NodeJS.ProcessEnv = {},
+    opts: Omit<SpawnOptions, 'env'> = {},
+  ): LabProcess {
     const e: NodeJS.ProcessEnv = { ...process.env, ...env };
     delete e.NODE_TEST_CONTEXT;
     const loader = scriptPath.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
@@ -157,7 +163,12 @@ export class NatLab implements Teardown, LabPlan {
 
   /** Changes the NAT's UDP conntrack timeouts (both unreplied and stream) from now on. */
   async setUdpTimeout(seconds: number): Promise<void> {
-    await this.exec(this.nat.ns, ['sysctl', '-qw', `net.netfilter.nf_conntrack_udp_timeout=${seconds}`, `net.netfilter.nf_conntrack_udp_timeout_stream=${seconds}`]);
+    await this.exec(this.nat.ns, [
+      'sysctl',
+      '-qw',
+      `net.netfilter.nf_conntrack_udp_timeout=${seconds}`,
+      `net.netfilter.nf_conntrack_udp_timeout_stream=${seconds}`,
+    ]);
   }
 
   /**
@@ -171,7 +182,12 @@ export class NatLab implements Teardown, LabPlan {
     const six = isIP(address) === 6;
     if (!six && isIP(address) !== 4) throw new LabError('LAB_BAD_OPTIONS', `renumberPublic: not an IP address: ${JSON.stringify(address)}`);
     const { ns, publicIface } = this.nat;
-    await this.exec(ns, six ? ['ip', '-6', 'addr', 'add', `${address}/64`, 'dev', publicIface, 'nodad'] : ['ip', 'addr', 'add', `${address}/24`, 'dev', publicIface]);
+    await this.exec(
+      ns,
+      six
+        ? ['ip', '-6', 'addr', 'add', `${address}/64`, 'dev', publicIface, 'nodad']
+        : ['ip', 'addr', 'add', `${address}/24`, 'dev', publicIface],
+    );
     const table = six ? 'ip6' : 'ip';
     await this.exec(ns, ['nft', 'flush', 'chain', table, 'imsec', 'postrouting']);
     await this.exec(ns, ['nft', 'add', 'rule', table, 'imsec', 'postrouting', 'oifname', publicIface, 'snat', 'to', address]);

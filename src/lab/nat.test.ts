@@ -55,7 +55,11 @@ test('(a) the network sees the NAT public address; without NAT it sees the priva
         assert.ok(!seen.ip.startsWith('198.51.100.'));
         assert.equal(seen.port, 40000, 'masquerade keeps a free source port');
         const ct = toolMissing('conntrack') ? [] : await lab.conntrackList();
-        if (ct.length) assert.ok(ct.some((e) => e.orig.src === lab.ue[0]!.ip && e.reply.dst === lab.nat.publicIp && e.reply.dport === seen.port), JSON.stringify(ct));
+        if (ct.length)
+          assert.ok(
+            ct.some((e) => e.orig.src === lab.ue[0]!.ip && e.reply.dst === lab.nat.publicIp && e.reply.dport === seen.port),
+            JSON.stringify(ct),
+          );
       }
       const back = await recvOf(client, 'echo:hello');
       assert.equal(back.ip, lab.net.ip);
@@ -93,30 +97,34 @@ test('(b) an idle mapping dies after the UDP timeout; a 1 s keepalive keeps it',
   });
 });
 
-test('(c) after a conntrack flush a random NAT rebinds to another port; masquerade keeps it', { skip: skip || toolMissing('conntrack') || false, timeout: 60_000 }, async () => {
-  for (const natType of ['random', 'masquerade'] as const) {
-    await withLab({ natType }, async (lab) => {
-      const server = await peer(lab, lab.net.ns, ['--port', String(SERVER_PORT), '--echo']);
-      const client = await peer(lab, lab.ue[0]!.ns, ['--port', '40000']);
-      client.proc.write(`send ${lab.net.ip} ${SERVER_PORT} before`);
-      const before = await recvOf(server, 'before');
-      await recvOf(client, 'echo:before');
-      await lab.conntrackFlush();
-      assert.deepEqual(
-        (await lab.conntrackList()).filter((e) => e.proto === 'udp'),
-        [],
-      );
-      client.proc.write(`send ${lab.net.ip} ${SERVER_PORT} after`);
-      const after = await recvOf(server, 'after');
-      assert.equal(after.ip, lab.nat.publicIp);
-      assert.equal(before.ip, lab.nat.publicIp);
-      if (natType === 'random') assert.notEqual(after.port, before.port, 'a random NAT picks a new port for the new mapping');
-      else assert.deepEqual([before.port, after.port], [40000, 40000]);
-      // The new mapping works both ways.
-      await recvOf(client, 'echo:after');
-    });
-  }
-});
+test(
+  '(c) after a conntrack flush a random NAT rebinds to another port; masquerade keeps it',
+  { skip: skip || toolMissing('conntrack') || false, timeout: 60_000 },
+  async () => {
+    for (const natType of ['random', 'masquerade'] as const) {
+      await withLab({ natType }, async (lab) => {
+        const server = await peer(lab, lab.net.ns, ['--port', String(SERVER_PORT), '--echo']);
+        const client = await peer(lab, lab.ue[0]!.ns, ['--port', '40000']);
+        client.proc.write(`send ${lab.net.ip} ${SERVER_PORT} before`);
+        const before = await recvOf(server, 'before');
+        await recvOf(client, 'echo:before');
+        await lab.conntrackFlush();
+        assert.deepEqual(
+          (await lab.conntrackList()).filter((e) => e.proto === 'udp'),
+          [],
+        );
+        client.proc.write(`send ${lab.net.ip} ${SERVER_PORT} after`);
+        const after = await recvOf(server, 'after');
+        assert.equal(after.ip, lab.nat.publicIp);
+        assert.equal(before.ip, lab.nat.publicIp);
+        if (natType === 'random') assert.notEqual(after.port, before.port, 'a random NAT picks a new port for the new mapping');
+        else assert.deepEqual([before.port, after.port], [40000, 40000]);
+        // The new mapping works both ways.
+        await recvOf(client, 'echo:after');
+      });
+    }
+  },
+);
 
 test('(d) two UEs behind the NAT: same public address, different ports, each gets its own answers', { skip, timeout: 60_000 }, async () => {
   await withLab({ ues: 2 }, async (lab) => {
@@ -140,23 +148,31 @@ test('(d) two UEs behind the NAT: same public address, different ports, each get
 });
 
 const v6 = avail.ok ? ip6NatAvailability() : avail;
-test('(e) IPv6: the network sees the NAT public IPv6 address (dual stack lab)', { skip: v6.ok ? false : v6.reason, timeout: 60_000 }, async () => {
-  await withLab({ family: 'dual' }, async (lab) => {
-    assert.equal(lab.nat.publicIp6, '2001:db8:203::1');
-    const server = await peer(lab, lab.net.ns, ['--port', String(SERVER_PORT), '--echo', '--family', '6']);
-    const client = await peer(lab, lab.ue[0]!.ns, ['--port', '40000', '--family', '6']);
-    client.proc.write(`send ${lab.net.ip6} ${SERVER_PORT} hello6`);
-    const seen = await recvOf(server, 'hello6');
-    assert.equal(seen.ip, lab.nat.publicIp6);
-    assert.equal(seen.port, 40000);
-    const back = await recvOf(client, 'echo:hello6');
-    assert.equal(back.ip, lab.net.ip6);
-    // IPv4 still works in the same lab.
-    const server4 = await peer(lab, lab.net.ns, ['--port', String(SERVER_PORT + 1), '--echo']);
-    const client4 = await peer(lab, lab.ue[0]!.ns, []);
-    client4.proc.write(`send ${lab.net.ip4} ${SERVER_PORT + 1} hello4`);
-    assert.equal((await recvOf(server4, 'hello4')).ip, lab.nat.publicIp4);
-    const ct = toolMissing('conntrack') ? [] : await lab.conntrackList();
-    if (ct.length) assert.ok(ct.some((e) => e.family === 'ipv6' && e.reply.dst === lab.nat.publicIp6), JSON.stringify(ct));
-  });
-});
+test(
+  '(e) IPv6: the network sees the NAT public IPv6 address (dual stack lab)',
+  { skip: v6.ok ? false : v6.reason, timeout: 60_000 },
+  async () => {
+    await withLab({ family: 'dual' }, async (lab) => {
+      assert.equal(lab.nat.publicIp6, '2001:db8:203::1');
+      const server = await peer(lab, lab.net.ns, ['--port', String(SERVER_PORT), '--echo', '--family', '6']);
+      const client = await peer(lab, lab.ue[0]!.ns, ['--port', '40000', '--family', '6']);
+      client.proc.write(`send ${lab.net.ip6} ${SERVER_PORT} hello6`);
+      const seen = await recvOf(server, 'hello6');
+      assert.equal(seen.ip, lab.nat.publicIp6);
+      assert.equal(seen.port, 40000);
+      const back = await recvOf(client, 'echo:hello6');
+      assert.equal(back.ip, lab.net.ip6);
+      // IPv4 still works in the same lab.
+      const server4 = await peer(lab, lab.net.ns, ['--port', String(SERVER_PORT + 1), '--echo']);
+      const client4 = await peer(lab, lab.ue[0]!.ns, []);
+      client4.proc.write(`send ${lab.net.ip4} ${SERVER_PORT + 1} hello4`);
+      assert.equal((await recvOf(server4, 'hello4')).ip, lab.nat.publicIp4);
+      const ct = toolMissing('conntrack') ? [] : await lab.conntrackList();
+      if (ct.length)
+        assert.ok(
+          ct.some((e) => e.family === 'ipv6' && e.reply.dst === lab.nat.publicIp6),
+          JSON.stringify(ct),
+        );
+    });
+  },
+);

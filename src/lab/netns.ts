@@ -108,7 +108,13 @@ export function run(argv: readonly string[], opts: RunOptions = {}): Promise<Run
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       opts.onPid?.(undefined);
-      const r: RunResult = { argv: full, code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') };
+      const r: RunResult = {
+        argv: full,
+        code,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      };
       if (timedOut) reject(new LabError('LAB_TIMEOUT', `\`${full.join(' ')}\` did not finish within ${timeoutMs} ms`));
       else if (code !== 0 && opts.check !== false) reject(new LabCommandError(full, code, r.stderr || r.stdout));
       else resolve(r);

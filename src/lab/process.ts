@@ -146,7 +146,12 @@ export class LabProcess extends EventEmitter {
       const fail = (code: 'LAB_TIMEOUT' | 'LAB_PROCESS_EXITED', what: string) => {
         done();
         const tail = this.history.slice(-5).join(' | ');
-        reject(new LabError(code, `${this.describe()}: ${what} waiting for ${String(match)}; last stdout: ${tail || '(none)'}; stderr: ${this.stderrBuf.trim().slice(-600) || '(none)'}`));
+        reject(
+          new LabError(
+            code,
+            `${this.describe()}: ${what} waiting for ${String(match)}; last stdout: ${tail || '(none)'}; stderr: ${this.stderrBuf.trim().slice(-600) || '(none)'}`,
+          ),
+        );
       };
       const onExit = (e: ExitInfo) => fail('LAB_PROCESS_EXITED', `exited (${e.error ?? e.signal ?? e.code})`);
       const timer = setTimeout(() => fail('LAB_TIMEOUT', `no match within ${timeoutMs} ms`), timeoutMs);

@@ -45,7 +45,8 @@ export function planNatLab(opts: NatLabOptions = {}): LabPlan {
   const family = opts.family ?? 'ipv4';
   if (!['ipv4', 'ipv6', 'dual'].includes(family)) bad(`family ${JSON.stringify(family)} must be ipv4, ipv6 or dual`);
   const udpTimeoutS = opts.udpTimeoutS ?? 30;
-  if (!Number.isInteger(udpTimeoutS) || udpTimeoutS < 1 || udpTimeoutS > 86_400) bad(`udpTimeoutS ${udpTimeoutS} must be an integer 1..86400`);
+  if (!Number.isInteger(udpTimeoutS) || udpTimeoutS < 1 || udpTimeoutS > 86_400)
+    bad(`udpTimeoutS ${udpTimeoutS} must be an integer 1..86400`);
   const natType = opts.natType ?? 'masquerade';
   if (natType !== 'masquerade' && natType !== 'random') bad(`natType ${JSON.stringify(natType)} must be masquerade or random`);
   const v4 = family !== 'ipv6';
@@ -154,7 +155,9 @@ export async function buildNatLab(opts: NatLabOptions = {}): Promise<NatLab> {
 
     await opts.onStep?.('addresses');
     const addr = (ns: string, iface: string, a: string, len: number, six: boolean) =>
-      six ? ip('-n', ns, '-6', 'addr', 'add', `${a}/${len}`, 'dev', iface, 'nodad') : ip('-n', ns, 'addr', 'add', `${a}/${len}`, 'dev', iface);
+      six
+        ? ip('-n', ns, '-6', 'addr', 'add', `${a}/${len}`, 'dev', iface, 'nodad')
+        : ip('-n', ns, 'addr', 'add', `${a}/${len}`, 'dev', iface);
     const up = (ns: string, iface: string) => ip('-n', ns, 'link', 'set', iface, 'up');
     const route = (ns: string, via: string, six: boolean) => ip('-n', ns, ...(six ? ['-6'] : []), 'route', 'add', 'default', 'via', via);
     if (v4) await addr(nat.ns, nat.lanIface, LAN4.gw, 24, false);
@@ -185,7 +188,8 @@ export async function buildNatLab(opts: NatLabOptions = {}): Promise<NatLab> {
 
     if (plan.natted) {
       await opts.onStep?.('nat');
-      const script = (v4 ? natRuleset('ip', nat.publicIface, plan.natType) : '') + (v6 ? natRuleset('ip6', nat.publicIface, plan.natType) : '');
+      const script =
+        (v4 ? natRuleset('ip', nat.publicIface, plan.natType) : '') + (v6 ? natRuleset('ip6', nat.publicIface, plan.natType) : '');
       await inNs(nat.ns, ['nft', '-f', '-'], script);
       // After the nft table: the nat table pulls in nf_conntrack, whose sysctls exist only then.
       await opts.onStep?.('conntrack-timeouts');
@@ -196,7 +200,10 @@ export async function buildNatLab(opts: NatLabOptions = {}): Promise<NatLab> {
       await lab.destroy();
     } catch (te) {
       // Both matter: why the build failed, and that something of the lab is still there.
-      throw new LabError('LAB_TEARDOWN_FAILED', `buildNatLab failed (${(e as Error).message}) and the rollback failed: ${(te as Error).message}`);
+      throw new LabError(
+        'LAB_TEARDOWN_FAILED',
+        `buildNatLab failed (${(e as Error).message}) and the rollback failed: ${(te as Error).message}`,
+      );
     }
     throw e;
   }

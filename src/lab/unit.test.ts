@@ -7,8 +7,15 @@ import { LabProcess, natRuleset, parseConntrack, planNatLab } from './index.ts';
 test('planNatLab: names fit 15-character interfaces, documentation addresses, options checked', () => {
   const p = planNatLab({ prefix: 'abcdefghi', ues: 250, family: 'dual' });
   assert.deepEqual(p.namespaces.slice(0, 3), ['abcdefghi-nat', 'abcdefghi-net', 'abcdefghi-ue0']);
-  for (const name of [p.nat.lanIface, p.nat.publicIface, p.net.iface, ...p.ue.map((u) => u.iface), 'abcdefghi-b249']) assert.ok(name.length <= 15, name);
-  assert.deepEqual(p.ue[249], { ns: 'abcdefghi-ue249', iface: 'abcdefghi-u249', ip: '198.51.100.251', ip4: '198.51.100.251', ip6: '2001:db8:100::fb' });
+  for (const name of [p.nat.lanIface, p.nat.publicIface, p.net.iface, ...p.ue.map((u) => u.iface), 'abcdefghi-b249'])
+    assert.ok(name.length <= 15, name);
+  assert.deepEqual(p.ue[249], {
+    ns: 'abcdefghi-ue249',
+    iface: 'abcdefghi-u249',
+    ip: '198.51.100.251',
+    ip4: '198.51.100.251',
+    ip6: '2001:db8:100::fb',
+  });
   assert.equal(p.nat.publicIp, '203.0.113.1');
   assert.equal(p.net.ip6, '2001:db8:203::10');
   const v6 = planNatLab({ family: 'ipv6' });
@@ -17,7 +24,16 @@ test('planNatLab: names fit 15-character interfaces, documentation addresses, op
   assert.equal(v6.nat.publicIp, '2001:db8:203::1');
   assert.match(planNatLab().prefix, /^imsec[0-9a-f]{4}$/);
   assert.notEqual(planNatLab().prefix, planNatLab().prefix + 'x');
-  for (const bad of [{ prefix: 'Imsec' }, { prefix: 'imsec12345' }, { ues: 0 }, { ues: 251 }, { ues: 1.5 }, { udpTimeoutS: 0 }, { family: 'ipx' as 'ipv4' }, { natType: 'full' as 'random' }]) {
+  for (const bad of [
+    { prefix: 'Imsec' },
+    { prefix: 'imsec12345' },
+    { ues: 0 },
+    { ues: 251 },
+    { ues: 1.5 },
+    { udpTimeoutS: 0 },
+    { family: 'ipx' as 'ipv4' },
+    { natType: 'full' as 'random' },
+  ]) {
     assert.throws(() => planNatLab(bad), { code: 'LAB_BAD_OPTIONS' }, JSON.stringify(bad));
   }
 });
@@ -59,13 +75,19 @@ test('LabProcess: waits take the oldest unclaimed match, out of order, never twi
   for await (const l of p) all.push(l);
   assert.deepEqual(all, ['ready 1', 'b', 'a', 'b']);
   assert.deepEqual(await p.exited, { code: 0, signal: null });
-  await assert.rejects(p.waitForLine('never', 100), (e: Error & { code?: string }) => e.code === 'LAB_PROCESS_EXITED' && /last stdout: .*a \| b/.test(e.message));
+  await assert.rejects(
+    p.waitForLine('never', 100),
+    (e: Error & { code?: string }) => e.code === 'LAB_PROCESS_EXITED' && /last stdout: .*a \| b/.test(e.message),
+  );
 });
 
 test('LabProcess: timeout names the command and its output; kill escalates to SIGKILL', async () => {
   const p = script("process.on('SIGTERM', () => console.error('ignoring SIGTERM')); console.log('up'); setInterval(() => {}, 1000)");
   await p.waitForLine('up');
-  await assert.rejects(p.waitForLine('down', 50), (e: Error & { code?: string }) => e.code === 'LAB_TIMEOUT' && e.message.includes('-e') && e.message.includes('up'));
+  await assert.rejects(
+    p.waitForLine('down', 50),
+    (e: Error & { code?: string }) => e.code === 'LAB_TIMEOUT' && e.message.includes('-e') && e.message.includes('up'),
+  );
   const e = await p.kill('SIGTERM', 300);
   assert.equal(e.signal, 'SIGKILL');
   assert.match(p.stderr, /ignoring SIGTERM/);

@@ -46,19 +46,26 @@ export function descriptorsNeeded(o: { count: number; locals: number; concurrenc
 }
 
 /** Throws a clear InputError when the run cannot fit the host's descriptor limit or port ranges. */
-export function assertCapacity(o: { count: number; locals: number; concurrency: number; backend: string; limit: FdLimit | undefined }): void {
+export function assertCapacity(o: {
+  count: number;
+  locals: number;
+  concurrency: number;
+  backend: string;
+  limit: FdLimit | undefined;
+}): void {
   if (o.backend !== 'xfrm' && o.count > o.locals * UES_PER_ADDRESS) {
     const need = Math.ceil(o.count / UES_PER_ADDRESS);
     throw new InputError(
       `--count ${o.count} over ${o.locals} local address${o.locals === 1 ? '' : 'es'}: at most ${UES_PER_ADDRESS} UEs per address ` +
-      `(each UE's protected ports must differ on one address; ${PROTECTED_PORTS} ports, 2–3 per UE); give at least ${need} with --local (e.g. a CIDR of 127.0.0.0/8)`,
+        `(each UE's protected ports must differ on one address; ${PROTECTED_PORTS} ports, 2–3 per UE); give at least ${need} with --local (e.g. a CIDR of 127.0.0.0/8)`,
     );
   }
   const need = descriptorsNeeded(o);
   if (o.limit && need > o.limit.soft) {
-    const how = o.backend === 'xfrm'
-      ? `about 3 per UE with --backend xfrm (kernel sockets on the protected ports); use the userspace backend (none per UE) or fewer UEs`
-      : `one ESP-in-UDP socket per local address and one unprotected socket per registration in flight; lower --concurrency`;
+    const how =
+      o.backend === 'xfrm'
+        ? `about 3 per UE with --backend xfrm (kernel sockets on the protected ports); use the userspace backend (none per UE) or fewer UEs`
+        : `one ESP-in-UDP socket per local address and one unprotected socket per registration in flight; lower --concurrency`;
     throw new InputError(
       `this run needs about ${need} file descriptors but the limit is ${o.limit.soft} (ulimit -n; hard limit ${o.limit.hard === Infinity ? 'unlimited' : o.limit.hard}): ${how}, or raise the limit (ulimit -n, within ulimit -Hn)`,
     );

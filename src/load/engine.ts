@@ -206,7 +206,13 @@ export class LoadEngine {
   };
 
   #row(now: number): void {
-    const row = this.stats.intervalRow((now - this.#start) / 1000, (now - this.#lastRow) / 1000, this.#registered.size, this.#inFlight, process.memoryUsage.rss());
+    const row = this.stats.intervalRow(
+      (now - this.#start) / 1000,
+      (now - this.#lastRow) / 1000,
+      this.#registered.size,
+      this.#inFlight,
+      process.memoryUsage.rss(),
+    );
     this.#lastRow = now;
     this.#o.onInterval?.(row);
   }
@@ -233,7 +239,8 @@ export class LoadEngine {
     return {
       exchange(phase: UeExchangePhase, ms: number, outcome: number | string) {
         if (phase === 'register' && outcome === 401) stats.success('register_401', ms);
-        else if (phase === 'protected-register' && typeof outcome === 'number' && outcome >= 200 && outcome < 300) stats.success('protected_register_200', ms);
+        else if (phase === 'protected-register' && typeof outcome === 'number' && outcome >= 200 && outcome < 300)
+          stats.success('protected_register_200', ms);
       },
       akaCheck(result) {
         if (result === 'sync_failure') stats.count('sync_failures');
@@ -248,12 +255,23 @@ export class LoadEngine {
     const keys = this.#o.keys.keysOf(id.impi);
     const local = this.#o.locals[u.index % this.#o.locals.length]!;
     u.ue = await Ue.create({
-      impi: id.impi, impu: id.impu, pcscf: this.#o.pcscf, localIp: local.ip, backend: local.backend, k: keys.k, opc: keys.opc,
-      modes: this.#o.modes, ...(this.#o.offers && { offers: this.#o.offers }), pcscfEncapPort: this.#o.pcscfEncapPort,
-      reRegister: 'off', expires: this.#o.expires, observer: this.#observer,
+      impi: id.impi,
+      impu: id.impu,
+      pcscf: this.#o.pcscf,
+      localIp: local.ip,
+      backend: local.backend,
+      k: keys.k,
+      opc: keys.opc,
+      modes: this.#o.modes,
+      ...(this.#o.offers && { offers: this.#o.offers }),
+      pcscfEncapPort: this.#o.pcscfEncapPort,
+      reRegister: 'off',
+      expires: this.#o.expires,
+      observer: this.#observer,
       // No descriptor per registered UE: the unprotected socket only during an initial
       // registration, none on the protected ports (userspace ESP needs none; README "Load testing").
-      plainSocket: 'on-demand', guardProtectedPorts: false,
+      plainSocket: 'on-demand',
+      guardProtectedPorts: false,
       ...(this.#o.t1Ms !== undefined && { timers: { t1: this.#o.t1Ms } }),
     });
     // The UE's own expiry timer fired: the refresh came too late (an overloaded network or run).
@@ -270,7 +288,8 @@ export class LoadEngine {
     body()
       .catch((e: unknown) => {
         // A UE-side refusal (UeError: not registered, closed, …) or a bug: counted by its code.
-        const code = e instanceof Error && 'code' in e ? String((e as { code: unknown }).code) : e instanceof Error ? e.constructor.name : 'error';
+        const code =
+          e instanceof Error && 'code' in e ? String((e as { code: unknown }).code) : e instanceof Error ? e.constructor.name : 'error';
         this.stats.fail(`internal:${code.toLowerCase()}`);
         u.state = 'failed';
       })
@@ -370,20 +389,24 @@ export class LoadEngine {
     to.messages++;
     this.stats.attempt();
     const t0 = performance.now();
-    from.ue!.sendMessage(target, 'imsec load').then(
-      (res) => {
-        if (res.status >= 200 && res.status < 300) {
-          this.stats.success('message', performance.now() - t0);
-          this.stats.count('messages_ok');
-          this.stats.count('messages_mt_answered');
-        } else this.stats.fail(`message:status_${res.status}`);
-      },
-      (e: unknown) => this.stats.fail(`message:${e instanceof Error && 'code' in e ? String((e as { code: string }).code).toLowerCase() : 'error'}`),
-    ).finally(() => {
-      this.#inFlight--;
-      from.messages--;
-      to.messages--;
-    });
+    from
+      .ue!.sendMessage(target, 'imsec load')
+      .then(
+        (res) => {
+          if (res.status >= 200 && res.status < 300) {
+            this.stats.success('message', performance.now() - t0);
+            this.stats.count('messages_ok');
+            this.stats.count('messages_mt_answered');
+          } else this.stats.fail(`message:status_${res.status}`);
+        },
+        (e: unknown) =>
+          this.stats.fail(`message:${e instanceof Error && 'code' in e ? String((e as { code: string }).code).toLowerCase() : 'error'}`),
+      )
+      .finally(() => {
+        this.#inFlight--;
+        from.messages--;
+        to.messages--;
+      });
   }
 
   /** A churn cycle: de-register a random registered UE, then register it again from scratch. */
@@ -406,7 +429,10 @@ export class LoadEngine {
       if (u.ue) await u.ue.close().catch(() => {});
       u.ue = undefined;
     }
-    this.#registered.values().slice().forEach((u) => this.#registered.delete(u));
+    this.#registered
+      .values()
+      .slice()
+      .forEach((u) => this.#registered.delete(u));
     this.#done();
   }
 }

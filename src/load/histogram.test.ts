@@ -21,17 +21,21 @@ test('every value lands in a bucket whose upper edge is above it and within 1/12
 // Against a naive model: sort the samples and read the rank (nearest-rank definition).
 test('percentiles match a sorted-array model within the bucket width', () => {
   fc.assert(
-    fc.property(fc.array(fc.double({ min: 0, max: 60_000, noNaN: true }), { minLength: 1, maxLength: 400 }), fc.constantFrom(0.5, 0.9, 0.99, 0.999, 1), (ms, q) => {
-      const h = new Histogram();
-      for (const x of ms) h.recordMs(x);
-      const sorted = [...ms].sort((a, b) => a - b);
-      const exact = sorted[Math.max(1, Math.ceil(q * ms.length)) - 1]!;
-      const got = h.percentileMs(q);
-      assert.ok(got >= exact - 1e-9, `q=${q}: ${got} < exact ${exact}`);
-      assert.ok(got <= exact + Math.max(0.001, exact / 128) + 1e-9, `q=${q}: ${got} ≫ exact ${exact}`);
-      assert.equal(h.count, ms.length);
-      assert.ok(Math.abs(h.maxMs - Math.max(...ms)) < 1e-6);
-    }),
+    fc.property(
+      fc.array(fc.double({ min: 0, max: 60_000, noNaN: true }), { minLength: 1, maxLength: 400 }),
+      fc.constantFrom(0.5, 0.9, 0.99, 0.999, 1),
+      (ms, q) => {
+        const h = new Histogram();
+        for (const x of ms) h.recordMs(x);
+        const sorted = [...ms].sort((a, b) => a - b);
+        const exact = sorted[Math.max(1, Math.ceil(q * ms.length)) - 1]!;
+        const got = h.percentileMs(q);
+        assert.ok(got >= exact - 1e-9, `q=${q}: ${got} < exact ${exact}`);
+        assert.ok(got <= exact + Math.max(0.001, exact / 128) + 1e-9, `q=${q}: ${got} ≫ exact ${exact}`);
+        assert.equal(h.count, ms.length);
+        assert.ok(Math.abs(h.maxMs - Math.max(...ms)) < 1e-6);
+      },
+    ),
   );
 });
 

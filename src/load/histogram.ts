@@ -12,7 +12,8 @@ const BUCKETS = LIN + OCTAVES * SUB;
 function indexOf(v: number): number {
   if (v < LIN) return Math.floor(v);
   let e = Math.floor(Math.log2(v));
-  if (2 ** e > v) e--; // guard log2 rounding at exact powers
+  if (2 ** e > v)
+    e--; // guard log2 rounding at exact powers
   else if (2 ** (e + 1) <= v) e++;
   if (e - 8 >= OCTAVES) return BUCKETS - 1;
   const sub = Math.floor(v / 2 ** (e - 7)) - SUB;

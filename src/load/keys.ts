@@ -52,7 +52,8 @@ export function csvKeys(file: string): KeySource {
     if (!l || l.startsWith('#') || (i === 0 && /^impi\s*,/i.test(l))) return;
     const [impi, k, opc, ...rest] = l.split(',').map((x) => x.trim());
     const hex = (x: string | undefined) => x !== undefined && /^[0-9a-fA-F]{32}$/.test(x);
-    if (!impi || !hex(k) || !hex(opc) || rest.length) throw new InputError(`--keys-csv: ${file} line ${i + 1}: expected impi,k,opc with 32 hex digits each (values not shown)`);
+    if (!impi || !hex(k) || !hex(opc) || rest.length)
+      throw new InputError(`--keys-csv: ${file} line ${i + 1}: expected impi,k,opc with 32 hex digits each (values not shown)`);
     map.set(impi, { k: fromHex(k!), opc: fromHex(opc!) });
   });
   return {

@@ -23,13 +23,19 @@ function v6ToBig(a: string): bigint {
 function bigToV6(n: bigint): string {
   const g: string[] = [];
   for (let i = 7; i >= 0; i--) g.push(((n >> BigInt(i * 16)) & 0xffffn).toString(16));
-  return g.join(':').replace(/(^|:)0(:0)+(:|$)/, '::').replace(/:{3,}/, '::');
+  return g
+    .join(':')
+    .replace(/(^|:)0(:0)+(:|$)/, '::')
+    .replace(/:{3,}/, '::');
 }
 
 /** Expands the `--local` text into addresses (no I/O). */
 export function parseLocal(text: string): string[] {
   const out: string[] = [];
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^(.+)\/(\d{1,3})$/.exec(part);
     if (!m) {
       if (isIP(part) === 0) throw new InputError(`--local: not an IP address: ${JSON.stringify(part)}`);
@@ -45,7 +51,8 @@ export function parseLocal(text: string): string[] {
       const net = Math.floor(v4ToInt(base) / size) * size;
       // A /31 or /32 has no network/broadcast address; a larger one skips both.
       const [lo, hi] = size <= 2 ? [net, net + size - 1] : [net + 1, net + size - 2];
-      if (hi - lo + 1 + out.length > MAX_ADDRESSES) throw new InputError(`--local: ${part} has ${hi - lo + 1} addresses; at most ${MAX_ADDRESSES} in all`);
+      if (hi - lo + 1 + out.length > MAX_ADDRESSES)
+        throw new InputError(`--local: ${part} has ${hi - lo + 1} addresses; at most ${MAX_ADDRESSES} in all`);
       for (let n = lo; n <= hi; n++) out.push(intToV4(n));
     } else if (fam === 6) {
       if (len > 128) throw new InputError(`--local: prefix length /${len} > 128 in ${part}`);

@@ -13,7 +13,11 @@ test('{n:10} zero-pads, {n} does not, and {{ }} are literal braces', () => {
 
 test('malformed patterns are input errors naming the flag', () => {
   for (const bad of ['a{n', 'a{m}', 'a}', '{n}{n}', '{n:99}', '{n:}']) {
-    assert.throws(() => parsePattern(bad, '--impi'), (e: unknown) => e instanceof InputError && e.message.startsWith('--impi:'), bad);
+    assert.throws(
+      () => parsePattern(bad, '--impi'),
+      (e: unknown) => e instanceof InputError && e.message.startsWith('--impi:'),
+      bad,
+    );
   }
 });
 

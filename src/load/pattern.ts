@@ -19,15 +19,29 @@ export function parsePattern(text: string, flag: string): IdentityPattern {
   let prefix = '';
   let suffix = '';
   let width: number | undefined;
-  for (let i = 0; i < text.length; ) {
+  for (let i = 0; i < text.length;) {
     const c = text[i]!;
     const out = (s: string) => (width === undefined ? (prefix += s) : (suffix += s));
-    if (c === '{' && text[i + 1] === '{') { out('{'); i += 2; continue; }
-    if (c === '}' && text[i + 1] === '}') { out('}'); i += 2; continue; }
-    if (c === '}') throw new InputError(`${flag}: unmatched '}' at offset ${i} in ${JSON.stringify(text)} (write '}}' for a literal brace)`);
-    if (c !== '{') { out(c); i++; continue; }
+    if (c === '{' && text[i + 1] === '{') {
+      out('{');
+      i += 2;
+      continue;
+    }
+    if (c === '}' && text[i + 1] === '}') {
+      out('}');
+      i += 2;
+      continue;
+    }
+    if (c === '}')
+      throw new InputError(`${flag}: unmatched '}' at offset ${i} in ${JSON.stringify(text)} (write '}}' for a literal brace)`);
+    if (c !== '{') {
+      out(c);
+      i++;
+      continue;
+    }
     const m = /^\{n(?::(\d{1,2}))?\}/.exec(text.slice(i));
-    if (!m) throw new InputError(`${flag}: expected {n} or {n:WIDTH} at offset ${i} in ${JSON.stringify(text)} (write '{{' for a literal brace)`);
+    if (!m)
+      throw new InputError(`${flag}: expected {n} or {n:WIDTH} at offset ${i} in ${JSON.stringify(text)} (write '{{' for a literal brace)`);
     if (width !== undefined) throw new InputError(`${flag}: only one {n} counter per pattern, got ${JSON.stringify(text)}`);
     width = m[1] === undefined ? 0 : Number(m[1]);
     if (width > MAX_WIDTH) throw new InputError(`${flag}: counter width at most ${MAX_WIDTH}, got ${width}`);
@@ -40,7 +54,8 @@ export function parsePattern(text: string, flag: string): IdentityPattern {
 export function expand(p: IdentityPattern, n: number): string {
   if (p.width === undefined) return p.prefix;
   const digits = String(n);
-  if (p.width > 0 && digits.length > p.width) throw new InputError(`counter ${n} does not fit {n:${p.width}} in ${JSON.stringify(p.source)}`);
+  if (p.width > 0 && digits.length > p.width)
+    throw new InputError(`counter ${n} does not fit {n:${p.width}} in ${JSON.stringify(p.source)}`);
   return p.prefix + (p.width > 0 ? digits.padStart(p.width, '0') : digits) + p.suffix;
 }
 
@@ -63,8 +78,10 @@ export function subscriberRange(o: { impi: string; impu?: string; first?: number
   if (!Number.isSafeInteger(first) || first < 0) throw new InputError(`--first: a counter value >= 0, got ${first}`);
   if (!Number.isSafeInteger(count) || count < 1) throw new InputError(`--count: at least 1, got ${count}`);
   if (count > 1) {
-    if (impi.width === undefined) throw new InputError(`--impi: --count ${count} needs a {n} counter in the pattern, got ${JSON.stringify(o.impi)}`);
-    if (impu.width === undefined) throw new InputError(`--impu: --count ${count} needs a {n} counter in the pattern, got ${JSON.stringify(impu.source)}`);
+    if (impi.width === undefined)
+      throw new InputError(`--impi: --count ${count} needs a {n} counter in the pattern, got ${JSON.stringify(o.impi)}`);
+    if (impu.width === undefined)
+      throw new InputError(`--impu: --count ${count} needs a {n} counter in the pattern, got ${JSON.stringify(impu.source)}`);
   }
   expand(impi, first + count - 1);
   expand(impu, first + count - 1);

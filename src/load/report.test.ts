@@ -11,7 +11,13 @@ function reportOf(latencies: number[], failures: string[], registered: number) {
   s.firstAttemptAt = 0;
   s.lastInitialAt = 1000;
   return buildReport({
-    stats: s, startedAt: new Date(0), endedAt: new Date(2000), config: {}, ues: registered + failures.length, interrupted: false, saSetsLeft: 0,
+    stats: s,
+    startedAt: new Date(0),
+    endedAt: new Date(2000),
+    config: {},
+    ues: registered + failures.length,
+    interrupted: false,
+    saSetsLeft: 0,
     process: { cpu_user_ms: 10, cpu_system_ms: 1, rss_max_bytes: 1, rss_end_bytes: 1 },
   });
 }
@@ -40,6 +46,12 @@ test('merge refuses what is not a load report', () => {
 test('failure keys name the procedure and the reason, with the status for rejections', () => {
   assert.equal(failureKey('register', { ok: false, kind: 'initial', reason: 'rejected', status: 494, detail: '' }), 'register:status_494');
   assert.equal(failureKey('register', { ok: false, kind: 'initial', reason: 'forbidden', status: 403, detail: '' }), 'register:status_403');
-  assert.equal(failureKey('refresh', { ok: false, kind: 'refresh', reason: 'no_security_server', status: 401, detail: '' }), 'refresh:no_security_server');
-  assert.equal(failureKey('register', { ok: false, kind: 'initial', reason: 'mac_failure', status: 403, detail: '' }), 'register:mac_failure');
+  assert.equal(
+    failureKey('refresh', { ok: false, kind: 'refresh', reason: 'no_security_server', status: 401, detail: '' }),
+    'refresh:no_security_server',
+  );
+  assert.equal(
+    failureKey('register', { ok: false, kind: 'initial', reason: 'mac_failure', status: 403, detail: '' }),
+    'register:mac_failure',
+  );
 });

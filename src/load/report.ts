@@ -21,10 +21,16 @@ export const PHASES = [
 export type Phase = (typeof PHASES)[number];
 
 export const OUTCOMES = [
-  'registered', 'refreshed', 'deregistered', 'messages_ok', 'messages_mt_answered', 'churn_cycles',
+  'registered',
+  'refreshed',
+  'deregistered',
+  'messages_ok',
+  'messages_mt_answered',
+  'churn_cycles',
   /** A challenge failed the SQN check, the UE sent AUTS and the registration then succeeded. */
   'sync_failure_recovered',
-  'sync_failures', 'mac_failures',
+  'sync_failures',
+  'mac_failures',
 ] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
@@ -94,8 +100,13 @@ const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 export function summarize(h: Histogram): LatencySummary {
   return {
-    count: h.count, p50: round(h.percentileMs(0.5)), p90: round(h.percentileMs(0.9)), p99: round(h.percentileMs(0.99)),
-    p99_9: round(h.percentileMs(0.999)), max: round(h.maxMs), mean: round(h.meanMs),
+    count: h.count,
+    p50: round(h.percentileMs(0.5)),
+    p90: round(h.percentileMs(0.9)),
+    p99: round(h.percentileMs(0.99)),
+    p99_9: round(h.percentileMs(0.999)),
+    max: round(h.maxMs),
+    mean: round(h.meanMs),
   };
 }
 
@@ -144,10 +155,18 @@ export class LoadStats {
   /** One CSV/status row for the interval just ended, then the interval counters start again. */
   intervalRow(elapsedS: number, intervalS: number, registered: number, inFlight: number, rss: number): IntervalRow {
     const row: IntervalRow = {
-      t: new Date().toISOString(), elapsed_s: round(elapsedS, 1), registered, in_flight: inFlight, attempts: this.#iAttempts,
-      successes: this.#iSuccesses, failures: this.#iFailures, attempts_per_s: round(this.#iAttempts / intervalS, 1),
-      p50_ms: round(this.#intervalHist.percentileMs(0.5)), p99_ms: round(this.#intervalHist.percentileMs(0.99)),
-      messages: this.#iMessages, rss_bytes: rss,
+      t: new Date().toISOString(),
+      elapsed_s: round(elapsedS, 1),
+      registered,
+      in_flight: inFlight,
+      attempts: this.#iAttempts,
+      successes: this.#iSuccesses,
+      failures: this.#iFailures,
+      attempts_per_s: round(this.#iAttempts / intervalS, 1),
+      p50_ms: round(this.#intervalHist.percentileMs(0.5)),
+      p99_ms: round(this.#intervalHist.percentileMs(0.99)),
+      messages: this.#iMessages,
+      rss_bytes: rss,
     };
     this.#intervalHist.reset();
     this.#iAttempts = this.#iSuccesses = this.#iFailures = this.#iMessages = 0;
@@ -156,7 +175,18 @@ export class LoadStats {
 }
 
 export const CSV_COLUMNS: readonly (keyof IntervalRow)[] = [
-  't', 'elapsed_s', 'registered', 'in_flight', 'attempts', 'successes', 'failures', 'attempts_per_s', 'p50_ms', 'p99_ms', 'messages', 'rss_bytes',
+  't',
+  'elapsed_s',
+  'registered',
+  'in_flight',
+  'attempts',
+  'successes',
+  'failures',
+  'attempts_per_s',
+  'p50_ms',
+  'p99_ms',
+  'messages',
+  'rss_bytes',
 ];
 
 export function csvLine(row: IntervalRow): string {
@@ -164,21 +194,37 @@ export function csvLine(row: IntervalRow): string {
 }
 
 export function buildReport(o: {
-  stats: LoadStats; startedAt: Date; endedAt: Date; config: Record<string, unknown>; ues: number; process: ProcessFigures; interrupted: boolean; saSetsLeft: number;
+  stats: LoadStats;
+  startedAt: Date;
+  endedAt: Date;
+  config: Record<string, unknown>;
+  ues: number;
+  process: ProcessFigures;
+  interrupted: boolean;
+  saSetsLeft: number;
 }): LoadReport {
   const s = o.stats;
   const regSpan = s.firstAttemptAt !== undefined && s.lastInitialAt !== undefined ? (s.lastInitialAt - s.firstAttemptAt) / 1000 : 0;
   return {
-    report: 'imsec-load', version: 1, sources: 1,
-    started_at: o.startedAt.toISOString(), ended_at: o.endedAt.toISOString(),
+    report: 'imsec-load',
+    version: 1,
+    sources: 1,
+    started_at: o.startedAt.toISOString(),
+    ended_at: o.endedAt.toISOString(),
     duration_s: round((o.endedAt.getTime() - o.startedAt.getTime()) / 1000, 1),
-    config: o.config, ues: o.ues, attempts: s.attempts, outcomes: { ...s.outcomes },
-    failures_total: s.failuresTotal, failures: { ...s.failures },
+    config: o.config,
+    ues: o.ues,
+    attempts: s.attempts,
+    outcomes: { ...s.outcomes },
+    failures_total: s.failuresTotal,
+    failures: { ...s.failures },
     registrations_per_s: regSpan > 0 ? round(s.outcomes.registered / regSpan, 1) : 0,
     peak_registered: s.peakRegistered,
     latency_ms: Object.fromEntries(PHASES.map((p) => [p, summarize(s.hist[p])])) as Record<Phase, LatencySummary>,
-    process: o.process, histograms: Object.fromEntries(PHASES.map((p) => [p, s.hist[p].toJSON()])) as Record<Phase, HistogramJson>,
-    interrupted: o.interrupted, sa_sets_left: o.saSetsLeft,
+    process: o.process,
+    histograms: Object.fromEntries(PHASES.map((p) => [p, s.hist[p].toJSON()])) as Record<Phase, HistogramJson>,
+    interrupted: o.interrupted,
+    sa_sets_left: o.saSetsLeft,
   };
 }
 
@@ -201,15 +247,28 @@ export function mergeReports(reports: readonly LoadReport[]): LoadReport {
   const end = Math.max(...reports.map((r) => Date.parse(r.ended_at)));
   const sum = (f: (r: LoadReport) => number) => reports.reduce((a, r) => a + f(r), 0);
   return {
-    report: 'imsec-load', version: 1, sources: sum((r) => r.sources),
-    started_at: new Date(start).toISOString(), ended_at: new Date(end).toISOString(), duration_s: round((end - start) / 1000, 1),
-    config: reports[0]!.config, ues: sum((r) => r.ues), attempts: sum((r) => r.attempts), outcomes,
-    failures_total: sum((r) => r.failures_total), failures,
-    registrations_per_s: round(sum((r) => r.registrations_per_s), 1), peak_registered: sum((r) => r.peak_registered),
+    report: 'imsec-load',
+    version: 1,
+    sources: sum((r) => r.sources),
+    started_at: new Date(start).toISOString(),
+    ended_at: new Date(end).toISOString(),
+    duration_s: round((end - start) / 1000, 1),
+    config: reports[0]!.config,
+    ues: sum((r) => r.ues),
+    attempts: sum((r) => r.attempts),
+    outcomes,
+    failures_total: sum((r) => r.failures_total),
+    failures,
+    registrations_per_s: round(
+      sum((r) => r.registrations_per_s),
+      1,
+    ),
+    peak_registered: sum((r) => r.peak_registered),
     latency_ms: Object.fromEntries(PHASES.map((p) => [p, summarize(hist[p])])) as Record<Phase, LatencySummary>,
     process: reports.flatMap((r) => (Array.isArray(r.process) ? r.process : [r.process])),
     histograms: Object.fromEntries(PHASES.map((p) => [p, hist[p].toJSON()])) as Record<Phase, HistogramJson>,
-    interrupted: reports.some((r) => r.interrupted), sa_sets_left: sum((r) => r.sa_sets_left ?? 0),
+    interrupted: reports.some((r) => r.interrupted),
+    sa_sets_left: sum((r) => r.sa_sets_left ?? 0),
   };
 }
 
@@ -218,8 +277,16 @@ export function formatReport(r: LoadReport): string {
   const lines: string[] = [];
   const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
   lines.push(`imsec load report${r.sources > 1 ? ` (${r.sources} machines merged)` : ''}${r.interrupted ? ' — interrupted' : ''}`);
-  lines.push(`  UEs ${r.ues}, attempts ${r.attempts}, ${r.duration_s} s, registrations/s ${r.registrations_per_s}, peak registered ${r.peak_registered}`);
-  lines.push(`  outcomes: ${OUTCOMES.filter((o) => r.outcomes[o]).map((o) => `${o} ${r.outcomes[o]}`).join(', ') || 'none'}`);
+  lines.push(
+    `  UEs ${r.ues}, attempts ${r.attempts}, ${r.duration_s} s, registrations/s ${r.registrations_per_s}, peak registered ${r.peak_registered}`,
+  );
+  lines.push(
+    `  outcomes: ${
+      OUTCOMES.filter((o) => r.outcomes[o])
+        .map((o) => `${o} ${r.outcomes[o]}`)
+        .join(', ') || 'none'
+    }`,
+  );
   const f = Object.entries(r.failures).sort((a, b) => b[1] - a[1]);
   lines.push(`  SA sets left after de-registration (load side): ${r.sa_sets_left}`);
   lines.push(`  failures: ${r.failures_total}${f.length ? ` (${f.map(([k, n]) => `${k} ${n}`).join(', ')})` : ''}`);
@@ -231,7 +298,9 @@ export function formatReport(r: LoadReport): string {
     lines.push(`    ${p.padEnd(22)} ${String(l.count).padStart(7)} ${c(l.p50)} ${c(l.p90)} ${c(l.p99)} ${c(l.p99_9)} ${c(l.max)}`);
   }
   for (const p of Array.isArray(r.process) ? r.process : [r.process]) {
-    lines.push(`  load process: CPU ${Math.round(p.cpu_user_ms + p.cpu_system_ms)} ms (user ${Math.round(p.cpu_user_ms)}, system ${Math.round(p.cpu_system_ms)}), RSS max ${mb(p.rss_max_bytes)}${p.rss_per_registered_ue_bytes !== undefined ? `, ${Math.round(p.rss_per_registered_ue_bytes)} B per registered UE` : ''}${p.heap_per_registered_ue_bytes !== undefined ? ` (heap ${p.heap_per_registered_ue_bytes} B)` : ''}${p.open_fds_registered !== undefined ? `, ${p.open_fds_registered} open fds when all registered` : ''}`);
+    lines.push(
+      `  load process: CPU ${Math.round(p.cpu_user_ms + p.cpu_system_ms)} ms (user ${Math.round(p.cpu_user_ms)}, system ${Math.round(p.cpu_system_ms)}), RSS max ${mb(p.rss_max_bytes)}${p.rss_per_registered_ue_bytes !== undefined ? `, ${Math.round(p.rss_per_registered_ue_bytes)} B per registered UE` : ''}${p.heap_per_registered_ue_bytes !== undefined ? ` (heap ${p.heap_per_registered_ue_bytes} B)` : ''}${p.open_fds_registered !== undefined ? `, ${p.open_fds_registered} open fds when all registered` : ''}`,
+    );
   }
   return lines.join('\n') + '\n';
 }

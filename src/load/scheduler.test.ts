@@ -53,7 +53,10 @@ test('Pool matches a Set model under random add/delete and picks only members', 
       const p = new Pool<number>();
       const m = new Set<number>();
       for (const [add, x] of ops) {
-        if (add) { p.add(x); m.add(x); } else assert.equal(p.delete(x), m.delete(x));
+        if (add) {
+          p.add(x);
+          m.add(x);
+        } else assert.equal(p.delete(x), m.delete(x));
         assert.equal(p.size, m.size);
         const picked = p.pick();
         assert.ok(picked === undefined ? m.size === 0 : m.has(picked));

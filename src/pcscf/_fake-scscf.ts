@@ -23,7 +23,11 @@ export interface Answer {
 }
 
 /** Sends through `layer` and resolves with the final response (rejects on timeout / transport error). */
-export function request(layer: TransactionLayer, req: SipRequest, route: { transport: SipTransport; to: { address: string; port: number } }): Promise<Answer> {
+export function request(
+  layer: TransactionLayer,
+  req: SipRequest,
+  route: { transport: SipTransport; to: { address: string; port: number } },
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     layer.sendRequest(req, route, {
       onResponse: (res, ctx) => res.status >= 200 && resolve({ res, ctx }),

@@ -9,7 +9,12 @@ import { expandKeys } from '../ipsec/keys.ts';
 import { createSaSet, type SaSet } from '../ipsec/sa-set.ts';
 import { modeFromMod } from '../ipsec/types.ts';
 import {
-  buildSecurityClient, chooseServerMechanism, parseSecurityHeaderOrThrow, serializeMechanisms, type AlgPair, type UsableMod,
+  buildSecurityClient,
+  chooseServerMechanism,
+  parseSecurityHeaderOrThrow,
+  serializeMechanisms,
+  type AlgPair,
+  type UsableMod,
 } from '../secagree/index.ts';
 import { createRequest, createResponse, newBranch, newCallId } from '../sip/builders.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
@@ -98,7 +103,13 @@ export class ScriptedUe {
   }
 
   #client(): string {
-    return serializeMechanisms(buildSecurityClient(this.o.pairs ?? [{ alg: 'hmac-sha-1-96', ealg: 'null' }], { spiC: this.spis[0], spiS: this.spis[1], portC: this.portUc, portS: this.portUs }, this.o.modes ?? ['UDP-enc-tun']));
+    return serializeMechanisms(
+      buildSecurityClient(
+        this.o.pairs ?? [{ alg: 'hmac-sha-1-96', ealg: 'null' }],
+        { spiC: this.spis[0], spiS: this.spis[1], portC: this.portUc, portS: this.portUs },
+        this.o.modes ?? ['UDP-enc-tun'],
+      ),
+    );
   }
 
   /** New client port and SPIs, port_us kept (spec digest §8 rule 5), fresh Call-ID. */
@@ -119,7 +130,16 @@ export class ScriptedUe {
       ['Supported', 'path, sec-agree'],
       ...extra,
     ];
-    return createRequest({ method: 'REGISTER', uri: `sip:${DOMAIN}`, via, from: `<${this.o.impu}>;tag=u${this.cseq}`, to: `<${this.o.impu}>`, callId: this.callId, cseq: this.cseq++, headers });
+    return createRequest({
+      method: 'REGISTER',
+      uri: `sip:${DOMAIN}`,
+      via,
+      from: `<${this.o.impu}>;tag=u${this.cseq}`,
+      to: `<${this.o.impu}>`,
+      callId: this.callId,
+      cseq: this.cseq++,
+      headers,
+    });
   }
 
   /** SM1: the unprotected REGISTER to port 5060 (client header overridable; null = none). */
@@ -143,14 +163,29 @@ export class ScriptedUe {
     if (r.result !== 'ok') throw new Error(`USIM: ${r.result}`);
     this.res = r.res;
     this.serverHeader = res.headers.raw('Security-Server').join(', ');
-    const c = chooseServerMechanism(parseSecurityHeaderOrThrow(this.serverHeader, 'Security-Server'), { pairs: this.o.pairs ?? [{ alg: 'hmac-sha-1-96', ealg: 'null' }] });
+    const c = chooseServerMechanism(parseSecurityHeaderOrThrow(this.serverHeader, 'Security-Server'), {
+      pairs: this.o.pairs ?? [{ alg: 'hmac-sha-1-96', ealg: 'null' }],
+    });
     if (!c.ok) throw c.error;
     const mode = modeFromMod(c.mod);
     const via = this.o.via;
     const set = createSaSet({
       role: 'ue',
-      ue: { ip: LOOP, portC: this.portUc, portS: this.portUs, spiC: this.spis[0], spiS: this.spis[1], ...(via && via.host !== LOOP ? { innerIp: via.host } : {}) },
-      pcscf: { ip: this.o.pcscf.address, portC: c.server.portC, portS: c.server.portS, spiC: c.server.spiC, spiS: o.spiPs ?? c.server.spiS },
+      ue: {
+        ip: LOOP,
+        portC: this.portUc,
+        portS: this.portUs,
+        spiC: this.spis[0],
+        spiS: this.spis[1],
+        ...(via && via.host !== LOOP ? { innerIp: via.host } : {}),
+      },
+      pcscf: {
+        ip: this.o.pcscf.address,
+        portC: c.server.portC,
+        portS: c.server.portS,
+        spiC: c.server.spiC,
+        spiS: o.spiPs ?? c.server.spiS,
+      },
       alg: c.alg,
       ealg: c.ealg,
       keys: expandKeys(r.ik, r.ck, c.alg, c.ealg),
@@ -166,13 +201,24 @@ export class ScriptedUe {
   protectedRegister(o: { verify?: string | null; client?: string | null; expires?: number; over?: SaSet } = {}): Promise<Answer> {
     const set = o.over ?? this.temporary!;
     const response = digestResponse({
-      username: this.o.impi, realm: DOMAIN, uri: `sip:${DOMAIN}`, nonce: this.nonce, method: 'REGISTER', algorithm: 'AKAv1-MD5',
-      res: this.res!, qop: 'auth', nc: '00000001', cnonce: 'c0ffee',
+      username: this.o.impi,
+      realm: DOMAIN,
+      uri: `sip:${DOMAIN}`,
+      nonce: this.nonce,
+      method: 'REGISTER',
+      algorithm: 'AKAv1-MD5',
+      res: this.res!,
+      qop: 'auth',
+      nc: '00000001',
+      cnonce: 'c0ffee',
     });
     const auth = `Digest username="${this.o.impi}", realm="${DOMAIN}", uri="sip:${DOMAIN}", nonce="${this.nonce}", algorithm=AKAv1-MD5, qop=auth, nc=00000001, cnonce="c0ffee", response="${response}"`;
     const verify = o.verify === undefined ? this.serverHeader : o.verify;
     const client = o.client === undefined ? this.clientHeader : o.client;
-    const extra: [string, string][] = [...(client === null ? [] : [['Security-Client', client] as [string, string]]), ...(verify == null ? [] : [['Security-Verify', verify] as [string, string]])];
+    const extra: [string, string][] = [
+      ...(client === null ? [] : [['Security-Client', client] as [string, string]]),
+      ...(verify == null ? [] : [['Security-Verify', verify] as [string, string]]),
+    ];
     const req = this.#register(`SIP/2.0/UDP ${LOOP}:${this.portUs};branch=${newBranch()};rport`, auth, extra, o.expires);
     return this.sendOver(set, req);
   }
@@ -201,7 +247,10 @@ export class ScriptedUe {
   async reRegisterRequest(o: { expires?: number; client?: string | null } = {}): Promise<Answer> {
     const auth = `Digest username="${this.o.impi}", realm="${DOMAIN}", uri="sip:${DOMAIN}", nonce="${this.nonce}", response=""`;
     const client = o.client === undefined ? this.clientHeader : o.client;
-    const extra: [string, string][] = [...(client === null ? [] : [['Security-Client', client] as [string, string]]), ['Security-Verify', this.serverHeader!]];
+    const extra: [string, string][] = [
+      ...(client === null ? [] : [['Security-Client', client] as [string, string]]),
+      ['Security-Verify', this.serverHeader!],
+    ];
     const req = this.#register(`SIP/2.0/UDP ${LOOP}:${this.portUs};branch=${newBranch()};rport`, auth, extra, o.expires);
     return this.sendOver(this.current!, req);
   }
@@ -221,8 +270,14 @@ export class ScriptedUe {
       ...(this.serverHeader ? [['Security-Verify', this.serverHeader] as [string, string]] : []),
     ];
     const req = createRequest({
-      method: 'REGISTER', uri: `sip:${DOMAIN}`, via: `SIP/2.0/UDP ${LOOP}:${this.portUs};branch=${newBranch()};rport`,
-      from: `<${o.impu}>;tag=x${this.cseq}`, to: `<${o.impu}>`, callId: this.callId, cseq: this.cseq++, headers,
+      method: 'REGISTER',
+      uri: `sip:${DOMAIN}`,
+      via: `SIP/2.0/UDP ${LOOP}:${this.portUs};branch=${newBranch()};rport`,
+      from: `<${o.impu}>;tag=x${this.cseq}`,
+      to: `<${o.impu}>`,
+      callId: this.callId,
+      cseq: this.cseq++,
+      headers,
     });
     return this.sendOver(o.over ?? this.current!, req);
   }

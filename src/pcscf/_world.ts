@@ -28,18 +28,34 @@ export async function eventually(cond: () => boolean, what: string): Promise<voi
  * (no socket at all but the P-CSCF's guards on its protected ports), on loopback UDP with `userspace`.
  * `sockets: false` (memory backend): the P-CSCF's edge is server.ts memoryEdge, so not even the guards.
  */
-export async function world(o: { mode?: PcscfMode; backendSkewMs?: number; limits?: Partial<PendingLimitsConfig>; backend?: 'memory' | 'userspace'; sockets?: false } = {}) {
+export async function world(
+  o: {
+    mode?: PcscfMode;
+    backendSkewMs?: number;
+    limits?: Partial<PendingLimitsConfig>;
+    backend?: 'memory' | 'userspace';
+    sockets?: false;
+  } = {},
+) {
   const clock = new ManualClock();
   const net = o.backend === 'userspace' ? undefined : new MemoryNetwork();
   const scscf = await FakeScscf.start(net ? { net } : {});
   const skew = o.backendSkewMs;
-  const backendClock = skew === undefined ? clock : { now: () => clock.now() + skew, setTimer: (ms: number, fn: () => void) => clock.setTimer(ms, fn) };
+  const backendClock =
+    skew === undefined ? clock : { now: () => clock.now() + skew, setTimer: (ms: number, fn: () => void) => clock.setTimer(ms, fn) };
   const wire = o.backend === 'userspace' ? undefined : new MemoryWire();
   const pcBackend = wire
     ? new MemoryBackend({ wire, localIp: LOOP, encapPort: 0, clock: backendClock })
     : await UserspaceBackend.create({ localIp: LOOP, encapPort: 0, clock: backendClock });
   const pcscf = await Pcscf.start({
-    address: LOOP, port: 0, portC: 0, portS: 0, scscf: scscf.endpoint, backend: pcBackend, mode: o.mode ?? 'udp-enc-tun', clock,
+    address: LOOP,
+    port: 0,
+    portC: 0,
+    portS: 0,
+    scscf: scscf.endpoint,
+    backend: pcBackend,
+    mode: o.mode ?? 'udp-enc-tun',
+    clock,
     ...(o.limits && { limits: o.limits }),
     ...(net && (o.sockets === false ? { edge: memoryEdge(net) } : { transport: (onReceive) => net.bind({ address: LOOP, onReceive }) })),
   });

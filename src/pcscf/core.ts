@@ -56,7 +56,15 @@ export interface PcscfCore {
   /** Counts a refusal and emits its 'rejected' event (reject() does this itself). */
   refused(ev: PcscfEvents['rejected']): void;
   /** Refuses `req` with `status`, a Warning carrying `message`, a counter and a 'rejected' event. */
-  reject(tx: ServerTransaction, req: SipRequest, ctx: ReceiveContext, status: number, reason: RejectReason, message: string, opts?: RejectOptions): void;
+  reject(
+    tx: ServerTransaction,
+    req: SipRequest,
+    ctx: ReceiveContext,
+    status: number,
+    reason: RejectReason,
+    message: string,
+    opts?: RejectOptions,
+  ): void;
 }
 
 export interface RejectOptions {

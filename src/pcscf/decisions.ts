@@ -49,9 +49,17 @@ export type Verdict = { readonly ok: true } | { readonly ok: false; readonly rea
  * The naive form of the admission index (a walk over `sets`): for tests and tools only, the
  * P-CSCF uses its table's O(1) index (RegistrationTable.setWithClientPort).
  */
-export function clientPortLookupIn(sets: readonly SaSet[]): (ueIp: string, innerIp: string | undefined, portUc: number) => SaSet | undefined {
+export function clientPortLookupIn(
+  sets: readonly SaSet[],
+): (ueIp: string, innerIp: string | undefined, portUc: number) => SaSet | undefined {
   return (ueIp, innerIp, portUc) =>
-    sets.find((s) => s.live && s.config.ue.portC === portUc && sameAddress(s.config.ue.ip, ueIp) && sameAddress(s.config.ue.innerIp ?? s.config.ue.ip, innerIp ?? ueIp));
+    sets.find(
+      (s) =>
+        s.live &&
+        s.config.ue.portC === portUc &&
+        sameAddress(s.config.ue.ip, ueIp) &&
+        sameAddress(s.config.ue.innerIp ?? s.config.ue.ip, innerIp ?? ueIp),
+    );
 }
 
 /**
@@ -72,11 +80,19 @@ export function admissionCheck(
   const clash = setWithClientPort(ueIp, innerIp, portUc);
   if (clash?.live) {
     const who = innerIp ? `${ueIp} (inner ${innerIp})` : ueIp;
-    return { ok: false, reason: 'admission-port-in-use', message: `UE address ${who} with protected client port ${portUc} is already tied to SA set ${clash.id} (33.203 §7.1 rule 3)` };
+    return {
+      ok: false,
+      reason: 'admission-port-in-use',
+      message: `UE address ${who} with protected client port ${portUc} is already tied to SA set ${clash.id} (33.203 §7.1 rule 3)`,
+    };
   }
   const n = (impiSets.filter((s) => s.live).length + 1) * SAS_PER_DIRECTION_PER_SET;
   if (n > MAX_SAS_PER_DIRECTION) {
-    return { ok: false, reason: 'admission-too-many-sas', message: `a new SA set would give this IMPI ${n} SAs per direction, more than ${MAX_SAS_PER_DIRECTION} (33.203 §7.1 NOTE 13)` };
+    return {
+      ok: false,
+      reason: 'admission-too-many-sas',
+      message: `a new SA set would give this IMPI ${n} SAs per direction, more than ${MAX_SAS_PER_DIRECTION} (33.203 §7.1 NOTE 13)`,
+    };
   }
   return { ok: true };
 }
@@ -148,7 +164,10 @@ export function claimedIdentity(req: SipRequest): string | undefined {
 
 /** The public identities of a 200 OK to REGISTER (P-Associated-URI, 24.229 §5.4.1.2.2), else the To URI. */
 export function associatedIdentities(res: SipResponse, req: SipRequest): string[] {
-  const uris = res.headers.getAll('P-Associated-URI').map(uriOf).filter((u): u is string => u !== undefined);
+  const uris = res.headers
+    .getAll('P-Associated-URI')
+    .map(uriOf)
+    .filter((u): u is string => u !== undefined);
   if (uris.length > 0) return uris;
   const to = uriOf(req.headers.get('To') ?? '');
   return to === undefined ? [] : [to];
@@ -162,7 +181,9 @@ export function sameContact(a: string, b: string): boolean {
   const x = rx.value;
   const y = ry.value;
   if (x.scheme === 'tel' || y.scheme === 'tel') return false;
-  return (x.user ?? '') === (y.user ?? '') && sameAddress(x.host.toLowerCase(), y.host.toLowerCase()) && (x.port ?? 5060) === (y.port ?? 5060);
+  return (
+    (x.user ?? '') === (y.user ?? '') && sameAddress(x.host.toLowerCase(), y.host.toLowerCase()) && (x.port ?? 5060) === (y.port ?? 5060)
+  );
 }
 
 /** Host and port of a SIP URI (for Request-URI fallbacks), or undefined. */
@@ -184,19 +205,24 @@ export function checkSecurityClient(mechs: readonly SecMechanism[]): Verdict {
   for (const [i, m] of mechs.entries()) {
     if (m.name !== 'ipsec-3gpp') continue;
     const at = `Security-Client entry ${i + 1}`;
-    for (const [f, v] of [['spi-c', m.spiC], ['spi-s', m.spiS]] as const) {
+    for (const [f, v] of [
+      ['spi-c', m.spiC],
+      ['spi-s', m.spiS],
+    ] as const) {
       if (v === undefined || !Number.isInteger(v) || v < 256 || v > 0xffffffff) {
         return bad(`${at}: ${f} must be 256..4294967295 (0 and 1..255 are reserved, RFC 4303 §2.1), got ${String(v)}`);
       }
     }
     if (m.spiC === m.spiS) return bad(`${at}: spi-c must differ from spi-s (33.203 §7.1: two inbound SAs), both are ${String(m.spiC)}`);
-    for (const [f, v] of [['port-c', m.portC], ['port-s', m.portS]] as const) {
+    for (const [f, v] of [
+      ['port-c', m.portC],
+      ['port-s', m.portS],
+    ] as const) {
       if (v === undefined || !Number.isInteger(v) || v < 1 || v > 65535) return bad(`${at}: ${f} must be 1..65535, got ${String(v)}`);
     }
   }
   return { ok: true };
 }
-
 
 /**
  * Issue 10 §1: a REGISTER that arrives over an SA set must carry the private identity of the
@@ -212,10 +238,18 @@ export function checkRegisterIdentity(req: SipRequest, impi: string, impuKeys: r
   const username = impiOf(req);
   const to = impuKey(uriOf(req.headers.get('To') ?? '') ?? '');
   if (username !== impi) {
-    return { ok: false, reason: 'register-identity-mismatch', message: `REGISTER over SA set ${setId} of ${impi} names private identity ${JSON.stringify(username ?? '')} (24.229 §5.2.2, 33.203 §7.4)` };
+    return {
+      ok: false,
+      reason: 'register-identity-mismatch',
+      message: `REGISTER over SA set ${setId} of ${impi} names private identity ${JSON.stringify(username ?? '')} (24.229 §5.2.2, 33.203 §7.4)`,
+    };
   }
   if (to === undefined || !impuKeys.includes(to)) {
-    return { ok: false, reason: 'register-identity-mismatch', message: `REGISTER over SA set ${setId} of ${impi}: To ${JSON.stringify(req.headers.get('To') ?? '')} is not a public identity of that registration (24.229 §5.2.2)` };
+    return {
+      ok: false,
+      reason: 'register-identity-mismatch',
+      message: `REGISTER over SA set ${setId} of ${impi}: To ${JSON.stringify(req.headers.get('To') ?? '')} is not a public identity of that registration (24.229 §5.2.2)`,
+    };
   }
   return { ok: true };
 }

@@ -2,7 +2,14 @@
 // events; the pure decision and rewrite helpers for tests and tools.
 export { Pcscf, PCSCF_EVENT_NAMES, REG_AWAIT_AUTH_MS } from './pcscf.ts';
 export type {
-  PcscfCounters, PcscfEventName, PcscfEvents, PcscfMode, PcscfOptions, RegistrationView, RejectReason, Source,
+  PcscfCounters,
+  PcscfEventName,
+  PcscfEvents,
+  PcscfMode,
+  PcscfOptions,
+  RegistrationView,
+  RejectReason,
+  Source,
 } from './types.ts';
 export { MAX_SAS_PER_DIRECTION, admissionCheck, detectNat, isDeregistration, wantsUdpEncTun } from './decisions.ts';
 export { memoryEdge, udpEdge, type PcscfEdge } from './server.ts';

@@ -29,8 +29,14 @@ test('no sockets: register, re-register with a new set, de-register — all on M
     assert.equal(d.res.status, 200);
     await eventually(() => w.pcBackend.sets.length === 0, 'all sets removed');
     assert.deepEqual(w.pcscf.registrations(), []);
-    assert.ok(w.net.log.some((p) => p.delivered), 'plain SIP went over the MemoryNetwork');
-    assert.deepEqual(w.events.map((e) => e.name).filter((n) => n !== 'sa-deleted' && n !== 'nat-mapping'), ['sa-created', 'sa-promoted', 'registered', 'sa-created', 'sa-promoted', 'registered', 'deregistered']);
+    assert.ok(
+      w.net.log.some((p) => p.delivered),
+      'plain SIP went over the MemoryNetwork',
+    );
+    assert.deepEqual(
+      w.events.map((e) => e.name).filter((n) => n !== 'sa-deleted' && n !== 'nat-mapping'),
+      ['sa-created', 'sa-promoted', 'registered', 'sa-created', 'sa-promoted', 'registered', 'deregistered'],
+    );
   } finally {
     await w.close();
   }

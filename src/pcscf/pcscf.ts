@@ -32,7 +32,18 @@ import { warningValue } from './rewrite.ts';
 import type { PcscfCounters, PcscfEventName, PcscfEvents, PcscfMode, PcscfOptions, RegistrationView, RejectReason } from './types.ts';
 
 /** Every P-CSCF event name, for subscribers that log them all (`imsec pcscf`). */
-export const PCSCF_EVENT_NAMES: readonly PcscfEventName[] = ['sa-created', 'sa-promoted', 'sa-deleted', 'sa-error', 'rejected', 'nat-detected', 'nat-mapping', 'registered', 'deregistered', 'dropped'];
+export const PCSCF_EVENT_NAMES: readonly PcscfEventName[] = [
+  'sa-created',
+  'sa-promoted',
+  'sa-deleted',
+  'sa-error',
+  'rejected',
+  'nat-detected',
+  'nat-mapping',
+  'registered',
+  'deregistered',
+  'dropped',
+];
 /** 24.229 Table 7.8.1: reg-await-auth, 4 minutes. */
 export const REG_AWAIT_AUTH_MS = 240_000;
 const MODES: readonly PcscfMode[] = ['auto', 'udp-enc-tun', 'trans'];
@@ -143,13 +154,19 @@ export class Pcscf {
       table,
       limits: new PendingLimits({ ...DEFAULT_PENDING_LIMITS, ...o.limits }, () => clock.now()),
       // Detached by stop(): a stopping P-CSCF keeps its registrations in the store for the next run.
-      ...(o.state && { persist: ((save) => (reg: Registration, before?: RegState) => void (p.#state && save(reg, before)))(persistTo(o.state)) }),
+      ...(o.state && {
+        persist: (
+          (save) => (reg: Registration, before?: RegState) =>
+            void (p.#state && save(reg, before))
+        )(persistTo(o.state)),
+      }),
       emit: (name, payload) => p.#emit(name, payload),
       toCore: (): Route => ({ transport: plain, to: o.scscf }),
-      toUe: (set: SaSet, answering?: ReceiveContext): Route => tcp?.route(set, answering) ?? ({
-        transport: protectedTransport(epC, { set, ...trace }),
-        to: { address: set.config.ue.ip, port: set.config.ue.portS },
-      }),
+      toUe: (set: SaSet, answering?: ReceiveContext): Route =>
+        tcp?.route(set, answering) ?? {
+          transport: protectedTransport(epC, { set, ...trace }),
+          to: { address: set.config.ue.ip, port: set.config.ue.portS },
+        },
       isMine: (uri: string) => isMine(uri, o.address, [port, portC, portS]),
       refused: (ev) => p.#refused(ev),
       reject: (tx, req, ctx, status, reason, message, opts) => p.#reject(tx, req, ctx, status, reason, message, opts),
@@ -159,7 +176,8 @@ export class Pcscf {
       p.#state = o.state;
       o.state.setNodeInfo({ portC, portS });
       p.#restored = await restoreRegistrations(p.#core, o.state, (impi, e) =>
-        p.#emit('deregistered', { impi, reason: `not restored from the state store: ${e.message}` }));
+        p.#emit('deregistered', { impi, reason: `not restored from the state store: ${e.message}` }),
+      );
     }
     p.#ready = true;
     return p;
@@ -209,7 +227,11 @@ export class Pcscf {
   }
 
   get counters(): PcscfCounters {
-    return { rejected: { ...this.#rejected }, unprotectedOnProtectedPort: this.#unprotected, droppedOverSourceLimit: this.#overSourceLimit };
+    return {
+      rejected: { ...this.#rejected },
+      unprotectedOnProtectedPort: this.#unprotected,
+      droppedOverSourceLimit: this.#overSourceLimit,
+    };
   }
 
   /** Deletes every SA set this P-CSCF installed, ends all transactions and closes its sockets. */
@@ -232,7 +254,9 @@ export class Pcscf {
 
   /** Requests from the configured S-CSCF address and port are the core's (the S-CSCF sends from its listening socket). */
   #fromCore(ctx: ReceiveContext): boolean {
-    return protectedContextOf(ctx) === undefined && sameAddress(ctx.remote.address, this.#scscf.address) && ctx.remote.port === this.#scscf.port;
+    return (
+      protectedContextOf(ctx) === undefined && sameAddress(ctx.remote.address, this.#scscf.address) && ctx.remote.port === this.#scscf.port
+    );
   }
 
   #emit<K extends PcscfEventName>(name: K, payload: PcscfEvents[K]): void {
@@ -245,7 +269,14 @@ export class Pcscf {
     if (!p) {
       if (this.#fromCore(ctx)) return req.method === 'CANCEL' ? onCancel(core, tx, req) : fromCore(core, tx, req, ctx);
       if (req.method === 'REGISTER') return this.#guarded(tx, () => onUnprotectedRegister(core, tx, req, ctx));
-      return this.#reject(tx, req, ctx, 403, 'unprotected-request', `${req.method} arrived unprotected: outside REGISTER a UE may only send over its SAs (33.203 §7.1)`);
+      return this.#reject(
+        tx,
+        req,
+        ctx,
+        403,
+        'unprotected-request',
+        `${req.method} arrived unprotected: outside REGISTER a UE may only send over its SAs (33.203 §7.1)`,
+      );
     }
     const set = p.set;
     // Spec digest §8 rule 4: a set is in use while a transaction that arrived on it waits for its
@@ -258,11 +289,26 @@ export class Pcscf {
     // Every REGISTER over a set goes to its owner's registration machine, which tells temporary,
     // current and old sets apart (and checks the identities against that registration).
     if (req.method === 'REGISTER') {
-      if (!reg) return this.#reject(tx, req, ctx, 403, set.state === 'temporary' ? 'not-temporary-set' : 'unknown-sa-set', `SA set ${set.id} belongs to no registration`);
+      if (!reg)
+        return this.#reject(
+          tx,
+          req,
+          ctx,
+          403,
+          set.state === 'temporary' ? 'not-temporary-set' : 'unknown-sa-set',
+          `SA set ${set.id} belongs to no registration`,
+        );
       return this.#guarded(tx, () => onRegisterOverSet(core, tx, req, ctx, reg, set));
     }
     if (set.state === 'temporary') {
-      return this.#reject(tx, req, ctx, 403, 'request-over-temporary-set', `${req.method} over the temporary SA set ${set.id}: only the protected REGISTER may use it before the 200 OK (33.203 §7.2)`);
+      return this.#reject(
+        tx,
+        req,
+        ctx,
+        403,
+        'request-over-temporary-set',
+        `${req.method} over the temporary SA set ${set.id}: only the protected REGISTER may use it before the 200 OK (33.203 §7.2)`,
+      );
     }
     if (!reg) return this.#reject(tx, req, ctx, 403, 'unknown-sa-set', `SA set ${set.id} belongs to no registration`);
     if (req.method === 'CANCEL') return onCancel(core, tx, req);
@@ -285,7 +331,15 @@ export class Pcscf {
     if (!sameAddress(p.outerSrc, p.set.config.ue.ip)) {
       if (this.#ignoredFrom.get(reg) === `${encap.address}|${encap.port}`) return;
       this.#ignoredFrom.set(reg, `${encap.address}|${encap.port}`);
-      this.#emit('nat-mapping', { impi: reg.impi, set: p.set.id, address: encap.address, port: encap.port, ...(previous ? { previous } : {}), followed: false, why: 'public address changed: a UE IP change, not followed (the UE must register anew)' });
+      this.#emit('nat-mapping', {
+        impi: reg.impi,
+        set: p.set.id,
+        address: encap.address,
+        port: encap.port,
+        ...(previous ? { previous } : {}),
+        followed: false,
+        why: 'public address changed: a UE IP change, not followed (the UE must register anew)',
+      });
       return;
     }
     let moved = false;
@@ -302,8 +356,15 @@ export class Pcscf {
     // Without a NAT (forced UDP-enc-tun on loopback) the first learning is no news.
     if (!previous && !reg.natDetected && reg.round?.natDetected !== true) return;
     this.#emit('nat-mapping', {
-      impi: reg.impi, set: p.set.id, address: encap.address, port: encap.port, ...(previous ? { previous } : {}), followed: true,
-      why: previous ? `NAT rebinding: port_Uenc ${previous.port} → ${encap.port} after an authenticated packet; every tunnel SA set follows` : 'port_Uenc learnt from the first authenticated ESP-in-UDP packet',
+      impi: reg.impi,
+      set: p.set.id,
+      address: encap.address,
+      port: encap.port,
+      ...(previous ? { previous } : {}),
+      followed: true,
+      why: previous
+        ? `NAT rebinding: port_Uenc ${previous.port} → ${encap.port} after an authenticated packet; every tunnel SA set follows`
+        : 'port_Uenc learnt from the first authenticated ESP-in-UDP packet',
     });
   }
   readonly #ignoredFrom = new WeakMap<object, string>();
@@ -315,8 +376,23 @@ export class Pcscf {
     this.#emit('rejected', ev);
   }
 
-  #reject(tx: ServerTransaction, req: SipRequest, ctx: ReceiveContext, status: number, reason: RejectReason, message: string, opts: RejectOptions = {}): void {
-    this.#refused({ reason, message, status, method: req.method, from: ctx.remote, ...(opts.impi !== undefined ? { impi: opts.impi } : {}) });
+  #reject(
+    tx: ServerTransaction,
+    req: SipRequest,
+    ctx: ReceiveContext,
+    status: number,
+    reason: RejectReason,
+    message: string,
+    opts: RejectOptions = {},
+  ): void {
+    this.#refused({
+      reason,
+      message,
+      status,
+      method: req.method,
+      from: ctx.remote,
+      ...(opts.impi !== undefined ? { impi: opts.impi } : {}),
+    });
     if (req.method === 'ACK') return;
     if (opts.route) tx.setResponseRoute(opts.route);
     tx.respond(createResponse(req, status, undefined, [['Warning', warningValue(this.#core.address, message)], ...(opts.headers ?? [])]));
@@ -332,7 +408,8 @@ export class Pcscf {
 
   #internal(tx: ServerTransaction, e: unknown): void {
     const why = `internal error: ${e instanceof Error ? e.message : String(e)}`;
-    if (tx.state === 'trying' || tx.state === 'proceeding') tx.respond(createResponse(tx.request, 500, undefined, [['Warning', warningValue(this.#core.address, why)]]));
+    if (tx.state === 'trying' || tx.state === 'proceeding')
+      tx.respond(createResponse(tx.request, 500, undefined, [['Warning', warningValue(this.#core.address, why)]]));
   }
 
   #unprotectedOnProtected(from: { address: string; port: number }, port: number): void {

@@ -53,7 +53,10 @@ test('a source at its pending limit gets a few datagrams a second parsed (503), 
 });
 
 test('in flight to the S-CSCF: a source at maxInFlightPerSource is dropped unparsed (no 503 quota), others are not; landing is idempotent', () => {
-  const l = new PendingLimits({ maxPendingPerSource: 100, maxPendingTotal: 100, challengesPerSecond: 100, challengeBurst: 100, maxInFlightPerSource: 2 }, () => 0);
+  const l = new PendingLimits(
+    { maxPendingPerSource: 100, maxPendingTotal: 100, challengesPerSecond: 100, challengeBurst: 100, maxInFlightPerSource: 2 },
+    () => 0,
+  );
   const a = l.fly('192.0.2.1');
   assert.equal(l.readUnparsed('192.0.2.1'), true);
   l.fly('192.0.2.1');

@@ -44,7 +44,12 @@ export const REFUSALS_PER_SECOND = 20;
 
 export type LimitVerdict =
   | { readonly ok: true }
-  | { readonly ok: false; readonly reason: Extract<RejectReason, `overload-${string}`>; readonly retryAfterS: number; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly reason: Extract<RejectReason, `overload-${string}`>;
+      readonly retryAfterS: number;
+      readonly message: string;
+    };
 
 /** Not safe for concurrent use (one event loop owns it). */
 export class PendingLimits {
@@ -105,16 +110,31 @@ export class PendingLimits {
     if (!replacing) {
       const n = this.pendingFrom(source);
       if (n >= this.config.maxPendingPerSource) {
-        return { ok: false, reason: 'overload-pending-source', retryAfterS: this.pendingRetryAfterS, message: `${n} registrations from ${source} are already waiting for authentication (limit ${this.config.maxPendingPerSource})` };
+        return {
+          ok: false,
+          reason: 'overload-pending-source',
+          retryAfterS: this.pendingRetryAfterS,
+          message: `${n} registrations from ${source} are already waiting for authentication (limit ${this.config.maxPendingPerSource})`,
+        };
       }
       if (this.#total >= this.config.maxPendingTotal) {
-        return { ok: false, reason: 'overload-pending-total', retryAfterS: this.pendingRetryAfterS, message: `${this.#total} registrations are already waiting for authentication (limit ${this.config.maxPendingTotal})` };
+        return {
+          ok: false,
+          reason: 'overload-pending-total',
+          retryAfterS: this.pendingRetryAfterS,
+          message: `${this.#total} registrations are already waiting for authentication (limit ${this.config.maxPendingTotal})`,
+        };
       }
     }
     this.#refill();
     if (this.#tokens < 1) {
       const waitS = Math.max(1, Math.ceil((1 - this.#tokens) / this.config.challengesPerSecond));
-      return { ok: false, reason: 'overload-challenge-rate', retryAfterS: waitS, message: `more than ${this.config.challengesPerSecond} new challenges per second` };
+      return {
+        ok: false,
+        reason: 'overload-challenge-rate',
+        retryAfterS: waitS,
+        message: `more than ${this.config.challengesPerSecond} new challenges per second`,
+      };
     }
     this.#tokens -= 1;
     return { ok: true };

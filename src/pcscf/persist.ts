@@ -15,7 +15,14 @@ export function recordOf(reg: Registration): RegistrationRecord | undefined {
   if (!b) return undefined;
   const { current: _c, old: _o, expiresAt, lifetime, ...rest } = b;
   const encap = reg.ue.encap;
-  return { v: 1, impi: reg.impi, expiresAt, lifetime, bound: rest as unknown as Record<string, unknown>, ...(encap && { encap: { address: encap.address, port: encap.port } }) };
+  return {
+    v: 1,
+    impi: reg.impi,
+    expiresAt,
+    lifetime,
+    bound: rest as unknown as Record<string, unknown>,
+    ...(encap && { encap: { address: encap.address, port: encap.port } }),
+  };
 }
 
 /** The PcscfCore.persist hook over `state`. */
@@ -35,11 +42,21 @@ export function persistTo(state: PcscfState): (reg: Registration, before?: RegSt
 }
 
 /** Installs every stored registration of this node; returns how many. Before the P-CSCF serves anything. */
-export async function restoreRegistrations(core: PcscfCore, state: PcscfState, onFailed?: (impi: string, e: Error) => void): Promise<number> {
+export async function restoreRegistrations(
+  core: PcscfCore,
+  state: PcscfState,
+  onFailed?: (impi: string, e: Error) => void,
+): Promise<number> {
   let n = 0;
   for (const r of state.load()) {
     const reg = core.table.getOrNew(r.record.impi);
-    const bound = { ...r.record.bound, current: r.set.id, old: [], expiresAt: r.record.expiresAt, lifetime: r.record.lifetime } as unknown as Bound;
+    const bound = {
+      ...r.record.bound,
+      current: r.set.id,
+      old: [],
+      expiresAt: r.record.expiresAt,
+      lifetime: r.record.lifetime,
+    } as unknown as Bound;
     try {
       await core.table.restore(reg, r.set, bound);
     } catch (e) {

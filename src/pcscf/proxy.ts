@@ -127,7 +127,9 @@ export function onAck(core: PcscfCore, ack: SipRequest, ctx: ReceiveContext, fro
  */
 export function fromUe(core: PcscfCore, tx: ServerTransaction, req: SipRequest, ctx: ReceiveContext, reg: Registration, set: SaSet): void {
   if (!reg.current) {
-    core.reject(tx, req, ctx, 403, 'not-registered', `the registration of SA set ${set.id} is not (or no longer) registered`, { impi: reg.impi });
+    core.reject(tx, req, ctx, 403, 'not-registered', `the registration of SA set ${set.id} is not (or no longer) registered`, {
+      impi: reg.impi,
+    });
     return;
   }
   const claimed = claimedIdentity(req);
@@ -137,9 +139,25 @@ export function fromUe(core: PcscfCore, tx: ServerTransaction, req: SipRequest, 
     const owner = key === undefined ? undefined : core.table.byImpu(key);
     const other = owner !== reg ? owner : undefined;
     if (other) {
-      core.reject(tx, req, ctx, 403, 'other-registration-identity', `request over the SA set of another registration: ${claimed} is not an identity of ${reg.impi} (set ${set.id})`, { impi: reg.impi });
+      core.reject(
+        tx,
+        req,
+        ctx,
+        403,
+        'other-registration-identity',
+        `request over the SA set of another registration: ${claimed} is not an identity of ${reg.impi} (set ${set.id})`,
+        { impi: reg.impi },
+      );
     } else {
-      core.reject(tx, req, ctx, 403, 'identity-not-registered', `${claimed ?? 'the claimed identity'} is not a registered public identity of ${reg.impi}`, { impi: reg.impi });
+      core.reject(
+        tx,
+        req,
+        ctx,
+        403,
+        'identity-not-registered',
+        `${claimed ?? 'the claimed identity'} is not a registered public identity of ${reg.impi}`,
+        { impi: reg.impi },
+      );
     }
     return;
   }

@@ -15,9 +15,7 @@ import type { ReceiveContext } from '../sip/transport.ts';
 import { wipe } from '../util/bytes.ts';
 import { afterSend, type PcscfCore } from './core.ts';
 import { forward } from './proxy.ts';
-import {
-  step, type AfterSend, type Arrival, type RegAction, type RegEnv, type RegEvent, type RegState,
-} from './registration-state.ts';
+import { step, type AfterSend, type Arrival, type RegAction, type RegEnv, type RegEvent, type RegState } from './registration-state.ts';
 import type { Registration } from './registrations.ts';
 import { impiOf, takeAkaKeys, warningValue, type AkaKeys } from './rewrite.ts';
 
@@ -80,7 +78,14 @@ export function onUnprotectedRegister(core: PcscfCore, tx: ServerTransaction, re
 }
 
 /** A REGISTER over `set`, owned by `reg`: the machine tells the temporary, current and old sets apart. */
-export function onRegisterOverSet(core: PcscfCore, tx: ServerTransaction, req: SipRequest, ctx: ReceiveContext, reg: Registration, set: SaSet): void {
+export function onRegisterOverSet(
+  core: PcscfCore,
+  tx: ServerTransaction,
+  req: SipRequest,
+  ctx: ReceiveContext,
+  reg: Registration,
+  set: SaSet,
+): void {
   runEvent(core, reg, { type: 'register-over-set', req, set: set.id, roundId: ++roundIds }, { tx, ctx, set });
 }
 
@@ -107,7 +112,14 @@ function execute(core: PcscfCore, reg: Registration, a: RegAction, io: Io | unde
     }
     case 'refuse-relay': {
       if (!io) return;
-      core.refused({ reason: a.reason, message: a.message, status: a.status, method: 'REGISTER', from: io.tx.context.remote, impi: reg.impi });
+      core.refused({
+        reason: a.reason,
+        message: a.message,
+        status: a.status,
+        method: 'REGISTER',
+        from: io.tx.context.remote,
+        impi: reg.impi,
+      });
       ran.relay = createResponse(io.tx.request, a.status, undefined, [['Warning', warningValue(core.address, a.message)]]);
       return;
     }
@@ -159,12 +171,13 @@ function execute(core: PcscfCore, reg: Registration, a: RegAction, io: Io | unde
 /** The answer's route over the set its request came on, running `after` once it has gone out. */
 function answerRoute(core: PcscfCore, reg: Registration, io: Io, after: AfterSend) {
   const r = core.toUe(io.set!, io.ctx);
-  const run = after.kind === 'delete-set'
-    ? () => {
-        const set = reg.setById(after.set);
-        if (set) void core.table.deleteSet(set, after.event, after.reason);
-      }
-    : () => void core.table.deleteAll(reg, 'deleted', after.reason);
+  const run =
+    after.kind === 'delete-set'
+      ? () => {
+          const set = reg.setById(after.set);
+          if (set) void core.table.deleteSet(set, after.event, after.reason);
+        }
+      : () => void core.table.deleteAll(reg, 'deleted', after.reason);
   return { to: r.to, transport: afterSend(r.transport, run) };
 }
 
@@ -195,7 +208,11 @@ function forwardRegister(core: PcscfCore, reg: Registration, io: Io, out: SipReq
 }
 
 /** Allocates spi_pc/spi_ps, derives the ESP keys (Annex I) and installs the temporary set (33.203 §7.2). */
-async function installTemporary(core: PcscfCore, reg: Registration, a: Extract<RegAction, { kind: 'install-temporary' }>): Promise<RegEvent> {
+async function installTemporary(
+  core: PcscfCore,
+  reg: Registration,
+  a: Extract<RegAction, { kind: 'install-temporary' }>,
+): Promise<RegEvent> {
   const { round, res } = a;
   // One install at a time per registration: the slots file each installed set as THE temporary
   // one, so an install for a replaced round that ends after its successor's would push the live
@@ -211,10 +228,20 @@ async function installTemporary(core: PcscfCore, reg: Registration, a: Extract<R
     if (set.config.mode === 'udp-enc-tunnel' && encap && sameAddress(encap.address, round.ueIp)) core.backend.setPeerEncap(set, encap);
     const { client } = round.choice;
     core.emit('sa-created', {
-      impi: reg.impi, set: set.id, mode: set.config.mode, alg: round.choice.alg, ealg: round.choice.ealg,
+      impi: reg.impi,
+      set: set.id,
+      mode: set.config.mode,
+      alg: round.choice.alg,
+      ealg: round.choice.ealg,
       spis: { uc: client.spiC, us: client.spiS, pc: set.config.pcscf.spiC, ps: set.config.pcscf.spiS },
     });
-    return { type: 'temporary-installed', roundId: round.id, set: set.id, spis: { spiC: set.config.pcscf.spiC, spiS: set.config.pcscf.spiS }, res };
+    return {
+      type: 'temporary-installed',
+      roundId: round.id,
+      set: set.id,
+      spis: { spiC: set.config.pcscf.spiC, spiS: set.config.pcscf.spiS },
+      res,
+    };
   } catch (e) {
     return { type: 'temporary-failed', roundId: round.id, message: (e as Error).message, res };
   } finally {
@@ -222,14 +249,27 @@ async function installTemporary(core: PcscfCore, reg: Registration, a: Extract<R
   }
 }
 
-function buildTemporary(core: PcscfCore, reg: Registration, round: Extract<RegAction, { kind: 'install-temporary' }>['round'], keys: AkaKeys, expiresAt: number): SaSet {
+function buildTemporary(
+  core: PcscfCore,
+  reg: Registration,
+  round: Extract<RegAction, { kind: 'install-temporary' }>['round'],
+  keys: AkaKeys,
+  expiresAt: number,
+): SaSet {
   const { alg, ealg, mod, client } = round.choice;
   const [spiC, spiS] = core.backend.allocateSpis(core.address, 2) as [number, number];
   const mode = modeFromMod(mod);
   return createSaSet({
     role: 'pcscf',
     id: `${reg.impi}#${++setCounter}`,
-    ue: { ip: round.ueIp, portC: client.portC, portS: client.portS, spiC: client.spiC, spiS: client.spiS, ...(round.innerIp ? { innerIp: round.innerIp } : {}) },
+    ue: {
+      ip: round.ueIp,
+      portC: client.portC,
+      portS: client.portS,
+      spiC: client.spiC,
+      spiS: client.spiS,
+      ...(round.innerIp ? { innerIp: round.innerIp } : {}),
+    },
     pcscf: { ip: core.address, portC: core.portC, portS: core.portS, spiC, spiS },
     alg,
     ealg,

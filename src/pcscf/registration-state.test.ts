@@ -10,7 +10,15 @@ import { buildSecurityClient, serializeMechanisms } from '../secagree/index.ts';
 import { createRequest, createResponse } from '../sip/builders.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import {
-  IDLE, setsOf, step, type Arrival, type RegAction, type RegEnv, type RegEvent, type RegState, type SetId,
+  IDLE,
+  setsOf,
+  step,
+  type Arrival,
+  type RegAction,
+  type RegEnv,
+  type RegEvent,
+  type RegState,
+  type SetId,
 } from './registration-state.ts';
 
 const PC = '192.0.2.1';
@@ -23,15 +31,28 @@ const KEYS = () => ({ ik: new Uint8Array(16).fill(1), ck: new Uint8Array(16).fil
 
 function env(impi: string, o: Partial<RegEnv> = {}): RegEnv {
   return {
-    impi, now: 1_000_000, mode: 'auto', policy: {}, natInnerAddress: 'private', regAwaitAuthMs: 240_000,
-    address: PC, port: 5060, portC: 5100, portS: 6100, pathUri: `sip:term@${PC}:5060;lr`,
-    isMine: () => false, setWithClientPort: () => undefined, admit: () => ({ ok: true }),
+    impi,
+    now: 1_000_000,
+    mode: 'auto',
+    policy: {},
+    natInnerAddress: 'private',
+    regAwaitAuthMs: 240_000,
+    address: PC,
+    port: 5060,
+    portC: 5100,
+    portS: 6100,
+    pathUri: `sip:term@${PC}:5060;lr`,
+    isMine: () => false,
+    setWithClientPort: () => undefined,
+    admit: () => ({ ok: true }),
     ...o,
   };
 }
 
 function client(portUc: number, spi = 3000): string {
-  return serializeMechanisms(buildSecurityClient([{ alg: 'hmac-sha-1-96', ealg: 'null' }], { spiC: spi, spiS: spi + 1, portC: portUc, portS: 7777 }, ['trans']));
+  return serializeMechanisms(
+    buildSecurityClient([{ alg: 'hmac-sha-1-96', ealg: 'null' }], { spiC: spi, spiS: spi + 1, portC: portUc, portS: 7777 }, ['trans']),
+  );
 }
 
 interface Reg {
@@ -55,16 +76,32 @@ function register(o: Reg): SipRequest {
   if (o.verify !== undefined) headers.push(['Security-Verify', o.verify]);
   const impu = o.impu ?? impuOf(o.impi);
   return createRequest({
-    method: 'REGISTER', uri: `sip:${DOMAIN}`, via: `SIP/2.0/UDP ${UE_IP}:5060;branch=z9hG4bK${cseq}`, from: `<${impu}>;tag=f`, to: `<${impu}>`,
-    callId: o.callId ?? `call-${o.impi}`, cseq: cseq++, headers,
+    method: 'REGISTER',
+    uri: `sip:${DOMAIN}`,
+    via: `SIP/2.0/UDP ${UE_IP}:5060;branch=z9hG4bK${cseq}`,
+    from: `<${impu}>;tag=f`,
+    to: `<${impu}>`,
+    callId: o.callId ?? `call-${o.impi}`,
+    cseq: cseq++,
+    headers,
   });
 }
-const unprotected = (o: Reg, roundId = cseq): RegEvent => ({ type: 'unprotected-register', req: register(o), from: { address: UE_IP, port: 5060 }, protocol: 'udp', roundId });
+const unprotected = (o: Reg, roundId = cseq): RegEvent => ({
+  type: 'unprotected-register',
+  req: register(o),
+  from: { address: UE_IP, port: 5060 },
+  protocol: 'udp',
+  roundId,
+});
 function ok(req: SipRequest, expires = 600): SipResponse {
-  return createResponse(req, 200, undefined, [['Contact', `<sip:u@${UE_IP}:7777>;expires=${expires}`], ['P-Associated-URI', `<${req.headers.get('To')!.replace(/[<>]/g, '')}>`]]);
+  return createResponse(req, 200, undefined, [
+    ['Contact', `<sip:u@${UE_IP}:7777>;expires=${expires}`],
+    ['P-Associated-URI', `<${req.headers.get('To')!.replace(/[<>]/g, '')}>`],
+  ]);
 }
 const kinds = (t: { actions: readonly RegAction[] }) => t.actions.map((a) => a.kind);
-const forwardOf = (t: { actions: readonly RegAction[] }): Arrival => (t.actions.find((a) => a.kind === 'forward') as Extract<RegAction, { kind: 'forward' }>).arrival;
+const forwardOf = (t: { actions: readonly RegAction[] }): Arrival =>
+  (t.actions.find((a) => a.kind === 'forward') as Extract<RegAction, { kind: 'forward' }>).arrival;
 
 /** Alice through 401 and temporary set 'T' to registered on 'T' (or only to challenged). */
 function challenged(impi = ALICE, set = 'T', portUc = 5000): { state: RegState; verify: string; client: string; req: SipRequest } {
@@ -81,7 +118,11 @@ function challenged(impi = ALICE, set = 'T', portUc = 5000): { state: RegState; 
 }
 function registered(impi = ALICE, set = 'T'): RegState {
   const c = challenged(impi, set);
-  const p = step(c.state, { type: 'register-over-set', req: register({ impi, client: c.client, verify: c.verify }), set, roundId: 2 }, env(impi));
+  const p = step(
+    c.state,
+    { type: 'register-over-set', req: register({ impi, client: c.client, verify: c.verify }), set, roundId: 2 },
+    env(impi),
+  );
   const arrival = forwardOf(p);
   const r = step(p.state, { type: 'answered', arrival, res: ok(arrival.req) }, env(impi));
   assert.deepEqual(kinds(r), ['promote', 'emit-registered', 'relay', 'release-pending']);
@@ -94,7 +135,11 @@ test('machine table: the happy path — unprotected REGISTER held and forwarded,
   assert.deepEqual(kinds(first), ['hold-pending', 'forward']);
   const c = challenged();
   assert.deepEqual(setsOf(c.state), ['T']);
-  const p = step(c.state, { type: 'register-over-set', req: register({ impi: ALICE, client: c.client, verify: c.verify }), set: 'T', roundId: 2 }, env(ALICE));
+  const p = step(
+    c.state,
+    { type: 'register-over-set', req: register({ impi: ALICE, client: c.client, verify: c.verify }), set: 'T', roundId: 2 },
+    env(ALICE),
+  );
   assert.deepEqual(kinds(p), ['forward']);
   assert.match(forwardOf(p).req.headers.get('Authorization')!, /username="alice/);
   const r = step(p.state, { type: 'answered', arrival: forwardOf(p), res: ok(forwardOf(p).req) }, env(ALICE));
@@ -110,36 +155,99 @@ test('machine table: every refusal before forwarding leaves the state as it was 
     ['no Security-Client', unprotected({ impi: ALICE, client: null }), counting, 494, 'no-security-client'],
     ['SPI in 1..255', unprotected({ impi: ALICE, client: client(5000, 100) }), counting, 494, 'bad-security-client'],
     ['no IMPI', unprotected({ impi: '' }), counting, 403, 'no-impi'],
-    ['over the pending limit', unprotected({ impi: ALICE }), env(ALICE, { admit: () => ({ ok: false, reason: 'overload-pending-source', retryAfterS: 30, message: 'full' }) }), 503, 'overload-pending-source'],
-    ['port_uc tied to another set', unprotected({ impi: ALICE, portUc: 5001 }), env(ALICE, { setWithClientPort: () => 'B#1' }), 403, 'admission-port-in-use'],
+    [
+      'over the pending limit',
+      unprotected({ impi: ALICE }),
+      env(ALICE, { admit: () => ({ ok: false, reason: 'overload-pending-source', retryAfterS: 30, message: 'full' }) }),
+      503,
+      'overload-pending-source',
+    ],
+    [
+      'port_uc tied to another set',
+      unprotected({ impi: ALICE, portUc: 5001 }),
+      env(ALICE, { setWithClientPort: () => 'B#1' }),
+      403,
+      'admission-port-in-use',
+    ],
   ];
   for (const [what, ev, e, status, reason] of cases) {
     const t = step(base, ev, e);
     assert.equal(t.state, base, what);
-    assert.deepEqual(t.actions, [{ kind: 'reject', status, reason, message: (t.actions[0] as { message: string }).message, ...(status === 503 ? { headers: [['Retry-After', '30']] } : {}) }], what);
+    assert.deepEqual(
+      t.actions,
+      [
+        {
+          kind: 'reject',
+          status,
+          reason,
+          message: (t.actions[0] as { message: string }).message,
+          ...(status === 503 ? { headers: [['Retry-After', '30']] } : {}),
+        },
+      ],
+      what,
+    );
   }
   assert.equal(spent, 0, 'the 494s and the 403 for a missing IMPI come before the limits (no token, no vector)');
   const hops = register({ impi: BOB });
   hops.headers.set('Max-Forwards', '0');
-  const t = step(IDLE, { type: 'unprotected-register', req: hops, from: { address: UE_IP, port: 5060 }, protocol: 'udp', roundId: 9 }, env(BOB));
+  const t = step(
+    IDLE,
+    { type: 'unprotected-register', req: hops, from: { address: UE_IP, port: 5060 }, protocol: 'udp', roundId: 9 },
+    env(BOB),
+  );
   assert.deepEqual([t.state, kinds(t)], [IDLE, ['reject']]);
 });
 
 test('machine table: attacker REGISTERs over a set — another identity, a tampered Security-Verify, an old set, a set not counted on', () => {
   const c = challenged();
   // Bob's identity over Alice's temporary set: refused, the set stays for Alice.
-  const bob = step(c.state, { type: 'register-over-set', req: register({ impi: BOB, client: c.client, verify: c.verify }), set: 'T', roundId: 3 }, env(ALICE));
+  const bob = step(
+    c.state,
+    { type: 'register-over-set', req: register({ impi: BOB, client: c.client, verify: c.verify }), set: 'T', roundId: 3 },
+    env(ALICE),
+  );
   assert.equal(bob.state, c.state);
-  assert.deepEqual(bob.actions.map((a) => a.kind === 'reject' && a.reason), ['register-identity-mismatch']);
+  assert.deepEqual(
+    bob.actions.map((a) => a.kind === 'reject' && a.reason),
+    ['register-identity-mismatch'],
+  );
   // Alice's IMPI but another public identity.
-  const to = step(c.state, { type: 'register-over-set', req: register({ impi: ALICE, impu: 'sip:carol@ims.example.org', client: c.client, verify: c.verify }), set: 'T', roundId: 3 }, env(ALICE));
+  const to = step(
+    c.state,
+    {
+      type: 'register-over-set',
+      req: register({ impi: ALICE, impu: 'sip:carol@ims.example.org', client: c.client, verify: c.verify }),
+      set: 'T',
+      roundId: 3,
+    },
+    env(ALICE),
+  );
   assert.equal(to.state, c.state);
   // Tampered Security-Verify: 403 over the set, which is deleted after the answer; the set-up ends.
-  const sv = step(c.state, { type: 'register-over-set', req: register({ impi: ALICE, client: c.client, verify: c.verify.replace('spi-c=9000', 'spi-c=9002') }), set: 'T', roundId: 3 }, env(ALICE));
+  const sv = step(
+    c.state,
+    {
+      type: 'register-over-set',
+      req: register({ impi: ALICE, client: c.client, verify: c.verify.replace('spi-c=9000', 'spi-c=9002') }),
+      set: 'T',
+      roundId: 3,
+    },
+    env(ALICE),
+  );
   assert.equal(sv.state.kind, 'idle');
-  assert.deepEqual(sv.actions.map((a) => [a.kind, a.kind === 'reject' && a.reason, a.kind === 'reject' && a.after?.kind]), [['reject', 'security-verify-mismatch', 'delete-set'], ['release-pending', false, false]]);
+  assert.deepEqual(
+    sv.actions.map((a) => [a.kind, a.kind === 'reject' && a.reason, a.kind === 'reject' && a.after?.kind]),
+    [
+      ['reject', 'security-verify-mismatch', 'delete-set'],
+      ['release-pending', false, false],
+    ],
+  );
   // A changed Security-Client.
-  const sc = step(c.state, { type: 'register-over-set', req: register({ impi: ALICE, client: client(5009), verify: c.verify }), set: 'T', roundId: 3 }, env(ALICE));
+  const sc = step(
+    c.state,
+    { type: 'register-over-set', req: register({ impi: ALICE, client: client(5009), verify: c.verify }), set: 'T', roundId: 3 },
+    env(ALICE),
+  );
   assert.equal(sc.actions[0]!.kind === 'reject' && sc.actions[0]!.reason, 'security-client-changed');
   // Bob's identity over Alice's current set (a de-registration of somebody else): refused, nothing changes.
   const reg = registered();
@@ -152,26 +260,47 @@ test('machine table: attacker REGISTERs over a set — another identity, a tampe
   assert.equal(stale.actions[0]!.kind === 'reject' && stale.actions[0]!.reason, 'not-temporary-set');
 });
 
-test('machine table: late, duplicated and unknown answers change nothing; a replaced round\'s install is deleted', () => {
+test("machine table: late, duplicated and unknown answers change nothing; a replaced round's install is deleted", () => {
   const c = challenged();
   // The auth response of a round that is gone: a second 200 after promotion (duplicate) does not promote twice.
-  const p = step(c.state, { type: 'register-over-set', req: register({ impi: ALICE, client: c.client, verify: c.verify }), set: 'T', roundId: 2 }, env(ALICE));
+  const p = step(
+    c.state,
+    { type: 'register-over-set', req: register({ impi: ALICE, client: c.client, verify: c.verify }), set: 'T', roundId: 2 },
+    env(ALICE),
+  );
   const arrival = forwardOf(p);
   const r = step(p.state, { type: 'answered', arrival, res: ok(arrival.req) }, env(ALICE));
   const again = step(r.state, { type: 'answered', arrival, res: ok(arrival.req) }, env(ALICE));
   assert.deepEqual([again.state, kinds(again)], [r.state, ['relay']]);
   const refused = step(r.state, { type: 'answered', arrival, res: createResponse(arrival.req, 403) }, env(ALICE));
-  assert.deepEqual([refused.state, kinds(refused)], [r.state, ['relay']], 'a 403 to a stale protected REGISTER does not delete the current set');
+  assert.deepEqual(
+    [refused.state, kinds(refused)],
+    [r.state, ['relay']],
+    'a 403 to a stale protected REGISTER does not delete the current set',
+  );
   // A 401 for a replaced round goes on without Security-Server; an install that ends after its round was replaced is deleted.
   const first = step(IDLE, unprotected({ impi: ALICE }, 1), env(ALICE));
   const second = step(first.state, unprotected({ impi: ALICE, portUc: 5002 }, 2), env(ALICE));
   const late401 = createResponse(forwardOf(first).req, 401);
-  assert.deepEqual(kinds(step(second.state, { type: 'answered', arrival: forwardOf(first), res: late401, keys: KEYS() }, env(ALICE))), ['relay']);
-  const inst = step(second.state, { type: 'temporary-installed', roundId: 1, set: 'X', spis: { spiC: 9000, spiS: 9001 }, res: late401 }, env(ALICE));
-  assert.deepEqual(inst.actions.map((a) => a.kind === 'delete-set' ? `delete ${a.set}` : a.kind), ['delete X', 'relay']);
+  assert.deepEqual(kinds(step(second.state, { type: 'answered', arrival: forwardOf(first), res: late401, keys: KEYS() }, env(ALICE))), [
+    'relay',
+  ]);
+  const inst = step(
+    second.state,
+    { type: 'temporary-installed', roundId: 1, set: 'X', spis: { spiC: 9000, spiS: 9001 }, res: late401 },
+    env(ALICE),
+  );
+  assert.deepEqual(
+    inst.actions.map((a) => (a.kind === 'delete-set' ? `delete ${a.set}` : a.kind)),
+    ['delete X', 'relay'],
+  );
   assert.equal(inst.state, second.state);
   // Timers of another round, set-gone of a foreign set, expiry of nothing.
-  for (const ev of [{ type: 'round-timeout', roundId: 1 }, { type: 'set-gone', set: 'Z' }, { type: 'forward-failed', arrival: forwardOf(first) }] as RegEvent[]) {
+  for (const ev of [
+    { type: 'round-timeout', roundId: 1 },
+    { type: 'set-gone', set: 'Z' },
+    { type: 'forward-failed', arrival: forwardOf(first) },
+  ] as RegEvent[]) {
     assert.equal(step(second.state, ev, env(ALICE)).state, second.state, ev.type);
   }
   assert.deepEqual(step(IDLE, { type: 'registration-expired' }, env(ALICE)), { state: IDLE, actions: [] });
@@ -183,25 +312,55 @@ test('machine table: late, duplicated and unknown answers change nothing; a repl
 test('machine table: re-registration, refresh without challenge, de-registration and expiry', () => {
   const reg = registered();
   // Re-REGISTER with a new offer over the current set: a new round, bound kept, nothing held.
-  const rr = step(reg, { type: 'register-over-set', req: register({ impi: ALICE, portUc: 5003, callId: 'c2' }), set: 'T', roundId: 7 }, env(ALICE));
+  const rr = step(
+    reg,
+    { type: 'register-over-set', req: register({ impi: ALICE, portUc: 5003, callId: 'c2' }), set: 'T', roundId: 7 },
+    env(ALICE),
+  );
   assert.equal(rr.state.kind, 'awaiting-challenge');
   assert.deepEqual(kinds(rr), ['forward']);
   assert.deepEqual(setsOf(rr.state), ['T']);
   // --no-challenge-reregister: the 200 refreshes the current set.
-  const ok200 = step(rr.state, { type: 'answered', arrival: forwardOf(rr), res: ok(forwardOf(rr).req, 900) }, env(ALICE, { now: 2_000_000 }));
+  const ok200 = step(
+    rr.state,
+    { type: 'answered', arrival: forwardOf(rr), res: ok(forwardOf(rr).req, 900) },
+    env(ALICE, { now: 2_000_000 }),
+  );
   assert.equal(ok200.state.kind, 'registered');
-  assert.deepEqual(ok200.actions.map((a) => (a.kind === 'refresh' ? `refresh ${a.lifetime}` : a.kind)), [`refresh ${2_000_000 + 930_000}`, 'relay']);
+  assert.deepEqual(
+    ok200.actions.map((a) => (a.kind === 'refresh' ? `refresh ${a.lifetime}` : a.kind)),
+    [`refresh ${2_000_000 + 930_000}`, 'relay'],
+  );
   // De-registration: the 200 goes out, then every set.
-  const de = step(reg, { type: 'register-over-set', req: register({ impi: ALICE, expires: 0, client: null }), set: 'T', roundId: 8 }, env(ALICE));
+  const de = step(
+    reg,
+    { type: 'register-over-set', req: register({ impi: ALICE, expires: 0, client: null }), set: 'T', roundId: 8 },
+    env(ALICE),
+  );
   assert.equal(de.state, reg, 'no offer in a de-registration: no round');
   const gone = step(de.state, { type: 'answered', arrival: forwardOf(de), res: ok(forwardOf(de).req, 0) }, env(ALICE));
   assert.equal(gone.state.kind, 'idle');
-  assert.deepEqual(gone.actions.map((a) => a.kind === 'relay' ? `relay then ${a.after?.kind}` : a.kind), ['emit-deregistered', 'relay then delete-all']);
+  assert.deepEqual(
+    gone.actions.map((a) => (a.kind === 'relay' ? `relay then ${a.after?.kind}` : a.kind)),
+    ['emit-deregistered', 'relay then delete-all'],
+  );
   // REGISTER over an old set.
-  const c2 = step(rr.state, { type: 'answered', arrival: forwardOf(rr), res: createResponse(forwardOf(rr).req, 401), keys: KEYS() }, env(ALICE));
-  const inst = step(c2.state, { type: 'temporary-installed', roundId: 7, set: 'T2', spis: { spiC: 9100, spiS: 9101 }, res: createResponse(forwardOf(rr).req, 401) }, env(ALICE));
+  const c2 = step(
+    rr.state,
+    { type: 'answered', arrival: forwardOf(rr), res: createResponse(forwardOf(rr).req, 401), keys: KEYS() },
+    env(ALICE),
+  );
+  const inst = step(
+    c2.state,
+    { type: 'temporary-installed', roundId: 7, set: 'T2', spis: { spiC: 9100, spiS: 9101 }, res: createResponse(forwardOf(rr).req, 401) },
+    env(ALICE),
+  );
   const verify = serializeMechanisms((inst.actions[0] as Extract<RegAction, { kind: 'relay' }>).securityServer!);
-  const prot = step(inst.state, { type: 'register-over-set', req: register({ impi: ALICE, portUc: 5003, verify }), set: 'T2', roundId: 9 }, env(ALICE));
+  const prot = step(
+    inst.state,
+    { type: 'register-over-set', req: register({ impi: ALICE, portUc: 5003, verify }), set: 'T2', roundId: 9 },
+    env(ALICE),
+  );
   const promoted = step(prot.state, { type: 'answered', arrival: forwardOf(prot), res: ok(forwardOf(prot).req) }, env(ALICE));
   assert.deepEqual(setsOf(promoted.state), ['T2', 'T']);
   const overOld = step(promoted.state, { type: 'register-over-set', req: register({ impi: ALICE }), set: 'T', roundId: 10 }, env(ALICE));
@@ -264,12 +423,15 @@ class Model {
       case 'promote': {
         const s = this.sets.get(a.set);
         assert.equal(s?.role, 'temporary', 'promote of a set that is not the temporary one');
-        for (const [id, o] of this.sets) if (o.impi === impi && o.role === 'current') o.role = 'old', void id;
+        for (const [id, o] of this.sets) if (o.impi === impi && o.role === 'current') ((o.role = 'old'), void id);
         s.role = 'current';
         return;
       }
       case 'refresh':
-        assert.ok([...this.sets.values()].some((s) => s.impi === impi && s.role === 'current'), 'refresh without a current set');
+        assert.ok(
+          [...this.sets.values()].some((s) => s.impi === impi && s.role === 'current'),
+          'refresh without a current set',
+        );
         return;
       default:
         return;
@@ -282,7 +444,13 @@ class Model {
     for (const [id, o] of this.sets) if (o.impi === x.impi && o.role === 'temporary') this.drop(id);
     const id = `S${++this.#ids}`;
     this.sets.set(id, { impi: x.impi, role: 'temporary', portUc: x.a.round.choice.client.portC });
-    this.feed(x.impi, { type: 'temporary-installed', roundId: x.a.round.id, set: id, spis: { spiC: 9000 + 2 * this.#ids, spiS: 9001 + 2 * this.#ids }, res: x.a.res });
+    this.feed(x.impi, {
+      type: 'temporary-installed',
+      roundId: x.a.round.id,
+      set: id,
+      spis: { spiC: 9000 + 2 * this.#ids, spiS: 9001 + 2 * this.#ids },
+      res: x.a.res,
+    });
   }
   drop(id: SetId): void {
     const s = this.sets.get(id);
@@ -303,13 +471,19 @@ class Model {
         const s = this.sets.get(id);
         assert.ok(s, `${impi} points at deleted set ${id} (${st.kind})`);
         assert.equal(s.impi, impi, `${id} owned by ${s.impi}, counted on by ${impi}`);
-        const role: Role = st.kind === 'challenged' && st.temporary === id ? 'temporary' : st.kind !== 'idle' && st.bound?.current === id ? 'current' : 'old';
+        const role: Role =
+          st.kind === 'challenged' && st.temporary === id
+            ? 'temporary'
+            : st.kind !== 'idle' && st.bound?.current === id
+              ? 'current'
+              : 'old';
         assert.equal(s.role, role, `${id}: slot ${s.role}, state says ${role}`);
       }
     }
     for (const id of this.sets.keys()) assert.ok(referenced.has(id), `live set ${id} has no registration counting on it`);
     const rounds = new Set<number>();
-    for (const st of this.states.values()) if ((st.kind === 'awaiting-challenge' || st.kind === 'challenged') && st.round.origin === 'unprotected') rounds.add(st.round.id);
+    for (const st of this.states.values())
+      if ((st.kind === 'awaiting-challenge' || st.kind === 'challenged') && st.round.origin === 'unprotected') rounds.add(st.round.id);
     assert.deepEqual([...this.held].sort(), [...rounds].sort(), 'holds = unprotected rounds in progress');
   }
 }
@@ -318,11 +492,41 @@ const impiArb = fc.constantFrom(ALICE, BOB);
 /** True about `pct` % of the time (in tenths; constantFrom is not biased the way integers are). */
 const often = (pct: number) => fc.constantFrom(...Array.from({ length: 10 }, (_, i) => i * 10 < pct));
 const cmdArb = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ t: fc.constant('unprotected' as const), impi: impiArb, port: fc.integer({ min: 5000, max: 5003 }), other: often(10) }) },
-  { weight: 10, arbitrary: fc.record({ t: fc.constant('answer' as const), k: fc.nat(), latest: often(70), status: fc.constantFrom(200, 200, 401, 401, 403, 500), keys: often(85), dereg: often(15) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      t: fc.constant('unprotected' as const),
+      impi: impiArb,
+      port: fc.integer({ min: 5000, max: 5003 }),
+      other: often(10),
+    }),
+  },
+  {
+    weight: 10,
+    arbitrary: fc.record({
+      t: fc.constant('answer' as const),
+      k: fc.nat(),
+      latest: often(70),
+      status: fc.constantFrom(200, 200, 401, 401, 403, 500),
+      keys: often(85),
+      dereg: often(15),
+    }),
+  },
   { weight: 6, arbitrary: fc.record({ t: fc.constant('install' as const), k: fc.nat() }) },
   // Mostly the owner's honest REGISTERs (they move the machine); attacker variants a fair share.
-  { weight: 10, arbitrary: fc.record({ t: fc.constant('over-set' as const), k: fc.nat(), temp: often(60), asOwner: often(80), tamper: often(10), offer: often(40), expires: fc.constantFrom(600, 600, 600, 0), port: fc.integer({ min: 5000, max: 5003 }) }) },
+  {
+    weight: 10,
+    arbitrary: fc.record({
+      t: fc.constant('over-set' as const),
+      k: fc.nat(),
+      temp: often(60),
+      asOwner: often(80),
+      tamper: often(10),
+      offer: often(40),
+      expires: fc.constantFrom(600, 600, 600, 0),
+      port: fc.integer({ min: 5000, max: 5003 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('timeout' as const), k: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('fail' as const), k: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('gone' as const), k: fc.nat() }) },
@@ -342,7 +546,12 @@ test('property: random event sequences never leave a live SA set without its reg
         m.feed(ALICE, { type: 'answered', arrival: first, res: createResponse(first.req, 401), keys: KEYS() });
         m.finishInstall(0);
         const ch = m.state(ALICE) as Extract<RegState, { kind: 'challenged' }>;
-        m.feed(ALICE, { type: 'register-over-set', req: register({ impi: ALICE, client: ch.round.client.raw.join(', '), verify: serializeMechanisms(ch.server) }), set: ch.temporary, roundId: ++m.roundIds });
+        m.feed(ALICE, {
+          type: 'register-over-set',
+          req: register({ impi: ALICE, client: ch.round.client.raw.join(', '), verify: serializeMechanisms(ch.server) }),
+          set: ch.temporary,
+          roundId: ++m.roundIds,
+        });
         const prot = m.arrivals.pop()!.arrival;
         m.feed(ALICE, { type: 'answered', arrival: prot, res: ok(prot.req) });
         assert.equal(m.state(ALICE).kind, 'registered');
@@ -351,7 +560,14 @@ test('property: random event sequences never leave a live SA set without its reg
       fullRound((id) => m.feed(ALICE, unprotected({ impi: ALICE, portUc: 5000 }, id)));
       if (twice) {
         const st = m.state(ALICE) as Extract<RegState, { kind: 'registered' }>;
-        fullRound((id) => m.feed(ALICE, { type: 'register-over-set', req: register({ impi: ALICE, portUc: 5001, verify: serializeMechanisms(st.bound.lastServer) }), set: st.bound.current, roundId: id }));
+        fullRound((id) =>
+          m.feed(ALICE, {
+            type: 'register-over-set',
+            req: register({ impi: ALICE, portUc: 5001, verify: serializeMechanisms(st.bound.lastServer) }),
+            set: st.bound.current,
+            roundId: id,
+          }),
+        );
         assert.equal((m.state(ALICE) as Extract<RegState, { kind: 'registered' }>).bound.old.length, 1);
       }
       for (const st of m.states.values()) reached.add(st.kind === 'registered' && st.bound.old.length > 0 ? 'registered+old' : st.kind);
@@ -380,9 +596,24 @@ test('property: random event sequences never leave a live SA set without its reg
             const id = c.temp && temps.length > 0 ? temps[c.k % temps.length]! : ids[c.k % ids.length]!;
             const owner = m.sets.get(id)!.impi;
             const st = m.state(owner);
-            const verify = st.kind === 'challenged' ? serializeMechanisms(st.server) : st.kind !== 'idle' ? serializeMechanisms(st.bound?.lastServer ?? []) : undefined;
-            const cl = st.kind === 'challenged' && !c.offer ? st.round.client.raw.join(', ') : client(c.port, 4000 + c.k % 1000);
-            m.feed(owner, { type: 'register-over-set', req: register({ impi: c.asOwner ? owner : owner === ALICE ? BOB : ALICE, client: cl, ...(verify && { verify: c.tamper ? verify.replace(/spi-c=\d+/, 'spi-c=12345') : verify }), expires: c.expires }), set: id, roundId: ++m.roundIds });
+            const verify =
+              st.kind === 'challenged'
+                ? serializeMechanisms(st.server)
+                : st.kind !== 'idle'
+                  ? serializeMechanisms(st.bound?.lastServer ?? [])
+                  : undefined;
+            const cl = st.kind === 'challenged' && !c.offer ? st.round.client.raw.join(', ') : client(c.port, 4000 + (c.k % 1000));
+            m.feed(owner, {
+              type: 'register-over-set',
+              req: register({
+                impi: c.asOwner ? owner : owner === ALICE ? BOB : ALICE,
+                client: cl,
+                ...(verify && { verify: c.tamper ? verify.replace(/spi-c=\d+/, 'spi-c=12345') : verify }),
+                expires: c.expires,
+              }),
+              set: id,
+              roundId: ++m.roundIds,
+            });
             break;
           }
           case 'timeout': {
@@ -413,4 +644,3 @@ test('property: random event sequences never leave a live SA set without its reg
   // The runs must reach every state (else the invariants were checked on little).
   assert.deepEqual([...reached].sort(), ['awaiting-challenge', 'challenged', 'idle', 'registered', 'registered+old']);
 });
-

@@ -10,16 +10,30 @@ import { modeFromMod, type EspMode } from '../ipsec/types.ts';
 import { lifetimeAfterSuccess } from '../ipsec/sa-set.ts';
 import type { SaSetEvent } from '../ipsec/sa-set.ts';
 import {
-  buildSecurityServer, negotiate, parseSecurityHeader, verifySecurityClientUnchanged, verifySecurityVerify,
-  type Negotiated, type SecAgreePolicy, type SecMechanism,
+  buildSecurityServer,
+  negotiate,
+  parseSecurityHeader,
+  verifySecurityClientUnchanged,
+  verifySecurityVerify,
+  type Negotiated,
+  type SecAgreePolicy,
+  type SecMechanism,
 } from '../secagree/index.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { parseViaOrThrow } from '../sip/via.ts';
 import { formatHostPort } from '../sip/uri.ts';
 import { isIP } from 'node:net';
 import {
-  admissionCheck, associatedIdentities, checkRegisterIdentity, checkSecurityClient, detectNat, grantedExpires, impuKey,
-  isDeregistration, uriOf, wantsUdpEncTun,
+  admissionCheck,
+  associatedIdentities,
+  checkRegisterIdentity,
+  checkSecurityClient,
+  detectNat,
+  grantedExpires,
+  impuKey,
+  isDeregistration,
+  uriOf,
+  wantsUdpEncTun,
 } from './decisions.ts';
 import type { LimitVerdict } from './pending-limits.ts';
 import { addPath, forwardCopy, impiOf, markIntegrityProtected, pushVia, stripSecAgree, type AkaKeys } from './rewrite.ts';
@@ -94,7 +108,13 @@ export type RegState =
   /** A REGISTER was forwarded with a usable offer; the S-CSCF's answer (a 401) is awaited. */
   | { readonly kind: 'awaiting-challenge'; readonly round: Round; readonly bound?: Bound }
   /** The 401 went out with Security-Server; the temporary set waits for the protected REGISTER (reg-await-auth). */
-  | { readonly kind: 'challenged'; readonly round: Round; readonly temporary: SetId; readonly server: readonly SecMechanism[]; readonly bound?: Bound }
+  | {
+      readonly kind: 'challenged';
+      readonly round: Round;
+      readonly temporary: SetId;
+      readonly server: readonly SecMechanism[];
+      readonly bound?: Bound;
+    }
   | { readonly kind: 'registered'; readonly bound: Bound };
 
 export type RegStateKind = RegState['kind'];
@@ -114,13 +134,25 @@ export interface Arrival {
 
 export type RegEvent =
   /** A REGISTER on the plain port (initial registration, or a UE that lost its SAs). */
-  | { readonly type: 'unprotected-register'; readonly req: SipRequest; readonly from: Source; readonly protocol: 'udp' | 'tcp'; readonly roundId: number }
+  | {
+      readonly type: 'unprotected-register';
+      readonly req: SipRequest;
+      readonly from: Source;
+      readonly protocol: 'udp' | 'tcp';
+      readonly roundId: number;
+    }
   /** A REGISTER over `set`, a set this registration owns (the executor found the owner by the SA). */
   | { readonly type: 'register-over-set'; readonly req: SipRequest; readonly set: SetId; readonly roundId: number }
   /** The S-CSCF's final answer to a forwarded REGISTER; `keys`: ik/ck the executor took out of a 401. */
   | { readonly type: 'answered'; readonly arrival: Arrival; readonly res: SipResponse; readonly keys?: AkaKeys }
   /** The install-temporary action finished: the set is in the slots and the backend. */
-  | { readonly type: 'temporary-installed'; readonly roundId: number; readonly set: SetId; readonly spis: { readonly spiC: number; readonly spiS: number }; readonly res: SipResponse }
+  | {
+      readonly type: 'temporary-installed';
+      readonly roundId: number;
+      readonly set: SetId;
+      readonly spis: { readonly spiC: number; readonly spiS: number };
+      readonly res: SipResponse;
+    }
   | { readonly type: 'temporary-failed'; readonly roundId: number; readonly message: string; readonly res: SipResponse }
   /** The forwarded REGISTER got no answer (the UE gets 408/503 from the transaction layer). */
   | { readonly type: 'forward-failed'; readonly arrival: Arrival }
@@ -138,7 +170,14 @@ export type AfterSend =
 
 export type RegAction =
   /** Answer the REGISTER ourselves (over the set it came on, if any). */
-  | { readonly kind: 'reject'; readonly status: number; readonly reason: RejectReason; readonly message: string; readonly headers?: readonly [string, string][]; readonly after?: AfterSend }
+  | {
+      readonly kind: 'reject';
+      readonly status: number;
+      readonly reason: RejectReason;
+      readonly message: string;
+      readonly headers?: readonly [string, string][];
+      readonly after?: AfterSend;
+    }
   /** Send `out` to the S-CSCF; its final answer comes back as an 'answered' event with `arrival`. */
   | { readonly kind: 'forward'; readonly out: SipRequest; readonly arrival: Arrival }
   /** Pass the S-CSCF's answer on (Security-Server appended when given). */
@@ -150,7 +189,13 @@ export type RegAction =
   /** Give back what hold-pending took, cancel the timer (exactly once per held round). */
   | { readonly kind: 'release-pending'; readonly roundId: number }
   /** Allocate SPIs, derive keys (Annex I), build and install the temporary set; then 'temporary-installed' or 'temporary-failed'. */
-  | { readonly kind: 'install-temporary'; readonly round: Round; readonly keys: AkaKeys; readonly expiresAt: number; readonly res: SipResponse }
+  | {
+      readonly kind: 'install-temporary';
+      readonly round: Round;
+      readonly keys: AkaKeys;
+      readonly expiresAt: number;
+      readonly res: SipResponse;
+    }
   | { readonly kind: 'delete-set'; readonly set: SetId; readonly event: SaSetEvent; readonly reason: string }
   /** Temporary → current with `lifetime` (backend lifetimes too); the previous current becomes old. */
   | { readonly kind: 'promote'; readonly set: SetId; readonly lifetime: number }
@@ -214,7 +259,11 @@ function settle(bound: Bound | undefined): RegState {
 }
 
 /** The REGISTER as the S-CSCF gets it (24.229 §5.2.2; the contract in ARCHITECTURE.md). Undefined: Max-Forwards ran out. */
-export function registerForCore(env: Pick<RegEnv, 'isMine' | 'pathUri' | 'address' | 'port'>, req: SipRequest, protectedArrival: boolean): SipRequest | undefined {
+export function registerForCore(
+  env: Pick<RegEnv, 'isMine' | 'pathUri' | 'address' | 'port'>,
+  req: SipRequest,
+  protectedArrival: boolean,
+): SipRequest | undefined {
   const out = forwardCopy(req, (u) => env.isMine(u));
   if (!out) return undefined;
   stripSecAgree(out);
@@ -229,7 +278,12 @@ type Offer = { ok: true; raw: readonly string[]; parsed: SecMechanism[] } | { ok
 /** Security-Client, parsed and checked (issue 10 §3: a REGISTER whose SAs could never be installed gets 494 first). */
 function parseClient(req: SipRequest): Offer {
   const raw = req.headers.raw('Security-Client');
-  if (raw.length === 0) return { ok: false, reason: 'no-security-client', message: 'REGISTER without Security-Client: sec-agree with ipsec-3gpp is required (33.203 §7.2, RFC 3329 §2.3.1)' };
+  if (raw.length === 0)
+    return {
+      ok: false,
+      reason: 'no-security-client',
+      message: 'REGISTER without Security-Client: sec-agree with ipsec-3gpp is required (33.203 §7.2, RFC 3329 §2.3.1)',
+    };
   const parsed = parseSecurityHeader(raw, 'Security-Client');
   if (!parsed.ok) return { ok: false, reason: 'bad-security-client', message: `${parsed.error.message} [${parsed.error.code}]` };
   const sane = checkSecurityClient(parsed.value);
@@ -247,7 +301,8 @@ export function step(state: RegState, event: RegEvent, env: RegEnv): RegTransiti
   const t = decide(state, event, env);
   const before = roundOf(state);
   const after = roundOf(t.state);
-  if (before?.origin === 'unprotected' && before.id !== after?.id) return { state: t.state, actions: [...t.actions, { kind: 'release-pending', roundId: before.id }] };
+  if (before?.origin === 'unprotected' && before.id !== after?.id)
+    return { state: t.state, actions: [...t.actions, { kind: 'release-pending', roundId: before.id }] };
   return t;
 }
 
@@ -263,18 +318,32 @@ function decide(state: RegState, ev: RegEvent, env: RegEnv): RegTransition {
       if (state.kind === 'awaiting-challenge' && state.round.id === ev.roundId) {
         const { choice } = state.round;
         const server = [buildSecurityServer(choice, { spiC: ev.spis.spiC, spiS: ev.spis.spiS, portC: env.portC, portS: env.portS })];
-        const next: RegState = { kind: 'challenged', round: state.round, temporary: ev.set, server, ...(state.bound && { bound: state.bound }) };
+        const next: RegState = {
+          kind: 'challenged',
+          round: state.round,
+          temporary: ev.set,
+          server,
+          ...(state.bound && { bound: state.bound }),
+        };
         return { state: next, actions: [{ kind: 'relay', res: ev.res, securityServer: server }] };
       }
       // Replaced (or ended) while installing: this set will never be used; the 401 goes on bare and
       // the UE starts over (spec digest §10.5).
-      return { state, actions: [{ kind: 'delete-set', set: ev.set, event: 'deleted', reason: 'registration set-up replaced while installing' }, { kind: 'relay', res: ev.res }] };
+      return {
+        state,
+        actions: [
+          { kind: 'delete-set', set: ev.set, event: 'deleted', reason: 'registration set-up replaced while installing' },
+          { kind: 'relay', res: ev.res },
+        ],
+      };
     }
     case 'temporary-failed': {
       const live = state.kind === 'awaiting-challenge' && state.round.id === ev.roundId;
       return {
         state: live ? settle(state.bound) : state,
-        actions: [{ kind: 'refuse-relay', status: 500, reason: 'sa-setup-failed', message: `cannot build the temporary SA set: ${ev.message}` }],
+        actions: [
+          { kind: 'refuse-relay', status: 500, reason: 'sa-setup-failed', message: `cannot build the temporary SA set: ${ev.message}` },
+        ],
       };
     }
     case 'forward-failed':
@@ -304,7 +373,13 @@ function decide(state: RegState, ev: RegEvent, env: RegEnv): RegTransition {
   }
 }
 
-function reject(state: RegState, status: number, reason: RejectReason, message: string, extra: { headers?: readonly [string, string][]; after?: AfterSend } = {}): RegTransition {
+function reject(
+  state: RegState,
+  status: number,
+  reason: RejectReason,
+  message: string,
+  extra: { headers?: readonly [string, string][]; after?: AfterSend } = {},
+): RegTransition {
   return { state, actions: [{ kind: 'reject', status, reason, message, ...extra }] };
 }
 
@@ -331,7 +406,8 @@ function onUnprotected(state: RegState, ev: Extract<RegEvent, { type: 'unprotect
   if (!limit.ok) return reject(state, 503, limit.reason, limit.message, { headers: [['Retry-After', String(limit.retryAfterS)]] });
   // Spec digest §15A.4: inside the tunnel the UE keeps its private address, the Via sent-by host
   // (unless this P-CSCF is configured for 'public inside' peers).
-  const innerIp = env.natInnerAddress === 'private' && nat.differs === 'address' && isIP(via.host) === isIP(from.address) ? via.host : undefined;
+  const innerIp =
+    env.natInnerAddress === 'private' && nat.differs === 'address' && isIP(via.host) === isIP(from.address) ? via.host : undefined;
   const replaced = state.kind === 'challenged' ? state.temporary : undefined;
   const bound = boundOf(state);
   const adm = admit(env, from.address, innerIp, choice.client.portC, bound, replaced);
@@ -351,7 +427,16 @@ function onUnprotected(state: RegState, ev: Extract<RegEvent, { type: 'unprotect
   };
   const actions: RegAction[] = [];
   if (replaced) actions.push({ kind: 'delete-set', set: replaced, event: 'deleted', reason: 'replaced by a new unprotected REGISTER' });
-  if (nat.natDetected) actions.push({ kind: 'emit-nat-detected', payload: { impi: env.impi, via: formatHostPort(via.host, via.port ?? 5060), source: from, ...(nat.differs ? { differs: nat.differs } : {}) } });
+  if (nat.natDetected)
+    actions.push({
+      kind: 'emit-nat-detected',
+      payload: {
+        impi: env.impi,
+        via: formatHostPort(via.host, via.port ?? 5060),
+        source: from,
+        ...(nat.differs ? { differs: nat.differs } : {}),
+      },
+    });
   // Pending state always ends: the temporary set's reg-await-auth (its slot), the S-CSCF's answer,
   // a forwarding failure, or at the latest this timer (an S-CSCF that never answers).
   actions.push({ kind: 'hold-pending', roundId: round.id, source: from.address, ms: env.regAwaitAuthMs });
@@ -360,7 +445,14 @@ function onUnprotected(state: RegState, ev: Extract<RegEvent, { type: 'unprotect
 }
 
 /** 33.203 §7.1 rule 3 over the sets this registration keeps once `replaced` (a temporary set about to go) is gone. */
-function admit(env: RegEnv, ueIp: string, innerIp: string | undefined, portUc: number, bound: Bound | undefined, replaced: SetId | undefined) {
+function admit(
+  env: RegEnv,
+  ueIp: string,
+  innerIp: string | undefined,
+  portUc: number,
+  bound: Bound | undefined,
+  replaced: SetId | undefined,
+) {
   const clash = env.setWithClientPort(ueIp, innerIp, portUc);
   const lookup = () => (clash !== undefined && clash !== replaced ? { id: clash, live: true } : undefined);
   const kept = bound ? [bound.current, ...bound.old].map(() => ({ live: true })) : [];
@@ -374,7 +466,12 @@ function onOverSet(state: RegState, ev: Extract<RegEvent, { type: 'register-over
   const bound = boundOf(state);
   if (bound && bound.current === set) return onReRegister(state, bound, req, set, ev.roundId, env);
   if (bound?.old.includes(set)) {
-    return reject(state, 403, 'register-over-old-set', `REGISTER over the old SA set ${set}: re-register over the current set (spec digest §8 rule 5)`);
+    return reject(
+      state,
+      403,
+      'register-over-old-set',
+      `REGISTER over the old SA set ${set}: re-register over the current set (spec digest §8 rule 5)`,
+    );
   }
   // A set this registration no longer counts on (a temporary set replaced or refused, a
   // de-registered current set whose deletion waits for the 200 to go out).
@@ -394,11 +491,16 @@ function onProtected(state: Extract<RegState, { kind: 'challenged' }>, req: SipR
     // Spec digest §10.7: refuse (403, our choice: the code is UNVERIFIED) and drop the temporary set
     // once the refusal has gone out over it; the set-up is over.
     const message = `${check.error.message} [${check.error.code}]`;
-    return reject(settle(state.bound), 403, sv.ok ? 'security-client-changed' : 'security-verify-mismatch', message, { after: { kind: 'delete-set', set, event: 'failed', reason: message } });
+    return reject(settle(state.bound), 403, sv.ok ? 'security-client-changed' : 'security-verify-mismatch', message, {
+      after: { kind: 'delete-set', set, event: 'failed', reason: message },
+    });
   }
   const out = registerForCore(env, req, true);
   if (!out) return reject(state, 483, 'too-many-hops', 'Max-Forwards reached 0');
-  return { state, actions: [{ kind: 'forward', out, arrival: { kind: 'protected', req, roundId: round.id, set, dereg: isDeregistration(req) } }] };
+  return {
+    state,
+    actions: [{ kind: 'forward', out, arrival: { kind: 'protected', req, roundId: round.id, set, dereg: isDeregistration(req) } }],
+  };
 }
 
 /**
@@ -408,7 +510,12 @@ function onProtected(state: Extract<RegState, { kind: 'challenged' }>, req: SipR
  */
 function onReRegister(state: RegState, bound: Bound, req: SipRequest, set: SetId, roundId: number, env: RegEnv): RegTransition {
   // Issue 10 §1: the identities of this registration only.
-  const who = checkRegisterIdentity(req, env.impi, bound.impus.map(impuKey).filter((k): k is string => k !== undefined), set);
+  const who = checkRegisterIdentity(
+    req,
+    env.impi,
+    bound.impus.map(impuKey).filter((k): k is string => k !== undefined),
+    set,
+  );
   if (!who.ok) return reject(state, 403, who.reason, who.message);
   const dereg = isDeregistration(req);
   // RFC 3329 §2.3.1: Security-Verify repeats the Security-Server in force. DEVIATION: an absent one
@@ -419,7 +526,8 @@ function onReRegister(state: RegState, bound: Bound, req: SipRequest, set: SetId
     if (!v.ok) return reject(state, 403, 'security-verify-mismatch', `${v.error.message} [${v.error.code}]`);
   }
   const offer = parseClient(req);
-  if (!offer.ok && !dereg) return reject(state, 494, offer.reason, `${offer.message}; a re-REGISTER carries a new one (spec digest §8 rule 5)`);
+  if (!offer.ok && !dereg)
+    return reject(state, 494, offer.reason, `${offer.message}; a re-REGISTER carries a new one (spec digest §8 rule 5)`);
   let round: Round | undefined;
   if (offer.ok) {
     const choice = negotiate(offer.parsed, env.policy, { natDetected: bound.mode === 'udp-enc-tunnel' });
@@ -449,7 +557,8 @@ function onReRegister(state: RegState, bound: Bound, req: SipRequest, set: SetId
   let next: RegState = state;
   if (round) {
     // The new offer replaces a set-up in progress (and its temporary set).
-    if (state.kind === 'challenged') actions.push({ kind: 'delete-set', set: state.temporary, event: 'deleted', reason: 'replaced by a new re-REGISTER' });
+    if (state.kind === 'challenged')
+      actions.push({ kind: 'delete-set', set: state.temporary, event: 'deleted', reason: 'replaced by a new re-REGISTER' });
     next = { kind: 'awaiting-challenge', round, bound };
   }
   actions.push({ kind: 'forward', out, arrival: { kind: 're-register', req, ...(round && { roundId: round.id }), set, dereg } });
@@ -466,7 +575,17 @@ function onAnswered(state: RegState, ev: Extract<RegEvent, { type: 'answered' }>
     // 401 goes on without Security-Server and the UE starts over (spec digest §10.5).
     if (!live) return { state, actions: [{ kind: 'relay', res }] };
     if (!ev.keys) {
-      return { state: settle(state.bound), actions: [{ kind: 'refuse-relay', status: 500, reason: 'challenge-without-keys', message: 'the S-CSCF sent a 401 without ik/ck: no SA set can be built (24.229 §5.4.1.2)' }] };
+      return {
+        state: settle(state.bound),
+        actions: [
+          {
+            kind: 'refuse-relay',
+            status: 500,
+            reason: 'challenge-without-keys',
+            message: 'the S-CSCF sent a 401 without ik/ck: no SA set can be built (24.229 §5.4.1.2)',
+          },
+        ],
+      };
     }
     return { state, actions: [{ kind: 'install-temporary', round: round, keys: ev.keys, expiresAt: env.now + env.regAwaitAuthMs, res }] };
   }
@@ -481,7 +600,13 @@ function onAnswered(state: RegState, ev: Extract<RegEvent, { type: 'answered' }>
   if (a.dereg || expires === 0) return deregister(env, res);
   const lifetime = lifetimeAfterSuccess(env.now, expires, bound.lifetime);
   const next: Bound = { ...bound, ...bindingOf(bound, res, a.req, expires, env.now), lifetime };
-  return { state: { ...after, bound: next } as RegState, actions: [{ kind: 'refresh', lifetime }, { kind: 'relay', res }] };
+  return {
+    state: { ...after, bound: next } as RegState,
+    actions: [
+      { kind: 'refresh', lifetime },
+      { kind: 'relay', res },
+    ],
+  };
 }
 
 /** The S-CSCF's answer to the protected REGISTER (SM11 → SM12, or a failure: spec digest §8 rule 8). */
@@ -514,7 +639,11 @@ function afterProtected(state: RegState, a: Arrival, res: SipResponse, env: RegE
   // route pins the set the request came over, which is this one).
   return {
     state: { kind: 'registered', bound },
-    actions: [{ kind: 'promote', set, lifetime }, { kind: 'emit-registered', payload: { impi: env.impi, impus: bound.impus, expires } }, { kind: 'relay', res }],
+    actions: [
+      { kind: 'promote', set, lifetime },
+      { kind: 'emit-registered', payload: { impi: env.impi, impus: bound.impus, expires } },
+      { kind: 'relay', res },
+    ],
   };
 }
 
@@ -531,13 +660,19 @@ function deregister(env: RegEnv, res: SipResponse, wasBound = true): RegTransiti
 }
 
 /** The facts of a 200 OK to REGISTER (24.229 §5.2.2); what it does not name stays as it was. */
-function bindingOf(prev: Bound | undefined, res: SipResponse, req: SipRequest, expires: number, now: number): Pick<Bound, 'impus' | 'contact' | 'serviceRoute' | 'expiresAt'> {
+function bindingOf(
+  prev: Bound | undefined,
+  res: SipResponse,
+  req: SipRequest,
+  expires: number,
+  now: number,
+): Pick<Bound, 'impus' | 'contact' | 'serviceRoute' | 'expiresAt'> {
   const contact = uriOf(req.headers.get('Contact') ?? '') ?? prev?.contact;
   const sr = res.headers.getAll('Service-Route');
   return {
     impus: associatedIdentities(res, req),
     ...(contact !== undefined ? { contact } : {}),
-    serviceRoute: sr.length > 0 ? sr : prev?.serviceRoute ?? [],
+    serviceRoute: sr.length > 0 ? sr : (prev?.serviceRoute ?? []),
     expiresAt: now + expires * 1000,
   };
 }

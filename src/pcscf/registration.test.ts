@@ -20,9 +20,15 @@ test('full registration: 401 without ik/ck but with Security-Server; the S-CSCF 
     assert.match(www, /nonce="/);
     const ss = parseSecurityHeaderOrThrow(a.res.headers.raw('Security-Server'), 'Security-Server');
     assert.equal(ss.length, 1);
-    assert.deepEqual([ss[0]!.mod, ss[0]!.alg, ss[0]!.ealg, ss[0]!.portC, ss[0]!.portS], ['UDP-enc-tun', 'hmac-sha-1-96', 'null', w.pcscf.portC, w.pcscf.portS]);
+    assert.deepEqual(
+      [ss[0]!.mod, ss[0]!.alg, ss[0]!.ealg, ss[0]!.portC, ss[0]!.portS],
+      ['UDP-enc-tun', 'hmac-sha-1-96', 'null', w.pcscf.portC, w.pcscf.portS],
+    );
     assert.ok(ss[0]!.spiC! >= 256 && ss[0]!.spiS! >= 256 && ss[0]!.spiC !== ss[0]!.spiS);
-    assert.deepEqual(w.pcscf.registrations()[0]!.sets.map((s) => s.role), ['temporary']);
+    assert.deepEqual(
+      w.pcscf.registrations()[0]!.sets.map((s) => s.role),
+      ['temporary'],
+    );
 
     const first = w.scscf.registers()[0]!;
     assert.equal(first.headers.has('Security-Client'), false);
@@ -45,7 +51,8 @@ test('full registration: 401 without ik/ck but with Security-Server; the S-CSCF 
 
     const second = w.scscf.registers()[1]!;
     assert.match(second.headers.get('Authorization')!, /integrity-protected="yes"/);
-    for (const h of ['Security-Client', 'Security-Verify', 'Security-Server', 'Require', 'Proxy-Require']) assert.equal(second.headers.has(h), false, h);
+    for (const h of ['Security-Client', 'Security-Verify', 'Security-Server', 'Require', 'Proxy-Require'])
+      assert.equal(second.headers.has(h), false, h);
     assert.equal(second.headers.get('Path'), `<sip:term@${LOOP}:${w.pcscf.port};lr>`);
 
     const [r] = w.pcscf.registrations();
@@ -56,7 +63,10 @@ test('full registration: 401 without ik/ck but with Security-Server; the S-CSCF 
     assert.equal(r!.sets[0]!.sas.length, 4);
     assert.equal(r!.ue.encap?.port, ue.backend.encapPort, 'port_Uenc learnt from the protected REGISTER');
     assert.doesNotMatch(JSON.stringify(w.pcscf.registrations()), /ikEsp|ckEsp|keys/);
-    assert.deepEqual(w.events.map((e) => e.name), ['sa-created', 'sa-promoted', 'registered']);
+    assert.deepEqual(
+      w.events.map((e) => e.name),
+      ['sa-created', 'sa-promoted', 'registered'],
+    );
   } finally {
     await w.close();
   }
@@ -115,7 +125,10 @@ test('a protected REGISTER under an SPI the P-CSCF never allocated is dropped by
     answer.catch(() => {});
     await eventually(() => w.pcBackend.counters.unknownSpi === 1, 'unknown-SPI drop counted');
     assert.equal(w.scscf.registers().length, 1, 'nothing forwarded');
-    assert.deepEqual(w.pcscf.registrations()[0]!.sets.map((s) => s.role), ['temporary']);
+    assert.deepEqual(
+      w.pcscf.registrations()[0]!.sets.map((s) => s.role),
+      ['temporary'],
+    );
   } finally {
     await w.close();
   }
@@ -162,9 +175,19 @@ test('re-registration: the new set becomes current; the old one goes only when i
     assert.equal(protectedContextOf(b.ctx)?.set, ue.current);
 
     let sets = w.pcscf.registrations()[0]!.sets;
-    assert.deepEqual(sets.map((s) => [s.id === oldId, s.role, s.inFlight]), [[false, 'current', 0], [true, 'old', 1]], 'old set kept: the MESSAGE is unanswered');
+    assert.deepEqual(
+      sets.map((s) => [s.id === oldId, s.role, s.inFlight]),
+      [
+        [false, 'current', 0],
+        [true, 'old', 1],
+      ],
+      'old set kept: the MESSAGE is unanswered',
+    );
     w.clock.advance(16 * T1); // below Timer F: the MESSAGE is still waiting for the S-CSCF
-    assert.ok(w.pcBackend.sets.some((s) => s.id === oldId), 'time alone does not remove it');
+    assert.ok(
+      w.pcBackend.sets.some((s) => s.id === oldId),
+      'time alone does not remove it',
+    );
     w.scscf.hold = false;
     w.scscf.release(200);
     const done = await inFlight;
@@ -172,7 +195,10 @@ test('re-registration: the new set becomes current; the old one goes only when i
     assert.equal(protectedContextOf(done.ctx)?.set, oldSet, 'the in-flight answer still comes over the old set');
     await eventually(() => !w.pcBackend.sets.some((s) => s.id === oldId), 'old set removed');
     sets = w.pcscf.registrations()[0]!.sets;
-    assert.deepEqual(sets.map((s) => s.role), ['current']);
+    assert.deepEqual(
+      sets.map((s) => s.role),
+      ['current'],
+    );
     assert.ok(w.named('sa-deleted').some((e) => e.set === oldId && /last transaction/.test(String(e.reason))));
     assert.equal((await ue.send('MESSAGE')).res.status, 200, 'the new set carries new requests');
   } finally {
@@ -236,7 +262,10 @@ test('issue 10 §2 leak: a temporary set the SAD sees expire first still leaves 
     await eventually(() => w.pcscf.registrations().every((r) => r.impi !== 'alice@ims.example.org'), 'alice forgotten');
     await eventually(() => w.named('sa-deleted').some((e) => e.set === aliceSet), 'sa-deleted for alice');
     assert.equal(w.named('sa-deleted').filter((e) => e.set === aliceSet).length, 1);
-    assert.deepEqual(w.pcBackend.sets.map((s) => s.config.ue.portC), [bob.portUc]);
+    assert.deepEqual(
+      w.pcBackend.sets.map((s) => s.config.ue.portC),
+      [bob.portUc],
+    );
   } finally {
     await w.close();
   }
@@ -308,10 +337,9 @@ test('admission: (UE IP, port_uc) already tied to a set ⇒ 403; no Security-Cli
   }
 });
 
-
 const BOB = { impi: 'bob@ims.example.org', impu: 'sip:bob@ims.example.org' };
 
-test('issue 10 §1: a REGISTER over A\'s current set with B\'s Authorization username and To (Expires 0) is refused 403; nothing forwarded; B and A untouched', async () => {
+test("issue 10 §1: a REGISTER over A's current set with B's Authorization username and To (Expires 0) is refused 403; nothing forwarded; B and A untouched", async () => {
   const w = await world();
   try {
     const alice = await w.ue();
@@ -330,7 +358,16 @@ test('issue 10 §1: a REGISTER over A\'s current set with B\'s Authorization use
     assert.equal((await alice.registerAs({ impi: BOB.impi, impu: 'sip:alice@ims.example.org', expires: 0 })).res.status, 403);
     assert.equal(w.scscf.registers().length, before, 'nothing reached the S-CSCF');
     assert.equal(w.pcBackend.sets.length, aliceSets, 'no SA set was deleted');
-    assert.deepEqual(w.pcscf.registrations().map((r) => [r.impi, r.state]).sort(), [['alice@ims.example.org', 'registered'], ['bob@ims.example.org', 'registered']]);
+    assert.deepEqual(
+      w.pcscf
+        .registrations()
+        .map((r) => [r.impi, r.state])
+        .sort(),
+      [
+        ['alice@ims.example.org', 'registered'],
+        ['bob@ims.example.org', 'registered'],
+      ],
+    );
     assert.equal((await alice.send('MESSAGE')).res.status, 200, 'A keeps working');
     assert.equal((await bob.send('MESSAGE')).res.status, 200, 'B keeps working');
     assert.equal(w.pcscf.counters.rejected['register-identity-mismatch'], 4);
@@ -339,7 +376,7 @@ test('issue 10 §1: a REGISTER over A\'s current set with B\'s Authorization use
   }
 });
 
-test('issue 10 §1: the protected REGISTER over A\'s temporary set naming B is refused 403; nothing forwarded; B\'s registration untouched', async () => {
+test("issue 10 §1: the protected REGISTER over A's temporary set naming B is refused 403; nothing forwarded; B's registration untouched", async () => {
   const w = await world();
   try {
     const bob = await w.ue(BOB);
@@ -447,7 +484,7 @@ test('issue 10 §2: past maxInFlightPerSource REGISTERs waiting at the S-CSCF, m
   }
 });
 
-test('a slow install for a replaced round cannot push out its successor\'s temporary set (installs run one at a time)', async () => {
+test("a slow install for a replaced round cannot push out its successor's temporary set (installs run one at a time)", async () => {
   const w = await world();
   try {
     // The backend's install waits for the test to let it through (as a netlink round trip may).
@@ -475,7 +512,7 @@ test('a slow install for a replaced round cannot push out its successor\'s tempo
     assert.equal(r2.res.status, 401);
     w.pcBackend.install = install;
     await second.acceptChallenge(r2.res);
-    assert.equal((await second.finish()).res.status, 200, 'the live round\'s temporary set survived');
+    assert.equal((await second.finish()).res.status, 200, "the live round's temporary set survived");
     await eventually(() => w.pcBackend.sets.length === 1, 'the stale set is gone');
   } finally {
     await w.close();

@@ -133,13 +133,17 @@ export class RegistrationTable {
   getOrNew(impi: string): Registration {
     let r = this.#byImpi.get(impi);
     if (!r) {
-      const reg: Registration = (r = new Registration(impi, new SaSlots({
-        backend: this.backend,
-        clock: this.clock,
-        onDropped: (set) => this.#dropped(reg, set),
-        onDeleted: (set, _event, reason, error) => this.emit('sa-deleted', { impi, set: set.id, reason, ...(error && { error: error.message }) }),
-        onSyncFailed: (set, error) => this.emit('sa-error', { impi, set: set.id, op: 'update-lifetime', error: error.message }),
-      })));
+      const reg: Registration = (r = new Registration(
+        impi,
+        new SaSlots({
+          backend: this.backend,
+          clock: this.clock,
+          onDropped: (set) => this.#dropped(reg, set),
+          onDeleted: (set, _event, reason, error) =>
+            this.emit('sa-deleted', { impi, set: set.id, reason, ...(error && { error: error.message }) }),
+          onSyncFailed: (set, error) => this.emit('sa-error', { impi, set: set.id, op: 'update-lifetime', error: error.message }),
+        }),
+      ));
     }
     return r;
   }
@@ -320,7 +324,16 @@ export class RegistrationTable {
       const k = impuKey(u);
       if (k !== undefined) this.#byImpu.set(k, reg);
     }
-    this.#indexed.set(reg, { contact: c, targets: s ? [targetKey(s.config.ue.ip, s.config.ue.portS), ...(s.config.ue.innerIp !== undefined ? [targetKey(s.config.ue.innerIp, s.config.ue.portS)] : [])] : [], impus: reg.impus.map(impuKey).filter((k): k is string => k !== undefined) });
+    this.#indexed.set(reg, {
+      contact: c,
+      targets: s
+        ? [
+            targetKey(s.config.ue.ip, s.config.ue.portS),
+            ...(s.config.ue.innerIp !== undefined ? [targetKey(s.config.ue.innerIp, s.config.ue.portS)] : []),
+          ]
+        : [],
+      impus: reg.impus.map(impuKey).filter((k): k is string => k !== undefined),
+    });
   }
   readonly #indexed = new Map<Registration, { contact: string | undefined; targets: string[]; impus: string[] }>();
 

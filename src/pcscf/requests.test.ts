@@ -9,7 +9,7 @@ import { createCancel, createRequest } from '../sip/builders.ts';
 import { LOOP } from './_test-kit.ts';
 import { eventually, world } from './_world.ts';
 
-test('identity checks: over UE A\'s set, claiming UE B\'s IMPU is refused; a good request gets P-Asserted-Identity and loses the P-CSCF Route', async () => {
+test("identity checks: over UE A's set, claiming UE B's IMPU is refused; a good request gets P-Asserted-Identity and loses the P-CSCF Route", async () => {
   const w = await world();
   try {
     const alice = await w.ue();
@@ -20,7 +20,7 @@ test('identity checks: over UE A\'s set, claiming UE B\'s IMPU is refused; a goo
     const spoof = await alice.send('MESSAGE', { from: 'sip:bob@ims.example.org' });
     assert.equal(spoof.res.status, 403);
     assert.match(spoof.res.headers.get('Warning')!, /SA set of another registration/);
-    assert.equal(protectedContextOf(spoof.ctx)?.set, alice.current, 'the refusal goes back over A\'s set');
+    assert.equal(protectedContextOf(spoof.ctx)?.set, alice.current, "the refusal goes back over A's set");
     const viaPpi = await alice.send('MESSAGE', { ppi: 'sip:bob@ims.example.org' });
     assert.equal(viaPpi.res.status, 403);
     assert.equal(w.pcscf.counters.rejected['other-registration-identity'], 2);
@@ -61,7 +61,7 @@ test('unprotected traffic: a datagram to a protected port is dropped and counted
   }
 });
 
-test('network-initiated request: over SA2 from port_pc with our Via, the UE\'s answer relayed; unknown contact ⇒ 404', async () => {
+test("network-initiated request: over SA2 from port_pc with our Via, the UE's answer relayed; unknown contact ⇒ 404", async () => {
   const w = await world();
   try {
     const ue = await w.ue();
@@ -104,12 +104,20 @@ test('INVITE: a CANCEL follows the forwarded INVITE (same branch); the ACK of a 
     const ok = await ue.sendOver(ue.current!, inv2);
     assert.equal(ok.res.status, 200);
     const ack = createRequest({
-      method: 'ACK', uri: inv2.uri, via: `SIP/2.0/UDP ${LOOP}:${ue.portUs};branch=z9hG4bKack${Date.now()}`,
-      from: inv2.headers.get('From')!, to: ok.res.headers.get('To')!, callId: inv2.headers.get('Call-ID')!, cseq: Number(inv2.headers.get('CSeq')!.split(' ')[0]),
+      method: 'ACK',
+      uri: inv2.uri,
+      via: `SIP/2.0/UDP ${LOOP}:${ue.portUs};branch=z9hG4bKack${Date.now()}`,
+      from: inv2.headers.get('From')!,
+      to: ok.res.headers.get('To')!,
+      callId: inv2.headers.get('Call-ID')!,
+      cseq: Number(inv2.headers.get('CSeq')!.split(' ')[0]),
     });
     ack.headers.set('CSeq', `${ack.headers.get('CSeq')!.split(' ')[0]} ACK`);
     const ep = await ue.endpoint(ue.portUc);
-    await ue.layer.sendStateless(ack, { transport: protectedTransport(ep, { set: ue.current! }), to: { address: LOOP, port: w.pcscf.portS } });
+    await ue.layer.sendStateless(ack, {
+      transport: protectedTransport(ep, { set: ue.current! }),
+      to: { address: LOOP, port: w.pcscf.portS },
+    });
     await eventually(() => w.scscf.requests.some((r) => r.method === 'ACK'), 'ACK forwarded');
   } finally {
     await w.close();

@@ -5,13 +5,30 @@ import assert from 'node:assert/strict';
 import { createRequest, createResponse } from '../sip/builders.ts';
 import { toHex } from '../util/bytes.ts';
 import {
-  addPath, assertIdentity, decrementMaxForwards, impiOf, markIntegrityProtected, popVia, pushVia, removeOwnRoutes, stripSecAgree, takeAkaKeys, warningValue,
+  addPath,
+  assertIdentity,
+  decrementMaxForwards,
+  impiOf,
+  markIntegrityProtected,
+  popVia,
+  pushVia,
+  removeOwnRoutes,
+  stripSecAgree,
+  takeAkaKeys,
+  warningValue,
 } from './rewrite.ts';
 
 function req(headers: [string, string][] = [], maxForwards?: number) {
   return createRequest({
-    method: 'REGISTER', uri: 'sip:ims.example.org', via: 'SIP/2.0/UDP 192.0.2.5:6001;branch=z9hG4bKr', from: '<sip:alice@ims.example.org>;tag=1',
-    to: '<sip:alice@ims.example.org>', callId: 'c1', cseq: 1, headers, ...(maxForwards !== undefined ? { maxForwards } : {}),
+    method: 'REGISTER',
+    uri: 'sip:ims.example.org',
+    via: 'SIP/2.0/UDP 192.0.2.5:6001;branch=z9hG4bKr',
+    from: '<sip:alice@ims.example.org>;tag=1',
+    to: '<sip:alice@ims.example.org>',
+    callId: 'c1',
+    cseq: 1,
+    headers,
+    ...(maxForwards !== undefined ? { maxForwards } : {}),
   });
 }
 
@@ -32,7 +49,9 @@ test('stripSecAgree: Security-* headers gone, sec-agree removed from Require / P
 });
 
 test('markIntegrityProtected and impiOf: the flag lands on every Digest Authorization, the username is the IMPI', () => {
-  const r = req([['Authorization', 'Digest username="alice@ims.example.org", realm="ims.example.org", uri="sip:ims.example.org", nonce="", response=""']]);
+  const r = req([
+    ['Authorization', 'Digest username="alice@ims.example.org", realm="ims.example.org", uri="sip:ims.example.org", nonce="", response=""'],
+  ]);
   assert.equal(impiOf(r), 'alice@ims.example.org');
   markIntegrityProtected(r, false);
   assert.match(r.headers.get('Authorization')!, /, integrity-protected="no"$/);
@@ -56,7 +75,10 @@ test('takeAkaKeys: returns ik/ck and removes them from every challenge; other pa
   assert.equal(toHex(keys!.ik), ik);
   assert.equal(toHex(keys!.ck), ck);
   const lines = res.headers.raw('WWW-Authenticate');
-  assert.deepEqual(lines, ['Digest realm="ims.example.org", nonce="bm9uY2U=", algorithm=AKAv1-MD5, qop="auth"', 'Digest realm="other", nonce="x"']);
+  assert.deepEqual(lines, [
+    'Digest realm="ims.example.org", nonce="bm9uY2U=", algorithm=AKAv1-MD5, qop="auth"',
+    'Digest realm="other", nonce="x"',
+  ]);
   assert.equal(takeAkaKeys(res), undefined, 'nothing left to take');
   const bad = createResponse(req(), 401, undefined, [['WWW-Authenticate', 'Digest realm="r", nonce="n", ik="zz", ck="00"']]);
   assert.equal(takeAkaKeys(bad), undefined);
@@ -65,7 +87,10 @@ test('takeAkaKeys: returns ik/ck and removes them from every challenge; other pa
 
 test('Route, Path, Via and Max-Forwards: own Route entries removed, Path on top, our Via on top and off again', () => {
   const r = req([['Route', '<sip:192.0.2.1:5066;lr>, <sip:orig@192.0.2.9:5060;lr>']], 1);
-  assert.equal(removeOwnRoutes(r, (u) => u.includes('192.0.2.1')), 1);
+  assert.equal(
+    removeOwnRoutes(r, (u) => u.includes('192.0.2.1')),
+    1,
+  );
   assert.deepEqual(r.headers.getAll('Route'), ['<sip:orig@192.0.2.9:5060;lr>']);
   addPath(r, 'sip:term@192.0.2.1:5060;lr');
   assert.equal(r.headers.get('Path'), '<sip:term@192.0.2.1:5060;lr>');
@@ -80,7 +105,10 @@ test('Route, Path, Via and Max-Forwards: own Route entries removed, Path on top,
 });
 
 test('assertIdentity: P-Preferred-Identity and any UE-supplied P-Asserted-Identity give way to ours; Warning text is quoted safely', () => {
-  const r = req([['P-Preferred-Identity', '<sip:alice@ims.example.org>'], ['P-Asserted-Identity', '<sip:boss@ims.example.org>']]);
+  const r = req([
+    ['P-Preferred-Identity', '<sip:alice@ims.example.org>'],
+    ['P-Asserted-Identity', '<sip:boss@ims.example.org>'],
+  ]);
   assertIdentity(r, 'sip:alice@ims.example.org');
   assert.equal(r.headers.has('P-Preferred-Identity'), false);
   assert.deepEqual(r.headers.getAll('P-Asserted-Identity'), ['<sip:alice@ims.example.org>']);

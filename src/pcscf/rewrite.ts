@@ -163,7 +163,10 @@ export function assertIdentity(req: SipRequest, identity: string): void {
 
 /** RFC 3261 §20.43: `399 host "text"` (399 = miscellaneous warning), for the reason of a refusal. */
 export function warningValue(host: string, text: string): string {
-  const clean = text.replace(/[\r\n]+/g, ' ').replace(/["\\]/g, (c) => `\\${c}`).slice(0, 240);
+  const clean = text
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/["\\]/g, (c) => `\\${c}`)
+    .slice(0, 240);
   return `399 ${formatHostPort(host)} "${clean}"`;
 }
 

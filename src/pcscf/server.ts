@@ -75,7 +75,14 @@ async function guardPort(address: string, port: number, onDatagram: (from: Sourc
     s.close();
     return undefined;
   }
-  s.on('message', guard('pcscf.protected-port', (m: Buffer, rinfo: { address: string; port: number }) => onDatagram({ address: rinfo.address, port: rinfo.port }), (m) => m.length));
+  s.on(
+    'message',
+    guard(
+      'pcscf.protected-port',
+      (m: Buffer, rinfo: { address: string; port: number }) => onDatagram({ address: rinfo.address, port: rinfo.port }),
+      (m) => m.length,
+    ),
+  );
   s.on('error', () => {});
   return s;
 }

@@ -36,7 +36,8 @@ export const PLAIN_KEYS: KeySealer = {
     return out;
   },
   open: (blob, rowKey) => {
-    if (blob[0] === SEALED) throw new StateKeyError(`state store: the keys of ${rowKey} are encrypted; give the key (--state-key-file or IMSEC_STATE_KEY)`);
+    if (blob[0] === SEALED)
+      throw new StateKeyError(`state store: the keys of ${rowKey} are encrypted; give the key (--state-key-file or IMSEC_STATE_KEY)`);
     if (blob[0] !== PLAIN) throw new StateKeyError(`state store: the keys of ${rowKey} are in an unknown format`);
     return blob.slice(1);
   },
@@ -57,7 +58,8 @@ export function aesGcmSealer(key: Uint8Array): KeySealer {
     },
     open(blob, rowKey) {
       if (blob[0] === PLAIN) return PLAIN_KEYS.open(blob, rowKey);
-      if (blob[0] !== SEALED || blob.length < 1 + 12 + 16) throw new StateKeyError(`state store: the keys of ${rowKey} are in an unknown format`);
+      if (blob[0] !== SEALED || blob.length < 1 + 12 + 16)
+        throw new StateKeyError(`state store: the keys of ${rowKey} are in an unknown format`);
       const d = createDecipheriv('aes-256-gcm', k, blob.subarray(1, 13));
       d.setAAD(Buffer.from(rowKey, 'utf8'));
       d.setAuthTag(blob.subarray(blob.length - 16));

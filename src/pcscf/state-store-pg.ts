@@ -6,7 +6,13 @@ import type { SaName } from '../ipsec/sa.ts';
 import type { SaSetRecord } from '../ipsec/sa-set-record.ts';
 import { SyncPg } from '../util/pg-sync.ts';
 import {
-  StateStoreError, type MarkWrite, type NodeInfo, type PcscfStateStore, type RegistrationRecord, type StoredRegistration, type StoredSet,
+  StateStoreError,
+  type MarkWrite,
+  type NodeInfo,
+  type PcscfStateStore,
+  type RegistrationRecord,
+  type StoredRegistration,
+  type StoredSet,
 } from './state-store.ts';
 
 const SCHEMA_VERSION = 1;
@@ -47,10 +53,14 @@ export class PgStateStore implements PcscfStateStore {
       this.#pg.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       this.#pg.query('CREATE TABLE IF NOT EXISTS imsec_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)');
       const v = this.#pg.query<{ version: number }>(`SELECT version FROM imsec_schema WHERE name = 'pcscf-state'`).rows[0]?.version ?? 0;
-      if (v > SCHEMA_VERSION) throw new StateStoreError('STATE_SCHEMA', `state store schema version ${v} is newer than this imsec (${SCHEMA_VERSION})`);
+      if (v > SCHEMA_VERSION)
+        throw new StateStoreError('STATE_SCHEMA', `state store schema version ${v} is newer than this imsec (${SCHEMA_VERSION})`);
       for (let i = v; i < SCHEMA_VERSION; i++) this.#pg.query(MIGRATIONS[i]!);
       if (v !== SCHEMA_VERSION) {
-        this.#pg.query(`INSERT INTO imsec_schema (name, version) VALUES ('pcscf-state', $1) ON CONFLICT (name) DO UPDATE SET version = $1`, [SCHEMA_VERSION]);
+        this.#pg.query(
+          `INSERT INTO imsec_schema (name, version) VALUES ('pcscf-state', $1) ON CONFLICT (name) DO UPDATE SET version = $1`,
+          [SCHEMA_VERSION],
+        );
       }
     });
   }
@@ -61,35 +71,60 @@ export class PgStateStore implements PcscfStateStore {
   }
 
   setNode(node: string, info: NodeInfo): void {
-    this.#pg.query('INSERT INTO pcscf_nodes (node, port_c, port_s) VALUES ($1, $2, $3) ON CONFLICT (node) DO UPDATE SET port_c = $2, port_s = $3', [node, info.portC, info.portS]);
+    this.#pg.query(
+      'INSERT INTO pcscf_nodes (node, port_c, port_s) VALUES ($1, $2, $3) ON CONFLICT (node) DO UPDATE SET port_c = $2, port_s = $3',
+      [node, info.portC, info.portS],
+    );
   }
 
   load(node: string): StoredRegistration[] {
     return this.#pg.transaction(() => {
       const marks = new Map<string, Record<string, number>>();
       const m = this.#pg.query<{ set_key: string; sa: string; mark: number }>(
-        'SELECT m.set_key, m.sa, m.mark FROM pcscf_seq_marks m JOIN pcscf_sa_sets s ON s.set_key = m.set_key WHERE s.node = $1', [node]);
+        'SELECT m.set_key, m.sa, m.mark FROM pcscf_seq_marks m JOIN pcscf_sa_sets s ON s.set_key = m.set_key WHERE s.node = $1',
+        [node],
+      );
       for (const r of m.rows) (marks.get(r.set_key) ?? marks.set(r.set_key, {}).get(r.set_key)!)[r.sa] = Number(r.mark);
       const sets = new Map<string, StoredSet[]>();
-      for (const s of this.#pg.query<{ set_key: string; impi: string; record: SaSetRecord; keys: Uint8Array }>('SELECT set_key, impi, record, keys FROM pcscf_sa_sets WHERE node = $1', [node]).rows) {
+      for (const s of this.#pg.query<{ set_key: string; impi: string; record: SaSetRecord; keys: Uint8Array }>(
+        'SELECT set_key, impi, record, keys FROM pcscf_sa_sets WHERE node = $1',
+        [node],
+      ).rows) {
         const list = sets.get(s.impi) ?? sets.set(s.impi, []).get(s.impi)!;
-        list.push({ key: s.set_key, record: s.record, keys: new Uint8Array(s.keys), marks: (marks.get(s.set_key) ?? {}) as Record<SaName, number> });
+        list.push({
+          key: s.set_key,
+          record: s.record,
+          keys: new Uint8Array(s.keys),
+          marks: (marks.get(s.set_key) ?? {}) as Record<SaName, number>,
+        });
       }
-      return this.#pg.query<{ impi: string; record: RegistrationRecord }>('SELECT impi, record FROM pcscf_registrations WHERE node = $1', [node]).rows.map((r) => ({
-        record: r.record,
-        sets: sets.get(r.impi) ?? [],
-      }));
+      return this.#pg
+        .query<{ impi: string; record: RegistrationRecord }>('SELECT impi, record FROM pcscf_registrations WHERE node = $1', [node])
+        .rows.map((r) => ({
+          record: r.record,
+          sets: sets.get(r.impi) ?? [],
+        }));
     });
   }
 
   put(node: string, reg: StoredRegistration): void {
     this.#pg.transaction(() => {
       const impi = reg.record.impi;
-      this.#pg.query('INSERT INTO pcscf_registrations (node, impi, record) VALUES ($1, $2, $3) ON CONFLICT (node, impi) DO UPDATE SET record = $3', [node, impi, JSON.stringify(reg.record)]);
+      this.#pg.query(
+        'INSERT INTO pcscf_registrations (node, impi, record) VALUES ($1, $2, $3) ON CONFLICT (node, impi) DO UPDATE SET record = $3',
+        [node, impi, JSON.stringify(reg.record)],
+      );
       this.#pg.query('DELETE FROM pcscf_sa_sets WHERE node = $1 AND impi = $2', [node, impi]);
       for (const s of reg.sets) {
-        this.#pg.query('INSERT INTO pcscf_sa_sets (set_key, node, impi, record, keys) VALUES ($1, $2, $3, $4, $5)', [s.key, node, impi, JSON.stringify(s.record), Buffer.from(s.keys)]);
-        for (const [sa, mark] of Object.entries(s.marks)) this.#pg.query('INSERT INTO pcscf_seq_marks (set_key, sa, mark) VALUES ($1, $2, $3)', [s.key, sa, mark]);
+        this.#pg.query('INSERT INTO pcscf_sa_sets (set_key, node, impi, record, keys) VALUES ($1, $2, $3, $4, $5)', [
+          s.key,
+          node,
+          impi,
+          JSON.stringify(s.record),
+          Buffer.from(s.keys),
+        ]);
+        for (const [sa, mark] of Object.entries(s.marks))
+          this.#pg.query('INSERT INTO pcscf_seq_marks (set_key, sa, mark) VALUES ($1, $2, $3)', [s.key, sa, mark]);
       }
     });
   }

@@ -8,7 +8,14 @@ import { createRequire } from 'node:module';
 import type { SaName } from '../ipsec/sa.ts';
 import type { SaSetRecord } from '../ipsec/sa-set-record.ts';
 import {
-  parseJsonColumn, StateStoreError, type MarkWrite, type NodeInfo, type PcscfStateStore, type RegistrationRecord, type StoredRegistration, type StoredSet,
+  parseJsonColumn,
+  StateStoreError,
+  type MarkWrite,
+  type NodeInfo,
+  type PcscfStateStore,
+  type RegistrationRecord,
+  type StoredRegistration,
+  type StoredSet,
 } from './state-store.ts';
 
 interface Statement {
@@ -45,7 +52,10 @@ const MIGRATIONS = [
 export class SqliteStateStore implements PcscfStateStore {
   readonly kind = 'sqlite' as const;
   readonly #db: Database;
-  readonly #st: Record<'node' | 'setNode' | 'regs' | 'sets' | 'marks' | 'putReg' | 'delSets' | 'putSet' | 'putMark' | 'delReg' | 'mark', Statement>;
+  readonly #st: Record<
+    'node' | 'setNode' | 'regs' | 'sets' | 'marks' | 'putReg' | 'delSets' | 'putSet' | 'putMark' | 'delReg' | 'mark',
+    Statement
+  >;
 
   /** Opens (creating owner-only if needed) the store at `path`, or an in-memory one for ':memory:'. */
   constructor(path: string, opts: { busyTimeoutMs?: number } = {}) {
@@ -59,11 +69,15 @@ export class SqliteStateStore implements PcscfStateStore {
       const p = (sql: string) => this.#db.prepare(sql);
       this.#st = {
         node: p('SELECT port_c, port_s FROM nodes WHERE node = ?'),
-        setNode: p('INSERT INTO nodes (node, port_c, port_s) VALUES (?, ?, ?) ON CONFLICT (node) DO UPDATE SET port_c = excluded.port_c, port_s = excluded.port_s'),
+        setNode: p(
+          'INSERT INTO nodes (node, port_c, port_s) VALUES (?, ?, ?) ON CONFLICT (node) DO UPDATE SET port_c = excluded.port_c, port_s = excluded.port_s',
+        ),
         regs: p('SELECT impi, record FROM registrations WHERE node = ?'),
         sets: p('SELECT set_key, impi, record, keys FROM sa_sets WHERE node = ?'),
         marks: p('SELECT m.set_key, m.sa, m.mark FROM seq_marks m JOIN sa_sets s ON s.set_key = m.set_key WHERE s.node = ?'),
-        putReg: p('INSERT INTO registrations (node, impi, record) VALUES (?, ?, ?) ON CONFLICT (node, impi) DO UPDATE SET record = excluded.record'),
+        putReg: p(
+          'INSERT INTO registrations (node, impi, record) VALUES (?, ?, ?) ON CONFLICT (node, impi) DO UPDATE SET record = excluded.record',
+        ),
         delSets: p('DELETE FROM sa_sets WHERE node = ? AND impi = ?'),
         putSet: p('INSERT INTO sa_sets (set_key, node, impi, record, keys) VALUES (?, ?, ?, ?, ?)'),
         putMark: p('INSERT INTO seq_marks (set_key, sa, mark) VALUES (?, ?, ?)'),
@@ -80,7 +94,8 @@ export class SqliteStateStore implements PcscfStateStore {
     this.#db
       .transaction(() => {
         const v = this.#db.pragma('user_version', { simple: true }) as number;
-        if (v > SCHEMA_VERSION) throw new StateStoreError('STATE_SCHEMA', `state store schema version ${v} is newer than this imsec (${SCHEMA_VERSION})`);
+        if (v > SCHEMA_VERSION)
+          throw new StateStoreError('STATE_SCHEMA', `state store schema version ${v} is newer than this imsec (${SCHEMA_VERSION})`);
         for (let i = v; i < SCHEMA_VERSION; i++) this.#db.exec(MIGRATIONS[i]!);
         if (v !== SCHEMA_VERSION) this.#db.pragma(`user_version = ${SCHEMA_VERSION}`);
       })
@@ -99,11 +114,17 @@ export class SqliteStateStore implements PcscfStateStore {
   load(node: string): StoredRegistration[] {
     return this.#db.transaction(() => {
       const marks = new Map<string, Record<string, number>>();
-      for (const m of this.#st.marks.all(node) as { set_key: string; sa: string; mark: number }[]) (marks.get(m.set_key) ?? marks.set(m.set_key, {}).get(m.set_key)!)[m.sa] = m.mark;
+      for (const m of this.#st.marks.all(node) as { set_key: string; sa: string; mark: number }[])
+        (marks.get(m.set_key) ?? marks.set(m.set_key, {}).get(m.set_key)!)[m.sa] = m.mark;
       const sets = new Map<string, StoredSet[]>();
       for (const s of this.#st.sets.all(node) as { set_key: string; impi: string; record: string; keys: Uint8Array }[]) {
         const list = sets.get(s.impi) ?? sets.set(s.impi, []).get(s.impi)!;
-        list.push({ key: s.set_key, record: parseJsonColumn<SaSetRecord>(s.record, `set ${s.set_key}`), keys: new Uint8Array(s.keys), marks: (marks.get(s.set_key) ?? {}) as Record<SaName, number> });
+        list.push({
+          key: s.set_key,
+          record: parseJsonColumn<SaSetRecord>(s.record, `set ${s.set_key}`),
+          keys: new Uint8Array(s.keys),
+          marks: (marks.get(s.set_key) ?? {}) as Record<SaName, number>,
+        });
       }
       return (this.#st.regs.all(node) as { impi: string; record: string }[]).map((r) => ({
         record: parseJsonColumn<RegistrationRecord>(r.record, `registration ${r.impi}`),

@@ -34,8 +34,22 @@ function registration(impi: string, sealer = PLAIN_KEYS): { stored: StoredRegist
   return {
     ik: saSetKeys(pcscf).ikEsp,
     stored: {
-      record: { v: 1, impi, expiresAt: 123, lifetime: 456, bound: { impus: [`sip:${impi}`], serviceRoute: ['<sip:orig@192.0.2.30;lr>'] }, encap: { address: '192.0.2.10', port: 4501 } },
-      sets: [{ key, record: saSetRecord(pcscf), keys: sealer.seal(encodeKeys(saSetKeys(pcscf)), key), marks: { SA1: 1, SA2: 1025, SA3: 1024, SA4: 0 } }],
+      record: {
+        v: 1,
+        impi,
+        expiresAt: 123,
+        lifetime: 456,
+        bound: { impus: [`sip:${impi}`], serviceRoute: ['<sip:orig@192.0.2.30;lr>'] },
+        encap: { address: '192.0.2.10', port: 4501 },
+      },
+      sets: [
+        {
+          key,
+          record: saSetRecord(pcscf),
+          keys: sealer.seal(encodeKeys(saSetKeys(pcscf)), key),
+          marks: { SA1: 1, SA2: 1025, SA3: 1024, SA4: 0 },
+        },
+      ],
     },
   };
 }
@@ -59,16 +73,31 @@ function rules(store: PcscfStateStore): void {
   assert.deepEqual(saSetKeys(set).ikEsp, a.ik);
   assert.equal(set.state, 'current');
   // Marks in one batch; a mark of a set no longer stored is ignored.
-  store.writeMarks([{ setKey: la.sets[0]!.key, sa: 'SA1', mark: 9 }, { setKey: la.sets[0]!.key, sa: 'SA2', mark: 2049 }, { setKey: 'gone|1|2', sa: 'SA1', mark: 5 }]);
+  store.writeMarks([
+    { setKey: la.sets[0]!.key, sa: 'SA1', mark: 9 },
+    { setKey: la.sets[0]!.key, sa: 'SA2', mark: 2049 },
+    { setKey: 'gone|1|2', sa: 'SA1', mark: 5 },
+  ]);
   store.writeMarks([{ setKey: la.sets[0]!.key, sa: 'SA4', mark: 3 }]);
-  assert.deepEqual(store.load(NODE).find((r) => r.record.impi === 'alice@example.org')!.sets[0]!.marks, { SA1: 9, SA2: 2049, SA3: 1024, SA4: 3 });
+  assert.deepEqual(store.load(NODE).find((r) => r.record.impi === 'alice@example.org')!.sets[0]!.marks, {
+    SA1: 9,
+    SA2: 2049,
+    SA3: 1024,
+    SA4: 3,
+  });
   // put replaces the sets of that registration (an old one gone, a new current one).
   const again = registration('alice@example.org');
   store.put(NODE, again.stored);
   const sets = store.load(NODE).find((r) => r.record.impi === 'alice@example.org')!.sets;
-  assert.deepEqual(sets.map((s) => s.key), again.stored.sets.map((s) => s.key));
+  assert.deepEqual(
+    sets.map((s) => s.key),
+    again.stored.sets.map((s) => s.key),
+  );
   store.remove(NODE, 'alice@example.org');
-  assert.deepEqual(store.load(NODE).map((r) => r.record.impi), ['bob@example.org']);
+  assert.deepEqual(
+    store.load(NODE).map((r) => r.record.impi),
+    ['bob@example.org'],
+  );
   assert.equal(store.load('198.51.100.1:5060').length, 1);
 }
 
@@ -108,7 +137,13 @@ test('keys sealed with AES-256-GCM: not in the file, bound to their row, wrong k
   store.put(NODE, stored);
   store.close();
   const file = readFileSync(path);
-  const wal = (() => { try { return readFileSync(`${path}-wal`); } catch { return Buffer.alloc(0); } })();
+  const wal = (() => {
+    try {
+      return readFileSync(`${path}-wal`);
+    } catch {
+      return Buffer.alloc(0);
+    }
+  })();
   assert.equal(Buffer.concat([file, wal]).includes(Buffer.from(ik)), false, 'IK_ESP in clear in the store');
   const s = new SqliteStateStore(path);
   const row = s.load(NODE)[0]!.sets[0]!;

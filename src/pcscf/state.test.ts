@@ -14,7 +14,11 @@ import { PcscfState } from './state.ts';
 
 const NODE = '192.0.2.20:5060';
 const record = (expiresAt: number): RegistrationRecord => ({
-  v: 1, impi: 'alice@example.org', expiresAt, lifetime: expiresAt + 30_000, encap: { address: '192.0.2.10', port: 4501 },
+  v: 1,
+  impi: 'alice@example.org',
+  expiresAt,
+  lifetime: expiresAt + 30_000,
+  encap: { address: '192.0.2.10', port: 4501 },
   bound: { impus: ['sip:alice@example.org'], serviceRoute: ['<sip:orig@192.0.2.30;lr>'] },
 });
 
@@ -58,14 +62,24 @@ test('save, SIGKILL, load: times carried over in wall time, keys unsealed, seque
   const sad = new Sad({ now: () => 0 });
   sad.install(back.set);
   for (const esp of captured.slice(-70)) {
-    assert.equal(sad.receiveEsp({ src: ue.config.ue.ip, dst: ue.config.pcscf.ip, encap: { srcPort: 4500, dstPort: 4500 }, esp }).ok, false, 'a replay was accepted');
+    assert.equal(
+      sad.receiveEsp({ src: ue.config.ue.ip, dst: ue.config.pcscf.ip, encap: { srcPort: 4500, dstPort: 4500 }, esp }).ok,
+      false,
+      'a replay was accepted',
+    );
   }
   sad.send(back.set, back.set.config.pcscf.portC, back.set.config.ue.portS, new Uint8Array(1));
   assert.ok(back.set.sas.SA2.seq > 500, `outbound resumed at ${back.set.sas.SA2.seq}, past 500`);
   // The UE goes on: its next packet is fresh and accepted (it sent 500; the mark is within one block).
   let ok = false;
-  for (let i = 0; i < 8 && !ok; i++) ok = sad.receiveEsp({ src: ue.config.ue.ip, dst: ue.config.pcscf.ip, encap: { srcPort: 4500, dstPort: 4500 }, esp: ueSad.send(ue, ue.config.ue.portC, ue.config.pcscf.portS, new Uint8Array(5)).udpPayload }).ok;
-  assert.ok(ok, 'the UE\'s fresh packets get through within one inbound block');
+  for (let i = 0; i < 8 && !ok; i++)
+    ok = sad.receiveEsp({
+      src: ue.config.ue.ip,
+      dst: ue.config.pcscf.ip,
+      encap: { srcPort: 4500, dstPort: 4500 },
+      esp: ueSad.send(ue, ue.config.ue.portC, ue.config.pcscf.portS, new Uint8Array(5)).udpPayload,
+    }).ok;
+  assert.ok(ok, "the UE's fresh packets get through within one inbound block");
   s1.marks.close();
   s2.close();
 });

@@ -98,7 +98,11 @@ export class PcscfState {
       }
       const keys = decodeKeys(this.#o.sealer.open(s.keys, s.key));
       // A fresh id: the new process numbers its own sets from 1 again.
-      const rec: SaSetRecord = { ...s.record, id: `${r.record.impi}#r${++restored}`, ...(s.record.expiresAt !== undefined && { expiresAt: this.fromWall(s.record.expiresAt) }) };
+      const rec: SaSetRecord = {
+        ...s.record,
+        id: `${r.record.impi}#r${++restored}`,
+        ...(s.record.expiresAt !== undefined && { expiresAt: this.fromWall(s.record.expiresAt) }),
+      };
       const set = restoreSaSet(rec, keys, s.marks);
       keys.ikEsp.fill(0);
       keys.ckEsp.fill(0);
@@ -123,7 +127,14 @@ export class PcscfState {
     const r = saSetRecord(set);
     const row = {
       record: { ...record, expiresAt: this.toWall(record.expiresAt), lifetime: this.toWall(record.lifetime) },
-      sets: [{ key, record: { ...r, ...(r.expiresAt !== undefined && { expiresAt: this.toWall(r.expiresAt) }) }, keys: this.#o.sealer.seal(encodeKeys(saSetKeys(set)), key), marks }],
+      sets: [
+        {
+          key,
+          record: { ...r, ...(r.expiresAt !== undefined && { expiresAt: this.toWall(r.expiresAt) }) },
+          keys: this.#o.sealer.seal(encodeKeys(saSetKeys(set)), key),
+          marks,
+        },
+      ],
     };
     this.#enqueue(`registration ${record.impi}`, () => this.#o.store.put(this.#o.node, row));
     // Tracked at once: until the put is written nothing of this set can be restored, so numbers

@@ -17,7 +17,13 @@ export class PcscfTcp {
   private constructor() {}
 
   /** Undefined when the backend carries UDP only (the userspace backend). */
-  static async open(backend: IpsecBackend, address: string, portC: number, portS: number, onReceive: ReceiveHandler): Promise<PcscfTcp | undefined> {
+  static async open(
+    backend: IpsecBackend,
+    address: string,
+    portC: number,
+    portS: number,
+    onReceive: ReceiveHandler,
+  ): Promise<PcscfTcp | undefined> {
     if (!backend.openTcp) return undefined;
     const t = new PcscfTcp();
     const receive: ReceiveHandler = (bytes, ctx) => {

@@ -117,7 +117,14 @@ export interface Source {
 
 /** Events the P-CSCF emits, by name, with their payloads (never keys). */
 export interface PcscfEvents {
-  'sa-created': { impi: string; set: string; mode: string; alg: string; ealg: string; spis: { uc: number; us: number; pc: number; ps: number } };
+  'sa-created': {
+    impi: string;
+    set: string;
+    mode: string;
+    alg: string;
+    ealg: string;
+    spis: { uc: number; us: number; pc: number; ps: number };
+  };
   'sa-promoted': { impi: string; set: string; previous?: string };
   /** Once per set, after the backend removal; `error` when the backend failed to remove it (never ignored). */
   'sa-deleted': { impi: string; set: string; reason: string; error?: string };

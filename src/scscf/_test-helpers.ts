@@ -2,11 +2,29 @@
 // two subscribers, a fake P-CSCF that forwards hand-built requests per the message contract
 // (ARCHITECTURE.md), and the UE side of Digest AKA computed with the aka layer's Usim.
 import {
-  buildDigestHeader, digestResponse, getParam, parseDigestHeaderOrThrow, parseNonceOrThrow, serializeDigestHeader, Usim, type UsimOptions,
+  buildDigestHeader,
+  digestResponse,
+  getParam,
+  parseDigestHeaderOrThrow,
+  parseNonceOrThrow,
+  serializeDigestHeader,
+  Usim,
+  type UsimOptions,
 } from '../aka/index.ts';
 import {
-  createRequest, createResponse, ManualClock, MemoryNetwork, newBranch, newCallId, newTag, TransactionLayer,
-  type Clock, type ServerTransaction, type SipRequest, type SipResponse, type SipTransport,
+  createRequest,
+  createResponse,
+  ManualClock,
+  MemoryNetwork,
+  newBranch,
+  newCallId,
+  newTag,
+  TransactionLayer,
+  type Clock,
+  type ServerTransaction,
+  type SipRequest,
+  type SipResponse,
+  type SipTransport,
 } from '../sip/index.ts';
 import { fromHex, toBase64 } from '../util/bytes.ts';
 import { HssStore } from './hss-store.ts';
@@ -20,8 +38,20 @@ export const PCSCF = { address: '10.0.0.4', port: 5060 };
 export const PATH = `<sip:term@${PCSCF.address}:${PCSCF.port};lr>`;
 
 // TS 35.208 Test Sets 1 and 2 keys.
-export const ALICE = { impi: 'alice@ims.example', impus: ['sip:alice@ims.example', 'tel:+15550100'], k: '465b5ce8b199b49faa5f0a2ee238a6bc', op: 'cdc202d5123e20f62b6d676ac72cb318', ue: { address: '10.0.0.2', port: 5062 } };
-export const BOB = { impi: 'bob@ims.example', impus: ['sip:bob@ims.example'], k: '0396eb317b6d1c36f19c1c84cd6ffd16', op: 'ff9bb4d0b607ac3f1d54e37a1a1e8aa9', ue: { address: '10.0.0.3', port: 5072 } };
+export const ALICE = {
+  impi: 'alice@ims.example',
+  impus: ['sip:alice@ims.example', 'tel:+15550100'],
+  k: '465b5ce8b199b49faa5f0a2ee238a6bc',
+  op: 'cdc202d5123e20f62b6d676ac72cb318',
+  ue: { address: '10.0.0.2', port: 5062 },
+};
+export const BOB = {
+  impi: 'bob@ims.example',
+  impus: ['sip:bob@ims.example'],
+  k: '0396eb317b6d1c36f19c1c84cd6ffd16',
+  op: 'ff9bb4d0b607ac3f1d54e37a1a1e8aa9',
+  ue: { address: '10.0.0.3', port: 5072 },
+};
 export type User = typeof ALICE;
 
 export function usimOf(u: User, opts: Partial<UsimOptions> = {}): Usim {
@@ -64,10 +94,14 @@ export class FakePcscf {
   send(req: SipRequest, to: { readonly address: string; readonly port: number } = this.scscf): Promise<SipResponse> {
     req.headers.prepend('Via', `SIP/2.0/UDP ${this.self.address}:${this.self.port};branch=${newBranch()}`);
     return new Promise((resolve, reject) => {
-      this.layer.sendRequest(req, { transport: this.transport, to }, {
-        onResponse: (res) => res.status >= 200 && resolve(res),
-        onTimeout: () => reject(new Error('timeout')),
-      });
+      this.layer.sendRequest(
+        req,
+        { transport: this.transport, to },
+        {
+          onResponse: (res) => res.status >= 200 && resolve(res),
+          onTimeout: () => reject(new Error('timeout')),
+        },
+      );
     });
   }
 }
@@ -80,8 +114,13 @@ export async function setup(opts: Partial<ScscfOptions> = {}) {
   const hss = new Hss(store);
   const events: ScscfEvent[] = [];
   const scscf = await Scscf.start({
-    ...SCSCF, domain: DOMAIN, hss, clock, onEvent: (e) => events.push(e),
-    transport: (onReceive) => net.bind({ ...SCSCF, onReceive }), ...opts,
+    ...SCSCF,
+    domain: DOMAIN,
+    hss,
+    clock,
+    onEvent: (e) => events.push(e),
+    transport: (onReceive) => net.bind({ ...SCSCF, onReceive }),
+    ...opts,
   });
   const pcscf = new FakePcscf(clock);
   pcscf.transport = net.bind({ ...PCSCF, onReceive: (b, c) => pcscf.layer.receive(b, c) });
@@ -107,13 +146,30 @@ export class UeSide {
   register(p: RegisterParams = {}): SipRequest {
     const u = p.user ?? ALICE;
     const impu = p.impu ?? u.impus[0]!;
-    const headers: [string, string][] = [['Contact', `<sip:${impu.replace(/^sip:|@.*$/g, '')}@${u.ue.address}:${u.ue.port}>${p.expires === undefined ? '' : `;expires=${p.expires}`}`], ['Path', this.pcscf.path], ['Supported', 'path']];
+    const headers: [string, string][] = [
+      [
+        'Contact',
+        `<sip:${impu.replace(/^sip:|@.*$/g, '')}@${u.ue.address}:${u.ue.port}>${p.expires === undefined ? '' : `;expires=${p.expires}`}`,
+      ],
+      ['Path', this.pcscf.path],
+      ['Supported', 'path'],
+    ];
     const auth = 'auth' in p ? p.auth : { username: u.impi, realm: DOMAIN, uri: `sip:${DOMAIN}`, nonce: '', response: '' };
-    if (auth) headers.push(['Authorization', serializeDigestHeader(buildDigestHeader({ ...auth, 'integrity-protected': p.integrityProtected ?? 'no' }))]);
+    if (auth)
+      headers.push([
+        'Authorization',
+        serializeDigestHeader(buildDigestHeader({ ...auth, 'integrity-protected': p.integrityProtected ?? 'no' })),
+      ]);
     return createRequest({
-      method: 'REGISTER', uri: `sip:${DOMAIN}`,
+      method: 'REGISTER',
+      uri: `sip:${DOMAIN}`,
       via: `SIP/2.0/UDP ${u.ue.address}:${u.ue.port};received=${u.ue.address};rport=${u.ue.port};branch=${newBranch()}`,
-      from: `<${impu}>;tag=${newTag()}`, to: `<${impu}>`, callId: p.callId ?? newCallId(u.ue.address), cseq: p.cseq ?? 1, maxForwards: 69, headers,
+      from: `<${impu}>;tag=${newTag()}`,
+      to: `<${impu}>`,
+      callId: p.callId ?? newCallId(u.ue.address),
+      cseq: p.cseq ?? 1,
+      maxForwards: 69,
+      headers,
     });
   }
 
@@ -123,7 +179,16 @@ export class UeSide {
     const nonce = getParam(www, 'nonce')!;
     const { rand, autn } = parseNonceOrThrow(nonce);
     const r = usim.respond(rand, autn);
-    const base = { username: u.impi, realm: DOMAIN, uri: `sip:${DOMAIN}`, nonce, algorithm: 'AKAv1-MD5', qop: 'auth', nc: '00000001', cnonce: 'c0ffee' };
+    const base = {
+      username: u.impi,
+      realm: DOMAIN,
+      uri: `sip:${DOMAIN}`,
+      nonce,
+      algorithm: 'AKAv1-MD5',
+      qop: 'auth',
+      nc: '00000001',
+      cnonce: 'c0ffee',
+    };
     if (r.result === 'sync_failure') {
       const response = digestResponse({ ...base, method: 'REGISTER', algorithm: 'AKAv1-MD5', qop: 'auth', res: new Uint8Array(0) });
       return { ...base, response, auts: toBase64(r.auts), ...over };
@@ -137,7 +202,9 @@ export class UeSide {
   async registerFully(usim: Usim, p: RegisterParams = {}): Promise<{ challenge: SipResponse; final: SipResponse }> {
     const callId = p.callId ?? newCallId();
     const challenge = await this.pcscf.send(this.register({ ...p, callId }));
-    const final = await this.pcscf.send(this.register({ ...p, callId, cseq: 2, auth: this.answer(challenge, usim, p.user), integrityProtected: 'yes' }));
+    const final = await this.pcscf.send(
+      this.register({ ...p, callId, cseq: 2, auth: this.answer(challenge, usim, p.user), integrityProtected: 'yes' }),
+    );
     return { challenge, final };
   }
 }

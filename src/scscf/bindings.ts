@@ -75,7 +75,14 @@ export class BindingTable {
     const refresh = this.#remove(reg.impi) !== undefined;
     for (const impu of reg.impus) {
       // An IMPU belongs to one IMPI in our HSS; should another registration hold it, the newest wins.
-      const b: Binding = Object.freeze({ impu, impi: reg.impi, contact: reg.contact, path: Object.freeze([...reg.path]), expiresAt: reg.expiresAt, callId: reg.callId });
+      const b: Binding = Object.freeze({
+        impu,
+        impi: reg.impi,
+        contact: reg.contact,
+        path: Object.freeze([...reg.path]),
+        expiresAt: reg.expiresAt,
+        callId: reg.callId,
+      });
       this.#view.set(impu, b);
       this.#byKey.set(impuKey(impu), b);
     }

@@ -67,8 +67,19 @@ export interface ScscfCounters {
 
 export function newCounters(): ScscfCounters {
   return {
-    registers: 0, challenges: 0, registrations: 0, reRegistrations: 0, deregistrations: 0, expirations: 0,
-    authFailures: 0, resyncs: 0, proxied: 0, answered: 0, rejected: 0, networkRequests: 0, internalErrors: 0,
+    registers: 0,
+    challenges: 0,
+    registrations: 0,
+    reRegistrations: 0,
+    deregistrations: 0,
+    expirations: 0,
+    authFailures: 0,
+    resyncs: 0,
+    proxied: 0,
+    answered: 0,
+    rejected: 0,
+    networkRequests: 0,
+    internalErrors: 0,
   };
 }
 

@@ -26,7 +26,7 @@ const OPC = fromHex('cd63cb71954a9f4e48a5994e37a02baf');
 const AMF = fromHex('8000');
 const sub = (impi: string, impus = [`sip:${impi}`]) => ({ impi, impus, k: K, opc: OPC, amf: AMF });
 
-test('the SQLite store\'s rules: add, look up, list, duplicates, remove; the migration runs once', { skip }, () => {
+test("the SQLite store's rules: add, look up, list, duplicates, remove; the migration runs once", { skip }, () => {
   const url = srv().database('rules');
   const a = new PgHssStore(url);
   const b = new PgHssStore(url); // a second start: the schema is there, nothing is redone
@@ -38,16 +38,31 @@ test('the SQLite store\'s rules: add, look up, list, duplicates, remove; the mig
     assert.equal(b.findByImpu('tel:+15551234')!.impi, 'alice@ims.example');
     assert.equal(b.findByImpu('tel:+1')?.impi, undefined);
     assert.equal(b.get('alice@ims.example')!.sqn, 0x20);
-    assert.throws(() => b.add(sub('alice@ims.example')), (e) => e instanceof HssStoreError && e.code === 'HSS_DUPLICATE_IMPI');
-    assert.throws(() => b.add(sub('bob@ims.example', ['tel:+15551234'])), (e) => e instanceof HssStoreError && e.code === 'HSS_DUPLICATE_IMPU');
+    assert.throws(
+      () => b.add(sub('alice@ims.example')),
+      (e) => e instanceof HssStoreError && e.code === 'HSS_DUPLICATE_IMPI',
+    );
+    assert.throws(
+      () => b.add(sub('bob@ims.example', ['tel:+15551234'])),
+      (e) => e instanceof HssStoreError && e.code === 'HSS_DUPLICATE_IMPU',
+    );
     assert.equal(b.get('bob@ims.example'), undefined, 'the failed add left nothing behind');
-    assert.throws(() => b.add({ ...sub('x@y'), k: new Uint8Array(3) }), (e) => e instanceof HssStoreError && e.code === 'HSS_BAD_SUBSCRIBER');
+    assert.throws(
+      () => b.add({ ...sub('x@y'), k: new Uint8Array(3) }),
+      (e) => e instanceof HssStoreError && e.code === 'HSS_BAD_SUBSCRIBER',
+    );
     assert.equal(a.addMany([sub('c@x'), sub('b@x')]), 2);
     assert.throws(() => a.addMany([sub('d@x'), sub('c@x')]), HssStoreError);
     assert.equal(a.get('d@x'), undefined, 'addMany is all or none');
-    assert.deepEqual(a.list().map((x) => x.impi), ['alice@ims.example', 'b@x', 'c@x']);
+    assert.deepEqual(
+      a.list().map((x) => x.impi),
+      ['alice@ims.example', 'b@x', 'c@x'],
+    );
     assert.equal(a.count(), 3);
-    assert.throws(() => a.nextSqn('nobody@x'), (e) => e instanceof HssStoreError && e.code === 'HSS_UNKNOWN_IMPI');
+    assert.throws(
+      () => a.nextSqn('nobody@x'),
+      (e) => e instanceof HssStoreError && e.code === 'HSS_UNKNOWN_IMPI',
+    );
     assert.equal(a.remove('c@x'), true);
     assert.equal(a.remove('c@x'), false);
     assert.equal(a.findByImpu('sip:c@x'), undefined, 'IMPUs go with their subscriber');
@@ -66,7 +81,10 @@ test('a store newer than this imsec is refused, not altered', { skip }, () => {
   s.close();
   const bump = spawnSql(url, `UPDATE imsec_schema SET version = 99 WHERE name = 'hss'`);
   assert.equal(bump, 0);
-  assert.throws(() => new PgHssStore(url), (e) => e instanceof HssStoreError && e.code === 'HSS_SCHEMA');
+  assert.throws(
+    () => new PgHssStore(url),
+    (e) => e instanceof HssStoreError && e.code === 'HSS_SCHEMA',
+  );
 });
 
 function spawnSql(url: string, sql: string): number {
@@ -100,39 +118,54 @@ process.stdin.once('data', () => {
     out += d;
     if (out.startsWith('ready\n')) onReady();
   });
-  const done = new Promise<string>((resolve, reject) => p.on('exit', (c) => (c === 0 ? resolve(out.slice(6).trim()) : reject(new Error(`child exited ${c}: ${err}`)))));
+  const done = new Promise<string>((resolve, reject) =>
+    p.on('exit', (c) => (c === 0 ? resolve(out.slice(6).trim()) : reject(new Error(`child exited ${c}: ${err}`)))),
+  );
   return { ready, go: () => p.stdin.write('go\n'), done };
 }
 
-test('4 processes draw 10 000 vectors at once: every SQN distinct, together exactly the Annex C sequence, each process in order', { skip, timeout: 300_000 }, async () => {
-  const url = srv().database('race');
-  const s = new PgHssStore(url);
-  const start = 0x1234 << 5;
-  s.add({ ...sub('race@ims.example'), sqn: start });
-  s.close();
-  const PER = 2500;
-  const kids = Array.from({ length: 4 }, () => child(url, `const a = []; for (let i = 0; i < ${PER}; i++) a.push(sqnFromBytes(hss.authenticate('race@ims.example', 1)[0].sqn)); return a;`));
-  await Promise.all(kids.map((k) => k.ready));
-  for (const k of kids) k.go();
-  const drawn = (await Promise.all(kids.map((k) => k.done))).map((o) => JSON.parse(o) as number[]);
-  const all = drawn.flat();
-  assert.equal(all.length, 4 * PER);
-  assert.equal(new Set(all).size, all.length, 'no SQN issued twice');
-  // The Annex C generator from the provisioned value, 10 000 steps: SEQ + 1 each time, IND cycling.
-  const expected: number[] = [];
-  for (let q = start, i = 0; i < all.length; i++) expected.push((q = nextSqnAfter(q, 5)));
-  const index = new Map(expected.map((q, i) => [q, i]));
-  assert.ok(all.every((q) => index.has(q)), 'only values of the sequence');
-  for (const mine of drawn) {
-    for (let i = 1; i < mine.length; i++) assert.ok(index.get(mine[i]!)! > index.get(mine[i - 1]!)!, 'each process sees the sequence move forward');
-  }
-  // They really ran interleaved (otherwise this test would prove nothing about the lock).
-  const firsts = drawn.map((m) => index.get(m[0]!)!).sort((a, b) => a - b);
-  assert.ok(firsts[3]! < all.length - PER, `the processes overlapped (first draws at ${firsts.join(', ')})`);
-  const after = new PgHssStore(url);
-  assert.equal(after.get('race@ims.example')!.sqn, expected.at(-1), 'the stored SQN is the last one issued');
-  after.close();
-});
+test(
+  '4 processes draw 10 000 vectors at once: every SQN distinct, together exactly the Annex C sequence, each process in order',
+  { skip, timeout: 300_000 },
+  async () => {
+    const url = srv().database('race');
+    const s = new PgHssStore(url);
+    const start = 0x1234 << 5;
+    s.add({ ...sub('race@ims.example'), sqn: start });
+    s.close();
+    const PER = 2500;
+    const kids = Array.from({ length: 4 }, () =>
+      child(
+        url,
+        `const a = []; for (let i = 0; i < ${PER}; i++) a.push(sqnFromBytes(hss.authenticate('race@ims.example', 1)[0].sqn)); return a;`,
+      ),
+    );
+    await Promise.all(kids.map((k) => k.ready));
+    for (const k of kids) k.go();
+    const drawn = (await Promise.all(kids.map((k) => k.done))).map((o) => JSON.parse(o) as number[]);
+    const all = drawn.flat();
+    assert.equal(all.length, 4 * PER);
+    assert.equal(new Set(all).size, all.length, 'no SQN issued twice');
+    // The Annex C generator from the provisioned value, 10 000 steps: SEQ + 1 each time, IND cycling.
+    const expected: number[] = [];
+    for (let q = start, i = 0; i < all.length; i++) expected.push((q = nextSqnAfter(q, 5)));
+    const index = new Map(expected.map((q, i) => [q, i]));
+    assert.ok(
+      all.every((q) => index.has(q)),
+      'only values of the sequence',
+    );
+    for (const mine of drawn) {
+      for (let i = 1; i < mine.length; i++)
+        assert.ok(index.get(mine[i]!)! > index.get(mine[i - 1]!)!, 'each process sees the sequence move forward');
+    }
+    // They really ran interleaved (otherwise this test would prove nothing about the lock).
+    const firsts = drawn.map((m) => index.get(m[0]!)!).sort((a, b) => a - b);
+    assert.ok(firsts[3]! < all.length - PER, `the processes overlapped (first draws at ${firsts.join(', ')})`);
+    const after = new PgHssStore(url);
+    assert.equal(after.get('race@ims.example')!.sqn, expected.at(-1), 'the stored SQN is the last one issued');
+    after.close();
+  },
+);
 
 test('a resynchronisation in one process is what the next vector in another starts from', { skip, timeout: 120_000 }, async () => {
   const url = srv().database('resync');
@@ -153,20 +186,28 @@ test('a resynchronisation in one process is what the next vector in another star
   }
 });
 
-test('imsec core --db postgres://…: the core serves from PostgreSQL; a database that will not open is exit 2 without the password', { skip, timeout: 60_000 }, async () => {
-  const { runCore } = await import('../cli/core.ts');
-  const { openHssDb } = await import('../cli/hss-db.ts');
-  const { InputError } = await import('../util/errors.ts');
-  const url = srv().database('core');
-  const s = openHssDb(url, true);
-  s.add(sub('carol@ims.example'));
-  s.close();
-  const lines: string[] = [];
-  const ac = new AbortController();
-  await runCore({ listen: '127.0.0.1:0', domain: 'ims.example', db: url, jsonEvents: true }, { signal: ac.signal, out: (l) => lines.push(l), onReady: () => ac.abort() });
-  assert.equal(JSON.parse(lines[0]!).subscribers, 1);
-  assert.throws(
-    () => openHssDb('postgres://imsec:s3cret@/nope?host=/nonexistent-imsec-dir&port=1', true),
-    (e) => e instanceof InputError && /--db: cannot open postgres:\/\/imsec:\[redacted\]@/.test(e.message) && !e.message.includes('s3cret'),
-  );
-});
+test(
+  'imsec core --db postgres://…: the core serves from PostgreSQL; a database that will not open is exit 2 without the password',
+  { skip, timeout: 60_000 },
+  async () => {
+    const { runCore } = await import('../cli/core.ts');
+    const { openHssDb } = await import('../cli/hss-db.ts');
+    const { InputError } = await import('../util/errors.ts');
+    const url = srv().database('core');
+    const s = openHssDb(url, true);
+    s.add(sub('carol@ims.example'));
+    s.close();
+    const lines: string[] = [];
+    const ac = new AbortController();
+    await runCore(
+      { listen: '127.0.0.1:0', domain: 'ims.example', db: url, jsonEvents: true },
+      { signal: ac.signal, out: (l) => lines.push(l), onReady: () => ac.abort() },
+    );
+    assert.equal(JSON.parse(lines[0]!).subscribers, 1);
+    assert.throws(
+      () => openHssDb('postgres://imsec:s3cret@/nope?host=/nonexistent-imsec-dir&port=1', true),
+      (e) =>
+        e instanceof InputError && /--db: cannot open postgres:\/\/imsec:\[redacted\]@/.test(e.message) && !e.message.includes('s3cret'),
+    );
+  },
+);

@@ -61,10 +61,13 @@ export class PgHssStore implements SubscriberStore {
       this.#pg.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       this.#pg.query('CREATE TABLE IF NOT EXISTS imsec_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)');
       const v = this.#pg.query<{ version: number }>(`SELECT version FROM imsec_schema WHERE name = 'hss'`).rows[0]?.version ?? 0;
-      if (v > SCHEMA_VERSION) throw new HssStoreError('HSS_SCHEMA', `store schema version ${v} is newer than this imsec (${SCHEMA_VERSION})`);
+      if (v > SCHEMA_VERSION)
+        throw new HssStoreError('HSS_SCHEMA', `store schema version ${v} is newer than this imsec (${SCHEMA_VERSION})`);
       for (let i = v; i < SCHEMA_VERSION; i++) this.#pg.query(MIGRATIONS[i]!);
       if (v !== SCHEMA_VERSION) {
-        this.#pg.query(`INSERT INTO imsec_schema (name, version) VALUES ('hss', $1) ON CONFLICT (name) DO UPDATE SET version = $1`, [SCHEMA_VERSION]);
+        this.#pg.query(`INSERT INTO imsec_schema (name, version) VALUES ('hss', $1) ON CONFLICT (name) DO UPDATE SET version = $1`, [
+          SCHEMA_VERSION,
+        ]);
       }
     });
   }
@@ -88,9 +91,17 @@ export class PgHssStore implements SubscriberStore {
   #insert(input: AddSubscriber, label = ''): void {
     const { s, opc } = checkSubscriber(input, label);
     try {
-      this.#pg.query('INSERT INTO subscribers (impi, k, opc, amf, sqn, ind_len) VALUES ($1, $2, $3, $4, $5, $6)', [s.impi, Buffer.from(s.k), Buffer.from(opc), Buffer.from(s.amf), s.sqn, s.indLen]);
+      this.#pg.query('INSERT INTO subscribers (impi, k, opc, amf, sqn, ind_len) VALUES ($1, $2, $3, $4, $5, $6)', [
+        s.impi,
+        Buffer.from(s.k),
+        Buffer.from(opc),
+        Buffer.from(s.amf),
+        s.sqn,
+        s.indLen,
+      ]);
     } catch (e) {
-      if (e instanceof PgError && e.sqlState === '23505') throw new HssStoreError('HSS_DUPLICATE_IMPI', `subscriber ${s.impi} already exists`);
+      if (e instanceof PgError && e.sqlState === '23505')
+        throw new HssStoreError('HSS_DUPLICATE_IMPI', `subscriber ${s.impi} already exists`);
       throw e;
     }
     for (const impu of s.impus) {
@@ -146,7 +157,9 @@ export class PgHssStore implements SubscriberStore {
   /** Row-locked read-modify-write: other processes wait on the lock and then see the new SQN. */
   #updateSqn<T>(impi: string, step: (sqn: number, indLen: number) => { sqn: number; result: T }): T {
     return this.#pg.transaction(() => {
-      const row = this.#pg.query<{ sqn: number; ind_len: number }>('SELECT sqn, ind_len FROM subscribers WHERE impi = $1 FOR UPDATE', [impi]).rows[0];
+      const row = this.#pg.query<{ sqn: number; ind_len: number }>('SELECT sqn, ind_len FROM subscribers WHERE impi = $1 FOR UPDATE', [
+        impi,
+      ]).rows[0];
       if (!row) throw new HssStoreError('HSS_UNKNOWN_IMPI', `no subscriber ${impi}`);
       const { sqn, result } = step(Number(row.sqn), row.ind_len);
       this.#pg.query('UPDATE subscribers SET sqn = $1 WHERE impi = $2', [sqn, impi]);
@@ -160,7 +173,16 @@ export class PgHssStore implements SubscriberStore {
 }
 
 function toSubscriber(r: Row): Subscriber {
-  return new Subscriber(r.impi, r.impus, new Uint8Array(r.k), new Uint8Array(r.opc), new Uint8Array(r.amf), Number(r.sqn), r.ind_len, r.created_at);
+  return new Subscriber(
+    r.impi,
+    r.impus,
+    new Uint8Array(r.k),
+    new Uint8Array(r.opc),
+    new Uint8Array(r.amf),
+    Number(r.sqn),
+    r.ind_len,
+    r.created_at,
+  );
 }
 
 /** `postgres://…` / `postgresql://…` selects PostgreSQL; anything else is an SQLite file. */

@@ -40,7 +40,13 @@ process.stdin.once('data', () => {
 function newStoreFile(name: string): string {
   const file = join(dir, name);
   const s = new HssStore(file);
-  s.add({ impi: IMPI, impus: ['sip:alice@ims.example'], k: new Uint8Array(16).fill(1), op: fromHex('cdc202d5123e20f62b6d676ac72cb318'), amf: fromHex('8000') });
+  s.add({
+    impi: IMPI,
+    impus: ['sip:alice@ims.example'],
+    k: new Uint8Array(16).fill(1),
+    op: fromHex('cdc202d5123e20f62b6d676ac72cb318'),
+    amf: fromHex('8000'),
+  });
   s.close();
   return file;
 }

@@ -80,7 +80,10 @@ test('duplicates are typed errors and leave nothing half-written', () => {
   })();
   assert.ok(dup instanceof HssStoreError && dup instanceof InputError);
   assert.equal(dup.code, 'HSS_DUPLICATE_IMPI');
-  assert.equal(codeOf(() => s.add(alice({ impi: 'eve@ims.example', impus: ['sip:eve@ims.example', 'tel:+15550100'] }))), 'HSS_DUPLICATE_IMPU');
+  assert.equal(
+    codeOf(() => s.add(alice({ impi: 'eve@ims.example', impus: ['sip:eve@ims.example', 'tel:+15550100'] }))),
+    'HSS_DUPLICATE_IMPU',
+  );
   assert.equal(s.get('eve@ims.example'), undefined);
   assert.equal(s.findByImpu('sip:eve@ims.example'), undefined);
   assert.equal(s.findByImpu('sip:other@ims.example'), undefined);
@@ -156,11 +159,23 @@ test('nextSqn: Annex C SEQ+1 with IND cycling, strictly increasing, also across 
 
 test('nextSqn: unknown IMPI, bad counts, and an exhausted SEQ space (nothing written)', () => {
   const s = new HssStore(':memory:');
-  assert.equal(codeOf(() => s.nextSqn('nobody@x')), 'HSS_UNKNOWN_IMPI');
-  assert.equal(codeOf(() => s.resync('nobody@x', 5)), 'HSS_UNKNOWN_IMPI');
+  assert.equal(
+    codeOf(() => s.nextSqn('nobody@x')),
+    'HSS_UNKNOWN_IMPI',
+  );
+  assert.equal(
+    codeOf(() => s.resync('nobody@x', 5)),
+    'HSS_UNKNOWN_IMPI',
+  );
   s.add(alice({ sqn: SQN_MAX - 31 })); // highest SEQ, IND 0
-  assert.equal(codeOf(() => s.nextSqns('alice@ims.example', 0)), 'HSS_BAD_SUBSCRIBER');
-  assert.throws(() => s.nextSqn('alice@ims.example'), (e) => e instanceof AkaError && e.code === 'AKA_SQN_EXHAUSTED');
+  assert.equal(
+    codeOf(() => s.nextSqns('alice@ims.example', 0)),
+    'HSS_BAD_SUBSCRIBER',
+  );
+  assert.throws(
+    () => s.nextSqn('alice@ims.example'),
+    (e) => e instanceof AkaError && e.code === 'AKA_SQN_EXHAUSTED',
+  );
   assert.equal(s.get('alice@ims.example')!.sqn, SQN_MAX - 31);
   s.close();
 });
@@ -187,5 +202,8 @@ test('schema: WAL file at user_version 1; a newer schema is refused', () => {
   assert.equal(raw.pragma('user_version', { simple: true }), 1);
   raw.pragma('user_version = 99');
   raw.close();
-  assert.throws(() => new HssStore(file), (e) => e instanceof HssStoreError && e.code === 'HSS_SCHEMA');
+  assert.throws(
+    () => new HssStore(file),
+    (e) => e instanceof HssStoreError && e.code === 'HSS_SCHEMA',
+  );
 });

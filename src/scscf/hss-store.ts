@@ -69,7 +69,11 @@ export function sqnHex(sqn: number): string {
 
 const octets = (n: number) => z.instanceof(Uint8Array).refine((b) => b.length === n, { message: `must be ${n} octets` });
 // IMPI is a NAI (user@realm); IMPUs are SIP/SIPS/tel URIs (spec digest §1). No spaces or controls.
-const ident = z.string().min(1).max(256).regex(/^[^\s\x00-\x1f\x7f]+$/, 'must not contain spaces or control characters');
+const ident = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[^\s\x00-\x1f\x7f]+$/, 'must not contain spaces or control characters');
 const AddSchema = z
   .object({
     // TS 23.003 §13.3: the IMPI is a NAI, username@realm.
@@ -385,9 +389,7 @@ export class HssStore implements SubscriberStore {
   }
 
   #toSubscriber(r: Row): Subscriber {
-    const impus = (this.#stmt('SELECT impu FROM impus WHERE impi = ? ORDER BY rowid').all(r.impi) as { impu: string }[]).map(
-      (u) => u.impu,
-    );
+    const impus = (this.#stmt('SELECT impu FROM impus WHERE impi = ? ORDER BY rowid').all(r.impi) as { impu: string }[]).map((u) => u.impu);
     return new Subscriber(r.impi, impus, u8(r.k), u8(r.opc), u8(r.amf), r.sqn, r.ind_len, r.created_at);
   }
 }

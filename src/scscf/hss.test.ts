@@ -15,7 +15,14 @@ const IMPI = 'alice@ims.example';
 function setup(opts: { sqn?: number; indLen?: number; set20?: boolean } = {}) {
   const store = new HssStore(':memory:');
   const keys = opts.set20 ? { k: fromHex(SET20.k), opc: fromHex(SET20.opc) } : { k: fromHex(SET1.k), op: fromHex(SET1.op) };
-  store.add({ impi: IMPI, impus: ['sip:alice@ims.example', 'tel:+15550100'], amf: fromHex('8000'), sqn: opts.sqn, indLen: opts.indLen, ...keys });
+  store.add({
+    impi: IMPI,
+    impus: ['sip:alice@ims.example', 'tel:+15550100'],
+    amf: fromHex('8000'),
+    sqn: opts.sqn,
+    indLen: opts.indLen,
+    ...keys,
+  });
   const usim = new Usim(keys);
   return { store, hss: new Hss(store), usim };
 }
@@ -83,7 +90,10 @@ test('IMPI ↔ IMPU', () => {
 const A1 = { rand: '9fddc72092c6ad036b6e464789315b78', auts: '4f2039392ddd4bb4316ed4a14688', sqnMs: '000000000001' };
 const A2 = { rand: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', auts: '43681ad3daf006bcde405a207267', sqnMs: '00000000002a' };
 
-for (const [name, v] of [['A1', A1], ['A2', A2]] as const) {
+for (const [name, v] of [
+  ['A1', A1],
+  ['A2', A2],
+] as const) {
   test(`resynchronise with AUTS ${name}: SQN_MS ${v.sqnMs}, next SQN above it in SEQ`, () => {
     for (const indLen of [5, 0]) {
       const { hss, store } = setup({ set20: true, indLen });

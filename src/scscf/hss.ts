@@ -12,8 +12,7 @@ export interface HssOptions {
 
 /** The outcome of an AUTS re-synchronisation (33.102 §6.3.5): the USIM's SQN_MS, or why it was refused. */
 export type ResyncResult =
-  | { readonly ok: true; readonly sqnMs: Uint8Array }
-  | { readonly ok: false; readonly reason: 'mac_s_failure' | 'unknown_user' };
+  { readonly ok: true; readonly sqnMs: Uint8Array } | { readonly ok: false; readonly reason: 'mac_s_failure' | 'unknown_user' };
 
 /** Largest batch of vectors one MAR may ask for. */
 export const MAX_VECTORS = 32;

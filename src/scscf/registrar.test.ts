@@ -10,7 +10,12 @@ import { handleRegister, MAX_GRANT_S, type RegisterOutcome, type RegistrarConfig
 import { ALICE, DOMAIN, setup, usimOf, type RegisterParams } from './_test-helpers.ts';
 
 const CFG: RegistrarConfig = {
-  domain: DOMAIN, serviceRoute: '<sip:orig@10.0.0.5:6060;lr>', regAwaitAuthMs: 240_000, challengeReRegister: true, defaultExpires: 600_000, maxExpires: MAX_GRANT_S,
+  domain: DOMAIN,
+  serviceRoute: '<sip:orig@10.0.0.5:6060;lr>',
+  regAwaitAuthMs: 240_000,
+  challengeReRegister: true,
+  defaultExpires: 600_000,
+  maxExpires: MAX_GRANT_S,
 };
 
 /** A registrar with its state in two Maps, applying the actions as scscf.ts does (no timers). */
@@ -62,7 +67,11 @@ test('a challenge action carries the vector for (IMPI, Call-ID) with expiry now 
 });
 
 test('AKAv2-MD5 answers are accepted (RFC 4169), as are answers without qop (RFC 2069 form) and with qop=auth-int', async () => {
-  for (const [alg, qop] of [['AKAv2-MD5', 'auth'], ['AKAv1-MD5', undefined], ['AKAv1-MD5', 'auth-int']] as const) {
+  for (const [alg, qop] of [
+    ['AKAv2-MD5', 'auth'],
+    ['AKAv1-MD5', undefined],
+    ['AKAv1-MD5', 'auth-int'],
+  ] as const) {
     const h = await harness();
     const out = h.answer(alg, qop);
     assert.equal(out.response.status, 200, `${alg} qop=${qop}`);
@@ -73,9 +82,24 @@ test('AKAv2-MD5 answers are accepted (RFC 4169), as are answers without qop (RFC
 test('an unsupported algorithm (plain MD5) is a 403 bad_credentials and drops the challenge', async () => {
   const h = await harness();
   h.run(h.reg({}));
-  const out = h.run(h.reg({ cseq: 2, auth: { username: ALICE.impi, realm: DOMAIN, uri: `sip:${DOMAIN}`, nonce: [...h.pending.values()][0]!.nonce, algorithm: 'MD5', response: '0'.repeat(32) } }));
+  const out = h.run(
+    h.reg({
+      cseq: 2,
+      auth: {
+        username: ALICE.impi,
+        realm: DOMAIN,
+        uri: `sip:${DOMAIN}`,
+        nonce: [...h.pending.values()][0]!.nonce,
+        algorithm: 'MD5',
+        response: '0'.repeat(32),
+      },
+    }),
+  );
   assert.equal(out.response.status, 403);
-  assert.deepEqual(out.events.map((e) => (e.type === 'auth-failed' ? e.reason : e.type)), ['bad_credentials']);
+  assert.deepEqual(
+    out.events.map((e) => (e.type === 'auth-failed' ? e.reason : e.type)),
+    ['bad_credentials'],
+  );
   assert.equal(h.pending.size, 0);
 });
 
@@ -124,7 +148,10 @@ test('issue 10 §1: no challenge skipped for a binding the integrity-protected f
   const h = await harness();
   assert.equal(h.answer('AKAv1-MD5', 'auth').response.status, 200);
   const bound = h.regs.get(ALICE.impi)!.contact;
-  for (const [expires, cfg] of [[0, {}], [600, { challengeReRegister: false }]] as const) {
+  for (const [expires, cfg] of [
+    [0, {}],
+    [600, { challengeReRegister: false }],
+  ] as const) {
     const other = h.reg({ cseq: 3, integrityProtected: 'yes', expires });
     other.headers.set('Contact', `<sip:alice@192.0.2.99:7777>;expires=${expires}`);
     const out = h.run(other, cfg);

@@ -2,11 +2,27 @@
 // P-Associated-URI (RFC 3455). Pure: request + state + HSS in, response + actions + events out. Order:
 // identities → Authorization → auts → protected re-REGISTER → challenge → response check → bind/unbind.
 import {
-  buildDigestHeader, buildNonce, getParam, parseAkaAlgorithm, parseAuts, parseDigestHeader, serializeDigestHeader, verifyDigestResponse,
-  type AuthVector, type DigestHeader,
+  buildDigestHeader,
+  buildNonce,
+  getParam,
+  parseAkaAlgorithm,
+  parseAuts,
+  parseDigestHeader,
+  serializeDigestHeader,
+  verifyDigestResponse,
+  type AuthVector,
+  type DigestHeader,
 } from '../aka/index.ts';
 import type { ResyncResult } from './hss.ts';
-import { createResponse, formatNameAddr, isStarContact, parseNameAddr, type NameAddr, type SipRequest, type SipResponse } from '../sip/index.ts';
+import {
+  createResponse,
+  formatNameAddr,
+  isStarContact,
+  parseNameAddr,
+  type NameAddr,
+  type SipRequest,
+  type SipResponse,
+} from '../sip/index.ts';
 import { toHex } from '../util/bytes.ts';
 import type { PendingChallenge } from './auth-pending.ts';
 import { impuKey, type Registration } from './bindings.ts';
@@ -55,7 +71,13 @@ export interface RegisterOutcome {
 /** Timers run on setTimeout, whose limit is 2^31-1 ms: no grant may exceed it (~24.8 days). */
 export const MAX_GRANT_S = Math.floor(0x7fffffff / 1000);
 
-export function handleRegister(req: SipRequest, state: RegistrarState, hss: RegistrarHss, cfg: RegistrarConfig, now: number): RegisterOutcome {
+export function handleRegister(
+  req: SipRequest,
+  state: RegistrarState,
+  hss: RegistrarHss,
+  cfg: RegistrarConfig,
+  now: number,
+): RegisterOutcome {
   const actions: RegistrarAction[] = [];
   const events: ScscfEvent[] = [];
   const done = (response: SipResponse): RegisterOutcome => ({ response, actions, events });
@@ -119,8 +141,15 @@ export function handleRegister(req: SipRequest, state: RegistrarState, hss: Regi
     }
     if (!av) return fail('unknown_user');
     const pendingNew: PendingChallenge = {
-      impi, impu, callId, nonce: buildNonce(av.rand, av.autn),
-      rand: av.rand, xres: av.xres, ck: av.ck, ik: av.ik, expiresAt: now + cfg.regAwaitAuthMs,
+      impi,
+      impu,
+      callId,
+      nonce: buildNonce(av.rand, av.autn),
+      rand: av.rand,
+      xres: av.xres,
+      ck: av.ck,
+      ik: av.ik,
+      expiresAt: now + cfg.regAwaitAuthMs,
     };
     av.ak.fill(0);
     // 24.229 §5.4.1.2.1: ik/ck ride along for the P-CSCF, which removes them (spec digest §3.1).
@@ -157,7 +186,10 @@ export function handleRegister(req: SipRequest, state: RegistrarState, hss: Regi
   }
 
   const reg = state.registration(impi);
-  const ok200 = () => (dereg ? deregistered(req, impi, contact, reg, actions, events) : registered(req, { impi, impus, contact: contact!, callId, granted, now, refresh: reg !== undefined }, cfg, actions, events));
+  const ok200 = () =>
+    dereg
+      ? deregistered(req, impi, contact, reg, actions, events)
+      : registered(req, { impi, impus, contact: contact!, callId, granted, now, refresh: reg !== undefined }, cfg, actions, events);
 
   // --- integrity-protected REGISTER of a registered user that answers no challenge of ours.
   // De-registration is accepted directly (24.229 §5.4.1.4: no new authentication is needed once the
@@ -247,10 +279,23 @@ interface Granted {
 function registered(req: SipRequest, g: Granted, cfg: RegistrarConfig, actions: RegistrarAction[], events: ScscfEvent[]): RegisterOutcome {
   const path = req.headers.getAll('Path');
   const registration: Registration = {
-    impi: g.impi, impus: [...g.impus], contact: g.contact.uri, path, callId: g.callId, expires: g.granted, expiresAt: g.now + g.granted * 1000,
+    impi: g.impi,
+    impus: [...g.impus],
+    contact: g.contact.uri,
+    path,
+    callId: g.callId,
+    expires: g.granted,
+    expiresAt: g.now + g.granted * 1000,
   };
   actions.push({ kind: 'bind', registration });
-  events.push({ type: 'registered', impi: g.impi, impus: registration.impus, contact: g.contact.uri, expires: g.granted, refresh: g.refresh });
+  events.push({
+    type: 'registered',
+    impi: g.impi,
+    impus: registration.impus,
+    contact: g.contact.uri,
+    expires: g.granted,
+    refresh: g.refresh,
+  });
   const params = g.contact.params.clone();
   params.set('expires', String(g.granted));
   const headers: [string, string][] = [
@@ -265,7 +310,14 @@ function registered(req: SipRequest, g: Granted, cfg: RegistrarConfig, actions: 
 }
 
 /** 200 OK to a de-registration: the binding goes; the Contact is echoed with expires=0. */
-function deregistered(req: SipRequest, impi: string, contact: NameAddr | undefined, reg: Registration | undefined, actions: RegistrarAction[], events: ScscfEvent[]): RegisterOutcome {
+function deregistered(
+  req: SipRequest,
+  impi: string,
+  contact: NameAddr | undefined,
+  reg: Registration | undefined,
+  actions: RegistrarAction[],
+  events: ScscfEvent[],
+): RegisterOutcome {
   if (reg) {
     actions.push({ kind: 'unbind', impi });
     events.push({ type: 'deregistered', impi, impus: reg.impus, reason: 'user' });

@@ -2,8 +2,15 @@
 // popped (§16.4), Max-Forwards checked (§16.3), and towards a registered UE the Request-URI set to the
 // Contact and the Route set to the stored Path (RFC 3327 §5.4). Pure builders; scscf.ts sends.
 import {
-  createRequest, formatHostPort, newBranch, newCallId, newTag, parseNameAddr, parseUri,
-  type Endpoint, type SipRequest,
+  createRequest,
+  formatHostPort,
+  newBranch,
+  newCallId,
+  newTag,
+  parseNameAddr,
+  parseUri,
+  type Endpoint,
+  type SipRequest,
 } from '../sip/index.ts';
 import type { Binding } from './bindings.ts';
 

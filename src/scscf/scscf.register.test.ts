@@ -16,7 +16,10 @@ test('initial registration: 401 with realm/nonce/algorithm/qop/ik/ck, then 200 w
   assert.equal(c.status, 401);
   assert.equal(c.reason, 'Unauthorized');
   const www = c.headers.get('WWW-Authenticate')!;
-  assert.match(www, /^Digest realm="ims\.example", nonce="[A-Za-z0-9+/]{43}=", algorithm=AKAv1-MD5, qop="auth", ik="[0-9a-f]{32}", ck="[0-9a-f]{32}"$/);
+  assert.match(
+    www,
+    /^Digest realm="ims\.example", nonce="[A-Za-z0-9+/]{43}=", algorithm=AKAv1-MD5, qop="auth", ik="[0-9a-f]{32}", ck="[0-9a-f]{32}"$/,
+  );
   const h = parseDigestHeaderOrThrow(www);
   const { rand, autn } = parseNonceOrThrow(getParam(h, 'nonce')!);
   const r = usimOf(ALICE).respond(rand, autn);
@@ -25,7 +28,10 @@ test('initial registration: 401 with realm/nonce/algorithm/qop/ik/ck, then 200 w
   assert.equal(getParam(h, 'ik'), toHex(r.ik));
   assert.equal(getParam(h, 'ck'), toHex(r.ck));
   // RFC 3261 §8.2.6.2: both Vias, From, Call-ID and CSeq copied; To gains a tag.
-  assert.deepEqual(c.headers.getAll('Via').map((v) => parseViaOrThrow(v).host), ['10.0.0.4', '10.0.0.2']);
+  assert.deepEqual(
+    c.headers.getAll('Via').map((v) => parseViaOrThrow(v).host),
+    ['10.0.0.4', '10.0.0.2'],
+  );
   assert.equal(c.headers.get('Call-ID'), callId);
   assert.equal(c.headers.get('CSeq'), '1 REGISTER');
   assert.match(c.headers.get('To')!, /^<sip:alice@ims\.example>;tag=\w+$/);
@@ -44,10 +50,25 @@ test('initial registration: 401 with realm/nonce/algorithm/qop/ik/ck, then 200 w
   // The implicit registration set: every IMPU of the IMPI is bound to the Contact along the Path.
   assert.deepEqual([...scscf.bindings.keys()], ALICE.impus);
   assert.deepEqual(scscf.bindings.get('tel:+15550100'), {
-    impu: 'tel:+15550100', impi: ALICE.impi, contact: 'sip:alice@10.0.0.2:5062', path: [PATH], expiresAt: clock.now() + 3600_000, callId,
+    impu: 'tel:+15550100',
+    impi: ALICE.impi,
+    contact: 'sip:alice@10.0.0.2:5062',
+    path: [PATH],
+    expiresAt: clock.now() + 3600_000,
+    callId,
   });
-  assert.deepEqual(events.map((e) => e.type), ['challenge', 'registered']);
-  assert.deepEqual(events[1], { type: 'registered', impi: ALICE.impi, impus: ALICE.impus, contact: 'sip:alice@10.0.0.2:5062', expires: 3600, refresh: false });
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['challenge', 'registered'],
+  );
+  assert.deepEqual(events[1], {
+    type: 'registered',
+    impi: ALICE.impi,
+    impus: ALICE.impus,
+    contact: 'sip:alice@10.0.0.2:5062',
+    expires: 3600,
+    refresh: false,
+  });
   assert.equal(scscf.counters.registrations, 1);
   assert.equal(scscf.counters.challenges, 1);
   assert.equal(scscf.counters.registers, 2);
@@ -103,10 +124,16 @@ test('AUTS: a USIM whose SQN is ahead answers with auts; the HSS resyncs, a new 
   assert.ok(sync.auts, 'the USIM refuses the SQN');
   const c2 = await pcscf.send(ue.register({ callId, cseq: 2, auth: sync }));
   assert.equal(c2.status, 401);
-  assert.notEqual(getParam(parseDigestHeaderOrThrow(c2.headers.get('WWW-Authenticate')!), 'nonce'), getParam(parseDigestHeaderOrThrow(c1.headers.get('WWW-Authenticate')!), 'nonce'));
+  assert.notEqual(
+    getParam(parseDigestHeaderOrThrow(c2.headers.get('WWW-Authenticate')!), 'nonce'),
+    getParam(parseDigestHeaderOrThrow(c1.headers.get('WWW-Authenticate')!), 'nonce'),
+  );
   const ok = await pcscf.send(ue.register({ callId, cseq: 3, auth: ue.answer(c2, usim), integrityProtected: 'yes' }));
   assert.equal(ok.status, 200);
-  assert.deepEqual(events.map((e) => e.type), ['challenge', 'resync', 'challenge', 'registered']);
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['challenge', 'resync', 'challenge', 'registered'],
+  );
   assert.equal(scscf.counters.resyncs, 1);
   await scscf.stop();
 });
@@ -126,11 +153,16 @@ test('AUTS whose MAC-S does not verify ⇒ 403 mac_s_failure', async () => {
 
 test('unknown user ⇒ 403: unknown username, unknown To without Authorization, IMPU of another IMPI', async () => {
   const { scscf, pcscf, ue, events } = await setup();
-  const unknown = await pcscf.send(ue.register({ auth: { username: 'mallory@ims.example', realm: DOMAIN, uri: `sip:${DOMAIN}`, nonce: '', response: '' } }));
+  const unknown = await pcscf.send(
+    ue.register({ auth: { username: 'mallory@ims.example', realm: DOMAIN, uri: `sip:${DOMAIN}`, nonce: '', response: '' } }),
+  );
   assert.equal(unknown.status, 403);
   assert.equal((await pcscf.send(ue.register({ auth: undefined, impu: 'sip:mallory@ims.example' }))).status, 403);
   assert.equal((await pcscf.send(ue.register({ impu: BOB.impus[0] }))).status, 403);
-  assert.deepEqual(events.map((e) => (e.type === 'auth-failed' ? e.reason : e.type)), ['unknown_user', 'unknown_user', 'impu_mismatch']);
+  assert.deepEqual(
+    events.map((e) => (e.type === 'auth-failed' ? e.reason : e.type)),
+    ['unknown_user', 'unknown_user', 'impu_mismatch'],
+  );
   // Without Authorization the IMPI comes from the To IMPU.
   const c = await pcscf.send(ue.register({ auth: undefined }));
   assert.equal(c.status, 401);
@@ -184,7 +216,10 @@ test('re-registration: protected re-REGISTER is challenged by default; with chal
   assert.equal(re.status, 401);
   const ok = await a.pcscf.send(a.ue.register({ callId, cseq: 4, expires: 600, auth: a.ue.answer(re, usim), integrityProtected: 'yes' }));
   assert.equal(ok.status, 200);
-  assert.deepEqual(a.events.map((e) => e.type), ['challenge', 'registered', 'challenge', 'registered']);
+  assert.deepEqual(
+    a.events.map((e) => e.type),
+    ['challenge', 'registered', 'challenge', 'registered'],
+  );
   assert.equal(a.scscf.counters.reRegistrations, 1);
   await a.scscf.stop();
 

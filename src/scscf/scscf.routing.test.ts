@@ -9,13 +9,22 @@ import { ALICE, BOB, DOMAIN, PATH, PCSCF, SCSCF, setup, usimOf, type User } from
 
 /** A MESSAGE as the P-CSCF forwards it from a UE: UE Via, Route to the Service-Route, P-Asserted-Identity. */
 function message(from: User, target: string, opts: { pai?: string | null; maxForwards?: number } = {}): SipRequest {
-  const headers: [string, string][] = [['Route', `<sip:orig@${SCSCF.address}:${SCSCF.port};lr>`], ['Content-Type', 'text/plain']];
+  const headers: [string, string][] = [
+    ['Route', `<sip:orig@${SCSCF.address}:${SCSCF.port};lr>`],
+    ['Content-Type', 'text/plain'],
+  ];
   if (opts.pai !== null) headers.push(['P-Asserted-Identity', `<${opts.pai ?? from.impus[0]}>`]);
   return createRequest({
-    method: 'MESSAGE', uri: target,
+    method: 'MESSAGE',
+    uri: target,
     via: `SIP/2.0/UDP ${from.ue.address}:${from.ue.port};received=${from.ue.address};rport=${from.ue.port};branch=${newBranch()}`,
-    from: `<${from.impus[0]}>;tag=${newTag()}`, to: `<${target}>`, callId: newCallId(), cseq: 1, maxForwards: opts.maxForwards ?? 69,
-    headers, body: new TextEncoder().encode('hello'),
+    from: `<${from.impus[0]}>;tag=${newTag()}`,
+    to: `<${target}>`,
+    callId: newCallId(),
+    cseq: 1,
+    maxForwards: opts.maxForwards ?? 69,
+    headers,
+    body: new TextEncoder().encode('hello'),
   });
 }
 
@@ -30,9 +39,19 @@ test('MESSAGE to a target nobody registered is answered 200 by the S-CSCF itself
   await ue.registerFully(usimOf(ALICE));
   const res = await pcscf.send(message(ALICE, `sip:echo@${DOMAIN}`));
   assert.equal(res.status, 200);
-  assert.deepEqual(res.headers.getAll('Via').map((v) => parseViaOrThrow(v).host), [PCSCF.address, ALICE.ue.address]);
+  assert.deepEqual(
+    res.headers.getAll('Via').map((v) => parseViaOrThrow(v).host),
+    [PCSCF.address, ALICE.ue.address],
+  );
   assert.equal(pcscf.received.length, 0, 'nothing was proxied');
-  assert.deepEqual(events.at(-1), { type: 'message', method: 'MESSAGE', from: ALICE.impus[0], to: `sip:echo@${DOMAIN}`, route: 'answered', status: 200 });
+  assert.deepEqual(events.at(-1), {
+    type: 'message',
+    method: 'MESSAGE',
+    from: ALICE.impus[0],
+    to: `sip:echo@${DOMAIN}`,
+    route: 'answered',
+    status: 200,
+  });
   const options = message(ALICE, `sip:echo@${DOMAIN}`);
   options.method = 'OPTIONS';
   options.headers.set('CSeq', '1 OPTIONS');
@@ -65,14 +84,27 @@ test('MESSAGE to a registered IMPU is proxied along its Path: Request-URI = Cont
   assert.equal(fwd.uri, `sip:bob@${BOB.ue.address}:${BOB.ue.port}`);
   assert.deepEqual(fwd.headers.getAll('Route'), [PATH]);
   assert.equal(fwd.headers.get('Max-Forwards'), '68');
-  assert.deepEqual(fwd.headers.getAll('Via').map((v) => parseViaOrThrow(v).host), [SCSCF.address, PCSCF.address, ALICE.ue.address]);
+  assert.deepEqual(
+    fwd.headers.getAll('Via').map((v) => parseViaOrThrow(v).host),
+    [SCSCF.address, PCSCF.address, ALICE.ue.address],
+  );
   assert.equal(fwd.headers.get('P-Asserted-Identity'), `<${ALICE.impus[0]}>`);
   assert.equal(new TextDecoder().decode(fwd.body), 'hello');
   assert.deepEqual(lastSent(net, 'MESSAGE'), { address: PCSCF.address, port: PCSCF.port }, 'sent to the first Path hop');
   // The final response comes back with our Via removed.
   assert.equal(res.status, 202);
-  assert.deepEqual(res.headers.getAll('Via').map((v) => parseViaOrThrow(v).host), [PCSCF.address, ALICE.ue.address]);
-  assert.deepEqual(events.at(-1), { type: 'message', method: 'MESSAGE', from: ALICE.impus[0], to: BOB.impus[0], route: 'proxied', status: 202 });
+  assert.deepEqual(
+    res.headers.getAll('Via').map((v) => parseViaOrThrow(v).host),
+    [PCSCF.address, ALICE.ue.address],
+  );
+  assert.deepEqual(events.at(-1), {
+    type: 'message',
+    method: 'MESSAGE',
+    from: ALICE.impus[0],
+    to: BOB.impus[0],
+    route: 'proxied',
+    status: 202,
+  });
   await scscf.stop();
 });
 

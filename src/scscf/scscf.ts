@@ -4,8 +4,18 @@
 import { EventEmitter } from 'node:events';
 import { TracedPlain } from '../ipsec/backends/sip-endpoint.ts';
 import {
-  createResponse, systemClock, TransactionLayer,
-  type Clock, type Endpoint, type ReceiveContext, type ReceiveHandler, type ServerTransaction, type SipRequest, type SipResponse, type SipTransport, type TimerConfig,
+  createResponse,
+  systemClock,
+  TransactionLayer,
+  type Clock,
+  type Endpoint,
+  type ReceiveContext,
+  type ReceiveHandler,
+  type ServerTransaction,
+  type SipRequest,
+  type SipResponse,
+  type SipTransport,
+  type TimerConfig,
 } from '../sip/index.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
 import type { SipTracer } from '../util/trace.ts';
@@ -14,7 +24,16 @@ import { BindingTable, type Binding } from './bindings.ts';
 import { ScscfError } from './errors.ts';
 import { countEvent, newCounters, type ScscfCounters, type ScscfEvent, type ScscfEventType } from './events.ts';
 import { handleRegister, MAX_GRANT_S, type RegistrarConfig, type RegistrarHss } from './registrar.ts';
-import { assertedIdentities, firstHop, networkRequest, nextMaxForwards, popOwnRoutes, proxiedRequest, toUri, type Self } from './routing.ts';
+import {
+  assertedIdentities,
+  firstHop,
+  networkRequest,
+  nextMaxForwards,
+  popOwnRoutes,
+  proxiedRequest,
+  toUri,
+  type Self,
+} from './routing.ts';
 
 /** Builds the transport once the S-CSCF's receive handler exists (e.g. MemoryNetwork.bind). */
 export type TransportFactory = (onReceive: ReceiveHandler) => SipTransport | Promise<SipTransport>;
@@ -88,7 +107,9 @@ export class Scscf extends EventEmitter<EventMap> {
     this.#onEvent = o.onEvent;
     this.#tracer = new TracedPlain({ ...(o.trace && { trace: o.trace }), node: 'scscf' });
     this.#pending = new PendingChallenges(this.#clock);
-    this.#bindings = new BindingTable(this.#clock, (reg) => this.#emit({ type: 'deregistered', impi: reg.impi, impus: reg.impus, reason: 'expired' }));
+    this.#bindings = new BindingTable(this.#clock, (reg) =>
+      this.#emit({ type: 'deregistered', impi: reg.impi, impus: reg.impus, reason: 'expired' }),
+    );
     this.#layer = new TransactionLayer({
       clock: this.#clock,
       ...(o.timers && { timers: o.timers }),
@@ -97,8 +118,13 @@ export class Scscf extends EventEmitter<EventMap> {
   }
 
   static async start(o: ScscfOptions): Promise<Scscf> {
-    for (const [name, v] of [['regAwaitAuthMs', o.regAwaitAuthMs], ['defaultExpires', o.defaultExpires], ['maxExpires', o.maxExpires]] as const) {
-      if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new ScscfError('SCSCF_BAD_OPTIONS', `${name}: must be a positive integer, got ${v}`);
+    for (const [name, v] of [
+      ['regAwaitAuthMs', o.regAwaitAuthMs],
+      ['defaultExpires', o.defaultExpires],
+      ['maxExpires', o.maxExpires],
+    ] as const) {
+      if (v !== undefined && (!Number.isInteger(v) || v < 1))
+        throw new ScscfError('SCSCF_BAD_OPTIONS', `${name}: must be a positive integer, got ${v}`);
     }
     if (!o.domain) throw new ScscfError('SCSCF_BAD_OPTIONS', 'domain: required');
     const s = new Scscf(o);
@@ -163,8 +189,12 @@ export class Scscf extends EventEmitter<EventMap> {
     const hop = firstHop(binding);
     if (!hop) return Promise.reject(new ScscfError('SCSCF_BAD_BINDING', `no first hop for ${impu}`));
     const req = networkRequest({
-      domain: this.domain, self: this.#self, binding, contentType: opts.contentType ?? 'text/plain;charset=utf-8',
-      body: typeof body === 'string' ? new TextEncoder().encode(body) : body, ...(opts.from && { from: opts.from }),
+      domain: this.domain,
+      self: this.#self,
+      binding,
+      contentType: opts.contentType ?? 'text/plain;charset=utf-8',
+      body: typeof body === 'string' ? new TextEncoder().encode(body) : body,
+      ...(opts.from && { from: opts.from }),
     });
     const from = opts.from ?? `sip:network@${this.domain}`;
     return new Promise<SipResponse>((resolve, reject) => {
@@ -174,16 +204,20 @@ export class Scscf extends EventEmitter<EventMap> {
       };
       this.#outstanding.add(fail);
       try {
-        this.#layer.sendRequest(req, { transport: this.#transport, to: hop }, {
-          onResponse: (res) => {
-            if (res.status < 200) return;
-            this.#outstanding.delete(fail);
-            this.#emit({ type: 'message', method: req.method, from, to: binding.impu, route: 'network', status: res.status });
-            resolve(res);
+        this.#layer.sendRequest(
+          req,
+          { transport: this.#transport, to: hop },
+          {
+            onResponse: (res) => {
+              if (res.status < 200) return;
+              this.#outstanding.delete(fail);
+              this.#emit({ type: 'message', method: req.method, from, to: binding.impu, route: 'network', status: res.status });
+              resolve(res);
+            },
+            onTimeout: () => fail(new ScscfError('SCSCF_TIMEOUT', `${req.method} to ${impu}: no final response (Timer F)`)),
+            onTransportError: (_tx, e) => fail(new ScscfError('SCSCF_TRANSPORT', `${req.method} to ${impu}: ${e.message}`)),
           },
-          onTimeout: () => fail(new ScscfError('SCSCF_TIMEOUT', `${req.method} to ${impu}: no final response (Timer F)`)),
-          onTransportError: (_tx, e) => fail(new ScscfError('SCSCF_TRANSPORT', `${req.method} to ${impu}: ${e.message}`)),
-        });
+        );
       } catch (e) {
         fail(e instanceof Error ? e : new Error(String(e)));
       }
@@ -228,7 +262,10 @@ export class Scscf extends EventEmitter<EventMap> {
 
   #register(tx: ServerTransaction, req: SipRequest): void {
     this.#counters.registers++;
-    const state = { pending: (impi: string, callId: string) => this.#pending.get(impi, callId), registration: (impi: string) => this.#bindings.registration(impi) };
+    const state = {
+      pending: (impi: string, callId: string) => this.#pending.get(impi, callId),
+      registration: (impi: string) => this.#bindings.registration(impi),
+    };
     const out = handleRegister(req, state, this.#hss, this.#cfg, this.#clock.now());
     tx.respond(out.response);
     for (const a of out.actions) {
@@ -260,22 +297,33 @@ export class Scscf extends EventEmitter<EventMap> {
     if (!hop) return this.#answer(tx, received, 502, 'rejected', from);
     const out = proxiedRequest(req, target, this.#self, mf);
     const relay = (res: SipResponse) => {
-      if (tx.respond(res) && res.status >= 200) this.#emit({ type: 'message', method: received.method, from, to: received.uri, route: 'proxied', status: res.status });
+      if (tx.respond(res) && res.status >= 200)
+        this.#emit({ type: 'message', method: received.method, from, to: received.uri, route: 'proxied', status: res.status });
     };
-    this.#layer.sendRequest(out, { transport: this.#transport, to: hop }, {
-      onResponse: (res) => {
-        if (res.status === 100) return; // §16.7 step 3: a 100 is not forwarded
-        const up = res.clone();
-        up.headers.removeFirst('Via'); // §16.7 step 3: our own Via goes
-        relay(up);
+    this.#layer.sendRequest(
+      out,
+      { transport: this.#transport, to: hop },
+      {
+        onResponse: (res) => {
+          if (res.status === 100) return; // §16.7 step 3: a 100 is not forwarded
+          const up = res.clone();
+          up.headers.removeFirst('Via'); // §16.7 step 3: our own Via goes
+          relay(up);
+        },
+        // §16.7/§16.8: Timer F ⇒ 408; a transport failure ⇒ 503 (RFC 3261 §16.9).
+        onTimeout: () => relay(createResponse(received, 408)),
+        onTransportError: () => relay(createResponse(received, 503)),
       },
-      // §16.7/§16.8: Timer F ⇒ 408; a transport failure ⇒ 503 (RFC 3261 §16.9).
-      onTimeout: () => relay(createResponse(received, 408)),
-      onTransportError: () => relay(createResponse(received, 503)),
-    });
+    );
   }
 
-  #answer(tx: ServerTransaction, req: SipRequest, status: number, route: 'answered' | 'rejected', from = assertedIdentities(req)[0] ?? ''): void {
+  #answer(
+    tx: ServerTransaction,
+    req: SipRequest,
+    status: number,
+    route: 'answered' | 'rejected',
+    from = assertedIdentities(req)[0] ?? '',
+  ): void {
     tx.respond(createResponse(req, status));
     this.#emit({ type: 'message', method: req.method, from, to: req.uri, route, status });
   }

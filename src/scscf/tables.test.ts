@@ -21,15 +21,34 @@ test('hopOf: host and port of a Route/Path value, 5060 by default; popOwnRoutes 
   assert.deepEqual(hopOf('<sip:[2001:db8::1]:5080;lr>'), { address: '2001:db8::1', port: 5080 });
   assert.equal(hopOf('garbage'), undefined);
   const req = createRequest({
-    method: 'MESSAGE', uri: 'sip:bob@ims.example', via: 'SIP/2.0/UDP 10.0.0.4;branch=z9hG4bKx', from: '<sip:a@b>;tag=1', to: '<sip:bob@ims.example>', callId: 'c', cseq: 1,
-    headers: [['Route', '<sip:orig@10.0.0.5:6060;lr>, <sip:10.0.0.5:6060;lr>'], ['Route', '<sip:as@10.0.0.9;lr>'], ['Route', '<sip:orig@10.0.0.5:6060;lr>']],
+    method: 'MESSAGE',
+    uri: 'sip:bob@ims.example',
+    via: 'SIP/2.0/UDP 10.0.0.4;branch=z9hG4bKx',
+    from: '<sip:a@b>;tag=1',
+    to: '<sip:bob@ims.example>',
+    callId: 'c',
+    cseq: 1,
+    headers: [
+      ['Route', '<sip:orig@10.0.0.5:6060;lr>, <sip:10.0.0.5:6060;lr>'],
+      ['Route', '<sip:as@10.0.0.9;lr>'],
+      ['Route', '<sip:orig@10.0.0.5:6060;lr>'],
+    ],
   });
   popOwnRoutes(req, { host: '10.0.0.5', port: 6060 });
   assert.deepEqual(req.headers.getAll('Route'), ['<sip:as@10.0.0.9;lr>', '<sip:orig@10.0.0.5:6060;lr>']);
 });
 
 test('nextMaxForwards decrements, treats absence as 70 and 0 as exhausted', () => {
-  const req = createRequest({ method: 'MESSAGE', uri: 'sip:x@y', via: 'SIP/2.0/UDP h;branch=z9hG4bKx', from: '<sip:a@b>;tag=1', to: '<sip:x@y>', callId: 'c', cseq: 1, maxForwards: 5 });
+  const req = createRequest({
+    method: 'MESSAGE',
+    uri: 'sip:x@y',
+    via: 'SIP/2.0/UDP h;branch=z9hG4bKx',
+    from: '<sip:a@b>;tag=1',
+    to: '<sip:x@y>',
+    callId: 'c',
+    cseq: 1,
+    maxForwards: 5,
+  });
   assert.equal(nextMaxForwards(req), 4);
   req.headers.set('Max-Forwards', '0');
   assert.equal(nextMaxForwards(req), 'exhausted');
@@ -38,7 +57,17 @@ test('nextMaxForwards decrements, treats absence as 70 and 0 as exhausted', () =
 });
 
 function pending(impi: string, callId: string, expiresAt: number): PendingChallenge {
-  return { impi, impu: `sip:${impi}`, callId, nonce: `n-${callId}`, rand: new Uint8Array(16), xres: new Uint8Array(8).fill(1), ck: new Uint8Array(16).fill(2), ik: new Uint8Array(16).fill(3), expiresAt };
+  return {
+    impi,
+    impu: `sip:${impi}`,
+    callId,
+    nonce: `n-${callId}`,
+    rand: new Uint8Array(16),
+    xres: new Uint8Array(8).fill(1),
+    ck: new Uint8Array(16).fill(2),
+    ik: new Uint8Array(16).fill(3),
+    expiresAt,
+  };
 }
 
 test('pending challenges: replaced per (IMPI, Call-ID), capped per IMPI (oldest evicted), keys wiped when they leave', () => {
@@ -49,7 +78,11 @@ test('pending challenges: replaced per (IMPI, Call-ID), capped per IMPI (oldest 
   t.set(first);
   t.set(pending('a', 'c0', 1000));
   assert.equal(t.size, 1);
-  assert.deepEqual([...first.xres, ...first.ck, ...first.ik].filter((b) => b !== 0), [], 'the replaced vector is wiped');
+  assert.deepEqual(
+    [...first.xres, ...first.ck, ...first.ik].filter((b) => b !== 0),
+    [],
+    'the replaced vector is wiped',
+  );
   for (let i = 1; i <= MAX_PENDING_PER_IMPI; i++) t.set(pending('a', `c${i}`, 1000));
   t.set(pending('b', 'c0', 500));
   assert.equal(t.size, MAX_PENDING_PER_IMPI + 1);
@@ -66,7 +99,15 @@ test('pending challenges: replaced per (IMPI, Call-ID), capped per IMPI (oldest 
 });
 
 function registration(impi: string, expiresAt: number, contact = 'sip:u@10.0.0.2:5062'): Registration {
-  return { impi, impus: [`sip:${impi}`, 'tel:+15550100'], contact, path: ['<sip:term@10.0.0.4;lr>'], callId: 'c', expires: expiresAt / 1000, expiresAt };
+  return {
+    impi,
+    impus: [`sip:${impi}`, 'tel:+15550100'],
+    contact,
+    path: ['<sip:term@10.0.0.4;lr>'],
+    callId: 'c',
+    expires: expiresAt / 1000,
+    expiresAt,
+  };
 }
 
 test('binding table: a refresh replaces the registration and its timer; expiry removes every IMPU of the set', () => {

@@ -14,14 +14,19 @@ const rawToken = fc.stringMatching(/^[A-Za-z0-9\-.!%*_+`'~]{1,12}$/);
 const quoted = fc
   .array(fc.oneof(fc.stringMatching(/^[ !#-[\]-~\t]$/), fc.constantFrom('\\"', '\\\\', '\\a')), { maxLength: 12 })
   .map((parts) => `"${parts.join('')}"`);
-const ipv6 = fc.ipV6().map((a) => `[${a}]`).filter((a) => /^\[[0-9A-Fa-f:.]+\]$/.test(a));
+const ipv6 = fc
+  .ipV6()
+  .map((a) => `[${a}]`)
+  .filter((a) => /^\[[0-9A-Fa-f:.]+\]$/.test(a));
 
 const known = new Set<string>(['q', ...IPSEC_PARAM_ORDER]);
 const extraParam = (forIpsec: boolean): fc.Arbitrary<ExtraParam> =>
-  fc.record(
-    { name: lowerToken.filter((n) => n !== 'q' && !(forIpsec && known.has(n))), value: fc.oneof(rawToken, quoted, ipv6) },
-    { requiredKeys: ['name'] },
-  ).map((r) => ({ ...r })); // fc.record builds null-prototype objects; the parser builds plain ones
+  fc
+    .record(
+      { name: lowerToken.filter((n) => n !== 'q' && !(forIpsec && known.has(n))), value: fc.oneof(rawToken, quoted, ipv6) },
+      { requiredKeys: ['name'] },
+    )
+    .map((r) => ({ ...r })); // fc.record builds null-prototype objects; the parser builds plain ones
 
 const q = fc.integer({ min: 0, max: 1000 }).map((n) => n / 1000);
 const ipsecMechanism: fc.Arbitrary<SecMechanism> = fc
@@ -44,22 +49,28 @@ const ipsecMechanism: fc.Arbitrary<SecMechanism> = fc
   )
   .map(([p, extra]) => ({ name: 'ipsec-3gpp', ...p, extra }));
 const otherMechanism: fc.Arbitrary<SecMechanism> = fc
-  .tuple(lowerToken.filter((n) => n !== 'ipsec-3gpp'), fc.option(q, { nil: undefined }), fc.array(extraParam(false), { maxLength: 3 }))
+  .tuple(
+    lowerToken.filter((n) => n !== 'ipsec-3gpp'),
+    fc.option(q, { nil: undefined }),
+    fc.array(extraParam(false), { maxLength: 3 }),
+  )
   .map(([name, qv, extra]) => (qv === undefined ? { name, extra } : { name, q: qv, extra }));
 
 /** Valid lists: one header's q values must be distinct, so later duplicates lose their q. */
-const mechanismList = fc.array(fc.oneof({ weight: 3, arbitrary: ipsecMechanism }, { weight: 1, arbitrary: otherMechanism }), { minLength: 1, maxLength: 6 }).map((ms) => {
-  const seen = new Set<number>();
-  return ms.map((m) => {
-    if (m.q === undefined) return m;
-    if (seen.has(qKey(m.q))) {
-      const { q: _drop, ...rest } = m;
-      return rest;
-    }
-    seen.add(qKey(m.q));
-    return m;
+const mechanismList = fc
+  .array(fc.oneof({ weight: 3, arbitrary: ipsecMechanism }, { weight: 1, arbitrary: otherMechanism }), { minLength: 1, maxLength: 6 })
+  .map((ms) => {
+    const seen = new Set<number>();
+    return ms.map((m) => {
+      if (m.q === undefined) return m;
+      if (seen.has(qKey(m.q))) {
+        const { q: _drop, ...rest } = m;
+        return rest;
+      }
+      seen.add(qKey(m.q));
+      return m;
+    });
   });
-});
 
 test('property: parse(serialize(x)) deep-equals x for arbitrary valid mechanism lists', () => {
   fc.assert(
@@ -91,9 +102,41 @@ function parsesOrSecAgreeError(values: string | string[]): void {
 
 // Fragments that reach deep into the scanner and the Annex H checks when glued at random.
 const fragment = fc.constantFrom(
-  'ipsec-3gpp', 'tls', ';', ',', '=', '"', '\\', ' ', '\r\n', '\t', 'q', '0.5', '1.000', 'spi-c', 'spi\u2011s', 'port-c',
-  'port-s', 'alg', 'ealg', 'mod', 'prot', 'UDP-enc-tun', 'hmac-sha-1-96', '4294967296', '0', '65535', '[', ']', '::1',
-  '\u00a0', '\u2212', '\u0000', '\ud800', '😀', 'é',
+  'ipsec-3gpp',
+  'tls',
+  ';',
+  ',',
+  '=',
+  '"',
+  '\\',
+  ' ',
+  '\r\n',
+  '\t',
+  'q',
+  '0.5',
+  '1.000',
+  'spi-c',
+  'spi\u2011s',
+  'port-c',
+  'port-s',
+  'alg',
+  'ealg',
+  'mod',
+  'prot',
+  'UDP-enc-tun',
+  'hmac-sha-1-96',
+  '4294967296',
+  '0',
+  '65535',
+  '[',
+  ']',
+  '::1',
+  '\u00a0',
+  '\u2212',
+  '\u0000',
+  '\ud800',
+  '😀',
+  'é',
 );
 
 test('property: arbitrary strings (unicode, glued fragments, mutations) parse or throw SecAgreeError only', () => {
@@ -128,7 +171,9 @@ test('property: huge inputs parse or throw SecAgreeError quickly', () => {
     { numRuns: 30 },
   );
   // A valid header just under the limit is scanned in full.
-  const big = Array(250).fill(`ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1;spi-s=2;port-c=3;port-s=4;x="${'y'.repeat(180)}"`).join(', ');
+  const big = Array(250)
+    .fill(`ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1;spi-s=2;port-c=3;port-s=4;x="${'y'.repeat(180)}"`)
+    .join(', ');
   const t0 = performance.now();
   assert.equal(parseSecurityHeaderOrThrow(big).length, 250);
   assert.ok(performance.now() - t0 < 1000);

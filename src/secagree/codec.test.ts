@@ -8,7 +8,16 @@ import { InputError } from '../util/errors.ts';
 import type { SecMechanism } from './mechanism.ts';
 
 const ENTRY = 'ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;spi-c=1236;spi-s=1237;port-c=7004;port-s=7005';
-const SHA1_NULL: SecMechanism = { name: 'ipsec-3gpp', alg: 'hmac-sha-1-96', ealg: 'null', spiC: 1236, spiS: 1237, portC: 7004, portS: 7005, extra: [] };
+const SHA1_NULL: SecMechanism = {
+  name: 'ipsec-3gpp',
+  alg: 'hmac-sha-1-96',
+  ealg: 'null',
+  spiC: 1236,
+  spiS: 1237,
+  portC: 7004,
+  portS: 7005,
+  extra: [],
+};
 
 function rejects(value: string | string[], code: SecAgreeCode, text: RegExp): void {
   assert.throws(
@@ -23,21 +32,37 @@ function rejects(value: string | string[], code: SecAgreeCode, text: RegExp): vo
 }
 
 test('parses the Kamailio-issue Security-Client of digest §4.3 (two entries, same SPIs and ports)', () => {
-  const v = 'ipsec-3gpp;alg=hmac-md5-96;ealg=null;spi-c=1236;spi-s=1237;port-c=7004;port-s=7005,\r\n'
-    + '                 ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;spi-c=1236;spi-s=1237;port-c=7004;port-s=7005';
+  const v =
+    'ipsec-3gpp;alg=hmac-md5-96;ealg=null;spi-c=1236;spi-s=1237;port-c=7004;port-s=7005,\r\n' +
+    '                 ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;spi-c=1236;spi-s=1237;port-c=7004;port-s=7005';
   assert.deepEqual(parseSecurityHeaderOrThrow(v, 'Security-Client'), [{ ...SHA1_NULL, alg: 'hmac-md5-96' }, SHA1_NULL]);
 });
 
 test('parses and re-emits the Kamailio-style Security-Server of digest §4.3 exactly', () => {
   const v = 'ipsec-3gpp;q=0.1;prot=esp;mod=trans;spi-c=4096;spi-s=4097;port-c=5062;port-s=5063;alg=hmac-sha-1-96;ealg=aes-cbc';
   const [m] = parseSecurityHeaderOrThrow(v, 'Security-Server');
-  assert.deepEqual(m, { name: 'ipsec-3gpp', q: 0.1, prot: 'esp', mod: 'trans', spiC: 4096, spiS: 4097, portC: 5062, portS: 5063, alg: 'hmac-sha-1-96', ealg: 'aes-cbc', extra: [] });
+  assert.deepEqual(m, {
+    name: 'ipsec-3gpp',
+    q: 0.1,
+    prot: 'esp',
+    mod: 'trans',
+    spiC: 4096,
+    spiS: 4097,
+    portC: 5062,
+    portS: 5063,
+    alg: 'hmac-sha-1-96',
+    ealg: 'aes-cbc',
+    extra: [],
+  });
   assert.equal(serializeMechanism(m!), v);
 });
 
 test('merges repeated header instances and comma lists in order', () => {
   const ms = parseSecurityHeaderOrThrow([`${ENTRY}, tls;q=0.2`, 'digest;q=0.3;d-alg=md5'], 'Security-Client');
-  assert.deepEqual(ms.map((m) => m.name), ['ipsec-3gpp', 'tls', 'digest']);
+  assert.deepEqual(
+    ms.map((m) => m.name),
+    ['ipsec-3gpp', 'tls', 'digest'],
+  );
   assert.deepEqual(ms[2], { name: 'digest', q: 0.3, extra: [{ name: 'd-alg', value: 'md5' }] });
 });
 
@@ -47,8 +72,21 @@ test('tolerates LWS, line folding and no-break spaces around every separator', (
 });
 
 test('parameter and mechanism names are case-insensitive; alg/ealg are lower-cased', () => {
-  const [m] = parseSecurityHeaderOrThrow('Ipsec-3GPP;ALG=HMAC-SHA-1-96;EALG=AES-CBC;Spi-C=1;SPI-S=2;Port-C=3;PORT-S=4;Mod=udp-ENC-tun;PROT=ESP');
-  assert.deepEqual(m, { name: 'ipsec-3gpp', alg: 'hmac-sha-1-96', ealg: 'aes-cbc', spiC: 1, spiS: 2, portC: 3, portS: 4, mod: 'UDP-enc-tun', prot: 'esp', extra: [] });
+  const [m] = parseSecurityHeaderOrThrow(
+    'Ipsec-3GPP;ALG=HMAC-SHA-1-96;EALG=AES-CBC;Spi-C=1;SPI-S=2;Port-C=3;PORT-S=4;Mod=udp-ENC-tun;PROT=ESP',
+  );
+  assert.deepEqual(m, {
+    name: 'ipsec-3gpp',
+    alg: 'hmac-sha-1-96',
+    ealg: 'aes-cbc',
+    spiC: 1,
+    spiS: 2,
+    portC: 3,
+    portS: 4,
+    mod: 'UDP-enc-tun',
+    prot: 'esp',
+    extra: [],
+  });
 });
 
 test('accepts U+2011 hyphens in spi‑c and other unicode hyphens (U+2010, U+2212) in names and values', () => {
@@ -71,9 +109,11 @@ test('accepts SPIs of 1 to 10 digits, including leading zeros and 4294967295', (
   assert.equal(parseSecurityHeaderOrThrow('ipsec-3gpp;spi-c=0000001236')[0]!.spiC, 1236);
 });
 
-test('rejects SPI 0 naming spi-c and the value', () => rejects('ipsec-3gpp;spi-c=0', 'SECAGREE_BAD_SPI', /spi-c: SPI must be 1\.\.4294967295, got 0/));
+test('rejects SPI 0 naming spi-c and the value', () =>
+  rejects('ipsec-3gpp;spi-c=0', 'SECAGREE_BAD_SPI', /spi-c: SPI must be 1\.\.4294967295, got 0/));
 test('rejects an SPI above 4294967295', () => rejects('ipsec-3gpp;spi-s=4294967296', 'SECAGREE_BAD_SPI', /spi-s: .*4294967296/));
-test('rejects a non-numeric SPI', () => rejects('ipsec-3gpp;spi-c=12ab', 'SECAGREE_BAD_SPI', /spi-c: SPI must be 1 to 10 decimal digits, got "12ab"/));
+test('rejects a non-numeric SPI', () =>
+  rejects('ipsec-3gpp;spi-c=12ab', 'SECAGREE_BAD_SPI', /spi-c: SPI must be 1 to 10 decimal digits, got "12ab"/));
 test('rejects an SPI of 11 digits', () => rejects('ipsec-3gpp;spi-c=00000001236', 'SECAGREE_BAD_SPI', /spi-c/));
 test('rejects port 0', () => rejects('ipsec-3gpp;port-c=0', 'SECAGREE_BAD_PORT', /port-c: port must be 1\.\.65535, got "0"/));
 test('rejects a port over 65535', () => rejects('ipsec-3gpp;port-s=65536', 'SECAGREE_BAD_PORT', /port-s: .*"65536"/));
@@ -83,26 +123,45 @@ test('rejects a q with four decimals', () => rejects('ipsec-3gpp;q=0.1234', 'SEC
 test('rejects a quoted q', () => rejects('ipsec-3gpp;q="0.5"', 'SECAGREE_BAD_Q', /q:/));
 
 test('rejects duplicate q values in one header (RFC 3329 §2.2), 0.1 and 0.100 being equal', () => {
-  rejects('ipsec-3gpp;q=0.1;alg=hmac-sha-1-96, ipsec-3gpp;q=0.100;alg=hmac-md5-96', 'SECAGREE_DUPLICATE_Q', /mechanisms 1 and 2 both have q=0\.1/);
+  rejects(
+    'ipsec-3gpp;q=0.1;alg=hmac-sha-1-96, ipsec-3gpp;q=0.100;alg=hmac-md5-96',
+    'SECAGREE_DUPLICATE_Q',
+    /mechanisms 1 and 2 both have q=0\.1/,
+  );
 });
 
 test('issue 10 §5: one q rule: equal q values in different instances of the header are refused like in one value', () => {
-  assert.throws(() => parseSecurityHeaderOrThrow(['tls;q=0.5', 'ipsec-3gpp;q=0.5']), (e: unknown) => e instanceof SecAgreeError && e.code === 'SECAGREE_DUPLICATE_Q' && /mechanisms 1 and 2/.test(e.message));
+  assert.throws(
+    () => parseSecurityHeaderOrThrow(['tls;q=0.5', 'ipsec-3gpp;q=0.5']),
+    (e: unknown) => e instanceof SecAgreeError && e.code === 'SECAGREE_DUPLICATE_Q' && /mechanisms 1 and 2/.test(e.message),
+  );
 });
 
 test('whatever parses also serializes (the q rule is the same both ways)', () => {
   fc.assert(
-    fc.property(fc.array(fc.array(fc.tuple(fc.constantFrom('tls', 'digest', 'ipsec-3gpp'), fc.option(fc.constantFrom('0', '0.1', '0.10', '0.5', '0.500', '1', '1.0'))), { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 3 }), (values) => {
-      const headers = values.map((v) => v.map(([name, q]) => (q === null ? name : `${name};q=${q}`)).join(', '));
-      let parsed;
-      try {
-        parsed = parseSecurityHeaderOrThrow(headers);
-      } catch (e) {
-        assert.ok(e instanceof SecAgreeError && e.code === 'SECAGREE_DUPLICATE_Q');
-        return;
-      }
-      assert.deepEqual(parseSecurityHeaderOrThrow(serializeMechanisms(parsed)), parsed);
-    }),
+    fc.property(
+      fc.array(
+        fc.array(
+          fc.tuple(
+            fc.constantFrom('tls', 'digest', 'ipsec-3gpp'),
+            fc.option(fc.constantFrom('0', '0.1', '0.10', '0.5', '0.500', '1', '1.0')),
+          ),
+          { minLength: 1, maxLength: 3 },
+        ),
+        { minLength: 1, maxLength: 3 },
+      ),
+      (values) => {
+        const headers = values.map((v) => v.map(([name, q]) => (q === null ? name : `${name};q=${q}`)).join(', '));
+        let parsed;
+        try {
+          parsed = parseSecurityHeaderOrThrow(headers);
+        } catch (e) {
+          assert.ok(e instanceof SecAgreeError && e.code === 'SECAGREE_DUPLICATE_Q');
+          return;
+        }
+        assert.deepEqual(parseSecurityHeaderOrThrow(serializeMechanisms(parsed)), parsed);
+      },
+    ),
     { numRuns: 300 },
   );
 });
@@ -154,7 +213,14 @@ test('accepts quoted values where RFC 3329 generic-param allows, unquoting Annex
 
 test('non-ipsec-3gpp mechanisms keep Annex H names as extensions (only q applies to tls)', () => {
   const [m] = parseSecurityHeaderOrThrow('tls;q=0.2;alg=x;spi-c=0');
-  assert.deepEqual(m, { name: 'tls', q: 0.2, extra: [{ name: 'alg', value: 'x' }, { name: 'spi-c', value: '0' }] });
+  assert.deepEqual(m, {
+    name: 'tls',
+    q: 0.2,
+    extra: [
+      { name: 'alg', value: 'x' },
+      { name: 'spi-c', value: '0' },
+    ],
+  });
 });
 
 test('refuses inputs over 64 KiB and more than 256 mechanisms before doing real work', () => {
@@ -163,8 +229,23 @@ test('refuses inputs over 64 KiB and more than 256 mechanisms before doing real 
 });
 
 test('serializes in the canonical order with ASCII hyphens and UDP-enc-tun spelled exactly', () => {
-  const m: SecMechanism = { name: 'ipsec-3gpp', extra: [{ name: 'x', value: 'y' }], ealg: 'aes-cbc', alg: 'hmac-sha-1-96', portS: 4, portC: 3, spiS: 2, spiC: 1, mod: 'UDP-enc-tun', prot: 'esp', q: 0.125 };
-  assert.equal(serializeMechanism(m), 'ipsec-3gpp;q=0.125;prot=esp;mod=UDP-enc-tun;spi-c=1;spi-s=2;port-c=3;port-s=4;alg=hmac-sha-1-96;ealg=aes-cbc;x=y');
+  const m: SecMechanism = {
+    name: 'ipsec-3gpp',
+    extra: [{ name: 'x', value: 'y' }],
+    ealg: 'aes-cbc',
+    alg: 'hmac-sha-1-96',
+    portS: 4,
+    portC: 3,
+    spiS: 2,
+    spiC: 1,
+    mod: 'UDP-enc-tun',
+    prot: 'esp',
+    q: 0.125,
+  };
+  assert.equal(
+    serializeMechanism(m),
+    'ipsec-3gpp;q=0.125;prot=esp;mod=UDP-enc-tun;spi-c=1;spi-s=2;port-c=3;port-s=4;alg=hmac-sha-1-96;ealg=aes-cbc;x=y',
+  );
   assert.equal(serializeMechanism({ name: 'tls', q: 1, extra: [] }), 'tls;q=1');
   assert.equal(serializeMechanism({ name: 'tls', q: 0, extra: [] }), 'tls;q=0');
 });
@@ -180,9 +261,20 @@ test('serialization is strict: it refuses values that would not parse back', () 
     [{ ...SHA1_NULL, extra: [{ name: 'x', value: 'a b' }] }, /not a token, host or quoted-string/],
     [{ name: 'bad name', extra: [] }, /not a token/],
   ];
-  for (const [m, re] of bad) assert.throws(() => serializeMechanism(m), (e: unknown) => e instanceof SecAgreeError && re.test(e.message));
+  for (const [m, re] of bad)
+    assert.throws(
+      () => serializeMechanism(m),
+      (e: unknown) => e instanceof SecAgreeError && re.test(e.message),
+    );
   assert.throws(() => serializeMechanisms([]), /at least one/);
-  assert.throws(() => serializeMechanisms([{ ...SHA1_NULL, q: 0.5 }, { name: 'tls', q: 0.5, extra: [] }]), /mechanisms 1 and 2 both have q=0\.5/);
+  assert.throws(
+    () =>
+      serializeMechanisms([
+        { ...SHA1_NULL, q: 0.5 },
+        { name: 'tls', q: 0.5, extra: [] },
+      ]),
+    /mechanisms 1 and 2 both have q=0\.5/,
+  );
 });
 
 test('issue 12 §4: parseSecurityHeader returns a result; bad input is a typed error, never a throw', () => {

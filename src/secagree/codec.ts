@@ -4,8 +4,20 @@
 import { SecAgreeError, showValue } from './errors.ts';
 import { attempt, type Result } from '../util/result.ts';
 import {
-  IPSEC_3GPP, IPSEC_PARAM_ORDER, checkPortNumber, checkSpiNumber, formatQ, parsePort, parseQ, parseSpi, qKey,
-  type ExtraParam, type IpsecParamName, type Mod, type Prot, type SecMechanism,
+  IPSEC_3GPP,
+  IPSEC_PARAM_ORDER,
+  checkPortNumber,
+  checkSpiNumber,
+  formatQ,
+  parsePort,
+  parseQ,
+  parseSpi,
+  qKey,
+  type ExtraParam,
+  type IpsecParamName,
+  type Mod,
+  type Prot,
+  type SecMechanism,
 } from './mechanism.ts';
 
 /** The three RFC 3329 headers of security agreement (33.203 Annex H). */
@@ -29,15 +41,28 @@ const isSpace = (c: string | undefined): boolean => c === ' ' || c === '\t' || c
 // qdtext / quoted-pair content: anything but CR, LF and the other C0 controls (tab is LWS).
 const isQuotedChar = (c: string): boolean => c === '\t' || (c >= ' ' && c !== '\x7f');
 
-interface RawParam { readonly name: string; readonly value?: string }
-interface RawMechanism { readonly name: string; readonly params: RawParam[] }
+interface RawParam {
+  readonly name: string;
+  readonly value?: string;
+}
+interface RawMechanism {
+  readonly name: string;
+  readonly params: RawParam[];
+}
 
 /** A cursor over one header value; reads return '' instead of running past the end. */
 class Cursor {
   pos = 0;
-  constructor(readonly s: string, readonly where: string) {}
-  peek(): string | undefined { return this.s[this.pos]; }
-  skipSpace(): void { while (isSpace(this.s[this.pos])) this.pos++; }
+  constructor(
+    readonly s: string,
+    readonly where: string,
+  ) {}
+  peek(): string | undefined {
+    return this.s[this.pos];
+  }
+  skipSpace(): void {
+    while (isSpace(this.s[this.pos])) this.pos++;
+  }
   token(): string {
     const start = this.pos;
     while (this.pos < this.s.length && isTokenChar(this.s[this.pos]!)) this.pos++;
@@ -54,7 +79,10 @@ class Cursor {
       this.pos++;
       for (;;) {
         const c = this.s[this.pos];
-        if (c === undefined) { this.pos = start; this.fail('SECAGREE_SYNTAX', 'unterminated quoted string'); }
+        if (c === undefined) {
+          this.pos = start;
+          this.fail('SECAGREE_SYNTAX', 'unterminated quoted string');
+        }
         if (!isQuotedChar(c)) this.fail('SECAGREE_SYNTAX', 'control character in quoted string');
         this.pos++;
         if (c === '"') return this.s.slice(start, this.pos);
@@ -134,17 +162,36 @@ function typeMechanism(raw: RawMechanism, where: string): SecMechanism {
     if (seen.has(p.name)) throw new SecAgreeError('SECAGREE_DUPLICATE_PARAM', `${at}${p.name}: parameter given twice`, p.name, p.value);
     seen.add(p.name);
     if (p.value === undefined) throw new SecAgreeError('SECAGREE_BAD_PARAM', `${at}${p.name}: missing value`, p.name);
-    if (p.name === 'q') { m.q = parseQ(p.value, 'q', at); continue; }
+    if (p.name === 'q') {
+      m.q = parseQ(p.value, 'q', at);
+      continue;
+    }
     const v = unquote(p.value);
     switch (p.name as IpsecParamName) {
-      case 'spi-c': m.spiC = parseSpi(v, 'spi-c', at); break;
-      case 'spi-s': m.spiS = parseSpi(v, 'spi-s', at); break;
-      case 'port-c': m.portC = parsePort(v, 'port-c', at); break;
-      case 'port-s': m.portS = parsePort(v, 'port-s', at); break;
-      case 'prot': m.prot = parseProt(v, at); break;
-      case 'mod': m.mod = parseMod(v, at); break;
-      case 'alg': m.alg = parseAlgName(v, 'alg', at); break;
-      case 'ealg': m.ealg = parseAlgName(v, 'ealg', at); break;
+      case 'spi-c':
+        m.spiC = parseSpi(v, 'spi-c', at);
+        break;
+      case 'spi-s':
+        m.spiS = parseSpi(v, 'spi-s', at);
+        break;
+      case 'port-c':
+        m.portC = parsePort(v, 'port-c', at);
+        break;
+      case 'port-s':
+        m.portS = parsePort(v, 'port-s', at);
+        break;
+      case 'prot':
+        m.prot = parseProt(v, at);
+        break;
+      case 'mod':
+        m.mod = parseMod(v, at);
+        break;
+      case 'alg':
+        m.alg = parseAlgName(v, 'alg', at);
+        break;
+      case 'ealg':
+        m.ealg = parseAlgName(v, 'ealg', at);
+        break;
     }
   }
   return { ...m, name: raw.name, extra };
@@ -180,12 +227,18 @@ function parseAlgName(v: string, field: 'alg' | 'ealg', at: string): string {
  * A header from the wire is untrusted input: the result carries a SecAgreeError naming the header,
  * the mechanism, the field and the value; nothing is thrown for bad input (issue 12 §4).
  */
-export function parseSecurityHeader(values: string | readonly string[], header: SecHeaderName | string = 'security header'): Result<SecMechanism[], SecAgreeError> {
+export function parseSecurityHeader(
+  values: string | readonly string[],
+  header: SecHeaderName | string = 'security header',
+): Result<SecMechanism[], SecAgreeError> {
   return attempt(SecAgreeError, () => parseSecurityHeaderOrThrow(values, header));
 }
 
 /** parseSecurityHeader for trusted input (tests, fixtures, values this process built): throws SecAgreeError. */
-export function parseSecurityHeaderOrThrow(values: string | readonly string[], header: SecHeaderName | string = 'security header'): SecMechanism[] {
+export function parseSecurityHeaderOrThrow(
+  values: string | readonly string[],
+  header: SecHeaderName | string = 'security header',
+): SecMechanism[] {
   const list = typeof values === 'string' ? [values] : values;
   let total = 0;
   for (const v of list) total += v.length;
@@ -216,7 +269,12 @@ export function checkDistinctQ(ms: readonly SecMechanism[], header = 'security h
     if (m.q === undefined) return;
     const other = qs.get(qKey(m.q));
     if (other !== undefined) {
-      throw new SecAgreeError('SECAGREE_DUPLICATE_Q', `${header}: mechanisms ${other} and ${i + 1} both have q=${formatQ(m.q)} (RFC 3329 §2.2 requires distinct q values)`, 'q', formatQ(m.q));
+      throw new SecAgreeError(
+        'SECAGREE_DUPLICATE_Q',
+        `${header}: mechanisms ${other} and ${i + 1} both have q=${formatQ(m.q)} (RFC 3329 §2.2 requires distinct q values)`,
+        'q',
+        formatQ(m.q),
+      );
     }
     qs.set(qKey(m.q), i + 1);
   });
@@ -234,13 +292,20 @@ export function checkDistinctQ(ms: readonly SecMechanism[], header = 'security h
  */
 export function serializeMechanism(m: SecMechanism): string {
   const name = m.name.toLowerCase();
-  if (!TOKEN_RE.test(name)) throw new SecAgreeError('SECAGREE_BAD_PARAM', `mechanism name: not a token: ${showValue(m.name)}`, 'name', m.name);
+  if (!TOKEN_RE.test(name))
+    throw new SecAgreeError('SECAGREE_BAD_PARAM', `mechanism name: not a token: ${showValue(m.name)}`, 'name', m.name);
   const parts = [name];
   if (m.q !== undefined) parts.push(`q=${formatQ(m.q)}`);
   const ipsec = name === IPSEC_3GPP;
   const annexH: [IpsecParamName, string | number | undefined][] = [
-    ['prot', m.prot], ['mod', m.mod], ['spi-c', m.spiC], ['spi-s', m.spiS],
-    ['port-c', m.portC], ['port-s', m.portS], ['alg', m.alg], ['ealg', m.ealg],
+    ['prot', m.prot],
+    ['mod', m.mod],
+    ['spi-c', m.spiC],
+    ['spi-s', m.spiS],
+    ['port-c', m.portC],
+    ['port-s', m.portS],
+    ['alg', m.alg],
+    ['ealg', m.ealg],
   ];
   for (const [p, v] of annexH) {
     if (v === undefined) continue;
@@ -250,11 +315,25 @@ export function serializeMechanism(m: SecMechanism): string {
   for (const e of m.extra) {
     const en = e.name.toLowerCase();
     if (!TOKEN_RE.test(en) || en === 'q' || (ipsec && KNOWN_IPSEC.has(en))) {
-      throw new SecAgreeError('SECAGREE_BAD_PARAM', `${name}: extension name ${showValue(e.name)} is not a token or is a known parameter`, 'extra', e.name);
+      throw new SecAgreeError(
+        'SECAGREE_BAD_PARAM',
+        `${name}: extension name ${showValue(e.name)} is not a token or is a known parameter`,
+        'extra',
+        e.name,
+      );
     }
-    if (e.value === undefined) { parts.push(en); continue; }
+    if (e.value === undefined) {
+      parts.push(en);
+      continue;
+    }
     const v = normaliseHyphens(e.value);
-    if (!isGenValue(v)) throw new SecAgreeError('SECAGREE_BAD_PARAM', `${name}: extension ${en}: not a token, host or quoted-string: ${showValue(e.value)}`, en, e.value);
+    if (!isGenValue(v))
+      throw new SecAgreeError(
+        'SECAGREE_BAD_PARAM',
+        `${name}: extension ${en}: not a token, host or quoted-string: ${showValue(e.value)}`,
+        en,
+        e.value,
+      );
     parts.push(`${en}=${v}`);
   }
   return parts.join(';');
@@ -262,11 +341,22 @@ export function serializeMechanism(m: SecMechanism): string {
 
 function formatIpsecValue(p: IpsecParamName, v: string | number): string {
   switch (p) {
-    case 'spi-c': case 'spi-s': checkSpiNumber(v as number, p); return String(v);
-    case 'port-c': case 'port-s': checkPortNumber(v as number, p); return String(v);
-    case 'prot': if (v === 'esp' || v === 'ah') return v; break;
-    case 'mod': if (v === 'trans' || v === 'tun' || v === 'UDP-enc-tun') return v; break;
-    case 'alg': case 'ealg': {
+    case 'spi-c':
+    case 'spi-s':
+      checkSpiNumber(v as number, p);
+      return String(v);
+    case 'port-c':
+    case 'port-s':
+      checkPortNumber(v as number, p);
+      return String(v);
+    case 'prot':
+      if (v === 'esp' || v === 'ah') return v;
+      break;
+    case 'mod':
+      if (v === 'trans' || v === 'tun' || v === 'UDP-enc-tun') return v;
+      break;
+    case 'alg':
+    case 'ealg': {
       const s = normaliseHyphens(String(v)).toLowerCase();
       if (TOKEN_RE.test(s)) return s;
       break;

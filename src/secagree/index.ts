@@ -16,22 +16,53 @@
  */
 export { SecAgreeError, type SecAgreeCode } from './errors.ts';
 export {
-  IPSEC_3GPP, IPSEC_PARAM_ORDER, MAX_PORT, MAX_SPI,
-  effectiveEalg, effectiveMod, effectiveProt, formatQ, parsePort, parseQ, parseSpi,
-  type ExtraParam, type Mod, type Prot, type SecMechanism, type SpiPortSet, type UsableMod,
+  IPSEC_3GPP,
+  IPSEC_PARAM_ORDER,
+  MAX_PORT,
+  MAX_SPI,
+  effectiveEalg,
+  effectiveMod,
+  effectiveProt,
+  formatQ,
+  parsePort,
+  parseQ,
+  parseSpi,
+  type ExtraParam,
+  type Mod,
+  type Prot,
+  type SecMechanism,
+  type SpiPortSet,
+  type UsableMod,
 } from './mechanism.ts';
 export {
-  MAX_HEADER_CHARS, MAX_MECHANISMS, normaliseHyphens, parseSecurityHeader, parseSecurityHeaderOrThrow, serializeMechanism, serializeMechanisms,
+  MAX_HEADER_CHARS,
+  MAX_MECHANISMS,
+  normaliseHyphens,
+  parseSecurityHeader,
+  parseSecurityHeaderOrThrow,
+  serializeMechanism,
+  serializeMechanisms,
   type SecHeaderName,
 } from './codec.ts';
 export { SEC_AGREE_TAG, hasSecAgreeTag, removeSecAgreeTag } from './option-tag.ts';
 export {
-  DEFAULT_ALLOW, DEPRECATED_ALLOW, formatPair, isDeprecatedPair, parseAlgPairList, resolveAllowList,
-  type AlgPair, type SecAgreePolicy,
+  DEFAULT_ALLOW,
+  DEPRECATED_ALLOW,
+  formatPair,
+  isDeprecatedPair,
+  parseAlgPairList,
+  resolveAllowList,
+  type AlgPair,
+  type SecAgreePolicy,
 } from './policy.ts';
 export {
-  buildSecurityServer, negotiate,
-  type Choice, type Failure, type Negotiated, type NegotiationContext, type NegotiationResult,
+  buildSecurityServer,
+  negotiate,
+  type Choice,
+  type Failure,
+  type Negotiated,
+  type NegotiationContext,
+  type NegotiationResult,
 } from './negotiate.ts';
 export { buildSecurityClient, chooseServerMechanism, type ServerChoice, type ServerChoiceResult, type UeSupport } from './ue-choice.ts';
 export { firstDifference, verifySecurityClientUnchanged, verifySecurityVerify, type MechanismsInput, type VerifyResult } from './verify.ts';

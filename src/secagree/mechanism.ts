@@ -79,7 +79,12 @@ export const MAX_PORT = 65535;
  */
 export function parseSpi(text: string, field: string, where = ''): number {
   if (!/^[0-9]{1,10}$/.test(text)) {
-    throw new SecAgreeError('SECAGREE_BAD_SPI', `${where}${field}: SPI must be 1 to 10 decimal digits, got ${showValue(text)}`, field, text);
+    throw new SecAgreeError(
+      'SECAGREE_BAD_SPI',
+      `${where}${field}: SPI must be 1 to 10 decimal digits, got ${showValue(text)}`,
+      field,
+      text,
+    );
   }
   const n = Number(text);
   if (n === 0 || n > MAX_SPI) {
@@ -100,7 +105,12 @@ export function parsePort(text: string, field: string, where = ''): number {
 /** RFC 3329 §2.2 qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ). */
 export function parseQ(text: string, field = 'q', where = ''): number {
   if (!/^(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$/.test(text)) {
-    throw new SecAgreeError('SECAGREE_BAD_Q', `${where}${field}: not an RFC 3329 qvalue (0..1, at most 3 decimals), got ${showValue(text)}`, field, text);
+    throw new SecAgreeError(
+      'SECAGREE_BAD_Q',
+      `${where}${field}: not an RFC 3329 qvalue (0..1, at most 3 decimals), got ${showValue(text)}`,
+      field,
+      text,
+    );
   }
   return Number(text.endsWith('.') ? text.slice(0, -1) : text);
 }

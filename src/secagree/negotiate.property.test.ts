@@ -21,7 +21,10 @@ const entry: fc.Arbitrary<SecMechanism> = fc
     { requiredKeys: [] },
   )
   .map((p) => ({ name: 'ipsec-3gpp', ...p, ...SET, extra: [] }));
-const offer = fc.array(fc.oneof({ weight: 5, arbitrary: entry }, { weight: 1, arbitrary: fc.constant<SecMechanism>({ name: 'tls', extra: [] }) }), { maxLength: 8 });
+const offer = fc.array(
+  fc.oneof({ weight: 5, arbitrary: entry }, { weight: 1, arbitrary: fc.constant<SecMechanism>({ name: 'tls', extra: [] }) }),
+  { maxLength: 8 },
+);
 const policy = fc.record(
   { allow: fc.subarray(allValidPairs()), allowDeprecated: fc.boolean(), modes: fc.subarray(['trans', 'UDP-enc-tun'] as const) },
   { requiredKeys: [] },
@@ -54,8 +57,13 @@ test('property: when the policy allows an offered esp entry of the right mode, n
       const want = nat ? 'UDP-enc-tun' : 'trans';
       const pol = { allowDeprecated: true };
       const allowed = resolveAllowList(pol).allow;
-      const possible = ms.some((m) => m.name === 'ipsec-3gpp' && effectiveProt(m) === 'esp' && effectiveMod(m) === want
-        && allowed.some((p) => p.alg === m.alg && p.ealg === effectiveEalg(m)));
+      const possible = ms.some(
+        (m) =>
+          m.name === 'ipsec-3gpp' &&
+          effectiveProt(m) === 'esp' &&
+          effectiveMod(m) === want &&
+          allowed.some((p) => p.alg === m.alg && p.ealg === effectiveEalg(m)),
+      );
       assert.equal(negotiate(ms, pol, { natDetected: nat }).ok, possible);
     }),
     { numRuns: 1000 },

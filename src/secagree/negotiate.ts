@@ -5,8 +5,16 @@
 import { ENCRYPTION, INTEGRITY, type EncryptionAlg, type IntegrityAlg } from '../ipsec/algorithms.ts';
 import { SecAgreeError, type SecAgreeCode } from './errors.ts';
 import {
-  IPSEC_3GPP, checkSpiPortSet, effectiveEalg, effectiveMod, effectiveProt, formatQ, spiPortSetOf,
-  type SecMechanism, type SpiPortSet, type UsableMod,
+  IPSEC_3GPP,
+  checkSpiPortSet,
+  effectiveEalg,
+  effectiveMod,
+  effectiveProt,
+  formatQ,
+  spiPortSetOf,
+  type SecMechanism,
+  type SpiPortSet,
+  type UsableMod,
 } from './mechanism.ts';
 import { formatPair, resolveAllowList, type SecAgreePolicy } from './policy.ts';
 
@@ -78,9 +86,19 @@ export function negotiate(client: readonly SecMechanism[], policy: SecAgreePolic
   // disagree leave the SA set ambiguous, so the whole offer is refused.
   const first = entries[0]!.m;
   for (const { m, index } of entries) {
-    for (const [f, a, b] of [['spi-c', first.spiC, m.spiC], ['spi-s', first.spiS, m.spiS], ['port-c', first.portC, m.portC], ['port-s', first.portS, m.portS]] as const) {
+    for (const [f, a, b] of [
+      ['spi-c', first.spiC, m.spiC],
+      ['spi-s', first.spiS, m.spiS],
+      ['port-c', first.portC, m.portC],
+      ['port-s', first.portS, m.portS],
+    ] as const) {
       if (a !== b) {
-        return fail('SECAGREE_CLIENT_INCONSISTENT', `Security-Client mechanism ${index + 1}: ${f}=${b ?? '(absent)'} differs from ${f}=${a ?? '(absent)'} of mechanism ${entries[0]!.index + 1}`, f, String(b));
+        return fail(
+          'SECAGREE_CLIENT_INCONSISTENT',
+          `Security-Client mechanism ${index + 1}: ${f}=${b ?? '(absent)'} differs from ${f}=${a ?? '(absent)'} of mechanism ${entries[0]!.index + 1}`,
+          f,
+          String(b),
+        );
       }
     }
   }
@@ -91,12 +109,19 @@ export function negotiate(client: readonly SecMechanism[], policy: SecAgreePolic
       : fail('SECAGREE_NO_COMMON_ALG', 'no NAT was detected but this P-CSCF policy does not allow mod=trans', 'mod', want);
   }
   if (ctx.natDetected && !entries.some(({ m }) => effectiveMod(m) === 'UDP-enc-tun')) {
-    return fail('SECAGREE_NAT_NO_UDP_ENC_TUN', 'a NAT was detected but Security-Client offers no mod=UDP-enc-tun entry (33.203 Annex M)', 'mod', 'UDP-enc-tun');
+    return fail(
+      'SECAGREE_NAT_NO_UDP_ENC_TUN',
+      'a NAT was detected but Security-Client offers no mod=UDP-enc-tun entry (33.203 Annex M)',
+      'mod',
+      'UDP-enc-tun',
+    );
   }
 
   const candidates = entries.filter(({ m }) => effectiveProt(m) === 'esp' && effectiveMod(m) === want && m.alg !== undefined);
   for (const pair of allow) {
-    const hit = bestByQ(candidates.filter(({ m }) => m.alg === INTEGRITY[pair.alg].token && effectiveEalg(m) === ENCRYPTION[pair.ealg].token));
+    const hit = bestByQ(
+      candidates.filter(({ m }) => m.alg === INTEGRITY[pair.alg].token && effectiveEalg(m) === ENCRYPTION[pair.ealg].token),
+    );
     if (hit === undefined) continue;
     const set = spiPortSetOf(hit.m);
     if ('missing' in set) {
@@ -124,8 +149,16 @@ export function buildSecurityServer(choice: Choice, server: SpiPortSet, q = 0.1)
   checkSpiPortSet(server, 'Security-Server');
   formatQ(q);
   return {
-    name: IPSEC_3GPP, q, prot: 'esp', mod: choice.mod,
-    spiC: server.spiC, spiS: server.spiS, portC: server.portC, portS: server.portS,
-    alg: INTEGRITY[choice.alg].token, ealg: ENCRYPTION[choice.ealg].token, extra: [],
+    name: IPSEC_3GPP,
+    q,
+    prot: 'esp',
+    mod: choice.mod,
+    spiC: server.spiC,
+    spiS: server.spiS,
+    portC: server.portC,
+    portS: server.portS,
+    alg: INTEGRITY[choice.alg].token,
+    ealg: ENCRYPTION[choice.ealg].token,
+    extra: [],
   };
 }

@@ -7,7 +7,10 @@ export const SEC_AGREE_TAG = 'sec-agree';
 
 function tagsOf(values: string | readonly string[]): string[] {
   const list = typeof values === 'string' ? [values] : values;
-  return list.flatMap((v) => v.split(',')).map((t) => t.trim()).filter((t) => t !== '');
+  return list
+    .flatMap((v) => v.split(','))
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
 }
 
 // Compared case-insensitively with unicode hyphens folded, like the rest of this layer.

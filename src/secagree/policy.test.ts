@@ -6,7 +6,10 @@ import { SecAgreeError } from './errors.ts';
 
 test('the default allow list is sha1/aes-cbc, sha1/null, null/aes-gcm, aes-gmac/null, without deprecated pairs', () => {
   assert.deepEqual(resolveAllowList().allow, DEFAULT_ALLOW);
-  assert.deepEqual(resolveAllowList({}).allow.map((p) => `${p.alg}/${p.ealg}`), ['hmac-sha-1-96/aes-cbc', 'hmac-sha-1-96/null', 'null/aes-gcm', 'aes-gmac/null']);
+  assert.deepEqual(
+    resolveAllowList({}).allow.map((p) => `${p.alg}/${p.ealg}`),
+    ['hmac-sha-1-96/aes-cbc', 'hmac-sha-1-96/null', 'null/aes-gcm', 'aes-gmac/null'],
+  );
 });
 
 test('allowDeprecated appends hmac-md5-96 and des-ede3-cbc pairs after the default ones', () => {
@@ -37,7 +40,10 @@ test('rejects unknown names, invalid pairs and empty items with SECAGREE_BAD_POL
     ['hmac-sha-1-96/null,', /empty item/],
     ['a/b/c', /not alg\/ealg/],
   ] as const) {
-    assert.throws(() => parseAlgPairList(text), (e: unknown) => e instanceof SecAgreeError && e.code === 'SECAGREE_BAD_POLICY' && re.test(e.message));
+    assert.throws(
+      () => parseAlgPairList(text),
+      (e: unknown) => e instanceof SecAgreeError && e.code === 'SECAGREE_BAD_POLICY' && re.test(e.message),
+    );
   }
   assert.throws(() => resolveAllowList({ allow: [{ alg: 'aes-gmac', ealg: 'aes-cbc' }] }), /not a valid alg\/ealg pair/);
 });

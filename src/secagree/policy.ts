@@ -2,8 +2,13 @@
 // `alg/ealg,alg/ealg` text form used by the CLI and configs. Names and validity come from
 // ipsec/algorithms.ts (33.203 Annex H; spec digest §12).
 import {
-  ENCRYPTION, INTEGRITY, isEncryptionAlg, isIntegrityAlg, isValidPair,
-  type EncryptionAlg, type IntegrityAlg,
+  ENCRYPTION,
+  INTEGRITY,
+  isEncryptionAlg,
+  isIntegrityAlg,
+  isValidPair,
+  type EncryptionAlg,
+  type IntegrityAlg,
 } from '../ipsec/algorithms.ts';
 import { SecAgreeError, showValue } from './errors.ts';
 import type { UsableMod } from './mechanism.ts';
@@ -60,7 +65,12 @@ export function resolveAllowList(policy: SecAgreePolicy = {}): { allow: AlgPair[
   const disabled: AlgPair[] = [];
   for (const p of base) {
     if (!isIntegrityAlg(p.alg) || !isEncryptionAlg(p.ealg) || !isValidPair(p.alg, p.ealg)) {
-      throw new SecAgreeError('SECAGREE_BAD_POLICY', `policy: ${showValue(formatPair(p))} is not a valid alg/ealg pair`, 'allow', formatPair(p));
+      throw new SecAgreeError(
+        'SECAGREE_BAD_POLICY',
+        `policy: ${showValue(formatPair(p))} is not a valid alg/ealg pair`,
+        'allow',
+        formatPair(p),
+      );
     }
     (isDeprecatedPair(p) && !policy.allowDeprecated ? disabled : allow).push(p);
   }
@@ -74,14 +84,28 @@ export function resolveAllowList(policy: SecAgreePolicy = {}): { allow: AlgPair[
  */
 export function parseAlgPairList(text: string, field = 'policy'): AlgPair[] {
   const items = text.split(',').map((s) => s.trim());
-  if (items.some((s) => s === '')) throw new SecAgreeError('SECAGREE_BAD_POLICY', `${field}: empty item in ${showValue(text)}`, field, text);
+  if (items.some((s) => s === ''))
+    throw new SecAgreeError('SECAGREE_BAD_POLICY', `${field}: empty item in ${showValue(text)}`, field, text);
   return items.map((item) => {
-    const [alg = '', ealg = 'null', more] = item.toLowerCase().split('/').map((s) => s.trim());
+    const [alg = '', ealg = 'null', more] = item
+      .toLowerCase()
+      .split('/')
+      .map((s) => s.trim());
     if (more !== undefined || !isIntegrityAlg(alg) || !isEncryptionAlg(ealg)) {
-      throw new SecAgreeError('SECAGREE_BAD_POLICY', `${field}: ${showValue(item)} is not alg/ealg with known names (alg: ${Object.keys(INTEGRITY).join(', ')}; ealg: ${Object.keys(ENCRYPTION).join(', ')})`, field, item);
+      throw new SecAgreeError(
+        'SECAGREE_BAD_POLICY',
+        `${field}: ${showValue(item)} is not alg/ealg with known names (alg: ${Object.keys(INTEGRITY).join(', ')}; ealg: ${Object.keys(ENCRYPTION).join(', ')})`,
+        field,
+        item,
+      );
     }
     if (!isValidPair(alg, ealg)) {
-      throw new SecAgreeError('SECAGREE_BAD_POLICY', `${field}: ${showValue(item)}: alg=${alg} cannot be combined with ealg=${ealg}`, field, item);
+      throw new SecAgreeError(
+        'SECAGREE_BAD_POLICY',
+        `${field}: ${showValue(item)}: alg=${alg} cannot be combined with ealg=${ealg}`,
+        field,
+        item,
+      );
     }
     return { alg, ealg };
   });

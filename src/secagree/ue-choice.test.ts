@@ -9,7 +9,11 @@ import { DEFAULT_ALLOW, type AlgPair } from './policy.ts';
 import type { SecAgreeCode } from './errors.ts';
 
 const PCSCF = 'spi-c=4096;spi-s=4097;port-c=5062;port-s=5063';
-const UE_PAIRS: AlgPair[] = [{ alg: 'hmac-sha-1-96', ealg: 'aes-cbc' }, { alg: 'hmac-sha-1-96', ealg: 'null' }, { alg: 'hmac-md5-96', ealg: 'null' }];
+const UE_PAIRS: AlgPair[] = [
+  { alg: 'hmac-sha-1-96', ealg: 'aes-cbc' },
+  { alg: 'hmac-sha-1-96', ealg: 'null' },
+  { alg: 'hmac-md5-96', ealg: 'null' },
+];
 
 function failed(r: ServerChoiceResult, code: SecAgreeCode, re: RegExp): void {
   assert.equal(r.ok, false);
@@ -19,9 +23,17 @@ function failed(r: ServerChoiceResult, code: SecAgreeCode, re: RegExp): void {
 }
 
 test('picks the Kamailio-style Security-Server entry and returns the P-CSCF SPIs and ports', () => {
-  const server = parseSecurityHeaderOrThrow(`ipsec-3gpp;q=0.1;prot=esp;mod=trans;${PCSCF};alg=hmac-sha-1-96;ealg=aes-cbc`, 'Security-Server');
+  const server = parseSecurityHeaderOrThrow(
+    `ipsec-3gpp;q=0.1;prot=esp;mod=trans;${PCSCF};alg=hmac-sha-1-96;ealg=aes-cbc`,
+    'Security-Server',
+  );
   assert.deepEqual(chooseServerMechanism(server, UE_PAIRS), {
-    ok: true, alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mod: 'trans', server: { spiC: 4096, spiS: 4097, portC: 5062, portS: 5063 }, index: 0,
+    ok: true,
+    alg: 'hmac-sha-1-96',
+    ealg: 'aes-cbc',
+    mod: 'trans',
+    server: { spiC: 4096, spiS: 4097, portC: 5062, portS: 5063 },
+    index: 0,
   });
 });
 
@@ -46,15 +58,34 @@ test('entries without q (Kamailio 5.6) rank below explicit q values', () => {
 for (const missing of ['alg', 'spi-c', 'spi-s', 'port-c', 'port-s']) {
   test(`a Security-Server entry without ${missing} ⇒ SECAGREE_SERVER_INCOMPLETE (the UE abandons)`, () => {
     const params = ['alg=hmac-sha-1-96', ...PCSCF.split(';')].filter((p) => !p.startsWith(`${missing}=`));
-    failed(chooseServerMechanism(parseSecurityHeaderOrThrow(`ipsec-3gpp;${params.join(';')}`), UE_PAIRS), 'SECAGREE_SERVER_INCOMPLETE', new RegExp(`${missing} is missing`));
+    failed(
+      chooseServerMechanism(parseSecurityHeaderOrThrow(`ipsec-3gpp;${params.join(';')}`), UE_PAIRS),
+      'SECAGREE_SERVER_INCOMPLETE',
+      new RegExp(`${missing} is missing`),
+    );
   });
 }
 
 test('no ipsec-3gpp entry, or none the UE supports ⇒ SECAGREE_NO_SERVER_MECHANISM', () => {
   failed(chooseServerMechanism(parseSecurityHeaderOrThrow('tls;q=0.5'), UE_PAIRS), 'SECAGREE_NO_SERVER_MECHANISM', /no ipsec-3gpp/);
-  failed(chooseServerMechanism(parseSecurityHeaderOrThrow(`ipsec-3gpp;alg=null;ealg=aes-gcm;${PCSCF}`), UE_PAIRS), 'SECAGREE_NO_SERVER_MECHANISM', /supports/);
-  failed(chooseServerMechanism(parseSecurityHeaderOrThrow(`ipsec-3gpp;prot=ah;alg=hmac-sha-1-96;${PCSCF}`), UE_PAIRS), 'SECAGREE_NO_SERVER_MECHANISM', /supports/);
-  failed(chooseServerMechanism(parseSecurityHeaderOrThrow(`ipsec-3gpp;mod=UDP-enc-tun;alg=hmac-sha-1-96;${PCSCF}`), { pairs: UE_PAIRS, modes: ['trans'] }), 'SECAGREE_NO_SERVER_MECHANISM', /supports/);
+  failed(
+    chooseServerMechanism(parseSecurityHeaderOrThrow(`ipsec-3gpp;alg=null;ealg=aes-gcm;${PCSCF}`), UE_PAIRS),
+    'SECAGREE_NO_SERVER_MECHANISM',
+    /supports/,
+  );
+  failed(
+    chooseServerMechanism(parseSecurityHeaderOrThrow(`ipsec-3gpp;prot=ah;alg=hmac-sha-1-96;${PCSCF}`), UE_PAIRS),
+    'SECAGREE_NO_SERVER_MECHANISM',
+    /supports/,
+  );
+  failed(
+    chooseServerMechanism(parseSecurityHeaderOrThrow(`ipsec-3gpp;mod=UDP-enc-tun;alg=hmac-sha-1-96;${PCSCF}`), {
+      pairs: UE_PAIRS,
+      modes: ['trans'],
+    }),
+    'SECAGREE_NO_SERVER_MECHANISM',
+    /supports/,
+  );
 });
 
 test('the UE applies the mode the P-CSCF chose (UDP-enc-tun)', () => {

@@ -1,10 +1,25 @@
 // UE side of the agreement (24.229 §5.1.1.2.1, §5.1.1.5.1; 33.203 §7.2; spec digest §5.1, §5.5,
 // §10.5): build the Security-Client offer, and pick the Security-Server entry to use — the
 // highest-q ipsec-3gpp entry the UE supports; an incomplete Security-Server means "abandon".
-import { ENCRYPTION, encryptionAlgOfToken, INTEGRITY, integrityAlgOfToken, isValidPair, type EncryptionAlg, type IntegrityAlg } from '../ipsec/algorithms.ts';
 import {
-  IPSEC_3GPP, checkSpiPortSet, effectiveEalg, effectiveMod, effectiveProt, spiPortSetOf,
-  type SecMechanism, type SpiPortSet, type UsableMod,
+  ENCRYPTION,
+  encryptionAlgOfToken,
+  INTEGRITY,
+  integrityAlgOfToken,
+  isValidPair,
+  type EncryptionAlg,
+  type IntegrityAlg,
+} from '../ipsec/algorithms.ts';
+import {
+  IPSEC_3GPP,
+  checkSpiPortSet,
+  effectiveEalg,
+  effectiveMod,
+  effectiveProt,
+  spiPortSetOf,
+  type SecMechanism,
+  type SpiPortSet,
+  type UsableMod,
 } from './mechanism.ts';
 import { ALL_USABLE_MODS, bestByQ, fail, ipsecEntries, type Failure } from './negotiate.ts';
 import type { AlgPair } from './policy.ts';
@@ -50,16 +65,26 @@ export function chooseServerMechanism(server: readonly SecMechanism[], supported
     const set = spiPortSetOf(m);
     const missing = m.alg === undefined ? REQUIRED[0] : 'missing' in set ? set.missing : undefined;
     if (missing !== undefined) {
-      return fail('SECAGREE_SERVER_INCOMPLETE', `Security-Server mechanism ${index + 1}: ${missing} is missing (24.229 §5.1.1.5.1: abandon the registration)`, missing);
+      return fail(
+        'SECAGREE_SERVER_INCOMPLETE',
+        `Security-Server mechanism ${index + 1}: ${missing} is missing (24.229 §5.1.1.5.1: abandon the registration)`,
+        missing,
+      );
     }
   }
   const usable = entries.filter(({ m }) => {
     const alg = integrityAlgOfToken(m.alg!);
     const ealg = encryptionAlgOfToken(effectiveEalg(m));
     const mod = effectiveMod(m);
-    return effectiveProt(m) === 'esp' && mod !== 'tun' && modes.includes(mod)
-      && alg !== undefined && ealg !== undefined && isValidPair(alg, ealg)
-      && support.pairs.some((p) => p.alg === alg && p.ealg === ealg);
+    return (
+      effectiveProt(m) === 'esp' &&
+      mod !== 'tun' &&
+      modes.includes(mod) &&
+      alg !== undefined &&
+      ealg !== undefined &&
+      isValidPair(alg, ealg) &&
+      support.pairs.some((p) => p.alg === alg && p.ealg === ealg)
+    );
   });
   const best = bestByQ(usable);
   if (best === undefined) {
@@ -85,9 +110,16 @@ export function buildSecurityClient(pairs: readonly AlgPair[], ue: SpiPortSet, m
   checkSpiPortSet(ue, 'Security-Client');
   return modes.flatMap((mod) =>
     pairs.map((p) => ({
-      name: IPSEC_3GPP, prot: 'esp' as const, mod,
-      spiC: ue.spiC, spiS: ue.spiS, portC: ue.portC, portS: ue.portS,
-      alg: INTEGRITY[p.alg].token, ealg: ENCRYPTION[p.ealg].token, extra: [],
+      name: IPSEC_3GPP,
+      prot: 'esp' as const,
+      mod,
+      spiC: ue.spiC,
+      spiS: ue.spiS,
+      portC: ue.portC,
+      portS: ue.portS,
+      alg: INTEGRITY[p.alg].token,
+      ealg: ENCRYPTION[p.ealg].token,
+      extra: [],
     })),
   );
 }

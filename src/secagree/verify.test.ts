@@ -7,7 +7,8 @@ import { verifySecurityClientUnchanged, verifySecurityVerify, type VerifyResult 
 import type { SecAgreeCode } from './errors.ts';
 
 const SENT = 'ipsec-3gpp;q=0.1;prot=esp;mod=trans;spi-c=4096;spi-s=4097;port-c=5062;port-s=5063;alg=hmac-sha-1-96;ealg=aes-cbc';
-const CLIENT = 'ipsec-3gpp;alg=hmac-md5-96;ealg=null;spi-c=1236;spi-s=1237;port-c=7004;port-s=7005, ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;spi-c=1236;spi-s=1237;port-c=7004;port-s=7005';
+const CLIENT =
+  'ipsec-3gpp;alg=hmac-md5-96;ealg=null;spi-c=1236;spi-s=1237;port-c=7004;port-s=7005, ipsec-3gpp;alg=hmac-sha-1-96;ealg=null;spi-c=1236;spi-s=1237;port-c=7004;port-s=7005';
 
 function mismatch(r: VerifyResult, code: SecAgreeCode, field: string, re: RegExp): void {
   assert.equal(r.ok, false);
@@ -23,16 +24,28 @@ test('a verbatim Security-Verify matches', () => {
 });
 
 test('Security-Verify is compared semantically: case, U+2011 hyphens, whitespace and parameter order do not matter', () => {
-  const copy = ' IPSEC-3GPP ; EALG=AES-CBC;alg=hmac-sha-1-96 ; q=0.100;mod=TRANS;prot=esp;spi\u2011c=4096;spi-s=04097;port-c=5062;port-s=5063';
+  const copy =
+    ' IPSEC-3GPP ; EALG=AES-CBC;alg=hmac-sha-1-96 ; q=0.100;mod=TRANS;prot=esp;spi\u2011c=4096;spi-s=04097;port-c=5062;port-s=5063';
   assert.deepEqual(verifySecurityVerify(copy, SENT), { ok: true });
 });
 
 test('absent prot/mod/ealg equal their Annex H defaults esp/trans/null', () => {
-  assert.deepEqual(verifySecurityVerify('ipsec-3gpp;q=0.1;alg=hmac-sha-1-96;spi-c=1;spi-s=2;port-c=3;port-s=4', 'ipsec-3gpp;q=0.1;prot=esp;mod=trans;alg=hmac-sha-1-96;ealg=null;spi-c=1;spi-s=2;port-c=3;port-s=4'), { ok: true });
+  assert.deepEqual(
+    verifySecurityVerify(
+      'ipsec-3gpp;q=0.1;alg=hmac-sha-1-96;spi-c=1;spi-s=2;port-c=3;port-s=4',
+      'ipsec-3gpp;q=0.1;prot=esp;mod=trans;alg=hmac-sha-1-96;ealg=null;spi-c=1;spi-s=2;port-c=3;port-s=4',
+    ),
+    { ok: true },
+  );
 });
 
 test('Security-Verify with a changed ealg is a mismatch', () => {
-  mismatch(verifySecurityVerify(SENT.replace('ealg=aes-cbc', 'ealg=null'), SENT), 'SECAGREE_VERIFY_MISMATCH', 'ealg', /Security-Verify mechanism 1: ealg differs: sent aes-cbc, received null/);
+  mismatch(
+    verifySecurityVerify(SENT.replace('ealg=aes-cbc', 'ealg=null'), SENT),
+    'SECAGREE_VERIFY_MISMATCH',
+    'ealg',
+    /Security-Verify mechanism 1: ealg differs: sent aes-cbc, received null/,
+  );
 });
 
 test('Security-Verify with a changed alg, q, mod, SPI or port names that field', () => {
@@ -40,7 +53,12 @@ test('Security-Verify with a changed alg, q, mod, SPI or port names that field',
   mismatch(verifySecurityVerify(SENT.replace('q=0.1', 'q=0.2'), SENT), 'SECAGREE_VERIFY_MISMATCH', 'q', /sent 0\.1, received 0\.2/);
   mismatch(verifySecurityVerify(SENT.replace(';q=0.1', ''), SENT), 'SECAGREE_VERIFY_MISMATCH', 'q', /received \(absent\)/);
   mismatch(verifySecurityVerify(SENT.replace('mod=trans', 'mod=UDP-enc-tun'), SENT), 'SECAGREE_VERIFY_MISMATCH', 'mod', /mod differs/);
-  mismatch(verifySecurityVerify(SENT.replace('spi-s=4097', 'spi-s=4098'), SENT), 'SECAGREE_VERIFY_MISMATCH', 'spi-s', /sent 4097, received 4098/);
+  mismatch(
+    verifySecurityVerify(SENT.replace('spi-s=4097', 'spi-s=4098'), SENT),
+    'SECAGREE_VERIFY_MISMATCH',
+    'spi-s',
+    /sent 4097, received 4098/,
+  );
   mismatch(verifySecurityVerify(SENT.replace('port-c=5062', 'port-c=5064'), SENT), 'SECAGREE_VERIFY_MISMATCH', 'port-c', /port-c differs/);
   mismatch(verifySecurityVerify(`${SENT};x=1`, SENT), 'SECAGREE_VERIFY_MISMATCH', 'extensions', /sent \(none\), received x=1/);
 });
@@ -55,13 +73,28 @@ test('Security-Verify with an entry added, removed or reordered is a mismatch', 
 });
 
 test('an unparsable Security-Verify is a mismatch, not a throw', () => {
-  mismatch(verifySecurityVerify(SENT.replace('spi-c=4096', 'spi-c=0'), SENT), 'SECAGREE_VERIFY_MISMATCH', 'spi-c', /does not parse .*spi-c/);
+  mismatch(
+    verifySecurityVerify(SENT.replace('spi-c=4096', 'spi-c=0'), SENT),
+    'SECAGREE_VERIFY_MISMATCH',
+    'spi-c',
+    /does not parse .*spi-c/,
+  );
 });
 
 test('the Security-Client of the protected REGISTER may be split differently but not changed', () => {
   assert.deepEqual(verifySecurityClientUnchanged(CLIENT, CLIENT.split(', ')), { ok: true });
-  mismatch(verifySecurityClientUnchanged(CLIENT, CLIENT.replaceAll('spi-c=1236', 'spi-c=1238')), 'SECAGREE_CLIENT_CHANGED', 'spi-c', /Security-Client mechanism 1: spi-c differs: first 1236, now 1238/);
-  mismatch(verifySecurityClientUnchanged(CLIENT, CLIENT.split(', ')[1]!), 'SECAGREE_CLIENT_CHANGED', 'alg', /first hmac-md5-96, now hmac-sha-1-96/);
+  mismatch(
+    verifySecurityClientUnchanged(CLIENT, CLIENT.replaceAll('spi-c=1236', 'spi-c=1238')),
+    'SECAGREE_CLIENT_CHANGED',
+    'spi-c',
+    /Security-Client mechanism 1: spi-c differs: first 1236, now 1238/,
+  );
+  mismatch(
+    verifySecurityClientUnchanged(CLIENT, CLIENT.split(', ')[1]!),
+    'SECAGREE_CLIENT_CHANGED',
+    'alg',
+    /first hmac-md5-96, now hmac-sha-1-96/,
+  );
 });
 
 test('Security-Client that dropped its weaker entry (bidding down by removal) is a change', () => {

@@ -12,8 +12,7 @@ export type MechanismsInput = string | readonly string[] | readonly SecMechanism
 /** The outcome of a bidding-down check (33.203 Annex H): ok, or the difference found. */
 export type VerifyResult = { readonly ok: true } | Failure;
 
-const isParsed = (x: MechanismsInput): x is readonly SecMechanism[] =>
-  Array.isArray(x) && (x.length === 0 || typeof x[0] === 'object');
+const isParsed = (x: MechanismsInput): x is readonly SecMechanism[] => Array.isArray(x) && (x.length === 0 || typeof x[0] === 'object');
 
 const norm = (s: string): string => normaliseHyphens(s).toLowerCase();
 const show = (v: string | number | undefined): string => (v === undefined ? '(absent)' : String(v));
@@ -30,9 +29,14 @@ function fieldsOf(m: SecMechanism): [string, string][] {
   ];
   if (norm(m.name) === IPSEC_3GPP) {
     f.push(
-      ['prot', effectiveProt(m)], ['mod', effectiveMod(m)],
-      ['spi-c', show(m.spiC)], ['spi-s', show(m.spiS)], ['port-c', show(m.portC)], ['port-s', show(m.portS)],
-      ['alg', m.alg === undefined ? '(absent)' : norm(m.alg)], ['ealg', norm(effectiveEalg(m))],
+      ['prot', effectiveProt(m)],
+      ['mod', effectiveMod(m)],
+      ['spi-c', show(m.spiC)],
+      ['spi-s', show(m.spiS)],
+      ['port-c', show(m.portC)],
+      ['port-s', show(m.portS)],
+      ['alg', m.alg === undefined ? '(absent)' : norm(m.alg)],
+      ['ealg', norm(effectiveEalg(m))],
     );
   }
   const extra = m.extra.map((e) => (e.value === undefined ? norm(e.name) : `${norm(e.name)}=${normaliseHyphens(e.value)}`)).sort();
@@ -40,7 +44,12 @@ function fieldsOf(m: SecMechanism): [string, string][] {
   return f;
 }
 
-interface Difference { readonly index?: number; readonly field: string; readonly expected: string; readonly received: string }
+interface Difference {
+  readonly index?: number;
+  readonly field: string;
+  readonly expected: string;
+  readonly received: string;
+}
 
 /** The first semantic difference between two mechanism lists, or undefined when they are equal. */
 export function firstDifference(expected: readonly SecMechanism[], received: readonly SecMechanism[]): Difference | undefined {
@@ -61,7 +70,14 @@ export function firstDifference(expected: readonly SecMechanism[], received: rea
   return undefined;
 }
 
-function compare(expected: MechanismsInput, received: MechanismsInput, header: string, code: SecAgreeCode, was: string, now: string): VerifyResult {
+function compare(
+  expected: MechanismsInput,
+  received: MechanismsInput,
+  header: string,
+  code: SecAgreeCode,
+  was: string,
+  now: string,
+): VerifyResult {
   // `expected` is what this side sent or stored: trusted, so a failure to parse it is a bug.
   const exp = isParsed(expected) ? expected : parseSecurityHeaderOrThrow(expected, header);
   const parsed = isParsed(received) ? { ok: true as const, value: received } : parseSecurityHeader(received, header);

@@ -29,7 +29,11 @@ export interface SpyTransport extends SipTransport {
   startLines(): string[];
 }
 
-export function spyTransport(clock: ManualClock, protocol: TransportProtocol = 'udp', local: Endpoint = { address: '192.0.2.10', port: 5060 }): SpyTransport {
+export function spyTransport(
+  clock: ManualClock,
+  protocol: TransportProtocol = 'udp',
+  local: Endpoint = { address: '192.0.2.10', port: 5060 },
+): SpyTransport {
   const sent: SentRecord[] = [];
   const t: SpyTransport = {
     protocol,
@@ -47,11 +51,18 @@ export function spyTransport(clock: ManualClock, protocol: TransportProtocol = '
   return t;
 }
 
-export function context(transport: SipTransport, remote: Endpoint = { address: '192.0.2.1', port: 5060 }, extra: Partial<ReceiveContext> = {}): ReceiveContext {
+export function context(
+  transport: SipTransport,
+  remote: Endpoint = { address: '192.0.2.1', port: 5060 },
+  extra: Partial<ReceiveContext> = {},
+): ReceiveContext {
   return { protocol: transport.protocol, local: transport.local, remote, transport, ...extra };
 }
 
-export function request(method: string, opts: { branch?: string; transport?: string; host?: string; port?: number; toTag?: string } = {}): SipRequest {
+export function request(
+  method: string,
+  opts: { branch?: string; transport?: string; host?: string; port?: number; toTag?: string } = {},
+): SipRequest {
   const transport = opts.transport ?? 'UDP';
   return createRequest({
     method,

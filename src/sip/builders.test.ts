@@ -19,7 +19,9 @@ test('a response copies every Via in order, From, Call-ID, CSeq and To, and adds
   const req = request('REGISTER');
   req.headers.append('Via', 'SIP/2.0/UDP proxy.example;branch=z9hG4bKp1');
   req.headers.append('Contact', '<sip:ue@192.0.2.1>');
-  const res = createResponse(req, 401, undefined, [['WWW-Authenticate', 'Digest realm="r", nonce="n", algorithm=AKAv1-MD5']], { toTag: 'xyz' });
+  const res = createResponse(req, 401, undefined, [['WWW-Authenticate', 'Digest realm="r", nonce="n", algorithm=AKAv1-MD5']], {
+    toTag: 'xyz',
+  });
   assert.equal(res.reason, 'Unauthorized');
   assert.deepEqual(res.headers.getAll('Via'), req.headers.getAll('Via'));
   assert.equal(res.headers.get('From'), req.headers.get('From'));
@@ -73,11 +75,25 @@ test('CANCEL keeps R-URI, Call-ID, To, From and the CSeq number, with a single V
 
 test('createRequest puts the mandatory headers first and validates', () => {
   const r = createRequest({
-    method: 'REGISTER', uri: 'sip:ims.example', via: `SIP/2.0/UDP 192.0.2.5:5060;branch=${newBranch()};rport`,
-    from: '<sip:u@ims.example>;tag=1', to: '<sip:u@ims.example>', callId: newCallId(), cseq: 1,
-    headers: [['Require', 'sec-agree'], ['Proxy-Require', 'sec-agree']],
+    method: 'REGISTER',
+    uri: 'sip:ims.example',
+    via: `SIP/2.0/UDP 192.0.2.5:5060;branch=${newBranch()};rport`,
+    from: '<sip:u@ims.example>;tag=1',
+    to: '<sip:u@ims.example>',
+    callId: newCallId(),
+    cseq: 1,
+    headers: [
+      ['Require', 'sec-agree'],
+      ['Proxy-Require', 'sec-agree'],
+    ],
   });
-  assert.deepEqual(r.headers.entries().slice(0, 6).map((f) => f.name), ['Via', 'Max-Forwards', 'From', 'To', 'Call-ID', 'CSeq']);
+  assert.deepEqual(
+    r.headers
+      .entries()
+      .slice(0, 6)
+      .map((f) => f.name),
+    ['Via', 'Max-Forwards', 'From', 'To', 'Call-ID', 'CSeq'],
+  );
   assert.ok(validateRequest(r).ok);
 });
 

@@ -62,7 +62,8 @@ export function createResponse(
   extraHeaders: ExtraHeaders = [],
   options: CreateResponseOptions = {},
 ): SipResponse {
-  if (!Number.isInteger(status) || status < 100 || status > 699) throw new SipError('SIP_INVALID_ARGUMENT', `status must be 100..699, got ${status}`);
+  if (!Number.isInteger(status) || status < 100 || status > 699)
+    throw new SipError('SIP_INVALID_ARGUMENT', `status must be 100..699, got ${status}`);
   const h = new SipHeaders();
   for (const v of request.headers.raw('Via')) h.append('Via', v);
   for (const name of ['From', 'To', 'Call-ID', 'CSeq']) {
@@ -99,7 +100,8 @@ function derived(invite: SipRequest, method: 'ACK' | 'CANCEL', to: string | unde
   const cseq = invite.headers.get('CSeq');
   const callId = invite.headers.get('Call-ID');
   const from = invite.headers.get('From');
-  if (!topVia || !cseq || !callId || !from || !to) throw new SipError('SIP_INVALID_ARGUMENT', `${method}: the INVITE lacks Via, From, To, Call-ID or CSeq`);
+  if (!topVia || !cseq || !callId || !from || !to)
+    throw new SipError('SIP_INVALID_ARGUMENT', `${method}: the INVITE lacks Via, From, To, Call-ID or CSeq`);
   const h = new SipHeaders([
     ['Via', topVia],
     ['Max-Forwards', '70'],

@@ -17,12 +17,17 @@ function setup(protocol: 'udp' | 'tcp' = 'udp') {
   const responses: number[] = [];
   const invite = request('INVITE', { transport: protocol.toUpperCase() });
   const to = { address: '198.51.100.1', port: 5060 };
-  const tx = layer.sendRequest(invite, { transport, to }, {
-    onResponse: (r) => responses.push(r.status),
-    onTimeout: () => events.push(`timeout@${clock.now()}`),
-    onTerminated: () => events.push(`terminated@${clock.now()}`),
-  });
-  const deliver = (status: number) => layer.receive(serializeMessage(createResponse(invite, status, undefined, [], { toTag: 'callee' })), context(transport, to));
+  const tx = layer.sendRequest(
+    invite,
+    { transport, to },
+    {
+      onResponse: (r) => responses.push(r.status),
+      onTimeout: () => events.push(`timeout@${clock.now()}`),
+      onTerminated: () => events.push(`terminated@${clock.now()}`),
+    },
+  );
+  const deliver = (status: number) =>
+    layer.receive(serializeMessage(createResponse(invite, status, undefined, [], { toTag: 'callee' })), context(transport, to));
   return { clock, transport, layer, events, responses, tx, deliver, to, stray };
 }
 
@@ -30,9 +35,15 @@ test('a UDP INVITE client retransmits on Timer A, doubling from T1, until Timer 
   const { clock, transport, events, tx } = setup();
   assert.equal(tx.state, 'calling');
   clock.advance(32_000);
-  assert.deepEqual(transport.sent.map((s) => s.at), [0, 500, 1500, 3500, 7500, 15500, 31500]);
+  assert.deepEqual(
+    transport.sent.map((s) => s.at),
+    [0, 500, 1500, 3500, 7500, 15500, 31500],
+  );
   assert.deepEqual(events, ['timeout@32000', 'terminated@32000']);
-  assert.ok(transport.startLines().every((l) => l.startsWith('INVITE')), 'Timer B: "The client transaction MUST NOT generate an ACK"');
+  assert.ok(
+    transport.startLines().every((l) => l.startsWith('INVITE')),
+    'Timer B: "The client transaction MUST NOT generate an ACK"',
+  );
 });
 
 test('a provisional response stops INVITE retransmissions (Proceeding)', () => {
@@ -79,7 +90,10 @@ test('a 2xx arriving after the INVITE client terminated goes to the core as a st
   deliver(200);
   clock.advance(32_000);
   deliver(200);
-  assert.deepEqual(stray.map((r) => r.status), [200]);
+  assert.deepEqual(
+    stray.map((r) => r.status),
+    [200],
+  );
 });
 
 test('over TCP the INVITE client does not retransmit and Timer D is zero', () => {
@@ -88,5 +102,8 @@ test('over TCP the INVITE client does not retransmit and Timer D is zero', () =>
   assert.equal(transport.sent.length, 1);
   deliver(603);
   assert.equal(tx.state, 'terminated');
-  assert.deepEqual(transport.startLines().map((l) => l.split(' ')[0]), ['INVITE', 'ACK']);
+  assert.deepEqual(
+    transport.startLines().map((l) => l.split(' ')[0]),
+    ['INVITE', 'ACK'],
+  );
 });

@@ -15,13 +15,21 @@ function setup(protocol: 'udp' | 'tcp' = 'udp') {
   const events: string[] = [];
   const responses: SipResponse[] = [];
   const req = request('REGISTER', { transport: protocol.toUpperCase() });
-  const tx = layer.sendRequest(req, { transport, to: { address: '198.51.100.1', port: 5060 } }, {
-    onResponse: (r) => responses.push(r),
-    onTimeout: () => events.push(`timeout@${clock.now()}`),
-    onTransportError: (_t, e) => events.push(`transport-error:${e.message}`),
-    onTerminated: () => events.push(`terminated@${clock.now()}`),
-  });
-  const deliver = (status: number) => layer.receive(serializeMessage(createResponse(req, status, undefined, [], { toTag: 't' })), context(transport, { address: '198.51.100.1', port: 5060 }));
+  const tx = layer.sendRequest(
+    req,
+    { transport, to: { address: '198.51.100.1', port: 5060 } },
+    {
+      onResponse: (r) => responses.push(r),
+      onTimeout: () => events.push(`timeout@${clock.now()}`),
+      onTransportError: (_t, e) => events.push(`transport-error:${e.message}`),
+      onTerminated: () => events.push(`terminated@${clock.now()}`),
+    },
+  );
+  const deliver = (status: number) =>
+    layer.receive(
+      serializeMessage(createResponse(req, status, undefined, [], { toTag: 't' })),
+      context(transport, { address: '198.51.100.1', port: 5060 }),
+    );
   return { clock, transport, layer, events, responses, tx: tx as ClientTransaction, deliver };
 }
 
@@ -29,7 +37,10 @@ test('a UDP non-INVITE client retransmits with Timer E at 500 ms, 1 s, 2 s, 4 s,
   const { clock, transport, events, layer, tx } = setup();
   assert.equal(tx.state, 'trying');
   clock.advance(64 * 500);
-  assert.deepEqual(transport.sent.map((s) => s.at), [0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
+  assert.deepEqual(
+    transport.sent.map((s) => s.at),
+    [0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500],
+  );
   assert.deepEqual(events, ['timeout@32000', 'terminated@32000']);
   assert.equal(tx.state, 'terminated');
   assert.equal(layer.clientTransactionCount, 0);
@@ -43,7 +54,10 @@ test('a provisional response moves Trying to Proceeding, after which Timer E fir
   assert.equal(tx.state, 'proceeding');
   assert.equal(responses.length, 1);
   clock.advance(10_000 - 600);
-  assert.deepEqual(transport.sent.map((s) => s.at), [0, 500, 1500, 5500, 9500]);
+  assert.deepEqual(
+    transport.sent.map((s) => s.at),
+    [0, 500, 1500, 5500, 9500],
+  );
 });
 
 test('Timer F also ends a transaction stuck in Proceeding', () => {
@@ -60,7 +74,10 @@ test('a final response completes the transaction; retransmitted finals are absor
   assert.equal(tx.state, 'completed');
   deliver(200);
   deliver(200);
-  assert.deepEqual(responses.map((r) => r.status), [200]);
+  assert.deepEqual(
+    responses.map((r) => r.status),
+    [200],
+  );
   assert.deepEqual(tx.activeTimers, ['K']);
   clock.advance(4999);
   assert.equal(tx.state, 'completed');
@@ -84,10 +101,14 @@ test('a transport failure is reported to the TU and terminates the transaction (
   transport.failing = true;
   const layer = new TransactionLayer({ clock, user: { onRequest: () => {} } });
   const seen: string[] = [];
-  const tx = layer.sendRequest(request('OPTIONS'), { transport, to: { address: '198.51.100.1', port: 5060 } }, {
-    onResponse: () => {},
-    onTransportError: (_t, e) => seen.push(e.message),
-  });
+  const tx = layer.sendRequest(
+    request('OPTIONS'),
+    { transport, to: { address: '198.51.100.1', port: 5060 } },
+    {
+      onResponse: () => {},
+      onTransportError: (_t, e) => seen.push(e.message),
+    },
+  );
   await flush();
   assert.deepEqual(seen, ['network down']);
   assert.equal(tx.state, 'terminated');

@@ -30,9 +30,15 @@ test('the filter drops packets; udp to nobody is lost silently, tcp to nobody is
   await a.send(bytes('x'), { address: '10.0.0.9', port: 5060 });
   await net.settle();
   assert.equal(n, 0);
-  assert.deepEqual(net.log.map((p) => p.delivered), [false, false]);
+  assert.deepEqual(
+    net.log.map((p) => p.delivered),
+    [false, false],
+  );
   const t = net.bind({ address: '10.0.0.1', protocol: 'tcp', onReceive: () => {} });
-  await assert.rejects(t.send(bytes('x'), { address: '10.0.0.9', port: 5060 }), (e: unknown) => e instanceof SipError && e.code === 'SIP_UNREACHABLE');
+  await assert.rejects(
+    t.send(bytes('x'), { address: '10.0.0.9', port: 5060 }),
+    (e: unknown) => e instanceof SipError && e.code === 'SIP_UNREACHABLE',
+  );
 });
 
 test('a closed transport refuses to send and frees its port', async () => {
@@ -40,6 +46,9 @@ test('a closed transport refuses to send and frees its port', async () => {
   const a = net.bind({ address: '10.0.0.1', port: 5060, onReceive: () => {} });
   assert.throws(() => net.bind({ address: '10.0.0.1', port: 5060, onReceive: () => {} }), SipError);
   await a.close();
-  await assert.rejects(a.send(bytes('x'), { address: '10.0.0.2', port: 1 }), (e: unknown) => e instanceof SipError && e.code === 'SIP_TRANSPORT_CLOSED');
+  await assert.rejects(
+    a.send(bytes('x'), { address: '10.0.0.2', port: 1 }),
+    (e: unknown) => e instanceof SipError && e.code === 'SIP_TRANSPORT_CLOSED',
+  );
   assert.doesNotThrow(() => net.bind({ address: '10.0.0.1', port: 5060, onReceive: () => {} }));
 });

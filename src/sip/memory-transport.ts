@@ -2,7 +2,14 @@
 // them with asynchronous (microtask) delivery, log every packet, drop packets on demand. 'udp' loses
 // packets sent to nobody; 'tcp' rejects them, as a refused connection would.
 import { SipError } from './errors.ts';
-import { endpointKey, type Destination, type Endpoint, type ReceiveHandler, type SipTransport, type TransportProtocol } from './transport.ts';
+import {
+  endpointKey,
+  type Destination,
+  type Endpoint,
+  type ReceiveHandler,
+  type SipTransport,
+  type TransportProtocol,
+} from './transport.ts';
 
 /** One packet on the in-memory network, as its log and filter see it. */
 export interface MemoryPacket {

@@ -6,8 +6,21 @@ import { SipError } from './errors.ts';
 
 test('compact forms expand to canonical names (RFC 3261 §7.3.3)', () => {
   const expected: Record<string, string> = {
-    i: 'Call-ID', m: 'Contact', f: 'From', t: 'To', v: 'Via', l: 'Content-Length', c: 'Content-Type', k: 'Supported',
-    e: 'Content-Encoding', s: 'Subject', o: 'Event', u: 'Allow-Events', r: 'Refer-To', b: 'Referred-By', x: 'Session-Expires',
+    i: 'Call-ID',
+    m: 'Contact',
+    f: 'From',
+    t: 'To',
+    v: 'Via',
+    l: 'Content-Length',
+    c: 'Content-Type',
+    k: 'Supported',
+    e: 'Content-Encoding',
+    s: 'Subject',
+    o: 'Event',
+    u: 'Allow-Events',
+    r: 'Refer-To',
+    b: 'Referred-By',
+    x: 'Session-Expires',
   };
   for (const [short, long] of Object.entries(expected)) {
     assert.equal(canonicalHeaderName(short), long);
@@ -24,7 +37,10 @@ test('known header names are restored to their canonical spelling; unknown ones 
 });
 
 test('lookups ignore case and compact forms', () => {
-  const h = new SipHeaders([['v', 'SIP/2.0/UDP a;branch=z9hG4bK1'], ['VIA', 'SIP/2.0/UDP b;branch=z9hG4bK2']]);
+  const h = new SipHeaders([
+    ['v', 'SIP/2.0/UDP a;branch=z9hG4bK1'],
+    ['VIA', 'SIP/2.0/UDP b;branch=z9hG4bK2'],
+  ]);
   assert.deepEqual(h.getAll('via'), ['SIP/2.0/UDP a;branch=z9hG4bK1', 'SIP/2.0/UDP b;branch=z9hG4bK2']);
   assert.equal(h.get('Via'), 'SIP/2.0/UDP a;branch=z9hG4bK1');
   assert.equal(h.entries()[1]!.name, 'Via');
@@ -57,9 +73,17 @@ test('authentication headers and dates are never split (§7.3.1)', () => {
 });
 
 test('set replaces every line in place; append adds at the end; remove deletes all', () => {
-  const h = new SipHeaders([['X-A', '1'], ['Supported', 'path'], ['X-B', '2'], ['k', 'gruu']]);
+  const h = new SipHeaders([
+    ['X-A', '1'],
+    ['Supported', 'path'],
+    ['X-B', '2'],
+    ['k', 'gruu'],
+  ]);
   h.set('supported', 'sec-agree');
-  assert.deepEqual(h.entries().map((f) => `${f.name}:${f.value}`), ['X-A:1', 'Supported:sec-agree', 'X-B:2']);
+  assert.deepEqual(
+    h.entries().map((f) => `${f.name}:${f.value}`),
+    ['X-A:1', 'Supported:sec-agree', 'X-B:2'],
+  );
   h.append('Supported', 'path');
   assert.deepEqual(h.getAll('Supported'), ['sec-agree', 'path']);
   assert.equal(h.remove('SUPPORTED'), 2);
@@ -67,7 +91,10 @@ test('set replaces every line in place; append adds at the end; remove deletes a
 });
 
 test('prepend puts a Via/Record-Route/Path value above the existing ones', () => {
-  const h = new SipHeaders([['From', '<sip:a@x>'], ['Via', 'SIP/2.0/UDP old;branch=z9hG4bK1']]);
+  const h = new SipHeaders([
+    ['From', '<sip:a@x>'],
+    ['Via', 'SIP/2.0/UDP old;branch=z9hG4bK1'],
+  ]);
   h.prepend('Via', 'SIP/2.0/UDP new;branch=z9hG4bK2');
   assert.deepEqual(h.getAll('Via'), ['SIP/2.0/UDP new;branch=z9hG4bK2', 'SIP/2.0/UDP old;branch=z9hG4bK1']);
   h.prepend('Path', '<sip:pcscf.example;lr>');
@@ -84,6 +111,9 @@ test('removeFirst takes the top value off a comma-joined line', () => {
 
 test('values with CR or LF and non-token names are refused (no header injection)', () => {
   const h = new SipHeaders();
-  assert.throws(() => h.append('Subject', 'x\r\nVia: evil'), (e: unknown) => e instanceof SipError && e.code === 'SIP_INVALID_ARGUMENT');
+  assert.throws(
+    () => h.append('Subject', 'x\r\nVia: evil'),
+    (e: unknown) => e instanceof SipError && e.code === 'SIP_INVALID_ARGUMENT',
+  );
   assert.throws(() => h.set('Bad Name', 'x'), SipError);
 });

@@ -23,7 +23,9 @@ test('in the addr-spec form the parameters belong to the header, not the URI (§
 });
 
 test('an IPv6 Contact with +sip.instance and expires', () => {
-  const na = parseNameAddrOrThrow('<sip:ue@[2001:db8::10]:42312>;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000A95A0E128>";expires=600000');
+  const na = parseNameAddrOrThrow(
+    '<sip:ue@[2001:db8::10]:42312>;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000A95A0E128>";expires=600000',
+  );
   assert.equal(na.uri, 'sip:ue@[2001:db8::10]:42312');
   assert.equal(na.params.getUnquoted('+sip.instance'), '<urn:uuid:00000000-0000-1000-8000-000A95A0E128>');
 });
@@ -40,16 +42,38 @@ test('Contact: * is recognised (REGISTER removing all bindings, §10.2.2)', () =
 
 test('malformed name-addr values are SIP_BAD_NAME_ADDR', () => {
   for (const bad of ['"unterminated <sip:a@b>', '<sip:a@b', 'Bell, Alexander <sip:a@b>', '< sip:a@b >', '<>', 'no-scheme', '<sip:a@b>;;']) {
-    assert.throws(() => parseNameAddrOrThrow(bad), (e: unknown) => e instanceof SipParseError && e.code === 'SIP_BAD_NAME_ADDR', bad);
+    assert.throws(
+      () => parseNameAddrOrThrow(bad),
+      (e: unknown) => e instanceof SipParseError && e.code === 'SIP_BAD_NAME_ADDR',
+      bad,
+    );
   }
 });
 
 const tok = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-.!%*_+'), minLength: 1, maxLength: 8 });
 const nameAddrArb: fc.Arbitrary<NameAddr> = fc
   .record({
-    displayName: fc.option(fc.string({ maxLength: 12 }).filter((s) => !/[\r\n]/.test(s)), { nil: undefined }),
+    displayName: fc.option(
+      fc.string({ maxLength: 12 }).filter((s) => !/[\r\n]/.test(s)),
+      { nil: undefined },
+    ),
     uri: tok.map((u) => `sip:${u}@example.com`),
-    params: fc.array(fc.tuple(tok, fc.option(fc.oneof(tok, fc.string({ maxLength: 8 }).filter((s) => !/[\r\n]/.test(s)).map((s) => `"${s.replace(/["\\]/g, '\\$&')}"`)), { nil: null })), { maxLength: 3 }),
+    params: fc.array(
+      fc.tuple(
+        tok,
+        fc.option(
+          fc.oneof(
+            tok,
+            fc
+              .string({ maxLength: 8 })
+              .filter((s) => !/[\r\n]/.test(s))
+              .map((s) => `"${s.replace(/["\\]/g, '\\$&')}"`),
+          ),
+          { nil: null },
+        ),
+      ),
+      { maxLength: 3 },
+    ),
   })
   .map(({ displayName, params, uri }) => ({
     ...(displayName !== undefined && { displayName }),
@@ -58,9 +82,11 @@ const nameAddrArb: fc.Arbitrary<NameAddr> = fc
   }));
 
 test('parseNameAddr(formatNameAddr(x)) equals x, quoting and escaping display names', () => {
-  fc.assert(fc.property(nameAddrArb, (na) => {
-    assert.deepEqual(parseNameAddr(formatNameAddr(na)), { ok: true, value: na });
-  }));
+  fc.assert(
+    fc.property(nameAddrArb, (na) => {
+      assert.deepEqual(parseNameAddr(formatNameAddr(na)), { ok: true, value: na });
+    }),
+  );
 });
 
 test('Params: case-insensitive get, set in place, delete, flags, toString', () => {
@@ -85,7 +111,11 @@ test('CSeq: number and method; LWS between; range up to 2^32-1', () => {
   assert.equal(formatCSeq({ seq: 1, method: 'REGISTER' }), '1 REGISTER');
   assert.equal(parseCSeqOrThrow('4294967295 ACK').seq, 4294967295);
   for (const bad of ['4294967296 ACK', 'INVITE', '12', '-1 INVITE', '1 IN VITE', 'a1 INVITE']) {
-    assert.throws(() => parseCSeqOrThrow(bad), (e: unknown) => e instanceof SipParseError && e.code === 'SIP_BAD_CSEQ', bad);
+    assert.throws(
+      () => parseCSeqOrThrow(bad),
+      (e: unknown) => e instanceof SipParseError && e.code === 'SIP_BAD_CSEQ',
+      bad,
+    );
   }
 });
 

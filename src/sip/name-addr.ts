@@ -42,7 +42,8 @@ export function parseNameAddrOrThrow(value: string, header = 'name-addr'): NameA
     const lt = s.indexOf('<', i);
     const words = trimWs(s.slice(i, lt));
     // display-name = *(token LWS) / quoted-string; UTF-8 is tolerated unquoted, commas are not (RFC 4475 §3.1.2.15).
-    for (const ch of words) if (!isTokenChar(ch) && !isWs(ch) && ch.charCodeAt(0) < 0x80) throw fail(`character ${show(ch)} in an unquoted display name`);
+    for (const ch of words)
+      if (!isTokenChar(ch) && !isWs(ch) && ch.charCodeAt(0) < 0x80) throw fail(`character ${show(ch)} in an unquoted display name`);
     if (words.length > 0) displayName = words;
     i = lt;
   } else {

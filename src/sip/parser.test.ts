@@ -51,7 +51,8 @@ Content-Length: 0
 
 `;
 
-const SDP = 'v=0\r\no=alice 2890844526 2890844526 IN IP4 pc33.atlanta.com\r\ns=-\r\nc=IN IP4 pc33.atlanta.com\r\nt=0 0\r\nm=audio 49172 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
+const SDP =
+  'v=0\r\no=alice 2890844526 2890844526 IN IP4 pc33.atlanta.com\r\ns=-\r\nc=IN IP4 pc33.atlanta.com\r\nt=0 0\r\nm=audio 49172 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
 
 // RFC 3261 §24.2 F1 (with an SDP of our own, its length in Content-Length).
 const RFC3261_INVITE = `INVITE sip:bob@biloxi.com SIP/2.0
@@ -137,7 +138,9 @@ test('parses an IMS REGISTER with Security-Client, Authorization, Require and Pr
 });
 
 test('parses an IMS 200 OK with Path, Service-Route and a P-Associated-URI list', () => {
-  const m = res(parseMessageOrThrow(crlf(`SIP/2.0 200 OK
+  const m = res(
+    parseMessageOrThrow(
+      crlf(`SIP/2.0 200 OK
 Via: SIP/2.0/UDP 10.45.0.2:42312;branch=z9hG4bK99;rport=42312;received=10.45.0.2
 From: <sip:001010000000001@ims.example>;tag=8a1f
 To: <sip:001010000000001@ims.example>;tag=as5f
@@ -149,7 +152,9 @@ P-Associated-URI: <sip:001010000000001@ims.example>, <tel:+15551234567>
 Contact: <sip:001010000000001@10.45.0.2:42312>;expires=600000
 Content-Length: 0
 
-`)));
+`),
+    ),
+  );
   assert.deepEqual(m.headers.getAll('P-Associated-URI'), ['<sip:001010000000001@ims.example>', '<tel:+15551234567>']);
   assert.equal(parseNameAddrOrThrow(m.headers.get('Service-Route')!).uri, 'sip:orig@scscf.ims.example:6060;lr');
   assert.equal(viaRport(parseViaOrThrow(m.headers.get('Via')!)), 42312);
@@ -202,7 +207,10 @@ test('limits: message size, header count and header line length raise SIP_TOO_LA
   assert.throws(() => parseMessageOrThrow(big), code('SIP_TOO_LARGE'));
   const many = `OPTIONS sip:a@b SIP/2.0\n${'X-H: 1\n'.repeat(300)}\n`;
   assert.throws(() => parseMessageOrThrow(crlf(many)), code('SIP_TOO_LARGE'));
-  assert.throws(() => parseMessageOrThrow(crlf(`OPTIONS sip:a@b SIP/2.0\nX-H: ${'a'.repeat(100)}\n\n`), { maxHeaderLineLength: 50 }), code('SIP_TOO_LARGE'));
+  assert.throws(
+    () => parseMessageOrThrow(crlf(`OPTIONS sip:a@b SIP/2.0\nX-H: ${'a'.repeat(100)}\n\n`), { maxHeaderLineLength: 50 }),
+    code('SIP_TOO_LARGE'),
+  );
   assert.doesNotThrow(() => parseMessageOrThrow(crlf(many), { maxHeaders: 300 }));
 });
 
@@ -218,7 +226,10 @@ test('header errors: no colon, a space in the name, a continuation before any he
   assert.throws(() => parseMessageOrThrow(crlf('OPTIONS sip:a@b SIP/2.0\nNoColon\n\n')), code('SIP_BAD_HEADER'));
   assert.throws(() => parseMessageOrThrow(crlf('OPTIONS sip:a@b SIP/2.0\nBad Name: x\n\n')), code('SIP_BAD_HEADER'));
   assert.throws(() => parseMessageOrThrow(crlf('OPTIONS sip:a@b SIP/2.0\n folded: x\n\n')), code('SIP_BAD_HEADER'));
-  assert.throws(() => parseMessageOrThrow(new Uint8Array([...bytes('OPTIONS sip:a@b SIP/2.0\r\nX: '), 0xff, 0xfe, 13, 10, 13, 10])), code('SIP_BAD_HEADER'));
+  assert.throws(
+    () => parseMessageOrThrow(new Uint8Array([...bytes('OPTIONS sip:a@b SIP/2.0\r\nX: '), 0xff, 0xfe, 13, 10, 13, 10])),
+    code('SIP_BAD_HEADER'),
+  );
 });
 
 test('a response with an empty reason phrase parses (RFC 4475 §3.1.1.13)', () => {
@@ -250,11 +261,21 @@ test('issue 10 §5: header folding costs linear work in the head, whatever the l
 
 test('unfolding matches a naive model: folded pieces trimmed and joined with one SP', () => {
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.stringMatching(/^[a-z]{1,5}$/), fc.array(fc.stringMatching(/^[ \t]{1,3}[a-z ]{0,6}$/), { maxLength: 4 }))), (hs) => {
-      const head = ['M sip:a SIP/2.0', ...hs.flatMap(([name, conts]) => [`${name}: v `, ...conts])].join('\r\n');
-      const model = ['M sip:a SIP/2.0', ...hs.map(([name, conts]) => (conts.length === 0 ? `${name}: v ` : [`${name}: v`, ...conts.map((c) => c.replace(/^[ \t]+|[ \t]+$/g, '')).filter((c) => c !== '')].join(' ')))];
-      assert.deepEqual(splitHeadLines(head), model);
-    }),
+    fc.property(
+      fc.array(fc.tuple(fc.stringMatching(/^[a-z]{1,5}$/), fc.array(fc.stringMatching(/^[ \t]{1,3}[a-z ]{0,6}$/), { maxLength: 4 }))),
+      (hs) => {
+        const head = ['M sip:a SIP/2.0', ...hs.flatMap(([name, conts]) => [`${name}: v `, ...conts])].join('\r\n');
+        const model = [
+          'M sip:a SIP/2.0',
+          ...hs.map(([name, conts]) =>
+            conts.length === 0
+              ? `${name}: v `
+              : [`${name}: v`, ...conts.map((c) => c.replace(/^[ \t]+|[ \t]+$/g, '')).filter((c) => c !== '')].join(' '),
+          ),
+        ];
+        assert.deepEqual(splitHeadLines(head), model);
+      },
+    ),
     { numRuns: 300 },
   );
 });

@@ -68,9 +68,11 @@ export function splitHeadLines(head: string, limits: ParseLimits = DEFAULT_LIMIT
   for (const [n, line] of physical.entries()) {
     if (stats) stats.scanned += line.length;
     if (line.includes('\r')) throw new SipParseError('SIP_BAD_HEADER', `line ${n + 1}: bare CR inside a line`);
-    if (line.length > limits.maxHeaderLineLength) throw new SipParseError('SIP_TOO_LARGE', `line ${n + 1}: ${line.length} characters, limit ${limits.maxHeaderLineLength}`);
+    if (line.length > limits.maxHeaderLineLength)
+      throw new SipParseError('SIP_TOO_LARGE', `line ${n + 1}: ${line.length} characters, limit ${limits.maxHeaderLineLength}`);
     if (n > 0 && isWs(line[0])) {
-      if (lines.length + (pieces.length > 0 ? 1 : 0) < 2) throw new SipParseError('SIP_BAD_HEADER', `line ${n + 1}: continuation line before any header`);
+      if (lines.length + (pieces.length > 0 ? 1 : 0) < 2)
+        throw new SipParseError('SIP_BAD_HEADER', `line ${n + 1}: continuation line before any header`);
       if (pieces.length === 1) {
         pieces[0] = trimWs(pieces[0]!);
         length = pieces[0].length;
@@ -79,7 +81,8 @@ export function splitHeadLines(head: string, limits: ParseLimits = DEFAULT_LIMIT
       if (stats) stats.scanned += line.length;
       if (piece === '') continue; // a blank continuation line is LWS only: nothing to join
       length += 1 + piece.length;
-      if (length > limits.maxHeaderLineLength) throw new SipParseError('SIP_TOO_LARGE', `line ${n + 1}: folded header longer than ${limits.maxHeaderLineLength}`);
+      if (length > limits.maxHeaderLineLength)
+        throw new SipParseError('SIP_TOO_LARGE', `line ${n + 1}: folded header longer than ${limits.maxHeaderLineLength}`);
       pieces.push(piece);
     } else {
       flush();
@@ -106,7 +109,11 @@ export function parseHeaderLine(text: string): HeaderField {
 
 const VERSION_RE = /^SIP\/[0-9]+\.[0-9]+$/i;
 
-function parseStartLine(line: string): { kind: 'request'; method: string; uri: string; version: string } | { kind: 'response'; status: number; reason: string; version: string } {
+function parseStartLine(
+  line: string,
+):
+  | { kind: 'request'; method: string; uri: string; version: string }
+  | { kind: 'response'; status: number; reason: string; version: string } {
   const fail = (why: string) => new SipParseError('SIP_BAD_START_LINE', `start line ${show(line)}: ${why}`);
   if (/^SIP\//i.test(line)) {
     // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase; a missing/empty reason is tolerated.
@@ -144,7 +151,8 @@ export function parseMessage(bytes: Uint8Array, limits: Partial<ParseLimits> = {
 /** parseMessage for trusted input (tests, fixtures, messages this process built): throws SipParseError. */
 export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimits> = {}): SipMessage {
   const lim: ParseLimits = { ...DEFAULT_LIMITS, ...limits };
-  if (bytes.length > lim.maxMessageSize) throw new SipParseError('SIP_TOO_LARGE', `message of ${bytes.length} octets, limit ${lim.maxMessageSize}`);
+  if (bytes.length > lim.maxMessageSize)
+    throw new SipParseError('SIP_TOO_LARGE', `message of ${bytes.length} octets, limit ${lim.maxMessageSize}`);
   // RFC 3261 §7.5: "Implementations processing SIP messages over stream-oriented transports MUST ignore
   // any CRLF appearing before the start-line"; done for datagrams too.
   let start = 0;
@@ -161,13 +169,16 @@ export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimi
   const lines = splitHeadLines(head, lim);
   if (isWs(head[0])) throw new SipParseError('SIP_BAD_START_LINE', 'start line begins with whitespace');
   const startLine = parseStartLine(lines[0] ?? '');
-  if (lines.length - 1 > lim.maxHeaders) throw new SipParseError('SIP_TOO_LARGE', `${lines.length - 1} header lines, limit ${lim.maxHeaders}`);
+  if (lines.length - 1 > lim.maxHeaders)
+    throw new SipParseError('SIP_TOO_LARGE', `${lines.length - 1} header lines, limit ${lim.maxHeaders}`);
   const fields = lines.slice(1).map(parseHeaderLine);
 
   const lengths = fields.filter((f) => f.name === 'Content-Length');
   const headers = new SipHeaders(fields.filter((f) => f.name !== 'Content-Length'));
   const partial = (): SipMessage =>
-    startLine.kind === 'request' ? new SipRequest(startLine.method, startLine.uri, headers) : new SipResponse(startLine.status, startLine.reason, headers);
+    startLine.kind === 'request'
+      ? new SipRequest(startLine.method, startLine.uri, headers)
+      : new SipResponse(startLine.status, startLine.reason, headers);
 
   if (startLine.version.toUpperCase() !== 'SIP/2.0') {
     throw new SipParseError('SIP_BAD_VERSION', `unsupported ${show(startLine.version)}`, undefined, partial());
@@ -177,11 +188,18 @@ export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimi
   if (lengths.length > 0) {
     const values = new Set(lengths.map((f) => f.value));
     const v = lengths[0]!.value;
-    if (values.size > 1) throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `${values.size} different Content-Length values`, 'Content-Length', partial());
-    if (!/^[0-9]+$/.test(v)) throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `Content-Length ${show(v)} is not a number`, 'Content-Length', partial());
+    if (values.size > 1)
+      throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `${values.size} different Content-Length values`, 'Content-Length', partial());
+    if (!/^[0-9]+$/.test(v))
+      throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `Content-Length ${show(v)} is not a number`, 'Content-Length', partial());
     bodyLength = v.length > 10 ? Infinity : Number(v);
     if (bodyLength > available || (end < 0 && bodyLength > 0)) {
-      throw new SipParseError('SIP_TRUNCATED', `Content-Length ${v} but ${end < 0 ? 0 : available} octets of body`, 'Content-Length', partial());
+      throw new SipParseError(
+        'SIP_TRUNCATED',
+        `Content-Length ${v} but ${end < 0 ? 0 : available} octets of body`,
+        'Content-Length',
+        partial(),
+      );
     }
   }
   const body = new Uint8Array(bytes.subarray(headEnd, headEnd + bodyLength));

@@ -14,7 +14,16 @@ function setup(protocol: 'udp' | 'tcp' = 'udp', answer?: (tx: ServerTransaction,
   const transport = spyTransport(clock, protocol);
   const txs: ServerTransaction[] = [];
   const acks: SipRequest[] = [];
-  const layer = new TransactionLayer({ clock, user: { onRequest: (tx, r) => { txs.push(tx); answer?.(tx, r); }, onAck: (a) => acks.push(a) } });
+  const layer = new TransactionLayer({
+    clock,
+    user: {
+      onRequest: (tx, r) => {
+        txs.push(tx);
+        answer?.(tx, r);
+      },
+      onAck: (a) => acks.push(a),
+    },
+  });
   const invite = request('INVITE', { transport: protocol.toUpperCase() });
   const ctx = context(transport);
   const receive = (r: SipRequest) => layer.receive(serializeMessage(r), ctx);
@@ -53,7 +62,10 @@ test('a non-2xx final is retransmitted on Timer G (T1 doubling, capped at T2) un
   tx.respond(createResponse(invite, 486, undefined, [], { toTag: 'x' }));
   assert.equal(tx.state, 'completed');
   clock.advance(32_000);
-  assert.deepEqual(transport.sent.map((s) => s.at), [0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
+  assert.deepEqual(
+    transport.sent.map((s) => s.at),
+    [0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500],
+  );
   assert.deepEqual(events, ['timeout@32000', 'terminated@32000']);
 });
 
@@ -87,7 +99,7 @@ test('a 2xx moves to Accepted (RFC 6026): INVITE retransmissions are absorbed, T
   assert.deepEqual(events, ['terminated@32000']);
 });
 
-test('an ACK for the 2xx goes to the TU, whether it has a new branch (§17.1.1.3) or the INVITE\'s (RFC 6026 §8.7)', () => {
+test("an ACK for the 2xx goes to the TU, whether it has a new branch (§17.1.1.3) or the INVITE's (RFC 6026 §8.7)", () => {
   const { tx, invite, receive, acks } = setup();
   const ok = createResponse(invite, 200, undefined, [], { toTag: 'x' });
   tx.respond(ok);

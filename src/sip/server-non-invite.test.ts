@@ -75,6 +75,9 @@ test('a transport failure while sending a response is reported and terminates th
 test('an illegal state transition throws (the guard of the machine)', () => {
   const { tx } = setup();
   tx.dispose();
-  // @ts-expect-error reaching into the guarded move on purpose
-  assert.throws(() => tx.move({ trying: [], proceeding: [], completed: [], terminated: [] }, 'trying'), /invalid state transition from terminated to trying/);
+  assert.throws(
+    // @ts-expect-error reaching into the guarded move on purpose
+    () => tx.move({ trying: [], proceeding: [], completed: [], terminated: [] }, 'trying'),
+    /invalid state transition from terminated to trying/,
+  );
 });

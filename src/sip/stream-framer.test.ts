@@ -62,27 +62,34 @@ test('issue 10 §5: messages framed before a malformed one in the same chunk are
 test('bad Content-Length and oversize heads or bodies are typed errors', () => {
   assert.equal(new StreamFramer().push(crlf('OPTIONS sip:a@b SIP/2.0\nl: x\n\n')).error?.code, 'SIP_BAD_CONTENT_LENGTH');
   assert.equal(new StreamFramer({ maxMessageSize: 100 }).push(crlf('OPTIONS sip:a@b SIP/2.0\nl: 1000\n\n')).error?.code, 'SIP_TOO_LARGE');
-  assert.equal(new StreamFramer({ maxMessageSize: 100 }).push(bytes(`OPTIONS sip:a@b SIP/2.0\r\nX: ${'a'.repeat(200)}`)).error?.code, 'SIP_TOO_LARGE');
+  assert.equal(
+    new StreamFramer({ maxMessageSize: 100 }).push(bytes(`OPTIONS sip:a@b SIP/2.0\r\nX: ${'a'.repeat(200)}`)).error?.code,
+    'SIP_TOO_LARGE',
+  );
 });
 
 test('arbitrary concatenations cut at arbitrary chunk boundaries come out as the same messages', () => {
   const bodyArb = fc.string({ maxLength: 60 });
   const itemArb = fc.tuple(bodyArb, fc.constantFrom('', '\r\n', '\r\n\r\n'), fc.boolean());
   fc.assert(
-    fc.property(fc.array(itemArb, { minLength: 1, maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 30 }), (items, cuts) => {
-      const messages = items.map(([b, , lfOnly]) => msg(b, lfOnly));
-      const stream = new Uint8Array(items.flatMap(([, ka], i) => [...bytes(ka), ...messages[i]!]));
-      const f = new StreamFramer();
-      const out: Uint8Array[] = [];
-      let pos = 0;
-      for (let i = 0; pos < stream.length; i++) {
-        const n = cuts[i % cuts.length]!;
-        out.push(...f.push(stream.subarray(pos, pos + n)).messages);
-        pos += n;
-      }
-      assert.deepEqual(out.map(text), messages.map(text));
-      assert.equal(f.buffered, 0);
-    }),
+    fc.property(
+      fc.array(itemArb, { minLength: 1, maxLength: 6 }),
+      fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 30 }),
+      (items, cuts) => {
+        const messages = items.map(([b, , lfOnly]) => msg(b, lfOnly));
+        const stream = new Uint8Array(items.flatMap(([, ka], i) => [...bytes(ka), ...messages[i]!]));
+        const f = new StreamFramer();
+        const out: Uint8Array[] = [];
+        let pos = 0;
+        for (let i = 0; pos < stream.length; i++) {
+          const n = cuts[i % cuts.length]!;
+          out.push(...f.push(stream.subarray(pos, pos + n)).messages);
+          pos += n;
+        }
+        assert.deepEqual(out.map(text), messages.map(text));
+        assert.equal(f.buffered, 0);
+      },
+    ),
     { numRuns: 500 },
   );
 });

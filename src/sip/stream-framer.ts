@@ -73,7 +73,8 @@ export class StreamFramer {
   private append(chunk: Uint8Array): void {
     const live = this.end - this.start;
     if (this.end + chunk.length > this.store.length) {
-      const target = live + chunk.length > this.store.length ? new Uint8Array(Math.max(2 * this.store.length, live + chunk.length)) : this.store;
+      const target =
+        live + chunk.length > this.store.length ? new Uint8Array(Math.max(2 * this.store.length, live + chunk.length)) : this.store;
       target.set(this.view, 0); // set() copies correctly even when target is the store itself
       this.store = target;
       this.start = 0;
@@ -133,9 +134,11 @@ export class StreamFramer {
       .map((l) => parseHeaderLine(l).value);
     // RFC 3261 §18.3: "The Content-Length header field MUST be used with stream oriented transports."
     if (values.length === 0) throw new SipParseError('SIP_MISSING_HEADER', 'Content-Length is mandatory on a stream', 'Content-Length');
-    if (new Set(values).size > 1) throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `${values.length} different Content-Length values`, 'Content-Length');
+    if (new Set(values).size > 1)
+      throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `${values.length} different Content-Length values`, 'Content-Length');
     const v = values[0]!;
-    if (!/^[0-9]{1,10}$/.test(v)) throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `Content-Length ${show(v)} is not a number`, 'Content-Length');
+    if (!/^[0-9]{1,10}$/.test(v))
+      throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `Content-Length ${show(v)} is not a number`, 'Content-Length');
     return Number(v);
   }
 }

@@ -19,12 +19,31 @@ async function exchange(address: string): Promise<void> {
     const got: SipResponse[] = [];
     for (let i = 1; i <= 2; i++) {
       const req = createRequest({
-        method: 'OPTIONS', uri: `sip:${formatHostPort(address)}`, via: `SIP/2.0/TCP ${formatHostPort(address, ct.local.port)};branch=${newBranch()}`,
-        from: '<sip:ue@ims.example>;tag=1', to: '<sip:ue@ims.example>', callId: 'tcp-test', cseq: i,
+        method: 'OPTIONS',
+        uri: `sip:${formatHostPort(address)}`,
+        via: `SIP/2.0/TCP ${formatHostPort(address, ct.local.port)};branch=${newBranch()}`,
+        from: '<sip:ue@ims.example>;tag=1',
+        to: '<sip:ue@ims.example>',
+        callId: 'tcp-test',
+        cseq: i,
       });
-      await new Promise<void>((resolve) => client.sendRequest(req, { transport: ct, to: st.local }, { onResponse: (r) => { got.push(r); resolve(); } }));
+      await new Promise<void>((resolve) =>
+        client.sendRequest(
+          req,
+          { transport: ct, to: st.local },
+          {
+            onResponse: (r) => {
+              got.push(r);
+              resolve();
+            },
+          },
+        ),
+      );
     }
-    assert.deepEqual(got.map((r) => r.status), [200, 200]);
+    assert.deepEqual(
+      got.map((r) => r.status),
+      [200, 200],
+    );
     assert.equal(ct.connections().length, 1, 'the outgoing connection is reused');
     assert.equal(st.connections().length, 1, 'responses went back on the incoming connection');
     assert.equal(ct.connections()[0]!.outgoing, true);
@@ -54,7 +73,11 @@ test('a ping is answered, a message split across writes is framed, and a stream 
   const bad: MalformedInput[] = [];
   let closed!: () => void;
   const closedP = new Promise<void>((r) => (closed = r));
-  const st = await openTcpTransport({ address: '127.0.0.1', onReceive: (b) => received.push(Buffer.from(b).toString()), onMalformed: (m) => bad.push(m) });
+  const st = await openTcpTransport({
+    address: '127.0.0.1',
+    onReceive: (b) => received.push(Buffer.from(b).toString()),
+    onMalformed: (m) => bad.push(m),
+  });
   try {
     const sock = connect({ host: '127.0.0.1', port: st.local.port });
     let fromServer = '';

@@ -91,16 +91,23 @@ export async function openTcpTransport(options: TcpTransportOptions): Promise<Tc
     };
     // RFC 5626 §3.5.1: a double-CRLF ping is answered with a single CRLF pong.
     const framer = new StreamFramer({ ...options.limits, onKeepAlive: () => socket.write('\r\n') });
-    socket.on('data', guard('sip.tcp', (chunk: Buffer) => {
-      const held = framer.buffered + chunk.length;
-      const { messages, error } = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-      // What was framed before a malformed message is delivered; then the stream is lost.
-      for (const m of messages) receive(m, context);
-      if (error) {
-        options.onMalformed?.({ code: error.code, reason: error.message, length: held, context });
-        socket.destroy();
-      }
-    }, bytesIn));
+    socket.on(
+      'data',
+      guard(
+        'sip.tcp',
+        (chunk: Buffer) => {
+          const held = framer.buffered + chunk.length;
+          const { messages, error } = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+          // What was framed before a malformed message is delivered; then the stream is lost.
+          for (const m of messages) receive(m, context);
+          if (error) {
+            options.onMalformed?.({ code: error.code, reason: error.message, length: held, context });
+            socket.destroy();
+          }
+        },
+        bytesIn,
+      ),
+    );
     socket.on('error', (err) => options.onError?.(err));
     socket.on('close', () => {
       conns.delete(conn.id);

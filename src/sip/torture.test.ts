@@ -35,11 +35,14 @@ test('§3.1.1.1 wsinv: folding, LWS around separators, compact and odd-case name
   assert.equal(m.headers.get('Max-Forwards'), '0068');
   assert.deepEqual(parseCSeqOrThrow(m.headers.get('CSeq')!), { seq: 9, method: 'INVITE' });
   const vias = m.headers.getAll('Via').map(parseViaOrThrow);
-  assert.deepEqual(vias.map((v) => [v.transport, v.host, v.params.get('branch')]), [
-    ['UDP', '192.0.2.2', '390skdjuw'],
-    ['TCP', 'spindle.example.com', 'z9hG4bK9ikj8'],
-    ['UDP', '192.168.255.111', 'z9hG4bK30239'],
-  ]);
+  assert.deepEqual(
+    vias.map((v) => [v.transport, v.host, v.params.get('branch')]),
+    [
+      ['UDP', '192.0.2.2', '390skdjuw'],
+      ['TCP', 'spindle.example.com', 'z9hG4bK9ikj8'],
+      ['UDP', '192.168.255.111', 'z9hG4bK30239'],
+    ],
+  );
   assert.equal(m.headers.get('Subject'), '');
   assert.equal(m.headers.get('NewFangledHeader'), 'newfangled value continued newfangled value');
   assert.equal(m.headers.raw('UnknownHeaderWithUnusualValue')[0], ';;,,;;,;');
@@ -62,7 +65,7 @@ test('§3.1.1.2 intmeth: the widest valid token, URI and quoted-string character
   assert.equal(from.displayName, "token1~` token2'+_ token3*%!.-");
   assert.equal(from.params.getUnquoted("fromParam''~+*_!.-%"), 'работающий');
   assert.equal(from.params.get('tag'), "_token~1'+`*%!-.");
-  assert.equal(m.headers.get('Call-ID'), "intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{");
+  assert.equal(m.headers.get('Call-ID'), 'intmeth.word%ZK-!.*_+\'@word`~)(><:\\/"][?}{');
   assert.equal(m.headers.get("extensionHeader-!.%*+_`'~"), '\uFEFF大停電');
 });
 
@@ -106,7 +109,10 @@ test('§3.1.1.9 semiuri: semicolons in the user part belong to the user', () => 
 
 test('§3.1.1.10 transports: unknown transport tokens are kept', () => {
   const m = parseValid(T.TRANSPORTS);
-  assert.deepEqual(m.headers.getAll('Via').map((v) => parseViaOrThrow(v).transport), ['UDP', 'SCTP', 'TLS', 'UNKNOWN', 'TCP']);
+  assert.deepEqual(
+    m.headers.getAll('Via').map((v) => parseViaOrThrow(v).transport),
+    ['UDP', 'SCTP', 'TLS', 'UNKNOWN', 'TCP'],
+  );
 });
 
 test('§3.1.1.12 unreason: a UTF-8 reason phrase', () => {

@@ -19,7 +19,11 @@ function serverSetup(options: { stampVia?: boolean } = {}) {
   const transport = spyTransport(clock);
   const txs: ServerTransaction[] = [];
   const malformed: MalformedMessage[] = [];
-  const layer = new TransactionLayer({ clock, ...options, user: { onRequest: (tx) => txs.push(tx), onMalformed: (m) => malformed.push(m) } });
+  const layer = new TransactionLayer({
+    clock,
+    ...options,
+    user: { onRequest: (tx) => txs.push(tx), onMalformed: (m) => malformed.push(m) },
+  });
   return { clock, transport, layer, txs, malformed };
 }
 
@@ -88,7 +92,13 @@ test('a transaction can send its UDP responses elsewhere and through another tra
   tx!.respond(createResponse(req, 200));
   layer.receive(serializeMessage(req), context(portPs, { address: '10.0.0.2', port: 6101 }));
   assert.equal(portPs.sent.length, 0);
-  assert.deepEqual(portPc.sent.map((s) => [s.to.port, s.text.slice(0, 14)]), [[6102, 'SIP/2.0 200 OK'], [6102, 'SIP/2.0 200 OK']]);
+  assert.deepEqual(
+    portPc.sent.map((s) => [s.to.port, s.text.slice(0, 14)]),
+    [
+      [6102, 'SIP/2.0 200 OK'],
+      [6102, 'SIP/2.0 200 OK'],
+    ],
+  );
 });
 
 test('a layer-wide response policy applies to every server transaction unless one overrides it', () => {
@@ -96,7 +106,11 @@ test('a layer-wide response policy applies to every server transaction unless on
   const a = spyTransport(clock);
   const b = spyTransport(clock);
   const txs: ServerTransaction[] = [];
-  const layer = new TransactionLayer({ clock, responseRoute: () => ({ transport: b, to: { address: '192.0.2.77', port: 7777 } }), user: { onRequest: (t) => txs.push(t) } });
+  const layer = new TransactionLayer({
+    clock,
+    responseRoute: () => ({ transport: b, to: { address: '192.0.2.77', port: 7777 } }),
+    user: { onRequest: (t) => txs.push(t) },
+  });
   layer.receive(serializeMessage(request('OPTIONS')), context(a));
   txs[0]!.respond(createResponse(txs[0]!.request, 200));
   assert.equal(a.sent.length, 0);
@@ -116,14 +130,22 @@ test('a request missing CSeq is answered 400 with the reason, and reported', () 
 
 test('a SIP/7.0 request is answered 505; garbage and an unroutable request are only reported', () => {
   const { transport, layer, malformed } = serverSetup();
-  layer.receive(crlf('OPTIONS sip:a@b SIP/7.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\nFrom: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: c\nCSeq: 1 OPTIONS\n\n'), context(transport));
+  layer.receive(
+    crlf(
+      'OPTIONS sip:a@b SIP/7.0\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\nFrom: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: c\nCSeq: 1 OPTIONS\n\n',
+    ),
+    context(transport),
+  );
   layer.receive(bytes('\x00\x01garbage'), context(transport));
   layer.receive(crlf('OPTIONS sip:a@b SIP/2.0\nFrom: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: c\nCSeq: 1 OPTIONS\n\n'), context(transport));
-  assert.deepEqual(malformed.map((m) => [m.error.code, m.answered, m.length > 0]), [
-    ['SIP_BAD_VERSION', true, true],
-    ['SIP_BAD_START_LINE', false, true],
-    ['SIP_MISSING_HEADER', false, true],
-  ]);
+  assert.deepEqual(
+    malformed.map((m) => [m.error.code, m.answered, m.length > 0]),
+    [
+      ['SIP_BAD_VERSION', true, true],
+      ['SIP_BAD_START_LINE', false, true],
+      ['SIP_MISSING_HEADER', false, true],
+    ],
+  );
   assert.deepEqual(transport.startLines(), ['SIP/2.0 505 Version Not Supported']);
 });
 
@@ -139,7 +161,10 @@ test('sendRequest refuses ACK, a branch without the magic cookie and a duplicate
   const layer = new TransactionLayer({ clock, user: { onRequest: () => {} } });
   const code = (c: string) => (e: unknown) => e instanceof SipError && e.code === c;
   assert.throws(() => layer.sendRequest(request('ACK'), route, { onResponse: () => {} }), code('SIP_INVALID_ARGUMENT'));
-  assert.throws(() => layer.sendRequest(request('OPTIONS', { branch: 'old2543' }), route, { onResponse: () => {} }), code('SIP_INVALID_ARGUMENT'));
+  assert.throws(
+    () => layer.sendRequest(request('OPTIONS', { branch: 'old2543' }), route, { onResponse: () => {} }),
+    code('SIP_INVALID_ARGUMENT'),
+  );
   const r = request('OPTIONS');
   layer.sendRequest(r, route, { onResponse: () => {} });
   assert.throws(() => layer.sendRequest(r, route, { onResponse: () => {} }), code('SIP_DUPLICATE_TRANSACTION'));
@@ -159,9 +184,18 @@ test('an IMS registration over the memory network: 401 unprotected, then the pro
 
   const register = (cseq: number, port: number) =>
     createRequest({
-      method: 'REGISTER', uri: 'sip:ims.example', via: `SIP/2.0/UDP 10.0.0.2:${port};branch=${newBranch()};rport`,
-      from: '<sip:ue@ims.example>;tag=ue1', to: '<sip:ue@ims.example>', callId: 'reg-1', cseq,
-      headers: [['Contact', `<sip:ue@10.0.0.2:${port}>;expires=600000`], ['Require', 'sec-agree'], ['Proxy-Require', 'sec-agree']],
+      method: 'REGISTER',
+      uri: 'sip:ims.example',
+      via: `SIP/2.0/UDP 10.0.0.2:${port};branch=${newBranch()};rport`,
+      from: '<sip:ue@ims.example>;tag=ue1',
+      to: '<sip:ue@ims.example>',
+      callId: 'reg-1',
+      cseq,
+      headers: [
+        ['Contact', `<sip:ue@10.0.0.2:${port}>;expires=600000`],
+        ['Require', 'sec-agree'],
+        ['Proxy-Require', 'sec-agree'],
+      ],
     });
   const got: { res: SipResponse; ctx: ReceiveContext }[] = [];
   const ueUser = { onResponse: (res: SipResponse, ctx: ReceiveContext) => got.push({ res, ctx }) };
@@ -170,7 +204,9 @@ test('an IMS registration over the memory network: 401 unprotected, then the pro
   await net.settle();
   const first = pcscfRequests[0]!;
   assert.equal(first.ctx.via, undefined, 'unprotected');
-  first.tx.respond(createResponse(first.r, 401, undefined, [['Security-Server', 'ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1;spi-s=2;port-c=5063;port-s=5064']]));
+  first.tx.respond(
+    createResponse(first.r, 401, undefined, [['Security-Server', 'ipsec-3gpp;alg=hmac-sha-1-96;spi-c=1;spi-s=2;port-c=5063;port-s=5064']]),
+  );
   await net.settle();
   assert.deepEqual([got[0]!.res.status, got[0]!.ctx.local.port], [401, 5060]);
 

@@ -164,9 +164,11 @@ export class TransactionLayer {
     const v = validateRequest(request);
     if (!v.ok) throw new SipError('SIP_INVALID_ARGUMENT', `request: ${v.error.message}`);
     const branch = viaBranch(v.info.vias[0]!);
-    if (!branch?.startsWith(BRANCH_MAGIC_COOKIE)) throw new SipError('SIP_INVALID_ARGUMENT', `top Via needs a branch starting with ${BRANCH_MAGIC_COOKIE}`);
+    if (!branch?.startsWith(BRANCH_MAGIC_COOKIE))
+      throw new SipError('SIP_INVALID_ARGUMENT', `top Via needs a branch starting with ${BRANCH_MAGIC_COOKIE}`);
     const key = clientKey(branch, request.method);
-    if (this.clients.has(key)) throw new SipError('SIP_DUPLICATE_TRANSACTION', `a client transaction for branch ${branch} ${request.method} exists`);
+    if (this.clients.has(key))
+      throw new SipError('SIP_DUPLICATE_TRANSACTION', `a client transaction for branch ${branch} ${request.method} exists`);
     const tx =
       request.method === 'INVITE'
         ? new ClientInviteTransaction(key, request, route, user, this.deps(this.clients))

@@ -19,10 +19,24 @@ async function exchange(address: string): Promise<void> {
   try {
     assert.ok(st.local.port > 0 && ct.local.port > 0, 'the bound ports are reported');
     const req = createRequest({
-      method: 'REGISTER', uri: `sip:${formatHostPort(address)}`, via: `SIP/2.0/UDP ${formatHostPort(address, ct.local.port)};branch=${newBranch()};rport`,
-      from: '<sip:ue@ims.example>;tag=1', to: '<sip:ue@ims.example>', callId: 'udp-test', cseq: 1,
+      method: 'REGISTER',
+      uri: `sip:${formatHostPort(address)}`,
+      via: `SIP/2.0/UDP ${formatHostPort(address, ct.local.port)};branch=${newBranch()};rport`,
+      from: '<sip:ue@ims.example>;tag=1',
+      to: '<sip:ue@ims.example>',
+      callId: 'udp-test',
+      cseq: 1,
     });
-    client.sendRequest(req, { transport: ct, to: st.local }, { onResponse: (res, ctx) => { got.push({ res, ctx }); done(); } });
+    client.sendRequest(
+      req,
+      { transport: ct, to: st.local },
+      {
+        onResponse: (res, ctx) => {
+          got.push({ res, ctx });
+          done();
+        },
+      },
+    );
     await finished;
     assert.equal(got[0]!.res.status, 200);
     assert.deepEqual(got[0]!.ctx.remote, st.local);

@@ -60,15 +60,22 @@ export async function openUdpTransport(options: UdpTransportOptions): Promise<Ud
   };
 
   // The boundary: whatever the layers above throw on this datagram stays here (issue 10 §4).
-  socket.on('message', guard('sip.udp', (msg: Buffer, rinfo: { address: string; port: number }) => {
-    options.onReceive(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), {
-      protocol: 'udp',
-      local,
-      remote: { address: rinfo.address, port: rinfo.port },
-      transport,
-      ...(options.via !== undefined && { via: options.via }),
-    });
-  }, (msg) => msg.length));
+  socket.on(
+    'message',
+    guard(
+      'sip.udp',
+      (msg: Buffer, rinfo: { address: string; port: number }) => {
+        options.onReceive(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), {
+          protocol: 'udp',
+          local,
+          remote: { address: rinfo.address, port: rinfo.port },
+          transport,
+          ...(options.via !== undefined && { via: options.via }),
+        });
+      },
+      (msg) => msg.length,
+    ),
+  );
   socket.on('error', (err) => options.onError?.(err));
   return transport;
 }

@@ -15,7 +15,10 @@ test('reads user, password, host, port, parameters and headers of a SIP URI', ()
   assert.equal(u.port, 5061);
   assert.equal(u.params.get('transport'), 'tcp');
   assert.equal(u.params.get('lr'), null);
-  assert.deepEqual(u.headers, [{ name: 'subject', value: 'project%20x' }, { name: 'priority', value: 'urgent' }]);
+  assert.deepEqual(u.headers, [
+    { name: 'subject', value: 'project%20x' },
+    { name: 'priority', value: 'urgent' },
+  ]);
 });
 
 test('an IPv6 host is stored without brackets and written with them (RFC 3261 §19.1.1, RFC 5118)', () => {
@@ -38,8 +41,23 @@ test('tel URIs keep the number and its parameters (RFC 3966)', () => {
 });
 
 test('bad URIs are SIP_BAD_URI: unknown scheme, empty host, bad port, whitespace, bad escape', () => {
-  for (const bad of ['http://x', 'sip:', 'sip:a@', 'sip:a@b:99999', 'sip:a@b:x', 'sip:a b@c', 'sip:%zz@b', 'sip:[::1', 'sip:a@b;', 'tel:xyz']) {
-    assert.throws(() => parseUriOrThrow(bad), (e: unknown) => e instanceof SipParseError && e.code === 'SIP_BAD_URI', bad);
+  for (const bad of [
+    'http://x',
+    'sip:',
+    'sip:a@',
+    'sip:a@b:99999',
+    'sip:a@b:x',
+    'sip:a b@c',
+    'sip:%zz@b',
+    'sip:[::1',
+    'sip:a@b;',
+    'tel:xyz',
+  ]) {
+    assert.throws(
+      () => parseUriOrThrow(bad),
+      (e: unknown) => e instanceof SipParseError && e.code === 'SIP_BAD_URI',
+      bad,
+    );
   }
 });
 
@@ -49,21 +67,30 @@ const hostArb = fc.oneof(
   fc.ipV4(),
   fc.ipV6(),
 );
-const paramsArb = fc.array(fc.tuple(alnum, fc.option(alnum, { nil: null })), { maxLength: 3 }).map((l) => new Params(l.map(([name, value]) => ({ name, value }))));
-const sipUriArb: fc.Arbitrary<SipUri> = fc.record({
-  scheme: fc.constantFrom('sip' as const, 'sips' as const),
-  user: fc.option(alnum, { nil: undefined }),
-  host: hostArb,
-  port: fc.option(fc.integer({ min: 0, max: 65535 }), { nil: undefined }),
-  params: paramsArb,
-  headers: fc.array(fc.tuple(alnum, alnum).map(([name, value]) => ({ name, value })), { maxLength: 2 }),
-}).map((u) => {
-  const { user, port, ...rest } = u;
-  return { ...rest, ...(user !== undefined && { user }), ...(port !== undefined && { port }) };
-});
+const paramsArb = fc
+  .array(fc.tuple(alnum, fc.option(alnum, { nil: null })), { maxLength: 3 })
+  .map((l) => new Params(l.map(([name, value]) => ({ name, value }))));
+const sipUriArb: fc.Arbitrary<SipUri> = fc
+  .record({
+    scheme: fc.constantFrom('sip' as const, 'sips' as const),
+    user: fc.option(alnum, { nil: undefined }),
+    host: hostArb,
+    port: fc.option(fc.integer({ min: 0, max: 65535 }), { nil: undefined }),
+    params: paramsArb,
+    headers: fc.array(
+      fc.tuple(alnum, alnum).map(([name, value]) => ({ name, value })),
+      { maxLength: 2 },
+    ),
+  })
+  .map((u) => {
+    const { user, port, ...rest } = u;
+    return { ...rest, ...(user !== undefined && { user }), ...(port !== undefined && { port }) };
+  });
 
 test('parseUri(formatUri(u)) equals u for generated SIP URIs', () => {
-  fc.assert(fc.property(sipUriArb, (u) => {
-    assert.deepEqual(parseUri(formatUri(u)), { ok: true, value: u });
-  }));
+  fc.assert(
+    fc.property(sipUriArb, (u) => {
+      assert.deepEqual(parseUri(formatUri(u)), { ok: true, value: u });
+    }),
+  );
 });

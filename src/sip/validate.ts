@@ -69,7 +69,8 @@ export function validateRequest(req: SipRequest): Validation<RequestInfo> {
     let maxForwards: number | undefined;
     if (mf !== undefined) {
       // Max-Forwards = 1*DIGIT, 0..255 (§20.22; RFC 4475 §3.1.2.4 rejects 300).
-      if (!/^[0-9]{1,10}$/.test(mf) || Number(mf) > 255) throw new SipParseError('SIP_BAD_MAX_FORWARDS', `Max-Forwards ${show(mf)}`, 'Max-Forwards');
+      if (!/^[0-9]{1,10}$/.test(mf) || Number(mf) > 255)
+        throw new SipParseError('SIP_BAD_MAX_FORWARDS', `Max-Forwards ${show(mf)}`, 'Max-Forwards');
       maxForwards = Number(mf);
     }
     return { ...base, ...(maxForwards !== undefined && { maxForwards }) };

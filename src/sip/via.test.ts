@@ -39,20 +39,37 @@ test('RFC 3581 §4: an rport flag gets the source port, and received is added ev
 });
 
 test('RFC 3261 §18.2.1: received is added when sent-by differs from the source address or is a domain name', () => {
-  assert.equal(stampVia(parseViaOrThrow('SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1'), { address: '198.51.100.7', port: 1024 }).params.get('received'), '198.51.100.7');
-  assert.equal(stampVia(parseViaOrThrow('SIP/2.0/UDP ue.example;branch=z9hG4bK1'), { address: '198.51.100.7', port: 1024 }).params.get('received'), '198.51.100.7');
+  assert.equal(
+    stampVia(parseViaOrThrow('SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1'), { address: '198.51.100.7', port: 1024 }).params.get('received'),
+    '198.51.100.7',
+  );
+  assert.equal(
+    stampVia(parseViaOrThrow('SIP/2.0/UDP ue.example;branch=z9hG4bK1'), { address: '198.51.100.7', port: 1024 }).params.get('received'),
+    '198.51.100.7',
+  );
   const same = parseViaOrThrow('SIP/2.0/UDP 198.51.100.7;branch=z9hG4bK1');
   assert.equal(stampVia(same, { address: '198.51.100.7', port: 1024 }).params.has('received'), false);
   assert.equal(same.params.has('received'), false, 'the input Via is not changed');
 });
 
 test('malformed Via values are SIP_BAD_VIA', () => {
-  for (const bad of ['SIP/2.0 host', 'SIP/2.0/UDP', 'SIP/2.0/UDP host;;', 'SIP/2.0/UDP host:99999', 'SIP/2.0/UDP [::1;branch=x', 'SIP/2.0/UDP h;branch=']) {
-    assert.throws(() => parseViaOrThrow(bad), (e: unknown) => e instanceof SipParseError && e.code === 'SIP_BAD_VIA', bad);
+  for (const bad of [
+    'SIP/2.0 host',
+    'SIP/2.0/UDP',
+    'SIP/2.0/UDP host;;',
+    'SIP/2.0/UDP host:99999',
+    'SIP/2.0/UDP [::1;branch=x',
+    'SIP/2.0/UDP h;branch=',
+  ]) {
+    assert.throws(
+      () => parseViaOrThrow(bad),
+      (e: unknown) => e instanceof SipParseError && e.code === 'SIP_BAD_VIA',
+      bad,
+    );
   }
 });
 
-const tok = fc.string({ unit: fc.constantFrom(...'abcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`\'~'), minLength: 1, maxLength: 10 });
+const tok = fc.string({ unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~"), minLength: 1, maxLength: 10 });
 const viaArb: fc.Arbitrary<Via> = fc
   .record({
     transport: fc.constantFrom('UDP', 'TCP', 'TLS', 'SCTP', 'WS'),
@@ -68,7 +85,9 @@ const viaArb: fc.Arbitrary<Via> = fc
   }));
 
 test('parseVia(formatVia(v)) equals v for generated Via values', () => {
-  fc.assert(fc.property(viaArb, (v) => {
-    assert.deepEqual(parseVia(formatVia(v)), { ok: true, value: v });
-  }));
+  fc.assert(
+    fc.property(viaArb, (v) => {
+      assert.deepEqual(parseVia(formatVia(v)), { ok: true, value: v });
+    }),
+  );
 });

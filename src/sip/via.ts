@@ -133,7 +133,10 @@ export function stampVia(v: Via, source: { readonly address: string; readonly po
     const items = v.params.items.flatMap((p): Param[] => {
       if (p.name.toLowerCase() === 'received') return [];
       if (p.name.toLowerCase() !== 'rport') return [p];
-      return [{ name: 'received', value: source.address }, { name: p.name, value: String(source.port) }];
+      return [
+        { name: 'received', value: source.address },
+        { name: p.name, value: String(source.port) },
+      ];
     });
     return { ...v, params: new Params(items) };
   }

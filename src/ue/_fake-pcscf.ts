@@ -9,8 +9,17 @@ import { createSaSet, expandKeys, type EspMode, type SaSet } from '../ipsec/inde
 import type { EncryptionAlg, IntegrityAlg } from '../ipsec/algorithms.ts';
 import { parseSecurityHeaderOrThrow } from '../secagree/index.ts';
 import {
-  createRequest, createResponse, formatHostPort, newBranch, parseMessage, parseViaOrThrow, serializeMessage,
-  type SipMessage, type SipRequest, type SipResponse, type SipTransport,
+  createRequest,
+  createResponse,
+  formatHostPort,
+  newBranch,
+  parseMessage,
+  parseViaOrThrow,
+  serializeMessage,
+  type SipMessage,
+  type SipRequest,
+  type SipResponse,
+  type SipTransport,
 } from '../sip/index.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
 import { systemClock } from '../util/clock.ts';
@@ -62,7 +71,14 @@ export class FakePcscf {
   ) {}
 
   /** `wire`: ESP over the in-memory twin (no ESP sockets); default: a userspace backend on loopback. */
-  static async create(o: { ip?: string; k: Uint8Array; opc: Uint8Array; mode?: EspMode; ueEncapPort: () => number; wire?: MemoryWire }): Promise<FakePcscf> {
+  static async create(o: {
+    ip?: string;
+    k: Uint8Array;
+    opc: Uint8Array;
+    mode?: EspMode;
+    ueEncapPort: () => number;
+    wire?: MemoryWire;
+  }): Promise<FakePcscf> {
     const ip = o.ip ?? '127.0.0.1';
     const backend = o.wire
       ? new MemoryBackend({ wire: o.wire, localIp: ip, encapPort: 0, clock: systemClock })
@@ -163,7 +179,10 @@ export class FakePcscf {
         role: 'pcscf',
         ue: { ip: rx.remote.address, portC: sc.portC!, portS: sc.portS!, spiC: sc.spiC!, spiS: sc.spiS! },
         pcscf: { ip: this.ip, portC: this.portPc, portS: this.portPs, spiC, spiS },
-        alg, ealg, keys: expandKeys(vector.ik, vector.ck, alg, ealg), mode: this.mode,
+        alg,
+        ealg,
+        keys: expandKeys(vector.ik, vector.ck, alg, ealg),
+        mode: this.mode,
         ...(this.mode === 'udp-enc-tunnel' && { encap: { uePort: this.ueEncapPort(), pcscfPort: this.backend.encapPort } }),
       });
       await this.backend.install(set);
@@ -196,9 +215,15 @@ export class FakePcscf {
     const portUs = set.config.ue.portS;
     const ueIp = set.config.ue.ip;
     const sent = createRequest({
-      method, uri: `sip:alice@${formatHostPort(ueIp, portUs)}`, via: `SIP/2.0/UDP ${formatHostPort(this.ip, this.portPc)};branch=${branch}`,
-      from: '<sip:bob@ims.example>;tag=f1', to: '<sip:alice@ims.example>', callId: `c-${branch}`, cseq: 1,
-      headers: [['Content-Type', 'text/plain']], body: new TextEncoder().encode(body),
+      method,
+      uri: `sip:alice@${formatHostPort(ueIp, portUs)}`,
+      via: `SIP/2.0/UDP ${formatHostPort(this.ip, this.portPc)};branch=${branch}`,
+      from: '<sip:bob@ims.example>;tag=f1',
+      to: '<sip:alice@ims.example>',
+      callId: `c-${branch}`,
+      cseq: 1,
+      headers: [['Content-Type', 'text/plain']],
+      body: new TextEncoder().encode(body),
     });
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`fake P-CSCF: no answer to ${method}`)), 3000);
@@ -213,8 +238,13 @@ export class FakePcscf {
   /** Sends an unprotected request to the UE's plain socket (which must drop it). */
   async plainRequest(to: { address: string; port: number }, method: string): Promise<void> {
     const req = createRequest({
-      method, uri: `sip:alice@${formatHostPort(to.address)}`, via: `SIP/2.0/UDP ${formatHostPort(this.ip, this.port)};branch=${newBranch()}`,
-      from: '<sip:evil@ims.example>;tag=e', to: '<sip:alice@ims.example>', callId: 'plain-1', cseq: 1,
+      method,
+      uri: `sip:alice@${formatHostPort(to.address)}`,
+      via: `SIP/2.0/UDP ${formatHostPort(this.ip, this.port)};branch=${newBranch()}`,
+      from: '<sip:evil@ims.example>;tag=e',
+      to: '<sip:alice@ims.example>',
+      callId: 'plain-1',
+      cseq: 1,
     });
     await this.#plain.send(serializeMessage(req), to);
   }
@@ -229,7 +259,6 @@ export class FakePcscf {
 export function authParams(req: SipRequest): Record<string, string> {
   return paramRecord(parseDigestHeaderOrThrow(req.headers.get('Authorization') ?? 'Digest'));
 }
-
 
 // ---- a UE and a fake P-CSCF wired together ------------------------------------------------------
 
@@ -251,25 +280,42 @@ export interface Pair {
  * ESP runs on the in-memory twin (no ESP sockets, transport mode without root) unless `esp` is 'userspace'.
  */
 export async function startPair(
-  o: Partial<import('./ue-types.ts').UeOptions> = {}, mode: EspMode = 'udp-enc-tunnel', ip = '127.0.0.1', esp: 'memory' | 'userspace' = 'memory',
+  o: Partial<import('./ue-types.ts').UeOptions> = {},
+  mode: EspMode = 'udp-enc-tunnel',
+  ip = '127.0.0.1',
+  esp: 'memory' | 'userspace' = 'memory',
 ): Promise<Pair> {
   const { Ue } = await import('./ue.ts');
   const clock = o.clock ?? systemClock;
   const wire = esp === 'memory' ? new MemoryWire() : undefined;
-  const ueBackend = wire ? new MemoryBackend({ wire, localIp: ip, encapPort: 0, clock }) : await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock });
+  const ueBackend = wire
+    ? new MemoryBackend({ wire, localIp: ip, encapPort: 0, clock })
+    : await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock });
   const fake = await FakePcscf.create({ ip, k: K, opc: OPC, mode, ueEncapPort: () => ueBackend.encapPort, ...(wire && { wire }) });
   const steps: string[] = [];
   const traces: import('../util/trace.ts').SipTraceEvent[] = [];
   const ue = await Ue.create({
-    impi: 'alice@ims.example', impu: 'sip:alice@ims.example', pcscf: { address: ip, port: fake.port },
-    localIp: ip, k: K, opc: OPC, backend: ueBackend, pcscfEncapPort: fake.backend.encapPort,
-    modes: [mode === 'transport' ? 'trans' : 'UDP-enc-tun'], timers: { t1: 50, t2: 200, t4: 100 }, reRegister: 'off',
+    impi: 'alice@ims.example',
+    impu: 'sip:alice@ims.example',
+    pcscf: { address: ip, port: fake.port },
+    localIp: ip,
+    k: K,
+    opc: OPC,
+    backend: ueBackend,
+    pcscfEncapPort: fake.backend.encapPort,
+    modes: [mode === 'transport' ? 'trans' : 'UDP-enc-tun'],
+    timers: { t1: 50, t2: 200, t4: 100 },
+    reRegister: 'off',
     trace: (e) => traces.push(e),
     ...o,
   });
   ue.on('step', (t) => steps.push(t));
   return {
-    ue, fake, ueBackend, steps, traces,
+    ue,
+    fake,
+    ueBackend,
+    steps,
+    traces,
     async close() {
       await ue.close();
       await ueBackend.close();

@@ -36,7 +36,10 @@ export class UeNat {
     this.#public = pub;
     const where = `${pub.address}${pub.port ? `:${pub.port}` : ''}`;
     if (prev && !sameIp(prev.address, pub.address)) {
-      return { previous: prev, text: `public address changed from ${prev.address} to ${where} (Via received/rport): the new one goes into the Contact` };
+      return {
+        previous: prev,
+        text: `public address changed from ${prev.address} to ${where} (Via received/rport): the new one goes into the Contact`,
+      };
     }
     const nat = !sameIp(pub.address, this.localIp) || (pub.port !== undefined && pub.port !== plainPort);
     return { previous: prev, text: `public address ${where} (Via received/rport)${nat ? ': behind a NAT' : ''}` };

@@ -2,7 +2,15 @@
 // §5.1.1.4.1, §5.1.1.5.1, §5.1.1.6; 33.203 §7.2), the Authorization values (RFC 3310; digest §3),
 // the AKA challenge of a 401, the bindings of a 200 OK, and requests over the SAs (digest §6.2).
 import { randomHex } from '../util/random-hex.ts';
-import { AKA_ALGORITHMS, buildDigestHeader, getParam, parseDigestHeader, parseNonce, serializeDigestHeader, type AkaAlgorithm } from '../aka/index.ts';
+import {
+  AKA_ALGORITHMS,
+  buildDigestHeader,
+  getParam,
+  parseDigestHeader,
+  parseNonce,
+  serializeDigestHeader,
+  type AkaAlgorithm,
+} from '../aka/index.ts';
 import { createRequest, formatHostPort, newBranch, parseNameAddr, parseUri, type SipRequest, type SipResponse } from '../sip/index.ts';
 
 /** The UE's identities from the ISIM: private (IMPI), public (IMPU) and home domain (TS 23.228 §4.3.3). */
@@ -141,7 +149,10 @@ export function parseAkaChallenge(values: readonly string[]): ChallengeResult {
     const qops = (getParam(h, 'qop') ?? '').split(',').map((s) => s.trim().toLowerCase());
     const qop = qops.includes('auth') ? 'auth' : qops.includes('auth-int') ? 'auth-int' : undefined;
     const opaque = getParam(h, 'opaque');
-    return { ok: true, challenge: { realm, nonce, algorithm: alg, rand, autn, ...(qop && { qop }), ...(opaque !== undefined && { opaque }) } };
+    return {
+      ok: true,
+      challenge: { realm, nonce, algorithm: alg, rand, autn, ...(qop && { qop }), ...(opaque !== undefined && { opaque }) },
+    };
   }
   return { ok: false, reason: why };
 }
@@ -198,7 +209,8 @@ export function parseRegisterOk(res: SipResponse, contact: { host: string; port:
     const na = parseNameAddr(v, 'Contact');
     const u = na.ok ? parseUri(na.value.uri) : undefined;
     if (!na.ok || !u?.ok) continue; // a Contact we cannot read is not ours
-    if (u.value.scheme === 'tel' || u.value.host.toLowerCase() !== contact.host.toLowerCase() || (u.value.port ?? 5060) !== contact.port) continue;
+    if (u.value.scheme === 'tel' || u.value.host.toLowerCase() !== contact.host.toLowerCase() || (u.value.port ?? 5060) !== contact.port)
+      continue;
     const e = na.value.params.get('expires');
     if (typeof e === 'string' && /^[0-9]+$/.test(e)) expires = Number(e);
   }

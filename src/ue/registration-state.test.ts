@@ -5,8 +5,31 @@ import assert from 'node:assert/strict';
 import { UeError } from './errors.ts';
 import { isRegistered, transition, type RegEvent, type RegState } from './registration-state.ts';
 
-const STATES: RegState[] = ['idle', 'registering', 'authenticating', 'registered', 'reregistering', 'reauthenticating', 'deregistering', 'deregistered', 'failed', 'closed'];
-const EVENTS: RegEvent[] = ['register', 'reregister', 'deregister', 'challenge', 'invalid-challenge', 'abandon', 'fallback', 'ok', 'reject', 'expired', 'close'];
+const STATES: RegState[] = [
+  'idle',
+  'registering',
+  'authenticating',
+  'registered',
+  'reregistering',
+  'reauthenticating',
+  'deregistering',
+  'deregistered',
+  'failed',
+  'closed',
+];
+const EVENTS: RegEvent[] = [
+  'register',
+  'reregister',
+  'deregister',
+  'challenge',
+  'invalid-challenge',
+  'abandon',
+  'fallback',
+  'ok',
+  'reject',
+  'expired',
+  'close',
+];
 
 function run(start: RegState, ...events: RegEvent[]): RegState {
   return events.reduce((s, e) => transition(s, e).state, start);
@@ -20,7 +43,10 @@ test('initial registration: idle → registering → authenticating → register
 test('invalid challenges and abandon go back to registering and drop the temporary set', () => {
   assert.deepEqual(transition('authenticating', 'invalid-challenge'), { state: 'registering', actions: ['discard-temporary'] });
   assert.deepEqual(transition('registering', 'abandon'), { state: 'registering', actions: ['discard-temporary'] });
-  assert.deepEqual(transition('authenticating', 'reject'), { state: 'failed', actions: ['discard-temporary', 'cancel-timers', 'delete-all-sets'] });
+  assert.deepEqual(transition('authenticating', 'reject'), {
+    state: 'failed',
+    actions: ['discard-temporary', 'cancel-timers', 'delete-all-sets'],
+  });
 });
 
 test('re-registration: a refusal keeps the registration; a lost P-CSCF falls back to an initial registration', () => {
@@ -43,7 +69,10 @@ test('close is accepted everywhere; closed accepts nothing else', () => {
 });
 
 test('illegal events throw UE_ILLEGAL_TRANSITION (e.g. a 401 while registered, reregister while idle)', () => {
-  assert.throws(() => transition('registered', 'challenge'), (e: unknown) => e instanceof UeError && e.code === 'UE_ILLEGAL_TRANSITION');
+  assert.throws(
+    () => transition('registered', 'challenge'),
+    (e: unknown) => e instanceof UeError && e.code === 'UE_ILLEGAL_TRANSITION',
+  );
   assert.throws(() => transition('idle', 'reregister'), UeError);
   assert.throws(() => transition('failed', 'ok'), UeError);
 });

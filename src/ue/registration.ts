@@ -6,8 +6,16 @@ import type { SaSet } from '../ipsec/index.ts';
 import { chooseServerMechanism, parseSecurityHeader, type ServerChoiceResult, type UeSupport } from '../secagree/index.ts';
 import { parseVia, type SipRequest, type SipResponse } from '../sip/index.ts';
 import {
-  akaAuthorization, buildRegister, initialAuthorization, newCnonce, parseAkaChallenge, parseRegisterOk,
-  type AkaChallenge, type RegDialog, type RegisterOk, type UeIdentity,
+  akaAuthorization,
+  buildRegister,
+  initialAuthorization,
+  newCnonce,
+  parseAkaChallenge,
+  parseRegisterOk,
+  type AkaChallenge,
+  type RegDialog,
+  type RegisterOk,
+  type UeIdentity,
 } from './register-request.ts';
 import type { RegEvent } from './registration-state.ts';
 import type { ClientOffer, UeSaTable } from './sa-table.ts';
@@ -20,7 +28,8 @@ import { toBase64 } from '../util/bytes.ts';
  * of its SAs with its last 8 octets not CK1 (Annex I: CK1 ‖ CK2 ‖ CK1; it copies CK without a
  * terminating NUL and appends CK1 after whatever follows), so its kernel drops our ESP unseen.
  */
-const DES_HINT = "; with des-ede3-cbc: a P-CSCF whose 3DES key is not CK1 ‖ CK2 ‖ CK1 (33.203 Annex I) drops the protected REGISTER unseen, as Kamailio 5.6 does; offer aes-cbc or null (--offer)";
+const DES_HINT =
+  '; with des-ede3-cbc: a P-CSCF whose 3DES key is not CK1 ‖ CK2 ‖ CK1 (33.203 Annex I) drops the protected REGISTER unseen, as Kamailio 5.6 does; offer aes-cbc or null (--offer)';
 
 /** Which registration procedure: initial, refresh (re-registration) or de-registration. */
 export type RegistrationKind = 'initial' | 'refresh' | 'deregister';
@@ -128,7 +137,8 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
   let kind = requested;
   const fail = (reason: FailureReason, detail: string, status?: number): RegistrationFailure => {
     // A de-registration ends the registration whatever the answer: say what is known, not "failed".
-    if (requested === 'deregister') h.step(`de-registration not confirmed: ${reason}${status ? ` (${status})` : ''}: ${detail}; every SA set removed locally`);
+    if (requested === 'deregister')
+      h.step(`de-registration not confirmed: ${reason}${status ? ` (${status})` : ''}: ${detail}; every SA set removed locally`);
     else h.step(`registration failed: ${reason}${status ? ` (${status})` : ''}: ${detail}`);
     return { ok: false, kind: requested, reason, detail, ...(status !== undefined && { status }) };
   };
@@ -157,14 +167,23 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
     h.dialog.cseq++;
     const a = h.addressing(viaSet);
     return buildRegister({
-      id: h.id, dialog: h.dialog, localIp: a.via, contactIp: a.contact, port: viaSet ? offer.portS : h.plainPort, expires, authorization,
-      securityClient: offer.header, ...(verify && { securityVerify: verify }),
+      id: h.id,
+      dialog: h.dialog,
+      localIp: a.via,
+      contactIp: a.contact,
+      port: viaSet ? offer.portS : h.plainPort,
+      expires,
+      authorization,
+      securityClient: offer.header,
+      ...(verify && { securityVerify: verify }),
     });
   };
   // 24.229 §5.1.1.4.1 / 24.228 R2-1a: a re-REGISTER carries the cached credentials, a new
   // Security-Client (new port_uc and SPIs) and Security-Verify = the current Security-Server.
   const first = (): SipRequest =>
-    base ? register(h.cachedAuthorization ?? initialAuthorization(h.id), h.sas.serverOf(base), base) : register(initialAuthorization(h.id), undefined, undefined);
+    base
+      ? register(h.cachedAuthorization ?? initialAuthorization(h.id), h.sas.serverOf(base), base)
+      : register(initialAuthorization(h.id), undefined, undefined);
   const restartInitial = async (): Promise<void> => {
     kind = 'initial';
     base = undefined;
@@ -177,7 +196,9 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
   };
 
   let req = first();
-  h.step(`REGISTER (expires ${expires}) ${over ? `over SA set ${over.id} (port_uc ${over.config.ue.portC} → port_ps ${over.config.pcscf.portS})` : 'unprotected'}, Call-ID ${h.dialog.callId}`);
+  h.step(
+    `REGISTER (expires ${expires}) ${over ? `over SA set ${over.id} (port_uc ${over.config.ue.portC} → port_ps ${over.config.pcscf.portS})` : 'unprotected'}, Call-ID ${h.dialog.callId}`,
+  );
   for (;;) {
     const out = await h.send(req, over, { clearAnswerEnds: kind === 'deregister' && over !== undefined });
     if (h.closed) return fail('closed', 'the UE was closed');
@@ -187,15 +208,18 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       const res = out.response;
       await h.fire(res.status < 300 ? 'ok' : 'reject');
       if (res.status < 300) {
-        h.step(`de-registered; the P-CSCF's answer was not protected (${res.status} ${res.reason} in clear text to port ${out.port}, not accepted as SIP); every SA set deleted`);
+        h.step(
+          `de-registered; the P-CSCF's answer was not protected (${res.status} ${res.reason} in clear text to port ${out.port}, not accepted as SIP); every SA set deleted`,
+        );
         return { ok: true, kind: requested, expires: 0, impus: [], serviceRoute: [], unprotectedAnswer: true };
       }
       return fail('rejected', `the P-CSCF's answer (${res.status} ${res.reason}) was not protected`, res.status);
     }
     if (out.kind !== 'response') {
-      const what = out.kind === 'timeout'
-        ? `no final response (Timer F)${out.tcp ? '; it went over TCP inside the SAs (RFC 3261 §18.1.1): a P-CSCF without SIP over TCP on its protected ports needs UDP (--transport udp)' : ''}${over && over !== base && over.config.ealg === 'des-ede3-cbc' ? DES_HINT : ''}`
-        : `transport error: ${out.error.message}`;
+      const what =
+        out.kind === 'timeout'
+          ? `no final response (Timer F)${out.tcp ? '; it went over TCP inside the SAs (RFC 3261 §18.1.1): a P-CSCF without SIP over TCP on its protected ports needs UDP (--transport udp)' : ''}${over && over !== base && over.config.ealg === 'des-ede3-cbc' ? DES_HINT : ''}`
+          : `transport error: ${out.error.message}`;
       if (over && over === base && kind === 'refresh' && attempts < h.maxAttempts) {
         // Digest §8 rule 6: the P-CSCF lost our SAs; register again from scratch, unprotected.
         h.step(`${what} over the current SA set: falling back to an unprotected initial registration`);
@@ -209,7 +233,9 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       return fail(out.kind === 'timeout' ? 'timeout' : 'transport_error', what);
     }
     const res = out.response;
-    h.step(`${res.status} ${res.reason} ${out.protectedBy ? `over ${out.protectedBy.sa.name} of set ${out.protectedBy.set.id}` : 'unprotected'}`);
+    h.step(
+      `${res.status} ${res.reason} ${out.protectedBy ? `over ${out.protectedBy.sa.name} of set ${out.protectedBy.set.id}` : 'unprotected'}`,
+    );
 
     if (res.status === 401) {
       const ssRaw = res.headers.raw('Security-Server');
@@ -217,7 +243,11 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       if (!choice.ok && choice.abandon && h.plainPort !== 5060 && /port-s=0\b/.test(ssRaw.join(','))) {
         // Digest §17.1: Kamailio 5.6 takes a REGISTER from another port for a re-registration.
         await h.fire('reject');
-        return fail('no_security_server', `${choice.detail}: the P-CSCF answered port-s=0, as Kamailio 5.6 does when the unprotected REGISTER does not come from port 5060; use local port 5060 (--local-port 5060)`, 401);
+        return fail(
+          'no_security_server',
+          `${choice.detail}: the P-CSCF answered port-s=0, as Kamailio 5.6 does when the unprotected REGISTER does not come from port 5060; use local port 5060 (--local-port 5060)`,
+          401,
+        );
       }
       if (!choice.ok && choice.abandon) {
         // 24.229 §5.1.1.5.1: missing or incomplete Security-Server ⇒ abandon, new Call-ID.
@@ -263,7 +293,9 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
           r.ik.fill(0);
           r.ck.fill(0);
         }
-        h.step(`AUTN verified; temporary SA set ${set.id}: ${choice.alg}/${choice.ealg} mod=${choice.mod}, spi_uc ${offer.spiC} spi_us ${offer.spiS} port_uc ${offer.portC} port_us ${offer.portS} ↔ spi_pc ${choice.server.spiC} spi_ps ${choice.server.spiS} port_pc ${choice.server.portC} port_ps ${choice.server.portS}`);
+        h.step(
+          `AUTN verified; temporary SA set ${set.id}: ${choice.alg}/${choice.ealg} mod=${choice.mod}, spi_uc ${offer.spiC} spi_us ${offer.spiS} port_uc ${offer.portC} port_us ${offer.portS} ↔ spi_pc ${choice.server.spiC} spi_ps ${choice.server.spiS} port_pc ${choice.server.portC} port_ps ${choice.server.portS}`,
+        );
         pendingAuth = c;
         over = set;
         // 33.203 §7.2: same Call-ID, CSeq + 1, Security-Client unchanged, Security-Verify = Security-Server.
@@ -275,7 +307,11 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       // 24.229 §5.1.1.5.1: the UE answers at most two consecutive invalid challenges.
       if (++invalid > h.maxInvalidChallenges) {
         await h.fire('reject');
-        return fail('too_many_invalid_challenges', `${invalid} consecutive challenges failed the AUTN check (last: ${r.result}); not answering`, 401);
+        return fail(
+          'too_many_invalid_challenges',
+          `${invalid} consecutive challenges failed the AUTN check (last: ${r.result}); not answering`,
+          401,
+        );
       }
       over = base;
       let auth: string;
@@ -314,7 +350,11 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       }
       if (!over) {
         await h.fire('reject');
-        return fail('unauthenticated', `${res.status} to an unprotected REGISTER without IMS AKA: no SA set to protect traffic`, res.status);
+        return fail(
+          'unauthenticated',
+          `${res.status} to an unprotected REGISTER without IMS AKA: no SA set to protect traffic`,
+          res.status,
+        );
       }
       const ok = parseRegisterOk(res, { host: h.addressing(over).contact, port: offer.portS }, expires);
       if (ok.expires === 0) {
@@ -354,11 +394,25 @@ function credentials(h: RegistrationHost, ch: AkaChallenge, res: Uint8Array, aut
   const nc = qop ? '00000001' : undefined;
   const cnonce = qop ? newCnonce() : undefined;
   const response = digestResponse({
-    username: h.id.impi, realm: ch.realm, uri, nonce: ch.nonce, method: 'REGISTER', algorithm: ch.algorithm, res,
+    username: h.id.impi,
+    realm: ch.realm,
+    uri,
+    nonce: ch.nonce,
+    method: 'REGISTER',
+    algorithm: ch.algorithm,
+    res,
     ...(ik && ck && { ik, ck }),
     ...(qop && { qop, nc, cnonce }),
   });
-  return akaAuthorization({ username: h.id.impi, uri, challenge: ch, response, ...(nc && { nc }), ...(cnonce && { cnonce }), ...(auts && { auts }) });
+  return akaAuthorization({
+    username: h.id.impi,
+    uri,
+    challenge: ch,
+    response,
+    ...(nc && { nc }),
+    ...(cnonce && { cnonce }),
+    ...(auts && { auts }),
+  });
 }
 
 /** The public address a NAT gave us, from the top Via of a response (digest §15A point 2). */

@@ -96,7 +96,14 @@ export class UeSaTable {
    * Security-Server entry and CK/IK (expanded per Annex I). Lifetime reg-await-auth. A previous
    * temporary set (the same offer challenged again) is deleted first: its inbound SPIs are reused.
    */
-  async createTemporary(offer: ClientOffer, choice: ServerChoice, ik: Uint8Array, ck: Uint8Array, serverRaw: readonly string[], innerIp?: string): Promise<SaSet> {
+  async createTemporary(
+    offer: ClientOffer,
+    choice: ServerChoice,
+    ik: Uint8Array,
+    ck: Uint8Array,
+    serverRaw: readonly string[],
+    innerIp?: string,
+  ): Promise<SaSet> {
     if (this.temporary) await this.#slots.delete(this.temporary, 'deleted', 'a new challenge');
     const { backend, clock } = this.deps;
     const mode = modeFromMod(choice.mod);
@@ -105,7 +112,14 @@ export class UeSaTable {
       role: 'ue',
       id: `${this.deps.label}#${++this.#n}`,
       // Outer = the local (private) address; inner = the same unless a 'public inside' peer wants the public one (§15A point 4).
-      ue: { ip: this.deps.localIp, portC: offer.portC, portS: offer.portS, spiC: offer.spiC, spiS: offer.spiS, ...(mode === 'udp-enc-tunnel' && innerIp && { innerIp }) },
+      ue: {
+        ip: this.deps.localIp,
+        portC: offer.portC,
+        portS: offer.portS,
+        spiC: offer.spiC,
+        spiS: offer.spiS,
+        ...(mode === 'udp-enc-tunnel' && innerIp && { innerIp }),
+      },
       pcscf: { ip: this.deps.pcscfIp, ...choice.server },
       alg: choice.alg,
       ealg: choice.ealg,

@@ -6,8 +6,21 @@ import { protectedContextOf, attachProtected, protectedTransport, TracedPlain } 
 import type { IpsecBackend, ProtectedContext, ProtectedEndpoint } from '../ipsec/backends/backend.ts';
 import type { SaSet } from '../ipsec/index.ts';
 import {
-  TransactionLayer, formatVia, isKeepAlive, parseMessage, parseVia, parseViaOrThrow, serializeMessage,
-  type Clock, type ReceiveContext, type SipMessage, type SipRequest, type SipResponse, type SipTransport, type ServerTransaction, type TimerConfig,
+  TransactionLayer,
+  formatVia,
+  isKeepAlive,
+  parseMessage,
+  parseVia,
+  parseViaOrThrow,
+  serializeMessage,
+  type Clock,
+  type ReceiveContext,
+  type SipMessage,
+  type SipRequest,
+  type SipResponse,
+  type SipTransport,
+  type ServerTransaction,
+  type TimerConfig,
 } from '../sip/index.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
 import type { SipTracer } from '../util/trace.ts';
@@ -97,14 +110,18 @@ export class UeSipIo {
           // Unprotected requests never get here (the plain socket drops them); keep the guard anyway.
           if (pctx) opts.onRequest(tx, req, pctx);
         },
-        onMalformed: (m) => opts.note(`dropped a malformed message from ${m.context.remote.address}:${m.context.remote.port}: ${m.error.message}`),
+        onMalformed: (m) =>
+          opts.note(`dropped a malformed message from ${m.context.remote.address}:${m.context.remote.port}: ${m.error.message}`),
       },
     });
   }
 
   static async open(opts: SipIoOptions): Promise<UeSipIo> {
     if (opts.transport === 'tcp' && !opts.backend.openTcp) {
-      throw new UeError('UE_BAD_OPTIONS', `transport tcp: the ${opts.backend.name} backend carries SIP over UDP only inside its SAs; use udp, or the xfrm backend (a kernel with ESP)`);
+      throw new UeError(
+        'UE_BAD_OPTIONS',
+        `transport tcp: the ${opts.backend.name} backend carries SIP over UDP only inside its SAs; use udp, or the xfrm backend (a kernel with ESP)`,
+      );
     }
     const io = new UeSipIo(opts);
     if ((opts.plainSocket ?? 'always') === 'always') await io.openPlain();
@@ -116,7 +133,11 @@ export class UeSipIo {
     if (this.#plain) return Promise.resolve();
     this.#plainOpening ??= (async () => {
       const tp = new TracedPlain({ ...(this.#opts.trace && { trace: this.#opts.trace }), node: 'ue' });
-      const udp = await openUdpTransport({ address: this.#opts.localIp, port: this.#opts.localPort, onReceive: tp.handler((b, c) => this.#onPlain(b, c)) });
+      const udp = await openUdpTransport({
+        address: this.#opts.localIp,
+        port: this.#opts.localPort,
+        onReceive: tp.handler((b, c) => this.#onPlain(b, c)),
+      });
       this.#plain = tp.wrap(udp);
     })().finally(() => (this.#plainOpening = undefined));
     return this.#plainOpening;
@@ -173,7 +194,9 @@ export class UeSipIo {
     const b = via.ok ? via.value.params.get('branch') : undefined;
     const branch = typeof b === 'string' ? b : undefined;
     const waiter = msg.kind === 'response' && msg.status >= 200 && branch !== undefined ? this.#clearWaiters.get(branch) : undefined;
-    this.#opts.note(`discarded an unprotected ${what} from ${ctx.remote.address}:${ctx.remote.port} for protected port ${port}${waiter ? ' (the answer to our request, sent in clear)' : ''}`);
+    this.#opts.note(
+      `discarded an unprotected ${what} from ${ctx.remote.address}:${ctx.remote.port} for protected port ${port}${waiter ? ' (the answer to our request, sent in clear)' : ''}`,
+    );
     if (waiter && msg.kind === 'response') waiter(msg, port);
   }
 
@@ -194,7 +217,10 @@ export class UeSipIo {
       this.#guards.delete(port);
       throw e;
     }
-    const transport = attachProtected(endpoint, this.layer.receive.bind(this.layer), { ...(this.#opts.trace && { trace: this.#opts.trace }), node: 'ue' });
+    const transport = attachProtected(endpoint, this.layer.receive.bind(this.layer), {
+      ...(this.#opts.trace && { trace: this.#opts.trace }),
+      node: 'ue',
+    });
     this.#endpoints.set(port, { endpoint, transport });
   }
 
@@ -260,7 +286,10 @@ export class UeSipIo {
    * failure; `onTerminated` runs once when the transaction is gone (in-flight counting, §8 rule 4).
    */
   send(
-    req: SipRequest, to: { address: string; port: number }, set: SaSet | undefined, onTerminated?: () => void,
+    req: SipRequest,
+    to: { address: string; port: number },
+    set: SaSet | undefined,
+    onTerminated?: () => void,
     opts: { readonly clearAnswerEnds?: boolean } = {},
   ): Promise<SendOutcome> {
     return new Promise((resolve) => {
@@ -297,23 +326,27 @@ export class UeSipIo {
       };
       const start = (transport: SipTransport): void => {
         try {
-          this.layer.sendRequest(req, { transport, to }, {
-            onResponse: (response, context) => {
-              if (response.status < 200) return;
-              if (set && req.method === 'REGISTER' && response.status < 300 && context.protocol === 'tcp') this.#tcpFlows.add(set);
-              // The set's use ends with the final response: Completed only absorbs retransmissions
-              // (Timer K), and holding an old SA set for them is not what §8 rule 4 asks for.
-              gone();
-              const p = protectedContextOf(context);
-              finish({ kind: 'response', response, context, ...(p && { protectedBy: p }) });
+          this.layer.sendRequest(
+            req,
+            { transport, to },
+            {
+              onResponse: (response, context) => {
+                if (response.status < 200) return;
+                if (set && req.method === 'REGISTER' && response.status < 300 && context.protocol === 'tcp') this.#tcpFlows.add(set);
+                // The set's use ends with the final response: Completed only absorbs retransmissions
+                // (Timer K), and holding an old SA set for them is not what §8 rule 4 asks for.
+                gone();
+                const p = protectedContextOf(context);
+                finish({ kind: 'response', response, context, ...(p && { protectedBy: p }) });
+              },
+              onTimeout: () => finish({ kind: 'timeout', ...(bySize && { tcp: true }) }),
+              onTransportError: (_tx, error) => finish({ kind: 'transport-error', error }),
+              onTerminated: () => {
+                gone();
+                finish({ kind: 'transport-error', error: new Error('transaction terminated') });
+              },
             },
-            onTimeout: () => finish({ kind: 'timeout', ...(bySize && { tcp: true }) }),
-            onTransportError: (_tx, error) => finish({ kind: 'transport-error', error }),
-            onTerminated: () => {
-              gone();
-              finish({ kind: 'transport-error', error: new Error('transaction terminated') });
-            },
-          });
+          );
         } catch (e) {
           failed(e);
         }
@@ -341,15 +374,19 @@ export class UeSipIo {
         this.#viaTcp(req, set).then(
           (t) => {
             if (done) return;
-            this.#opts.note(flow
-              ? `${req.method} over TCP inside the SAs: the registration went over TCP (its flow)`
-              : `${req.method} is ${size} octets: over TCP inside the SAs (RFC 3261 §18.1.1)`);
+            this.#opts.note(
+              flow
+                ? `${req.method} over TCP inside the SAs: the registration went over TCP (its flow)`
+                : `${req.method} is ${size} octets: over TCP inside the SAs (RFC 3261 §18.1.1)`,
+            );
             bySize = !flow;
             start(t);
           },
           (e: unknown) => {
             if (done) return;
-            this.#opts.note(`${req.method} is ${size} octets but TCP to port_ps failed (${e instanceof Error ? e.message : String(e)}): sending it over UDP`);
+            this.#opts.note(
+              `${req.method} is ${size} octets but TCP to port_ps failed (${e instanceof Error ? e.message : String(e)}): sending it over UDP`,
+            );
             const top = req.headers.get('Via');
             if (top !== undefined) {
               req.headers.removeFirst('Via');

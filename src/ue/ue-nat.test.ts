@@ -19,7 +19,11 @@ test('behind a NAT (UDP-enc-tun): private Contact unprotected, public Contact pr
     const ch = await p.fake.challenge(r1);
     const r2 = await p.fake.next();
     assert.ok(r2.pctx);
-    assert.match(r2.req.headers.get('Contact')!, new RegExp(`^<sip:alice@203\\.0\\.113\\.9:${ch.set!.config.ue.portS}>`), 'protected REGISTER: the public address (24.229 F.2.1.2.2)');
+    assert.match(
+      r2.req.headers.get('Contact')!,
+      new RegExp(`^<sip:alice@203\\.0\\.113\\.9:${ch.set!.config.ue.portS}>`),
+      'protected REGISTER: the public address (24.229 F.2.1.2.2)',
+    );
     assert.equal(parseViaOrThrow(r2.req.headers.get('Via')!).host, '127.0.0.1', 'Via keeps the local address');
     await p.fake.ok(r2, ch.set!, 777);
     const r = await done;
@@ -61,7 +65,9 @@ test("a refusal's Warning reaches the failure detail (e.g. a NAT without a UDP-e
   try {
     const done = p.ue.register();
     const r1 = await p.fake.next();
-    await p.fake.reply(r1, 494, [['Warning', '399 203.0.113.10 "a NAT was detected but Security-Client offers no mod=UDP-enc-tun entry (33.203 Annex M)"']]);
+    await p.fake.reply(r1, 494, [
+      ['Warning', '399 203.0.113.10 "a NAT was detected but Security-Client offers no mod=UDP-enc-tun entry (33.203 Annex M)"'],
+    ]);
     const r = await done;
     assert.equal(r.ok, false);
     assert.equal(!r.ok && r.status, 494);

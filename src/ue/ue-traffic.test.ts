@@ -173,7 +173,9 @@ test('MESSAGE: from port_uc over SA1 with Route P-CSCF + Service-Route and P-Pre
     await p.fake.reply(r, 200);
     const res = await sent;
     assert.equal(res.status, 200);
-    const recv = p.traces.find((e) => e.dir === 'recv' && e.firstLine.startsWith('SIP/2.0 200') && /MESSAGE/.test(Buffer.from(e.bytes).toString()));
+    const recv = p.traces.find(
+      (e) => e.dir === 'recv' && e.firstLine.startsWith('SIP/2.0 200') && /MESSAGE/.test(Buffer.from(e.bytes).toString()),
+    );
     assert.equal(recv?.sa?.name, 'SA2');
     assert.equal(recv?.local.port, set.config.ue.portS);
   } finally {

@@ -143,5 +143,14 @@ export interface UeStatus {
   publicAddress?: { address: string; port?: number };
   /** Annex M: whether the last Via received showed a NAT, and the NAT-keepalives our backend sent. */
   nat: { behindNat: boolean; keepalivesSent: number };
-  sets: { id: string; state: string; alg: string; ealg: string; mode: string; expiresInS?: number; inflight: number; sas: SaSummaryRow[] }[];
+  sets: {
+    id: string;
+    state: string;
+    alg: string;
+    ealg: string;
+    mode: string;
+    expiresInS?: number;
+    inflight: number;
+    sas: SaSummaryRow[];
+  }[];
 }

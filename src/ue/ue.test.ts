@@ -20,7 +20,13 @@ test('full registration: unprotected REGISTER, 401, protected REGISTER over SA1 
     assert.equal(r1.pctx, undefined, 'the first REGISTER is unprotected');
     assert.equal(r1.req.method, 'REGISTER');
     assert.equal(r1.req.uri, 'sip:ims.example');
-    assert.deepEqual(authParams(r1.req), { username: 'alice@ims.example', realm: 'ims.example', uri: 'sip:ims.example', nonce: '', response: '' });
+    assert.deepEqual(authParams(r1.req), {
+      username: 'alice@ims.example',
+      realm: 'ims.example',
+      uri: 'sip:ims.example',
+      nonce: '',
+      response: '',
+    });
     assert.equal(r1.req.headers.get('Require'), 'sec-agree');
     assert.equal(r1.req.headers.get('Proxy-Require'), 'sec-agree');
     assert.deepEqual(r1.req.headers.getAll('Supported'), ['path', 'sec-agree']);
@@ -30,7 +36,16 @@ test('full registration: unprotected REGISTER, 401, protected REGISTER over SA1 
     assert.ok(via1.params.has('rport'));
     const sc = parseSecurityHeaderOrThrow(r1.req.headers.getAll('Security-Client'));
     assert.equal(sc.length, 5, 'one entry per default pair (mode UDP-enc-tun)');
-    assert.ok(sc.every((m) => m.spiC === sc[0]!.spiC && m.spiS === sc[0]!.spiS && m.portC === sc[0]!.portC && m.portS === sc[0]!.portS && m.mod === 'UDP-enc-tun'));
+    assert.ok(
+      sc.every(
+        (m) =>
+          m.spiC === sc[0]!.spiC &&
+          m.spiS === sc[0]!.spiS &&
+          m.portC === sc[0]!.portC &&
+          m.portS === sc[0]!.portS &&
+          m.mod === 'UDP-enc-tun',
+      ),
+    );
     assert.notEqual(sc[0]!.spiC, sc[0]!.spiS);
 
     const ch = await fake.challenge(r1);
@@ -55,8 +70,16 @@ test('full registration: unprotected REGISTER, 401, protected REGISTER over SA1 
     assert.equal(a['algorithm'], 'AKAv1-MD5');
     assert.equal(a['qop'], 'auth');
     const expected = digestResponse({
-      username: 'alice@ims.example', realm: 'ims.example', uri: 'sip:ims.example', nonce: ch.nonce, method: 'REGISTER',
-      algorithm: 'AKAv1-MD5', res: ch.vector.xres, qop: 'auth', nc: a['nc']!, cnonce: a['cnonce']!,
+      username: 'alice@ims.example',
+      realm: 'ims.example',
+      uri: 'sip:ims.example',
+      nonce: ch.nonce,
+      method: 'REGISTER',
+      algorithm: 'AKAv1-MD5',
+      res: ch.vector.xres,
+      qop: 'auth',
+      nc: a['nc']!,
+      cnonce: a['cnonce']!,
     });
     assert.equal(a['response'], expected, 'the AKA response verifies against XRES');
 
@@ -67,16 +90,23 @@ test('full registration: unprotected REGISTER, 401, protected REGISTER over SA1 
     assert.deepEqual(res.impus, ['sip:alice@ims.example', 'tel:+15550100']);
     assert.deepEqual(res.serviceRoute, ['<sip:orig@127.0.0.1:6060;lr>']);
     assert.equal(ue.state, 'registered');
-    assert.ok(p.steps.some((s) => /^200 OK over SA2 of set /.test(s)), '200 arrived over SA2');
+    assert.ok(
+      p.steps.some((s) => /^200 OK over SA2 of set /.test(s)),
+      '200 arrived over SA2',
+    );
     const st = ue.status();
     assert.equal(st.sets.length, 1);
     assert.equal(st.sets[0]!.state, 'current');
     assert.equal(st.sets[0]!.sas.length, 4);
     assert.ok((st.sets[0]!.expiresInS ?? 0) >= 630 - 1, 'lifetime = expires + 30 s');
     const cur = ue.sas.current!;
-    assert.deepEqual([cur.config.ue.spiC, cur.config.ue.spiS, cur.config.ue.portC, cur.config.ue.portS], [sc[0]!.spiC, sc[0]!.spiS, sc[0]!.portC, sc[0]!.portS]);
+    assert.deepEqual(
+      [cur.config.ue.spiC, cur.config.ue.spiS, cur.config.ue.portC, cur.config.ue.portS],
+      [sc[0]!.spiC, sc[0]!.spiS, sc[0]!.portC, sc[0]!.portS],
+    );
     const json = JSON.stringify(st);
-    for (const secret of [ch.vector.ik, ch.vector.ck]) assert.ok(!json.includes(Buffer.from(secret).toString('hex').slice(0, 12)), 'no keys in status');
+    for (const secret of [ch.vector.ik, ch.vector.ck])
+      assert.ok(!json.includes(Buffer.from(secret).toString('hex').slice(0, 12)), 'no keys in status');
   } finally {
     await p.close();
   }
@@ -92,7 +122,9 @@ test('401 without Security-Server, then with an incomplete one: abandon, new Cal
     assert.equal(r2.pctx, undefined);
     assert.notEqual(r2.req.headers.get('Call-ID'), r1.req.headers.get('Call-ID'), 'a new Call-ID');
     assert.equal(authParams(r2.req)['nonce'], '', 'a fresh initial REGISTER');
-    await p.fake.challenge(r2, { securityServer: `ipsec-3gpp;q=0.1;prot=esp;mod=UDP-enc-tun;spi-c=5000;spi-s=5001;port-c=${p.fake.portPc};alg=hmac-sha-1-96` });
+    await p.fake.challenge(r2, {
+      securityServer: `ipsec-3gpp;q=0.1;prot=esp;mod=UDP-enc-tun;spi-c=5000;spi-s=5001;port-c=${p.fake.portPc};alg=hmac-sha-1-96`,
+    });
     const r3 = await p.fake.next();
     assert.equal(r3.pctx, undefined);
     assert.notEqual(r3.req.headers.get('Call-ID'), r2.req.headers.get('Call-ID'));
@@ -164,10 +196,21 @@ test('sync failure (USIM SQN_MS above the network SQN): auts with a response ove
     const check = verifyAuts({ k: K, opc: OPC, rand: ch.vector.rand, auts: fromBase64(a['auts']!) });
     assert.ok(check.ok, 'MAC-S verifies (AMF* = 0000)');
     assert.equal(Buffer.from(check.sqnMs).toString('hex'), '000000001000');
-    assert.equal(a['response'], digestResponse({
-      username: 'alice@ims.example', realm: 'ims.example', uri: 'sip:ims.example', nonce: ch.nonce, method: 'REGISTER',
-      algorithm: 'AKAv1-MD5', res: new Uint8Array(0), qop: 'auth', nc: a['nc']!, cnonce: a['cnonce']!,
-    }));
+    assert.equal(
+      a['response'],
+      digestResponse({
+        username: 'alice@ims.example',
+        realm: 'ims.example',
+        uri: 'sip:ims.example',
+        nonce: ch.nonce,
+        method: 'REGISTER',
+        algorithm: 'AKAv1-MD5',
+        res: new Uint8Array(0),
+        qop: 'auth',
+        nc: a['nc']!,
+        cnonce: a['cnonce']!,
+      }),
+    );
     assert.equal(p.ueBackend.sets.length, 0);
     // The HSS resynchronises above SQN_MS and challenges again.
     const ch2 = await p.fake.challenge(r2, { sqn: 0x1001 });
@@ -282,8 +325,14 @@ test('de-registration answered in clear (Kamailio 5.6 deletes its SAs first): no
     await p.fake.replyInClear(rx, 200);
     const r = await done;
     assert.ok(r.ok && r.unprotectedAnswer, JSON.stringify(r));
-    assert.ok(steps.some((s) => /de-registered; the P-CSCF's answer was not protected/.test(s)), steps.join('\n'));
-    assert.ok(steps.some((s) => /discarded an unprotected 200 OK .* for protected port/.test(s)), 'noted, never fed to the transaction layer');
+    assert.ok(
+      steps.some((s) => /de-registered; the P-CSCF's answer was not protected/.test(s)),
+      steps.join('\n'),
+    );
+    assert.ok(
+      steps.some((s) => /discarded an unprotected 200 OK .* for protected port/.test(s)),
+      'noted, never fed to the transaction layer',
+    );
     assert.equal(p.ue.state, 'deregistered');
     assert.deepEqual(p.ue.status().sets, []);
     assert.equal(failed, false);
@@ -319,7 +368,10 @@ test('de-registration without an answer: "de-registration not confirmed … ever
     const r = await p.ue.deregister();
     assert.equal(r.ok, false);
     assert.equal(r.kind, 'deregister');
-    assert.ok(steps.some((s) => /^de-registration not confirmed: timeout: no final response \(Timer F\); every SA set removed locally$/.test(s)), steps.join('\n'));
+    assert.ok(
+      steps.some((s) => /^de-registration not confirmed: timeout: no final response \(Timer F\); every SA set removed locally$/.test(s)),
+      steps.join('\n'),
+    );
     assert.ok(!steps.some((s) => /registration failed/.test(s)));
     assert.equal(p.ue.state, 'deregistered');
     assert.deepEqual(p.ue.status().sets, []);

@@ -7,16 +7,42 @@ import { Usim } from '../aka/index.ts';
 import type { ProtectedContext } from '../ipsec/backends/backend.ts';
 import type { SaSet } from '../ipsec/index.ts';
 import { buildSecurityClient, serializeMechanisms, type UeSupport } from '../secagree/index.ts';
-import { createResponse, newCallId, newTag, systemClock, type Clock, type ServerTransaction, type SipRequest, type SipResponse } from '../sip/index.ts';
+import {
+  createResponse,
+  newCallId,
+  newTag,
+  systemClock,
+  type Clock,
+  type ServerTransaction,
+  type SipRequest,
+  type SipResponse,
+} from '../sip/index.ts';
 import { UeError } from './errors.ts';
 import { buildProtectedRequest, type RegDialog, type UeIdentity } from './register-request.ts';
-import { runRegistration, viaReceived, type RegistrationHost, type UeTestHooks, type RegistrationKind, type RegistrationResult } from './registration.ts';
+import {
+  runRegistration,
+  viaReceived,
+  type RegistrationHost,
+  type UeTestHooks,
+  type RegistrationKind,
+  type RegistrationResult,
+} from './registration.ts';
 import { isRegistered, transition, type RegEvent, type RegState } from './registration-state.ts';
 import { choosePort, REG_AWAIT_AUTH_MS, UeSaTable, type ClientOffer } from './sa-table.ts';
 import { UeSipIo, type SendOutcome } from './sip-io.ts';
 import { UeNat } from './nat.ts';
 import { ownString } from '../util/own-string.ts';
-import { DEFAULT_OFFERS, type IncomingAnswer, type IncomingRequest, type RequestHandler, type UeEventMap, type UeExchangePhase, type UeObserver, type UeOptions, type UeStatus } from './ue-types.ts';
+import {
+  DEFAULT_OFFERS,
+  type IncomingAnswer,
+  type IncomingRequest,
+  type RequestHandler,
+  type UeEventMap,
+  type UeExchangePhase,
+  type UeObserver,
+  type UeOptions,
+  type UeStatus,
+} from './ue-types.ts';
 
 const DEFAULT_ANSWERED = new Set(['MESSAGE', 'NOTIFY', 'OPTIONS']);
 
@@ -54,7 +80,8 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     this.#o = o;
     this.#clock = clock;
     const domain = o.domain ?? o.impi.split('@')[1];
-    if (!domain) throw new UeError('UE_BAD_OPTIONS', `domain: give --domain or an IMPI with a realm (user@realm), got ${JSON.stringify(o.impi)}`);
+    if (!domain)
+      throw new UeError('UE_BAD_OPTIONS', `domain: give --domain or an IMPI with a realm (user@realm), got ${JSON.stringify(o.impi)}`);
     this.id = { impi: o.impi, impu: o.impu, domain };
     this.localIp = o.localIp;
     this.pcscf = { address: pcscfIp, port: o.pcscf.port ?? 5060 };
@@ -67,8 +94,13 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     this.support = { pairs: o.offers ?? DEFAULT_OFFERS, modes: o.modes ?? ['trans'] };
     this.#nat = new UeNat(o.localIp, o.natInnerAddress ?? 'private');
     this.sas = new UeSaTable({
-      backend: o.backend, clock, localIp: o.localIp, pcscfIp, pcscfEncapPort: o.pcscfEncapPort ?? 4500,
-      regAwaitAuthMs: o.regAwaitAuthMs ?? REG_AWAIT_AUTH_MS, label: `ue:${o.impi.split('@')[0]}`,
+      backend: o.backend,
+      clock,
+      localIp: o.localIp,
+      pcscfIp,
+      pcscfEncapPort: o.pcscfEncapPort ?? 4500,
+      regAwaitAuthMs: o.regAwaitAuthMs ?? REG_AWAIT_AUTH_MS,
+      label: `ue:${o.impi.split('@')[0]}`,
       onCreated: (set) => this.emit('sa-created', set),
       onSyncFailed: (set, e) => this.step(`SA set ${set.id}: the backend could not update its lifetime: ${e.message}`),
       onDeleted: (set, why, error) => {
@@ -86,9 +118,15 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     const clock = o.clock ?? systemClock;
     let ue: Ue | undefined;
     const io = await UeSipIo.open({
-      backend: o.backend, localIp: o.localIp, localPort: o.localPort ?? 0, clock,
-      ...(o.timers && { timers: o.timers }), ...(o.trace && { trace: o.trace }), ...(o.transport && { transport: o.transport }),
-      ...(o.plainSocket && { plainSocket: o.plainSocket }), ...(o.guardProtectedPorts !== undefined && { guardProtectedPorts: o.guardProtectedPorts }),
+      backend: o.backend,
+      localIp: o.localIp,
+      localPort: o.localPort ?? 0,
+      clock,
+      ...(o.timers && { timers: o.timers }),
+      ...(o.trace && { trace: o.trace }),
+      ...(o.transport && { transport: o.transport }),
+      ...(o.plainSocket && { plainSocket: o.plainSocket }),
+      ...(o.guardProtectedPorts !== undefined && { guardProtectedPorts: o.guardProtectedPorts }),
       onRequest: (tx, req, pctx) => ue && ue.#onRequest(tx, req, pctx),
       note: (t) => ue?.step(t),
     });
@@ -135,15 +173,29 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
    * Sends a request over SA1 of the current set. `headers` replace or add headers after the
    * request is built (e.g. another P-Preferred-Identity, for tests of the P-CSCF's identity check).
    */
-  async sendRequest(method: string, toUri: string, opts: { body?: Uint8Array; contentType?: string; headers?: readonly (readonly [string, string])[] } = {}): Promise<SipResponse> {
+  async sendRequest(
+    method: string,
+    toUri: string,
+    opts: { body?: Uint8Array; contentType?: string; headers?: readonly (readonly [string, string])[] } = {},
+  ): Promise<SipResponse> {
     const set = this.sas.current;
     if (this.#closed) throw new UeError('UE_CLOSED', 'the UE is closed');
     if (!isRegistered(this.#state) || !set) throw new UeError('UE_NOT_REGISTERED', `${method}: not registered (state ${this.#state})`);
     const a = this.addressing(set);
     const req = buildProtectedRequest({
-      method, target: toUri, id: this.id, localIp: a.via, contactIp: a.contact, portUs: set.config.ue.portS, pcscfIp: this.pcscf.address,
-      portPs: set.config.pcscf.portS, serviceRoute: this.#granted?.serviceRoute ?? [], callId: newCallId(), fromTag: newTag(),
-      ...(opts.body && { body: opts.body }), ...(opts.contentType && { contentType: opts.contentType }),
+      method,
+      target: toUri,
+      id: this.id,
+      localIp: a.via,
+      contactIp: a.contact,
+      portUs: set.config.ue.portS,
+      pcscfIp: this.pcscf.address,
+      portPs: set.config.pcscf.portS,
+      serviceRoute: this.#granted?.serviceRoute ?? [],
+      callId: newCallId(),
+      fromTag: newTag(),
+      ...(opts.body && { body: opts.body }),
+      ...(opts.contentType && { contentType: opts.contentType }),
     });
     for (const [name, value] of opts.headers ?? []) req.headers.set(name, value);
     this.step(`${method} to ${toUri} over SA1 of ${set.id}`);
@@ -153,7 +205,12 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       return out.response;
     }
     const status = out.kind === 'timeout' ? 408 : 503;
-    const why = out.kind === 'timeout' ? 'no answer (Timer F)' : out.kind === 'clear-response' ? `answered in clear (${out.response.status}), not accepted` : out.error.message;
+    const why =
+      out.kind === 'timeout'
+        ? 'no answer (Timer F)'
+        : out.kind === 'clear-response'
+          ? `answered in clear (${out.response.status}), not accepted`
+          : out.error.message;
     this.step(`${method}: ${why}: ${status}`);
     return createResponse(req, status);
   }
@@ -169,9 +226,13 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     const g = this.#granted;
     const live = isRegistered(this.#state);
     return {
-      state: this.#state, impi: this.id.impi, impu: this.id.impu,
-      pcscf: `${this.pcscf.address}:${this.pcscf.port}`, local: `${this.localIp}:${this.plainPort}`,
-      impus: live ? (g?.impus ?? []) : [], serviceRoute: live ? (g?.serviceRoute ?? []) : [],
+      state: this.#state,
+      impi: this.id.impi,
+      impu: this.id.impu,
+      pcscf: `${this.pcscf.address}:${this.pcscf.port}`,
+      local: `${this.localIp}:${this.plainPort}`,
+      impus: live ? (g?.impus ?? []) : [],
+      serviceRoute: live ? (g?.serviceRoute ?? []) : [],
       ...(live && g && { expires: g.expires, expiresInS: inS(this.#expiresAt) }),
       ...(this.#nat.publicAddress && { publicAddress: this.#nat.publicAddress }),
       nat: {
@@ -180,8 +241,14 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
         keepalivesSent: this.#o.backend.counters.keepalivesSent ?? 0,
       },
       sets: this.sas.all().map((s) => ({
-        id: s.id, state: s.state, alg: s.config.alg, ealg: s.config.ealg, mode: s.config.mode,
-        ...(s.expiresAt !== undefined && { expiresInS: inS(s.expiresAt) }), inflight: this.sas.inflight(s), sas: s.summary(),
+        id: s.id,
+        state: s.state,
+        alg: s.config.alg,
+        ealg: s.config.ealg,
+        mode: s.config.mode,
+        ...(s.expiresAt !== undefined && { expiresInS: inS(s.expiresAt) }),
+        inflight: this.sas.inflight(s),
+        sas: s.summary(),
       })),
     };
   }
@@ -228,7 +295,8 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     // ~20 octets per entry of a REGISTER that is too large for UDP already (RFC 3261 §18.1.1).
     // With both modes mod stays on every entry: Kamailio 5.6 merges all entries' parameters.
     const onlyTrans = (this.support.modes ?? ['trans']).every((m) => m === 'trans');
-    const entries = buildSecurityClient(this.support.pairs, ue, this.support.modes).reverse()
+    const entries = buildSecurityClient(this.support.pairs, ue, this.support.modes)
+      .reverse()
       .map(({ prot: _p, mod, ...e }) => (onlyTrans || !mod ? e : { ...e, mod }));
     const offer = { ...ue, header: serializeMechanisms(entries) };
     this.sas.pending = offer;
@@ -243,10 +311,21 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     const ex = this.observer?.exchange;
     if (!ex) return sent;
     const phase: UeExchangePhase =
-      req.method !== 'REGISTER' ? 'request' : this.#proc === 'deregister' ? 'deregister' : over?.state === 'temporary' ? 'protected-register' : 'register';
+      req.method !== 'REGISTER'
+        ? 'request'
+        : this.#proc === 'deregister'
+          ? 'deregister'
+          : over?.state === 'temporary'
+            ? 'protected-register'
+            : 'register';
     const t0 = performance.now();
     return sent.then((o) => {
-      ex.call(this.observer, phase, performance.now() - t0, o.kind === 'response' || o.kind === 'clear-response' ? o.response.status : o.kind);
+      ex.call(
+        this.observer,
+        phase,
+        performance.now() - t0,
+        o.kind === 'response' || o.kind === 'clear-response' ? o.response.status : o.kind,
+      );
       return o;
     });
   }
@@ -330,11 +409,13 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     // 24.229 §5.1.1.4.1: 600 s before expiry if registered for more than 1200 s, else at half.
     if (this.#o.reRegister !== 'off') {
       const at = expiresS > 1200 ? expiresS - 600 : expiresS / 2;
-      this.#timers.push(this.#clock.setTimer(at * 1000, () => {
-        if (!isRegistered(this.#state) || this.#closed) return;
-        this.step(`refreshing the registration (${Math.round(expiresS - at)} s before expiry, 24.229 §5.1.1.4.1)`);
-        this.reRegister().catch((e: unknown) => this.step(`re-registration error: ${e instanceof Error ? e.message : String(e)}`));
-      }));
+      this.#timers.push(
+        this.#clock.setTimer(at * 1000, () => {
+          if (!isRegistered(this.#state) || this.#closed) return;
+          this.step(`refreshing the registration (${Math.round(expiresS - at)} s before expiry, 24.229 §5.1.1.4.1)`);
+          this.reRegister().catch((e: unknown) => this.step(`re-registration error: ${e instanceof Error ? e.message : String(e)}`));
+        }),
+      );
     }
     this.#timers.push(this.#clock.setTimer(expiresS * 1000, () => void this.#onExpired()));
   }

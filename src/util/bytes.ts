@@ -10,7 +10,8 @@ const HEX_RE = /^(?:[0-9a-fA-F]{2})*$/;
  */
 export function fromHex(hex: string, field = 'hex', length?: number): Uint8Array {
   const s = hex.startsWith('0x') || hex.startsWith('0X') ? hex.slice(2) : hex;
-  if (!HEX_RE.test(s)) // The value is not echoed: it may be a mistyped key.
+  if (!HEX_RE.test(s))
+    // The value is not echoed: it may be a mistyped key.
     throw new InputError(`${field}: not a hex string of whole octets (${hex.length} characters)`);
   const out = Buffer.from(s, 'hex');
   if (length !== undefined && out.length !== length) {

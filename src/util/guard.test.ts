@@ -14,10 +14,14 @@ test('a throwing callback is contained: counted, reported with the input size, a
   const { faults, restore } = capture();
   try {
     let calls = 0;
-    const h = guard('t.sync', (b: Uint8Array) => {
-      calls++;
-      if (b[0] === 0xee) throw new TypeError('boom');
-    }, (b) => b.length);
+    const h = guard(
+      't.sync',
+      (b: Uint8Array) => {
+        calls++;
+        if (b[0] === 0xee) throw new TypeError('boom');
+      },
+      (b) => b.length,
+    );
     h(Uint8Array.of(0xee, 1, 2));
     h(Uint8Array.of(1));
     assert.equal(calls, 2);
@@ -49,7 +53,10 @@ test('a flood of one fault is reported at 1, 10, 100, … only, and counted ever
   try {
     for (let i = 0; i < 250; i++) containFault('t.flood', new Error('x'));
     assert.equal(boundaryCounts()['t.flood'], 250);
-    assert.deepEqual(faults.map((f) => f.count), [1, 10, 100]);
+    assert.deepEqual(
+      faults.map((f) => f.count),
+      [1, 10, 100],
+    );
   } finally {
     restore();
   }
@@ -60,7 +67,11 @@ test('a reporter that throws does not turn a contained fault into an uncontained
     throw new Error('reporter broke');
   });
   try {
-    assert.doesNotThrow(() => guard('t.reporter', () => { throw new Error('x'); })());
+    assert.doesNotThrow(() =>
+      guard('t.reporter', () => {
+        throw new Error('x');
+      })(),
+    );
   } finally {
     setBoundaryReporter(prev);
   }

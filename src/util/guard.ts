@@ -28,7 +28,13 @@ export function describeFault(f: BoundaryFault): string {
   const code = typeof c === 'string' ? ` [${c}]` : '';
   const msg = e instanceof Error ? e.message : String(e);
   // The first stack frame names the faulty line; the message is cut short (it may quote input).
-  const at = e instanceof Error ? (e.stack?.split('\n').find((l) => l.trimStart().startsWith('at '))?.trim() ?? '') : '';
+  const at =
+    e instanceof Error
+      ? (e.stack
+          ?.split('\n')
+          .find((l) => l.trimStart().startsWith('at '))
+          ?.trim() ?? '')
+      : '';
   const size = f.inputSize === undefined ? '' : `, input ${f.inputSize} octets`;
   return `imsec: unexpected error contained at ${f.boundary} (#${f.count}${size}): ${name}${code}: ${msg.replace(/[\r\n]+/g, ' ').slice(0, 160)}${at ? ` (${at})` : ''}`;
 }
@@ -52,7 +58,11 @@ export function containFault(boundary: string, error: unknown, inputSize?: numbe
  * Wraps a callback so that nothing it throws or rejects escapes: the fault is counted and reported
  * under `boundary`. `inputSize` tells the report how big the input was (never the input itself).
  */
-export function guard<A extends unknown[]>(boundary: string, fn: (...args: A) => unknown, inputSize?: (...args: A) => number | undefined): (...args: A) => void {
+export function guard<A extends unknown[]>(
+  boundary: string,
+  fn: (...args: A) => unknown,
+  inputSize?: (...args: A) => number | undefined,
+): (...args: A) => void {
   return (...args: A): void => {
     try {
       const r = fn(...args);

@@ -10,7 +10,10 @@ test('seededRandomHex: one seed, one sequence; another seed, another; lengths as
   const xs = [a(12), a(8), a(16), a(40)];
   assert.deepEqual([b(12), b(8), b(16), b(40)], xs);
   assert.notEqual(c(12), xs[0]);
-  assert.deepEqual(xs.map((x) => x.length), [24, 16, 32, 80]);
+  assert.deepEqual(
+    xs.map((x) => x.length),
+    [24, 16, 32, 80],
+  );
   assert.ok(xs.every((x) => /^[0-9a-f]+$/.test(x)));
   assert.throws(() => a(0), RangeError);
 });

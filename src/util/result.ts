@@ -3,7 +3,8 @@
 // the CLI switch on. Exceptions are for bugs (and for misuse of an API by trusted code).
 import { ImsecError } from './errors.ts';
 
-export type Result<T, E extends ImsecError = ImsecError> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: E };
+export type Result<T, E extends ImsecError = ImsecError> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: E };
 
 export const ok = <T>(value: T): { readonly ok: true; readonly value: T } => ({ ok: true, value });
 export const err = <E extends ImsecError>(error: E): { readonly ok: false; readonly error: E } => ({ ok: false, error });

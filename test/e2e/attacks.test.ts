@@ -22,7 +22,11 @@ async function withWorld(o: Parameters<typeof startWorld>[0], fn: (w: World) => 
 async function attacker(w: World, i: number): Promise<ScriptedUe> {
   const pcscf = w.pcscf;
   const s = subscriber(i);
-  const a = await ScriptedUe.create({ pcscf: { address: w.ip, port: pcscf.port, portC: pcscf.portC, portS: pcscf.portS }, pcEncapPort: w.pcBackend.encapPort, ...s });
+  const a = await ScriptedUe.create({
+    pcscf: { address: w.ip, port: pcscf.port, portC: pcscf.portC, portS: pcscf.portS },
+    pcEncapPort: w.pcBackend.encapPort,
+    ...s,
+  });
   return a;
 }
 
@@ -129,7 +133,10 @@ test('§2: pending state always ends: unanswered challenges go after reg-await-a
       assert.equal((await evil[2]!.unprotectedRegister()).res.status, 503);
       assert.equal(w.pcscf.registrations().length, 2);
       clock.advance(240_000);
-      await until(() => w.pcscf.registrations().length === 0 && w.liveSets(w.pcBackend).length === 0, 'temporary sets and pending registrations gone');
+      await until(
+        () => w.pcscf.registrations().length === 0 && w.liveSets(w.pcBackend).length === 0,
+        'temporary sets and pending registrations gone',
+      );
       assert.equal((await evil[2]!.unprotectedRegister()).res.status, 401, 'the slots were given back');
     } finally {
       for (const e of evil) await e.close();

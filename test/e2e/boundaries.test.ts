@@ -45,7 +45,10 @@ test('a P-CSCF handler that throws on a datagram is contained, and the next REGI
     const after = boundaryCounts();
     assert.equal((after['sip.receive'] ?? 0) - (before['sip.receive'] ?? 0), 1, 'the SIP fault counted at the transaction layer');
     assert.equal((after['pcscf.protected-port'] ?? 0) - (before['pcscf.protected-port'] ?? 0), 1, 'the guard-port fault counted');
-    assert.ok(faults.some((f) => f.error instanceof TypeError && f.inputSize !== undefined && f.inputSize > 100), 'reported with the input size');
+    assert.ok(
+      faults.some((f) => f.error instanceof TypeError && f.inputSize !== undefined && f.inputSize > 100),
+      'reported with the input size',
+    );
 
     const ue = await w.ue(1);
     const r = await ue.register();

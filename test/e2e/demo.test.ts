@@ -31,40 +31,67 @@ for (const c of cases) {
     try {
       const pcap = join(dir, 'demo.pcap');
       const keylog = join(dir, 'esp_sa');
-      const { status, json } = demo(['--mode', c.mode, '--alg', c.alg, '--ealg', c.ealg, ...(c.ipv6 ? ['--ipv6'] : []), '--pcap', pcap, '--keylog', keylog]);
-      assert.equal(status, 0, JSON.stringify(json.steps));
-      assert.deepEqual(json.steps.map((s: { step: string; ok: boolean }) => [s.step, s.ok]), [
-        ['register', true],
-        ['message UE → network', true],
-        ['message network → UE', true],
-        ['re-register', true],
-        ['message network → UE over the new set', true],
-        ['de-register', true],
+      const { status, json } = demo([
+        '--mode',
+        c.mode,
+        '--alg',
+        c.alg,
+        '--ealg',
+        c.ealg,
+        ...(c.ipv6 ? ['--ipv6'] : []),
+        '--pcap',
+        pcap,
+        '--keylog',
+        keylog,
       ]);
-      assert.equal(json.sa_sets.filter((s: { side: string }) => s.side === 'pcscf').length, 2, 'two SA sets: the first and the re-registration');
+      assert.equal(status, 0, JSON.stringify(json.steps));
+      assert.deepEqual(
+        json.steps.map((s: { step: string; ok: boolean }) => [s.step, s.ok]),
+        [
+          ['register', true],
+          ['message UE → network', true],
+          ['message network → UE', true],
+          ['re-register', true],
+          ['message network → UE over the new set', true],
+          ['de-register', true],
+        ],
+      );
+      assert.equal(
+        json.sa_sets.filter((s: { side: string }) => s.side === 'pcscf').length,
+        2,
+        'two SA sets: the first and the re-registration',
+      );
       assert.deepEqual(json.leftover_live_sets, { ue: 0, pcscf: 0 });
       const protectedMsgs = json.messages.filter((m: { protected: unknown }) => m.protected);
       assert.ok(protectedMsgs.length >= 10, `${protectedMsgs.length} protected messages`);
 
       const why = tsharkMissing();
       if (why) return t.skip(why);
-      const records = readFileSync(keylog, 'utf8').trim().split('\n').filter((l) => l.startsWith('"'));
+      const records = readFileSync(keylog, 'utf8')
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('"'));
       assert.equal(records.length, 8, 'four SAs per set, two sets');
       const encap = json.endpoints.pcscf.encap_port as number | null;
       // The protected ports are picked at random: one that tshark knows as another protocol's port
       // would be dissected as that protocol, not SIP (a flake). Decode every one of them as SIP.
       const sipPorts = new Set<number>(
-        (json.sa_sets as { sas: { src_port: number; dst_port: number }[] }[]).flatMap((s) => s.sas.flatMap((sa) => [sa.src_port, sa.dst_port])),
+        (json.sa_sets as { sas: { src_port: number; dst_port: number }[] }[]).flatMap((s) =>
+          s.sas.flatMap((sa) => [sa.src_port, sa.dst_port]),
+        ),
       );
       const frames = tsharkFields(
         pcap,
         [
-          '-o', 'esp.enable_encryption_decode:TRUE',
-          '-o', 'esp.enable_authentication_check:TRUE',
+          '-o',
+          'esp.enable_encryption_decode:TRUE',
+          '-o',
+          'esp.enable_authentication_check:TRUE',
           ...records.flatMap((r: string) => ['-o', `uat:esp_sa:${r}`]),
           ...(encap && encap !== 4500 ? ['-d', `udp.port==${encap},udpencap`] : []),
           ...[...sipPorts].flatMap((p) => ['-d', `udp.port==${p},sip`]),
-          '-Y', 'esp',
+          '-Y',
+          'esp',
         ],
         ['esp.spi', 'esp.sequence', 'esp.icv_good', 'sip.Method', 'sip.Status-Code'],
       );
@@ -72,7 +99,10 @@ for (const c of cases) {
       for (const f of frames) {
         const label = `spi ${f.get('esp.spi')} seq ${f.get('esp.sequence')}`;
         if (c.alg !== 'null') assert.ok(isTrue(f.get('esp.icv_good')?.[0]), `${label}: ICV checked by tshark`);
-        assert.ok((f.get('sip.Method')?.length ?? 0) + (f.get('sip.Status-Code')?.length ?? 0) > 0, `${label}: tshark decrypted SIP inside`);
+        assert.ok(
+          (f.get('sip.Method')?.length ?? 0) + (f.get('sip.Status-Code')?.length ?? 0) > 0,
+          `${label}: tshark decrypted SIP inside`,
+        );
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -14,10 +14,27 @@ const canRaw = process.getuid?.() === 0;
 /** Runs `imsec load` against the world; resolves with its exit status and parsed --json report. */
 function imsecLoad(w: World, args: string[]): Promise<{ status: number | null; report: LoadReport; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [
-      'bin/imsec.mjs', 'load', '--pcscf', `${w.ip}:${w.pcscf.port}`, '--pcscf-encap-port', String(w.pcBackend.encapPort),
-      '--impi', `00101{n:10}@${DOMAIN}`, '--k', K, '--opc', OPC, '--json', '--quiet', ...args,
-    ], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        'bin/imsec.mjs',
+        'load',
+        '--pcscf',
+        `${w.ip}:${w.pcscf.port}`,
+        '--pcscf-encap-port',
+        String(w.pcBackend.encapPort),
+        '--impi',
+        `00101{n:10}@${DOMAIN}`,
+        '--k',
+        K,
+        '--opc',
+        OPC,
+        '--json',
+        '--quiet',
+        ...args,
+      ],
+      { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -57,7 +74,8 @@ for (const mode of ['udp-enc-tun', 'trans'] as const) {
       assert.equal(report.sa_sets_left, 0);
       // No descriptor per registered UE (userspace ESP: the protected ports are inside the SAs).
       const proc = report.process as { open_fds_registered?: number };
-      if (proc.open_fds_registered !== undefined) assert.ok(proc.open_fds_registered < 200, `open fds with ${N} UEs registered: ${proc.open_fds_registered}`);
+      if (proc.open_fds_registered !== undefined)
+        assert.ok(proc.open_fds_registered < 200, `open fds with ${N} UEs registered: ${proc.open_fds_registered}`);
       assert.equal(w.scscf.bindings.size, 0, 'every binding gone at the S-CSCF');
       await until(() => w.liveSets(w.pcBackend).length === 0, 'no live SA set at the P-CSCF', 10_000);
     });
@@ -67,7 +85,20 @@ for (const mode of ['udp-enc-tun', 'trans'] as const) {
 test('churn with refreshes and MESSAGEs (MO and MT): no failure, live-SA count back to zero at both ends', async () => {
   await withWorld({ subscribers: 300 }, async (w) => {
     const { status, report, stderr } = await imsecLoad(w, [
-      '--count', '300', '--rate', '300', '--concurrency', '60', '--duration', '20', '--expires', '30', '--churn', '20', '--message-rate', '30',
+      '--count',
+      '300',
+      '--rate',
+      '300',
+      '--concurrency',
+      '60',
+      '--duration',
+      '20',
+      '--expires',
+      '30',
+      '--churn',
+      '20',
+      '--message-rate',
+      '30',
     ]);
     assert.equal(status, 0, `${stderr}\n${JSON.stringify(report.failures)}`);
     assert.equal(report.failures_total, 0, JSON.stringify(report.failures));

@@ -105,7 +105,8 @@ bothModes('an unprotected request to a protected port is dropped and counted', a
     assert.ok((await ue.register()).ok);
     const sock = createSocket('udp4');
     try {
-      const msg = 'MESSAGE sip:echo@x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n';
+      const msg =
+        'MESSAGE sip:echo@x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n';
       await new Promise<void>((r) => sock.send(msg, w.pcscf.portS, w.ip, () => r()));
       await until(() => w.pcscf.counters.unprotectedOnProtectedPort === 1, 'drop counted');
     } finally {
@@ -122,7 +123,10 @@ bothModes("a request over UE A's SA set claiming UE B's identity is rejected wit
     assert.ok((await b.register()).ok);
     const res = await a.sendRequest('MESSAGE', `sip:echo@ims.mnc001.mcc001.3gppnetwork.org`, {
       body: new TextEncoder().encode('spoof'),
-      headers: [['P-Preferred-Identity', `<${subscriber(2).impu}>`], ['From', `<${subscriber(2).impu}>;tag=spoof`]],
+      headers: [
+        ['P-Preferred-Identity', `<${subscriber(2).impu}>`],
+        ['From', `<${subscriber(2).impu}>;tag=spoof`],
+      ],
     });
     assert.equal(res.status, 403);
     const rejected = w.pcscf.counters.rejected;
@@ -169,41 +173,49 @@ bothModes('a replayed ESP packet is dropped and counted on the SA', async (mode)
   });
 });
 
-bothModes('re-registration: a new set becomes current; the old set goes only after its in-flight transaction ends (the UE\'s once the P-CSCF sends over the new set)', async (mode) => {
-  await withWorld({ mode }, async (w) => {
-    const ue = await w.ue(1);
-    assert.ok((await ue.register()).ok);
-    const old = ue.sas.current!;
-    const pcOld = w.liveSets(w.pcBackend).find((s) => s.state === 'current')!;
-    // A network-initiated MESSAGE arrives over the current set; the UE holds its answer.
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    ue.onRequest(async () => {
-      await held;
-      return { status: 200 };
+bothModes(
+  "re-registration: a new set becomes current; the old set goes only after its in-flight transaction ends (the UE's once the P-CSCF sends over the new set)",
+  async (mode) => {
+    await withWorld({ mode }, async (w) => {
+      const ue = await w.ue(1);
+      assert.ok((await ue.register()).ok);
+      const old = ue.sas.current!;
+      const pcOld = w.liveSets(w.pcBackend).find((s) => s.state === 'current')!;
+      // A network-initiated MESSAGE arrives over the current set; the UE holds its answer.
+      let release!: () => void;
+      const held = new Promise<void>((r) => (release = r));
+      ue.onRequest(async () => {
+        await held;
+        return { status: 200 };
+      });
+      const msg = w.scscf.sendMessage(subscriber(1).impu, 'held');
+      await until(() => ue.sas.inflight(old) === 1, 'the MESSAGE is in flight at the UE');
+      assert.ok((await ue.reRegister()).ok);
+      assert.notEqual(ue.sas.current, old);
+      assert.equal(old.state, 'old', 'the UE keeps the old set while the MESSAGE is unanswered');
+      assert.equal(pcOld.state, 'old', 'so does the P-CSCF');
+      release();
+      assert.equal((await msg).status, 200, 'the answer went over the old set');
+      await until(
+        () => pcOld.state === 'deleted',
+        `P-CSCF old set deleted after the transaction (inFlight ${JSON.stringify(w.pcscf.registrations()[0]?.sets.map((s) => [s.role, s.inFlight]))})`,
+      );
+      // 33.203 §7.4: the UE keeps its old set for requests until the P-CSCF sends over the new one.
+      assert.equal(old.state, 'old', 'the UE keeps the old set until the P-CSCF uses the new one');
+      assert.equal((await w.scscf.sendMessage(subscriber(1).impu, 'over the new set')).status, 200);
+      await until(() => old.state === 'deleted', 'UE old set deleted once a request came over the new set');
     });
-    const msg = w.scscf.sendMessage(subscriber(1).impu, 'held');
-    await until(() => ue.sas.inflight(old) === 1, 'the MESSAGE is in flight at the UE');
-    assert.ok((await ue.reRegister()).ok);
-    assert.notEqual(ue.sas.current, old);
-    assert.equal(old.state, 'old', 'the UE keeps the old set while the MESSAGE is unanswered');
-    assert.equal(pcOld.state, 'old', 'so does the P-CSCF');
-    release();
-    assert.equal((await msg).status, 200, 'the answer went over the old set');
-    await until(() => pcOld.state === 'deleted', `P-CSCF old set deleted after the transaction (inFlight ${JSON.stringify(w.pcscf.registrations()[0]?.sets.map((s) => [s.role, s.inFlight]))})`);
-    // 33.203 §7.4: the UE keeps its old set for requests until the P-CSCF sends over the new one.
-    assert.equal(old.state, 'old', 'the UE keeps the old set until the P-CSCF uses the new one');
-    assert.equal((await w.scscf.sendMessage(subscriber(1).impu, 'over the new set')).status, 200);
-    await until(() => old.state === 'deleted', 'UE old set deleted once a request came over the new set');
-  });
-});
+  },
+);
 
 bothModes('de-registration: the 200 OK goes protected, then no SA set is left on either side', async (mode) => {
   await withWorld({ mode }, async (w) => {
     const ue = await w.ue(1);
     assert.ok((await ue.register()).ok);
     assert.ok((await ue.deregister()).ok);
-    const last200 = w.trace.filter((e) => e.node === 'pcscf' && e.dir === 'send' && e.firstLine.startsWith('SIP/2.0 200') && e.remote.address === w.ip && e.sa);
+    const last200 = w.trace.filter(
+      (e) => e.node === 'pcscf' && e.dir === 'send' && e.firstLine.startsWith('SIP/2.0 200') && e.remote.address === w.ip && e.sa,
+    );
     assert.ok(last200.length >= 2, 'the 200 OKs to the UE went over an SA');
     await until(() => w.liveSets(w.pcBackend).length === 0 && w.liveSets(w.backends[0]!).length === 0, 'all sets gone');
   });

@@ -57,7 +57,11 @@ interface PcscfProc {
 
 /** `imsec pcscf` in a child; resolves once it logs "listening". */
 async function startPcscf(args: string[], env: Record<string, string> = {}): Promise<PcscfProc> {
-  const child = spawn(process.execPath, ['bin/imsec.mjs', 'pcscf', '--json', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, ['bin/imsec.mjs', 'pcscf', '--json', ...args], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   children.add(child);
   const lines: Record<string, unknown>[] = [];
   let err = '';
@@ -93,21 +97,42 @@ async function scenario(opts: { n: number; killAfter: number; state: string; sta
   }
   const seen: { method: string; t: number }[] = [];
   const scscf = await Scscf.start({
-    address: IP, port: 0, domain: DOMAIN, hss: new Hss(store),
+    address: IP,
+    port: 0,
+    domain: DOMAIN,
+    hss: new Hss(store),
     trace: (e) => {
       if (e.dir === 'recv' && !e.firstLine.startsWith('SIP/2.0')) seen.push({ method: e.firstLine.split(' ')[0]!, t: Date.now() });
     },
   });
   const [port, portC, portS, encap, metrics] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   const args = [
-    '--listen', `${IP}:${port}`, '--port-c', String(portC), '--port-s', String(portS), '--encap-port', String(encap),
-    '--scscf', `${scscf.local.address}:${scscf.local.port}`, '--mode', 'udp-enc-tun', '--state', opts.state, '--log-level', 'info',
-    '--metrics', `${IP}:${metrics}`,
+    '--listen',
+    `${IP}:${port}`,
+    '--port-c',
+    String(portC),
+    '--port-s',
+    String(portS),
+    '--encap-port',
+    String(encap),
+    '--scscf',
+    `${scscf.local.address}:${scscf.local.port}`,
+    '--mode',
+    'udp-enc-tun',
+    '--state',
+    opts.state,
+    '--log-level',
+    'info',
+    '--metrics',
+    `${IP}:${metrics}`,
   ];
   // Every ESP-in-UDP packet the UEs send, as the UDP payload (IPv4 header 20 + UDP 8).
   const sent: Uint8Array[] = [];
   const ueBackend = await UserspaceBackend.create({
-    localIp: IP, encapPort: 0, clock: systemClock, keepaliveMs: 0,
+    localIp: IP,
+    encapPort: 0,
+    clock: systemClock,
+    keepaliveMs: 0,
     wireLog: (ip, dir) => {
       if (dir === 'out' && ip[9] === 17 && ip.length > 28 + 8) sent.push(ip.slice(28));
     },
@@ -121,10 +146,22 @@ async function scenario(opts: { n: number; killAfter: number; state: string; sta
     assert.equal(p1.lines.find((l) => l.event === 'listening')?.state_keys, opts.stateKeyHex ? 'aes-256-gcm' : 'plain (0600 file)');
     for (let i = 1; i <= opts.n; i++) {
       const s = subscriber(i);
-      ues.push(await Ue.create({
-        impi: s.impi, impu: s.impu, pcscf: { address: IP, port }, localIp: IP, k: fromHex(K), opc: fromHex(OPC), modes: ['UDP-enc-tun'],
-        pcscfEncapPort: encap, reRegister: 'off', expires: 3600, backend: ueBackend, timers: { t1: 250 },
-      }));
+      ues.push(
+        await Ue.create({
+          impi: s.impi,
+          impu: s.impu,
+          pcscf: { address: IP, port },
+          localIp: IP,
+          k: fromHex(K),
+          opc: fromHex(OPC),
+          modes: ['UDP-enc-tun'],
+          pcscfEncapPort: encap,
+          reRegister: 'off',
+          expires: 3600,
+          backend: ueBackend,
+          timers: { t1: 250 },
+        }),
+      );
     }
     // Mid-load: register with some concurrency and kill the P-CSCF once `killAfter` have registered.
     const registered = new Set<Ue>();
@@ -168,15 +205,36 @@ async function scenario(opts: { n: number; killAfter: number; state: string; sta
 
     // Every UE registered before the kill: MO answered, MT delivered, no REGISTER anywhere.
     const list = [...atKill];
-    const mo = await inBatches(list, (ue) => ue.sendMessage(`sip:echo@${DOMAIN}`, 'after the restart').then((r) => r.status, (e: Error) => e.message));
+    const mo = await inBatches(list, (ue) =>
+      ue.sendMessage(`sip:echo@${DOMAIN}`, 'after the restart').then(
+        (r) => r.status,
+        (e: Error) => e.message,
+      ),
+    );
     const events = new Map<string, number>();
     for (const l of p2.lines) events.set(String(l.event), (events.get(String(l.event)) ?? 0) + 1);
-    assert.deepEqual(mo.filter((s) => s !== 200), [], `every MO MESSAGE answered 200 (${mo.filter((x) => x === 200).length} of ${list.length}; restored ${String(p2.lines.find((l) => l.event === 'listening')?.restored_registrations)}; P-CSCF events ${JSON.stringify([...events])}; drops ${JSON.stringify(p2.lines.filter((l) => l.event === 'esp-dropped').slice(0, 5))})`);
+    assert.deepEqual(
+      mo.filter((s) => s !== 200),
+      [],
+      `every MO MESSAGE answered 200 (${mo.filter((x) => x === 200).length} of ${list.length}; restored ${String(p2.lines.find((l) => l.event === 'listening')?.restored_registrations)}; P-CSCF events ${JSON.stringify([...events])}; drops ${JSON.stringify(p2.lines.filter((l) => l.event === 'esp-dropped').slice(0, 5))})`,
+    );
     const impuOf = new Map(ues.map((ue, i) => [ue, subscriber(i + 1).impu]));
-    const mt = await inBatches(list, (ue) => scscf.sendMessage(impuOf.get(ue)!, 'to you after the restart').then((r) => r.status, (e: Error) => e.message));
-    assert.deepEqual(mt.filter((s) => s !== 200), [], 'every MT MESSAGE delivered');
+    const mt = await inBatches(list, (ue) =>
+      scscf.sendMessage(impuOf.get(ue)!, 'to you after the restart').then(
+        (r) => r.status,
+        (e: Error) => e.message,
+      ),
+    );
+    assert.deepEqual(
+      mt.filter((s) => s !== 200),
+      [],
+      'every MT MESSAGE delivered',
+    );
     assert.equal(seen.filter((e) => e.method === 'REGISTER').length, registersBefore, 'nobody re-registered');
-    assert.ok(list.every((ue) => ue.state === 'registered'), 'every UE still registered');
+    assert.ok(
+      list.every((ue) => ue.state === 'registered'),
+      'every UE still registered',
+    );
     // The restored registrations count as registered in the metrics of the new process.
     const body = await (await fetch(`http://${IP}:${metrics}/metrics`)).text();
     const m = /^imsec_pcscf_registrations\{[^}]*state="registered"[^}]*\} (\d+)$/m.exec(body);
@@ -201,8 +259,12 @@ test('SIGKILL mid-load and restart on the SQLite store: every registered UE serv
   assert.equal(statSync(file).mode & 0o777, 0o600, 'the state file is owner-only');
 });
 
-test('takeover on PostgreSQL (keys sealed): a second P-CSCF process on the dead one\'s address serves its registrations', { skip: typeof pg === 'string' ? pg : false }, async () => {
-  const url = (pg as Exclude<typeof pg, string>).database('pcscf_takeover');
-  // With the key column sealed (IMSEC_STATE_KEY): the second process opens what the first one sealed.
-  await scenario({ n: 40, killAfter: 30, state: url, stateKeyHex: '5a'.repeat(32) });
-});
+test(
+  "takeover on PostgreSQL (keys sealed): a second P-CSCF process on the dead one's address serves its registrations",
+  { skip: typeof pg === 'string' ? pg : false },
+  async () => {
+    const url = (pg as Exclude<typeof pg, string>).database('pcscf_takeover');
+    // With the key column sealed (IMSEC_STATE_KEY): the second process opens what the first one sealed.
+    await scenario({ n: 40, killAfter: 30, state: url, stateKeyHex: '5a'.repeat(32) });
+  },
+);

@@ -19,7 +19,20 @@ import { decodeEspPackets } from '../../src/cli/esp.ts';
 import { exchange, makePair, type SentPacket, tamperEsp } from '../support/ims-fixture.ts';
 import { isTrue, tsharkFields, tsharkMissing } from '../support/tshark.ts';
 
-const FIELDS = ['frame.number', 'esp.spi', 'esp.sequence', 'esp.icv_good', 'esp.icv_bad', 'esp.pad_len', 'esp.protocol', 'esp.contained_data', 'udp.srcport', 'udp.dstport', 'sip.Method', 'sip.Status-Code'];
+const FIELDS = [
+  'frame.number',
+  'esp.spi',
+  'esp.sequence',
+  'esp.icv_good',
+  'esp.icv_bad',
+  'esp.pad_len',
+  'esp.protocol',
+  'esp.contained_data',
+  'udp.srcport',
+  'udp.dstport',
+  'sip.Method',
+  'sip.Status-Code',
+];
 /** The extra set of the tunnel captures that uses encapsulation ports other than 4500 (spec digest §15A point 1). */
 const ODD_ENCAP = { uePort: 5100, pcscfPort: 5200 };
 
@@ -34,7 +47,8 @@ function buildCapture(mode: EspMode, v6: boolean): { frames: Frame[]; sets: { ue
   const frames: Frame[] = [];
   const sets: { ue: SaSet; pcscf: SaSet }[] = [];
   const configs = allValidPairs().map((p, index) => ({ ...p, index }));
-  if (mode === 'udp-enc-tunnel') configs.push({ alg: 'hmac-sha-1-96', ealg: 'aes-cbc', index: configs.length, encap: ODD_ENCAP } as (typeof configs)[number]);
+  if (mode === 'udp-enc-tunnel')
+    configs.push({ alg: 'hmac-sha-1-96', ealg: 'aes-cbc', index: configs.length, encap: ODD_ENCAP } as (typeof configs)[number]);
   for (const c of configs) {
     const set = makePair({ ...c, mode, v6 });
     sets.push(set);
@@ -78,7 +92,11 @@ for (const mode of MODES) {
         const to = f.sent.from === 'ue' ? f.set.pcscf : f.set.ue;
         const r = sads.get(to)!.receive(captured[i]!);
         if (f.tampered) assert.equal(!r.ok && r.drop, 'icv', `frame ${i + 1}`);
-        else assert.ok(r.ok && Buffer.from(r.inner.payload).equals(Buffer.from(f.sent.payload)), `frame ${i + 1}: ${r.ok ? 'payload' : r.drop}`);
+        else
+          assert.ok(
+            r.ok && Buffer.from(r.inner.payload).equals(Buffer.from(f.sent.payload)),
+            `frame ${i + 1}: ${r.ok ? 'payload' : r.drop}`,
+          );
       }
       // Double check 2: the `imsec esp decode` decoder with the exported esp_sa file.
       const decoded = decodeEspPackets(
@@ -86,15 +104,24 @@ for (const mode of MODES) {
         captured.map((ip, i) => ({ n: i + 1, ip })),
         { encapPorts: [ODD_ENCAP.uePort, ODD_ENCAP.pcscfPort] },
       );
-      assert.deepEqual(decoded.map((d) => d.verdict), frames.map((f) => (f.tampered ? 'icv_failure' : 'ok')));
+      assert.deepEqual(
+        decoded.map((d) => d.verdict),
+        frames.map((f) => (f.tampered ? 'icv_failure' : 'ok')),
+      );
 
       if (missing) return t.skip(missing);
       // tshark has no AES-GMAC ESP entry: give those SPIs NULL + "ANY 128 bit [no checking]" so it
       // at least parses our framing (16-octet ICV, trailer); the tag itself it cannot check.
       const gmacArgs = allParams
         .filter((p) => p.alg === 'aes-gmac')
-        .flatMap((p) => ['-o', `uat:esp_sa:"${fam}","*","*","0x${p.spi.toString(16).padStart(8, '0')}","NULL","","ANY 128 bit authentication [no checking]",""`]);
-      const decodeAs = mode === 'udp-enc-tunnel' ? ['-d', `udp.port==${ODD_ENCAP.uePort},udpencap`, '-d', `udp.port==${ODD_ENCAP.pcscfPort},udpencap`] : [];
+        .flatMap((p) => [
+          '-o',
+          `uat:esp_sa:"${fam}","*","*","0x${p.spi.toString(16).padStart(8, '0')}","NULL","","ANY 128 bit authentication [no checking]",""`,
+        ]);
+      const decodeAs =
+        mode === 'udp-enc-tunnel'
+          ? ['-d', `udp.port==${ODD_ENCAP.uePort},udpencap`, '-d', `udp.port==${ODD_ENCAP.pcscfPort},udpencap`]
+          : [];
       const rows = tsharkFields(file, [...tsharkEspArgs(allParams), ...gmacArgs, ...decodeAs], FIELDS);
       assert.equal(rows.length, frames.length);
       const gmacSeen = new Set<number>();
@@ -118,7 +145,10 @@ for (const mode of MODES) {
           return;
         }
         if (f.tampered) {
-          assert.ok(isTrue(one('esp.icv_bad')) && !isTrue(one('esp.icv_good')), `${at}: tshark must report a bad ICV: ${JSON.stringify([...row])}`);
+          assert.ok(
+            isTrue(one('esp.icv_bad')) && !isTrue(one('esp.icv_good')),
+            `${at}: tshark must report a bad ICV: ${JSON.stringify([...row])}`,
+          );
           return;
         }
         assert.ok(isTrue(one('esp.icv_good')), `${at}: ICV not good in tshark`);
@@ -149,12 +179,21 @@ test('the esp_sa file as written (comments, #imsec-only GMAC lines) loads as a W
   mkdirSync(join(home, '.config', 'wireshark'), { recursive: true });
   writeFileSync(join(home, '.config', 'wireshark', 'esp_sa'), espSaLines([...a.ue.params(), ...g.ue.params()]).join('\n') + '\n');
   if (missing) return t.skip(missing);
-  const rows = tsharkFields(file, ['-o', 'esp.enable_encryption_decode:TRUE', '-o', 'esp.enable_authentication_check:TRUE'], ['esp.spi', 'esp.icv_good', 'sip.Method', 'sip.Status-Code'], {
-    HOME: home,
-    XDG_CONFIG_HOME: join(home, '.config'),
-  });
+  const rows = tsharkFields(
+    file,
+    ['-o', 'esp.enable_encryption_decode:TRUE', '-o', 'esp.enable_authentication_check:TRUE'],
+    ['esp.spi', 'esp.icv_good', 'sip.Method', 'sip.Status-Code'],
+    {
+      HOME: home,
+      XDG_CONFIG_HOME: join(home, '.config'),
+    },
+  );
   assert.deepEqual(
     rows.map((r) => [r.get('esp.spi')?.[0], isTrue(r.get('esp.icv_good')?.[0]), r.get('sip.Method')?.[0] ?? r.get('sip.Status-Code')?.[0]]),
-    sent.map((s, i) => (i < 5 ? [`0x${s.spi.toString(16).padStart(8, '0')}`, true, s.method ?? String(s.status)] : [`0x${s.spi.toString(16).padStart(8, '0')}`, false, undefined])),
+    sent.map((s, i) =>
+      i < 5
+        ? [`0x${s.spi.toString(16).padStart(8, '0')}`, true, s.method ?? String(s.status)]
+        : [`0x${s.spi.toString(16).padStart(8, '0')}`, false, undefined],
+    ),
   );
 });

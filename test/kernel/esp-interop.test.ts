@@ -11,7 +11,19 @@ import { ESP_DROPS } from '../../src/ipsec/sa.ts';
 import { PROJECT_DIR, compileForGuest, vmRun, vmUnavailable, type VmRunResult } from '../vm/vm.ts';
 import type { SaName } from '../../src/ipsec/sa.ts';
 import { isTrue, tsharkFields, tsharkMissing } from '../support/tshark.ts';
-import { type BatchResult, type GuestResult, MESSAGES_PER_SA, type OurSa, type ReceivedMessage, FORGED_SEQ_DELTA, SA_NAMES, type SetResult, batches, setId, spiOf } from './interop-grid.ts';
+import {
+  type BatchResult,
+  type GuestResult,
+  MESSAGES_PER_SA,
+  type OurSa,
+  type ReceivedMessage,
+  FORGED_SEQ_DELTA,
+  SA_NAMES,
+  type SetResult,
+  batches,
+  setId,
+  spiOf,
+} from './interop-grid.ts';
 import type { XfrmStateStats } from './xfrm-parse.ts';
 
 const unavailable = vmUnavailable();
@@ -20,11 +32,31 @@ const HELPERS = ['guest-userspace-agent.ts', 'guest-kernel-app.ts'].map((f) => j
 
 /** XFRM error counters that must not move in the kernel's netns (replay and ICV errors: checked separately). */
 const KERNEL_ERRORS = [
-  'XfrmInError', 'XfrmInBufferError', 'XfrmInHdrError', 'XfrmInNoStates', 'XfrmInStateModeError',
-  'XfrmInStateExpired', 'XfrmInStateMismatch', 'XfrmInStateInvalid', 'XfrmInTmplMismatch', 'XfrmInNoPols', 'XfrmInPolBlock',
-  'XfrmInPolError', 'XfrmOutError', 'XfrmOutBundleGenError', 'XfrmOutBundleCheckError', 'XfrmOutNoStates', 'XfrmOutStateProtoError',
-  'XfrmOutStateModeError', 'XfrmOutStateSeqError', 'XfrmOutStateExpired', 'XfrmOutPolBlock', 'XfrmOutPolDead', 'XfrmOutPolError',
-  'XfrmOutStateInvalid', 'XfrmAcquireError',
+  'XfrmInError',
+  'XfrmInBufferError',
+  'XfrmInHdrError',
+  'XfrmInNoStates',
+  'XfrmInStateModeError',
+  'XfrmInStateExpired',
+  'XfrmInStateMismatch',
+  'XfrmInStateInvalid',
+  'XfrmInTmplMismatch',
+  'XfrmInNoPols',
+  'XfrmInPolBlock',
+  'XfrmInPolError',
+  'XfrmOutError',
+  'XfrmOutBundleGenError',
+  'XfrmOutBundleCheckError',
+  'XfrmOutNoStates',
+  'XfrmOutStateProtoError',
+  'XfrmOutStateModeError',
+  'XfrmOutStateSeqError',
+  'XfrmOutStateExpired',
+  'XfrmOutPolBlock',
+  'XfrmOutPolDead',
+  'XfrmOutPolError',
+  'XfrmOutStateInvalid',
+  'XfrmAcquireError',
 ];
 
 describe('Linux kernel ESP ⇄ imsec userspace ESP, in a QEMU VM', { skip: unavailable }, () => {
@@ -33,24 +65,27 @@ describe('Linux kernel ESP ⇄ imsec userspace ESP, in a QEMU VM', { skip: unava
   let outDir = '';
   let failures = 0;
 
-  before(async () => {
-    // Outputs (result.json, capture.pcap + esp_sa for Wireshark, the xfrm scripts, kernel states,
-    // logs, console) in a writable share; kept on failure or with IMSEC_KEEP_VMOUT=1.
-    mkdirSync('/tmp/vmout', { recursive: true });
-    outDir = mkdtempSync('/tmp/vmout/esp-interop-');
-    const [guestJs] = compileForGuest([GUEST, ...HELPERS], join(outDir, 'js'));
-    // --ro: the project is read through the host-root overlay (cached), the out dir is the only share.
-    // NODE_PATH: the compiled tree lives outside the project; raw-socket is found through it.
-    run = await vmRun(['node', '--enable-source-maps', guestJs!, outDir], {
-      ro: true,
-      rw: [outDir],
-      env: { NODE_PATH: join(PROJECT_DIR, 'node_modules') },
-      // Typically 25-75 s; a loaded 2-core host has taken 3 min. The watchdog is the backstop.
-      timeoutS: 420,
-      console: join(outDir, 'console.log'),
-    });
-    if (existsSync(join(outDir, 'result.json'))) result = JSON.parse(readFileSync(join(outDir, 'result.json'), 'utf8')) as GuestResult;
-  }, { timeout: 450_000 });
+  before(
+    async () => {
+      // Outputs (result.json, capture.pcap + esp_sa for Wireshark, the xfrm scripts, kernel states,
+      // logs, console) in a writable share; kept on failure or with IMSEC_KEEP_VMOUT=1.
+      mkdirSync('/tmp/vmout', { recursive: true });
+      outDir = mkdtempSync('/tmp/vmout/esp-interop-');
+      const [guestJs] = compileForGuest([GUEST, ...HELPERS], join(outDir, 'js'));
+      // --ro: the project is read through the host-root overlay (cached), the out dir is the only share.
+      // NODE_PATH: the compiled tree lives outside the project; raw-socket is found through it.
+      run = await vmRun(['node', '--enable-source-maps', guestJs!, outDir], {
+        ro: true,
+        rw: [outDir],
+        env: { NODE_PATH: join(PROJECT_DIR, 'node_modules') },
+        // Typically 25-75 s; a loaded 2-core host has taken 3 min. The watchdog is the backstop.
+        timeoutS: 420,
+        console: join(outDir, 'console.log'),
+      });
+      if (existsSync(join(outDir, 'result.json'))) result = JSON.parse(readFileSync(join(outDir, 'result.json'), 'utf8')) as GuestResult;
+    },
+    { timeout: 450_000 },
+  );
 
   after(() => {
     if (failures === 0 && run?.code === 0 && !process.env['IMSEC_KEEP_VMOUT']) rmSync(outDir, { recursive: true, force: true });
@@ -71,24 +106,37 @@ describe('Linux kernel ESP ⇄ imsec userspace ESP, in a QEMU VM', { skip: unava
     guard(t, () => {
       assert.ok(run, 'vm-run ran');
       assert.ok(result, `no result.json; vm-run exit ${run!.code}; stderr:\n${run!.stderr.slice(-4000)}`);
-      t.diagnostic(`VM run ${(run!.ms / 1000).toFixed(1)} s; guest ${((result!.timings['total'] ?? 0) / 1000).toFixed(1)} s; kernel ${result!.kernel}; batches ${result!.batches.map((b) => `${b.batch.name} ${(b.ms / 1000).toFixed(1)} s`).join(', ')}`);
+      t.diagnostic(
+        `VM run ${(run!.ms / 1000).toFixed(1)} s; guest ${((result!.timings['total'] ?? 0) / 1000).toFixed(1)} s; kernel ${result!.kernel}; batches ${result!.batches.map((b) => `${b.batch.name} ${(b.ms / 1000).toFixed(1)} s`).join(', ')}`,
+      );
       assert.deepEqual(result!.errors, [], 'guest errors');
       assert.equal(run!.code, 0, `guest exit code; stderr:\n${run!.stderr.slice(-4000)}`);
       assert.equal(result!.batches.length, batches().length);
     }));
 
-  it('tshark authenticates and decrypts every captured ESP packet, the kernel\'s and ours, and sees the forged ones fail (AES-GMAC: unknown to tshark 4.0)', (t) =>
+  it("tshark authenticates and decrypts every captured ESP packet, the kernel's and ours, and sees the forged ones fail (AES-GMAC: unknown to tshark 4.0)", (t) =>
     guard(t, () => {
       const missing = tsharkMissing();
       if (missing) return void t.skip(missing);
       assert.ok(result, 'guest result (see the first test)');
       const capture = join(outDir, 'capture.pcap');
-      const records = readFileSync(join(outDir, 'esp_sa'), 'utf8').split('\n').filter((l) => l.startsWith('"'));
-      const frames = tsharkFields(capture, ['-o', 'esp.enable_encryption_decode:TRUE', '-o', 'esp.enable_authentication_check:TRUE', ...records.flatMap((r) => ['-o', `uat:esp_sa:${r}`])], [
-        'frame.number', 'esp.spi', 'esp.sequence', 'esp.icv_good', 'sip.Call-ID',
-      ]);
+      const records = readFileSync(join(outDir, 'esp_sa'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('"'));
+      const frames = tsharkFields(
+        capture,
+        [
+          '-o',
+          'esp.enable_encryption_decode:TRUE',
+          '-o',
+          'esp.enable_authentication_check:TRUE',
+          ...records.flatMap((r) => ['-o', `uat:esp_sa:${r}`]),
+        ],
+        ['frame.number', 'esp.spi', 'esp.sequence', 'esp.icv_good', 'sip.Call-ID'],
+      );
       const bySpi = new Map<number, { set: SetResult; sa: SaName; frames: number }>();
-      for (const b of result!.batches) for (const set of b.sets) for (const sa of SA_NAMES) bySpi.set(spiOf(set.spec, sa), { set, sa, frames: 0 });
+      for (const b of result!.batches)
+        for (const set of b.sets) for (const sa of SA_NAMES) bySpi.set(spiOf(set.spec, sa), { set, sa, frames: 0 });
       for (const f of frames) {
         const spiText = f.get('esp.spi')?.[0];
         if (!spiText) continue; // not ESP (nothing else matches the capture filter)
@@ -97,10 +145,17 @@ describe('Linux kernel ESP ⇄ imsec userspace ESP, in a QEMU VM', { skip: unava
         hit.frames++;
         if (hit.set.spec.alg === 'aes-gmac') continue;
         const forged = Number(f.get('esp.sequence')?.[0]) === MESSAGES_PER_SA + FORGED_SEQ_DELTA;
-        assert.equal(isTrue(f.get('esp.icv_good')?.[0]), !forged, `frame ${f.get('frame.number')} (${hit.set.spec.id} ${hit.sa}${forged ? ', forged' : ''}): tshark's ICV verdict`);
+        assert.equal(
+          isTrue(f.get('esp.icv_good')?.[0]),
+          !forged,
+          `frame ${f.get('frame.number')} (${hit.set.spec.id} ${hit.sa}${forged ? ', forged' : ''}): tshark's ICV verdict`,
+        );
         if (forged) continue;
         const callId = f.get('sip.Call-ID')?.[0] ?? '';
-        assert.ok(callId.startsWith(`${hit.set.spec.id}-${hit.sa}-`), `frame ${f.get('frame.number')} (${hit.set.spec.id} ${hit.sa}): decrypted Call-ID ${JSON.stringify(callId)}`);
+        assert.ok(
+          callId.startsWith(`${hit.set.spec.id}-${hit.sa}-`),
+          `frame ${f.get('frame.number')} (${hit.set.spec.id} ${hit.sa}): decrypted Call-ID ${JSON.stringify(callId)}`,
+        );
       }
       // Each SA: its messages plus the replay; exact when tcpdump lost nothing.
       const short: string[] = [];
@@ -129,9 +184,11 @@ describe('Linux kernel ESP ⇄ imsec userspace ESP, in a QEMU VM', { skip: unava
             assert.equal(r.xfrmStat.exchange[k] ?? 0, 0, `${k} during the exchange`);
             assert.equal(r.xfrmStat.attacks[k] ?? 0, 0, `${k} during the attacks`);
           }
-          for (const k of ['XfrmInStateSeqError', 'XfrmInStateProtoError']) assert.equal(r.xfrmStat.exchange[k] ?? 0, 0, `${k} during the exchange`);
+          for (const k of ['XfrmInStateSeqError', 'XfrmInStateProtoError'])
+            assert.equal(r.xfrmStat.exchange[k] ?? 0, 0, `${k} during the exchange`);
           // During the attacks: exactly one replay error per replay and one protocol (ICV) error per forgery.
-          const toKernel = (kind: string) => r.sets.flatMap((s) => s.attacks).filter((a) => a.to === 'kernel' && a.kind === kind && !a.error).length;
+          const toKernel = (kind: string) =>
+            r.sets.flatMap((s) => s.attacks).filter((a) => a.to === 'kernel' && a.kind === kind && !a.error).length;
           assert.equal(r.xfrmStat.attacks['XfrmInStateSeqError'], toKernel('replay'), 'XfrmInStateSeqError = the replays we sent');
           assert.equal(r.xfrmStat.attacks['XfrmInStateProtoError'], toKernel('forged'), 'XfrmInStateProtoError = the forgeries we sent');
           for (const k of ['unknownSpi', 'malformed', 'noEndpoint', 'nonEsp']) assert.equal(r.backendCounters[k] ?? 0, 0, `our ${k}`);
@@ -197,7 +254,11 @@ function checkSet(r: BatchResult, s: SetResult): void {
     const k: XfrmStateStats | undefined = r.kernelStates.exchanged[`0x${o.spi.toString(16)}`];
     assert.ok(k, `${sa}: kernel state for SPI 0x${o.spi.toString(16)}`);
     assert.equal(k.packets, MESSAGES_PER_SA, `${sa}: kernel packets`);
-    assert.deepEqual([k.replay, k.replayWindowDrops, k.failed], [0, 0, 0], `${sa}: kernel replay / window / integrity failures after the exchange`);
+    assert.deepEqual(
+      [k.replay, k.replayWindowDrops, k.failed],
+      [0, 0, 0],
+      `${sa}: kernel replay / window / integrity failures after the exchange`,
+    );
     assert.equal(o.packets, MESSAGES_PER_SA, `${sa}: our packets`);
     assert.deepEqual(nonZero(o.drops), {}, `${sa}: our drops after the exchange`);
     assert.equal(o.seq, MESSAGES_PER_SA, `${sa}: our ${o.direction === 'in' ? 'highest received' : 'last sent'} sequence number`);
@@ -218,7 +279,11 @@ function checkSet(r: BatchResult, s: SetResult): void {
     if (a.to === 'kernel') {
       const want = a.kind === 'replay' ? [1, 0] : [0, 1];
       assert.deepEqual([k.replay, k.failed], want, `${what}: kernel replay / failed counters`);
-      assert.deepEqual([k.packets, k.seq], [MESSAGES_PER_SA, MESSAGES_PER_SA], `${what}: kernel packets / highest sequence number unchanged`);
+      assert.deepEqual(
+        [k.packets, k.seq],
+        [MESSAGES_PER_SA, MESSAGES_PER_SA],
+        `${what}: kernel packets / highest sequence number unchanged`,
+      );
     } else {
       const want = Object.fromEntries(ESP_DROPS.map((d) => [d, d === (a.kind === 'replay' ? 'replay' : 'icv') ? 1 : 0]));
       assert.deepEqual(o.drops, want, `${what}: our drop counters`);
@@ -227,9 +292,11 @@ function checkSet(r: BatchResult, s: SetResult): void {
   }
   // Every SA that was not attacked: untouched.
   for (const o of attacked) {
-    if (!s.attacks.some((a) => a.to === 'userspace' && a.sa === o.name)) assert.deepEqual(nonZero(o.drops), {}, `${o.name}: our drops after the attacks`);
+    if (!s.attacks.some((a) => a.to === 'userspace' && a.sa === o.name))
+      assert.deepEqual(nonZero(o.drops), {}, `${o.name}: our drops after the attacks`);
     const k = r.kernelStates.attacked[`0x${o.spi.toString(16)}`]!;
-    if (!s.attacks.some((a) => a.to === 'kernel' && a.sa === o.name)) assert.deepEqual([k.replay, k.failed], [0, 0], `${o.name}: kernel counters after the attacks`);
+    if (!s.attacks.some((a) => a.to === 'kernel' && a.sa === o.name))
+      assert.deepEqual([k.replay, k.failed], [0, 0], `${o.name}: kernel counters after the attacks`);
   }
   const late = [...r.lateKernelReceived, ...r.lateUserspaceReceived].filter((m) => s.sent.some((x) => x.text === m.text));
   assert.deepEqual(late, [], 'nothing delivered after the exchange (an attack got through)');

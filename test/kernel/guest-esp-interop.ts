@@ -107,7 +107,9 @@ function warmUp(): Promise<{ ok: boolean; err: string }> {
     `xfrm state add src 2001:db8::9 dst 2001:db8::8 proto esp spi ${0x200 + i} mode tunnel ${alg} encap espinudp 4500 4500 ::`,
   ]);
   return new Promise((resolve) => {
-    const c = spawn('bash', ['-c', `ip netns add ${ns} && ip -n ${ns} -batch - ; rc=$?; ip netns del ${ns}; exit $rc`], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const c = spawn('bash', ['-c', `ip netns add ${ns} && ip -n ${ns} -batch - ; rc=$?; ip netns del ${ns}; exit $rc`], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
     let err = '';
     c.stderr!.on('data', (d: Buffer) => (err += d.toString('utf8')));
     c.on('exit', (code) => resolve({ ok: code === 0, err: err.trim() }));
@@ -142,7 +144,13 @@ print("ready", flush=True)
 sys.stdin.read()
 `;
 
-function startWaiting(argv: string[], readyRe: RegExp, stream: 'stdout' | 'stderr', what: string, timeoutMs = 30_000): Promise<ChildProcess> {
+function startWaiting(
+  argv: string[],
+  readyRe: RegExp,
+  stream: 'stdout' | 'stderr',
+  what: string,
+  timeoutMs = 30_000,
+): Promise<ChildProcess> {
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   let seen = '';
   return new Promise((resolve, reject) => {
@@ -251,7 +259,9 @@ async function runBatch(b: Batch, h: Helpers, espSa: string[]): Promise<BatchRes
   // 2. Userspace side.
   const setupErrors = await h.agent.call<Record<string, string>>('setup', {
     localIp: uAddr,
-    sets: specs.filter((s) => kernelSets.has(s.id)).map((spec) => ({ spec, ik: toHex(keys.get(spec.id)!.ik), ck: toHex(keys.get(spec.id)!.ck) })),
+    sets: specs
+      .filter((s) => kernelSets.has(s.id))
+      .map((spec) => ({ spec, ik: toHex(keys.get(spec.id)!.ik), ck: toHex(keys.get(spec.id)!.ck) })),
   });
   for (const [id, err] of Object.entries(setupErrors)) {
     byId.get(id)!.userspaceError = err;
@@ -260,7 +270,10 @@ async function runBatch(b: Batch, h: Helpers, espSa: string[]): Promise<BatchRes
   const active = specs.filter((s) => kernelSets.has(s.id));
   const kernelPorts = active.flatMap((s) => {
     const p = s.kernelRole === 'ue' ? s.ue : s.pcscf;
-    return [{ address: kAddr, port: p.portC }, { address: kAddr, port: p.portS }];
+    return [
+      { address: kAddr, port: p.portC },
+      { address: kAddr, port: p.portS },
+    ];
   });
   await h.kapp.call('bind', { binds: kernelPorts });
   log(`${b.name}: userspace SAs installed, kernel app bound`);
@@ -293,14 +306,17 @@ async function runBatch(b: Batch, h: Helpers, espSa: string[]): Promise<BatchRes
         }
       }
     }
-    const [uErr, kErr] = await Promise.all([h.agent.call<(string | null)[]>('send', { items: uItems }), h.kapp.call<(string | null)[]>('send', { items: kItems })]);
+    const [uErr, kErr] = await Promise.all([
+      h.agent.call<(string | null)[]>('send', { items: uItems }),
+      h.kapp.call<(string | null)[]>('send', { items: kItems }),
+    ]);
     uErr.forEach((e, i) => e && (uSent[i]!.error = e));
     kErr.forEach((e, i) => e && (kSent[i]!.error = e));
   }
   const allSent = res.sets.flatMap((s) => s.sent).filter((s) => !s.error);
   const wantK = allSent.filter((s) => s.sender === 'userspace').length;
   const wantU = allSent.filter((s) => s.sender === 'kernel').length;
-  for (const deadline = Date.now() + 15_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline;) {
     res.kernelReceived.push(...(await h.kapp.call<ReceivedMessage[]>('received')));
     res.userspaceReceived.push(...(await h.agent.call<ReceivedMessage[]>('received')));
     if (res.kernelReceived.length >= wantK && res.userspaceReceived.length >= wantU) break;
@@ -310,7 +326,9 @@ async function runBatch(b: Batch, h: Helpers, espSa: string[]): Promise<BatchRes
   res.ours.exchanged = (await h.agent.call<{ sets: Record<string, OurSa[]> }>('stats')).sets;
   const stat1 = xfrmStat();
   res.xfrmStat.exchange = statDelta(stat0, stat1);
-  log(`${b.name}: ${active.length}/${specs.length} sets, sent ${wantK} to the kernel (${res.kernelReceived.length} arrived), ${wantU} to us (${res.userspaceReceived.length} arrived)`);
+  log(
+    `${b.name}: ${active.length}/${specs.length} sets, sent ${wantK} to the kernel (${res.kernelReceived.length} arrived), ${wantU} to us (${res.userspaceReceived.length} arrived)`,
+  );
 
   // 4. Attacks, per set: one of our packets replayed to the kernel and one forged (sequence number
   // moved ahead, old ICV); one of the kernel's packets replayed to us and one forged. Each on its
@@ -347,7 +365,7 @@ async function runBatch(b: Batch, h: Helpers, espSa: string[]): Promise<BatchRes
   }
   log(`${b.name}: replayed and forged packets sent`);
   // Wait until both sides counted every one of them (or give up after 5 s; the host test says what is missing).
-  for (const deadline = Date.now() + 5_000; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 5_000; Date.now() < deadline;) {
     const ks = Object.values(kernelStates());
     const st = await h.agent.call<{ sets: Record<string, OurSa[]> }>('stats');
     const us = Object.values(st.sets).flat();
@@ -357,7 +375,8 @@ async function runBatch(b: Batch, h: Helpers, espSa: string[]): Promise<BatchRes
       sum(ks, (s) => s.failed) >= want.kernelForged &&
       sum(us, (s) => s.drops['replay'] ?? 0) >= want.ourReplay &&
       sum(us, (s) => s.drops['icv'] ?? 0) >= want.ourForged
-    ) break;
+    )
+      break;
     await sleep(100);
   }
   res.kernelStates.attacked = kernelStates();
@@ -402,7 +421,25 @@ async function main(): Promise<number> {
       // The wire, for people (and tshark) to look at: every ESP and ESP-in-UDP packet, both ways.
       // -B: a 16 MiB ring, or bursts are lost under TCG; -Z root: it may write into the share.
       startWaiting(
-        ['ip', 'netns', 'exec', K, 'tcpdump', '-i', 'vk', '-n', '-Z', 'root', '-B', '16384', '--immediate-mode', '-U', '-w', join(OUT, 'capture.pcap'), 'ip proto 50 or ip6 proto 50 or udp port 4500'],
+        [
+          'ip',
+          'netns',
+          'exec',
+          K,
+          'tcpdump',
+          '-i',
+          'vk',
+          '-n',
+          '-Z',
+          'root',
+          '-B',
+          '16384',
+          '--immediate-mode',
+          '-U',
+          '-w',
+          join(OUT, 'capture.pcap'),
+          'ip proto 50 or ip6 proto 50 or udp port 4500',
+        ],
         /listening on/,
         'stderr',
         'tcpdump',
@@ -440,7 +477,9 @@ async function main(): Promise<number> {
     writeFileSync(join(OUT, 'result.json'), JSON.stringify(result, null, 1));
   }
   const sets = result.batches.reduce((n, b) => n + b.sets.length, 0);
-  console.log(`guest-esp-interop: ${result.batches.length} batches, ${sets} sets, ${result.errors.length} errors, ${(result.timings['total']! / 1000).toFixed(1)} s`);
+  console.log(
+    `guest-esp-interop: ${result.batches.length} batches, ${sets} sets, ${result.errors.length} errors, ${(result.timings['total']! / 1000).toFixed(1)} s`,
+  );
   return result.errors.length === 0 ? 0 : 1;
 }
 

@@ -43,7 +43,9 @@ serve({
         continue;
       }
       errors.push(
-        await new Promise<string | null>((resolve) => s.send(Buffer.from(it.text, 'latin1'), it.to.port, it.to.address, (e) => resolve(e ? e.message : null))),
+        await new Promise<string | null>((resolve) =>
+          s.send(Buffer.from(it.text, 'latin1'), it.to.port, it.to.address, (e) => resolve(e ? e.message : null)),
+        ),
       );
     }
     return errors;

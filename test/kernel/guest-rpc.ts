@@ -106,10 +106,12 @@ export class RpcChild {
         this.#pending.delete(id);
         reject(new Error(`${this.name}.${op}: no answer after ${timeoutMs} ms; stderr: ${this.#stderrTail}`));
       }, timeoutMs);
-      const settle = <A>(f: (a: A) => void) => (a: A) => {
-        clearTimeout(timer);
-        f(a);
-      };
+      const settle =
+        <A>(f: (a: A) => void) =>
+        (a: A) => {
+          clearTimeout(timer);
+          f(a);
+        };
       this.#pending.set(id, { resolve: settle(resolve as (v: unknown) => void), reject: settle(reject), op });
       this.#child.stdin!.write(`${JSON.stringify({ id, op, args })}\n`);
     });

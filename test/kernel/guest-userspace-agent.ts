@@ -141,7 +141,9 @@ serve({
   stats() {
     const out: Record<string, OurSa[]> = {};
     for (const [id, set] of sets) {
-      out[id] = set.summary().map((r) => ({ name: r.name, direction: r.direction, spi: r.spi, seq: r.seq, packets: r.packets, drops: { ...r.drops } }));
+      out[id] = set
+        .summary()
+        .map((r) => ({ name: r.name, direction: r.direction, spi: r.spi, seq: r.seq, packets: r.packets, drops: { ...r.drops } }));
     }
     const counters: Record<string, number> = {};
     for (const b of backends.values()) for (const [k, v] of Object.entries(b.counters)) counters[k] = (counters[k] ?? 0) + v;
@@ -174,7 +176,9 @@ serve({
     } else {
       const s = createSocket(isIP(p.dst) === 6 ? 'udp6' : 'udp4');
       try {
-        await new Promise<void>((resolve, reject) => s.send(esp, p.encap?.dstPort ?? NAT_T_PORT, p.dst, (e) => (e ? reject(e) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          s.send(esp, p.encap?.dstPort ?? NAT_T_PORT, p.dst, (e) => (e ? reject(e) : resolve())),
+        );
       } finally {
         s.close();
       }

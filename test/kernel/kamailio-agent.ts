@@ -36,10 +36,16 @@ async function core(): Promise<Record<string, Handler>> {
   }
   const hss = new Hss(store);
   // By default a refresh over the SAs is not challenged again (24.228 R2-1a); `challenge` turns it on.
-  const startScscf = (challengeReRegister: boolean) => Scscf.start({
-    address: o.address, port: 6060, domain: DOMAIN, hss, challengeReRegister, ...timers,
-    onEvent: (e) => log('scscf', JSON.stringify(e)),
-  });
+  const startScscf = (challengeReRegister: boolean) =>
+    Scscf.start({
+      address: o.address,
+      port: 6060,
+      domain: DOMAIN,
+      hss,
+      challengeReRegister,
+      ...timers,
+      onEvent: (e) => log('scscf', JSON.stringify(e)),
+    });
   let scscf = await startScscf(false);
   let pcscf: { p: Pcscf; backend: IpsecBackend } | undefined;
   return {
@@ -53,7 +59,17 @@ async function core(): Promise<Record<string, Handler>> {
     /** imsec's P-CSCF on the kernel's XFRM, where Kamailio was (after it stopped). */
     startPcscf: async () => {
       const backend = await XfrmBackend.create({ instance: 1, encapPort: 4500, clock: systemClock });
-      const p = await Pcscf.start({ address: o.address, port: 5060, portC: 5100, portS: 6100, scscf: scscf.local, backend, mode: 'auto', policy: { allowDeprecated: true }, ...timers });
+      const p = await Pcscf.start({
+        address: o.address,
+        port: 5060,
+        portC: 5100,
+        portS: 6100,
+        scscf: scscf.local,
+        backend,
+        mode: 'auto',
+        policy: { allowDeprecated: true },
+        ...timers,
+      });
       pcscf = { p, backend };
       return {};
     },
@@ -94,7 +110,9 @@ interface Held {
 }
 
 function setView(set: SaSet | undefined) {
-  return set ? { id: set.id, mode: set.config.mode, alg: set.config.alg, ealg: set.config.ealg, ue: set.config.ue, pcscf: set.config.pcscf } : null;
+  return set
+    ? { id: set.id, mode: set.config.mode, alg: set.config.alg, ealg: set.config.ealg, ue: set.config.ue, pcscf: set.config.pcscf }
+    : null;
 }
 
 async function ues(): Promise<Record<string, Handler>> {
@@ -113,19 +131,30 @@ async function ues(): Promise<Record<string, Handler>> {
   return {
     create: async (a: { id: string; spec: UeSpec }) => {
       const s = subscriber(a.spec.sub);
-      const backend: IpsecBackend = a.spec.backend === 'userspace'
-        ? await UserspaceBackend.create({ localIp: a.spec.localIp ?? o.address, encapPort: 0, clock: systemClock })
-        : await XfrmBackend.create({ instance: instance++, encapPort: 4500, clock: systemClock });
+      const backend: IpsecBackend =
+        a.spec.backend === 'userspace'
+          ? await UserspaceBackend.create({ localIp: a.spec.localIp ?? o.address, encapPort: 0, clock: systemClock })
+          : await XfrmBackend.create({ instance: instance++, encapPort: 4500, clock: systemClock });
       const steps: string[] = [];
       const requests: Held['requests'] = [];
       let ue: Ue;
       try {
         ue = await Ue.create({
-          impi: s.impi, impu: s.impu, pcscf: { address: a.spec.pcscf, port: 5060 }, localIp: a.spec.localIp ?? o.address, localPort: a.spec.localPort ?? 0,
-          k: fromHex(K), opc: fromHex(OPC), backend, reRegister: 'off', expires: a.spec.expires ?? 3600,
+          impi: s.impi,
+          impu: s.impu,
+          pcscf: { address: a.spec.pcscf, port: 5060 },
+          localIp: a.spec.localIp ?? o.address,
+          localPort: a.spec.localPort ?? 0,
+          k: fromHex(K),
+          opc: fromHex(OPC),
+          backend,
+          reRegister: 'off',
+          expires: a.spec.expires ?? 3600,
           timers: { t1: a.spec.t1 ?? timers.timers.t1 },
-          ...(a.spec.offers && { offers: a.spec.offers }), ...(a.spec.modes && { modes: a.spec.modes }),
-          ...(a.spec.transport && { transport: a.spec.transport }), ...(a.spec.regAwaitAuthMs !== undefined && { regAwaitAuthMs: a.spec.regAwaitAuthMs }),
+          ...(a.spec.offers && { offers: a.spec.offers }),
+          ...(a.spec.modes && { modes: a.spec.modes }),
+          ...(a.spec.transport && { transport: a.spec.transport }),
+          ...(a.spec.regAwaitAuthMs !== undefined && { regAwaitAuthMs: a.spec.regAwaitAuthMs }),
         });
       } catch (e) {
         await backend.close();
@@ -135,7 +164,9 @@ async function ues(): Promise<Record<string, Handler>> {
         steps.push(t);
         log(`ue ${a.id}`, t);
       });
-      ue.on('request', (r) => requests.push({ method: r.request.method, sa: r.sa, set: r.set.id, text: new TextDecoder().decode(r.request.body) }));
+      ue.on('request', (r) =>
+        requests.push({ method: r.request.method, sa: r.sa, set: r.set.id, text: new TextDecoder().decode(r.request.body) }),
+      );
       held.set(a.id, { ue, backend, steps, requests });
       return { impu: s.impu, plainPort: ue.plainPort };
     },
@@ -148,7 +179,14 @@ async function ues(): Promise<Record<string, Handler>> {
     },
     status: (a: { id: string }) => {
       const h = get(a.id);
-      return { state: h.ue.state, requests: h.requests, steps: h.steps.slice(-40), sets: h.ue.status().sets.map((s) => ({ id: s.id, state: s.state, sas: s.sas.map((r) => ({ name: r.name, spi: r.spi, packets: r.packets })) })) };
+      return {
+        state: h.ue.state,
+        requests: h.requests,
+        steps: h.steps.slice(-40),
+        sets: h.ue
+          .status()
+          .sets.map((s) => ({ id: s.id, state: s.state, sas: s.sas.map((r) => ({ name: r.name, spi: r.spi, packets: r.packets })) })),
+      };
     },
     /** Closes a UE: `crash` leaves the P-CSCF's side as it is (no de-registration). */
     close: async (a: { id: string }) => {

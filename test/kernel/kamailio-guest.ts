@@ -35,7 +35,12 @@ const check: KCtx['check'] = async (name, f) => {
 
 let agents = 0;
 const startAgent = (ns: string, o: KamAgentOptions): Promise<RpcChild> =>
-  RpcChild.start(`${o.role}@${ns}`, ['ip', 'netns', 'exec', ns, process.execPath, '--enable-source-maps', join(HERE, 'kamailio-agent.js'), JSON.stringify(o)], join(OUT, `agent-${++agents}-${o.role}.log`), 180_000);
+  RpcChild.start(
+    `${o.role}@${ns}`,
+    ['ip', 'netns', 'exec', ns, process.execPath, '--enable-source-maps', join(HERE, 'kamailio-agent.js'), JSON.stringify(o)],
+    join(OUT, `agent-${++agents}-${o.role}.log`),
+    180_000,
+  );
 
 /** Kamailio in the network namespace, in the foreground, its log in the output directory. */
 async function startKamailio(): Promise<{ stop: () => Promise<void>; log: () => string }> {
@@ -43,7 +48,11 @@ async function startKamailio(): Promise<{ stop: () => Promise<void>; log: () => 
   mkdirSync(run, { recursive: true });
   const logFile = join(OUT, 'kamailio.log');
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', NS_NET, 'kamailio', '-f', CFG, '-DD', '-E', '-Y', run, '-m', '64', '-M', '8', '-w', run], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(
+    'ip',
+    ['netns', 'exec', NS_NET, 'kamailio', '-f', CFG, '-DD', '-E', '-Y', run, '-m', '64', '-M', '8', '-w', run],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   child.stdout!.on('data', (b: Buffer) => out.write(b));
   child.stderr!.on('data', (b: Buffer) => out.write(b));
   let exited = false;
@@ -73,18 +82,37 @@ async function startKamailio(): Promise<{ stop: () => Promise<void>; log: () => 
 
 async function main(): Promise<void> {
   const uptime = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-  process.stdout.write(`${JSON.stringify({ boot: { guestUptimeS: uptime, kernel: sh('uname -r').trim(), kamailio: sh('kamailio -v | head -1').trim() } })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ boot: { guestUptimeS: uptime, kernel: sh('uname -r').trim(), kamailio: sh('kamailio -v | head -1').trim() } })}\n`,
+  );
   sh(`ip netns add ${NS_NET} && ip netns add ${NS_UE}`);
   sh(`ip link add net0 netns ${NS_NET} type veth peer name ue0 netns ${NS_UE}`);
-  for (const [ns, dev, last] of [[NS_NET, 'net0', '1'], [NS_UE, 'ue0', '2']] as const) {
+  for (const [ns, dev, last] of [
+    [NS_NET, 'net0', '1'],
+    [NS_UE, 'ue0', '2'],
+  ] as const) {
     sh(`ip -n ${ns} link set lo up && ip -n ${ns} link set ${dev} up && ip -n ${ns} addr add 192.0.2.${last}/24 dev ${dev}`);
   }
   // One UE address per case (192.0.2.10 on): Kamailio keeps its state per UE address and port.
   sh(`printf 'addr add 192.0.2.%d/24 dev ue0\\n' $(seq 10 69) | ip -n ${NS_UE} -batch -`);
   // KAM_PCAP=1: what crossed the veth, for debugging (pcap in the output directory).
-  const pcap = process.env.KAM_PCAP ? spawn('ip', ['netns', 'exec', NS_NET, 'tcpdump', '-i', 'net0', '-U', '--immediate-mode', '-w', join(OUT, 'net0.pcap')], { stdio: 'ignore' }) : undefined;
+  const pcap = process.env.KAM_PCAP
+    ? spawn('ip', ['netns', 'exec', NS_NET, 'tcpdump', '-i', 'net0', '-U', '--immediate-mode', '-w', join(OUT, 'net0.pcap')], {
+        stdio: 'ignore',
+      })
+    : undefined;
   try {
-    await kamailioScenarios({ check, sh, startAgent, startKamailio, nsNet: NS_NET, nsUe: NS_UE, out: OUT, only: process.env.KAM_VM_ONLY?.split(','), cliJs: process.env.KAM_CLI_JS ?? join(HERE, '../../src/cli/main.js') });
+    await kamailioScenarios({
+      check,
+      sh,
+      startAgent,
+      startKamailio,
+      nsNet: NS_NET,
+      nsUe: NS_UE,
+      out: OUT,
+      only: process.env.KAM_VM_ONLY?.split(','),
+      cliJs: process.env.KAM_CLI_JS ?? join(HERE, '../../src/cli/main.js'),
+    });
   } finally {
     pcap?.kill('SIGINT');
     await new Promise((r) => setTimeout(r, 500));

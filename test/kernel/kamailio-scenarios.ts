@@ -39,9 +39,28 @@ const ECHO = `sip:echo@${DOMAIN}`;
 // des-ede3-cbc has its own check (`des`): Kamailio 5.6.3 installs a wrong 3DES key.
 const KAMAILIO_PAIRS = ['hmac-sha-1-96/aes-cbc', 'hmac-sha-1-96/null', 'hmac-md5-96/aes-cbc', 'hmac-md5-96/null'];
 
-type SetView = { id: string; mode: string; alg: string; ealg: string; ue: { portC: number; portS: number; spiC: number; spiS: number }; pcscf: { portC: number; portS: number; spiC: number; spiS: number } };
-interface Reg { ok: boolean; reason?: string; detail?: string; unprotectedAnswer?: boolean; set: SetView | null; steps: string[] }
-interface UeStat { state: string; requests: { method: string; sa: string; set: string; text: string }[]; steps: string[]; sets: { id: string; state: string; sas: { name: string; spi: number; packets: number }[] }[] }
+type SetView = {
+  id: string;
+  mode: string;
+  alg: string;
+  ealg: string;
+  ue: { portC: number; portS: number; spiC: number; spiS: number };
+  pcscf: { portC: number; portS: number; spiC: number; spiS: number };
+};
+interface Reg {
+  ok: boolean;
+  reason?: string;
+  detail?: string;
+  unprotectedAnswer?: boolean;
+  set: SetView | null;
+  steps: string[];
+}
+interface UeStat {
+  state: string;
+  requests: { method: string; sa: string; set: string; text: string }[];
+  steps: string[];
+  sets: { id: string; state: string; sas: { name: string; spi: number; packets: number }[] }[];
+}
 
 interface Target {
   readonly name: 'kamailio' | 'imsec';
@@ -57,9 +76,13 @@ let addr = 10;
  * gets its own; `sameAddress` reuses the previous one.
  */
 const spec = (s: Partial<UeSpec>, sameAddress = false): UeSpec => ({
-  sub: 1, backend: 'userspace', localPort: 5060, pcscf: NET, localIp: `192.0.2.${sameAddress ? addr : ++addr}`, ...s,
+  sub: 1,
+  backend: 'userspace',
+  localPort: 5060,
+  pcscf: NET,
+  localIp: `192.0.2.${sameAddress ? addr : ++addr}`,
+  ...s,
 });
-
 
 async function withUe<T>(t: Target, s: UeSpec, f: (id: string) => Promise<T>): Promise<T> {
   const id = `u${++n}`;
@@ -101,7 +124,12 @@ async function mt(t: Target, id: string, sub: number, text: string): Promise<str
 /** Nothing of the registration left in the kernel of the UE's namespace (and, when asked, the network's). */
 function noSas(c: KCtx, alsoNet: boolean): void {
   assert.equal(c.sh(`ip -n ${c.nsUe} xfrm state`).trim(), '', 'no SA left in the UE namespace');
-  if (alsoNet) assert.equal(c.sh(`ip -n ${c.nsNet} xfrm state`).trim(), '', `no SA left at the P-CSCF; its policies:\n${c.sh(`ip -n ${c.nsNet} xfrm policy`)}`);
+  if (alsoNet)
+    assert.equal(
+      c.sh(`ip -n ${c.nsNet} xfrm state`).trim(),
+      '',
+      `no SA left at the P-CSCF; its policies:\n${c.sh(`ip -n ${c.nsNet} xfrm policy`)}`,
+    );
 }
 
 /** The de-registration: protected answer (imsec), or Kamailio's clear one, reported as such. */
@@ -131,20 +159,23 @@ async function fullFlow(c: KCtx, t: Target, backend: 'userspace' | 'xfrm'): Prom
   const label = `${t.name}: UE ${backend}`;
   // The first registration meets cold processes under TCG: a longer T1 there (Timer F = 64·T1).
   await withUe(t, spec({ backend, ...(backend === 'userspace' && { t1: 400 }) }), async (id) => {
-    const ok = await c.check(`${label}: register with the default offers (the preferred pair sent last, the 200 OK over SA2 port_pc → port_us)`, async () => {
-      const r = await reg(t, 'register', id);
-      assert.ok(r.ok, stepsText(r));
-      // Kamailio 5.6 takes the last Security-Client entry: the UE sends its preferred pair last.
-      assert.equal(`${r.set!.alg}/${r.set!.ealg}`, 'hmac-sha-1-96/aes-cbc');
-      assert.equal(r.set!.mode, 'transport');
-      // Over UDP the 200 OK to the protected REGISTER comes from port_pc to port_us (SA2); over TCP on the connection (SA3).
-      const tcp = /over TCP inside the SAs/.test(stepsText(r));
-      assert.match(stepsText(r), tcp ? /200 OK over SA3 of set/ : /200 OK over SA2 of set/);
-      // 11 §3: on xfrm the ~1,450-octet protected REGISTER goes over TCP inside the SAs; on userspace it stays on UDP.
-      if (backend === 'xfrm') assert.match(stepsText(r), /REGISTER is \d+ octets: over TCP inside the SAs/);
-      else assert.doesNotMatch(stepsText(r), /over TCP/);
-      return { set: r.set, tcp: /over TCP/.test(stepsText(r)) };
-    });
+    const ok = await c.check(
+      `${label}: register with the default offers (the preferred pair sent last, the 200 OK over SA2 port_pc → port_us)`,
+      async () => {
+        const r = await reg(t, 'register', id);
+        assert.ok(r.ok, stepsText(r));
+        // Kamailio 5.6 takes the last Security-Client entry: the UE sends its preferred pair last.
+        assert.equal(`${r.set!.alg}/${r.set!.ealg}`, 'hmac-sha-1-96/aes-cbc');
+        assert.equal(r.set!.mode, 'transport');
+        // Over UDP the 200 OK to the protected REGISTER comes from port_pc to port_us (SA2); over TCP on the connection (SA3).
+        const tcp = /over TCP inside the SAs/.test(stepsText(r));
+        assert.match(stepsText(r), tcp ? /200 OK over SA3 of set/ : /200 OK over SA2 of set/);
+        // 11 §3: on xfrm the ~1,450-octet protected REGISTER goes over TCP inside the SAs; on userspace it stays on UDP.
+        if (backend === 'xfrm') assert.match(stepsText(r), /REGISTER is \d+ octets: over TCP inside the SAs/);
+        else assert.doesNotMatch(stepsText(r), /over TCP/);
+        return { set: r.set, tcp: /over TCP/.test(stepsText(r)) };
+      },
+    );
     if (!ok) return;
     await c.check(`${label}: MESSAGE UE → network and network → UE (SA2)`, async () => {
       await mo(t, id, 'mo 1');
@@ -181,7 +212,8 @@ async function pairs(c: KCtx, t: Target): Promise<void> {
           await mo(t, id, pair);
           checkDeregistration(t, b, await reg(t, 'deregister', id));
           noSas(c, false);
-        }));
+        }),
+      );
     }
   }
 }
@@ -200,7 +232,8 @@ async function quirks(c: KCtx, t: Target): Promise<void> {
       assert.match(stepsText(r), /5060/, 'the failure names port 5060');
       noSas(c, false);
       return r.detail;
-    }));
+    }),
+  );
   await c.check(`${t.name}: --mode both (trans and UDP-enc-tun offered) falls back to trans without a NAT`, async () =>
     withUe(t, spec({ modes: ['trans', 'UDP-enc-tun'] }), async (id) => {
       const r = await reg(t, 'register', id);
@@ -209,7 +242,8 @@ async function quirks(c: KCtx, t: Target): Promise<void> {
       await mo(t, id, 'both');
       await reg(t, 'deregister', id);
       return r.set;
-    }));
+    }),
+  );
   await c.check(`${t.name}: a second registration from the same address and port after a UE vanished (no de-registration)`, async () => {
     const first = await withUe(t, spec({}), async (id) => {
       const r = await reg(t, 'register', id);
@@ -251,12 +285,15 @@ async function idleLifetime(c: KCtx, t: Target): Promise<void> {
       await mt(t, id, 1, 'after idle');
       await reg(t, 'deregister', id);
       return { set: rr.set?.id };
-    }));
+    }),
+  );
 }
 
 /** The SAs of a namespace, keys replaced by their length in bits (what differs between two sides, never a key). */
 function saTable(c: KCtx, ns: string): string {
-  return c.sh(`ip -n ${ns} xfrm state`).replace(/0x[0-9a-f]+( \(\d+ bits\))?/g, (m) => (m.length > 12 ? `<${(m.length - 2) * 4}-bit key>` : m));
+  return c
+    .sh(`ip -n ${ns} xfrm state`)
+    .replace(/0x[0-9a-f]+( \(\d+ bits\))?/g, (m) => (m.length > 12 ? `<${(m.length - 2) * 4}-bit key>` : m));
 }
 
 /** The encryption key (hex) of each SA of a namespace, by SPI (kept in the test, never printed). */
@@ -282,7 +319,9 @@ function desKeyRelation(ue: string | undefined, net: string | undefined): Record
     bits: { ue: ue.length * 4, net: net.length * 4 },
     equal: ue === net,
     sameCk: ue.slice(0, 32) === net.slice(0, 32),
-    ueK3isK1: k3k1(ue), netK3isK1: k3k1(net), netK3isK2: k3k2(net),
+    ueK3isK1: k3k1(ue),
+    netK3isK1: k3k1(net),
+    netK3isK2: k3k2(net),
     netK3isUeK2: net.length === 48 && net.slice(32) === ue.slice(16, 32),
     netIsUeBytesSwapped: net.length === 48 && net.slice(0, 16) === ue.slice(16, 32) && net.slice(16, 32) === ue.slice(0, 16),
   };
@@ -310,16 +349,25 @@ async function des(c: KCtx, t: Target): Promise<void> {
         const r = await reg(t, 'register', id).finally(() => (running = false));
         await poll;
         const spiPs = /spi_ps (\d+)/.exec(stepsText(r))?.[1];
-        const relation = b === 'xfrm' && spiPs !== undefined ? desKeyRelation(ueKeys.get(Number(spiPs)), netKeys.get(Number(spiPs))) : 'userspace UE: its keys are not in the kernel';
+        const relation =
+          b === 'xfrm' && spiPs !== undefined
+            ? desKeyRelation(ueKeys.get(Number(spiPs)), netKeys.get(Number(spiPs)))
+            : 'userspace UE: its keys are not in the kernel';
         const why = `${stepsText(r)}\nSA1 3DES keys, UE vs P-CSCF: ${JSON.stringify(relation)}\nP-CSCF SAs:\n${saTable(c, c.nsNet)}`;
         if (t.name === 'kamailio') {
           // Kamailio 5.6.3's bug: its 3DES key is CK1 ‖ CK2 ‖ (not CK1), so its kernel drops our
           // ESP unseen. The UE says what is likely wrong and what to offer instead.
           assert.ok(!r.ok && r.reason === 'timeout', why);
-          assert.match(stepsText(r), /with des-ede3-cbc: a P-CSCF whose 3DES key is not CK1 ‖ CK2 ‖ CK1 \(33\.203 Annex I\) drops the protected REGISTER unseen, as Kamailio 5\.6 does; offer aes-cbc or null/);
+          assert.match(
+            stepsText(r),
+            /with des-ede3-cbc: a P-CSCF whose 3DES key is not CK1 ‖ CK2 ‖ CK1 \(33\.203 Annex I\) drops the protected REGISTER unseen, as Kamailio 5\.6 does; offer aes-cbc or null/,
+          );
           if (b === 'xfrm') {
             // The evidence, from both kernels (no key printed): same CK, ours K3 = K1, Kamailio's not.
-            assert.ok(typeof relation === 'object' && relation.sameCk === true && relation.ueK3isK1 === true && relation.netK3isK1 === false, why);
+            assert.ok(
+              typeof relation === 'object' && relation.sameCk === true && relation.ueK3isK1 === true && relation.netK3isK1 === false,
+              why,
+            );
           }
           noSas(c, false);
           return { relation };
@@ -328,7 +376,8 @@ async function des(c: KCtx, t: Target): Promise<void> {
         await mo(t, id, 'des');
         checkDeregistration(t, b, await reg(t, 'deregister', id));
         return { relation };
-      }));
+      }),
+    );
   }
 }
 
@@ -348,7 +397,9 @@ async function rechallenge(c: KCtx, t: Target): Promise<void> {
           assert.notEqual(rr.set!.id, r.set!.id, 'a new set after the challenge');
           const st = await t.ues.call<UeStat>('status', { id });
           await mt(t, id, 1, 'after rechallenge').catch((e: Error) => {
-            throw new Error(`${e.message}\nfirst ${JSON.stringify(r.set)}\nnew ${JSON.stringify(rr.set)}\nUE sets ${JSON.stringify(st.sets)}\nsteps:\n${stepsText(rr)}\nP-CSCF SAs after:\n${netAfter}\nnow:\n${saTable(c, c.nsNet)}\nUE:\n${saTable(c, c.nsUe)}`);
+            throw new Error(
+              `${e.message}\nfirst ${JSON.stringify(r.set)}\nnew ${JSON.stringify(rr.set)}\nUE sets ${JSON.stringify(st.sets)}\nsteps:\n${stepsText(rr)}\nP-CSCF SAs after:\n${netAfter}\nnow:\n${saTable(c, c.nsNet)}\nUE:\n${saTable(c, c.nsUe)}`,
+            );
           });
           const after = await t.ues.call<UeStat>('status', { id });
           const got = after.requests.at(-1)!;
@@ -360,14 +411,18 @@ async function rechallenge(c: KCtx, t: Target): Promise<void> {
           } else {
             // imsec's P-CSCF moves to the new set: the UE then lets the old one go.
             assert.equal(got.set, rr.set!.id, 'the MT request came over the new set');
-            assert.deepEqual(after.sets.map((x) => `${x.id}:${x.state}`), [`${rr.set!.id}:current`]);
+            assert.deepEqual(
+              after.sets.map((x) => `${x.id}:${x.state}`),
+              [`${rr.set!.id}:current`],
+            );
           }
           await mo(t, id, 'mo after rechallenge');
           const mos = (await t.ues.call<UeStat>('status', { id })).steps.filter((x) => x.startsWith('MESSAGE to'));
           assert.ok(mos.at(-1)!.includes(`over SA1 of ${rr.set!.id}`), `the UE sends over the new set: ${mos.at(-1)}`);
           await reg(t, 'deregister', id);
           return { first: r.set!.id, second: rr.set!.id, mtOver: got.set, sets: after.sets };
-        }));
+        }),
+      );
     }
   } finally {
     await t.core.call('challenge', { reRegister: false }, 30_000);
@@ -382,32 +437,69 @@ async function rechallenge(c: KCtx, t: Target): Promise<void> {
 async function cli(c: KCtx, t: Target): Promise<void> {
   // Once (against Kamailio): a CLI start costs tens of seconds under TCG.
   if (!c.cliJs || t.name !== 'kamailio') return;
-  await c.check(`${t.name}: the CLI as a new user runs it: imsec ue message --backend xfrm (default transport), start-up time`, async () => {
-    const run = (args: string[], ns?: string) => new Promise<{ code: number | null; out: string[]; firstLineMs: number; ms: number }>((res) => {
-      const t0 = performance.now();
-      let first = 0;
-      const argv = [...(ns ? ['ip', 'netns', 'exec', ns] : []), process.execPath, c.cliJs!, ...args];
-      const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-      let buf = '';
-      let err = '';
-      p.stdout.setEncoding('utf8').on('data', (d: string) => {
-        if (!first) first = performance.now() - t0;
-        buf += d;
-      });
-      p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-      p.on('exit', (code) => res({ code, out: [...buf.split('\n').filter(Boolean), ...err.split('\n').filter(Boolean)], firstLineMs: Math.round(first), ms: Math.round(performance.now() - t0) }));
-    });
-    const version = await run(['--version']);
-    assert.equal(version.code, 0, version.out.join('\n'));
-    const ip = `192.0.2.${++addr}`;
-    const m = await run(['ue', 'message', '--pcscf', `${NET}:5060`, '--local', ip, '--local-port', '5060', '--impi', impiOf(2), '--impu', impuOf(2),
-      '--k', K, '--opc', OPC, '--backend', 'xfrm', '--to', ECHO, '--text', 'from the CLI', '--json'], c.nsUe);
-    const text = m.out.join('\n');
-    assert.equal(m.code, 0, text);
-    assert.match(text, /MESSAGE 200/);
-    assert.match(text, /over TCP inside the SAs: the registration went over TCP/, 'the MESSAGE follows the registration onto TCP');
-    return { versionMs: version.ms, ueFirstOutputMs: m.firstLineMs, ueMessageTotalMs: m.ms };
-  });
+  await c.check(
+    `${t.name}: the CLI as a new user runs it: imsec ue message --backend xfrm (default transport), start-up time`,
+    async () => {
+      const run = (args: string[], ns?: string) =>
+        new Promise<{ code: number | null; out: string[]; firstLineMs: number; ms: number }>((res) => {
+          const t0 = performance.now();
+          let first = 0;
+          const argv = [...(ns ? ['ip', 'netns', 'exec', ns] : []), process.execPath, c.cliJs!, ...args];
+          const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+          let buf = '';
+          let err = '';
+          p.stdout.setEncoding('utf8').on('data', (d: string) => {
+            if (!first) first = performance.now() - t0;
+            buf += d;
+          });
+          p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+          p.on('exit', (code) =>
+            res({
+              code,
+              out: [...buf.split('\n').filter(Boolean), ...err.split('\n').filter(Boolean)],
+              firstLineMs: Math.round(first),
+              ms: Math.round(performance.now() - t0),
+            }),
+          );
+        });
+      const version = await run(['--version']);
+      assert.equal(version.code, 0, version.out.join('\n'));
+      const ip = `192.0.2.${++addr}`;
+      const m = await run(
+        [
+          'ue',
+          'message',
+          '--pcscf',
+          `${NET}:5060`,
+          '--local',
+          ip,
+          '--local-port',
+          '5060',
+          '--impi',
+          impiOf(2),
+          '--impu',
+          impuOf(2),
+          '--k',
+          K,
+          '--opc',
+          OPC,
+          '--backend',
+          'xfrm',
+          '--to',
+          ECHO,
+          '--text',
+          'from the CLI',
+          '--json',
+        ],
+        c.nsUe,
+      );
+      const text = m.out.join('\n');
+      assert.equal(m.code, 0, text);
+      assert.match(text, /MESSAGE 200/);
+      assert.match(text, /over TCP inside the SAs: the registration went over TCP/, 'the MESSAGE follows the registration onto TCP');
+      return { versionMs: version.ms, ueFirstOutputMs: m.firstLineMs, ueMessageTotalMs: m.ms };
+    },
+  );
 }
 
 async function scenario(c: KCtx, t: Target): Promise<void> {
@@ -426,21 +518,30 @@ export async function kamailioScenarios(c: KCtx): Promise<void> {
   let core: RpcChild | undefined;
   let ues: RpcChild | undefined;
   try {
-    const up = await c.check('kamailio: start Kamailio (P-CSCF, ims_ipsec_pcscf) and imsec core (S-CSCF) in one namespace, the UEs in another', async () => {
-      const t0 = Date.now();
-      // The two node agents first, then Kamailio's ~100 processes: under TCG they starve each other.
-      [core, ues] = await Promise.all([c.startAgent(c.nsNet, { role: 'core', address: NET }), c.startAgent(c.nsUe, { role: 'ues', address: UE })]);
-      kam = await c.startKamailio();
-      return { startMs: Date.now() - t0 };
-    });
+    const up = await c.check(
+      'kamailio: start Kamailio (P-CSCF, ims_ipsec_pcscf) and imsec core (S-CSCF) in one namespace, the UEs in another',
+      async () => {
+        const t0 = Date.now();
+        // The two node agents first, then Kamailio's ~100 processes: under TCG they starve each other.
+        [core, ues] = await Promise.all([
+          c.startAgent(c.nsNet, { role: 'core', address: NET }),
+          c.startAgent(c.nsUe, { role: 'ues', address: UE }),
+        ]);
+        kam = await c.startKamailio();
+        return { startMs: Date.now() - t0 };
+      },
+    );
     if (!up) return;
     await scenario(c, { name: 'kamailio', core: core!, ues: ues! });
     await kam!.stop();
     kam = undefined;
-    const control = await c.check('imsec: the same scenario against imsec P-CSCF (xfrm) as the control: start it where Kamailio was', async () => {
-      assert.equal(c.sh(`ip -n ${c.nsNet} xfrm state`).trim(), '', 'Kamailio left no SA behind');
-      await core!.call('startPcscf', {}, 60_000);
-    });
+    const control = await c.check(
+      'imsec: the same scenario against imsec P-CSCF (xfrm) as the control: start it where Kamailio was',
+      async () => {
+        assert.equal(c.sh(`ip -n ${c.nsNet} xfrm state`).trim(), '', 'Kamailio left no SA behind');
+        await core!.call('startPcscf', {}, 60_000);
+      },
+    );
     if (control) await scenario(c, { name: 'imsec', core: core!, ues: ues! });
   } finally {
     await ues?.call('stop', {}, 20_000).catch(() => {});
@@ -448,6 +549,9 @@ export async function kamailioScenarios(c: KCtx): Promise<void> {
     await kam?.stop();
     await core?.call('stop', {}, 20_000).catch(() => {});
     await core?.stop();
-    for (const ns of [c.nsNet, c.nsUe]) c.sh(`ip netns exec ${ns} cat /proc/net/xfrm_stat > ${join(c.out, `xfrm_stat-${ns}.txt`)} 2>/dev/null; ip -n ${ns} xfrm policy > ${join(c.out, `xfrm_policy-${ns}.txt`)}; true`);
+    for (const ns of [c.nsNet, c.nsUe])
+      c.sh(
+        `ip netns exec ${ns} cat /proc/net/xfrm_stat > ${join(c.out, `xfrm_stat-${ns}.txt`)} 2>/dev/null; ip -n ${ns} xfrm policy > ${join(c.out, `xfrm_policy-${ns}.txt`)}; true`,
+      );
   }
 }

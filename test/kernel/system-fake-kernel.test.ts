@@ -51,11 +51,30 @@ async function world(transport: 'udp' | 'tcp' | 'auto', offers?: AlgPair[]) {
   store.add({ impi: s.impi, impus: [s.impu], k: fromHex(K), opc: fromHex(OPC), amf: fromHex('8000') });
   const scscf = await Scscf.start({ address: IP, port: 0, domain: DOMAIN, hss: new Hss(store) });
   const pcB = await fakeXfrm('pcscf', 1, seen);
-  const pcscf = await Pcscf.start({ address: IP, port: 0, portC: 0, portS: 0, scscf: scscf.local, backend: pcB, mode: 'trans', policy: { allowDeprecated: true } });
+  const pcscf = await Pcscf.start({
+    address: IP,
+    port: 0,
+    portC: 0,
+    portS: 0,
+    scscf: scscf.local,
+    backend: pcB,
+    mode: 'trans',
+    policy: { allowDeprecated: true },
+  });
   const ueB = await fakeXfrm('ue', 2, seen);
   const ue = await Ue.create({
-    impi: s.impi, impu: s.impu, pcscf: { address: IP, port: pcscf.port }, localIp: IP, k: fromHex(K), opc: fromHex(OPC),
-    modes: ['trans'], backend: ueB, transport, reRegister: 'off', expires: 3600, ...(offers && { offers }),
+    impi: s.impi,
+    impu: s.impu,
+    pcscf: { address: IP, port: pcscf.port },
+    localIp: IP,
+    k: fromHex(K),
+    opc: fromHex(OPC),
+    modes: ['trans'],
+    backend: ueB,
+    transport,
+    reRegister: 'off',
+    expires: 3600,
+    ...(offers && { offers }),
   });
   const close = async () => {
     await ue.close();
@@ -77,8 +96,14 @@ test('SIP over TCP through xfrm SA sets (fake kernel): register, MESSAGE both wa
     const { portC: uc, portS: us } = set1.config.ue;
     const { portC: pc, portS: ps } = set1.config.pcscf;
     // The protected REGISTER went on the UE's connection from port_uc to port_ps (SA1), the 200 OK came back on it (SA3).
-    assert.ok(w.seen.some((x) => x.side === 'pcscf' && x.port === ps && x.sa === 'SA1' && x.line.startsWith('REGISTER')), JSON.stringify(w.seen));
-    assert.ok(w.seen.some((x) => x.side === 'ue' && x.port === uc && x.sa === 'SA3' && x.line.startsWith('SIP/2.0 200')), JSON.stringify(w.seen));
+    assert.ok(
+      w.seen.some((x) => x.side === 'pcscf' && x.port === ps && x.sa === 'SA1' && x.line.startsWith('REGISTER')),
+      JSON.stringify(w.seen),
+    );
+    assert.ok(
+      w.seen.some((x) => x.side === 'ue' && x.port === uc && x.sa === 'SA3' && x.line.startsWith('SIP/2.0 200')),
+      JSON.stringify(w.seen),
+    );
 
     const res = await w.ue.sendMessage(`sip:echo@${DOMAIN}`, 'over tcp');
     assert.equal(res.status, 200);
@@ -89,8 +114,14 @@ test('SIP over TCP through xfrm SA sets (fake kernel): register, MESSAGE both wa
     const down = await w.scscf.sendMessage(w.impu, 'to the UE over tcp');
     assert.equal(down.status, 200);
     assert.match(got[0]!, new RegExp(`^SIP/2\\.0/TCP ${IP}:${pc};`), 'the P-CSCF names TCP and port_pc in its Via');
-    assert.ok(w.seen.some((x) => x.side === 'ue' && x.port === us && x.sa === 'SA2' && x.line.startsWith('MESSAGE')), 'MESSAGE over SA2 at port_us');
-    assert.ok(w.seen.some((x) => x.side === 'pcscf' && x.port === pc && x.sa === 'SA4' && x.line.startsWith('SIP/2.0 200')), '200 over SA4 at port_pc');
+    assert.ok(
+      w.seen.some((x) => x.side === 'ue' && x.port === us && x.sa === 'SA2' && x.line.startsWith('MESSAGE')),
+      'MESSAGE over SA2 at port_us',
+    );
+    assert.ok(
+      w.seen.some((x) => x.side === 'pcscf' && x.port === pc && x.sa === 'SA4' && x.line.startsWith('SIP/2.0 200')),
+      '200 over SA4 at port_pc',
+    );
 
     const rr = await w.ue.reRegister();
     assert.ok(rr.ok, JSON.stringify(rr));
@@ -109,19 +140,28 @@ test('SIP over TCP through xfrm SA sets (fake kernel): register, MESSAGE both wa
   }
 });
 
-test("transport auto: the ~1,450-octet protected REGISTER goes over TCP, and so does every later request of that registration (its flow)", async () => {
+test('transport auto: the ~1,450-octet protected REGISTER goes over TCP, and so does every later request of that registration (its flow)', async () => {
   const w = await world('auto');
   const steps: string[] = [];
   w.ue.on('step', (t) => steps.push(t));
   try {
     assert.ok((await w.ue.register()).ok);
-    assert.ok(steps.some((t) => /REGISTER is \d+ octets: over TCP inside the SAs/.test(t)), steps.join('\n'));
+    assert.ok(
+      steps.some((t) => /REGISTER is \d+ octets: over TCP inside the SAs/.test(t)),
+      steps.join('\n'),
+    );
     const res = await w.ue.sendMessage(`sip:echo@${DOMAIN}`, 'small');
     assert.equal(res.status, 200);
     // A ~600-octet MESSAGE: by size it would be UDP; the registration went over TCP, so it does too.
     assert.match(res.headers.getAll('Via').at(-1)!, /^SIP\/2\.0\/TCP /, 'the MESSAGE went over TCP');
-    assert.ok(steps.some((t) => /MESSAGE over TCP inside the SAs: the registration went over TCP/.test(t)), steps.join('\n'));
-    assert.ok(w.seen.some((x) => x.side === 'pcscf' && x.sa === 'SA1' && x.line.startsWith('MESSAGE')), JSON.stringify(w.seen));
+    assert.ok(
+      steps.some((t) => /MESSAGE over TCP inside the SAs: the registration went over TCP/.test(t)),
+      steps.join('\n'),
+    );
+    assert.ok(
+      w.seen.some((x) => x.side === 'pcscf' && x.sa === 'SA1' && x.line.startsWith('MESSAGE')),
+      JSON.stringify(w.seen),
+    );
     assert.equal((await w.scscf.sendMessage(w.impu, 'down')).status, 200);
     assert.ok((await w.ue.deregister()).ok);
     assert.equal(w.seen.filter((x) => x.protocol !== 'tcp').length, 0);
@@ -159,7 +199,16 @@ test('transport tcp over the userspace backend is refused with a clear error', a
   const backend = { name: 'userspace' } as unknown as IpsecBackend;
   const s = subscriber(1);
   await assert.rejects(
-    Ue.create({ impi: s.impi, impu: s.impu, pcscf: { address: IP }, localIp: IP, k: fromHex(K), opc: fromHex(OPC), backend, transport: 'tcp' }),
+    Ue.create({
+      impi: s.impi,
+      impu: s.impu,
+      pcscf: { address: IP },
+      localIp: IP,
+      k: fromHex(K),
+      opc: fromHex(OPC),
+      backend,
+      transport: 'tcp',
+    }),
     /transport tcp: the userspace backend carries SIP over UDP only/,
   );
 });

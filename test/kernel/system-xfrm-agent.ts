@@ -39,8 +39,19 @@ async function openBackend(encapPort: number): Promise<IpsecBackend> {
   // The backends' clock must be the network functions' (systemClock: performance.now), or the
   // kernel's hard lifetimes come out wrong.
   const clock = systemClock;
-  if (o.backend === 'userspace') return UserspaceBackend.create({ localIp: o.address, encapPort, clock, ...(o.keepaliveMs !== undefined && { keepaliveMs: o.keepaliveMs }) });
-  return XfrmBackend.create({ instance: o.instance, encapPort: encapPort || 4500, clock, onKernelEvent: ({ set: _s, sa: _a, ...e }) => void kernelEvents.push(e as KernelEvent) });
+  if (o.backend === 'userspace')
+    return UserspaceBackend.create({
+      localIp: o.address,
+      encapPort,
+      clock,
+      ...(o.keepaliveMs !== undefined && { keepaliveMs: o.keepaliveMs }),
+    });
+  return XfrmBackend.create({
+    instance: o.instance,
+    encapPort: encapPort || 4500,
+    clock,
+    onKernelEvent: ({ set: _s, sa: _a, ...e }) => void kernelEvents.push(e as KernelEvent),
+  });
 }
 
 /** Per SA of a set: the kernel's counters (xfrm) or our engine's (userspace). */
@@ -59,7 +70,15 @@ async function net(): Promise<Record<string, Handler>> {
   const scscf = await Scscf.start({ address: o.address, port: 6060, domain: DOMAIN, hss: new Hss(store), ...timers });
   const backend = await openBackend(4500);
   const pcscf = await Pcscf.start({
-    address: o.address, port: 5060, portC: 5062, portS: 5064, scscf: scscf.local, backend, mode: o.mode, policy: { allowDeprecated: true }, ...timers,
+    address: o.address,
+    port: 5060,
+    portC: 5062,
+    portS: 5064,
+    scscf: scscf.local,
+    backend,
+    mode: o.mode,
+    policy: { allowDeprecated: true },
+    ...timers,
   });
   const events: { name: string; ev: unknown }[] = [];
   for (const name of PCSCF_EVENT_NAMES) {
@@ -75,7 +94,13 @@ async function net(): Promise<Record<string, Handler>> {
     },
     status: () => ({
       registrations: pcscf.registrations().map((r) => ({ impi: r.impi, state: r.state, nat: r.nat, ue: r.ue, contact: r.contact })),
-      sets: liveSets(backend).map((s) => ({ id: s.id, state: s.state, mode: s.config.mode, ue: s.config.ue, counters: counters(backend, s) })),
+      sets: liveSets(backend).map((s) => ({
+        id: s.id,
+        state: s.state,
+        mode: s.config.mode,
+        ue: s.config.ue,
+        counters: counters(backend, s),
+      })),
       events,
       kernelEvents,
       rejected: pcscf.counters.rejected,
@@ -96,10 +121,26 @@ async function net(): Promise<Record<string, Handler>> {
 async function ue(): Promise<Record<string, Handler>> {
   const s = subscriber(1);
   const backend = await openBackend(0);
-  const modes = o.mode === 'trans' ? ['trans' as const] : o.mode === 'udp-enc-tun' ? ['UDP-enc-tun' as const] : ['trans' as const, 'UDP-enc-tun' as const];
+  const modes =
+    o.mode === 'trans'
+      ? ['trans' as const]
+      : o.mode === 'udp-enc-tun'
+        ? ['UDP-enc-tun' as const]
+        : ['trans' as const, 'UDP-enc-tun' as const];
   const u = await Ue.create({
-    impi: s.impi, impu: s.impu, pcscf: { address: o.pcscf!, port: 5060 }, localIp: o.address, k: fromHex(K), opc: fromHex(OPC),
-    modes, backend, pcscfEncapPort: 4500, reRegister: 'off', expires: 3600, transport: o.transport ?? 'udp', ...timers,
+    impi: s.impi,
+    impu: s.impu,
+    pcscf: { address: o.pcscf!, port: 5060 },
+    localIp: o.address,
+    k: fromHex(K),
+    opc: fromHex(OPC),
+    modes,
+    backend,
+    pcscfEncapPort: 4500,
+    reRegister: 'off',
+    expires: 3600,
+    transport: o.transport ?? 'udp',
+    ...timers,
   });
   const requests: { method: string; via: string; sa: string; set: string }[] = [];
   u.on('request', (r) => requests.push({ method: r.request.method, via: r.request.headers.get('Via') ?? '', sa: r.sa, set: r.set.id }));
@@ -111,7 +152,12 @@ async function ue(): Promise<Record<string, Handler>> {
   const proc = async (r: Promise<{ ok: boolean }>) => {
     const res = await r;
     const set = u.sas.current;
-    return { ...res, set: set ? { id: set.id, mode: set.config.mode, alg: set.config.alg, ealg: set.config.ealg, ue: set.config.ue, pcscf: set.config.pcscf } : null };
+    return {
+      ...res,
+      set: set
+        ? { id: set.id, mode: set.config.mode, alg: set.config.alg, ealg: set.config.ealg, ue: set.config.ue, pcscf: set.config.pcscf }
+        : null,
+    };
   };
   return {
     register: () => proc(u.register()),

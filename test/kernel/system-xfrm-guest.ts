@@ -35,7 +35,12 @@ const check: Ctx['check'] = async (name, f) => {
 
 let agents = 0;
 const startAgent: Ctx['startAgent'] = (ns, o: AgentOptions) =>
-  RpcChild.start(`${o.role}@${ns}`, ['ip', 'netns', 'exec', ns, process.execPath, '--enable-source-maps', join(HERE, 'system-xfrm-agent.js'), JSON.stringify(o)], join(OUT, `agent-${++agents}-${o.role}.log`), 90_000);
+  RpcChild.start(
+    `${o.role}@${ns}`,
+    ['ip', 'netns', 'exec', ns, process.execPath, '--enable-source-maps', join(HERE, 'system-xfrm-agent.js'), JSON.stringify(o)],
+    join(OUT, `agent-${++agents}-${o.role}.log`),
+    90_000,
+  );
 
 const SCENARIOS: readonly Scenario[] = [
   { id: 'a1', pc: 'xfrm', ue: 'userspace', mode: 'trans', transport: 'udp', family: 4 },
@@ -52,7 +57,10 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ boot: { guestUptimeS: uptime, kernel: sh('uname -r').trim() } })}\n`);
   sh(`ip netns add ${NS_NET} && ip netns add ${NS_UE}`);
   sh(`ip link add net0 netns ${NS_NET} type veth peer name ue0 netns ${NS_UE}`);
-  for (const [ns, dev, last] of [[NS_NET, 'net0', '1'], [NS_UE, 'ue0', '2']] as const) {
+  for (const [ns, dev, last] of [
+    [NS_NET, 'net0', '1'],
+    [NS_UE, 'ue0', '2'],
+  ] as const) {
     sh(`ip -n ${ns} link set lo up && ip -n ${ns} link set ${dev} up`);
     sh(`ip -n ${ns} addr add 192.0.2.${last}/24 dev ${dev} && ip -n ${ns} addr add 2001:db8::${last}/64 dev ${dev} nodad`);
   }

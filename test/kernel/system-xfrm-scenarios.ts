@@ -26,10 +26,28 @@ export interface Ctx {
   readonly nsUe: string;
 }
 
-interface RegResult { ok: boolean; set: { id: string; mode: string; ue: { portC: number; portS: number }; pcscf: { portC: number; portS: number } } | null }
-interface Counters { id: string; state: string; counters: Record<string, number> }
-interface NetStatus { registrations: { impi: string; nat: boolean; contact?: string }[]; sets: (Counters & { mode: string })[]; events: { name: string; ev: Record<string, unknown> }[]; kernelEvents: Record<string, unknown>[] }
-interface UeStatus { impu: string; steps: string[]; requests: { method: string; via: string; sa: string }[]; sets: Counters[]; status: Record<string, unknown> }
+interface RegResult {
+  ok: boolean;
+  set: { id: string; mode: string; ue: { portC: number; portS: number }; pcscf: { portC: number; portS: number } } | null;
+}
+interface Counters {
+  id: string;
+  state: string;
+  counters: Record<string, number>;
+}
+interface NetStatus {
+  registrations: { impi: string; nat: boolean; contact?: string }[];
+  sets: (Counters & { mode: string })[];
+  events: { name: string; ev: Record<string, unknown> }[];
+  kernelEvents: Record<string, unknown>[];
+}
+interface UeStatus {
+  impu: string;
+  steps: string[];
+  requests: { method: string; via: string; sa: string }[];
+  sets: Counters[];
+  status: Record<string, unknown>;
+}
 
 const ADDR = { 4: { net: '192.0.2.1', ue: '192.0.2.2' }, 6: { net: '2001:db8::1', ue: '2001:db8::2' } } as const;
 const ECHO = `sip:echo@${DOMAIN}`;
@@ -74,8 +92,15 @@ function kernelView(c: Ctx, ns: string, set: Counters, sc: Scenario): Record<str
   const states = parseXfrmStates(c.sh(`ip -n ${ns} -s xfrm state`));
   assert.equal(states.length, 4, 'four kernel SAs');
   assert.ok(states.every((s) => s.mode === (sc.mode === 'trans' ? 'transport' : 'tunnel')));
-  if (sc.mode === 'udp-enc-tun') assert.ok(states.every((s) => s.encap), 'espinudp encapsulation');
-  assert.ok(states.every((s) => s.failed === 0 && s.replay === 0), 'no integrity or replay failures');
+  if (sc.mode === 'udp-enc-tun')
+    assert.ok(
+      states.every((s) => s.encap),
+      'espinudp encapsulation',
+    );
+  assert.ok(
+    states.every((s) => s.failed === 0 && s.replay === 0),
+    'no integrity or replay failures',
+  );
   return { query: k, ipXfrmPackets: states.map((s) => s.packets) };
 }
 
@@ -101,7 +126,15 @@ export async function systemScenario(c: Ctx, sc: Scenario): Promise<void> {
     const up = await c.check(`${label}: start core + P-CSCF and the UE in their namespaces`, async () => {
       [net, ue] = await Promise.all([
         c.startAgent(c.nsNet, { role: 'net', backend: sc.pc, address: a.net, instance: 1, mode: sc.mode }),
-        c.startAgent(c.nsUe, { role: 'ue', backend: sc.ue, address: a.ue, instance: 2, mode: sc.mode, transport: sc.transport, pcscf: a.net }),
+        c.startAgent(c.nsUe, {
+          role: 'ue',
+          backend: sc.ue,
+          address: a.ue,
+          instance: 2,
+          mode: sc.mode,
+          transport: sc.transport,
+          pcscf: a.net,
+        }),
       ]);
     });
     if (!up || !(await registerFlow(c, sc, label, net!, ue!))) return;
@@ -116,9 +149,13 @@ async function registerFlow(c: Ctx, sc: Scenario, label: string, net: RpcChild, 
     first = await ue.call<RegResult>('register', {}, 60_000);
     if (!first.ok) {
       // What the two sides saw, for the report (the sets are gone by now; their logs are in the output directory).
-      const k = [c.nsNet, c.nsUe].map((ns) => `--- ${ns}: ${c.sh(`ip netns exec ${ns} cat /proc/net/xfrm_stat | grep -v -E '\\s0$'; true`)}`);
+      const k = [c.nsNet, c.nsUe].map(
+        (ns) => `--- ${ns}: ${c.sh(`ip netns exec ${ns} cat /proc/net/xfrm_stat | grep -v -E '\\s0$'; true`)}`,
+      );
       const steps = (await ue.call<UeStatus>('status')).steps.join('\n');
-      throw new Error(`${JSON.stringify(first)}\nUE: ${steps}\nP-CSCF: ${JSON.stringify(await net.call('status')).slice(0, 3000)}\n${k.join('\n')}`);
+      throw new Error(
+        `${JSON.stringify(first)}\nUE: ${steps}\nP-CSCF: ${JSON.stringify(await net.call('status')).slice(0, 3000)}\n${k.join('\n')}`,
+      );
     }
     assert.equal(first.set!.mode, sc.mode === 'trans' ? 'transport' : 'udp-enc-tunnel');
     return first.set;
@@ -152,7 +189,11 @@ async function registerFlow(c: Ctx, sc: Scenario, label: string, net: RpcChild, 
   await c.check(`${label}: de-register; every SA set gone at both ends`, async () => {
     const r = await ue.call<RegResult>('deregister', {}, 60_000);
     assert.ok(r.ok, JSON.stringify(r));
-    await until('the P-CSCF to delete its sets', () => net.call<NetStatus>('status'), (s) => s.sets.length === 0);
+    await until(
+      'the P-CSCF to delete its sets',
+      () => net.call<NetStatus>('status'),
+      (s) => s.sets.length === 0,
+    );
     assert.deepEqual((await ue.call<UeStatus>('status')).sets, []);
   });
   return true;
@@ -176,7 +217,15 @@ export async function natScenario(c: Ctx): Promise<void> {
     const up = await c.check(`${label}: start the agents`, async () => {
       [net, ue] = await Promise.all([
         c.startAgent(L.net.ns, { role: 'net', backend: 'xfrm', address: L.net.ip, instance: 1, mode: 'auto' }),
-        c.startAgent(L.ue[0]!.ns, { role: 'ue', backend: 'userspace', address: L.ue[0]!.ip, instance: 2, mode: 'auto', pcscf: L.net.ip, keepaliveMs: 300 }),
+        c.startAgent(L.ue[0]!.ns, {
+          role: 'ue',
+          backend: 'userspace',
+          address: L.ue[0]!.ip,
+          instance: 2,
+          mode: 'auto',
+          pcscf: L.net.ip,
+          keepaliveMs: 300,
+        }),
       ]);
     });
     if (!up) return;
@@ -218,7 +267,11 @@ export async function natScenario(c: Ctx): Promise<void> {
     await c.check(`${label}: de-register`, async () => {
       const r = await ue!.call<RegResult>('deregister', {}, 60_000);
       assert.ok(r.ok, JSON.stringify(r));
-      await until('the P-CSCF to delete its sets', () => net!.call<NetStatus>('status'), (s) => s.sets.length === 0);
+      await until(
+        'the P-CSCF to delete its sets',
+        () => net!.call<NetStatus>('status'),
+        (s) => s.sets.length === 0,
+      );
     });
   } finally {
     await stopAll(c, label, [ue, net], [lab!.net.ns, lab!.ue[0]!.ns]);
@@ -235,10 +288,15 @@ export async function crashScenario(c: Ctx): Promise<void> {
   let ue: RpcChild | undefined;
   try {
     const up = await c.check(`${label}: register, add a foreign SA, kill the P-CSCF (no clean-up): its SAs and policies stay`, async () => {
-      [net, ue] = await Promise.all([start(1), c.startAgent(c.nsUe, { role: 'ue', backend: 'userspace', address: a.ue, instance: 2, mode: 'trans', pcscf: a.net })]);
+      [net, ue] = await Promise.all([
+        start(1),
+        c.startAgent(c.nsUe, { role: 'ue', backend: 'userspace', address: a.ue, instance: 2, mode: 'trans', pcscf: a.net }),
+      ]);
       const r = await ue.call<RegResult>('register', {}, 60_000);
       assert.ok(r.ok, JSON.stringify(r));
-      c.sh(`ip -n ${c.nsNet} xfrm state add src 192.0.2.9 dst 192.0.2.1 proto esp spi 0x4242 mode transport auth 'hmac(sha1)' 0x${'11'.repeat(20)} enc 'cbc(aes)' 0x${'22'.repeat(16)}`);
+      c.sh(
+        `ip -n ${c.nsNet} xfrm state add src 192.0.2.9 dst 192.0.2.1 proto esp spi 0x4242 mode transport auth 'hmac(sha1)' 0x${'11'.repeat(20)} enc 'cbc(aes)' 0x${'22'.repeat(16)}`,
+      );
       await net.stop(); // stdin closed: the agent exits at once, without removing anything
       net = undefined;
       const states = parseXfrmStates(c.sh(`ip -n ${c.nsNet} xfrm state`));
@@ -249,7 +307,10 @@ export async function crashScenario(c: Ctx): Promise<void> {
     await c.check(`${label}: the restarted backend's reconcile deletes exactly the tagged leftovers; the foreign SA stays`, async () => {
       net = await start(1);
       const states = parseXfrmStates(c.sh(`ip -n ${c.nsNet} xfrm state`));
-      assert.deepEqual(states.map((s) => s.spi), [0x4242]);
+      assert.deepEqual(
+        states.map((s) => s.spi),
+        [0x4242],
+      );
       assert.equal(c.sh(`ip -n ${c.nsNet} xfrm policy`).trim(), '');
       c.sh(`ip -n ${c.nsNet} xfrm state delete src 192.0.2.9 dst 192.0.2.1 proto esp spi 0x4242`);
     });

@@ -23,7 +23,9 @@ export class Peer {
   stderr = '';
 
   constructor(readonly ns: string) {
-    this.#child = spawn('ip', ['netns', 'exec', ns, process.execPath, join(HERE, 'xfrm-backend-peer.js')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#child = spawn('ip', ['netns', 'exec', ns, process.execPath, join(HERE, 'xfrm-backend-peer.js')], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     this.#child.stderr.setEncoding('utf8').on('data', (c: string) => (this.stderr += c));
     createInterface({ input: this.#child.stdout }).on('line', (line) => {
       let m: { id: number; ok: boolean; result?: unknown; error?: { message: string; code?: string; errno?: number } };
@@ -72,7 +74,10 @@ export type Check = (name: string, f: () => Promise<unknown> | unknown) => Promi
 function setupNetns(): void {
   sh(`ip netns add ${NS_UE} && ip netns add ${NS_PC}`);
   sh(`ip link add ue0 netns ${NS_UE} type veth peer name pc0 netns ${NS_PC}`);
-  for (const [ns, dev, last] of [[NS_UE, 'ue0', '10'], [NS_PC, 'pc0', '20']] as const) {
+  for (const [ns, dev, last] of [
+    [NS_UE, 'ue0', '10'],
+    [NS_PC, 'pc0', '20'],
+  ] as const) {
     sh(`ip -n ${ns} link set lo up && ip -n ${ns} link set ${dev} up`);
     sh(`ip -n ${ns} addr add 192.0.2.${last}/24 dev ${dev} && ip -n ${ns} addr add 2001:db8::${last}/64 dev ${dev} nodad`);
   }

@@ -35,7 +35,8 @@ function set(i: number, over: Partial<SaSetConfig> = {}): SaSet {
 
 /** Writes a set's four policies through a PolicyTable (the SAs themselves need ESP, which this kernel lacks). */
 function addPolicies(t: PolicyTable, s: SaSet, tag: number, order: number): void {
-  for (const sa of s.all) t.add(sa.direction, selectorOf(sa.params, tag), { set: s, sa, reqid: 100 + order, order, peer: () => ({ dst: sa.params.dst }) });
+  for (const sa of s.all)
+    t.add(sa.direction, selectorOf(sa.params, tag), { set: s, sa, reqid: 100 + order, order, peer: () => ({ dst: sa.params.dst }) });
 }
 
 const TAG = ownerTag(9);
@@ -52,7 +53,10 @@ test('policies land in the SPD with the tag in xfrm_selector.user; two sets shar
   assert.equal((text.match(/dir (in|out)/g) ?? []).length, 6, text);
   assert.equal(uids(TAG), 6, 'every selector carries the tag, and the kernel kept it');
   const dumped = nl.dump(dumpPolicyMessage(nl.nextSeq()), 'dump', parsePolicy);
-  assert.deepEqual(dumped.map((p) => p.sel?.user), new Array(6).fill(TAG));
+  assert.deepEqual(
+    dumped.map((p) => p.sel?.user),
+    new Array(6).fill(TAG),
+  );
   // UE side: SA4 (us -> pc) is outbound and shared; it points at the current set A until a send asks for B.
   const sel4 = selectorOf(a.sas.SA4.params, TAG);
   const spiOf = () => /sport 50001 dport 5062[^]*?dir out[^]*?proto esp spi (0x[0-9a-f]+)/.exec(ip('xfrm', 'policy'))?.[1];
@@ -64,24 +68,62 @@ test('policies land in the SPD with the tag in xfrm_selector.user; two sets shar
   nl.close(); // "crash": the table is dropped without deleting anything
 });
 
-test('kernel errors come back with their errno; the tag is part of a policy\'s identity', () => {
+test("kernel errors come back with their errno; the tag is part of a policy's identity", () => {
   const nl = new XfrmNetlink();
-  const sel = { family: 4 as const, src: '203.0.113.1', dst: '203.0.113.2', prefixSrc: 32, prefixDst: 32, sport: 1, dport: 2, proto: 0, user: TAG };
-  const p = { sel, dir: 'out' as const, priority: 0, hardSeconds: 0, tmpl: { family: 4 as const, src: '203.0.113.1', dst: '203.0.113.2', spi: 0x5000, reqid: 1, mode: 'transport' as const } };
+  const sel = {
+    family: 4 as const,
+    src: '203.0.113.1',
+    dst: '203.0.113.2',
+    prefixSrc: 32,
+    prefixDst: 32,
+    sport: 1,
+    dport: 2,
+    proto: 0,
+    user: TAG,
+  };
+  const p = {
+    sel,
+    dir: 'out' as const,
+    priority: 0,
+    hardSeconds: 0,
+    tmpl: { family: 4 as const, src: '203.0.113.1', dst: '203.0.113.2', spi: 0x5000, reqid: 1, mode: 'transport' as const },
+  };
   nl.request(policyMessage(p, { seq: nl.nextSeq() }), 'NEWPOLICY');
   assert.throws(() => nl.request(policyMessage(p, { seq: nl.nextSeq() }), 'NEWPOLICY again'), { code: 'XFRM_KERNEL', errno: 17 });
   nl.request(delPolicyMessage({ dir: 'out', sel }, nl.nextSeq()), 'DELPOLICY');
-  assert.throws(() => nl.request(delPolicyMessage({ dir: 'out', sel }, nl.nextSeq()), 'DELPOLICY again'), { code: 'XFRM_KERNEL', errno: 2 });
+  assert.throws(() => nl.request(delPolicyMessage({ dir: 'out', sel }, nl.nextSeq()), 'DELPOLICY again'), {
+    code: 'XFRM_KERNEL',
+    errno: 2,
+  });
   // The same selector with another user field is another policy: the tag is part of the identity.
   nl.request(policyMessage({ ...p, sel: { ...sel, user: 0 } }, { seq: nl.nextSeq() }), 'foreign NEWPOLICY');
   nl.close();
 });
 
-test('reconcile at create() deletes the crashed run\'s tagged policies only; install rolls back at NEWSA', async () => {
+test("reconcile at create() deletes the crashed run's tagged policies only; install rolls back at NEWSA", async () => {
   const other = new XfrmNetlink();
   addPolicies(new PolicyTable(other, 0, Date.now), set(5), ownerTag(10), 1); // another instance
   other.close();
-  ip('xfrm', 'policy', 'add', 'src', '198.51.100.1/32', 'dst', '198.51.100.2/32', 'dir', 'out', 'tmpl', 'src', '198.51.100.1', 'dst', '198.51.100.2', 'proto', 'esp', 'mode', 'transport');
+  ip(
+    'xfrm',
+    'policy',
+    'add',
+    'src',
+    '198.51.100.1/32',
+    'dst',
+    '198.51.100.2/32',
+    'dir',
+    'out',
+    'tmpl',
+    'src',
+    '198.51.100.1',
+    'dst',
+    '198.51.100.2',
+    'proto',
+    'esp',
+    'mode',
+    'transport',
+  );
   assert.equal(uids(TAG), 6);
   const b = await XfrmBackend.create({ instance: 9, clock: systemClock });
   const after = ip('xfrm', 'policy');

@@ -89,8 +89,16 @@ async function expect(box: string, timeoutMs: number): Promise<Got> {
   }
 }
 
-const b = () => backend ?? (() => { throw new Error('no backend: send create first'); })();
-const set = (name: string) => sets.get(name) ?? (() => { throw new Error(`no set ${name}`); })();
+const b = () =>
+  backend ??
+  (() => {
+    throw new Error('no backend: send create first');
+  })();
+const set = (name: string) =>
+  sets.get(name) ??
+  (() => {
+    throw new Error(`no set ${name}`);
+  })();
 
 type Args = Record<string, unknown> & { cmd: string };
 
@@ -147,7 +155,11 @@ async function run(a: Args): Promise<unknown> {
       return ep.local;
     }
     case 'udpSend': {
-      const ep = udp.get(a.port as number) ?? (() => { throw new Error(`no UDP endpoint ${String(a.port)}`); })();
+      const ep =
+        udp.get(a.port as number) ??
+        (() => {
+          throw new Error(`no UDP endpoint ${String(a.port)}`);
+        })();
       const used = await ep.send(Buffer.from(a.text as string), a.to as Addr, a.set ? { set: set(a.set as string) } : {});
       return names.get(used);
     }
@@ -168,7 +180,12 @@ async function run(a: Args): Promise<unknown> {
       return null;
     }
     case 'tcpSend':
-      await (tcp.get(a.port as number) ?? (() => { throw new Error(`no TCP transport ${String(a.port)}`); })()).send(Buffer.from(a.text as string), a.to as Addr);
+      await (
+        tcp.get(a.port as number) ??
+        (() => {
+          throw new Error(`no TCP transport ${String(a.port)}`);
+        })()
+      ).send(Buffer.from(a.text as string), a.to as Addr);
       return null;
     case 'expect':
       return expect(a.box as string, (a.timeoutMs as number | undefined) ?? 5000);
@@ -199,7 +216,9 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       process.stdout.write(`${JSON.stringify({ id: a.id, ok: true, result })}\n`);
     } catch (e) {
       const err = e as Error & { code?: string; errno?: number };
-      process.stdout.write(`${JSON.stringify({ id: a.id, ok: false, error: { message: err.message, code: err.code, errno: err.errno } })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ id: a.id, ok: false, error: { message: err.message, code: err.code, errno: err.errno } })}\n`,
+      );
     }
   });
 });

@@ -39,7 +39,15 @@ const ip = (v6?: boolean) => ({ ue: v6 ? '2001:db8::10' : '192.0.2.10', pc: v6 ?
 const ports = (i: number) => ({ uc: 50000 + 2 * i, us: 50001 + 2 * i, pc: 5062, ps: 5064 });
 
 /** One message from one peer's port to the other's, returning what the receiver saw. */
-async function udp(from: Peer, to: Peer, fromPort: number, toAddr: string, toPort: number, text: string, set?: string): Promise<{ used: string; got: Got }> {
+async function udp(
+  from: Peer,
+  to: Peer,
+  fromPort: number,
+  toAddr: string,
+  toPort: number,
+  text: string,
+  set?: string,
+): Promise<{ used: string; got: Got }> {
   const got = to.call<Got>('expect', { box: `udp:${toPort}`, timeoutMs: 8000 });
   const used = await from.call<string>('udpSend', { port: fromPort, to: { address: toAddr, port: toPort }, text, ...(set ? { set } : {}) });
   return { used, got: await got };
@@ -101,7 +109,9 @@ async function traffic(c: Ctx, label: string, pair: PairOptions, name: string, w
   }
   if (pair.mode === 'udp-enc-tunnel' && !pair.v6) {
     await check(`${label}: the UE's NAT-keepalives (one 0xFF octet) leave its 4500 for the P-CSCF's 4500`, async () => {
-      const cap = c.sh(`ip netns exec ${NS_PC} timeout 8 tcpdump -n -l -i pc0 -c 1 'udp and src port 4500 and dst port 4500 and udp[4:2] = 9 and udp[8] = 0xff' 2>/dev/null; echo "exit $?"`);
+      const cap = c.sh(
+        `ip netns exec ${NS_PC} timeout 8 tcpdump -n -l -i pc0 -c 1 'udp and src port 4500 and dst port 4500 and udp[4:2] = 9 and udp[8] = 0xff' 2>/dev/null; echo "exit $?"`,
+      );
       // tcpdump names the 1-octet 0xFF datagram on 4500 itself: "isakmp-nat-keep-alive".
       assert.match(cap, /192\.0\.2\.10\.4500 > 192\.0\.2\.20\.4500: (isakmp-nat-keep-alive|UDP, length 1)[\s\S]*exit 0/, cap);
       const counters = await ue.call<{ keepalivesSent: number }>('counters');
@@ -125,7 +135,11 @@ async function traffic(c: Ctx, label: string, pair: PairOptions, name: string, w
     // Windows above 32 go in XFRMA_REPLAY_ESN_VAL (the legacy field shows 0 then).
     if (pair.replayWindow === 32) assert.match(text, /replay-window 32 /);
     else assert.match(text, /replay_window 64, bitmap-length 2/);
-    return text.split('\n').filter((l) => /proto esp|packets|replay-window|encap/.test(l)).slice(0, 8).join(' | ');
+    return text
+      .split('\n')
+      .filter((l) => /proto esp|packets|replay-window|encap/.test(l))
+      .slice(0, 8)
+      .join(' | ');
   });
   await check(`${label}: remove the set at both ends leaves no SA or policy`, async () => {
     await ue.call('remove', { name });
@@ -145,12 +159,36 @@ export async function scenarios(c: Ctx): Promise<void> {
   });
   // Development aid: XFRM_VM_ONLY=nat runs one scenario.
   if (process.env.XFRM_VM_ONLY === 'nat') return natRebinding(c);
-  await traffic(c, 'transport IPv4 hmac-sha-1-96/aes-cbc', { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport', index: 0 }, 't4', true);
+  await traffic(
+    c,
+    'transport IPv4 hmac-sha-1-96/aes-cbc',
+    { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport', index: 0 },
+    't4',
+    true,
+  );
   await traffic(c, 'transport IPv6 null/aes-gcm', { alg: 'null', ealg: 'aes-gcm', mode: 'transport', v6: true, index: 1 }, 't6', true);
-  await traffic(c, 'udp-enc-tunnel IPv4 hmac-sha-1-96/aes-cbc', { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'udp-enc-tunnel', index: 2 }, 'u4', true);
-  await traffic(c, 'udp-enc-tunnel IPv6 null/aes-gcm', { alg: 'null', ealg: 'aes-gcm', mode: 'udp-enc-tunnel', v6: true, index: 3 }, 'u6', true);
+  await traffic(
+    c,
+    'udp-enc-tunnel IPv4 hmac-sha-1-96/aes-cbc',
+    { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'udp-enc-tunnel', index: 2 },
+    'u4',
+    true,
+  );
+  await traffic(
+    c,
+    'udp-enc-tunnel IPv6 null/aes-gcm',
+    { alg: 'null', ealg: 'aes-gcm', mode: 'udp-enc-tunnel', v6: true, index: 3 },
+    'u6',
+    true,
+  );
   await traffic(c, 'transport IPv4 aes-gmac/null', { alg: 'aes-gmac', ealg: 'null', mode: 'transport', index: 4 }, 'g4', false);
-  await traffic(c, 'transport IPv4 hmac-md5-96/des-ede3-cbc, replay window 32', { alg: 'hmac-md5-96', ealg: 'des-ede3-cbc', mode: 'transport', index: 5, replayWindow: 32 }, 'm4', false);
+  await traffic(
+    c,
+    'transport IPv4 hmac-md5-96/des-ede3-cbc, replay window 32',
+    { alg: 'hmac-md5-96', ealg: 'des-ede3-cbc', mode: 'transport', index: 5, replayWindow: 32 },
+    'm4',
+    false,
+  );
   await traffic(c, 'transport IPv4 hmac-sha-1-96/null', { alg: 'hmac-sha-1-96', ealg: 'null', mode: 'transport', index: 6 }, 'n4', false);
   await sharedPair(c);
   await natRebinding(c);
@@ -158,8 +196,13 @@ export async function scenarios(c: Ctx): Promise<void> {
     const pair: PairOptions = { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport', index: 9 };
     // SA3 (ps -> uc) is inbound at the UE: dst = UE, SPI = spi_uc = base + 1 (pairConfig).
     const spiUc = 0x10000 + 9 * 0x100 + 1;
-    sh(`ip -n ${NS_UE} xfrm state add src 192.0.2.20 dst 192.0.2.10 proto esp spi ${spiUc} mode transport auth-trunc 'hmac(sha1)' 0x${'11'.repeat(20)} 96 enc 'cbc(aes)' 0x${'22'.repeat(16)}`);
-    const err = await ue.call('install', { name: 'bad', role: 'ue', pair }).then(() => undefined, (e: Error & { code?: string }) => e);
+    sh(
+      `ip -n ${NS_UE} xfrm state add src 192.0.2.20 dst 192.0.2.10 proto esp spi ${spiUc} mode transport auth-trunc 'hmac(sha1)' 0x${'11'.repeat(20)} 96 enc 'cbc(aes)' 0x${'22'.repeat(16)}`,
+    );
+    const err = await ue.call('install', { name: 'bad', role: 'ue', pair }).then(
+      () => undefined,
+      (e: Error & { code?: string }) => e,
+    );
     assert.ok(err, 'install must fail');
     assert.equal(err.code, 'XFRM_INSTALL_FAILED');
     assert.match(err.message, /NEWSA SA3 .*EEXIST/);
@@ -175,10 +218,16 @@ export async function scenarios(c: Ctx): Promise<void> {
     const pair: PairOptions = { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport', index: 10 };
     await ue.call('install', { name: 'life', role: 'ue', pair, expiresInS: 60 });
     const before = await ue.call<Stats[]>('query', { name: 'life' });
-    assert.ok(before.every((s) => s.hardSeconds === 60), JSON.stringify(before));
+    assert.ok(
+      before.every((s) => s.hardSeconds === 60),
+      JSON.stringify(before),
+    );
     await ue.call('lifetime', { name: 'life', expiresInS: 3600 });
     const after = await ue.call<Stats[]>('query', { name: 'life' });
-    assert.ok(after.every((s) => s.hardSeconds >= 3599 && s.hardSeconds <= 3601), JSON.stringify(after));
+    assert.ok(
+      after.every((s) => s.hardSeconds >= 3599 && s.hardSeconds <= 3601),
+      JSON.stringify(after),
+    );
     assert.match(sh(`ip -n ${NS_UE} -s xfrm state`), /hard (3599|3600|3601)\(sec\)/);
     assert.match(sh(`ip -n ${NS_UE} xfrm policy`), /dir out/);
     await ue.call('remove', { name: 'life' });
@@ -191,8 +240,16 @@ export async function scenarios(c: Ctx): Promise<void> {
     for (const s of spis) assert.ok(s >= 256 && s <= 0xffffffff);
   });
   await check('close() leaves nothing of ours in ip xfrm state / policy', async () => {
-    await ue.call('install', { name: 'end', role: 'ue', pair: { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'udp-enc-tunnel', index: 12 } });
-    await pc.call('install', { name: 'end', role: 'pcscf', pair: { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'udp-enc-tunnel', index: 12 } });
+    await ue.call('install', {
+      name: 'end',
+      role: 'ue',
+      pair: { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'udp-enc-tunnel', index: 12 },
+    });
+    await pc.call('install', {
+      name: 'end',
+      role: 'pcscf',
+      pair: { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'udp-enc-tunnel', index: 12 },
+    });
     await ue.call('close');
     await pc.call('close');
     for (const ns of [NS_UE, NS_PC]) {
@@ -211,7 +268,10 @@ async function sharedPair(c: Ctx): Promise<void> {
   const pairB: PairOptions = { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport', index: 8 };
   const uePortsB = { portC: ports(8).uc, portS: p.us };
   await check('shared port pair: old/current and temporary sets share pc<->us; sends follow the set asked for', async () => {
-    for (const [peer, role] of [[ue, 'ue'], [pc, 'pcscf']] as const) {
+    for (const [peer, role] of [
+      [ue, 'ue'],
+      [pc, 'pcscf'],
+    ] as const) {
       await peer.call('install', { name: 'A', role, pair: pairA });
       await peer.call('event', { name: 'A', event: 'authenticated' });
       await peer.call('install', { name: 'B', role, pair: pairB, uePorts: uePortsB });
@@ -250,7 +310,9 @@ async function reconcileAfterCrash(c: Ctx): Promise<void> {
     const other = newPeer(NS_UE);
     await other.call('create', { instance: 2 });
     await other.call('install', { name: 'o', role: 'ue', pair: { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport', index: 13 } });
-    sh(`ip -n ${NS_UE} xfrm policy add src 198.51.100.1/32 dst 198.51.100.2/32 dir out tmpl src 198.51.100.1 dst 198.51.100.2 proto esp mode transport`);
+    sh(
+      `ip -n ${NS_UE} xfrm policy add src 198.51.100.1/32 dst 198.51.100.2/32 dir out tmpl src 198.51.100.1 dst 198.51.100.2 proto esp mode transport`,
+    );
     await ue.call('install', { name: 'live', role: 'ue', pair: { alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport', index: 14 } });
     const r = await ue.call<{ deletedSas: number; deletedPolicies: number }>('reconcile');
     assert.equal(r.deletedSas, 4);
@@ -296,7 +358,10 @@ EOF`);
       const pcEvents = await pc.call<{ kind: string; sa: string; newSport?: number }[]>('events');
       const diag = () => `events ${JSON.stringify(pcEvents)}\nconntrack:\n${sh(`ip netns exec ${NS_UE} conntrack -L 2>&1; true`)}`;
       assert.equal(r1.got.outerEncapSrcPort, 4600, `the mapped source port, from the kernel\n${diag()}`);
-      assert.ok(pcEvents.some((e) => e.kind === 'mapping' && e.sa === 'SA1' && e.newSport === 4600), diag());
+      assert.ok(
+        pcEvents.some((e) => e.kind === 'mapping' && e.sa === 'SA1' && e.newSport === 4600),
+        diag(),
+      );
       await pc.call('setPeerEncap', { name: 'nat', peer: { address: a.ue, port: 4600 } });
       const states = sh(`ip -n ${NS_PC} xfrm state`);
       assert.equal((states.match(/dport 4600/g) ?? []).length, 2, `two outbound SAs now go to 4600:\n${states}`);

@@ -46,12 +46,31 @@ src 2001:db8::1 dst 2001:db8::2
 test('parseXfrmStates reads addresses, SPI, mode, counters, sequence numbers and encap, legacy and ESN', () => {
   const [a, b] = parseXfrmStates(STATES);
   assert.deepEqual(a, {
-    src: '192.0.2.2', dst: '192.0.2.1', spi: 0x10040, mode: 'transport', bytes: 710, packets: 3,
-    replayWindowDrops: 0, replay: 0, failed: 1, seq: 3, oseq: 0,
+    src: '192.0.2.2',
+    dst: '192.0.2.1',
+    spi: 0x10040,
+    mode: 'transport',
+    bytes: 710,
+    packets: 3,
+    replayWindowDrops: 0,
+    replay: 0,
+    failed: 1,
+    seq: 3,
+    oseq: 0,
   });
   assert.deepEqual(b, {
-    src: '2001:db8::1', dst: '2001:db8::2', spi: 0x40730, mode: 'tunnel', bytes: 850, packets: 31,
-    replayWindowDrops: 2, replay: 1, failed: 0, seq: 0, oseq: 0x1f, encap: { sport: 4500, dport: 4500 },
+    src: '2001:db8::1',
+    dst: '2001:db8::2',
+    spi: 0x40730,
+    mode: 'tunnel',
+    bytes: 850,
+    packets: 31,
+    replayWindowDrops: 2,
+    replay: 1,
+    failed: 0,
+    seq: 0,
+    oseq: 0x1f,
+    encap: { sport: 4500, dport: 4500 },
   });
   assert.deepEqual(parseXfrmStates(''), []);
 });

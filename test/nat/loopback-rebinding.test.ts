@@ -15,7 +15,10 @@ class Relay {
   outside!: Socket;
   ue: { address: string; port: number } | undefined;
   last: Buffer | undefined;
-  constructor(private readonly ip: string, private readonly target: number) {}
+  constructor(
+    private readonly ip: string,
+    private readonly target: number,
+  ) {}
   async start(): Promise<void> {
     this.inside = await bound(this.ip);
     this.inside.on('message', (m, r) => {
@@ -74,7 +77,10 @@ test('P-CSCF port_Uenc: learnt from traffic, kept for keepalives and replays, mo
 
     assert.equal((await ue.sendMessage(`sip:echo@${subscriber(1).impu.split('@')[1]}`, 'moved?')).status, 200);
     assert.equal(encap(), relay.outsidePort, 'moved with the authenticated MESSAGE');
-    assert.deepEqual(moves.map((m) => [m.previous?.port, m.port]), [[p1, relay.outsidePort]]);
+    assert.deepEqual(
+      moves.map((m) => [m.previous?.port, m.port]),
+      [[p1, relay.outsidePort]],
+    );
     const got: string[] = [];
     ue.onRequest((r) => void got.push(Buffer.from(r.request.body).toString()));
     assert.equal((await w.scscf.sendMessage(subscriber(1).impu, 'to the new port')).status, 200);

@@ -23,7 +23,8 @@ describe('NAT rebinding and UE IP change (random-port NAT)', { skip: skipNoLab, 
   });
 
   const encapPort = async () => (await registration(net, 1))?.ue.encap?.port;
-  const mappedPort = async () => (await lab.conntrackList()).find((e) => e.proto === 'udp' && e.orig.src === lab.ue[0]!.ip && e.orig.sport === 4500)?.reply.dport;
+  const mappedPort = async () =>
+    (await lab.conntrackList()).find((e) => e.proto === 'udp' && e.orig.src === lab.ue[0]!.ip && e.orig.sport === 4500)?.reply.dport;
 
   test('5a: after a conntrack flush the P-CSCF follows the new port only after the next authenticated packet', async (t) => {
     const [r] = await ue.call<ProcResult[]>('register');
@@ -35,7 +36,11 @@ describe('NAT rebinding and UE IP change (random-port NAT)', { skip: skipNoLab, 
     await lab.conntrackFlush();
     // The next keepalive (1 s) opens a new mapping on another port; the P-CSCF must ignore it.
     const ka0 = (await net.call<{ backend: { keepalive: number } }>('status')).backend.keepalive;
-    await eventually('a keepalive at the P-CSCF', () => net.call<{ backend: { keepalive: number } }>('status'), (s) => s.backend.keepalive > ka0);
+    await eventually(
+      'a keepalive at the P-CSCF',
+      () => net.call<{ backend: { keepalive: number } }>('status'),
+      (s) => s.backend.keepalive > ka0,
+    );
     const p2 = await mappedPort();
     assert.ok(p2 !== undefined && p2 !== p1, `the NAT rebound the UE to another port (${p1} → ${p2})`);
     assert.equal(await encapPort(), p1, 'a keepalive never moves port_Uenc');
@@ -45,7 +50,11 @@ describe('NAT rebinding and UE IP change (random-port NAT)', { skip: skipNoLab, 
     await ue.call('forge', { ue: 0 });
     const drops = await eventually(
       'the replay and the forgery dropped at the P-CSCF',
-      async () => (await net.call<SaRow[]>('sets')).filter((s) => s.sa === 'SA1' && s.set_state === 'current').map((s) => s.drops).join(' '),
+      async () =>
+        (await net.call<SaRow[]>('sets'))
+          .filter((s) => s.sa === 'SA1' && s.set_state === 'current')
+          .map((s) => s.drops)
+          .join(' '),
       (d) => d.includes('replay=1') && d.includes('icv=1'),
     );
     t.diagnostic(`SA1 drops at the P-CSCF: ${drops}`);
@@ -61,7 +70,11 @@ describe('NAT rebinding and UE IP change (random-port NAT)', { skip: skipNoLab, 
     assert.equal(moved.followed, true);
     assert.equal(moved.port, p2);
     assert.equal(await encapPort(), p2, 'port_Uenc moved with the authenticated packet');
-    assert.equal((await net.call<{ status: number }>('message', { impu: impuOf(1), text: 'to the new mapping' })).status, 200, 'network-initiated requests work again');
+    assert.equal(
+      (await net.call<{ status: number }>('message', { impu: impuOf(1), text: 'to the new mapping' })).status,
+      200,
+      'network-initiated requests work again',
+    );
     assert.ok((await ue.call<string[]>('received', { ue: 0 })).includes('to the new mapping'));
   });
 
@@ -76,12 +89,22 @@ describe('NAT rebinding and UE IP change (random-port NAT)', { skip: skipNoLab, 
     assert.ok(rr?.ok, JSON.stringify(rr));
     t.diagnostic(`re-registered after the address change in ${Date.now() - t0} ms (Timer F of the lost refresh included)`);
     const steps = ue.events.filter((e) => e.ev === 'ue:step').map((e) => String(e.text));
-    assert.ok(steps.some((s) => s.includes('falling back to an unprotected initial registration')), steps.join('\n'));
-    assert.ok(steps.some((s) => s.includes('public address changed from 203.0.113.1 to 203.0.113.2')), steps.join('\n'));
+    assert.ok(
+      steps.some((s) => s.includes('falling back to an unprotected initial registration')),
+      steps.join('\n'),
+    );
+    assert.ok(
+      steps.some((s) => s.includes('public address changed from 203.0.113.1 to 203.0.113.2')),
+      steps.join('\n'),
+    );
     const ignored = await net.waitEvent('pcscf:nat-mapping', (e) => e.followed === false);
     assert.equal(ignored.address, '203.0.113.2', 'the P-CSCF saw the new address and did not follow it');
 
-    const now = await eventually('the old sets gone at the P-CSCF', () => registration(net, 1), (v) => v?.sets.length === 1 && !oldSets.includes(v.sets[0]!.id));
+    const now = await eventually(
+      'the old sets gone at the P-CSCF',
+      () => registration(net, 1),
+      (v) => v?.sets.length === 1 && !oldSets.includes(v.sets[0]!.id),
+    );
     assert.equal(now!.ue.ip, '203.0.113.2');
     assert.equal(now!.ue.encap?.address, '203.0.113.2');
     assert.match(now!.contact ?? '', /@203\.0\.113\.2:/);

@@ -57,7 +57,11 @@ describe('Annex M through a NAT (IPv4, masquerade)', { skip: skipNoLab, timeout:
     const ct = (await lab.conntrackList()).find((e) => e.proto === 'udp' && e.orig.src === lab.ue[0]!.ip && e.orig.sport === 4500);
     assert.ok(ct, 'a conntrack entry for the UE encapsulation socket');
     assert.deepEqual(view.ue.encap, { address: lab.nat.publicIp, port: ct.reply.dport });
-    assert.match(view.contact ?? '', /^sip:001010000000001@203\.0\.113\.1:\d+$/, 'the protected REGISTER carried the public address (24.229 F.2.1.2.2)');
+    assert.match(
+      view.contact ?? '',
+      /^sip:001010000000001@203\.0\.113\.1:\d+$/,
+      'the protected REGISTER carried the public address (24.229 F.2.1.2.2)',
+    );
     assert.ok(view.sets.every((s) => s.sas.every((sa) => sa.mode === 'udp-enc-tunnel')));
     const learnt = await net.waitEvent('pcscf:nat-mapping', (e) => e.impi === impiOf(1));
     assert.equal(learnt.followed, true);
@@ -74,7 +78,11 @@ describe('Annex M through a NAT (IPv4, masquerade)', { skip: skipNoLab, timeout:
 
     const [rr] = await ueA.call<ProcResult[]>('reregister');
     assert.ok(rr?.ok, JSON.stringify(rr));
-    const after1 = await eventually('one set at the P-CSCF after re-registration', () => registration(net, 1), (v) => v?.sets.length === 1);
+    const after1 = await eventually(
+      'one set at the P-CSCF after re-registration',
+      () => registration(net, 1),
+      (v) => v?.sets.length === 1,
+    );
     assert.notEqual(after1!.sets[0]!.id, view.sets[0]!.id, 'a new SA set');
     assert.deepEqual(after1!.ue.encap, view.ue.encap, 'the new set went straight to the known mapping');
     assert.equal((await ueA.call<{ status: number }>('message')).status, 200);
@@ -82,7 +90,11 @@ describe('Annex M through a NAT (IPv4, masquerade)', { skip: skipNoLab, timeout:
 
     const [dr] = await ueA.call<ProcResult[]>('deregister');
     assert.ok(dr?.ok, JSON.stringify(dr));
-    await eventually('registration gone at the P-CSCF', () => registration(net, 1), (v) => v === undefined);
+    await eventually(
+      'registration gone at the P-CSCF',
+      () => registration(net, 1),
+      (v) => v === undefined,
+    );
     assert.equal((await ueStatus(ueA)).status.sets.length, 0, 'no SA set left at the UE');
     await stopCapture();
     stopCapture = undefined;
@@ -92,13 +104,39 @@ describe('Annex M through a NAT (IPv4, masquerade)', { skip: skipNoLab, timeout:
   test('7: on the public side of the NAT, after the 401 every UE ⇄ P-CSCF message is ESP-in-UDP, and tshark decrypts and authenticates all of it', async (t) => {
     const why = tsharkMissing();
     if (why) return t.skip(why);
-    const records = readFileSync(keylog(), 'utf8').trim().split('\n').filter((l) => l.startsWith('"'));
+    const records = readFileSync(keylog(), 'utf8')
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('"'));
     assert.equal(records.length, 8, 'two SA sets (registration and re-registration), four SAs each');
-    assert.ok(records.every((r) => r.includes('"203.0.113.1"') && r.includes('"203.0.113.10"')), 'esp_sa records name the addresses seen on this wire');
+    assert.ok(
+      records.every((r) => r.includes('"203.0.113.1"') && r.includes('"203.0.113.10"')),
+      'esp_sa records name the addresses seen on this wire',
+    );
     const frames = tsharkFields(
       pcap(),
-      ['-2', '-o', 'esp.enable_encryption_decode:TRUE', '-o', 'esp.enable_authentication_check:TRUE', ...records.flatMap((r) => ['-o', `uat:esp_sa:${r}`])],
-      ['frame.number', 'ip.src', 'ip.dst', 'ip.flags.mf', 'ip.reassembled_in', 'udp.srcport', 'udp.dstport', 'udp.length', 'esp.spi', 'esp.icv_good', 'sip.Method', 'sip.Status-Code'],
+      [
+        '-2',
+        '-o',
+        'esp.enable_encryption_decode:TRUE',
+        '-o',
+        'esp.enable_authentication_check:TRUE',
+        ...records.flatMap((r) => ['-o', `uat:esp_sa:${r}`]),
+      ],
+      [
+        'frame.number',
+        'ip.src',
+        'ip.dst',
+        'ip.flags.mf',
+        'ip.reassembled_in',
+        'udp.srcport',
+        'udp.dstport',
+        'udp.length',
+        'esp.spi',
+        'esp.icv_good',
+        'sip.Method',
+        'sip.Status-Code',
+      ],
     );
     const f = (m: Map<string, string[]>, k: string) => m.get(k) ?? [];
     const show = (m: Map<string, string[]>) => [...m].map(([k, v]) => `${k}=${v.join('|')}`).join(' ');
@@ -109,11 +147,14 @@ describe('Annex M through a NAT (IPv4, masquerade)', { skip: skipNoLab, timeout:
     const frags = frames.filter((m) => isTrue(f(m, 'ip.flags.mf')[0]));
     const whole = frames.filter((m) => !isTrue(f(m, 'ip.flags.mf')[0]));
     const wholeNumbers = new Set(whole.map((m) => f(m, 'frame.number')[0]));
-    assert.ok(frags.every((m) => wholeNumbers.has(f(m, 'ip.reassembled_in')[0])), `every IP fragment is reassembled: ${frags.map(show).join('; ')}`);
+    assert.ok(
+      frags.every((m) => wholeNumbers.has(f(m, 'ip.reassembled_in')[0])),
+      `every IP fragment is reassembled: ${frags.map(show).join('; ')}`,
+    );
     frames.splice(0, frames.length, ...whole);
     const i401 = frames.findIndex((m) => f(m, 'sip.Status-Code')[0] === '401' && f(m, 'esp.spi').length === 0);
     assert.ok(i401 > 0, 'the unprotected 401 is on the wire');
-    const plainSip = frames.filter((m) => f(m, 'esp.spi').length === 0 && (f(m, 'sip.Method').length + f(m, 'sip.Status-Code').length) > 0);
+    const plainSip = frames.filter((m) => f(m, 'esp.spi').length === 0 && f(m, 'sip.Method').length + f(m, 'sip.Status-Code').length > 0);
     // UDP retransmissions of the REGISTER (and the 401 answering each, Timer E) are the same messages.
     const clear = plainSip.map((m) => f(m, 'sip.Method')[0] ?? f(m, 'sip.Status-Code')[0]);
     assert.deepEqual([...new Set(clear)], ['REGISTER', '401'], `only the unprotected REGISTER and its 401 in clear: ${clear.join(' ')}`);
@@ -122,7 +163,10 @@ describe('Annex M through a NAT (IPv4, masquerade)', { skip: skipNoLab, timeout:
     const keepalives = later.filter((m) => f(m, 'esp.spi').length === 0 && f(m, 'udp.length')[0] === '9');
     const other = later.filter((m) => !esp.includes(m) && !keepalives.includes(m));
     assert.deepEqual(other.map(show), [], 'after the 401: ESP-in-UDP and NAT-keepalives only');
-    assert.ok(later.every((m) => f(m, 'udp.srcport')[0] === '4500' || f(m, 'udp.dstport')[0] === '4500'), 'everything through the P-CSCF encapsulation port 4500');
+    assert.ok(
+      later.every((m) => f(m, 'udp.srcport')[0] === '4500' || f(m, 'udp.dstport')[0] === '4500'),
+      'everything through the P-CSCF encapsulation port 4500',
+    );
     for (const m of esp) {
       const label = `frame ${f(m, 'frame.number')[0]} spi ${f(m, 'esp.spi')[0]}`;
       assert.ok(isTrue(f(m, 'esp.icv_good')[0]), `${label}: ICV verified by tshark`);
@@ -151,9 +195,16 @@ describe('Annex M through a NAT (IPv4, masquerade)', { skip: skipNoLab, timeout:
       new Set([va.ue.encap.port, vb.ue.encap.port]),
       new Set(ct.filter((e) => [lab.ue[0]!.ip, lab.ue[1]!.ip].includes(e.orig.src)).map((e) => e.reply.dport)),
     );
-    for (const [i, ue] of [[1, ueA], [2, ueB]] as const) {
+    for (const [i, ue] of [
+      [1, ueA],
+      [2, ueB],
+    ] as const) {
       assert.equal((await net.call<{ status: number }>('message', { impu: impuOf(i), text: `to ${i}` })).status, 200);
-      assert.deepEqual((await ue.call<string[]>('received', { ue: 0 })).filter((m) => m.startsWith('to ')), [`to ${i}`], 'each UE gets only its own');
+      assert.deepEqual(
+        (await ue.call<string[]>('received', { ue: 0 })).filter((m) => m.startsWith('to ')),
+        [`to ${i}`],
+        'each UE gets only its own',
+      );
     }
   });
 
@@ -192,7 +243,13 @@ describe('Annex M through a NAT (IPv4, masquerade)', { skip: skipNoLab, timeout:
 
   test("'public inside' switch (OpenSIPS-style peers, §15A point 4): registration and MESSAGE both ways", async () => {
     const net2 = await startNet(lab, { port: 5070, scscfPort: 6070, encapPort: 4501, natInnerAddress: 'public' });
-    const ueE = await startUes(lab, 2, { first: 5, natInnerAddress: 'public', encapPort: 4800, plainPort: 5090, pcscf: { address: lab.net.ip, port: 5070, encapPort: 4501 } });
+    const ueE = await startUes(lab, 2, {
+      first: 5,
+      natInnerAddress: 'public',
+      encapPort: 4800,
+      plainPort: 5090,
+      pcscf: { address: lab.net.ip, port: 5070, encapPort: 4501 },
+    });
     const [e] = await ueE.call<ProcResult[]>('register');
     assert.ok(e?.ok, JSON.stringify(e));
     const v = (await registration(net2, 5))!;

@@ -13,8 +13,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; exports: Record<string, unknown> };
-const NPM_ENV: NodeJS.ProcessEnv = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' };
+const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  name: string;
+  version: string;
+  exports: Record<string, unknown>;
+};
+const NPM_ENV: NodeJS.ProcessEnv = {
+  ...process.env,
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+};
 delete NPM_ENV.NODE_TEST_CONTEXT;
 delete NPM_ENV.NODE_OPTIONS; // the test runner's tsx loader must not leak into the user's project
 
@@ -28,7 +37,8 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs = 60_000): Spaw
   if (r.error) throw r.error;
   return r;
 }
-const ok = (r: SpawnSyncReturns<string>, what: string) => assert.equal(r.status, 0, `${what} failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
+const ok = (r: SpawnSyncReturns<string>, what: string) =>
+  assert.equal(r.status, 0, `${what} failed (exit ${r.status}):\n${r.stdout}\n${r.stderr}`);
 const node = (args: string[], timeoutMs?: number) => run(process.execPath, args, project, timeoutMs);
 
 before(() => {
@@ -44,9 +54,15 @@ before(() => {
   packedFiles = info.files.map((f) => f.path).sort();
 
   mkdirSync(project);
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'imsec-tarball-check', version: '1.0.0', private: true, type: 'module' }, null, 2));
+  writeFileSync(
+    join(project, 'package.json'),
+    JSON.stringify({ name: 'imsec-tarball-check', version: '1.0.0', private: true, type: 'module' }, null, 2),
+  );
   // From the npm cache when it has everything, else the registry (CI reaches it).
-  ok(run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], project, 900_000), 'npm install <tarball>');
+  ok(
+    run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], project, 900_000),
+    'npm install <tarball>',
+  );
 });
 
 after(() => {
@@ -54,12 +70,33 @@ after(() => {
 });
 
 test('the tarball holds dist/ (JS + .d.ts), bin, the native addon sources, README, LICENSE: no sources, tests or fixtures', () => {
-  for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/imsec.mjs', 'native/imsec_native.c', 'native/binding.gyp', 'scripts/build-native.mjs', 'dist/cli/main.js', 'dist/cli/imsec.js', 'dist/aka/index.js', 'dist/aka/index.d.ts']) {
+  for (const f of [
+    'package.json',
+    'README.md',
+    'LICENSE',
+    'bin/imsec.mjs',
+    'native/imsec_native.c',
+    'native/binding.gyp',
+    'scripts/build-native.mjs',
+    'dist/cli/main.js',
+    'dist/cli/imsec.js',
+    'dist/aka/index.js',
+    'dist/aka/index.d.ts',
+  ]) {
     assert.ok(packedFiles.includes(f), `${f} is in the tarball`);
   }
-  const stray = packedFiles.filter((f) => !/^(dist\/.*\.(js|d\.ts)|dist\/\.build-stamp|bin\/imsec\.mjs|native\/(imsec_native\.c|binding\.gyp)|scripts\/build-native\.mjs|package\.json|README\.md|LICENSE)$/.test(f));
+  const stray = packedFiles.filter(
+    (f) =>
+      !/^(dist\/.*\.(js|d\.ts)|dist\/\.build-stamp|bin\/imsec\.mjs|native\/(imsec_native\.c|binding\.gyp)|scripts\/build-native\.mjs|package\.json|README\.md|LICENSE)$/.test(
+        f,
+      ),
+  );
   assert.deepEqual(stray, [], 'nothing else is shipped');
-  assert.deepEqual(packedFiles.filter((f) => /\.test\.|testdata|(^|\/)_fake|(^|\/)_test/.test(f)), [], 'no test files');
+  assert.deepEqual(
+    packedFiles.filter((f) => /\.test\.|testdata|(^|\/)_fake|(^|\/)_test/.test(f)),
+    [],
+    'no test files',
+  );
   for (const [entry, target] of Object.entries(PKG.exports)) {
     if (typeof target === 'string') continue;
     const t = target as { types: string; default: string };
@@ -76,7 +113,8 @@ test('installed: no TypeScript loader, the native addon built by postinstall', (
   assert.ok(!existsSync(join(project, 'node_modules', 'typescript')), 'typescript is not installed');
   // postinstall (scripts/build-native.mjs) builds it where a compiler, make and python3 exist, as on CI.
   const canBuild = ['cc', 'make', 'python3'].every((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0);
-  if (canBuild) assert.ok(existsSync(join(installed, 'native', 'build', 'Release', 'imsec_native.node')), 'the xfrm addon was built at install');
+  if (canBuild)
+    assert.ok(existsSync(join(installed, 'native', 'build', 'Release', 'imsec_native.node')), 'the xfrm addon was built at install');
 });
 
 test('imsec --version and imsec aka vector (TS 35.208 Test Set 1) from the installed bin', () => {
@@ -84,8 +122,25 @@ test('imsec --version and imsec aka vector (TS 35.208 Test Set 1) from the insta
   const v = run(bin, ['--version'], project);
   ok(v, 'imsec --version');
   assert.equal(v.stdout.trim(), PKG.version);
-  const av = run(bin, ['aka', 'vector', '--k', '465b5ce8b199b49faa5f0a2ee238a6bc', '--op', 'cdc202d5123e20f62b6d676ac72cb318',
-    '--sqn', 'ff9bb4d0b607', '--amf', 'b9b9', '--rand', '23553cbe9637a89d218ae64dae47bf35', '--json'], project);
+  const av = run(
+    bin,
+    [
+      'aka',
+      'vector',
+      '--k',
+      '465b5ce8b199b49faa5f0a2ee238a6bc',
+      '--op',
+      'cdc202d5123e20f62b6d676ac72cb318',
+      '--sqn',
+      'ff9bb4d0b607',
+      '--amf',
+      'b9b9',
+      '--rand',
+      '23553cbe9637a89d218ae64dae47bf35',
+      '--json',
+    ],
+    project,
+  );
   ok(av, 'imsec aka vector');
   // test-vectors §1 (TS 35.208 §4.3 Test Set 1).
   assert.deepEqual(JSON.parse(av.stdout), {
@@ -106,18 +161,49 @@ test('the installed bin starts from the start-up bundle: commander inlined, comm
   const hook = `data:text/javascript,${encodeURIComponent(
     "import{register}from'node:module';register('data:text/javascript,'+encodeURIComponent('export async function resolve(s,c,n){const r=await n(s,c);process.stderr.write(\"LOADED \"+r.url+\"\\\\n\");return r}'))",
   )}`;
-  const r = node(['--import', hook, join(project, 'node_modules', 'imsec', 'bin', 'imsec.mjs'), 'aka', 'vector', '--k', '465b5ce8b199b49faa5f0a2ee238a6bc',
-    '--op', 'cdc202d5123e20f62b6d676ac72cb318', '--sqn', 'ff9bb4d0b607', '--amf', 'b9b9', '--rand', '23553cbe9637a89d218ae64dae47bf35']);
+  const r = node([
+    '--import',
+    hook,
+    join(project, 'node_modules', 'imsec', 'bin', 'imsec.mjs'),
+    'aka',
+    'vector',
+    '--k',
+    '465b5ce8b199b49faa5f0a2ee238a6bc',
+    '--op',
+    'cdc202d5123e20f62b6d676ac72cb318',
+    '--sqn',
+    'ff9bb4d0b607',
+    '--amf',
+    'b9b9',
+    '--rand',
+    '23553cbe9637a89d218ae64dae47bf35',
+  ]);
   ok(r, 'imsec aka vector with a resolve hook');
   const loaded = [...r.stderr.matchAll(/^LOADED (.*)$/gm)].map((m) => m[1]!);
-  assert.ok(loaded.some((u) => u.endsWith('/dist/cli/imsec.js')), `the bundle ran:\n${loaded.join('\n')}`);
-  assert.deepEqual(loaded.filter((u) => u.includes('/node_modules/commander/')), [], 'commander comes inlined, not through the CommonJS loader');
-  assert.ok(loaded.some((u) => u.endsWith('/dist/cli/aka.js')), 'the aka group loads from the per-module build');
-  assert.deepEqual(loaded.filter((u) => /\/dist\/cli\/(pcscf|ue|demo|load|core)\.js$/.test(u)), [], 'other command groups are not loaded');
+  assert.ok(
+    loaded.some((u) => u.endsWith('/dist/cli/imsec.js')),
+    `the bundle ran:\n${loaded.join('\n')}`,
+  );
+  assert.deepEqual(
+    loaded.filter((u) => u.includes('/node_modules/commander/')),
+    [],
+    'commander comes inlined, not through the CommonJS loader',
+  );
+  assert.ok(
+    loaded.some((u) => u.endsWith('/dist/cli/aka.js')),
+    'the aka group loads from the per-module build',
+  );
+  assert.deepEqual(
+    loaded.filter((u) => /\/dist\/cli\/(pcscf|ue|demo|load|core)\.js$/.test(u)),
+    [],
+    'other command groups are not loaded',
+  );
 });
 
 test('imsec/aka, imsec/secagree, imsec/ipsec and imsec/esp from a plain .mjs: a Milenage vector and an ESP round trip', () => {
-  writeFileSync(join(project, 'check.mjs'), `
+  writeFileSync(
+    join(project, 'check.mjs'),
+    `
 import assert from 'node:assert/strict';
 import { computeOpc, milenage } from 'imsec/aka';
 import { parseSecurityHeaderOrThrow, negotiate } from 'imsec/secagree';
@@ -153,14 +239,17 @@ assert.equal(got.nextHeader, IPPROTO_UDP);
 assert.deepEqual(Buffer.from(got.payload), Buffer.from(payload));
 assert.deepEqual(inn.open(wire), { ok: false, drop: 'replay', seq: 1 });
 console.log('library ok');
-`);
+`,
+  );
   const r = node(['check.mjs']);
   ok(r, 'check.mjs');
   assert.equal(r.stdout.trim(), 'library ok');
 });
 
 test('the .d.ts resolve through the `types` conditions (tsc, moduleResolution nodenext)', () => {
-  writeFileSync(join(project, 'typed.ts'), `
+  writeFileSync(
+    join(project, 'typed.ts'),
+    `
 import { milenage, type MilenageOutput } from 'imsec/aka';
 import { createOutbound, type EspOutbound } from 'imsec/esp';
 import { Ue, type UeOptions } from 'imsec/ue';
@@ -174,17 +263,32 @@ const u: Partial<UeOptions> = { impi: 'x' };
 const wrong: string = out.res;
 export { out, o, u, wrong, createOutbound, Ue, Pcscf, Scscf, HssStore, UserspaceBackend };
 export type { IpsecBackend };
-`);
-  writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'], typeRoots: [join(ROOT, 'node_modules', '@types')] },
-    files: ['typed.ts'],
-  }));
+`,
+  );
+  writeFileSync(
+    join(project, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+        typeRoots: [join(ROOT, 'node_modules', '@types')],
+      },
+      files: ['typed.ts'],
+    }),
+  );
   const tsc = createRequire(join(ROOT, 'package.json')).resolve('typescript/bin/tsc');
   ok(node([tsc, '-p', 'tsconfig.json'], 120_000), 'tsc against the installed .d.ts');
 });
 
 test('every script of examples/ runs against the installed package', () => {
-  const examples = readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.mjs')).sort();
+  const examples = readdirSync(join(ROOT, 'examples'))
+    .filter((f) => f.endsWith('.mjs'))
+    .sort();
   assert.ok(examples.length >= 3, 'three examples');
   for (const f of examples) {
     copyFileSync(join(ROOT, 'examples', f), join(project, f));

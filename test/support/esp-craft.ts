@@ -3,7 +3,14 @@
 import { createHmac } from 'node:crypto';
 import { buildIpPacket } from '../../src/ipsec/esp/index.ts';
 
-export function craftNullSha1Esp(o: { spi: number; seq: number; payload: Uint8Array; nextHeader: number; pad?: number[]; ikEsp: Uint8Array }): Uint8Array {
+export function craftNullSha1Esp(o: {
+  spi: number;
+  seq: number;
+  payload: Uint8Array;
+  nextHeader: number;
+  pad?: number[];
+  ikEsp: Uint8Array;
+}): Uint8Array {
   // Pad so that payload ‖ pad ‖ padLen ‖ NH ends on a 4-octet boundary; default content 1, 2, 3, …
   const padLen = o.pad ? o.pad.length : (4 - ((o.payload.length + 2) % 4)) % 4;
   const pad = o.pad ?? Array.from({ length: padLen }, (_, i) => i + 1);

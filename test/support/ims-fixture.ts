@@ -10,9 +10,13 @@ import { Sad } from '../../src/ipsec/sad.ts';
 import { buildIpPacket, buildUdp, parseWire } from '../../src/ipsec/esp/index.ts';
 import type { EspMode } from '../../src/ipsec/types.ts';
 
-const set1 = (JSON.parse(readFileSync(new URL('../../src/aka/testdata/ts35208.json', import.meta.url), 'utf8')) as { set: number; f3: string; f4: string }[]).find(
-  (s) => s.set === 1,
-)!;
+const set1 = (
+  JSON.parse(readFileSync(new URL('../../src/aka/testdata/ts35208.json', import.meta.url), 'utf8')) as {
+    set: number;
+    f3: string;
+    f4: string;
+  }[]
+).find((s) => s.set === 1)!;
 /** TS 35.208 Test Set 1: CK = f3, IK = f4. */
 export const SET1_CK = fromHex(set1.f3);
 export const SET1_IK = fromHex(set1.f4);
@@ -39,7 +43,14 @@ export function pairConfig(o: PairOptions): Omit<SaSetConfig, 'role'> {
   const i = o.index ?? 0;
   const base = 0x10000 + i * 0x100;
   return {
-    ue: { ip: o.v6 ? UE_IP6 : UE_IP4, portC: 50000 + 2 * i, portS: 50001 + 2 * i, spiC: base + 1, spiS: base + 2, ...(o.ueInnerIp ? { innerIp: o.ueInnerIp } : {}) },
+    ue: {
+      ip: o.v6 ? UE_IP6 : UE_IP4,
+      portC: 50000 + 2 * i,
+      portS: 50001 + 2 * i,
+      spiC: base + 1,
+      spiS: base + 2,
+      ...(o.ueInnerIp ? { innerIp: o.ueInnerIp } : {}),
+    },
     pcscf: { ip: o.v6 ? PCSCF_IP6 : PCSCF_IP4, portC: 5062, portS: 5064, spiC: base + 3, spiS: base + 4 },
     alg: o.alg,
     ealg: o.ealg,
@@ -66,7 +77,9 @@ export function sipRequest(method: string, n: number): Uint8Array {
 }
 
 export function sipResponse(n: number): Uint8Array {
-  return enc(`SIP/2.0 200 OK\nVia: SIP/2.0/UDP pcscf.ims.example.net:5062;branch=z9hG4bK${n}\nCall-ID: imsec-${n}\nCSeq: ${n} NOTIFY\nContent-Length: 0\n\n`);
+  return enc(
+    `SIP/2.0 200 OK\nVia: SIP/2.0/UDP pcscf.ims.example.net:5062;branch=z9hG4bK${n}\nCall-ID: imsec-${n}\nCSeq: ${n} NOTIFY\nContent-Length: 0\n\n`,
+  );
 }
 
 export interface SentPacket {
@@ -89,7 +102,13 @@ export function exchange(pair: { ue: SaSet; pcscf: SaSet }, n: number, sads = { 
   const { ue, pcscf } = pair;
   const c = ue.config;
   const out: SentPacket[] = [];
-  const send = (from: 'ue' | 'pcscf', srcPort: number, dstPort: number, payload: Uint8Array, extra: { method?: string; status?: number }) => {
+  const send = (
+    from: 'ue' | 'pcscf',
+    srcPort: number,
+    dstPort: number,
+    payload: Uint8Array,
+    extra: { method?: string; status?: number },
+  ) => {
     const r = sads[from].send(from === 'ue' ? ue : pcscf, srcPort, dstPort, payload);
     out.push({ ip: r.ip, from, saName: r.sa.name, spi: r.sa.spi, seq: r.sa.seq, payload, ...extra });
   };

@@ -44,7 +44,14 @@ export async function startWorld(o: WorldOptions = {}) {
   const store = new HssStore(':memory:');
   for (let i = 1; i <= (o.subscribers ?? 2); i++) {
     const s = subscriber(i);
-    store.add({ impi: s.impi, impus: [s.impu], k: fromHex(K), opc: fromHex(OPC), amf: fromHex('8000'), ...(o.sqn !== undefined && { sqn: o.sqn }) });
+    store.add({
+      impi: s.impi,
+      impus: [s.impu],
+      k: fromHex(K),
+      opc: fromHex(OPC),
+      amf: fromHex('8000'),
+      ...(o.sqn !== undefined && { sqn: o.sqn }),
+    });
   }
   const clockOpt = o.clock ? { clock: o.clock } : {};
   const scscf = await Scscf.start({ address: ip, port: 0, domain: DOMAIN, hss: new Hss(store), ...clockOpt, trace: (e) => trace.push(e) });

@@ -19,7 +19,9 @@ export interface PgServer {
 function pgBin(): string | undefined {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return undefined;
-  const versions = readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
+    .sort((a, b) => Number(b) - Number(a));
   return versions[0] === undefined ? undefined : join(root, versions[0], 'bin');
 }
 
@@ -47,7 +49,10 @@ export async function startPostgres(): Promise<PgServer | string> {
     chownSync(dir, 65534, 65534);
   }
   const data = join(dir, 'data');
-  const init = spawnSync(join(bin, 'initdb'), ['-D', data, '-U', 'imsec', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--no-instructions'], { ...asUser, encoding: 'utf8' });
+  const init = spawnSync(join(bin, 'initdb'), ['-D', data, '-U', 'imsec', '-A', 'trust', '-E', 'UTF8', '--no-sync', '--no-instructions'], {
+    ...asUser,
+    encoding: 'utf8',
+  });
   if (init.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     return `initdb failed (${init.error?.message ?? init.stderr.trim().split('\n').at(-1)}): PostgreSQL tests cannot run here`;
@@ -55,7 +60,26 @@ export async function startPostgres(): Promise<PgServer | string> {
   const port = await freePort();
   const server: ChildProcess = spawn(
     join(bin, 'postgres'),
-    ['-D', data, '-k', dir, '-p', String(port), '-c', 'listen_addresses=', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'shared_buffers=16MB', '-c', 'max_connections=40'],
+    [
+      '-D',
+      data,
+      '-k',
+      dir,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'shared_buffers=16MB',
+      '-c',
+      'max_connections=40',
+    ],
     { ...asUser, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let log = '';
@@ -89,7 +113,9 @@ export async function startPostgres(): Promise<PgServer | string> {
     },
     async stop() {
       process.off('exit', cleanup);
-      const exited = new Promise<void>((r) => (server.exitCode !== null || server.signalCode !== null ? r() : server.once('exit', () => r())));
+      const exited = new Promise<void>((r) =>
+        server.exitCode !== null || server.signalCode !== null ? r() : server.once('exit', () => r()),
+      );
       kill();
       await exited;
       rmSync(dir, { recursive: true, force: true });

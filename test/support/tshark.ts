@@ -11,10 +11,29 @@ export function tsharkMissing(): string | undefined {
 }
 
 /** Runs `tshark -r file ARGS -T fields -e F…`; each frame is a map field → all occurrences. */
-export function tsharkFields(file: string, args: readonly string[], fields: readonly string[], env?: Record<string, string>): Map<string, string[]>[] {
+export function tsharkFields(
+  file: string,
+  args: readonly string[],
+  fields: readonly string[],
+  env?: Record<string, string>,
+): Map<string, string[]>[] {
   const r = spawnSync(
     'tshark',
-    ['-n', '-r', file, ...args, '-T', 'fields', '-E', 'separator=/t', '-E', 'occurrence=a', '-E', 'aggregator=|', ...fields.flatMap((f) => ['-e', f])],
+    [
+      '-n',
+      '-r',
+      file,
+      ...args,
+      '-T',
+      'fields',
+      '-E',
+      'separator=/t',
+      '-E',
+      'occurrence=a',
+      '-E',
+      'aggregator=|',
+      ...fields.flatMap((f) => ['-e', f]),
+    ],
     { encoding: 'utf8', maxBuffer: 64 << 20, ...(env ? { env: { ...process.env, ...env } } : {}) },
   );
   if (r.status !== 0) throw new Error(`tshark exited ${r.status}: ${r.stderr.replace(/Running as user .*\n?/, '').trim()}`);

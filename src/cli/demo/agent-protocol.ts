@@ -111,7 +111,11 @@ export class AgentClient {
       };
       const timer = setTimeout(() => {
         done();
-        reject(new Error(`no ${ev} event from the agent in ${this.proc.ns} within ${timeoutMs} ms; stderr: ${this.proc.stderr.trim().slice(-600) || '(none)'}`));
+        reject(
+          new Error(
+            `no ${ev} event from the agent in ${this.proc.ns} within ${timeoutMs} ms; stderr: ${this.proc.stderr.trim().slice(-600) || '(none)'}`,
+          ),
+        );
       }, timeoutMs);
       const done = () => {
         clearTimeout(timer);

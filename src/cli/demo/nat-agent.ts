@@ -17,7 +17,9 @@ try {
   } else if (role === 'ue') {
     const node = await startUeNode(agentOptions<UeAgentOptions>(), () => server);
     server = serveAgent(node.handlers, node.stop);
-    server.emit('ready', { ues: node.ues.map((h) => ({ ue: h.k, impi: h.ue.id.impi, encap_port: h.backend.encapPort, plain_port: h.ue.plainPort })) });
+    server.emit('ready', {
+      ues: node.ues.map((h) => ({ ue: h.k, impi: h.ue.id.impi, encap_port: h.backend.encapPort, plain_port: h.ue.plainPort })),
+    });
   } else {
     throw new Error(`usage: nat-agent.ts net|ue '{json options}', got role ${JSON.stringify(role)}`);
   }

@@ -88,7 +88,11 @@ export function saRows(side: 'ue' | 'pcscf', set: SaSet): SaRow[] {
     ealg: r.ealg,
     packets: r.packets,
     bytes: r.bytes,
-    drops: Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(',') || '-',
+    drops:
+      Object.entries(r.drops)
+        .filter(([, n]) => n > 0)
+        .map(([k, n]) => `${k}=${n}`)
+        .join(',') || '-',
   }));
 }
 

@@ -38,15 +38,31 @@ export async function startNetNode(o: NetAgentOptions, server: () => AgentServer
   const store = new HssStore(':memory:');
   for (let i = 1; i <= o.subscribers; i++) {
     const s = natSubscriber(i);
-    store.add({ impi: s.impi, impus: [s.impu], k: fromHex(DEMO_SUBSCRIBER.k), opc: fromHex(DEMO_SUBSCRIBER.opc), amf: fromHex(DEMO_SUBSCRIBER.amf) });
+    store.add({
+      impi: s.impi,
+      impus: [s.impu],
+      k: fromHex(DEMO_SUBSCRIBER.k),
+      opc: fromHex(DEMO_SUBSCRIBER.opc),
+      amf: fromHex(DEMO_SUBSCRIBER.amf),
+    });
   }
   const stops: (() => Promise<unknown> | unknown)[] = [() => store.close()];
   const stop = async () => {
-    for (const s of stops.reverse()) await Promise.resolve().then(s).catch(() => {});
+    for (const s of stops.reverse())
+      await Promise.resolve()
+        .then(s)
+        .catch(() => {});
     stops.length = 0;
   };
   try {
-    const scscf = await Scscf.start({ address: o.address, port: o.scscfPort ?? 6060, domain: NAT_DOMAIN, hss: new Hss(store), ...timers, ...(trace && { trace }) });
+    const scscf = await Scscf.start({
+      address: o.address,
+      port: o.scscfPort ?? 6060,
+      domain: NAT_DOMAIN,
+      hss: new Hss(store),
+      ...timers,
+      ...(trace && { trace }),
+    });
     stops.push(() => scscf.stop());
     const backend = await UserspaceBackend.create({ localIp: o.address, encapPort: o.encapPort ?? NAT_T_PORT, clock: systemClock });
     stops.push(() => backend.close());

@@ -26,16 +26,23 @@ export function natTimelineLines(r: NatDemoResult): string[] {
 
 export function natFactLines(r: NatDemoResult): string[] {
   const n = r.nat;
-  const out = [`lab ${r.lab.prefix}: UE ${r.lab.ue_private} (private) → NAT ${r.lab.nat_public} (public, ${r.lab.nat_type}, UDP timeout ${n.nat_udp_timeout_s} s) → network ${r.lab.network}`];
+  const out = [
+    `lab ${r.lab.prefix}: UE ${r.lab.ue_private} (private) → NAT ${r.lab.nat_public} (public, ${r.lab.nat_type}, UDP timeout ${n.nat_udp_timeout_s} s) → network ${r.lab.network}`,
+  ];
   out.push(
     n.detected
       ? `NAT detected by the P-CSCF on the first REGISTER (24.229 F.1): top Via ${n.detected.via} ≠ packet source ${hp(n.detected.source)} (${n.detected.differs ?? 'address'} differs) → mod=UDP-enc-tun`
       : 'no NAT detected (Via and source agreed)',
   );
-  if (n.ue_public_address) out.push(`the UE learnt its public address from the 401's Via received/rport: ${n.ue_public_address.address}${n.ue_public_address.port ? `:${n.ue_public_address.port}` : ''} → Contact of the protected REGISTER (24.229 F.2)`);
+  if (n.ue_public_address)
+    out.push(
+      `the UE learnt its public address from the 401's Via received/rport: ${n.ue_public_address.address}${n.ue_public_address.port ? `:${n.ue_public_address.port}` : ''} → Contact of the protected REGISTER (24.229 F.2)`,
+    );
   const v = n.pcscf_view;
   if (v) {
-    out.push(`mapped public address at the P-CSCF: ${v.ip}, port_Uenc ${v.port_uenc ?? '?'} (from the first authenticated ESP-in-UDP packet); inner (private) address ${v.inner_ip ?? v.ip}`);
+    out.push(
+      `mapped public address at the P-CSCF: ${v.ip}, port_Uenc ${v.port_uenc ?? '?'} (from the first authenticated ESP-in-UDP packet); inner (private) address ${v.inner_ip ?? v.ip}`,
+    );
     if (v.contact) out.push(`registered Contact: ${v.contact}`);
   }
   out.push(

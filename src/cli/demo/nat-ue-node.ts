@@ -103,25 +103,39 @@ export async function startUeNode(o: UeAgentOptions, server: () => AgentServer |
     if (!h) throw new Error(`no UE ${k} here (this agent hosts ${hosted.length})`);
     return h;
   };
-  const which = (a: Record<string, unknown>): HostedUe[] => (Array.isArray(a.ues) ? a.ues.map((k) => one({ ue: k })) : a.ue !== undefined ? [one(a)] : hosted);
+  const which = (a: Record<string, unknown>): HostedUe[] =>
+    Array.isArray(a.ues) ? a.ues.map((k) => one({ ue: k })) : a.ue !== undefined ? [one(a)] : hosted;
   const procedure = async (h: HostedUe, run: () => ReturnType<Ue['register']>) => {
     const t = Date.now();
     const r = await run();
-    return { ue: h.k, ok: r.ok, ms: Date.now() - t, ...(r.ok ? { expires: r.expires } : { reason: r.reason, detail: r.detail, status: r.status ?? null }) };
+    return {
+      ue: h.k,
+      ok: r.ok,
+      ms: Date.now() - t,
+      ...(r.ok ? { expires: r.expires } : { reason: r.reason, detail: r.detail, status: r.status ?? null }),
+    };
   };
   /** Runs `fn` over the chosen UEs, `limit` at a time (50 registrations at once would only time out). */
   const each = async <T>(hs: HostedUe[], limit: number, fn: (h: HostedUe) => Promise<T>): Promise<T[]> => {
     const out: T[] = new Array(hs.length);
     let next = 0;
-    await Promise.all(Array.from({ length: Math.min(limit, hs.length) }, async () => {
-      while (next < hs.length) {
-        const i = next++;
-        out[i] = await fn(hs[i]!);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: Math.min(limit, hs.length) }, async () => {
+        while (next < hs.length) {
+          const i = next++;
+          out[i] = await fn(hs[i]!);
+        }
+      }),
+    );
     return out;
   };
-  const status = (h: HostedUe) => ({ ue: h.k, encap_port: h.backend.encapPort, plain_port: h.ue.plainPort, status: h.ue.status(), counters: h.backend.counters });
+  const status = (h: HostedUe) => ({
+    ue: h.k,
+    encap_port: h.backend.encapPort,
+    plain_port: h.ue.plainPort,
+    status: h.ue.status(),
+    counters: h.backend.counters,
+  });
   const handlers: Record<string, Handler> = {
     register: (a) => each(which(a), Number(a.concurrency ?? 8), (h) => procedure(h, () => h.ue.register())),
     reregister: (a) => each(which(a), Number(a.concurrency ?? 8), (h) => procedure(h, () => h.ue.reRegister())),

@@ -71,9 +71,23 @@ export async function runNatDemo(o: NatDemoOptions): Promise<NatDemoResult> {
   const idleS = o.idleS ?? udpTimeoutS + 2;
   const t0 = Date.now();
   const steps: StepResult[] = [];
-  const nat: NatFacts = { keepalive_ms: keepaliveMs, nat_udp_timeout_s: udpTimeoutS, idle_s: idleS, keepalives_sent_total: 0, keepalives_sent_idle: 0, keepalives_received_by_pcscf: 0 };
+  const nat: NatFacts = {
+    keepalive_ms: keepaliveMs,
+    nat_udp_timeout_s: udpTimeoutS,
+    idle_s: idleS,
+    keepalives_sent_total: 0,
+    keepalives_sent_idle: 0,
+    keepalives_received_by_pcscf: 0,
+  };
   const result: NatDemoResult = {
-    ok: false, steps, t0, nat, messages: [], sa_rows: [], leftover: { ue: 0, pcscf: 0 }, endpoints: {},
+    ok: false,
+    steps,
+    t0,
+    nat,
+    messages: [],
+    sa_rows: [],
+    leftover: { ue: 0, pcscf: 0 },
+    endpoints: {},
     lab: { prefix: '', family: o.ipv6 ? 'ipv6' : 'ipv4', ue_private: '', nat_public: '', network: '', nat_type: 'masquerade' },
   };
   const step = async (name: string, fn: () => Promise<string>): Promise<boolean> => {
@@ -96,17 +110,37 @@ export async function runNatDemo(o: NatDemoOptions): Promise<NatDemoResult> {
     say('… building the lab (namespaces, veths, nftables masquerade)');
     lab = await buildNatLab({ ues: 1, family: o.ipv6 ? 'ipv6' : 'ipv4', udpTimeoutS, onStep: (s) => say(`    ${s}`) });
     const ueHost = lab.ue[0]!;
-    result.lab = { prefix: lab.prefix, family: lab.family, ue_private: ueHost.ip, nat_public: lab.nat.publicIp, network: lab.net.ip, nat_type: lab.natType };
+    result.lab = {
+      prefix: lab.prefix,
+      family: lab.family,
+      ue_private: ueHost.ip,
+      nat_public: lab.nat.publicIp,
+      network: lab.net.ip,
+      nat_type: lab.natType,
+    };
     if (o.pcap) stopCapture = await lab.capture(lab.nat.ns, lab.nat.publicIface, 'udp', o.pcap);
     const netOpts: NetAgentOptions = { address: lab.net.ip, subscribers: 1, trace: true, alg: o.alg, ealg: o.ealg };
-    const ueOpts: UeAgentOptions = { localIp: ueHost.ip, pcscf: { address: lab.net.ip }, count: 1, first: 1, keepaliveMs, trace: true, alg: o.alg, ealg: o.ealg };
+    const ueOpts: UeAgentOptions = {
+      localIp: ueHost.ip,
+      pcscf: { address: lab.net.ip },
+      count: 1,
+      first: 1,
+      keepaliveMs,
+      trace: true,
+      alg: o.alg,
+      ealg: o.ealg,
+    };
     const net = new AgentClient(lab.spawnNode(lab.net.ns, AGENT, ['net', JSON.stringify(netOpts)], {}, { stdin: 'pipe' }));
     agents.push(net);
     const ue = new AgentClient(lab.spawnNode(ueHost.ns, AGENT, ['ue', JSON.stringify(ueOpts)], {}, { stdin: 'pipe' }));
     agents.push(ue);
     const netReady = await net.ready();
     const ueReady = await ue.ready();
-    result.endpoints = { pcscf: netReady.pcscf as Record<string, unknown>, scscf: netReady.scscf as { address: string; port: number }, ue: { address: ueHost.ip, ...((ueReady.ues as Record<string, unknown>[])[0] ?? {}) } };
+    result.endpoints = {
+      pcscf: netReady.pcscf as Record<string, unknown>,
+      scscf: netReady.scscf as { address: string; port: number },
+      ue: { address: ueHost.ip, ...((ueReady.ues as Record<string, unknown>[])[0] ?? {}) },
+    };
 
     const impu = natSubscriber(1).impu;
     const ueStatus = async () => (await ue.call<{ status: UeStatus; counters: { keepalivesSent?: number } }[]>('status', { ue: 0 }))[0]!;
@@ -117,10 +151,20 @@ export async function runNatDemo(o: NatDemoOptions): Promise<NatDemoResult> {
         const [r] = await ue.call<{ ok: boolean; reason?: string; detail?: string }[]>('register');
         if (!r?.ok) throw new Error(`registration failed: ${r?.reason} (${r?.detail})`);
         const det = net.events.find((e) => e.ev === 'pcscf:nat-detected');
-        if (det) nat.detected = { via: String(det.via), source: det.source as { address: string; port: number }, ...(det.differs ? { differs: String(det.differs) } : {}) };
+        if (det)
+          nat.detected = {
+            via: String(det.via),
+            source: det.source as { address: string; port: number },
+            ...(det.differs ? { differs: String(det.differs) } : {}),
+          };
         const v = (await netStatus()).registrations[0];
         if (!v) throw new Error('registered, but the P-CSCF shows no registration');
-        nat.pcscf_view = { ip: v.ue.ip, ...(v.ue.innerIp && { inner_ip: v.ue.innerIp }), ...(v.ue.encap && { port_uenc: v.ue.encap.port }), ...(v.contact && { contact: v.contact }) };
+        nat.pcscf_view = {
+          ip: v.ue.ip,
+          ...(v.ue.innerIp && { inner_ip: v.ue.innerIp }),
+          ...(v.ue.encap && { port_uenc: v.ue.encap.port }),
+          ...(v.contact && { contact: v.contact }),
+        };
         const pub = (await ueStatus()).status.publicAddress;
         if (pub) nat.ue_public_address = pub;
         const mode = v.sets[0]?.sas[0]?.mode;
@@ -150,13 +194,21 @@ export async function runNatDemo(o: NatDemoOptions): Promise<NatDemoResult> {
       (await step('re-register', async () => {
         const [r] = await ue.call<{ ok: boolean; reason?: string }[]>('reregister');
         if (!r?.ok) throw new Error(`re-registration failed: ${r?.reason}`);
-        const v = await waitFor(async () => (await netStatus()).registrations[0], (x) => x?.sets.length === 1, 3000);
+        const v = await waitFor(
+          async () => (await netStatus()).registrations[0],
+          (x) => x?.sets.length === 1,
+          3000,
+        );
         return `new SA set ${v?.sets[0]?.id ?? '?'} current at the P-CSCF (old one deleted); port_Uenc still ${v?.ue.encap?.port ?? '?'}`;
       })) &&
       (await step('de-register', async () => {
         const [r] = await ue.call<{ ok: boolean; reason?: string }[]>('deregister');
         if (!r?.ok) throw new Error(`de-registration failed: ${r?.reason}`);
-        const v = await waitFor(async () => (await netStatus()).registrations.length, (n) => n === 0, 3000);
+        const v = await waitFor(
+          async () => (await netStatus()).registrations.length,
+          (n) => n === 0,
+          3000,
+        );
         if (v !== 0) throw new Error('the P-CSCF still has the registration');
         return 'de-registered; no SA set left on either side';
       }));

@@ -58,7 +58,11 @@ export function saTable(r: DemoResult): SaTableRow[] {
       mode: row.mode,
       packets: row.packets,
       bytes: row.bytes,
-      drops: Object.entries(row.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`).join(',') || '-',
+      drops:
+        Object.entries(row.drops)
+          .filter(([, n]) => n > 0)
+          .map(([k, n]) => `${k}=${n}`)
+          .join(',') || '-',
     })),
   );
 }
@@ -70,7 +74,13 @@ export function jsonSummary(r: DemoResult, opts: Record<string, unknown>): Recor
     options: opts,
     endpoints: {
       ue: r.endpoints.ue,
-      pcscf: { address: r.endpoints.pcscf.address, port: r.endpoints.pcscf.plain, port_c: r.endpoints.pcscf.portC, port_s: r.endpoints.pcscf.portS, encap_port: r.endpoints.pcscf.encapPort ?? null },
+      pcscf: {
+        address: r.endpoints.pcscf.address,
+        port: r.endpoints.pcscf.plain,
+        port_c: r.endpoints.pcscf.portC,
+        port_s: r.endpoints.pcscf.portS,
+        encap_port: r.endpoints.pcscf.encapPort ?? null,
+      },
       scscf: r.endpoints.scscf,
     },
     steps: r.steps.map((s) => ({ step: s.step, ok: s.ok, ms: s.ms, detail: s.detail })),

@@ -41,7 +41,11 @@ export interface DemoResult {
   readonly ok: boolean;
   readonly steps: StepResult[];
   readonly recorder: DemoRecorder;
-  readonly endpoints: { ue: string; pcscf: { plain: number; portC: number; portS: number; address: string; encapPort?: number }; scscf: { address: string; port: number } };
+  readonly endpoints: {
+    ue: string;
+    pcscf: { plain: number; portC: number; portS: number; address: string; encapPort?: number };
+    scscf: { address: string; port: number };
+  };
   readonly leftover: { ue: number; pcscf: number };
 }
 
@@ -85,7 +89,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   try {
     const store = new HssStore(join(dir, 'hss.sqlite'));
     cleanups.push(() => store.close());
-    store.add({ impi: DEMO_SUBSCRIBER.impi, impus: [DEMO_SUBSCRIBER.impu], k: fromHex(DEMO_SUBSCRIBER.k), opc: fromHex(DEMO_SUBSCRIBER.opc), amf: fromHex(DEMO_SUBSCRIBER.amf) });
+    store.add({
+      impi: DEMO_SUBSCRIBER.impi,
+      impus: [DEMO_SUBSCRIBER.impu],
+      k: fromHex(DEMO_SUBSCRIBER.k),
+      opc: fromHex(DEMO_SUBSCRIBER.opc),
+      amf: fromHex(DEMO_SUBSCRIBER.amf),
+    });
     const scscf = await Scscf.start({ address: ip, port: 0, domain: DEMO_SUBSCRIBER.domain, hss: new Hss(store), trace: rec.trace });
     cleanups.push(() => scscf.stop());
 
@@ -168,7 +178,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         // 33.203 §7.4: the P-CSCF's old set goes once its transactions are done; the UE keeps its old
         // set (taking requests, sending nothing new) until the P-CSCF sends over the new one.
         for (let i = 0; i < 100 && pcBackend!.sets.some((s) => s.live && s.state === 'old'); i++) await sleep(20);
-        if (pcBackend!.sets.some((s) => s.live && s.state === 'old')) throw new Error('the P-CSCF still has an old SA set after re-registration');
+        if (pcBackend!.sets.some((s) => s.live && s.state === 'old'))
+          throw new Error('the P-CSCF still has an old SA set after re-registration');
         if (before && before.state !== 'old') throw new Error(`the UE's previous SA set ${before.id} is ${before.state}, not old`);
         return `new SA set ${after.id} current; the P-CSCF deleted the old one, the UE keeps ${before?.id ?? '-'} as old until the P-CSCF uses the new set`;
       })) &&
@@ -198,7 +209,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     };
   } catch (e) {
     steps.push({ step: 'setup', ok: false, ms: 0, detail: e instanceof Error ? e.message : String(e) });
-    return { ok: false, steps, recorder: rec, endpoints: endpoints ?? { ue: ueIp, pcscf: { address: ip, plain: 0, portC: 0, portS: 0 }, scscf: { address: ip, port: 0 } }, leftover: { ue: 0, pcscf: 0 } };
+    return {
+      ok: false,
+      steps,
+      recorder: rec,
+      endpoints: endpoints ?? { ue: ueIp, pcscf: { address: ip, plain: 0, portC: 0, portS: 0 }, scscf: { address: ip, port: 0 } },
+      leftover: { ue: 0, pcscf: 0 },
+    };
   } finally {
     for (const c of cleanups.reverse()) {
       try {

@@ -108,7 +108,12 @@ export interface IpsecBackend {
    * (xfrm): `server` listens on port_us / port_ps, `client` connects from port_uc / port_pc. Each
    * message's ReceiveContext.via is its ProtectedContext. Absent: the backend carries UDP only.
    */
-  openTcp?(opts: { local: Addr; role: 'server' | 'client'; onReceive: ReceiveHandler; onError?: (e: Error) => void }): Promise<SipTransport>;
+  openTcp?(opts: {
+    local: Addr;
+    role: 'server' | 'client';
+    onReceive: ReceiveHandler;
+    onError?: (e: Error) => void;
+  }): Promise<SipTransport>;
   readonly sets: readonly SaSet[];
   readonly counters: BackendCounters;
   close(): Promise<void>;

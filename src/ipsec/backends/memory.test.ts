@@ -26,7 +26,10 @@ async function pair(mode: EspMode, o: { expiresAt?: number } = {}) {
   const base: Omit<SaSetConfig, 'role'> = {
     ue: { ip: UE, portC: 31100, portS: 31101, spiC: spiUc, spiS: spiUs },
     pcscf: { ip: PC, portC: 31200, portS: 31201, spiC: spiPc, spiS: spiPs },
-    alg: 'hmac-sha-1-96', ealg: 'aes-cbc', keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'aes-cbc'), mode,
+    alg: 'hmac-sha-1-96',
+    ealg: 'aes-cbc',
+    keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'aes-cbc'),
+    mode,
     ...(mode === 'udp-enc-tunnel' && { encap: { uePort: ue.encapPort, pcscfPort: pc.encapPort } }),
     ...(o.expiresAt !== undefined && { expiresAt: o.expiresAt }),
   };
@@ -74,7 +77,11 @@ test('replay, a flipped ICV bit and an unknown SPI are dropped by the SAD and co
   unknown[0]! ^= 0xff;
   w.wire.send({ src: captured.src, dst: captured.dst, encap: captured.encap!, payload: unknown });
   await w.flush();
-  assert.deepEqual(w.received.map((r) => r.text), ['one'], 'only the original was delivered');
+  assert.deepEqual(
+    w.received.map((r) => r.text),
+    ['one'],
+    'only the original was delivered',
+  );
   assert.deepEqual(w.drops, ['replay', 'icv', 'unknown-spi']);
   const sa1 = w.pc.saStats(w.pcSet).find((s) => s.name === 'SA1')!;
   assert.equal(sa1.replayDrops, 1);
@@ -95,14 +102,17 @@ test('a NAT-keepalive is counted and never delivered; the UE sends one after 20 
   assert.equal(w.received.length, 0);
 });
 
-test('hard expiry on the backend\'s clock: after expiresAt nothing matches the set (virtual time)', async () => {
+test("hard expiry on the backend's clock: after expiresAt nothing matches the set (virtual time)", async () => {
   const w = await pair('transport', { expiresAt: 1_000 });
   await w.uc.send(Buffer.from('before'), { address: PC, port: 31201 });
   await w.flush();
   w.clock.advance(1_000);
   await w.uc.send(Buffer.from('after'), { address: PC, port: 31201 }).catch(() => undefined);
   await w.flush();
-  assert.deepEqual(w.received.map((r) => r.text), ['before']);
+  assert.deepEqual(
+    w.received.map((r) => r.text),
+    ['before'],
+  );
 });
 
 test('sends pick the newest live set for the port pair; no set ⇒ BACKEND_NO_SA; close detaches from the wire', async () => {

@@ -11,7 +11,16 @@ import { canonicalAddress, sameAddress } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
 import { Sad, type ReceiveResult } from '../sad.ts';
 import { NAT_T_PORT } from '../types.ts';
-import type { Addr, BackendCounters, BackendFeatures, IpsecBackend, ProtectedContext, ProtectedEndpoint, ProtectedHandler, SaStats } from './backend.ts';
+import type {
+  Addr,
+  BackendCounters,
+  BackendFeatures,
+  IpsecBackend,
+  ProtectedContext,
+  ProtectedEndpoint,
+  ProtectedHandler,
+  SaStats,
+} from './backend.ts';
 import { engineSaStats } from './engine-stats.ts';
 import { BackendError } from './errors.ts';
 import { DEFAULT_KEEPALIVE_MS, NAT_KEEPALIVE, NatKeepalive } from './nat-keepalive.ts';
@@ -122,13 +131,18 @@ export class MemoryBackend implements IpsecBackend {
   #closed = false;
 
   constructor(o: MemoryBackendOptions) {
-    if (isIP(o.localIp) === 0) throw new BackendError('BACKEND_BAD_PARAMS', `localIp must be an IP address, got ${JSON.stringify(o.localIp)}`);
+    if (isIP(o.localIp) === 0)
+      throw new BackendError('BACKEND_BAD_PARAMS', `localIp must be an IP address, got ${JSON.stringify(o.localIp)}`);
     this.localIp = o.localIp;
     this.#wire = o.wire;
     this.#onDrop = o.onDrop;
     this.encapPort = o.encapPort === 0 ? o.wire.freePort(o.localIp) : (o.encapPort ?? NAT_T_PORT);
     this.sad = new Sad({ now: () => o.clock.now(), ...(o.randomUint32 && { randomUint32: o.randomUint32 }) });
-    this.#keepalive = new NatKeepalive({ intervalMs: o.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, clock: o.clock, send: async (peer) => this.#sendKeepalive(peer) });
+    this.#keepalive = new NatKeepalive({
+      intervalMs: o.keepaliveMs ?? DEFAULT_KEEPALIVE_MS,
+      clock: o.clock,
+      send: async (peer) => this.#sendKeepalive(peer),
+    });
     o.wire.attach(this);
   }
 
@@ -189,7 +203,8 @@ export class MemoryBackend implements IpsecBackend {
 
   async openEndpoint(local: Addr): Promise<ProtectedEndpoint> {
     const k = endpointKey(local.address, local.port);
-    if (this.#endpoints.has(k)) throw new BackendError('BACKEND_PORT_IN_USE', `protected port ${local.address}:${local.port} is already open`);
+    if (this.#endpoints.has(k))
+      throw new BackendError('BACKEND_PORT_IN_USE', `protected port ${local.address}:${local.port} is already open`);
     const ep = new MemoryEndpoint(this, local, () => {
       if (this.#endpoints.get(k) === ep) this.#endpoints.delete(k);
     });
@@ -220,9 +235,15 @@ export class MemoryBackend implements IpsecBackend {
       );
       if (!fits) continue;
       const rank = STATE_RANK[set.state];
-      if (!best || rank < STATE_RANK[best.state] || (rank === STATE_RANK[best.state] && this.#installOrder.get(set)! > this.#installOrder.get(best)!)) best = set;
+      if (
+        !best ||
+        rank < STATE_RANK[best.state] ||
+        (rank === STATE_RANK[best.state] && this.#installOrder.get(set)! > this.#installOrder.get(best)!)
+      )
+        best = set;
     }
-    if (!best) throw new BackendError('BACKEND_NO_SA', `no live SA set protects ${local.address}:${local.port} -> ${to.address}:${to.port}`);
+    if (!best)
+      throw new BackendError('BACKEND_NO_SA', `no live SA set protects ${local.address}:${local.port} -> ${to.address}:${to.port}`);
     return best;
   }
 
@@ -233,7 +254,12 @@ export class MemoryBackend implements IpsecBackend {
     const p = sa.params;
     if (p.mode === 'udp-enc-tunnel') {
       const peer = this.peerEncapOf(set)!;
-      this.#wire.send({ src: this.localIp, dst: peer.address, encap: { srcPort: this.encapPort, dstPort: peer.port }, payload: udpPayload });
+      this.#wire.send({
+        src: this.localIp,
+        dst: peer.address,
+        encap: { srcPort: this.encapPort, dstPort: peer.port },
+        payload: udpPayload,
+      });
       this.#keepalive.noteSent(peer);
     } else {
       this.#wire.send({ src: this.localIp, dst: p.dst, payload: udpPayload });
@@ -247,13 +273,22 @@ export class MemoryBackend implements IpsecBackend {
       // RFC 3948 §2.2/§2.3 classification, as the userspace backend's ESP-in-UDP socket does it.
       const kind = classifyEncapPayload(pkt.payload);
       if (kind !== 'esp') {
-        if (kind === 'keepalive') this.sad.counters.keepalive++; // never a sign of life
+        if (kind === 'keepalive')
+          this.sad.counters.keepalive++; // never a sign of life
         else if (kind === 'non-esp') this.sad.counters.nonEsp++;
         else this.sad.counters.malformed++;
         return;
       }
       const from = { address: pkt.src, port: pkt.encap.srcPort };
-      this.#deliver(this.sad.receiveEsp({ src: pkt.src, dst: this.localIp, encap: { srcPort: pkt.encap.srcPort, dstPort: this.encapPort }, esp: pkt.payload }), from);
+      this.#deliver(
+        this.sad.receiveEsp({
+          src: pkt.src,
+          dst: this.localIp,
+          encap: { srcPort: pkt.encap.srcPort, dstPort: this.encapPort },
+          esp: pkt.payload,
+        }),
+        from,
+      );
       return;
     }
     this.#deliver(this.sad.receiveEsp({ src: pkt.src, dst: this.localIp, esp: pkt.payload }), { address: pkt.src, port: 0 });
@@ -264,7 +299,8 @@ export class MemoryBackend implements IpsecBackend {
       this.#onDrop?.(r, from);
       return;
     }
-    const ep = this.#endpoints.get(endpointKey(r.inner.dst, r.inner.dstPort)) ?? this.#endpoints.get(endpointKey(this.localIp, r.inner.dstPort));
+    const ep =
+      this.#endpoints.get(endpointKey(r.inner.dst, r.inner.dstPort)) ?? this.#endpoints.get(endpointKey(this.localIp, r.inner.dstPort));
     if (!ep) {
       this.#noEndpoint++;
       return;
@@ -282,12 +318,18 @@ export class MemoryBackend implements IpsecBackend {
   #keepalivePeers(): void {
     if (!this.#keepalive.enabled) return;
     const peers: Addr[] = [];
-    for (const s of this.#installOrder.keys()) if (s.live && s.role === 'ue' && s.config.mode === 'udp-enc-tunnel') peers.push(this.peerEncapOf(s)!);
+    for (const s of this.#installOrder.keys())
+      if (s.live && s.role === 'ue' && s.config.mode === 'udp-enc-tunnel') peers.push(this.peerEncapOf(s)!);
     this.#keepalive.setPeers(peers);
   }
 
   #sendKeepalive(peer: Addr): void {
-    this.#wire.send({ src: this.localIp, dst: peer.address, encap: { srcPort: this.encapPort, dstPort: peer.port }, payload: NAT_KEEPALIVE });
+    this.#wire.send({
+      src: this.localIp,
+      dst: peer.address,
+      encap: { srcPort: this.encapPort, dstPort: peer.port },
+      payload: NAT_KEEPALIVE,
+    });
   }
 }
 

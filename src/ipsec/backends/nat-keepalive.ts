@@ -36,7 +36,8 @@ export class NatKeepalive {
   #closed = false;
 
   constructor(deps: NatKeepaliveDeps) {
-    if (!Number.isInteger(deps.intervalMs) || deps.intervalMs < 0) throw new RangeError(`keepaliveMs must be an integer >= 0, got ${deps.intervalMs}`);
+    if (!Number.isInteger(deps.intervalMs) || deps.intervalMs < 0)
+      throw new RangeError(`keepaliveMs must be an integer >= 0, got ${deps.intervalMs}`);
     this.#deps = deps;
   }
 
@@ -110,7 +111,11 @@ export class NatKeepalive {
 
   #schedule(st: PeerState): void {
     const wait = Math.max(0, st.last + this.#deps.intervalMs - this.#deps.clock.now());
-    st.cancel = this.#deps.clock.setTimer(wait, guard('esp.keepalive', () => this.#fire(st)), { unref: true });
+    st.cancel = this.#deps.clock.setTimer(
+      wait,
+      guard('esp.keepalive', () => this.#fire(st)),
+      { unref: true },
+    );
   }
 
   async #fire(st: PeerState): Promise<void> {

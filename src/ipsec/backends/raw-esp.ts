@@ -66,22 +66,30 @@ export async function openRawEsp(localIp: string, onEsp: (esp: Uint8Array, src: 
   sock.on('error', () => {
     // Send errors surface through the send callback; receive errors have nobody to tell.
   });
-  sock.on('message', guard('esp.raw', (b: Buffer, src: string) => {
-    const bytes = new Uint8Array(b.buffer, b.byteOffset, b.length);
-    if (v6) {
-      onEsp(bytes, src);
-      return;
-    }
-    const ip = parseIpPacket(bytes);
-    if (!ip || ip.protocol !== IPPROTO_ESP || ip.dst !== localIp) return;
-    onEsp(ip.payload, ip.src, bytes);
-  }, (b) => b.length));
+  sock.on(
+    'message',
+    guard(
+      'esp.raw',
+      (b: Buffer, src: string) => {
+        const bytes = new Uint8Array(b.buffer, b.byteOffset, b.length);
+        if (v6) {
+          onEsp(bytes, src);
+          return;
+        }
+        const ip = parseIpPacket(bytes);
+        if (!ip || ip.protocol !== IPPROTO_ESP || ip.dst !== localIp) return;
+        onEsp(ip.payload, ip.src, bytes);
+      },
+      (b) => b.length,
+    ),
+  );
   const sendOne = (out: Uint8Array, dst: string) =>
     new Promise<void>((resolve, reject) => {
       const b = Buffer.from(out.buffer, out.byteOffset, out.byteLength);
       sock.send(b, 0, b.length, dst, (err) => (err ? reject(err) : resolve()));
     });
-  const failed = (dst: string, err: unknown) => new BackendError('BACKEND_SEND_FAILED', `raw ESP send to ${dst} failed: ${(err as Error).message}`);
+  const failed = (dst: string, err: unknown) =>
+    new BackendError('BACKEND_SEND_FAILED', `raw ESP send to ${dst} failed: ${(err as Error).message}`);
   return {
     send: async (esp, dst, ipv4Packet) => {
       const out = v6 ? esp : (ipv4Packet ?? buildIpPacket({ src: localIp, dst, protocol: IPPROTO_ESP, payload: esp }));

@@ -86,7 +86,15 @@ export function tracedTransport(t: SipTransport, opts: TraceOptions): SipTranspo
     },
     async send(bytes: Uint8Array, to: Destination): Promise<void> {
       await t.send(bytes, to);
-      trace({ t: Date.now(), node: opts.node ?? '?', dir: 'send', local: t.local, remote: { address: to.address, port: to.port }, firstLine: firstLineOf(bytes), bytes });
+      trace({
+        t: Date.now(),
+        node: opts.node ?? '?',
+        dir: 'send',
+        local: t.local,
+        remote: { address: to.address, port: to.port },
+        firstLine: firstLineOf(bytes),
+        bytes,
+      });
     },
     close: () => t.close(),
   };
@@ -106,7 +114,15 @@ export class TracedPlain {
 
   handler(h: ReceiveHandler): ReceiveHandler {
     return (bytes, ctx) => {
-      this.opts.trace?.({ t: Date.now(), node: this.opts.node ?? '?', dir: 'recv', local: ctx.local, remote: ctx.remote, firstLine: firstLineOf(bytes), bytes });
+      this.opts.trace?.({
+        t: Date.now(),
+        node: this.opts.node ?? '?',
+        dir: 'recv',
+        local: ctx.local,
+        remote: ctx.remote,
+        firstLine: firstLineOf(bytes),
+        bytes,
+      });
       h(bytes, this.#outer && ctx.transport === this.#inner ? { ...ctx, transport: this.#outer } : ctx);
     };
   }

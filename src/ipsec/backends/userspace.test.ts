@@ -13,7 +13,9 @@ import { systemClock } from '../../util/clock.ts';
 const CK = fromHex('b40ba9a3c58b2a05bbf0d987b21bf8cb');
 const IK = fromHex('f769bcd751044604127672711c6d3441');
 
-function nextMessage(ep: { onMessage(h: (b: Uint8Array, c: ProtectedContext) => void): void }): Promise<{ text: string; ctx: ProtectedContext }> {
+function nextMessage(ep: {
+  onMessage(h: (b: Uint8Array, c: ProtectedContext) => void): void;
+}): Promise<{ text: string; ctx: ProtectedContext }> {
   return new Promise((resolve) => ep.onMessage((b, ctx) => resolve({ text: Buffer.from(b).toString(), ctx })));
 }
 
@@ -72,14 +74,22 @@ test('a replayed ESP-in-UDP packet is dropped and counted on the SA; an unknown 
   const ip = '127.0.0.1';
   const drops: string[] = [];
   const pc = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock, onDrop: (r) => drops.push(r.drop) });
-  const ue = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock, wireLog: (pkt, dir) => dir === 'out' && sent.push(pkt) });
+  const ue = await UserspaceBackend.create({
+    localIp: ip,
+    encapPort: 0,
+    clock: systemClock,
+    wireLog: (pkt, dir) => dir === 'out' && sent.push(pkt),
+  });
   const sent: Uint8Array[] = [];
   const [spiPc, spiPs] = pc.allocateSpis(ip, 2) as [number, number];
   const base: Omit<SaSetConfig, 'role'> = {
     ue: { ip, portC: 31300, portS: 31301, spiC: 5000, spiS: 5001 },
     pcscf: { ip, portC: 31400, portS: 31401, spiC: spiPc, spiS: spiPs },
-    alg: 'hmac-sha-1-96', ealg: 'null', keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'null'),
-    mode: 'udp-enc-tunnel', encap: { uePort: ue.encapPort, pcscfPort: pc.encapPort },
+    alg: 'hmac-sha-1-96',
+    ealg: 'null',
+    keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'null'),
+    mode: 'udp-enc-tunnel',
+    encap: { uePort: ue.encapPort, pcscfPort: pc.encapPort },
   };
   const pcSet = createSaSet({ ...base, role: 'pcscf' });
   await pc.install(pcSet);
@@ -116,7 +126,10 @@ test('mod=trans without CAP_NET_RAW fails with an error that names the capabilit
       role: 'ue',
       ue: { ip: '127.0.0.1', portC: 31500, portS: 31501, spiC: 6000, spiS: 6001 },
       pcscf: { ip: '127.0.0.1', portC: 31600, portS: 31601, spiC: 6002, spiS: 6003 },
-      alg: 'hmac-sha-1-96', ealg: 'null', keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'null'), mode: 'transport',
+      alg: 'hmac-sha-1-96',
+      ealg: 'null',
+      keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'null'),
+      mode: 'transport',
     });
     if (process.getuid?.() === 0) {
       await b.install(set);
@@ -141,13 +154,18 @@ test('mod=trans over raw IP protocol 50 on loopback carries a request with its S
     const base: Omit<SaSetConfig, 'role'> = {
       ue: { ip, portC: 31700, portS: 31701, spiC: 7000, spiS: 7001 },
       pcscf: { ip, portC: 31800, portS: 31801, spiC: 7002, spiS: 7003 },
-      alg: 'hmac-md5-96', ealg: 'des-ede3-cbc', keys: expandKeys(IK, CK, 'hmac-md5-96', 'des-ede3-cbc'), mode: 'transport',
+      alg: 'hmac-md5-96',
+      ealg: 'des-ede3-cbc',
+      keys: expandKeys(IK, CK, 'hmac-md5-96', 'des-ede3-cbc'),
+      mode: 'transport',
     };
     const pcSet = createSaSet({ ...base, role: 'pcscf' });
     await ue.install(createSaSet({ ...base, role: 'ue' }));
     await pc.install(pcSet);
     const got = nextMessage(await pc.openEndpoint({ address: ip, port: 31801 }));
-    await (await ue.openEndpoint({ address: ip, port: 31700 })).send(Buffer.from('REGISTER sip:x SIP/2.0\r\n\r\n'), { address: ip, port: 31801 });
+    await (
+      await ue.openEndpoint({ address: ip, port: 31700 })
+    ).send(Buffer.from('REGISTER sip:x SIP/2.0\r\n\r\n'), { address: ip, port: 31801 });
     const m = await got;
     assert.equal(m.text, 'REGISTER sip:x SIP/2.0\r\n\r\n');
     assert.equal(m.ctx.set, pcSet);
@@ -187,7 +205,11 @@ test('NAT-keepalives (RFC 3948 §2.3/§4): the UE side sends 0xFF after the conf
       role,
       ue: { ip, portC: 32000 + spi, portS: 32100 + spi, spiC: 8000 + spi, spiS: 8100 + spi },
       pcscf: { ip, portC: 32200 + spi, portS: 32300 + spi, spiC: 8200 + spi, spiS: 8300 + spi },
-      alg: 'hmac-sha-1-96', ealg: 'null', keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'null'), mode: 'udp-enc-tunnel', encap,
+      alg: 'hmac-sha-1-96',
+      ealg: 'null',
+      keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'null'),
+      mode: 'udp-enc-tunnel',
+      encap,
     });
   const peerPort = peer.address().port;
   try {
@@ -199,7 +221,10 @@ test('NAT-keepalives (RFC 3948 §2.3/§4): the UE side sends 0xFF after the conf
     await new Promise((r) => setTimeout(r, 400));
     const fromUe = got.filter((g) => g.port === ue.encapPort);
     assert.ok(fromUe.length >= 1 && fromUe.length <= 3, `${fromUe.length} keepalives in 400 ms at 150 ms`);
-    assert.ok(fromUe.every((g) => g.len === 1 && g.first === 0xff), 'one octet 0xFF');
+    assert.ok(
+      fromUe.every((g) => g.len === 1 && g.first === 0xff),
+      'one octet 0xFF',
+    );
     assert.equal(ue.counters.keepalivesSent, fromUe.length);
     assert.equal(got.filter((g) => g.port !== ue.encapPort).length, 0, 'no keepalive from the P-CSCF role or with keepaliveMs 0');
     assert.equal(pcSide.counters.keepalivesSent, 0);
@@ -245,7 +270,9 @@ test('issue 10 §4: a throwing handler or drop hook costs one datagram; the next
     // The drop hook: garbage ESP (unknown SPI) to a backend whose hook throws, twice.
     const junk = createSocket('udp4');
     for (let i = 0; i < 2; i++) {
-      await new Promise<void>((r) => junk.send(Buffer.from([0, 0, 0x12, 0x34, 0, 0, 0, 1, ...new Array(40).fill(7)]), pcHook.encapPort, ip, () => r()));
+      await new Promise<void>((r) =>
+        junk.send(Buffer.from([0, 0, 0x12, 0x34, 0, 0, 0, 1, ...new Array(40).fill(7)]), pcHook.encapPort, ip, () => r()),
+      );
     }
     junk.close();
     const deadline = Date.now() + 2000;

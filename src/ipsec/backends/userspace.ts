@@ -70,11 +70,13 @@ export class UserspaceBackend implements IpsecBackend {
   readonly #keepalive: NatKeepalive;
 
   private constructor(opts: UserspaceBackendOptions) {
-    if (isIP(opts.localIp) === 0) throw new BackendError('BACKEND_BAD_PARAMS', `localIp must be an IP address, got ${JSON.stringify(opts.localIp)}`);
+    if (isIP(opts.localIp) === 0)
+      throw new BackendError('BACKEND_BAD_PARAMS', `localIp must be an IP address, got ${JSON.stringify(opts.localIp)}`);
     this.#opts = opts;
     this.sad = new Sad({ now: () => opts.clock.now() });
     const intervalMs = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
-    if (!Number.isInteger(intervalMs) || intervalMs < 0) throw new BackendError('BACKEND_BAD_PARAMS', `keepaliveMs must be an integer >= 0, got ${intervalMs}`);
+    if (!Number.isInteger(intervalMs) || intervalMs < 0)
+      throw new BackendError('BACKEND_BAD_PARAMS', `keepaliveMs must be an integer >= 0, got ${intervalMs}`);
     this.#keepalive = new NatKeepalive({ intervalMs, clock: opts.clock, send: (peer) => this.#sendKeepalive(peer) });
   }
 
@@ -110,7 +112,8 @@ export class UserspaceBackend implements IpsecBackend {
     // Transport mode needs the raw ESP socket; open it on first use so UDP-enc-tun needs no root.
     if (set.config.mode === 'transport') await this.#ensureRaw();
     this.sad.install(set);
-    if (!this.#installOrder.has(set)) for (const k of flowKeys(set)) (this.#byFlow.get(k) ?? this.#byFlow.set(k, new Set()).get(k)!).add(set);
+    if (!this.#installOrder.has(set))
+      for (const k of flowKeys(set)) (this.#byFlow.get(k) ?? this.#byFlow.set(k, new Set()).get(k)!).add(set);
     this.#installOrder.set(set, ++this.#seq);
     this.#keepaliveFor(set);
   }
@@ -148,7 +151,8 @@ export class UserspaceBackend implements IpsecBackend {
    */
   async openEndpoint(local: Addr): Promise<ProtectedEndpoint> {
     const k = endpointKey(local.address, local.port);
-    if (this.#endpoints.has(k)) throw new BackendError('BACKEND_PORT_IN_USE', `protected port ${local.address}:${local.port} is already open`);
+    if (this.#endpoints.has(k))
+      throw new BackendError('BACKEND_PORT_IN_USE', `protected port ${local.address}:${local.port} is already open`);
     const ep = new Endpoint(this, local, () => {
       if (this.#endpoints.get(k) === ep) this.#endpoints.delete(k);
     });
@@ -175,10 +179,15 @@ export class UserspaceBackend implements IpsecBackend {
     // index holds both, so only the sets of this flow are looked at (not every set of the backend).
     for (const set of this.#byFlow.get(flowKey(local.port, to.port, to.address)) ?? []) {
       if (!set.live) continue;
-      if (!best || STATE_RANK[set.state] < STATE_RANK[best.state] ||
-        (STATE_RANK[set.state] === STATE_RANK[best.state] && (this.#installOrder.get(set) ?? 0) > (this.#installOrder.get(best) ?? 0))) best = set;
+      if (
+        !best ||
+        STATE_RANK[set.state] < STATE_RANK[best.state] ||
+        (STATE_RANK[set.state] === STATE_RANK[best.state] && (this.#installOrder.get(set) ?? 0) > (this.#installOrder.get(best) ?? 0))
+      )
+        best = set;
     }
-    if (!best) throw new BackendError('BACKEND_NO_SA', `no live SA set protects ${local.address}:${local.port} -> ${to.address}:${to.port}`);
+    if (!best)
+      throw new BackendError('BACKEND_NO_SA', `no live SA set protects ${local.address}:${local.port} -> ${to.address}:${to.port}`);
     return best;
   }
 
@@ -191,9 +200,15 @@ export class UserspaceBackend implements IpsecBackend {
       const peer = this.peerEncapOf(set)!;
       if (this.#opts.wireLog) {
         // As it goes on the wire: towards the NAT-learned peer port when it differs from the SA's.
-        const logged = peer.port === (p.encap?.dstPort ?? NAT_T_PORT) && sameAddress(peer.address, p.dst)
-          ? sent.ip
-          : buildIpPacket({ src: p.src, dst: peer.address, protocol: 17, payload: buildUdp(p.src, peer.address, this.encapPort, peer.port, udpPayload, { zeroChecksum: isIP(p.src) === 4 }) });
+        const logged =
+          peer.port === (p.encap?.dstPort ?? NAT_T_PORT) && sameAddress(peer.address, p.dst)
+            ? sent.ip
+            : buildIpPacket({
+                src: p.src,
+                dst: peer.address,
+                protocol: 17,
+                payload: buildUdp(p.src, peer.address, this.encapPort, peer.port, udpPayload, { zeroChecksum: isIP(p.src) === 4 }),
+              });
         this.#opts.wireLog(logged, 'out');
       }
       await new Promise<void>((resolve, reject) =>
@@ -215,7 +230,10 @@ export class UserspaceBackend implements IpsecBackend {
   #keepaliveFor(set: SaSet): void {
     if (!this.#keepalive.enabled) return;
     const had = this.#keepaliveOf.get(set);
-    const wants = set.live && set.role === 'ue' && set.config.mode === 'udp-enc-tunnel' && this.#installOrder.has(set) ? this.peerEncapOf(set) : undefined;
+    const wants =
+      set.live && set.role === 'ue' && set.config.mode === 'udp-enc-tunnel' && this.#installOrder.has(set)
+        ? this.peerEncapOf(set)
+        : undefined;
     if (had && wants && sameAddress(had.address, wants.address) && had.port === wants.port) return;
     if (had) {
       this.#keepalive.release(had);
@@ -233,7 +251,12 @@ export class UserspaceBackend implements IpsecBackend {
     if (!s) return;
     const local = this.#opts.localIp;
     this.#opts.wireLog?.(
-      buildIpPacket({ src: local, dst: peer.address, protocol: 17, payload: buildUdp(local, peer.address, this.encapPort, peer.port, NAT_KEEPALIVE, { zeroChecksum: isIP(local) === 4 }) }),
+      buildIpPacket({
+        src: local,
+        dst: peer.address,
+        protocol: 17,
+        payload: buildUdp(local, peer.address, this.encapPort, peer.port, NAT_KEEPALIVE, { zeroChecksum: isIP(local) === 4 }),
+      }),
       'out',
     );
     await new Promise<void>((resolve, reject) => s.send(NAT_KEEPALIVE, peer.port, peer.address, (err) => (err ? reject(err) : resolve())));
@@ -246,14 +269,21 @@ export class UserspaceBackend implements IpsecBackend {
     const s = createSocket({ type: family, reuseAddr: false, recvBufferSize: 8 * 1024 * 1024 });
     await new Promise<void>((resolve, reject) => {
       s.once('error', (e: NodeJS.ErrnoException) =>
-        reject(new BackendError('BACKEND_BIND_FAILED', `cannot bind ESP-in-UDP socket ${this.#opts.localIp}:${port}: ${e.code ?? e.message}`)),
+        reject(
+          new BackendError('BACKEND_BIND_FAILED', `cannot bind ESP-in-UDP socket ${this.#opts.localIp}:${port}: ${e.code ?? e.message}`),
+        ),
       );
       s.bind(port, this.#opts.localIp, () => resolve());
     });
     // The boundary for ESP-in-UDP: a bug anywhere above (SAD, SIP, the P-CSCF) costs one datagram.
     s.on(
       'message',
-      guard('esp.encap', (msg: Buffer, rinfo: { address: string; port: number }) => this.#onEncap(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), { address: rinfo.address, port: rinfo.port }), (msg) => msg.length),
+      guard(
+        'esp.encap',
+        (msg: Buffer, rinfo: { address: string; port: number }) =>
+          this.#onEncap(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), { address: rinfo.address, port: rinfo.port }),
+        (msg) => msg.length,
+      ),
     );
     this.#encap = s;
     this.#encapPort = s.address().port;
@@ -261,17 +291,29 @@ export class UserspaceBackend implements IpsecBackend {
 
   async #ensureRaw(): Promise<void> {
     if (this.#raw) return;
-    this.#raw = await openRawEsp(this.#opts.localIp, guard('esp.raw', (esp: Uint8Array, src: string, ipPacket?: Uint8Array) => {
-      if (ipPacket) this.#opts.wireLog?.(ipPacket, 'in');
-      else this.#opts.wireLog?.(buildIpPacket({ src, dst: this.#opts.localIp, protocol: 50, payload: esp }), 'in');
-      this.#deliver(this.sad.receiveEsp({ src, dst: this.#opts.localIp, esp }), { address: src, port: 0 });
-    }, (esp) => esp.length));
+    this.#raw = await openRawEsp(
+      this.#opts.localIp,
+      guard(
+        'esp.raw',
+        (esp: Uint8Array, src: string, ipPacket?: Uint8Array) => {
+          if (ipPacket) this.#opts.wireLog?.(ipPacket, 'in');
+          else this.#opts.wireLog?.(buildIpPacket({ src, dst: this.#opts.localIp, protocol: 50, payload: esp }), 'in');
+          this.#deliver(this.sad.receiveEsp({ src, dst: this.#opts.localIp, esp }), { address: src, port: 0 });
+        },
+        (esp) => esp.length,
+      ),
+    );
   }
 
   #onEncap(payload: Uint8Array, from: Addr): void {
     const local = this.#opts.localIp;
     this.#opts.wireLog?.(
-      buildIpPacket({ src: from.address, dst: local, protocol: 17, payload: buildUdp(from.address, local, from.port, this.encapPort, payload, { zeroChecksum: isIP(local) === 4 }) }),
+      buildIpPacket({
+        src: from.address,
+        dst: local,
+        protocol: 17,
+        payload: buildUdp(from.address, local, from.port, this.encapPort, payload, { zeroChecksum: isIP(local) === 4 }),
+      }),
       'in',
     );
     const kind = classifyEncapPayload(payload);
@@ -285,7 +327,10 @@ export class UserspaceBackend implements IpsecBackend {
       else this.sad.counters.malformed++;
       return;
     }
-    this.#deliver(this.sad.receiveEsp({ src: from.address, dst: local, encap: { srcPort: from.port, dstPort: this.encapPort }, esp: payload }), from);
+    this.#deliver(
+      this.sad.receiveEsp({ src: from.address, dst: local, encap: { srcPort: from.port, dstPort: this.encapPort }, esp: payload }),
+      from,
+    );
   }
 
   #deliver(r: ReceiveResult, from: Addr): void {
@@ -293,7 +338,9 @@ export class UserspaceBackend implements IpsecBackend {
       this.#opts.onDrop?.(r, from);
       return;
     }
-    const ep = this.#endpoints.get(endpointKey(r.inner.dst, r.inner.dstPort)) ?? this.#endpoints.get(endpointKey(this.#opts.localIp, r.inner.dstPort));
+    const ep =
+      this.#endpoints.get(endpointKey(r.inner.dst, r.inner.dstPort)) ??
+      this.#endpoints.get(endpointKey(this.#opts.localIp, r.inner.dstPort));
     if (!ep) {
       this.#noEndpoint++;
       return;

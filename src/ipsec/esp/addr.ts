@@ -64,7 +64,7 @@ export function formatAddress(b: Uint8Array): string {
   // RFC 5952 §4.2: compress the longest run of ≥ 2 zero groups (the first one on a tie).
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== 0) {
       i++;
       continue;

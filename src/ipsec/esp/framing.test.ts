@@ -6,16 +6,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { expandKeys } from '../keys.ts';
 import type { SaParams } from '../types.ts';
-import {
-  buildIpPacket,
-  buildUdp,
-  createInbound,
-  createOutbound,
-  NAT_KEEPALIVE,
-  parseInner,
-  parseWire,
-  sealToWire,
-} from './index.ts';
+import { buildIpPacket, buildUdp, createInbound, createOutbound, NAT_KEEPALIVE, parseInner, parseWire, sealToWire } from './index.ts';
 import { transportChecksum } from './checksum.ts';
 import { parseAddress } from './addr.ts';
 
@@ -48,7 +39,10 @@ function roundTrip(sa: SaParams, encapPorts?: number[]) {
 }
 
 describe('framing', () => {
-  for (const [src, dst] of [['192.0.2.1', '192.0.2.2'], ['2001:db8::1', '2001:db8::2']] as const) {
+  for (const [src, dst] of [
+    ['192.0.2.1', '192.0.2.2'],
+    ['2001:db8::1', '2001:db8::2'],
+  ] as const) {
     it(`transport over ${src.includes(':') ? 'IPv6' : 'IPv4'}: IP proto 50, inner UDP on the outer addresses`, () => {
       const x = roundTrip(params('transport', src, dst))!;
       assert.equal(x.wire.kind === 'esp' && x.wire.encap, undefined);
@@ -85,11 +79,26 @@ describe('framing', () => {
   });
 
   it('keepalives and non-ESP markers on 4500; other UDP is "other"', () => {
-    const ka = buildIpPacket({ src: '198.51.100.7', dst: '192.0.2.2', protocol: 17, payload: buildUdp('198.51.100.7', '192.0.2.2', 61000, 4500, NAT_KEEPALIVE, { zeroChecksum: true }) });
+    const ka = buildIpPacket({
+      src: '198.51.100.7',
+      dst: '192.0.2.2',
+      protocol: 17,
+      payload: buildUdp('198.51.100.7', '192.0.2.2', 61000, 4500, NAT_KEEPALIVE, { zeroChecksum: true }),
+    });
     assert.deepEqual(parseWire(ka), { kind: 'keepalive', src: '198.51.100.7', dst: '192.0.2.2', encap: { srcPort: 61000, dstPort: 4500 } });
-    const ike = buildIpPacket({ src: '198.51.100.7', dst: '192.0.2.2', protocol: 17, payload: buildUdp('198.51.100.7', '192.0.2.2', 61000, 4500, new Uint8Array(20)) });
+    const ike = buildIpPacket({
+      src: '198.51.100.7',
+      dst: '192.0.2.2',
+      protocol: 17,
+      payload: buildUdp('198.51.100.7', '192.0.2.2', 61000, 4500, new Uint8Array(20)),
+    });
     assert.equal(parseWire(ike).kind, 'non-esp');
-    const sip = buildIpPacket({ src: '198.51.100.7', dst: '192.0.2.2', protocol: 17, payload: buildUdp('198.51.100.7', '192.0.2.2', 5060, 5060, Uint8Array.of(1)) });
+    const sip = buildIpPacket({
+      src: '198.51.100.7',
+      dst: '192.0.2.2',
+      protocol: 17,
+      payload: buildUdp('198.51.100.7', '192.0.2.2', 5060, 5060, Uint8Array.of(1)),
+    });
     assert.deepEqual(parseWire(sip), { kind: 'other', src: '198.51.100.7', dst: '192.0.2.2', protocol: 17 });
     assert.equal(parseWire(sip, { encapPorts: [5060] }).kind, 'malformed'); // 1 octet, not 0xff
     const tcp = buildIpPacket({ src: '::1', dst: '::2', protocol: 6, payload: new Uint8Array(20) });
@@ -103,7 +112,10 @@ describe('framing', () => {
     assert.equal(parseWire(short).kind, 'malformed');
     const udp = buildUdp('10.0.0.1', '10.0.0.2', 4500, 4500, Uint8Array.of(0, 0, 0x10, 0, 0, 0, 0, 1));
     udp[7]! ^= 1;
-    assert.deepEqual(parseWire(buildIpPacket({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 17, payload: udp })), { kind: 'malformed', reason: 'udp: bad checksum' });
+    assert.deepEqual(parseWire(buildIpPacket({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 17, payload: udp })), {
+      kind: 'malformed',
+      reason: 'udp: bad checksum',
+    });
     assert.equal(parseWire(new Uint8Array(10)).kind, 'malformed');
     fc.assert(fc.property(fc.uint8Array({ maxLength: 80 }), (b) => void parseWire(b)));
   });
@@ -118,7 +130,14 @@ describe('framing', () => {
     const c = transportChecksum(parseAddress(src)!, parseAddress(dst)!, 6, tcp);
     tcp[16] = c >> 8;
     tcp[17] = c & 0xff;
-    assert.deepEqual(parseInner('transport', 6, tcp, { src, dst }), { src, dst, protocol: 6, srcPort: 5062, dstPort: 5064, payload: tcp.subarray(20) });
+    assert.deepEqual(parseInner('transport', 6, tcp, { src, dst }), {
+      src,
+      dst,
+      protocol: 6,
+      srcPort: 5062,
+      dstPort: 5064,
+      payload: tcp.subarray(20),
+    });
     const sa = params('transport', src, dst);
     const esp = sealToWire(sa, createOutbound(sa), { srcPort: 5062, dstPort: 5064, payload: tcp, protocol: 6 }).esp;
     const r = createInbound(sa).open(esp);
@@ -130,6 +149,8 @@ describe('framing', () => {
 
   it('sealToWire refuses an outbound SA of another SPI', () => {
     const sa = params('transport', '10.0.0.1', '10.0.0.2');
-    assert.throws(() => sealToWire({ ...sa, spi: 0x3000 }, createOutbound(sa), { srcPort: 1, dstPort: 2, payload: new Uint8Array(0) }), { code: 'ESP_BAD_INPUT' });
+    assert.throws(() => sealToWire({ ...sa, spi: 0x3000 }, createOutbound(sa), { srcPort: 1, dstPort: 2, payload: new Uint8Array(0) }), {
+      code: 'ESP_BAD_INPUT',
+    });
   });
 });

@@ -38,7 +38,11 @@ function innerTransport(src: string, dst: string, seg: WireSegment): { protocol:
 }
 
 /** Seals `seg` on `out` and frames it for the SA's mode: ESP in IP (transport) or ESP in UDP in IP (UDP-encapsulated tunnel, RFC 3948). */
-export function sealToWire(sa: SaParams, out: EspOutbound, seg: WireSegment): { readonly ip: Uint8Array; readonly esp: Uint8Array; readonly udpPayload: Uint8Array } {
+export function sealToWire(
+  sa: SaParams,
+  out: EspOutbound,
+  seg: WireSegment,
+): { readonly ip: Uint8Array; readonly esp: Uint8Array; readonly udpPayload: Uint8Array } {
   if (out.spi !== sa.spi) throw new EspError('ESP_BAD_INPUT', `outbound SA spi ${out.spi} does not match SaParams spi ${sa.spi}`);
   if (sa.mode === 'transport') {
     // RFC 4303 §3.1.1: the transport header follows ESP; its checksum covers the (outer) IP addresses.
@@ -65,7 +69,10 @@ export function sealToWire(sa: SaParams, out: EspOutbound, seg: WireSegment): { 
  * sends, so it is built on first use: a socket send needs only the ESP bytes, and building the
  * outer headers (an IPv6 UDP checksum over the whole packet) on every send was wasted work.
  */
-function sealed(esp: Uint8Array, buildIp: () => Uint8Array): { readonly ip: Uint8Array; readonly esp: Uint8Array; readonly udpPayload: Uint8Array } {
+function sealed(
+  esp: Uint8Array,
+  buildIp: () => Uint8Array,
+): { readonly ip: Uint8Array; readonly esp: Uint8Array; readonly udpPayload: Uint8Array } {
   let ip: Uint8Array | undefined;
   return {
     get ip() {
@@ -128,7 +135,12 @@ function transportSegment(protocol: number, bytes: Uint8Array, src: string, dst:
 }
 
 /** Reads the decrypted ESP payload back to a UDP/TCP segment; undefined when it does not fit the mode. */
-export function parseInner(mode: EspMode, nextHeader: number, decrypted: Uint8Array, outer: { src: string; dst: string }): InnerSegment | undefined {
+export function parseInner(
+  mode: EspMode,
+  nextHeader: number,
+  decrypted: Uint8Array,
+  outer: { src: string; dst: string },
+): InnerSegment | undefined {
   if (mode === 'transport') return transportSegment(nextHeader, decrypted, outer.src, outer.dst);
   if (nextHeader !== IPPROTO_IPV4 && nextHeader !== IPPROTO_IPV6) return undefined;
   const ip = decodeIp(decrypted);

@@ -22,9 +22,7 @@ export { EspError, type EspErrorCode } from './errors.ts';
 export type EspDrop = 'short' | 'malformed' | 'unknown-spi' | 'replay' | 'outside-window' | 'icv' | 'padding' | 'selector' | 'dummy';
 
 /** What open() did with a packet: the payload and its Next Header, or the drop reason. */
-export type EspOpenResult =
-  | { ok: true; seq: number; nextHeader: number; payload: Uint8Array }
-  | { ok: false; drop: EspDrop; seq?: number };
+export type EspOpenResult = { ok: true; seq: number; nextHeader: number; payload: Uint8Array } | { ok: false; drop: EspDrop; seq?: number };
 
 /** The sending side of one SA. Not safe for concurrent use. */
 export interface EspOutbound {

@@ -56,7 +56,10 @@ describe('IP codec', () => {
   });
 
   it('round-trips IPv4 and IPv6', () => {
-    for (const [src, dst] of [['10.0.0.1', '10.0.0.2'], ['2001:db8::a', 'fe80::1']] as const) {
+    for (const [src, dst] of [
+      ['10.0.0.1', '10.0.0.2'],
+      ['2001:db8::a', 'fe80::1'],
+    ] as const) {
       const payload = Uint8Array.of(1, 2, 3);
       const b = buildIpPacket({ src, dst, protocol: 50, payload, ttl: 7 });
       assert.deepEqual(parseIpPacket(b), { version: src.includes(':') ? 6 : 4, src, dst, protocol: 50, payload });
@@ -83,9 +86,13 @@ describe('IP codec', () => {
   });
 
   it('refuses mixed families and oversize packets', () => {
-    assert.throws(() => buildIpPacket({ src: '10.0.0.1', dst: '::1', protocol: 17, payload: new Uint8Array(0) }), { code: 'ESP_BAD_INPUT' });
+    assert.throws(() => buildIpPacket({ src: '10.0.0.1', dst: '::1', protocol: 17, payload: new Uint8Array(0) }), {
+      code: 'ESP_BAD_INPUT',
+    });
     assert.throws(() => buildIpPacket({ src: 'x', dst: '::1', protocol: 17, payload: new Uint8Array(0) }), { code: 'ESP_BAD_INPUT' });
-    assert.throws(() => buildIpPacket({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 17, payload: new Uint8Array(65516) }), { code: 'ESP_BAD_INPUT' });
+    assert.throws(() => buildIpPacket({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 17, payload: new Uint8Array(65516) }), {
+      code: 'ESP_BAD_INPUT',
+    });
   });
 
   it('parseIpPacket never throws', () => {
@@ -101,7 +108,12 @@ describe('UDP', () => {
   it('IPv4 checksum matches the hand computation', () => {
     const u = buildUdp('192.0.2.1', '192.0.2.2', 5060, 5060, Buffer.from('hi'));
     assert.equal(toHex(u), '13c413c4000aebe46869');
-    assert.deepEqual(parseUdp(u, '192.0.2.1', '192.0.2.2'), { srcPort: 5060, dstPort: 5060, payload: Uint8Array.of(0x68, 0x69), checksumOk: true });
+    assert.deepEqual(parseUdp(u, '192.0.2.1', '192.0.2.2'), {
+      srcPort: 5060,
+      dstPort: 5060,
+      payload: Uint8Array.of(0x68, 0x69),
+      checksumOk: true,
+    });
     assert.equal(parseUdp(u, '192.0.2.1', '192.0.2.3')?.checksumOk, false);
     assert.equal(parseUdp(u)?.checksumOk, undefined);
   });

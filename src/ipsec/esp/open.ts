@@ -5,15 +5,7 @@
 import type { EspDrop, EspOpenResult } from './index.ts';
 import type { ReplayWindow } from './replay-window.ts';
 import type { EspTransform } from './transform.ts';
-import {
-  ESP_HEADER_LEN,
-  ESP_SEQ_OFFSET,
-  ESP_SPI_OFFSET,
-  ESP_TRAILER_LEN,
-  IPPROTO_NONE,
-  paddingIsDefault,
-  readU32,
-} from './wire.ts';
+import { ESP_HEADER_LEN, ESP_SEQ_OFFSET, ESP_SPI_OFFSET, ESP_TRAILER_LEN, IPPROTO_NONE, paddingIsDefault, readU32 } from './wire.ts';
 
 const drop = (d: EspDrop, seq?: number): EspOpenResult => (seq === undefined ? { ok: false, drop: d } : { ok: false, drop: d, seq });
 
@@ -22,7 +14,13 @@ const drop = (d: EspDrop, seq?: number): EspOpenResult => (seq === undefined ? {
  * (the SA layer makes its persisted high-water mark cover `seq` first, issue 13 §3); false refuses
  * the packet as 'outside-window' with nothing committed.
  */
-export function openEsp(t: EspTransform, window: ReplayWindow, spi: number, pkt: Uint8Array, mayAdvance?: (seq: number) => boolean): EspOpenResult {
+export function openEsp(
+  t: EspTransform,
+  window: ReplayWindow,
+  spi: number,
+  pkt: Uint8Array,
+  mayAdvance?: (seq: number) => boolean,
+): EspOpenResult {
   if (pkt.length < ESP_HEADER_LEN) return drop('short');
   if (readU32(pkt, ESP_SPI_OFFSET) !== spi) return drop('unknown-spi');
   const seq = readU32(pkt, ESP_SEQ_OFFSET);

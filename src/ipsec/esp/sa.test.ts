@@ -172,20 +172,28 @@ describe('ESP SA sequence numbers and misuse', () => {
     assert.throws(() => createOutbound({ ...s, alg: 'null' }), { code: 'ESP_UNSUPPORTED' });
     assert.throws(() => createOutbound({ ...s, alg: 'aes-gmac' }), { code: 'ESP_UNSUPPORTED' });
     const short = { ...s, keys: { ikEsp: IK, ckEsp: CK } }; // 16-octet key for SHA-1 (pitfall 8)
-    assert.throws(() => createOutbound(short), (e: Error & { code?: string }) => {
-      assert.equal(e.code, 'ESP_BAD_KEY');
-      assert.match(e.message, /ikEsp.*20 octets, got 16/);
-      assert.ok(!e.message.includes(IK.toString('hex')));
-      return true;
+    assert.throws(
+      () => createOutbound(short),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'ESP_BAD_KEY');
+        assert.match(e.message, /ikEsp.*20 octets, got 16/);
+        assert.ok(!e.message.includes(IK.toString('hex')));
+        return true;
+      },
+    );
+    assert.throws(() => createInbound({ ...sa('null', 'aes-gcm'), keys: { ikEsp: new Uint8Array(0), ckEsp: CK } }), {
+      code: 'ESP_BAD_KEY',
     });
-    assert.throws(() => createInbound({ ...sa('null', 'aes-gcm'), keys: { ikEsp: new Uint8Array(0), ckEsp: CK } }), { code: 'ESP_BAD_KEY' });
     assert.throws(() => createInbound({ ...s, replayWindow: 16 }), { code: 'ESP_BAD_INPUT' });
   });
 
   it('never shows keys in util.inspect or JSON', () => {
     for (const { alg, ealg } of allValidPairs()) {
       const x = sa(alg, ealg);
-      const text = inspect(createOutbound(x), { showHidden: true, depth: 9 }) + JSON.stringify(createInbound(x)) + inspect(createInbound(x), { showHidden: true, depth: 9 });
+      const text =
+        inspect(createOutbound(x), { showHidden: true, depth: 9 }) +
+        JSON.stringify(createInbound(x)) +
+        inspect(createInbound(x), { showHidden: true, depth: 9 });
       for (const k of [x.keys.ikEsp, x.keys.ckEsp]) if (k.length) assert.ok(!text.includes(Buffer.from(k).toString('hex').slice(0, 8)));
       assert.ok(!/\d+, \d+, \d+/.test(text), 'no byte arrays');
     }
@@ -193,7 +201,10 @@ describe('ESP SA sequence numbers and misuse', () => {
 });
 
 describe('AES-GCM / GMAC IVs', () => {
-  for (const [alg, ealg] of [['null', 'aes-gcm'], ['aes-gmac', 'null']] as const) {
+  for (const [alg, ealg] of [
+    ['null', 'aes-gcm'],
+    ['aes-gmac', 'null'],
+  ] as const) {
     it(`${alg} + ${ealg}: IV = R + seq, R differing between SAs that share the key`, () => {
       const a = createOutbound(sa(alg, ealg));
       const b = createOutbound(sa(alg, ealg));

@@ -89,7 +89,10 @@ class Outbound implements EspOutbound {
     // 33.203 Annex M / RFC 4303 §2.6: IMS never sends dummy packets.
     if (nextHeader === IPPROTO_NONE) throw new EspError('ESP_BAD_INPUT', 'nextHeader 59 (dummy packet) is never sent in IMS');
     if (this.exhausted) {
-      throw new EspError('ESP_SEQ_EXHAUSTED', `SA spi=${hex(this.spi)} has sent sequence number 2^32-1; a new SA is needed (RFC 4303 §3.3.3)`);
+      throw new EspError(
+        'ESP_SEQ_EXHAUSTED',
+        `SA spi=${hex(this.spi)} has sent sequence number 2^32-1; a new SA is needed (RFC 4303 §3.3.3)`,
+      );
     }
     const esp = sealEsp(this.#t, this.spi, this.#seq + 1, payload, nextHeader);
     this.#seq++; // only a packet actually built consumes a number

@@ -2,16 +2,7 @@
 // (§2.4) → Pad Length, Next Header → transform (IV, encrypt, ICV). The packet is built in one buffer.
 import { EspError } from './errors.ts';
 import type { EspTransform } from './transform.ts';
-import {
-  ESP_HEADER_LEN,
-  ESP_MAX_LEN,
-  ESP_SEQ_OFFSET,
-  ESP_SPI_OFFSET,
-  ESP_TRAILER_LEN,
-  padLength,
-  writePadding,
-  writeU32,
-} from './wire.ts';
+import { ESP_HEADER_LEN, ESP_MAX_LEN, ESP_SEQ_OFFSET, ESP_SPI_OFFSET, ESP_TRAILER_LEN, padLength, writePadding, writeU32 } from './wire.ts';
 
 /** Octets an ESP packet needs for a payload of n octets under t. */
 export function sealedLength(t: EspTransform, n: number): number {

@@ -57,7 +57,10 @@ describe('tshark cross-check', { skip: hasTshark ? false : 'tshark not installed
     const expect: { frame: number; spi?: number; payload: string }[] = [];
     const uat: string[] = [];
     const hi = Buffer.from('plain udp');
-    for (const [s, d] of [['192.0.2.1', '192.0.2.2'], ['2001:db8::1', '2001:db8::2']]) {
+    for (const [s, d] of [
+      ['192.0.2.1', '192.0.2.2'],
+      ['2001:db8::1', '2001:db8::2'],
+    ]) {
       pkts.push(buildIpPacket({ src: s!, dst: d!, protocol: 17, payload: buildUdp(s!, d!, 5100, 5102, hi) }));
       expect.push({ frame: pkts.length, payload: hi.toString('hex') });
     }
@@ -80,12 +83,22 @@ describe('tshark cross-check', { skip: hasTshark ? false : 'tshark not installed
         spi++;
         const keys = expandKeys(ik, ck, alg, ealg);
         const sa: SaParams = {
-          spi, src: st.src, dst: st.dst, srcPort: 5100, dstPort: 5102, mode: st.mode, alg, ealg, keys,
+          spi,
+          src: st.src,
+          dst: st.dst,
+          srcPort: 5100,
+          dstPort: 5102,
+          mode: st.mode,
+          alg,
+          ealg,
+          keys,
           ...(st.inner ? { innerSrc: st.inner[0], innerDst: st.inner[1] } : {}),
         };
         const encKey = keys.salt && ealg === 'aes-gcm' ? Buffer.concat([keys.ckEsp, keys.salt]) : keys.ckEsp;
         const fam = st.src.includes(':') ? 'IPv6' : 'IPv4';
-        uat.push(`"${fam}","${st.src}","${st.dst}","0x${spi.toString(16).padStart(8, '0')}","${ENC[ealg]}","${hex(encKey)}","${AUTH[alg]}","${hex(keys.ikEsp)}"`);
+        uat.push(
+          `"${fam}","${st.src}","${st.dst}","0x${spi.toString(16).padStart(8, '0')}","${ENC[ealg]}","${hex(encKey)}","${AUTH[alg]}","${hex(keys.ikEsp)}"`,
+        );
         const out = createOutbound(sa);
         for (let i = 0; i < 3; i++) {
           const payload = randomBytes(5 + 17 * i); // several packets: CBC chaining across packets
@@ -98,10 +111,42 @@ describe('tshark cross-check', { skip: hasTshark ? false : 'tshark not installed
     try {
       const file = join(dir, 'esp.pcap');
       writeFileSync(file, pcap(pkts));
-      const args = ['-r', file, '-o', 'esp.enable_encryption_decode:TRUE', '-o', 'esp.enable_authentication_check:TRUE', '-o', 'ip.check_checksum:TRUE', '-o', 'udp.check_checksum:TRUE'];
+      const args = [
+        '-r',
+        file,
+        '-o',
+        'esp.enable_encryption_decode:TRUE',
+        '-o',
+        'esp.enable_authentication_check:TRUE',
+        '-o',
+        'ip.check_checksum:TRUE',
+        '-o',
+        'udp.check_checksum:TRUE',
+      ];
       for (const u of uat) args.push('-o', `uat:esp_sa:${u}`);
-      args.push('-T', 'fields', '-E', 'separator=|', '-e', 'frame.number', '-e', 'ip.checksum.status', '-e', 'udp.checksum.status', '-e', 'esp.spi', '-e', 'esp.icv_good', '-e', 'udp.dstport', '-e', 'data.data');
-      const lines = execFileSync('tshark', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
+      args.push(
+        '-T',
+        'fields',
+        '-E',
+        'separator=|',
+        '-e',
+        'frame.number',
+        '-e',
+        'ip.checksum.status',
+        '-e',
+        'udp.checksum.status',
+        '-e',
+        'esp.spi',
+        '-e',
+        'esp.icv_good',
+        '-e',
+        'udp.dstport',
+        '-e',
+        'data.data',
+      );
+      const lines = execFileSync('tshark', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .trim()
+        .split('\n');
       assert.equal(lines.length, expect.length);
       for (const e of expect) {
         const [frame, ipStatus, udpStatus, espSpi, icvGood, dport, data] = lines[e.frame - 1]!.split('|');

@@ -15,7 +15,7 @@ let server: AgentServer | undefined;
 
 /** The ESP-in-UDP payload of an outer IPv4/IPv6 packet the backend logged (undefined for keepalives). */
 function espOf(ip: Uint8Array): Uint8Array | undefined {
-  const hdr = (ip[0]! >> 4) === 4 ? (ip[0]! & 0x0f) * 4 : 40;
+  const hdr = ip[0]! >> 4 === 4 ? (ip[0]! & 0x0f) * 4 : 40;
   const esp = ip.subarray(hdr + 8);
   return esp.length > 1 ? esp : undefined;
 }
@@ -66,7 +66,9 @@ try {
       },
       node.stop,
     );
-    server.emit('ready', { ues: node.ues.map((h) => ({ ue: h.k, impi: h.ue.id.impi, encap_port: h.backend.encapPort, plain_port: h.ue.plainPort })) });
+    server.emit('ready', {
+      ues: node.ues.map((h) => ({ ue: h.k, impi: h.ue.id.impi, encap_port: h.backend.encapPort, plain_port: h.ue.plainPort })),
+    });
   } else {
     throw new Error(`usage: agent.ts net|ue '{json}', got ${JSON.stringify(role)}`);
   }

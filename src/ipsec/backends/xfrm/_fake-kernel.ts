@@ -82,16 +82,14 @@ export class FakeKernel implements XfrmTransport {
         const r = parsePolicy(payload)!;
         const key = policyKey(r.dir!, r.sel!);
         if (m.type === XFRM_MSG.NEWPOLICY && this.policies.has(key)) return EEXIST;
-        this.policies.set(key, { index: this.policies.get(key)?.index ?? (++this.#index * 8 + (r.dir === 'out' ? 1 : 0)), payload });
+        this.policies.set(key, { index: this.policies.get(key)?.index ?? ++this.#index * 8 + (r.dir === 'out' ? 1 : 0), payload });
         return undefined;
       }
       case XFRM_MSG.DELPOLICY: {
         const dv = new DataView(payload.buffer);
         const index = dv.getUint32(56, true);
         const dir = payload[60] === 0 ? 'in' : 'out';
-        const key = index
-          ? [...this.policies.entries()].find(([, v]) => v.index === index)?.[0]
-          : policyKey(dir, getSelector(payload, 0)!);
+        const key = index ? [...this.policies.entries()].find(([, v]) => v.index === index)?.[0] : policyKey(dir, getSelector(payload, 0)!);
         return key !== undefined && this.policies.delete(key) ? undefined : ENOENT;
       }
       default:
@@ -99,7 +97,12 @@ export class FakeKernel implements XfrmTransport {
     }
   }
 
-  get<T>(msg: Uint8Array, step: string, parse: (p: Uint8Array) => T | undefined, absent: readonly number[] = [ESRCH, ENOENT]): T | undefined {
+  get<T>(
+    msg: Uint8Array,
+    step: string,
+    parse: (p: Uint8Array) => T | undefined,
+    absent: readonly number[] = [ESRCH, ENOENT],
+  ): T | undefined {
     const m = decodeMessages(msg)![0]!;
     this.ops.push({ type: 'GETSA', step });
     const family = familyOfAf(new DataView(m.payload.buffer, m.payload.byteOffset).getUint16(20, true))!;

@@ -59,14 +59,38 @@ test('a failed 3rd NEWSA rolls back the two SAs before it and names the step and
   const set = createSaSet(setCfg(1));
   // A foreign SA (no tag) with SA3's identity: P-CSCF → UE, dst UE, SPI spi_uc.
   const foreign = createSaSet(setCfg(1, { role: 'pcscf' })).sas.SA3;
-  k.request(saMessage({ family: 4, src: '192.0.2.20', dst: '192.0.2.10', spi: foreign.spi, reqid: 1, mode: 'transport', sel: { family: 4, src: '0.0.0.0', dst: '0.0.0.0', prefixSrc: 0, prefixDst: 0, sport: 0, dport: 0, proto: 0, user: 0 }, algs: {}, replayWindow: 32, hardSeconds: 0 }, { seq: 1 }), 'setup');
+  k.request(
+    saMessage(
+      {
+        family: 4,
+        src: '192.0.2.20',
+        dst: '192.0.2.10',
+        spi: foreign.spi,
+        reqid: 1,
+        mode: 'transport',
+        sel: { family: 4, src: '0.0.0.0', dst: '0.0.0.0', prefixSrc: 0, prefixDst: 0, sport: 0, dport: 0, proto: 0, user: 0 },
+        algs: {},
+        replayWindow: 32,
+        hardSeconds: 0,
+      },
+      { seq: 1 },
+    ),
+    'setup',
+  );
   await assert.rejects(b.install(set), (e: Error & { code?: string; errno?: number }) => {
     assert.equal(e.code, 'XFRM_INSTALL_FAILED');
     assert.equal(e.errno, 17);
-    assert.match(e.message, /^xfrm: installing SA set \S+ failed: NEWSA SA3 spi 0x1011 192\.0\.2\.20 -> 192\.0\.2\.10: EEXIST; rolled back 2 step\(s\)$/);
+    assert.match(
+      e.message,
+      /^xfrm: installing SA set \S+ failed: NEWSA SA3 spi 0x1011 192\.0\.2\.20 -> 192\.0\.2\.10: EEXIST; rolled back 2 step\(s\)$/,
+    );
     return true;
   });
-  assert.deepEqual(k.allSas().map((r) => r.spi), [foreign.spi], 'only the foreign SA is left');
+  assert.deepEqual(
+    k.allSas().map((r) => r.spi),
+    [foreign.spi],
+    'only the foreign SA is left',
+  );
   assert.equal(k.policies.size, 0);
   assert.deepEqual(b.sets, []);
 });
@@ -109,8 +133,14 @@ test('refresh after setLifetime updates the SAs (UPDSA, counted from their add t
   set.setLifetime({ expiresAt: now + 3_600_000 });
   b.refresh(set);
   assert.equal(k.ops.filter((o) => o.type === 'UPDSA').length, 4);
-  assert.ok(k.allSas().every((r) => r.hardSeconds === 3620), 'hard_add_expires counts from the SA add time');
-  assert.ok(k.allPolicies().every((p) => p.hardSeconds === 3600), 'a replaced policy counts from now');
+  assert.ok(
+    k.allSas().every((r) => r.hardSeconds === 3620),
+    'hard_add_expires counts from the SA add time',
+  );
+  assert.ok(
+    k.allPolicies().every((p) => p.hardSeconds === 3600),
+    'a replaced policy counts from now',
+  );
   b.refresh(set);
   assert.equal(k.ops.filter((o) => o.type === 'UPDSA').length, 4, 'nothing changed: nothing sent');
 });
@@ -118,7 +148,12 @@ test('refresh after setLifetime updates the SAs (UPDSA, counted from their add t
 test('setPeerEncap: a new port is an UPDSA; a new address re-adds the outbound SAs and re-points their policies', async () => {
   const k = new FakeKernel();
   const socks: string[] = [];
-  const b = await XfrmBackend.create({ transport: k, clock: systemClock, instance: 5, openEspInUdp: (ip, port) => (socks.push(`open ${ip}:${port}`), { send: () => {}, close: () => void socks.push(`close ${ip}:${port}`) }) });
+  const b = await XfrmBackend.create({
+    transport: k,
+    clock: systemClock,
+    instance: 5,
+    openEspInUdp: (ip, port) => (socks.push(`open ${ip}:${port}`), { send: () => {}, close: () => void socks.push(`close ${ip}:${port}`) }),
+  });
   const set = createSaSet(setCfg(6, { mode: 'udp-enc-tunnel' }));
   await b.install(set);
   assert.deepEqual(socks, ['open 192.0.2.20:4500'], 'the P-CSCF holds a UDP_ENCAP socket on its encapsulation port');
@@ -134,14 +169,36 @@ test('setPeerEncap: a new port is an UPDSA; a new address re-adds the outbound S
   assert.deepEqual(socks, ['open 192.0.2.20:4500', 'close 192.0.2.20:4500']);
 });
 
-test('create() reconciles: deletes this instance\'s stale entries, keeps other instances and foreign ones', async () => {
+test("create() reconciles: deletes this instance's stale entries, keeps other instances and foreign ones", async () => {
   const k = new FakeKernel();
   const stale = await XfrmBackend.create({ transport: k, clock: systemClock, instance: 5 });
   await stale.install(createSaSet(setCfg(7)));
   const other = await XfrmBackend.create({ transport: k, clock: systemClock, instance: 6 });
   await other.install(createSaSet(setCfg(8)));
-  const sel = { family: 4 as const, src: '198.51.100.1', dst: '198.51.100.2', prefixSrc: 32, prefixDst: 32, sport: 0, dport: 0, proto: 0, user: 0 };
-  k.request(policyMessage({ sel, dir: 'out', priority: 0, hardSeconds: 0, tmpl: { family: 4, src: '198.51.100.1', dst: '198.51.100.2', spi: 0, reqid: 0, mode: 'transport' } }, { seq: 1 }), 'foreign');
+  const sel = {
+    family: 4 as const,
+    src: '198.51.100.1',
+    dst: '198.51.100.2',
+    prefixSrc: 32,
+    prefixDst: 32,
+    sport: 0,
+    dport: 0,
+    proto: 0,
+    user: 0,
+  };
+  k.request(
+    policyMessage(
+      {
+        sel,
+        dir: 'out',
+        priority: 0,
+        hardSeconds: 0,
+        tmpl: { family: 4, src: '198.51.100.1', dst: '198.51.100.2', spi: 0, reqid: 0, mode: 'transport' },
+      },
+      { seq: 1 },
+    ),
+    'foreign',
+  );
   // "stale" crashed: a new backend with the same instance starts.
   const fresh = await XfrmBackend.create({ transport: k, clock: systemClock, instance: 5 });
   assert.equal(k.sas.size, 4, 'instance 6 keeps its SAs');
@@ -150,7 +207,10 @@ test('create() reconciles: deletes this instance\'s stale entries, keeps other i
   assert.deepEqual(fresh.reconcile(), { deletedSas: 0, deletedPolicies: 0, kept: 9 });
   await other.close();
   assert.equal(k.sas.size, 0);
-  assert.deepEqual(k.allPolicies().map((p) => p.sel!.src), ['198.51.100.1']);
+  assert.deepEqual(
+    k.allPolicies().map((p) => p.sel!.src),
+    ['198.51.100.1'],
+  );
 });
 
 test('close() removes every set and anything else of ours', async () => {
@@ -213,7 +273,10 @@ test('a UE with UDP-enc-tun sets sends NAT-keepalives (0xFF) from its ESP-in-UDP
     transport: new FakeKernel(),
     keepaliveMs: 20,
     clock,
-    openEspInUdp: (ip, port) => ({ send: (to, bytes) => void sent.push(`${ip}:${port} -> ${to.address}:${to.port} ${Buffer.from(bytes).toString('hex')}`), close: () => {} }),
+    openEspInUdp: (ip, port) => ({
+      send: (to, bytes) => void sent.push(`${ip}:${port} -> ${to.address}:${to.port} ${Buffer.from(bytes).toString('hex')}`),
+      close: () => {},
+    }),
   });
   const set = createSaSet(setCfg(15, { role: 'ue', mode: 'udp-enc-tunnel' }));
   await b.install(set);
@@ -232,7 +295,11 @@ test('a UE with UDP-enc-tun sets sends NAT-keepalives (0xFF) from its ESP-in-UDP
 });
 
 test('sends to a NATed UE go to its inner address, whatever address the SIP layer used (no clear-text leak)', async () => {
-  const b = await XfrmBackend.create({ transport: new FakeKernel(), clock: systemClock, openEspInUdp: () => ({ send: () => {}, close: () => {} }) });
+  const b = await XfrmBackend.create({
+    transport: new FakeKernel(),
+    clock: systemClock,
+    openEspInUdp: () => ({ send: () => {}, close: () => {} }),
+  });
   const set = createSaSet(setCfg(16, { mode: 'udp-enc-tunnel', ue: { ...setCfg(16).ue, ip: '198.51.100.7', innerIp: '10.0.0.7' } }));
   await b.install(set);
   const viaPublic = b.prepareSend({ address: '192.0.2.20', port: 5062 }, { address: '198.51.100.7', port: 50033 });
@@ -246,9 +313,17 @@ test('saStats reports the kernel counters (not 0) and remove() leaves their fina
   const s = createSaSet(setCfg(20));
   await b.install(s);
   k.count('192.0.2.20', s.sas.SA1.spi, 4); // SA1 (UE → P-CSCF) is inbound here
-  assert.deepEqual(b.saStats(s).map((r) => [r.name, r.packets]), [['SA1', 4], ['SA2', 0], ['SA3', 0], ['SA4', 0]]);
+  assert.deepEqual(
+    b.saStats(s).map((r) => [r.name, r.packets]),
+    [
+      ['SA1', 4],
+      ['SA2', 0],
+      ['SA3', 0],
+      ['SA4', 0],
+    ],
+  );
   k.count('192.0.2.20', s.sas.SA1.spi, 2); // after the last read: only the final read before DELSA sees it
   await b.remove(s);
   assert.equal(s.sas.SA1.counters.packets, 6);
-  assert.deepEqual(b.saStats(s), [], 'a removed set is not the backend\'s any more');
+  assert.deepEqual(b.saStats(s), [], "a removed set is not the backend's any more");
 });

@@ -113,7 +113,8 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   /** Opens netlink (needs the addon and CAP_NET_ADMIN) and removes this instance's stale leftovers. */
   static async create(opts: XfrmBackendOptions): Promise<XfrmBackend> {
     const inst = opts.instance ?? 0;
-    if (!Number.isInteger(inst) || inst < 0 || inst > 0xffff) throw new XfrmError('XFRM_BAD_PARAMS', `instance must be 0..65535, got ${inst}`);
+    if (!Number.isInteger(inst) || inst < 0 || inst > 0xffff)
+      throw new XfrmError('XFRM_BAD_PARAMS', `instance must be 0..65535, got ${inst}`);
     const b = new XfrmBackend(opts, opts.transport ?? new XfrmNetlink());
     if (opts.reconcile ?? true) b.reconcile();
     return b;
@@ -127,8 +128,13 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   get counters(): XfrmBackendCounters {
     const s = readXfrmStat();
     return {
-      unknownSpi: s.XfrmInNoStates ?? 0, malformed: (s.XfrmInHdrError ?? 0) + (s.XfrmInStateProtoError ?? 0), keepalive: 0, keepalivesSent: this.#keepalive.sent,
-      nonEsp: 0, noEndpoint: 0, unprotected: this.#unprotected,
+      unknownSpi: s.XfrmInNoStates ?? 0,
+      malformed: (s.XfrmInHdrError ?? 0) + (s.XfrmInStateProtoError ?? 0),
+      keepalive: 0,
+      keepalivesSent: this.#keepalive.sent,
+      nonEsp: 0,
+      noEndpoint: 0,
+      unprotected: this.#unprotected,
     };
   }
 
@@ -155,7 +161,10 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
       let encapKey: string | undefined;
       if (set.config.mode === 'udp-enc-tunnel') {
         // Spec digest §17: without a UDP_ENCAP socket on our encapsulation port, arriving ESP-in-UDP never reaches XFRM.
-        const [ip, port] = set.role === 'ue' ? [set.config.ue.ip, set.config.encap?.uePort ?? 4500] : [set.config.pcscf.ip, set.config.encap?.pcscfPort ?? 4500];
+        const [ip, port] =
+          set.role === 'ue'
+            ? [set.config.ue.ip, set.config.encap?.uePort ?? 4500]
+            : [set.config.pcscf.ip, set.config.encap?.pcscfPort ?? 4500];
         step = `ESP-in-UDP socket ${ip}:${port}`;
         const key = (encapKey = this.#encap.acquire(ip, port));
         undo.push(() => this.#encap.release(key));
@@ -333,10 +342,16 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
 
   prepareSend(local: Addr, to: Addr, given?: SaSet): { set: SaSet; sa: Sa; dst: string } {
     const cands = [...this.#installed.values()].flatMap((i) =>
-      i.set.live && (!given || i.set === given) ? i.set.outbound.filter((sa) => fitsOutbound(sa, local, to)).map((sa) => ({ set: i.set, sa, order: i.order })) : [],
+      i.set.live && (!given || i.set === given)
+        ? i.set.outbound.filter((sa) => fitsOutbound(sa, local, to)).map((sa) => ({ set: i.set, sa, order: i.order }))
+        : [],
     );
     const found = pickOutbound(cands);
-    if (!found) throw new BackendError('BACKEND_NO_SA', `no live SA set${given ? ` (${given.id})` : ''} protects ${local.address}:${local.port} -> ${to.address}:${to.port}`);
+    if (!found)
+      throw new BackendError(
+        'BACKEND_NO_SA',
+        `no live SA set${given ? ` (${given.id})` : ''} protects ${local.address}:${local.port} -> ${to.address}:${to.port}`,
+      );
     const inst = this.#installed.get(found.set)!;
     if (this.#syncLifetime(inst)) this.#policies.resync(found.set);
     this.#policies.point('out', selectorOf(found.sa.params, this.tag), found.set);

@@ -34,15 +34,22 @@ export class XfrmUdpEndpoint implements ProtectedEndpoint {
     readonly local: Addr,
     private readonly socket: Socket,
   ) {
-    socket.on('message', guard('xfrm.udp', (msg: Buffer, rinfo: { address: string; port: number }) => {
-      const ctx = lookup.contextFor(local, { address: rinfo.address, port: rinfo.port });
-      if (!ctx) {
-        lookup.countUnprotected();
-        return;
-      }
-      const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
-      for (const h of this.#handlers) h(bytes, ctx);
-    }, (msg) => msg.length));
+    socket.on(
+      'message',
+      guard(
+        'xfrm.udp',
+        (msg: Buffer, rinfo: { address: string; port: number }) => {
+          const ctx = lookup.contextFor(local, { address: rinfo.address, port: rinfo.port });
+          if (!ctx) {
+            lookup.countUnprotected();
+            return;
+          }
+          const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.length);
+          for (const h of this.#handlers) h(bytes, ctx);
+        },
+        (msg) => msg.length,
+      ),
+    );
     // ICMP errors for earlier sends (port unreachable, …) surface here; a send reports its own.
     socket.on('error', () => {});
   }
@@ -51,7 +58,9 @@ export class XfrmUdpEndpoint implements ProtectedEndpoint {
     const s = createSocket({ type: isIP(local.address) === 6 ? 'udp6' : 'udp4', reuseAddr: false });
     await new Promise<void>((resolve, reject) => {
       s.once('error', (e: NodeJS.ErrnoException) =>
-        reject(new BackendError('BACKEND_BIND_FAILED', `cannot bind protected UDP port ${local.address}:${local.port}: ${e.code ?? e.message}`)),
+        reject(
+          new BackendError('BACKEND_BIND_FAILED', `cannot bind protected UDP port ${local.address}:${local.port}: ${e.code ?? e.message}`),
+        ),
       );
       s.bind(local.port, local.address, () => resolve());
     });
@@ -69,7 +78,14 @@ export class XfrmUdpEndpoint implements ProtectedEndpoint {
       const { set, dst } = this.lookup.prepareSend(this.local, to, opts.set);
       await new Promise<void>((resolve, reject) =>
         this.socket.send(bytes, to.port, dst, (err) =>
-          err ? reject(new BackendError('BACKEND_SEND_FAILED', `send to ${to.address}:${to.port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)) : resolve(),
+          err
+            ? reject(
+                new BackendError(
+                  'BACKEND_SEND_FAILED',
+                  `send to ${to.address}:${to.port}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
+                ),
+              )
+            : resolve(),
         ),
       );
       return set;

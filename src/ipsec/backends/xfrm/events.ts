@@ -6,7 +6,15 @@ import { XfrmNetlink } from './socket.ts';
 import { guard } from '../../../util/guard.ts';
 
 export type KernelEvent =
-  | { readonly kind: 'mapping'; readonly dst: string; readonly spi: number; readonly oldSrc: string; readonly newSrc: string; readonly oldSport: number; readonly newSport: number }
+  | {
+      readonly kind: 'mapping';
+      readonly dst: string;
+      readonly spi: number;
+      readonly oldSrc: string;
+      readonly newSrc: string;
+      readonly oldSport: number;
+      readonly newSport: number;
+    }
   | { readonly kind: 'expire'; readonly dst: string; readonly spi: number; readonly hard: boolean };
 
 export class XfrmEvents {
@@ -24,7 +32,10 @@ export class XfrmEvents {
     } catch {
       return; // no CAP_NET_ADMIN for multicast: the backend works without events
     }
-    this.#timer = setInterval(guard('xfrm.events', () => this.drain()), 1000);
+    this.#timer = setInterval(
+      guard('xfrm.events', () => this.drain()),
+      1000,
+    );
     this.#timer.unref();
   }
 
@@ -42,7 +53,15 @@ export class XfrmEvents {
         const ev = parseMapping(m.payload);
         if (!ev) continue;
         this.#mappings.set(`${ev.dst}|${ev.spi}`, ev);
-        this.emit({ kind: 'mapping', dst: ev.dst, spi: ev.spi, oldSrc: ev.oldSrc, newSrc: ev.newSrc, oldSport: ev.oldSport, newSport: ev.newSport });
+        this.emit({
+          kind: 'mapping',
+          dst: ev.dst,
+          spi: ev.spi,
+          oldSrc: ev.oldSrc,
+          newSrc: ev.newSrc,
+          oldSport: ev.oldSport,
+          newSport: ev.newSport,
+        });
       } else if (m.type === XFRM_MSG.EXPIRE) {
         const ev = parseExpire(m.payload);
         if (ev) this.emit({ kind: 'expire', dst: ev.sa.dst, spi: ev.sa.spi, hard: ev.hard });

@@ -87,7 +87,11 @@ export class KernelSas {
       if (tries > 100 * n) throw new XfrmError('XFRM_KERNEL', `could not find ${n} free SPIs for ${dst}`);
       const spi = 256 + (rand() % (0x1_0000_0000 - 256));
       if (out.includes(spi) || reserved.has(`${dst}|${spi}`)) continue;
-      const live = this.nl.get(getSaMessage({ family: familyOf(dst), dst, spi }, this.nl.nextSeq()), `GETSA spi 0x${spi.toString(16)}`, () => true);
+      const live = this.nl.get(
+        getSaMessage({ family: familyOf(dst), dst, spi }, this.nl.nextSeq()),
+        `GETSA spi 0x${spi.toString(16)}`,
+        () => true,
+      );
       if (!live) out.push(spi);
     }
     for (const spi of out) reserved.add(`${dst}|${spi}`);
@@ -97,7 +101,11 @@ export class KernelSas {
 
   /** GETSA: the kernel's record (no keys), or undefined when it is gone. */
   stats(k: KernelSa): SaRecord | undefined {
-    return this.nl.get(getSaMessage({ family: familyOf(k.peer.dst), dst: k.peer.dst, spi: k.sa.spi }, this.nl.nextSeq()), `GETSA ${k.sa.name} spi 0x${k.sa.spi.toString(16)}`, parseSa);
+    return this.nl.get(
+      getSaMessage({ family: familyOf(k.peer.dst), dst: k.peer.dst, spi: k.sa.spi }, this.nl.nextSeq()),
+      `GETSA ${k.sa.name} spi 0x${k.sa.spi.toString(16)}`,
+      parseSa,
+    );
   }
 
   /** The kernel's counters for the set's SAs, also copied into each Sa's counters. */
@@ -113,8 +121,15 @@ export class KernelSas {
       c.drops.icv = r.stats.integrityFailed;
       const seq = (k.sa.direction === 'out' ? r.replay?.oseq : r.replay?.seq) ?? 0;
       out.push({
-        name: k.sa.name, spi: k.sa.spi, packets: r.cur.packets, bytes: r.cur.bytes, replayDrops: r.stats.replay,
-        integrityFailures: r.stats.integrityFailed, replayWindow: r.replayWindow, hardSeconds: r.hardSeconds, seq,
+        name: k.sa.name,
+        spi: k.sa.spi,
+        packets: r.cur.packets,
+        bytes: r.cur.bytes,
+        replayDrops: r.stats.replay,
+        integrityFailures: r.stats.integrityFailed,
+        replayWindow: r.replayWindow,
+        hardSeconds: r.hardSeconds,
+        seq,
       });
     }
     return out;
@@ -136,7 +151,8 @@ export class KernelSas {
         this.write(inst, k, true, `UPDSA ${k.sa.name} encap sport ${peer.port}`);
         continue;
       }
-      if (familyOf(peer.address) !== familyOf(k.peer.dst)) throw new XfrmError('XFRM_BAD_PARAMS', `setPeerEncap: ${peer.address} is not of the SA's address family`);
+      if (familyOf(peer.address) !== familyOf(k.peer.dst))
+        throw new XfrmError('XFRM_BAD_PARAMS', `setPeerEncap: ${peer.address} is not of the SA's address family`);
       const next: KernelPeer = { dst: canonical(peer.address), encap: { sport: enc.sport, dport: peer.port } };
       if (next.dst === k.peer.dst && peer.port === enc.dport) continue;
       if (next.dst === k.peer.dst) {
@@ -154,4 +170,3 @@ export class KernelSas {
     }
   }
 }
-

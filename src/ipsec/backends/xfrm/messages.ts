@@ -3,18 +3,59 @@
 // SA and policy records, mapping and expire events. Pure. Parsed records never carry keys.
 import { NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, attrOf, decodeAttrs, encodeMessage, type NlAttr } from './netlink.ts';
 import {
-  IPPROTO_ESP, SIZE, afOf, algoName, decodeEncap, decodeReplay, decodeReplayEsn, encodeAlgo, encodeEncap, encodeReplay,
-  encodeReplayEsn, encodeUsersaId, familyOfAf, getAddr, getHardAddExpires, getLifetimeCur, getSelector, getStats, putAddr,
-  putLifetimeCfg, putSelector, view, type Family, type LifetimeCur, type ReplayState, type XfrmSelector, type XfrmStats,
+  IPPROTO_ESP,
+  SIZE,
+  afOf,
+  algoName,
+  decodeEncap,
+  decodeReplay,
+  decodeReplayEsn,
+  encodeAlgo,
+  encodeEncap,
+  encodeReplay,
+  encodeReplayEsn,
+  encodeUsersaId,
+  familyOfAf,
+  getAddr,
+  getHardAddExpires,
+  getLifetimeCur,
+  getSelector,
+  getStats,
+  putAddr,
+  putLifetimeCfg,
+  putSelector,
+  view,
+  type Family,
+  type LifetimeCur,
+  type ReplayState,
+  type XfrmSelector,
+  type XfrmStats,
 } from './structs.ts';
 
 export const XFRM_MSG = {
-  NEWSA: 0x10, DELSA: 0x11, GETSA: 0x12, NEWPOLICY: 0x13, DELPOLICY: 0x14, GETPOLICY: 0x15,
-  EXPIRE: 0x18, UPDPOLICY: 0x19, UPDSA: 0x1a, POLEXPIRE: 0x1b, MAPPING: 0x26,
+  NEWSA: 0x10,
+  DELSA: 0x11,
+  GETSA: 0x12,
+  NEWPOLICY: 0x13,
+  DELPOLICY: 0x14,
+  GETPOLICY: 0x15,
+  EXPIRE: 0x18,
+  UPDPOLICY: 0x19,
+  UPDSA: 0x1a,
+  POLEXPIRE: 0x1b,
+  MAPPING: 0x26,
 } as const;
 
 export const XFRMA = {
-  ALG_AUTH: 1, ALG_CRYPT: 2, ENCAP: 4, TMPL: 5, LTIME_VAL: 9, REPLAY_VAL: 10, ALG_AEAD: 18, ALG_AUTH_TRUNC: 20, REPLAY_ESN_VAL: 23,
+  ALG_AUTH: 1,
+  ALG_CRYPT: 2,
+  ENCAP: 4,
+  TMPL: 5,
+  LTIME_VAL: 9,
+  REPLAY_VAL: 10,
+  ALG_AEAD: 18,
+  ALG_AUTH_TRUNC: 20,
+  REPLAY_ESN_VAL: 23,
 } as const;
 
 /** Multicast groups (enum xfrm_nlgroups) as bits for bind(nl_groups). */
@@ -74,13 +115,24 @@ export function saMessage(s: SaSpec, o: { seq: number; update?: boolean }): Uint
   body[215] = esn ? 0 : s.replayWindow;
   const attrs: NlAttr[] = [];
   if (s.algs.aead) attrs.push({ type: XFRMA.ALG_AEAD, value: encodeAlgo('aead', s.algs.aead.name, s.algs.aead.key, s.algs.aead.icvBits) });
-  if (s.algs.auth) attrs.push({ type: XFRMA.ALG_AUTH_TRUNC, value: encodeAlgo('auth', s.algs.auth.name, s.algs.auth.key, s.algs.auth.truncBits) });
+  if (s.algs.auth)
+    attrs.push({ type: XFRMA.ALG_AUTH_TRUNC, value: encodeAlgo('auth', s.algs.auth.name, s.algs.auth.key, s.algs.auth.truncBits) });
   if (s.algs.crypt) attrs.push({ type: XFRMA.ALG_CRYPT, value: encodeAlgo('crypt', s.algs.crypt.name, s.algs.crypt.key) });
   if (s.encap) attrs.push({ type: XFRMA.ENCAP, value: encodeEncap(s.encap.sport, s.encap.dport, s.family) });
   // Windows above 32 need the bitmap form (non-ESN: flags stay 0, the kernel uses xfrm_replay_bmp).
-  if (esn) attrs.push({ type: XFRMA.REPLAY_ESN_VAL, value: encodeReplayEsn({ ...(s.replay ?? { oseq: 0, seq: 0, bitmap: [] }), window: s.replayWindow }) });
+  if (esn)
+    attrs.push({
+      type: XFRMA.REPLAY_ESN_VAL,
+      value: encodeReplayEsn({ ...(s.replay ?? { oseq: 0, seq: 0, bitmap: [] }), window: s.replayWindow }),
+    });
   else if (s.replay) attrs.push({ type: XFRMA.REPLAY_VAL, value: encodeReplay(s.replay) });
-  const msg = encodeMessage({ type: o.update ? XFRM_MSG.UPDSA : XFRM_MSG.NEWSA, flags: NLM_F_REQUEST | NLM_F_ACK, seq: o.seq, body, attrs });
+  const msg = encodeMessage({
+    type: o.update ? XFRM_MSG.UPDSA : XFRM_MSG.NEWSA,
+    flags: NLM_F_REQUEST | NLM_F_ACK,
+    seq: o.seq,
+    body,
+    attrs,
+  });
   for (const a of attrs) a.value.fill(0);
   return msg;
 }
@@ -98,7 +150,8 @@ export const delSaMessage = (id: SaId, seq: number): Uint8Array =>
 export const getSaMessage = (id: SaId, seq: number): Uint8Array =>
   encodeMessage({ type: XFRM_MSG.GETSA, flags: NLM_F_REQUEST, seq, body: encodeUsersaId(id.dst, id.spi, id.family) });
 
-export const dumpSaMessage = (seq: number): Uint8Array => encodeMessage({ type: XFRM_MSG.GETSA, flags: NLM_F_REQUEST | NLM_F_DUMP, seq, body: new Uint8Array(0) });
+export const dumpSaMessage = (seq: number): Uint8Array =>
+  encodeMessage({ type: XFRM_MSG.GETSA, flags: NLM_F_REQUEST | NLM_F_DUMP, seq, body: new Uint8Array(0) });
 export const dumpPolicyMessage = (seq: number): Uint8Array =>
   encodeMessage({ type: XFRM_MSG.GETPOLICY, flags: NLM_F_REQUEST | NLM_F_DUMP, seq, body: new Uint8Array(0) });
 
@@ -243,7 +296,14 @@ export function parsePolicy(payload: Uint8Array): PolicyRecord | undefined {
     const family = familyOfAf(tv.getUint16(24, true));
     if (!family) continue;
     const mode = modeOf(v[48]!);
-    tmpls.push({ family, dst: getAddr(v, 0, family), spi: tv.getUint32(16, false), src: getAddr(v, 28, family), reqid: tv.getUint32(44, true), mode: typeof mode === 'number' ? 'transport' : mode });
+    tmpls.push({
+      family,
+      dst: getAddr(v, 0, family),
+      spi: tv.getUint32(16, false),
+      src: getAddr(v, 28, family),
+      reqid: tv.getUint32(44, true),
+      mode: typeof mode === 'number' ? 'transport' : mode,
+    });
   }
   return {
     sel: getSelector(payload, 0),

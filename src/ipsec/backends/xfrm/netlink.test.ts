@@ -3,7 +3,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  NLMSG_ERROR, NLM_F_ACK_TLVS, NLM_F_CAPPED, align4, attrOf, decodeAttrs, decodeError, decodeMessages, encodeAttrs, encodeMessage,
+  NLMSG_ERROR,
+  NLM_F_ACK_TLVS,
+  NLM_F_CAPPED,
+  align4,
+  attrOf,
+  decodeAttrs,
+  decodeError,
+  decodeMessages,
+  encodeAttrs,
+  encodeMessage,
 } from './netlink.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -21,7 +30,14 @@ test('attributes: nla_len counts header + value, each TLV padded to 4 octets wit
   ]);
   assert.equal(hex(out), '07000500aabbcc00' + '0800140001020304' + '04000200');
   const back = decodeAttrs(out)!;
-  assert.deepEqual(back.map((a) => [a.type, hex(a.value)]), [[5, 'aabbcc'], [0x14, '01020304'], [2, '']]);
+  assert.deepEqual(
+    back.map((a) => [a.type, hex(a.value)]),
+    [
+      [5, 'aabbcc'],
+      [0x14, '01020304'],
+      [2, ''],
+    ],
+  );
   assert.equal(hex(attrOf(back, 0x14)!), '01020304');
 });
 
@@ -43,7 +59,13 @@ test('a datagram with two messages splits in two; an impossible length is undefi
   const b = encodeMessage({ type: 3, flags: 2, seq: 9, body: bytes('00000000') });
   const both = new Uint8Array([...a, ...b]);
   const msgs = decodeMessages(both)!;
-  assert.deepEqual(msgs.map((m) => [m.type, m.flags, m.seq, hex(m.payload)]), [[0x10, 2, 9, '01020304'], [3, 2, 9, '00000000']]);
+  assert.deepEqual(
+    msgs.map((m) => [m.type, m.flags, m.seq, hex(m.payload)]),
+    [
+      [0x10, 2, 9, '01020304'],
+      [3, 2, 9, '00000000'],
+    ],
+  );
   const bad = both.slice();
   bad[0] = 0xff; // nlmsg_len 255 > datagram
   assert.equal(decodeMessages(bad), undefined);
@@ -67,7 +89,10 @@ test('nlmsgerr: -EEXIST with an extended-ack message after the capped header', (
 
 test('nlmsgerr: without NETLINK_CAP_ACK the request is echoed and the TLVs follow it', () => {
   const req = encodeMessage({ type: 0x14, flags: 5, seq: 3, body: bytes('aabbccdd') });
-  const tlv = encodeAttrs([{ type: 1, value: new Uint8Array(Buffer.from('No such file\0')) }, { type: 2, value: bytes('10000000') }]);
+  const tlv = encodeAttrs([
+    { type: 1, value: new Uint8Array(Buffer.from('No such file\0')) },
+    { type: 2, value: bytes('10000000') },
+  ]);
   const p = new Uint8Array([...bytes('feffffff'), ...req, ...tlv]);
   const e = decodeError({ type: NLMSG_ERROR, flags: NLM_F_ACK_TLVS, seq: 3, pid: 0, payload: p })!;
   assert.deepEqual(e, { errno: 2, requestType: 0x14, requestSeq: 3, message: 'No such file' });

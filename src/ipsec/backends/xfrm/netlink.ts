@@ -82,7 +82,14 @@ export function attrOf(attrs: readonly NlAttr[], type: number): Uint8Array | und
 }
 
 /** One message: header (length, type, flags, seq, pid) + body + attributes. */
-export function encodeMessage(m: { type: number; flags: number; seq: number; pid?: number; body: Uint8Array; attrs?: readonly NlAttr[] }): Uint8Array {
+export function encodeMessage(m: {
+  type: number;
+  flags: number;
+  seq: number;
+  pid?: number;
+  body: Uint8Array;
+  attrs?: readonly NlAttr[];
+}): Uint8Array {
   const attrs = m.attrs && m.attrs.length > 0 ? encodeAttrs(m.attrs) : new Uint8Array(0);
   const bodyLen = align4(m.body.length);
   const len = NLMSG_HDRLEN + bodyLen + attrs.length;

@@ -66,7 +66,17 @@ export function selectorOf(p: SaParams, tag: number): XfrmSelector {
   const inner = innerOf(p);
   const family = familyOf(inner.src);
   const plen = family === 4 ? 32 : 128;
-  return { family, src: canonicalAddress(inner.src), dst: canonicalAddress(inner.dst), prefixSrc: plen, prefixDst: plen, sport: p.srcPort, dport: p.dstPort, proto: 0, user: tag };
+  return {
+    family,
+    src: canonicalAddress(inner.src),
+    dst: canonicalAddress(inner.dst),
+    prefixSrc: plen,
+    prefixDst: plen,
+    sport: p.srcPort,
+    dport: p.dstPort,
+    proto: 0,
+    user: tag,
+  };
 }
 
 /** Where the kernel SA really points: the configured peer, or a NAT-learned one (setPeerEncap). */
@@ -139,7 +149,14 @@ export function saSpecOf(sa: Sa, o: SaPlanOptions): SaSpec {
 export function tmplOf(sa: Sa, dir: PolicyDir, reqid: number, peer: KernelPeer): TmplSpec {
   const p = sa.params;
   const out = dir === 'out';
-  return { family: familyOf(p.src), src: canonicalAddress(p.src), dst: canonicalAddress(peer.dst), spi: out ? p.spi : 0, reqid: out ? reqid : 0, mode: xfrmModeOf(p) };
+  return {
+    family: familyOf(p.src),
+    src: canonicalAddress(p.src),
+    dst: canonicalAddress(peer.dst),
+    spi: out ? p.spi : 0,
+    reqid: out ? reqid : 0,
+    mode: xfrmModeOf(p),
+  };
 }
 
 export function policySpecOf(sel: XfrmSelector, dir: PolicyDir, tmpl: TmplSpec, priority: number, hard: number): PolicySpec {

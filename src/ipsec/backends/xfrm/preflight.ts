@@ -30,9 +30,16 @@ function explain(e: unknown, family: 4 | 6): XfrmError {
   if (e instanceof XfrmError && e.code === 'XFRM_NO_ADDON') return unavailable(e.message);
   const errno = (e as { errno?: number }).errno;
   const text = e instanceof Error ? e.message : String(e);
-  if (errno === EPERM || errno === EACCES) return unavailable(`no CAP_NET_ADMIN: the kernel refused an XFRM request (${errnoName(errno)}); run as root or grant the capability`, errno);
+  if (errno === EPERM || errno === EACCES)
+    return unavailable(
+      `no CAP_NET_ADMIN: the kernel refused an XFRM request (${errnoName(errno)}); run as root or grant the capability`,
+      errno,
+    );
   if (errno !== undefined && NO_ESP.includes(errno)) {
-    return unavailable(`this kernel has no IPv${family} ESP (${text.includes('Requested type not found') ? '"Requested type not found", ' : ''}${errnoName(errno)}); load esp${family} (and xfrm_user) or use the userspace backend`, errno);
+    return unavailable(
+      `this kernel has no IPv${family} ESP (${text.includes('Requested type not found') ? '"Requested type not found", ' : ''}${errnoName(errno)}); load esp${family} (and xfrm_user) or use the userspace backend`,
+      errno,
+    );
   }
   return unavailable(`the XFRM probe failed: ${text}`, errno);
 }
@@ -57,9 +64,29 @@ export function xfrmPreflight(family: 4 | 6 = 4, transport?: XfrmTransport): voi
     for (let attempt = 0; ; attempt++) {
       const spi = 0x1000 + (randomBytes(4).readUInt32BE(0) % 0x7fff0000);
       const spec: SaSpec = {
-        family, src: lo, dst: lo, spi, reqid: 0, mode: 'transport', replayWindow: 32, hardSeconds: 10,
-        sel: { family, src: lo, dst: lo, prefixSrc: family === 4 ? 32 : 128, prefixDst: family === 4 ? 32 : 128, sport: 0, dport: 0, proto: 0, user: ownerTag(PROBE_INSTANCE) },
-        algs: { auth: { name: 'hmac(sha1)', key: new Uint8Array(20), truncBits: 96 }, crypt: { name: 'ecb(cipher_null)', key: new Uint8Array(0) } },
+        family,
+        src: lo,
+        dst: lo,
+        spi,
+        reqid: 0,
+        mode: 'transport',
+        replayWindow: 32,
+        hardSeconds: 10,
+        sel: {
+          family,
+          src: lo,
+          dst: lo,
+          prefixSrc: family === 4 ? 32 : 128,
+          prefixDst: family === 4 ? 32 : 128,
+          sport: 0,
+          dport: 0,
+          proto: 0,
+          user: ownerTag(PROBE_INSTANCE),
+        },
+        algs: {
+          auth: { name: 'hmac(sha1)', key: new Uint8Array(20), truncBits: 96 },
+          crypt: { name: 'ecb(cipher_null)', key: new Uint8Array(0) },
+        },
       };
       try {
         nl.request(saMessage(spec, { seq: nl.nextSeq() }), `preflight: add a probe ESP SA (IPv${family})`);

@@ -17,7 +17,12 @@ export interface ReconcileResult {
  * `ownedSas`: keys `dst|spi` (dst in RFC 5952 text) of SAs a live set owns; `ownsPolicy(key)`
  * with plan.ts policyKey. Deletion races (already gone) count as deleted.
  */
-export function reconcile(nl: XfrmTransport, tag: number, ownedSas: ReadonlySet<string>, ownsPolicy: (key: string) => boolean): ReconcileResult {
+export function reconcile(
+  nl: XfrmTransport,
+  tag: number,
+  ownedSas: ReadonlySet<string>,
+  ownsPolicy: (key: string) => boolean,
+): ReconcileResult {
   let deletedSas = 0;
   let deletedPolicies = 0;
   let kept = 0;
@@ -27,7 +32,10 @@ export function reconcile(nl: XfrmTransport, tag: number, ownedSas: ReadonlySet<
       continue;
     }
     try {
-      nl.request(delSaMessage({ family: sa.family, dst: sa.dst, spi: sa.spi }, nl.nextSeq()), `reconcile: DELSA spi 0x${sa.spi.toString(16)} dst ${sa.dst}`);
+      nl.request(
+        delSaMessage({ family: sa.family, dst: sa.dst, spi: sa.spi }, nl.nextSeq()),
+        `reconcile: DELSA spi 0x${sa.spi.toString(16)} dst ${sa.dst}`,
+      );
     } catch (e) {
       if ((e as { errno?: number }).errno !== ESRCH) throw e;
     }

@@ -5,7 +5,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { XfrmError } from './errors.ts';
 import type { ImsecNative } from './native.ts';
-import { NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP_INTR, NLM_F_MULTI, encodeAttrs, encodeMessage } from './netlink.ts';
+import {
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLM_F_ACK_TLVS,
+  NLM_F_CAPPED,
+  NLM_F_DUMP_INTR,
+  NLM_F_MULTI,
+  encodeAttrs,
+  encodeMessage,
+} from './netlink.ts';
 import { XfrmNetlink } from './socket.ts';
 
 type Answer = (req: { type: number; seq: number }) => Uint8Array[];
@@ -39,7 +48,12 @@ function errMsg(seq: number, errno: number, text?: string): Uint8Array {
   dv.setUint32(4, 16, true);
   dv.setUint32(12, seq, true);
   const tlv = text ? encodeAttrs([{ type: 1, value: new Uint8Array(Buffer.from(`${text}\0`)) }]) : new Uint8Array(0);
-  return encodeMessage({ type: NLMSG_ERROR, flags: NLM_F_CAPPED | (text ? NLM_F_ACK_TLVS : 0), seq, body: new Uint8Array([...body, ...tlv]) });
+  return encodeMessage({
+    type: NLMSG_ERROR,
+    flags: NLM_F_CAPPED | (text ? NLM_F_ACK_TLVS : 0),
+    seq,
+    body: new Uint8Array([...body, ...tlv]),
+  });
 }
 
 const req = (nl: XfrmNetlink, type = 0x10) => encodeMessage({ type, flags: 5, seq: nl.nextSeq(), body: new Uint8Array([1, 2, 3, 4]) });
@@ -52,22 +66,31 @@ test('request resolves on the ACK with its seq, ignoring stale answers and keepi
   ]);
   nl.request(req(nl), 'NEWSA SA1');
   assert.deepEqual([...sent[0]!], new Array(sent[0]!.length).fill(0), 'the request buffer (keys!) is zeroed after sending');
-  assert.deepEqual(nl.poll().map((m) => m.type), [0x26]);
+  assert.deepEqual(
+    nl.poll().map((m) => m.type),
+    [0x26],
+  );
 });
 
 test('a kernel error becomes XfrmError XFRM_KERNEL with the step, errno name and extended-ack text', () => {
   const { nl } = fake(({ seq }) => [errMsg(seq, 93, 'Requested type not found')]);
-  assert.throws(() => nl.request(req(nl), 'NEWSA SA3 spi 0x1003'), (e: unknown) => {
-    assert.ok(e instanceof XfrmError);
-    assert.equal(e.code, 'XFRM_KERNEL');
-    assert.equal(e.errno, 93);
-    assert.equal(e.message, 'NEWSA SA3 spi 0x1003: EPROTONOSUPPORT: Requested type not found');
-    return true;
-  });
+  assert.throws(
+    () => nl.request(req(nl), 'NEWSA SA3 spi 0x1003'),
+    (e: unknown) => {
+      assert.ok(e instanceof XfrmError);
+      assert.equal(e.code, 'XFRM_KERNEL');
+      assert.equal(e.errno, 93);
+      assert.equal(e.message, 'NEWSA SA3 spi 0x1003: EPROTONOSUPPORT: Requested type not found');
+      return true;
+    },
+  );
 });
 
 test('no answer in time is XFRM_TIMEOUT; a garbled datagram is XFRM_BAD_REPLY', () => {
-  assert.throws(() => fake(() => []).nl.request(new Uint8Array(encodeMessage({ type: 0x10, flags: 5, seq: 1, body: new Uint8Array(0) })), 'NEWSA'), { code: 'XFRM_TIMEOUT' });
+  assert.throws(
+    () => fake(() => []).nl.request(new Uint8Array(encodeMessage({ type: 0x10, flags: 5, seq: 1, body: new Uint8Array(0) })), 'NEWSA'),
+    { code: 'XFRM_TIMEOUT' },
+  );
   const { nl } = fake(() => [new Uint8Array([0xff, 0, 0, 0, 0x10, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0])]);
   assert.throws(() => nl.request(req(nl), 'NEWSA'), { code: 'XFRM_BAD_REPLY' });
 });
@@ -82,7 +105,10 @@ test('get parses the one answer and zeroes it; ESRCH means absent', () => {
   assert.equal(r, 9);
   assert.deepEqual([...seen!], [0, 0, 0, 0], 'the answer (which may hold keys) is zeroed after parsing');
   const absent = fake(({ seq }) => [errMsg(seq, 3)]);
-  assert.equal(absent.nl.get(req(absent.nl, 0x12), 'GETSA', () => 1), undefined);
+  assert.equal(
+    absent.nl.get(req(absent.nl, 0x12), 'GETSA', () => 1),
+    undefined,
+  );
   const other = fake(({ seq }) => [errMsg(seq, 1)]);
   assert.throws(() => other.nl.get(req(other.nl, 0x12), 'GETSA', () => 1), { code: 'XFRM_KERNEL', errno: 1 });
 });
@@ -92,7 +118,12 @@ test('dump collects records over several datagrams up to NLMSG_DONE, and redoes 
   const { nl } = fake(({ seq }) => {
     calls++;
     const rec = (n: number, flags = NLM_F_MULTI) => encodeMessage({ type: 0x10, flags, seq, body: new Uint8Array([n, 0, 0, 0]) });
-    const done = encodeMessage({ type: NLMSG_DONE, flags: NLM_F_MULTI | (calls === 1 ? NLM_F_DUMP_INTR : 0), seq, body: new Uint8Array(4) });
+    const done = encodeMessage({
+      type: NLMSG_DONE,
+      flags: NLM_F_MULTI | (calls === 1 ? NLM_F_DUMP_INTR : 0),
+      seq,
+      body: new Uint8Array(4),
+    });
     return [new Uint8Array([...rec(1), ...rec(2)]), new Uint8Array([...rec(3), ...done])];
   });
   const out = nl.dump(encodeMessage({ type: 0x12, flags: 0x301, seq: nl.nextSeq(), body: new Uint8Array(0) }), 'dump SAs', (p) => p[0]);
@@ -117,6 +148,12 @@ test('poll() returns copies that survive the zeroing of the datagram (a Buffer s
   };
   const msgs = new XfrmNetlink({ native }).poll();
   assert.equal(msgs.length, 1);
-  assert.ok(given!.every((b) => b === 0), 'the received datagram was zeroed');
-  assert.ok(msgs[0]!.payload.every((b) => b === 7), 'the returned payload is intact');
+  assert.ok(
+    given!.every((b) => b === 0),
+    'the received datagram was zeroed',
+  );
+  assert.ok(
+    msgs[0]!.payload.every((b) => b === 7),
+    'the returned payload is intact',
+  );
 });

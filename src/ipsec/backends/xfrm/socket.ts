@@ -4,7 +4,16 @@
 import { XfrmError, errnoName } from './errors.ts';
 import { loadNative, sys, type ImsecNative } from './native.ts';
 import {
-  NETLINK_XFRM, NLMSG_DONE, NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NLM_F_DUMP_INTR, decodeError, decodeMessages, type NlError, type NlMessage,
+  NETLINK_XFRM,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_NOOP,
+  NLMSG_OVERRUN,
+  NLM_F_DUMP_INTR,
+  decodeError,
+  decodeMessages,
+  type NlError,
+  type NlMessage,
 } from './netlink.ts';
 
 /** What the backend needs from netlink (a test can pass a fake). */
@@ -108,7 +117,12 @@ export class XfrmNetlink implements XfrmTransport {
     if (err && err.errno !== 0) throw kernelError(step, err);
   }
 
-  get<T>(msg: Uint8Array, step: string, parse: (payload: Uint8Array) => T | undefined, absent: readonly number[] = [ESRCH, ENOENT]): T | undefined {
+  get<T>(
+    msg: Uint8Array,
+    step: string,
+    parse: (payload: Uint8Array) => T | undefined,
+    absent: readonly number[] = [ESRCH, ENOENT],
+  ): T | undefined {
     const seq = this.#send(msg, step);
     let out: T | undefined;
     let err: NlError | undefined;
@@ -120,7 +134,8 @@ export class XfrmNetlink implements XfrmTransport {
       }
       out = parse(m.payload);
       m.payload.fill(0);
-      if (out === undefined) throw new XfrmError('XFRM_BAD_REPLY', `${step}: an answer that does not parse (type ${m.type}, ${m.payload.length} octets)`);
+      if (out === undefined)
+        throw new XfrmError('XFRM_BAD_REPLY', `${step}: an answer that does not parse (type ${m.type}, ${m.payload.length} octets)`);
       return true;
     });
     if (err && err.errno !== 0) {

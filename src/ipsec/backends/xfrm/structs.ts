@@ -67,7 +67,8 @@ export const view = (b: Uint8Array): DataView => new DataView(b.buffer, b.byteOf
 /** Writes a textual address into a 16-octet xfrm_address_t (IPv4 in the first 4 octets). */
 export function putAddr(b: Uint8Array, off: number, addr: string, family: Family): void {
   const a = parseAddress(addr);
-  if (!a || (a.length === 4) !== (family === 4)) throw new XfrmError('XFRM_BAD_PARAMS', `not an IPv${family} address: ${JSON.stringify(addr)}`);
+  if (!a || (a.length === 4) !== (family === 4))
+    throw new XfrmError('XFRM_BAD_PARAMS', `not an IPv${family} address: ${JSON.stringify(addr)}`);
   b.fill(0, off, off + 16);
   b.set(a, off);
 }
@@ -216,7 +217,14 @@ export function decodeReplayEsn(v: Uint8Array): (ReplayState & { window: number 
   if (v.length < SIZE.replayStateEsn + 4 * words) return undefined;
   const bitmap: number[] = [];
   for (let i = 0; i < words; i++) bitmap.push(dv.getUint32(24 + 4 * i, true));
-  return { oseq: dv.getUint32(4, true), seq: dv.getUint32(8, true), oseqHi: dv.getUint32(12, true), seqHi: dv.getUint32(16, true), window: dv.getUint32(20, true), bitmap };
+  return {
+    oseq: dv.getUint32(4, true),
+    seq: dv.getUint32(8, true),
+    oseqHi: dv.getUint32(12, true),
+    seqHi: dv.getUint32(16, true),
+    window: dv.getUint32(20, true),
+    bitmap,
+  };
 }
 
 export function encodeReplay(r: ReplayState): Uint8Array {

@@ -95,7 +95,8 @@ export class InboundIndex {
   }
 }
 
-const key = (remoteAddress: string, remotePort: number, localPort: number): string => `${canonicalAddress(remoteAddress)}|${remotePort}|${localPort}`;
+const key = (remoteAddress: string, remotePort: number, localPort: number): string =>
+  `${canonicalAddress(remoteAddress)}|${remotePort}|${localPort}`;
 
 /**
  * NAT-keepalives of the UE side (RFC 3948 §2.3/§4, spec digest §15A point 3): one 0xFF octet from
@@ -115,7 +116,8 @@ export class UeKeepalives {
     this.#timer = new NatKeepalive({
       intervalMs,
       clock,
-      send: async (peer) => void this.encap.send(this.#from.get(`${canonicalAddress(peer.address)}|${peer.port}`) ?? '', peer, NAT_KEEPALIVE),
+      send: async (peer) =>
+        void this.encap.send(this.#from.get(`${canonicalAddress(peer.address)}|${peer.port}`) ?? '', peer, NAT_KEEPALIVE),
     });
   }
 

@@ -44,29 +44,40 @@ export async function openProtectedTcp(o: ProtectedTcpOptions): Promise<Protecte
   const receive = guard('xfrm.tcp', o.onReceive, bytesIn);
 
   const adopt = (socket: Socket): Conn => {
-    const c: Conn = { id: `xfrm-tcp:${o.local.port}:${++seq}`, socket, remote: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 } };
+    const c: Conn = {
+      id: `xfrm-tcp:${o.local.port}:${++seq}`,
+      socket,
+      remote: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+    };
     conns.set(c.id, c);
     byRemote.set(key(c.remote), c);
     const framer = new StreamFramer({ onKeepAlive: () => socket.write('\r\n') });
-    socket.on('data', guard('xfrm.tcp', (chunk: Buffer) => {
-      const { messages, error } = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-      for (const m of messages) {
-        const via = o.lookup.contextFor(o.local, c.remote);
-        if (!via) {
-          // Not over any of our SAs (no policy covered this port pair): never hand it to SIP.
-          o.lookup.countUnprotected();
-          socket.destroy();
-          return;
-        }
-        const ctx: ReceiveContext = { protocol: 'tcp', local: o.local, remote: c.remote, connectionId: c.id, via, transport };
-        receive(m, ctx);
-      }
-      // Framing is lost after a malformed message: what came before it was delivered above.
-      if (error) {
-        o.onError?.(error);
-        socket.destroy();
-      }
-    }, bytesIn));
+    socket.on(
+      'data',
+      guard(
+        'xfrm.tcp',
+        (chunk: Buffer) => {
+          const { messages, error } = framer.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
+          for (const m of messages) {
+            const via = o.lookup.contextFor(o.local, c.remote);
+            if (!via) {
+              // Not over any of our SAs (no policy covered this port pair): never hand it to SIP.
+              o.lookup.countUnprotected();
+              socket.destroy();
+              return;
+            }
+            const ctx: ReceiveContext = { protocol: 'tcp', local: o.local, remote: c.remote, connectionId: c.id, via, transport };
+            receive(m, ctx);
+          }
+          // Framing is lost after a malformed message: what came before it was delivered above.
+          if (error) {
+            o.onError?.(error);
+            socket.destroy();
+          }
+        },
+        bytesIn,
+      ),
+    );
     socket.on('error', (e) => o.onError?.(e));
     socket.on('close', () => {
       conns.delete(c.id);
@@ -78,7 +89,14 @@ export async function openProtectedTcp(o: ProtectedTcpOptions): Promise<Protecte
   if (o.role === 'server') {
     const srv = createServer((s) => adopt(s));
     await new Promise<void>((resolve, reject) => {
-      srv.once('error', (e: NodeJS.ErrnoException) => reject(new BackendError('BACKEND_BIND_FAILED', `cannot listen on protected TCP port ${o.local.address}:${o.local.port}: ${e.code ?? e.message}`)));
+      srv.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          new BackendError(
+            'BACKEND_BIND_FAILED',
+            `cannot listen on protected TCP port ${o.local.address}:${o.local.port}: ${e.code ?? e.message}`,
+          ),
+        ),
+      );
       srv.listen({ host: o.local.address, port: o.local.port, exclusive: true }, () => resolve());
     });
     srv.on('error', (e) => o.onError?.(e));
@@ -94,7 +112,9 @@ export async function openProtectedTcp(o: ProtectedTcpOptions): Promise<Protecte
         s.removeAllListeners('error');
         resolve(adopt(s));
       });
-      s.once('error', (e: NodeJS.ErrnoException) => reject(new BackendError('BACKEND_SEND_FAILED', `tcp connect ${o.local.port} -> ${to.address}:${to.port}: ${e.code ?? e.message}`)));
+      s.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new BackendError('BACKEND_SEND_FAILED', `tcp connect ${o.local.port} -> ${to.address}:${to.port}: ${e.code ?? e.message}`)),
+      );
     });
 
   const transport: ProtectedTcpTransport = {
@@ -107,10 +127,13 @@ export async function openProtectedTcp(o: ProtectedTcpOptions): Promise<Protecte
       // connections go to the SA's inner destination (what the policy selects).
       const { dst } = o.lookup.prepareSend(o.local, byId?.remote ?? to);
       const existing = byId ?? byRemote.get(key({ address: dst, port: to.port })) ?? byRemote.get(key(to));
-      if (!existing && o.role === 'server') throw new BackendError('BACKEND_SEND_FAILED', `no TCP connection from ${to.address}:${to.port} on server port ${o.local.port}`);
+      if (!existing && o.role === 'server')
+        throw new BackendError('BACKEND_SEND_FAILED', `no TCP connection from ${to.address}:${to.port} on server port ${o.local.port}`);
       const c = existing ?? (await open({ address: dst, port: to.port }));
       await new Promise<void>((resolve, reject) =>
-        c.socket.write(bytes, (e) => (e ? reject(new BackendError('BACKEND_SEND_FAILED', `tcp write to ${key(c.remote)}: ${e.message}`)) : resolve())),
+        c.socket.write(bytes, (e) =>
+          e ? reject(new BackendError('BACKEND_SEND_FAILED', `tcp write to ${key(c.remote)}: ${e.message}`)) : resolve(),
+        ),
       );
     },
     connections: () => [...conns.values()].map((c) => ({ id: c.id, local: o.local, remote: c.remote })),

@@ -38,20 +38,55 @@ function trailerOf(ptext: string): { payload: string; padLen: number; nh: number
   return { payload: toHex(b.subarray(0, b.length - 2 - padLen)), padLen, nh: b[b.length - 1]! };
 }
 
-function gcm(name: string, key: string, salt: string, spi: number, seq: number, iv: string, ptext: string, ct: string, tag: string): EspVector {
+function gcm(
+  name: string,
+  key: string,
+  salt: string,
+  spi: number,
+  seq: number,
+  iv: string,
+  ptext: string,
+  ct: string,
+  tag: string,
+): EspVector {
   const spiSeq = spi.toString(16).padStart(8, '0') + seq.toString(16).padStart(8, '0');
   return { name, key, salt, spi, seq, iv, ...trailerOf(ptext), esp: spiSeq + iv + ct + tag };
 }
 
 const GCM_VECTORS: EspVector[] = [
-  gcm('draft-mcgrew-gcm-test-01, AES-128, SPI a5f8 seq 10 (Go table case 2)', 'feffe9928665731c6d6a8f9467308308', 'cafebabe', 0xa5f8, 10, 'facedbaddecaf888',
+  gcm(
+    'draft-mcgrew-gcm-test-01, AES-128, SPI a5f8 seq 10 (Go table case 2)',
+    'feffe9928665731c6d6a8f9467308308',
+    'cafebabe',
+    0xa5f8,
+    10,
+    'facedbaddecaf888',
     '4500003e698f000080114dccc0a80102c0a801010a980035002a2343b2d001000001000000000000037369700963796265726369747902646b00000100010001',
-    'deb22cd9b07c72c16e3a65beeb8df304a5a5897d33ae530f1ba76d5d114d2a5c3de81827c10e9a4f51330d0eec416642cfbb85a5b47e48a4ec3b9ba95d918bd1', '83b70d3aa8bc6ee4c309e9d85a41ad4a'),
-  gcm('draft-mcgrew-gcm-test-01, zero key, seq 1 (Go case 4 = testmgr.h)', '00000000000000000000000000000000', '00000000', 0, 1, '0000000000000000',
+    'deb22cd9b07c72c16e3a65beeb8df304a5a5897d33ae530f1ba76d5d114d2a5c3de81827c10e9a4f51330d0eec416642cfbb85a5b47e48a4ec3b9ba95d918bd1',
+    '83b70d3aa8bc6ee4c309e9d85a41ad4a',
+  ),
+  gcm(
+    'draft-mcgrew-gcm-test-01, zero key, seq 1 (Go case 4 = testmgr.h)',
+    '00000000000000000000000000000000',
+    '00000000',
+    0,
+    1,
+    '0000000000000000',
     '4500003c99c500008001cb7a40679318010101010800075c020044006162636465666768696a6b6c6d6e6f707172737475767761626364656667686901020201',
-    '4688daf2f973a392732909c331d56d60f694abaa414b5e7ff5fdcdfff5e9a284456476492719ffb64de7d9dca1e1d894bc3bd57873ed4d181d19d4d5c8c18af3', 'f821d496eeb096e98ad2b69e4799c71d'),
-  gcm('draft-mcgrew-gcm-test-01, empty payload, seq 2^32-1 (Go case 12 = testmgr.h)', '7d773d00c144c525ac619d18c84a3f47', 'd9664267', 0x335467ae, 0xffffffff, '43457e9182443bc6',
-    '01020201', '437f866b', 'cb3f699fe9b0822bac961c4504bef270'),
+    '4688daf2f973a392732909c331d56d60f694abaa414b5e7ff5fdcdfff5e9a284456476492719ffb64de7d9dca1e1d894bc3bd57873ed4d181d19d4d5c8c18af3',
+    'f821d496eeb096e98ad2b69e4799c71d',
+  ),
+  gcm(
+    'draft-mcgrew-gcm-test-01, empty payload, seq 2^32-1 (Go case 12 = testmgr.h)',
+    '7d773d00c144c525ac619d18c84a3f47',
+    'd9664267',
+    0x335467ae,
+    0xffffffff,
+    '43457e9182443bc6',
+    '01020201',
+    '437f866b',
+    'cb3f699fe9b0822bac961c4504bef270',
+  ),
 ];
 
 describe('AES-GCM (RFC 4106) ESP packets, byte for byte', () => {
@@ -66,7 +101,11 @@ describe('AES-GCM (RFC 4106) ESP packets, byte for byte', () => {
       assert.equal(toHex(r.payload), v.payload);
       const bad = fromHex(v.esp);
       bad[12]! ^= 0x80; // inside the IV: changes the nonce
-      assert.deepEqual(openEsp(createTransform('null', 'aes-gcm', keys), new ReplayWindow(), v.spi, bad), { ok: false, drop: 'icv', seq: v.seq });
+      assert.deepEqual(openEsp(createTransform('null', 'aes-gcm', keys), new ReplayWindow(), v.spi, bad), {
+        ok: false,
+        drop: 'icv',
+        seq: v.seq,
+      });
     });
   }
 });
@@ -91,7 +130,12 @@ describe('test-vectors.md §7: transport packets with ICV (computed, cross-check
   const ik = fromHex('f769bcd751044604127672711c6d3441');
   const payload = fromHex('138913c5000d000068656c6c6f');
   const cases = [
-    ['hmac-sha-1-96', 'aes-cbc', '000102030405060708090a0b0c0d0e0f', '0000123400000001000102030405060708090a0b0c0d0e0ff980106f027b0460be327907c23c73f7c5b2ed9aae9b01a217a7fdd4'],
+    [
+      'hmac-sha-1-96',
+      'aes-cbc',
+      '000102030405060708090a0b0c0d0e0f',
+      '0000123400000001000102030405060708090a0b0c0d0e0ff980106f027b0460be327907c23c73f7c5b2ed9aae9b01a217a7fdd4',
+    ],
     ['hmac-sha-1-96', 'null', '', '0000123400000001138913c5000d000068656c6c6f0101113ae8b082bf682ed6c47771f9'],
     ['hmac-md5-96', 'null', '', '0000123400000001138913c5000d000068656c6c6f010111a7e11cd04d98c2ff4721a18a'],
   ] as const;

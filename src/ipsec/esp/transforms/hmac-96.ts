@@ -15,13 +15,10 @@ export interface EspIntegrity {
   verify(pkt: Uint8Array, macEnd: number): boolean;
 }
 
-
 type Digest = 'md5' | 'sha1';
 /** The digest as a latin1 ('binary') string: one char per octet, no ArrayBuffer allocated. */
 const oneShot: (alg: Digest, data: Uint8Array) => string =
-  typeof hash === 'function'
-    ? (alg, data) => hash(alg, data, 'binary')
-    : (alg, data) => createHash(alg).update(data).digest('binary');
+  typeof hash === 'function' ? (alg, data) => hash(alg, data, 'binary') : (alg, data) => createHash(alg).update(data).digest('binary');
 
 // Shared scratch for K⊕ipad ‖ message (synchronous use only); the ipad block is wiped after each use.
 let scratch = Buffer.allocUnsafeSlow(64 + 2048);

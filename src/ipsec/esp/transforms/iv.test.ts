@@ -21,8 +21,15 @@ test('setIvRandomness: CBC IVs come from the injected source; undefined restores
     setIvRandomness((out) => out.fill(0xab));
     assert.deepEqual(ivOfSealed(), new Uint8Array(16).fill(0xab));
     setIvRandomness((out) => out.forEach((_, i) => (out[i] = i & 0xff)));
-    assert.deepEqual(ivOfSealed(), Uint8Array.from({ length: 16 }, (_, i) => i));
-    assert.deepEqual(ivOfSealed(), Uint8Array.from({ length: 16 }, (_, i) => 16 + i), 'the pool moves on');
+    assert.deepEqual(
+      ivOfSealed(),
+      Uint8Array.from({ length: 16 }, (_, i) => i),
+    );
+    assert.deepEqual(
+      ivOfSealed(),
+      Uint8Array.from({ length: 16 }, (_, i) => 16 + i),
+      'the pool moves on',
+    );
   } finally {
     setIvRandomness(undefined);
   }

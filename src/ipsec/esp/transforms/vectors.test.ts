@@ -17,10 +17,30 @@ const fixedIv = (hex: string) => () => fromHex(hex);
 
 describe('RFC 3602 §4 cases 1–4: raw AES-128-CBC (source: test-vectors.md §4.1, libreswan transcription)', () => {
   const cases = [
-    ['06a9214036b8a15b512e03d534120006', '3dafba429d9eb430b422da802c9fac41', '53696e676c6520626c6f636b206d7367', 'e353779c1079aeb82708942dbe77181a'],
-    ['c286696d887c9aa0611bbb3e2025a45a', '562e17996d093d28ddb3ba695a2e6f58', '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'd296cd94c2cccf8a3a863028b5e1dc0a7586602d253cfff91b8266bea6d61ab1'],
-    ['6c3ea0477630ce21a2ce334aa746c2cd', 'c782dc4c098c66cbd9cd27d825682c81', '5468697320697320612034382d62797465206d657373616765202865786163746c7920332041455320626c6f636b7329', 'd0a02b3836451753d493665d33f0e8862dea54cdb293abc7506939276772f8d5021c19216bad525c8579695d83ba2684'],
-    ['56e47a38c5598974bc46903dba290349', '8ce82eefbea0da3c44699ed7db51b7d9', 'a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf', 'c30e32ffedc0774e6aff6af0869f71aa0f3af07a9a31a9c684db207eb0ef8e4e35907aa632c3ffdf868bb7b29d3d46ad83ce9f9a102ee99d49a53e87f4c3da55'],
+    [
+      '06a9214036b8a15b512e03d534120006',
+      '3dafba429d9eb430b422da802c9fac41',
+      '53696e676c6520626c6f636b206d7367',
+      'e353779c1079aeb82708942dbe77181a',
+    ],
+    [
+      'c286696d887c9aa0611bbb3e2025a45a',
+      '562e17996d093d28ddb3ba695a2e6f58',
+      '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f',
+      'd296cd94c2cccf8a3a863028b5e1dc0a7586602d253cfff91b8266bea6d61ab1',
+    ],
+    [
+      '6c3ea0477630ce21a2ce334aa746c2cd',
+      'c782dc4c098c66cbd9cd27d825682c81',
+      '5468697320697320612034382d62797465206d657373616765202865786163746c7920332041455320626c6f636b7329',
+      'd0a02b3836451753d493665d33f0e8862dea54cdb293abc7506939276772f8d5021c19216bad525c8579695d83ba2684',
+    ],
+    [
+      '56e47a38c5598974bc46903dba290349',
+      '8ce82eefbea0da3c44699ed7db51b7d9',
+      'a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf',
+      'c30e32ffedc0774e6aff6af0869f71aa0f3af07a9a31a9c684db207eb0ef8e4e35907aa632c3ffdf868bb7b29d3d46ad83ce9f9a102ee99d49a53e87f4c3da55',
+    ],
   ] as const;
   cases.forEach(([key, iv, pt, ct], i) => {
     it(`case ${i + 1}: encrypts and decrypts byte for byte`, () => {
@@ -42,12 +62,47 @@ describe('RFC 3602 §4 cases 5–8: ESP packets, AES-CBC without ICV (source: te
   // Cases 5/6 and 7/8 share a key: each pair runs through one transform, in order, as a real SA would.
   const pairs = [
     [
-      { key: '90d382b410eeba7ad938c46cec1a82bf', spi: 0x4321, seq: 1, iv: 'e96e8c08ab465763fd098d45dd3ff893', nh: 1, payload: '08000ebda70a00008e9c083db95b070008090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637', esp: '0000432100000001e96e8c08ab465763fd098d45dd3ff893f663c25d325c18c6a9453e194e120849a4870b66cc6b9965330013b4898dc856a4699e523a55db080b59ec3a8e4b7e52775b07d1db34ed9c538ab50c551b874aa269add047ad2d5913ac19b7cfbad4a6' },
-      { key: '90d382b410eeba7ad938c46cec1a82bf', spi: 0x4321, seq: 8, iv: '69d08df7d203329db093fc4924e5bd80', nh: 1, payload: '0800b5e8a80a0500a69c083d0b660e00777777777777777777777777', esp: '000043210000000869d08df7d203329db093fc4924e5bd80f51995881ec4e0c4488987ce742e8109689bb379d2d750c0d915dca346a89f75' },
+      {
+        key: '90d382b410eeba7ad938c46cec1a82bf',
+        spi: 0x4321,
+        seq: 1,
+        iv: 'e96e8c08ab465763fd098d45dd3ff893',
+        nh: 1,
+        payload:
+          '08000ebda70a00008e9c083db95b070008090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637',
+        esp: '0000432100000001e96e8c08ab465763fd098d45dd3ff893f663c25d325c18c6a9453e194e120849a4870b66cc6b9965330013b4898dc856a4699e523a55db080b59ec3a8e4b7e52775b07d1db34ed9c538ab50c551b874aa269add047ad2d5913ac19b7cfbad4a6',
+      },
+      {
+        key: '90d382b410eeba7ad938c46cec1a82bf',
+        spi: 0x4321,
+        seq: 8,
+        iv: '69d08df7d203329db093fc4924e5bd80',
+        nh: 1,
+        payload: '0800b5e8a80a0500a69c083d0b660e00777777777777777777777777',
+        esp: '000043210000000869d08df7d203329db093fc4924e5bd80f51995881ec4e0c4488987ce742e8109689bb379d2d750c0d915dca346a89f75',
+      },
     ],
     [
-      { key: '0123456789abcdef0123456789abcdef', spi: 0x8765, seq: 2, iv: 'f4e765244f6407adf13dc1380f673f37', nh: 4, payload: '45000054090400004001f988c0a87b03c0a87bc808009f76a90a0100b49c083d02a2040008090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637', esp: '0000876500000002f4e765244f6407adf13dc1380f673f37773b5241a4c449225e4f3ce5ed611b0c237ca96cf74a93013c1b0ea1a0cf70f8e4ecaec78ac53aad7a0f022b859243c647752e94a859352b8a4d4d2decd136e5c177f132ad3fbfb2201ac9904c74ee0a109e0ca1e4dfe9d5a100b842f1c22f0d' },
-      { key: '0123456789abcdef0123456789abcdef', spi: 0x8765, seq: 5, iv: '85d47224b5f3dd5d2101d4ea8dffab22', nh: 4, payload: '45000044090c00004001f990c0a87b03c0a87bc80800d63caa0a0200c69c083da3de0300ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff', esp: '000087650000000585d47224b5f3dd5d2101d4ea8dffab2215b92683819596a8047232cc00f7048fe45318e11f8a0f62ede3c3fc61203bb50f980a08c9843fd3a1b06d5c07ff9639b7eb7dfb3512e5de435e7207ed971ef3d2726d9b5ef6affc6d17a0decbb13892' },
+      {
+        key: '0123456789abcdef0123456789abcdef',
+        spi: 0x8765,
+        seq: 2,
+        iv: 'f4e765244f6407adf13dc1380f673f37',
+        nh: 4,
+        payload:
+          '45000054090400004001f988c0a87b03c0a87bc808009f76a90a0100b49c083d02a2040008090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637',
+        esp: '0000876500000002f4e765244f6407adf13dc1380f673f37773b5241a4c449225e4f3ce5ed611b0c237ca96cf74a93013c1b0ea1a0cf70f8e4ecaec78ac53aad7a0f022b859243c647752e94a859352b8a4d4d2decd136e5c177f132ad3fbfb2201ac9904c74ee0a109e0ca1e4dfe9d5a100b842f1c22f0d',
+      },
+      {
+        key: '0123456789abcdef0123456789abcdef',
+        spi: 0x8765,
+        seq: 5,
+        iv: '85d47224b5f3dd5d2101d4ea8dffab22',
+        nh: 4,
+        payload:
+          '45000044090c00004001f990c0a87b03c0a87bc80800d63caa0a0200c69c083da3de0300ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+        esp: '000087650000000585d47224b5f3dd5d2101d4ea8dffab2215b92683819596a8047232cc00f7048fe45318e11f8a0f62ede3c3fc61203bb50f980a08c9843fd3a1b06d5c07ff9639b7eb7dfb3512e5de435e7207ed971ef3d2726d9b5ef6affc6d17a0decbb13892',
+      },
     ],
   ];
   pairs.forEach((pair, p) => {
@@ -70,10 +125,22 @@ describe('RFC 3602 §4 cases 5–8: ESP packets, AES-CBC without ICV (source: te
 describe('HMAC-*-96 against RFC 2202 and node createHmac', () => {
   const rfc2202: [string, 'md5' | 'sha1', string, string, string][] = [
     ['md5 case 1', 'md5', '0b'.repeat(16), toHex(Buffer.from('Hi There')), '9294727a3638bb1c13f48ef8158bfc9d'],
-    ['md5 case 2', 'md5', toHex(Buffer.from('Jefe')), toHex(Buffer.from('what do ya want for nothing?')), '750c783e6ab0b503eaa86e310a5db738'],
+    [
+      'md5 case 2',
+      'md5',
+      toHex(Buffer.from('Jefe')),
+      toHex(Buffer.from('what do ya want for nothing?')),
+      '750c783e6ab0b503eaa86e310a5db738',
+    ],
     ['md5 case 3', 'md5', 'aa'.repeat(16), 'dd'.repeat(50), '56be34521d144c88dbb8c733f0e8b3f6'],
     ['sha1 case 1', 'sha1', '0b'.repeat(20), toHex(Buffer.from('Hi There')), 'b617318655057264e28bc0b6fb378c8ef146be00'],
-    ['sha1 case 2', 'sha1', toHex(Buffer.from('Jefe')), toHex(Buffer.from('what do ya want for nothing?')), 'effcdf6ae5eb2fa2d27416d5f184df9c259a7c79'],
+    [
+      'sha1 case 2',
+      'sha1',
+      toHex(Buffer.from('Jefe')),
+      toHex(Buffer.from('what do ya want for nothing?')),
+      'effcdf6ae5eb2fa2d27416d5f184df9c259a7c79',
+    ],
     ['sha1 case 3', 'sha1', 'aa'.repeat(20), 'dd'.repeat(50), '125d7342b9ac11cd91a39af48aa17b4f63f175d3'],
   ];
   for (const [name, alg, key, data, mac] of rfc2202) {
@@ -91,7 +158,10 @@ describe('HMAC-*-96 against RFC 2202 and node createHmac', () => {
   }
   it('matches createHmac for random keys and lengths 0..3000', () => {
     for (let n = 0; n <= 3000; n += 37) {
-      for (const [alg, kl] of [['md5', 16], ['sha1', 20]] as const) {
+      for (const [alg, kl] of [
+        ['md5', 16],
+        ['sha1', 20],
+      ] as const) {
         const key = randomBytes(kl);
         const d = randomBytes(n);
         const pkt = new Uint8Array(n + 12);
@@ -104,7 +174,10 @@ describe('HMAC-*-96 against RFC 2202 and node createHmac', () => {
 });
 
 describe('CBC chaining across packets equals one-shot CBC per packet (node:crypto as oracle)', () => {
-  for (const [name, kl, bl] of [['aes-128-cbc', 16, 16], ['des-ede3-cbc', 24, 8]] as const) {
+  for (const [name, kl, bl] of [
+    ['aes-128-cbc', 16, 16],
+    ['des-ede3-cbc', 24, 8],
+  ] as const) {
     it(`${name}: 200 packets of varying size`, () => {
       const key = randomBytes(kl);
       const tx = new CbcCipher(name, key);
