@@ -4,7 +4,8 @@
 // the schema is migrated at start under an advisory lock. Synchronous through util/pg-sync.ts.
 import type { SaName } from '../ipsec/sa.ts';
 import type { SaSetRecord } from '../ipsec/sa-set-record.ts';
-import { SyncPg } from '../util/pg-sync.ts';
+import { openMigratedPg, type PgSchema } from '../util/pg-migrate.ts';
+import type { SyncPg } from '../util/pg-sync.ts';
 import {
   StateStoreError,
   type MarkWrite,
@@ -15,7 +16,6 @@ import {
   type StoredSet,
 } from './state-store.ts';
 
-const SCHEMA_VERSION = 1;
 // Each step moves the version from its index to index + 1; append, never edit.
 const MIGRATIONS = [
   `CREATE TABLE pcscf_nodes (node TEXT PRIMARY KEY, port_c INTEGER NOT NULL, port_s INTEGER NOT NULL);
@@ -32,6 +32,12 @@ const MIGRATIONS = [
 ];
 /** Serialises the migration of processes starting together (pg_advisory_xact_lock key). */
 const MIGRATION_LOCK = 0x1de5ec02;
+const SCHEMA: PgSchema = {
+  name: 'pcscf-state',
+  lock: MIGRATION_LOCK,
+  migrations: MIGRATIONS,
+  tooNew: (found, known) => new StateStoreError('STATE_SCHEMA', `state store schema version ${found} is newer than this imsec (${known})`),
+};
 
 export class PgStateStore implements PcscfStateStore {
   readonly kind = 'postgres' as const;
@@ -39,30 +45,7 @@ export class PgStateStore implements PcscfStateStore {
 
   /** Connects to `url` (postgres://user@host/db, or ?host=/socket/dir) and migrates the schema. */
   constructor(url: string, opts: { timeoutMs?: number } = {}) {
-    this.#pg = new SyncPg(url, opts);
-    try {
-      this.#migrate();
-    } catch (e) {
-      this.#pg.close();
-      throw e;
-    }
-  }
-
-  #migrate(): void {
-    this.#pg.transaction(() => {
-      this.#pg.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-      this.#pg.query('CREATE TABLE IF NOT EXISTS imsec_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)');
-      const v = this.#pg.query<{ version: number }>(`SELECT version FROM imsec_schema WHERE name = 'pcscf-state'`).rows[0]?.version ?? 0;
-      if (v > SCHEMA_VERSION)
-        throw new StateStoreError('STATE_SCHEMA', `state store schema version ${v} is newer than this imsec (${SCHEMA_VERSION})`);
-      for (let i = v; i < SCHEMA_VERSION; i++) this.#pg.query(MIGRATIONS[i]!);
-      if (v !== SCHEMA_VERSION) {
-        this.#pg.query(
-          `INSERT INTO imsec_schema (name, version) VALUES ('pcscf-state', $1) ON CONFLICT (name) DO UPDATE SET version = $1`,
-          [SCHEMA_VERSION],
-        );
-      }
-    });
+    this.#pg = openMigratedPg(url, opts, SCHEMA);
   }
 
   node(node: string): NodeInfo | undefined {

@@ -4,10 +4,10 @@
 // commit and then reads the value the first one wrote, so no SQN is ever handed out twice and a
 // resynchronisation by one process is what the next allocation anywhere starts from.
 import { nextSqnAfter, resyncSqn, SQN_MAX, toSqn } from '../aka/index.ts';
-import { PgError, SyncPg } from '../util/pg-sync.ts';
+import { openMigratedPg, type PgSchema } from '../util/pg-migrate.ts';
+import { PgError, type SyncPg } from '../util/pg-sync.ts';
 import { checkSubscriber, HssStoreError, Subscriber, type AddSubscriber, type SubscriberStore } from './hss-store.ts';
 
-const SCHEMA_VERSION = 1;
 // Each step moves the version from its index to index + 1; append, never edit.
 const MIGRATIONS = [
   `CREATE TABLE subscribers (
@@ -28,6 +28,12 @@ const MIGRATIONS = [
 ];
 /** Serialises the migration step of processes starting together (pg_advisory_xact_lock key). */
 const MIGRATION_LOCK = 0x1de5ec01;
+const SCHEMA: PgSchema = {
+  name: 'hss',
+  lock: MIGRATION_LOCK,
+  migrations: MIGRATIONS,
+  tooNew: (found, known) => new HssStoreError('HSS_SCHEMA', `store schema version ${found} is newer than this imsec (${known})`),
+};
 
 interface Row {
   impi: string;
@@ -47,29 +53,7 @@ export class PgHssStore implements SubscriberStore {
 
   /** Connects to `url` (postgres://user@host/db, or ?host=/socket/dir) and migrates the schema. */
   constructor(url: string, opts: { timeoutMs?: number } = {}) {
-    this.#pg = new SyncPg(url, opts);
-    try {
-      this.#migrate();
-    } catch (e) {
-      this.#pg.close();
-      throw e;
-    }
-  }
-
-  #migrate(): void {
-    this.#pg.transaction(() => {
-      this.#pg.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-      this.#pg.query('CREATE TABLE IF NOT EXISTS imsec_schema (name TEXT PRIMARY KEY, version INTEGER NOT NULL)');
-      const v = this.#pg.query<{ version: number }>(`SELECT version FROM imsec_schema WHERE name = 'hss'`).rows[0]?.version ?? 0;
-      if (v > SCHEMA_VERSION)
-        throw new HssStoreError('HSS_SCHEMA', `store schema version ${v} is newer than this imsec (${SCHEMA_VERSION})`);
-      for (let i = v; i < SCHEMA_VERSION; i++) this.#pg.query(MIGRATIONS[i]!);
-      if (v !== SCHEMA_VERSION) {
-        this.#pg.query(`INSERT INTO imsec_schema (name, version) VALUES ('hss', $1) ON CONFLICT (name) DO UPDATE SET version = $1`, [
-          SCHEMA_VERSION,
-        ]);
-      }
-    });
+    this.#pg = openMigratedPg(url, opts, SCHEMA);
   }
 
   add(input: AddSubscriber): Subscriber {
