@@ -137,6 +137,7 @@ async function natDemo(o: DemoCliOptions, json: boolean): Promise<void> {
 /** The step list both demos print: one line per step, ok or FAIL, its time and what happened. */
 function printSteps(out: (s: string) => void, steps: readonly { step: string; ok: boolean; ms: number; detail: string }[]): void {
   out('Steps:');
-  for (const s of steps) out(`  ${s.ok ? 'ok  ' : 'FAIL'}  ${s.step.padEnd(22)} ${String(s.ms).padStart(5)} ms  ${s.detail}`);
+  const width = Math.max(22, ...steps.map((s) => s.step.length));
+  for (const s of steps) out(`  ${s.ok ? 'ok  ' : 'FAIL'}  ${s.step.padEnd(width)} ${String(s.ms).padStart(5)} ms  ${s.detail}`);
   out('');
 }
