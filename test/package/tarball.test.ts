@@ -27,6 +27,20 @@ const NPM_ENV: NodeJS.ProcessEnv = {
 delete NPM_ENV.NODE_TEST_CONTEXT;
 delete NPM_ENV.NODE_OPTIONS; // the test runner's tsx loader must not leak into the user's project
 
+/** `imsec aka vector` inputs of TS 35.208 §4.3 Test Set 1 (test-vectors §1). */
+const TEST_SET_1 = [
+  '--k',
+  '465b5ce8b199b49faa5f0a2ee238a6bc',
+  '--op',
+  'cdc202d5123e20f62b6d676ac72cb318',
+  '--sqn',
+  'ff9bb4d0b607',
+  '--amf',
+  'b9b9',
+  '--rand',
+  '23553cbe9637a89d218ae64dae47bf35',
+];
+
 let dir = '';
 let project = '';
 let tarball = '';
@@ -122,25 +136,7 @@ test('imsec --version and imsec aka vector (TS 35.208 Test Set 1) from the insta
   const v = run(bin, ['--version'], project);
   ok(v, 'imsec --version');
   assert.equal(v.stdout.trim(), PKG.version);
-  const av = run(
-    bin,
-    [
-      'aka',
-      'vector',
-      '--k',
-      '465b5ce8b199b49faa5f0a2ee238a6bc',
-      '--op',
-      'cdc202d5123e20f62b6d676ac72cb318',
-      '--sqn',
-      'ff9bb4d0b607',
-      '--amf',
-      'b9b9',
-      '--rand',
-      '23553cbe9637a89d218ae64dae47bf35',
-      '--json',
-    ],
-    project,
-  );
+  const av = run(bin, ['aka', 'vector', ...TEST_SET_1, '--json'], project);
   ok(av, 'imsec aka vector');
   // test-vectors §1 (TS 35.208 §4.3 Test Set 1).
   assert.deepEqual(JSON.parse(av.stdout), {
@@ -161,23 +157,7 @@ test('the installed bin starts from the start-up bundle: commander inlined, comm
   const hook = `data:text/javascript,${encodeURIComponent(
     "import{register}from'node:module';register('data:text/javascript,'+encodeURIComponent('export async function resolve(s,c,n){const r=await n(s,c);process.stderr.write(\"LOADED \"+r.url+\"\\\\n\");return r}'))",
   )}`;
-  const r = node([
-    '--import',
-    hook,
-    join(project, 'node_modules', 'imsec', 'bin', 'imsec.mjs'),
-    'aka',
-    'vector',
-    '--k',
-    '465b5ce8b199b49faa5f0a2ee238a6bc',
-    '--op',
-    'cdc202d5123e20f62b6d676ac72cb318',
-    '--sqn',
-    'ff9bb4d0b607',
-    '--amf',
-    'b9b9',
-    '--rand',
-    '23553cbe9637a89d218ae64dae47bf35',
-  ]);
+  const r = node(['--import', hook, join(project, 'node_modules', 'imsec', 'bin', 'imsec.mjs'), 'aka', 'vector', ...TEST_SET_1]);
   ok(r, 'imsec aka vector with a resolve hook');
   const loaded = [...r.stderr.matchAll(/^LOADED (.*)$/gm)].map((m) => m[1]!);
   assert.ok(
