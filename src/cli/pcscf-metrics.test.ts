@@ -180,8 +180,34 @@ test('a set the backend failed to remove is counted (imsec_pcscf_sa_removal_fail
     counters: { keepalive: 0, nonEsp: 0, malformed: 0, unknownSpi: 0 },
   } as unknown as IpsecBackend;
   registerPcscfMetrics({ registry, backend, on: on as never, drops: { counts: {} } as never });
-  emit('sa-deleted', { impi: 'a', set: 's1', reason: 'deregistered' });
-  emit('sa-deleted', { impi: 'a', set: 's2', reason: 'expired', error: 'xfrm: removing SA set s2: DELSA SA1: EPERM' });
+  emit('sa-deleted', { impi: 'a', set: 's1', reason: 'deregistered', code: 'deleted' });
+  emit('sa-deleted', { impi: 'a', set: 's2', reason: 'expired', code: 'expired', error: 'xfrm: removing SA set s2: DELSA SA1: EPERM' });
   const text = await registry.metrics();
   assert.equal(sample(text, 'imsec_pcscf_sa_removal_failures_total'), 1);
+});
+
+test('auth timeouts are counted by the code of the deletion, whatever its reason text says', async () => {
+  const { Registry } = await import('prom-client');
+  const { registerPcscfMetrics } = await import('./pcscf-metrics.ts');
+  const registry = new Registry();
+  const handlers = new Map<string, ((ev: unknown) => void)[]>();
+  const on = (name: string, fn: (ev: unknown) => void) => handlers.set(name, [...(handlers.get(name) ?? []), fn]);
+  const emit = (name: string, ev: unknown) => handlers.get(name)?.forEach((f) => f(ev));
+  const backend = {
+    sets: [],
+    saStats: () => [],
+    counters: { keepalive: 0, nonEsp: 0, malformed: 0, unknownSpi: 0 },
+  } as unknown as IpsecBackend;
+  registerPcscfMetrics({ registry, backend, on: on as never, drops: { counts: {} } as never });
+  const created = (set: string) =>
+    emit('sa-created', { impi: 'a', set, mode: 'trans', alg: 'hmac-sha-1-96', ealg: 'null', spis: { uc: 1, us: 2, pc: 3, ps: 4 } });
+  for (const s of ['t1', 't2', 't3']) created(s);
+  emit('sa-deleted', { impi: 'a', set: 't1', reason: 'timer ran out', code: 'auth-timeout' });
+  // A failed set-up whose text happens to name reg-await-auth is not a timeout (the old regex counted it).
+  emit('sa-deleted', { impi: 'a', set: 't2', reason: '403 while reg-await-auth ran', code: 'failed' });
+  // Only temporary sets count: a current set's lifetime is no authentication failure.
+  emit('sa-deleted', { impi: 'a', set: 'c1', reason: 'lifetime', code: 'auth-timeout' });
+  emit('sa-deleted', { impi: 'a', set: 't1', reason: 'again', code: 'auth-timeout' });
+  emit('sa-deleted', { impi: 'a', set: 't3', reason: 'expired', code: 'auth-timeout' });
+  assert.equal(sample(await registry.metrics(), 'imsec_pcscf_auth_timeouts_total'), 2);
 });

@@ -160,7 +160,7 @@ export function registerPcscfMetrics(s: PcscfMetricsSources): void {
     registers,
   });
   on('sa-deleted', (e) => {
-    if (temporary.delete(e.set) && /reg-await-auth/.test(e.reason)) authTimeouts.inc();
+    if (temporary.delete(e.set) && e.code === 'auth-timeout') authTimeouts.inc();
     if (e.error !== undefined) removalFailures.inc();
   });
 

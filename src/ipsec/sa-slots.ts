@@ -12,6 +12,13 @@ import type { IpsecBackend } from './backends/backend.ts';
 import { IpsecError } from './errors.ts';
 import type { SaSet, SaSetEvent } from './sa-set.ts';
 
+/**
+ * Why a set left its slot, decided where it is decided (the expiry timer, the machine's actions):
+ * the SA-set event, except 'auth-timeout' — a temporary set whose reg-await-auth ran out without a
+ * protected REGISTER (spec digest §10.4), an authentication failure by timeout for the metrics.
+ */
+export type SaDeleteCode = SaSetEvent | 'auth-timeout';
+
 /** What a slot owner needs from a backend: install and remove, and the optional lifetime sync. */
 export type SlotsBackend = Pick<IpsecBackend, 'install' | 'remove' | 'refresh'>;
 
@@ -21,7 +28,7 @@ export interface SaSlotsDeps {
   /** Synchronous, at the moment a set leaves its slot (before the backend removal). */
   readonly onDropped?: (set: SaSet, event: SaSetEvent, reason: string) => void;
   /** Once per set, after the backend removal settled; `error` when the backend failed to remove it. */
-  readonly onDeleted?: (set: SaSet, event: SaSetEvent, reason: string, error?: Error) => void;
+  readonly onDeleted?: (set: SaSet, event: SaSetEvent, reason: string, error: Error | undefined, code: SaDeleteCode) => void;
   /** A backend lifetime sync (e.g. UPDSA) that failed: the kernel SA may die early. */
   readonly onSyncFailed?: (set: SaSet, error: Error) => void;
   /**
@@ -154,7 +161,7 @@ export class SaSlots {
    * Deletes one set of these slots: state machine event, slot cleared, backend removal, one
    * onDeleted. Idempotent; a set not (or no longer) in a slot is left alone.
    */
-  delete(set: SaSet, event: SaSetEvent, reason: string): Promise<void> {
+  delete(set: SaSet, event: SaSetEvent, reason: string, code: SaDeleteCode = event): Promise<void> {
     if (!this.has(set)) return Promise.resolve();
     this.#disarm(set);
     if (this.#temporary === set) this.#temporary = undefined;
@@ -165,8 +172,8 @@ export class SaSlots {
     if (set.live) set.apply(event === 'failed' && set.state !== 'temporary' ? 'deleted' : event);
     this.deps.onDropped?.(set, event, reason);
     const p = this.deps.backend.remove(set).then(
-      () => this.deps.onDeleted?.(set, event, reason),
-      (e: unknown) => this.deps.onDeleted?.(set, event, reason, e instanceof Error ? e : new Error(String(e))),
+      () => this.deps.onDeleted?.(set, event, reason, undefined, code),
+      (e: unknown) => this.deps.onDeleted?.(set, event, reason, e instanceof Error ? e : new Error(String(e)), code),
     );
     this.#removals.add(p);
     void p.finally(() => this.#removals.delete(p));
@@ -221,10 +228,12 @@ export class SaSlots {
       this.#timers.delete(set);
       // The lifetime may have moved since (setLifetime without re-arming): only a set still due goes.
       if (set.expiresAt !== undefined && this.deps.clock.now() < set.expiresAt) return this.#arm(set);
+      const temporary = set.state === 'temporary';
       void this.delete(
         set,
         'expired',
-        set.state === 'temporary' ? 'reg-await-auth expired without a protected REGISTER' : 'SA lifetime expired',
+        temporary ? 'reg-await-auth expired without a protected REGISTER' : 'SA lifetime expired',
+        temporary ? 'auth-timeout' : 'expired',
       );
     });
     this.#timers.set(set, cancel);

@@ -241,6 +241,9 @@ test('expiry: without a refresh every set goes at expires + 30 s; an unanswered 
     w.clock.advance(240_000);
     await eventually(() => w.pcBackend.sets.length === 0, 'temporary set removed');
     assert.match(String(w.named('sa-deleted').at(-1)!.reason), /reg-await-auth/);
+    // The metrics count auth timeouts by this code, decided by the expiry timer (not by the text).
+    assert.equal(w.named('sa-deleted').at(-1)!.code, 'auth-timeout');
+    assert.equal(w.named('sa-deleted').filter((e) => e.code === 'auth-timeout').length, 1, 'the registration expiry is not one');
   } finally {
     await w.close();
   }

@@ -139,8 +139,8 @@ export class RegistrationTable {
           backend: this.backend,
           clock: this.clock,
           onDropped: (set) => this.#dropped(reg, set),
-          onDeleted: (set, _event, reason, error) =>
-            this.emit('sa-deleted', { impi, set: set.id, reason, ...(error && { error: error.message }) }),
+          onDeleted: (set, _event, reason, error, code) =>
+            this.emit('sa-deleted', { impi, set: set.id, reason, code, ...(error && { error: error.message }) }),
           onSyncFailed: (set, error) => this.emit('sa-error', { impi, set: set.id, op: 'update-lifetime', error: error.message }),
         }),
       ));

@@ -5,6 +5,7 @@ import type { PendingLimitsConfig } from './pending-limits.ts';
 import type { PcscfState } from './state.ts';
 import type { PcscfEdge } from './server.ts';
 import type { SaSummaryRow } from '../ipsec/sa-set.ts';
+import type { SaDeleteCode } from '../ipsec/sa-slots.ts';
 import type { SecAgreePolicy } from '../secagree/index.ts';
 import type { Clock } from '../sip/clock.ts';
 import type { TimerConfig } from '../sip/timers.ts';
@@ -127,7 +128,7 @@ export interface PcscfEvents {
   };
   'sa-promoted': { impi: string; set: string; previous?: string };
   /** Once per set, after the backend removal; `error` when the backend failed to remove it (never ignored). */
-  'sa-deleted': { impi: string; set: string; reason: string; error?: string };
+  'sa-deleted': { impi: string; set: string; reason: string; code: SaDeleteCode; error?: string };
   /** The backend could not follow a lifetime change (e.g. UPDSA failed): its SAs may die early. */
   'sa-error': { impi: string; set: string; op: 'update-lifetime'; error: string };
   rejected: { reason: RejectReason; message: string; status?: number; method?: string; from: Source; impi?: string };
