@@ -19,8 +19,10 @@ import {
   type SipMessage,
   type SipRequest,
   type SipResponse,
+  type ReceiveHandler,
   type SipTransport,
 } from '../sip/index.ts';
+import { MemoryNetwork } from '../sip/memory-transport.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
 import { systemClock } from '../util/clock.ts';
 
@@ -78,13 +80,16 @@ export class FakePcscf {
     mode?: EspMode;
     ueEncapPort: () => number;
     wire?: MemoryWire;
+    /** Plain SIP on this MemoryNetwork (no socket); default: a UDP socket on loopback. */
+    net?: MemoryNetwork;
   }): Promise<FakePcscf> {
     const ip = o.ip ?? '127.0.0.1';
     const backend = o.wire
       ? new MemoryBackend({ wire: o.wire, localIp: ip, encapPort: 0, clock: systemClock })
       : await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock });
     const f = new FakePcscf(ip, backend, o.k, o.opc, o.mode ?? 'udp-enc-tunnel', o.ueEncapPort);
-    f.#plain = await openUdpTransport({ address: ip, port: 0, onReceive: (b, c) => f.#in(b, c.remote) });
+    const onReceive: ReceiveHandler = (b, c) => f.#in(b, c.remote);
+    f.#plain = o.net ? o.net.bind({ address: ip, onReceive }) : await openUdpTransport({ address: ip, port: 0, onReceive });
     f.#pc = await backend.openEndpoint({ address: ip, port: f.portPc });
     f.#ps = await backend.openEndpoint({ address: ip, port: f.portPs });
     for (const ep of [f.#pc, f.#ps]) ep.onMessage((b, pctx) => f.#in(b, pctx.remote, pctx));
@@ -277,7 +282,8 @@ export interface Pair {
 
 /**
  * A UE (UDP-enc-tun offers, fast SIP timers) registered against nothing yet, and its fake P-CSCF.
- * ESP runs on the in-memory twin (no ESP sockets, transport mode without root) unless `esp` is 'userspace'.
+ * ESP runs on the in-memory twin (no ESP sockets, transport mode without root) and plain SIP on a
+ * MemoryNetwork (no socket at all) unless `esp` is 'userspace' (real sockets for both).
  */
 export async function startPair(
   o: Partial<import('./ue-types.ts').UeOptions> = {},
@@ -291,7 +297,8 @@ export async function startPair(
   const ueBackend = wire
     ? new MemoryBackend({ wire, localIp: ip, encapPort: 0, clock })
     : await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock });
-  const fake = await FakePcscf.create({ ip, k: K, opc: OPC, mode, ueEncapPort: () => ueBackend.encapPort, ...(wire && { wire }) });
+  const net = wire ? new MemoryNetwork() : undefined;
+  const fake = await FakePcscf.create({ ip, k: K, opc: OPC, mode, ueEncapPort: () => ueBackend.encapPort, ...(wire && { wire, net }) });
   const steps: string[] = [];
   const traces: import('../util/trace.ts').SipTraceEvent[] = [];
   const ue = await Ue.create({
@@ -307,6 +314,7 @@ export async function startPair(
     timers: { t1: 50, t2: 200, t4: 100 },
     reRegister: 'off',
     trace: (e) => traces.push(e),
+    ...(net && { openPlain: async (address, port, onReceive) => net.bind({ address, port, onReceive }) }),
     ...o,
   });
   ue.on('step', (t) => steps.push(t));

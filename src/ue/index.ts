@@ -5,6 +5,7 @@ export {
   DEFAULT_OFFERS,
   type IncomingAnswer,
   type IncomingRequest,
+  type OpenPlainTransport,
   type RequestHandler,
   type UeEventMap,
   type UeExchangePhase,

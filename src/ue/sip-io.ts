@@ -25,6 +25,7 @@ import {
 import { openUdpTransport } from '../sip/udp-transport.ts';
 import type { SipTracer } from '../util/trace.ts';
 import { UeError } from './errors.ts';
+import type { OpenPlainTransport } from './ue-types.ts';
 
 export type SendOutcome =
   | { readonly kind: 'response'; readonly response: SipResponse; readonly context: ReceiveContext; readonly protectedBy?: ProtectedContext }
@@ -69,6 +70,8 @@ export interface SipIoOptions {
    * clear answer to a protected port (Kamailio's de-registration 200) is then not seen.
    */
   readonly guardProtectedPorts?: boolean;
+  /** Opens the unprotected transport (default: a UDP socket; a MemoryNetwork binding in tests). */
+  readonly openPlain?: OpenPlainTransport;
 }
 
 /** RFC 3261 §18.1.1: larger requests (path MTU unknown) go over a congestion-controlled transport. */
@@ -133,12 +136,9 @@ export class UeSipIo {
     if (this.#plain) return Promise.resolve();
     this.#plainOpening ??= (async () => {
       const tp = new TracedPlain({ ...(this.#opts.trace && { trace: this.#opts.trace }), node: 'ue' });
-      const udp = await openUdpTransport({
-        address: this.#opts.localIp,
-        port: this.#opts.localPort,
-        onReceive: tp.handler((b, c) => this.#onPlain(b, c)),
-      });
-      this.#plain = tp.wrap(udp);
+      const onReceive = tp.handler((b, c) => this.#onPlain(b, c));
+      const open = this.#opts.openPlain ?? ((address, port, h) => openUdpTransport({ address, port, onReceive: h }));
+      this.#plain = tp.wrap(await open(this.#opts.localIp, this.#opts.localPort, onReceive));
     })().finally(() => (this.#plainOpening = undefined));
     return this.#plainOpening;
   }

@@ -3,7 +3,7 @@
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import type { SaSet, SaSetEvent, SaSummaryRow } from '../ipsec/index.ts';
 import type { AlgPair, UsableMod } from '../secagree/index.ts';
-import type { Clock, SipRequest, TimerConfig } from '../sip/index.ts';
+import type { Clock, ReceiveHandler, SipRequest, SipTransport, TimerConfig } from '../sip/index.ts';
 import type { SipTracer } from '../util/trace.ts';
 import type { FailureReason, RegistrationOk, UeTestHooks } from './registration.ts';
 import type { RegEvent, RegState } from './registration-state.ts';
@@ -79,7 +79,17 @@ export interface UeOptions {
    */
   readonly plainSocket?: 'always' | 'on-demand';
   readonly guardProtectedPorts?: boolean;
+  /**
+   * Opens the unprotected SIP transport on `address`:`port` (0 = any), feeding `onReceive`. Default:
+   * a UDP socket. Tests give `(address, port, onReceive) => net.bind({ address, port, onReceive })`
+   * to run the UE on a MemoryNetwork (with the memory backend: no socket at all, as the P-CSCF's
+   * memoryEdge does).
+   */
+  readonly openPlain?: OpenPlainTransport;
 }
+
+/** Opens a plain SIP transport (the UE's unprotected socket, or its in-memory twin in tests). */
+export type OpenPlainTransport = (address: string, port: number, onReceive: ReceiveHandler) => Promise<SipTransport>;
 
 /**
  * What a procedure's exchanges took: `phase` is 'register' for a REGISTER answered by a challenge

@@ -280,6 +280,21 @@ test('registerPair helper: a UE registers and its status lists IMPUs and the Ser
   }
 });
 
+test('on the twins (MemoryNetwork + memory backend) the UE registers and sends a MESSAGE without opening a UDP socket', async () => {
+  const udpHandles = () => process.getActiveResourcesInfo().filter((r) => r === 'UDPWrap' || r === 'UDPWRAP').length;
+  const before = udpHandles();
+  const p = await startPair();
+  try {
+    assert.equal(udpHandles(), before, 'the UE (plain SIP through its openPlain option) and the fake P-CSCF opened no UDP socket');
+    assert.ok(p.ue.plainPort > 0, 'the plain transport is bound on the MemoryNetwork');
+    await registerPair(p);
+    assert.equal(p.ue.state, 'registered');
+    assert.equal(udpHandles(), before, 'nor did the SA endpoints');
+  } finally {
+    await p.close();
+  }
+});
+
 // mod=trans sends ESP over raw IP (protocol 50): needs CAP_NET_RAW, so probe first and say why when skipping.
 const rawEsp = await (async () => {
   try {

@@ -127,6 +127,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       ...(o.transport && { transport: o.transport }),
       ...(o.plainSocket && { plainSocket: o.plainSocket }),
       ...(o.guardProtectedPorts !== undefined && { guardProtectedPorts: o.guardProtectedPorts }),
+      ...(o.openPlain && { openPlain: o.openPlain }),
       onRequest: (tx, req, pctx) => ue && ue.#onRequest(tx, req, pctx),
       note: (t) => ue?.step(t),
     });
