@@ -30,6 +30,8 @@ const keyOf = (impi: string, callId: string) => `${impi}\n${callId}`;
 /** Not safe for concurrent use (one event loop owns it). */
 export class PendingChallenges {
   readonly #entries = new Map<string, { readonly p: PendingChallenge; readonly cancel: () => void }>();
+  /** IMPI → its entries' keys, oldest first (at most MAX_PENDING_PER_IMPI): the cap without a scan of every entry. */
+  readonly #byImpi = new Map<string, string[]>();
 
   constructor(
     private readonly clock: Clock,
@@ -52,8 +54,11 @@ export class PendingChallenges {
   set(p: PendingChallenge): void {
     const key = keyOf(p.impi, p.callId);
     this.#remove(key);
-    const same = [...this.#entries.entries()].filter(([, e]) => e.p.impi === p.impi);
-    for (const [k] of same.slice(0, Math.max(0, same.length - MAX_PENDING_PER_IMPI + 1))) this.#remove(k); // oldest first
+    let keys = this.#byImpi.get(p.impi);
+    while (keys !== undefined && keys.length >= MAX_PENDING_PER_IMPI) {
+      this.#remove(keys[0]!); // oldest first
+      keys = this.#byImpi.get(p.impi);
+    }
     const cancel = this.clock.setTimer(Math.max(0, p.expiresAt - this.clock.now()), () => {
       const e = this.#entries.get(key);
       if (e?.p !== p) return; // replaced meanwhile
@@ -61,6 +66,8 @@ export class PendingChallenges {
       this.#remove(key);
     });
     this.#entries.set(key, { p, cancel });
+    if (keys) keys.push(key);
+    else this.#byImpi.set(p.impi, [key]);
   }
 
   /** Forgets the challenge for (IMPI, Call-ID); true when there was one. */
@@ -81,6 +88,9 @@ export class PendingChallenges {
     const e = this.#entries.get(key);
     if (!e) return false;
     this.#entries.delete(key);
+    const keys = this.#byImpi.get(e.p.impi)!;
+    if (keys.length === 1) this.#byImpi.delete(e.p.impi);
+    else keys.splice(keys.indexOf(key), 1);
     e.cancel();
     wipePending(e.p);
     return true;

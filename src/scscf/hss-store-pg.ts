@@ -6,7 +6,7 @@
 import { nextSqnAfter, resyncSqn, SQN_MAX, toSqn } from '../aka/index.ts';
 import { openMigratedPg, type PgSchema } from '../util/pg-migrate.ts';
 import { PgError, type SyncPg } from '../util/pg-sync.ts';
-import { checkSubscriber, HssStoreError, Subscriber, type AddSubscriber, type SubscriberStore } from './hss-store.ts';
+import { checkSubscriber, HssStoreError, Subscriber, SubscriberProfile, type AddSubscriber, type SubscriberStore } from './hss-store.ts';
 
 // Each step moves the version from its index to index + 1; append, never edit.
 const MIGRATIONS = [
@@ -102,6 +102,17 @@ export class PgHssStore implements SubscriberStore {
   get(impi: string): Subscriber | undefined {
     const row = this.#pg.query<Row>(`${SELECT} WHERE s.impi = $1`, [impi]).rows[0];
     return row ? toSubscriber(row) : undefined;
+  }
+
+  /** Not cached: another core may remove and re-add the subscriber at any time, and nothing here would tell. */
+  profile(impi: string): SubscriberProfile | undefined {
+    const r = this.#pg.query<Row>(
+      'SELECT s.k, s.opc, s.amf, s.ind_len, ARRAY(SELECT impu FROM impus u WHERE u.impi = s.impi ORDER BY pos) AS impus FROM subscribers s WHERE s.impi = $1',
+      [impi],
+    ).rows[0];
+    return r
+      ? new SubscriberProfile(impi, r.impus, new Uint8Array(r.k), new Uint8Array(r.opc), new Uint8Array(r.amf), r.ind_len)
+      : undefined;
   }
 
   findByImpu(impu: string): Subscriber | undefined {

@@ -138,6 +138,59 @@ test('JSON and inspect redact K and OPc', () => {
   s.close();
 });
 
+test("profile: cached while nothing changed; another connection's commit, own add/remove and the cap all drop it", () => {
+  const file = tmpFile();
+  const a = new HssStore(file);
+  const b = new HssStore(file);
+  try {
+    a.add(alice());
+    const p1 = a.profile('alice@ims.example')!;
+    assert.deepEqual(p1.impus, ['sip:alice@ims.example', 'tel:+15550100']);
+    assert.equal(toHex(p1.k), K1);
+    assert.equal(toHex(p1.opc), OPC1);
+    assert.equal(p1.indLen, 5);
+    assert.equal(a.profile('alice@ims.example'), p1, 'served from the cache');
+    a.nextSqn('alice@ims.example');
+    assert.equal(a.profile('alice@ims.example'), p1, 'an own SQN commit keeps it');
+    assert.equal(a.profile('nobody@ims.example'), undefined);
+
+    // Another connection removes alice and adds her again with another K and IMPU set.
+    b.remove('alice@ims.example');
+    b.add(alice({ k: fromHex('00'.repeat(16)), impus: ['sip:alice2@ims.example'] }));
+    const p2 = a.profile('alice@ims.example')!;
+    assert.notEqual(p2, p1);
+    assert.equal(toHex(p2.k), '00'.repeat(16));
+    assert.deepEqual(p2.impus, ['sip:alice2@ims.example']);
+    b.nextSqn('alice@ims.example');
+    assert.notEqual(a.profile('alice@ims.example'), p2, "another connection's SQN commit drops the cache too");
+
+    a.remove('alice@ims.example');
+    assert.equal(a.profile('alice@ims.example'), undefined, 'own remove');
+    a.add(alice());
+    assert.equal(toHex(a.profile('alice@ims.example')!.k), K1, 'own add');
+  } finally {
+    a.close();
+    b.close();
+  }
+
+  const c = new HssStore(':memory:', { profileCache: 1 });
+  c.add(alice());
+  c.add(alice({ impi: 'bob@ims.example', impus: ['sip:bob@ims.example'] }));
+  const pa = c.profile('alice@ims.example');
+  assert.equal(c.profile('alice@ims.example'), pa);
+  c.profile('bob@ims.example'); // evicts alice
+  assert.notEqual(c.profile('alice@ims.example'), pa);
+  const off = new HssStore(':memory:', { profileCache: 0 });
+  off.add(alice());
+  assert.notEqual(off.profile('alice@ims.example'), off.profile('alice@ims.example'));
+  for (const p of [pa!, off.profile('alice@ims.example')!]) {
+    const shown = JSON.stringify(p) + inspect(p);
+    assert.ok(!shown.includes(K1) && !shown.includes(OPC1) && shown.includes('[redacted]'), shown);
+  }
+  c.close();
+  off.close();
+});
+
 test('nextSqn: Annex C SEQ+1 with IND cycling, strictly increasing, also across reopening', () => {
   const file = tmpFile();
   let s = new HssStore(file);

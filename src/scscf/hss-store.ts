@@ -62,6 +62,39 @@ export class Subscriber {
   }
 }
 
+/**
+ * What the HSS needs to authenticate a subscriber and that only changes when the subscriber is
+ * removed and added again: IMPUs, K, OPc, AMF, IND length (not the SQN). A store may hand out the same
+ * object again from a cache: callers must neither modify nor wipe it. JSON and inspect redact K and OPc.
+ */
+export class SubscriberProfile {
+  readonly #k: Uint8Array;
+  readonly #opc: Uint8Array;
+  constructor(
+    readonly impi: string,
+    readonly impus: readonly string[],
+    k: Uint8Array,
+    opc: Uint8Array,
+    readonly amf: Uint8Array,
+    readonly indLen: number,
+  ) {
+    this.#k = k;
+    this.#opc = opc;
+  }
+  get k(): Uint8Array {
+    return this.#k;
+  }
+  get opc(): Uint8Array {
+    return this.#opc;
+  }
+  toJSON(): Record<string, unknown> {
+    return { impi: this.impi, impus: [...this.impus], k: '[redacted]', opc: '[redacted]', amf: toHex(this.amf), ind_len: this.indLen };
+  }
+  [inspect.custom](): string {
+    return `SubscriberProfile ${inspect(this.toJSON())}`;
+  }
+}
+
 /** SQN as the 12 hex digits of its 6 octets. */
 export function sqnHex(sqn: number): string {
   return sqn.toString(16).padStart(12, '0');
@@ -165,6 +198,8 @@ export interface SubscriberStore {
   addMany(inputs: Iterable<AddSubscriber>): number;
   count(): number;
   get(impi: string): Subscriber | undefined;
+  /** The subscriber's unchanging part (no SQN), possibly from a cache kept current; do not modify or wipe it. */
+  profile(impi: string): SubscriberProfile | undefined;
   findByImpu(impu: string): Subscriber | undefined;
   list(): Subscriber[];
   remove(impi: string): boolean;
@@ -196,6 +231,8 @@ export interface HssStoreOptions {
    * virtual disk) would cap the core at ~200 registrations/s.
    */
   synchronous?: 'full' | 'normal';
+  /** How many subscriber profiles `profile()` keeps decoded (default 200000; 0: none). */
+  profileCache?: number;
 }
 
 /** The subscribers (IMPI, IMPUs, K, OPc, AMF, SQN) in SQLite: a file (created owner-only, it holds K) or ':memory:'. Each SQN handed out is committed before it is used. */
@@ -203,6 +240,11 @@ export class HssStore implements SubscriberStore {
   readonly #db: Database;
   // Statements prepared once per SQL text: preparing costs more than running one of these lookups.
   readonly #stmts = new Map<string, Statement>();
+  // IMPI → profile, valid while no other connection has committed (PRAGMA data_version unchanged) and
+  // this one has not added or removed subscribers; bounded, oldest entry evicted first.
+  readonly #profiles = new Map<string, SubscriberProfile>();
+  readonly #profileCap: number;
+  #dataVersion = -1;
   #updateSqnTx: Transaction<[string, (sqn: number, indLen: number) => { sqn: number; result: unknown }], unknown> | undefined;
 
   #stmt(sql: string): Statement {
@@ -216,6 +258,7 @@ export class HssStore implements SubscriberStore {
     // The file holds K in clear: create it owner-only (SQLite gives -wal/-shm the same mode).
     if (path !== ':memory:' && path !== '') closeSync(openSync(path, 'a', 0o600));
     this.#db = new Sqlite(path, { timeout: opts.busyTimeoutMs ?? 5000 });
+    this.#profileCap = opts.profileCache ?? 200_000;
     try {
       this.#db.pragma('journal_mode = WAL');
       // FULL: every commit (hence every SQN handed out) is fsync'd before nextSqn returns.
@@ -243,6 +286,7 @@ export class HssStore implements SubscriberStore {
 
   /** Adds a subscriber with its IMPUs. Duplicate IMPI or an IMPU taken by another ⇒ HssStoreError. */
   add(input: AddSubscriber): Subscriber {
+    this.#profiles.clear();
     const parsed = AddSchema.safeParse(input);
     if (!parsed.success) {
       const msg = parsed.error.issues.map((i) => `${i.path.join('.') || 'subscriber'}: ${i.message}`).join('; ');
@@ -280,6 +324,7 @@ export class HssStore implements SubscriberStore {
     const insImpu = this.#stmt('INSERT INTO impus (impu, impi) VALUES (?, ?)');
     const hasImpi = this.#stmt('SELECT 1 FROM subscribers WHERE impi = ?');
     const ownerOf = this.#stmt('SELECT impi FROM impus WHERE impu = ?');
+    this.#profiles.clear();
     return this.#db
       .transaction(() => {
         let n = 0;
@@ -322,6 +367,26 @@ export class HssStore implements SubscriberStore {
     return row ? this.#toSubscriber(row) : undefined;
   }
 
+  profile(impi: string): SubscriberProfile | undefined {
+    // Another connection (another core, `imsec subscriber`) committed: anything cached may be stale.
+    const v = this.#stmt('PRAGMA data_version').get() as { data_version: number };
+    if (v.data_version !== this.#dataVersion) {
+      this.#profiles.clear();
+      this.#dataVersion = v.data_version;
+    }
+    const hit = this.#profiles.get(impi);
+    if (hit) return hit;
+    const row = this.#stmt('SELECT k, opc, amf, ind_len FROM subscribers WHERE impi = ?').get(impi) as Row | undefined;
+    if (!row) return undefined;
+    const impus = (this.#stmt('SELECT impu FROM impus WHERE impi = ? ORDER BY rowid').all(impi) as { impu: string }[]).map((u) => u.impu);
+    const p = new SubscriberProfile(impi, impus, u8(row.k), u8(row.opc), u8(row.amf), row.ind_len);
+    if (this.#profileCap > 0) {
+      if (this.#profiles.size >= this.#profileCap) this.#profiles.delete(this.#profiles.keys().next().value!);
+      this.#profiles.set(impi, p);
+    }
+    return p;
+  }
+
   findByImpu(impu: string): Subscriber | undefined {
     const row = this.#stmt('SELECT s.* FROM subscribers s JOIN impus u ON u.impi = s.impi WHERE u.impu = ?').get(impu) as Row | undefined;
     return row ? this.#toSubscriber(row) : undefined;
@@ -334,6 +399,7 @@ export class HssStore implements SubscriberStore {
 
   /** Removes a subscriber and its IMPUs; false when there was none. */
   remove(impi: string): boolean {
+    this.#profiles.clear();
     return this.#stmt('DELETE FROM subscribers WHERE impi = ?').run(impi).changes > 0;
   }
 

@@ -2,7 +2,7 @@
 // with SQNs from the store (each one durable before it leaves), AUTS checks with AMF* = 0000, and
 // IMPI ↔ IMPU lookups. Stands in for Cx MAR/MAA in the embedded core.
 import { type AuthVector, type Rng, generateVector, sqnFromBytes, verifyAuts } from '../aka/index.ts';
-import { HssStoreError, type Subscriber, type SubscriberStore } from './hss-store.ts';
+import { HssStoreError, type SubscriberStore } from './hss-store.ts';
 
 /** Options of the HSS (`Hss`). */
 export interface HssOptions {
@@ -36,14 +36,10 @@ export class Hss {
     if (!Number.isInteger(n) || n < 1 || n > MAX_VECTORS) {
       throw new HssStoreError('HSS_BAD_SUBSCRIBER', `vector count: must be 1..${MAX_VECTORS}, got ${n}`);
     }
-    const sub = this.#subscriber(impi);
+    const sub = this.#store.profile(impi);
     if (!sub) throw new HssStoreError('HSS_UNKNOWN_IMPI', `no subscriber ${impi}`);
-    try {
-      const sqns = this.#store.nextSqns(impi, n);
-      return sqns.map((sqn) => generateVector({ k: sub.k, opc: sub.opc, sqn, amf: sub.amf }, this.#rng));
-    } finally {
-      wipeKeys(sub);
-    }
+    const sqns = this.#store.nextSqns(impi, n);
+    return sqns.map((sqn) => generateVector({ k: sub.k, opc: sub.opc, sqn, amf: sub.amf }, this.#rng));
   }
 
   /**
@@ -53,14 +49,9 @@ export class Hss {
    * RAND must be 16 octets and AUTS 14 (InputError otherwise; the Digest layer's parseAuts checks).
    */
   resynchronise(impi: string, rand: Uint8Array, auts: Uint8Array): ResyncResult {
-    const sub = this.#subscriber(impi);
+    const sub = this.#store.profile(impi);
     if (!sub) return { ok: false, reason: 'unknown_user' };
-    let check;
-    try {
-      check = verifyAuts({ k: sub.k, opc: sub.opc, rand, auts });
-    } finally {
-      wipeKeys(sub);
-    }
+    const check = verifyAuts({ k: sub.k, opc: sub.opc, rand, auts });
     check.macS.fill(0);
     if (!check.ok) return { ok: false, reason: 'mac_s_failure' };
     try {
@@ -75,10 +66,8 @@ export class Hss {
 
   /** The IMPUs registered with `impi` (provisioning order), or undefined for an unknown IMPI. */
   impusOf(impi: string): string[] | undefined {
-    const sub = this.#subscriber(impi);
-    if (!sub) return undefined;
-    wipeKeys(sub);
-    return [...sub.impus];
+    const sub = this.#store.profile(impi);
+    return sub && [...sub.impus];
   }
 
   /** The IMPI an IMPU belongs to, or undefined. */
@@ -88,14 +77,10 @@ export class Hss {
     wipeKeys(sub);
     return sub.impi;
   }
-
-  #subscriber(impi: string): Subscriber | undefined {
-    return this.#store.get(impi);
-  }
 }
 
-// Each store read returns fresh copies of K and OPc; clear ours once used (best effort).
-function wipeKeys(sub: Subscriber): void {
+// findByImpu returns fresh copies of K and OPc; clear ours (best effort). Profiles are the store's to keep.
+function wipeKeys(sub: { readonly k: Uint8Array; readonly opc: Uint8Array }): void {
   sub.k.fill(0);
   sub.opc.fill(0);
 }

@@ -14,5 +14,13 @@
  */
 export { Scscf, type ScscfOptions, type SendMessageOptions, type TransportFactory } from './scscf.ts';
 export { Hss, MAX_VECTORS, type HssOptions, type ResyncResult } from './hss.ts';
-export { HssStore, HssStoreError, Subscriber, type AddSubscriber, type HssStoreErrorCode, type HssStoreOptions } from './hss-store.ts';
+export {
+  HssStore,
+  HssStoreError,
+  Subscriber,
+  SubscriberProfile,
+  type AddSubscriber,
+  type HssStoreErrorCode,
+  type HssStoreOptions,
+} from './hss-store.ts';
 export type { ScscfEvent, ScscfEventType } from './events.ts';

@@ -2,6 +2,7 @@
 // (§16.3), the pending-challenge table (cap, expiry, key wiping) and the binding table (refresh, expiry).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { createRequest, ManualClock } from '../sip/index.ts';
 import { MAX_PENDING_PER_IMPI, PendingChallenges, type PendingChallenge } from './auth-pending.ts';
 import { BindingTable, impuKey, type Registration } from './bindings.ts';
@@ -69,6 +70,54 @@ function pending(impi: string, callId: string, expiresAt: number): PendingChalle
     expiresAt,
   };
 }
+
+test('pending challenges agree with a naive model (a list scanned in full) under random set/drop/get/advance', () => {
+  const op = fc.oneof(
+    fc.record({
+      kind: fc.constant('set' as const),
+      impi: fc.constantFrom('a', 'b', 'c'),
+      callId: fc.integer({ min: 0, max: 11 }),
+      ttl: fc.integer({ min: 1, max: 50 }),
+    }),
+    fc.record({ kind: fc.constant('drop' as const), impi: fc.constantFrom('a', 'b', 'c'), callId: fc.integer({ min: 0, max: 11 }) }),
+    fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 30 }) }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+      const clock = new ManualClock();
+      const t = new PendingChallenges(clock);
+      let model: { impi: string; callId: string; expiresAt: number }[] = [];
+      for (const o of ops) {
+        if (o.kind === 'set') {
+          const callId = `c${o.callId}`;
+          model = model.filter((m) => !(m.impi === o.impi && m.callId === callId));
+          const same = model.filter((m) => m.impi === o.impi);
+          const evict = new Set(same.slice(0, Math.max(0, same.length - MAX_PENDING_PER_IMPI + 1)));
+          model = model.filter((m) => !evict.has(m));
+          model.push({ impi: o.impi, callId, expiresAt: clock.now() + o.ttl });
+          t.set(pending(o.impi, callId, clock.now() + o.ttl));
+        } else if (o.kind === 'drop') {
+          const callId = `c${o.callId}`;
+          const had = model.some((m) => m.impi === o.impi && m.callId === callId);
+          model = model.filter((m) => !(m.impi === o.impi && m.callId === callId));
+          assert.equal(t.drop(o.impi, callId), had);
+        } else {
+          clock.advance(o.ms);
+          model = model.filter((m) => m.expiresAt > clock.now());
+        }
+        assert.equal(t.size, model.length);
+        for (const impi of ['a', 'b', 'c'])
+          for (let i = 0; i < 12; i++)
+            assert.equal(
+              t.get(impi, `c${i}`) !== undefined,
+              model.some((m) => m.impi === impi && m.callId === `c${i}`),
+            );
+      }
+      t.clear();
+      assert.equal(clock.pending, 0);
+    }),
+  );
+});
 
 test('pending challenges: replaced per (IMPI, Call-ID), capped per IMPI (oldest evicted), keys wiped when they leave', () => {
   const clock = new ManualClock();
