@@ -13,7 +13,7 @@ import { readCaptureOrThrow } from '../ipsec/pcap.ts';
 import { buildNatLab, captureMissing, labAvailability, sweepStaleLabs, type BuildStep } from './index.ts';
 import { run } from './netns.ts';
 
-const PEER = fileURLToPath(new URL('./testdata/udp-peer.ts', import.meta.url));
+const PEER = fileURLToPath(new URL('./testdata/udp-peer.mjs', import.meta.url));
 const HOLDER = fileURLToPath(new URL('./testdata/lab-holder.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 const avail = labAvailability();

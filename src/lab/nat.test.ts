@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { buildNatLab, ip6NatAvailability, labAvailability, toolMissing, type NatLab, type NatLabOptions } from './index.ts';
 
-const PEER = fileURLToPath(new URL('./testdata/udp-peer.ts', import.meta.url));
+const PEER = fileURLToPath(new URL('./testdata/udp-peer.mjs', import.meta.url));
 const SERVER_PORT = 7000;
 const avail = labAvailability();
 const skip = avail.ok ? false : avail.reason;
