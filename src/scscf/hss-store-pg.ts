@@ -110,9 +110,7 @@ export class PgHssStore implements SubscriberStore {
       'SELECT s.k, s.opc, s.amf, s.ind_len, ARRAY(SELECT impu FROM impus u WHERE u.impi = s.impi ORDER BY pos) AS impus FROM subscribers s WHERE s.impi = $1',
       [impi],
     ).rows[0];
-    return r
-      ? new SubscriberProfile(impi, r.impus, new Uint8Array(r.k), new Uint8Array(r.opc), new Uint8Array(r.amf), r.ind_len)
-      : undefined;
+    return r ? new SubscriberProfile(impi, r.impus, r.k, r.opc, r.amf, r.ind_len) : undefined;
   }
 
   findByImpu(impu: string): Subscriber | undefined {

@@ -68,24 +68,29 @@ export class Subscriber {
  * object again from a cache: callers must neither modify nor wipe it. JSON and inspect redact K and OPc.
  */
 export class SubscriberProfile {
-  readonly #k: Uint8Array;
-  readonly #opc: Uint8Array;
+  // K ‖ OPc ‖ AMF in one array: a cache of 100k profiles holds one small buffer each, not three.
+  readonly #keys: Uint8Array;
   constructor(
     readonly impi: string,
     readonly impus: readonly string[],
     k: Uint8Array,
     opc: Uint8Array,
-    readonly amf: Uint8Array,
+    amf: Uint8Array,
     readonly indLen: number,
   ) {
-    this.#k = k;
-    this.#opc = opc;
+    this.#keys = new Uint8Array(34);
+    this.#keys.set(k, 0);
+    this.#keys.set(opc, 16);
+    this.#keys.set(amf, 32);
   }
   get k(): Uint8Array {
-    return this.#k;
+    return this.#keys.subarray(0, 16);
   }
   get opc(): Uint8Array {
-    return this.#opc;
+    return this.#keys.subarray(16, 32);
+  }
+  get amf(): Uint8Array {
+    return this.#keys.subarray(32, 34);
   }
   toJSON(): Record<string, unknown> {
     return { impi: this.impi, impus: [...this.impus], k: '[redacted]', opc: '[redacted]', amf: toHex(this.amf), ind_len: this.indLen };
@@ -379,7 +384,7 @@ export class HssStore implements SubscriberStore {
     const row = this.#stmt('SELECT k, opc, amf, ind_len FROM subscribers WHERE impi = ?').get(impi) as Row | undefined;
     if (!row) return undefined;
     const impus = (this.#stmt('SELECT impu FROM impus WHERE impi = ? ORDER BY rowid').all(impi) as { impu: string }[]).map((u) => u.impu);
-    const p = new SubscriberProfile(impi, impus, u8(row.k), u8(row.opc), u8(row.amf), row.ind_len);
+    const p = new SubscriberProfile(impi, impus, row.k, row.opc, row.amf, row.ind_len);
     if (this.#profileCap > 0) {
       if (this.#profiles.size >= this.#profileCap) this.#profiles.delete(this.#profiles.keys().next().value!);
       this.#profiles.set(impi, p);
