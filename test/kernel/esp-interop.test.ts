@@ -107,7 +107,7 @@ describe('Linux kernel ESP ⇄ imsec userspace ESP, in a QEMU VM', { skip: unava
       assert.ok(run, 'vm-run ran');
       assert.ok(result, `no result.json; vm-run exit ${run!.code}; stderr:\n${run!.stderr.slice(-4000)}`);
       t.diagnostic(
-        `VM run ${(run!.ms / 1000).toFixed(1)} s; guest ${((result!.timings['total'] ?? 0) / 1000).toFixed(1)} s; kernel ${result!.kernel}; batches ${result!.batches.map((b) => `${b.batch.name} ${(b.ms / 1000).toFixed(1)} s`).join(', ')}`,
+        `VM run ${(run!.ms / 1000).toFixed(1)} s; guest ${((result!.timings['total'] ?? 0) / 1000).toFixed(1)} s (ready after: ${['netns', 'helpers', 'warm-up'].map((k) => `${k} ${((result!.timings[k] ?? 0) / 1000).toFixed(1)} s`).join(', ')}); kernel ${result!.kernel}; batches ${result!.batches.map((b) => `${b.batch.name} ${(b.ms / 1000).toFixed(1)} s`).join(', ')}`,
       );
       assert.deepEqual(result!.errors, [], 'guest errors');
       assert.equal(run!.code, 0, `guest exit code; stderr:\n${run!.stderr.slice(-4000)}`);
