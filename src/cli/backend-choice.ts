@@ -23,6 +23,18 @@ export function parseBackend(text: string | undefined): BackendKind {
   throw new InputError(`--backend must be userspace or xfrm, got ${JSON.stringify(text)}`);
 }
 
+/**
+ * The xfrm instance of a P-CSCF with a state store when none is given: the same for the same
+ * ADDR:PORT run after run (FNV-1a of it), so a restart recognises its kernel SAs as its own. Two
+ * P-CSCFs on one host differ by their listen address or port; should their numbers collide, give
+ * each an explicit --xfrm-instance.
+ */
+export function instanceOfNode(node: string): number {
+  let h = 0x811c9dc5;
+  for (const c of Buffer.from(node, 'utf8')) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  return h % PROBE_INSTANCE;
+}
+
 export function parseXfrmInstance(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = /^[0-9]{1,5}$/.test(text) ? Number(text) : NaN;
@@ -50,6 +62,8 @@ export interface OpenBackendOptions {
   /** The clock the SA sets' expiry is in: the UE's / P-CSCF's. */
   readonly clock: Clock;
   readonly instance?: number;
+  /** xfrm: remove this instance's leftovers at start (default true; false when a state store restores them first). */
+  readonly reconcile?: boolean;
   /** Each inbound ESP drop of the userspace engine (the kernel's drops are its own counters). */
   readonly onDrop?: UserspaceBackendOptions['onDrop'];
 }
@@ -59,5 +73,10 @@ export async function openBackend(kind: BackendKind, o: OpenBackendOptions): Pro
   if (kind === 'userspace')
     return UserspaceBackend.create({ localIp: o.localIp, encapPort: o.encapPort, clock: o.clock, ...(o.onDrop && { onDrop: o.onDrop }) });
   xfrmPreflight(isIP(o.localIp) === 6 ? 6 : 4);
-  return XfrmBackend.create({ instance: o.instance ?? process.pid % PROBE_INSTANCE, encapPort: o.encapPort || NAT_T_PORT, clock: o.clock });
+  return XfrmBackend.create({
+    instance: o.instance ?? process.pid % PROBE_INSTANCE,
+    encapPort: o.encapPort || NAT_T_PORT,
+    clock: o.clock,
+    ...(o.reconcile === false && { reconcile: false }),
+  });
 }

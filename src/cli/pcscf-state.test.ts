@@ -8,22 +8,25 @@ import { join } from 'node:path';
 import { ManualClock } from '../util/clock.ts';
 import { InputError } from '../util/errors.ts';
 import { parsePcscfArgs } from './pcscf.ts';
+import { instanceOfNode } from './backend-choice.ts';
+import { PROBE_INSTANCE } from '../ipsec/backends/xfrm/preflight.ts';
 import { openPcscfState } from './pcscf-state.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'imsec-cli-state-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const base = { listen: '127.0.0.1:5060', portC: '5064', portS: '5066', scscf: '127.0.0.1:6060' };
 
-test('--state: a file or URL with a fixed --listen port; refused with xfrm and with port 0', () => {
+test('--state: a file or URL with a fixed --listen port (refused with port 0); xfrm too, its instance fixed by the node', () => {
   assert.equal(parsePcscfArgs({ ...base, state: 'x.db', stateKeyFile: 'k' }).state, 'x.db');
   assert.throws(
     () => parsePcscfArgs({ ...base, listen: '127.0.0.1:0', state: 'x.db' }),
     (e) => e instanceof InputError && /fixed --listen port/.test(e.message),
   );
-  assert.throws(
-    () => parsePcscfArgs({ ...base, backend: 'xfrm', state: 'x.db' }),
-    (e) => e instanceof InputError && /not yet supported with --backend xfrm/.test(e.message),
-  );
+  assert.equal(parsePcscfArgs({ ...base, backend: 'xfrm', state: 'x.db' }).backend, 'xfrm');
+  // The same node gets the same xfrm instance in every run (its kernel SAs are recognised as its own).
+  assert.equal(instanceOfNode('127.0.0.1:5060'), instanceOfNode('127.0.0.1:5060'));
+  assert.notEqual(instanceOfNode('127.0.0.1:5060'), instanceOfNode('127.0.0.1:5061'));
+  for (const n of ['127.0.0.1:5060', '[2001:db8::1]:5060']) assert.ok(instanceOfNode(n) >= 0 && instanceOfNode(n) < PROBE_INSTANCE);
 });
 
 test('stored ports: taken when none are given, a different one refused, a bad key file refused', () => {

@@ -16,7 +16,15 @@ import { createLogger, DropLog, logLevelField, type LogLevel } from './log.ts';
 import { newRegistry, parseMetricsListen, startMetricsServer, type MetricsServer } from './metrics.ts';
 import { registerPcscfMetrics } from './pcscf-metrics.ts';
 import { SipMeter } from './sip-meter.ts';
-import { BACKEND_HELP, openBackend, parseBackend, parseXfrmInstance, XFRM_INSTANCE_HELP, type BackendKind } from './backend-choice.ts';
+import {
+  BACKEND_HELP,
+  instanceOfNode,
+  openBackend,
+  parseBackend,
+  parseXfrmInstance,
+  XFRM_INSTANCE_HELP,
+  type BackendKind,
+} from './backend-choice.ts';
 import { addConfigOptions, boolField, checkedString, intField, portField, resolveConfig, secondsField } from './config.ts';
 import { parseHostPortArg, parseIntArg, parsePortArg } from './parse-args.ts';
 import { openPcscfState } from './pcscf-state.ts';
@@ -120,20 +128,16 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
     ...(xfrmInstance !== undefined && { xfrmInstance }),
     ...(o.metrics !== undefined && { metrics: (parseMetricsListen(o.metrics), o.metrics) }),
     logLevel: o.logLevel ?? 'info',
-    ...(o.state !== undefined && { state: checkState(o.state, listen.port, o.backend) }),
+    ...(o.state !== undefined && { state: checkState(o.state, listen.port) }),
     ...(o.stateKeyFile !== undefined && { stateKeyFile: o.stateKeyFile }),
   };
 }
 
-/** --state needs a fixed plain port (its rows are filed under ADDR:PORT) and the userspace backend. */
-function checkState(state: string, port: number, backend: string | undefined): string {
+/** --state needs a fixed plain port (its rows are filed under ADDR:PORT). */
+function checkState(state: string, port: number): string {
   if (state === '') throw new InputError('--state: an SQLite file or a postgres:// URL');
   if (port === 0)
     throw new InputError("--state: needs a fixed --listen port (the stored registrations are filed under the P-CSCF's ADDR:PORT)");
-  // The kernel keeps xfrm SAs and their counters: restoring them needs a reconcile with the kernel
-  // that is not written yet (issue 13 §3), so the two are refused together rather than half done.
-  if (backend === 'xfrm')
-    throw new InputError('--state: not yet supported with --backend xfrm (only the userspace backend restores its SAs)');
   return state;
 }
 
@@ -281,11 +285,16 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   const ports = { portC: opened?.portC ?? a.portC, portS: opened?.portS ?? a.portS };
   let backend: Awaited<ReturnType<typeof openBackend>>;
   try {
+    // xfrm with a state store: the kernel's SAs of the previous run are adopted, so its tag must be
+    // the same run after run (from the node unless given) and nothing is removed before the restore.
+    const node = `${a.address}:${a.port}`;
+    const instance = a.xfrmInstance ?? (opened ? instanceOfNode(node) : undefined);
     backend = await openBackend(a.backend, {
       localIp: a.address,
       encapPort: a.encapPort,
       clock,
-      ...(a.xfrmInstance !== undefined && { instance: a.xfrmInstance }),
+      ...(instance !== undefined && { instance }),
+      ...(opened && { reconcile: false }),
       onDrop: (d, from) =>
         drops.note({
           reason: d.drop,
@@ -372,6 +381,9 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
       state: opened.state.kind,
       state_keys: opened.state.keysSealed ? 'aes-256-gcm' : 'plain (0600 file)',
       restored_registrations: pcscf.restoredRegistrations,
+      ...(pcscf.restoreReport.orphans && {
+        orphans_removed: pcscf.restoreReport.orphans.deletedSas + pcscf.restoreReport.orphans.deletedPolicies,
+      }),
     }),
     ...(metrics && { metrics: `${metrics.address.includes(':') ? `[${metrics.address}]` : metrics.address}:${metrics.port}` }),
   };

@@ -20,7 +20,7 @@ import type { SaSet, SaSetEvent } from './sa-set.ts';
 export type SaDeleteCode = SaSetEvent | 'auth-timeout';
 
 /** What a slot owner needs from a backend: install and remove, and the optional lifetime sync. */
-export type SlotsBackend = Pick<IpsecBackend, 'install' | 'remove' | 'refresh'>;
+export type SlotsBackend = Pick<IpsecBackend, 'install' | 'remove' | 'refresh' | 'restore'>;
 
 export interface SaSlotsDeps {
   readonly backend: SlotsBackend;
@@ -94,15 +94,16 @@ export class SaSlots {
   }
 
   /**
-   * A set restored from a state store (issue 13 §3), already authenticated: installed in the backend
-   * and filed as current with its lifetime timer, as if its 200 OK had just gone out. Only into
-   * empty slots (a restore happens before any traffic).
+   * A set restored from a state store (issue 13 §3), already authenticated: restored in the backend
+   * (backend.restore: xfrm adopts the kernel's SAs; else installed) and filed as current with its
+   * lifetime timer, as if its 200 OK had just gone out. Only into empty slots (a restore happens
+   * before any traffic).
    */
   async restoreCurrent(set: SaSet): Promise<void> {
     if (set.state !== 'current') throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is ${set.state}, not current`);
     if (!this.empty)
       throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: slots not empty, nothing is restored over live sets`);
-    await this.deps.backend.install(set);
+    await (this.deps.backend.restore ? this.deps.backend.restore(set) : this.deps.backend.install(set));
     this.#current = set;
     this.#arm(set);
   }

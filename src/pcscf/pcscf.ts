@@ -21,7 +21,7 @@ import { formatHostPort, parseUri } from '../sip/uri.ts';
 import { afterSend, type PcscfCore, type RejectOptions } from './core.ts';
 import { fromCore, fromUe, onAck, onCancel } from './proxy.ts';
 import { onRegisterOverSet, onUnprotectedRegister, runEvent } from './register.ts';
-import { persistTo, restoreRegistrations } from './persist.ts';
+import { persistTo, restoreRegistrations, type RestoreReport } from './persist.ts';
 import { RegistrationTable, type Registration } from './registrations.ts';
 import type { RegState } from './registration-state.ts';
 import type { PcscfState } from './state.ts';
@@ -60,7 +60,7 @@ export class Pcscf {
   readonly #guards: { close(): Promise<void> }[] = [];
   #stopped = false;
   #state: PcscfState | undefined;
-  #restored = 0;
+  #restored: RestoreReport = { restored: 0 };
 
   private constructor() {}
 
@@ -223,6 +223,11 @@ export class Pcscf {
 
   /** Registrations restored from the state store at start (issue 13 §3). */
   get restoredRegistrations(): number {
+    return this.#restored.restored;
+  }
+
+  /** The start's restore (issue 13 §3): registrations restored, and a previous run's orphans the backend removed (xfrm). */
+  get restoreReport(): RestoreReport {
     return this.#restored;
   }
 
@@ -240,7 +245,9 @@ export class Pcscf {
     this.#stopped = true;
     const c = this.#core;
     // With a state store the registrations outlive this process: detached before the SAs go, and
-    // the inbound marks brought down to exact (a planned restart refuses nothing fresh).
+    // the inbound marks brought down to exact (a planned restart refuses nothing fresh). A backend
+    // whose SAs outlive the process (xfrm: the kernel's) leaves them for the next run to adopt.
+    if (this.#state) c.backend.handOver?.();
     this.#state?.marks.close();
     this.#state = undefined;
     await c.table.clear('P-CSCF stopped');

@@ -41,12 +41,21 @@ export function persistTo(state: PcscfState): (reg: Registration, before?: RegSt
   };
 }
 
-/** Installs every stored registration of this node; returns how many. Before the P-CSCF serves anything. */
+/** What a start with a state store restored, and what of a previous run it removed (xfrm: kernel orphans). */
+export interface RestoreReport {
+  readonly restored: number;
+  readonly orphans?: { readonly deletedSas: number; readonly deletedPolicies: number };
+}
+
+/**
+ * Installs every stored registration of this node (the xfrm backend adopts the SAs the kernel kept),
+ * then lets the backend remove what is its own and no restored set owns. Before the P-CSCF serves anything.
+ */
 export async function restoreRegistrations(
   core: PcscfCore,
   state: PcscfState,
   onFailed?: (impi: string, e: Error) => void,
-): Promise<number> {
+): Promise<RestoreReport> {
   let n = 0;
   for (const r of state.load()) {
     const reg = core.table.getOrNew(r.record.impi);
@@ -75,5 +84,7 @@ export async function restoreRegistrations(
     state.save(recordOf(reg)!, r.set);
     n++;
   }
-  return n;
+  // Orphans: a previous run's SAs and policies whose registration is not (or no longer) stored.
+  const orphans = core.backend.reconcile?.();
+  return { restored: n, ...(orphans && { orphans: { deletedSas: orphans.deletedSas, deletedPolicies: orphans.deletedPolicies } }) };
 }

@@ -92,6 +92,16 @@ export interface IpsecBackend {
   allocateSpis(localIp: string, n: number): number[];
   install(set: SaSet): Promise<void>;
   remove(set: SaSet): Promise<void>;
+  /**
+   * A set read back from a state store, already authenticated (issue 13 §3). Absent: install()
+   * (userspace SAs die with their process and are built again). xfrm adopts the SAs the kernel kept
+   * and refuses a set the kernel does not hold as stored.
+   */
+  restore?(set: SaSet): Promise<void>;
+  /** After the restores: removes what a previous run of this backend left and no set owns (xfrm: our tagged SAs and policies). */
+  reconcile?(): { readonly deletedSas: number; readonly deletedPolicies: number };
+  /** Leaves the SAs in place for the next run, which restores them (xfrm: the kernel keeps them); close() then removes nothing. */
+  handOver?(): void;
   /** Opens (or returns the already open) protected endpoint on a local address and port. */
   openEndpoint(local: Addr): Promise<ProtectedEndpoint>;
   /**

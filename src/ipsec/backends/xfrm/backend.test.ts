@@ -8,7 +8,8 @@ import { expandKeys } from '../../keys.ts';
 import { createSaSet, type SaSetConfig } from '../../sa-set.ts';
 import { FakeKernel } from './_fake-kernel.ts';
 import { XfrmBackend } from './backend.ts';
-import { saMessage, policyMessage } from './messages.ts';
+import { delSaMessage, saMessage, policyMessage } from './messages.ts';
+import type { XfrmError } from './errors.ts';
 import { ownerTag } from './plan.ts';
 import { ManualClock, systemClock } from '../../../util/clock.ts';
 
@@ -327,3 +328,102 @@ test('saStats reports the kernel counters (not 0) and remove() leaves their fina
   assert.equal(s.sas.SA1.counters.packets, 6);
   assert.deepEqual(b.saStats(s), [], "a removed set is not the backend's any more");
 });
+
+test('restore (issue 13 §3): a restarted run adopts the kernel SAs of a stored set without rewriting them; reconcile then removes only orphans', async () => {
+  const k = new FakeKernel();
+  const clock = { now: () => 1_000_000, setTimer: systemClock.setTimer };
+  const dead = await XfrmBackend.create({ transport: k, instance: 5, clock });
+  const kept = createSaSet({ ...setCfg(12), expiresAt: 1_000_000 + 600_000 });
+  kept.apply('authenticated');
+  await dead.install(kept);
+  await dead.install(createSaSet(setCfg(13))); // not in the store: an orphan after the crash
+  const other = await XfrmBackend.create({ transport: k, instance: 6, clock });
+  await other.install(createSaSet(setCfg(14)));
+  const before = new Map(kept.all.map((sa) => [sa.spi, k.sa(sa.params.dst, sa.spi)!]));
+  // SIGKILL: `dead` never closes. The next run, same instance, restores the stored set (a new SaSet, same parameters).
+  const b = await XfrmBackend.create({ transport: k, instance: 5, clock, reconcile: false });
+  assert.equal(k.sas.size, 12, 'nothing removed before the restore');
+  const stored = createSaSet({ ...setCfg(12), expiresAt: 1_000_000 + 600_000 });
+  stored.apply('authenticated');
+  const mark = k.ops.length;
+  await b.restore(stored);
+  const ops = k.ops.slice(mark).map((o) => o.type);
+  assert.ok(!ops.includes('NEWSA') && !ops.includes('DELSA') && !ops.includes('NEWPOLICY'), `adopted, not re-added: ${ops.join(',')}`);
+  for (const sa of stored.all) {
+    const r = k.sa(sa.params.dst, sa.spi)!;
+    assert.equal(r.reqid, before.get(sa.spi)!.reqid, 'the kernel SA keeps its reqid (the outbound templates name it)');
+  }
+  assert.deepEqual(b.sets, [stored]);
+  assert.deepEqual(b.reconcile(), { deletedSas: 4, deletedPolicies: 4, kept: 8 + 8 });
+  assert.ok(
+    stored.all.every((sa) => k.sa(sa.params.dst, sa.spi)),
+    'the adopted set stays',
+  );
+  assert.equal(k.allSas().filter((r) => r.sel!.user === ownerTag(6)).length, 4, 'another instance is not ours');
+  // Sends go through the adopted SAs; a set installed now gets a reqid of its own.
+  assert.equal(b.prepareSend({ address: '192.0.2.20', port: 5062 }, { address: '192.0.2.10', port: 50025 }).set, stored);
+  const fresh = createSaSet(setCfg(15));
+  await b.install(fresh);
+  assert.notEqual(k.sa('192.0.2.20', fresh.sas.SA1.spi)!.reqid, k.sa('192.0.2.20', stored.sas.SA1.spi)!.reqid);
+  // De-registration of the adopted set removes it like any other.
+  await b.remove(stored);
+  assert.ok(stored.all.every((sa) => !k.sa(sa.params.dst, sa.spi)));
+  await b.close();
+  await other.close();
+  assert.equal(k.sas.size, 0);
+  assert.equal(k.policies.size, 0);
+});
+
+test('restore refuses a set the kernel lost or holds differently (nothing written); reconcile removes the leftovers of ours, never a foreign SA', async () => {
+  const k = new FakeKernel();
+  const clock = { now: () => 1_000_000, setTimer: systemClock.setTimer };
+  const dead = await XfrmBackend.create({ transport: k, instance: 5, clock });
+  const partial = createSaSet(setCfg(16));
+  await dead.install(partial);
+  const changed = createSaSet(setCfg(17));
+  await dead.install(changed);
+  // The kernel lost one SA of `partial` (deleted by hand); `changed` is stored with another algorithm.
+  k.request(delSaMessage({ family: 4, dst: '192.0.2.20', spi: partial.sas.SA1.spi }, k.nextSeq()), 'by hand');
+  const foreign = createSaSet(setCfg(18));
+  await dead.install(foreign);
+  // A foreign SA (no tag) where a stored set's SA would be: never taken, never touched.
+  for (const [key, p] of k.sas) if (key.endsWith(`|${foreign.sas.SA3.spi}`)) untag(p);
+  const b = await XfrmBackend.create({ transport: k, instance: 5, clock, reconcile: false });
+  const mark = k.ops.length;
+  await assert.rejects(
+    b.restore(createSaSet(setCfg(16))),
+    (e: XfrmError) => e.code === 'XFRM_RESTORE_MISMATCH' && /SA1 .*not in the kernel/.test(e.message),
+  );
+  await assert.rejects(
+    b.restore(createSaSet({ ...setCfg(17), alg: 'hmac-md5-96', keys: expandKeys(IK, CK, 'hmac-md5-96', 'aes-cbc') })),
+    (e: XfrmError) => e.code === 'XFRM_RESTORE_MISMATCH' && /algorithms/.test(e.message),
+  );
+  await assert.rejects(b.restore(createSaSet(setCfg(18))), (e: XfrmError) => /SA3 .*without our tag/.test(e.message));
+  assert.deepEqual(
+    k.ops.slice(mark).filter((o) => o.type !== 'GETSA'),
+    [],
+    'a refused restore writes nothing',
+  );
+  assert.equal(b.sets.length, 0);
+  b.reconcile();
+  assert.deepEqual(
+    k.allSas().map((r) => r.spi),
+    [foreign.sas.SA3.spi],
+    'every SA of ours not restored is gone; the untagged one stays',
+  );
+});
+
+test('handOver: the kernel keeps the SAs and policies for the next run; close() then removes nothing', async () => {
+  const { k, b } = await backend();
+  await b.install(createSaSet(setCfg(19)));
+  b.handOver();
+  assert.deepEqual(b.sets, []);
+  await b.close();
+  assert.equal(k.sas.size, 4);
+  assert.equal(k.policies.size, 4);
+});
+
+/** Clears the tag in a stored NEWSA payload's selector (an SA someone else added with that identity). */
+function untag(payload: Uint8Array): void {
+  new DataView(payload.buffer, payload.byteOffset).setUint32(52, 0, true);
+}

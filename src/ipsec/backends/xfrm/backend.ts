@@ -15,9 +15,11 @@ import { XfrmError } from './errors.ts';
 import { XfrmEvents, type KernelEvent } from './events.ts';
 import { KernelSas, type Installed, type KernelSa, type XfrmSaStats } from './kernel-sas.ts';
 import { PolicyTable } from './policies.ts';
-import { configuredPeer, innerOf, ownerTag, selectorOf } from './plan.ts';
+import { configuredPeer, familyOf, innerOf, ownerTag, selectorOf } from './plan.ts';
+import { adoptedPeer, kernelMismatch } from './adopt.ts';
 import { reconcile, type ReconcileResult } from './reconcile.ts';
 import { XfrmNetlink, type XfrmTransport } from './socket.ts';
+import { getSaMessage, parseSa } from './messages.ts';
 import { EncapSockets, fitsOutbound, InboundIndex, pickOutbound, readXfrmStat, UeKeepalives, type EncapOpener } from './support.ts';
 import { openProtectedTcp, type ProtectedTcpOptions, type ProtectedTcpTransport } from './tcp.ts';
 
@@ -37,8 +39,13 @@ export interface XfrmBackendOptions {
   readonly clock: Clock;
   /** XFRM policy priority (lower wins); default 0. */
   readonly priority?: number;
-  /** Delete stale tagged entries of this instance at start (default true). */
+  /**
+   * Delete stale tagged entries of this instance at start (default true). False when a state store
+   * restores sets first (`restore`): the caller reconciles after the restores, removing only orphans.
+   */
   readonly reconcile?: boolean;
+  /** Wall-clock ms (default Date.now): the kernel's add_time of an adopted SA is wall-clock seconds. */
+  readonly wallNow?: () => number;
   /**
    * NAT-keepalive interval (RFC 3948 §4, spec digest §15A point 3): a UE's UDP-enc-tun sets get one
    * 0xFF octet from its ESP-in-UDP socket to the P-CSCF's every `keepaliveMs` (default 20 s; 0 = off).
@@ -80,6 +87,7 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   readonly #nl: XfrmTransport;
   readonly #now: () => number;
   readonly #rand: () => number;
+  readonly #wall: () => number;
   readonly #kernel: KernelSas;
   readonly #policies: PolicyTable;
   readonly #installed = new Map<SaSet, Installed>();
@@ -95,6 +103,8 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   #reqid = 0;
   #unprotected = 0;
   #closed = false;
+  /** handOver(): the kernel keeps our SAs and policies for the next run; close() removes nothing. */
+  #handedOver = false;
 
   private constructor(opts: XfrmBackendOptions, nl: XfrmTransport) {
     this.tag = ownerTag(opts.instance ?? 0);
@@ -103,6 +113,7 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     const clock = opts.clock;
     this.#now = () => clock.now();
     this.#rand = opts.randomUint32 ?? (() => randomBytes(4).readUInt32BE(0));
+    this.#wall = opts.wallNow ?? Date.now;
     this.#kernel = new KernelSas(nl, this.tag, this.#now);
     this.#encap = new EncapSockets(opts.openEspInUdp);
     this.#keepalive = new UeKeepalives(this.#encap, clock, opts.keepaliveMs);
@@ -244,6 +255,103 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   }
 
   /**
+   * A set read back from a state store (issue 13 §3), whose SAs the kernel kept when the previous
+   * run ended: adopted as the kernel has them (adopt.ts says why, and what must match), policies
+   * re-pointed in place (UPDPOLICY). Same shape as install(): every step records its undo.
+   *
+   * A set the kernel does not hold, or holds differently, is refused (XFRM_RESTORE_MISMATCH) and
+   * nothing is written: re-adding it would need its sequence numbers, which only the lost kernel SA
+   * had (the store's marks do not follow the kernel's counters), and a guess could repeat outbound
+   * numbers under the same keys (with AES-GCM, its IVs). That happens when the kernel lost the SAs
+   * (a reboot, a flush), not when the process died; the UE then registers again (spec digest §8
+   * rule 6). What is left of ours is removed by reconcile() once every set is restored.
+   */
+  async restore(set: SaSet): Promise<void> {
+    if (this.#closed) throw new XfrmError('XFRM_BAD_PARAMS', 'the xfrm backend is closed');
+    if (this.#installed.has(set)) return;
+    if (!set.live) throw new XfrmError('XFRM_BAD_PARAMS', `SA set ${set.id} is deleted`);
+    const found = set.all.map((sa) => {
+      const dst = canonicalAddress(sa.params.dst);
+      const r = this.#nl.get(getSaMessage({ family: familyOf(dst), dst, spi: sa.spi }, this.#nl.nextSeq()), `GETSA ${sa.name}`, parseSa);
+      return { sa, r, why: kernelMismatch(sa, r, this.tag) };
+    });
+    const reqids = new Set(found.map((f) => f.r?.reqid));
+    const bad = found.find((f) => f.why !== undefined)?.why ?? (reqids.size > 1 ? 'its four kernel SAs carry different reqids' : undefined);
+    if (bad !== undefined) throw new XfrmError('XFRM_RESTORE_MISMATCH', `xfrm: SA set ${set.id} cannot be adopted: ${bad}`);
+    const reqid = found[0]!.r!.reqid;
+    // New sets of this run must not reuse an adopted reqid (the outbound templates name it).
+    if (reqid >>> 16 === (this.tag & 0xffff)) this.#reqid = Math.max(this.#reqid, reqid & 0xffff);
+    const undo: (() => void)[] = [];
+    let step = 'start';
+    try {
+      let encapKey: string | undefined;
+      if (set.config.mode === 'udp-enc-tunnel') {
+        const [ip, port] =
+          set.role === 'ue'
+            ? [set.config.ue.ip, set.config.encap?.uePort ?? 4500]
+            : [set.config.pcscf.ip, set.config.encap?.pcscfPort ?? 4500];
+        step = `ESP-in-UDP socket ${ip}:${port}`;
+        const key = (encapKey = this.#encap.acquire(ip, port));
+        undo.push(() => this.#encap.release(key));
+      }
+      const inst: Installed = { set, reqid, order: ++this.#order, sas: new Map(), ...(encapKey ? { encapKey } : {}) };
+      const now = this.#now();
+      for (const { sa, r } of found) {
+        // UPDSA lifetimes count from the kernel's add time (wall-clock seconds): placed on our clock.
+        const added = r!.cur.addTime > 0 ? now - Math.max(0, this.#wall() - r!.cur.addTime * 1000) : now;
+        inst.sas.set(sa.name, { sa, peer: adoptedPeer(r!), installedAt: added, writtenExpiry: undefined, lastPackets: r!.cur.packets });
+      }
+      this.#installed.set(set, inst);
+      this.#inbound.set(inst, true);
+      undo.push(() => {
+        this.#installed.delete(set);
+        this.#inbound.set(inst, false);
+      });
+      for (const k of inst.sas.values()) {
+        const dir = k.sa.direction;
+        step = `policy dir ${dir} for ${k.sa.name}`;
+        undo.push(
+          this.#policies.add(dir, selectorOf(k.sa.params, this.tag), { set, sa: k.sa, reqid, order: inst.order, peer: () => k.peer }, true),
+        );
+      }
+      // The stored lifetime goes to the kernel now (UPDSA keeps the SAs and their numbers).
+      step = 'UPDSA lifetimes';
+      this.#syncLifetime(inst);
+      this.#keepalive.update(this.#installed.values());
+    } catch (e) {
+      for (const u of undo.reverse()) {
+        try {
+          u();
+        } catch {
+          // the error below names the step that failed; reconcile() removes what stays behind
+        }
+      }
+      const why = e instanceof Error ? e.message : String(e);
+      throw new XfrmError(
+        'XFRM_INSTALL_FAILED',
+        `xfrm: adopting SA set ${set.id} failed: ${step}: ${why}`,
+        (e as { errno?: number }).errno,
+      );
+    }
+  }
+
+  /**
+   * Leaves every SA and policy of ours in the kernel for the next run of this P-CSCF (its state
+   * store restores the sets, `restore`): the sets are forgotten here, nothing is deleted, and close()
+   * then removes nothing. A planned restart keeps its registrations as a crash does.
+   */
+  handOver(): void {
+    this.#handedOver = true;
+    for (const inst of this.#installed.values()) {
+      this.#inbound.set(inst, false);
+      if (inst.encapKey) this.#encap.release(inst.encapKey);
+    }
+    this.#installed.clear();
+    this.#policies.clear();
+    this.#keepalive.update(this.#installed.values());
+  }
+
+  /**
    * Brings the kernel in line with the sets: hard lifetimes after setLifetime (UPDSA, which keeps
    * the SAs and their sequence numbers; spec digest §8 rule 3) and policy templates after state
    * changes (temporary → current → old). Sends call it for their set; callers may call it anytime.
@@ -303,7 +411,7 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     for (const ep of [...this.#endpoints.values()]) ep.close();
     try {
       this.#policies.clear();
-      this.reconcile();
+      if (!this.#handedOver) this.reconcile();
     } catch (e) {
       problems.push((e as Error).message);
     }

@@ -17,6 +17,8 @@ export type XfrmErrorCode =
   | 'XFRM_BAD_REPLY'
   /** install() failed at one step; what it had added was removed again. */
   | 'XFRM_INSTALL_FAILED'
+  /** restore(): the kernel does not hold the stored set's SAs as stored (nothing was written). */
+  | 'XFRM_RESTORE_MISMATCH'
   /** This host or process cannot use the backend (no addon, no CAP_NET_ADMIN, no ESP): preflight.ts. */
   | 'XFRM_UNAVAILABLE'
   | 'XFRM_BAD_PARAMS';

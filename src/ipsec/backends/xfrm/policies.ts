@@ -26,6 +26,8 @@ interface Entry {
   readonly sel: XfrmSelector;
   readonly owners: Map<SaSet, PolicyOwner>;
   written?: { tmpl: string; expiresAt: number | undefined; owner: SaSet };
+  /** The kernel may hold this policy already (a previous run's, adopted at a restart): the first write replaces it. */
+  adopted?: boolean;
 }
 
 const RANK = { current: 0, temporary: 1, old: 2, deleted: 3 } as const;
@@ -58,13 +60,17 @@ export class PolicyTable {
     return this.#entries.has(key);
   }
 
-  /** Adds an owner, creating or re-pointing the kernel policy. Returns the undo (for rollback). */
-  add(dir: PolicyDir, sel: XfrmSelector, owner: PolicyOwner): () => void {
+  /**
+   * Adds an owner, creating or re-pointing the kernel policy. Returns the undo (for rollback).
+   * `adopt`: a previous run of this backend may have left the policy in the kernel (UPDPOLICY, which
+   * replaces it or creates it, instead of NEWPOLICY).
+   */
+  add(dir: PolicyDir, sel: XfrmSelector, owner: PolicyOwner, adopt = false): () => void {
     const key = policyKey(dir, sel);
     let e = this.#entries.get(key);
     const created = !e;
     if (!e) {
-      e = { key, dir, sel, owners: new Map() };
+      e = { key, dir, sel, owners: new Map(), ...(adopt && { adopted: true }) };
       this.#entries.set(key, e);
     }
     const entry = e;
@@ -141,8 +147,9 @@ export class PolicyTable {
     const w = e.written;
     if (w && w.tmpl === tk && w.expiresAt === expiresAt) return;
     const spec = { sel: e.sel, dir: e.dir, priority: this.priority, hardSeconds: hardSeconds(expiresAt, this.now()), tmpl };
-    const step = `${w ? 'UPDPOLICY' : 'NEWPOLICY'} dir ${e.dir} ${e.sel.src}:${e.sel.sport} -> ${e.sel.dst}:${e.sel.dport} (set ${owner.set.id} ${owner.sa.name})`;
-    this.nl.request(policyMessage(spec, { seq: this.nl.nextSeq(), update: !!w }), step);
+    const update = !!w || e.adopted === true;
+    const step = `${update ? 'UPDPOLICY' : 'NEWPOLICY'} dir ${e.dir} ${e.sel.src}:${e.sel.sport} -> ${e.sel.dst}:${e.sel.dport} (set ${owner.set.id} ${owner.sa.name})`;
+    this.nl.request(policyMessage(spec, { seq: this.nl.nextSeq(), update }), step);
     e.written = { tmpl: tk, expiresAt, owner: owner.set };
   }
 
