@@ -32,6 +32,7 @@ export function statsOnSignal(name: string, extra: () => Record<string, unknown>
         gc: gc !== undefined,
         rss: m.rss,
         heap_used: m.heapUsed,
+        heap_total: m.heapTotal,
         external: m.external,
         array_buffers: m.arrayBuffers,
         cpu_user_ms: cpu.user / 1000,

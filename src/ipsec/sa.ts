@@ -89,10 +89,16 @@ export class Sa {
       });
     else {
       this.#in = createInbound(
-        { ...crypto, replayWindow: params.replayWindow ?? DEFAULT_REPLAY_WINDOW },
         {
-          ...(resume !== undefined && { rejectUpTo: resume }),
+          spi: params.spi,
+          alg: params.alg,
+          ealg: params.ealg,
+          keys: params.keys,
+          replayWindow: params.replayWindow ?? DEFAULT_REPLAY_WINDOW,
+        },
+        {
           mayAdvance: (seq) => this.#mark === undefined || this.#mark.admit(seq),
+          ...(resume !== undefined && { rejectUpTo: resume }),
           ...(transform && { transform }),
         },
       );

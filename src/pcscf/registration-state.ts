@@ -599,9 +599,11 @@ function onAnswered(state: RegState, ev: Extract<RegEvent, { type: 'answered' }>
   const expires = grantedExpires(res, uriOf(a.req.headers.get('Contact') ?? '')) ?? DEFAULT_EXPIRES_S;
   if (a.dereg || expires === 0) return deregister(env, res);
   const lifetime = lifetimeAfterSuccess(env.now, expires, bound.lifetime);
-  const next: Bound = { ...bound, ...bindingOf(bound, res, a.req, expires, env.now), lifetime };
+  // Copies by Object.assign, not `{ ...x, y }`: V8 (Node 20) gives every object made by a literal that
+  // opens with a spread a hidden class of its own (hundreds of bytes per registration, slow reads).
+  const next: Bound = Object.assign({}, bound, bindingOf(bound, res, a.req, expires, env.now), { lifetime });
   return {
-    state: { ...after, bound: next } as RegState,
+    state: Object.assign({}, after, { bound: next }) as RegState,
     actions: [
       { kind: 'refresh', lifetime },
       { kind: 'relay', res },
@@ -626,7 +628,6 @@ function afterProtected(state: RegState, a: Arrival, res: SipResponse, env: RegE
   const round = state.round;
   const lifetime = lifetimeAfterSuccess(env.now, expires, prev?.lifetime);
   const bound: Bound = {
-    ...bindingOf(prev, res, a.req, expires, env.now),
     current: set,
     old: prev ? [...prev.old, prev.current] : [],
     lifetime,
@@ -634,6 +635,7 @@ function afterProtected(state: RegState, a: Arrival, res: SipResponse, env: RegE
     ue: { ip: round.ueIp, ...(round.innerIp ? { innerIp: round.innerIp } : {}) },
     natDetected: round.natDetected,
     mode: modeFromMod(round.choice.mod),
+    ...bindingOf(prev, res, a.req, expires, env.now),
   };
   // Spec digest §5.7: the set becomes current; the 200 OK goes out over it (the layer's response
   // route pins the set the request came over, which is this one).
@@ -690,11 +692,11 @@ function onSetGone(state: RegState, set: SetId, env: RegEnv): RegTransition {
     actions.push({ kind: 'emit-deregistered', payload: { impi: env.impi, reason: 'SA lifetime expired' } });
     for (const o of bound.old) actions.push({ kind: 'delete-set', set: o, event: 'deleted', reason: 'the current set is gone' });
   } else if (bound?.old.includes(set)) {
-    nextBound = { ...bound, old: bound.old.filter((s) => s !== set) };
+    nextBound = Object.assign({}, bound, { old: bound.old.filter((s) => s !== set) });
   }
   if (state.kind === 'challenged' && state.temporary === set) return { state: settle(nextBound), actions };
   if (state.kind === 'registered') return { state: settle(nextBound), actions };
   if (nextBound === bound) return { state, actions };
   const { bound: _dropped, ...rest } = state;
-  return { state: (nextBound ? { ...rest, bound: nextBound } : rest) as RegState, actions };
+  return { state: (nextBound ? Object.assign({}, rest, { bound: nextBound }) : rest) as RegState, actions };
 }

@@ -61,7 +61,7 @@ export function parseNameAddrOrThrow(value: string, header = 'name-addr'): NameA
   // RFC 4475 §3.1.2.14: no LWS inside the angle brackets.
   checkUri(uri, fail);
   const params = parseParams(s.slice(close + 1), 'header', 'SIP_BAD_NAME_ADDR', header);
-  return { ...(displayName !== undefined && { displayName }), uri, params };
+  return { uri, params, ...(displayName !== undefined && { displayName }) };
 }
 
 function checkUri(uri: string, fail: (why: string) => SipParseError): void {

@@ -138,8 +138,9 @@ export function stampVia(v: Via, source: { readonly address: string; readonly po
         { name: p.name, value: String(source.port) },
       ];
     });
-    return { ...v, params: new Params(items) };
+    return Object.assign({}, v, { params: new Params(items) });
   }
   if (sameAddress(v.host, source.address)) return v;
-  return { ...v, params: v.params.clone().set('received', source.address) };
+  // Object.assign, not `{ ...v, params }`: V8 (Node 20) gives every such literal a hidden class of its own.
+  return Object.assign({}, v, { params: v.params.clone().set('received', source.address) });
 }

@@ -97,7 +97,7 @@ export class UserspaceBackend implements IpsecBackend {
   }
 
   get counters(): BackendCounters {
-    return { ...this.sad.counters, noEndpoint: this.#noEndpoint, keepalivesSent: this.#keepalive.sent };
+    return { noEndpoint: this.#noEndpoint, ...this.sad.counters, keepalivesSent: this.#keepalive.sent };
   }
 
   saStats(set: SaSet): SaStats[] {
