@@ -229,3 +229,37 @@ test('restoreCurrent (issue 13 §3): a restored current set is installed, filed 
     [[set.id, 'expired']],
   );
 });
+
+test('restoreOld (issue 13 §3): a restored old set waits 64·T1 for a transaction over it, then goes; one that gets a transaction goes when it ends', async () => {
+  const clock = new ManualClock(0);
+  const r = recorder();
+  const { slots, deleted } = slotsWith(r.backend, clock);
+  const mk = (state: 'current' | 'old') => {
+    const s = createSaSet({ ...cfg(), expiresAt: 600_000 });
+    s.apply('authenticated');
+    if (state === 'old') s.apply('superseded');
+    return s;
+  };
+  const [current, quiet, busy] = [mk('current'), mk('old'), mk('old')];
+  await assert.rejects(slots.restoreOld(quiet, 32_000), /after its current one/);
+  await slots.restoreCurrent(current);
+  await assert.rejects(slots.restoreOld(mk('current'), 32_000), /not old/);
+  await slots.restoreOld(quiet, 32_000);
+  await slots.restoreOld(busy, 32_000);
+  assert.deepEqual(slots.old, [quiet, busy]);
+  assert.ok(r.installed.has(quiet) && r.installed.has(busy));
+  // The UE retransmits over `busy` after the restart: a transaction begins on it.
+  slots.begin(busy);
+  clock.advance(32_000);
+  await slots.settled();
+  assert.deepEqual(slots.old, [busy], 'the quiet one went after the grace, the busy one stays');
+  assert.deepEqual(
+    deleted.map((d) => [d.set, d.event]),
+    [[quiet.id, 'transactions-done']],
+  );
+  slots.end(busy);
+  await slots.settled();
+  assert.deepEqual(slots.old, []);
+  assert.deepEqual(slots.current, current);
+  assert.ok(!r.installed.has(busy));
+});

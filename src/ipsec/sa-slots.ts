@@ -48,6 +48,8 @@ export class SaSlots {
   readonly #old = new Set<SaSet>();
   readonly #inflight = new Map<SaSet, number>();
   readonly #timers = new Map<SaSet, () => void>();
+  /** Restored old sets: the timer that deletes them when no transaction came over them (restoreOld). */
+  readonly #graces = new Map<SaSet, () => void>();
   readonly #removals = new Set<Promise<void>>();
   /** 'peer-switched': the peer has sent a request over the current set since it became current. */
   #peerOnCurrent = true;
@@ -109,6 +111,28 @@ export class SaSlots {
   }
 
   /**
+   * An old set restored with its current one (issue 13 §3; the set a re-challenged refresh
+   * superseded, 33.203 §7.4): restored in the backend and filed as old. This process lost the
+   * transactions that kept it, but the peer may still retransmit over it: it is deleted after
+   * `graceMs` (a transaction's lifetime, 64·T1) unless a transaction began over it — then when its
+   * last one ends (spec digest §8 rule 4) — or at its own expiry, whichever comes first.
+   */
+  async restoreOld(set: SaSet, graceMs: number): Promise<void> {
+    if (set.state !== 'old') throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is ${set.state}, not old`);
+    if (!this.#current) throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: an old set is restored after its current one`);
+    await (this.deps.backend.restore ? this.deps.backend.restore(set) : this.deps.backend.install(set));
+    this.#old.add(set);
+    this.#arm(set);
+    const cancel = this.deps.clock.setTimer(graceMs, () => {
+      if (this.#graces.get(set) !== cancel) return;
+      this.#graces.delete(set);
+      if (this.#old.has(set) && this.inflight(set) === 0)
+        void this.delete(set, 'transactions-done', 'restored old set: no transaction over it since the restart');
+    });
+    this.#graces.set(set, cancel);
+  }
+
+  /**
    * The 200 OK to the protected REGISTER (spec digest §8 rules 2–4): the temporary `set` becomes
    * current with lifetime `expiresAt` (in the backend too: 33.203 §7.4, issue 11 §1); the previous
    * current set becomes old and goes once its transactions have ended.
@@ -165,6 +189,8 @@ export class SaSlots {
   delete(set: SaSet, event: SaSetEvent, reason: string, code: SaDeleteCode = event): Promise<void> {
     if (!this.has(set)) return Promise.resolve();
     this.#disarm(set);
+    this.#graces.get(set)?.();
+    this.#graces.delete(set);
     if (this.#temporary === set) this.#temporary = undefined;
     if (this.#current === set) this.#current = undefined;
     this.#old.delete(set);

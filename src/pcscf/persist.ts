@@ -37,9 +37,15 @@ export function persistTo(state: PcscfState): (reg: Registration, before?: RegSt
     if (before !== undefined && was === now) return;
     const set = reg.current;
     const record = recordOf(reg);
-    if (set && record && set.id === now.current) state.save(record, set);
+    if (set && record && set.id === now.current) state.save(record, set, reg.old);
   };
 }
+
+/**
+ * How long a restored old set waits for a transaction over it (RFC 3261 Timer F, 64·T1 with T1 =
+ * 500 ms): the peer's transactions that kept it when this process died are over by then.
+ */
+export const RESTORED_OLD_GRACE_MS = 32_000;
 
 /** What a start with a state store restored, and what of a previous run it removed (xfrm: kernel orphans). */
 export interface RestoreReport {
@@ -62,12 +68,14 @@ export async function restoreRegistrations(
     const bound = {
       ...r.record.bound,
       current: r.set.id,
-      old: [],
+      old: [], // the old sets the table restores join it
       expiresAt: r.record.expiresAt,
       lifetime: r.record.lifetime,
     } as unknown as Bound;
     try {
-      await core.table.restore(reg, r.set, bound);
+      await core.table.restore(reg, r.set, bound, r.old, RESTORED_OLD_GRACE_MS, (set, e) =>
+        onFailed?.(r.record.impi, new Error(`old SA set ${set.id} not restored: ${e.message}`)),
+      );
     } catch (e) {
       // One registration the backend will not take (e.g. its SPIs are in use): that UE registers
       // again; the others are served.
@@ -81,7 +89,7 @@ export async function restoreRegistrations(
       core.backend.setPeerEncap(r.set, encap);
     }
     // Written again: the outbound marks move one block past the restored counters.
-    state.save(recordOf(reg)!, r.set);
+    state.save(recordOf(reg)!, r.set, reg.old);
     n++;
   }
   // Orphans: a previous run's SAs and policies whose registration is not (or no longer) stored.

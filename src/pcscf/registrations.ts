@@ -213,9 +213,17 @@ export class RegistrationTable {
 
   /**
    * A registration read back from the state store (issue 13 §3): its current set installed and
-   * filed, the machine in 'registered', indexes and the expiry timer as after its 200 OK.
+   * filed, its old sets filed as old (SaSlots.restoreOld: they wait `oldGraceMs` for a transaction),
+   * the machine in 'registered', indexes and the expiry timer as after its 200 OK.
    */
-  async restore(reg: Registration, set: SaSet, bound: Bound): Promise<void> {
+  async restore(
+    reg: Registration,
+    set: SaSet,
+    bound: Bound,
+    old: readonly SaSet[] = [],
+    oldGraceMs = 32_000,
+    oldFailed?: (set: SaSet, e: Error) => void,
+  ): Promise<void> {
     this.#owner.set(set, reg);
     try {
       await reg.slots.restoreCurrent(set);
@@ -224,7 +232,21 @@ export class RegistrationTable {
       throw e;
     }
     this.#byPortUc.set(portKey(set.config.ue.ip, set.config.ue.innerIp, set.config.ue.portC), set);
-    reg.state = { kind: 'registered', bound };
+    // Its old sets (33.203 §7.4): one the backend will not take is left out, the registration goes on.
+    const restoredOld: string[] = [];
+    for (const o of old) {
+      this.#owner.set(o, reg);
+      try {
+        await reg.slots.restoreOld(o, oldGraceMs);
+      } catch (e) {
+        this.#owner.delete(o);
+        oldFailed?.(o, e instanceof Error ? e : new Error(String(e)));
+        continue;
+      }
+      this.#byPortUc.set(portKey(o.config.ue.ip, o.config.ue.innerIp, o.config.ue.portC), o);
+      restoredOld.push(o.id);
+    }
+    reg.state = { kind: 'registered', bound: { ...bound, old: restoredOld } };
     this.settle(reg, IDLE);
     this.#scheduleExpiry(reg, bound.lifetime);
   }

@@ -97,3 +97,54 @@ test('an expired registration is not restored and is forgotten', () => {
   assert.deepEqual(store.load(NODE), []);
   s.close();
 });
+
+test('the old set (a re-challenged refresh, 33.203 §7.4) is stored beside the current one and comes back as old, past its numbers', async () => {
+  const store = new SqliteStateStore(':memory:');
+  const clock = new ManualClock(0);
+  const wall = 1_700_000_000_000;
+  const s1 = new PcscfState({ store, sealer: aesGcmSealer(new Uint8Array(32).fill(7)), node: NODE, clock, wallNow: () => wall });
+  const a = makePair({ alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport' });
+  const b = makePair({ alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport', index: 1 });
+  // `a` was current; the refresh made `b` current and `a` old.
+  a.pcscf.apply('authenticated');
+  a.pcscf.setLifetime({ expiresAt: 600_000 });
+  s1.save(record(3_600_000), a.pcscf);
+  const sad = new Sad({ now: () => 0 });
+  sad.install(a.pcscf);
+  for (let i = 0; i < 10; i++) sad.send(a.pcscf, a.pcscf.config.pcscf.portC, a.pcscf.config.ue.portS, new Uint8Array(4));
+  a.pcscf.apply('superseded');
+  b.pcscf.apply('authenticated');
+  s1.save(record(3_600_000), b.pcscf, [a.pcscf]);
+  s1.flush();
+  assert.deepEqual(
+    store
+      .load(NODE)[0]!
+      .sets.map((x) => x.record.state)
+      .sort(),
+    ['current', 'old'],
+  );
+  // SIGKILL; the next process reads both back.
+  const s2 = new PcscfState({ store, sealer: aesGcmSealer(new Uint8Array(32).fill(7)), node: NODE, clock, wallNow: () => wall });
+  const [back] = s2.load();
+  assert.ok(back);
+  assert.equal(back.set.state, 'current');
+  assert.equal(back.set.config.pcscf.spiS, b.pcscf.config.pcscf.spiS);
+  assert.equal(back.old.length, 1);
+  const old = back.old[0]!;
+  assert.equal(old.state, 'old');
+  assert.equal(old.config.pcscf.spiS, a.pcscf.config.pcscf.spiS);
+  assert.equal(old.expiresAt, 600_000);
+  const again = new Sad({ now: () => 0 });
+  again.install(old);
+  again.send(old, old.config.pcscf.portC, old.config.ue.portS, new Uint8Array(4));
+  assert.ok(old.sas.SA2.seq > 10, `the old set's outbound resumed at ${old.sas.SA2.seq}, past the 10 numbers used`);
+  // The old set gone (its transactions ended): the next write leaves it out.
+  s2.save(record(3_600_000), back.set);
+  s2.flush();
+  assert.deepEqual(
+    store.load(NODE)[0]!.sets.map((x) => x.record.state),
+    ['current'],
+  );
+  s1.marks.close();
+  s2.close();
+});

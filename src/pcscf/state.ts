@@ -13,7 +13,7 @@ import type { SaSet } from '../ipsec/sa-set.ts';
 import { DEFAULT_SEQ_MARK_POLICY, type SeqMark, type SeqMarkPolicy, type SeqMarkWriter } from '../ipsec/seq-marks.ts';
 import type { Clock } from '../util/clock.ts';
 import type { KeySealer } from './state-keys.ts';
-import { setKeyOf, type MarkWrite, type NodeInfo, type PcscfStateStore, type RegistrationRecord } from './state-store.ts';
+import { setKeyOf, type MarkWrite, type NodeInfo, type PcscfStateStore, type RegistrationRecord, type StoredSet } from './state-store.ts';
 
 export interface PcscfStateOptions {
   readonly store: PcscfStateStore;
@@ -30,10 +30,11 @@ export interface PcscfStateOptions {
   readonly onError?: (what: string, e: Error) => void;
 }
 
-/** A registration read back from the store, its current set rebuilt (not yet installed anywhere). */
+/** A registration read back from the store, its current and old sets rebuilt (not yet installed anywhere). */
 export interface RestoredRegistration {
   readonly record: RegistrationRecord;
   readonly set: SaSet;
+  readonly old: readonly SaSet[];
 }
 
 let restored = 0;
@@ -91,55 +92,73 @@ export class PcscfState {
     const out: RestoredRegistration[] = [];
     const now = this.#wall();
     for (const r of this.#o.store.load(this.#o.node)) {
-      const s = r.sets[0];
-      if (!s || r.record.expiresAt <= now || r.record.lifetime <= now) {
+      // Rows come back in no particular order: the current set by its state.
+      const current = r.sets.find((x) => x.record.state === 'current');
+      if (!current || r.record.expiresAt <= now || r.record.lifetime <= now) {
         this.#o.store.remove(this.#o.node, r.record.impi);
         continue;
       }
-      const keys = decodeKeys(this.#o.sealer.open(s.keys, s.key));
-      // A fresh id: the new process numbers its own sets from 1 again.
-      const rec: SaSetRecord = {
-        ...s.record,
-        id: `${r.record.impi}#r${++restored}`,
-        ...(s.record.expiresAt !== undefined && { expiresAt: this.fromWall(s.record.expiresAt) }),
-      };
-      const set = restoreSaSet(rec, keys, s.marks);
-      keys.ikEsp.fill(0);
-      keys.ckEsp.fill(0);
-      out.push({ record: { ...r.record, expiresAt: this.fromWall(r.record.expiresAt), lifetime: this.fromWall(r.record.lifetime) }, set });
+      const set = this.#rebuild(r.record.impi, current);
+      // An old set past its own lifetime is not brought back (its timer would delete it at once).
+      const old = r.sets
+        .filter((x) => x.record.state === 'old' && (x.record.expiresAt === undefined || x.record.expiresAt > now))
+        .map((x) => this.#rebuild(r.record.impi, x));
+      out.push({
+        record: { ...r.record, expiresAt: this.fromWall(r.record.expiresAt), lifetime: this.fromWall(r.record.lifetime) },
+        set,
+        old,
+      });
     }
     return out;
   }
 
+  #rebuild(impi: string, s: StoredSet): SaSet {
+    const keys = decodeKeys(this.#o.sealer.open(s.keys, s.key));
+    // A fresh id: the new process numbers its own sets from 1 again.
+    const rec: SaSetRecord = {
+      ...s.record,
+      id: `${impi}#r${++restored}`,
+      ...(s.record.expiresAt !== undefined && { expiresAt: this.fromWall(s.record.expiresAt) }),
+    };
+    const set = restoreSaSet(rec, keys, s.marks);
+    keys.ikEsp.fill(0);
+    keys.ckEsp.fill(0);
+    return set;
+  }
+
   /**
-   * Writes a registration with its current set (times in clock ms; converted here). Marks: a set
-   * already tracked keeps its durable ones; a new set starts a block ahead of its outbound counters
-   * and exactly at its inbound ones, and from then on is tracked.
+   * Writes a registration with its current set and its old ones (times in clock ms; converted
+   * here). Marks: a set already tracked keeps its durable ones; a new set starts a block ahead of
+   * its outbound counters and exactly at its inbound ones, and from then on is tracked.
    */
-  save(record: RegistrationRecord, set: SaSet): void {
-    const key = setKeyOf(this.#o.node, set.config.pcscf.spiC, set.config.pcscf.spiS);
+  save(record: RegistrationRecord, set: SaSet, old: readonly SaSet[] = []): void {
     const policy = this.#o.policy ?? DEFAULT_SEQ_MARK_POLICY;
-    const marks = {} as Record<SaName, number>;
-    for (const name of SA_NAMES) {
-      const sa = set.sas[name];
-      marks[name] = sa.seqMark?.durable ?? (sa.direction === 'out' ? Math.min(0xffffffff, sa.seq + policy.outBlock) : sa.seq);
-    }
-    const r = saSetRecord(set);
-    const row = {
-      record: { ...record, expiresAt: this.toWall(record.expiresAt), lifetime: this.toWall(record.lifetime) },
-      sets: [
-        {
+    const sets = [set, ...old.filter((o) => o.live && o.state === 'old')].map((x) => {
+      const key = setKeyOf(this.#o.node, x.config.pcscf.spiC, x.config.pcscf.spiS);
+      const marks = {} as Record<SaName, number>;
+      for (const name of SA_NAMES) {
+        const sa = x.sas[name];
+        marks[name] = sa.seqMark?.durable ?? (sa.direction === 'out' ? Math.min(0xffffffff, sa.seq + policy.outBlock) : sa.seq);
+      }
+      const r = saSetRecord(x);
+      return {
+        set: x,
+        row: {
           key,
           record: { ...r, ...(r.expiresAt !== undefined && { expiresAt: this.toWall(r.expiresAt) }) },
-          keys: this.#o.sealer.seal(encodeKeys(saSetKeys(set)), key),
+          keys: this.#o.sealer.seal(encodeKeys(saSetKeys(x)), key),
           marks,
         },
-      ],
+      };
+    });
+    const row = {
+      record: { ...record, expiresAt: this.toWall(record.expiresAt), lifetime: this.toWall(record.lifetime) },
+      sets: sets.map((x) => x.row),
     };
     this.#enqueue(`registration ${record.impi}`, () => this.#o.store.put(this.#o.node, row));
     // Tracked at once: until the put is written nothing of this set can be restored, so numbers
     // used meanwhile can neither repeat nor be replayed after a crash.
-    this.marks.track(set, key, marks, policy);
+    for (const x of sets) this.marks.track(x.set, x.row.key, x.row.marks, policy);
   }
 
   forget(impi: string): void {
