@@ -3,8 +3,8 @@
 // Node 20's --test does not glob .ts files itself, so we list them here.
 // Usage: node scripts/run-tests.mjs [--record] [substring-filter ...]
 //
-// Order: longest file first (longest-processing-time-first onto the runner's 2 slots). Node's runner
-// starts files in the order given, so a long VM file that starts last keeps one slot busy alone
+// Order: longest file first (longest-processing-time-first onto the runner's 2 slots). run-files.mjs
+// starts files in the order given (node:test's run(); `node --test` would sort them by path), so a long VM file that starts last keeps one slot busy alone
 // at the end; started first, it overlaps the many short files. The durations come from
 // scripts/test-durations.json (wall seconds of each file in a full run, written by --record);
 // a file not in it is placed by a heuristic (a VM file under test/kernel/ as long, else short).
@@ -70,7 +70,8 @@ if (record) {
   preload.push('--import', TIMES_PRELOAD);
 }
 const t0 = Date.now();
-const r = spawnSync(process.execPath, ['--import', 'tsx', ...preload, '--test', '--test-concurrency=2', ...files], {
+const RUN_FILES = new URL('./run-files.mjs', import.meta.url).pathname;
+const r = spawnSync(process.execPath, ['--import', 'tsx', ...preload, RUN_FILES, ...files], {
   stdio: 'inherit',
   env,
 });
