@@ -7,7 +7,8 @@
 //   end:     de-register every registered UE (unless --no-deregister), close, report.
 // stop() (Ctrl-C) ends the current phase early and goes to the end; abort() skips de-registration.
 // One timer drives everything (a tick every TICK_MS); per-UE work is O(1) (queues, pools), so the
-// cost of an operation does not depend on how many UEs the run has.
+// cost of an operation does not depend on how many UEs the run has. The UEs' own timers (expiry, SA
+// lifetimes, SIP transactions) share one more (timer-heap.ts): no Node timer per UE.
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import type { AlgPair, UsableMod } from '../secagree/index.ts';
 import { Ue } from '../ue/ue.ts';
@@ -18,6 +19,7 @@ import type { KeySource } from './keys.ts';
 import { rangeAt, type SubscriberRange } from './pattern.ts';
 import { LoadStats, type IntervalRow } from './report.ts';
 import { DueQueue, Pool, TokenBucket } from './scheduler.ts';
+import { HeapClock } from './timer-heap.ts';
 
 const TICK_MS = 5;
 
@@ -77,6 +79,8 @@ export class LoadEngine {
   readonly #registered = new Pool<LoadUe>();
   readonly #refreshes = new DueQueue<{ u: LoadUe; gen: number }>();
   readonly #random: () => number;
+  /** Every UE's timers (expiry, SA lifetimes, SIP transactions) on one heap and one Node timer. */
+  readonly #clock = new HeapClock();
   #next = 0;
   #inFlight = 0;
   #initialInFlight = 0;
@@ -268,6 +272,7 @@ export class LoadEngine {
       reRegister: 'off',
       expires: this.#o.expires,
       observer: this.#observer,
+      clock: this.#clock,
       // No descriptor per registered UE: the unprotected socket only during an initial
       // registration, none on the protected ports (userspace ESP needs none; README "Load testing").
       plainSocket: 'on-demand',
