@@ -86,19 +86,22 @@ export class UeSipIo {
   readonly layer: TransactionLayer;
   readonly #opts: SipIoOptions;
   readonly #endpoints = new Map<number, Attached>();
-  readonly #pending = new Set<(o: SendOutcome) => void>();
+  // The collections below are made on first use: a load generator holds 100k idle UEs, most of
+  // which never need them (issue 9 §2: bytes per registered UE).
+  /** Sends under way (close() ends them). */
+  #pending: Set<(o: SendOutcome) => void> | undefined;
   /** Sends that take a clear final response as their end, by the branch of their top Via. */
-  readonly #clearWaiters = new Map<string, (res: SipResponse, port: number) => void>();
+  #clearWaiters: Map<string, (res: SipResponse, port: number) => void> | undefined;
   /** Userspace backend: plain sockets holding the protected ports, to see (and refuse) clear SIP on them. */
-  readonly #guards = new Map<number, SipTransport>();
+  #guards: Map<number, SipTransport> | undefined;
   /** TCP through the SAs: a client transport on each port_uc, a server one on each port_us. */
-  readonly #tcp = new Map<number, Promise<SipTransport>>();
+  #tcp: Map<number, Promise<SipTransport>> | undefined;
   /**
    * 'auto': the SA sets whose registration (a REGISTER answered 2xx) went over TCP. Every request
    * over such a set stays on TCP, whatever its size: the registered flow is (address, port_uc, TCP)
    * and a P-CSCF may key its contact on it (Kamailio 5.6 refuses UDP requests there: 403).
    */
-  readonly #tcpFlows = new WeakSet<SaSet>();
+  #tcpFlows: WeakSet<SaSet> | undefined;
   #plain: SipTransport | undefined;
   #plainOpening: Promise<void> | undefined;
 
@@ -193,7 +196,7 @@ export class UeSipIo {
     const via = parseVia(msg.headers.get('Via') ?? '');
     const b = via.ok ? via.value.params.get('branch') : undefined;
     const branch = typeof b === 'string' ? b : undefined;
-    const waiter = msg.kind === 'response' && msg.status >= 200 && branch !== undefined ? this.#clearWaiters.get(branch) : undefined;
+    const waiter = msg.kind === 'response' && msg.status >= 200 && branch !== undefined ? this.#clearWaiters?.get(branch) : undefined;
     this.#opts.note(
       `discarded an unprotected ${what} from ${ctx.remote.address}:${ctx.remote.port} for protected port ${port}${waiter ? ' (the answer to our request, sent in clear)' : ''}`,
     );
@@ -203,18 +206,18 @@ export class UeSipIo {
   /** Opens the protected endpoint on `port` (once) and feeds it to the transaction layer. */
   async ensureEndpoint(port: number): Promise<void> {
     if (this.#endpoints.has(port)) return;
-    if (this.#opts.backend.name === 'userspace' && this.#opts.guardProtectedPorts !== false && !this.#guards.has(port)) {
+    if (this.#opts.backend.name === 'userspace' && this.#opts.guardProtectedPorts !== false && !this.#guards?.has(port)) {
       // The userspace backend's ESP does not use the port's UDP socket: hold it, so that clear SIP
       // sent to it is seen (and refused) rather than answered with ICMP, and no one else binds it.
       const guard = await openUdpTransport({ address: this.#opts.localIp, port, onReceive: (b, c) => this.#onGuard(b, c, port) });
-      this.#guards.set(port, guard);
+      (this.#guards ??= new Map()).set(port, guard);
     }
     let endpoint: ProtectedEndpoint;
     try {
       endpoint = await this.#opts.backend.openEndpoint({ address: this.#opts.localIp, port });
     } catch (e) {
-      void this.#guards.get(port)?.close();
-      this.#guards.delete(port);
+      void this.#guards?.get(port)?.close();
+      this.#guards?.delete(port);
       throw e;
     }
     const transport = attachProtected(endpoint, this.layer.receive.bind(this.layer), {
@@ -236,11 +239,11 @@ export class UeSipIo {
 
   /** Closes the endpoint on `port` when no SA set of ours still uses it. */
   releaseEndpoint(port: number): void {
-    const g = this.#guards.get(port);
-    this.#guards.delete(port);
+    const g = this.#guards?.get(port);
+    this.#guards?.delete(port);
     void g?.close().catch(() => {});
-    const t = this.#tcp.get(port);
-    this.#tcp.delete(port);
+    const t = this.#tcp?.get(port);
+    this.#tcp?.delete(port);
     void t?.then((x) => x.close()).catch(() => {});
     const a = this.#endpoints.get(port);
     if (!a) return;
@@ -254,12 +257,13 @@ export class UeSipIo {
 
   /** The TCP transport on a protected port (opened once): `client` on port_uc, `server` on port_us. */
   #tcpOn(port: number, role: 'client' | 'server'): Promise<SipTransport> {
-    let t = this.#tcp.get(port);
+    const tcp = (this.#tcp ??= new Map());
+    let t = tcp.get(port);
     if (!t) {
       const local = { address: this.#opts.localIp, port };
       t = this.#opts.backend.openTcp!({ local, role, onReceive: this.layer.receive.bind(this.layer), onError: () => {} });
-      this.#tcp.set(port, t);
-      t.catch(() => this.#tcp.get(port) === t && this.#tcp.delete(port));
+      tcp.set(port, t);
+      t.catch(() => tcp.get(port) === t && tcp.delete(port));
     }
     return t;
   }
@@ -300,15 +304,15 @@ export class UeSipIo {
       const finish = (o: SendOutcome): void => {
         if (done) return;
         done = true;
-        this.#pending.delete(finish);
-        if (branch !== undefined) this.#clearWaiters.delete(branch);
+        this.#pending?.delete(finish);
+        if (branch !== undefined) this.#clearWaiters?.delete(branch);
         resolve(o);
       };
       if (set && opts.clearAnswerEnds) {
         const b = parseViaOrThrow(req.headers.get('Via') ?? '').params.get('branch'); // our own request
         if (typeof b === 'string') {
           branch = b;
-          this.#clearWaiters.set(b, (response, port) => {
+          (this.#clearWaiters ??= new Map()).set(b, (response: SipResponse, port: number) => {
             gone();
             finish({ kind: 'clear-response', response, port });
           });
@@ -319,7 +323,7 @@ export class UeSipIo {
         terminated = true;
         onTerminated?.();
       };
-      this.#pending.add(finish);
+      (this.#pending ??= new Set()).add(finish);
       const failed = (e: unknown): void => {
         gone();
         finish({ kind: 'transport-error', error: e instanceof Error ? e : new Error(String(e)) });
@@ -332,7 +336,8 @@ export class UeSipIo {
             {
               onResponse: (response, context) => {
                 if (response.status < 200) return;
-                if (set && req.method === 'REGISTER' && response.status < 300 && context.protocol === 'tcp') this.#tcpFlows.add(set);
+                if (set && req.method === 'REGISTER' && response.status < 300 && context.protocol === 'tcp')
+                  (this.#tcpFlows ??= new WeakSet()).add(set);
                 // The set's use ends with the final response: Completed only absorbs retransmissions
                 // (Timer K), and holding an old SA set for them is not what §8 rule 4 asks for.
                 gone();
@@ -365,7 +370,7 @@ export class UeSipIo {
         this.#viaTcp(req, set).then((t) => !done && start(t), failed);
         return;
       }
-      const flow = set !== undefined && this.#tcpFlows.has(set);
+      const flow = set !== undefined && this.#tcpFlows?.has(set) === true;
       const size = set ? serializeMessage(req).length : 0;
       if (set && (this.#opts.transport ?? 'auto') === 'auto' && this.#opts.backend.openTcp && (flow || size > UDP_MAX_REQUEST)) {
         // RFC 3261 §18.1.1: over 1,300 octets (path MTU unknown) ⇒ a congestion-controlled transport;
@@ -402,11 +407,11 @@ export class UeSipIo {
   }
 
   async close(): Promise<void> {
-    for (const f of [...this.#pending]) f({ kind: 'transport-error', error: new Error('UE closed') });
-    for (const g of this.#guards.values()) await g.close().catch(() => {});
-    this.#guards.clear();
+    for (const f of [...(this.#pending ?? [])]) f({ kind: 'transport-error', error: new Error('UE closed') });
+    for (const g of this.#guards?.values() ?? []) await g.close().catch(() => {});
+    this.#guards?.clear();
     this.layer.close();
-    for (const port of [...new Set([...this.#endpoints.keys(), ...this.#tcp.keys()])]) this.releaseEndpoint(port);
+    for (const port of [...new Set([...this.#endpoints.keys(), ...(this.#tcp?.keys() ?? [])])]) this.releaseEndpoint(port);
     await this.#plainOpening?.catch(() => {});
     await this.#plain?.close();
     this.#plain = undefined;

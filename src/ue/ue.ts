@@ -45,6 +45,7 @@ import {
 } from './ue-types.ts';
 
 const DEFAULT_ANSWERED = new Set(['MESSAGE', 'NOTIFY', 'OPTIONS']);
+const ignore = (): void => {};
 
 /** An IMS UE (24.229 §5.1.1, 33.203 §7): `Ue.create(options)`, then `register()` (IMS AKA, sec-agree and the four SAs), `sendMessage()`, `onRequest()` for requests from the network, `reRegister()`, `deregister()`, `close()`. Events (`step`, `state`, `registered`, `failed`, `sa-created`, …) never carry keys. */
 export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
@@ -399,7 +400,8 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       return r;
     };
     const p = this.#queue.then(run, run);
-    this.#queue = p.catch(() => undefined);
+    // Settles to undefined: the last result (its IMPUs, Service-Route…) is not kept with an idle UE.
+    this.#queue = p.then(ignore, ignore);
     return p;
   }
 
