@@ -11,8 +11,8 @@
 // Baseline: before the load starts. Loaded: during the hold, once the registration burst's
 // transactions have ended (Timer J/K: 64·T1 after the last REGISTER; T1 = 500 ms ⇒ 32 s).
 // CPU per registration = CPU between the two / registrations; RSS per UE = RSS growth / registered.
-// --heap-snapshot DIR: the P-CSCF writes a heap snapshot at both points (compare them per constructor
-// with scripts/heap-diff.mjs to see where the bytes per UE go).
+// --heap-snapshot DIR: the P-CSCF writes a heap snapshot at both points, the load process one at the
+// second (compare them per constructor with scripts/heap-diff.mjs to see where the bytes per UE go).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -224,6 +224,7 @@ async function run(
         '10',
       ],
       o.cpuProf,
+      o.heapDir,
     );
     await load.until(/ hold /, 'stderr', 6 * 3_600_000);
     const holdStart = Date.now();
@@ -231,6 +232,7 @@ async function run(
     await sleep(34_000); // the burst's transactions end (Timer J = 64·T1 = 32 s)
     const [core1, pc1, load1] = [await core.stats(), await pcscf.stats(), await load.stats()];
     if (o.heapDir) await pcscf.snapshot(o.heapDir);
+    if (o.heapDir) await load.snapshot(o.heapDir);
     // Memory flat during the hold (refreshes every expires/2): the same figures near its end.
     await sleep(Math.max(0, holdStart + o.holdS * 1000 - 3_000 - Date.now()));
     const [pc2, load2] = o.holdS >= 60 ? [await pcscf.stats(), await load.stats()] : [undefined, undefined];
@@ -270,11 +272,15 @@ async function run(
       rss_bytes_per_registered_ue: {
         pcscf: Math.round((pc1.rss - pc0.rss) / registered),
         core: Math.round((core1.rss - core0.rss) / registered),
-        load: report.process.rss_per_registered_ue_bytes ?? null,
+        // Like the P-CSCF's: after a forced GC once the burst's transactions ended (the report's own
+        // figure, load_at_all_registered, is taken as the last registration answers).
+        load: Math.round((load1.rss - (load1['rss_base'] as number)) / registered),
+        load_at_all_registered: report.process.rss_per_registered_ue_bytes ?? null,
       },
       heap_bytes_per_registered_ue: {
         pcscf: Math.round(((pc1.heap_used as number) - (pc0.heap_used as number)) / registered),
-        load: report.process.heap_per_registered_ue_bytes ?? null,
+        load: Math.round(((load1.heap_used as number) - (load1['heap_base'] as number)) / registered),
+        load_at_all_registered: report.process.heap_per_registered_ue_bytes ?? null,
       },
       ...(pc2 &&
         load2 && {

@@ -227,6 +227,10 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
       in_flight: engine.inFlight,
       phase: engine.phase,
       live_sa_sets: backends.reduce((n, b) => n + b.sets.filter((x) => x.live).length, 0),
+      // Before the backends and the UEs: the bench takes RSS per registered UE from these, at a
+      // moment it picks (after the burst's transactions ended, as for the P-CSCF).
+      rss_base: rssBase,
+      heap_base: heapBase,
     }));
     let signals = 0;
     const onSignal = (): void => {
