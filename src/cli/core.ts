@@ -101,8 +101,10 @@ export async function runCore(o: CoreRunOptions, io: CoreIo): Promise<void> {
   const served = o.metrics !== undefined;
   const registry = newRegistry('core');
   const sip = served ? new SipMeter(registry, 'imsec_core') : undefined;
-  const counting = served ? new CountingHss(store) : undefined;
-  const hss = counting ?? new Hss(store);
+  // One SQN commit (one fsync with --hss-sync full) per event-loop turn for all the vectors it handed out.
+  const hssOpts = { groupCommits: true };
+  const counting = served ? new CountingHss(store, hssOpts) : undefined;
+  const hss = counting ?? new Hss(store, hssOpts);
   let scscf: Scscf | undefined;
   const meter = counting && registerCoreMetrics(registry, counting, () => scscf!.counters);
   let metrics: MetricsServer | undefined;

@@ -19,18 +19,27 @@ const dir = mkdtempSync(join(tmpdir(), 'imsec-hss-dur-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 // The child: open the store, print "ready", wait for "go" on stdin, then call nextSqn `count` times
-// (forever when count is 0), writing each SQN synchronously as soon as nextSqn has returned.
+// (forever when count is 0), writing each SQN synchronously as soon as nextSqn has returned (with a
+// batch size > 1: as soon as the batch of them is committed).
 const CHILD = join(dir, 'child.ts');
 writeFileSync(
   CHILD,
   `import { writeSync } from 'node:fs';
 import { HssStore } from ${JSON.stringify(STORE_URL)};
-const [file, impi, countArg] = process.argv.slice(2);
+const [file, impi, countArg, batchArg] = process.argv.slice(2);
 const count = Number(countArg);
+const batch = Number(batchArg ?? '1');
 const store = new HssStore(file!);
 writeSync(1, 'ready\\n');
 process.stdin.once('data', () => {
-  for (let i = 0; count === 0 || i < count; i++) writeSync(1, store.nextSqn(impi!) + '\\n');
+  for (let i = 0; count === 0 || i < count; i += batch) {
+    // batch > 1: that many SQNs in one grouped commit, written out only once it is committed.
+    if (batch > 1) store.beginSqnBatch();
+    const got = [];
+    for (let j = 0; j < batch; j++) got.push(store.nextSqn(impi!));
+    if (batch > 1) store.commitSqnBatch();
+    for (const n of got) writeSync(1, n + '\\n');
+  }
   store.close();
   process.exit(0);
 });
@@ -59,8 +68,8 @@ interface Child {
   exited: Promise<number | string | null>;
 }
 
-function startChild(file: string, count: number): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, file, IMPI, String(count)], { cwd: REPO });
+function startChild(file: string, count: number, batch = 1): Child {
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, file, IMPI, String(count), String(batch)], { cwd: REPO });
   let stderr = '';
   proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const child: Child = { proc, sqns: [], ready: undefined!, exited: undefined! };
@@ -96,6 +105,21 @@ test('two processes calling nextSqn 200 times each on one file never get the sam
   }
   const s = new HssStore(file);
   assert.equal(s.get(IMPI)!.sqn, Math.max(...all), 'the file holds the highest SQN handed out');
+  s.close();
+});
+
+test('grouped commits: a process committing 8 SQNs per batch and one committing each never share an SQN', async () => {
+  const file = newStoreFile('batch.sqlite');
+  const kids = [startChild(file, 200, 8), startChild(file, 200)];
+  await Promise.all(kids.map((c) => c.ready));
+  for (const c of kids) c.proc.stdin.write('go\n');
+  assert.deepEqual(await Promise.all(kids.map((c) => c.exited)), [0, 0]);
+  const all = kids.flatMap((c) => c.sqns);
+  assert.equal(all.length, 400);
+  assert.equal(new Set(all).size, 400, 'no SQN handed out twice');
+  for (const c of kids) for (let i = 1; i < c.sqns.length; i++) assert.ok(c.sqns[i]! > c.sqns[i - 1]!);
+  const s = new HssStore(file);
+  assert.equal(s.get(IMPI)!.sqn, Math.max(...all));
   s.close();
 });
 

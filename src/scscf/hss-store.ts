@@ -159,6 +159,7 @@ interface Database {
   exec(sql: string): void;
   pragma(sql: string, opts?: { simple?: boolean }): unknown;
   transaction<A extends unknown[], R>(fn: (...args: A) => R): Transaction<A, R>;
+  readonly inTransaction: boolean;
   close(): void;
 }
 type DatabaseCtor = new (path: string, opts?: { timeout?: number }) => Database;
@@ -211,6 +212,15 @@ export interface SubscriberStore {
   nextSqn(impi: string): number;
   nextSqns(impi: string, n: number): number[];
   resync(impi: string, sqnMs: number | Uint8Array): number;
+  /**
+   * Optional (SQLite only): opens one write transaction that the following nextSqns / resync calls
+   * join, until commitSqnBatch(): the SQNs of many vectors in one commit (one fsync). Nothing of the
+   * batch may leave the process before commitSqnBatch() returned. PostgreSQL has none: row locks
+   * held across requests of several cores could deadlock.
+   */
+  beginSqnBatch?(): void;
+  /** Commits the open batch (nothing when none is open); on failure rolls it back and throws. */
+  commitSqnBatch?(): void;
   close(): void;
 }
 
@@ -250,6 +260,7 @@ export class HssStore implements SubscriberStore {
   readonly #profiles = new Map<string, SubscriberProfile>();
   readonly #profileCap: number;
   #dataVersion = -1;
+  #batchOpen = false;
   #updateSqnTx: Transaction<[string, (sqn: number, indLen: number) => { sqn: number; result: unknown }], unknown> | undefined;
 
   #stmt(sql: string): Statement {
@@ -439,10 +450,29 @@ export class HssStore implements SubscriberStore {
     });
   }
 
+  beginSqnBatch(): void {
+    if (this.#batchOpen) return;
+    // IMMEDIATE: the write lock now, so no other process can interleave before the commit.
+    this.#db.exec('BEGIN IMMEDIATE');
+    this.#batchOpen = true;
+  }
+
+  commitSqnBatch(): void {
+    if (!this.#batchOpen) return;
+    this.#batchOpen = false;
+    try {
+      this.#db.exec('COMMIT');
+    } catch (err) {
+      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
   /**
    * Reads the subscriber's SQN, lets `step` compute the new one, and writes it back, all in one
    * BEGIN IMMEDIATE transaction: no other writer can interleave, and the commit is fsync'd
-   * (synchronous = FULL) before the result is returned.
+   * (synchronous = FULL) before the result is returned. Inside an SQN batch it is a savepoint of the
+   * batch's transaction (better-sqlite3 nests), committed by commitSqnBatch().
    */
   #updateSqn<T>(impi: string, step: (sqn: number, indLen: number) => { sqn: number; result: T }): T {
     this.#updateSqnTx ??= this.#db.transaction((id: string, f: (sqn: number, indLen: number) => { sqn: number; result: unknown }) => {
@@ -456,6 +486,7 @@ export class HssStore implements SubscriberStore {
   }
 
   close(): void {
+    // An open batch was never committed: its SQNs were not handed out, so it is rolled back.
     this.#db.close();
   }
 

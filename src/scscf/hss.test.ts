@@ -2,6 +2,9 @@
 // a full lost-SQN round trip), wrong MAC-S, unknown users, IMPI ↔ IMPU.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SqnFloor, Usim, buildAuts, f1Star, f5Star, sqnFromBytes, splitSqn } from '../aka/index.ts';
 import { concatBytes, fromHex, toHex, xorBytes } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
@@ -165,4 +168,35 @@ test('an AUTS built by the aka layer for a simple-rule USIM round-trips', () => 
   const [av] = hss.authenticate(IMPI);
   assert.equal(usim.respond(av!.rand, av!.autn).result, 'ok');
   assert.equal(store.get(IMPI)!.sqn, 5001);
+});
+
+test('grouped commits: the vectors of one turn share one commit; another connection sees their SQNs only after it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'imsec-hss-group-'));
+  try {
+    const file = join(dir, 'hss.sqlite');
+    const store = new HssStore(file);
+    store.add({ impi: IMPI, impus: ['sip:alice@ims.example'], amf: fromHex('8000'), k: fromHex(SET1.k), op: fromHex(SET1.op) });
+    const other = new HssStore(file);
+    const hss = new Hss(store, { groupCommits: true });
+    let now = false;
+    hss.afterCommit(() => (now = true));
+    assert.ok(now, 'nothing waits: called back at once');
+    const sqns = [hss.authenticate(IMPI)[0]!, hss.authenticate(IMPI)[0]!].map((v) => sqnFromBytes(v.sqn));
+    assert.ok(sqns[1]! > sqns[0]!);
+    const results: (Error | undefined | 'pending')[] = ['pending'];
+    hss.afterCommit((err) => (results[0] = err));
+    assert.equal(results[0], 'pending', 'waits for the commit');
+    assert.equal(other.get(IMPI)!.sqn, 0, 'not committed yet');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(results[0], undefined);
+    assert.equal(other.get(IMPI)!.sqn, sqns[1], 'committed at the end of the turn');
+    // Without groupCommits every SQN is committed before authenticate returns.
+    const plain = new Hss(store);
+    const s3 = sqnFromBytes(plain.authenticate(IMPI)[0]!.sqn);
+    assert.equal(other.get(IMPI)!.sqn, s3);
+    store.close();
+    other.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -8,6 +8,12 @@ import { HssStoreError, type SubscriberStore } from './hss-store.ts';
 export interface HssOptions {
   /** Source of RAND octets; node:crypto randomBytes by default. */
   rng?: Rng;
+  /**
+   * Group the SQN commits of one event-loop turn into one transaction (stores with beginSqnBatch:
+   * SQLite). Vectors are then handed out before their SQN is durable: callers must wait for
+   * {@link Hss.afterCommit} before any of them leaves the process. Default false.
+   */
+  groupCommits?: boolean;
 }
 
 /** The outcome of an AUTS re-synchronisation (33.102 §6.3.5): the USIM's SQN_MS, or why it was refused. */
@@ -21,10 +27,39 @@ export const MAX_VECTORS = 32;
 export class Hss {
   readonly #store: SubscriberStore;
   readonly #rng: Rng | undefined;
+  readonly #group: boolean;
+  #batchOpen = false;
+  #waiting: ((err: Error | undefined) => void)[] = [];
 
   constructor(store: SubscriberStore, opts: HssOptions = {}) {
     this.#store = store;
     this.#rng = opts.rng;
+    this.#group = opts.groupCommits === true && store.beginSqnBatch !== undefined && store.commitSqnBatch !== undefined;
+  }
+
+  /**
+   * Calls `cb` once every SQN handed out so far is committed: at once when none waits for a commit,
+   * else after the grouped commit at the end of this event-loop turn (with the error when it failed:
+   * those vectors must then never be used).
+   */
+  afterCommit(cb: (err: Error | undefined) => void): void {
+    if (this.#batchOpen) this.#waiting.push(cb);
+    else cb(undefined);
+  }
+
+  /** Commits the open SQN batch now (grouped commits; also run by itself at the end of the turn). */
+  flush(): void {
+    if (!this.#batchOpen) return;
+    this.#batchOpen = false;
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    let failure: Error | undefined;
+    try {
+      this.#store.commitSqnBatch!();
+    } catch (err) {
+      failure = err instanceof Error ? err : new Error(String(err));
+    }
+    for (const cb of waiting) cb(failure);
   }
 
   /**
@@ -38,6 +73,12 @@ export class Hss {
     }
     const sub = this.#store.profile(impi);
     if (!sub) throw new HssStoreError('HSS_UNKNOWN_IMPI', `no subscriber ${impi}`);
+    if (this.#group && !this.#batchOpen) {
+      this.#store.beginSqnBatch!();
+      this.#batchOpen = true;
+      // setImmediate: after every datagram this poll phase read, so their vectors share the commit.
+      setImmediate(() => this.flush());
+    }
     const sqns = this.#store.nextSqns(impi, n);
     return sqns.map((sqn) => generateVector({ k: sub.k, opc: sub.opc, sqn, amf: sub.amf }, this.#rng));
   }

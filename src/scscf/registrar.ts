@@ -34,6 +34,8 @@ export interface RegistrarHss {
   resynchronise(impi: string, rand: Uint8Array, auts: Uint8Array): ResyncResult;
   impusOf(impi: string): string[] | undefined;
   impiOf(impu: string): string | undefined;
+  /** With grouped SQN commits: calls back once the SQNs of the vectors handed out are durable (Hss.afterCommit). */
+  afterCommit?(cb: (err: Error | undefined) => void): void;
 }
 
 export interface RegistrarConfig {

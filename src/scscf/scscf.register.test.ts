@@ -4,7 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getParam, parseDigestHeaderOrThrow, parseNonceOrThrow } from '../aka/index.ts';
 import { newCallId, parseViaOrThrow } from '../sip/index.ts';
-import { toHex } from '../util/bytes.ts';
+import { fromHex, toHex } from '../util/bytes.ts';
+import { HssStore, type SubscriberStore } from './hss-store.ts';
+import { Hss } from './hss.ts';
 import { ALICE, BOB, DOMAIN, PATH, SCSCF, setup, usimOf } from './_test-helpers.ts';
 
 test('initial registration: 401 with realm/nonce/algorithm/qop/ik/ck, then 200 with Contact, Expires, Path, Service-Route, P-Associated-URI', async () => {
@@ -264,5 +266,64 @@ test('an HSS store failure is answered 500 and counted; the S-CSCF keeps serving
   assert.equal(res.status, 500);
   assert.equal(scscf.counters.internalErrors, 1);
   assert.equal(scscf.pendingChallenges, 0);
+  await scscf.stop();
+});
+
+function groupedHss(failCommit = false, onCommit: () => void = () => {}) {
+  const store = new HssStore(':memory:');
+  store.add({ impi: ALICE.impi, impus: ALICE.impus, k: fromHex(ALICE.k), op: fromHex(ALICE.op), amf: fromHex('8000') });
+  let commits = 0;
+  // A failing commit stands in for a disk error: the SQNs of the turn were never made durable.
+  const wrapped: SubscriberStore = Object.assign(Object.create(store) as SubscriberStore, {
+    beginSqnBatch: () => store.beginSqnBatch(),
+    commitSqnBatch: () => {
+      onCommit();
+      commits++;
+      store.commitSqnBatch();
+      if (failCommit) throw new Error('disk I/O error');
+    },
+  });
+  for (const m of ['profile', 'nextSqns', 'nextSqn', 'resync', 'get', 'findByImpu'] as const)
+    (wrapped as unknown as Record<string, unknown>)[m] = (store[m] as (...a: unknown[]) => unknown).bind(store);
+  return { hss: new Hss(wrapped, { groupCommits: true }), commits: () => commits };
+}
+
+test('grouped SQN commits: the 401s of one turn leave after their one commit; registration completes', async () => {
+  const seenAtCommit: number[] = [];
+  let net: { log: { bytes: Uint8Array }[] } | undefined;
+  const sent401 = () => net!.log.filter((p) => new TextDecoder().decode(p.bytes.subarray(0, 12)) === 'SIP/2.0 401 ').length;
+  const g = groupedHss(false, () => seenAtCommit.push(sent401()));
+  const s = await setup({ hss: g.hss });
+  net = s.net;
+  const { scscf, pcscf, ue } = s;
+  const callIds = [newCallId(), newCallId(), newCallId()];
+  const challenges = await Promise.all(callIds.map((callId) => pcscf.send(ue.register({ callId, expires: 3600 }))));
+  assert.deepEqual(
+    challenges.map((c) => c.status),
+    [401, 401, 401],
+  );
+  // The three REGISTERs arrive in one turn (microtask delivery): one commit, before any 401 was sent.
+  assert.equal(g.commits(), 1);
+  assert.deepEqual(seenAtCommit, [0], 'no 401 on the wire before the commit');
+  const nonces = new Set(challenges.map((c) => getParam(parseDigestHeaderOrThrow(c.headers.get('WWW-Authenticate')!), 'nonce')));
+  assert.equal(nonces.size, 3);
+  const usim = usimOf(ALICE);
+  const last = challenges[2]!;
+  const ok = await pcscf.send(
+    ue.register({ callId: callIds[2], cseq: 2, expires: 3600, auth: ue.answer(last, usim), integrityProtected: 'yes' }),
+  );
+  assert.equal(ok.status, 200);
+  assert.equal(scscf.counters.internalErrors, 0);
+  await scscf.stop();
+});
+
+test('grouped SQN commits: when the commit fails, no vector leaves: 500, no pending challenge', async () => {
+  const g = groupedHss(true);
+  const { scscf, pcscf, ue } = await setup({ hss: g.hss });
+  const res = await pcscf.send(ue.register({ expires: 3600 }));
+  assert.equal(res.status, 500);
+  assert.equal(res.headers.get('WWW-Authenticate'), undefined);
+  assert.equal(scscf.pendingChallenges, 0);
+  assert.equal(scscf.counters.internalErrors, 1);
   await scscf.stop();
 });

@@ -267,7 +267,17 @@ export class Scscf extends EventEmitter<EventMap> {
       registration: (impi: string) => this.#bindings.registration(impi),
     };
     const out = handleRegister(req, state, this.#hss, this.#cfg, this.#clock.now());
-    tx.respond(out.response);
+    const challenge = out.actions.find((a) => a.kind === 'challenge');
+    if (challenge && this.#hss.afterCommit) {
+      // A 401 carries a vector: it leaves only once its SQN is committed (grouped commits, hss.ts).
+      this.#hss.afterCommit((err) => {
+        if (this.#stopped) return;
+        if (err === undefined) return void tx.respond(out.response);
+        this.#counters.internalErrors++;
+        this.#pending.drop(challenge.pending.impi, challenge.pending.callId);
+        tx.respond(createResponse(req, 500, 'Server Internal Error'));
+      });
+    } else tx.respond(out.response);
     for (const a of out.actions) {
       if (a.kind === 'challenge') this.#pending.set(a.pending);
       else if (a.kind === 'drop-challenge') this.#pending.drop(a.impi, a.callId);
