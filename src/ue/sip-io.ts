@@ -83,7 +83,13 @@ interface Attached {
 }
 
 export class UeSipIo {
-  readonly layer: TransactionLayer;
+  /**
+   * Made on first use and let go once it holds no transaction (after a procedure's last one ended):
+   * an idle UE keeps no transaction layer (issue 9 §2, bytes per registered UE of imsec load).
+   */
+  #layer: TransactionLayer | undefined;
+  /** What every endpoint and TCP transport of this UE feeds (the layer as it is at that moment). */
+  readonly #receive = (bytes: Uint8Array, ctx: ReceiveContext): void => this.layer.receive(bytes, ctx);
   readonly #opts: SipIoOptions;
   readonly #endpoints = new Map<number, Attached>();
   // The collections below are made on first use: a load generator holds 100k idle UEs, most of
@@ -107,7 +113,16 @@ export class UeSipIo {
 
   private constructor(opts: SipIoOptions) {
     this.#opts = opts;
-    this.layer = new TransactionLayer({
+  }
+
+  /** The transaction layer (made now if there is none). */
+  get layer(): TransactionLayer {
+    return (this.#layer ??= this.#newLayer());
+  }
+
+  #newLayer(): TransactionLayer {
+    const opts = this.#opts;
+    return new TransactionLayer({
       clock: opts.clock,
       ...(opts.timers && { timers: opts.timers }),
       user: {
@@ -120,6 +135,12 @@ export class UeSipIo {
           opts.note(`dropped a malformed message from ${m.context.remote.address}:${m.context.remote.port}: ${m.error.message}`),
       },
     });
+  }
+
+  /** Lets the layer go when no transaction is left (a server transaction keeps it until a later check). */
+  #releaseIdleLayer(): void {
+    const l = this.#layer;
+    if (l && l.clientTransactionCount === 0 && l.serverTransactionCount === 0) this.#layer = undefined;
   }
 
   static async open(opts: SipIoOptions): Promise<UeSipIo> {
@@ -220,7 +241,7 @@ export class UeSipIo {
       this.#guards?.delete(port);
       throw e;
     }
-    const transport = attachProtected(endpoint, this.layer.receive.bind(this.layer), {
+    const transport = attachProtected(endpoint, this.#receive, {
       ...(this.#opts.trace && { trace: this.#opts.trace }),
       node: 'ue',
     });
@@ -261,7 +282,7 @@ export class UeSipIo {
     let t = tcp.get(port);
     if (!t) {
       const local = { address: this.#opts.localIp, port };
-      t = this.#opts.backend.openTcp!({ local, role, onReceive: this.layer.receive.bind(this.layer), onError: () => {} });
+      t = this.#opts.backend.openTcp!({ local, role, onReceive: this.#receive, onError: () => {} });
       tcp.set(port, t);
       t.catch(() => tcp.get(port) === t && tcp.delete(port));
     }
@@ -349,6 +370,7 @@ export class UeSipIo {
               onTerminated: () => {
                 gone();
                 finish({ kind: 'transport-error', error: new Error('transaction terminated') });
+                this.#releaseIdleLayer();
               },
             },
           );
@@ -410,7 +432,8 @@ export class UeSipIo {
     for (const f of [...(this.#pending ?? [])]) f({ kind: 'transport-error', error: new Error('UE closed') });
     for (const g of this.#guards?.values() ?? []) await g.close().catch(() => {});
     this.#guards?.clear();
-    this.layer.close();
+    this.#layer?.close();
+    this.#layer = undefined;
     for (const port of [...new Set([...this.#endpoints.keys(), ...(this.#tcp?.keys() ?? [])])]) this.releaseEndpoint(port);
     await this.#plainOpening?.catch(() => {});
     await this.#plain?.close();
