@@ -3,6 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
+import fc from 'fast-check';
+import { formatAddress, parseAddress } from './esp/index.ts';
 import { toHex } from '../util/bytes.ts';
 import { IpsecError } from './errors.ts';
 import { Sa, canonicalAddress, sameAddress } from './sa.ts';
@@ -91,4 +93,23 @@ test('addresses compare across textual forms', () => {
   assert.ok(!sameAddress('2001:db8::1', '2001:db8::2'));
   assert.ok(!sameAddress('192.0.2.1', '2001:db8::1'));
   assert.equal(canonicalAddress('2001:0db8:0000::0010'), '2001:db8::10');
+});
+
+test('property: the IPv4 shortcuts of sameAddress/canonicalAddress agree with comparing parsed octets', () => {
+  // Dotted quads with and without leading zeros, out-of-range parts, and IPv4-mapped IPv6.
+  const part = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.constantFrom('00', '01', '007', ''));
+  const v4 = fc.tuple(part, part, part, part).map((p) => p.join('.'));
+  const text = fc.oneof(
+    v4,
+    v4.map((a) => `::ffff:${a}`),
+  );
+  fc.assert(
+    fc.property(text, text, (a, b) => {
+      const x = parseAddress(a);
+      const y = parseAddress(b);
+      assert.equal(sameAddress(a, b), a === b || (x !== undefined && y !== undefined && toHex(x) === toHex(y)));
+      assert.equal(canonicalAddress(a), x ? formatAddress(x) : a);
+    }),
+    { numRuns: 2000 },
+  );
 });

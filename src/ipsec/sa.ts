@@ -223,6 +223,9 @@ export class Sa {
 /** Address equality across textual forms (2001:db8::1 = 2001:0db8:0:0:0:0:0:1); false for non-addresses. */
 export function sameAddress(a: string, b: string): boolean {
   if (a === b) return true;
+  // Two IPv4 texts: node's dotted quads have one spelling (no leading zeros), so unequal text is
+  // another address (or no address). Spares a parse on every arrival and lookup.
+  if (!a.includes(':') && !b.includes(':')) return false;
   const x = parseAddress(a);
   const y = parseAddress(b);
   return x !== undefined && y !== undefined && Buffer.compare(x, y) === 0;
@@ -230,6 +233,8 @@ export function sameAddress(a: string, b: string): boolean {
 
 /** The RFC 5952 text of an address (the form the engine's parsers produce); input unchanged if invalid. */
 export function canonicalAddress(a: string): string {
+  // An IPv4 text is canonical already (node accepts no leading zeros), and a non-address is returned as is.
+  if (!a.includes(':')) return a;
   const b = parseAddress(a);
   return b ? formatAddress(b) : a;
 }

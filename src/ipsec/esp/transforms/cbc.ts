@@ -1,8 +1,12 @@
 // Ciphers for the traditional transforms: AES-128-CBC (RFC 3602), 3DES-EDE-CBC (RFC 2451), NULL (RFC 2410).
-// CBC runs on one long-lived OpenSSL context per direction (key schedule once). The context
+// CBC runs on an OpenSSL context per direction (key schedule once per context). The context
 // chains from the previous packet's last ciphertext block C; a fresh explicit IV is applied by
 // feeding P1 ⊕ IV ⊕ C (encrypt) or correcting the first output block by ⊕ C ⊕ IV (decrypt), which
 // is exactly CBC with that IV. ESP padding is done by the caller, so auto-padding is off.
+// Memory (issue 9 §2): only the ciphers used most recently keep their contexts (CONTEXT_CACHE); an
+// OpenSSL context pair costs ~3 KB of native memory, and a P-CSCF holding 100k sets uses most of
+// them once per registration. A cipher pushed out keeps its key and makes a new context (with
+// C = 0) on its next packet: the same number of context creations for signalling traffic.
 import { createCipheriv, createDecipheriv, type Cipher, type Decipher } from 'node:crypto';
 import { cbcInfo } from '../../algorithms.ts';
 import { EspError } from '../errors.ts';
@@ -32,8 +36,8 @@ export class CbcCipher implements EspCipher {
   readonly ivLen: number;
   readonly blockLen: number;
   readonly #name: CbcName;
-  /** Kept (privately) until both contexts exist: contexts are made on first use in each direction. */
-  #key: Uint8Array | undefined;
+  /** The raw key (private): contexts are made from it on use, again after an eviction from CONTEXT_CACHE. */
+  readonly #key: Uint8Array;
   readonly #ivOverride: IvOverride | undefined;
   #enc: Cipher | undefined;
   #dec: Decipher | undefined;
@@ -54,8 +58,9 @@ export class CbcCipher implements EspCipher {
     const bl = this.blockLen;
     if (this.#ivOverride) overrideInto(this.#ivOverride, pkt, ivOff, bl);
     else randomInto(pkt, ivOff, bl);
-    // Contexts are made on first use: an installed but idle SA costs no OpenSSL context.
+    // Contexts are made on use: an installed but idle SA costs no OpenSSL context.
     const enc = (this.#enc ??= this.#context(true) as Cipher);
+    touch(this);
     const chain = this.#chains.subarray(0, bl);
     for (let i = 0; i < bl; i++) pkt[ptOff + i] = pkt[ptOff + i]! ^ pkt[ivOff + i]! ^ chain[i]!;
     const ct = enc.update(pkt.subarray(ptOff, ptOff + len));
@@ -67,6 +72,7 @@ export class CbcCipher implements EspCipher {
   decrypt(pkt: Uint8Array, ivOff: number, ctOff: number, len: number): Uint8Array {
     const bl = this.blockLen;
     const dec = (this.#dec ??= this.#context(false) as Decipher);
+    touch(this);
     const pt = dec.update(pkt.subarray(ctOff, ctOff + len));
     const chain = this.#chains.subarray(bl);
     for (let i = 0; i < bl; i++) pt[i] = pt[i]! ^ chain[i]! ^ pkt[ivOff + i]!;
@@ -74,22 +80,44 @@ export class CbcCipher implements EspCipher {
     return pt;
   }
 
-  #context(encrypt: boolean): Cipher | Decipher {
-    const key = this.#key!;
-    const zero = new Uint8Array(this.blockLen);
-    const c = encrypt ? createCipheriv(this.#name, key, zero) : createDecipheriv(this.#name, key, zero);
-    c.setAutoPadding(false);
-    // Once both directions have a context the raw key is no longer needed here.
-    if (encrypt ? this.#dec : this.#enc) this.#wipeKey();
-    return c;
+  /** Whether this cipher holds an OpenSSL context now (tests, memory checks). */
+  get hasContexts(): boolean {
+    return this.#enc !== undefined || this.#dec !== undefined;
   }
 
-  #wipeKey(): void {
-    this.#key?.fill(0);
-    this.#key = undefined;
+  /** Drops both contexts (GC frees them); the next packet of either direction makes a new one chaining from 0. */
+  releaseContexts(): void {
+    this.#enc = undefined;
+    this.#dec = undefined;
+    this.#chains.fill(0);
+  }
+
+  #context(encrypt: boolean): Cipher | Decipher {
+    const zero = new Uint8Array(this.blockLen);
+    const c = encrypt ? createCipheriv(this.#name, this.#key, zero) : createDecipheriv(this.#name, this.#key, zero);
+    c.setAutoPadding(false);
+    return c;
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `CbcCipher { ${this.#name} }`;
   }
+}
+
+/** How many CBC ciphers keep their OpenSSL contexts (most recently used first out of the rest). */
+export const CONTEXT_CACHE = 256;
+/** The ciphers holding contexts, least recently used first (a Map keeps insertion order). */
+const withContexts = new Map<CbcCipher, true>();
+
+/** Marks `c` as just used; past CONTEXT_CACHE, the least recently used cipher gives its contexts up. */
+function touch(c: CbcCipher): void {
+  if (withContexts.delete(c)) {
+    withContexts.set(c, true);
+    return;
+  }
+  withContexts.set(c, true);
+  if (withContexts.size <= CONTEXT_CACHE) return;
+  const oldest = withContexts.keys().next().value as CbcCipher;
+  withContexts.delete(oldest);
+  oldest.releaseContexts();
 }

@@ -1,7 +1,7 @@
 // Integrity: HMAC-MD5-96 (RFC 2403) and HMAC-SHA-1-96 (RFC 2404), ICV = leftmost 96 bits of
 // HMAC (RFC 2104) over SPI‖Seq‖IV‖ciphertext; and NULL integrity (only for the RFC 3602 ESP vectors).
 // Speed: node cannot clone an HMAC state, so HMAC is built from two one-shot crypto.hash calls over
-// a precomputed K⊕ipad block and a K⊕opad‖digest buffer, with latin1-string outputs (a Buffer
+// a K⊕ipad block and a K⊕opad‖digest buffer (built per packet), with latin1-string outputs (a Buffer
 // output costs a fresh ArrayBuffer, ~350 ns per call): ≈1 µs per 1 KB packet against ≈2 µs for createHmac.
 import { createHash, hash } from 'node:crypto';
 import { equalBytes } from '../../../util/bytes.ts';
@@ -20,20 +20,23 @@ type Digest = 'md5' | 'sha1';
 const oneShot: (alg: Digest, data: Uint8Array) => string =
   typeof hash === 'function' ? (alg, data) => hash(alg, data, 'binary') : (alg, data) => createHash(alg).update(data).digest('binary');
 
-// Shared scratch for K⊕ipad ‖ message (synchronous use only); the ipad block is wiped after each use.
+// Shared scratch (synchronous use only): K⊕ipad ‖ message for the inner hash, K⊕opad ‖ inner digest
+// for the outer one, and the computed ICV. The pads are rebuilt from the key per packet (128 XORs,
+// nothing next to two hashes) and wiped after use: an SA keeps only its key (issue 9 §2: no
+// native allocation per SA, which a P-CSCF holding 100k sets would pay 100k times).
 let scratch = Buffer.allocUnsafeSlow(64 + 2048);
+const outer = Buffer.allocUnsafeSlow(64 + 64);
+const icv = Buffer.allocUnsafeSlow(64);
 
 export class Hmac96 implements EspIntegrity {
   readonly icvLen: number;
   readonly #alg: Digest;
   /** RFC 2104 "B": the digest's block size (64 for MD5 and SHA-1). */
   readonly #block: number;
-  /** One allocation per SA: K⊕ipad (64) ‖ K⊕opad (64) ‖ inner digest (≤ 20) ‖ computed ICV (12). */
-  readonly #state: Buffer;
-  /** View: K⊕opad ‖ inner digest, the outer hash input. */
-  readonly #outer: Buffer;
-  /** View: the computed ICV, for the constant-time compare. */
-  readonly #icv: Buffer;
+  /** RFC 2104 "L": the digest's length. */
+  readonly #digestLen: number;
+  /** The key (16 or 20 octets: a small array, on the V8 heap). */
+  readonly #key: Uint8Array;
 
   constructor(alg: Digest, key: Uint8Array) {
     // Sizes from the algorithm table: block B, digest length L, ICV 96 bits (RFC 2403/2404).
@@ -43,29 +46,29 @@ export class Hmac96 implements EspIntegrity {
     if (key.length > block) throw new RangeError('HMAC keys longer than the block are not used in ESP');
     this.#alg = alg;
     this.#block = block;
+    this.#digestLen = hmac.digestLen;
     this.icvLen = icvLen;
-    const outerLen = block + hmac.digestLen;
-    this.#state = Buffer.alloc(block + outerLen + icvLen);
-    for (let i = 0; i < block; i++) {
-      const k = key[i] ?? 0;
-      this.#state[i] = k ^ 0x36;
-      this.#state[block + i] = k ^ 0x5c;
-    }
-    this.#outer = this.#state.subarray(block, block + outerLen);
-    this.#icv = this.#state.subarray(block + outerLen);
+    this.#key = Uint8Array.from(key);
   }
 
   /** HMAC(K, data) as a latin1 string (RFC 2104: H(K⊕opad ‖ H(K⊕ipad ‖ data))). */
   #mac(data: Uint8Array): string {
     const b = this.#block;
+    const key = this.#key;
     const n = b + data.length;
     if (scratch.length < n) scratch = Buffer.allocUnsafeSlow(n);
-    this.#state.copy(scratch, 0, 0, b); // K⊕ipad
+    for (let i = 0; i < b; i++) {
+      const k = key[i] ?? 0;
+      scratch[i] = k ^ 0x36;
+      outer[i] = k ^ 0x5c;
+    }
     scratch.set(data, b);
     const inner = oneShot(this.#alg, scratch.subarray(0, n));
     scratch.fill(0, 0, b);
-    this.#outer.write(inner, b, 'latin1');
-    return oneShot(this.#alg, this.#outer);
+    outer.write(inner, b, 'latin1');
+    const mac = oneShot(this.#alg, outer.subarray(0, b + this.#digestLen));
+    outer.fill(0, 0, b);
+    return mac;
   }
 
   /** RFC 2403/2404: the ICV is the leftmost 96 bits. */
@@ -79,8 +82,9 @@ export class Hmac96 implements EspIntegrity {
   }
 
   verify(pkt: Uint8Array, macEnd: number): boolean {
-    this.#icvInto(this.#icv, 0, pkt.subarray(0, macEnd));
-    return equalBytes(this.#icv, pkt.subarray(macEnd, macEnd + this.icvLen));
+    const mine = icv.subarray(0, this.icvLen);
+    this.#icvInto(mine, 0, pkt.subarray(0, macEnd));
+    return equalBytes(mine, pkt.subarray(macEnd, macEnd + this.icvLen));
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {

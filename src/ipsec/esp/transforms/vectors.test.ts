@@ -9,7 +9,7 @@ import { openEsp } from '../open.ts';
 import { ReplayWindow } from '../replay-window.ts';
 import { sealEsp } from '../seal.ts';
 import { createTransform } from '../transform.ts';
-import { CbcCipher } from './cbc.ts';
+import { CbcCipher, CONTEXT_CACHE } from './cbc.ts';
 import { Hmac96 } from './hmac-96.ts';
 
 const empty = new Uint8Array(0);
@@ -194,4 +194,31 @@ describe('CBC chaining across packets equals one-shot CBC per packet (node:crypt
       }
     });
   }
+});
+
+describe('CBC contexts (issue 9 §2: memory per SA)', () => {
+  it(`only the ${CONTEXT_CACHE} ciphers used last keep OpenSSL contexts; one pushed out still chains correctly from a new context`, () => {
+    const key = randomBytes(16);
+    const tx = new CbcCipher('aes-128-cbc', key);
+    const rx = new CbcCipher('aes-128-cbc', key);
+    const roundTrip = () => {
+      const pt = randomBytes(48);
+      const pkt = new Uint8Array(16 + 48);
+      pkt.set(pt, 16);
+      tx.encrypt(pkt, 0, 16, 48);
+      const ref = createCipheriv('aes-128-cbc', key, pkt.subarray(0, 16)).setAutoPadding(false).update(pt);
+      assert.equal(toHex(pkt.subarray(16)), toHex(ref));
+      assert.equal(toHex(rx.decrypt(pkt, 0, 16, 48)), toHex(pt));
+    };
+    roundTrip();
+    roundTrip();
+    assert.ok(tx.hasContexts && rx.hasContexts);
+    const others = Array.from({ length: CONTEXT_CACHE }, () => new CbcCipher('aes-128-cbc', randomBytes(16)));
+    for (const c of others) c.encrypt(new Uint8Array(32), 0, 16, 16);
+    assert.ok(!tx.hasContexts && !rx.hasContexts, 'the least recently used ciphers gave their contexts up');
+    assert.equal(others.filter((c) => c.hasContexts).length, CONTEXT_CACHE);
+    roundTrip();
+    roundTrip();
+    assert.ok(tx.hasContexts && rx.hasContexts);
+  });
 });
