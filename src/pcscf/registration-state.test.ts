@@ -249,6 +249,21 @@ test('machine table: attacker REGISTERs over a set — another identity, a tampe
     env(ALICE),
   );
   assert.equal(sc.actions[0]!.kind === 'reject' && sc.actions[0]!.reason, 'security-client-changed');
+  // The same Security-Client spelled otherwise (spaces around ';', upper case) is the same offer: the set-up goes on.
+  const respelled = step(
+    c.state,
+    {
+      type: 'register-over-set',
+      req: register({ impi: ALICE, client: c.client.replace(/;/g, ' ; ').toUpperCase(), verify: c.verify }),
+      set: 'T',
+      roundId: 3,
+    },
+    env(ALICE),
+  );
+  assert.deepEqual(
+    respelled.actions.map((a) => a.kind),
+    ['forward'],
+  );
   // Bob's identity over Alice's current set (a de-registration of somebody else): refused, nothing changes.
   const reg = registered();
   const d = step(reg, { type: 'register-over-set', req: register({ impi: BOB, expires: 0 }), set: 'T', roundId: 4 }, env(ALICE));

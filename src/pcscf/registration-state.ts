@@ -275,6 +275,13 @@ export function registerForCore(
 
 type Offer = { ok: true; raw: readonly string[]; parsed: SecMechanism[] } | { ok: false; reason: RejectReason; message: string };
 
+/** Whether two header instance lists are the same text, line by line. */
+function sameLines(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Security-Client, parsed and checked (issue 10 §3: a REGISTER whose SAs could never be installed gets 494 first). */
 function parseClient(req: SipRequest): Offer {
   const raw = req.headers.raw('Security-Client');
@@ -486,7 +493,9 @@ function onProtected(state: Extract<RegState, { kind: 'challenged' }>, req: SipR
   const who = checkRegisterIdentity(req, env.impi, [round.impu], set);
   if (!who.ok) return reject(state, 403, who.reason, who.message);
   const sv = verifySecurityVerify(req.headers.raw('Security-Verify'), state.server);
-  const check = sv.ok ? verifySecurityClientUnchanged(round.client.parsed, req.headers.raw('Security-Client')) : sv;
+  // The same text parses to the same mechanisms: only a Security-Client spelled otherwise is parsed and compared.
+  const clientNow = req.headers.raw('Security-Client');
+  const check = !sv.ok || sameLines(clientNow, round.client.raw) ? sv : verifySecurityClientUnchanged(round.client.parsed, clientNow);
   if (!check.ok) {
     // Spec digest §10.7: refuse (403, our choice: the code is UNVERIFIED) and drop the temporary set
     // once the refusal has gone out over it; the set-up is over.
