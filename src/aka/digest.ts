@@ -1,6 +1,7 @@
 // Digest AKA on SIP: RFC 3310 (AKAv1-MD5) and RFC 4169 (AKAv2-MD5) on top of RFC 2617 Digest.
 // nonce = base64(RAND ‖ AUTN ‖ server data); the password is RES as raw octets (v1) or
 // base64(HMAC-MD5(RES ‖ IK ‖ CK, "http-digest-akav2-password")) (v2); empty for resync (§3.4).
+import * as crypto from 'node:crypto';
 import { createHash, createHmac } from 'node:crypto';
 import { concatBytes, equalBytes, fromBase64, toBase64 } from '../util/bytes.ts';
 import { akaInputError, checkLen } from './errors.ts';
@@ -107,7 +108,18 @@ export interface DigestInput {
 
 const NC_RE = /^[0-9a-fA-F]{8}$/;
 
+// crypto.hash (Node ≥ 20.12): one call, no Hash object per digest; createHash where it is missing.
+const oneShot = (crypto as { hash?: (alg: string, data: string | Uint8Array, enc: 'hex') => string }).hash;
+
 function md5Hex(...parts: (string | Uint8Array)[]): string {
+  if (oneShot) {
+    // Strings are hashed as UTF-8, as Hash.update does.
+    if (parts.every((p) => typeof p === 'string')) return oneShot('md5', parts.join(''), 'hex');
+    const data = Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
+    const hex = oneShot('md5', data, 'hex');
+    data.fill(0); // it holds the password (RES, or RES ‖ IK ‖ CK for AKAv2)
+    return hex;
+  }
   const h = createHash('md5');
   for (const p of parts) h.update(p);
   return h.digest('hex');

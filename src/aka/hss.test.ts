@@ -87,3 +87,14 @@ test('an AUTS that is not 14 octets is an InputError', () => {
     (e: unknown) => e instanceof InputError && /^auts: must be 14 octets, got 13$/.test(e.message),
   );
 });
+
+test('default RANDs: 1,000 vectors (several refills of the RAND block) carry 1,000 distinct non-zero RANDs', () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 1000; i++) {
+    const v = generateVector({ k: new Uint8Array(16).fill(1), opc: new Uint8Array(16).fill(2), sqn: i + 1, amf: new Uint8Array(2) });
+    assert.equal(v.rand.length, 16);
+    assert.ok(v.rand.some((b) => b !== 0));
+    seen.add(toHex(v.rand));
+  }
+  assert.equal(seen.size, 1000);
+});

@@ -1,7 +1,7 @@
 // The network side of AKA (HSS/AuC, TS 33.102 §6.3.2 and §6.3.5): authentication vectors and
 // the check of a resynchronisation token. AUTN = (SQN ⊕ AK) ‖ AMF ‖ MAC-A;
 // AUTS = (SQN_MS ⊕ AK*) ‖ MAC-S with MAC-S = f1*(SQN_MS, AMF* = 0000) (spec digest §2.1, §2.3).
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { concatBytes, equalBytes, xorBytes } from '../util/bytes.ts';
 import { checkLen } from './errors.ts';
 import { AMF_LEN, KEY_LEN, RAND_LEN, SQN_LEN, milenage, milenageKeys, milenageMacs } from './milenage.ts';
@@ -41,7 +41,20 @@ export interface AuthVector {
   readonly amf: Uint8Array;
 }
 
-const defaultRng: Rng = (n) => new Uint8Array(randomBytes(n));
+// RANDs cut from a 4 KiB block of CSPRNG output (one randomFillSync per 256 vectors, not one per
+// vector); each is copied out and its bytes in the block zeroed, so no RAND is handed out twice.
+const POOL = new Uint8Array(4096);
+let poolOff = POOL.length;
+const defaultRng: Rng = (n) => {
+  if (n > 256) return new Uint8Array(randomBytes(n));
+  if (poolOff + n > POOL.length) {
+    randomFillSync(POOL);
+    poolOff = 0;
+  }
+  const out = POOL.slice(poolOff, poolOff + n);
+  POOL.fill(0, poolOff, (poolOff += n));
+  return out;
+};
 
 /** Generates one vector for (K, OPc, SQN, AMF) and a fresh or given RAND. */
 export function generateVector(input: VectorInput, rng: Rng = defaultRng): AuthVector {

@@ -44,7 +44,8 @@ export type MilenageKeys = Pick<MilenageOutput, 'res' | 'ck' | 'ik' | 'ak' | 'ak
 const R_OCTETS = [8, 0, 4, 8, 12] as const;
 const C_LAST = [0x00, 0x01, 0x02, 0x04, 0x08] as const;
 
-type Encrypt = (block: Uint8Array) => Uint8Array;
+/** AES-128-ECB of one or more whole 16-octet blocks. */
+type Encrypt = (blocks: Uint8Array) => Uint8Array;
 
 /** Runs `fn` with a single-block AES-128 encryptor keyed with K (one cipher object for the call). */
 function withAes<T>(k: Uint8Array, fn: (e: Encrypt) => T): T {
@@ -52,8 +53,8 @@ function withAes<T>(k: Uint8Array, fn: (e: Encrypt) => T): T {
   const cipher = createCipheriv('aes-128-ecb', k, null);
   cipher.setAutoPadding(false);
   try {
-    return fn((block) => {
-      const out = cipher.update(block);
+    return fn((blocks) => {
+      const out = cipher.update(blocks);
       const copy = new Uint8Array(out);
       out.fill(0);
       return copy;
@@ -161,26 +162,40 @@ export function milenageMacs(
   });
 }
 
-/** Every Milenage output at once (6 AES blocks with one cipher). */
+/** Every Milenage output at once: TEMP, then OUT1..OUT5 as one 5-block ECB call (each block is encrypted on its own). */
 export function milenage(k: Uint8Array, opc: Uint8Array, rand: Uint8Array, sqn: Uint8Array, amf: Uint8Array): MilenageOutput {
   checkCommon(opc, rand);
   checkLen(sqn, SQN_LEN, 'sqn');
   checkLen(amf, AMF_LEN, 'amf');
   return withAes(k, (e) => {
     const t = temp(e, opc, rand);
-    const o1 = out1(e, opc, t, sqn, amf);
-    const o2 = outN(e, opc, t, 2);
-    const o5 = outN(e, opc, t, 5);
+    const x = new Uint8Array(80);
+    // Block 0: rot(IN1 ⊕ OPc, r1) ⊕ TEMP ⊕ c1, IN1 = SQN ‖ AMF ‖ SQN ‖ AMF (r1 = 8 octets).
+    const in1 = new Uint8Array(16);
+    in1.set(sqn, 0);
+    in1.set(amf, 6);
+    in1.set(sqn, 8);
+    in1.set(amf, 14);
+    for (let j = 0; j < 16; j++) x[j] = in1[(j + R_OCTETS[0]) % 16]! ^ opc[(j + R_OCTETS[0]) % 16]! ^ t[j]!;
+    x[15]! ^= C_LAST[0];
+    // Blocks 1..4 (OUT2..OUT5): rot(TEMP ⊕ OPc, ri) ⊕ ci.
+    for (let i = 1; i < 5; i++) {
+      const r = R_OCTETS[i]!;
+      for (let j = 0; j < 16; j++) x[16 * i + j] = t[(j + r) % 16]! ^ opc[(j + r) % 16]!;
+      x[16 * i + 15]! ^= C_LAST[i]!;
+    }
+    const y = e(x);
+    for (let i = 0; i < 80; i++) y[i]! ^= opc[i % 16]!;
     const out: MilenageOutput = {
-      macA: o1.slice(0, 8),
-      macS: o1.slice(8, 16),
-      res: o2.slice(8, 16),
-      ck: outN(e, opc, t, 3),
-      ik: outN(e, opc, t, 4),
-      ak: o2.slice(0, 6),
-      akStar: o5.slice(0, 6),
+      macA: y.slice(0, 8),
+      macS: y.slice(8, 16),
+      ak: y.slice(16, 22),
+      res: y.slice(24, 32),
+      ck: y.slice(32, 48),
+      ik: y.slice(48, 64),
+      akStar: y.slice(64, 70),
     };
-    wipeAll(t, o1, o2, o5);
+    wipeAll(t, in1, x, y);
     return out;
   });
 }
