@@ -57,12 +57,28 @@ export function emptyDrops(): Record<EspDrop, number> {
   return Object.fromEntries(ESP_DROPS.map((d) => [d, 0])) as Record<EspDrop, number>;
 }
 
+/**
+ * The counters of one SA. The drop table is made at the first drop or read: most SAs never drop
+ * anything, and nine counters per SA are ~100 bytes (issue 9 §2: a P-CSCF holds 4 SAs per UE).
+ */
+class Counters implements SaCounters {
+  packets = 0;
+  bytes = 0;
+  #drops: Record<EspDrop, number> | undefined;
+  get drops(): Record<EspDrop, number> {
+    return (this.#drops ??= emptyDrops());
+  }
+  toJSON(): SaCounters {
+    return { packets: this.packets, bytes: this.bytes, drops: { ...this.drops } };
+  }
+}
+
 /** Why an SA no longer carries traffic. */
 export type SaDeadReason = 'deleted' | 'expired';
 
 /** One SA. Not safe for concurrent use (one event loop owns it). */
 export class Sa {
-  readonly counters: SaCounters = { packets: 0, bytes: 0, drops: emptyDrops() };
+  readonly counters: SaCounters = new Counters();
   #dead: SaDeadReason | undefined;
   readonly #out: EspOutbound | undefined;
   readonly #in: EspInbound | undefined;
@@ -210,7 +226,7 @@ export class Sa {
       replayWindow: p.replayWindow ?? DEFAULT_REPLAY_WINDOW,
       seq: this.seq,
       live: this.live,
-      counters: { ...this.counters, drops: { ...this.counters.drops } },
+      counters: { packets: this.counters.packets, bytes: this.counters.bytes, drops: { ...this.counters.drops } },
     };
   }
 
