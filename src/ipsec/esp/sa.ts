@@ -41,7 +41,8 @@ const hex = (spi: number): string => `0x${spi.toString(16).padStart(8, '0')}`;
  * One transform for the four SAs of a 33.203 set (they share CK_ESP/IK_ESP, §7.1), or undefined when
  * the transform holds per-SA state: the traditional ones (CBC/NULL + HMAC-96) keep only the keys'
  * schedules and each CBC context's chaining block, so sharing is exact; GCM/GMAC draw a per-SA IV offset.
- * Memory: one HMAC state and one cipher per set instead of four (issue 9 §2).
+ * Memory: one HMAC key and one CBC cipher per set instead of four (issue 9 §2; the cipher keeps
+ * OpenSSL contexts only while among the most recently used, see cbc.ts).
  */
 export function shareableTransform(sa: Omit<EspSaCrypto, 'spi'>): EspTransform | undefined {
   if (sa.ealg === 'aes-gcm' || sa.alg === 'aes-gmac' || !isValidPair(sa.alg, sa.ealg)) return undefined;
