@@ -403,7 +403,11 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   }
   log.info(
     { event: 'stopped' },
-    opened ? 'pcscf stopped, SAs removed here, registrations kept in the state store' : 'pcscf stopped, SAs removed',
+    !opened
+      ? 'pcscf stopped, SAs removed'
+      : backend.handOver
+        ? 'pcscf stopped, SAs left in the kernel and registrations kept in the state store for the next start'
+        : 'pcscf stopped, SAs removed here, registrations kept in the state store',
   );
 }
 

@@ -1,6 +1,7 @@
 // Runs inside the VM, in one network namespace, driven over JSON lines (guest-rpc.ts) by
-// system-xfrm-guest.ts: `net` = HSS + S-CSCF + P-CSCF, `ue` = one UE; each on the backend it is
-// told (xfrm: kernel SAs; userspace: our ESP engine). `stop` shuts down cleanly (SAs removed).
+// system-xfrm-guest.ts: `net` = HSS + S-CSCF + P-CSCF, `core` = HSS + S-CSCF alone (the P-CSCF then
+// runs as `imsec pcscf`, system-xfrm-restart.ts), `ue` = one UE; each on the backend it is told
+// (xfrm: kernel SAs; userspace: our ESP engine). `stop` shuts down cleanly (SAs removed).
 import { UserspaceBackend } from '../../src/ipsec/backends/userspace.ts';
 import { XfrmBackend, type KernelEvent } from '../../src/ipsec/backends/xfrm/index.ts';
 import type { IpsecBackend } from '../../src/ipsec/backends/backend.ts';
@@ -16,7 +17,9 @@ import { DOMAIN, K, OPC, subscriber } from '../support/ims-world.ts';
 import { serve, type Handler } from './guest-rpc.ts';
 
 export interface AgentOptions {
-  readonly role: 'net' | 'ue';
+  readonly role: 'net' | 'ue' | 'core';
+  /** ue: which subscriber of ims-world.ts (default 1). */
+  readonly subscriber?: number;
   readonly backend: 'xfrm' | 'userspace';
   readonly address: string;
   /** Ownership-tag instance of an xfrm backend. */
@@ -118,9 +121,55 @@ async function net(): Promise<Record<string, Handler>> {
   };
 }
 
+/** HSS + S-CSCF only: what a P-CSCF restart must not disturb (it keeps the registrations). */
+async function core(): Promise<Record<string, Handler>> {
+  const store = new HssStore(':memory:');
+  for (let i = 1; i <= 4; i++) {
+    const s = subscriber(i);
+    store.add({ impi: s.impi, impus: [s.impu], k: fromHex(K), opc: fromHex(OPC), amf: fromHex('8000') });
+  }
+  const seen: Record<string, number> = {};
+  const scscf = await Scscf.start({
+    address: o.address,
+    port: 6060,
+    domain: DOMAIN,
+    hss: new Hss(store),
+    ...timers,
+    trace: (e) => {
+      if (e.dir !== 'recv' || e.firstLine.startsWith('SIP/2.0')) return;
+      const m = e.firstLine.split(' ')[0]!;
+      seen[m] = (seen[m] ?? 0) + 1;
+    },
+  });
+  return {
+    message: async (a: { impu: string; text: string }) => ({ status: (await scscf.sendMessage(a.impu, a.text)).status }),
+    seen: () => ({ ...seen }),
+    stop: async () => {
+      await scscf.stop();
+      store.close();
+      return { leftSets: 0 };
+    },
+  };
+}
+
 async function ue(): Promise<Record<string, Handler>> {
-  const s = subscriber(1);
-  const backend = await openBackend(0);
+  const s = subscriber(o.subscriber ?? 1);
+  // Userspace, UDP-enc-tun: every ESP-in-UDP payload sent, kept for a replay (a captured packet sent again).
+  const sent: { at: number; payload: Uint8Array; to: string }[] = [];
+  const backend =
+    o.backend === 'userspace'
+      ? await UserspaceBackend.create({
+          localIp: o.address,
+          encapPort: 0,
+          clock: systemClock,
+          ...(o.keepaliveMs !== undefined && { keepaliveMs: o.keepaliveMs }),
+          wireLog: (ip, dir) => {
+            // IPv4 + UDP carrying more than a keepalive octet: the ESP packet (UDP payload).
+            if (dir === 'out' && ip[0]! >> 4 === 4 && ip[9] === 17 && ip.length > 28 + 8)
+              sent.push({ at: sent.length, payload: ip.slice(28), to: `${ip[16]}.${ip[17]}.${ip[18]}.${ip[19]}` });
+          },
+        })
+      : await openBackend(0);
   const modes =
     o.mode === 'trans'
       ? ['trans' as const]
@@ -167,6 +216,18 @@ async function ue(): Promise<Record<string, Handler>> {
       const res = await u.sendMessage(a.to, a.text);
       return { status: res.status, via: res.headers.getAll('Via') };
     },
+    /** How many ESP packets were sent so far (a mark for `replay`). */
+    sentMark: () => sent.length,
+    /** Sends the ESP packets sent since `from` again, byte for byte, to port `port` (a replay). */
+    replay: async (a: { from: number; port: number }) => {
+      const { createSocket } = await import('node:dgram');
+      const sock = createSocket('udp4');
+      await new Promise<void>((r) => sock.bind(0, o.address, () => r()));
+      const again = sent.slice(a.from);
+      for (const p of again) await new Promise<void>((r) => sock.send(p.payload, a.port, p.to, () => r()));
+      sock.close();
+      return { replayed: again.length };
+    },
     status: () => ({
       impu: s.impu,
       status: u.status(),
@@ -185,4 +246,4 @@ async function ue(): Promise<Record<string, Handler>> {
   };
 }
 
-serve(o.role === 'net' ? await net() : await ue());
+serve(o.role === 'net' ? await net() : o.role === 'core' ? await core() : await ue());

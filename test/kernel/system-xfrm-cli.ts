@@ -9,7 +9,7 @@ import { DOMAIN, K, OPC, subscriber } from '../support/ims-world.ts';
 import type { Ctx } from './system-xfrm-scenarios.ts';
 
 /** A CLI process whose stdout lines we wait on (everything also goes to a log file). */
-class Cli {
+export class Cli {
   readonly child: ChildProcess;
   readonly lines: string[] = [];
   readonly exited: Promise<number | null>;

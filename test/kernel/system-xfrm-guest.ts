@@ -1,6 +1,7 @@
 // Runs inside the VM (Debian's kernel, with ESP), driven by system-xfrm.test.ts: core + P-CSCF in one
 // network namespace, the UE in another (veth, 192.0.2.0/24, 2001:db8::/64), each side on xfrm or
-// userspace; a crash and reconcile; the CLI; then the NAT lab (src/lab). One JSON line per check.
+// userspace; a crash and reconcile; the CLI; `imsec pcscf --state` killed and restarted (its kernel
+// SAs adopted); then the NAT lab (src/lab). One JSON line per check.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -8,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { RpcChild } from './guest-rpc.ts';
 import type { AgentOptions } from './system-xfrm-agent.ts';
 import { cliScenario } from './system-xfrm-cli.ts';
+import { restartScenario } from './system-xfrm-restart.ts';
 import { crashScenario, natScenario, systemScenario, type Ctx, type Scenario } from './system-xfrm-scenarios.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
     if (!only || only.includes('r')) await crashScenario(ctx);
     // The CLI compiled beside this file (system-xfrm.test.ts compiles src/cli/main.ts too).
     if (!only || only.includes('e')) await cliScenario(ctx, join(HERE, '../../src/cli/main.js'), OUT);
+    if (!only || only.includes('x')) await restartScenario(ctx, join(HERE, '../../src/cli/main.js'), OUT);
   } finally {
     sh(`ip netns del ${NS_NET}; ip netns del ${NS_UE}; true`);
   }

@@ -1,6 +1,7 @@
 // The whole system on the xfrm backend in a QEMU VM (Debian's kernel has ESP, this host's not): one
 // boot runs system-xfrm-guest.ts (compiled to JS) — xfrm/userspace both ways, both xfrm over UDP and
-// TCP, a crash and reconcile, the CLI, the NAT lab — and each guest check becomes a subtest here.
+// TCP, a crash and reconcile, the CLI, `imsec pcscf --state` SIGKILLed and restarted (its kernel SAs
+// adopted, orphans removed), the NAT lab — and each guest check becomes a subtest here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -22,7 +23,7 @@ interface Line {
 
 test(
   'the system with the xfrm backend on a kernel with ESP (VM): registration, MESSAGE both ways, re-registration, de-registration, nothing left; the NAT lab',
-  { skip, timeout: 720_000 },
+  { skip, timeout: 1_020_000 },
   async (t) => {
     const out = mkdtempSync('/tmp/imsec-system-vm-');
     let keep = false;
@@ -42,7 +43,7 @@ test(
           NODE_PATH: join(PROJECT_DIR, 'node_modules'),
           ...(process.env.SYSTEM_VM_ONLY ? { SYSTEM_VM_ONLY: process.env.SYSTEM_VM_ONLY } : {}),
         },
-        timeoutS: 660,
+        timeoutS: 960,
         console: join(out, 'console.log'),
       });
       const lines = r.stdout

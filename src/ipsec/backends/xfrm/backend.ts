@@ -438,13 +438,16 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     const p = pick.sa.params;
     const tunnel = p.mode === 'udp-enc-tunnel';
     const map = tunnel ? this.#events.mappingOf(canonicalAddress(p.dst), p.spi) : undefined;
+    // Without a kernel mapping event in this run: the port the kernel SA expects now (moved by
+    // setPeerEncap, or adopted as moved at a restart), not the configured one.
+    const expected = tunnel ? this.#installed.get(pick.set)?.sas.get(pick.sa.name)?.peer.encap?.sport : undefined;
     return {
       set: pick.set,
       sa: pick.sa,
       local: { address: local.address, port: local.port },
       remote: { address: remote.address, port: remote.port },
       outerSrc: tunnel ? (map?.newSrc ?? p.src) : remote.address,
-      ...(tunnel ? { outerEncapSrcPort: map?.newSport ?? p.encap?.srcPort ?? 4500 } : {}),
+      ...(tunnel ? { outerEncapSrcPort: map?.newSport ?? expected ?? p.encap?.srcPort ?? 4500 } : {}),
     };
   }
 
