@@ -161,6 +161,10 @@ test('setPeerEncap: a new port is an UPDSA; a new address re-adds the outbound S
   b.setPeerEncap(set, { address: '192.0.2.10', port: 61000 });
   assert.deepEqual(k.sa('192.0.2.10', set.sas.SA2.spi)!.encap, { type: 2, sport: 4500, dport: 61000 });
   assert.deepEqual(k.sa('192.0.2.20', set.sas.SA1.spi)!.encap, { type: 2, sport: 61000, dport: 4500 });
+  // What arrives now is reported from the port the kernel SA expects (no kernel event in this run), not the configured 4500.
+  const ctx = b.contextFor({ address: '192.0.2.20', port: 5064 }, { address: '192.0.2.10', port: 50012 });
+  assert.equal(ctx?.set, set);
+  assert.equal(ctx?.outerEncapSrcPort, 61000);
   b.setPeerEncap(set, { address: '198.51.100.7', port: 61000 });
   assert.equal(k.sa('192.0.2.10', set.sas.SA2.spi), undefined);
   assert.equal(k.sa('198.51.100.7', set.sas.SA2.spi)!.encap!.dport, 61000);
