@@ -149,17 +149,18 @@ export async function restartScenario(c: Ctx, mainJs: string, out: string): Prom
       assert.equal(mt.status, 200);
       const seen = await core!.call<Record<string, number>>('seen');
       assert.equal(seen.REGISTER ?? 0, seenBefore.REGISTER ?? 0, 'no REGISTER after the restart');
-      // The adopted outbound SAs carried the answers: the same kernel SAs, their counters going on.
-      for (const s of ours().filter((x) => x.src === NET)) {
-        const was = before.find((b) => b.spi === s.spi)!;
-        assert.ok(s.packets > was.packets, `SA 0x${s.spi.toString(16)}: packets ${was.packets} → ${s.packets}`);
-      }
+      // The adopted outbound SAs carried the answer and the MT request: the same kernel SAs, their counters going on.
+      const out = ours().filter((x) => x.src === NET);
+      const sum = (l: XfrmStateStats[]) => l.reduce((n, x) => n + x.packets, 0);
+      const was = before.filter((b) => out.some((x) => x.spi === b.spi));
+      assert.equal(was.length, 2, 'the two outbound SAs are the ones of before the kill');
+      assert.ok(sum(out) >= sum(was) + 2, `outbound packets ${sum(was)} → ${sum(out)}`);
       // The UE's ESP-in-UDP port the dead process had learnt is the adopted SAs' (no mapping "moves").
       assert.deepEqual(
         clis[1]!.lines.filter((l) => /"event":"nat-mapping"/.test(l)),
         [],
       );
-      return { mo: mo.status, mt: mt.status, seen };
+      return { mo: mo.status, mt: mt.status, seen, out: out.map((x) => [x.spi.toString(16), x.packets, x.oseq]) };
     });
     await c.check(`${label}: de-registration, SIGTERM: nothing of ours left in XFRM`, async () => {
       const r = await ues[0]!.call<{ ok: boolean }>('deregister', {}, 30_000);
