@@ -167,7 +167,8 @@ test('ESP totals: live sets as the backend reports them (the kernel for xfrm), r
   assert.deepEqual(reader.read(source), { inPackets: 13, inBytes: 400, outPackets: 2, outBytes: 200 });
 });
 
-test('a set the backend failed to remove is counted (imsec_pcscf_sa_removal_failures_total)', async () => {
+/** P-CSCF metrics on a backend with no sets, fed events by hand: the registry and an emitter. */
+async function eventMetrics() {
   const { Registry } = await import('prom-client');
   const { registerPcscfMetrics } = await import('./pcscf-metrics.ts');
   const registry = new Registry();
@@ -180,6 +181,11 @@ test('a set the backend failed to remove is counted (imsec_pcscf_sa_removal_fail
     counters: { keepalive: 0, nonEsp: 0, malformed: 0, unknownSpi: 0 },
   } as unknown as IpsecBackend;
   registerPcscfMetrics({ registry, backend, on: on as never, drops: { counts: {} } as never });
+  return { registry, emit };
+}
+
+test('a set the backend failed to remove is counted (imsec_pcscf_sa_removal_failures_total)', async () => {
+  const { registry, emit } = await eventMetrics();
   emit('sa-deleted', { impi: 'a', set: 's1', reason: 'deregistered', code: 'deleted' });
   emit('sa-deleted', { impi: 'a', set: 's2', reason: 'expired', code: 'expired', error: 'xfrm: removing SA set s2: DELSA SA1: EPERM' });
   const text = await registry.metrics();
@@ -187,18 +193,7 @@ test('a set the backend failed to remove is counted (imsec_pcscf_sa_removal_fail
 });
 
 test('auth timeouts are counted by the code of the deletion, whatever its reason text says', async () => {
-  const { Registry } = await import('prom-client');
-  const { registerPcscfMetrics } = await import('./pcscf-metrics.ts');
-  const registry = new Registry();
-  const handlers = new Map<string, ((ev: unknown) => void)[]>();
-  const on = (name: string, fn: (ev: unknown) => void) => handlers.set(name, [...(handlers.get(name) ?? []), fn]);
-  const emit = (name: string, ev: unknown) => handlers.get(name)?.forEach((f) => f(ev));
-  const backend = {
-    sets: [],
-    saStats: () => [],
-    counters: { keepalive: 0, nonEsp: 0, malformed: 0, unknownSpi: 0 },
-  } as unknown as IpsecBackend;
-  registerPcscfMetrics({ registry, backend, on: on as never, drops: { counts: {} } as never });
+  const { registry, emit } = await eventMetrics();
   const created = (set: string) =>
     emit('sa-created', { impi: 'a', set, mode: 'trans', alg: 'hmac-sha-1-96', ealg: 'null', spis: { uc: 1, us: 2, pc: 3, ps: 4 } });
   for (const s of ['t1', 't2', 't3']) created(s);

@@ -91,15 +91,21 @@ function startChild(file: string, count: number, batch = 1): Child {
   return child;
 }
 
-test('two processes calling nextSqn 200 times each on one file never get the same SQN', async () => {
-  const file = newStoreFile('two.sqlite');
-  const kids = [startChild(file, 200), startChild(file, 200)];
+/** Starts the children together and waits for them: every SQN they drew, checked unique (none handed out twice). */
+async function raceChildren(kids: ReturnType<typeof startChild>[]) {
   await Promise.all(kids.map((c) => c.ready));
   for (const c of kids) c.proc.stdin.write('go\n');
   assert.deepEqual(await Promise.all(kids.map((c) => c.exited)), [0, 0]);
   const all = kids.flatMap((c) => c.sqns);
   assert.equal(all.length, 400);
   assert.equal(new Set(all).size, 400, 'no SQN handed out twice');
+  return all;
+}
+
+test('two processes calling nextSqn 200 times each on one file never get the same SQN', async () => {
+  const file = newStoreFile('two.sqlite');
+  const kids = [startChild(file, 200), startChild(file, 200)];
+  const all = await raceChildren(kids);
   for (const c of kids) {
     for (let i = 1; i < c.sqns.length; i++) assert.ok(c.sqns[i]! > c.sqns[i - 1]!, 'increasing within a process');
   }
@@ -111,12 +117,7 @@ test('two processes calling nextSqn 200 times each on one file never get the sam
 test('grouped commits: a process committing 8 SQNs per batch and one committing each never share an SQN', async () => {
   const file = newStoreFile('batch.sqlite');
   const kids = [startChild(file, 200, 8), startChild(file, 200)];
-  await Promise.all(kids.map((c) => c.ready));
-  for (const c of kids) c.proc.stdin.write('go\n');
-  assert.deepEqual(await Promise.all(kids.map((c) => c.exited)), [0, 0]);
-  const all = kids.flatMap((c) => c.sqns);
-  assert.equal(all.length, 400);
-  assert.equal(new Set(all).size, 400, 'no SQN handed out twice');
+  const all = await raceChildren(kids);
   for (const c of kids) for (let i = 1; i < c.sqns.length; i++) assert.ok(c.sqns[i]! > c.sqns[i - 1]!);
   const s = new HssStore(file);
   assert.equal(s.get(IMPI)!.sqn, Math.max(...all));

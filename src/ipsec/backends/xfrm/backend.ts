@@ -157,6 +157,28 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
   }
 
   /** RFC 4303 §2.1 / 33.203 §7.1: random SPIs ≥ 256 that no live SA of this host has (GETSA each). */
+  /** The set counts as installed here (sends and inbound lookups see it); the undo forgets it again. */
+  #track(inst: Installed, undo: (() => void)[]): void {
+    this.#installed.set(inst.set, inst);
+    this.#inbound.set(inst, true);
+    undo.push(() => {
+      this.#installed.delete(inst.set);
+      this.#inbound.set(inst, false);
+    });
+  }
+
+  /**
+   * udp-enc-tunnel: holds the UDP_ENCAP socket on our encapsulation port (its release goes into `undo`).
+   * Spec digest §17: without it, arriving ESP-in-UDP never reaches XFRM.
+   */
+  #acquireEncap(set: SaSet, undo: (() => void)[]): string | undefined {
+    if (set.config.mode !== 'udp-enc-tunnel') return undefined;
+    const [ip, port] = encapEndpoint(set);
+    const key = this.#encap.acquire(ip, port);
+    undo.push(() => this.#encap.release(key));
+    return key;
+  }
+
   allocateSpis(localIp: string, n: number): number[] {
     if (isIP(localIp) === 0) throw new BackendError('BACKEND_BAD_PARAMS', `localIp must be an IP address, got ${JSON.stringify(localIp)}`);
     return this.#kernel.freeSpis(canonicalAddress(localIp), n, this.#rand, this.#reserved);
@@ -169,17 +191,8 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     const undo: (() => void)[] = [];
     let step = 'start';
     try {
-      let encapKey: string | undefined;
-      if (set.config.mode === 'udp-enc-tunnel') {
-        // Spec digest §17: without a UDP_ENCAP socket on our encapsulation port, arriving ESP-in-UDP never reaches XFRM.
-        const [ip, port] =
-          set.role === 'ue'
-            ? [set.config.ue.ip, set.config.encap?.uePort ?? 4500]
-            : [set.config.pcscf.ip, set.config.encap?.pcscfPort ?? 4500];
-        step = `ESP-in-UDP socket ${ip}:${port}`;
-        const key = (encapKey = this.#encap.acquire(ip, port));
-        undo.push(() => this.#encap.release(key));
-      }
+      step = `ESP-in-UDP socket ${encapEndpoint(set).join(':')}`;
+      const encapKey = this.#acquireEncap(set, undo);
       const inst: Installed = { set, reqid: this.#nextReqid(), order: ++this.#order, sas: new Map(), ...(encapKey ? { encapKey } : {}) };
       const now = this.#now();
       for (const sa of set.all) {
@@ -190,12 +203,7 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
         inst.sas.set(sa.name, k);
         this.#reserved.delete(`${k.peer.dst}|${sa.spi}`);
       }
-      this.#installed.set(set, inst);
-      this.#inbound.set(inst, true);
-      undo.push(() => {
-        this.#installed.delete(set);
-        this.#inbound.set(inst, false);
-      });
+      this.#track(inst, undo);
       for (const k of inst.sas.values()) {
         const dir = k.sa.direction;
         const sel = selectorOf(k.sa.params, this.tag);
@@ -284,16 +292,8 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
     const undo: (() => void)[] = [];
     let step = 'start';
     try {
-      let encapKey: string | undefined;
-      if (set.config.mode === 'udp-enc-tunnel') {
-        const [ip, port] =
-          set.role === 'ue'
-            ? [set.config.ue.ip, set.config.encap?.uePort ?? 4500]
-            : [set.config.pcscf.ip, set.config.encap?.pcscfPort ?? 4500];
-        step = `ESP-in-UDP socket ${ip}:${port}`;
-        const key = (encapKey = this.#encap.acquire(ip, port));
-        undo.push(() => this.#encap.release(key));
-      }
+      step = `ESP-in-UDP socket ${encapEndpoint(set).join(':')}`;
+      const encapKey = this.#acquireEncap(set, undo);
       const inst: Installed = { set, reqid, order: ++this.#order, sas: new Map(), ...(encapKey ? { encapKey } : {}) };
       const now = this.#now();
       for (const { sa, r } of found) {
@@ -301,12 +301,7 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
         const added = r!.cur.addTime > 0 ? now - Math.max(0, this.#wall() - r!.cur.addTime * 1000) : now;
         inst.sas.set(sa.name, { sa, peer: adoptedPeer(r!), installedAt: added, writtenExpiry: undefined, lastPackets: r!.cur.packets });
       }
-      this.#installed.set(set, inst);
-      this.#inbound.set(inst, true);
-      undo.push(() => {
-        this.#installed.delete(set);
-        this.#inbound.set(inst, false);
-      });
+      this.#track(inst, undo);
       for (const k of inst.sas.values()) {
         const dir = k.sa.direction;
         step = `policy dir ${dir} for ${k.sa.name}`;
@@ -508,4 +503,11 @@ export class XfrmBackend implements IpsecBackend, ProtectedLookup {
       for (const k of inst.sas.values()) if (k.sa.spi === ev.spi && k.peer.dst === ev.dst) cb?.({ ...ev, set: inst.set, sa: k.sa });
     }
   }
+}
+
+/** Our end's ESP-in-UDP address and port for a set (Annex M: 4500 unless configured). */
+function encapEndpoint(set: SaSet): [string, number] {
+  return set.role === 'ue'
+    ? [set.config.ue.ip, set.config.encap?.uePort ?? 4500]
+    : [set.config.pcscf.ip, set.config.encap?.pcscfPort ?? 4500];
 }
