@@ -105,9 +105,15 @@ export class SaSlots {
     if (set.state !== 'current') throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is ${set.state}, not current`);
     if (!this.empty)
       throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: slots not empty, nothing is restored over live sets`);
-    await (this.deps.backend.restore ? this.deps.backend.restore(set) : this.deps.backend.install(set));
+    await this.#restoreInBackend(set);
     this.#current = set;
     this.#arm(set);
+  }
+
+  /** backend.restore where the backend has one (xfrm adopts the kernel's SAs), else a plain install. */
+  #restoreInBackend(set: SaSet): Promise<void> {
+    const b = this.deps.backend;
+    return b.restore ? b.restore(set) : b.install(set);
   }
 
   /**
@@ -120,7 +126,7 @@ export class SaSlots {
   async restoreOld(set: SaSet, graceMs: number): Promise<void> {
     if (set.state !== 'old') throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is ${set.state}, not old`);
     if (!this.#current) throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: an old set is restored after its current one`);
-    await (this.deps.backend.restore ? this.deps.backend.restore(set) : this.deps.backend.install(set));
+    await this.#restoreInBackend(set);
     this.#old.add(set);
     this.#arm(set);
     const cancel = this.deps.clock.setTimer(graceMs, () => {
