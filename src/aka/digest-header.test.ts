@@ -12,6 +12,7 @@ import {
   serializeDigestHeader,
   setParam,
   type DigestHeader,
+  type DigestParam,
 } from './digest-header.ts';
 import { InputError } from '../util/errors.ts';
 
@@ -171,5 +172,115 @@ test('property: whatever parses serializes and reparses to the same header', () 
       assert.deepEqual(parseDigestHeaderOrThrow(serializeDigestHeader(h)), h);
     }),
     { numRuns: 2000 },
+  );
+});
+
+// --- the parser before it read char codes (a regular expression per character), as the model ----
+
+const TCHAR_RE = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
+const BARE_CHAR_RE = /[^ ,"\\\x00-\x1f\x7f]/;
+const FORBIDDEN_IN_QUOTED = /[\r\n\x00]/;
+const WS = new Set([' ', '\t', '\r', '\n']);
+const bad = (msg: string) => new InputError(`digest header: ${msg}`, 'AKA_BAD_INPUT');
+
+function referenceParse(text: string): DigestHeader {
+  let i = 0;
+  const n = text.length;
+  const skipWs = () => {
+    while (i < n && WS.has(text[i]!)) i++;
+  };
+  const readToken = (): string => {
+    const start = i;
+    while (i < n && TCHAR_RE.test(text[i]!)) i++;
+    return text.slice(start, i);
+  };
+  skipWs();
+  const scheme = readToken();
+  if (scheme === '') throw bad('missing auth scheme');
+  if (i < n && !WS.has(text[i]!)) throw bad(`unexpected ${JSON.stringify(text[i])} after the scheme`);
+  const params: DigestParam[] = [];
+  const seen = new Set<string>();
+  for (;;) {
+    skipWs();
+    while (i < n && text[i] === ',') {
+      i++; // empty list elements are allowed (RFC 7230 §7)
+      skipWs();
+    }
+    if (i >= n) break;
+    const at = i;
+    const name = readToken();
+    if (name === '') throw bad(`expected a parameter name at offset ${at}`);
+    skipWs();
+    if (text[i] !== '=') throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} has no "=" (one challenge per header value)`);
+    i++;
+    skipWs();
+    let value: string;
+    let quoted: boolean;
+    if (text[i] === '"') {
+      i++;
+      let out = '';
+      for (;;) {
+        if (i >= n) throw bad(`unterminated quoted value of ${JSON.stringify(name.slice(0, 40))}`);
+        const c = text[i]!;
+        if (c === '"') break;
+        if (FORBIDDEN_IN_QUOTED.test(c) || (c === '\\' && FORBIDDEN_IN_QUOTED.test(text[i + 1] ?? ''))) {
+          throw bad(`CR, LF or NUL inside the quoted value of ${JSON.stringify(name.slice(0, 40))}`);
+        }
+        if (c === '\\') {
+          if (i + 1 >= n) throw bad(`unterminated quoted value of ${JSON.stringify(name.slice(0, 40))}`);
+          out += text[i + 1]!;
+          i += 2;
+        } else {
+          out += c;
+          i++;
+        }
+      }
+      i++;
+      value = out;
+      quoted = true;
+    } else {
+      const start = i;
+      while (i < n && BARE_CHAR_RE.test(text[i]!)) i++;
+      value = text.slice(start, i);
+      if (value === '') throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} has an empty unquoted value`);
+      quoted = false;
+    }
+    // RFC 7235 §2.1: each parameter name MUST only occur once per challenge.
+    const key = name.toLowerCase();
+    if (seen.has(key)) throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} occurs twice`);
+    seen.add(key);
+    params.push({ name, value, quoted });
+    skipWs();
+    if (i < n && text[i] !== ',') throw bad(`expected "," after parameter ${JSON.stringify(name.slice(0, 40))}`);
+  }
+  return { scheme, params };
+}
+
+test('property: the parser agrees with the reference model (value, or error message) on near-miss and arbitrary input', () => {
+  const near = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 60 }),
+    fc
+      .array(
+        fc.constantFrom('Digest', ' ', ',', '=', '"', '\\', 'a', 'b=', 'nonce', 'x"y', '\t', '\r', '\n', '\x00', '\x7f', 'é', '/+', 'A'),
+        { maxLength: 30 },
+      )
+      .map((a) => a.join('')),
+  );
+  const outcome = (f: () => DigestHeader) => {
+    try {
+      return { ok: true, value: f() };
+    } catch (e) {
+      assert.ok(e instanceof InputError);
+      return { ok: false, message: e.message };
+    }
+  };
+  fc.assert(
+    fc.property(near, (s) =>
+      assert.deepEqual(
+        outcome(() => parseDigestHeaderOrThrow(s)),
+        outcome(() => referenceParse(s)),
+      ),
+    ),
+    { numRuns: 5000 },
   );
 });

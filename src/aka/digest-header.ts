@@ -21,13 +21,20 @@ export interface DigestHeader {
 
 // RFC 7230 §3.2.6 tchar.
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const TCHAR_RE = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
-/** Unquoted values are read leniently (e.g. a base64 nonce sent bare): anything up to a separator. */
-const BARE_CHAR_RE = /[^ ,"\\\x00-\x1f\x7f]/;
+/** Unquoted values are written bare only when they read back bare. */
 const BARE_RE = /^[^ ,"\\\x00-\x1f\x7f]+$/;
 /** Never valid in a quoted-string, even escaped (RFC 7230 §3.2.6); refusing them stops header injection. */
 const FORBIDDEN_IN_QUOTED = /[\r\n\x00]/;
-const WS = new Set([' ', '\t', '\r', '\n']);
+
+// Tables by char code, not a RegExp or a Set lookup per character: every REGISTER and 401 goes
+// through this parser several times on the P-CSCF, the S-CSCF and the UE.
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+const isTchar = (c: number): boolean => c < 128 && TCHAR[c] === 1;
+const isWs = (c: number): boolean => c === 32 || c === 9 || c === 13 || c === 10;
+/** Unquoted values are read leniently (e.g. a base64 nonce sent bare): anything up to a separator. */
+const isBare = (c: number): boolean => c > 32 && c !== 127 && c !== 44 && c !== 34 && c !== 92;
+const isForbiddenInQuoted = (c: number): boolean => c === 13 || c === 10 || c === 0;
 
 const bad = (msg: string) => new InputError(`digest header: ${msg}`, 'AKA_BAD_INPUT');
 
@@ -41,80 +48,77 @@ export function parseDigestHeader(text: string): Result<DigestHeader, InputError
 
 /** parseDigestHeader for trusted input (tests, fixtures, headers this process built): throws InputError. */
 export function parseDigestHeaderOrThrow(text: string): DigestHeader {
-  let i = 0;
   const n = text.length;
-  const skipWs = () => {
-    while (i < n && WS.has(text[i]!)) i++;
-  };
-  const readToken = (): string => {
-    const start = i;
-    while (i < n && TCHAR_RE.test(text[i]!)) i++;
-    return text.slice(start, i);
-  };
-  skipWs();
-  const scheme = readToken();
+  let i = 0;
+  while (i < n && isWs(text.charCodeAt(i))) i++;
+  let start = i;
+  while (i < n && isTchar(text.charCodeAt(i))) i++;
+  const scheme = text.slice(start, i);
   if (scheme === '') throw bad('missing auth scheme');
-  if (i < n && !WS.has(text[i]!)) throw bad(`unexpected ${JSON.stringify(text[i])} after the scheme`);
+  if (i < n && !isWs(text.charCodeAt(i))) throw bad(`unexpected ${JSON.stringify(text[i])} after the scheme`);
   const params: DigestParam[] = [];
-  const seen = new Set<string>();
+  const keys: string[] = [];
   for (;;) {
-    skipWs();
-    while (i < n && text[i] === ',') {
+    while (i < n && isWs(text.charCodeAt(i))) i++;
+    while (i < n && text.charCodeAt(i) === 44) {
       i++; // empty list elements are allowed (RFC 7230 §7)
-      skipWs();
+      while (i < n && isWs(text.charCodeAt(i))) i++;
     }
     if (i >= n) break;
     const at = i;
-    const name = readToken();
+    while (i < n && isTchar(text.charCodeAt(i))) i++;
+    const name = text.slice(at, i);
     if (name === '') throw bad(`expected a parameter name at offset ${at}`);
-    skipWs();
-    if (text[i] !== '=') throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} has no "=" (one challenge per header value)`);
+    while (i < n && isWs(text.charCodeAt(i))) i++;
+    if (text.charCodeAt(i) !== 61) throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} has no "=" (one challenge per header value)`);
     i++;
-    skipWs();
+    while (i < n && isWs(text.charCodeAt(i))) i++;
     let value: string;
     let quoted: boolean;
-    if (text[i] === '"') {
+    if (text.charCodeAt(i) === 34) {
       i++;
+      // Runs without an escape are sliced, not built a character at a time.
       let out = '';
+      start = i;
       for (;;) {
         if (i >= n) throw bad(`unterminated quoted value of ${JSON.stringify(name.slice(0, 40))}`);
-        const c = text[i]!;
-        if (c === '"') break;
-        if (FORBIDDEN_IN_QUOTED.test(c) || (c === '\\' && FORBIDDEN_IN_QUOTED.test(text[i + 1] ?? ''))) {
+        const c = text.charCodeAt(i);
+        if (c === 34) break;
+        if (isForbiddenInQuoted(c) || (c === 92 && i + 1 < n && isForbiddenInQuoted(text.charCodeAt(i + 1)))) {
           throw bad(`CR, LF or NUL inside the quoted value of ${JSON.stringify(name.slice(0, 40))}`);
         }
-        if (c === '\\') {
+        if (c === 92) {
           if (i + 1 >= n) throw bad(`unterminated quoted value of ${JSON.stringify(name.slice(0, 40))}`);
-          out += text[i + 1]!;
+          out += text.slice(start, i) + text[i + 1]!;
           i += 2;
+          start = i;
         } else {
-          out += c;
           i++;
         }
       }
+      value = out + text.slice(start, i);
       i++;
-      value = out;
       quoted = true;
     } else {
-      const start = i;
-      while (i < n && BARE_CHAR_RE.test(text[i]!)) i++;
+      start = i;
+      while (i < n && isBare(text.charCodeAt(i))) i++;
       value = text.slice(start, i);
       if (value === '') throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} has an empty unquoted value`);
       quoted = false;
     }
-    // RFC 7235 §2.1: each parameter name MUST only occur once per challenge.
+    // RFC 7235 §2.1: each parameter name MUST only occur once per challenge (a dozen at most: a scan, no Set).
     const key = name.toLowerCase();
-    if (seen.has(key)) throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} occurs twice`);
-    seen.add(key);
+    if (keys.includes(key)) throw bad(`parameter ${JSON.stringify(name.slice(0, 40))} occurs twice`);
+    keys.push(key);
     params.push({ name, value, quoted });
-    skipWs();
-    if (i < n && text[i] !== ',') throw bad(`expected "," after parameter ${JSON.stringify(name.slice(0, 40))}`);
+    while (i < n && isWs(text.charCodeAt(i))) i++;
+    if (i < n && text.charCodeAt(i) !== 44) throw bad(`expected "," after parameter ${JSON.stringify(name.slice(0, 40))}`);
   }
   return { scheme, params };
 }
 
 function quote(v: string): string {
-  return '"' + v.replace(/[\\"]/g, (c) => '\\' + c) + '"';
+  return v.includes('"') || v.includes('\\') ? '"' + v.replace(/[\\"]/g, (c) => '\\' + c) + '"' : '"' + v + '"';
 }
 
 /**
@@ -123,18 +127,21 @@ function quote(v: string): string {
  */
 export function serializeDigestHeader(h: DigestHeader): string {
   if (!TOKEN_RE.test(h.scheme)) throw bad(`scheme ${JSON.stringify(h.scheme.slice(0, 40))} is not a token`);
-  const parts = h.params.map((p) => {
+  let out = h.scheme;
+  for (let k = 0; k < h.params.length; k++) {
+    const p = h.params[k]!;
     if (!TOKEN_RE.test(p.name)) throw bad(`parameter name ${JSON.stringify(p.name.slice(0, 40))} is not a token`);
     if (FORBIDDEN_IN_QUOTED.test(p.value)) throw bad(`value of ${p.name} contains CR, LF or NUL`);
-    return `${p.name}=${!p.quoted && BARE_RE.test(p.value) ? p.value : quote(p.value)}`;
-  });
-  return parts.length === 0 ? h.scheme : `${h.scheme} ${parts.join(', ')}`;
+    out += `${k === 0 ? ' ' : ', '}${p.name}=${!p.quoted && BARE_RE.test(p.value) ? p.value : quote(p.value)}`;
+  }
+  return out;
 }
 
 /** The value of a parameter (name matched case-insensitively), or undefined. */
 export function getParam(h: DigestHeader, name: string): string | undefined {
   const key = name.toLowerCase();
-  return h.params.find((p) => p.name.toLowerCase() === key)?.value;
+  for (const p of h.params) if (p.name === name || p.name.toLowerCase() === key) return p.value;
+  return undefined;
 }
 
 /** All parameters as a record keyed by lowercase name. */
