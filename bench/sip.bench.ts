@@ -157,19 +157,21 @@ function pair(sip: Sip): { ue: Side; reg: Side; exchange: (i: number) => Promise
         ['User-Agent', 'imsec-bench'],
       ].filter(([n]) => auth || n !== 'Authorization') as [string, string][],
     });
-    return new Promise((resolve, reject) => {
-      ueLayer.sendRequest(
-        req,
-        { transport: ueT, to: PCSCF },
-        { onResponse: (res) => res.status >= 200 && resolve(res.status), onTimeout: () => reject(new Error('timeout')) },
-      );
-    });
+    return new Promise((resolve, reject) => void ueLayer.sendRequest(req, { transport: ueT, to: PCSCF }, callbacks(resolve, reject)));
   };
   const exchange = async (i: number): Promise<void> => {
     if ((await register(i, false)) !== 401) throw new Error('expected 401');
     if ((await register(i, true)) !== 200) throw new Error('expected 200');
   };
   return { ue: { layer: ueLayer }, reg: { layer: regLayer }, exchange };
+}
+
+/** The UE's callbacks, made outside `register` so that they hold no request (what they hold is the TU's business, not the layer's). */
+function callbacks(resolve: (status: number) => void, reject: (e: Error) => void) {
+  return {
+    onResponse: (res: { status: number }) => void (res.status >= 200 && resolve(res.status)),
+    onTimeout: () => reject(new Error('timeout')),
+  };
 }
 
 /** Runs n exchanges, `inFlight` at a time. */

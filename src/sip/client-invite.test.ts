@@ -28,7 +28,7 @@ function setup(protocol: 'udp' | 'tcp' = 'udp') {
   );
   const deliver = (status: number) =>
     layer.receive(serializeMessage(createResponse(invite, status, undefined, [], { toTag: 'callee' })), context(transport, to));
-  return { clock, transport, layer, events, responses, tx, deliver, to, stray };
+  return { clock, transport, layer, events, responses, tx, deliver, to, stray, invite };
 }
 
 test('a UDP INVITE client retransmits on Timer A, doubling from T1, until Timer B fires at 64·T1', () => {
@@ -57,13 +57,14 @@ test('a provisional response stops INVITE retransmissions (Proceeding)', () => {
 });
 
 test('the INVITE client transaction ACKs a non-2xx final itself, to the INVITE destination, and re-ACKs retransmissions without passing them up', () => {
-  const { clock, transport, deliver, tx, responses, to, events } = setup();
+  const { clock, transport, deliver, tx, responses, to, events, invite } = setup();
   deliver(100);
   deliver(486);
   assert.equal(tx.state, 'completed');
+  assert.throws(() => tx.request, /released/, 'Completed keeps the ACK bytes and the route, not the INVITE');
   assert.deepEqual(transport.startLines(), ['INVITE sip:bob@biloxi.example.com SIP/2.0', 'ACK sip:bob@biloxi.example.com SIP/2.0']);
   const ack = sentMessage(transport, 1);
-  assert.equal(ack.headers.get('Via'), tx.request.headers.get('Via'));
+  assert.equal(ack.headers.get('Via'), invite.headers.get('Via'));
   assert.match(ack.headers.get('To')!, /;tag=callee$/);
   assert.deepEqual(transport.sent[1]!.to, to);
   deliver(486);

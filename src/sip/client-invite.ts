@@ -36,7 +36,8 @@ const NEXT: Readonly<Record<ClientInviteState, readonly ClientInviteState[]>> = 
 /** The INVITE client transaction (RFC 3261 §17.1.1 with RFC 6026): retransmits on Timer A, times out on Timer B, ACKs non-2xx finals. */
 export class ClientInviteTransaction extends Transaction<ClientInviteState> {
   protected readonly next = NEXT;
-  private readonly bytes: Uint8Array;
+  /** The INVITE's bytes for Timer A; released with the request once a final response arrives. */
+  #bytes: Uint8Array | undefined;
   private intervalA: number;
   private ackBytes: Uint8Array | undefined;
 
@@ -48,13 +49,13 @@ export class ClientInviteTransaction extends Transaction<ClientInviteState> {
     deps: TransactionDeps,
   ) {
     super(id, request, route.transport.protocol === 'tcp', 'calling', deps);
-    this.bytes = serializeMessage(request);
+    this.#bytes = serializeMessage(request);
     this.intervalA = this.timers.A;
   }
 
   /** §17.1.1.2: "The initial state, "calling", MUST be entered when the TU initiates a new client transaction with an INVITE request." */
   start(): void {
-    this.transmit(this.bytes, this.route);
+    this.transmit(this.#bytes!, this.route);
     if (!this.reliable) this.startTimer('A', this.intervalA, () => this.timerA());
     this.startTimer('B', this.timers.B, () => this.timerB());
   }
@@ -63,7 +64,7 @@ export class ClientInviteTransaction extends Transaction<ClientInviteState> {
     if (this._state !== 'calling') return;
     // "When timer A fires, the client transaction MUST retransmit the request … and reset the timer with a
     // value of 2*T1. … When timer A fires 2*T1 seconds later, the request MUST be retransmitted again".
-    this.transmit(this.bytes, this.route);
+    this.transmit(this.#bytes!, this.route);
     this.intervalA *= 2;
     this.startTimer('A', this.intervalA, () => this.timerA());
   }
@@ -105,10 +106,12 @@ export class ClientInviteTransaction extends Transaction<ClientInviteState> {
     }
     this.cancelTimer('A');
     this.cancelTimer('B');
+    this.#bytes = undefined;
     if (response.status < 300) {
       // RFC 6026 §8.4: "If a 2xx response is received while the client INVITE state machine is in the
       // "Calling" or "Proceeding" states, it MUST transition to the "Accepted" state, pass the 2xx response
       // to the TU, and set Timer M to 64*T1." The TU, not the transaction, ACKs a 2xx (§13.2.2.4).
+      this.releaseRequest();
       this.move(NEXT, 'accepted');
       this.user.onResponse(response, context, this);
       if (this._state === 'accepted') this.startTimer('M', this.timers.M, () => this.move(NEXT, 'terminated'));
@@ -118,7 +121,9 @@ export class ClientInviteTransaction extends Transaction<ClientInviteState> {
     // 300-699 MUST cause the client transaction to transition to "Completed". The client transaction MUST
     // pass the received response up to the TU, and the client transaction MUST generate an ACK request"
     // — "to the same address, port, and transport to which the original request was sent" (§17.1.1.3).
+    // Completed keeps the ACK's bytes and the route only.
     this.ackBytes = serializeMessage(createAck(this.request, response));
+    this.releaseRequest();
     this.move(NEXT, 'completed');
     this.user.onResponse(response, context, this);
     this.transmit(this.ackBytes, this.route);

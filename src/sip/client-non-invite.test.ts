@@ -79,6 +79,8 @@ test('a final response completes the transaction; retransmitted finals are absor
     [200],
   );
   assert.deepEqual(tx.activeTimers, ['K']);
+  assert.throws(() => tx.request, /released/, 'Completed keeps nothing but the key');
+  assert.throws(() => (tx as { route: unknown }).route, /released/);
   clock.advance(4999);
   assert.equal(tx.state, 'completed');
   clock.advance(1);

@@ -34,24 +34,34 @@ const NEXT: Readonly<Record<ClientNonInviteState, readonly ClientNonInviteState[
 /** The non-INVITE client transaction (RFC 3261 §17.1.2): retransmits on Timer E, times out on Timer F, absorbs retransmitted responses in completed (Timer K). */
 export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState> {
   protected readonly next = NEXT;
-  private readonly bytes: Uint8Array;
+  /** The request's bytes and route, for Timer E; Completed needs neither (the layer's key absorbs retransmitted finals). */
+  #bytes: Uint8Array | undefined;
+  #route: Route | undefined;
   private intervalE: number;
 
   constructor(
     id: string,
     request: SipRequest,
-    readonly route: Route,
+    route: Route,
     public user: ClientTransactionUser<ClientNonInviteTransaction>,
     deps: TransactionDeps,
   ) {
     super(id, request, route.transport.protocol === 'tcp', 'trying', deps);
-    this.bytes = serializeMessage(request);
+    this.#bytes = serializeMessage(request);
+    this.#route = route;
     this.intervalE = this.timers.E;
+  }
+
+  /** Where the request goes; released with it in Completed. */
+  get route(): Route {
+    const r = this.#route;
+    if (r === undefined) throw this.released('route');
+    return r;
   }
 
   /** §17.1.2.2: "The "Trying" state is entered when the TU initiates a new client transaction with a request." */
   start(): void {
-    this.transmit(this.bytes, this.route);
+    this.transmit(this.#bytes!, this.#route!);
     // "the client transaction MUST set timer F to fire in 64*T1 seconds"
     this.startTimer('F', this.timers.F, () => this.timerF());
     // "If an unreliable transport is in use, the client transaction MUST set timer E to fire in T1 seconds."
@@ -69,7 +79,7 @@ export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState
     } else {
       return;
     }
-    this.transmit(this.bytes, this.route);
+    this.transmit(this.#bytes!, this.#route!);
     this.startTimer('E', this.intervalE, () => this.timerE());
   }
 
@@ -95,6 +105,10 @@ export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState
     // the response MUST be passed to the TU, and the client transaction MUST transition to the "Completed" state."
     this.cancelTimer('E');
     this.cancelTimer('F');
+    // Completed absorbs retransmitted finals by being filed under its key: nothing else is kept.
+    this.#bytes = undefined;
+    this.#route = undefined;
+    this.releaseRequest();
     this.move(NEXT, 'completed');
     this.user.onResponse(response, context, this);
     // "Once the client transaction enters the "Completed" state, it MUST set Timer K to fire in T4 seconds

@@ -62,7 +62,9 @@ export type SipErrorCode =
   /** No peer at the destination (stream transports, memory network). */
   | 'SIP_UNREACHABLE'
   /** The transport reported a failure while sending. */
-  | 'SIP_TRANSPORT_FAILED';
+  | 'SIP_TRANSPORT_FAILED'
+  /** The request (or receive context) of a transaction read after the machine released it (Completed and later keep only what absorbing retransmissions needs). */
+  | 'SIP_TRANSACTION_RELEASED';
 
 /** A failure of the SIP layer other than parsing (transport, transaction, usage), with a code. */
 export class SipError extends ImsecError {

@@ -24,6 +24,7 @@ import { Transaction, type ServerTransactionUser, type TransactionDeps } from '.
 import type { ReceiveContext } from './transport.ts';
 import type { ServerNonInviteTransaction } from './server-non-invite.ts';
 import type { ResponseRouter, RouteOverride } from './server-routing.ts';
+import type { Route } from './response-routing.ts';
 
 /** States of the INVITE server transaction (RFC 3261 §17.2.1, Figure 7; RFC 6026 adds accepted). */
 export type ServerInviteState = 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated';
@@ -41,26 +42,37 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
   protected readonly next = NEXT;
   /** Set by the TU (typically in onRequest); one type for both server machines. */
   user: ServerTransactionUser<ServerNonInviteTransaction | ServerInviteTransaction> = {};
-  private last: { bytes: Uint8Array; response: SipResponse } | undefined;
+  #context: ReceiveContext | undefined;
+  /** Kept in Accepted too: RFC 6026 §8.7 has the TU's 2xx retransmissions routed through the transaction. */
+  #router: ResponseRouter | undefined;
+  /** The last response sent while Proceeding (a retransmitted 1xx is routed again). */
+  #lastResponse: SipResponse | undefined;
+  #lastBytes: Uint8Array | undefined;
+  /** Completed/Confirmed: the non-2xx final's route; with #lastBytes, what Timer G and retransmitted INVITEs need. */
+  #finalRoute: Route | undefined;
   private intervalG: number;
 
-  constructor(
-    id: string,
-    request: SipRequest,
-    readonly context: ReceiveContext,
-    readonly router: ResponseRouter,
-    deps: TransactionDeps,
-  ) {
+  constructor(id: string, request: SipRequest, context: ReceiveContext, router: ResponseRouter, deps: TransactionDeps) {
     super(id, request, context.protocol === 'tcp', 'proceeding', deps);
+    this.#context = context;
+    this.#router = router;
     this.intervalG = this.timers.G;
   }
 
-  setResponseRoute(route: RouteOverride | undefined): void {
-    this.router.set(route);
+  /** Where the INVITE came from; released with the request once a final response is sent. */
+  get context(): ReceiveContext {
+    const c = this.#context;
+    if (c === undefined) throw this.released('receive context');
+    return c;
   }
 
+  setResponseRoute(route: RouteOverride | undefined): void {
+    this.#router?.set(route);
+  }
+
+  /** The last provisional response sent while Proceeding; undefined after the final response (only a non-2xx final's bytes are kept). */
   get lastResponse(): SipResponse | undefined {
-    return this.last?.response;
+    return this.#lastResponse;
   }
 
   /** Entered on creation; the TU is handed the INVITE right after this. */
@@ -68,7 +80,7 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
     // §17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the TU
     // will generate a provisional or final response within 200 ms, in which case it MAY generate a 100".
     this.startTimer('trying', TRYING_DELAY_MS, () => {
-      if (this._state === 'proceeding' && !this.last) this.respond(createResponse(this.request, 100));
+      if (this._state === 'proceeding' && !this.#lastBytes) this.respond(createResponse(this.request, 100));
     });
   }
 
@@ -93,7 +105,8 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
     // response that was received from the TU MUST be passed to the transport layer for retransmission."
     // "while in the "Completed" state, if a request retransmission is received, the server SHOULD pass the
     // response to the transport for retransmission." RFC 6026 §8.7: absorbed in Accepted.
-    if ((s === 'proceeding' || s === 'completed') && this.last) this.send(this.last.response, this.last.bytes);
+    if (s === 'completed' && this.#finalRoute) this.transmit(this.#lastBytes!, this.#finalRoute);
+    else if (s === 'proceeding' && this.#lastResponse) this.transmit(this.#lastBytes!, this.#router!.route(this.#lastResponse));
   }
 
   /** Sends a response from the TU; returns false when the machine discards it. */
@@ -103,25 +116,31 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
     if (s === 'accepted') {
       // RFC 6026 §8.7: "the server transaction MUST pass any 2xx responses from the TU to the transport layer".
       if (status < 200 || status >= 300) return false;
-      this.send(response, serializeMessage(response));
+      this.transmit(serializeMessage(response), this.#router!.route(response));
       return true;
     }
     if (s !== 'proceeding') return false;
     this.cancelTimer('trying');
     const bytes = serializeMessage(response);
-    this.last = { bytes, response };
+    const route = this.#router!.route(response);
+    this.#lastResponse = response;
+    this.#lastBytes = bytes;
     // "The TU passes any number of provisional responses to the server transaction. So long as the server
     // transaction is in the "Proceeding" state, each of these MUST be passed to the transport layer".
     if (status < 200) {
-      this.send(response, bytes);
+      this.transmit(bytes, route);
       return true;
     }
     if (status < 300) {
       // RFC 6026 §8.7: "If, while in the "Proceeding" state, the TU passes a 2xx response to the server
       // transaction, the server transaction MUST pass this response to the transport layer for transmission
       // … and MUST transition to the "Accepted" state" (Timer L: 64*T1).
+      this.#lastResponse = undefined;
+      this.#lastBytes = undefined;
       this.move(NEXT, 'accepted');
-      this.send(response, bytes);
+      this.transmit(bytes, route);
+      this.#context = undefined;
+      this.releaseRequest(); // the router keeps what routing the TU's 2xx retransmissions needs
       if (this._state === 'accepted') this.startTimer('L', this.timers.L, () => this.move(NEXT, 'terminated'));
       return true;
     }
@@ -129,8 +148,14 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
     // server transaction, the response MUST be passed to the transport layer for transmission, and the state
     // machine MUST enter the "Completed" state. For unreliable transports, timer G is set to fire in T1
     // seconds … For any transport, timer H MUST be set to fire in 64*T1 seconds."
+    // Completed keeps the bytes and their route only (Timer G, retransmitted INVITEs).
+    this.#finalRoute = route;
+    this.#lastResponse = undefined;
     this.move(NEXT, 'completed');
-    this.send(response, bytes);
+    this.transmit(bytes, route);
+    this.#context = undefined;
+    this.#router = undefined;
+    this.releaseRequest();
     if (this._state !== 'completed') return true;
     if (!this.reliable) this.startTimer('G', this.intervalG, () => this.timerG());
     this.startTimer('H', this.timers.H, () => this.timerH());
@@ -138,12 +163,12 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
   }
 
   private timerG(): void {
-    if (this._state !== 'completed' || !this.last) return;
+    if (this._state !== 'completed' || !this.#finalRoute) return;
     // "If timer G fires, the response is passed to the transport layer once more for retransmission, and
     // timer G is set to fire in MIN(2*T1, T2) seconds. From then on, when timer G fires, the response is
     // passed to the transport again for transmission, and timer G is reset with a value that doubles,
     // unless that value exceeds T2, in which case it is reset with the value of T2."
-    this.send(this.last.response, this.last.bytes);
+    this.transmit(this.#lastBytes!, this.#finalRoute);
     this.intervalG = Math.min(2 * this.intervalG, this.timers.T2);
     this.startTimer('G', this.intervalG, () => this.timerG());
   }
@@ -155,9 +180,5 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
     // that a transaction failure has occurred."
     this.user.onTimeout?.(this);
     this.move(NEXT, 'terminated');
-  }
-
-  private send(response: SipResponse, bytes: Uint8Array): void {
-    this.transmit(bytes, this.router.route(response));
   }
 }

@@ -54,6 +54,24 @@ test('the server transaction absorbs a retransmitted request and resends its fin
   assert.equal(txs.length, 2, 'after Timer J the request is new again');
 });
 
+test('Completed keeps only the final response bytes and their route: request, context and parsed response are released', () => {
+  const { receive, transport, tx, req } = setup();
+  assert.equal(tx.request, tx.request, 'readable while Trying');
+  assert.equal(tx.context.remote.address, '192.0.2.1');
+  tx.respond(createResponse(req, 100));
+  assert.equal(tx.lastResponse?.status, 100);
+  tx.respond(createResponse(req, 401));
+  assert.equal(tx.state, 'completed');
+  assert.throws(() => tx.request, /released/);
+  assert.throws(() => tx.context, /released/);
+  assert.equal(tx.lastResponse, undefined);
+  tx.setResponseRoute({ transport, to: { address: '203.0.113.9', port: 1 } }); // no effect: the final's route is fixed
+  receive();
+  assert.deepEqual(transport.startLines(), ['SIP/2.0 100 Trying', 'SIP/2.0 401 Unauthorized', 'SIP/2.0 401 Unauthorized']);
+  assert.deepEqual(transport.sent[2]!.to, transport.sent[1]!.to);
+  assert.equal(transport.sent[2]!.text, transport.sent[1]!.text);
+});
+
 test('over TCP Timer J is zero: the transaction ends with its final response', () => {
   const { tx, req, transport } = setup('tcp');
   tx.respond(createResponse(req, 200));

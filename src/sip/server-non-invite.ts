@@ -17,6 +17,7 @@ import { Transaction, type ServerTransactionUser, type TransactionDeps } from '.
 import type { ReceiveContext } from './transport.ts';
 import type { ServerInviteTransaction } from './server-invite.ts';
 import type { ResponseRouter, RouteOverride } from './server-routing.ts';
+import type { Route } from './response-routing.ts';
 
 /** States of the non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8). */
 export type ServerNonInviteState = 'trying' | 'proceeding' | 'completed' | 'terminated';
@@ -33,28 +34,43 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
   protected readonly next = NEXT;
   /** Set by the TU (typically in onRequest); one type for both server machines. */
   user: ServerTransactionUser<ServerNonInviteTransaction | ServerInviteTransaction> = {};
-  private last: { bytes: Uint8Array; response: SipResponse } | undefined;
+  #context: ReceiveContext | undefined;
+  #router: ResponseRouter | undefined;
+  /** The last response sent while Trying/Proceeding (a retransmitted 1xx is routed again). */
+  #lastResponse: SipResponse | undefined;
+  /** Its bytes; in Completed, with #finalRoute, all the machine keeps (§17.2.2 resends them for each retransmitted request). */
+  #lastBytes: Uint8Array | undefined;
+  #finalRoute: Route | undefined;
 
   constructor(
     id: string,
     request: SipRequest,
     /** Where the request came from (and through which transport). */
-    readonly context: ReceiveContext,
+    context: ReceiveContext,
     /** Decides each response's route; see ServerTransaction.setResponseRoute. */
-    readonly router: ResponseRouter,
+    router: ResponseRouter,
     deps: TransactionDeps,
   ) {
     super(id, request, context.protocol === 'tcp', 'trying', deps);
+    this.#context = context;
+    this.#router = router;
   }
 
-  /** Overrides where this transaction's responses go (e.g. the P-CSCF's port_pc → port_us); undefined restores the default. */
+  /** Where the request came from (and through which transport); released with the request in Completed. */
+  get context(): ReceiveContext {
+    const c = this.#context;
+    if (c === undefined) throw this.released('receive context');
+    return c;
+  }
+
+  /** Overrides where this transaction's responses go (e.g. the P-CSCF's port_pc → port_us); undefined restores the default. No effect once Completed (the final response's route is fixed). */
   setResponseRoute(route: RouteOverride | undefined): void {
-    this.router.set(route);
+    this.#router?.set(route);
   }
 
-  /** The last response sent, if any. */
+  /** The last response sent while Trying or Proceeding; undefined once Completed (only its bytes are kept). */
   get lastResponse(): SipResponse | undefined {
-    return this.last?.response;
+    return this.#lastResponse;
   }
 
   /** A retransmission of the request (matched by the layer). */
@@ -64,7 +80,9 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
     // sent provisional response MUST be passed to the transport layer for retransmission."
     // "While in the "Completed" state, the server transaction MUST pass the final response to the
     // transport layer for retransmission whenever a retransmission of the request is received."
-    if ((this._state === 'proceeding' || this._state === 'completed') && this.last) this.send(this.last.response, this.last.bytes);
+    const s = this._state;
+    if (s === 'completed' && this.#finalRoute) this.transmit(this.#lastBytes!, this.#finalRoute);
+    else if (s === 'proceeding' && this.#lastResponse) this.transmit(this.#lastBytes!, this.#router!.route(this.#lastResponse));
   }
 
   /**
@@ -75,26 +93,31 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
     const s = this._state;
     if (s === 'completed' || s === 'terminated') return false;
     const bytes = serializeMessage(response);
-    this.last = { bytes, response };
+    const route = this.#router!.route(response);
+    this.#lastBytes = bytes;
     if (response.status < 200) {
       // "While in the "Trying" state, if the TU passes a provisional response to the server transaction,
       // the server transaction MUST enter the "Proceeding" state."
+      this.#lastResponse = response;
       if (s === 'trying') this.move(NEXT, 'proceeding');
-      this.send(response, bytes);
+      this.transmit(bytes, route);
       return true;
     }
     // "If the TU passes a final response (status codes 200-699) to the server while in the "Proceeding"
     // state, the transaction MUST enter the "Completed" state, and the response MUST be passed to the
     // transport layer for transmission." (Same from Trying.)
+    // Completed keeps the bytes and their route only: the request, its context, the router and the
+    // parsed response go now, not after Timer J.
+    this.#finalRoute = route;
+    this.#lastResponse = undefined;
     this.move(NEXT, 'completed');
-    this.send(response, bytes);
+    this.transmit(bytes, route);
+    this.#context = undefined;
+    this.#router = undefined;
+    this.releaseRequest();
     // "When the server transaction enters the "Completed" state, it MUST set Timer J to fire in 64*T1
     // seconds for unreliable transports, and zero seconds for reliable transports."
     if (this._state === 'completed') this.startTimer('J', this.timers.J, () => this.move(NEXT, 'terminated'));
     return true;
-  }
-
-  private send(response: SipResponse, bytes: Uint8Array): void {
-    this.transmit(bytes, this.router.route(response));
   }
 }

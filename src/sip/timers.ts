@@ -52,8 +52,20 @@ export interface TransactionTimers {
   readonly T2: number;
 }
 
-/** Timer values for one transaction: `reliable` is true for TCP/TLS/SCTP (no retransmissions). */
+// Every transaction of a layer asks with the same config object: one frozen pair per config.
+const cache = new WeakMap<TimerConfig, { readonly unreliable: TransactionTimers; readonly reliable: TransactionTimers }>();
+
+/** Timer values for one transaction: `reliable` is true for TCP/TLS/SCTP (no retransmissions). The result is shared (frozen). */
 export function transactionTimers(reliable: boolean, cfg: TimerConfig = DEFAULT_TIMER_CONFIG): TransactionTimers {
+  let pair = cache.get(cfg);
+  if (pair === undefined) {
+    pair = { unreliable: Object.freeze(compute(false, cfg)), reliable: Object.freeze(compute(true, cfg)) };
+    cache.set(cfg, pair);
+  }
+  return reliable ? pair.reliable : pair.unreliable;
+}
+
+function compute(reliable: boolean, cfg: TimerConfig): TransactionTimers {
   const { t1, t2, t4 } = cfg;
   return {
     A: reliable ? 0 : t1,

@@ -73,12 +73,17 @@ export class TransactionLayer {
   private readonly timerConfig: TimerConfig;
   /** The transactions' timers fire through a boundary whatever clock was given (virtual time too). */
   private readonly guardedClock: Clock;
+  /** What every client / server transaction is given (shared: no object per transaction). */
+  private readonly clientDeps: TransactionDeps;
+  private readonly serverDeps: TransactionDeps;
 
   constructor(private readonly options: TransactionLayerOptions) {
     this.clock = options.clock ?? systemClock;
     this.timerConfig = { ...DEFAULT_TIMER_CONFIG, ...options.timers };
     const clock = this.clock;
     this.guardedClock = { now: () => clock.now(), setTimer: (ms, fn) => clock.setTimer(ms, guard('sip.timer', fn)) };
+    this.clientDeps = this.deps(this.clients);
+    this.serverDeps = this.deps(this.servers);
   }
 
   get clientTransactionCount(): number {
@@ -148,8 +153,8 @@ export class TransactionLayer {
     const router = new ResponseRouter(req, context, this.options.responseRoute);
     const tx =
       req.method === 'INVITE'
-        ? new ServerInviteTransaction(key, req, context, router, this.deps(this.servers))
-        : new ServerNonInviteTransaction(key, req, context, router, this.deps(this.servers));
+        ? new ServerInviteTransaction(key, req, context, router, this.serverDeps)
+        : new ServerNonInviteTransaction(key, req, context, router, this.serverDeps);
     this.servers.set(key, tx);
     if (tx instanceof ServerInviteTransaction) tx.start();
     this.options.user.onRequest(tx, req, context);
@@ -171,8 +176,8 @@ export class TransactionLayer {
       throw new SipError('SIP_DUPLICATE_TRANSACTION', `a client transaction for branch ${branch} ${request.method} exists`);
     const tx =
       request.method === 'INVITE'
-        ? new ClientInviteTransaction(key, request, route, user, this.deps(this.clients))
-        : new ClientNonInviteTransaction(key, request, route, user, this.deps(this.clients));
+        ? new ClientInviteTransaction(key, request, route, user, this.clientDeps)
+        : new ClientNonInviteTransaction(key, request, route, user, this.clientDeps);
     this.clients.set(key, tx);
     tx.start();
     return tx;

@@ -1,6 +1,9 @@
 // What the four RFC 3261 §17 machines share: the callbacks to the transaction user (TU), named timers
 // on the injected Clock (a firing timer first checks it is still the one that was set), sending through
 // a Route with failures reported once (§17.1.4, §17.2.4), and the guarded state move.
+// Memory: at a burst of registrations most transactions sit in Completed (Timer J is 32 s), where the
+// machines only absorb retransmissions; so each machine releases the request (and whatever else that
+// state does not need) when it gets there, and the timers and layer dependencies are shared values.
 import type { Clock } from './clock.ts';
 import { SipError } from './errors.ts';
 import type { SipRequest, SipResponse } from './message.ts';
@@ -38,28 +41,59 @@ export interface TransactionDeps {
   readonly onTerminated: (id: string) => void;
 }
 
+/** A running timer of one transaction (a transaction has at most three at once). */
+interface RunningTimer {
+  readonly name: string;
+  readonly gen: number;
+  readonly cancel: () => void;
+}
+
 export abstract class Transaction<S extends string> {
   protected _state: S;
   protected readonly timers: TransactionTimers;
-  private readonly running = new Map<string, { gen: number; cancel: () => void }>();
+  #request: SipRequest | undefined;
+  private readonly running: RunningTimer[] = [];
   private gen = 0;
 
   protected constructor(
     /** The matching key (branch, sent-by, method) the layer files the transaction under. */
     readonly id: string,
-    /** The request that created the transaction. */
-    readonly request: SipRequest,
+    request: SipRequest,
     /** True for stream transports (no retransmissions, zero wait timers). */
     readonly reliable: boolean,
     initial: S,
     protected readonly deps: TransactionDeps,
   ) {
+    this.#request = request;
     this._state = initial;
     this.timers = transactionTimers(reliable, deps.timerConfig);
   }
 
   get state(): S {
     return this._state;
+  }
+
+  /**
+   * The request that created the transaction, until the machine reaches a state that only absorbs
+   * retransmissions (Completed, Confirmed, Accepted, Terminated): it is released there, and reading it
+   * then throws SIP_TRANSACTION_RELEASED. A TU that needs the request later keeps it itself.
+   */
+  get request(): SipRequest {
+    const r = this.#request;
+    if (r === undefined) throw this.released('request');
+    return r;
+  }
+
+  /** Drops the request (see `request`). */
+  protected releaseRequest(): void {
+    this.#request = undefined;
+  }
+
+  protected released(what: string): SipError {
+    return new SipError(
+      'SIP_TRANSACTION_RELEASED',
+      `${this.constructor.name}: the ${what} is released once the transaction is ${this._state} (it only absorbs retransmissions then)`,
+    );
   }
 
   /** The TU's callbacks (methods are read when called, so the TU may replace them at any time). */
@@ -73,13 +107,14 @@ export abstract class Transaction<S extends string> {
     }
     this._state = to;
     if (to === ('terminated' as S)) {
-      for (const t of this.running.values()) t.cancel();
-      this.running.clear();
+      for (const t of this.running) t.cancel();
+      this.running.length = 0;
     }
     this.user.onStateChange?.(this, from, to);
     if (to === ('terminated' as S)) {
       this.deps.onTerminated(this.id);
       this.user.onTerminated?.(this);
+      this.#request = undefined;
     }
   }
 
@@ -92,21 +127,30 @@ export abstract class Transaction<S extends string> {
     }
     const gen = ++this.gen;
     const cancel = this.deps.clock.setTimer(ms, () => {
-      if (this.running.get(name)?.gen !== gen) return; // superseded or cancelled meanwhile
-      this.running.delete(name);
+      const i = this.timerIndex(name);
+      if (i < 0 || this.running[i]!.gen !== gen) return; // superseded or cancelled meanwhile
+      this.running.splice(i, 1);
       fire();
     });
-    this.running.set(name, { gen, cancel });
+    this.running.push({ name, gen, cancel });
   }
 
   protected cancelTimer(name: string): void {
-    this.running.get(name)?.cancel();
-    this.running.delete(name);
+    const i = this.timerIndex(name);
+    if (i < 0) return;
+    this.running[i]!.cancel();
+    this.running.splice(i, 1);
+  }
+
+  private timerIndex(name: string): number {
+    const r = this.running;
+    for (let i = 0; i < r.length; i++) if (r[i]!.name === name) return i;
+    return -1;
   }
 
   /** Names of the timers now running (for tests and diagnostics). */
   get activeTimers(): string[] {
-    return [...this.running.keys()].sort();
+    return this.running.map((t) => t.name).sort();
   }
 
   /** Sends through the route; a failure (sync or async) is reported once and ends the transaction. */
