@@ -14,7 +14,7 @@ import type { AlgPair, UsableMod } from '../secagree/index.ts';
 import { Ue } from '../ue/ue.ts';
 import { isRegistered } from '../ue/registration-state.ts';
 import type { RegistrationResult } from '../ue/registration.ts';
-import type { UeExchangePhase, UeObserver } from '../ue/ue-types.ts';
+import type { UeExchangePhase, UeObserver, UeOptions } from '../ue/ue-types.ts';
 import type { KeySource } from './keys.ts';
 import { rangeAt, type SubscriberRange } from './pattern.ts';
 import { LoadStats, type IntervalRow } from './report.ts';
@@ -240,7 +240,12 @@ export class LoadEngine {
 
   #makeObserver(): UeObserver {
     const stats = this.stats;
+    const lost = (u: LoadUe): void => this.#lost(u, 'refresh:registration_expired');
     return {
+      // The UE's own expiry timer fired: the refresh came too late (an overloaded network or run).
+      expired(ue) {
+        lost(ue.tag as LoadUe);
+      },
       exchange(phase: UeExchangePhase, ms: number, outcome: number | string) {
         if (phase === 'register' && outcome === 401) stats.success('register_401', ms);
         else if (phase === 'protected-register' && typeof outcome === 'number' && outcome >= 200 && outcome < 300)
@@ -253,34 +258,51 @@ export class LoadEngine {
     };
   }
 
+  /** The options every UE of a local address shares (a UE's own are its identities and keys on top). */
+  readonly #templates: Map<IpsecBackend, UeOptions> = new Map();
+
+  #templateFor(local: LoadOptions['locals'][number]): UeOptions {
+    let t = this.#templates.get(local.backend);
+    if (!t) {
+      const o = this.#o;
+      t = {
+        impi: '',
+        impu: '',
+        k: new Uint8Array(0),
+        pcscf: o.pcscf,
+        localIp: local.ip,
+        backend: local.backend,
+        modes: o.modes,
+        ...(o.offers && { offers: o.offers }),
+        pcscfEncapPort: o.pcscfEncapPort,
+        reRegister: 'off',
+        expires: o.expires,
+        observer: this.#observer,
+        clock: this.#clock,
+        // No descriptor per registered UE: the unprotected socket only during an initial
+        // registration, none on the protected ports (userspace ESP needs none; README "Load testing").
+        plainSocket: 'on-demand',
+        guardProtectedPorts: false,
+        ...(o.t1Ms !== undefined && { timers: { t1: o.t1Ms } }),
+      };
+      this.#templates.set(local.backend, t);
+    }
+    return t;
+  }
+
   async #ueOf(u: LoadUe): Promise<Ue> {
     if (u.ue) return u.ue;
     const id = rangeAt(this.#o.range, u.index);
     const keys = this.#o.keys.keysOf(id.impi);
     const local = this.#o.locals[u.index % this.#o.locals.length]!;
-    u.ue = await Ue.create({
-      impi: id.impi,
-      impu: id.impu,
-      pcscf: this.#o.pcscf,
-      localIp: local.ip,
-      backend: local.backend,
-      k: keys.k,
-      opc: keys.opc,
-      modes: this.#o.modes,
-      ...(this.#o.offers && { offers: this.#o.offers }),
-      pcscfEncapPort: this.#o.pcscfEncapPort,
-      reRegister: 'off',
-      expires: this.#o.expires,
-      observer: this.#observer,
-      clock: this.#clock,
-      // No descriptor per registered UE: the unprotected socket only during an initial
-      // registration, none on the protected ports (userspace ESP needs none; README "Load testing").
-      plainSocket: 'on-demand',
-      guardProtectedPorts: false,
-      ...(this.#o.t1Ms !== undefined && { timers: { t1: this.#o.t1Ms } }),
-    });
-    // The UE's own expiry timer fired: the refresh came too late (an overloaded network or run).
-    u.ue.on('failed', (reason) => reason === 'registration_expired' && this.#lost(u, 'refresh:registration_expired'));
+    // The Ue keeps its options: one small object per UE on a shared template, not ~20 fields each.
+    const o = Object.create(this.#templateFor(local)) as { -readonly [K in keyof UeOptions]: UeOptions[K] };
+    o.impi = id.impi;
+    o.impu = id.impu;
+    o.k = keys.k;
+    o.opc = keys.opc;
+    o.tag = u;
+    u.ue = await Ue.create(o);
     return u.ue;
   }
 

@@ -17,6 +17,11 @@ interface Entry {
   fn: (() => void) | undefined;
 }
 
+/** A scheduled timer, as TimerHeap.schedule() returns it (opaque: give it to cancel()). */
+export interface TimerEntry {
+  readonly at: number;
+}
+
 const before = (a: Entry, b: Entry): boolean => a.at < b.at || (a.at === b.at && a.seq < b.seq);
 
 /** A min-heap of callbacks by (due time, insertion order). Not safe for concurrent use. */
@@ -38,17 +43,27 @@ export class TimerHeap {
 
   /** Adds `fn` due at `at`; returns its cancel function (idempotent; a no-op once it fired). */
   add(at: number, fn: () => void): () => void {
+    const e = this.schedule(at, fn);
+    return () => this.cancel(e);
+  }
+
+  /** Adds `fn` due at `at`; returns the entry to give to cancel() (no closure made here). */
+  schedule(at: number, fn: () => void): TimerEntry {
     const e: Entry = { at, seq: this.#seq++, fn };
     this.#h.push(e);
     this.#up(this.#h.length - 1);
     this.#live++;
-    return () => {
-      if (e.fn === undefined) return;
-      e.fn = undefined;
-      this.#live--;
-      // Rebuild once cancelled entries dominate: memory stays bounded by the live timers.
-      if (this.#h.length > 1024 && this.#live * 2 < this.#h.length) this.#rebuild();
-    };
+    return e;
+  }
+
+  /** Cancels the entry schedule() returned (idempotent; a no-op once it fired). */
+  cancel(entry: TimerEntry): void {
+    const e = entry as Entry;
+    if (e.fn === undefined) return;
+    e.fn = undefined;
+    this.#live--;
+    // Rebuild once cancelled entries dominate: memory stays bounded by the live timers.
+    if (this.#h.length > 1024 && this.#live * 2 < this.#h.length) this.#rebuild();
   }
 
   /**
@@ -149,12 +164,15 @@ export class HeapClock implements Clock {
 
   setTimer(ms: number, fn: () => void): () => void {
     const at = this.#now() + Math.max(0, ms);
-    const cancel = this.#heap.add(at, fn);
+    const e = this.#heap.schedule(at, fn);
     if (at < this.#armedAt) this.#arm();
-    return () => {
-      cancel();
-      if (this.#heap.size === 0) this.#disarm();
-    };
+    // One closure per timer (every UE has a few): it holds the entry, the heap does the rest.
+    return () => this.#cancel(e);
+  }
+
+  #cancel(e: TimerEntry): void {
+    this.#heap.cancel(e);
+    if (this.#heap.size === 0) this.#disarm();
   }
 
   #fire = (): void => {

@@ -5,7 +5,7 @@ import type { Clock } from '../sip/index.ts';
 import { createSaSet, expandKeys, lifetimeAfterSuccess, modeFromMod, NAT_T_PORT, type SaSet, type SaSetEvent } from '../ipsec/index.ts';
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import type { ServerChoice } from '../secagree/index.ts';
-import { SaSlots } from '../ipsec/sa-slots.ts';
+import { SaSlots, type SaSlotsDeps } from '../ipsec/sa-slots.ts';
 import { UeError } from './errors.ts';
 import { ownString } from '../util/own-string.ts';
 
@@ -44,23 +44,41 @@ export function encapPortOf(backend: IpsecBackend): number {
   return backend.encapPort;
 }
 
+/**
+ * The Security-Server each set was negotiated with (Security-Verify of later REGISTERs). One map
+ * for every UE, weak: an entry goes with its set, and a UE holds no Map of its own (issue 9 §2).
+ */
+const serverOfSet = new WeakMap<SaSet, readonly string[]>();
+
+/** The SaSlots hooks of one table: prototype methods, no closure per UE. */
+class SlotsLink implements SaSlotsDeps {
+  constructor(readonly deps: SaTableDeps) {}
+  get backend(): IpsecBackend {
+    return this.deps.backend;
+  }
+  get clock(): Clock {
+    return this.deps.clock;
+  }
+  get keepOld(): 'peer-switched' {
+    return 'peer-switched';
+  }
+  onDeleted(set: SaSet, why: SaSetEvent, _reason: string, error: Error | undefined): void {
+    this.deps.onDeleted(set, why, error);
+  }
+  onSyncFailed(set: SaSet, error: Error): void {
+    this.deps.onSyncFailed?.(set, error);
+  }
+}
+
 /** Not safe for concurrent use (one event loop owns it). The slots themselves live in ipsec/sa-slots.ts. */
 export class UeSaTable {
   /** The Security-Client being negotiated: its ports count as taken. */
   pending: ClientOffer | undefined;
   readonly #slots: SaSlots;
-  readonly #server = new Map<SaSet, readonly string[]>();
   #n = 0;
 
   constructor(private readonly deps: SaTableDeps) {
-    this.#slots = new SaSlots({
-      backend: deps.backend,
-      clock: deps.clock,
-      onDropped: (set) => this.#server.delete(set),
-      onDeleted: (set, why, _reason, error) => deps.onDeleted(set, why, error),
-      ...(deps.onSyncFailed && { onSyncFailed: deps.onSyncFailed }),
-      keepOld: 'peer-switched',
-    });
+    this.#slots = new SaSlots(new SlotsLink(deps));
   }
 
   get temporary(): SaSet | undefined {
@@ -80,7 +98,7 @@ export class UeSaTable {
 
   /** The Security-Server received when `set` was negotiated (Security-Verify of later REGISTERs). */
   serverOf(set: SaSet): readonly string[] {
-    return this.#server.get(set) ?? [];
+    return serverOfSet.get(set) ?? [];
   }
 
   /** M.7.1 rule 6: protected ports in the table (and the pending offer's) are not picked again. */
@@ -130,7 +148,7 @@ export class UeSaTable {
     });
     for (const k of [keys.ikEsp, keys.ckEsp, keys.salt]) k?.fill(0); // the SAs hold their own copies
     await this.#slots.installTemporary(set);
-    this.#server.set(set, serverRaw.map(ownString)); // not slices of the whole 401 (util/own-string.ts)
+    serverOfSet.set(set, serverRaw.map(ownString)); // not slices of the whole 401 (util/own-string.ts)
     this.deps.onCreated(set);
     return set;
   }

@@ -2,8 +2,14 @@
 // unprotected socket and by every protected endpoint (port_uc, port_us; over TCP also a connection
 // from port_uc and a listener on port_us); requests out over an SA set pinned per transaction or
 // unprotected; unprotected requests dropped (24.229 §5.1.1.x).
-import { protectedContextOf, attachProtected, protectedTransport, TracedPlain } from '../ipsec/backends/sip-endpoint.ts';
-import type { IpsecBackend, ProtectedContext, ProtectedEndpoint } from '../ipsec/backends/backend.ts';
+import {
+  protectedContextOf,
+  attachProtected,
+  protectedTransport,
+  TracedPlain,
+  type ProtectedTransport,
+} from '../ipsec/backends/sip-endpoint.ts';
+import type { IpsecBackend, ProtectedContext, ProtectedEndpoint, ProtectedHandler } from '../ipsec/backends/backend.ts';
 import type { SaSet } from '../ipsec/index.ts';
 import {
   TransactionLayer,
@@ -14,7 +20,9 @@ import {
   parseViaOrThrow,
   serializeMessage,
   type Clock,
+  type Destination,
   type ReceiveContext,
+  type ReceiveHandler,
   type SipMessage,
   type SipRequest,
   type SipResponse,
@@ -77,10 +85,30 @@ export interface SipIoOptions {
 /** RFC 3261 §18.1.1: larger requests (path MTU unknown) go over a congestion-controlled transport. */
 export const UDP_MAX_REQUEST = 1300;
 
-interface Attached {
-  readonly endpoint: ProtectedEndpoint;
-  readonly transport: SipTransport;
+/**
+ * A SipTransport over a protected endpoint (what sip-endpoint.ts protectedTransport makes, untraced):
+ * a class, so the UE's endpoints cost no closures. Pinned to `set` when given.
+ */
+class EndpointTransport implements ProtectedTransport {
+  constructor(
+    readonly endpoint: ProtectedEndpoint,
+    readonly set?: SaSet,
+  ) {}
+  get protocol(): 'udp' {
+    return 'udp';
+  }
+  get local(): { address: string; port: number } {
+    return this.endpoint.local;
+  }
+  async send(bytes: Uint8Array, to: Destination): Promise<void> {
+    await this.endpoint.send(bytes, to, this.set ? { set: this.set } : {});
+  }
+  async close(): Promise<void> {
+    this.endpoint.close();
+  }
 }
+
+const NO_ENDPOINTS: readonly ProtectedEndpoint[] = [];
 
 export class UeSipIo {
   /**
@@ -88,10 +116,13 @@ export class UeSipIo {
    * an idle UE keeps no transaction layer (issue 9 §2, bytes per registered UE of imsec load).
    */
   #layer: TransactionLayer | undefined;
-  /** What every endpoint and TCP transport of this UE feeds (the layer as it is at that moment). */
-  readonly #receive = (bytes: Uint8Array, ctx: ReceiveContext): void => this.layer.receive(bytes, ctx);
+  /** What a traced endpoint and a TCP transport feed (the layer as it is at that moment); made on first use. */
+  #receiveFn: ReceiveHandler | undefined;
+  /** What every untraced endpoint of this UE feeds: one function for all of them. */
+  #protectedFn: ProtectedHandler | undefined;
   readonly #opts: SipIoOptions;
-  readonly #endpoints = new Map<number, Attached>();
+  /** The protected endpoints (a few): an array of exactly their number, not a Map (issue 9 §2). */
+  #endpoints: readonly ProtectedEndpoint[] = NO_ENDPOINTS;
   // The collections below are made on first use: a load generator holds 100k idle UEs, most of
   // which never need them (issue 9 §2: bytes per registered UE).
   /** Sends under way (close() ends them). */
@@ -113,6 +144,29 @@ export class UeSipIo {
 
   private constructor(opts: SipIoOptions) {
     this.#opts = opts;
+  }
+
+  get #receive(): ReceiveHandler {
+    return (this.#receiveFn ??= (bytes, ctx) => this.layer.receive(bytes, ctx));
+  }
+
+  get #onProtected(): ProtectedHandler {
+    return (this.#protectedFn ??= (bytes, pctx) => {
+      const endpoint = this.#endpointOn(pctx.local.port);
+      if (!endpoint) return; // closed meanwhile
+      this.layer.receive(bytes, {
+        protocol: 'udp',
+        local: pctx.local,
+        remote: pctx.remote,
+        via: pctx,
+        transport: new EndpointTransport(endpoint),
+      });
+    });
+  }
+
+  #endpointOn(port: number): ProtectedEndpoint | undefined {
+    for (const e of this.#endpoints) if (e.local.port === port) return e;
+    return undefined;
   }
 
   /** The transaction layer (made now if there is none). */
@@ -226,7 +280,7 @@ export class UeSipIo {
 
   /** Opens the protected endpoint on `port` (once) and feeds it to the transaction layer. */
   async ensureEndpoint(port: number): Promise<void> {
-    if (this.#endpoints.has(port)) return;
+    if (this.#endpointOn(port)) return;
     if (this.#opts.backend.name === 'userspace' && this.#opts.guardProtectedPorts !== false && !this.#guards?.has(port)) {
       // The userspace backend's ESP does not use the port's UDP socket: hold it, so that clear SIP
       // sent to it is seen (and refused) rather than answered with ICMP, and no one else binds it.
@@ -241,11 +295,10 @@ export class UeSipIo {
       this.#guards?.delete(port);
       throw e;
     }
-    const transport = attachProtected(endpoint, this.#receive, {
-      ...(this.#opts.trace && { trace: this.#opts.trace }),
-      node: 'ue',
-    });
-    this.#endpoints.set(port, { endpoint, transport });
+    const trace = this.#opts.trace;
+    if (trace) attachProtected(endpoint, this.#receive, { trace, node: 'ue' });
+    else endpoint.onMessage(this.#onProtected);
+    this.#endpoints = [...this.#endpoints, endpoint];
   }
 
   #onGuard(bytes: Uint8Array, ctx: ReceiveContext, port: number): void {
@@ -266,14 +319,14 @@ export class UeSipIo {
     const t = this.#tcp?.get(port);
     this.#tcp?.delete(port);
     void t?.then((x) => x.close()).catch(() => {});
-    const a = this.#endpoints.get(port);
+    const a = this.#endpointOn(port);
     if (!a) return;
-    a.endpoint.close();
-    this.#endpoints.delete(port);
+    a.close();
+    this.#endpoints = this.#endpoints.length === 1 ? NO_ENDPOINTS : this.#endpoints.filter((e) => e !== a);
   }
 
   get endpointPorts(): number[] {
-    return [...this.#endpoints.keys()];
+    return this.#endpoints.map((e) => e.local.port);
   }
 
   /** The TCP transport on a protected port (opened once): `client` on port_uc, `server` on port_us. */
@@ -326,6 +379,7 @@ export class UeSipIo {
         if (done) return;
         done = true;
         this.#pending?.delete(finish);
+        if (this.#pending?.size === 0) this.#pending = undefined; // an idle UE keeps no Set
         if (branch !== undefined) this.#clearWaiters?.delete(branch);
         resolve(o);
       };
@@ -369,7 +423,8 @@ export class UeSipIo {
               onTransportError: (_tx, error) => finish({ kind: 'transport-error', error }),
               onTerminated: () => {
                 gone();
-                finish({ kind: 'transport-error', error: new Error('transaction terminated') });
+                // Normally long finished (Timer K after the answer): no Error (and its stack) for nothing.
+                if (!done) finish({ kind: 'transport-error', error: new Error('transaction terminated') });
                 this.#releaseIdleLayer();
               },
             },
@@ -381,9 +436,10 @@ export class UeSipIo {
       const udp = (): void => {
         let transport: SipTransport | undefined = this.#plain;
         if (set) {
-          const a = this.#endpoints.get(set.config.ue.portC);
+          const a = this.#endpointOn(set.config.ue.portC);
           if (!a) return failed(new Error(`no endpoint on port_uc ${set.config.ue.portC}`));
-          transport = protectedTransport(a.endpoint, { set, ...(this.#opts.trace && { trace: this.#opts.trace }), node: 'ue' });
+          const trace = this.#opts.trace;
+          transport = trace ? protectedTransport(a, { set, trace, node: 'ue' }) : new EndpointTransport(a, set);
         }
         if (!transport) return failed(new Error('no unprotected socket is open (openPlain)'));
         start(transport);
@@ -434,7 +490,7 @@ export class UeSipIo {
     this.#guards?.clear();
     this.#layer?.close();
     this.#layer = undefined;
-    for (const port of [...new Set([...this.#endpoints.keys(), ...(this.#tcp?.keys() ?? [])])]) this.releaseEndpoint(port);
+    for (const port of [...new Set([...this.endpointPorts, ...(this.#tcp?.keys() ?? [])])]) this.releaseEndpoint(port);
     await this.#plainOpening?.catch(() => {});
     await this.#plain?.close();
     this.#plain = undefined;

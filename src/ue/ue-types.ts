@@ -28,6 +28,7 @@ export interface UeOptions {
   readonly localIp: string;
   /** The unprotected socket's port; 0 = ephemeral (Kamailio 5.6 needs 5060, digest §17.1). */
   readonly localPort?: number;
+  /** K and OPc (or OP) are kept by reference, not copied: leave them unchanged while the UE lives (a load run shares one pair). */
   readonly k: Uint8Array;
   readonly opc?: Uint8Array;
   readonly op?: Uint8Array;
@@ -72,6 +73,8 @@ export interface UeOptions {
   readonly random?: () => number;
   /** Measurements for load generators (`imsec load`); nothing is timed when absent. */
   readonly observer?: UeObserver;
+  /** Anything the application wants to find its UE by (`ue.tag`), e.g. a load run's record of it. */
+  readonly tag?: unknown;
   /**
    * Descriptors (load generators): 'on-demand' binds the unprotected socket only while an initial
    * registration runs (default 'always'); guardProtectedPorts false holds no clear socket on the
@@ -102,6 +105,11 @@ export interface UeObserver {
   exchange?(phase: UeExchangePhase, ms: number, outcome: number | 'timeout' | 'transport-error'): void;
   /** The USIM's verdict on each challenge (33.102 §6.3.3): 'sync_failure' means an AUTS went out. */
   akaCheck?(result: 'ok' | 'mac_failure' | 'sync_failure'): void;
+  /**
+   * `ue`'s registration ran out without a refresh (also emitted as 'failed'): one observer for many
+   * UEs, so a load run needs no listener per UE. `ue.tag` says which.
+   */
+  expired?(ue: { readonly tag?: unknown }): void;
 }
 
 /** A network-initiated (MT) request that reached the UE over an SA. */

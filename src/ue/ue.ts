@@ -3,10 +3,10 @@
 import { EventEmitter } from 'node:events';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { Usim } from '../aka/index.ts';
+import { Usim, type SqnFreshness } from '../aka/index.ts';
 import type { ProtectedContext } from '../ipsec/backends/backend.ts';
-import type { SaSet } from '../ipsec/index.ts';
-import { buildSecurityClient, serializeMechanisms, type UeSupport } from '../secagree/index.ts';
+import type { SaSet, SaSetEvent } from '../ipsec/index.ts';
+import { buildSecurityClient, serializeMechanisms, type UeSupport, type UsableMod } from '../secagree/index.ts';
 import {
   createResponse,
   newCallId,
@@ -28,8 +28,8 @@ import {
   type RegistrationResult,
 } from './registration.ts';
 import { isRegistered, transition, type RegEvent, type RegState } from './registration-state.ts';
-import { choosePort, REG_AWAIT_AUTH_MS, UeSaTable, type ClientOffer } from './sa-table.ts';
-import { UeSipIo, type SendOutcome } from './sip-io.ts';
+import { choosePort, REG_AWAIT_AUTH_MS, UeSaTable, type ClientOffer, type SaTableDeps } from './sa-table.ts';
+import { UeSipIo, type SendOutcome, type SipIoOptions } from './sip-io.ts';
 import { UeNat } from './nat.ts';
 import { ownString } from '../util/own-string.ts';
 import {
@@ -46,6 +46,101 @@ import {
 
 const DEFAULT_ANSWERED = new Set(['MESSAGE', 'NOTIFY', 'OPTIONS']);
 const ignore = (): void => {};
+const DEFAULT_MODES: readonly UsableMod[] = ['trans'];
+
+// Entry points of the Ue for UeLink only (module-private keys: not part of the Ue's API).
+const onProtectedRequest = Symbol('onProtectedRequest');
+const releaseUnusedEndpoints = Symbol('releaseUnusedEndpoints');
+
+/**
+ * What the SA table and the SIP plumbing call back into (their SaTableDeps and SipIoOptions): one
+ * object per UE whose hooks are prototype methods and whose settings are read from the options.
+ * A load run holds 100k UEs; a closure per hook per UE (and their options objects) was ~1 KB of
+ * each (issue 9 §2).
+ */
+class UeLink implements SaTableDeps, SipIoOptions {
+  ue: Ue | undefined;
+  constructor(
+    readonly o: UeOptions,
+    readonly pcscfIp: string,
+    readonly clock: Clock,
+  ) {}
+  get backend(): UeOptions['backend'] {
+    return this.o.backend;
+  }
+  get localIp(): string {
+    return this.o.localIp;
+  }
+  get localPort(): number {
+    return this.o.localPort ?? 0;
+  }
+  get timers(): UeOptions['timers'] {
+    return this.o.timers;
+  }
+  get trace(): UeOptions['trace'] {
+    return this.o.trace;
+  }
+  get transport(): UeOptions['transport'] {
+    return this.o.transport;
+  }
+  get plainSocket(): UeOptions['plainSocket'] {
+    return this.o.plainSocket;
+  }
+  get guardProtectedPorts(): UeOptions['guardProtectedPorts'] {
+    return this.o.guardProtectedPorts;
+  }
+  get openPlain(): UeOptions['openPlain'] {
+    return this.o.openPlain;
+  }
+  get pcscfEncapPort(): number {
+    return this.o.pcscfEncapPort ?? 4500;
+  }
+  get regAwaitAuthMs(): number {
+    return this.o.regAwaitAuthMs ?? REG_AWAIT_AUTH_MS;
+  }
+  get label(): string {
+    return `ue:${this.o.impi.split('@')[0]}`;
+  }
+  onRequest(tx: ServerTransaction, req: SipRequest, pctx: ProtectedContext): void {
+    this.ue?.[onProtectedRequest](tx, req, pctx);
+  }
+  note(text: string): void {
+    this.ue?.step(text);
+  }
+  onCreated(set: SaSet): void {
+    this.ue?.emit('sa-created', set);
+  }
+  onSyncFailed(set: SaSet, e: Error): void {
+    this.ue?.step(`SA set ${set.id}: the backend could not update its lifetime: ${e.message}`);
+  }
+  onDeleted(set: SaSet, why: SaSetEvent, error?: Error): void {
+    const ue = this.ue;
+    if (!ue) return;
+    ue.step(`SA set ${set.id} deleted (${why})${error ? `; the backend could not remove it: ${error.message}` : ''}`);
+    ue.emit('sa-deleted', set, why);
+    ue[releaseUnusedEndpoints]();
+  }
+}
+
+/** The last UeSupport made: UEs built from the same offers and modes (a load run's) share it. */
+let lastSupport: { readonly offers: UeOptions['offers']; readonly modes: UeOptions['modes']; readonly support: UeSupport } | undefined;
+
+function supportOf(o: UeOptions): UeSupport {
+  if (lastSupport && lastSupport.offers === o.offers && lastSupport.modes === o.modes) return lastSupport.support;
+  const support = { pairs: o.offers ?? DEFAULT_OFFERS, modes: o.modes ?? DEFAULT_MODES };
+  lastSupport = { offers: o.offers, modes: o.modes, support };
+  return support;
+}
+
+/** Equal strings many UEs keep (home domain, Service-Route) as one copy; bounded, so it never grows with the UEs. */
+const shared = new Map<string, string>();
+function sharedString(s: string): string {
+  const have = shared.get(s);
+  if (have !== undefined) return have;
+  const own = ownString(s);
+  if (shared.size < 256) shared.set(own, own);
+  return own;
+}
 
 /** An IMS UE (24.229 §5.1.1, 33.203 §7): `Ue.create(options)`, then `register()` (IMS AKA, sec-agree and the four SAs), `sendMessage()`, `onRequest()` for requests from the network, `reRegister()`, `deregister()`, `close()`. Events (`step`, `state`, `registered`, `failed`, `sa-created`, …) never carry keys. */
 export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
@@ -55,7 +150,6 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   readonly expires: number;
   readonly maxAttempts: number;
   readonly maxInvalidChallenges: number;
-  readonly usim: Usim;
   readonly testHooks?: UeTestHooks;
   readonly observer?: UeObserver;
   readonly support: UeSupport;
@@ -71,74 +165,68 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   #closed = false;
   #queue: Promise<unknown> = Promise.resolve();
   #handler: RequestHandler | undefined;
-  #timers: (() => void)[] = [];
+  #refreshTimer: (() => void) | undefined;
+  #expiryTimer: (() => void) | undefined;
+  /** The USIM's SQN state (33.102 Annex C); K and OPc stay the caller's (one pair for a whole load run). */
+  readonly #freshness: SqnFreshness;
   #expiresAt: number | undefined;
   #granted: { expires: number; impus: string[]; serviceRoute: string[] } | undefined;
   readonly #nat: UeNat;
 
-  private constructor(o: UeOptions, pcscfIp: string, io: UeSipIo | undefined, clock: Clock) {
+  private constructor(link: UeLink, io: UeSipIo) {
     super();
+    const o = link.o;
+    const pcscfIp = link.pcscfIp;
     this.#o = o;
-    this.#clock = clock;
+    this.#clock = link.clock;
     const domain = o.domain ?? o.impi.split('@')[1];
     if (!domain)
       throw new UeError('UE_BAD_OPTIONS', `domain: give --domain or an IMPI with a realm (user@realm), got ${JSON.stringify(o.impi)}`);
-    this.id = { impi: o.impi, impu: o.impu, domain };
+    this.id = { impi: o.impi, impu: o.impu, domain: sharedString(domain) };
     this.localIp = o.localIp;
-    this.pcscf = { address: pcscfIp, port: o.pcscf.port ?? 5060 };
+    this.pcscf =
+      o.pcscf.address === pcscfIp && o.pcscf.port !== undefined
+        ? (o.pcscf as { readonly address: string; readonly port: number })
+        : { address: pcscfIp, port: o.pcscf.port ?? 5060 };
     this.expires = o.expires ?? 600000;
     this.maxAttempts = o.maxAttempts ?? 3;
     this.maxInvalidChallenges = o.maxInvalidChallenges ?? 2;
     if (o.__testHooks) this.testHooks = o.__testHooks;
     if (o.observer) this.observer = o.observer;
-    this.usim = new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), ...o.usim });
-    this.support = { pairs: o.offers ?? DEFAULT_OFFERS, modes: o.modes ?? ['trans'] };
+    // Checks the keys now; only its SQN state is kept (a USIM is made per challenge, see usim).
+    this.#freshness = new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), ...o.usim }).freshness;
+    this.support = supportOf(o);
     this.#nat = new UeNat(o.localIp, o.natInnerAddress ?? 'private');
-    this.sas = new UeSaTable({
-      backend: o.backend,
-      clock,
-      localIp: o.localIp,
-      pcscfIp,
-      pcscfEncapPort: o.pcscfEncapPort ?? 4500,
-      regAwaitAuthMs: o.regAwaitAuthMs ?? REG_AWAIT_AUTH_MS,
-      label: `ue:${o.impi.split('@')[0]}`,
-      onCreated: (set) => this.emit('sa-created', set),
-      onSyncFailed: (set, e) => this.step(`SA set ${set.id}: the backend could not update its lifetime: ${e.message}`),
-      onDeleted: (set, why, error) => {
-        this.step(`SA set ${set.id} deleted (${why})${error ? `; the backend could not remove it: ${error.message}` : ''}`);
-        this.emit('sa-deleted', set, why);
-        this.#releaseUnusedEndpoints();
-      },
-    });
-    this.#io = io!;
+    this.sas = new UeSaTable(link);
+    this.#io = io;
+  }
+
+  /**
+   * The USIM (33.102 §6.3.3) over this UE's K/OPc and SQN state, made when asked: an idle UE holds
+   * no copy of the keys (a load run's UEs share one K/OPc).
+   */
+  get usim(): Usim {
+    const o = this.#o;
+    return new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), freshness: this.#freshness });
   }
 
   static async create(o: UeOptions): Promise<Ue> {
     if (isIP(o.localIp) === 0) throw new UeError('UE_BAD_OPTIONS', `localIp must be an IP address, got ${JSON.stringify(o.localIp)}`);
     const pcscfIp = isIP(o.pcscf.address) ? o.pcscf.address : (await lookup(o.pcscf.address, { family: isIP(o.localIp) })).address;
-    const clock = o.clock ?? systemClock;
-    let ue: Ue | undefined;
-    const io = await UeSipIo.open({
-      backend: o.backend,
-      localIp: o.localIp,
-      localPort: o.localPort ?? 0,
-      clock,
-      ...(o.timers && { timers: o.timers }),
-      ...(o.trace && { trace: o.trace }),
-      ...(o.transport && { transport: o.transport }),
-      ...(o.plainSocket && { plainSocket: o.plainSocket }),
-      ...(o.guardProtectedPorts !== undefined && { guardProtectedPorts: o.guardProtectedPorts }),
-      ...(o.openPlain && { openPlain: o.openPlain }),
-      onRequest: (tx, req, pctx) => ue && ue.#onRequest(tx, req, pctx),
-      note: (t) => ue?.step(t),
-    });
+    const link = new UeLink(o, pcscfIp, o.clock ?? systemClock);
+    const io = await UeSipIo.open(link);
     try {
-      ue = new Ue(o, pcscfIp, io, clock);
+      link.ue = new Ue(link, io);
     } catch (e) {
       await io.close();
       throw e;
     }
-    return ue;
+    return link.ue;
+  }
+
+  /** UeOptions.tag. */
+  get tag(): unknown {
+    return this.#o.tag;
   }
 
   get state(): RegState {
@@ -296,13 +384,13 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     // prot=esp and (with only trans offered) mod=trans are Annex H's defaults: left out, they save
     // ~20 octets per entry of a REGISTER that is too large for UDP already (RFC 3261 §18.1.1).
     // With both modes mod stays on every entry: Kamailio 5.6 merges all entries' parameters.
-    const onlyTrans = (this.support.modes ?? ['trans']).every((m) => m === 'trans');
+    const onlyTrans = (this.support.modes ?? DEFAULT_MODES).every((m) => m === 'trans');
     const entries = buildSecurityClient(this.support.pairs, ue, this.support.modes)
       .reverse()
       .map(({ prot: _p, mod, ...e }) => (onlyTrans || !mod ? e : { ...e, mod }));
     const offer = { ...ue, header: serializeMechanisms(entries) };
     this.sas.pending = offer;
-    this.#releaseUnusedEndpoints();
+    this[releaseUnusedEndpoints]();
     return offer;
   }
 
@@ -388,7 +476,8 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       });
       if (r.ok && kind !== 'deregister') {
         // Own copies: slices of the 200 OK would keep its whole text alive as long as the registration.
-        this.#granted = { expires: r.expires, impus: r.impus.map(ownString), serviceRoute: r.serviceRoute.map(ownString) };
+        // (The same Service-Route for every UE of a load run: one copy.)
+        this.#granted = { expires: r.expires, impus: r.impus.map(ownString), serviceRoute: r.serviceRoute.map(sharedString) };
         this.emit('registered', r);
       } else if (r.ok || kind === 'deregister') {
         // A de-registration that was not confirmed still ends the registration here (every SA gone).
@@ -412,15 +501,13 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     // 24.229 §5.1.1.4.1: 600 s before expiry if registered for more than 1200 s, else at half.
     if (this.#o.reRegister !== 'off') {
       const at = expiresS > 1200 ? expiresS - 600 : expiresS / 2;
-      this.#timers.push(
-        this.#clock.setTimer(at * 1000, () => {
-          if (!isRegistered(this.#state) || this.#closed) return;
-          this.step(`refreshing the registration (${Math.round(expiresS - at)} s before expiry, 24.229 §5.1.1.4.1)`);
-          this.reRegister().catch((e: unknown) => this.step(`re-registration error: ${e instanceof Error ? e.message : String(e)}`));
-        }),
-      );
+      this.#refreshTimer = this.#clock.setTimer(at * 1000, () => {
+        if (!isRegistered(this.#state) || this.#closed) return;
+        this.step(`refreshing the registration (${Math.round(expiresS - at)} s before expiry, 24.229 §5.1.1.4.1)`);
+        this.reRegister().catch((e: unknown) => this.step(`re-registration error: ${e instanceof Error ? e.message : String(e)}`));
+      });
     }
-    this.#timers.push(this.#clock.setTimer(expiresS * 1000, () => void this.#onExpired()));
+    this.#expiryTimer = this.#clock.setTimer(expiresS * 1000, () => void this.#onExpired());
   }
 
   async #onExpired(): Promise<void> {
@@ -429,12 +516,14 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     this.step('the registration expired without a refresh: deleting every SA set');
     await this.fire('expired');
     this.#granted = undefined;
+    this.observer?.expired?.(this);
     this.emit('failed', 'registration_expired', 'the registration expired without a refresh');
   }
 
   #cancelTimers(): void {
-    for (const c of this.#timers) c();
-    this.#timers = [];
+    this.#refreshTimer?.();
+    this.#expiryTimer?.();
+    this.#refreshTimer = this.#expiryTimer = undefined;
   }
 
   async #openFreePort(used: Set<number>): Promise<number> {
@@ -450,12 +539,12 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     }
   }
 
-  #releaseUnusedEndpoints(): void {
+  [releaseUnusedEndpoints](): void {
     const used = this.sas.usedPorts();
     for (const p of this.#io.endpointPorts) if (!used.has(p)) this.#io.releaseEndpoint(p);
   }
 
-  #onRequest(tx: ServerTransaction, request: SipRequest, pctx: ProtectedContext): void {
+  [onProtectedRequest](tx: ServerTransaction, request: SipRequest, pctx: ProtectedContext): void {
     const set = pctx.set;
     this.sas.begin(set);
     this.sas.peerUsed(set);
