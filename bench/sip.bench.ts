@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { writeHeapSnapshot } from 'node:v8';
 import { build } from 'esbuild';
 
 type Sip = typeof import('../src/sip/index.ts');
@@ -32,6 +33,10 @@ const N = Number(value('--n', '20000'));
 const BASE = value('--base', '184dc93');
 const ROUNDS = Number(value('--rounds', '3'));
 const json = args.includes('--json');
+/** `--only new` (or old): measure one side only, e.g. under --cpu-prof. */
+const only = value('--only', '');
+/** `--heap-snapshots DIR`: writes DIR/{completed,server-closed,client-closed}.heapsnapshot around the closes (diff them for where the bytes go). */
+const snapshots = args.includes('--heap-snapshots') ? value('--heap-snapshots', '/tmp') : undefined;
 const log = (s: string): void => void (json ? process.stderr : process.stdout).write(`${s}\n`);
 
 /** Bundles `<root>/src/sip/index.ts` into one ESM file and imports it. */
@@ -128,6 +133,17 @@ function pair(sip: Sip): { ue: Side; reg: Side; exchange: (i: number) => Promise
       },
     },
   });
+  // One callbacks object for every transaction, the waiting ones in a table they leave at their final
+  // response: what a client transaction in Completed holds is then the layer's doing only.
+  const waiting = new Map<unknown, { resolve: (status: number) => void; reject: (e: Error) => void }>();
+  const ueUser = {
+    onResponse: (res: { status: number }, _ctx: unknown, tx: unknown) => {
+      if (res.status < 200) return;
+      waiting.get(tx)?.resolve(res.status);
+      waiting.delete(tx);
+    },
+    onTimeout: (tx: unknown) => waiting.get(tx)?.reject(new Error('timeout')),
+  };
   const register = (i: number, auth: boolean): Promise<number> => {
     const impi = `00101${String(i).padStart(10, '0')}@${DOMAIN}`;
     const req = sip.createRequest({
@@ -157,21 +173,15 @@ function pair(sip: Sip): { ue: Side; reg: Side; exchange: (i: number) => Promise
         ['User-Agent', 'imsec-bench'],
       ].filter(([n]) => auth || n !== 'Authorization') as [string, string][],
     });
-    return new Promise((resolve, reject) => void ueLayer.sendRequest(req, { transport: ueT, to: PCSCF }, callbacks(resolve, reject)));
+    return new Promise(
+      (resolve, reject) => void waiting.set(ueLayer.sendRequest(req, { transport: ueT, to: PCSCF }, ueUser), { resolve, reject }),
+    );
   };
   const exchange = async (i: number): Promise<void> => {
     if ((await register(i, false)) !== 401) throw new Error('expected 401');
     if ((await register(i, true)) !== 200) throw new Error('expected 200');
   };
   return { ue: { layer: ueLayer }, reg: { layer: regLayer }, exchange };
-}
-
-/** The UE's callbacks, made outside `register` so that they hold no request (what they hold is the TU's business, not the layer's). */
-function callbacks(resolve: (status: number) => void, reject: (e: Error) => void) {
-  return {
-    onResponse: (res: { status: number }) => void (res.status >= 200 && resolve(res.status)),
-    onTimeout: () => reject(new Error('timeout')),
-  };
 }
 
 /** Runs n exchanges, `inFlight` at a time. */
@@ -211,11 +221,15 @@ async function measure(sip: Sip): Promise<Figures> {
   const serverTxs = q.reg.layer.serverTransactionCount;
   const clientTxs = q.ue.layer.clientTransactionCount;
   if (serverTxs !== 2 * N || clientTxs !== 2 * N) throw new Error(`expected ${2 * N} transactions, got ${serverTxs} / ${clientTxs}`);
+  const snap = (name: string) => snapshots && writeHeapSnapshot(join(snapshots, `${name}.heapsnapshot`));
   const m1 = heap();
+  snap('completed');
   q.reg.layer.close();
   const m2 = heap();
+  snap('server-closed');
   q.ue.layer.close();
   const m3 = heap();
+  snap('client-closed');
   void m0;
   return { cpu_us: (c.user + c.system) / N, server_b: (m1 - m2) / serverTxs, client_b: (m2 - m3) / clientTxs };
 }
@@ -225,10 +239,10 @@ log(
 );
 const results: { old: Figures[]; new: Figures[] } = { old: [], new: [] };
 for (let r = 0; r < ROUNDS; r++) {
-  results.old.push(await measure(oldSip));
-  results.new.push(await measure(newSip));
+  if (only !== 'new') results.old.push(await measure(oldSip));
+  if (only !== 'old') results.new.push(await measure(newSip));
 }
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! ?? NaN;
 const pick = (fs: Figures[], k: keyof Figures) => median(fs.map((f) => f[k]));
 const rows = (['cpu_us', 'server_b', 'client_b'] as const).map((k) => ({
   figure: k,

@@ -56,8 +56,15 @@ export class ClientInviteTransaction extends Transaction<ClientInviteState> {
   /** §17.1.1.2: "The initial state, "calling", MUST be entered when the TU initiates a new client transaction with an INVITE request." */
   start(): void {
     this.transmit(this.#bytes!, this.route);
-    if (!this.reliable) this.startTimer('A', this.intervalA, () => this.timerA());
-    this.startTimer('B', this.timers.B, () => this.timerB());
+    if (!this.reliable) this.startTimer('A', this.intervalA);
+    this.startTimer('B', this.timers.B);
+  }
+
+  /** Timer A: retransmit; B: give up; D (Completed), M (Accepted): end. */
+  onTimer(name: string): void {
+    if (name === 'A') this.timerA();
+    else if (name === 'B') this.timerB();
+    else if (name === 'D' || name === 'M') this.move(NEXT, 'terminated');
   }
 
   private timerA(): void {
@@ -66,7 +73,7 @@ export class ClientInviteTransaction extends Transaction<ClientInviteState> {
     // value of 2*T1. … When timer A fires 2*T1 seconds later, the request MUST be retransmitted again".
     this.transmit(this.#bytes!, this.route);
     this.intervalA *= 2;
-    this.startTimer('A', this.intervalA, () => this.timerA());
+    this.startTimer('A', this.intervalA);
   }
 
   private timerB(): void {
@@ -114,7 +121,7 @@ export class ClientInviteTransaction extends Transaction<ClientInviteState> {
       this.releaseRequest();
       this.move(NEXT, 'accepted');
       this.user.onResponse(response, context, this);
-      if (this._state === 'accepted') this.startTimer('M', this.timers.M, () => this.move(NEXT, 'terminated'));
+      if (this._state === 'accepted') this.startTimer('M', this.timers.M);
       return;
     }
     // "When in either the "Calling" or "Proceeding" states, reception of a response with status code from
@@ -122,13 +129,13 @@ export class ClientInviteTransaction extends Transaction<ClientInviteState> {
     // pass the received response up to the TU, and the client transaction MUST generate an ACK request"
     // — "to the same address, port, and transport to which the original request was sent" (§17.1.1.3).
     // Completed keeps the ACK's bytes and the route only.
-    this.ackBytes = serializeMessage(createAck(this.request, response));
+    this.ackBytes = this.deps.arena.keep(serializeMessage(createAck(this.request, response)));
     this.releaseRequest();
     this.move(NEXT, 'completed');
     this.user.onResponse(response, context, this);
     this.transmit(this.ackBytes, this.route);
     // "The client transaction SHOULD start timer D when it enters the "Completed" state, with a value of
     // at least 32 seconds for unreliable transports, and a value of zero seconds for reliable transports."
-    if (this._state === 'completed') this.startTimer('D', this.timers.D, () => this.move(NEXT, 'terminated'));
+    if (this._state === 'completed') this.startTimer('D', this.timers.D);
   }
 }

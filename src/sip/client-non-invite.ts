@@ -63,9 +63,16 @@ export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState
   start(): void {
     this.transmit(this.#bytes!, this.#route!);
     // "the client transaction MUST set timer F to fire in 64*T1 seconds"
-    this.startTimer('F', this.timers.F, () => this.timerF());
+    this.startTimer('F', this.timers.F);
     // "If an unreliable transport is in use, the client transaction MUST set timer E to fire in T1 seconds."
-    if (!this.reliable) this.startTimer('E', this.intervalE, () => this.timerE());
+    if (!this.reliable) this.startTimer('E', this.intervalE);
+  }
+
+  /** Timer E: retransmit; F: give up; K: leave Completed. */
+  onTimer(name: string): void {
+    if (name === 'E') this.timerE();
+    else if (name === 'F') this.timerF();
+    else if (name === 'K') this.move(NEXT, 'terminated');
   }
 
   private timerE(): void {
@@ -80,7 +87,7 @@ export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState
       return;
     }
     this.transmit(this.#bytes!, this.#route!);
-    this.startTimer('E', this.intervalE, () => this.timerE());
+    this.startTimer('E', this.intervalE);
   }
 
   private timerF(): void {
@@ -113,6 +120,6 @@ export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState
     this.user.onResponse(response, context, this);
     // "Once the client transaction enters the "Completed" state, it MUST set Timer K to fire in T4 seconds
     // for unreliable transports, and zero seconds for reliable transports."
-    if (this._state === 'completed') this.startTimer('K', this.timers.K, () => this.move(NEXT, 'terminated'));
+    if (this._state === 'completed') this.startTimer('K', this.timers.K);
   }
 }

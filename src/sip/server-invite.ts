@@ -20,7 +20,7 @@ import { createResponse } from './builders.ts';
 import { serializeMessage } from './serializer.ts';
 import type { SipRequest, SipResponse } from './message.ts';
 import { TRYING_DELAY_MS } from './timers.ts';
-import { Transaction, type ServerTransactionUser, type TransactionDeps } from './transaction.ts';
+import { NO_CALLBACKS, Transaction, type ServerTransactionUser, type TransactionDeps } from './transaction.ts';
 import type { ReceiveContext } from './transport.ts';
 import type { ServerNonInviteTransaction } from './server-non-invite.ts';
 import type { ResponseRouter, RouteOverride } from './server-routing.ts';
@@ -41,7 +41,7 @@ const NEXT: Readonly<Record<ServerInviteState, readonly ServerInviteState[]>> = 
 export class ServerInviteTransaction extends Transaction<ServerInviteState> {
   protected readonly next = NEXT;
   /** Set by the TU (typically in onRequest); one type for both server machines. */
-  user: ServerTransactionUser<ServerNonInviteTransaction | ServerInviteTransaction> = {};
+  user: ServerTransactionUser<ServerNonInviteTransaction | ServerInviteTransaction> = NO_CALLBACKS;
   #context: ReceiveContext | undefined;
   /** Kept in Accepted too: RFC 6026 §8.7 has the TU's 2xx retransmissions routed through the transaction. */
   #router: ResponseRouter | undefined;
@@ -79,9 +79,19 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
   start(): void {
     // §17.2.1: "the server transaction MUST generate a 100 (Trying) response unless it knows that the TU
     // will generate a provisional or final response within 200 ms, in which case it MAY generate a 100".
-    this.startTimer('trying', TRYING_DELAY_MS, () => {
-      if (this._state === 'proceeding' && !this.#lastBytes) this.respond(createResponse(this.request, 100));
-    });
+    this.startTimer('trying', TRYING_DELAY_MS);
+  }
+
+  private timerTrying(): void {
+    if (this._state === 'proceeding' && !this.#lastBytes) this.respond(createResponse(this.request, 100));
+  }
+
+  /** 'trying': send 100 Trying; G: retransmit the final; H: give up waiting for the ACK; I (Confirmed), L (Accepted): end. */
+  onTimer(name: string): void {
+    if (name === 'trying') this.timerTrying();
+    else if (name === 'G') this.timerG();
+    else if (name === 'H') this.timerH();
+    else if (name === 'I' || name === 'L') this.move(NEXT, 'terminated');
   }
 
   /** A retransmitted INVITE, or an ACK with this transaction's branch (ACK for a non-2xx). */
@@ -95,7 +105,7 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
         this.cancelTimer('G');
         this.cancelTimer('H');
         this.move(NEXT, 'confirmed');
-        this.startTimer('I', this.timers.I, () => this.move(NEXT, 'terminated'));
+        this.startTimer('I', this.timers.I);
       }
       // Confirmed: "any ACKs that are received are absorbed without changing state". (In Accepted the
       // layer hands ACKs to the TU's onAck itself, RFC 6026 §8.7, so they never reach this point.)
@@ -141,7 +151,7 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
       this.transmit(bytes, route);
       this.#context = undefined;
       this.releaseRequest(); // the router keeps what routing the TU's 2xx retransmissions needs
-      if (this._state === 'accepted') this.startTimer('L', this.timers.L, () => this.move(NEXT, 'terminated'));
+      if (this._state === 'accepted') this.startTimer('L', this.timers.L);
       return true;
     }
     // "While in the "Proceeding" state, if the TU passes a response with status code from 300 to 699 to the
@@ -150,6 +160,7 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
     // seconds … For any transport, timer H MUST be set to fire in 64*T1 seconds."
     // Completed keeps the bytes and their route only (Timer G, retransmitted INVITEs).
     this.#finalRoute = route;
+    this.#lastBytes = this.deps.arena.keep(bytes); // kept until the ACK or Timer H: packed with its peers
     this.#lastResponse = undefined;
     this.move(NEXT, 'completed');
     this.transmit(bytes, route);
@@ -157,8 +168,8 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
     this.#router = undefined;
     this.releaseRequest();
     if (this._state !== 'completed') return true;
-    if (!this.reliable) this.startTimer('G', this.intervalG, () => this.timerG());
-    this.startTimer('H', this.timers.H, () => this.timerH());
+    if (!this.reliable) this.startTimer('G', this.intervalG);
+    this.startTimer('H', this.timers.H);
     return true;
   }
 
@@ -170,7 +181,7 @@ export class ServerInviteTransaction extends Transaction<ServerInviteState> {
     // unless that value exceeds T2, in which case it is reset with the value of T2."
     this.transmit(this.#lastBytes!, this.#finalRoute);
     this.intervalG = Math.min(2 * this.intervalG, this.timers.T2);
-    this.startTimer('G', this.intervalG, () => this.timerG());
+    this.startTimer('G', this.intervalG);
   }
 
   private timerH(): void {

@@ -13,7 +13,7 @@
 //                                               Terminated
 import { serializeMessage } from './serializer.ts';
 import type { SipRequest, SipResponse } from './message.ts';
-import { Transaction, type ServerTransactionUser, type TransactionDeps } from './transaction.ts';
+import { NO_CALLBACKS, Transaction, type ServerTransactionUser, type TransactionDeps } from './transaction.ts';
 import type { ReceiveContext } from './transport.ts';
 import type { ServerInviteTransaction } from './server-invite.ts';
 import type { ResponseRouter, RouteOverride } from './server-routing.ts';
@@ -33,7 +33,7 @@ const NEXT: Readonly<Record<ServerNonInviteState, readonly ServerNonInviteState[
 export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState> {
   protected readonly next = NEXT;
   /** Set by the TU (typically in onRequest); one type for both server machines. */
-  user: ServerTransactionUser<ServerNonInviteTransaction | ServerInviteTransaction> = {};
+  user: ServerTransactionUser<ServerNonInviteTransaction | ServerInviteTransaction> = NO_CALLBACKS;
   #context: ReceiveContext | undefined;
   #router: ResponseRouter | undefined;
   /** The last response sent while Trying/Proceeding (a retransmitted 1xx is routed again). */
@@ -73,6 +73,11 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
     return this.#lastResponse;
   }
 
+  /** Timer J: leave Completed. */
+  onTimer(name: string): void {
+    if (name === 'J') this.move(NEXT, 'terminated');
+  }
+
   /** A retransmission of the request (matched by the layer). */
   receiveRequest(_request: SipRequest): void {
     // §17.2.2: "Once in the "Trying" state, any further request retransmissions are discarded."
@@ -109,6 +114,7 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
     // Completed keeps the bytes and their route only: the request, its context, the router and the
     // parsed response go now, not after Timer J.
     this.#finalRoute = route;
+    this.#lastBytes = this.reliable ? bytes : this.deps.arena.keep(bytes); // kept for Timer J: packed with its peers
     this.#lastResponse = undefined;
     this.move(NEXT, 'completed');
     this.transmit(bytes, route);
@@ -117,7 +123,7 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
     this.releaseRequest();
     // "When the server transaction enters the "Completed" state, it MUST set Timer J to fire in 64*T1
     // seconds for unreliable transports, and zero seconds for reliable transports."
-    if (this._state === 'completed') this.startTimer('J', this.timers.J, () => this.move(NEXT, 'terminated'));
+    if (this._state === 'completed') this.startTimer('J', this.timers.J);
     return true;
   }
 }

@@ -16,6 +16,8 @@ import { ServerInviteTransaction } from './server-invite.ts';
 import { ServerNonInviteTransaction } from './server-non-invite.ts';
 import { ResponseRouter, type ResponseRoutePolicy } from './server-routing.ts';
 import { DEFAULT_TIMER_CONFIG, type TimerConfig } from './timers.ts';
+import { TimerQueues } from './timer-queues.ts';
+import { ByteArena } from './byte-arena.ts';
 import type { ClientTransactionUser, TransactionDeps } from './transaction.ts';
 import type { ReceiveContext } from './transport.ts';
 import { validateRequest, validateResponse, type RequestInfo } from './validate.ts';
@@ -82,8 +84,10 @@ export class TransactionLayer {
     this.timerConfig = { ...DEFAULT_TIMER_CONFIG, ...options.timers };
     const clock = this.clock;
     this.guardedClock = { now: () => clock.now(), setTimer: (ms, fn) => clock.setTimer(ms, guard('sip.timer', fn)) };
-    this.clientDeps = this.deps(this.clients);
-    this.serverDeps = this.deps(this.servers);
+    const timers = new TimerQueues(this.guardedClock);
+    const arena = new ByteArena();
+    this.clientDeps = this.deps(this.clients, timers, arena);
+    this.serverDeps = this.deps(this.servers, timers, arena);
   }
 
   get clientTransactionCount(): number {
@@ -207,8 +211,8 @@ export class TransactionLayer {
     for (const tx of [...this.clients.values(), ...this.servers.values()]) tx.dispose();
   }
 
-  private deps(table: Map<string, unknown>): TransactionDeps {
-    return { clock: this.guardedClock, timerConfig: this.timerConfig, onTerminated: (id) => table.delete(id) };
+  private deps(table: Map<string, unknown>, timers: TimerQueues, arena: ByteArena): TransactionDeps {
+    return { timers, arena, timerConfig: this.timerConfig, onTerminated: (id) => table.delete(id) };
   }
 
   private malformed(error: SipParseError, length: number, context: ReceiveContext, message?: SipMessage): void {
@@ -232,8 +236,10 @@ export class TransactionLayer {
   }
 }
 
+// The keys are built with join: a flat string (a template literal makes a tree of cons strings, and
+// the key lives in the table as long as the transaction, Timer J included).
 function clientKey(branch: string, method: string): string {
-  return `${branch}\n${method}`;
+  return [branch, method].join('\n');
 }
 
 /**
@@ -244,6 +250,6 @@ function clientKey(branch: string, method: string): string {
 function serverKey(req: SipRequest, info: RequestInfo, method = req.method === 'ACK' ? 'INVITE' : req.method): string {
   const top = info.vias[0]!;
   const branch = viaBranch(top);
-  if (branch?.startsWith(BRANCH_MAGIC_COOKIE)) return `${branch}\n${sentByKey(top)}\n${method}`;
+  if (branch?.startsWith(BRANCH_MAGIC_COOKIE)) return [branch, sentByKey(top), method].join('\n');
   return `2543\n${info.callId}\n${info.cseq.seq}\n${tagOf(info.from) ?? ''}\n${branch ?? ''}\n${sentByKey(top)}\n${method}`;
 }

@@ -4,12 +4,13 @@
 // Memory: at a burst of registrations most transactions sit in Completed (Timer J is 32 s), where the
 // machines only absorb retransmissions; so each machine releases the request (and whatever else that
 // state does not need) when it gets there, and the timers and layer dependencies are shared values.
-import type { Clock } from './clock.ts';
 import { SipError } from './errors.ts';
 import type { SipRequest, SipResponse } from './message.ts';
 import type { Route } from './response-routing.ts';
 import { transactionTimers, type TimerConfig, type TransactionTimers } from './timers.ts';
 import type { ReceiveContext } from './transport.ts';
+import type { QueuedTimer, TimerOwner, TimerQueues } from './timer-queues.ts';
+import type { ByteArena } from './byte-arena.ts';
 
 export type { Route } from './response-routing.ts';
 
@@ -33,27 +34,28 @@ export interface ClientTransactionUser<T = unknown> extends TransactionUserBase<
 /** Server transactions report through the base callbacks; ACKs for a 2xx reach the layer's onAck. */
 export type ServerTransactionUser<T = unknown> = TransactionUserBase<T>;
 
+/** A server transaction's user until the TU sets one: no callbacks (shared and frozen: assign `tx.user`, never mutate it). */
+export const NO_CALLBACKS: TransactionUserBase<never> = Object.freeze({});
+
 /** What the layer gives each transaction. */
 export interface TransactionDeps {
-  readonly clock: Clock;
+  /** The layer's timers (one FIFO per delay). */
+  readonly timers: TimerQueues;
+  /** Where bytes kept for a whole wait timer (a final response for Timer J) are copied. */
+  readonly arena: ByteArena;
   readonly timerConfig: TimerConfig;
   /** Called once on reaching Terminated (the layer forgets the transaction). */
   readonly onTerminated: (id: string) => void;
 }
 
-/** A running timer of one transaction (a transaction has at most three at once). */
-interface RunningTimer {
-  readonly name: string;
-  readonly gen: number;
-  readonly cancel: () => void;
-}
+const NO_TIMERS: QueuedTimer[] = [];
 
-export abstract class Transaction<S extends string> {
+export abstract class Transaction<S extends string> implements TimerOwner {
   protected _state: S;
   protected readonly timers: TransactionTimers;
   #request: SipRequest | undefined;
-  private readonly running: RunningTimer[] = [];
-  private gen = 0;
+  /** Timers set by this transaction (at most three at once; an exact-size array); fired or cancelled ones have no owner. */
+  private running: QueuedTimer[] = NO_TIMERS;
 
   protected constructor(
     /** The matching key (branch, sent-by, method) the layer files the transaction under. */
@@ -107,8 +109,8 @@ export abstract class Transaction<S extends string> {
     }
     this._state = to;
     if (to === ('terminated' as S)) {
-      for (const t of this.running) t.cancel();
-      this.running.length = 0;
+      for (const t of this.running) this.deps.timers.cancel(t);
+      this.running = NO_TIMERS;
     }
     this.user.onStateChange?.(this, from, to);
     if (to === ('terminated' as S)) {
@@ -118,39 +120,36 @@ export abstract class Transaction<S extends string> {
     }
   }
 
-  /** (Re)starts the named timer; 0 ms runs `fire` at once (a reliable transport's zero timer). */
-  protected startTimer(name: string, ms: number, fire: () => void): void {
+  /** (Re)starts the named timer: `onTimer(name)` runs after ms, at once for 0 ms (a reliable transport's zero timer). */
+  protected startTimer(name: string, ms: number): void {
     this.cancelTimer(name);
     if (ms <= 0) {
-      fire();
+      this.onTimer(name);
       return;
     }
-    const gen = ++this.gen;
-    const cancel = this.deps.clock.setTimer(ms, () => {
-      const i = this.timerIndex(name);
-      if (i < 0 || this.running[i]!.gen !== gen) return; // superseded or cancelled meanwhile
-      this.running.splice(i, 1);
-      fire();
-    });
-    this.running.push({ name, gen, cancel });
+    const t = this.deps.timers.set(this, name, ms);
+    let live = 0;
+    for (const x of this.running) if (x.owner !== undefined) live++;
+    const next = new Array<QueuedTimer>(live + 1);
+    let i = 0;
+    for (const x of this.running) if (x.owner !== undefined) next[i++] = x;
+    next[i] = t;
+    this.running = next;
   }
 
   protected cancelTimer(name: string): void {
-    const i = this.timerIndex(name);
-    if (i < 0) return;
-    this.running[i]!.cancel();
-    this.running.splice(i, 1);
+    for (const t of this.running) if (t.name === name && t.owner !== undefined) this.deps.timers.cancel(t);
   }
 
-  private timerIndex(name: string): number {
-    const r = this.running;
-    for (let i = 0; i < r.length; i++) if (r[i]!.name === name) return i;
-    return -1;
-  }
+  /** A timer of this transaction fired (called by the layer's timer queues; not for TUs). */
+  abstract onTimer(name: string): void;
 
   /** Names of the timers now running (for tests and diagnostics). */
   get activeTimers(): string[] {
-    return this.running.map((t) => t.name).sort();
+    return this.running
+      .filter((t) => t.owner !== undefined)
+      .map((t) => t.name)
+      .sort();
   }
 
   /** Sends through the route; a failure (sync or async) is reported once and ends the transaction. */
