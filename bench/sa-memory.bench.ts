@@ -56,9 +56,19 @@ async function parent(): Promise<void> {
   const run = (root: string, role: string): Figures => {
     const r = spawnSync(
       process.execPath,
-      ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--root', root, '--role', role, '--n', String(n)].concat(
-        flag('snapshot') ? ['--snapshot'] : [],
-      ),
+      [
+        '--expose-gc',
+        '--import',
+        'tsx',
+        fileURLToPath(import.meta.url),
+        '--child',
+        '--root',
+        root,
+        '--role',
+        role,
+        '--n',
+        String(n),
+      ].concat(flag('snapshot') ? ['--snapshot'] : []),
       { cwd: repo, encoding: 'utf8', maxBuffer: 1 << 26 },
     );
     if (r.status !== 0) throw new Error(`child ${root} ${role} failed: ${r.stderr}`);
@@ -93,7 +103,8 @@ async function parent(): Promise<void> {
       ] as const) {
         if (!f.top) continue;
         console.log(`  ${label}: largest by self size (bytes per set, objects per set)`);
-        for (const t of f.top) console.log(`    ${t.bytesPerSet.toFixed(0).padStart(6)}  ${(t.count / n).toFixed(2).padStart(6)}  ${t.what}`);
+        for (const t of f.top)
+          console.log(`    ${t.bytesPerSet.toFixed(0).padStart(6)}  ${(t.count / n).toFixed(2).padStart(6)}  ${t.what}`);
       }
     }
   }

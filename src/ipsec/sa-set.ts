@@ -168,7 +168,8 @@ export class SaSet {
     );
     const outOf = (fromUe: boolean): SaDirection => ((cfg.role === 'ue') === fromUe ? 'out' : 'in');
     // 33.203 §7.1: one CK_ESP/IK_ESP for the four SAs, hence one transform when it holds no per-SA state.
-    const transform = cfg.iv ? undefined : shareableTransform({ alg: cfg.alg, ealg: cfg.ealg, keys: p.SA1.keys });
+    // The transform borrows the set's own copy of the keys (never wiped nor changed while the set lives).
+    const transform = cfg.iv ? undefined : shareableTransform({ alg: cfg.alg, ealg: cfg.ealg, keys: p.SA1.keys }, { borrowKeys: true });
     const mk = (name: SaName, fromUe: boolean, params: SaParams) => {
       const resume = cfg.resume?.[name];
       return new Sa(name, outOf(fromUe), params, {

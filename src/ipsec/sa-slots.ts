@@ -41,43 +41,74 @@ export interface SaSlotsDeps {
   readonly keepOld?: 'transactions' | 'peer-switched';
 }
 
-/** Not safe for concurrent use (one event loop owns it). */
+/**
+ * One set in a slot and what its owner keeps on it: the expiry timer, the grace timer of a restored
+ * old set, and the transactions in flight over it (undefined until the first one began).
+ */
+class SlotEntry {
+  timer: (() => void) | undefined = undefined;
+  grace: (() => void) | undefined = undefined;
+  inflight: number | undefined = undefined;
+  constructor(readonly set: SaSet) {}
+}
+
+/**
+ * Not safe for concurrent use (one event loop owns it).
+ *
+ * Memory (issue 9 §2: a P-CSCF and `imsec load` hold one of these per registration): an idle
+ * registration has one current set, so the slots are fields holding one small entry each, the old
+ * sets a list made when the first one arrives (a registration has one or two at most: looking
+ * through it is bounded, not a search over registrations), and no Map or Set up front.
+ */
 export class SaSlots {
-  #temporary: SaSet | undefined;
-  #current: SaSet | undefined;
-  readonly #old = new Set<SaSet>();
-  readonly #inflight = new Map<SaSet, number>();
-  readonly #timers = new Map<SaSet, () => void>();
-  /** Restored old sets: the timer that deletes them when no transaction came over them (restoreOld). */
-  readonly #graces = new Map<SaSet, () => void>();
-  readonly #removals = new Set<Promise<void>>();
+  #temporary: SlotEntry | undefined;
+  #current: SlotEntry | undefined;
+  #old: SlotEntry[] | undefined;
+  #removals: Set<Promise<void>> | undefined;
   /** 'peer-switched': the peer has sent a request over the current set since it became current. */
   #peerOnCurrent = true;
 
   constructor(private readonly deps: SaSlotsDeps) {}
 
   get temporary(): SaSet | undefined {
-    return this.#temporary;
+    return this.#temporary?.set;
   }
   get current(): SaSet | undefined {
-    return this.#current;
+    return this.#current?.set;
   }
   get old(): readonly SaSet[] {
-    return [...this.#old];
+    return this.#old ? this.#old.map((e) => e.set) : [];
   }
   /** Every set in a slot, newest role first: current, temporary, old. */
   get sets(): SaSet[] {
     const out: SaSet[] = [];
-    if (this.#current) out.push(this.#current);
-    if (this.#temporary) out.push(this.#temporary);
-    for (const s of this.#old) out.push(s);
+    if (this.#current) out.push(this.#current.set);
+    if (this.#temporary) out.push(this.#temporary.set);
+    if (this.#old) for (const e of this.#old) out.push(e.set);
     return out;
   }
   get empty(): boolean {
-    return !this.#current && !this.#temporary && this.#old.size === 0;
+    return !this.#current && !this.#temporary && !this.#old;
   }
   has(set: SaSet): boolean {
-    return set === this.#current || set === this.#temporary || this.#old.has(set);
+    return this.#entry(set) !== undefined;
+  }
+
+  /** The entry of `set` in one of the slots, if any. */
+  #entry(set: SaSet): SlotEntry | undefined {
+    if (this.#current?.set === set) return this.#current;
+    if (this.#temporary?.set === set) return this.#temporary;
+    if (this.#old) for (const e of this.#old) if (e.set === set) return e;
+    return undefined;
+  }
+
+  #oldEntry(set: SaSet): SlotEntry | undefined {
+    if (this.#old) for (const e of this.#old) if (e.set === set) return e;
+    return undefined;
+  }
+
+  #addOld(e: SlotEntry): void {
+    (this.#old ??= []).push(e);
   }
 
   /**
@@ -88,11 +119,12 @@ export class SaSlots {
   async installTemporary(set: SaSet): Promise<void> {
     if (set.state !== 'temporary') throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is ${set.state}, not temporary`);
     // Awaited: the new set may reuse the old one's inbound SPIs (the UE's same offer challenged again).
-    if (this.#temporary) await this.delete(this.#temporary, 'deleted', 'replaced by a new temporary set');
+    if (this.#temporary) await this.delete(this.#temporary.set, 'deleted', 'replaced by a new temporary set');
     await this.deps.backend.install(set);
-    if (this.#temporary) void this.delete(this.#temporary, 'deleted', 'replaced by a new temporary set');
-    this.#temporary = set;
-    this.#arm(set);
+    if (this.#temporary) void this.delete(this.#temporary.set, 'deleted', 'replaced by a new temporary set');
+    const e = new SlotEntry(set);
+    this.#temporary = e;
+    this.#arm(e);
   }
 
   /**
@@ -106,8 +138,9 @@ export class SaSlots {
     if (!this.empty)
       throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: slots not empty, nothing is restored over live sets`);
     await this.#restoreInBackend(set);
-    this.#current = set;
-    this.#arm(set);
+    const e = new SlotEntry(set);
+    this.#current = e;
+    this.#arm(e);
   }
 
   /** backend.restore where the backend has one (xfrm adopts the kernel's SAs), else a plain install. */
@@ -127,15 +160,16 @@ export class SaSlots {
     if (set.state !== 'old') throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is ${set.state}, not old`);
     if (!this.#current) throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: an old set is restored after its current one`);
     await this.#restoreInBackend(set);
-    this.#old.add(set);
-    this.#arm(set);
+    const e = new SlotEntry(set);
+    this.#addOld(e);
+    this.#arm(e);
     const cancel = this.deps.clock.setTimer(graceMs, () => {
-      if (this.#graces.get(set) !== cancel) return;
-      this.#graces.delete(set);
-      if (this.#old.has(set) && this.inflight(set) === 0)
+      if (e.grace !== cancel) return;
+      e.grace = undefined;
+      if (this.#oldEntry(set) === e && (e.inflight ?? 0) === 0)
         void this.delete(set, 'transactions-done', 'restored old set: no transaction over it since the restart');
     });
-    this.#graces.set(set, cancel);
+    e.grace = cancel;
   }
 
   /**
@@ -144,19 +178,20 @@ export class SaSlots {
    * current set becomes old and goes once its transactions have ended.
    */
   promote(set: SaSet, expiresAt: number): void {
-    if (set !== this.#temporary) throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is not the temporary set`);
+    const e = this.#temporary;
+    if (!e || e.set !== set) throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is not the temporary set`);
     const prev = this.#current;
     set.apply('authenticated');
     this.#temporary = undefined;
-    this.#current = set;
-    this.#setLifetime(set, expiresAt);
-    if (prev && prev !== set) {
-      prev.apply('superseded');
-      this.#old.add(prev);
-      this.#sync(prev); // policies: the old set no longer takes new requests
+    this.#current = e;
+    this.#setLifetime(e, expiresAt);
+    if (prev && prev !== e) {
+      prev.set.apply('superseded');
+      this.#addOld(prev);
+      this.#sync(prev.set); // policies: the old set no longer takes new requests
       this.#peerOnCurrent = this.deps.keepOld !== 'peer-switched';
-      if (this.#peerOnCurrent && this.inflight(prev) === 0)
-        void this.delete(prev, 'transactions-done', 'superseded, no transaction in flight');
+      if (this.#peerOnCurrent && (prev.inflight ?? 0) === 0)
+        void this.delete(prev.set, 'transactions-done', 'superseded, no transaction in flight');
     }
   }
 
@@ -165,22 +200,24 @@ export class SaSlots {
    * with no transaction left goes now, the others when their last one ends.
    */
   peerUsed(set: SaSet): void {
-    if (set !== this.#current || this.#peerOnCurrent) return;
+    if (set !== this.#current?.set || this.#peerOnCurrent) return;
     this.#peerOnCurrent = true;
-    for (const o of [...this.#old]) if (this.inflight(o) === 0) void this.delete(o, 'transactions-done', 'the peer sends over the new set');
+    if (this.#old)
+      for (const o of [...this.#old])
+        if ((o.inflight ?? 0) === 0) void this.delete(o.set, 'transactions-done', 'the peer sends over the new set');
   }
 
   /** A re-REGISTER answered 200 without a challenge (24.228 R2-1a): the current set lives on until `expiresAt`. */
   refresh(expiresAt: number): void {
     const c = this.#current;
     if (!c) return;
-    c.apply('authenticated');
+    c.set.apply('authenticated');
     this.#setLifetime(c, expiresAt);
   }
 
   /** Spec digest §8 rule 8: the set-up failed; the temporary set goes, the rest stays. */
   discardTemporary(reason: string): Promise<void> {
-    return this.#temporary ? this.delete(this.#temporary, 'failed', reason) : Promise.resolve();
+    return this.#temporary ? this.delete(this.#temporary.set, 'failed', reason) : Promise.resolve();
   }
 
   /** De-registration, registration expiry, fallback, stop (spec digest §8 rule 7). */
@@ -193,53 +230,63 @@ export class SaSlots {
    * onDeleted. Idempotent; a set not (or no longer) in a slot is left alone.
    */
   delete(set: SaSet, event: SaSetEvent, reason: string, code: SaDeleteCode = event): Promise<void> {
-    if (!this.has(set)) return Promise.resolve();
-    this.#disarm(set);
-    this.#graces.get(set)?.();
-    this.#graces.delete(set);
-    if (this.#temporary === set) this.#temporary = undefined;
-    if (this.#current === set) this.#current = undefined;
-    this.#old.delete(set);
-    this.#inflight.delete(set);
+    const e = this.#entry(set);
+    if (!e) return Promise.resolve();
+    this.#disarm(e);
+    e.grace?.();
+    e.grace = undefined;
+    if (this.#temporary === e) this.#temporary = undefined;
+    if (this.#current === e) this.#current = undefined;
+    if (this.#old) {
+      const i = this.#old.indexOf(e);
+      if (i >= 0) this.#old.splice(i, 1);
+      if (this.#old.length === 0) this.#old = undefined;
+    }
     // 'failed' is only legal for a temporary set; in any other state the set is simply deleted.
     if (set.live) set.apply(event === 'failed' && set.state !== 'temporary' ? 'deleted' : event);
     this.deps.onDropped?.(set, event, reason);
     const p = this.deps.backend.remove(set).then(
       () => this.deps.onDeleted?.(set, event, reason, undefined, code),
-      (e: unknown) => this.deps.onDeleted?.(set, event, reason, e instanceof Error ? e : new Error(String(e)), code),
+      (err: unknown) => this.deps.onDeleted?.(set, event, reason, err instanceof Error ? err : new Error(String(err)), code),
     );
-    this.#removals.add(p);
-    void p.finally(() => this.#removals.delete(p));
+    const removals = (this.#removals ??= new Set());
+    removals.add(p);
+    void p.finally(() => {
+      removals.delete(p);
+      if (removals.size === 0 && this.#removals === removals) this.#removals = undefined;
+    });
     return p;
   }
 
   /** A transaction started over `set` (client) or arrived over it (server). */
   begin(set: SaSet): void {
-    if (this.has(set)) this.#inflight.set(set, this.inflight(set) + 1);
+    const e = this.#entry(set);
+    if (e) e.inflight = (e.inflight ?? 0) + 1;
   }
 
   /** That transaction ended; an old set with none left is deleted (spec digest §8 rule 4). */
   end(set: SaSet): void {
-    if (!this.#inflight.has(set)) return;
-    const n = Math.max(0, this.inflight(set) - 1);
-    this.#inflight.set(set, n);
-    if (n === 0 && this.#old.has(set) && this.#peerOnCurrent)
+    const e = this.#entry(set);
+    if (e?.inflight === undefined) return;
+    const n = Math.max(0, e.inflight - 1);
+    e.inflight = n;
+    if (n === 0 && this.#oldEntry(set) === e && this.#peerOnCurrent)
       void this.delete(set, 'transactions-done', 'old set: its last transaction ended');
   }
 
   inflight(set: SaSet): number {
-    return this.#inflight.get(set) ?? 0;
+    return this.#entry(set)?.inflight ?? 0;
   }
 
   /** Resolves once every backend removal started so far has settled. */
   async settled(): Promise<void> {
-    while (this.#removals.size > 0) await Promise.all([...this.#removals]);
+    while (this.#removals && this.#removals.size > 0) await Promise.all([...this.#removals]);
   }
 
-  #setLifetime(set: SaSet, expiresAt: number): void {
-    set.setLifetime({ expiresAt });
-    this.#sync(set);
-    this.#arm(set);
+  #setLifetime(e: SlotEntry, expiresAt: number): void {
+    e.set.setLifetime({ expiresAt });
+    this.#sync(e.set);
+    this.#arm(e);
   }
 
   /** Issue 11 §1: the backend's copy of the lifetime (the kernel's, for xfrm) follows the set's. */
@@ -252,15 +299,16 @@ export class SaSlots {
   }
 
   /** One timer per set at its hard expiry (a temporary set after reg-await-auth, spec digest §10.4). */
-  #arm(set: SaSet): void {
-    this.#disarm(set);
+  #arm(e: SlotEntry): void {
+    this.#disarm(e);
+    const set = e.set;
     const at = set.expiresAt;
     if (at === undefined) return;
     const cancel = this.deps.clock.setTimer(Math.max(0, at - this.deps.clock.now()), () => {
-      if (this.#timers.get(set) !== cancel) return; // re-armed or disarmed meanwhile
-      this.#timers.delete(set);
+      if (e.timer !== cancel) return; // re-armed or disarmed meanwhile
+      e.timer = undefined;
       // The lifetime may have moved since (setLifetime without re-arming): only a set still due goes.
-      if (set.expiresAt !== undefined && this.deps.clock.now() < set.expiresAt) return this.#arm(set);
+      if (set.expiresAt !== undefined && this.deps.clock.now() < set.expiresAt) return this.#arm(e);
       const temporary = set.state === 'temporary';
       void this.delete(
         set,
@@ -269,11 +317,11 @@ export class SaSlots {
         temporary ? 'auth-timeout' : 'expired',
       );
     });
-    this.#timers.set(set, cancel);
+    e.timer = cancel;
   }
 
-  #disarm(set: SaSet): void {
-    this.#timers.get(set)?.();
-    this.#timers.delete(set);
+  #disarm(e: SlotEntry): void {
+    e.timer?.();
+    e.timer = undefined;
   }
 }

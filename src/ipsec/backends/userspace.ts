@@ -58,8 +58,12 @@ export class UserspaceBackend implements IpsecBackend {
   readonly #endpoints = new Map<string, Endpoint>();
   readonly #installOrder = new Map<SaSet, number>();
   readonly #peerEncap = new Map<SaSet, Addr>();
-  /** Installed sets by the (local port, peer port, peer address) their outbound SAs protect: pickSet in O(1). */
-  readonly #byFlow = new Map<string, Set<SaSet>>();
+  /**
+   * Installed sets by the (local port, peer port, peer address) their outbound SAs protect: pickSet
+   * in O(1). Most flows have one set (an idle registration): the set itself, a Set only while a
+   * flow has several (a re-registration's new and old sets), so an idle set costs no collection.
+   */
+  readonly #byFlow = new Map<string, SaSet | Set<SaSet>>();
   /** The keepalive peer each UE-side UDP-encapsulated set holds a reference on. */
   readonly #keepaliveOf = new Map<SaSet, Addr>();
   #encap: Socket | undefined;
@@ -112,8 +116,7 @@ export class UserspaceBackend implements IpsecBackend {
     // Transport mode needs the raw ESP socket; open it on first use so UDP-enc-tun needs no root.
     if (set.config.mode === 'transport') await this.#ensureRaw();
     this.sad.install(set);
-    if (!this.#installOrder.has(set))
-      for (const k of flowKeys(set)) (this.#byFlow.get(k) ?? this.#byFlow.set(k, new Set()).get(k)!).add(set);
+    if (!this.#installOrder.has(set)) for (const k of flowKeys(set)) this.#addFlow(k, set);
     this.#installOrder.set(set, ++this.#seq);
     this.#keepaliveFor(set);
   }
@@ -121,15 +124,28 @@ export class UserspaceBackend implements IpsecBackend {
   async remove(set: SaSet): Promise<void> {
     this.sad.remove(set);
     if (this.#installOrder.has(set)) {
-      for (const k of flowKeys(set)) {
-        const sets = this.#byFlow.get(k);
-        sets?.delete(set);
-        if (sets?.size === 0) this.#byFlow.delete(k);
-      }
+      for (const k of flowKeys(set)) this.#removeFlow(k, set);
     }
     this.#installOrder.delete(set);
     this.#peerEncap.delete(set);
     this.#keepaliveFor(set);
+  }
+
+  #addFlow(k: string, set: SaSet): void {
+    const had = this.#byFlow.get(k);
+    if (had === undefined || had === set) this.#byFlow.set(k, set);
+    else if (had instanceof Set) had.add(set);
+    else this.#byFlow.set(k, new Set([had, set]));
+  }
+
+  #removeFlow(k: string, set: SaSet): void {
+    const had = this.#byFlow.get(k);
+    if (had === set) this.#byFlow.delete(k);
+    else if (had instanceof Set) {
+      had.delete(set);
+      // Back to the single-set form once one is left.
+      if (had.size === 1) this.#byFlow.set(k, had.values().next().value as SaSet);
+    }
   }
 
   setPeerEncap(set: SaSet, peer: Addr): void {
@@ -177,7 +193,8 @@ export class UserspaceBackend implements IpsecBackend {
     let best: SaSet | undefined;
     // The SIP layer addresses the peer by its inner address; in transport mode inner = outer. The
     // index holds both, so only the sets of this flow are looked at (not every set of the backend).
-    for (const set of this.#byFlow.get(flowKey(local.port, to.port, to.address)) ?? []) {
+    const flow = this.#byFlow.get(flowKey(local.port, to.port, to.address));
+    for (const set of flow === undefined ? [] : flow instanceof Set ? flow : [flow]) {
       if (!set.live) continue;
       if (
         !best ||

@@ -1,4 +1,4 @@
-// Anti-replay window (RFC 4303 §3.4.3), as a ring of 32-bit words (RFC 6479 layout) so that any
+// Anti-replay window (RFC 4303 §3.4.3), as a ring of 16-bit words (RFC 6479 layout) so that any
 // window size costs O(1) per packet. check() is read-only and runs before the ICV; commit() runs
 // only after the ICV verified ("the window moves only for authenticated packets").
 //
@@ -15,11 +15,22 @@ export type ReplayVerdict = 'ok' | 'replay' | 'outside-window';
 /** Upper bound on the window we accept (memory guard; 2^16 bits = 8 KiB). */
 export const MAX_REPLAY_WINDOW = 65536;
 
-/** The RFC 4303 §3.4.3 sliding window: `check` is read-only, `commit` only after the ICV verified. */
+/** Bits per ring word: 16, so that every word is a small integer (a V8 Smi, stored inline in a plain array). */
+const WORD_BITS = 16;
+const WORD_MASK = 0xffff;
+
+/**
+ * The RFC 4303 §3.4.3 sliding window: `check` is read-only, `commit` only after the ICV verified.
+ *
+ * Memory (issue 9 §2: a P-CSCF holds two inbound SAs per registered UE): the ring is a plain array
+ * of 16-bit words made at the first commit (none while the SA is idle; 5 inline integers for the
+ * default 64), not a typed array with a buffer object of its own.
+ */
 export class ReplayWindow {
   readonly size: number;
   #highest = 0; // RFC 4303 §3.4.3: the receive counter starts at 0
-  readonly #bits: Uint32Array;
+  /** The ring (undefined: every bit 0, or every bit 1 when #highest came from rejectUpTo). */
+  #bits: number[] | undefined;
 
   /**
    * `rejectUpTo`: a window restored after a restart (issue 13 §3): every number up to it counts as
@@ -31,14 +42,19 @@ export class ReplayWindow {
       throw new EspError('ESP_BAD_INPUT', `replayWindow must be an integer ${MIN_REPLAY_WINDOW}..${MAX_REPLAY_WINDOW}, got ${size}`);
     }
     this.size = size;
-    // One spare word: when T advances, whole words are cleared, so the ring must hold the word
-    // of T plus every word that still overlaps (T-W, T].
-    this.#bits = new Uint32Array(Math.ceil(size / 32) + 1);
     if (!isUint32(rejectUpTo)) throw new EspError('ESP_BAD_INPUT', `rejectUpTo must be 0..2^32-1, got ${rejectUpTo}`);
     if (rejectUpTo > 0) {
       this.#highest = rejectUpTo;
-      this.#bits.fill(0xffffffff);
+      this.#bits = new Array<number>(this.#words()).fill(WORD_MASK);
     }
+  }
+
+  /**
+   * Ring length. One spare word: when T advances, whole words are cleared, so the ring must hold
+   * the word of T plus every word that still overlaps (T-W, T].
+   */
+  #words(): number {
+    return Math.ceil(this.size / WORD_BITS) + 1;
   }
 
   /** The highest authenticated sequence number so far (0 before the first packet). */
@@ -58,21 +74,24 @@ export class ReplayWindow {
   /** Marks seq as received; call only after its ICV verified and check(seq) said 'ok'. */
   commit(seq: number): void {
     if (this.check(seq) !== 'ok') throw new EspError('ESP_BAD_INPUT', `commit(${seq}) without a passing check`);
+    const bits = (this.#bits ??= new Array<number>(this.#words()).fill(0));
+    const n = bits.length;
     const t = this.#highest;
     if (seq > t) {
-      const n = this.#bits.length;
-      const from = Math.floor(t / 32) + 1;
-      const to = Math.floor(seq / 32);
-      if (to - from + 1 >= n) this.#bits.fill(0);
-      else for (let w = from; w <= to; w++) this.#bits[w % n] = 0;
+      const from = Math.floor(t / WORD_BITS) + 1;
+      const to = Math.floor(seq / WORD_BITS);
+      if (to - from + 1 >= n) bits.fill(0);
+      else for (let w = from; w <= to; w++) bits[w % n] = 0;
       this.#highest = seq;
     }
-    const word = Math.floor(seq / 32) % this.#bits.length;
-    this.#bits[word] = (this.#bits[word]! | (1 << (seq & 31))) >>> 0;
+    const word = Math.floor(seq / WORD_BITS) % n;
+    bits[word] = bits[word]! | (1 << (seq & (WORD_BITS - 1)));
   }
 
   #test(seq: number): boolean {
-    const word = Math.floor(seq / 32) % this.#bits.length;
-    return ((this.#bits[word]! >>> (seq & 31)) & 1) === 1;
+    const bits = this.#bits;
+    if (!bits) return false; // nothing committed yet (a restored window always has its ring)
+    const word = Math.floor(seq / WORD_BITS) % bits.length;
+    return ((bits[word]! >> (seq & (WORD_BITS - 1))) & 1) === 1;
   }
 }

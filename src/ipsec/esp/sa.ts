@@ -42,11 +42,12 @@ const hex = (spi: number): string => `0x${spi.toString(16).padStart(8, '0')}`;
  * the transform holds per-SA state: the traditional ones (CBC/NULL + HMAC-96) keep only the keys'
  * schedules and each CBC context's chaining block, so sharing is exact; GCM/GMAC draw a per-SA IV offset.
  * Memory: one HMAC key and one CBC cipher per set instead of four (issue 9 §2; the cipher keeps
- * OpenSSL contexts only while among the most recently used, see cbc.ts).
+ * OpenSSL contexts only while among the most recently used, see cbc.ts). `borrowKeys`: the caller
+ * keeps `keys` unchanged while the transform lives (the SA set's own copy): no further copy is made.
  */
-export function shareableTransform(sa: Omit<EspSaCrypto, 'spi'>): EspTransform | undefined {
+export function shareableTransform(sa: Omit<EspSaCrypto, 'spi'>, opts: { borrowKeys?: boolean } = {}): EspTransform | undefined {
   if (sa.ealg === 'aes-gcm' || sa.alg === 'aes-gmac' || !isValidPair(sa.alg, sa.ealg)) return undefined;
-  return createTransform(sa.alg, sa.ealg, sa.keys);
+  return createTransform(sa.alg, sa.ealg, sa.keys, opts.borrowKeys ? { borrowKeys: true } : {});
 }
 
 function checkSa(sa: EspSaCrypto, iv?: IvOverride, shared?: EspTransform): EspTransform {

@@ -36,6 +36,11 @@ export interface EspTransform {
 export interface TransformOptions {
   /** Test hook: supplies the explicit IV instead of the transform's own generator. */
   iv?: IvOverride;
+  /**
+   * The caller keeps `keys` unchanged for the transform's whole life (an SA set's own copy, see
+   * shareableTransform): the traditional transforms then keep no second copy of each key.
+   */
+  borrowKeys?: boolean;
 }
 
 function checkLen(field: string, b: Uint8Array | undefined, want: number, what: string): Uint8Array {
@@ -66,17 +71,17 @@ export function createTransform(alg: IntegrityAlg, ealg: EncryptionAlg, keys: Es
     const salt = checkLen('keys.salt', keys.salt, SALT_LEN, alg);
     return new AesGmacTransform(key, salt, opts.iv);
   }
-  const integrity = integrityFor(alg, checkLen('keys.ikEsp', keys.ikEsp, i.keyLen, alg === 'null' ? 'alg=null' : alg));
+  const integrity = integrityFor(alg, checkLen('keys.ikEsp', keys.ikEsp, i.keyLen, alg === 'null' ? 'alg=null' : alg), opts);
   const cipher = cipherFor(ealg, checkLen('keys.ckEsp', keys.ckEsp, e.keyLen, ealg === 'null' ? 'ealg=null' : ealg), opts);
   return new TraditionalTransform(cipher, integrity);
 }
 
 /** The integrity half of a traditional transform: an HMAC-96 by the table's digest, or none. */
-function integrityFor(alg: Exclude<IntegrityAlg, 'aes-gmac'>, key: Uint8Array): EspIntegrity {
+function integrityFor(alg: Exclude<IntegrityAlg, 'aes-gmac'>, key: Uint8Array, opts: TransformOptions): EspIntegrity {
   if (alg === 'null') return new NullIntegrity();
   const h = integrityInfo(alg).hmac;
   if (!h) throw new EspError('ESP_UNSUPPORTED', `alg=${alg} has no HMAC in the algorithm table`);
-  return new Hmac96(h.digest, key);
+  return new Hmac96(h.digest, key, opts.borrowKeys);
 }
 
 /** The cipher half of a traditional transform: a CBC cipher by the table's OpenSSL name, or none. */
@@ -84,5 +89,5 @@ function cipherFor(ealg: Exclude<EncryptionAlg, 'aes-gcm'>, key: Uint8Array, opt
   if (ealg === 'null') return new NullCipher();
   const cbc = encryptionInfo(ealg).cbc;
   if (!cbc) throw new EspError('ESP_UNSUPPORTED', `ealg=${ealg} has no CBC cipher in the algorithm table`);
-  return new CbcCipher(cbc, key, opts.iv);
+  return new CbcCipher(cbc, key, opts.iv, opts.borrowKeys);
 }

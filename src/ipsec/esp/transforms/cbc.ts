@@ -41,17 +41,20 @@ export class CbcCipher implements EspCipher {
   readonly #ivOverride: IvOverride | undefined;
   #enc: Cipher | undefined;
   #dec: Decipher | undefined;
-  /** Last ciphertext block each context has chained to (its initial IV is zero): enc ‖ dec. */
-  readonly #chains: Uint8Array;
+  /**
+   * Last ciphertext block each context has chained to (its initial IV is zero): enc ‖ dec. Made
+   * with the first context and dropped with them (an idle cipher holds no array for it).
+   */
+  #chains: Uint8Array | undefined;
 
-  constructor(name: CbcName, key: Uint8Array, ivOverride?: IvOverride) {
+  /** `borrowKey`: the caller keeps `key` unchanged for the cipher's life (an SA set's own copy), so it is not copied. */
+  constructor(name: CbcName, key: Uint8Array, ivOverride?: IvOverride, borrowKey = false) {
     this.#name = name;
     const info = cbcInfo(name);
     this.blockLen = info.blockLen;
     this.ivLen = info.ivLen; // RFC 3602 §2.1 / RFC 2451 §2.3: IV = one block
-    this.#key = Uint8Array.from(key);
+    this.#key = borrowKey ? key : Uint8Array.from(key);
     this.#ivOverride = ivOverride;
-    this.#chains = new Uint8Array(2 * this.blockLen);
   }
 
   encrypt(pkt: Uint8Array, ivOff: number, ptOff: number, len: number): void {
@@ -61,12 +64,12 @@ export class CbcCipher implements EspCipher {
     // Contexts are made on use: an installed but idle SA costs no OpenSSL context.
     const enc = (this.#enc ??= this.#context(true) as Cipher);
     touch(this);
-    const chain = this.#chains.subarray(0, bl);
-    for (let i = 0; i < bl; i++) pkt[ptOff + i] = pkt[ptOff + i]! ^ pkt[ivOff + i]! ^ chain[i]!;
+    const chains = (this.#chains ??= new Uint8Array(2 * bl));
+    for (let i = 0; i < bl; i++) pkt[ptOff + i] = pkt[ptOff + i]! ^ pkt[ivOff + i]! ^ chains[i]!;
     const ct = enc.update(pkt.subarray(ptOff, ptOff + len));
     if (ct.length !== len) throw new EspError('ESP_UNSUPPORTED', `${this.#name}: unexpected output length`);
     pkt.set(ct, ptOff);
-    chain.set(ct.subarray(len - bl));
+    for (let i = 0; i < bl; i++) chains[i] = ct[len - bl + i]!;
   }
 
   decrypt(pkt: Uint8Array, ivOff: number, ctOff: number, len: number): Uint8Array {
@@ -74,9 +77,9 @@ export class CbcCipher implements EspCipher {
     const dec = (this.#dec ??= this.#context(false) as Decipher);
     touch(this);
     const pt = dec.update(pkt.subarray(ctOff, ctOff + len));
-    const chain = this.#chains.subarray(bl);
-    for (let i = 0; i < bl; i++) pt[i] = pt[i]! ^ chain[i]! ^ pkt[ivOff + i]!;
-    chain.set(pkt.subarray(ctOff + len - bl, ctOff + len));
+    const chains = (this.#chains ??= new Uint8Array(2 * bl));
+    for (let i = 0; i < bl; i++) pt[i] = pt[i]! ^ chains[bl + i]! ^ pkt[ivOff + i]!;
+    for (let i = 0; i < bl; i++) chains[bl + i] = pkt[ctOff + len - bl + i]!;
     return pt;
   }
 
@@ -89,7 +92,7 @@ export class CbcCipher implements EspCipher {
   releaseContexts(): void {
     this.#enc = undefined;
     this.#dec = undefined;
-    this.#chains.fill(0);
+    this.#chains = undefined;
   }
 
   #context(encrypt: boolean): Cipher | Decipher {
