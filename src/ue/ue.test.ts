@@ -395,3 +395,30 @@ test('de-registration without an answer: "de-registration not confirmed … ever
     await p.close();
   }
 });
+
+test('the USIM SQN array outlives idle (kept as its non-zero slots between procedures): a replayed SQN gets auts, a fresh IND slot passes', async () => {
+  const p = await startPair();
+  try {
+    // SQN 0x45: IND 5 (IND length 5), SEQ 2. Accepted, then the UE is idle (its SQN state compacted).
+    const first = p.ue.register();
+    const c1 = await p.fake.challenge(await p.fake.next(), { sqn: 0x45 });
+    await p.fake.ok(await p.fake.next(), c1.set!, 600);
+    assert.ok((await first).ok);
+    // The same SQN again (33.102 C.2: SEQ not above SEQ_MS[IND]): a synchronisation failure, AUTS carrying SQN_MS 0x45.
+    const again = p.ue.register();
+    const r1 = await p.fake.next();
+    const ch = await p.fake.challenge(r1, { sqn: 0x45 });
+    const r2 = await p.fake.next();
+    const a = authParams(r2.req);
+    assert.ok(a['auts'], 'the replayed SQN is refused with auts');
+    const check = verifyAuts({ k: K, opc: OPC, rand: ch.vector.rand, auts: fromBase64(a['auts']!) });
+    assert.ok(check.ok);
+    assert.equal(Buffer.from(check.sqnMs).toString('hex'), '000000000045');
+    // Another IND slot with a lower SEQ is fresh (the array, not a single SQN_MS floor, survived).
+    const c3 = await p.fake.challenge(r2, { sqn: 0x26 });
+    await p.fake.ok(await p.fake.next(), c3.set!, 600);
+    assert.ok((await again).ok);
+  } finally {
+    await p.close();
+  }
+});

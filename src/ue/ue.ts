@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { Usim, type SqnFreshness } from '../aka/index.ts';
+import { SqnArray, Usim, type SqnFreshness } from '../aka/index.ts';
 import type { ProtectedContext } from '../ipsec/backends/backend.ts';
 import type { SaSet, SaSetEvent } from '../ipsec/index.ts';
 import { buildSecurityClient, serializeMechanisms, type UeSupport, type UsableMod } from '../secagree/index.ts';
@@ -167,8 +167,13 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   #handler: RequestHandler | undefined;
   #refreshTimer: (() => void) | undefined;
   #expiryTimer: (() => void) | undefined;
-  /** The USIM's SQN state (33.102 Annex C); K and OPc stay the caller's (one pair for a whole load run). */
-  readonly #freshness: SqnFreshness;
+  /** The USIM's SQN state (33.102 Annex C) while a procedure may use it; K and OPc stay the caller's (one pair for a whole load run). */
+  #freshness: SqnFreshness | undefined;
+  /**
+   * The same state while idle, when it is the Annex C array: [IND, SEQ_MS] of its non-zero slots
+   * (one or two after a few registrations) instead of 2^IND numbers and their array (issue 9 §2).
+   */
+  #sqnIdle: readonly number[] | undefined;
   #expiresAt: number | undefined;
   #granted: { expires: number; impus: string[]; serviceRoute: string[] } | undefined;
   readonly #nat: UeNat;
@@ -207,7 +212,35 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
    */
   get usim(): Usim {
     const o = this.#o;
-    return new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), freshness: this.#freshness });
+    return new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), freshness: this.#sqnState() });
+  }
+
+  #sqnState(): SqnFreshness {
+    if (this.#freshness) return this.#freshness;
+    const idle = this.#sqnIdle!;
+    const indLen = this.#o.usim?.indLen;
+    const seqMs = new Array<number>(2 ** (indLen ?? 5)).fill(0);
+    for (let i = 0; i < idle.length; i += 2) seqMs[idle[i]!] = idle[i + 1]!;
+    this.#sqnIdle = undefined;
+    return (this.#freshness = new SqnArray({ indLen, seqMs, acceptAny: this.#o.usim?.acceptAnySqn === true }));
+  }
+
+  /** Idle: the Annex C array as its non-zero slots (#sqnIdle). Any other rule is kept as it is. */
+  #compactSqnState(): void {
+    const f = this.#freshness;
+    const u = this.#o.usim;
+    if (!(f instanceof SqnArray) || (u && Object.keys(u).some((k) => k !== 'indLen' && k !== 'acceptAnySqn'))) return;
+    const seqMs = f.snapshot();
+    const idle = new Array<number>(2 * seqMs.filter((x) => x > 0).length); // exact size
+    let j = 0;
+    seqMs.forEach((seq, ind) => {
+      if (seq > 0) {
+        idle[j++] = ind;
+        idle[j++] = seq;
+      }
+    });
+    this.#sqnIdle = idle;
+    this.#freshness = undefined;
   }
 
   static async create(o: UeOptions): Promise<Ue> {
@@ -442,7 +475,9 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
    * already (24.229 §5.1.1.4.1), so the protected REGISTER simply carries the new one.
    */
   notePublicAddress(res: SipResponse): void {
-    const pub = viaReceived(res);
+    const via = viaReceived(res);
+    // (One copy of each of a load run's few addresses, not one per UE.)
+    const pub = via && { ...via, address: sharedString(via.address) };
     const news = pub && this.#nat.note(pub, this.plainPort);
     if (!pub || !news) return;
     this.step(news.text);
@@ -471,6 +506,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       // 'on-demand' (load generators): the unprotected socket lives only as long as the procedure.
       const r = await runRegistration(this, kind).finally(() => {
         this.#proc = undefined;
+        this.#compactSqnState();
         this.sas.pending = undefined; // the offer's ports are the sets' now (or free again)
         return this.#io.closePlain();
       });
