@@ -7,7 +7,6 @@ import { expandKeys } from '../ipsec/keys.ts';
 import { sameAddress } from '../ipsec/sa.ts';
 import { createSaSet, type SaSet } from '../ipsec/sa-set.ts';
 import { NAT_T_PORT, modeFromMod } from '../ipsec/types.ts';
-import { serializeMechanisms } from '../secagree/index.ts';
 import { createResponse } from '../sip/builders.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import type { ServerTransaction } from '../sip/transaction-manager.ts';
@@ -37,29 +36,51 @@ interface Ran {
 
 let roundIds = 0;
 
-function envOf(core: PcscfCore, impi: string): RegEnv {
-  return {
-    impi,
-    now: core.clock.now(),
-    mode: core.mode,
-    policy: core.policy,
-    natInnerAddress: core.natInnerAddress,
-    regAwaitAuthMs: core.regAwaitAuthMs,
-    address: core.address,
-    port: core.port,
-    portC: core.portC,
-    portS: core.portS,
-    pathUri: core.pathUri,
-    isMine: (u) => core.isMine(u),
-    setWithClientPort: (ip, inner, port) => core.table.setWithClientPort(ip, inner, port)?.id,
-    admit: (source, replacing) => core.limits.admit(source, replacing),
-  };
+/**
+ * What the machine reads from this P-CSCF for one event: a class, not an object literal with arrow
+ * functions, so an event allocates one small object of one shape and no closures.
+ */
+class CoreEnv implements RegEnv {
+  readonly now: number;
+  readonly mode: RegEnv['mode'];
+  readonly policy: RegEnv['policy'];
+  readonly natInnerAddress: RegEnv['natInnerAddress'];
+  readonly regAwaitAuthMs: number;
+  readonly address: string;
+  readonly port: number;
+  readonly portC: number;
+  readonly portS: number;
+  readonly pathUri: string;
+  constructor(
+    readonly core: PcscfCore,
+    readonly impi: string,
+  ) {
+    this.now = core.clock.now();
+    this.mode = core.mode;
+    this.policy = core.policy;
+    this.natInnerAddress = core.natInnerAddress;
+    this.regAwaitAuthMs = core.regAwaitAuthMs;
+    this.address = core.address;
+    this.port = core.port;
+    this.portC = core.portC;
+    this.portS = core.portS;
+    this.pathUri = core.pathUri;
+  }
+  isMine(u: string): boolean {
+    return this.core.isMine(u);
+  }
+  setWithClientPort(ip: string, inner: string | undefined, port: number): string | undefined {
+    return this.core.table.setWithClientPort(ip, inner, port)?.id;
+  }
+  admit(source: string, replacing: boolean) {
+    return this.core.limits.admit(source, replacing);
+  }
 }
 
 /** Runs one event through the machine and executes its actions. */
 export function runEvent(core: PcscfCore, reg: Registration, ev: RegEvent, io?: Io): Ran {
   const before: RegState = reg.state;
-  const t = step(before, ev, envOf(core, reg.impi));
+  const t = step(before, ev, new CoreEnv(core, reg.impi));
   reg.state = t.state;
   core.table.settle(reg, before);
   const ran: Ran = {};
@@ -105,7 +126,7 @@ function execute(core: PcscfCore, reg: Registration, a: RegAction, io: Io | unde
       if (io) forwardRegister(core, reg, io, a.out, a.arrival);
       return;
     case 'relay': {
-      if (a.securityServer) a.res.headers.append('Security-Server', serializeMechanisms(a.securityServer));
+      if (a.securityServer !== undefined) a.res.headers.append('Security-Server', a.securityServer);
       if (a.after && io?.set) io.tx.setResponseRoute(answerRoute(core, reg, io, a.after));
       ran.relay = a.res;
       return;
@@ -192,7 +213,7 @@ function forwardRegister(core: PcscfCore, reg: Registration, io: Io, out: SipReq
       // ik/ck never reach the UE (forward() strips them again); a 401 to a REGISTER that started a round carries the set's keys.
       const keys = res.status === 401 && arrival.kind !== 'protected' ? takeAkaKeys(res) : undefined;
       try {
-        let ran = runEvent(core, reg, { type: 'answered', arrival, res, ...(keys && { keys }) }, io);
+        let ran = runEvent(core, reg, { type: 'answered', arrival, res, keys }, io);
         while (ran.next) ran = runEvent(core, reg, await ran.next, io);
         return ran.relay;
       } finally {
@@ -219,7 +240,7 @@ async function installTemporary(
   // set out. In order, the stale one is filed first and its 'temporary-installed' deletes it.
   const previous = reg.installing;
   let done!: () => void;
-  reg.installing = new Promise<void>((r) => (done = r));
+  const mine = (reg.installing = new Promise<void>((r) => (done = r)));
   try {
     await previous;
     const set = buildTemporary(core, reg, round, a.keys, a.expiresAt);
@@ -246,6 +267,8 @@ async function installTemporary(
     return { type: 'temporary-failed', roundId: round.id, message: (e as Error).message, res };
   } finally {
     done();
+    // Nothing kept per idle registration: the next install finds no promise to wait for.
+    if (reg.installing === mine) reg.installing = undefined;
   }
 }
 

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { setFlagsFromString } from 'node:v8';
 import { buildSecurityClient, serializeMechanisms } from '../secagree/index.ts';
 import { createRequest, createResponse } from '../sip/builders.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
@@ -114,7 +115,7 @@ function challenged(impi = ALICE, set = 'T', portUc = 5000): { state: RegState; 
   const done = step(inst.state, { type: 'temporary-installed', roundId: 1, set, spis: { spiC: 9000, spiS: 9001 }, res: r401 }, env(impi));
   assert.equal(done.state.kind, 'challenged');
   const relay = done.actions[0] as Extract<RegAction, { kind: 'relay' }>;
-  return { state: done.state, verify: serializeMechanisms(relay.securityServer!), client: client(portUc), req: a.req };
+  return { state: done.state, verify: relay.securityServer!, client: client(portUc), req: a.req };
 }
 function registered(impi = ALICE, set = 'T'): RegState {
   const c = challenged(impi, set);
@@ -370,7 +371,7 @@ test('machine table: re-registration, refresh without challenge, de-registration
     { type: 'temporary-installed', roundId: 7, set: 'T2', spis: { spiC: 9100, spiS: 9101 }, res: createResponse(forwardOf(rr).req, 401) },
     env(ALICE),
   );
-  const verify = serializeMechanisms((inst.actions[0] as Extract<RegAction, { kind: 'relay' }>).securityServer!);
+  const verify = (inst.actions[0] as Extract<RegAction, { kind: 'relay' }>).securityServer!;
   const prot = step(
     inst.state,
     { type: 'register-over-set', req: register({ impi: ALICE, portUc: 5003, verify }), set: 'T2', roundId: 9 },
@@ -658,4 +659,29 @@ test('property: random event sequences never leave a live SA set without its reg
   );
   // The runs must reach every state (else the invariants were checked on little).
   assert.deepEqual([...reached].sort(), ['awaiting-challenge', 'challenged', 'idle', 'registered', 'registered+old']);
+});
+
+test('memory per registration (issue 9 §2): states, rounds and bindings of different registrations share V8 hidden classes', () => {
+  // A literal opening with a spread (`{ ...x, y }`) or with conditional spreads gets a hidden class of
+  // its own per object in V8 (Node 20). Checked with V8's %HaveSameMap (natives syntax for this one function).
+  setFlagsFromString('--allow-natives-syntax');
+  const sameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+  setFlagsFromString('--no-allow-natives-syntax');
+  const a = challenged(ALICE, 'TA', 5000).state as Extract<RegState, { kind: 'challenged' }>;
+  const b = challenged(BOB, 'TB', 5002).state as Extract<RegState, { kind: 'challenged' }>;
+  assert.ok(sameMap(a, b), 'challenged states');
+  assert.ok(sameMap(a.round, b.round), 'rounds');
+  const ra = registered(ALICE, 'TA') as Extract<RegState, { kind: 'registered' }>;
+  const rb = registered(BOB, 'TB') as Extract<RegState, { kind: 'registered' }>;
+  assert.ok(sameMap(ra.bound, rb.bound), 'bindings of two registrations');
+  assert.ok(sameMap(ra.bound.ue, rb.bound.ue), 'UE addresses');
+  // A re-REGISTER answered 200 without a challenge (a refresh) builds the binding anew: same class.
+  const req = register({ impi: ALICE, portUc: 5003, callId: 'c2', verify: ra.bound.lastServerText! });
+  const over = step(ra, { type: 'register-over-set', req, set: 'TA', roundId: 3 }, env(ALICE));
+  const arrival = forwardOf(over);
+  const refreshed = step(over.state, { type: 'answered', arrival, res: ok(arrival.req, 900) }, env(ALICE, { now: 2_000_000 }));
+  assert.deepEqual(kinds(refreshed), ['refresh', 'relay']);
+  const rr = refreshed.state as Extract<RegState, { kind: 'registered' }>;
+  assert.notEqual(rr.bound, ra.bound);
+  assert.ok(sameMap(rr.bound, rb.bound), 'a refreshed binding');
 });

@@ -13,6 +13,7 @@ import {
   buildSecurityServer,
   negotiate,
   parseSecurityHeader,
+  serializeMechanisms,
   verifySecurityClientUnchanged,
   verifySecurityVerify,
   type Negotiated,
@@ -95,6 +96,8 @@ export interface Bound {
   readonly expiresAt: number;
   /** Security-Server of the set now current: a re-REGISTER's Security-Verify repeats it (spec digest §8.5). */
   readonly lastServer: readonly SecMechanism[];
+  /** lastServer as the text that went out in the 401 (a verbatim Security-Verify is checked without parsing); absent in older stored records. */
+  readonly lastServerText?: string;
   /** The UE's public IP and, behind a NAT, its private (inner) IP. */
   readonly ue: { readonly ip: string; readonly innerIp?: string };
   readonly natDetected: boolean;
@@ -113,6 +116,8 @@ export type RegState =
       readonly round: Round;
       readonly temporary: SetId;
       readonly server: readonly SecMechanism[];
+      /** `server` as it went out in the 401's Security-Server (serialized once). */
+      readonly serverText: string;
       readonly bound?: Bound;
     }
   | { readonly kind: 'registered'; readonly bound: Bound };
@@ -180,8 +185,8 @@ export type RegAction =
     }
   /** Send `out` to the S-CSCF; its final answer comes back as an 'answered' event with `arrival`. */
   | { readonly kind: 'forward'; readonly out: SipRequest; readonly arrival: Arrival }
-  /** Pass the S-CSCF's answer on (Security-Server appended when given). */
-  | { readonly kind: 'relay'; readonly res: SipResponse; readonly securityServer?: readonly SecMechanism[]; readonly after?: AfterSend }
+  /** Pass the S-CSCF's answer on (a Security-Server value appended when given). */
+  | { readonly kind: 'relay'; readonly res: SipResponse; readonly securityServer?: string; readonly after?: AfterSend }
   /** Replace the S-CSCF's answer by our own failure (counted like a reject). */
   | { readonly kind: 'refuse-relay'; readonly status: number; readonly reason: RejectReason; readonly message: string }
   /** Count a pending round against the limits and arm its reg-await-auth timer ('round-timeout'). */
@@ -325,14 +330,16 @@ function decide(state: RegState, ev: RegEvent, env: RegEnv): RegTransition {
       if (state.kind === 'awaiting-challenge' && state.round.id === ev.roundId) {
         const { choice } = state.round;
         const server = [buildSecurityServer(choice, { spiC: ev.spis.spiC, spiS: ev.spis.spiS, portC: env.portC, portS: env.portS })];
+        const serverText = serializeMechanisms(server);
         const next: RegState = {
           kind: 'challenged',
           round: state.round,
           temporary: ev.set,
           server,
-          ...(state.bound && { bound: state.bound }),
+          serverText,
+          bound: state.bound,
         };
-        return { state: next, actions: [{ kind: 'relay', res: ev.res, securityServer: server }] };
+        return { state: next, actions: [{ kind: 'relay', res: ev.res, securityServer: serverText }] };
       }
       // Replaced (or ended) while installing: this set will never be used; the 401 goes on bare and
       // the UE starts over (spec digest §10.5).
@@ -426,7 +433,7 @@ function onUnprotected(state: RegState, ev: Extract<RegEvent, { type: 'unprotect
     callId: req.headers.get('Call-ID')!,
     ueIp: from.address,
     natDetected: nat.natDetected,
-    ...(innerIp ? { innerIp } : {}),
+    innerIp,
     client: { raw: offer.raw, parsed: offer.parsed },
     choice,
     impu,
@@ -448,7 +455,7 @@ function onUnprotected(state: RegState, ev: Extract<RegEvent, { type: 'unprotect
   // a forwarding failure, or at the latest this timer (an S-CSCF that never answers).
   actions.push({ kind: 'hold-pending', roundId: round.id, source: from.address, ms: env.regAwaitAuthMs });
   actions.push({ kind: 'forward', out, arrival: { kind: 'initial', req, roundId: round.id, dereg: false } });
-  return { state: { kind: 'awaiting-challenge', round, ...(bound && { bound }) }, actions };
+  return { state: { kind: 'awaiting-challenge', round, bound }, actions };
 }
 
 /** 33.203 §7.1 rule 3 over the sets this registration keeps once `replaced` (a temporary set about to go) is gone. */
@@ -492,7 +499,7 @@ function onProtected(state: Extract<RegState, { kind: 'challenged' }>, req: SipR
   // without touching the set: the owner may still finish its own registration over it.
   const who = checkRegisterIdentity(req, env.impi, [round.impu], set);
   if (!who.ok) return reject(state, 403, who.reason, who.message);
-  const sv = verifySecurityVerify(req.headers.raw('Security-Verify'), state.server);
+  const sv = verifySecurityVerify(req.headers.raw('Security-Verify'), state.server, state.serverText);
   // The same text parses to the same mechanisms: only a Security-Client spelled otherwise is parsed and compared.
   const clientNow = req.headers.raw('Security-Client');
   const check = !sv.ok || sameLines(clientNow, round.client.raw) ? sv : verifySecurityClientUnchanged(round.client.parsed, clientNow);
@@ -531,7 +538,7 @@ function onReRegister(state: RegState, bound: Bound, req: SipRequest, set: SetId
   // is tolerated here, the request came over an authenticated SA already.
   const svRaw = req.headers.raw('Security-Verify');
   if (svRaw.length > 0) {
-    const v = verifySecurityVerify(svRaw, bound.lastServer);
+    const v = verifySecurityVerify(svRaw, bound.lastServer, bound.lastServerText);
     if (!v.ok) return reject(state, 403, 'security-verify-mismatch', `${v.error.message} [${v.error.code}]`);
   }
   const offer = parseClient(req);
@@ -551,7 +558,7 @@ function onReRegister(state: RegState, bound: Bound, req: SipRequest, set: SetId
           callId: req.headers.get('Call-ID')!,
           ueIp: bound.ue.ip,
           natDetected: bound.natDetected,
-          ...(bound.ue.innerIp !== undefined ? { innerIp: bound.ue.innerIp } : {}),
+          innerIp: bound.ue.innerIp,
           client: { raw: offer.raw, parsed: offer.parsed },
           choice,
           impu: impuKey(uriOf(req.headers.get('To') ?? '') ?? '')!,
@@ -570,7 +577,7 @@ function onReRegister(state: RegState, bound: Bound, req: SipRequest, set: SetId
       actions.push({ kind: 'delete-set', set: state.temporary, event: 'deleted', reason: 'replaced by a new re-REGISTER' });
     next = { kind: 'awaiting-challenge', round, bound };
   }
-  actions.push({ kind: 'forward', out, arrival: { kind: 're-register', req, ...(round && { roundId: round.id }), set, dereg } });
+  actions.push({ kind: 'forward', out, arrival: { kind: 're-register', req, roundId: round?.id, set, dereg } });
   return { state: next, actions };
 }
 
@@ -608,9 +615,7 @@ function onAnswered(state: RegState, ev: Extract<RegEvent, { type: 'answered' }>
   const expires = grantedExpires(res, uriOf(a.req.headers.get('Contact') ?? '')) ?? DEFAULT_EXPIRES_S;
   if (a.dereg || expires === 0) return deregister(env, res);
   const lifetime = lifetimeAfterSuccess(env.now, expires, bound.lifetime);
-  // Copies by Object.assign, not `{ ...x, y }`: V8 (Node 20) gives every object made by a literal that
-  // opens with a spread a hidden class of its own (hundreds of bytes per registration, slow reads).
-  const next: Bound = Object.assign({}, bound, bindingOf(bound, res, a.req, expires, env.now), { lifetime });
+  const next = makeBound(bound, bindingOf(bound, res, a.req, expires, env.now), lifetime);
   return {
     state: Object.assign({}, after, { bound: next }) as RegState,
     actions: [
@@ -636,15 +641,21 @@ function afterProtected(state: RegState, a: Arrival, res: SipResponse, env: RegE
   const prev = state.bound;
   const round = state.round;
   const lifetime = lifetimeAfterSuccess(env.now, expires, prev?.lifetime);
+  const binding = bindingOf(prev, res, a.req, expires, env.now);
+  // One literal with every field (no spread): every Bound has the one hidden class.
   const bound: Bound = {
     current: set,
     old: prev ? [...prev.old, prev.current] : [],
     lifetime,
+    impus: binding.impus,
+    contact: binding.contact,
+    serviceRoute: binding.serviceRoute,
+    expiresAt: binding.expiresAt,
     lastServer: state.server,
-    ue: { ip: round.ueIp, ...(round.innerIp ? { innerIp: round.innerIp } : {}) },
+    lastServerText: state.serverText,
+    ue: { ip: round.ueIp, innerIp: round.innerIp },
     natDetected: round.natDetected,
     mode: modeFromMod(round.choice.mod),
-    ...bindingOf(prev, res, a.req, expires, env.now),
   };
   // Spec digest §5.7: the set becomes current; the 200 OK goes out over it (the layer's response
   // route pins the set the request came over, which is this one).
@@ -670,6 +681,34 @@ function deregister(env: RegEnv, res: SipResponse, wasBound = true): RegTransiti
   };
 }
 
+/**
+ * A copy of `b` with a new binding, lifetime and old sets: one literal naming every field in the
+ * order afterProtected writes them. Not `{ ...b, x }` nor Object.assign: V8 (Node 20) gives each
+ * object made by a literal opening with a spread a hidden class of its own (hundreds of bytes per
+ * registration, megamorphic reads), and Object.assign({}, …) builds another transition chain.
+ */
+function makeBound(
+  b: Bound,
+  binding: Pick<Bound, 'impus' | 'contact' | 'serviceRoute' | 'expiresAt'>,
+  lifetime: number,
+  old: readonly SetId[] = b.old,
+): Bound {
+  return {
+    current: b.current,
+    old,
+    lifetime,
+    impus: binding.impus,
+    contact: binding.contact,
+    serviceRoute: binding.serviceRoute,
+    expiresAt: binding.expiresAt,
+    lastServer: b.lastServer,
+    lastServerText: b.lastServerText,
+    ue: b.ue,
+    natDetected: b.natDetected,
+    mode: b.mode,
+  };
+}
+
 /** The facts of a 200 OK to REGISTER (24.229 §5.2.2); what it does not name stays as it was. */
 function bindingOf(
   prev: Bound | undefined,
@@ -682,7 +721,7 @@ function bindingOf(
   const sr = res.headers.getAll('Service-Route');
   return {
     impus: associatedIdentities(res, req),
-    ...(contact !== undefined ? { contact } : {}),
+    contact,
     serviceRoute: sr.length > 0 ? sr : (prev?.serviceRoute ?? []),
     expiresAt: now + expires * 1000,
   };
@@ -701,7 +740,12 @@ function onSetGone(state: RegState, set: SetId, env: RegEnv): RegTransition {
     actions.push({ kind: 'emit-deregistered', payload: { impi: env.impi, reason: 'SA lifetime expired' } });
     for (const o of bound.old) actions.push({ kind: 'delete-set', set: o, event: 'deleted', reason: 'the current set is gone' });
   } else if (bound?.old.includes(set)) {
-    nextBound = Object.assign({}, bound, { old: bound.old.filter((s) => s !== set) });
+    nextBound = makeBound(
+      bound,
+      bound,
+      bound.lifetime,
+      bound.old.filter((s) => s !== set),
+    );
   }
   if (state.kind === 'challenged' && state.temporary === set) return { state: settle(nextBound), actions };
   if (state.kind === 'registered') return { state: settle(nextBound), actions };

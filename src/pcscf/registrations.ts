@@ -7,7 +7,7 @@
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import { canonicalAddress, sameAddress } from '../ipsec/sa.ts';
 import type { SaSet, SaSetEvent } from '../ipsec/sa-set.ts';
-import { SaSlots } from '../ipsec/sa-slots.ts';
+import { SaSlots, type SaDeleteCode, type SaSlotsDeps } from '../ipsec/sa-slots.ts';
 import { isIP } from 'node:net';
 import type { Clock } from '../sip/clock.ts';
 import { parseUri } from '../sip/uri.ts';
@@ -24,8 +24,12 @@ export class Registration {
   state: RegState = IDLE;
   /** The UE's ESP-in-UDP source learnt from authenticated packets (Annex M; pcscf.ts keeps it). */
   encap?: Source;
-  /** The last temporary-set install of this registration (register.ts runs them one at a time). */
-  installing: Promise<void> = Promise.resolve();
+  /** The temporary-set install in progress, if any (register.ts runs them one at a time). */
+  installing: Promise<void> | undefined = undefined;
+  /** Cancels the registration's expiry timer (the table's; one timer per registration). */
+  cancelExpiry: (() => void) | undefined = undefined;
+  /** The keys this registration is filed under in the table's target index (contact, (address, port_us), IMPUs). */
+  indexed: readonly string[] | undefined = undefined;
 
   constructor(
     readonly impi: string,
@@ -101,22 +105,57 @@ function targetKey(address: string, portUs: number): string {
   return `${canonicalAddress(address)}|${portUs}`;
 }
 
+/** What every registration's slot hooks share: one per table. */
+interface TableSide {
+  readonly backend: IpsecBackend;
+  readonly clock: Clock;
+  readonly emit: Emit;
+  dropped(reg: Registration, set: SaSet): void;
+}
+
+/** A registration's SaSlots dependencies: methods on one small object, not an options literal with three closures per registration. */
+class SlotHooks implements SaSlotsDeps {
+  reg!: Registration;
+  constructor(private readonly t: TableSide) {}
+  get backend(): IpsecBackend {
+    return this.t.backend;
+  }
+  get clock(): Clock {
+    return this.t.clock;
+  }
+  onDropped(set: SaSet): void {
+    this.t.dropped(this.reg, set);
+  }
+  onDeleted(set: SaSet, _event: SaSetEvent, reason: string, error: Error | undefined, code: SaDeleteCode): void {
+    this.t.emit('sa-deleted', { impi: this.reg.impi, set: set.id, reason, code, ...(error && { error: error.message }) });
+  }
+  onSyncFailed(set: SaSet, error: Error): void {
+    this.t.emit('sa-error', { impi: this.reg.impi, set: set.id, op: 'update-lifetime', error: error.message });
+  }
+}
+
+// One index for contacts, (UE address, port_us) and IMPUs: a key says which it is.
+const CONTACT = 'c ';
+const TARGET = 't ';
+const IMPU = 'i ';
+
 /** Not safe for concurrent use (one event loop owns it). */
 export class RegistrationTable {
   readonly #byImpi = new Map<string, Registration>();
   readonly #owner = new Map<SaSet, Registration>();
   readonly #byPortUc = new Map<string, SaSet>();
-  readonly #byContact = new Map<string, Registration>();
-  readonly #byTarget = new Map<string, Registration>();
-  readonly #byImpu = new Map<string, Registration>();
-  readonly #timers = new Map<Registration, () => void>();
+  /** Contact, (UE address, port_us) and IMPU → registration, keys prefixed CONTACT / TARGET / IMPU. */
+  readonly #byKey = new Map<string, Registration>();
+  readonly #side: TableSide;
 
   constructor(
     private readonly backend: IpsecBackend,
     private readonly clock: Clock,
     private readonly emit: Emit,
     private readonly hooks: TableHooks,
-  ) {}
+  ) {
+    this.#side = { backend, clock, emit, dropped: (reg, set) => this.#dropped(reg, set) };
+  }
 
   /** What pending rounds hold (limits and their timer), by round id: released exactly once (issue 10 §2). */
   readonly pending = new Map<number, () => void>();
@@ -133,17 +172,8 @@ export class RegistrationTable {
   getOrNew(impi: string): Registration {
     let r = this.#byImpi.get(impi);
     if (!r) {
-      const reg: Registration = (r = new Registration(
-        impi,
-        new SaSlots({
-          backend: this.backend,
-          clock: this.clock,
-          onDropped: (set) => this.#dropped(reg, set),
-          onDeleted: (set, _event, reason, error, code) =>
-            this.emit('sa-deleted', { impi, set: set.id, reason, code, ...(error && { error: error.message }) }),
-          onSyncFailed: (set, error) => this.emit('sa-error', { impi, set: set.id, op: 'update-lifetime', error: error.message }),
-        }),
-      ));
+      const hooks = new SlotHooks(this.#side);
+      r = hooks.reg = new Registration(impi, new SaSlots(hooks));
     }
     return r;
   }
@@ -173,16 +203,16 @@ export class RegistrationTable {
 
   /** The registration whose contact is `contactKey` (sameContact's form), else whose current set has (address, port_us). O(1). */
   byTarget(contactKey: string | undefined, hostPort: Source | undefined): Registration | undefined {
-    const c = contactKey === undefined ? undefined : this.#byContact.get(contactKey);
+    const c = contactKey === undefined ? undefined : this.#byKey.get(CONTACT + contactKey);
     if (c) return c;
     if (!hostPort) return undefined;
-    const r = this.#byTarget.get(targetKey(hostPort.address, hostPort.port));
+    const r = this.#byKey.get(TARGET + targetKey(hostPort.address, hostPort.port));
     return r?.current ? r : undefined;
   }
 
   /** The registration that owns the public identity `impu` (impuKey form), if any. O(1). */
   byImpu(key: string): Registration | undefined {
-    return this.#byImpu.get(key);
+    return this.#byKey.get(IMPU + key);
   }
 
   /** Installs a freshly built temporary set (spec digest §8 rule 1: it lives reg-await-auth). */
@@ -301,8 +331,10 @@ export class RegistrationTable {
     this.pending.clear();
     for (const reg of regs) await this.deleteAll(reg, 'deleted', reason);
     for (const reg of regs) await reg.slots.settled();
-    for (const cancel of this.#timers.values()) cancel();
-    this.#timers.clear();
+    for (const reg of regs) {
+      reg.cancelExpiry?.();
+      reg.cancelExpiry = undefined;
+    }
   }
 
   views(): RegistrationView[] {
@@ -335,56 +367,46 @@ export class RegistrationTable {
   /** Contact, (UE address, port_us) and IMPU indexes of a registered registration (after a 200 OK). */
   #indexTargets(reg: Registration): void {
     this.#unindexTargets(reg);
+    const keys: string[] = [];
     const c = reg.contact === undefined ? undefined : contactKey(reg.contact);
-    if (c !== undefined) this.#byContact.set(c, reg);
+    if (c !== undefined) keys.push(CONTACT + c);
     const s = reg.current;
     if (s) {
-      this.#byTarget.set(targetKey(s.config.ue.ip, s.config.ue.portS), reg);
-      if (s.config.ue.innerIp !== undefined) this.#byTarget.set(targetKey(s.config.ue.innerIp, s.config.ue.portS), reg);
+      keys.push(TARGET + targetKey(s.config.ue.ip, s.config.ue.portS));
+      if (s.config.ue.innerIp !== undefined) keys.push(TARGET + targetKey(s.config.ue.innerIp, s.config.ue.portS));
     }
     for (const u of reg.impus) {
       const k = impuKey(u);
-      if (k !== undefined) this.#byImpu.set(k, reg);
+      if (k !== undefined) keys.push(IMPU + k);
     }
-    this.#indexed.set(reg, {
-      contact: c,
-      targets: s
-        ? [
-            targetKey(s.config.ue.ip, s.config.ue.portS),
-            ...(s.config.ue.innerIp !== undefined ? [targetKey(s.config.ue.innerIp, s.config.ue.portS)] : []),
-          ]
-        : [],
-      impus: reg.impus.map(impuKey).filter((k): k is string => k !== undefined),
-    });
+    for (const k of keys) this.#byKey.set(k, reg);
+    reg.indexed = keys;
   }
-  readonly #indexed = new Map<Registration, { contact: string | undefined; targets: string[]; impus: string[] }>();
 
   #unindexTargets(reg: Registration): void {
-    const i = this.#indexed.get(reg);
-    if (!i) return;
-    this.#indexed.delete(reg);
-    if (i.contact !== undefined && this.#byContact.get(i.contact) === reg) this.#byContact.delete(i.contact);
-    for (const t of i.targets) if (this.#byTarget.get(t) === reg) this.#byTarget.delete(t);
-    for (const u of i.impus) if (this.#byImpu.get(u) === reg) this.#byImpu.delete(u);
+    const keys = reg.indexed;
+    if (!keys) return;
+    reg.indexed = undefined;
+    for (const k of keys) if (this.#byKey.get(k) === reg) this.#byKey.delete(k);
   }
 
   /** Out of every index, its expiry timer cancelled (the 'deregistered' event is the machine's action). */
   #forget(reg: Registration): void {
     if (this.#byImpi.get(reg.impi) === reg) this.#byImpi.delete(reg.impi);
     this.#unindexTargets(reg);
-    this.#timers.get(reg)?.();
-    this.#timers.delete(reg);
+    reg.cancelExpiry?.();
+    reg.cancelExpiry = undefined;
   }
 
   /** Spec digest §8: when the registration runs out without a refresh, the whole registration goes. */
   #scheduleExpiry(reg: Registration, at: number): void {
-    this.#timers.get(reg)?.();
+    reg.cancelExpiry?.();
     const cancel = this.clock.setTimer(Math.max(0, at - this.clock.now()), () => {
-      if (this.#timers.get(reg) !== cancel) return; // superseded meanwhile
-      this.#timers.delete(reg);
+      if (reg.cancelExpiry !== cancel) return; // superseded meanwhile
+      reg.cancelExpiry = undefined;
       if (this.#byImpi.get(reg.impi) === reg) this.hooks.expired(reg);
     });
-    this.#timers.set(reg, cancel);
+    reg.cancelExpiry = cancel;
   }
 }
 

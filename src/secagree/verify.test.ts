@@ -23,6 +23,23 @@ test('a verbatim Security-Verify matches', () => {
   assert.deepEqual(verifySecurityVerify(SENT, parseSecurityHeaderOrThrow(SENT)), { ok: true });
 });
 
+test('given the text that went out, a verbatim copy is accepted as it is; any other text is still compared field by field', () => {
+  const sent = parseSecurityHeaderOrThrow(SENT);
+  // Proof that the copy is not parsed: with the text, an exact echo passes even when the parsed form says otherwise.
+  assert.deepEqual(verifySecurityVerify([SENT], parseSecurityHeaderOrThrow(SENT.replace('4097', '4099')), SENT), { ok: true });
+  assert.deepEqual(verifySecurityVerify(SENT, sent, SENT), { ok: true });
+  const reordered = 'ipsec-3gpp;q=0.1;mod=trans;prot=esp;spi-c=4096;spi-s=4097;port-c=5062;port-s=5063;alg=hmac-sha-1-96;ealg=aes-cbc';
+  assert.deepEqual(verifySecurityVerify([reordered], sent, SENT), { ok: true });
+  mismatch(
+    verifySecurityVerify([SENT.replace('4097', '4098')], sent, SENT),
+    'SECAGREE_VERIFY_MISMATCH',
+    'spi-s',
+    /sent 4097, received 4098/,
+  );
+  assert.equal(verifySecurityVerify([SENT, SENT], sent, SENT).ok, false, 'two copies are not the one sent');
+  assert.equal(verifySecurityVerify([], sent, SENT).ok, false, 'none is not the one sent');
+});
+
 test('Security-Verify is compared semantically: case, U+2011 hyphens, whitespace and parameter order do not matter', () => {
   const copy =
     ' IPSEC-3GPP ; EALG=AES-CBC;alg=hmac-sha-1-96 ; q=0.100;mod=TRANS;prot=esp;spi\u2011c=4096;spi-s=04097;port-c=5062;port-s=5063';

@@ -12,6 +12,8 @@ export type MechanismsInput = string | readonly string[] | readonly SecMechanism
 /** The outcome of a bidding-down check (33.203 Annex H): ok, or the difference found. */
 export type VerifyResult = { readonly ok: true } | Failure;
 
+const OK: VerifyResult = { ok: true };
+
 const isParsed = (x: MechanismsInput): x is readonly SecMechanism[] => Array.isArray(x) && (x.length === 0 || typeof x[0] === 'object');
 
 const norm = (s: string): string => normaliseHyphens(s).toLowerCase();
@@ -101,8 +103,14 @@ function compare(
  * mechanisms in the same order, same q and parameters. Mismatch ⇒ SECAGREE_VERIFY_MISMATCH naming
  * the first differing field; the P-CSCF then rejects and deletes the temporary SAs (§10.7).
  * An unparsable `received` is a mismatch too; an unparsable `sentServer` throws (misuse).
+ * `sentText`: the Security-Server value exactly as it went out (serializeMechanisms of `sentServer`);
+ * a Security-Verify that repeats it verbatim is accepted without parsing.
  */
-export function verifySecurityVerify(received: MechanismsInput, sentServer: MechanismsInput): VerifyResult {
+export function verifySecurityVerify(received: MechanismsInput, sentServer: MechanismsInput, sentText?: string): VerifyResult {
+  // The UE echoes the Security-Server it got (RFC 3329 §2.3.1): the same text parses to the same
+  // mechanisms, so an exact copy of what was sent needs no parsing. Anything else is compared field by field.
+  if (sentText !== undefined && typeof received !== 'string' && received.length === 1 && received[0] === sentText) return OK;
+  if (sentText !== undefined && received === sentText) return OK;
   return compare(sentServer, received, 'Security-Verify', 'SECAGREE_VERIFY_MISMATCH', 'sent', 'received');
 }
 
