@@ -20,6 +20,7 @@ import { rangeAt, type SubscriberRange } from './pattern.ts';
 import { LoadStats, type IntervalRow } from './report.ts';
 import { DueQueue, Pool, TokenBucket } from './scheduler.ts';
 import { HeapClock } from './timer-heap.ts';
+import { PlainSocketPool } from './plain-pool.ts';
 
 const TICK_MS = 5;
 
@@ -51,6 +52,8 @@ export interface LoadOptions {
   readonly random?: () => number;
   /** Where a SIP exchange times out (Timer F is 64·T1; tests shorten T1). */
   readonly t1Ms?: number;
+  /** The UEs' unprotected transport (tests: a MemoryNetwork); default a pool of UDP sockets per address. */
+  readonly openPlain?: UeOptions['openPlain'];
 }
 
 type UeState = 'idle' | 'busy' | 'registered' | 'failed';
@@ -260,11 +263,15 @@ export class LoadEngine {
 
   /** The options every UE of a local address shares (a UE's own are its identities and keys on top). */
   readonly #templates: Map<IpsecBackend, UeOptions> = new Map();
+  /** The unprotected sockets of initial registrations, lent per local address (plain-pool.ts). */
+  readonly #plainPools: PlainSocketPool[] = [];
 
   #templateFor(local: LoadOptions['locals'][number]): UeOptions {
     let t = this.#templates.get(local.backend);
     if (!t) {
       const o = this.#o;
+      const pool = new PlainSocketPool();
+      this.#plainPools.push(pool);
       t = {
         impi: '',
         impu: '',
@@ -282,8 +289,10 @@ export class LoadEngine {
         // No descriptor per registered UE: the unprotected socket only during an initial
         // registration, none on the protected ports (userspace ESP needs none; README "Load testing").
         plainSocket: 'on-demand',
+        ...(!o.openPlain && { openPlain: pool.open }),
         guardProtectedPorts: false,
         ...(o.t1Ms !== undefined && { timers: { t1: o.t1Ms } }),
+        ...(o.openPlain && { openPlain: o.openPlain }),
       };
       this.#templates.set(local.backend, t);
     }
@@ -456,6 +465,7 @@ export class LoadEngine {
       if (u.ue) await u.ue.close().catch(() => {});
       u.ue = undefined;
     }
+    for (const p of this.#plainPools) await p.close();
     this.#registered
       .values()
       .slice()
