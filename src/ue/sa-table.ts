@@ -128,7 +128,7 @@ export class UeSaTable {
     const keys = expandKeys(ik, ck, choice.alg, choice.ealg);
     const set = createSaSet({
       role: 'ue',
-      id: `${this.deps.label}#${++this.#n}`,
+      id: ownString(`${this.deps.label}#${++this.#n}`), // flat: not three pieces of string per set
       // Outer = the local (private) address; inner = the same unless a 'public inside' peer wants the public one (§15A point 4).
       ue: {
         ip: this.deps.localIp,
