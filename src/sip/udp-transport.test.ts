@@ -1,7 +1,7 @@
 // SIP over real UDP sockets on loopback (port 0): a REGISTER/200 exchange through two transaction layers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openUdpTransport } from './udp-transport.ts';
+import { literalFirstLookup, openUdpTransport } from './udp-transport.ts';
 import { TransactionLayer } from './transaction-manager.ts';
 import { createResponse, createRequest, newBranch } from './builders.ts';
 import { formatHostPort } from './uri.ts';
@@ -60,4 +60,32 @@ test('UDP on ::1 with port 0', async (t) => {
     return;
   }
   await exchange('::1');
+});
+
+test('send() resolves an IP literal at once and a name through the resolver', async () => {
+  const seen: string[] = [];
+  await new Promise<void>((resolve) =>
+    literalFirstLookup('192.0.2.7', 4, (err, address, family) => {
+      seen.push(`${err}:${address}:${family}`);
+      resolve();
+    }),
+  );
+  assert.deepEqual(seen, ['null:192.0.2.7:4']);
+  const sync: string[] = [];
+  literalFirstLookup('2001:db8::1', 6, (_e, a, f) => sync.push(`${a}:${f}`));
+  assert.deepEqual(sync, ['2001:db8::1:6'], 'a literal is answered synchronously (no resolver, no next tick)');
+  const named = await new Promise<string>((resolve) => literalFirstLookup('localhost', 4, (e, a) => resolve(e ? 'error' : a)));
+  assert.equal(named, '127.0.0.1');
+  const got: string[] = [];
+  const client = await openUdpTransport({ address: '127.0.0.1', onReceive: () => {} });
+  const receiver = await openUdpTransport({ address: '127.0.0.1', onReceive: (b) => got.push(Buffer.from(b).toString()) });
+  try {
+    await client.send(Buffer.from('OPTIONS by name'), { address: 'localhost', port: receiver.local.port });
+    await client.send(Buffer.from('OPTIONS by literal'), { address: '127.0.0.1', port: receiver.local.port });
+    for (let i = 0; i < 50 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(got.sort(), ['OPTIONS by literal', 'OPTIONS by name']);
+  } finally {
+    await client.close();
+    await receiver.close();
+  }
 });

@@ -2,7 +2,8 @@
 // the bound port is reported), IPv4 or IPv6 by the address. Each datagram goes up as is; parsing and
 // the malformed-input report belong to the transaction layer.
 import { createSocket, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import { guard } from '../util/guard.ts';
 import { SipError } from './errors.ts';
 import { endpointKey, type Destination, type Endpoint, type ReceiveHandler, type SipTransport } from './transport.ts';
@@ -25,11 +26,28 @@ export interface UdpTransport extends SipTransport {
 
 export const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * node:dgram resolves every destination of send() through dns.lookup, which answers an IP literal on
+ * the next tick; SIP here nearly always sends to literals (Via received/rport, a configured next hop),
+ * so a literal is answered at once and only a name goes to the resolver.
+ */
+export function literalFirstLookup(address: string, options: number | LookupOneOptions, callback: LookupCallback): void {
+  const family = isIP(address);
+  if (family !== 0) return callback(null, address, family);
+  dnsLookup(address, typeof options === 'number' ? { family: options } : options, callback);
+}
+
 export async function openUdpTransport(options: UdpTransportOptions): Promise<UdpTransport> {
   // A large receive buffer: a process that stalls for a moment (GC, a busy machine) under a burst
   // of registrations would otherwise lose datagrams and pay Timer E retransmissions (the kernel
   // caps it at net.core.rmem_max; memory is only used by what is queued).
-  const socket: Socket = createSocket({ type: isIPv6(options.address) ? 'udp6' : 'udp4', recvBufferSize: RECV_BUFFER_BYTES });
+  const socket: Socket = createSocket({
+    type: isIPv6(options.address) ? 'udp6' : 'udp4',
+    recvBufferSize: RECV_BUFFER_BYTES,
+    lookup: literalFirstLookup as never,
+  });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind({ address: options.address, port: options.port ?? 0, exclusive: true }, () => {
