@@ -3,14 +3,22 @@
 
 /** RFC 3261 §25.1 token: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~". */
 export const TOKEN_RE = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
-const TOKEN_CHAR_RE = /[A-Za-z0-9\-.!%*_+`'~]/;
+
+/** Token characters by code (ASCII): the codecs test one character at a time, on every message. */
+const TOKEN_CODE = new Uint8Array(128);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~") TOKEN_CODE[c.charCodeAt(0)] = 1;
 
 export function isToken(s: string): boolean {
   return TOKEN_RE.test(s);
 }
 
 export function isTokenChar(c: string | undefined): boolean {
-  return c !== undefined && c.length === 1 && TOKEN_CHAR_RE.test(c);
+  return c !== undefined && c.length === 1 && TOKEN_CODE[c.charCodeAt(0)] === 1;
+}
+
+/** isTokenChar by character code (NaN, past the end of a string, is not one). */
+export function isTokenCode(code: number): boolean {
+  return TOKEN_CODE[code] === 1;
 }
 
 /** SP or HTAB (the only whitespace left after line unfolding). */

@@ -1,8 +1,8 @@
 // The SIP message model (RFC 3261 §7): requests, responses, and an ordered header list with
 // case-insensitive access, compact forms expanded to canonical names (§7.3.3) and comma-list
 // splitting (§7.3.1). Content-Length is not stored: the body is the truth and the serializer writes it.
-import { SipError, show } from './errors.ts';
-import { isToken, splitTopLevel } from './_syntax.ts';
+import { SipError, SipParseError, show } from './errors.ts';
+import { isToken, isWs, splitTopLevel, trimWs } from './_syntax.ts';
 
 /** One header field as received or to send: name as written and value (folding undone). */
 export interface HeaderField {
@@ -180,6 +180,8 @@ interface NameInfo {
   readonly canon: string;
   readonly key: string;
   readonly token: boolean;
+  /** The spelling itself is a token (what a received header line must have). */
+  readonly rawToken: boolean;
 }
 const NAME_CACHE = new Map<string, NameInfo>();
 const NAME_CACHE_MAX = 1024;
@@ -188,7 +190,7 @@ function nameInfo(name: string): NameInfo {
   const hit = NAME_CACHE.get(name);
   if (hit !== undefined) return hit;
   const canon = canonicalHeaderName(name);
-  const info = { canon, key: canon.toLowerCase(), token: isToken(canon) };
+  const info = { canon, key: canon.toLowerCase(), token: isToken(canon), rawToken: isToken(name) };
   if (NAME_CACHE.size < NAME_CACHE_MAX) NAME_CACHE.set(name, info);
   return info;
 }
@@ -329,6 +331,35 @@ export class SipHeaders {
     for (const f of this.fields) c.fields.push(f);
     return c;
   }
+}
+
+/**
+ * The header lines of a received message (unfolded, from `lines[from]` on) as SipHeaders, each line
+ * `Name: value` (HCOLON allows SP/HTAB before the colon), names canonicalised. Content-Length is not
+ * stored (the body is the truth): its values are pushed to `contentLengths` for the parser to check.
+ * Throws SipParseError (SIP_BAD_HEADER) for a line without a colon or whose name is not a token.
+ */
+export function headersFromLines(lines: readonly string[], from: number, contentLengths: string[]): SipHeaders {
+  const h = new SipHeaders();
+  const fields = h['fields'];
+  for (let i = from; i < lines.length; i++) {
+    const text = lines[i]!;
+    // Values are kept long after the message (an IMPU, a Contact, a Service-Route in a registration):
+    // as slices of the decoded head they would keep the whole head alive (1-2 KB per registration).
+    // A cons string sliced is flattened into a copy of this line only (V8; a memcpy, no decode).
+    const line = text.length > 12 ? (' ' + text).slice(1) : text;
+    const colon = line.indexOf(':');
+    if (colon < 0) throw new SipParseError('SIP_BAD_HEADER', `header line without ':': ${show(line)}`);
+    let end = colon;
+    while (end > 0 && isWs(line[end - 1])) end--;
+    const info = nameInfo(line.slice(0, end));
+    if (!info.rawToken || isWs(line[0])) throw new SipParseError('SIP_BAD_HEADER', `bad header name ${show(line.slice(0, colon))}`);
+    // No CR or LF can be left in a value: the head was split at LF and a bare CR refused.
+    const value = trimWs(line.slice(colon + 1));
+    if (info.key === 'content-length') contentLengths.push(value);
+    else fields.push({ name: info.canon, value, key: info.key });
+  }
+  return h;
 }
 
 const EMPTY = new Uint8Array(0);

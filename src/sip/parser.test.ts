@@ -291,3 +291,26 @@ test('issue 12 §4: parseMessage returns a result: the value, or a typed error w
   assert.equal(bad.error.partial?.kind, 'request');
   assert.equal(parseMessage(new Uint8Array([0xff, 0xfe, 0x0d, 0x0a, 0x0d, 0x0a])).ok, false);
 });
+
+test('the one-pass split of a plain head agrees with the unfolding one (results and errors) on any head', () => {
+  const piece = fc.constantFrom('a', 'Via: x', ' ', '\t', '\r', '\n', '\r\n', ':', 'é', 'b c');
+  const limits = { maxMessageSize: 1 << 20, maxHeaders: 256, maxHeaderLineLength: 12 };
+  const run = (f: () => string[]) => {
+    try {
+      return f();
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 30 }), (parts) => {
+      const head = parts.join('');
+      // With `stats` the unfolding path always runs: the reference.
+      assert.deepEqual(
+        run(() => splitHeadLines(head, limits)),
+        run(() => splitHeadLines(head, limits, { scanned: 0 })),
+      );
+    }),
+    { numRuns: 2000 },
+  );
+});

@@ -3,7 +3,7 @@
 // lines (unfolding LWS continuations, §7.3.1) → Content-Length → body. Tolerant in (LF-only line ends,
 // folding, spacing); every failure is a SipParseError with a code and a reason, nothing else is thrown.
 import { SipParseError, show } from './errors.ts';
-import { SipHeaders, SipRequest, SipResponse, canonicalHeaderName, type HeaderField, type SipMessage } from './message.ts';
+import { SipRequest, SipResponse, canonicalHeaderName, headersFromLines, type HeaderField, type SipMessage } from './message.ts';
 import { isToken, isWs, trimWs } from './_syntax.ts';
 import { uriScheme } from './uri.ts';
 import { attempt, type Result } from '../util/result.ts';
@@ -53,6 +53,38 @@ export interface SplitStats {
  * trimmed once, and a folded header's pieces are joined once, when the next header starts.
  */
 export function splitHeadLines(head: string, limits: ParseLimits = DEFAULT_LIMITS, stats?: SplitStats): string[] {
+  return (stats === undefined && plainLines(head, limits.maxHeaderLineLength)) || unfoldLines(head, limits, stats);
+}
+
+/**
+ * The common head, with nothing to unfold, no bare CR and no line over the limit, split in one pass
+ * (no intermediate arrays); undefined sends anything else to unfoldLines, which also words the errors.
+ */
+function plainLines(head: string, maxLine: number): string[] | undefined {
+  const lines: string[] = [];
+  let cr = head.indexOf('\r');
+  for (let s = 0; ;) {
+    let nl = head.indexOf('\n', s);
+    const last = nl < 0;
+    if (last) nl = head.length;
+    let e = nl;
+    if (cr >= 0 && cr < nl) {
+      if (cr !== nl - 1) return undefined; // a bare CR inside the line
+      e = cr;
+      cr = head.indexOf('\r', nl);
+    }
+    if (e - s > maxLine) return undefined;
+    const c = head.charCodeAt(s);
+    if (lines.length > 0 && (c === 0x20 || c === 0x09)) return undefined; // a continuation line
+    lines.push(head.slice(s, e));
+    if (last) break;
+    s = nl + 1;
+  }
+  while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+function unfoldLines(head: string, limits: ParseLimits, stats?: SplitStats): string[] {
   const physical = head.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
   while (physical.length > 0 && physical[physical.length - 1] === '') physical.pop();
   const lines: string[] = [];
@@ -144,13 +176,13 @@ function parseStartLine(
  * The returned headers hold no Content-Length. Bad input is a result with a SipParseError (its
  * `partial` holds the message as far as it parsed, enough for a 400/505); nothing is thrown.
  */
-export function parseMessage(bytes: Uint8Array, limits: Partial<ParseLimits> = {}): Result<SipMessage, SipParseError> {
+export function parseMessage(bytes: Uint8Array, limits: Partial<ParseLimits> = DEFAULT_LIMITS): Result<SipMessage, SipParseError> {
   return attempt(SipParseError, () => parseMessageOrThrow(bytes, limits));
 }
 
 /** parseMessage for trusted input (tests, fixtures, messages this process built): throws SipParseError. */
-export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimits> = {}): SipMessage {
-  const lim: ParseLimits = { ...DEFAULT_LIMITS, ...limits };
+export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimits> = DEFAULT_LIMITS): SipMessage {
+  const lim: ParseLimits = limits === DEFAULT_LIMITS ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...limits };
   if (bytes.length > lim.maxMessageSize)
     throw new SipParseError('SIP_TOO_LARGE', `message of ${bytes.length} octets, limit ${lim.maxMessageSize}`);
   // RFC 3261 §7.5: "Implementations processing SIP messages over stream-oriented transports MUST ignore
@@ -171,10 +203,8 @@ export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimi
   const startLine = parseStartLine(lines[0] ?? '');
   if (lines.length - 1 > lim.maxHeaders)
     throw new SipParseError('SIP_TOO_LARGE', `${lines.length - 1} header lines, limit ${lim.maxHeaders}`);
-  const fields = lines.slice(1).map(parseHeaderLine);
-
-  const lengths = fields.filter((f) => f.name === 'Content-Length');
-  const headers = new SipHeaders(fields.filter((f) => f.name !== 'Content-Length'));
+  const lengths: string[] = [];
+  const headers = headersFromLines(lines, 1, lengths);
   const partial = (): SipMessage =>
     startLine.kind === 'request'
       ? new SipRequest(startLine.method, startLine.uri, headers)
@@ -186,10 +216,12 @@ export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimi
   const available = bytes.length - headEnd;
   let bodyLength = available;
   if (lengths.length > 0) {
-    const values = new Set(lengths.map((f) => f.value));
-    const v = lengths[0]!.value;
-    if (values.size > 1)
-      throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `${values.size} different Content-Length values`, 'Content-Length', partial());
+    const v = lengths[0]!;
+    if (lengths.length > 1) {
+      const values = new Set(lengths);
+      if (values.size > 1)
+        throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `${values.size} different Content-Length values`, 'Content-Length', partial());
+    }
     if (!/^[0-9]+$/.test(v))
       throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `Content-Length ${show(v)} is not a number`, 'Content-Length', partial());
     bodyLength = v.length > 10 ? Infinity : Number(v);
@@ -202,7 +234,7 @@ export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimi
       );
     }
   }
-  const body = new Uint8Array(bytes.subarray(headEnd, headEnd + bodyLength));
+  const body = bodyLength === 0 ? undefined : new Uint8Array(bytes.subarray(headEnd, headEnd + bodyLength));
   return startLine.kind === 'request'
     ? new SipRequest(startLine.method, startLine.uri, headers, body)
     : new SipResponse(startLine.status, startLine.reason, headers, body);

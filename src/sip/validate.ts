@@ -10,6 +10,7 @@ import { parseCSeqOrThrow, type CSeq } from './cseq.ts';
 import { parseNameAddrOrThrow, type NameAddr } from './name-addr.ts';
 import { parseUriOrThrow, uriScheme } from './uri.ts';
 import { parseViaOrThrow, type Via } from './via.ts';
+import { splitTopLevel } from './_syntax.ts';
 
 /** What validation extracted from a message: the parsed Via, From, To, Call-ID and CSeq. */
 export interface MessageInfo {
@@ -31,25 +32,46 @@ export interface RequestInfo extends MessageInfo {
 export type Validation<T> = { readonly ok: true; readonly info: T } | { readonly ok: false; readonly error: SipParseError };
 
 function common(msg: SipRequest | SipResponse): MessageInfo {
-  const h = msg.headers;
-  for (const name of ['Via', 'From', 'To', 'Call-ID', 'CSeq']) {
-    if (!h.has(name)) throw new SipParseError('SIP_MISSING_HEADER', `missing ${name}`, name);
+  // One pass over the header lines (names are stored canonical, compact forms expanded).
+  let via: string[] | undefined;
+  let from: string | undefined;
+  let to: string | undefined;
+  let callId: string | undefined;
+  let cseq: string | undefined;
+  let repeated = 0; // bits: From, To, Call-ID, CSeq seen twice
+  for (const f of msg.headers.entries()) {
+    const n = f.name;
+    if (n === 'Via') (via ??= []).push(f.value);
+    else if (n === 'From') from === undefined ? (from = f.value) : (repeated |= 1);
+    else if (n === 'To') to === undefined ? (to = f.value) : (repeated |= 2);
+    else if (n === 'Call-ID') callId === undefined ? (callId = f.value) : (repeated |= 4);
+    else if (n === 'CSeq') cseq === undefined ? (cseq = f.value) : (repeated |= 8);
   }
-  for (const name of ['From', 'To', 'Call-ID', 'CSeq']) {
-    if (h.raw(name).length > 1) throw new SipParseError('SIP_BAD_HEADER', `more than one ${name}`, name);
+  if (via === undefined) throw missing('Via');
+  if (from === undefined) throw missing('From');
+  if (to === undefined) throw missing('To');
+  if (callId === undefined) throw missing('Call-ID');
+  if (cseq === undefined) throw missing('CSeq');
+  if (repeated !== 0) {
+    const name = repeated & 1 ? 'From' : repeated & 2 ? 'To' : repeated & 4 ? 'Call-ID' : 'CSeq';
+    throw new SipParseError('SIP_BAD_HEADER', `more than one ${name}`, name);
   }
-  const vias = h.getAll('Via').map((v) => parseViaOrThrow(v));
+  const vias: Via[] = [];
+  for (const line of via) for (const v of splitTopLevel(line)) vias.push(parseViaOrThrow(v));
   if (vias.length === 0) throw new SipParseError('SIP_MISSING_HEADER', 'empty Via', 'Via');
-  const callId = h.get('Call-ID')!;
   // callid = word [ "@" word ]: no LWS, not empty.
   if (callId.length === 0 || /[\s]/.test(callId)) throw new SipParseError('SIP_BAD_CALL_ID', `Call-ID ${show(callId)}`, 'Call-ID');
   return {
     vias,
-    cseq: parseCSeqOrThrow(h.get('CSeq')!),
+    cseq: parseCSeqOrThrow(cseq),
     callId,
-    from: parseNameAddrOrThrow(h.get('From')!, 'From'),
-    to: parseNameAddrOrThrow(h.get('To')!, 'To'),
+    from: parseNameAddrOrThrow(from, 'From'),
+    to: parseNameAddrOrThrow(to, 'To'),
   };
+}
+
+function missing(name: string): SipParseError {
+  return new SipParseError('SIP_MISSING_HEADER', `missing ${name}`, name);
 }
 
 /** Checks the mandatory headers of a request (RFC 3261 §8.1.1, §8.2) and parses them; a failure is a 400 to send. */
@@ -73,7 +95,8 @@ export function validateRequest(req: SipRequest): Validation<RequestInfo> {
         throw new SipParseError('SIP_BAD_MAX_FORWARDS', `Max-Forwards ${show(mf)}`, 'Max-Forwards');
       maxForwards = Number(mf);
     }
-    return { ...base, ...(maxForwards !== undefined && { maxForwards }) };
+    if (maxForwards === undefined) return base;
+    return { vias: base.vias, cseq: base.cseq, callId: base.callId, from: base.from, to: base.to, maxForwards };
   });
 }
 
