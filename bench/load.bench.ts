@@ -1,4 +1,4 @@
-// npm run bench:load [-- --full] [-- --ues N] [-- --hold S --expires S] [-- --cpu-prof DIR] [-- --heap-snapshot DIR] [-- --state-compare]: the
+// npm run bench:load [-- --full] [-- --ues N] [-- --hold S --expires S] [-- --cpu-prof DIR] [-- --heap-snapshot DIR] [-- --state-compare] [-- --no-challenge-reregister]: the
 // core, the P-CSCF and `imsec load` as three processes on loopback; N UEs (10k, held 40 s with
 // expiry 3600 s: the throughput run; --full adds issue 9 §2's run: 100k UEs, expiry 120 s so that
 // refreshes happen, held 600 s) register, hold, de-register. UEs are spread over 127.0.1.x, one
@@ -74,6 +74,19 @@ class Proc {
       this.child.kill('SIGUSR2');
     });
   }
+  /** Like stats(), but undefined once the process has exited (the load process ends on its own). */
+  tryStats(): Promise<Stats | undefined> {
+    if (this.child.exitCode !== null) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const onExit = () => resolve(undefined);
+      this.child.once('exit', onExit);
+      this.#waiters.push((s) => {
+        this.child.off('exit', onExit);
+        resolve(s);
+      });
+      this.child.kill('SIGUSR2');
+    });
+  }
   /** A heap snapshot into the --heap-snapshot directory (SIGUSR1); resolves once the file is complete. */
   async snapshot(dir: string): Promise<void> {
     const before = new Set(readdirSync(dir));
@@ -136,8 +149,12 @@ async function run(
     cpuProf?: string;
     heapDir?: string;
     state?: boolean;
+    /** The core accepts integrity-protected re-REGISTERs without a new challenge (a refresh keeps its SA set). */
+    noChallengeReregister?: boolean;
   },
 ) {
+  // The loaded figures are taken 34 s into the hold (below): a shorter hold would end the load first.
+  if (o.holdS < 40) throw new Error(`--hold ${o.holdS}: the hold must last at least 40 s (figures are taken 34 s into it)`);
   const dir = mkdtempSync(join(tmpdir(), 'imsec-bench-load-'));
   const db = join(dir, 'hss.sqlite');
   const store = new HssStore(db);
@@ -157,7 +174,20 @@ async function run(
   // Per-event logging off (--log-level warn), as a loaded service would run.
   const core = new Proc(
     'core',
-    ['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db, '--log-level', 'warn', '--hss-sync', o.hssSync],
+    [
+      'core',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--domain',
+      DOMAIN,
+      '--db',
+      db,
+      '--log-level',
+      'warn',
+      '--hss-sync',
+      o.hssSync,
+      ...(o.noChallengeReregister ? ['--no-challenge-reregister'] : []),
+    ],
     o.cpuProf,
   );
   const encap = port + 4;
@@ -233,9 +263,29 @@ async function run(
     const [core1, pc1, load1] = [await core.stats(), await pcscf.stats(), await load.stats()];
     if (o.heapDir) await pcscf.snapshot(o.heapDir);
     if (o.heapDir) await load.snapshot(o.heapDir);
-    // Memory flat during the hold (refreshes every expires/2): the same figures near its end.
-    await sleep(Math.max(0, holdStart + o.holdS * 1000 - 3_000 - Date.now()));
-    const [pc2, load2] = o.holdS >= 60 ? [await pcscf.stats(), await load.stats()] : [undefined, undefined];
+    // Memory flat during the hold (refreshes every expires/2): the same figures once a minute until
+    // near its end (each sample after a forced GC in both processes), so that the first and the last
+    // minute can be compared.
+    const series: { t_s: number; rss_pcscf: number; heap_pcscf: number; rss_load: number; heap_load: number }[] = [];
+    const sample = (p: Stats, l: Stats) =>
+      series.push({
+        t_s: Math.round((Date.now() - holdStart) / 1000),
+        rss_pcscf: p.rss,
+        heap_pcscf: p['heap_used'] as number,
+        rss_load: l.rss,
+        heap_load: l['heap_used'] as number,
+      });
+    sample(pc1, load1);
+    const holdEnd = holdStart + o.holdS * 1000 - 3_000;
+    // The load process times its hold itself and may have begun de-registering: stop sampling then.
+    const holding = () => !/ (end|done) /.test(load!.lines.slice(-3).join('\n'));
+    while (o.holdS >= 60 && holdEnd - Date.now() > 5_000 && holding()) {
+      await sleep(Math.min(60_000, holdEnd - Date.now()));
+      const l = holding() ? await load.tryStats() : undefined;
+      if (!l || !holding()) break;
+      sample(await pcscf.stats(), l);
+    }
+    const [pc2, load2] = series.length > 1 ? [series.at(-1)!, series.at(-1)!] : [undefined, undefined];
     await load.until(/"report":"imsec-load"/, 'stdout', 6 * 3_600_000);
     const report = JSON.parse(load.stdout) as {
       registrations_per_s: number;
@@ -285,10 +335,12 @@ async function run(
       ...(pc2 &&
         load2 && {
           rss_drift_during_hold_bytes: {
-            pcscf: pc2.rss - pc1.rss,
-            load: load2.rss - load1.rss,
+            pcscf: pc2.rss_pcscf - pc1.rss,
+            load: load2.rss_load - load1.rss,
             over_s: Math.round((Date.now() - holdStart) / 1000) - 34,
           },
+          // RSS and heap after a forced GC, once a minute through the hold (t_s from the hold's start).
+          hold_series: series,
         }),
       refreshed: report.outcomes.refreshed,
       open_fds_load: report.process.open_fds_registered ?? null,
@@ -309,6 +361,7 @@ const common = {
   rate: Number(value('--rate', '2000')),
   concurrency: Number(value('--concurrency', '200')),
   hssSync: value('--hss-sync', 'normal'),
+  noChallengeReregister: flag('--no-challenge-reregister'),
   ...(args.includes('--cpu-prof') && { cpuProf: value('--cpu-prof', '/tmp') }),
   ...(args.includes('--heap-snapshot') && { heapDir: value('--heap-snapshot', '/tmp') }),
 };
