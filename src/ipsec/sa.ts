@@ -113,7 +113,7 @@ export class Sa {
           replayWindow: params.replayWindow ?? DEFAULT_REPLAY_WINDOW,
         },
         {
-          mayAdvance: (seq) => this.#mark === undefined || this.#mark.admit(seq),
+          gate: this,
           ...(resume !== undefined && { rejectUpTo: resume }),
           ...(transform && { transform }),
         },
@@ -128,6 +128,15 @@ export class Sa {
   trackSeq(writer: SeqMarkWriter, durable: number, policy: SeqMarkPolicy = DEFAULT_SEQ_MARK_POLICY): SeqMark {
     this.#mark = new SeqMark(this.direction, durable, writer, () => this.seq, policy);
     return this.#mark;
+  }
+
+  /**
+   * The inbound engine asks this before an authenticated packet moves the window past its highest
+   * number (openEsp's AdvanceGate; the SA is its own gate, no closure per SA): with a persisted
+   * mark, the mark must cover `seq` first (issue 13 §3).
+   */
+  mayAdvance(seq: number): boolean {
+    return this.#mark === undefined || this.#mark.admit(seq);
   }
 
   /** The persisted mark, when trackSeq was called. */

@@ -8,6 +8,7 @@ import { IpsecError } from './errors.ts';
 import { buildIpPacket, buildUdp, NAT_KEEPALIVE, parseWire, sealToWire } from './esp/index.ts';
 import { createSaSet } from './sa-set.ts';
 import { Sad } from './sad.ts';
+import type { SaParams } from './types.ts';
 import { exchange, makePair, pairConfig, sipRequest, tamper } from '../../test/support/ims-fixture.ts';
 
 const sha = { alg: 'hmac-sha-1-96', ealg: 'aes-cbc' } as const;
@@ -133,7 +134,22 @@ test('selector: an authentic packet with ports or inner address the SA does not 
   assert.equal(pcscf.sas.SA1.counters.drops.selector, 1);
   // Tunnel: the inner source must be the UE's (private) address the P-CSCF learnt.
   const t = installed({ ...sha, mode: 'udp-enc-tunnel', ueInnerIp: '10.0.0.7' });
-  const spoof = sealToWire({ ...t.ue.sas.SA1.params, innerSrc: '10.0.0.8' }, t.ue.sas.SA1.outbound(), {
+  // A set's SaParams read through getters: copy the fields by name (a spread copies only spi and ports).
+  const p1 = t.ue.sas.SA1.params;
+  const forged: SaParams = {
+    spi: p1.spi,
+    src: p1.src,
+    dst: p1.dst,
+    srcPort: p1.srcPort,
+    dstPort: p1.dstPort,
+    mode: p1.mode,
+    alg: p1.alg,
+    ealg: p1.ealg,
+    keys: p1.keys,
+    ...(p1.encap && { encap: p1.encap }),
+    innerSrc: '10.0.0.8',
+  };
+  const spoof = sealToWire(forged, t.ue.sas.SA1.outbound(), {
     srcPort: 50000,
     dstPort: 5064,
     payload: sipRequest('REGISTER', 2),

@@ -15,7 +15,10 @@ export function modeFromMod(mod: 'trans' | 'UDP-enc-tun'): EspMode {
   return mod === 'trans' ? 'transport' : 'udp-enc-tunnel';
 }
 
-/** Everything that describes one SA (33.203 §7.1): SPI, algorithms and keys, addresses and ports, mode, lifetime. Shared by the engine, the backends and key export. */
+/**
+ * Everything that describes one SA (33.203 §7.1): SPI, algorithms and keys, addresses and ports, mode, lifetime. Shared by the engine, the backends and key export.
+ * Read it field by field: an SA set's SAs hold a compact class whose fields are getters over the set's shared part, so `{ ...params }` copies only spi and ports.
+ */
 export interface SaParams {
   /** SPI on the wire: chosen by the receiver of this SA; 256..2^32-1 (RFC 4303 §2.1). */
   readonly spi: number;

@@ -10,17 +10,17 @@ import { ESP_HEADER_LEN, ESP_SEQ_OFFSET, ESP_SPI_OFFSET, ESP_TRAILER_LEN, IPPROT
 const drop = (d: EspDrop, seq?: number): EspOpenResult => (seq === undefined ? { ok: false, drop: d } : { ok: false, drop: d, seq });
 
 /**
- * `mayAdvance(seq)`: asked before an authenticated packet moves the window past its highest number
- * (the SA layer makes its persisted high-water mark cover `seq` first, issue 13 §3); false refuses
- * the packet as 'outside-window' with nothing committed.
+ * Asked before an authenticated packet moves the window past its highest number (the SA layer makes
+ * its persisted high-water mark cover `seq` first, issue 13 §3); false refuses the packet as
+ * 'outside-window' with nothing committed. An object with a method, not a closure: the SA is its
+ * own gate, so an SA costs no closure (issue 9 §2).
  */
-export function openEsp(
-  t: EspTransform,
-  window: ReplayWindow,
-  spi: number,
-  pkt: Uint8Array,
-  mayAdvance?: (seq: number) => boolean,
-): EspOpenResult {
+export interface AdvanceGate {
+  mayAdvance(seq: number): boolean;
+}
+
+/** `gate`: see AdvanceGate. */
+export function openEsp(t: EspTransform, window: ReplayWindow, spi: number, pkt: Uint8Array, gate?: AdvanceGate): EspOpenResult {
   if (pkt.length < ESP_HEADER_LEN) return drop('short');
   if (readU32(pkt, ESP_SPI_OFFSET) !== spi) return drop('unknown-spi');
   const seq = readU32(pkt, ESP_SEQ_OFFSET);
@@ -42,7 +42,7 @@ export function openEsp(
   if (!body) return drop('icv', seq);
 
   // RFC 4303 §3.4.3: only an authenticated packet moves the window.
-  if (mayAdvance && seq > window.highest && !mayAdvance(seq)) return drop('outside-window', seq);
+  if (gate && seq > window.highest && !gate.mayAdvance(seq)) return drop('outside-window', seq);
   window.commit(seq);
 
   const n = body.length;

@@ -6,7 +6,7 @@ import { isValidPair } from '../algorithms.ts';
 import { DEFAULT_REPLAY_WINDOW } from '../types.ts';
 import { EspError } from './errors.ts';
 import type { EspInbound, EspOpenResult, EspOutbound, EspSaCrypto } from './index.ts';
-import { openEsp } from './open.ts';
+import { type AdvanceGate, openEsp } from './open.ts';
 import { ReplayWindow } from './replay-window.ts';
 import { sealEsp } from './seal.ts';
 import { createTransform, type EspTransform } from './transform.ts';
@@ -29,8 +29,8 @@ export interface OutboundOptions {
 export interface InboundOptions {
   /** A restored SA (issue 13 §3): every number up to this one counts as already received. */
   rejectUpTo?: number;
-  /** Asked before an authenticated packet moves the window past its highest number (see openEsp). */
-  mayAdvance?: (seq: number) => boolean;
+  /** Asked before an authenticated packet moves the window past its highest number (see openEsp's AdvanceGate). */
+  gate?: AdvanceGate;
   /** A transform for these keys shared with the other SAs of the set (see shareableTransform). */
   transform?: EspTransform;
 }
@@ -116,12 +116,12 @@ class Inbound implements EspInbound {
   readonly ealg: EspSaCrypto['ealg'];
   readonly #t: EspTransform;
   readonly #window: ReplayWindow;
-  readonly #mayAdvance: ((seq: number) => boolean) | undefined;
+  readonly #gate: AdvanceGate | undefined;
 
   constructor(sa: EspSaCrypto, opts: InboundOptions) {
     this.#t = checkSa(sa, undefined, opts.transform);
     this.#window = new ReplayWindow(sa.replayWindow ?? DEFAULT_REPLAY_WINDOW, opts.rejectUpTo ?? 0);
-    this.#mayAdvance = opts.mayAdvance;
+    this.#gate = opts.gate;
     this.spi = sa.spi;
     this.alg = sa.alg;
     this.ealg = sa.ealg;
@@ -136,7 +136,7 @@ class Inbound implements EspInbound {
   }
 
   open(esp: Uint8Array): EspOpenResult {
-    return openEsp(this.#t, this.#window, this.spi, esp, this.#mayAdvance);
+    return openEsp(this.#t, this.#window, this.spi, esp, this.#gate);
   }
 
   toJSON(): object {
