@@ -137,7 +137,7 @@ for (const mode of MODES) {
           if (!f.tampered) {
             // tshark's "contained data" is IV ‖ payload here; past the IV it must be what we decrypt.
             const w = parseWire(captured[i]!, { encapPorts: [4500] });
-            const opened = w.kind === 'esp' ? createInbound({ ...f.set.pcscf.sas[f.sent.saName].params }).open(w.esp) : undefined;
+            const opened = w.kind === 'esp' ? createInbound(f.set.pcscf.sas[f.sent.saName].params).open(w.esp) : undefined;
             assert.ok(opened?.ok, at);
             assert.equal(one('esp.contained_data')?.replace(/:/g, '').slice(16), Buffer.from(opened.payload).toString('hex'), at);
             gmacSeen.add(i);
