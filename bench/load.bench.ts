@@ -327,6 +327,13 @@ async function run(
         load: Math.round((load1.rss - (load1['rss_base'] as number)) / registered),
         load_at_all_registered: report.process.rss_per_registered_ue_bytes ?? null,
       },
+      // Where the load process's RSS goes besides the live heap (after the same GC): V8's committed
+      // heap, and memory outside it (Buffers, OpenSSL contexts) — absolute, so they include the baseline.
+      load_memory_per_registered_ue: {
+        heap_total: Math.round((load1['heap_total'] as number) / registered),
+        external: Math.round((load1['external'] as number) / registered),
+        array_buffers: Math.round((load1['array_buffers'] as number) / registered),
+      },
       heap_bytes_per_registered_ue: {
         pcscf: Math.round(((pc1.heap_used as number) - (pc0.heap_used as number)) / registered),
         load: Math.round(((load1.heap_used as number) - (load1['heap_base'] as number)) / registered),

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { SqnArray, Usim, type SqnFreshness } from '../aka/index.ts';
 import type { ProtectedContext } from '../ipsec/backends/backend.ts';
 import type { SaSet, SaSetEvent } from '../ipsec/index.ts';
-import { buildSecurityClient, serializeMechanisms, type UeSupport, type UsableMod } from '../secagree/index.ts';
+import { buildSecurityClient, serializeMechanisms, type SpiPortSet, type UeSupport, type UsableMod } from '../secagree/index.ts';
 import {
   createResponse,
   newCallId,
@@ -130,6 +130,43 @@ function supportOf(o: UeOptions): UeSupport {
   const support = { pairs: o.offers ?? DEFAULT_OFFERS, modes: o.modes ?? DEFAULT_MODES };
   lastSupport = { offers: o.offers, modes: o.modes, support };
   return support;
+}
+
+/** The Security-Client value offering `support` with `ue`'s SPIs and ports (see newOffer for its form). */
+function buildSecurityClientValue(support: UeSupport, ue: SpiPortSet): string {
+  const onlyTrans = (support.modes ?? DEFAULT_MODES).every((m) => m === 'trans');
+  const entries = buildSecurityClient(support.pairs, ue, support.modes)
+    .reverse()
+    .map(({ prot: _p, mod, ...e }) => (onlyTrans || !mod ? e : { ...e, mod }));
+  return serializeMechanisms(entries);
+}
+
+/** Numbers no real offer is built with here, to find where the SPIs and ports go in the value. */
+const PROBE: SpiPortSet = { spiC: 4111111111, spiS: 4122222222, portC: 61111, portS: 62222 };
+const PROBE_FIELD: Record<string, keyof SpiPortSet> = { 4111111111: 'spiC', 4122222222: 'spiS', 61111: 'portC', 62222: 'portS' };
+/**
+ * Per way of offering (a UeSupport: every UE of a load run shares one), the Security-Client value
+ * as text pieces between its SPIs and ports; null when the probe did not match a real build. Only
+ * the numbers change between offers: building the entries and serialising them each time was ~1 % of
+ * the load process's CPU (issue 9).
+ */
+const clientTemplates = new WeakMap<UeSupport, readonly string[] | null>();
+
+function securityClientOf(support: UeSupport, ue: SpiPortSet): string {
+  const t = clientTemplates.get(support);
+  if (t) {
+    let out = t[0]!;
+    for (let i = 1; i < t.length; i += 2) out += `=${ue[PROBE_FIELD[t[i]!]!]}${t[i + 1]!}`;
+    return out;
+  }
+  const built = buildSecurityClientValue(support, ue);
+  if (t === undefined) {
+    // Split at "=<probe number>" followed by a parameter or entry end; kept only if it rebuilds this offer exactly.
+    const pieces = buildSecurityClientValue(support, PROBE).split(/=(4111111111|4122222222|61111|62222)(?=[;,\s]|$)/);
+    clientTemplates.set(support, pieces);
+    if (securityClientOf(support, ue) !== built) clientTemplates.set(support, null);
+  }
+  return built;
 }
 
 /** Equal strings many UEs keep (home domain, Service-Route) as one copy; bounded, so it never grows with the UEs. */
@@ -417,11 +454,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     // prot=esp and (with only trans offered) mod=trans are Annex H's defaults: left out, they save
     // ~20 octets per entry of a REGISTER that is too large for UDP already (RFC 3261 §18.1.1).
     // With both modes mod stays on every entry: Kamailio 5.6 merges all entries' parameters.
-    const onlyTrans = (this.support.modes ?? DEFAULT_MODES).every((m) => m === 'trans');
-    const entries = buildSecurityClient(this.support.pairs, ue, this.support.modes)
-      .reverse()
-      .map(({ prot: _p, mod, ...e }) => (onlyTrans || !mod ? e : { ...e, mod }));
-    const offer = { ...ue, header: serializeMechanisms(entries) };
+    const offer = { ...ue, header: securityClientOf(this.support, ue) };
     this.sas.pending = offer;
     this[releaseUnusedEndpoints]();
     return offer;
