@@ -2,6 +2,8 @@
 // Route/identity handling and the proxy basics.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { parseDigestHeader } from '../aka/index.ts';
 import { createRequest, createResponse } from '../sip/builders.ts';
 import { toHex } from '../util/bytes.ts';
 import {
@@ -83,6 +85,34 @@ test('takeAkaKeys: returns ik/ck and removes them from every challenge; other pa
   const bad = createResponse(req(), 401, undefined, [['WWW-Authenticate', 'Digest realm="r", nonce="n", ik="zz", ck="00"']]);
   assert.equal(takeAkaKeys(bad), undefined);
   assert.doesNotMatch(bad.headers.get('WWW-Authenticate')!, /ik=|ck=/, 'malformed keys are removed too');
+});
+
+test('property: whatever the spelling (case, spaces, separators), no parameter named ik or ck survives takeAkaKeys (pitfall 4)', () => {
+  const name = fc.constantFrom('ik', 'IK', 'Ck', 'cK', 'ck', 'realm', 'nonce', 'x-ik', 'ikx', 'qop', 'auth-ck');
+  const value = fc.constantFrom('"00112233445566778899aabbccddeeff"', 'abc', '"q,r=s"', '"ik=1"');
+  const sep = fc.constantFrom(', ', ',', ' ,\t', ' , ');
+  const eq = fc.constantFrom('=', ' =', '= ', '\t=\t');
+  const line = fc
+    .array(fc.tuple(name, eq, value), { minLength: 1, maxLength: 6 })
+    .chain((ps) => fc.array(sep, { minLength: ps.length, maxLength: ps.length }).map((ss) => ({ ps, ss })))
+    .map(({ ps, ss }) => 'Digest ' + ps.map(([n, e, v], i) => `${i === 0 ? '' : ss[i]}${n}${e}${v}`).join(''));
+  fc.assert(
+    fc.property(fc.array(line, { minLength: 1, maxLength: 3 }), (lines) => {
+      const res = createResponse(
+        req(),
+        401,
+        undefined,
+        lines.map((l): [string, string] => ['WWW-Authenticate', l]),
+      );
+      takeAkaKeys(res);
+      for (const l of res.headers.raw('WWW-Authenticate')) {
+        const h = parseDigestHeader(l);
+        if (!h.ok) continue;
+        for (const p of h.value.params) assert.ok(!/^(?:ik|ck)$/i.test(p.name), `${p.name} left in ${l}`);
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 test('Route, Path, Via and Max-Forwards: own Route entries removed, Path on top, our Via on top and off again', () => {

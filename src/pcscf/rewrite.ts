@@ -81,6 +81,8 @@ export function addPath(req: SipRequest, pathUri: string): void {
   req.headers.prepend('Path', `<${pathUri}>`);
 }
 
+const MAY_HOLD_KEY = /\b(?:ik|ck)\s*=/i;
+
 /** ik / ck as the S-CSCF writes them (24.229 §5.4.1.2.1): 16 octets in hex. */
 const KEY_HEX = /^(?:0[xX])?[0-9a-fA-F]{32}$/;
 
@@ -99,12 +101,15 @@ export function takeAkaKeys(res: SipResponse): AkaKeys | undefined {
   for (const name of ['WWW-Authenticate', 'Proxy-Authenticate']) {
     const lines = res.headers.raw(name);
     if (lines.length === 0) continue;
+    // A parameter named ik or ck follows a separator and precedes "=": text without that pattern
+    // anywhere holds no key (the relay of a 401 whose keys register.ts took already skips the parse).
+    if (!lines.some((l) => MAY_HOLD_KEY.test(l))) continue;
     const out: string[] = [];
     for (const line of lines) {
       const parsed = parseDigestHeader(line);
       if (!parsed.ok) {
         // Not parseable: it cannot be relayed safely either (it may hold the keys in some form).
-        if (/\b(?:ik|ck)\s*=/i.test(line)) continue;
+        if (MAY_HOLD_KEY.test(line)) continue;
         out.push(line);
         continue;
       }

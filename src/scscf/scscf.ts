@@ -238,10 +238,11 @@ export class Scscf extends EventEmitter<EventMap> {
   #emit(e: ScscfEvent): void {
     countEvent(this.#counters, e);
     this.#onEvent?.(e);
-    // Typed listeners per event type (EventMap); emit itself takes the union.
-    const emit = this.emit.bind(this) as (type: string, e: ScscfEvent) => boolean;
-    emit(e.type, e);
-    emit('event', e);
+    // Typed listeners per event type (EventMap); emit itself takes the union. No bound copy of
+    // emit per event, and nothing at all for an event type nobody listens to (logging off).
+    const emit = this.emit as (this: Scscf, type: string, e: ScscfEvent) => boolean;
+    if (this.listenerCount(e.type) > 0) emit.call(this, e.type, e);
+    if (this.listenerCount('event') > 0) emit.call(this, 'event', e);
   }
 
   #onRequest(tx: ServerTransaction, req: SipRequest): void {
