@@ -85,6 +85,7 @@ export function runEvent(core: PcscfCore, reg: Registration, ev: RegEvent, io?: 
   core.table.settle(reg, before);
   const ran: Ran = {};
   for (const a of t.actions) execute(core, reg, a, io, ran);
+  core.table.settled(reg, before);
   // Issue 13 §3: what a registration event changed goes to the state store (after the actions:
   // a promotion has made the new set current by now).
   core.persist?.(reg, before);

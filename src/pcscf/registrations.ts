@@ -185,7 +185,15 @@ export class RegistrationTable {
   settle(reg: Registration, before: RegState): void {
     if (reg.state.kind === 'idle') return this.#forget(reg);
     if (!this.#byImpi.has(reg.impi)) this.#byImpi.set(reg.impi, reg);
-    if (boundOf(before) !== reg.bound && reg.bound) this.#indexTargets(reg);
+  }
+
+  /**
+   * After the transition's actions ran (a promotion has made the new set current by then): a
+   * registration whose binding changed is indexed anew under its contact, (address, port_us) and
+   * IMPUs. Once per event, not once per action.
+   */
+  settled(reg: Registration, before: RegState): void {
+    if (reg.bound && boundOf(before) !== reg.bound && this.#byImpi.get(reg.impi) === reg) this.#indexTargets(reg);
   }
 
   ownerOf(set: SaSet): Registration | undefined {
@@ -238,7 +246,6 @@ export class RegistrationTable {
     this.#scheduleExpiry(reg, lifetimeExpiresAt);
     reg.slots.promote(set, lifetimeExpiresAt);
     this.emit('sa-promoted', { impi: reg.impi, set: set.id, ...(previous ? { previous: previous.id } : {}) });
-    this.#indexTargets(reg);
   }
 
   /**
@@ -278,6 +285,7 @@ export class RegistrationTable {
     }
     reg.state = { kind: 'registered', bound: { ...bound, old: restoredOld } };
     this.settle(reg, IDLE);
+    this.settled(reg, IDLE);
     this.#scheduleExpiry(reg, bound.lifetime);
   }
 
@@ -286,7 +294,6 @@ export class RegistrationTable {
     if (!reg.current) return;
     this.#scheduleExpiry(reg, lifetimeExpiresAt);
     reg.slots.refresh(lifetimeExpiresAt);
-    this.#indexTargets(reg);
   }
 
   /**
