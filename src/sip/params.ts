@@ -2,7 +2,7 @@
 // (RFC 3261 §25.1: generic-param, via-params, uri-parameters). Order and spelling are kept; names
 // match case-insensitively; a quoted value keeps its quotes (use `unquote`); a flag has value null.
 import { SipParseError, show, type SipParseErrorCode } from './errors.ts';
-import { isTokenChar, isWs, scanQuoted, skipWs, unquote } from './_syntax.ts';
+import { isTokenCode, scanQuoted, skipWs, unquote } from './_syntax.ts';
 
 /** One `;name=value` parameter (value absent for a flag parameter). */
 export interface Param {
@@ -74,41 +74,60 @@ export type ParamMode = 'header' | 'uri';
  * (a token, a host, an IPv6 address for `received`); URI-mode values stop at ';' and '?'.
  */
 export function parseParams(s: string, mode: ParamMode, code: SipParseErrorCode = 'SIP_BAD_PARAMS', header?: string): Params {
-  const fail = (why: string) => new SipParseError(code, `${header ?? 'parameters'}: ${why} in ${show(s)}`, header);
-  const ws = mode === 'header' ? skipWs : (_: string, i: number) => i;
+  // Character codes, no closure per call: every Via, From, To, Contact and URI comes through here.
+  const lws = mode === 'header';
   const items: Param[] = [];
-  let i = ws(s, 0);
-  while (i < s.length) {
-    if (s[i] !== ';') throw fail(`expected ';' at offset ${i}`);
-    i = ws(s, i + 1);
+  const n = s.length;
+  let i = lws ? skipWs(s, 0) : 0;
+  while (i < n) {
+    if (s.charCodeAt(i) !== SEMI) throw paramsError(s, code, header, `expected ';' at offset ${i}`);
+    i++;
+    if (lws) i = skipWs(s, i);
     const nameStart = i;
-    while (i < s.length && (mode === 'header' ? isTokenChar(s[i]) : isUriParamChar(s[i]))) i++;
+    if (lws) while (i < n && isTokenCode(s.charCodeAt(i))) i++;
+    else while (i < n && isUriParamCode(s.charCodeAt(i))) i++;
     const name = s.slice(nameStart, i);
-    if (name.length === 0) throw fail('empty parameter name');
-    i = ws(s, i);
+    if (name.length === 0) throw paramsError(s, code, header, 'empty parameter name');
+    if (lws) i = skipWs(s, i);
     let value: string | null = null;
-    if (s[i] === '=') {
-      i = ws(s, i + 1);
-      if (s[i] === '"') {
+    if (s.charCodeAt(i) === EQUAL) {
+      i++;
+      if (lws) i = skipWs(s, i);
+      if (s.charCodeAt(i) === DQUOTE) {
         const end = scanQuoted(s, i);
-        if (end < 0) throw fail(`unterminated quoted value of ${name}`);
+        if (end < 0) throw paramsError(s, code, header, `unterminated quoted value of ${name}`);
         value = s.slice(i, end);
         i = end;
       } else {
         const start = i;
-        while (i < s.length && (mode === 'header' ? isHeaderValueChar(s[i]!) : isUriParamChar(s[i]))) i++;
+        if (lws) while (i < n && isHeaderValueCode(s.charCodeAt(i))) i++;
+        else while (i < n && isUriParamCode(s.charCodeAt(i))) i++;
         value = s.slice(start, i);
-        if (value.length === 0) throw fail(`empty value of ${name}`);
+        if (value.length === 0) throw paramsError(s, code, header, `empty value of ${name}`);
       }
-      i = ws(s, i);
+      if (lws) i = skipWs(s, i);
     }
     items.push({ name, value });
   }
   return new Params(items);
 }
 
-function isHeaderValueChar(c: string): boolean {
-  return !isWs(c) && c !== ';' && c !== ',' && c !== '"' && c !== '<' && c !== '>' && c.charCodeAt(0) > 0x20 && c !== '\x7f';
+const SEMI = 0x3b;
+const EQUAL = 0x3d;
+const DQUOTE = 0x22;
+
+function paramsError(s: string, code: SipParseErrorCode, header: string | undefined, why: string): SipParseError {
+  return new SipParseError(code, `${header ?? 'parameters'}: ${why} in ${show(s)}`, header);
+}
+
+/** isHeaderValueChar by code: visible, not ; , " < > (non-ASCII counts as visible). */
+function isHeaderValueCode(c: number): boolean {
+  return c > 0x20 && c !== 0x7f && c !== SEMI && c !== 0x2c && c !== DQUOTE && c !== 0x3c && c !== 0x3e;
+}
+
+/** isUriParamChar by code. */
+function isUriParamCode(c: number): boolean {
+  return c > 0x20 && c !== 0x7f && c !== SEMI && c !== 0x3f && c !== EQUAL && c !== 0x3c && c !== 0x3e && c !== DQUOTE;
 }
 
 /** RFC 3261 paramchar (unreserved / escaped / "[]/:&+$"), leniently: any visible char but ; ? = < > ". */

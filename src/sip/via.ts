@@ -4,7 +4,7 @@
 import { attempt, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { Params, parseParams, type Param } from './params.ts';
-import { isTokenChar, skipWs } from './_syntax.ts';
+import { isTokenCode, skipWs } from './_syntax.ts';
 import { formatHostPort, parseHostPort } from './uri.ts';
 
 /** One Via header value (RFC 3261 §20.42): protocol, transport, sent-by and parameters. */
@@ -28,31 +28,29 @@ export function parseVia(value: string): Result<Via, SipParseError> {
 
 /** parseVia for trusted input (tests, fixtures, a Via this process wrote): throws SipParseError. */
 export function parseViaOrThrow(value: string): Via {
-  const fail = (why: string) => new SipParseError('SIP_BAD_VIA', `Via: ${why} in ${show(value)}`, 'Via');
   const s = value;
   let i = skipWs(s, 0);
-  const token = (): string => {
-    const start = i;
-    while (i < s.length && isTokenChar(s[i])) i++;
-    if (i === start) throw fail(`expected a token at offset ${start}`);
-    const t = s.slice(start, i);
-    i = skipWs(s, i);
-    return t;
-  };
-  const slash = (): void => {
-    if (s[i] !== '/') throw fail(`expected '/' at offset ${i}`);
-    i = skipWs(s, i + 1);
-  };
-  const name = token();
-  slash();
-  const version = token();
-  slash();
-  const transport = token().toUpperCase();
+  // sent-protocol = protocol-name SLASH protocol-version SLASH transport, LWS allowed around SLASH.
+  let start = i;
+  while (i < s.length && isTokenCode(s.charCodeAt(i))) i++;
+  if (i === start) throw viaError(value, `expected a token at offset ${start}`);
+  const name = s.slice(start, i);
+  i = viaSlash(s, skipWs(s, i), value);
+  start = i;
+  while (i < s.length && isTokenCode(s.charCodeAt(i))) i++;
+  if (i === start) throw viaError(value, `expected a token at offset ${start}`);
+  const version = s.slice(start, i);
+  i = viaSlash(s, skipWs(s, i), value);
+  start = i;
+  while (i < s.length && isTokenCode(s.charCodeAt(i))) i++;
+  if (i === start) throw viaError(value, `expected a token at offset ${start}`);
+  const transport = s.slice(start, i).toUpperCase();
+  i = skipWs(s, i);
   // sent-by = host [ COLON port ]; collect it without the LWS that may surround the colon.
   let hostEnd = i;
   if (s[i] === '[') {
     hostEnd = s.indexOf(']', i) + 1;
-    if (hostEnd === 0) throw fail('unterminated IPv6 reference');
+    if (hostEnd === 0) throw viaError(value, 'unterminated IPv6 reference');
   } else {
     while (hostEnd < s.length && s[hostEnd] !== ';' && s[hostEnd] !== ':' && s[hostEnd] !== ' ' && s[hostEnd] !== '\t') hostEnd++;
   }
@@ -68,18 +66,25 @@ export function parseViaOrThrow(value: string): Via {
   try {
     hp = parseHostPort(sentBy, sentBy);
   } catch (e) {
-    throw fail(`bad sent-by ${show(sentBy)}${e instanceof Error ? ` (${e.message})` : ''}`);
+    throw viaError(value, `bad sent-by ${show(sentBy)}${e instanceof Error ? ` (${e.message})` : ''}`);
   }
-  const params = parseParams(s.slice(i), 'header', 'SIP_BAD_VIA', 'Via');
+  const params = parseParams(i === s.length ? '' : s.slice(i), 'header', 'SIP_BAD_VIA', 'Via');
   const rport = params.get('rport');
-  if (typeof rport === 'string' && !validPort(rport)) throw fail(`bad rport ${show(rport)}`);
-  return {
-    protocol: `${name.toUpperCase()}/${version}`,
-    transport,
-    host: hp.host,
-    ...(hp.port !== undefined && { port: hp.port }),
-    params,
-  };
+  if (typeof rport === 'string' && !validPort(rport)) throw viaError(value, `bad rport ${show(rport)}`);
+  const protocol = name === 'SIP' && version === '2.0' ? 'SIP/2.0' : `${name.toUpperCase()}/${version}`;
+  // Two literals, two hidden classes (a spread of a conditional object gave each Via a slower shape).
+  return hp.port !== undefined
+    ? { protocol, transport, host: hp.host, port: hp.port, params }
+    : { protocol, transport, host: hp.host, params };
+}
+
+function viaError(value: string, why: string): SipParseError {
+  return new SipParseError('SIP_BAD_VIA', `Via: ${why} in ${show(value)}`, 'Via');
+}
+
+function viaSlash(s: string, i: number, value: string): number {
+  if (s.charCodeAt(i) !== 0x2f) throw viaError(value, `expected '/' at offset ${i}`);
+  return skipWs(s, i + 1);
 }
 
 function validPort(s: string): boolean {
