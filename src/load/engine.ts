@@ -67,7 +67,11 @@ interface LoadUe {
   gen: number;
   /** MESSAGEs this UE has in flight (churn leaves such a UE alone: its SAs must outlive them). */
   messages: number;
+  /** Its position in the registered pool (undefined: not registered): a field, not a Map entry per UE. */
+  pos: number | undefined;
 }
+
+const POOL_SLOT = { get: (u: LoadUe) => u.pos, set: (u: LoadUe, i: number | undefined) => void (u.pos = i) };
 
 /** A failed procedure's key in the report: `<procedure>:<reason>[_<status>]`. */
 export function failureKey(proc: string, r: Extract<RegistrationResult, { ok: false }>): string {
@@ -79,7 +83,7 @@ export class LoadEngine {
   readonly stats = new LoadStats();
   readonly #o: LoadOptions;
   readonly #ues: LoadUe[] = [];
-  readonly #registered = new Pool<LoadUe>();
+  readonly #registered = new Pool<LoadUe>(POOL_SLOT);
   readonly #refreshes = new DueQueue<{ u: LoadUe; gen: number }>();
   readonly #random: () => number;
   /** Every UE's timers (expiry, SA lifetimes, SIP transactions) on one heap and one Node timer. */
@@ -108,7 +112,7 @@ export class LoadEngine {
   constructor(o: LoadOptions) {
     this.#o = o;
     this.#random = o.random ?? Math.random;
-    for (let i = 0; i < o.range.count; i++) this.#ues.push({ index: i, ue: undefined, state: 'idle', gen: 0, messages: 0 });
+    for (let i = 0; i < o.range.count; i++) this.#ues.push({ index: i, ue: undefined, state: 'idle', gen: 0, messages: 0, pos: undefined });
     this.#start = performance.now();
     this.#regBucket = new TokenBucket({ rate: o.rate, rampMs: o.rampMs, start: this.#start });
     this.#finished = new Promise((r) => (this.#done = r));

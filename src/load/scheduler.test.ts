@@ -65,3 +65,30 @@ test('Pool matches a Set model under random add/delete and picks only members', 
     }),
   );
 });
+
+test('Pool with positions in its members (a slot) matches a Set model too', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 30 }))), (ops) => {
+      const items = Array.from({ length: 31 }, (_, id) => ({ id, pos: undefined as number | undefined }));
+      const p = new Pool<(typeof items)[number]>({ get: (x) => x.pos, set: (x, i) => void (x.pos = i) });
+      const m = new Set<number>();
+      for (const [add, x] of ops) {
+        if (add) {
+          p.add(items[x]!);
+          m.add(x);
+        } else assert.equal(p.delete(items[x]!), m.delete(x));
+        assert.equal(p.size, m.size);
+        assert.equal(p.has(items[x]!), m.has(x));
+      }
+      assert.deepEqual(
+        p
+          .values()
+          .map((i) => i.id)
+          .sort(),
+        [...m].sort(),
+      );
+      // Each member's slot says where it is.
+      p.values().forEach((item, i) => assert.equal(item.pos, i));
+    }),
+  );
+});

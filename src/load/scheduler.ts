@@ -89,13 +89,29 @@ export class DueQueue<T> {
   }
 }
 
-/** A set with O(1) add / delete / random pick (swap-remove; positions kept in a Map). */
+/** A set with O(1) add / delete / random pick (swap-remove; positions kept in a Map, or in a field of each member). */
+/** Where a Pool member's position is kept (undefined: not a member). */
+export interface PoolSlot<T> {
+  get(x: T): number | undefined;
+  set(x: T, i: number | undefined): void;
+}
+
+function mapSlot<T>(): PoolSlot<T> {
+  const m = new Map<T, number>();
+  return { get: (x) => m.get(x), set: (x, i) => (i === undefined ? m.delete(x) : m.set(x, i)) };
+}
+
 export class Pool<T> {
   readonly #items: T[] = [];
-  readonly #pos = new Map<T, number>();
+  readonly #pos: PoolSlot<T>;
+
+  /** `slot`: where each member keeps its position (a field of its own: no Map entry per member); default a Map. */
+  constructor(slot?: PoolSlot<T>) {
+    this.#pos = slot ?? mapSlot<T>();
+  }
 
   add(x: T): void {
-    if (this.#pos.has(x)) return;
+    if (this.#pos.get(x) !== undefined) return;
     this.#pos.set(x, this.#items.length);
     this.#items.push(x);
   }
@@ -108,12 +124,12 @@ export class Pool<T> {
       this.#items[i] = last;
       this.#pos.set(last, i);
     }
-    this.#pos.delete(x);
+    this.#pos.set(x, undefined);
     return true;
   }
 
   has(x: T): boolean {
-    return this.#pos.has(x);
+    return this.#pos.get(x) !== undefined;
   }
 
   get size(): number {

@@ -169,6 +169,17 @@ function securityClientOf(support: UeSupport, ue: SpiPortSet): string {
   return built;
 }
 
+/** Public addresses as many UEs of a load run see them (a few addresses and pooled ports): one object each; bounded. */
+const publicAddresses = new Map<string, { readonly address: string; readonly port?: number }>();
+function sharedPublicAddress(a: { address: string; port?: number }): { readonly address: string; readonly port?: number } {
+  const key = `${a.address}|${a.port ?? ''}`;
+  const have = publicAddresses.get(key);
+  if (have) return have;
+  const own = { address: sharedString(a.address), ...(a.port !== undefined && { port: a.port }) };
+  if (publicAddresses.size < 1024) publicAddresses.set(key, own);
+  return own;
+}
+
 /** Equal strings many UEs keep (home domain, Service-Route) as one copy; bounded, so it never grows with the UEs. */
 const shared = new Map<string, string>();
 function sharedString(s: string): string {
@@ -509,8 +520,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
    */
   notePublicAddress(res: SipResponse): void {
     const via = viaReceived(res);
-    // (One copy of each of a load run's few addresses, not one per UE.)
-    const pub = via && { ...via, address: sharedString(via.address) };
+    const pub = via && sharedPublicAddress(via);
     const news = pub && this.#nat.note(pub, this.plainPort);
     if (!pub || !news) return;
     this.step(news.text);
