@@ -73,6 +73,11 @@ export function quote(s: string): string {
  * between angle brackets. Elements are trimmed; empty ones are dropped.
  */
 export function splitTopLevel(value: string): string[] {
+  if (value.indexOf(',') < 0) {
+    // Nearly every value: one element (no comma at all, so none at top level).
+    const t = trimWs(value);
+    return t.length === 0 ? [] : [t];
+  }
   const out: string[] = [];
   let depth = 0;
   let start = 0;
