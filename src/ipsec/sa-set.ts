@@ -8,7 +8,7 @@ import { isValidPair } from './algorithms.ts';
 import { IpsecError } from './errors.ts';
 import type { EspKeys } from './keys.ts';
 import { shareableTransform } from './esp/sa.ts';
-import { Sa, type SaCounters, type SaDirection, type SaName } from './sa.ts';
+import { flatString, Sa, type SaCounters, type SaDirection, type SaName } from './sa.ts';
 import { type EspMode, MIN_REPLAY_WINDOW, NAT_T_PORT, type SaParams } from './types.ts';
 
 /**
@@ -153,7 +153,7 @@ export class SaSet {
     checkConfig(cfg);
     const { keys: _keys, iv: _iv, expiresAt: _e, softExpiresAt: _s, resume: _r, ...rest } = cfg;
     this.config = rest;
-    this.id = cfg.id ?? `set-${nextId++}`;
+    this.id = flatString(cfg.id ?? `set-${nextId++}`);
     this.role = cfg.role;
     this.#expiresAt = cfg.expiresAt;
     this.#softExpiresAt = cfg.softExpiresAt;

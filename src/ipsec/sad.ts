@@ -63,8 +63,12 @@ const SPI_SPAN = 0x1_0000_0000 - SPI_MIN;
 export class Sad {
   readonly counters: SadCounters = { unknownSpi: 0, malformed: 0, keepalive: 0, nonEsp: 0 };
   readonly #sets = new Set<SaSet>();
-  /** key(dst, spi) → inbound SA; only live inbound SAs of installed sets. */
-  readonly #inbound = new Map<string, { set: SaSet; sa: Sa }>();
+  /**
+   * Destination (canonical text) → SPI → inbound SA; only live inbound SAs of installed sets. Two
+   * levels rather than one "dst|spi" string key: a host has one or a few local addresses, and a
+   * string per SA was ~60 bytes (issue 9 §2).
+   */
+  readonly #inbound = new Map<string, Map<number, { set: SaSet; sa: Sa }>>();
   readonly #encapPorts: number[];
   readonly #now: (() => number) | undefined;
   readonly #rand: () => number;
@@ -84,7 +88,7 @@ export class Sad {
     if (this.#sets.has(set)) return;
     if (!set.live) throw new IpsecError('IPSEC_SA_DELETED', `SA set ${set.id} is deleted: cannot install`);
     for (const sa of set.inbound) {
-      const other = this.#inbound.get(key(sa.params.dst, sa.spi));
+      const other = this.#find(sa.params.dst, sa.spi);
       if (other && other.sa.live && other.set.live) {
         throw new IpsecError(
           'IPSEC_SPI_IN_USE',
@@ -92,7 +96,10 @@ export class Sad {
         );
       }
     }
-    for (const sa of set.inbound) this.#inbound.set(key(sa.params.dst, sa.spi), { set, sa });
+    for (const sa of set.inbound) {
+      const dst = canonicalAddress(sa.params.dst);
+      (this.#inbound.get(dst) ?? this.#inbound.set(dst, new Map()).get(dst)!).set(sa.spi, { set, sa });
+    }
     // ESP-in-UDP may arrive on a configured encapsulation port other than 4500 (§15A point 1).
     for (const sa of set.inbound) {
       const port = sa.params.encap?.dstPort;
@@ -105,8 +112,11 @@ export class Sad {
   remove(set: SaSet): void {
     if (!this.#sets.delete(set)) return;
     for (const sa of set.inbound) {
-      const k = key(sa.params.dst, sa.spi);
-      if (this.#inbound.get(k)?.sa === sa) this.#inbound.delete(k);
+      const dst = canonicalAddress(sa.params.dst);
+      const bySpi = this.#inbound.get(dst);
+      if (bySpi?.get(sa.spi)?.sa !== sa) continue;
+      bySpi.delete(sa.spi);
+      if (bySpi.size === 0) this.#inbound.delete(dst);
     }
   }
 
@@ -119,14 +129,19 @@ export class Sad {
     for (let tries = 0; out.length < n; tries++) {
       if (tries > 1000 * n) throw new IpsecError('IPSEC_SPI_IN_USE', `could not find ${n} free SPIs for ${dst}`);
       const spi = SPI_MIN + (this.#rand() % SPI_SPAN);
-      if (!out.includes(spi) && !this.#inbound.has(key(dst, spi))) out.push(spi);
+      if (!out.includes(spi) && !this.#find(dst, spi)) out.push(spi);
     }
     return out;
   }
 
+  /** The inbound entry for (dst, spi), live or not. */
+  #find(dst: string, spi: number): { set: SaSet; sa: Sa } | undefined {
+    return this.#inbound.get(canonicalAddress(dst))?.get(spi);
+  }
+
   /** The live inbound SA for (dst, spi), if any. */
   lookup(dst: string, spi: number): { set: SaSet; sa: Sa } | undefined {
-    const hit = this.#inbound.get(key(dst, spi));
+    const hit = this.#find(dst, spi);
     if (!hit) return undefined;
     // Hard-expired SAs do not match (only the hit set is looked at, so lookups stay O(1)); deleting
     // the set is its owner's job, on its own timer (one owner of the lifecycle, issue 10 §2).
@@ -235,8 +250,4 @@ export class Sad {
       sa,
     };
   }
-}
-
-function key(dst: string, spi: number): string {
-  return `${canonicalAddress(dst)}|${spi}`;
 }

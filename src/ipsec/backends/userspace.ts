@@ -9,7 +9,7 @@ import type { Clock } from '../../util/clock.ts';
 import { buildIpPacket, buildUdp, classifyEncapPayload } from '../esp/index.ts';
 import { guard } from '../../util/guard.ts';
 import { BackendError } from './errors.ts';
-import { canonicalAddress, sameAddress } from '../sa.ts';
+import { canonicalAddress, flatString, sameAddress } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
 import { Sad, type ReceiveResult } from '../sad.ts';
 import { NAT_T_PORT } from '../types.ts';
@@ -403,7 +403,7 @@ class Endpoint implements ProtectedEndpoint {
 }
 
 function flowKey(srcPort: number, dstPort: number, dst: string): string {
-  return `${srcPort}|${dstPort}|${canonicalAddress(dst)}`;
+  return flatString(`${srcPort}|${dstPort}|${canonicalAddress(dst)}`);
 }
 
 /** Every flow a set's outbound SAs protect (outer and inner destination). */
