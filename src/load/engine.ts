@@ -21,6 +21,10 @@ import { LoadStats, type IntervalRow } from './report.ts';
 import { DueQueue, Pool, TokenBucket } from './scheduler.ts';
 import { HeapClock } from './timer-heap.ts';
 import { PlainSocketPool } from './plain-pool.ts';
+import { PROTECTED_PORTS } from './capacity.ts';
+
+/** The protected ports UEs pick from (the Ue's default range, 20000–60000). */
+const PORTS_FROM = 20000;
 
 const TICK_MS = 5;
 
@@ -303,6 +307,26 @@ export class LoadEngine {
     return t;
   }
 
+  /**
+   * The UE's own slice of the protected ports of its address (M.7.1 rule 6 still picks at random
+   * inside it): UEs of one address never try each other's ports, so no failed open and its error
+   * per pick (~2 % of the load's CPU with 5,000 UEs on an address). Slices are shared by the UEs of
+   * the same rank on other addresses; none when a slice would be under 8 ports (then: the whole range).
+   */
+  #portSlice(index: number): readonly [number, number] | undefined {
+    const locals = this.#o.locals.length;
+    const width = Math.floor(PROTECTED_PORTS / Math.ceil(this.#o.range.count / locals));
+    if (width < 8) return undefined;
+    const rank = Math.floor(index / locals);
+    let slice = this.#slices[rank];
+    if (!slice) {
+      const lo = PORTS_FROM + rank * width;
+      slice = this.#slices[rank] = [lo, lo + width - 1];
+    }
+    return slice;
+  }
+  readonly #slices: (readonly [number, number])[] = [];
+
   async #ueOf(u: LoadUe): Promise<Ue> {
     if (u.ue) return u.ue;
     const id = rangeAt(this.#o.range, u.index);
@@ -315,6 +339,8 @@ export class LoadEngine {
     o.k = keys.k;
     o.opc = keys.opc;
     o.tag = u;
+    const ports = this.#portSlice(u.index);
+    if (ports) o.portRange = ports;
     u.ue = await Ue.create(o);
     return u.ue;
   }
