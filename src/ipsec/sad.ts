@@ -1,12 +1,12 @@
 // The SAD: installed SA sets, inbound lookup by (destination, SPI) (RFC 4303 §4.4.2, §3.4.2),
 // the inbound pipeline and the outbound send. Inbound order: parse → RFC 3948 classify → lookup →
 // sa.open (replay pre-check, ICV, window, decrypt, padding, NH 59) → inner selectors → deliver.
-import { randomBytes } from 'node:crypto';
 import { type EspDrop, type InnerSegment, parseInner, parseWire, sealToWire } from './esp/index.ts';
 import { IpsecError } from './errors.ts';
 import { canonicalAddress, type Sa, sameAddress } from './sa.ts';
 import { type SaSet, selectOutbound } from './sa-set.ts';
 import { NAT_T_PORT } from './types.ts';
+import { randomUint32 } from '../util/random-hex.ts';
 
 /** Why the SAD dropped an inbound datagram: an ESP pipeline drop (RFC 4303 §3.4), a NAT-keepalive (RFC 3948 §2.3) or something that is not ESP. */
 export type SadDrop = EspDrop | 'keepalive' | 'non-esp';
@@ -76,7 +76,7 @@ export class Sad {
   constructor(opts: SadOptions = {}) {
     this.#encapPorts = [...new Set([NAT_T_PORT, ...(opts.encapPorts ?? [])])];
     this.#now = opts.now;
-    this.#rand = opts.randomUint32 ?? (() => randomBytes(4).readUInt32BE(0));
+    this.#rand = opts.randomUint32 ?? randomUint32;
   }
 
   get sets(): readonly SaSet[] {

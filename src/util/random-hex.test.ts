@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newBranch, newCallId, newTag } from '../sip/builders.ts';
-import { randomHex, seededRandomHex } from './random-hex.ts';
+import { randomHex, randomUint32, seededRandomHex } from './random-hex.ts';
 
 test('seededRandomHex: one seed, one sequence; another seed, another; lengths as asked', () => {
   const a = seededRandomHex('s1');
@@ -27,4 +27,20 @@ test('builders take injected randomness: reproducible branch, tag and Call-ID', 
   assert.match(one[2]!, /^[0-9a-f]{32}@ue\.example$/);
   assert.notEqual(newBranch(), newBranch(), 'the default stays random');
   assert.equal(randomHex(4).length, 8);
+});
+
+test('randomUint32: unsigned 32-bit values across pool refills, interleaved with randomHex', () => {
+  const xs: number[] = [];
+  // 3,000 draws cross the 4 KiB pool's refill twice; the odd randomHex(3) leaves unaligned offsets.
+  for (let i = 0; i < 3000; i++) {
+    xs.push(randomUint32());
+    if (i % 7 === 0) randomHex(3);
+  }
+  assert.ok(xs.every((x) => Number.isInteger(x) && x >= 0 && x <= 0xffffffff));
+  assert.ok(
+    xs.some((x) => x >= 2 ** 31),
+    'the top bit is used (an unsigned read)',
+  );
+  // 3,000 random 32-bit values: ~0.001 expected collisions; a stuck pool would repeat many.
+  assert.ok(new Set(xs).size >= 2990);
 });

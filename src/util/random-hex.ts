@@ -1,4 +1,4 @@
-// Random identifiers (SIP branches, tags, Call-IDs, cnonces) from a pooled CSPRNG: one
+// Random identifiers (SIP branches, tags, Call-IDs, cnonces, SPIs) from a pooled CSPRNG: one
 // randomFillSync per 4 KiB instead of one per identifier (~1.5 µs of call overhead each, several
 // per SIP transaction). The octets are public once used (identifiers, not keys): never use this
 // pool for key material.
@@ -18,6 +18,17 @@ export function randomHex(octets: number): string {
   const s = pool.toString('hex', off, off + octets);
   off += octets;
   return s;
+}
+
+/** A random 32-bit unsigned integer from the same pool (public identifiers such as SPIs, never keys). */
+export function randomUint32(): number {
+  if (off + 4 > POOL_SIZE) {
+    randomFillSync(pool);
+    off = 0;
+  }
+  const v = pool.readUInt32BE(off);
+  off += 4;
+  return v;
 }
 
 /** A source of random identifiers: `octets` octets as lowercase hex. Injectable where identifiers are made. */
