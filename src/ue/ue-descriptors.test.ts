@@ -7,11 +7,15 @@ import { readdirSync } from 'node:fs';
 import { registerPair, startPair } from './_fake-pcscf.ts';
 
 const fds = (): number => readdirSync('/proc/self/fd').length;
-/** The count settles at `n` (a module loader or a closing socket of another part may hold one for a moment). */
+/**
+ * The count settles at `n` or below: a module loader or the test runner may hold a descriptor for a
+ * moment, when `base` was read or later (CI once saw the count fall one below a base read during such
+ * a moment). What the UE holds is what may not exceed it.
+ */
 async function settlesAt(n: number, what: string): Promise<void> {
   const end = Date.now() + 3000;
-  while (fds() !== n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-  assert.equal(fds(), n, what);
+  while (fds() > n && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(fds() <= n, `${what}: ${fds()} descriptors, at most ${n} expected`);
 }
 const linux = (() => {
   try {
