@@ -8,27 +8,27 @@ const POOL_SIZE = 4096;
 const pool = Buffer.allocUnsafeSlow(POOL_SIZE);
 let off = POOL_SIZE;
 
-/** `octets` random octets as lowercase hex (2·octets characters); octets ≤ 256. */
-export function randomHex(octets: number): string {
-  if (!Number.isInteger(octets) || octets < 1 || octets > 256) throw new RangeError(`randomHex: octets must be 1..256, got ${octets}`);
-  if (off + octets > POOL_SIZE) {
+/** The offset of `n` unused pool octets (refilling the pool when fewer are left). */
+function take(n: number): number {
+  if (off + n > POOL_SIZE) {
     randomFillSync(pool);
     off = 0;
   }
-  const s = pool.toString('hex', off, off + octets);
-  off += octets;
-  return s;
+  const at = off;
+  off += n;
+  return at;
+}
+
+/** `octets` random octets as lowercase hex (2·octets characters); octets ≤ 256. */
+export function randomHex(octets: number): string {
+  if (!Number.isInteger(octets) || octets < 1 || octets > 256) throw new RangeError(`randomHex: octets must be 1..256, got ${octets}`);
+  const at = take(octets);
+  return pool.toString('hex', at, at + octets);
 }
 
 /** A random 32-bit unsigned integer from the same pool (public identifiers such as SPIs, never keys). */
 export function randomUint32(): number {
-  if (off + 4 > POOL_SIZE) {
-    randomFillSync(pool);
-    off = 0;
-  }
-  const v = pool.readUInt32BE(off);
-  off += 4;
-  return v;
+  return pool.readUInt32BE(take(4));
 }
 
 /** A source of random identifiers: `octets` octets as lowercase hex. Injectable where identifiers are made. */
