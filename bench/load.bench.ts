@@ -285,7 +285,7 @@ async function run(
       if (!l || !holding()) break;
       sample(await pcscf.stats(), l);
     }
-    const [pc2, load2] = series.length > 1 ? [series.at(-1)!, series.at(-1)!] : [undefined, undefined];
+    const last = series.length > 1 ? series.at(-1) : undefined;
     await load.until(/"report":"imsec-load"/, 'stdout', 6 * 3_600_000);
     const report = JSON.parse(load.stdout) as {
       registrations_per_s: number;
@@ -339,16 +339,15 @@ async function run(
         load: Math.round(((load1.heap_used as number) - (load1['heap_base'] as number)) / registered),
         load_at_all_registered: report.process.heap_per_registered_ue_bytes ?? null,
       },
-      ...(pc2 &&
-        load2 && {
-          rss_drift_during_hold_bytes: {
-            pcscf: pc2.rss_pcscf - pc1.rss,
-            load: load2.rss_load - load1.rss,
-            over_s: Math.round((Date.now() - holdStart) / 1000) - 34,
-          },
-          // RSS and heap after a forced GC, once a minute through the hold (t_s from the hold's start).
-          hold_series: series,
-        }),
+      ...(last && {
+        rss_drift_during_hold_bytes: {
+          pcscf: last.rss_pcscf - pc1.rss,
+          load: last.rss_load - load1.rss,
+          over_s: Math.round((Date.now() - holdStart) / 1000) - 34,
+        },
+        // RSS and heap after a forced GC, once a minute through the hold (t_s from the hold's start).
+        hold_series: series,
+      }),
       refreshed: report.outcomes.refreshed,
       open_fds_load: report.process.open_fds_registered ?? null,
       sa_sets_left: { load: report.sa_sets_left, pcscf: pcEnd['live_sa_sets'] },
