@@ -138,7 +138,9 @@ test('JSON and inspect redact K and OPc', () => {
   s.close();
 });
 
-test("profile: cached while nothing changed; another connection's commit, own add/remove and the cap all drop it", () => {
+const nextTurn = () => new Promise((r) => setImmediate(r));
+
+test("profile: cached while nothing changed; another connection's commit (from the next turn), own add/remove and the cap all drop it", async () => {
   const file = tmpFile();
   const a = new HssStore(file);
   const b = new HssStore(file);
@@ -154,14 +156,17 @@ test("profile: cached while nothing changed; another connection's commit, own ad
     assert.equal(a.profile('alice@ims.example'), p1, 'an own SQN commit keeps it');
     assert.equal(a.profile('nobody@ims.example'), undefined);
 
-    // Another connection removes alice and adds her again with another K and IMPU set.
+    // Another connection removes alice and adds her again with another K and IMPU set. The store looks
+    // for other connections' commits once per event-loop turn: from the next turn on, the cache is gone.
     b.remove('alice@ims.example');
     b.add(alice({ k: fromHex('00'.repeat(16)), impus: ['sip:alice2@ims.example'] }));
+    await nextTurn();
     const p2 = a.profile('alice@ims.example')!;
     assert.notEqual(p2, p1);
     assert.equal(toHex(p2.k), '00'.repeat(16));
     assert.deepEqual(p2.impus, ['sip:alice2@ims.example']);
     b.nextSqn('alice@ims.example');
+    await nextTurn();
     assert.notEqual(a.profile('alice@ims.example'), p2, "another connection's SQN commit drops the cache too");
 
     a.remove('alice@ims.example');
@@ -231,6 +236,42 @@ test('nextSqn: unknown IMPI, bad counts, and an exhausted SEQ space (nothing wri
   );
   assert.equal(s.get('alice@ims.example')!.sqn, SQN_MAX - 31);
   s.close();
+});
+
+test('an SQN batch: one transaction that other connections see only at its commit; a failing step inside it writes nothing', () => {
+  const file = tmpFile();
+  const s = new HssStore(file);
+  const other = new HssStore(file);
+  try {
+    s.add(alice());
+    s.add(alice({ impi: 'bob@ims.example', impus: ['sip:bob@ims.example'], sqn: SQN_MAX - 31 })); // highest SEQ
+    s.beginSqnBatch();
+    const first = s.nextSqns('alice@ims.example', 2);
+    assert.throws(
+      () => s.nextSqn('bob@ims.example'),
+      (e) => e instanceof AkaError && e.code === 'AKA_SQN_EXHAUSTED',
+    );
+    assert.equal(
+      codeOf(() => s.nextSqn('nobody@ims.example')),
+      'HSS_UNKNOWN_IMPI',
+    );
+    const second = s.nextSqn('alice@ims.example');
+    const ms = 0x20 * 50 + 3;
+    const resynced = s.resync('alice@ims.example', ms);
+    assert.deepEqual(splitSqn(resynced).seq, 50);
+    assert.equal(other.get('alice@ims.example')!.sqn, 0, 'nothing visible before the commit');
+    s.commitSqnBatch();
+    assert.deepEqual(first.concat(second), [0x21, 0x42, 0x63], 'Annex C steps joined the batch in order');
+    assert.equal(other.get('alice@ims.example')!.sqn, resynced, 'the batch committed as a whole');
+    assert.equal(other.get('bob@ims.example')!.sqn, SQN_MAX - 31, 'the exhausted subscriber is untouched');
+    // A batch never committed (the process stops) hands out nothing.
+    s.beginSqnBatch();
+    s.nextSqn('alice@ims.example');
+    s.close();
+    assert.equal(other.get('alice@ims.example')!.sqn, resynced, 'an uncommitted batch is rolled back');
+  } finally {
+    other.close();
+  }
 });
 
 test('resync sets SEQ_HE = SEQ_MS and never moves backwards', () => {

@@ -260,6 +260,13 @@ export class HssStore implements SubscriberStore {
   readonly #profiles = new Map<string, SubscriberProfile>();
   readonly #profileCap: number;
   #dataVersion = -1;
+  // data_version is read at most once per event-loop turn: the pragma opens a read transaction on the
+  // WAL (~4 µs), and a registration asks for the profile twice per REGISTER. Another process's commit
+  // is seen from the next turn: no later than it would be had it landed a moment after the check.
+  #versionChecked = false;
+  readonly #versionExpire = () => {
+    this.#versionChecked = false;
+  };
   #batchOpen = false;
   #updateSqnTx: Transaction<[string, (sqn: number, indLen: number) => { sqn: number; result: unknown }], unknown> | undefined;
 
@@ -384,11 +391,15 @@ export class HssStore implements SubscriberStore {
   }
 
   profile(impi: string): SubscriberProfile | undefined {
-    // Another connection (another core, `imsec subscriber`) committed: anything cached may be stale.
-    const v = this.#stmt('PRAGMA data_version').get() as { data_version: number };
-    if (v.data_version !== this.#dataVersion) {
-      this.#profiles.clear();
-      this.#dataVersion = v.data_version;
+    if (!this.#versionChecked) {
+      // Another connection (another core, `imsec subscriber`) committed: anything cached may be stale.
+      const v = this.#stmt('PRAGMA data_version').get() as { data_version: number };
+      if (v.data_version !== this.#dataVersion) {
+        this.#profiles.clear();
+        this.#dataVersion = v.data_version;
+      }
+      this.#versionChecked = true;
+      setImmediate(this.#versionExpire);
     }
     const hit = this.#profiles.get(impi);
     if (hit) return hit;
@@ -471,18 +482,26 @@ export class HssStore implements SubscriberStore {
   /**
    * Reads the subscriber's SQN, lets `step` compute the new one, and writes it back, all in one
    * BEGIN IMMEDIATE transaction: no other writer can interleave, and the commit is fsync'd
-   * (synchronous = FULL) before the result is returned. Inside an SQN batch it is a savepoint of the
-   * batch's transaction (better-sqlite3 nests), committed by commitSqnBatch().
+   * (synchronous = FULL) before the result is returned. Inside an SQN batch it joins the batch's
+   * transaction, committed by commitSqnBatch().
    */
   #updateSqn<T>(impi: string, step: (sqn: number, indLen: number) => { sqn: number; result: T }): T {
+    // Inside an open batch the write lock is already held: no savepoint (SAVEPOINT + RELEASE would be two
+    // more statements per vector). Nothing is written when `step` throws, and an UPDATE that fails is
+    // undone by SQLite on its own (statement rollback), so the read-modify-write stays all or nothing.
+    if (this.#batchOpen) return this.#readModifyWrite(impi, step).result;
     this.#updateSqnTx ??= this.#db.transaction((id: string, f: (sqn: number, indLen: number) => { sqn: number; result: unknown }) => {
-      const row = this.#stmt('SELECT sqn, ind_len FROM subscribers WHERE impi = ?').get(id) as Pick<Row, 'sqn' | 'ind_len'> | undefined;
-      if (!row) throw unknownImpi(id);
-      const { sqn, result } = f(row.sqn, row.ind_len);
-      this.#stmt('UPDATE subscribers SET sqn = ? WHERE impi = ?').run(sqn, id);
-      return result;
+      return this.#readModifyWrite(id, f).result;
     });
     return this.#updateSqnTx.immediate(impi, step) as T;
+  }
+
+  #readModifyWrite<T>(impi: string, step: (sqn: number, indLen: number) => { sqn: number; result: T }): { sqn: number; result: T } {
+    const row = this.#stmt('SELECT sqn, ind_len FROM subscribers WHERE impi = ?').get(impi) as Pick<Row, 'sqn' | 'ind_len'> | undefined;
+    if (!row) throw unknownImpi(impi);
+    const out = step(row.sqn, row.ind_len);
+    this.#stmt('UPDATE subscribers SET sqn = ? WHERE impi = ?').run(out.sqn, impi);
+    return out;
   }
 
   close(): void {
