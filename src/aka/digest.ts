@@ -151,12 +151,14 @@ export function digestResponse(d: DigestInput): string {
   return md5Hex(ha1, ':', d.nonce, ':', d.nc!, ':', d.cnonce!, ':', d.qop, ':', ha2);
 }
 
+const utf8 = new TextEncoder();
+
 /**
  * S-CSCF side: recomputes the response from XRES (or the empty password for a resync request)
  * and compares in constant time. Hex case is ignored; a malformed `response` is simply false.
  */
 export function verifyDigestResponse(d: DigestInput & { readonly response: string }): boolean {
-  const expected = new TextEncoder().encode(digestResponse(d));
-  const got = new TextEncoder().encode(d.response.toLowerCase());
+  const expected = utf8.encode(digestResponse(d));
+  const got = utf8.encode(d.response.toLowerCase());
   return equalBytes(expected, got);
 }

@@ -162,42 +162,53 @@ export function milenageMacs(
   });
 }
 
-/** Every Milenage output at once: TEMP, then OUT1..OUT5 as one 5-block ECB call (each block is encrypted on its own). */
+// Scratch for milenage(): one event loop, no re-entry (nothing in there calls out), wiped after each use.
+const SCRATCH = new Uint8Array(96);
+
+/**
+ * Every Milenage output at once: TEMP, then OUT1..OUT5 as one 5-block ECB call (each block is encrypted
+ * on its own). The vector path of every registration: no closure, no intermediate copies.
+ */
 export function milenage(k: Uint8Array, opc: Uint8Array, rand: Uint8Array, sqn: Uint8Array, amf: Uint8Array): MilenageOutput {
+  checkLen(k, KEY_LEN, 'k');
   checkCommon(opc, rand);
   checkLen(sqn, SQN_LEN, 'sqn');
   checkLen(amf, AMF_LEN, 'amf');
-  return withAes(k, (e) => {
-    const t = temp(e, opc, rand);
-    const x = new Uint8Array(80);
-    // Block 0: rot(IN1 ⊕ OPc, r1) ⊕ TEMP ⊕ c1, IN1 = SQN ‖ AMF ‖ SQN ‖ AMF (r1 = 8 octets).
-    const in1 = new Uint8Array(16);
-    in1.set(sqn, 0);
-    in1.set(amf, 6);
-    in1.set(sqn, 8);
-    in1.set(amf, 14);
-    for (let j = 0; j < 16; j++) x[j] = in1[(j + R_OCTETS[0]) % 16]! ^ opc[(j + R_OCTETS[0]) % 16]! ^ t[j]!;
-    x[15]! ^= C_LAST[0];
-    // Blocks 1..4 (OUT2..OUT5): rot(TEMP ⊕ OPc, ri) ⊕ ci.
-    for (let i = 1; i < 5; i++) {
-      const r = R_OCTETS[i]!;
-      for (let j = 0; j < 16; j++) x[16 * i + j] = t[(j + r) % 16]! ^ opc[(j + r) % 16]!;
-      x[16 * i + 15]! ^= C_LAST[i]!;
-    }
-    const y = e(x);
-    for (let i = 0; i < 80; i++) y[i]! ^= opc[i % 16]!;
-    const out: MilenageOutput = {
-      macA: y.slice(0, 8),
-      macS: y.slice(8, 16),
-      ak: y.slice(16, 22),
-      res: y.slice(24, 32),
-      ck: y.slice(32, 48),
-      ik: y.slice(48, 64),
-      akStar: y.slice(64, 70),
-    };
-    wipeAll(t, in1, x, y);
-    return out;
-  });
+  const cipher = createCipheriv('aes-128-ecb', k, null);
+  cipher.setAutoPadding(false);
+  const x = SCRATCH.subarray(0, 80);
+  const in1 = SCRATCH.subarray(80, 96);
+  for (let j = 0; j < 16; j++) x[j] = rand[j]! ^ opc[j]!;
+  const t = cipher.update(x.subarray(0, 16)); // TEMP = E_K(RAND ⊕ OPc)
+  // Block 0: rot(IN1 ⊕ OPc, r1) ⊕ TEMP ⊕ c1, IN1 = SQN ‖ AMF ‖ SQN ‖ AMF (r1 = 8 octets).
+  in1.set(sqn, 0);
+  in1.set(amf, 6);
+  in1.set(sqn, 8);
+  in1.set(amf, 14);
+  for (let j = 0; j < 16; j++) x[j] = in1[(j + R_OCTETS[0]) % 16]! ^ opc[(j + R_OCTETS[0]) % 16]! ^ t[j]!;
+  x[15]! ^= C_LAST[0];
+  // Blocks 1..4 (OUT2..OUT5): rot(TEMP ⊕ OPc, ri) ⊕ ci.
+  for (let i = 1; i < 5; i++) {
+    const r = R_OCTETS[i]!;
+    for (let j = 0; j < 16; j++) x[16 * i + j] = t[(j + r) % 16]! ^ opc[(j + r) % 16]!;
+    x[16 * i + 15]! ^= C_LAST[i]!;
+  }
+  const yb = cipher.update(x);
+  cipher.final();
+  // A Uint8Array view: Buffer's slice() would share memory, and the outputs must be copies (y is wiped).
+  const y = new Uint8Array(yb.buffer, yb.byteOffset, yb.length);
+  for (let i = 0; i < 80; i++) y[i]! ^= opc[i % 16]!;
+  const out: MilenageOutput = {
+    macA: y.slice(0, 8),
+    macS: y.slice(8, 16),
+    ak: y.slice(16, 22),
+    res: y.slice(24, 32),
+    ck: y.slice(32, 48),
+    ik: y.slice(48, 64),
+    akStar: y.slice(64, 70),
+  };
+  wipeAll(t, SCRATCH, y);
+  return out;
 }
 
 // Small wrappers named as in TS 35.206; the outputs not returned are wiped.

@@ -44,7 +44,8 @@ export function impuKey(uri: string): string {
 
 /** Not safe for concurrent use (one event loop owns it). */
 export class BindingTable {
-  readonly #byImpi = new Map<string, { readonly reg: Registration; readonly cancel: () => void }>();
+  /** The registration, its expiry timer and its IMPUs' impuKeys (parsed once, at bind). */
+  readonly #byImpi = new Map<string, { readonly reg: Registration; readonly cancel: () => void; readonly keys: readonly string[] }>();
   /** IMPU (HSS spelling) → binding: the read-only view. */
   readonly #view = new Map<string, Binding>();
   /** impuKey → binding, for routing. */
@@ -73,25 +74,22 @@ export class BindingTable {
   /** Stores (or replaces) the IMPI's registration and arms its expiry; true when it replaced one. */
   bind(reg: Registration): boolean {
     const refresh = this.#remove(reg.impi) !== undefined;
+    const path = Object.freeze([...reg.path]);
+    const keys: string[] = [];
     for (const impu of reg.impus) {
       // An IMPU belongs to one IMPI in our HSS; should another registration hold it, the newest wins.
-      const b: Binding = Object.freeze({
-        impu,
-        impi: reg.impi,
-        contact: reg.contact,
-        path: Object.freeze([...reg.path]),
-        expiresAt: reg.expiresAt,
-        callId: reg.callId,
-      });
+      const b: Binding = Object.freeze({ impu, impi: reg.impi, contact: reg.contact, path, expiresAt: reg.expiresAt, callId: reg.callId });
+      const key = impuKey(impu);
+      keys.push(key);
       this.#view.set(impu, b);
-      this.#byKey.set(impuKey(impu), b);
+      this.#byKey.set(key, b);
     }
     const cancel = this.clock.setTimer(Math.max(0, reg.expiresAt - this.clock.now()), () => {
       if (this.#byImpi.get(reg.impi)?.reg !== reg) return; // refreshed or removed meanwhile
       this.#remove(reg.impi);
       this.onExpire(reg);
     });
-    this.#byImpi.set(reg.impi, { reg, cancel });
+    this.#byImpi.set(reg.impi, { reg, cancel, keys });
     return refresh;
   }
 
@@ -110,9 +108,10 @@ export class BindingTable {
     if (!e) return undefined;
     e.cancel();
     this.#byImpi.delete(impi);
-    for (const impu of e.reg.impus) {
+    for (let i = 0; i < e.keys.length; i++) {
+      const impu = e.reg.impus[i]!;
       if (this.#view.get(impu)?.impi === impi) this.#view.delete(impu);
-      const k = impuKey(impu);
+      const k = e.keys[i]!;
       if (this.#byKey.get(k)?.impi === impi) this.#byKey.delete(k);
     }
     return e.reg;

@@ -2,7 +2,16 @@
 // the network tests do not reach — AKAv2 and qop variants, malformed requests, Contact *, caps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { digestResponse, getParam, parseDigestHeaderOrThrow, parseNonceOrThrow, type AkaAlgorithm } from '../aka/index.ts';
+import {
+  buildDigestHeader,
+  digestResponse,
+  getParam,
+  parseDigestHeaderOrThrow,
+  parseNonceOrThrow,
+  serializeDigestHeader,
+  type AkaAlgorithm,
+} from '../aka/index.ts';
+import { toHex } from '../util/bytes.ts';
 import type { SipRequest } from '../sip/index.ts';
 import type { PendingChallenge } from './auth-pending.ts';
 import type { Registration } from './bindings.ts';
@@ -64,6 +73,26 @@ test('a challenge action carries the vector for (IMPI, Call-ID) with expiry now 
   assert.equal(a.pending.callId, 'cid');
   assert.equal(a.pending.expiresAt, 240_000);
   assert.equal(a.pending.xres.length, 8);
+});
+
+test('the 401 carries the challenge as the Digest serializer writes it (realm quoted and escaped), for any domain', async () => {
+  const h = await harness();
+  for (const domain of [DOMAIN, 'we"ird\\realm.example', DOMAIN]) {
+    const out = h.run(h.reg({ callId: `cid-${domain}` }), { domain });
+    const a = out.actions[0]!;
+    if (a.kind !== 'challenge') return assert.fail(a.kind);
+    const www = out.response.headers.get('WWW-Authenticate')!;
+    const fields = {
+      realm: domain,
+      nonce: a.pending.nonce,
+      algorithm: 'AKAv1-MD5',
+      qop: 'auth',
+      ik: toHex(a.pending.ik),
+      ck: toHex(a.pending.ck),
+    };
+    assert.equal(www, serializeDigestHeader(buildDigestHeader(fields, { challenge: true })));
+    assert.equal(getParam(parseDigestHeaderOrThrow(www), 'realm'), domain);
+  }
 });
 
 test('AKAv2-MD5 answers are accepted (RFC 4169), as are answers without qop (RFC 2069 form) and with qop=auth-int', async () => {

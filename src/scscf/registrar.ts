@@ -122,8 +122,12 @@ export function handleRegister(
   if (!impi) return fail('unknown_user');
   const impus = hss.impusOf(impi);
   if (!impus) return fail('unknown_user');
-  // 24.229 §5.4.1.2.1: the public identity must belong to the private one.
-  if (!impus.some((u) => impuKey(u) === impuKey(impu))) return fail('impu_mismatch');
+  // 24.229 §5.4.1.2.1: the public identity must belong to the private one (spelled as the HSS has it:
+  // no URI parsed; otherwise compared by impuKey, computed once for the To).
+  if (!impus.includes(impu)) {
+    const key = impuKey(impu);
+    if (!impus.some((u) => impuKey(u) === key)) return fail('impu_mismatch');
+  }
 
   const callId = req.headers.get('Call-ID') ?? '';
   const nonce = (auth && getParam(auth, 'nonce')) ?? '';
@@ -155,13 +159,10 @@ export function handleRegister(
     };
     av.ak.fill(0);
     // 24.229 §5.4.1.2.1: ik/ck ride along for the P-CSCF, which removes them (spec digest §3.1).
-    const www = buildDigestHeader(
-      { realm: cfg.domain, nonce: pendingNew.nonce, algorithm: 'AKAv1-MD5', qop: 'auth', ik: toHex(av.ik), ck: toHex(av.ck) },
-      { challenge: true },
-    );
+    const www = `${challengePrefix(cfg.domain)}, nonce="${pendingNew.nonce}", algorithm=AKAv1-MD5, qop="auth", ik="${toHex(av.ik)}", ck="${toHex(av.ck)}"`;
     actions.push({ kind: 'challenge', pending: pendingNew });
     events.push({ type: 'challenge', impi, impu, callId, reason });
-    return done(createResponse(req, 401, 'Unauthorized', [['WWW-Authenticate', serializeDigestHeader(www)]]));
+    return done(createResponse(req, 401, 'Unauthorized', [['WWW-Authenticate', www]]));
   };
   const dropPending = () => {
     if (pending) actions.push({ kind: 'drop-challenge', impi, callId });
@@ -227,6 +228,18 @@ export function handleRegister(
   return ok200();
 }
 
+// `Digest realm="…"` as serializeDigestHeader writes it (the realm quoted and escaped), made once per
+// domain: the rest of a challenge is base64 and hex, which need no quoting, so it is appended as text.
+let prefixFor = '';
+let prefix = '';
+function challengePrefix(domain: string): string {
+  if (domain !== prefixFor) {
+    prefix = serializeDigestHeader(buildDigestHeader({ realm: domain }, { challenge: true }));
+    prefixFor = domain;
+  }
+  return prefix;
+}
+
 function checkResponse(req: SipRequest, auth: DigestHeader, p: PendingChallenge, domain: string): boolean {
   if (!credentialsUsable(auth)) return false;
   const qop = getParam(auth, 'qop')?.toLowerCase() as 'auth' | 'auth-int' | undefined;
@@ -282,7 +295,7 @@ function registered(req: SipRequest, g: Granted, cfg: RegistrarConfig, actions: 
   const path = req.headers.getAll('Path');
   const registration: Registration = {
     impi: g.impi,
-    impus: [...g.impus],
+    impus: g.impus, // the HSS's copy (impusOf), ours to keep
     contact: g.contact.uri,
     path,
     callId: g.callId,
@@ -336,6 +349,7 @@ function deregistered(
 
 /** Two contact URIs are the same binding: equal after lower-casing the host part (RFC 3261 §19.1.4, loosely). */
 function sameContactUri(a: string, b: string): boolean {
+  if (a === b) return true; // the usual case: the UE repeats its Contact as it registered it
   const norm = (u: string) => u.replace(/@([^;>?]*)/, (_m, h: string) => `@${h.toLowerCase()}`).replace(/^sips?:/i, (x) => x.toLowerCase());
   return norm(a) === norm(b);
 }

@@ -23,7 +23,7 @@ import { PendingChallenges } from './auth-pending.ts';
 import { BindingTable, type Binding } from './bindings.ts';
 import { ScscfError } from './errors.ts';
 import { countEvent, newCounters, type ScscfCounters, type ScscfEvent, type ScscfEventType } from './events.ts';
-import { handleRegister, MAX_GRANT_S, type RegistrarConfig, type RegistrarHss } from './registrar.ts';
+import { handleRegister, MAX_GRANT_S, type RegistrarConfig, type RegistrarHss, type RegistrarState } from './registrar.ts';
 import {
   assertedIdentities,
   firstHop,
@@ -91,7 +91,8 @@ export class Scscf extends EventEmitter<EventMap> {
   readonly #bindings: BindingTable;
   readonly #counters = newCounters();
   readonly #onEvent: ((e: ScscfEvent) => void) | undefined;
-  readonly #tracer: TracedPlain;
+  readonly #tracer: TracedPlain | undefined;
+  readonly #handler: ReceiveHandler;
   readonly #outstanding = new Set<(e: Error) => void>();
   #transport!: SipTransport;
   #ownsTransport = false;
@@ -105,7 +106,11 @@ export class Scscf extends EventEmitter<EventMap> {
     this.#hss = o.hss;
     this.#clock = o.clock ?? systemClock;
     this.#onEvent = o.onEvent;
-    this.#tracer = new TracedPlain({ ...(o.trace && { trace: o.trace }), node: 'scscf' });
+    // Without a tracer, datagrams go straight to the transaction layer (TracedPlain copies the receive
+    // context of each one to put its wrapped transport in).
+    this.#tracer = o.trace ? new TracedPlain({ trace: o.trace, node: 'scscf' }) : undefined;
+    const receive: ReceiveHandler = (bytes, ctx) => this.#layer.receive(bytes, ctx);
+    this.#handler = this.#tracer ? this.#tracer.handler(receive) : receive;
     this.#pending = new PendingChallenges(this.#clock);
     this.#bindings = new BindingTable(this.#clock, (reg) =>
       this.#emit({ type: 'deregistered', impi: reg.impi, impus: reg.impus, reason: 'expired' }),
@@ -128,13 +133,13 @@ export class Scscf extends EventEmitter<EventMap> {
     }
     if (!o.domain) throw new ScscfError('SCSCF_BAD_OPTIONS', 'domain: required');
     const s = new Scscf(o);
-    const handler = s.#tracer.handler((bytes, ctx) => s.#layer.receive(bytes, ctx));
+    const handler = s.#handler;
     let raw: SipTransport;
     if (o.transport === undefined) raw = await openUdpTransport({ address: o.address, port: o.port ?? 6060, onReceive: handler });
     else if (typeof o.transport === 'function') raw = await o.transport(handler);
     else raw = o.transport;
     s.#ownsTransport = typeof o.transport !== 'object';
-    s.#transport = s.#tracer.wrap(raw);
+    s.#transport = s.#tracer ? s.#tracer.wrap(raw) : raw;
     const host = o.advertise ?? (WILDCARD.has(raw.local.address) ? '127.0.0.1' : raw.local.address);
     s.#self = { host, port: raw.local.port };
     s.#cfg = {
@@ -174,7 +179,7 @@ export class Scscf extends EventEmitter<EventMap> {
 
   /** For an injected ready transport: hand it every datagram received. */
   receive(bytes: Uint8Array, ctx: ReceiveContext): void {
-    if (!this.#stopped) this.#tracer.handler((b, c) => this.#layer.receive(b, c))(bytes, ctx);
+    if (!this.#stopped) this.#handler(bytes, ctx);
   }
 
   /**
@@ -261,13 +266,14 @@ export class Scscf extends EventEmitter<EventMap> {
     }
   }
 
+  readonly #state: RegistrarState = {
+    pending: (impi, callId) => this.#pending.get(impi, callId),
+    registration: (impi) => this.#bindings.registration(impi),
+  };
+
   #register(tx: ServerTransaction, req: SipRequest): void {
     this.#counters.registers++;
-    const state = {
-      pending: (impi: string, callId: string) => this.#pending.get(impi, callId),
-      registration: (impi: string) => this.#bindings.registration(impi),
-    };
-    const out = handleRegister(req, state, this.#hss, this.#cfg, this.#clock.now());
+    const out = handleRegister(req, this.#state, this.#hss, this.#cfg, this.#clock.now());
     const challenge = out.actions.find((a) => a.kind === 'challenge');
     if (challenge && this.#hss.afterCommit) {
       // A 401 carries a vector: it leaves only once its SQN is committed (grouped commits, hss.ts).
