@@ -127,7 +127,16 @@ function md5Hex(...parts: (string | Uint8Array)[]): string {
 
 /** HA1 = MD5(username ":" realm ":" password), password as octets (RFC 2617 §3.2.2.2). Lowercase hex. */
 export function digestHa1(username: string, realm: string, password: Uint8Array): string {
-  return md5Hex(username, ':', realm, ':', password);
+  if (!oneShot) return md5Hex(username, ':', realm, ':', password);
+  // One buffer for `username:realm:` ‖ password (not one Buffer per part), wiped after: it holds the password.
+  const head = `${username}:${realm}:`;
+  const n = Buffer.byteLength(head);
+  const data = Buffer.alloc(n + password.length);
+  data.write(head, 0);
+  data.set(password, n);
+  const hex = oneShot('md5', data, 'hex');
+  data.fill(0);
+  return hex;
 }
 
 /** HA2 = MD5(method ":" uri) or, for auth-int, MD5(method ":" uri ":" MD5(body)) (RFC 2617 §3.2.2.3). */
