@@ -104,6 +104,8 @@ export interface RegistrationHost {
   send(req: SipRequest, over: SaSet | undefined, opts?: { readonly clearAnswerEnds?: boolean }): Promise<SendOutcome>;
   fire(event: RegEvent, data?: { expires?: number }): Promise<void>;
   step(text: string): void;
+  /** Whether anyone reads the steps: their text is built only then (a load run's 100k UEs have no reader). */
+  readonly tracing: boolean;
   /** Notes the public address a NAT gave us (Via received/rport of an unprotected response). */
   notePublicAddress(res: SipResponse): void;
   /**
@@ -196,9 +198,10 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
   };
 
   let req = first();
-  h.step(
-    `REGISTER (expires ${expires}) ${over ? `over SA set ${over.id} (port_uc ${over.config.ue.portC} → port_ps ${over.config.pcscf.portS})` : 'unprotected'}, Call-ID ${h.dialog.callId}`,
-  );
+  if (h.tracing)
+    h.step(
+      `REGISTER (expires ${expires}) ${over ? `over SA set ${over.id} (port_uc ${over.config.ue.portC} → port_ps ${over.config.pcscf.portS})` : 'unprotected'}, Call-ID ${h.dialog.callId}`,
+    );
   for (;;) {
     const out = await h.send(req, over, { clearAnswerEnds: kind === 'deregister' && over !== undefined });
     if (h.closed) return fail('closed', 'the UE was closed');
@@ -233,9 +236,10 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       return fail(out.kind === 'timeout' ? 'timeout' : 'transport_error', what);
     }
     const res = out.response;
-    h.step(
-      `${res.status} ${res.reason} ${out.protectedBy ? `over ${out.protectedBy.sa.name} of set ${out.protectedBy.set.id}` : 'unprotected'}`,
-    );
+    if (h.tracing)
+      h.step(
+        `${res.status} ${res.reason} ${out.protectedBy ? `over ${out.protectedBy.sa.name} of set ${out.protectedBy.set.id}` : 'unprotected'}`,
+      );
 
     if (res.status === 401) {
       const ssRaw = res.headers.raw('Security-Server');
@@ -293,15 +297,17 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
           r.ik.fill(0);
           r.ck.fill(0);
         }
-        h.step(
-          `AUTN verified; temporary SA set ${set.id}: ${choice.alg}/${choice.ealg} mod=${choice.mod}, spi_uc ${offer.spiC} spi_us ${offer.spiS} port_uc ${offer.portC} port_us ${offer.portS} ↔ spi_pc ${choice.server.spiC} spi_ps ${choice.server.spiS} port_pc ${choice.server.portC} port_ps ${choice.server.portS}`,
-        );
+        if (h.tracing)
+          h.step(
+            `AUTN verified; temporary SA set ${set.id}: ${choice.alg}/${choice.ealg} mod=${choice.mod}, spi_uc ${offer.spiC} spi_us ${offer.spiS} port_uc ${offer.portC} port_us ${offer.portS} ↔ spi_pc ${choice.server.spiC} spi_ps ${choice.server.spiS} port_pc ${choice.server.portC} port_ps ${choice.server.portS}`,
+          );
         pendingAuth = c;
         over = set;
         // 33.203 §7.2: same Call-ID, CSeq + 1, Security-Client unchanged, Security-Verify = Security-Server.
         req = register(c, h.testHooks?.tamperSecurityVerify ? tamperVerify(ssRaw) : ssRaw, set);
         await h.fire('challenge');
-        h.step(`REGISTER with the AKA response over SA1 of ${set.id} (port_uc ${offer.portC} → port_ps ${choice.server.portS})`);
+        if (h.tracing)
+          h.step(`REGISTER with the AKA response over SA1 of ${set.id} (port_uc ${offer.portC} → port_ps ${choice.server.portS})`);
         continue;
       }
       // 24.229 §5.1.1.5.1: the UE answers at most two consecutive invalid challenges.
@@ -345,7 +351,7 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
     if (res.status >= 200 && res.status < 300) {
       if (kind === 'deregister') {
         await h.fire('ok');
-        h.step('de-registered; every SA set deleted');
+        if (h.tracing) h.step('de-registered; every SA set deleted');
         return { ok: true, kind: requested, expires: 0, impus: [], serviceRoute: [] };
       }
       if (!over) {
@@ -363,7 +369,10 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       }
       if (pendingAuth) h.cachedAuthorization = pendingAuth;
       await h.fire('ok', { expires: ok.expires });
-      h.step(`registered for ${ok.expires} s; IMPUs ${ok.impus.join(', ') || '(none listed)'}; SA set ${h.sas.current?.id ?? '?'} current`);
+      if (h.tracing)
+        h.step(
+          `registered for ${ok.expires} s; IMPUs ${ok.impus.join(', ') || '(none listed)'}; SA set ${h.sas.current?.id ?? '?'} current`,
+        );
       return { ok: true, kind: requested, ...ok, ...(h.sas.current && { set: h.sas.current.id }) };
     }
 

@@ -449,8 +449,11 @@ export class UeSipIo {
         return;
       }
       const flow = set !== undefined && this.#tcpFlows?.has(set) === true;
-      const size = set ? serializeMessage(req).length : 0;
-      if (set && (this.#opts.transport ?? 'auto') === 'auto' && this.#opts.backend.openTcp && (flow || size > UDP_MAX_REQUEST)) {
+      // Serialised here only where TCP is possible at all (a backend with openTcp): the transaction
+      // layer serialises it again, and a userspace UE's every protected request paid for it twice.
+      const tcpPossible = set !== undefined && (this.#opts.transport ?? 'auto') === 'auto' && this.#opts.backend.openTcp !== undefined;
+      const size = tcpPossible && !flow ? serializeMessage(req).length : 0;
+      if (tcpPossible && (flow || size > UDP_MAX_REQUEST)) {
         // RFC 3261 §18.1.1: over 1,300 octets (path MTU unknown) ⇒ a congestion-controlled transport;
         // after a registration over TCP, its flow. Back on UDP when the connection cannot be made
         // (§18.1.1 allows the retry).

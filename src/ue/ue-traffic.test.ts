@@ -274,3 +274,52 @@ test('IPv6 (::1): registration, a MESSAGE out and one in, de-registration', asyn
     await p.close();
   }
 });
+
+test('a long hold with refreshes and no request from the P-CSCF: each old set goes at the end of its own lifetime (the old registration expiry + 30 s, digest §8 rule 3); never more than three sets', async () => {
+  const clock = new ManualClock();
+  const p = await startPair({ clock });
+  try {
+    const deleted: { id: string; why: string; at: number }[] = [];
+    p.ue.on('sa-deleted', (s, why) => deleted.push({ id: s.id, why, at: clock.now() }));
+    await registerPair(p, 120);
+    const lifetimes = new Map<string, number>([[p.ue.sas.current!.id, clock.now() + 150_000]]);
+    let most = 0;
+    // Eight refreshes at half the expiry, as a load run's hold does (24.229 §5.1.1.4.1).
+    // Time moves in 10 s steps, with the backend removals settling after each (a set's deletion is
+    // reported once its removal settled: `at` is then the step its timer fired in).
+    const advance = async (ms: number): Promise<void> => {
+      for (let t = 0; t < ms; t += 10_000) {
+        clock.advance(10_000);
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    for (let i = 0; i < 8; i++) {
+      await advance(60_000);
+      const done = p.ue.reRegister();
+      const rx = await p.fake.next();
+      const ch = await p.fake.challenge(rx);
+      await p.fake.ok(await p.fake.next(), ch.set!, 120);
+      assert.ok((await done).ok);
+      // Lifetime of the new set: max(previous set's, now + expires + 30 s) = now + 150 s.
+      assert.equal(p.ue.sas.current!.expiresAt, clock.now() + 150_000);
+      lifetimes.set(p.ue.sas.current!.id, clock.now() + 150_000);
+      most = Math.max(most, p.ue.sas.all().length);
+    }
+    assert.equal(most, 3, 'right after a refresh: current + the sets of the two registrations before');
+    await advance(30_000);
+    // Every set superseded long enough ago has gone, at its own lifetime, as 'expired'.
+    const now = clock.now();
+    for (const [id, end] of lifetimes) {
+      const d = deleted.find((x) => x.id === id);
+      if (end <= now) {
+        assert.ok(d, `${id} (lifetime ended at ${end}) deleted by ${now}`);
+        assert.equal(d.why, 'expired');
+        assert.equal(d.at, end);
+      } else assert.equal(d, undefined, `${id} still within its lifetime`);
+    }
+    assert.equal(p.ue.sas.all().length, 2, '30 s after a refresh: the current set and the one it replaced');
+    assert.equal(p.ue.state, 'registered');
+  } finally {
+    await p.close();
+  }
+});

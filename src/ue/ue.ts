@@ -116,7 +116,7 @@ class UeLink implements SaTableDeps, SipIoOptions {
   onDeleted(set: SaSet, why: SaSetEvent, error?: Error): void {
     const ue = this.ue;
     if (!ue) return;
-    ue.step(`SA set ${set.id} deleted (${why})${error ? `; the backend could not remove it: ${error.message}` : ''}`);
+    if (ue.tracing) ue.step(`SA set ${set.id} deleted (${why})${error ? `; the backend could not remove it: ${error.message}` : ''}`);
     ue.emit('sa-deleted', set, why);
     ue[releaseUnusedEndpoints]();
   }
@@ -369,10 +369,10 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       ...(opts.contentType && { contentType: opts.contentType }),
     });
     for (const [name, value] of opts.headers ?? []) req.headers.set(name, value);
-    this.step(`${method} to ${toUri} over SA1 of ${set.id}`);
+    if (this.tracing) this.step(`${method} to ${toUri} over SA1 of ${set.id}`);
     const out = await this.send(req, set);
     if (out.kind === 'response') {
-      this.step(`${method}: ${out.response.status} ${out.response.reason}`);
+      if (this.tracing) this.step(`${method}: ${out.response.status} ${out.response.reason}`);
       return out.response;
     }
     const status = out.kind === 'timeout' ? 408 : 503;
@@ -436,6 +436,10 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
 
   step(text: string): void {
     this.emit('step', text);
+  }
+
+  get tracing(): boolean {
+    return this.listenerCount('step') > 0;
   }
 
   openPlain(): Promise<void> {
@@ -636,7 +640,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     };
     tx.user = { onTerminated: end };
     const incoming: IncomingRequest = { request, set, sa: pctx.sa.name, from: pctx.remote };
-    this.step(`${request.method} received over ${pctx.sa.name} of ${set.id} from port ${pctx.remote.port}`);
+    if (this.tracing) this.step(`${request.method} received over ${pctx.sa.name} of ${set.id} from port ${pctx.remote.port}`);
     this.emit('request', incoming);
     const answer = (a: IncomingAnswer): void => {
       // Default response route: by Via (port_pc) through the endpoint it came in on, i.e. SA4 (digest §6.2).
