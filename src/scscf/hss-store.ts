@@ -213,10 +213,10 @@ export interface SubscriberStore {
   nextSqns(impi: string, n: number): number[];
   resync(impi: string, sqnMs: number | Uint8Array): number;
   /**
-   * Optional (SQLite only): opens one write transaction that the following nextSqns / resync calls
-   * join, until commitSqnBatch(): the SQNs of many vectors in one commit (one fsync). Nothing of the
-   * batch may leave the process before commitSqnBatch() returned. PostgreSQL has none: row locks
-   * held across requests of several cores could deadlock.
+   * Optional: opens one write transaction that the following nextSqns / resync calls join, until
+   * commitSqnBatch(): the SQNs of many vectors in one commit (one fsync). Nothing of the batch may
+   * leave the process before commitSqnBatch() returned. SQLite holds its write lock meanwhile;
+   * PostgreSQL an advisory lock every core's batch takes first, so batches never deadlock on row locks.
    */
   beginSqnBatch?(): void;
   /** Commits the open batch (nothing when none is open); on failure rolls it back and throws. */

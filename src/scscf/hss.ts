@@ -10,7 +10,7 @@ export interface HssOptions {
   rng?: Rng;
   /**
    * Group the SQN commits of one event-loop turn into one transaction (stores with beginSqnBatch:
-   * SQLite). Vectors are then handed out before their SQN is durable: callers must wait for
+   * SQLite, PostgreSQL). Vectors are then handed out before their SQN is durable: callers must wait for
    * {@link Hss.afterCommit} before any of them leaves the process. Default false.
    */
   groupCommits?: boolean;
