@@ -6,8 +6,18 @@ import { inspect } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { toHex } from '../util/bytes.ts';
 import { IpsecError } from './errors.ts';
-import { createSaSet, lifetimeAfterSuccess, saParamsOf, selectOutbound, transition, type SaSetEvent, type SaSetState } from './sa-set.ts';
-import { makePair, pairConfig } from '../../test/support/ims-fixture.ts';
+import {
+  createSaSet,
+  lifetimeAfterSuccess,
+  saParamsOf,
+  selectOutbound,
+  transition,
+  TRANSFORM_CACHE,
+  type SaSetEvent,
+  type SaSetState,
+} from './sa-set.ts';
+import { expandKeys } from './keys.ts';
+import { makePair, pairConfig, SET1_CK, SET1_IK, sipRequest } from '../../test/support/ims-fixture.ts';
 
 const base = pairConfig({ alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport' });
 // ue: portC 50000 portS 50001 spiC 0x10001 spiS 0x10002; pcscf: portC 5062 portS 5064 spiC 0x10003 spiS 0x10004
@@ -226,6 +236,49 @@ test('memory per set (issue 9 §2): the SA parameters of different sets share on
       pcscf: { ...base.pcscf, spiC: spi + 2, spiS: spi + 3 },
     }),
   );
-  for (const s of sets.slice(1))
+  for (const s of sets.slice(1)) {
     for (const name of ['SA1', 'SA2'] as const) assert.ok(sameMap(sets[0]!.sas[name].params, s.sas[name].params));
+    assert.ok(sameMap(sets[0]!, s), 'the sets');
+    assert.ok(sameMap(sets[0]!.config.ue, s.config.ue) && sameMap(sets[0]!.config.pcscf, s.config.pcscf), "the sets' copies of both ends");
+  }
+});
+
+test('memory per set (issue 9 §2): the set holds no transform until its first packet; the least recently used give theirs up past TRANSFORM_CACHE and rebuild it bit-exact', () => {
+  const pairs = Array.from({ length: TRANSFORM_CACHE + 2 }, (_, i) =>
+    makePair({ alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport', index: i % 200 }),
+  );
+  assert.equal(pairs[0]!.ue.hasTransform, false, 'an installed, idle set holds no transform');
+  const roundTrip = (p: (typeof pairs)[number], n: number) => {
+    const r = p.pcscf.sas.SA1.open(p.ue.sas.SA1.outbound().seal(sipRequest('MESSAGE', n), 17));
+    assert.ok(r.ok, `packet ${n} opened`);
+    assert.equal(toHex(r.payload), toHex(sipRequest('MESSAGE', n)));
+  };
+  for (const p of pairs) roundTrip(p, 1);
+  // Two sets per pair used, the cache holds TRANSFORM_CACHE: the earliest sets gave theirs up.
+  assert.equal(pairs[0]!.ue.hasTransform, false);
+  assert.equal(pairs[0]!.pcscf.hasTransform, false);
+  assert.equal(pairs.at(-1)!.ue.hasTransform, true);
+  roundTrip(pairs[0]!, 2); // rebuilt from the set's key value: still opens what the peer (also rebuilt) sealed
+  assert.equal(pairs[0]!.ue.hasTransform, true);
+  assert.equal(pairs[0]!.pcscf.sas.SA1.seq, 2);
+  // A deleted set lets its transform go at once.
+  pairs[0]!.ue.apply('deleted');
+  assert.equal(pairs[0]!.ue.hasTransform, false);
+});
+
+test('the set keeps one key value: keys read back equal what was given, for every algorithm pair (salts included)', () => {
+  for (const [alg, ealg] of [
+    ['hmac-sha-1-96', 'aes-cbc'],
+    ['hmac-md5-96', 'des-ede3-cbc'],
+    ['hmac-sha-1-96', 'null'],
+    ['null', 'aes-gcm'],
+    ['aes-gmac', 'null'],
+  ] as const) {
+    const keys = expandKeys(SET1_IK, SET1_CK, alg, ealg);
+    const set = createSaSet({ ...base, alg, ealg, role: 'pcscf', keys });
+    const got = set.sas.SA3.params.keys;
+    assert.equal(toHex(got.ikEsp), toHex(keys.ikEsp), `${alg}/${ealg} IK_ESP`);
+    assert.equal(toHex(got.ckEsp), toHex(keys.ckEsp), `${alg}/${ealg} CK_ESP`);
+    assert.equal(got.salt && toHex(got.salt), keys.salt && toHex(keys.salt), `${alg}/${ealg} salt`);
+  }
 });

@@ -4,11 +4,11 @@
 import { isIP } from 'node:net';
 import { inspect } from 'node:util';
 import type { EncryptionAlg, IntegrityAlg } from './algorithms.ts';
-import { isValidPair } from './algorithms.ts';
+import { encryptionInfo, integrityInfo, isValidPair } from './algorithms.ts';
 import { IpsecError } from './errors.ts';
 import type { EspKeys } from './keys.ts';
-import { shareableTransform } from './esp/sa.ts';
-import { flatString, Sa, type SaCounters, type SaDirection, type SaName } from './sa.ts';
+import { checkTransformKeys, createTransform, type EspTransform } from './esp/transform.ts';
+import { flatString, Sa, SaHome, type SaCounters, type SaDirection, type SaName } from './sa.ts';
 import { type EspMode, MIN_REPLAY_WINDOW, NAT_T_PORT, type SaParams } from './types.ts';
 
 /**
@@ -136,49 +136,195 @@ export interface SaSummaryRow {
 
 let nextId = 1;
 
+/** The configuration a set was made from, as `SaSet.config` shows it (no keys, IV hook, lifetimes). */
+export type SaSetConfigView = Omit<SaSetConfig, 'keys' | 'iv' | 'expiresAt' | 'softExpiresAt' | 'resume'>;
+
+/**
+ * How many SA sets keep their transform (cipher and HMAC wrappers, their own key copies) between
+ * packets: the most recently used ones. The others rebuild it at their next packet from the set's
+ * key value (a few hundred nanoseconds; a P-CSCF's set sees a burst per registration or refresh).
+ */
+export const TRANSFORM_CACHE = 1024;
+/** The sets holding a transform, least recently used first (a Map keeps insertion order). */
+const withTransform = new Map<SaSet, true>();
+/** The set that used its transform last (its next packet needs no reordering). */
+let lastUsed: SaSet | undefined;
+
 /** The four SAs of one UE–P-CSCF pair (33.203 §7.1: SA1–SA4, inbound and outbound at each end) with their lifecycle state and lifetimes; created by `createSaSet`, installed by an `IpsecBackend`. */
-export class SaSet {
+export class SaSet extends SaHome {
   readonly id: string;
   readonly role: 'ue' | 'pcscf';
-  /** The configuration without keys, IV hook and lifetimes (those live in the SAs and getters). */
-  readonly config: Omit<SaSetConfig, 'keys' | 'iv' | 'expiresAt' | 'softExpiresAt' | 'resume'>;
-  /** SA1..SA4 by name (spec digest §6.2). */
-  readonly sas: Readonly<Record<SaName, Sa>>;
+  /** The UE's side: address, protected ports, the SPIs of its inbound SAs (and its inner address behind a NAT). */
+  readonly ue: SaSetPeer & { readonly innerIp?: string };
+  /** The P-CSCF's side. */
+  readonly pcscf: SaSetPeer;
+  readonly alg: IntegrityAlg;
+  readonly ealg: EncryptionAlg;
+  readonly mode: EspMode;
+  readonly replayWindow: number | undefined;
+  /** RFC 3948 encapsulation ports (udp-enc-tunnel only). */
+  readonly #encUe: number | undefined;
+  readonly #encPcscf: number | undefined;
+  /**
+   * The set's one key value: IK_ESP ‖ CK_ESP ‖ salt as a latin1 string (one char per octet; the
+   * lengths follow from alg/ealg). ~64 bytes where three Uint8Arrays and their object were ~450
+   * (issue 9 §2). The set owns it: callers wipe their keys after creating the set (the UE does).
+   */
+  readonly #key: string;
+  /** The transform the four SAs share (33.203 §7.1: one CK_ESP/IK_ESP), while among the TRANSFORM_CACHE last used. */
+  #t: EspTransform | undefined;
+  /** One transform per SA, kept for the set's life, when they hold per-SA state (GCM/GMAC IV offsets) or take a test IV hook. */
+  readonly #perSa: readonly EspTransform[] | undefined;
+  /** SA1..SA4 (spec digest §6.2); also reachable as `sas.SA1` … */
+  readonly SA1: Sa;
+  readonly SA2: Sa;
+  readonly SA3: Sa;
+  readonly SA4: Sa;
   #state: SaSetState = 'temporary';
   #expiresAt: number | undefined;
   #softExpiresAt: number | undefined;
   #softFired = false;
 
   constructor(cfg: SaSetConfig) {
+    super();
     checkConfig(cfg);
-    const { keys: _keys, iv: _iv, expiresAt: _e, softExpiresAt: _s, resume: _r, ...rest } = cfg;
-    this.config = rest;
+    checkTransformKeys(cfg.alg, cfg.ealg, cfg.keys);
     this.id = flatString(cfg.id ?? `set-${nextId++}`);
     this.role = cfg.role;
+    const { ue, pcscf } = cfg;
+    // Own copies (the SAs read their SPIs and ports here): what the caller does with its objects later changes nothing.
+    this.ue =
+      ue.innerIp !== undefined
+        ? { ip: ue.ip, portC: ue.portC, portS: ue.portS, spiC: ue.spiC, spiS: ue.spiS, innerIp: ue.innerIp }
+        : { ip: ue.ip, portC: ue.portC, portS: ue.portS, spiC: ue.spiC, spiS: ue.spiS };
+    this.pcscf = { ip: pcscf.ip, portC: pcscf.portC, portS: pcscf.portS, spiC: pcscf.spiC, spiS: pcscf.spiS };
+    this.alg = cfg.alg;
+    this.ealg = cfg.ealg;
+    this.mode = cfg.mode;
+    this.replayWindow = cfg.replayWindow;
+    const tunnel = cfg.mode === 'udp-enc-tunnel';
+    this.#encUe = tunnel ? (cfg.encap?.uePort ?? NAT_T_PORT) : undefined;
+    this.#encPcscf = tunnel ? (cfg.encap?.pcscfPort ?? NAT_T_PORT) : undefined;
     this.#expiresAt = cfg.expiresAt;
     this.#softExpiresAt = cfg.softExpiresAt;
-    // The set owns a copy of the keys: callers wipe theirs after creating it (the UE does), and a
-    // backend that reads them later (xfrm writes them to the kernel at install and on UPDSA) must
-    // not find zeros.
     const k = cfg.keys;
-    const p = saParamsOf(
-      Object.assign({}, cfg, {
-        keys: { ikEsp: new Uint8Array(k.ikEsp), ckEsp: new Uint8Array(k.ckEsp), ...(k.salt && { salt: new Uint8Array(k.salt) }) },
-      }),
-    );
-    const outOf = (fromUe: boolean): SaDirection => ((cfg.role === 'ue') === fromUe ? 'out' : 'in');
-    // 33.203 §7.1: one CK_ESP/IK_ESP for the four SAs, hence one transform when it holds no per-SA state.
-    // The transform borrows the set's own copy of the keys (never wiped nor changed while the set lives).
-    const transform = cfg.iv ? undefined : shareableTransform({ alg: cfg.alg, ealg: cfg.ealg, keys: p.SA1.keys }, { borrowKeys: true });
-    const mk = (name: SaName, fromUe: boolean, params: SaParams) => {
+    this.#key = keyText(k);
+    // 33.203 §7.1: one CK_ESP/IK_ESP for the four SAs, hence one transform (built at the first
+    // packet) when it holds no per-SA state; else one per SA, now.
+    this.#perSa =
+      cfg.iv || !shareable(cfg.alg, cfg.ealg)
+        ? [0, 1, 2, 3].map(() => createTransform(cfg.alg, cfg.ealg, this.keys, cfg.iv ? { iv: cfg.iv } : {}))
+        : undefined;
+    const mk = (name: SaName) => {
       const resume = cfg.resume?.[name];
-      return new Sa(name, outOf(fromUe), params, {
-        ...(cfg.iv && { iv: cfg.iv }),
-        ...(resume !== undefined && { resume }),
-        ...(transform && { transform }),
-      });
+      return new Sa(name, this.directionOf(name.charCodeAt(2) - 49), this, resume !== undefined ? { resume } : {});
     };
-    this.sas = { SA1: mk('SA1', true, p.SA1), SA2: mk('SA2', false, p.SA2), SA3: mk('SA3', false, p.SA3), SA4: mk('SA4', true, p.SA4) };
+    this.SA1 = mk('SA1');
+    this.SA2 = mk('SA2');
+    this.SA3 = mk('SA3');
+    this.SA4 = mk('SA4');
+  }
+
+  /** The configuration the set was made from, without keys, IV hook and lifetimes: the set itself. */
+  get config(): SaSetConfigView {
+    return this;
+  }
+  /** RFC 3948 encapsulation ports for udp-enc-tunnel (a fresh object; undefined in transport mode). */
+  get encap(): { readonly uePort: number; readonly pcscfPort: number } | undefined {
+    return this.#encUe === undefined ? undefined : { uePort: this.#encUe, pcscfPort: this.#encPcscf! };
+  }
+  /** SA1..SA4 by name (spec digest §6.2). */
+  get sas(): Readonly<Record<SaName, Sa>> {
+    return this;
+  }
+  /** The set's keys, CK_ESP / IK_ESP (and salt), as fresh copies (for backends, key export and state stores only). */
+  get keys(): EspKeys {
+    const ikLen = integrityInfo(this.alg).keyLen;
+    const ckLen = encryptionInfo(this.ealg).keyLen;
+    const s = this.#key;
+    const ikEsp = octets(s, 0, ikLen);
+    const ckEsp = octets(s, ikLen, ikLen + ckLen);
+    return s.length > ikLen + ckLen ? { ikEsp, ckEsp, salt: octets(s, ikLen + ckLen, s.length) } : { ikEsp, ckEsp };
+  }
+  /** This set (SaHome). */
+  get set(): SaSet {
+    return this;
+  }
+
+  // SaHome: the SAs' parameters by index (spec digest §6.2, the role only decides in/out):
+  // SA1 uc→ps spi_ps, SA2 pc→us spi_us, SA3 ps→uc spi_uc, SA4 us→pc spi_pc. SA1 and SA4 go up (UE → P-CSCF).
+
+  /** @internal SaHome */
+  directionOf(i: number): SaDirection {
+    return (this.role === 'ue') === (i === 0 || i === 3) ? 'out' : 'in';
+  }
+  /** @internal SaHome */
+  spiOf(i: number): number {
+    return i === 0 ? this.pcscf.spiS : i === 1 ? this.ue.spiS : i === 2 ? this.ue.spiC : this.pcscf.spiC;
+  }
+  /** @internal SaHome */
+  srcOf(i: number): string {
+    return i === 0 || i === 3 ? this.ue.ip : this.pcscf.ip;
+  }
+  /** @internal SaHome */
+  dstOf(i: number): string {
+    return i === 0 || i === 3 ? this.pcscf.ip : this.ue.ip;
+  }
+  /** @internal SaHome */
+  srcPortOf(i: number): number {
+    return i === 0 ? this.ue.portC : i === 1 ? this.pcscf.portC : i === 2 ? this.pcscf.portS : this.ue.portS;
+  }
+  /** @internal SaHome */
+  dstPortOf(i: number): number {
+    return i === 0 ? this.pcscf.portS : i === 1 ? this.ue.portS : i === 2 ? this.ue.portC : this.pcscf.portC;
+  }
+  /** @internal SaHome: a fresh object (undefined in transport mode). */
+  encapOf(i: number): { readonly srcPort: number; readonly dstPort: number } | undefined {
+    if (this.#encUe === undefined) return undefined;
+    return i === 0 || i === 3 ? { srcPort: this.#encUe, dstPort: this.#encPcscf! } : { srcPort: this.#encPcscf!, dstPort: this.#encUe };
+  }
+  /** The UE's inner address when it differs from its outer one (udp-enc-tunnel behind a NAT). */
+  #innerUe(): string | undefined {
+    const inner = this.ue.innerIp;
+    return this.#encUe !== undefined && inner && inner !== this.ue.ip ? inner : undefined;
+  }
+  /** @internal SaHome */
+  innerSrcOf(i: number): string | undefined {
+    return i === 0 || i === 3 ? this.#innerUe() : undefined;
+  }
+  /** @internal SaHome */
+  innerDstOf(i: number): string | undefined {
+    return i === 0 || i === 3 ? undefined : this.#innerUe();
+  }
+  /** @internal SaHome: the shared transform, built at the set's first packet and again after it was pushed out of TRANSFORM_CACHE. */
+  transformOf(i: number): EspTransform {
+    if (this.#perSa) return this.#perSa[i]!;
+    const t = this.#t;
+    if (t) {
+      if (lastUsed !== this) SaSet.#touch(this);
+      return t;
+    }
+    // The decoded keys are this transform's own copies: it borrows them (no second copy).
+    const made = createTransform(this.alg, this.ealg, this.keys, { borrowKeys: true });
+    this.#t = made;
+    SaSet.#touch(this);
+    return made;
+  }
+
+  /** Marks `set` as just used; past TRANSFORM_CACHE, the least recently used set gives its transform up. */
+  static #touch(set: SaSet): void {
+    lastUsed = set;
+    withTransform.delete(set);
+    withTransform.set(set, true);
+    if (withTransform.size <= TRANSFORM_CACHE) return;
+    const oldest = withTransform.keys().next().value as SaSet;
+    withTransform.delete(oldest);
+    oldest.#t = undefined;
+  }
+
+  /** Whether the set holds its shared transform now (tests, memory checks). */
+  get hasTransform(): boolean {
+    return this.#t !== undefined;
   }
 
   get state(): SaSetState {
@@ -197,20 +343,27 @@ export class SaSet {
     return this.#state !== 'deleted';
   }
   get all(): readonly Sa[] {
-    return [this.sas.SA1, this.sas.SA2, this.sas.SA3, this.sas.SA4];
+    return [this.SA1, this.SA2, this.SA3, this.SA4];
   }
+  /** The two inbound SAs (the UE: SA2, SA3; the P-CSCF: SA1, SA4). */
   get inbound(): readonly Sa[] {
-    return this.all.filter((s) => s.direction === 'in');
+    return this.role === 'ue' ? [this.SA2, this.SA3] : [this.SA1, this.SA4];
   }
+  /** The two outbound SAs (the UE: SA1, SA4; the P-CSCF: SA2, SA3). */
   get outbound(): readonly Sa[] {
-    return this.all.filter((s) => s.direction === 'out');
+    return this.role === 'ue' ? [this.SA1, this.SA4] : [this.SA2, this.SA3];
   }
 
-  /** Applies an event (see the diagram). Entering `deleted` kills the four SAs. */
+  /** Applies an event (see the diagram). Entering `deleted` kills the four SAs and drops the transform. */
   apply(event: SaSetEvent): SaSetTransition {
     const t = transition(this.#state, event);
     this.#state = t.state;
-    if (t.state === 'deleted') for (const sa of this.all) sa.kill(event === 'expired' ? 'expired' : 'deleted');
+    if (t.state === 'deleted') {
+      for (const sa of this.all) sa.kill(event === 'expired' ? 'expired' : 'deleted');
+      this.#t = undefined;
+      withTransform.delete(this);
+      if (lastUsed === this) lastUsed = undefined;
+    }
     return t;
   }
 
@@ -286,79 +439,10 @@ export function createSaSet(cfg: SaSetConfig): SaSet {
 }
 
 /**
- * What the four SAs of a set have in common (algorithms, keys, mode, both ends' addresses, the two
- * encapsulation port pairs): one object per set, which each SA's parameters read through.
- */
-class SetShared {
-  constructor(
-    readonly mode: EspMode,
-    readonly alg: IntegrityAlg,
-    readonly ealg: EncryptionAlg,
-    readonly keys: EspKeys,
-    readonly replayWindow: number | undefined,
-    readonly ueIp: string,
-    readonly pcscfIp: string,
-    /** The UE's inner address when it differs from its outer one (udp-enc-tunnel behind a NAT). */
-    readonly innerUe: string | undefined,
-    readonly upEncap: { readonly srcPort: number; readonly dstPort: number } | undefined,
-    readonly downEncap: { readonly srcPort: number; readonly dstPort: number } | undefined,
-  ) {}
-}
-
-/**
- * One SA's parameters as the set builds them: its own SPI and ports, the direction (UE→P-CSCF or
- * back), and the rest read from the set's shared part. Memory (issue 9 §2): five fields per SA
- * instead of a dozen plus an encapsulation object each; one class, so every read is monomorphic.
- */
-class SetSaParams implements SaParams {
-  readonly #shared: SetShared;
-  /** UE → P-CSCF (SA1, SA4), else P-CSCF → UE (SA2, SA3). */
-  readonly #up: boolean;
-  constructor(
-    readonly spi: number,
-    readonly srcPort: number,
-    readonly dstPort: number,
-    shared: SetShared,
-    up: boolean,
-  ) {
-    this.#shared = shared;
-    this.#up = up;
-  }
-  get src(): string {
-    return this.#up ? this.#shared.ueIp : this.#shared.pcscfIp;
-  }
-  get dst(): string {
-    return this.#up ? this.#shared.pcscfIp : this.#shared.ueIp;
-  }
-  get mode(): EspMode {
-    return this.#shared.mode;
-  }
-  get alg(): IntegrityAlg {
-    return this.#shared.alg;
-  }
-  get ealg(): EncryptionAlg {
-    return this.#shared.ealg;
-  }
-  get keys(): EspKeys {
-    return this.#shared.keys;
-  }
-  get replayWindow(): number | undefined {
-    return this.#shared.replayWindow;
-  }
-  get encap(): { readonly srcPort: number; readonly dstPort: number } | undefined {
-    return this.#up ? this.#shared.upEncap : this.#shared.downEncap;
-  }
-  get innerSrc(): string | undefined {
-    return this.#up ? this.#shared.innerUe : undefined;
-  }
-  get innerDst(): string | undefined {
-    return this.#up ? undefined : this.#shared.innerUe;
-  }
-}
-
-/**
- * The four SAs of spec digest §6.2, independent of the role (the role only decides in/out):
- * SA1 uc→ps spi_ps, SA2 pc→us spi_us, SA3 ps→uc spi_uc, SA4 us→pc spi_pc.
+ * The four SAs' parameters of spec digest §6.2 as plain data, independent of the role (the role only
+ * decides in/out): SA1 uc→ps spi_ps, SA2 pc→us spi_us, SA3 ps→uc spi_uc, SA4 us→pc spi_pc. A set's
+ * own SAs read the same from the set (SaSet's SaHome methods); this is for code that needs the
+ * parameters without a set (tests, key export of a configuration). The keys are the caller's object.
  */
 export function saParamsOf(cfg: SaSetConfig): Record<SaName, SaParams> {
   const { ue, pcscf } = cfg;
@@ -366,23 +450,31 @@ export function saParamsOf(cfg: SaSetConfig): Record<SaName, SaParams> {
   const ueEnc = cfg.encap?.uePort ?? NAT_T_PORT;
   const pEnc = cfg.encap?.pcscfPort ?? NAT_T_PORT;
   const innerUe = tunnel && ue.innerIp && ue.innerIp !== ue.ip ? ue.innerIp : undefined;
-  const shared = new SetShared(
-    cfg.mode,
-    cfg.alg,
-    cfg.ealg,
-    cfg.keys,
-    cfg.replayWindow || undefined,
-    ue.ip,
-    pcscf.ip,
-    innerUe,
-    tunnel ? { srcPort: ueEnc, dstPort: pEnc } : undefined,
-    tunnel ? { srcPort: pEnc, dstPort: ueEnc } : undefined,
-  );
+  const one = (spi: number, srcPort: number, dstPort: number, up: boolean): SaParams => {
+    const p: { -readonly [K in keyof SaParams]: SaParams[K] } = {
+      spi,
+      src: up ? ue.ip : pcscf.ip,
+      dst: up ? pcscf.ip : ue.ip,
+      srcPort,
+      dstPort,
+      mode: cfg.mode,
+      alg: cfg.alg,
+      ealg: cfg.ealg,
+      keys: cfg.keys,
+    };
+    if (cfg.replayWindow) p.replayWindow = cfg.replayWindow;
+    if (tunnel) p.encap = up ? { srcPort: ueEnc, dstPort: pEnc } : { srcPort: pEnc, dstPort: ueEnc };
+    if (innerUe !== undefined) {
+      if (up) p.innerSrc = innerUe;
+      else p.innerDst = innerUe;
+    }
+    return p;
+  };
   return {
-    SA1: new SetSaParams(pcscf.spiS, ue.portC, pcscf.portS, shared, true),
-    SA2: new SetSaParams(ue.spiS, pcscf.portC, ue.portS, shared, false),
-    SA3: new SetSaParams(ue.spiC, pcscf.portS, ue.portC, shared, false),
-    SA4: new SetSaParams(pcscf.spiC, ue.portS, pcscf.portC, shared, true),
+    SA1: one(pcscf.spiS, ue.portC, pcscf.portS, true),
+    SA2: one(ue.spiS, pcscf.portC, ue.portS, false),
+    SA3: one(ue.spiC, pcscf.portS, ue.portC, false),
+    SA4: one(pcscf.spiC, ue.portS, pcscf.portC, true),
   };
 }
 
@@ -446,8 +538,38 @@ export function lifetimeAfterSuccess(now: number, registrationExpiresS: number, 
 /**
  * Picks the outbound SA for a (local source port, remote destination port) pair (spec digest §6.2):
  * the UE sends uc→ps on SA1 and us→pc on SA4 (both legal for its UDP responses); the P-CSCF sends
- * pc→us on SA2 and ps→uc on SA3. Undefined when no outbound SA carries that pair.
+ * pc→us on SA2 and ps→uc on SA3. Undefined when no outbound SA carries that pair. Per packet: no array.
  */
 export function selectOutbound(set: SaSet, srcPort: number, dstPort: number): Sa | undefined {
-  return set.outbound.find((sa) => sa.params.srcPort === srcPort && sa.params.dstPort === dstPort);
+  const ue = set.role === 'ue';
+  const a = ue ? set.SA1 : set.SA2;
+  if (a.srcPort === srcPort && a.dstPort === dstPort) return a;
+  const b = ue ? set.SA4 : set.SA3;
+  return b.srcPort === srcPort && b.dstPort === dstPort ? b : undefined;
+}
+
+/** Whether (alg, ealg)'s transform holds no per-SA state, so the four SAs can share one (see SaSet.transformOf). */
+function shareable(alg: IntegrityAlg, ealg: EncryptionAlg): boolean {
+  // The traditional ones (CBC/NULL + HMAC-96) keep only the keys and each CBC context's chaining
+  // block, so sharing is exact; GCM/GMAC draw a per-SA IV offset (transforms/iv.ts CounterIv).
+  return ealg !== 'aes-gcm' && alg !== 'aes-gmac';
+}
+
+/** Keys as one latin1 string: IK_ESP ‖ CK_ESP ‖ salt (their lengths were checked against alg/ealg). */
+function keyText(k: EspKeys): string {
+  const n = k.ikEsp.length + k.ckEsp.length + (k.salt?.length ?? 0);
+  const b = Buffer.allocUnsafe(n);
+  b.set(k.ikEsp, 0);
+  b.set(k.ckEsp, k.ikEsp.length);
+  if (k.salt) b.set(k.salt, k.ikEsp.length + k.ckEsp.length);
+  const s = b.toString('latin1');
+  b.fill(0);
+  return s;
+}
+
+/** Octets [from, to) of a latin1 key string, as a fresh Uint8Array. */
+function octets(s: string, from: number, to: number): Uint8Array {
+  const out = new Uint8Array(to - from);
+  for (let i = from; i < to; i++) out[i - from] = s.charCodeAt(i);
+  return out;
 }

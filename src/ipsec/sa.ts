@@ -1,21 +1,34 @@
 // One unidirectional ESP SA (RFC 4303 §4.1; one of the four of 33.203 §7.1, spec digest §6.2):
 // its parameters, its engine state (sequence counter or replay window), counters per drop reason,
 // and redaction: toJSON and util.inspect never show keys (only key-export.ts formats them).
+//
+// Memory (issue 9 §2: a P-CSCF holds 4 SAs per registered UE, 100k UEs): the SA is its own ESP
+// engine — the sequence counter, or the replay window's highest number and ring (replay-window.ts
+// replayCheck/replayCommit), are plain fields here, with no engine, window or parameter object per
+// SA. Its parameters are getters over its home: the set it belongs to (sa-set.ts), which also
+// holds the one transform of the four SAs, or for an SA built alone, its own SaParams.
 import { inspect } from 'node:util';
+import type { EncryptionAlg, IntegrityAlg } from './algorithms.ts';
+import { EspError, formatAddress, parseAddress, type EspDrop, type EspOpenResult, type EspOutbound } from './esp/index.ts';
+import { openEsp } from './esp/open.ts';
 import {
-  createInbound,
-  createOutbound,
-  formatAddress,
-  parseAddress,
-  type EspDrop,
-  type EspInbound,
-  type EspOpenResult,
-  type EspOutbound,
-} from './esp/index.ts';
-import type { EspTransform } from './esp/transform.ts';
+  type AntiReplay,
+  checkReplayWindowSize,
+  replayCheck,
+  replayCommit,
+  replayRingAllSeen,
+  type ReplayVerdict,
+} from './esp/replay-window.ts';
+import { sealEsp } from './esp/seal.ts';
+import { createTransform, type EspTransform } from './esp/transform.ts';
+import type { IvOverride } from './esp/transforms/iv.ts';
+import { ESP_MAX_SEQ, ESP_MIN_SPI, IPPROTO_NONE, isUint32 } from './esp/wire.ts';
+import { isValidPair } from './algorithms.ts';
 import { IpsecError } from './errors.ts';
+import type { EspKeys } from './keys.ts';
+import type { SaSet } from './sa-set.ts';
 import { DEFAULT_SEQ_MARK_POLICY, SeqMark, type SeqMarkPolicy, type SeqMarkWriter } from './seq-marks.ts';
-import { DEFAULT_REPLAY_WINDOW, spiText, type SaParams } from './types.ts';
+import { DEFAULT_REPLAY_WINDOW, spiText, type EspMode, type SaParams } from './types.ts';
 
 export { spiText };
 
@@ -61,58 +74,206 @@ export function emptyDrops(): Record<EspDrop, number> {
 export type SaDeadReason = 'deleted' | 'expired';
 
 /**
+ * Where an SA's parameters and transform live, by the SA's index (SA1 = 0 … SA4 = 3): its SA set
+ * (one home for four SAs), or a home of its own for an SA built alone from an SaParams.
+ */
+export abstract class SaHome {
+  abstract readonly alg: IntegrityAlg;
+  abstract readonly ealg: EncryptionAlg;
+  abstract readonly mode: EspMode;
+  /** The window size as configured (undefined: the default 64). */
+  abstract readonly replayWindow: number | undefined;
+  /** The keys (fresh copies: only backends, key export and state stores ask). */
+  abstract readonly keys: EspKeys;
+  /** The set the SA belongs to, if any. */
+  abstract readonly set: SaSet | undefined;
+  abstract directionOf(i: number): SaDirection;
+  abstract spiOf(i: number): number;
+  abstract srcOf(i: number): string;
+  abstract dstOf(i: number): string;
+  abstract srcPortOf(i: number): number;
+  abstract dstPortOf(i: number): number;
+  abstract encapOf(i: number): { readonly srcPort: number; readonly dstPort: number } | undefined;
+  abstract innerSrcOf(i: number): string | undefined;
+  abstract innerDstOf(i: number): string | undefined;
+  /** The transform that seals or opens the SA's next packet (built when first needed). */
+  abstract transformOf(i: number): EspTransform;
+}
+
+/** The home of an SA built alone: its SaParams, its direction, its own transform. */
+class OwnHome extends SaHome {
+  readonly #p: SaParams;
+  readonly #direction: SaDirection;
+  readonly #t: EspTransform;
+  constructor(p: SaParams, direction: SaDirection, iv: IvOverride | undefined) {
+    super();
+    this.#p = p;
+    this.#direction = direction;
+    if (!isUint32(p.spi) || p.spi < ESP_MIN_SPI) {
+      throw new EspError('ESP_BAD_INPUT', `spi must be ${ESP_MIN_SPI}..4294967295 (RFC 4303 §2.1), got ${String(p.spi)}`);
+    }
+    if (!isValidPair(p.alg, p.ealg)) throw new EspError('ESP_UNSUPPORTED', `alg=${p.alg} cannot be combined with ealg=${p.ealg}`);
+    this.#t = createTransform(p.alg, p.ealg, p.keys, iv ? { iv } : {});
+  }
+  get alg(): IntegrityAlg {
+    return this.#p.alg;
+  }
+  get ealg(): EncryptionAlg {
+    return this.#p.ealg;
+  }
+  get mode(): EspMode {
+    return this.#p.mode;
+  }
+  get replayWindow(): number | undefined {
+    return this.#p.replayWindow;
+  }
+  get keys(): EspKeys {
+    return this.#p.keys;
+  }
+  get set(): undefined {
+    return undefined;
+  }
+  directionOf(): SaDirection {
+    return this.#direction;
+  }
+  spiOf(): number {
+    return this.#p.spi;
+  }
+  srcOf(): string {
+    return this.#p.src;
+  }
+  dstOf(): string {
+    return this.#p.dst;
+  }
+  srcPortOf(): number {
+    return this.#p.srcPort;
+  }
+  dstPortOf(): number {
+    return this.#p.dstPort;
+  }
+  encapOf(): { readonly srcPort: number; readonly dstPort: number } | undefined {
+    return this.#p.encap;
+  }
+  innerSrcOf(): string | undefined {
+    return this.#p.innerSrc;
+  }
+  innerDstOf(): string | undefined {
+    return this.#p.innerDst;
+  }
+  transformOf(): EspTransform {
+    return this.#t;
+  }
+}
+
+/** The index of an SA by its name: SA1 = 0 … SA4 = 3. */
+function indexOf(name: SaName): number {
+  return name.charCodeAt(2) - 49;
+}
+
+/**
  * One SA. Not safe for concurrent use (one event loop owns it).
  *
- * It holds its own counters (`counters` is the SA itself, seen as SaCounters): one object less per
- * SA (issue 9 §2: a P-CSCF holds 4 SAs per UE). The drop table is made at the first drop or read:
- * most SAs never drop anything, and nine counters are ~100 bytes.
+ * It is its own parameters (`params` is the SA itself, seen as SaParams: getters over its home),
+ * its own counters (`counters` is the SA itself, seen as SaCounters) and its own ESP engine (the
+ * sending side `outbound()` is the SA itself, seen as EspOutbound): one object per SA (issue 9 §2).
+ * The drop table is made at the first drop or read: most SAs never drop anything.
  */
-export class Sa implements SaCounters {
+export class Sa implements SaCounters, SaParams, EspOutbound {
   /** Packets sealed (out) or delivered (in). */
   packets = 0;
   /** Payload octets sealed or delivered. */
   bytes = 0;
+  readonly name: SaName;
+  readonly #home: SaHome;
+  /** Outbound: the last sequence number sent (RFC 4303 §3.3.3). Inbound: the window's highest authenticated number T. */
+  #seq: number;
+  /** Inbound: the replay window's ring (replay-window.ts), made at the first commit. */
+  #ring: number[] | undefined;
   #drops: Record<EspDrop, number> | undefined;
   #dead: SaDeadReason | undefined;
-  readonly #out: EspOutbound | undefined;
-  readonly #in: EspInbound | undefined;
   #mark: SeqMark | undefined;
 
+  /**
+   * `params`: the SA's parameters, or (an SA set building its four SAs) their home, which then
+   * also gives the direction. `opts`: test hooks of the engine (fixed IVs, a starting sequence
+   * number to reach exhaustion), and `resume`: a restored SA's persisted high-water mark (issue 13
+   * §3): outbound starts past it, inbound treats every number up to it as received.
+   */
   constructor(
-    readonly name: SaName,
-    readonly direction: SaDirection,
-    readonly params: SaParams,
-    /**
-     * Test hooks of the engine (fixed IVs, a starting sequence number to reach exhaustion), and
-     * `resume`: a restored SA's persisted high-water mark (issue 13 §3): outbound starts past it,
-     * inbound treats every number up to it as received.
-     */
-    opts: { iv?: (len: number) => Uint8Array; __testLastSeq?: number; resume?: number; transform?: EspTransform } = {},
+    name: SaName,
+    direction: SaDirection,
+    params: SaParams | SaHome,
+    opts: { iv?: (len: number) => Uint8Array; __testLastSeq?: number; resume?: number } = {},
   ) {
-    const crypto = { spi: params.spi, alg: params.alg, ealg: params.ealg, keys: params.keys };
-    const { resume, transform, ...engine } = opts;
-    if (direction === 'out')
-      this.#out = createOutbound(crypto, {
-        ...engine,
-        ...(resume !== undefined && { resumeAfter: resume }),
-        ...(transform && { transform }),
-      });
-    else {
-      this.#in = createInbound(
-        {
-          spi: params.spi,
-          alg: params.alg,
-          ealg: params.ealg,
-          keys: params.keys,
-          replayWindow: params.replayWindow ?? DEFAULT_REPLAY_WINDOW,
-        },
-        {
-          gate: this,
-          ...(resume !== undefined && { rejectUpTo: resume }),
-          ...(transform && { transform }),
-        },
-      );
+    this.name = name;
+    this.#home = params instanceof SaHome ? params : new OwnHome(params, direction, opts.iv);
+    const home = this.#home;
+    if (home.directionOf(indexOf(name)) === 'out') {
+      const start = opts.resume ?? opts.__testLastSeq ?? 0;
+      if (!isUint32(start)) throw new EspError('ESP_BAD_INPUT', `the starting sequence number must be 0..2^32-1, got ${start}`);
+      this.#seq = start;
+    } else {
+      const size = home.replayWindow ?? DEFAULT_REPLAY_WINDOW;
+      checkReplayWindowSize(size);
+      const upTo = opts.resume ?? 0;
+      if (!isUint32(upTo)) throw new EspError('ESP_BAD_INPUT', `rejectUpTo must be 0..2^32-1, got ${upTo}`);
+      this.#seq = upTo;
+      // A restored window (issue 13 §3): every number up to the mark counts as received.
+      if (upTo > 0) this.#ring = replayRingAllSeen(size);
     }
+  }
+
+  /** Seen from this host: `in` opens what the peer sealed, `out` seals what we send. */
+  get direction(): SaDirection {
+    return this.#home.directionOf(indexOf(this.name));
+  }
+  /** The set this SA belongs to (undefined for an SA built alone). */
+  get set(): SaSet | undefined {
+    return this.#home.set;
+  }
+  /** The SA's parameters: the SA itself (getters over its set's shared part). */
+  get params(): SaParams {
+    return this;
+  }
+  get spi(): number {
+    return this.#home.spiOf(indexOf(this.name));
+  }
+  get src(): string {
+    return this.#home.srcOf(indexOf(this.name));
+  }
+  get dst(): string {
+    return this.#home.dstOf(indexOf(this.name));
+  }
+  get srcPort(): number {
+    return this.#home.srcPortOf(indexOf(this.name));
+  }
+  get dstPort(): number {
+    return this.#home.dstPortOf(indexOf(this.name));
+  }
+  get mode(): EspMode {
+    return this.#home.mode;
+  }
+  get encap(): { readonly srcPort: number; readonly dstPort: number } | undefined {
+    return this.#home.encapOf(indexOf(this.name));
+  }
+  get innerSrc(): string | undefined {
+    return this.#home.innerSrcOf(indexOf(this.name));
+  }
+  get innerDst(): string | undefined {
+    return this.#home.innerDstOf(indexOf(this.name));
+  }
+  get alg(): IntegrityAlg {
+    return this.#home.alg;
+  }
+  get ealg(): EncryptionAlg {
+    return this.#home.ealg;
+  }
+  /** The keys (for backends, key export and state stores only; never shown by toJSON or inspect). */
+  get keys(): EspKeys {
+    return this.#home.keys;
+  }
+  get replayWindow(): number | undefined {
+    return this.#home.replayWindow;
   }
 
   /**
@@ -148,9 +309,6 @@ export class Sa implements SaCounters {
     return this.#mark;
   }
 
-  get spi(): number {
-    return this.params.spi;
-  }
   /** Whether the SA still matches and seals: not deleted, not hard-expired. */
   get live(): boolean {
     return this.#dead === undefined;
@@ -160,11 +318,15 @@ export class Sa implements SaCounters {
   }
   /** Last sequence number sent (out) or highest authenticated one (in). */
   get seq(): number {
-    return this.#out ? this.#out.lastSeq : this.#in!.highestSeq;
+    return this.#seq;
+  }
+  /** Outbound only: the last sequence number sent (EspOutbound). */
+  get lastSeq(): number {
+    return this.#seq;
   }
   /** Outbound only: the counter has reached 2^32-1 and the SA must be replaced. */
   get exhausted(): boolean {
-    return this.#out?.exhausted ?? false;
+    return this.#seq >= ESP_MAX_SEQ && this.direction === 'out';
   }
 
   /** Marks the SA dead (idempotent; the first reason sticks). */
@@ -172,47 +334,99 @@ export class Sa implements SaCounters {
     this.#dead ??= reason;
   }
 
-  /** The outbound engine, for sealToWire. Throws if this SA is inbound, dead or exhausted. */
+  /**
+   * The sending side, for sealToWire: the SA itself, once it is known to be able to send. Throws if
+   * this SA is inbound, dead or exhausted, or its persisted mark cannot cover the next number.
+   */
   outbound(): EspOutbound {
-    if (!this.#out) throw new IpsecError('IPSEC_BAD_PARAMS', `${this.name} (spi ${spiText(this.spi)}) is inbound: cannot seal`);
+    this.#checkSendable();
+    return this;
+  }
+
+  #checkSendable(): void {
+    if (this.direction !== 'out')
+      throw new IpsecError('IPSEC_BAD_PARAMS', `${this.name} (spi ${spiText(this.spi)}) is inbound: cannot seal`);
     this.#assertLive();
-    if (this.#out.exhausted) {
+    if (this.#seq >= ESP_MAX_SEQ) {
       throw new IpsecError(
         'IPSEC_SEQ_EXHAUSTED',
         `${this.name} (spi ${spiText(this.spi)}) sent sequence number 2^32-1: a new SA set is needed (RFC 4303 §3.3.3)`,
       );
     }
     // Issue 13 §3: the next number must be covered by the persisted mark before it goes out.
-    if (this.#mark && !this.#mark.admit(this.#out.lastSeq + 1)) {
+    if (this.#mark && !this.#mark.admit(this.#seq + 1)) {
       throw new IpsecError(
         'IPSEC_SEQ_UNRESERVED',
-        `${this.name} (spi ${spiText(this.spi)}): the state store could not reserve sequence number ${this.#out.lastSeq + 1}`,
+        `${this.name} (spi ${spiText(this.spi)}): the state store could not reserve sequence number ${this.#seq + 1}`,
       );
     }
-    return this.#out;
+  }
+
+  /**
+   * Seals one payload (EspOutbound): SPI‖Seq‖IV‖ciphertext‖ICV, sequence numbers from 1. Only a
+   * packet actually built consumes a number. Throws as outbound() does.
+   */
+  seal(payload: Uint8Array, nextHeader: number): Uint8Array {
+    // 33.203 Annex M / RFC 4303 §2.6: IMS never sends dummy packets.
+    if (nextHeader === IPPROTO_NONE) throw new EspError('ESP_BAD_INPUT', 'nextHeader 59 (dummy packet) is never sent in IMS');
+    this.#checkSendable();
+    const i = indexOf(this.name);
+    const esp = sealEsp(this.#home.transformOf(i), this.#home.spiOf(i), this.#seq + 1, payload, nextHeader);
+    this.#seq++;
+    return esp;
   }
 
   /** Counts one sealed packet (called after a successful seal). */
   countSent(payloadLen: number): void {
-    this.counters.packets++;
-    this.counters.bytes += payloadLen;
+    this.packets++;
+    this.bytes += payloadLen;
   }
 
-  /** Opens one ESP packet; a dead SA throws (the SAD never hands one out). Counts drops. */
+  /**
+   * Opens one ESP packet (replay pre-check, ICV in constant time, window, decrypt, padding; see
+   * openEsp); a dead SA throws (the SAD never hands one out). Counts drops.
+   */
   open(esp: Uint8Array): EspOpenResult {
-    if (!this.#in) throw new IpsecError('IPSEC_BAD_PARAMS', `${this.name} (spi ${spiText(this.spi)}) is outbound: cannot open`);
+    if (this.direction !== 'in')
+      throw new IpsecError('IPSEC_BAD_PARAMS', `${this.name} (spi ${spiText(this.spi)}) is outbound: cannot open`);
     this.#assertLive();
-    const r = this.#in.open(esp);
-    if (!r.ok) this.counters.drops[r.drop]++;
+    const i = indexOf(this.name);
+    const w = Sa.#window;
+    w.sa = this;
+    w.size = this.#home.replayWindow ?? DEFAULT_REPLAY_WINDOW;
+    const r = openEsp(this.#home.transformOf(i), w, this.#home.spiOf(i), esp, this);
+    w.sa = undefined;
+    if (!r.ok) this.drops[r.drop]++;
     return r;
   }
 
+  /**
+   * The replay window over an SA's own fields, as openEsp sees a window: one object for every SA,
+   * pointed at the SA being opened (openEsp is synchronous), so no SA holds a window object.
+   */
+  static readonly #window = {
+    sa: undefined as Sa | undefined,
+    size: DEFAULT_REPLAY_WINDOW,
+    get highest(): number {
+      return this.sa!.#seq;
+    },
+    check(seq: number): ReplayVerdict {
+      const sa = this.sa!;
+      return replayCheck(this.size, sa.#seq, sa.#ring, seq);
+    },
+    commit(seq: number): void {
+      const sa = this.sa!;
+      sa.#ring = replayCommit(this.size, sa.#seq, sa.#ring, seq);
+      if (seq > sa.#seq) sa.#seq = seq;
+    },
+  } satisfies AntiReplay & { sa: Sa | undefined; size: number };
+
   countDrop(drop: EspDrop): void {
-    this.counters.drops[drop]++;
+    this.drops[drop]++;
   }
   countDelivered(payloadLen: number): void {
-    this.counters.packets++;
-    this.counters.bytes += payloadLen;
+    this.packets++;
+    this.bytes += payloadLen;
   }
 
   #assertLive(): void {
@@ -221,31 +435,29 @@ export class Sa implements SaCounters {
 
   /** Everything but the keys. */
   toJSON(): Record<string, unknown> {
-    const p = this.params;
     return {
       name: this.name,
       direction: this.direction,
       spi: this.spi,
-      src: p.src,
-      dst: p.dst,
-      srcPort: p.srcPort,
-      dstPort: p.dstPort,
-      mode: p.mode,
-      ...(p.encap ? { encap: { ...p.encap } } : {}),
-      ...(p.innerSrc ? { innerSrc: p.innerSrc } : {}),
-      ...(p.innerDst ? { innerDst: p.innerDst } : {}),
-      alg: p.alg,
-      ealg: p.ealg,
-      replayWindow: p.replayWindow ?? DEFAULT_REPLAY_WINDOW,
+      src: this.src,
+      dst: this.dst,
+      srcPort: this.srcPort,
+      dstPort: this.dstPort,
+      mode: this.mode,
+      ...(this.encap ? { encap: { ...this.encap } } : {}),
+      ...(this.innerSrc ? { innerSrc: this.innerSrc } : {}),
+      ...(this.innerDst ? { innerDst: this.innerDst } : {}),
+      alg: this.alg,
+      ealg: this.ealg,
+      replayWindow: this.replayWindow ?? DEFAULT_REPLAY_WINDOW,
       seq: this.seq,
       live: this.live,
-      counters: { packets: this.counters.packets, bytes: this.counters.bytes, drops: { ...this.counters.drops } },
+      counters: { packets: this.packets, bytes: this.bytes, drops: { ...this.drops } },
     };
   }
 
   [inspect.custom](): string {
-    const p = this.params;
-    return `Sa ${this.name} ${this.direction} spi=${spiText(this.spi)} ${p.src}:${p.srcPort} -> ${p.dst}:${p.dstPort} ${p.mode} ${p.alg}/${p.ealg} seq=${this.seq} keys=[redacted]`;
+    return `Sa ${this.name} ${this.direction} spi=${spiText(this.spi)} ${this.src}:${this.srcPort} -> ${this.dst}:${this.dstPort} ${this.mode} ${this.alg}/${this.ealg} seq=${this.seq} keys=[redacted]`;
   }
 }
 

@@ -66,9 +66,9 @@ export class Sad {
   /**
    * Destination (canonical text) → SPI → inbound SA; only live inbound SAs of installed sets. Two
    * levels rather than one "dst|spi" string key: a host has one or a few local addresses, and a
-   * string per SA was ~60 bytes (issue 9 §2).
+   * string per SA was ~60 bytes (issue 9 §2). The SA itself is the entry (its set is `sa.set`).
    */
-  readonly #inbound = new Map<string, Map<number, { set: SaSet; sa: Sa }>>();
+  readonly #inbound = new Map<string, Map<number, Sa>>();
   readonly #encapPorts: number[];
   readonly #now: (() => number) | undefined;
   readonly #rand: () => number;
@@ -88,17 +88,14 @@ export class Sad {
     if (this.#sets.has(set)) return;
     if (!set.live) throw new IpsecError('IPSEC_SA_DELETED', `SA set ${set.id} is deleted: cannot install`);
     for (const sa of set.inbound) {
-      const other = this.#find(sa.params.dst, sa.spi);
-      if (other && other.sa.live && other.set.live) {
-        throw new IpsecError(
-          'IPSEC_SPI_IN_USE',
-          `SPI ${sa.spi} is already live for ${sa.params.dst} (${other.sa.name} of set ${other.set.id})`,
-        );
+      const other = this.#find(sa.dst, sa.spi);
+      if (other && other.live && other.set!.live) {
+        throw new IpsecError('IPSEC_SPI_IN_USE', `SPI ${sa.spi} is already live for ${sa.dst} (${other.name} of set ${other.set!.id})`);
       }
     }
     for (const sa of set.inbound) {
       const dst = canonicalAddress(sa.params.dst);
-      (this.#inbound.get(dst) ?? this.#inbound.set(dst, new Map()).get(dst)!).set(sa.spi, { set, sa });
+      (this.#inbound.get(dst) ?? this.#inbound.set(dst, new Map()).get(dst)!).set(sa.spi, sa);
     }
     // ESP-in-UDP may arrive on a configured encapsulation port other than 4500 (§15A point 1).
     for (const sa of set.inbound) {
@@ -114,7 +111,7 @@ export class Sad {
     for (const sa of set.inbound) {
       const dst = canonicalAddress(sa.params.dst);
       const bySpi = this.#inbound.get(dst);
-      if (bySpi?.get(sa.spi)?.sa !== sa) continue;
+      if (bySpi?.get(sa.spi) !== sa) continue;
       bySpi.delete(sa.spi);
       if (bySpi.size === 0) this.#inbound.delete(dst);
     }
@@ -134,19 +131,25 @@ export class Sad {
     return out;
   }
 
-  /** The inbound entry for (dst, spi), live or not. */
-  #find(dst: string, spi: number): { set: SaSet; sa: Sa } | undefined {
+  /** The inbound SA for (dst, spi), live or not (an installed SA always has its set). */
+  #find(dst: string, spi: number): Sa | undefined {
     return this.#inbound.get(canonicalAddress(dst))?.get(spi);
   }
 
   /** The live inbound SA for (dst, spi), if any. */
   lookup(dst: string, spi: number): { set: SaSet; sa: Sa } | undefined {
-    const hit = this.#find(dst, spi);
-    if (!hit) return undefined;
+    const sa = this.#live(dst, spi);
+    return sa && { set: sa.set!, sa };
+  }
+
+  #live(dst: string, spi: number): Sa | undefined {
+    const sa = this.#find(dst, spi);
+    if (!sa) return undefined;
+    const set = sa.set!;
     // Hard-expired SAs do not match (only the hit set is looked at, so lookups stay O(1)); deleting
     // the set is its owner's job, on its own timer (one owner of the lifecycle, issue 10 §2).
-    if (this.#now && hit.set.expiresAt !== undefined && this.#now() >= hit.set.expiresAt) return undefined;
-    return hit.sa.live && hit.set.live ? hit : undefined;
+    if (this.#now && set.expiresAt !== undefined && this.#now() >= set.expiresAt) return undefined;
+    return sa.live && set.live ? sa : undefined;
   }
 
   /** Inbound pipeline for one whole IP packet as it came off the wire. */
@@ -176,13 +179,13 @@ export class Sad {
       return { ok: false, drop: 'short' };
     }
     const spi = new DataView(a.esp.buffer, a.esp.byteOffset, 8).getUint32(0);
-    const hit = this.lookup(a.dst, spi);
-    if (!hit) {
+    const sa = this.#live(a.dst, spi);
+    if (!sa) {
       // RFC 4303 §3.4.2: no valid SA → discard (an auditable event: counted on the SAD).
       this.counters.unknownSpi++;
       return { ok: false, drop: 'unknown-spi', spi };
     }
-    const { set, sa } = hit;
+    const set = sa.set!;
     const p = sa.params;
     // The SA's framing is part of its policy: tunnel SAs arrive UDP-encapsulated, transport ones not.
     // Checked before the ICV, so nothing but the drop counter moves.

@@ -3,7 +3,7 @@
 // (For GCM the ICV check and decryption are one OpenSSL call; nothing is committed before both.)
 // Any input, however short or random, yields a verdict; nothing here throws.
 import type { EspDrop, EspOpenResult } from './index.ts';
-import type { ReplayWindow } from './replay-window.ts';
+import type { AntiReplay } from './replay-window.ts';
 import type { EspTransform } from './transform.ts';
 import { ESP_HEADER_LEN, ESP_SEQ_OFFSET, ESP_SPI_OFFSET, ESP_TRAILER_LEN, IPPROTO_NONE, paddingIsDefault, readU32 } from './wire.ts';
 
@@ -20,7 +20,7 @@ export interface AdvanceGate {
 }
 
 /** `gate`: see AdvanceGate. */
-export function openEsp(t: EspTransform, window: ReplayWindow, spi: number, pkt: Uint8Array, gate?: AdvanceGate): EspOpenResult {
+export function openEsp(t: EspTransform, window: AntiReplay, spi: number, pkt: Uint8Array, gate?: AdvanceGate): EspOpenResult {
   if (pkt.length < ESP_HEADER_LEN) return drop('short');
   if (readU32(pkt, ESP_SPI_OFFSET) !== spi) return drop('unknown-spi');
   const seq = readU32(pkt, ESP_SEQ_OFFSET);

@@ -19,42 +19,97 @@ export const MAX_REPLAY_WINDOW = 65536;
 const WORD_BITS = 16;
 const WORD_MASK = 0xffff;
 
+/** What openEsp needs of a window: its highest number, the read-only check and the commit (see ReplayWindow). */
+export interface AntiReplay {
+  readonly highest: number;
+  check(seq: number): ReplayVerdict;
+  commit(seq: number): void;
+}
+
+/**
+ * Ring length for a window of `size` bits. One spare word: when T advances, whole words are
+ * cleared, so the ring must hold the word of T plus every word that still overlaps (T-W, T].
+ */
+function ringWords(size: number): number {
+  return Math.ceil(size / WORD_BITS) + 1;
+}
+
+/** Throws unless `size` is a window size we accept (RFC 4303 §3.4.3: at least 32; memory guard above). */
+export function checkReplayWindowSize(size: number): void {
+  if (!Number.isInteger(size) || size < MIN_REPLAY_WINDOW || size > MAX_REPLAY_WINDOW) {
+    throw new EspError('ESP_BAD_INPUT', `replayWindow must be an integer ${MIN_REPLAY_WINDOW}..${MAX_REPLAY_WINDOW}, got ${size}`);
+  }
+}
+
+/**
+ * The ring of a window restored after a restart (issue 13 §3): every number up to its highest
+ * counts as received (conservative: some never-seen numbers just below it are refused too).
+ */
+export function replayRingAllSeen(size: number): number[] {
+  return new Array<number>(ringWords(size)).fill(WORD_MASK);
+}
+
+/**
+ * The window as plain state, for holders that keep it in their own fields (an installed SA, issue 9
+ * §2: no window object per SA): `highest` (T), `ring` (undefined: every bit 0). Read-only
+ * pre-check (RFC 4303 §3.4.3); sequence number 0 is never valid with 32-bit numbers.
+ */
+export function replayCheck(size: number, highest: number, ring: number[] | undefined, seq: number): ReplayVerdict {
+  if (!isUint32(seq) || seq === 0) return 'outside-window';
+  if (seq > highest) return 'ok';
+  if (highest - seq >= size) return 'outside-window';
+  if (!ring) return 'ok'; // nothing committed yet (a restored window always has its ring)
+  const word = Math.floor(seq / WORD_BITS) % ring.length;
+  return ((ring[word]! >> (seq & (WORD_BITS - 1))) & 1) === 1 ? 'replay' : 'ok';
+}
+
+/**
+ * Marks seq as received in plain window state; call only after its ICV verified and replayCheck
+ * said 'ok' (throws otherwise). Returns the ring (made here at the first commit); the new highest
+ * is max(highest, seq), for the holder to store.
+ */
+export function replayCommit(size: number, highest: number, ring: number[] | undefined, seq: number): number[] {
+  if (replayCheck(size, highest, ring, seq) !== 'ok') throw new EspError('ESP_BAD_INPUT', `commit(${seq}) without a passing check`);
+  const bits = ring ?? new Array<number>(ringWords(size)).fill(0);
+  const n = bits.length;
+  if (seq > highest) {
+    const from = Math.floor(highest / WORD_BITS) + 1;
+    const to = Math.floor(seq / WORD_BITS);
+    if (to - from + 1 >= n) bits.fill(0);
+    else for (let w = from; w <= to; w++) bits[w % n] = 0;
+  }
+  const word = Math.floor(seq / WORD_BITS) % n;
+  bits[word] = bits[word]! | (1 << (seq & (WORD_BITS - 1)));
+  return bits;
+}
+
 /**
  * The RFC 4303 §3.4.3 sliding window: `check` is read-only, `commit` only after the ICV verified.
+ * A standalone window over replayCheck/replayCommit (an installed SA keeps the same state in its
+ * own fields, ipsec/sa.ts).
  *
- * Memory (issue 9 §2: a P-CSCF holds two inbound SAs per registered UE): the ring is a plain array
- * of 16-bit words made at the first commit (none while the SA is idle; 5 inline integers for the
- * default 64), not a typed array with a buffer object of its own.
+ * Memory (issue 9 §2): the ring is a plain array of 16-bit words made at the first commit (none
+ * while the window is idle; 5 inline integers for the default 64), not a typed array with a buffer
+ * object of its own.
  */
-export class ReplayWindow {
+export class ReplayWindow implements AntiReplay {
   readonly size: number;
   #highest = 0; // RFC 4303 §3.4.3: the receive counter starts at 0
-  /** The ring (undefined: every bit 0, or every bit 1 when #highest came from rejectUpTo). */
+  /** The ring (undefined: every bit 0). */
   #bits: number[] | undefined;
 
   /**
    * `rejectUpTo`: a window restored after a restart (issue 13 §3): every number up to it counts as
-   * received, so nothing the previous process may have accepted passes again (conservative: some
-   * never-seen numbers just below it are refused too).
+   * received, so nothing the previous process may have accepted passes again.
    */
   constructor(size: number = DEFAULT_REPLAY_WINDOW, rejectUpTo = 0) {
-    if (!Number.isInteger(size) || size < MIN_REPLAY_WINDOW || size > MAX_REPLAY_WINDOW) {
-      throw new EspError('ESP_BAD_INPUT', `replayWindow must be an integer ${MIN_REPLAY_WINDOW}..${MAX_REPLAY_WINDOW}, got ${size}`);
-    }
+    checkReplayWindowSize(size);
     this.size = size;
     if (!isUint32(rejectUpTo)) throw new EspError('ESP_BAD_INPUT', `rejectUpTo must be 0..2^32-1, got ${rejectUpTo}`);
     if (rejectUpTo > 0) {
       this.#highest = rejectUpTo;
-      this.#bits = new Array<number>(this.#words()).fill(WORD_MASK);
+      this.#bits = replayRingAllSeen(size);
     }
-  }
-
-  /**
-   * Ring length. One spare word: when T advances, whole words are cleared, so the ring must hold
-   * the word of T plus every word that still overlaps (T-W, T].
-   */
-  #words(): number {
-    return Math.ceil(this.size / WORD_BITS) + 1;
   }
 
   /** The highest authenticated sequence number so far (0 before the first packet). */
@@ -64,34 +119,12 @@ export class ReplayWindow {
 
   /** Read-only pre-check (RFC 4303 §3.4.3). Sequence number 0 is never valid with 32-bit numbers. */
   check(seq: number): ReplayVerdict {
-    if (!isUint32(seq) || seq === 0) return 'outside-window';
-    const t = this.#highest;
-    if (seq > t) return 'ok';
-    if (t - seq >= this.size) return 'outside-window';
-    return this.#test(seq) ? 'replay' : 'ok';
+    return replayCheck(this.size, this.#highest, this.#bits, seq);
   }
 
   /** Marks seq as received; call only after its ICV verified and check(seq) said 'ok'. */
   commit(seq: number): void {
-    if (this.check(seq) !== 'ok') throw new EspError('ESP_BAD_INPUT', `commit(${seq}) without a passing check`);
-    const bits = (this.#bits ??= new Array<number>(this.#words()).fill(0));
-    const n = bits.length;
-    const t = this.#highest;
-    if (seq > t) {
-      const from = Math.floor(t / WORD_BITS) + 1;
-      const to = Math.floor(seq / WORD_BITS);
-      if (to - from + 1 >= n) bits.fill(0);
-      else for (let w = from; w <= to; w++) bits[w % n] = 0;
-      this.#highest = seq;
-    }
-    const word = Math.floor(seq / WORD_BITS) % n;
-    bits[word] = bits[word]! | (1 << (seq & (WORD_BITS - 1)));
-  }
-
-  #test(seq: number): boolean {
-    const bits = this.#bits;
-    if (!bits) return false; // nothing committed yet (a restored window always has its ring)
-    const word = Math.floor(seq / WORD_BITS) % bits.length;
-    return ((bits[word]! >> (seq & (WORD_BITS - 1))) & 1) === 1;
+    this.#bits = replayCommit(this.size, this.#highest, this.#bits, seq);
+    if (seq > this.#highest) this.#highest = seq;
   }
 }

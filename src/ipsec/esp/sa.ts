@@ -1,7 +1,8 @@
 // One unidirectional SA's ESP state: the outbound side owns the sequence counter (RFC 4303 §3.3.3,
 // starts at 0, first packet 1, never wraps), the inbound side the anti-replay window (§3.4.3).
-// Both hold their transform privately; keys never show in util.inspect or JSON. Packet, octet and
-// drop counts are not kept here: the SA (ipsec/sa.ts `Sa.counters`) is their one owner.
+// Both hold their transform privately; keys never show in util.inspect or JSON. These are the
+// standalone engines of imsec/esp (the CLI's `esp` tools, tests); an installed SA (ipsec/sa.ts) is
+// its own engine over the same sealEsp/openEsp and replay-window functions.
 import { isValidPair } from '../algorithms.ts';
 import { DEFAULT_REPLAY_WINDOW } from '../types.ts';
 import { EspError } from './errors.ts';
@@ -21,8 +22,6 @@ export interface OutboundOptions {
   __testLastSeq?: number;
   /** A restored SA (issue 13 §3): the numbers up to this one may have been sent; the next is one past it. */
   resumeAfter?: number;
-  /** A transform for these keys shared with the other SAs of the set (see shareableTransform). */
-  transform?: EspTransform;
 }
 
 /** Options of {@link createInbound}. */
@@ -31,33 +30,17 @@ export interface InboundOptions {
   rejectUpTo?: number;
   /** Asked before an authenticated packet moves the window past its highest number (see openEsp's AdvanceGate). */
   gate?: AdvanceGate;
-  /** A transform for these keys shared with the other SAs of the set (see shareableTransform). */
-  transform?: EspTransform;
 }
 
 const hex = (spi: number): string => `0x${spi.toString(16).padStart(8, '0')}`;
 
-/**
- * One transform for the four SAs of a 33.203 set (they share CK_ESP/IK_ESP, §7.1), or undefined when
- * the transform holds per-SA state: the traditional ones (CBC/NULL + HMAC-96) keep only the keys'
- * schedules and each CBC context's chaining block, so sharing is exact; GCM/GMAC draw a per-SA IV offset.
- * Memory: one HMAC key and one CBC cipher per set instead of four (issue 9 §2; the cipher keeps
- * OpenSSL contexts only while among the most recently used, see cbc.ts). `borrowKeys`: the caller
- * keeps `keys` unchanged while the transform lives (the SA set's own copy): no further copy is made.
- */
-export function shareableTransform(sa: Omit<EspSaCrypto, 'spi'>, opts: { borrowKeys?: boolean } = {}): EspTransform | undefined {
-  if (sa.ealg === 'aes-gcm' || sa.alg === 'aes-gmac' || !isValidPair(sa.alg, sa.ealg)) return undefined;
-  return createTransform(sa.alg, sa.ealg, sa.keys, opts.borrowKeys ? { borrowKeys: true } : {});
-}
-
-function checkSa(sa: EspSaCrypto, iv?: IvOverride, shared?: EspTransform): EspTransform {
+function checkSa(sa: EspSaCrypto, iv?: IvOverride): EspTransform {
   if (!isUint32(sa.spi) || sa.spi < ESP_MIN_SPI) {
     throw new EspError('ESP_BAD_INPUT', `spi must be ${ESP_MIN_SPI}..4294967295 (RFC 4303 §2.1), got ${String(sa.spi)}`);
   }
   if (!isValidPair(sa.alg, sa.ealg)) {
     throw new EspError('ESP_UNSUPPORTED', `alg=${sa.alg} cannot be combined with ealg=${sa.ealg}`);
   }
-  if (shared && !iv) return shared;
   return createTransform(sa.alg, sa.ealg, sa.keys, iv ? { iv } : {});
 }
 
@@ -69,7 +52,7 @@ class Outbound implements EspOutbound {
   #seq: number;
 
   constructor(sa: EspSaCrypto, opts: OutboundOptions) {
-    this.#t = checkSa(sa, opts.iv, opts.transform);
+    this.#t = checkSa(sa, opts.iv);
     this.spi = sa.spi;
     this.alg = sa.alg;
     this.ealg = sa.ealg;
@@ -119,7 +102,7 @@ class Inbound implements EspInbound {
   readonly #gate: AdvanceGate | undefined;
 
   constructor(sa: EspSaCrypto, opts: InboundOptions) {
-    this.#t = checkSa(sa, undefined, opts.transform);
+    this.#t = checkSa(sa);
     this.#window = new ReplayWindow(sa.replayWindow ?? DEFAULT_REPLAY_WINDOW, opts.rejectUpTo ?? 0);
     this.#gate = opts.gate;
     this.spi = sa.spi;

@@ -37,8 +37,9 @@ export interface TransformOptions {
   /** Test hook: supplies the explicit IV instead of the transform's own generator. */
   iv?: IvOverride;
   /**
-   * The caller keeps `keys` unchanged for the transform's whole life (an SA set's own copy, see
-   * shareableTransform): the traditional transforms then keep no second copy of each key.
+   * The caller keeps `keys` unchanged for the transform's whole life and uses them for nothing else
+   * (an SA set decodes a fresh copy for each transform it builds): the traditional transforms then
+   * keep no second copy of each key.
    */
   borrowKeys?: boolean;
 }
@@ -50,30 +51,45 @@ function checkLen(field: string, b: Uint8Array | undefined, want: number, what: 
 }
 
 /**
- * Builds the transform for (alg, ealg), sizes from the algorithm table. Internal: accepts alg=null
- * with a CBC cipher so that the RFC 3602 ESP vectors (no ICV) can run; the public
- * createOutbound/createInbound enforce isValidPair.
+ * Checks `keys` against (alg, ealg) as createTransform does (lengths from the algorithm table),
+ * without building anything: for holders that build their transform later, at the first packet
+ * (an installed SA set, issue 9 §2), yet must refuse bad keys when they are given.
  */
-export function createTransform(alg: IntegrityAlg, ealg: EncryptionAlg, keys: EspKeys, opts: TransformOptions = {}): EspTransform {
+export function checkTransformKeys(alg: IntegrityAlg, ealg: EncryptionAlg, keys: EspKeys): void {
+  keyParts(alg, ealg, keys);
+}
+
+/** The key material (alg, ealg) takes, each checked against the table's length. */
+function keyParts(alg: IntegrityAlg, ealg: EncryptionAlg, keys: EspKeys): { ik: Uint8Array; ck: Uint8Array; salt?: Uint8Array } {
   const i = integrityInfo(alg);
   const e = encryptionInfo(ealg);
   if (ealg === 'aes-gcm') {
     if (alg !== 'null') throw new EspError('ESP_UNSUPPORTED', `ealg=aes-gcm is an AEAD and takes alg=null, got alg=${alg}`);
     checkLen('keys.ikEsp', keys.ikEsp, 0, 'alg=null');
-    const key = checkLen('keys.ckEsp', keys.ckEsp, e.keyLen, ealg);
-    const salt = checkLen('keys.salt', keys.salt, SALT_LEN, ealg);
-    return new AesGcmTransform(key, salt, opts.iv);
+    const ck = checkLen('keys.ckEsp', keys.ckEsp, e.keyLen, ealg);
+    return { ik: keys.ikEsp ?? new Uint8Array(0), ck, salt: checkLen('keys.salt', keys.salt, SALT_LEN, ealg) };
   }
   if (alg === 'aes-gmac') {
     if (ealg !== 'null') throw new EspError('ESP_UNSUPPORTED', `alg=aes-gmac takes ealg=null, got ealg=${ealg}`);
     checkLen('keys.ckEsp', keys.ckEsp, 0, 'ealg=null');
-    const key = checkLen('keys.ikEsp', keys.ikEsp, i.keyLen, alg);
-    const salt = checkLen('keys.salt', keys.salt, SALT_LEN, alg);
-    return new AesGmacTransform(key, salt, opts.iv);
+    const ik = checkLen('keys.ikEsp', keys.ikEsp, i.keyLen, alg);
+    return { ik, ck: keys.ckEsp ?? new Uint8Array(0), salt: checkLen('keys.salt', keys.salt, SALT_LEN, alg) };
   }
-  const integrity = integrityFor(alg, checkLen('keys.ikEsp', keys.ikEsp, i.keyLen, alg === 'null' ? 'alg=null' : alg), opts);
-  const cipher = cipherFor(ealg, checkLen('keys.ckEsp', keys.ckEsp, e.keyLen, ealg === 'null' ? 'ealg=null' : ealg), opts);
-  return new TraditionalTransform(cipher, integrity);
+  const ik = checkLen('keys.ikEsp', keys.ikEsp, i.keyLen, alg === 'null' ? 'alg=null' : alg);
+  const ck = checkLen('keys.ckEsp', keys.ckEsp, e.keyLen, ealg === 'null' ? 'ealg=null' : ealg);
+  return { ik, ck };
+}
+
+/**
+ * Builds the transform for (alg, ealg), sizes from the algorithm table. Internal: accepts alg=null
+ * with a CBC cipher so that the RFC 3602 ESP vectors (no ICV) can run; the public
+ * createOutbound/createInbound enforce isValidPair.
+ */
+export function createTransform(alg: IntegrityAlg, ealg: EncryptionAlg, keys: EspKeys, opts: TransformOptions = {}): EspTransform {
+  const k = keyParts(alg, ealg, keys);
+  if (ealg === 'aes-gcm') return new AesGcmTransform(k.ck, k.salt!, opts.iv);
+  if (alg === 'aes-gmac') return new AesGmacTransform(k.ik, k.salt!, opts.iv);
+  return new TraditionalTransform(cipherFor(ealg, k.ck, opts), integrityFor(alg, k.ik, opts));
 }
 
 /** The integrity half of a traditional transform: an HMAC-96 by the table's digest, or none. */

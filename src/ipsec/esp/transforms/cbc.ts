@@ -47,7 +47,7 @@ export class CbcCipher implements EspCipher {
    */
   #chains: Uint8Array | undefined;
 
-  /** `borrowKey`: the caller keeps `key` unchanged for the cipher's life (an SA set's own copy), so it is not copied. */
+  /** `borrowKey`: the caller keeps `key` unchanged for the cipher's life (a copy made for it), so it is not copied. */
   constructor(name: CbcName, key: Uint8Array, ivOverride?: IvOverride, borrowKey = false) {
     this.#name = name;
     const info = cbcInfo(name);

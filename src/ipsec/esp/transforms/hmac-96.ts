@@ -38,7 +38,7 @@ export class Hmac96 implements EspIntegrity {
   /** The key (16 or 20 octets: a small array, on the V8 heap). */
   readonly #key: Uint8Array;
 
-  /** `borrowKey`: the caller keeps `key` unchanged for the HMAC's life (an SA set's own copy), so it is not copied. */
+  /** `borrowKey`: the caller keeps `key` unchanged for the HMAC's life (a copy made for it), so it is not copied. */
   constructor(alg: Digest, key: Uint8Array, borrowKey = false) {
     // Sizes from the algorithm table: block B, digest length L, ICV 96 bits (RFC 2403/2404).
     const { hmac, icvLen } = hmac96Info(alg);
