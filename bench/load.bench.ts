@@ -266,14 +266,19 @@ async function run(
     // Memory flat during the hold (refreshes every expires/2): the same figures once a minute until
     // near its end (each sample after a forced GC in both processes), so that the first and the last
     // minute can be compared.
-    const series: { t_s: number; rss_pcscf: number; heap_pcscf: number; rss_load: number; heap_load: number }[] = [];
+    // heap_total and external tell V8 pages kept after the GC and off-heap memory apart from the rest of the RSS.
+    const series: Record<string, number>[] = [];
     const sample = (p: Stats, l: Stats) =>
       series.push({
         t_s: Math.round((Date.now() - holdStart) / 1000),
         rss_pcscf: p.rss,
         heap_pcscf: p['heap_used'] as number,
+        heap_total_pcscf: p['heap_total'] as number,
+        external_pcscf: p['external'] as number,
         rss_load: l.rss,
         heap_load: l['heap_used'] as number,
+        heap_total_load: l['heap_total'] as number,
+        external_load: l['external'] as number,
       });
     sample(pc1, load1);
     const holdEnd = holdStart + o.holdS * 1000 - 3_000;
@@ -341,8 +346,8 @@ async function run(
       },
       ...(last && {
         rss_drift_during_hold_bytes: {
-          pcscf: last.rss_pcscf - pc1.rss,
-          load: last.rss_load - load1.rss,
+          pcscf: last.rss_pcscf! - pc1.rss,
+          load: last.rss_load! - load1.rss,
           over_s: Math.round((Date.now() - holdStart) / 1000) - 34,
         },
         // RSS and heap after a forced GC, once a minute through the hold (t_s from the hold's start).
