@@ -204,7 +204,10 @@ export interface SubscriberStore {
   addMany(inputs: Iterable<AddSubscriber>): number;
   count(): number;
   get(impi: string): Subscriber | undefined;
-  /** The subscriber's unchanging part (no SQN), possibly from a cache kept current; do not modify or wipe it. */
+  /**
+   * The subscriber's unchanging part (no SQN), possibly from a cache (another process's add or remove
+   * is seen from the next event-loop turn); do not modify or wipe it.
+   */
   profile(impi: string): SubscriberProfile | undefined;
   findByImpu(impu: string): Subscriber | undefined;
   list(): Subscriber[];
