@@ -66,6 +66,39 @@ test('markIntegrityProtected and impiOf: the flag lands on every Digest Authoriz
   assert.match(spoof.headers.get('Authorization')!, /integrity-protected="no"$/, 'a UE cannot claim protection');
 });
 
+test('property: markIntegrityProtected leaves every parameter as the UE wrote it and exactly one integrity-protected with our flag; impiOf reads the username', () => {
+  const name = fc.constantFrom('username', 'realm', 'nonce', 'uri', 'response', 'integrity-protected', 'Integrity-Protected', 'x-vendor');
+  const value = fc.constantFrom('"alice@ims.example.org"', 'abc', '"q,r=s"', '"integrity-protected=yes"', '"a\\"b"', '""', 'yes');
+  const sep = fc.constantFrom(', ', ',', ' ,\t', ' , ', ', , ');
+  const tail = fc.constantFrom('', ' ', ',', ', ', ' , \t');
+  const line = fc
+    .uniqueArray(fc.tuple(name, value), { minLength: 0, maxLength: 6, selector: ([n]) => n.toLowerCase() })
+    .chain((ps) => fc.tuple(fc.constant(ps), fc.array(sep, { minLength: ps.length, maxLength: ps.length }), tail))
+    .map(([ps, ss, t]) => 'Digest' + ps.map(([n, v], i) => `${i === 0 ? ' ' : ss[i]}${n}=${v}`).join('') + (ps.length > 0 ? t : ''));
+  fc.assert(
+    fc.property(line, fc.boolean(), (l, protectedArrival) => {
+      const before = parseDigestHeader(l);
+      assert.ok(before.ok, l);
+      const r = req([['Authorization', l]]);
+      const username = before.value.params.find((p) => p.name.toLowerCase() === 'username')?.value;
+      assert.equal(impiOf(r), username || undefined);
+      markIntegrityProtected(r, protectedArrival);
+      const after = parseDigestHeader(r.headers.get('Authorization')!);
+      assert.ok(after.ok, r.headers.get('Authorization'));
+      const flag = <P extends { name: string }>(ps: readonly P[]) => ps.filter((p) => p.name.toLowerCase() === 'integrity-protected');
+      assert.deepEqual(
+        after.value.params.filter((p) => flag([p]).length === 0),
+        before.value.params.filter((p) => flag([p]).length === 0),
+      );
+      assert.deepEqual(
+        flag(after.value.params).map((p) => p.value),
+        [protectedArrival ? 'yes' : 'no'],
+      );
+    }),
+    { numRuns: 2000 },
+  );
+});
+
 test('takeAkaKeys: returns ik/ck and removes them from every challenge; other parameters stay as they were', () => {
   const ik = '00112233445566778899aabbccddeeff';
   const ck = 'ffeeddccbbaa99887766554433221100';

@@ -2,13 +2,15 @@
 // §16.6 Via, Max-Forwards, Route; §16.7 own Via off responses), the REGISTER edits of 24.229
 // §5.2.2 (Path, integrity-protected, sec-agree removal), ik/ck removal (33.203 §7.2, pitfall 4)
 // and identity assertion (24.229 §5.2.6.3.x, P-Asserted-Identity).
-import { getParam, parseDigestHeader, removeParams, serializeDigestHeader, setParam } from '../aka/index.ts';
+import { getParam, parseDigestHeader, removeParams, serializeDigestHeader, setParam, type DigestHeader } from '../aka/index.ts';
 import { removeSecAgreeTag } from '../secagree/index.ts';
 import { newBranch } from '../sip/builders.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../sip/message.ts';
 import { parseNameAddr } from '../sip/name-addr.ts';
 import { formatHostPort } from '../sip/uri.ts';
 import { fromHex } from '../util/bytes.ts';
+import type { InputError } from '../util/errors.ts';
+import type { Result } from '../util/result.ts';
 
 /**
  * RFC 3261 §16.6 step 3: decrement Max-Forwards (absent: 70 minus one). Returns false when the
@@ -52,16 +54,39 @@ export function stripSecAgree(req: SipRequest): void {
 }
 
 /**
+ * The Digest credentials of one Authorization value. A REGISTER's line is read up to three times in
+ * a row (the IMPI for the table, the identity check, markIntegrityProtected): the last text and its
+ * parse are kept, so it is parsed once. Equal text parses to an equal (immutable) result.
+ */
+function parseCredentials(line: string): Result<DigestHeader, InputError> {
+  if (line !== lastCredentialsText || lastCredentials === undefined) {
+    lastCredentials = parseDigestHeader(line);
+    lastCredentialsText = line;
+  }
+  return lastCredentials;
+}
+let lastCredentialsText = '';
+let lastCredentials: Result<DigestHeader, InputError> | undefined;
+
+/** Separators a credentials line may end with (spaces, empty list elements): never inside a value. */
+const TRAILING_SEPARATORS = /[ \t,]+$/;
+
+/**
  * 24.229 §5.2.2: `integrity-protected="yes"` when the REGISTER came over an SA, `"no"` otherwise,
- * on every Digest Authorization value. Values that do not parse are left as they are.
+ * on every Digest Authorization value. Values that do not parse are left as they are. A value
+ * without the parameter keeps its text and gets it appended (no re-serialization); one where the
+ * UE wrote it already has it replaced (a UE cannot claim protection).
  */
 export function markIntegrityProtected(req: SipRequest, protectedArrival: boolean): void {
   const lines = req.headers.raw('Authorization');
   if (lines.length === 0) return;
+  const flag = protectedArrival ? 'yes' : 'no';
   const out = lines.map((line) => {
-    const h = parseDigestHeader(line);
+    const h = parseCredentials(line);
     if (!h.ok || h.value.scheme.toLowerCase() !== 'digest') return line;
-    return serializeDigestHeader(setParam(h.value, 'integrity-protected', protectedArrival ? 'yes' : 'no'));
+    if (h.value.params.length > 0 && getParam(h.value, 'integrity-protected') === undefined)
+      return `${line.replace(TRAILING_SEPARATORS, '')}, integrity-protected="${flag}"`;
+    return serializeDigestHeader(setParam(h.value, 'integrity-protected', flag));
   });
   req.headers.set('Authorization', out);
 }
@@ -69,7 +94,7 @@ export function markIntegrityProtected(req: SipRequest, protectedArrival: boolea
 /** The IMPI: `username` of the first Digest Authorization value (24.229 §5.1.1.2.1). */
 export function impiOf(req: SipRequest): string | undefined {
   for (const line of req.headers.raw('Authorization')) {
-    const h = parseDigestHeader(line);
+    const h = parseCredentials(line);
     const u = h.ok ? getParam(h.value, 'username') : undefined;
     if (u) return u;
   }
