@@ -9,7 +9,7 @@ import type { SipRequest } from '../sip/message.ts';
 import type { Route } from '../sip/response-routing.ts';
 import type { ServerTransaction, TransactionLayer } from '../sip/transaction-manager.ts';
 import type { ReceiveContext, SipTransport } from '../sip/transport.ts';
-import type { Emit, Registration, RegistrationTable } from './registrations.ts';
+import type { Emit, Listens, Registration, RegistrationTable } from './registrations.ts';
 import type { RegState } from './registration-state.ts';
 import type { PendingLimits } from './pending-limits.ts';
 import type { PcscfEvents, PcscfMode, RejectReason } from './types.ts';
@@ -38,6 +38,8 @@ export interface PcscfCore {
   /** Pending-registration and challenge-rate limits (issue 10 §2). */
   readonly limits: PendingLimits;
   readonly emit: Emit;
+  /** Whether an event has listeners: payloads built per registration are skipped when nobody reads them. */
+  readonly listens: Listens;
   /** Route of a request to the S-CSCF (plain UDP). */
   toCore(): Route;
   /**

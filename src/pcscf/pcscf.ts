@@ -76,11 +76,14 @@ export class Pcscf {
     const edge = o.edge ?? udpEdge;
     const portC = o.portC || (await edge.pickPort(o.address, []));
     const portS = o.portS || (await edge.pickPort(o.address, [portC]));
-    // The table reports dropped sets and expired registrations to the registration machine.
-    const table = new RegistrationTable(o.backend, clock, (name, payload) => p.#emit(name, payload), {
-      setGone: (reg, set) => void runEvent(p.#core, reg, { type: 'set-gone', set: set.id }),
-      expired: (reg) => void runEvent(p.#core, reg, { type: 'registration-expired' }),
-    });
+    // The table reports dropped sets (an expired current set: an expired registration) to the registration machine.
+    const table = new RegistrationTable(
+      o.backend,
+      clock,
+      (name, payload) => p.#emit(name, payload),
+      { setGone: (reg, set, expired) => void runEvent(p.#core, reg, { type: 'set-gone', set: set.id, expired }) },
+      (name) => p.#events.listenerCount(name) > 0,
+    );
     const trace = o.trace ? { trace: o.trace, node: 'pcscf' } : { node: 'pcscf' };
     const layer: TransactionLayer = new TransactionLayer({
       user: {
@@ -161,6 +164,7 @@ export class Pcscf {
         )(persistTo(o.state)),
       }),
       emit: (name, payload) => p.#emit(name, payload),
+      listens: (name) => p.#events.listenerCount(name) > 0,
       toCore: (): Route => ({ transport: plain, to: o.scscf }),
       toUe: (set: SaSet, answering?: ReceiveContext): Route =>
         tcp?.route(set, answering) ?? {

@@ -12,6 +12,7 @@ import type { SipRequest, SipResponse } from '../sip/message.ts';
 import type { ServerTransaction } from '../sip/transaction-manager.ts';
 import type { ReceiveContext } from '../sip/transport.ts';
 import { wipe } from '../util/bytes.ts';
+import { ownString } from '../util/own-string.ts';
 import { afterSend, type PcscfCore } from './core.ts';
 import { forward } from './proxy.ts';
 import { step, type AfterSend, type Arrival, type RegAction, type RegEnv, type RegEvent, type RegState } from './registration-state.ts';
@@ -249,14 +250,15 @@ async function installTemporary(
     const encap = reg.encap;
     if (set.config.mode === 'udp-enc-tunnel' && encap && sameAddress(encap.address, round.ueIp)) core.backend.setPeerEncap(set, encap);
     const { client } = round.choice;
-    core.emit('sa-created', {
-      impi: reg.impi,
-      set: set.id,
-      mode: set.config.mode,
-      alg: round.choice.alg,
-      ealg: round.choice.ealg,
-      spis: { uc: client.spiC, us: client.spiS, pc: set.config.pcscf.spiC, ps: set.config.pcscf.spiS },
-    });
+    if (core.listens('sa-created'))
+      core.emit('sa-created', {
+        impi: reg.impi,
+        set: set.id,
+        mode: set.config.mode,
+        alg: round.choice.alg,
+        ealg: round.choice.ealg,
+        spis: { uc: client.spiC, us: client.spiS, pc: set.config.pcscf.spiC, ps: set.config.pcscf.spiS },
+      });
     return {
       type: 'temporary-installed',
       roundId: round.id,
@@ -285,7 +287,7 @@ function buildTemporary(
   const mode = modeFromMod(mod);
   return createSaSet({
     role: 'pcscf',
-    id: `${reg.impi}#${++setCounter}`,
+    id: ownString(`${reg.impi}#${++setCounter}`), // flat: not three pieces of string per set
     ue: {
       ip: round.ueIp,
       portC: client.portC,

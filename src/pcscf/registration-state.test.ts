@@ -384,6 +384,14 @@ test('machine table: re-registration, refresh without challenge, de-registration
   // Expiry: every set goes.
   const exp = step(promoted.state, { type: 'registration-expired' }, env(ALICE));
   assert.deepEqual([exp.state.kind, kinds(exp)], ['idle', ['emit-deregistered', 'delete-all']]);
+  // The table keeps no registration timer: the current set's lifetime running out is the registration's expiry.
+  assert.deepEqual(step(promoted.state, { type: 'set-gone', set: 'T2', expired: true }, env(ALICE)), exp);
+  // An old set that expires, or a current set deleted for another cause, is no registration expiry.
+  const oldGone = step(promoted.state, { type: 'set-gone', set: 'T', expired: true }, env(ALICE));
+  assert.deepEqual([oldGone.state.kind, setsOf(oldGone.state)], ['registered', ['T2']]);
+  const currentDeleted = step(promoted.state, { type: 'set-gone', set: 'T2' }, env(ALICE));
+  assert.deepEqual([currentDeleted.state.kind, kinds(currentDeleted)], ['idle', ['emit-deregistered', 'delete-set']]);
+  assert.notDeepEqual(currentDeleted, exp);
 });
 
 // ---- property: random event sequences against a model of the slot owner ----------------------

@@ -163,8 +163,11 @@ export type RegEvent =
   | { readonly type: 'forward-failed'; readonly arrival: Arrival }
   /** reg-await-auth after an unprotected REGISTER, and no 401 came (an S-CSCF that never answers). */
   | { readonly type: 'round-timeout'; readonly roundId: number }
-  /** The slot owner dropped a set (expiry, deletion, whatever the cause). */
-  | { readonly type: 'set-gone'; readonly set: SetId }
+  /**
+   * The slot owner dropped a set (expiry, deletion, whatever the cause). `expired`: its lifetime ran
+   * out; the current set's lifetime is the registration's, so for it this is 'registration-expired'.
+   */
+  | { readonly type: 'set-gone'; readonly set: SetId; readonly expired?: boolean }
   /** The registration ran out without a refresh (spec digest §8). */
   | { readonly type: 'registration-expired' };
 
@@ -368,23 +371,29 @@ function decide(state: RegState, ev: RegEvent, env: RegEnv): RegTransition {
       return { state, actions: [] };
     }
     case 'set-gone':
+      // The table keeps no registration timer of its own: the current set's expiry is the registration's.
+      if (ev.expired === true && boundOf(state)?.current === ev.set) return expire(state, env);
       return onSetGone(state, ev.set, env);
-    case 'registration-expired': {
-      if (state.kind === 'idle') return { state, actions: [] };
-      const reason = 'registration expired without a refresh';
-      return {
-        state: IDLE,
-        actions: [
-          ...(boundOf(state) ? [{ kind: 'emit-deregistered', payload: { impi: env.impi, reason } } as const] : []),
-          { kind: 'delete-all', event: 'expired', reason },
-        ],
-      };
-    }
+    case 'registration-expired':
+      return expire(state, env);
     default: {
       const never: never = ev;
       throw new TypeError(`P-CSCF registration: unknown event ${JSON.stringify(never)}`);
     }
   }
+}
+
+/** Spec digest §8: the registration ran out without a refresh; the whole registration goes. */
+function expire(state: RegState, env: RegEnv): RegTransition {
+  if (state.kind === 'idle') return { state, actions: [] };
+  const reason = 'registration expired without a refresh';
+  return {
+    state: IDLE,
+    actions: [
+      ...(boundOf(state) ? [{ kind: 'emit-deregistered', payload: { impi: env.impi, reason } } as const] : []),
+      { kind: 'delete-all', event: 'expired', reason },
+    ],
+  };
 }
 
 function reject(

@@ -11,6 +11,7 @@ import { SaSlots, type SaDeleteCode, type SaSlotsDeps } from '../ipsec/sa-slots.
 import { isIP } from 'node:net';
 import type { Clock } from '../sip/clock.ts';
 import { parseUri } from '../sip/uri.ts';
+import { ownString } from '../util/own-string.ts';
 import { impuKey } from './decisions.ts';
 import { boundOf, IDLE, roundOf, type Bound, type RegState, type Round } from './registration-state.ts';
 import type { PcscfEvents, RegistrationView, Source } from './types.ts';
@@ -26,8 +27,6 @@ export class Registration {
   encap?: Source;
   /** The temporary-set install in progress, if any (register.ts runs them one at a time). */
   installing: Promise<void> | undefined = undefined;
-  /** Cancels the registration's expiry timer (the table's; one timer per registration). */
-  cancelExpiry: (() => void) | undefined = undefined;
   /** The keys this registration is filed under in the table's target index (contact, (address, port_us), IMPUs). */
   indexed: readonly string[] | undefined = undefined;
 
@@ -88,13 +87,17 @@ export class Registration {
 
 /** What the table reports to the registration machine's executor (register.ts). */
 export interface TableHooks {
-  /** A set left its slot (expiry, failure, supersession, deletion): feed 'set-gone'. */
-  readonly setGone: (reg: Registration, set: SaSet) => void;
-  /** The registration's expiry timer fired: feed 'registration-expired'. */
-  readonly expired: (reg: Registration) => void;
+  /**
+   * A set left its slot (expiry, failure, supersession, deletion): feed 'set-gone'. `expired`: its
+   * lifetime ran out, which for the current set is the registration's expiry (promote and refresh
+   * give the set the registration's lifetime: its timer is the registration's, there is no other).
+   */
+  readonly setGone: (reg: Registration, set: SaSet, expired: boolean) => void;
 }
 
 export type Emit = <K extends keyof PcscfEvents>(name: K, payload: PcscfEvents[K]) => void;
+/** Whether anyone listens to an event: a payload nobody reads is not built (once per registration and more). */
+export type Listens = (name: keyof PcscfEvents) => boolean;
 
 /** Key of the admission index (33.203 §7.1 rule 3): UE address (outer and inner) and port_uc. */
 function portKey(ueIp: string, innerIp: string | undefined, portUc: number): string {
@@ -110,7 +113,7 @@ interface TableSide {
   readonly backend: IpsecBackend;
   readonly clock: Clock;
   readonly emit: Emit;
-  dropped(reg: Registration, set: SaSet): void;
+  dropped(reg: Registration, set: SaSet, event: SaSetEvent): void;
 }
 
 /** A registration's SaSlots dependencies: methods on one small object, not an options literal with three closures per registration. */
@@ -123,8 +126,8 @@ class SlotHooks implements SaSlotsDeps {
   get clock(): Clock {
     return this.t.clock;
   }
-  onDropped(set: SaSet): void {
-    this.t.dropped(this.reg, set);
+  onDropped(set: SaSet, event: SaSetEvent): void {
+    this.t.dropped(this.reg, set, event);
   }
   onDeleted(set: SaSet, _event: SaSetEvent, reason: string, error: Error | undefined, code: SaDeleteCode): void {
     this.t.emit('sa-deleted', { impi: this.reg.impi, set: set.id, reason, code, ...(error && { error: error.message }) });
@@ -153,8 +156,9 @@ export class RegistrationTable {
     private readonly clock: Clock,
     private readonly emit: Emit,
     private readonly hooks: TableHooks,
+    private readonly listens: Listens = () => true,
   ) {
-    this.#side = { backend, clock, emit, dropped: (reg, set) => this.#dropped(reg, set) };
+    this.#side = { backend, clock, emit, dropped: (reg, set, event) => this.#dropped(reg, set, event) };
   }
 
   /** What pending rounds hold (limits and their timer), by round id: released exactly once (issue 10 §2). */
@@ -173,7 +177,10 @@ export class RegistrationTable {
     let r = this.#byImpi.get(impi);
     if (!r) {
       const hooks = new SlotHooks(this.#side);
-      r = hooks.reg = new Registration(impi, new SaSlots(hooks));
+      // The IMPI comes out of the REGISTER's Authorization line: as a slice it would keep that
+      // whole line alive as long as the registration (the table's key and every set id name it).
+      const own = ownString(impi);
+      r = hooks.reg = new Registration(own === impi ? own : impi, new SaSlots(hooks));
     }
     return r;
   }
@@ -242,10 +249,10 @@ export class RegistrationTable {
    */
   promote(reg: Registration, set: SaSet, lifetimeExpiresAt: number): void {
     const previous = reg.current;
-    // The registration's timer first: at the same instant, the registration expiry names the cause.
-    this.#scheduleExpiry(reg, lifetimeExpiresAt);
+    // The set's lifetime is the registration's: its expiry timer ends both ('set-gone', expired).
     reg.slots.promote(set, lifetimeExpiresAt);
-    this.emit('sa-promoted', { impi: reg.impi, set: set.id, ...(previous ? { previous: previous.id } : {}) });
+    if (this.listens('sa-promoted'))
+      this.emit('sa-promoted', previous ? { impi: reg.impi, set: set.id, previous: previous.id } : { impi: reg.impi, set: set.id });
   }
 
   /**
@@ -286,13 +293,11 @@ export class RegistrationTable {
     reg.state = { kind: 'registered', bound: { ...bound, old: restoredOld } };
     this.settle(reg, IDLE);
     this.settled(reg, IDLE);
-    this.#scheduleExpiry(reg, bound.lifetime);
   }
 
   /** A re-REGISTER answered 200 without a challenge keeps the current set (24.228 R2-1a) with a new lifetime. */
   refresh(reg: Registration, lifetimeExpiresAt: number): void {
     if (!reg.current) return;
-    this.#scheduleExpiry(reg, lifetimeExpiresAt);
     reg.slots.refresh(lifetimeExpiresAt);
   }
 
@@ -338,10 +343,6 @@ export class RegistrationTable {
     this.pending.clear();
     for (const reg of regs) await this.deleteAll(reg, 'deleted', reason);
     for (const reg of regs) await reg.slots.settled();
-    for (const reg of regs) {
-      reg.cancelExpiry?.();
-      reg.cancelExpiry = undefined;
-    }
   }
 
   views(): RegistrationView[] {
@@ -364,11 +365,11 @@ export class RegistrationTable {
   }
 
   /** A set left its slot (whatever the cause: expiry, failure, supersession, de-registration). */
-  #dropped(reg: Registration, set: SaSet): void {
+  #dropped(reg: Registration, set: SaSet, event: SaSetEvent): void {
     this.#owner.delete(set);
     const k = portKey(set.config.ue.ip, set.config.ue.innerIp, set.config.ue.portC);
     if (this.#byPortUc.get(k) === set) this.#byPortUc.delete(k);
-    this.hooks.setGone(reg, set);
+    this.hooks.setGone(reg, set, event === 'expired');
   }
 
   /** Contact, (UE address, port_us) and IMPU indexes of a registered registration (after a 200 OK). */
@@ -397,23 +398,10 @@ export class RegistrationTable {
     for (const k of keys) if (this.#byKey.get(k) === reg) this.#byKey.delete(k);
   }
 
-  /** Out of every index, its expiry timer cancelled (the 'deregistered' event is the machine's action). */
+  /** Out of every index (the 'deregistered' event is the machine's action). */
   #forget(reg: Registration): void {
     if (this.#byImpi.get(reg.impi) === reg) this.#byImpi.delete(reg.impi);
     this.#unindexTargets(reg);
-    reg.cancelExpiry?.();
-    reg.cancelExpiry = undefined;
-  }
-
-  /** Spec digest §8: when the registration runs out without a refresh, the whole registration goes. */
-  #scheduleExpiry(reg: Registration, at: number): void {
-    reg.cancelExpiry?.();
-    const cancel = this.clock.setTimer(Math.max(0, at - this.clock.now()), () => {
-      if (reg.cancelExpiry !== cancel) return; // superseded meanwhile
-      reg.cancelExpiry = undefined;
-      if (this.#byImpi.get(reg.impi) === reg) this.hooks.expired(reg);
-    });
-    reg.cancelExpiry = cancel;
   }
 }
 
