@@ -52,6 +52,7 @@ export class NatKeepalive {
 
   /** Something (ESP or a keepalive) just left for `peer`: its silence starts again. */
   noteSent(peer: Addr): void {
+    if (this.#peers.size === 0) return; // the P-CSCF side: no keepalives, no key to build per packet
     const p = this.#peers.get(key(peer));
     if (p) p.last = this.#deps.clock.now();
   }

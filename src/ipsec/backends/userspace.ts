@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import type { Clock } from '../../util/clock.ts';
 import { buildIpPacket, buildUdp, classifyEncapPayload } from '../esp/index.ts';
 import { guard } from '../../util/guard.ts';
+import { literalFirstLookup } from '../../sip/udp-transport.ts';
 import { BackendError } from './errors.ts';
 import { canonicalAddress, flatString, sameAddress } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
@@ -283,7 +284,9 @@ export class UserspaceBackend implements IpsecBackend {
     const family = isIP(this.#opts.localIp) === 6 ? 'udp6' : 'udp4';
     // One socket carries every SA of the backend (thousands of UEs in load mode): a large receive
     // buffer rides out short stalls instead of dropping ESP (capped by net.core.rmem_max).
-    const s = createSocket({ type: family, reuseAddr: false, recvBufferSize: 8 * 1024 * 1024 });
+    // Literal-first lookup: node:dgram would pass every destination (always an IP literal here: the
+    // SA's peer or the learnt NAT mapping) through dns.lookup and a next tick per datagram.
+    const s = createSocket({ type: family, reuseAddr: false, recvBufferSize: 8 * 1024 * 1024, lookup: literalFirstLookup as never });
     await new Promise<void>((resolve, reject) => {
       s.once('error', (e: NodeJS.ErrnoException) =>
         reject(

@@ -45,6 +45,50 @@ export function parseAddress(s: string): Uint8Array | undefined {
   return s.includes(':') ? parseV6(s) : parseV4(s);
 }
 
+/**
+ * Writes the octets of an IP address in text at b[off] and returns how many (4 or 16), 0 when `s`
+ * is no address (nothing written then). The per-packet form of parseAddress: dotted quads, the
+ * common case, are read without allocating; anything else goes through parseAddress.
+ */
+export function writeAddress(s: string, b: Uint8Array, off: number): 0 | 4 | 16 {
+  if (writeV4(s, b, off)) return 4;
+  if (!s.includes(':')) return 0; // writeV4 accepts exactly what isIPv4 accepts
+  const a = parseV6(s);
+  if (!a) return 0;
+  b.set(a, off);
+  return 16;
+}
+
+/** A dotted quad as isIPv4 accepts it (no leading zeros, each part 0..255), written at b[off]; false otherwise. */
+function writeV4(s: string, b: Uint8Array, off: number): boolean {
+  const n = s.length;
+  if (n < 7 || n > 15) return false;
+  let part = 0;
+  let v = 0;
+  let digits = 0;
+  let octets = 0; // the parts read so far, 8 bits each: written only once the whole text is valid
+  for (let i = 0; i <= n; i++) {
+    const c = i === n ? 0x2e : s.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || part > 3 || (i === n) !== (part === 3)) return false;
+      octets = octets * 256 + v;
+      part++;
+      v = 0;
+      digits = 0;
+      continue;
+    }
+    if (c < 0x30 || c > 0x39 || (digits === 1 && v === 0)) return false; // not a digit, or after a leading 0
+    v = v * 10 + (c - 0x30);
+    if (++digits > 3 || v > 255) return false;
+  }
+  if (part !== 4) return false;
+  b[off] = octets >>> 24;
+  b[off + 1] = (octets >>> 16) & 0xff;
+  b[off + 2] = (octets >>> 8) & 0xff;
+  b[off + 3] = octets & 0xff;
+  return true;
+}
+
 /** 4 or 6 for an IP address in text, undefined for anything else. */
 export function addressFamily(s: string): 4 | 6 | undefined {
   const b = parseAddress(s);
@@ -53,8 +97,14 @@ export function addressFamily(s: string): 4 | 6 | undefined {
 
 /** 4 or 16 octets as an address in text (IPv6 in RFC 5952 form). */
 export function formatAddress(b: Uint8Array): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (b.length !== 16) throw new RangeError(`an IP address has 4 or 16 octets, got ${b.length}`);
+  if (b.length !== 4 && b.length !== 16) throw new RangeError(`an IP address has 4 or 16 octets, got ${b.length}`);
+  return formatAddressAt(b, 0, b.length);
+}
+
+/** The address of `len` (4 or 16) octets at b[off] in text: formatAddress without a view per address (per-packet use). */
+export function formatAddressAt(b: Uint8Array, off: number, len: 4 | 16): string {
+  if (len === 4) return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+  if (off !== 0 || b.length !== 16) b = b.subarray(off, off + 16);
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push((b[2 * i]! << 8) | b[2 * i + 1]!);
   // RFC 5952 §5: IPv4-mapped addresses keep the dotted quad.

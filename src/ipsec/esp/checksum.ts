@@ -23,6 +23,13 @@ export function pseudoSum(src: Uint8Array, dst: Uint8Array, protocol: number, le
   return s;
 }
 
+/** pseudoSum for addresses of `alen` (4 or 16) octets at a[srcOff] and a[dstOff] (per-packet use: no views). */
+export function pseudoSumAt(a: Uint8Array, srcOff: number, dstOff: number, alen: number, protocol: number, len: number): number {
+  let s = sum16(a, srcOff, srcOff + alen) + sum16(a, dstOff, dstOff + alen);
+  s += protocol + (alen === 4 ? len : Math.floor(len / 0x10000) + (len & 0xffff));
+  return s;
+}
+
 /** Checksum of a transport segment (its checksum field already zeroed or included for verification). */
 export function transportChecksum(src: Uint8Array, dst: Uint8Array, protocol: number, seg: Uint8Array): number {
   return finish(sum16(seg, 0, seg.length, pseudoSum(src, dst, protocol, seg.length)));

@@ -4,11 +4,12 @@
 // parseWire classifies an outer packet; parseInner reads the decrypted payload back to a segment.
 import type { EspMode, SaParams } from '../types.ts';
 import { NAT_T_PORT } from '../types.ts';
-import { addressFamily } from './addr.ts';
+import { addressFamily, writeAddress } from './addr.ts';
 import { EspError } from './errors.ts';
 import type { EspOutbound, InnerSegment, WirePacket } from './index.ts';
-import { buildIpPacket, decodeIp } from './ip.ts';
-import { buildUdp, parseTcp, parseUdp } from './udp.ts';
+import type { PayloadWriter } from './seal.ts';
+import { buildIpPacket, decodeIp, IPV4_HEADER_LEN, IPV6_HEADER_LEN, writeIpHeader } from './ip.ts';
+import { buildUdp, checkPort, parseTcpAt, parseUdp, parseUdpAt, UDP_HEADER_LEN, writeUdpHeader } from './udp.ts';
 import { classifyEncapPayload } from './udp-encap.ts';
 import {
   ESP_HEADER_LEN,
@@ -31,37 +32,74 @@ export interface WireSegment {
   protocol?: number;
 }
 
-function innerTransport(src: string, dst: string, seg: WireSegment): { protocol: number; bytes: Uint8Array } {
-  const protocol = seg.protocol ?? IPPROTO_UDP;
-  if (protocol === IPPROTO_UDP) return { protocol, bytes: buildUdp(src, dst, seg.srcPort, seg.dstPort, seg.payload) };
-  return { protocol, bytes: seg.payload };
+/**
+ * Scratch for the addresses of the packet being framed: source at 0, destination at 16. One packet
+ * is framed at a time (sealToWire fills it and seals synchronously; nothing else writes it).
+ */
+const ADDRS = new Uint8Array(32);
+
+/** Parses src and dst into ADDRS; their common length (4 or 16), or a misuse error. */
+function loadAddresses(src: string, dst: string): 4 | 16 {
+  const s = writeAddress(src, ADDRS, 0);
+  if (s === 0) throw misuse(`src: not an IPv4 or IPv6 address: ${JSON.stringify(String(src).slice(0, 64))}`);
+  const d = writeAddress(dst, ADDRS, 16);
+  if (d === 0) throw misuse(`dst: not an IPv4 or IPv6 address: ${JSON.stringify(String(dst).slice(0, 64))}`);
+  if (s !== d) throw misuse(`src ${src} and dst ${dst} are of different IP versions`);
+  return s;
+}
+
+const misuse = (m: string): Error => new EspError('ESP_BAD_INPUT', m);
+
+/**
+ * What goes inside the ESP packet, written in place by sealEsp: [inner IP header (tunnel)] ‖ UDP
+ * header ‖ payload, or the caller's complete transport segment. The addresses are in ADDRS. Byte for
+ * byte what buildIpPacket(buildUdp(…)) gives (the same header writers), without the two buffers.
+ */
+class InnerFrame implements PayloadWriter {
+  readonly length: number;
+  /** The transport protocol (the Next Header in transport mode, the inner IP protocol in tunnel mode). */
+  readonly protocol: number;
+  readonly #ipLen: number;
+  readonly #alen: 4 | 16;
+  readonly #seg: WireSegment;
+
+  constructor(tunnel: boolean, alen: 4 | 16, seg: WireSegment) {
+    const protocol = seg.protocol ?? IPPROTO_UDP;
+    if (protocol === IPPROTO_UDP) {
+      checkPort(seg.srcPort, 'srcPort');
+      checkPort(seg.dstPort, 'dstPort');
+    } else if (!Number.isInteger(protocol) || protocol < 0 || protocol > 255) throw misuse(`protocol must be 0..255, got ${protocol}`);
+    this.#ipLen = tunnel ? (alen === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN) : 0;
+    this.#alen = alen;
+    this.protocol = protocol;
+    this.#seg = seg;
+    // Oversized segments are refused by sealEsp's ESP size check (the ESP packet is larger still).
+    this.length = this.#ipLen + (protocol === IPPROTO_UDP ? UDP_HEADER_LEN : 0) + seg.payload.length;
+  }
+
+  writeTo(pkt: Uint8Array, off: number): void {
+    const seg = this.#seg;
+    const t = off + this.#ipLen;
+    if (this.protocol === IPPROTO_UDP) {
+      pkt.set(seg.payload, t + UDP_HEADER_LEN);
+      // RFC 4303 §3.1.1 (transport): the checksum covers the outer addresses; tunnel: the inner ones.
+      writeUdpHeader(pkt, t, ADDRS, this.#alen, seg.srcPort, seg.dstPort, seg.payload.length, false);
+    } else pkt.set(seg.payload, t);
+    if (this.#ipLen > 0) writeIpHeader(pkt, off, ADDRS, this.#alen, this.protocol, this.length - this.#ipLen);
+  }
 }
 
 /** Seals `seg` on `out` and frames it for the SA's mode: ESP in IP (transport) or ESP in UDP in IP (UDP-encapsulated tunnel, RFC 3948). */
-export function sealToWire(
-  sa: SaParams,
-  out: EspOutbound,
-  seg: WireSegment,
-): { readonly ip: Uint8Array; readonly esp: Uint8Array; readonly udpPayload: Uint8Array } {
+export function sealToWire(sa: SaParams, out: EspOutbound, seg: WireSegment): SealedPacket {
   if (out.spi !== sa.spi) throw new EspError('ESP_BAD_INPUT', `outbound SA spi ${out.spi} does not match SaParams spi ${sa.spi}`);
   if (sa.mode === 'transport') {
     // RFC 4303 §3.1.1: the transport header follows ESP; its checksum covers the (outer) IP addresses.
-    const inner = innerTransport(sa.src, sa.dst, seg);
-    const esp = out.seal(inner.bytes, inner.protocol);
-    return sealed(esp, () => buildIpPacket({ src: sa.src, dst: sa.dst, protocol: IPPROTO_ESP, payload: esp }));
+    const frame = new InnerFrame(false, loadAddresses(sa.src, sa.dst), seg);
+    return new SealedPacket(sa, out.seal(frame, frame.protocol));
   }
   // Tunnel: the inner header carries the ultimate addresses (RFC 4303 §3.1.2); spec digest §15A point 4.
-  const innerSrc = sa.innerSrc ?? sa.src;
-  const innerDst = sa.innerDst ?? sa.dst;
-  const t = innerTransport(innerSrc, innerDst, seg);
-  const innerIp = buildIpPacket({ src: innerSrc, dst: innerDst, protocol: t.protocol, payload: t.bytes });
-  const esp = out.seal(innerIp, addressFamily(innerSrc) === 4 ? IPPROTO_IPV4 : IPPROTO_IPV6);
-  // RFC 3948 §2.1: over IPv4 the UDP checksum should be zero; IPv6 requires one (RFC 8200 §8.1).
-  const v4 = addressFamily(sa.src) === 4;
-  return sealed(esp, () => {
-    const udp = buildUdp(sa.src, sa.dst, sa.encap?.srcPort ?? NAT_T_PORT, sa.encap?.dstPort ?? NAT_T_PORT, esp, { zeroChecksum: v4 });
-    return buildIpPacket({ src: sa.src, dst: sa.dst, protocol: IPPROTO_UDP, payload: udp });
-  });
+  const alen = loadAddresses(sa.innerSrc ?? sa.src, sa.innerDst ?? sa.dst);
+  return new SealedPacket(sa, out.seal(new InnerFrame(true, alen, seg), alen === 4 ? IPPROTO_IPV4 : IPPROTO_IPV6));
 }
 
 /**
@@ -69,18 +107,34 @@ export function sealToWire(
  * sends, so it is built on first use: a socket send needs only the ESP bytes, and building the
  * outer headers (an IPv6 UDP checksum over the whole packet) on every send was wasted work.
  */
-function sealed(
-  esp: Uint8Array,
-  buildIp: () => Uint8Array,
-): { readonly ip: Uint8Array; readonly esp: Uint8Array; readonly udpPayload: Uint8Array } {
-  let ip: Uint8Array | undefined;
-  return {
-    get ip() {
-      return (ip ??= buildIp());
-    },
-    esp,
-    udpPayload: esp,
-  };
+export class SealedPacket {
+  #ip: Uint8Array | undefined;
+  readonly #sa: SaParams;
+  /** The ESP packet: SPI‖Seq‖IV‖ciphertext‖ICV. */
+  readonly esp: Uint8Array;
+
+  constructor(sa: SaParams, esp: Uint8Array) {
+    this.#sa = sa;
+    this.esp = esp;
+  }
+
+  /** What the socket sends: the ESP packet (the UDP payload on the encapsulation port, or the IP payload in transport mode). */
+  get udpPayload(): Uint8Array {
+    return this.esp;
+  }
+
+  /** The whole outer IP packet (built on first use). */
+  get ip(): Uint8Array {
+    return (this.#ip ??= outerPacket(this.#sa, this.esp));
+  }
+}
+
+function outerPacket(sa: SaParams, esp: Uint8Array): Uint8Array {
+  if (sa.mode === 'transport') return buildIpPacket({ src: sa.src, dst: sa.dst, protocol: IPPROTO_ESP, payload: esp });
+  // RFC 3948 §2.1: over IPv4 the UDP checksum should be zero; IPv6 requires one (RFC 8200 §8.1).
+  const v4 = addressFamily(sa.src) === 4;
+  const udp = buildUdp(sa.src, sa.dst, sa.encap?.srcPort ?? NAT_T_PORT, sa.encap?.dstPort ?? NAT_T_PORT, esp, { zeroChecksum: v4 });
+  return buildIpPacket({ src: sa.src, dst: sa.dst, protocol: IPPROTO_UDP, payload: udp });
 }
 
 function espFields(esp: Uint8Array): { spi: number; seq: number } | string {
@@ -119,15 +173,28 @@ export function parseWire(ip: Uint8Array, opts: { encapPorts?: number[] } = {}):
   return { kind: 'other', src, dst, protocol: p.protocol };
 }
 
-function transportSegment(protocol: number, bytes: Uint8Array, src: string, dst: string): InnerSegment | undefined {
+/**
+ * The UDP/TCP segment in `bytes` with its checksum checked over the pseudo-header of the addresses
+ * at addrs[srcOff], addrs[dstOff] (`alen` each); src and dst are the same addresses in text.
+ */
+function transportSegment(
+  protocol: number,
+  bytes: Uint8Array,
+  src: string,
+  dst: string,
+  addrs: Uint8Array | undefined,
+  srcOff: number,
+  dstOff: number,
+  alen: number,
+): InnerSegment | undefined {
   if (protocol === IPPROTO_UDP) {
-    const u = parseUdp(bytes, src, dst);
+    const u = parseUdpAt(bytes, addrs, srcOff, dstOff, alen);
     // ESP authenticated the bytes, but a wrong transport checksum still means a broken sender (Linux drops it too).
     if (!u || u.checksumOk === false) return undefined;
     return { src, dst, protocol, srcPort: u.srcPort, dstPort: u.dstPort, payload: u.payload };
   }
   if (protocol === IPPROTO_TCP) {
-    const t = parseTcp(bytes, src, dst);
+    const t = parseTcpAt(bytes, addrs, srcOff, dstOff, alen);
     if (!t || t.checksumOk === false) return undefined;
     return { src, dst, protocol, srcPort: t.srcPort, dstPort: t.dstPort, payload: t.payload };
   }
@@ -141,10 +208,18 @@ export function parseInner(
   decrypted: Uint8Array,
   outer: { src: string; dst: string },
 ): InnerSegment | undefined {
-  if (mode === 'transport') return transportSegment(nextHeader, decrypted, outer.src, outer.dst);
+  if (mode === 'transport') {
+    // The checksum covers the outer addresses (text here): parsed into the scratch, no allocation for IPv4.
+    // (Addresses of unlike families leave the checksum unchecked, as parseUdp does.)
+    const s = writeAddress(outer.src, ADDRS, 0);
+    const known = s !== 0 && writeAddress(outer.dst, ADDRS, 16) === s;
+    return transportSegment(nextHeader, decrypted, outer.src, outer.dst, known ? ADDRS : undefined, 0, 16, s);
+  }
   if (nextHeader !== IPPROTO_IPV4 && nextHeader !== IPPROTO_IPV6) return undefined;
   const ip = decodeIp(decrypted);
   if ('error' in ip) return undefined;
   if (ip.version !== (nextHeader === IPPROTO_IPV4 ? 4 : 6)) return undefined;
-  return transportSegment(ip.protocol, ip.payload, ip.src, ip.dst);
+  // The inner header's own address octets feed the checksum: no text parsed back.
+  const v4 = ip.version === 4;
+  return transportSegment(ip.protocol, ip.payload, ip.src, ip.dst, decrypted, v4 ? 12 : 8, v4 ? 16 : 24, v4 ? 4 : 16);
 }

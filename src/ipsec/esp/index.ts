@@ -15,6 +15,9 @@
  */
 import type { EncryptionAlg, IntegrityAlg } from '../algorithms.ts';
 import type { EspKeys } from '../keys.ts';
+import type { PayloadWriter } from './seal.ts';
+
+export type { PayloadWriter } from './seal.ts';
 
 export { EspError, type EspErrorCode } from './errors.ts';
 
@@ -29,8 +32,8 @@ export interface EspOutbound {
   readonly spi: number;
   readonly lastSeq: number;
   readonly exhausted: boolean;
-  /** SPI‖Seq‖IV‖ciphertext‖ICV; throws EspError 'ESP_SEQ_EXHAUSTED' past 2^32-1. */
-  seal(payload: Uint8Array, nextHeader: number): Uint8Array;
+  /** SPI‖Seq‖IV‖ciphertext‖ICV; throws EspError 'ESP_SEQ_EXHAUSTED' past 2^32-1. A PayloadWriter writes the payload in place. */
+  seal(payload: Uint8Array | PayloadWriter, nextHeader: number): Uint8Array;
 }
 
 /** The receiving side of one SA. open() never throws; the payload may share memory with its input. */

@@ -2,7 +2,7 @@
 // Parsing order: version → header length → total/payload length → IPv4 header checksum →
 // fragments (RFC 4303 §3.4.1: drop) → addresses. Extension headers are not walked: an IPv6 next
 // header we do not know is returned as the protocol.
-import { addressOrThrow, formatAddress } from './addr.ts';
+import { addressOrThrow, formatAddressAt } from './addr.ts';
 import { finish, sum16 } from './checksum.ts';
 import { EspError } from './errors.ts';
 import type { IpPacket } from './index.ts';
@@ -25,32 +25,65 @@ export function buildIpPacket(p: { src: string; dst: string; protocol: number; p
   if (!Number.isInteger(p.protocol) || p.protocol < 0 || p.protocol > 255) throw misuse(`protocol must be 0..255, got ${p.protocol}`);
   const ttl = p.ttl ?? DEFAULT_TTL;
   if (!Number.isInteger(ttl) || ttl < 0 || ttl > 255) throw misuse(`ttl must be 0..255, got ${ttl}`);
-  if (src.length === 4) {
-    const total = IPV4_HEADER_LEN + p.payload.length;
-    if (total > 0xffff) throw misuse(`IPv4 packet of ${total} octets exceeds 65535`);
-    const b = new Uint8Array(total);
-    b[0] = 0x45; // version 4, IHL 5
-    writeU16(b, 2, total);
-    // RFC 6864 §4.1: an atomic datagram (DF set) may carry ID 0; we never fragment.
-    writeU16(b, 6, IPV4_DF);
-    b[8] = ttl;
-    b[9] = p.protocol;
-    b.set(src, 12);
-    b.set(dst, 16);
-    writeU16(b, 10, finish(sum16(b, 0, IPV4_HEADER_LEN)));
-    b.set(p.payload, IPV4_HEADER_LEN);
-    return b;
-  }
-  if (p.payload.length > 0xffff) throw misuse(`IPv6 payload of ${p.payload.length} octets exceeds 65535 (no jumbograms)`);
-  const b = new Uint8Array(IPV6_HEADER_LEN + p.payload.length);
-  b[0] = 0x60; // version 6, traffic class 0, flow label 0
-  writeU16(b, 4, p.payload.length);
-  b[6] = p.protocol;
-  b[7] = ttl;
-  b.set(src, 8);
-  b.set(dst, 24);
-  b.set(p.payload, IPV6_HEADER_LEN);
+  if (src.length === 4 && IPV4_HEADER_LEN + p.payload.length > 0xffff)
+    throw misuse(`IPv4 packet of ${IPV4_HEADER_LEN + p.payload.length} octets exceeds 65535`);
+  if (src.length === 16 && p.payload.length > 0xffff)
+    throw misuse(`IPv6 payload of ${p.payload.length} octets exceeds 65535 (no jumbograms)`);
+  const hlen = src.length === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
+  const b = new Uint8Array(hlen + p.payload.length);
+  const addrs = new Uint8Array(32);
+  addrs.set(src, 0);
+  addrs.set(dst, 16);
+  writeIpHeader(b, 0, addrs, src.length, p.protocol, p.payload.length, ttl);
+  b.set(p.payload, hlen);
   return b;
+}
+
+/**
+ * Writes an IPv4 (alen 4) or IPv6 (alen 16) header at b[off] for a payload of `payloadLen` octets,
+ * source address at addrs[0, alen), destination at addrs[16, 16 + alen); IPv4 with its header
+ * checksum. Every header octet is written (b may be unzeroed). Returns the header length. The
+ * caller has checked protocol, ttl and length (buildIpPacket, framing).
+ */
+export function writeIpHeader(
+  b: Uint8Array,
+  off: number,
+  addrs: Uint8Array,
+  alen: number,
+  protocol: number,
+  payloadLen: number,
+  ttl = DEFAULT_TTL,
+): number {
+  if (alen === 4) {
+    const total = IPV4_HEADER_LEN + payloadLen;
+    b[off] = 0x45; // version 4, IHL 5
+    b[off + 1] = 0;
+    writeU16(b, off + 2, total);
+    // RFC 6864 §4.1: an atomic datagram (DF set) may carry ID 0; we never fragment.
+    writeU16(b, off + 4, 0);
+    writeU16(b, off + 6, IPV4_DF);
+    b[off + 8] = ttl;
+    b[off + 9] = protocol;
+    writeU16(b, off + 10, 0);
+    for (let i = 0; i < 4; i++) {
+      b[off + 12 + i] = addrs[i]!;
+      b[off + 16 + i] = addrs[16 + i]!;
+    }
+    writeU16(b, off + 10, finish(sum16(b, off, off + IPV4_HEADER_LEN)));
+    return IPV4_HEADER_LEN;
+  }
+  b[off] = 0x60; // version 6, traffic class 0, flow label 0
+  b[off + 1] = 0;
+  b[off + 2] = 0;
+  b[off + 3] = 0;
+  writeU16(b, off + 4, payloadLen);
+  b[off + 6] = protocol;
+  b[off + 7] = ttl;
+  for (let i = 0; i < 16; i++) {
+    b[off + 8 + i] = addrs[i]!;
+    b[off + 24 + i] = addrs[16 + i]!;
+  }
+  return IPV6_HEADER_LEN;
 }
 
 /** Parses an IP packet or says why not (the reason feeds parseWire's 'malformed'). */
@@ -68,8 +101,8 @@ export function decodeIp(b: Uint8Array): IpPacket | { error: string } {
     if (frag & IPV4_MF || frag & IPV4_OFFSET_MASK) return { error: 'ipv4: fragment' };
     return {
       version: 4,
-      src: formatAddress(b.subarray(12, 16)),
-      dst: formatAddress(b.subarray(16, 20)),
+      src: formatAddressAt(b, 12, 4),
+      dst: formatAddressAt(b, 16, 4),
       protocol: b[9]!,
       payload: b.subarray(ihl, total), // octets past total length (link padding) are ignored
     };
@@ -83,8 +116,8 @@ export function decodeIp(b: Uint8Array): IpPacket | { error: string } {
     if (nh === IPPROTO_FRAGMENT) return { error: 'ipv6: fragment' };
     return {
       version: 6,
-      src: formatAddress(b.subarray(8, 24)),
-      dst: formatAddress(b.subarray(24, 40)),
+      src: formatAddressAt(b, 8, 16),
+      dst: formatAddressAt(b, 24, 16),
       protocol: nh,
       payload: b.subarray(IPV6_HEADER_LEN, IPV6_HEADER_LEN + plen),
     };

@@ -9,7 +9,7 @@ import { EspError } from './errors.ts';
 import type { EspInbound, EspOpenResult, EspOutbound, EspSaCrypto } from './index.ts';
 import { type AdvanceGate, openEsp } from './open.ts';
 import { ReplayWindow } from './replay-window.ts';
-import { sealEsp } from './seal.ts';
+import { type PayloadWriter, sealEsp } from './seal.ts';
 import { createTransform, type EspTransform } from './transform.ts';
 import type { IvOverride } from './transforms/iv.ts';
 import { ESP_MAX_SEQ, ESP_MIN_SPI, IPPROTO_NONE, isUint32 } from './wire.ts';
@@ -70,7 +70,7 @@ class Outbound implements EspOutbound {
     return this.#seq >= ESP_MAX_SEQ;
   }
 
-  seal(payload: Uint8Array, nextHeader: number): Uint8Array {
+  seal(payload: Uint8Array | PayloadWriter, nextHeader: number): Uint8Array {
     // 33.203 Annex M / RFC 4303 §2.6: IMS never sends dummy packets.
     if (nextHeader === IPPROTO_NONE) throw new EspError('ESP_BAD_INPUT', 'nextHeader 59 (dummy packet) is never sent in IMS');
     if (this.exhausted) {
