@@ -165,6 +165,13 @@ class OwnHome extends SaHome {
   }
 }
 
+/** An SA's rarely set state (see Sa.#rare). */
+interface SaRare {
+  drops: Record<EspDrop, number> | undefined;
+  dead: SaDeadReason | undefined;
+  mark: SeqMark | undefined;
+}
+
 /** The index of an SA by its name: SA1 = 0 … SA4 = 3. */
 function indexOf(name: SaName): number {
   return name.charCodeAt(2) - 49;
@@ -189,9 +196,8 @@ export class Sa implements SaCounters, SaParams, EspOutbound {
   #seq: number;
   /** Inbound: the replay window's ring (replay-window.ts), made at the first commit. */
   #ring: number[] | undefined;
-  #drops: Record<EspDrop, number> | undefined;
-  #dead: SaDeadReason | undefined;
-  #mark: SeqMark | undefined;
+  /** What few SAs ever get (a drop, a persisted mark) and every SA gets only at its end (death): one field, made on need. */
+  #rare: SaRare | undefined;
 
   /**
    * `params`: the SA's parameters, or (an SA set building its four SAs) their home, which then
@@ -281,8 +287,9 @@ export class Sa implements SaCounters, SaParams, EspOutbound {
    * (seq-marks.ts); `durable` is the mark the store holds now. Returns the mark (its writer keys on it).
    */
   trackSeq(writer: SeqMarkWriter, durable: number, policy: SeqMarkPolicy = DEFAULT_SEQ_MARK_POLICY): SeqMark {
-    this.#mark = new SeqMark(this.direction, durable, writer, () => this.seq, policy);
-    return this.#mark;
+    const mark = new SeqMark(this.direction, durable, writer, () => this.seq, policy);
+    this.#more().mark = mark;
+    return mark;
   }
 
   /**
@@ -291,12 +298,13 @@ export class Sa implements SaCounters, SaParams, EspOutbound {
    * mark, the mark must cover `seq` first (issue 13 §3).
    */
   mayAdvance(seq: number): boolean {
-    return this.#mark === undefined || this.#mark.admit(seq);
+    const mark = this.#rare?.mark;
+    return mark === undefined || mark.admit(seq);
   }
 
   /** Inbound packets dropped after this SA was found, per reason. */
   get drops(): Record<EspDrop, number> {
-    return (this.#drops ??= emptyDrops());
+    return (this.#more().drops ??= emptyDrops());
   }
 
   /** This SA's traffic counters (the SA itself: its packets, bytes and drops). */
@@ -306,15 +314,15 @@ export class Sa implements SaCounters, SaParams, EspOutbound {
 
   /** The persisted mark, when trackSeq was called. */
   get seqMark(): SeqMark | undefined {
-    return this.#mark;
+    return this.#rare?.mark;
   }
 
   /** Whether the SA still matches and seals: not deleted, not hard-expired. */
   get live(): boolean {
-    return this.#dead === undefined;
+    return this.#rare?.dead === undefined;
   }
   get deadReason(): SaDeadReason | undefined {
-    return this.#dead;
+    return this.#rare?.dead;
   }
   /** Last sequence number sent (out) or highest authenticated one (in). */
   get seq(): number {
@@ -331,7 +339,7 @@ export class Sa implements SaCounters, SaParams, EspOutbound {
 
   /** Marks the SA dead (idempotent; the first reason sticks). */
   kill(reason: SaDeadReason): void {
-    this.#dead ??= reason;
+    this.#more().dead ??= reason;
   }
 
   /**
@@ -354,7 +362,8 @@ export class Sa implements SaCounters, SaParams, EspOutbound {
       );
     }
     // Issue 13 §3: the next number must be covered by the persisted mark before it goes out.
-    if (this.#mark && !this.#mark.admit(this.#seq + 1)) {
+    const mark = this.#rare?.mark;
+    if (mark && !mark.admit(this.#seq + 1)) {
       throw new IpsecError(
         'IPSEC_SEQ_UNRESERVED',
         `${this.name} (spi ${spiText(this.spi)}): the state store could not reserve sequence number ${this.#seq + 1}`,
@@ -430,7 +439,12 @@ export class Sa implements SaCounters, SaParams, EspOutbound {
   }
 
   #assertLive(): void {
-    if (this.#dead) throw new IpsecError('IPSEC_SA_DELETED', `${this.name} (spi ${spiText(this.spi)}) is ${this.#dead}`);
+    const dead = this.#rare?.dead;
+    if (dead) throw new IpsecError('IPSEC_SA_DELETED', `${this.name} (spi ${spiText(this.spi)}) is ${dead}`);
+  }
+
+  #more(): SaRare {
+    return (this.#rare ??= { drops: undefined, dead: undefined, mark: undefined });
   }
 
   /** Everything but the keys. */
