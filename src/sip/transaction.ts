@@ -8,7 +8,7 @@ import { SipError } from './errors.ts';
 import type { SipRequest, SipResponse } from './message.ts';
 import type { Route } from './response-routing.ts';
 import { transactionTimers, type TimerConfig, type TransactionTimers } from './timers.ts';
-import type { ReceiveContext } from './transport.ts';
+import type { ReceiveContext, SendFailureSink } from './transport.ts';
 import type { QueuedTimer, TimerOwner, TimerQueues } from './timer-queues.ts';
 import type { ByteArena } from './byte-arena.ts';
 
@@ -50,7 +50,7 @@ export interface TransactionDeps {
 
 const NO_TIMERS: QueuedTimer[] = [];
 
-export abstract class Transaction<S extends string> implements TimerOwner {
+export abstract class Transaction<S extends string> implements TimerOwner, SendFailureSink {
   protected _state: S;
   protected readonly timers: TransactionTimers;
   #request: SipRequest | undefined;
@@ -154,6 +154,9 @@ export abstract class Transaction<S extends string> implements TimerOwner {
 
   /** Sends through the route; a failure (sync or async) is reported once and ends the transaction. */
   protected transmit(bytes: Uint8Array, route: Route): void {
+    const t = route.transport;
+    // The fast path: no Promise and no callback per message; the transaction is the failure sink.
+    if (t.post !== undefined) return t.post(bytes, route.to, this);
     let p: Promise<void>;
     try {
       p = route.transport.send(bytes, route.to);
@@ -161,6 +164,11 @@ export abstract class Transaction<S extends string> implements TimerOwner {
       p = Promise.reject(e);
     }
     p.catch((e: unknown) => this.transportFailed(e));
+  }
+
+  /** A send through `post` failed (SendFailureSink; for transports, not TUs). */
+  sendFailed(error: Error): void {
+    this.transportFailed(error);
   }
 
   private transportFailed(e: unknown): void {

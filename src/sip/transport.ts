@@ -16,6 +16,14 @@ export interface Destination extends Endpoint {
   readonly connectionId?: string;
 }
 
+/**
+ * Told when a fire-and-forget send (SipTransport.post) failed. An object with a method, not a
+ * closure: a transaction is its own sink, so a send allocates no callback.
+ */
+export interface SendFailureSink {
+  sendFailed(error: Error): void;
+}
+
 /** Something that sends SIP bytes to an endpoint: a UDP or TCP socket, the in-memory network, or an IPsec-protected endpoint. */
 export interface SipTransport {
   readonly protocol: TransportProtocol;
@@ -23,6 +31,12 @@ export interface SipTransport {
   readonly local: Endpoint;
   /** Resolves once the bytes were handed to the network; rejects with SipError on failure. */
   send(bytes: Uint8Array, to: Destination): Promise<void>;
+  /**
+   * The per-message fast path, where a transport has one: sends like `send` without a Promise or a
+   * callback per message; a failure, now or later, goes to `sink` once (never thrown). Callers fall
+   * back to `send` when a transport has no `post` (wrappers, tests' fakes).
+   */
+  post?(bytes: Uint8Array, to: Destination, sink: SendFailureSink): void;
   close(): Promise<void>;
 }
 

@@ -89,3 +89,29 @@ test('send() resolves an IP literal at once and a name through the resolver', as
     await receiver.close();
   }
 });
+
+test('post: no Promise per datagram; each failure reaches the sink of its own send, in any order of good and bad sends', async () => {
+  const got: string[] = [];
+  const rx = await openUdpTransport({ address: '127.0.0.1', onReceive: (b) => got.push(Buffer.from(b).toString()) });
+  const tx = await openUdpTransport({ address: '127.0.0.1', onReceive: () => {} });
+  try {
+    const failed: [number, Error][] = [];
+    const sink = (n: number) => ({ sendFailed: (e: Error) => failed.push([n, e]) });
+    assert.equal(tx.post!(Buffer.from('a'), rx.local, sink(0)), undefined);
+    tx.post!(Buffer.from('x'), { address: '::1', port: rx.local.port }, sink(1)); // IPv6 on an IPv4 socket: fails in the kernel
+    tx.post!(Buffer.from('b'), rx.local, sink(2));
+    tx.post!(Buffer.from('y'), { address: '127.0.0.1', port: 0 }, sink(3)); // refused by node:dgram before it is queued
+    tx.post!(Buffer.from('c'), rx.local, sink(4));
+    for (let i = 0; i < 100 && (got.length < 3 || failed.length < 2); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(got.sort(), ['a', 'b', 'c']);
+    assert.deepEqual(failed.map(([n]) => n).sort(), [1, 3]);
+    for (const [, e] of failed) assert.equal((e as { code?: string }).code, 'SIP_TRANSPORT_FAILED');
+    await tx.close();
+    const closed: Error[] = [];
+    tx.post!(Buffer.from('z'), rx.local, { sendFailed: (e) => closed.push(e) });
+    assert.equal((closed[0] as { code?: string } | undefined)?.code, 'SIP_TRANSPORT_CLOSED');
+  } finally {
+    await tx.close();
+    await rx.close();
+  }
+});

@@ -6,7 +6,7 @@ import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
 import { guard } from '../util/guard.ts';
 import { SipError } from './errors.ts';
-import { endpointKey, type Destination, type Endpoint, type ReceiveHandler, type SipTransport } from './transport.ts';
+import { endpointKey, type Destination, type Endpoint, type ReceiveHandler, type SendFailureSink, type SipTransport } from './transport.ts';
 
 export interface UdpTransportOptions {
   /** Local address to bind, e.g. "127.0.0.1", "::1", "0.0.0.0". */
@@ -39,6 +39,42 @@ export function literalFirstLookup(address: string, options: number | LookupOneO
   dnsLookup(address, typeof options === 'number' ? { family: options } : options, callback);
 }
 
+/**
+ * The sinks of the sends in flight on one socket, oldest first, and the one callback they all pass
+ * to node:dgram. node:dgram completes a socket's sends in order for IP literals (a synchronous send
+ * answers on the next tick; once one waits in libuv's queue, every later one queues behind it), so
+ * the callback's n-th call is the n-th send's. Errors carry their destination for the report.
+ */
+class PostQueue {
+  #sinks: (SendFailureSink | undefined)[] = [];
+  #head = 0;
+  readonly callback: (err: Error | null) => void;
+
+  constructor(orphan: (err: Error) => void) {
+    this.callback = (err) => {
+      const sinks = this.#sinks;
+      const sink = sinks[this.#head];
+      sinks[this.#head++] = undefined;
+      if (this.#head === sinks.length) {
+        sinks.length = 0;
+        this.#head = 0;
+      } else if (this.#head > 4096) {
+        sinks.splice(0, this.#head);
+        this.#head = 0;
+      }
+      if (!err) return;
+      const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+      const failure = new SipError('SIP_TRANSPORT_FAILED', `udp send to ${e.address ?? '?'}:${e.port ?? '?'}: ${e.message}`);
+      if (sink) sink.sendFailed(failure);
+      else orphan(failure);
+    };
+  }
+
+  push(sink: SendFailureSink): void {
+    this.#sinks.push(sink);
+  }
+}
+
 export async function openUdpTransport(options: UdpTransportOptions): Promise<UdpTransport> {
   // A large receive buffer: a process that stalls for a moment (GC, a busy machine) under a burst
   // of registrations would otherwise lose datagrams and pay Timer E retransmissions (the kernel
@@ -58,6 +94,7 @@ export async function openUdpTransport(options: UdpTransportOptions): Promise<Ud
   const addr = socket.address();
   const local: Endpoint = { address: addr.address, port: addr.port };
   let closed = false;
+  const posts = new PostQueue((err) => options.onError?.(err));
 
   const transport: UdpTransport = {
     protocol: 'udp',
@@ -69,6 +106,21 @@ export async function openUdpTransport(options: UdpTransportOptions): Promise<Ud
           err ? reject(new SipError('SIP_TRANSPORT_FAILED', `udp send to ${endpointKey(to)}: ${err.message}`)) : resolve(),
         );
       });
+    },
+    post(bytes: Uint8Array, to: Destination, sink: SendFailureSink): void {
+      if (closed) return sink.sendFailed(new SipError('SIP_TRANSPORT_CLOSED', `udp ${endpointKey(local)} is closed`));
+      // A name goes through the resolver, whose answer can overtake other sends: its own callback.
+      if (isIP(to.address) === 0) {
+        this.send(bytes, to).catch((e: Error) => sink.sendFailed(e));
+        return;
+      }
+      try {
+        socket.send(bytes, to.port, to.address, posts.callback);
+      } catch (e) {
+        // Thrown before anything was queued (a bad port, a closed socket): no callback will come.
+        return sink.sendFailed(new SipError('SIP_TRANSPORT_FAILED', `udp send to ${endpointKey(to)}: ${(e as Error).message}`));
+      }
+      posts.push(sink);
     },
     close(): Promise<void> {
       if (closed) return Promise.resolve();
