@@ -37,6 +37,14 @@ interface Stats {
   [k: string]: unknown;
 }
 
+const spacesMb = (s: Stats): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries((s['heap_spaces'] ?? {}) as Record<string, { size: number; used: number }>).map(([k, v]) => [
+      k,
+      `${(v.size / 1e6).toFixed(1)} / ${(v.used / 1e6).toFixed(1)}`,
+    ]),
+  );
+
 class Proc {
   readonly child: ChildProcess;
   readonly #waiters: ((s: Stats) => void)[] = [];
@@ -344,6 +352,8 @@ async function run(
         load: Math.round(((load1.heap_used as number) - (load1['heap_base'] as number)) / registered),
         load_at_all_registered: report.process.heap_per_registered_ue_bytes ?? null,
       },
+      // V8's spaces (MB committed / used) 34 s into the hold, after a forced GC: what of the RSS is live objects.
+      heap_spaces_mb: { pcscf: spacesMb(pc1), load: spacesMb(load1) },
       ...(last && {
         rss_drift_during_hold_bytes: {
           pcscf: last.rss_pcscf! - pc1.rss,

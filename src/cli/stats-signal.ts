@@ -1,7 +1,7 @@
 // SIGUSR2 → one `stats` JSON line on stderr: RSS and heap after a forced garbage collection, and the
 // CPU used so far. For benchmarks (npm run bench:load measures RSS per registered UE and CPU per
 // registration of each process this way); costs nothing until the signal arrives.
-import { setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 function forcedGc(): (() => void) | undefined {
@@ -13,6 +13,13 @@ function forcedGc(): (() => void) | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Per V8 heap space, bytes committed and used: tells pages V8 keeps after a GC (fragmentation, a grown young generation) apart from live objects. */
+function heapSpaces(): Record<string, { size: number; used: number }> {
+  const out: Record<string, { size: number; used: number }> = {};
+  for (const s of getHeapSpaceStatistics()) if (s.space_size > 0) out[s.space_name] = { size: s.space_size, used: s.space_used_size };
+  return out;
 }
 
 /** Installs the handler; `extra` adds figures of the process (live SA sets, registrations, …). Returns the uninstaller. */
@@ -35,6 +42,7 @@ export function statsOnSignal(name: string, extra: () => Record<string, unknown>
         heap_total: m.heapTotal,
         external: m.external,
         array_buffers: m.arrayBuffers,
+        heap_spaces: heapSpaces(),
         cpu_user_ms: cpu.user / 1000,
         cpu_system_ms: cpu.system / 1000,
         ...extra(),
