@@ -29,6 +29,8 @@ export interface Figures {
   externalPerSet: number;
   arrayBuffersPerSet: number;
   top?: { what: string; count: number; bytesPerSet: number }[];
+  /** --cpu: CPU µs per protected REGISTER in + 200 OK out over an installed set: one set again and again, and round-robin over 4,000 sets. */
+  cpu?: { hotUs: number; coldUs: number };
 }
 
 await child();
@@ -109,6 +111,53 @@ async function child(): Promise<void> {
     held.push(slots);
   };
 
+  /**
+   * Per-packet CPU after the memory figures: the peer gets its sets back (resuming past the numbers
+   * already used), then round trips run over one set (its transform and CBC contexts stay) and
+   * round-robin over 4,000 sets (more than the transform and CBC context caches hold).
+   */
+  const cpuPhase = (): { hotUs: number; coldUs: number } => {
+    const m = Math.min(4000, held.length);
+    const pairs = held.slice(0, m).map((slots) => {
+      const set = slots.current!;
+      const c = set.config;
+      const other = createSaSet({
+        ue: c.ue,
+        pcscf: c.pcscf,
+        alg: c.alg,
+        ealg: c.ealg,
+        mode: c.mode,
+        ...(c.encap && { encap: c.encap }),
+        role: role === 'pcscf' ? 'ue' : 'pcscf',
+        keys: set.sas.SA1.params.keys,
+        // Its outbound SAs go on past the numbers the first peer set used (its inbound ones start fresh).
+        resume: role === 'pcscf' ? { SA1: 10, SA4: 10 } : { SA2: 10, SA3: 10 },
+      });
+      peer.install(other);
+      return [set, other, c.ue, c.pcscf] as const;
+    });
+    const fromIsPeer = role === 'pcscf';
+    const trip = (k: number): void => {
+      const [set, other, ue, pc] = pairs[k]!;
+      const [from, to, sFrom, sTo] = fromIsPeer ? [peer, backend.sad, other, set] : [backend.sad, peer, set, other];
+      const a = from.send(sFrom, ue.portC, pc.portS, register);
+      if (!to.receiveEsp({ src: ueIp, dst: pcscfIp, encap: { srcPort: 4500, dstPort: 4500 }, esp: a.udpPayload }).ok)
+        throw new Error('cpu: REGISTER dropped');
+      const b = to.send(sTo, pc.portS, ue.portC, ok);
+      if (!from.receiveEsp({ src: pcscfIp, dst: ueIp, encap: { srcPort: 4500, dstPort: 4500 }, esp: b.udpPayload }).ok)
+        throw new Error('cpu: 200 OK dropped');
+    };
+    const time = (rounds: number, pick: (r: number) => number): number => {
+      const t0 = process.cpuUsage();
+      for (let r = 0; r < rounds; r++) trip(pick(r));
+      const d = process.cpuUsage(t0);
+      return (d.user + d.system) / rounds;
+    };
+    time(4000, (r) => r % m); // warm-up
+    const rounds = 20000;
+    return { hotUs: time(rounds, () => 0), coldUs: time(rounds, (r) => r % m) };
+  };
+
   // Warm-up (compiled code, one-off tables), then the baseline.
   for (let i = 0; i < 300; i++) await one(n + i);
   for (const s of held.splice(0)) await s.deleteAll('deleted', 'warm-up');
@@ -128,6 +177,7 @@ async function child(): Promise<void> {
     arrayBuffersPerSet: (m1.arrayBuffers - m0.arrayBuffers) / n,
   };
   if (flag('snapshot')) f.top = breakdown(n);
+  if (flag('cpu')) f.cpu = cpuPhase();
   if (held.length !== n || backend.sets.length !== n) throw new Error('sets went missing');
   console.log(JSON.stringify(f));
   process.exit(0); // the backend's socket would keep the process alive

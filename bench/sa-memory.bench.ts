@@ -7,10 +7,12 @@
 // process of its own, and printed as a ratio. Both sides are bundled by esbuild the same way
 // (bench/sa-memory-child.ts) and run compiled, as dist/ runs.
 //
-//   npm run bench:sa-memory [-- --n 20000] [--base <commit>] [--json] [--snapshot]
+//   npm run bench:sa-memory [-- --n 20000] [--base <commit>] [--json] [--snapshot] [--cpu]
 //
 // --snapshot also writes a heap snapshot per process and prints the largest constructors
-// (self bytes per set), to see where the bytes go.
+// (self bytes per set), to see where the bytes go. --cpu also measures CPU µs per protected round trip
+// (a REGISTER in, a 200 OK out) over one set, and round-robin over 4,000 sets (past the transform and
+// CBC context caches): the per-packet cost must not grow with the memory savings.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -79,7 +81,9 @@ async function parent(): Promise<void> {
   const run = (bundleFile: string, role: string): Figures => {
     const r = spawnSync(
       process.execPath,
-      ['--expose-gc', bundleFile, '--role', role, '--n', String(n)].concat(flag('snapshot') ? ['--snapshot'] : []),
+      ['--expose-gc', bundleFile, '--role', role, '--n', String(n)]
+        .concat(flag('snapshot') ? ['--snapshot'] : [])
+        .concat(flag('cpu') ? ['--cpu'] : []),
       { cwd: repo, encoding: 'utf8', maxBuffer: 1 << 26 },
     );
     if (r.status !== 0) throw new Error(`child ${bundleFile} ${role} failed: ${r.stderr}`);
@@ -101,6 +105,13 @@ async function parent(): Promise<void> {
       rss_ratio: round2(now.rssPerSet / old.rssPerSet),
       offheap_old: Math.round(old.externalPerSet),
       offheap_new: Math.round(now.externalPerSet),
+      ...(old.cpu &&
+        now.cpu && {
+          cpu_us_hot_old: round2(old.cpu.hotUs),
+          cpu_us_hot_new: round2(now.cpu.hotUs),
+          cpu_us_cold_old: round2(old.cpu.coldUs),
+          cpu_us_cold_new: round2(now.cpu.coldUs),
+        }),
     };
     out.push(row);
     if (!json) {
@@ -108,6 +119,11 @@ async function parent(): Promise<void> {
         `${role.padEnd(5)} N=${n}  heap B/set ${row.heap_old} -> ${row.heap_new} (x${row.heap_ratio})  ` +
           `RSS B/set ${row.rss_old} -> ${row.rss_new} (x${row.rss_ratio})  off-heap B/set ${row.offheap_old} -> ${row.offheap_new}`,
       );
+      if (old.cpu && now.cpu)
+        console.log(
+          `      CPU µs per round trip: one set ${old.cpu.hotUs.toFixed(2)} -> ${now.cpu.hotUs.toFixed(2)} (x${round2(now.cpu.hotUs / old.cpu.hotUs)}), ` +
+            `4,000 sets round-robin ${old.cpu.coldUs.toFixed(2)} -> ${now.cpu.coldUs.toFixed(2)} (x${round2(now.cpu.coldUs / old.cpu.coldUs)})`,
+        );
       for (const [label, f] of [
         ['old', old],
         ['new', now],

@@ -19,7 +19,7 @@ import {
   replayRingAllSeen,
   type ReplayVerdict,
 } from './esp/replay-window.ts';
-import { sealEsp } from './esp/seal.ts';
+import { type PayloadWriter, sealEsp } from './esp/seal.ts';
 import { createTransform, type EspTransform } from './esp/transform.ts';
 import type { IvOverride } from './esp/transforms/iv.ts';
 import { ESP_MAX_SEQ, ESP_MIN_SPI, IPPROTO_NONE, isUint32 } from './esp/wire.ts';
@@ -375,7 +375,7 @@ export class Sa implements SaCounters, SaParams, EspOutbound {
    * Seals one payload (EspOutbound): SPI‖Seq‖IV‖ciphertext‖ICV, sequence numbers from 1. Only a
    * packet actually built consumes a number. Throws as outbound() does.
    */
-  seal(payload: Uint8Array, nextHeader: number): Uint8Array {
+  seal(payload: Uint8Array | PayloadWriter, nextHeader: number): Uint8Array {
     // 33.203 Annex M / RFC 4303 §2.6: IMS never sends dummy packets.
     if (nextHeader === IPPROTO_NONE) throw new EspError('ESP_BAD_INPUT', 'nextHeader 59 (dummy packet) is never sent in IMS');
     this.#checkSendable();
