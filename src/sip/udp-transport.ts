@@ -45,7 +45,7 @@ export function literalFirstLookup(address: string, options: number | LookupOneO
  * answers on the next tick; once one waits in libuv's queue, every later one queues behind it), so
  * the callback's n-th call is the n-th send's. Errors carry their destination for the report.
  */
-class PostQueue {
+export class PostQueue {
   #sinks: (SendFailureSink | undefined)[] = [];
   #head = 0;
   readonly callback: (err: Error | null) => void;

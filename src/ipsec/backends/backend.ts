@@ -1,7 +1,7 @@
 // What the SIP layer and the network functions need from an IPsec backend: install and remove
 // SA sets, allocate SPIs, and protected endpoints bound to the protected ports that deliver each
 // message with the SA set it arrived on (design: strongSwan's kernel_ipsec_t, cut to IMS).
-import type { ReceiveHandler, SipTransport } from '../../sip/transport.ts';
+import type { ReceiveHandler, SendFailureSink, SipTransport } from '../../sip/transport.ts';
 import type { EncryptionAlg, IntegrityAlg } from '../algorithms.ts';
 import type { Sa, SaName } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
@@ -39,6 +39,11 @@ export interface ProtectedEndpoint {
    * then temporary, then old. Resolves to the set used; rejects with BackendError when none fits.
    */
   send(bytes: Uint8Array, to: Addr, opts?: { set?: SaSet }): Promise<SaSet>;
+  /**
+   * `send` without a Promise per message (the transaction layer's path, see SipTransport.post): a
+   * failure, now or later, goes to `sink` once; nothing is thrown. Optional: callers fall back to send.
+   */
+  post?(bytes: Uint8Array, to: Addr, set: SaSet | undefined, sink: SendFailureSink): void;
   onMessage(handler: ProtectedHandler): void;
   close(): void;
 }

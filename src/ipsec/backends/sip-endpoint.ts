@@ -23,7 +23,7 @@ export interface TraceOptions {
  * over the new set); otherwise the backend picks current > temporary > old.
  */
 export function protectedTransport(ep: ProtectedEndpoint, opts: TraceOptions & { set?: SaSet } = {}): ProtectedTransport {
-  return {
+  const t: ProtectedTransport = {
     protocol: 'udp',
     local: ep.local,
     endpoint: ep,
@@ -48,6 +48,13 @@ export function protectedTransport(ep: ProtectedEndpoint, opts: TraceOptions & {
       ep.close();
     },
   };
+  // The fast path (SipTransport.post) where the endpoint has one and nothing is traced.
+  const post = ep.post;
+  if (post !== undefined && !opts.trace) {
+    const set = opts.set;
+    (t as { post?: SipTransport['post'] }).post = (bytes, to, sink) => post.call(ep, bytes, to, set, sink);
+  }
+  return t;
 }
 
 /** Feeds everything `ep` receives to `handler` (normally TransactionLayer.receive). */

@@ -9,6 +9,7 @@ import { expandKeys } from '../keys.ts';
 import { fromHex } from '../../util/bytes.ts';
 import type { ProtectedContext } from './backend.ts';
 import { systemClock } from '../../util/clock.ts';
+import { protectedTransport } from './sip-endpoint.ts';
 
 const CK = fromHex('b40ba9a3c58b2a05bbf0d987b21bf8cb');
 const IK = fromHex('f769bcd751044604127672711c6d3441');
@@ -303,6 +304,31 @@ test('issue 10 §4: a throwing handler or drop hook costs one datagram; the next
   } finally {
     setBoundaryReporter(prev);
     await pcHook.close();
+    await ue.close();
+    await pc.close();
+  }
+});
+
+test('post (the transaction layer path): a message arrives over the picked set with no Promise per send; no SA for the ports reaches the sink', async () => {
+  const ip = '127.0.0.1';
+  const { ue, pc, pcSet } = await pair(ip);
+  try {
+    const ps = await pc.openEndpoint({ address: ip, port: 31201 });
+    const uc = await ue.openEndpoint({ address: ip, port: 31100 });
+    const failed: Error[] = [];
+    const sink = { sendFailed: (e: Error) => failed.push(e) };
+    const got = nextMessage(ps);
+    const t = protectedTransport(uc);
+    assert.equal(t.post!(Buffer.from('OPTIONS sip:x SIP/2.0\r\n\r\n'), { address: ip, port: 31201 }, sink), undefined);
+    const m = await got;
+    assert.equal(m.text, 'OPTIONS sip:x SIP/2.0\r\n\r\n');
+    assert.equal(m.ctx.set, pcSet);
+    assert.equal(m.ctx.sa.name, 'SA1');
+    t.post!(Buffer.from('x'), { address: ip, port: 39999 }, sink);
+    assert.equal((failed[0] as { code?: string } | undefined)?.code, 'BACKEND_NO_SA');
+    assert.equal(failed.length, 1);
+    assert.equal(protectedTransport(uc, { trace: () => {} }).post, undefined, 'a traced transport keeps the send path');
+  } finally {
     await ue.close();
     await pc.close();
   }

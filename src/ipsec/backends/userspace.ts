@@ -8,7 +8,8 @@ import { isIP } from 'node:net';
 import type { Clock } from '../../util/clock.ts';
 import { buildIpPacket, buildUdp, classifyEncapPayload } from '../esp/index.ts';
 import { containFault, guard } from '../../util/guard.ts';
-import { literalFirstLookup } from '../../sip/udp-transport.ts';
+import { literalFirstLookup, PostQueue } from '../../sip/udp-transport.ts';
+import type { SendFailureSink } from '../../sip/transport.ts';
 import { BackendError } from './errors.ts';
 import { canonicalAddress, flatString, sameAddress } from '../sa.ts';
 import type { SaSet } from '../sa-set.ts';
@@ -73,6 +74,8 @@ export class UserspaceBackend implements IpsecBackend {
   #seq = 0;
   #noEndpoint = 0;
   readonly #keepalive: NatKeepalive;
+  /** The sinks of posted ESP-in-UDP sends (see postOver); failures without a sink are dropped as a send's were. */
+  readonly #posts = new PostQueue(() => {});
 
   private constructor(opts: UserspaceBackendOptions) {
     if (isIP(opts.localIp) === 0)
@@ -214,6 +217,38 @@ export class UserspaceBackend implements IpsecBackend {
 
   /** Seals and sends one message (called by Endpoint.send). */
   async sendOver(set: SaSet, local: Addr, to: Addr, bytes: Uint8Array): Promise<void> {
+    const out = this.#seal(set, local, to, bytes);
+    if (out.peer) {
+      const peer = out.peer;
+      await new Promise<void>((resolve, reject) =>
+        this.#encap!.send(out.esp, peer.port, peer.address, (err) => (err ? reject(err) : resolve())),
+      );
+      this.#keepalive.noteSent(peer);
+    } else await this.#raw!.send(out.esp, out.dst, out.ipv4);
+  }
+
+  /**
+   * Endpoint.post's path: sendOver without a Promise or a callback per message (ESP-in-UDP: the
+   * socket's one callback and queue of sinks; transport mode keeps the raw socket's Promise).
+   */
+  postOver(set: SaSet, local: Addr, to: Addr, bytes: Uint8Array, sink: SendFailureSink): void {
+    let out: Sealed;
+    try {
+      out = this.#seal(set, local, to, bytes);
+      if (out.peer) {
+        this.#encap!.send(out.esp, out.peer.port, out.peer.address, this.#posts.callback);
+        this.#posts.push(sink);
+        this.#keepalive.noteSent(out.peer);
+        return;
+      }
+    } catch (e) {
+      return sink.sendFailed(e instanceof Error ? e : new Error(String(e)));
+    }
+    this.#raw!.send(out.esp, out.dst, out.ipv4).catch((e: Error) => sink.sendFailed(e));
+  }
+
+  /** Picks the SA by ports, seals, logs the outer packet; where the ESP bytes go. Throws what sad.send throws. */
+  #seal(set: SaSet, local: Addr, to: Addr, bytes: Uint8Array): Sealed {
     const sent = this.sad.send(set, local.port, to.port, bytes);
     const { udpPayload, sa } = sent;
     const p = sa.params;
@@ -232,15 +267,11 @@ export class UserspaceBackend implements IpsecBackend {
               });
         this.#opts.wireLog(logged, 'out');
       }
-      await new Promise<void>((resolve, reject) =>
-        this.#encap!.send(udpPayload, peer.port, peer.address, (err) => (err ? reject(err) : resolve())),
-      );
-      this.#keepalive.noteSent(peer);
-    } else {
-      this.#opts.wireLog?.(sent.ip, 'out');
-      // IPv4 goes out with our own header (IP_HDRINCL); IPv6 raw sockets take the ESP bytes alone.
-      await this.#raw!.send(udpPayload, p.dst, isIP(p.dst) === 4 ? sent.ip : undefined);
+      return { esp: udpPayload, peer, dst: p.dst, ipv4: undefined };
     }
+    this.#opts.wireLog?.(sent.ip, 'out');
+    // IPv4 goes out with our own header (IP_HDRINCL); IPv6 raw sockets take the ESP bytes alone.
+    return { esp: udpPayload, peer: undefined, dst: p.dst, ipv4: isIP(p.dst) === 4 ? sent.ip : undefined };
   }
 
   /**
@@ -399,6 +430,16 @@ class Endpoint implements ProtectedEndpoint {
     return set;
   }
 
+  post(bytes: Uint8Array, to: Addr, set: SaSet | undefined, sink: SendFailureSink): void {
+    let picked: SaSet;
+    try {
+      picked = this.backend.pickSet(this.local, to, set);
+    } catch (e) {
+      return sink.sendFailed(e as Error);
+    }
+    this.backend.postOver(picked, this.local, to, bytes, sink);
+  }
+
   onMessage(handler: ProtectedHandler): void {
     const h = this.#handlers;
     this.#handlers = h === undefined ? handler : Array.isArray(h) ? [...h, handler] : [h, handler];
@@ -427,6 +468,15 @@ function deliverOne(h: ProtectedHandler, bytes: Uint8Array, ctx: Parameters<Prot
   } catch (e) {
     containFault('esp.deliver', e, bytes.length);
   }
+}
+
+/** Where one sealed message goes: the ESP-in-UDP peer, or (transport mode) the raw socket's destination. */
+interface Sealed {
+  readonly esp: Uint8Array;
+  readonly peer: Addr | undefined;
+  readonly dst: string;
+  /** Transport mode over IPv4: the whole packet (the raw socket sends our own header). */
+  readonly ipv4: Uint8Array | undefined;
 }
 
 function flowKey(srcPort: number, dstPort: number, dst: string): string {
