@@ -399,14 +399,15 @@ export class UserspaceBackend implements IpsecBackend {
       this.#noEndpoint++;
       return;
     }
-    ep.deliver(r.inner.payload, {
-      set: r.set,
-      sa: r.sa,
-      local: { address: r.inner.dst, port: r.inner.dstPort },
-      remote: { address: r.inner.src, port: r.inner.srcPort },
-      outerSrc: r.outerSrc,
-      ...(r.outerEncapSrcPort !== undefined ? { outerEncapSrcPort: r.outerEncapSrcPort } : {}),
-    });
+    const local = { address: r.inner.dst, port: r.inner.dstPort };
+    const remote = { address: r.inner.src, port: r.inner.srcPort };
+    // Two literals, not a spread of a conditional object (a temporary and a dictionary-shaped copy per packet).
+    ep.deliver(
+      r.inner.payload,
+      r.outerEncapSrcPort !== undefined
+        ? { set: r.set, sa: r.sa, local, remote, outerSrc: r.outerSrc, outerEncapSrcPort: r.outerEncapSrcPort }
+        : { set: r.set, sa: r.sa, local, remote, outerSrc: r.outerSrc },
+    );
   }
 }
 
