@@ -180,6 +180,23 @@ function sharedPublicAddress(a: { address: string; port?: number }): { readonly 
   return own;
 }
 
+const IDLE: Promise<unknown> = Promise.resolve();
+const NONE: readonly string[] = Object.freeze([]);
+/** #impus when the 200 OK listed exactly our own IMPU (P-Associated-URI, the rule): no array and string per UE. */
+const SAME_IMPU: readonly string[] = Object.freeze([]);
+
+/** Equal lists many UEs keep (a load run's Service-Route) as one frozen array of shared strings; bounded. */
+const sharedLists = new Map<string, readonly string[]>();
+function sharedList(l: readonly string[]): readonly string[] {
+  if (l.length === 0) return NONE;
+  const key = l.join('\n');
+  const have = sharedLists.get(key);
+  if (have) return have;
+  const own = Object.freeze(l.map(sharedString));
+  if (sharedLists.size < 256) sharedLists.set(key, own);
+  return own;
+}
+
 /** Equal strings many UEs keep (home domain, Service-Route) as one copy; bounded, so it never grows with the UEs. */
 const shared = new Map<string, string>();
 function sharedString(s: string): string {
@@ -193,25 +210,22 @@ function sharedString(s: string): string {
 /** An IMS UE (24.229 §5.1.1, 33.203 §7): `Ue.create(options)`, then `register()` (IMS AKA, sec-agree and the four SAs), `sendMessage()`, `onRequest()` for requests from the network, `reRegister()`, `deregister()`, `close()`. Events (`step`, `state`, `registered`, `failed`, `sa-created`, …) never carry keys. */
 export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   readonly id: UeIdentity;
-  readonly localIp: string;
   readonly pcscf: { readonly address: string; readonly port: number };
-  readonly expires: number;
-  readonly maxAttempts: number;
-  readonly maxInvalidChallenges: number;
-  readonly testHooks?: UeTestHooks;
-  readonly observer?: UeObserver;
   readonly support: UeSupport;
   readonly sas: UeSaTable;
   readonly dialog: RegDialog = { callId: '', fromTag: '', cseq: 0 };
   cachedAuthorization: string | undefined;
+  // Settings are read from the options (getters below), not copied into fields of each of a load
+  // run's 100k UEs (issue 9 §2).
   readonly #o: UeOptions;
-  readonly #clock: Clock;
+  readonly #link: UeLink;
   readonly #io: UeSipIo;
   #state: RegState = 'idle';
   /** The procedure running (for the observer's phase names). */
   #proc: RegistrationKind | undefined;
   #closed = false;
-  #queue: Promise<unknown> = Promise.resolve();
+  /** The procedures' chain; back to the shared IDLE once the last one settled (no settled promise kept per UE). */
+  #queue: Promise<unknown> = IDLE;
   #handler: RequestHandler | undefined;
   #refreshTimer: (() => void) | undefined;
   #expiryTimer: (() => void) | undefined;
@@ -221,9 +235,12 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
    * The same state while idle, when it is the Annex C array: [IND, SEQ_MS] of its non-zero slots
    * (one or two after a few registrations) instead of 2^IND numbers and their array (issue 9 §2).
    */
-  #sqnIdle: readonly number[] | undefined;
+  #sqnIdle: readonly number[] | number | undefined;
   #expiresAt: number | undefined;
-  #granted: { expires: number; impus: string[]; serviceRoute: string[] } | undefined;
+  /** What the last 200 OK granted (undefined: nothing); impus SAME_IMPU when they are just our IMPU (the rule). */
+  #grantedExpires: number | undefined;
+  #impus: readonly string[] = NONE;
+  #serviceRoute: readonly string[] = NONE;
   readonly #nat: UeNat;
 
   private constructor(link: UeLink, io: UeSipIo) {
@@ -231,27 +248,43 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     const o = link.o;
     const pcscfIp = link.pcscfIp;
     this.#o = o;
-    this.#clock = link.clock;
+    this.#link = link;
     const domain = o.domain ?? o.impi.split('@')[1];
     if (!domain)
       throw new UeError('UE_BAD_OPTIONS', `domain: give --domain or an IMPI with a realm (user@realm), got ${JSON.stringify(o.impi)}`);
     this.id = { impi: o.impi, impu: o.impu, domain: sharedString(domain) };
-    this.localIp = o.localIp;
     this.pcscf =
       o.pcscf.address === pcscfIp && o.pcscf.port !== undefined
         ? (o.pcscf as { readonly address: string; readonly port: number })
         : { address: pcscfIp, port: o.pcscf.port ?? 5060 };
-    this.expires = o.expires ?? 600000;
-    this.maxAttempts = o.maxAttempts ?? 3;
-    this.maxInvalidChallenges = o.maxInvalidChallenges ?? 2;
-    if (o.__testHooks) this.testHooks = o.__testHooks;
-    if (o.observer) this.observer = o.observer;
     // Checks the keys now; only its SQN state is kept (a USIM is made per challenge, see usim).
     this.#freshness = new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), ...o.usim }).freshness;
     this.support = supportOf(o);
     this.#nat = new UeNat(o.localIp, o.natInnerAddress ?? 'private');
     this.sas = new UeSaTable(link);
     this.#io = io;
+  }
+
+  get localIp(): string {
+    return this.#o.localIp;
+  }
+  get expires(): number {
+    return this.#o.expires ?? 600000;
+  }
+  get maxAttempts(): number {
+    return this.#o.maxAttempts ?? 3;
+  }
+  get maxInvalidChallenges(): number {
+    return this.#o.maxInvalidChallenges ?? 2;
+  }
+  get testHooks(): UeTestHooks | undefined {
+    return this.#o.__testHooks;
+  }
+  get observer(): UeObserver | undefined {
+    return this.#o.observer;
+  }
+  get #clock(): Clock {
+    return this.#link.clock;
   }
 
   /**
@@ -267,8 +300,10 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     if (this.#freshness) return this.#freshness;
     const idle = this.#sqnIdle!;
     const indLen = this.#o.usim?.indLen;
-    const seqMs = new Array<number>(2 ** (indLen ?? 5)).fill(0);
-    for (let i = 0; i < idle.length; i += 2) seqMs[idle[i]!] = idle[i + 1]!;
+    const slots = 2 ** (indLen ?? 5);
+    const seqMs = new Array<number>(slots).fill(0);
+    if (typeof idle === 'number') seqMs[idle % slots] = Math.floor(idle / slots);
+    else for (let i = 0; i < idle.length; i += 2) seqMs[idle[i]!] = idle[i + 1]!;
     this.#sqnIdle = undefined;
     return (this.#freshness = new SqnArray({ indLen, seqMs, acceptAny: this.#o.usim?.acceptAnySqn === true }));
   }
@@ -279,7 +314,18 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     const u = this.#o.usim;
     if (!(f instanceof SqnArray) || (u && Object.keys(u).some((k) => k !== 'indLen' && k !== 'acceptAnySqn'))) return;
     const seqMs = f.snapshot();
-    const idle = new Array<number>(2 * seqMs.filter((x) => x > 0).length); // exact size
+    const used = seqMs.filter((x) => x > 0).length;
+    if (used === 1) {
+      // The rule after a few registrations: one slot, kept as one number (SEQ · 2^IND-length + IND, < 2^53).
+      const ind = seqMs.findIndex((x) => x > 0);
+      const packed = seqMs[ind]! * seqMs.length + ind;
+      if (Number.isSafeInteger(packed)) {
+        this.#sqnIdle = packed;
+        this.#freshness = undefined;
+        return;
+      }
+    }
+    const idle = new Array<number>(2 * used); // exact size
     let j = 0;
     seqMs.forEach((seq, ind) => {
       if (seq > 0) {
@@ -362,7 +408,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       portUs: set.config.ue.portS,
       pcscfIp: this.pcscf.address,
       portPs: set.config.pcscf.portS,
-      serviceRoute: this.#granted?.serviceRoute ?? [],
+      serviceRoute: this.#serviceRoute,
       callId: newCallId(),
       fromTag: newTag(),
       ...(opts.body && { body: opts.body }),
@@ -394,7 +440,6 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   status(): UeStatus {
     const now = this.#clock.now();
     const inS = (at: number | undefined) => (at === undefined ? undefined : Math.max(0, Math.round((at - now) / 1000)));
-    const g = this.#granted;
     const live = isRegistered(this.#state);
     return {
       state: this.#state,
@@ -402,9 +447,9 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       impu: this.id.impu,
       pcscf: `${this.pcscf.address}:${this.pcscf.port}`,
       local: `${this.localIp}:${this.plainPort}`,
-      impus: live ? (g?.impus ?? []) : [],
-      serviceRoute: live ? (g?.serviceRoute ?? []) : [],
-      ...(live && g && { expires: g.expires, expiresInS: inS(this.#expiresAt) }),
+      impus: live ? (this.#impus === SAME_IMPU ? [this.id.impu] : [...this.#impus]) : [],
+      serviceRoute: live ? [...this.#serviceRoute] : [],
+      ...(live && this.#grantedExpires !== undefined && { expires: this.#grantedExpires, expiresInS: inS(this.#expiresAt) }),
       ...(this.#nat.publicAddress && { publicAddress: this.#nat.publicAddress }),
       nat: {
         behindNat: this.#nat.behindNat,
@@ -560,11 +605,13 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       if (r.ok && kind !== 'deregister') {
         // Own copies: slices of the 200 OK would keep its whole text alive as long as the registration.
         // (The same Service-Route for every UE of a load run: one copy.)
-        this.#granted = { expires: r.expires, impus: r.impus.map(ownString), serviceRoute: r.serviceRoute.map(sharedString) };
+        this.#grantedExpires = r.expires;
+        this.#impus = r.impus.length === 1 && r.impus[0] === this.id.impu ? SAME_IMPU : r.impus.map(ownString);
+        this.#serviceRoute = sharedList(r.serviceRoute);
         this.emit('registered', r);
       } else if (r.ok || kind === 'deregister') {
         // A de-registration that was not confirmed still ends the registration here (every SA gone).
-        this.#granted = undefined;
+        this.#forgetGrant();
         this.emit('deregistered');
       } else if (this.#state === 'failed' || this.#state === 'deregistered') {
         this.emit('failed', r.reason, r.detail);
@@ -572,9 +619,19 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       return r;
     };
     const p = this.#queue.then(run, run);
-    // Settles to undefined: the last result (its IMPUs, Service-Route…) is not kept with an idle UE.
-    this.#queue = p.then(ignore, ignore);
+    // Settles to undefined: the last result (its IMPUs, Service-Route…) is not kept with an idle UE;
+    // once nothing follows it, the UE holds the shared IDLE instead of a settled promise of its own.
+    const q = p.then(ignore, ignore);
+    this.#queue = q;
+    void q.then(() => {
+      if (this.#queue === q) this.#queue = IDLE;
+    });
     return p;
+  }
+
+  #forgetGrant(): void {
+    this.#grantedExpires = undefined;
+    this.#impus = this.#serviceRoute = NONE;
   }
 
   #scheduleRefresh(expiresS: number): void {
@@ -598,7 +655,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     if (this.#closed || this.#expiresAt === undefined || this.#clock.now() < this.#expiresAt || !isRegistered(this.#state)) return;
     this.step('the registration expired without a refresh: deleting every SA set');
     await this.fire('expired');
-    this.#granted = undefined;
+    this.#forgetGrant();
     this.observer?.expired?.(this);
     this.emit('failed', 'registration_expired', 'the registration expired without a refresh');
   }
