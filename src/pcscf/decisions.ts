@@ -117,14 +117,31 @@ export function isDeregistration(req: SipRequest): boolean {
   return contacts.every((c) => contactExpires(c, h) === 0);
 }
 
-/** The registration time the registrar granted (24.229 §5.4.1.2.2): the Contact's expires, else Expires. */
+/**
+ * The registration time the registrar granted (24.229 §5.4.1.2.2): the expires of the Contact that
+ * is `contact` (else of the first Contact), else Expires. Each Contact value and `contact` are parsed
+ * once (this runs on every 200 OK to a REGISTER).
+ */
 export function grantedExpires(res: SipResponse, contact?: string): number | undefined {
   const h = expiresHeader(res);
-  const contacts = res.headers.getAll('Contact').filter((c) => !isStarContact(c));
-  const mine = contact === undefined ? undefined : contacts.find((c) => sameContact(uriOf(c) ?? '', contact));
-  const pick = mine ?? contacts[0];
-  return pick === undefined ? h : contactExpires(pick, h);
+  const want = contact === undefined ? undefined : contactUri(contact);
+  let first: NameAddrResult | undefined;
+  let mine: NameAddrResult | undefined;
+  for (const c of res.headers.getAll('Contact')) {
+    if (isStarContact(c)) continue;
+    const na = parseNameAddr(c, 'Contact');
+    first ??= na;
+    if (want !== undefined && na.ok && sameContactUri(contactUri(na.value.uri), want)) {
+      mine = na;
+      break;
+    }
+  }
+  const pick = mine ?? first;
+  if (pick === undefined) return h;
+  const e = pick.ok ? pick.value.params.get('expires') : undefined;
+  return typeof e === 'string' && /^[0-9]+$/.test(e) ? Number(e) : h;
 }
+type NameAddrResult = ReturnType<typeof parseNameAddr>;
 
 /** The URI of a name-addr value, or undefined when it does not parse. */
 export function uriOf(value: string): string | undefined {
@@ -148,6 +165,7 @@ export function impuKey(uri: string): string | undefined {
 
 /** The user part with its %-escapes undone (RFC 3261 §19.1.4), or undefined when they are not UTF-8 (%FF). */
 function unescapeUser(user: string): string | undefined {
+  if (!user.includes('%')) return user;
   try {
     return decodeURIComponent(user);
   } catch (e) {
@@ -175,14 +193,26 @@ export function associatedIdentities(res: SipResponse, req: SipRequest): string[
 
 /** Two contact URIs name the same binding: same user, host and port (default 5060). */
 export function sameContact(a: string, b: string): boolean {
-  const rx = parseUri(a);
-  const ry = parseUri(b);
-  if (!rx.ok || !ry.ok) return false;
-  const x = rx.value;
-  const y = ry.value;
-  if (x.scheme === 'tel' || y.scheme === 'tel') return false;
+  const x = contactUri(a);
+  const y = contactUri(b);
+  return x !== undefined && y !== undefined && sameContactUri(x, y);
+}
+
+/** A SIP URI parsed for sameContact; undefined for a tel URI or what does not parse. */
+function contactUri(uri: string): { readonly user?: string; readonly host: string; readonly port?: number } | undefined {
+  const r = parseUri(uri);
+  return r.ok && r.value.scheme !== 'tel' ? r.value : undefined;
+}
+
+function sameContactUri(
+  x: { readonly user?: string; readonly host: string; readonly port?: number } | undefined,
+  y: { readonly user?: string; readonly host: string; readonly port?: number },
+): boolean {
   return (
-    (x.user ?? '') === (y.user ?? '') && sameAddress(x.host.toLowerCase(), y.host.toLowerCase()) && (x.port ?? 5060) === (y.port ?? 5060)
+    x !== undefined &&
+    (x.user ?? '') === (y.user ?? '') &&
+    sameAddress(x.host.toLowerCase(), y.host.toLowerCase()) &&
+    (x.port ?? 5060) === (y.port ?? 5060)
   );
 }
 

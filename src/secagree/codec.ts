@@ -149,56 +149,92 @@ const unquote = (v: string): string => (v.startsWith('"') ? v.slice(1, -1).repla
 
 const KNOWN_IPSEC = new Set<string>(IPSEC_PARAM_ORDER);
 
-/** Types the parameters of one scanned mechanism (Annex H for ipsec-3gpp, q for all). */
+/** Bit of each typed parameter in typeMechanism's `seen` mask (a duplicate is refused). */
+const PARAM_BIT: Readonly<Record<string, number>> = {
+  q: 1,
+  prot: 2,
+  mod: 4,
+  'spi-c': 8,
+  'spi-s': 16,
+  'port-c': 32,
+  'port-s': 64,
+  alg: 128,
+  ealg: 256,
+};
+
+/**
+ * Types the parameters of one scanned mechanism (Annex H for ipsec-3gpp, q for all). Runs for every
+ * mechanism of every Security-Client: duplicates are a bit mask (no Set), the values go to locals and
+ * the mechanism is one literal whose present fields are added in one order (one hidden-class chain).
+ */
 function typeMechanism(raw: RawMechanism, where: string): SecMechanism {
-  const m: { -readonly [K in keyof SecMechanism]?: SecMechanism[K] } = { name: raw.name };
+  let q: number | undefined;
+  let prot: Prot | undefined;
+  let mod: Mod | undefined;
+  let spiC: number | undefined;
+  let spiS: number | undefined;
+  let portC: number | undefined;
+  let portS: number | undefined;
+  let alg: string | undefined;
+  let ealg: string | undefined;
   const extra: ExtraParam[] = [];
-  const seen = new Set<string>();
+  let seen = 0;
   const ipsec = raw.name === IPSEC_3GPP;
+  const at = `${where} `;
   for (const p of raw.params) {
-    const known = p.name === 'q' || (ipsec && KNOWN_IPSEC.has(p.name));
-    if (!known) {
+    const bit = p.name === 'q' || (ipsec && KNOWN_IPSEC.has(p.name)) ? PARAM_BIT[p.name]! : 0;
+    if (bit === 0) {
       extra.push(p.value === undefined ? { name: p.name } : { name: p.name, value: p.value });
       continue;
     }
-    const at = `${where} `;
-    if (seen.has(p.name)) throw new SecAgreeError('SECAGREE_DUPLICATE_PARAM', `${at}${p.name}: parameter given twice`, p.name, p.value);
-    seen.add(p.name);
+    if ((seen & bit) !== 0) throw new SecAgreeError('SECAGREE_DUPLICATE_PARAM', `${at}${p.name}: parameter given twice`, p.name, p.value);
+    seen |= bit;
     if (p.value === undefined) throw new SecAgreeError('SECAGREE_BAD_PARAM', `${at}${p.name}: missing value`, p.name);
     if (p.name === 'q') {
-      m.q = parseQ(p.value, 'q', at);
+      q = parseQ(p.value, 'q', at);
       continue;
     }
     const v = unquote(p.value);
     switch (p.name as IpsecParamName) {
       case 'spi-c':
-        m.spiC = parseSpi(v, 'spi-c', at);
+        spiC = parseSpi(v, 'spi-c', at);
         break;
       case 'spi-s':
-        m.spiS = parseSpi(v, 'spi-s', at);
+        spiS = parseSpi(v, 'spi-s', at);
         break;
       case 'port-c':
-        m.portC = parsePort(v, 'port-c', at);
+        portC = parsePort(v, 'port-c', at);
         break;
       case 'port-s':
-        m.portS = parsePort(v, 'port-s', at);
+        portS = parsePort(v, 'port-s', at);
         break;
       case 'prot':
-        m.prot = parseProt(v, at);
+        prot = parseProt(v, at);
         break;
       case 'mod':
-        m.mod = parseMod(v, at);
+        mod = parseMod(v, at);
         break;
       case 'alg':
-        m.alg = parseAlgName(v, 'alg', at);
+        alg = parseAlgName(v, 'alg', at);
         break;
       case 'ealg':
-        m.ealg = parseAlgName(v, 'ealg', at);
+        ealg = parseAlgName(v, 'ealg', at);
         break;
     }
   }
-  // The name first: a literal that opens with a spread gets a hidden class of its own in V8 (Node 20).
-  return { name: raw.name, ...m, extra };
+  // Only the parameters present become fields (parse(serialize(x)) deep-equals x).
+  const m: { -readonly [K in keyof SecMechanism]?: SecMechanism[K] } = { name: raw.name };
+  if (q !== undefined) m.q = q;
+  if (prot !== undefined) m.prot = prot;
+  if (mod !== undefined) m.mod = mod;
+  if (spiC !== undefined) m.spiC = spiC;
+  if (spiS !== undefined) m.spiS = spiS;
+  if (portC !== undefined) m.portC = portC;
+  if (portS !== undefined) m.portS = portS;
+  if (alg !== undefined) m.alg = alg;
+  if (ealg !== undefined) m.ealg = ealg;
+  m.extra = extra;
+  return m as SecMechanism;
 }
 
 function parseProt(v: string, at: string): Prot {

@@ -26,6 +26,8 @@ export function hasSecAgreeTag(values: string | readonly string[]): boolean {
  * by ", ", or `undefined` when none remain, meaning the header is to be dropped (24.228 flows).
  */
 export function removeSecAgreeTag(values: string | readonly string[]): string | undefined {
+  // What every UE sends (24.229 §5.1.1.2.1: `Require: sec-agree`): nothing to split.
+  if (typeof values === 'string' ? values === SEC_AGREE_TAG : values.length === 1 && values[0] === SEC_AGREE_TAG) return undefined;
   const rest = tagsOf(values).filter((t) => !isSecAgree(t));
   return rest.length === 0 ? undefined : rest.join(', ');
 }
