@@ -29,6 +29,8 @@ export interface PcscfCore {
   readonly natInnerAddress: 'private' | 'public';
   readonly pathUri: string;
   readonly clock: Clock;
+  /** Registration-lifetime timers (SA-set expiry, reg-await-auth): one shared heap in production, `clock` in tests. */
+  readonly timers: Clock;
   readonly layer: TransactionLayer;
   readonly backend: IpsecBackend;
   readonly plain: SipTransport;

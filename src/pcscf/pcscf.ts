@@ -11,7 +11,8 @@ import { sameAddress } from '../ipsec/sa.ts';
 import type { SaSet } from '../ipsec/sa-set.ts';
 import { NAT_T_PORT } from '../ipsec/types.ts';
 import { createResponse } from '../sip/builders.ts';
-import { systemClock } from '../sip/clock.ts';
+import { systemClock, type Clock } from '../sip/clock.ts';
+import { HeapClock } from '../util/timer-heap.ts';
 import type { SipRequest } from '../sip/message.ts';
 import type { Route } from '../sip/response-routing.ts';
 import type { ServerTransaction } from '../sip/transaction-manager.ts';
@@ -72,6 +73,9 @@ export class Pcscf {
     const p = new Pcscf();
     p.#scscf = o.scscf;
     const clock = o.clock ?? systemClock;
+    // Every registration's SA-set lifetimes and pending-round timers on one heap and one Node timer
+    // (util/timer-heap.ts): a Node Timeout with its closures per registration is ~450 octets (issue 9 §2).
+    const timers: Clock = o.clock ?? new HeapClock();
     // Every socket outside the backend is the edge's (server.ts): this file opens none.
     const edge = o.edge ?? udpEdge;
     const portC = o.portC || (await edge.pickPort(o.address, []));
@@ -79,7 +83,7 @@ export class Pcscf {
     // The table reports dropped sets (an expired current set: an expired registration) to the registration machine.
     const table = new RegistrationTable(
       o.backend,
-      clock,
+      timers,
       (name, payload) => p.#emit(name, payload),
       { setGone: (reg, set, expired) => void runEvent(p.#core, reg, { type: 'set-gone', set: set.id, expired }) },
       (name) => p.#events.listenerCount(name) > 0,
@@ -150,6 +154,7 @@ export class Pcscf {
       natInnerAddress: o.natInnerAddress ?? 'private',
       pathUri,
       clock,
+      timers,
       layer,
       backend: o.backend,
       plain,

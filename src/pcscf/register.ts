@@ -148,7 +148,7 @@ function execute(core: PcscfCore, reg: Registration, a: RegAction, io: Io | unde
     }
     case 'hold-pending': {
       const give = core.limits.hold(a.source);
-      const cancel = core.clock.setTimer(a.ms, () => void runEvent(core, reg, { type: 'round-timeout', roundId: a.roundId }));
+      const cancel = core.timers.setTimer(a.ms, () => void runEvent(core, reg, { type: 'round-timeout', roundId: a.roundId }));
       core.table.pending.set(a.roundId, () => {
         cancel();
         give();

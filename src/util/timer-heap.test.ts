@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { boundaryCounts, setBoundaryReporter } from '../util/guard.ts';
+import { boundaryCounts, setBoundaryReporter } from './guard.ts';
 import { HeapClock, TimerHeap } from './timer-heap.ts';
 
 type Op = { kind: 'add'; at: number } | { kind: 'cancel'; which: number } | { kind: 'pop'; now: number };
