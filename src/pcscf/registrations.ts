@@ -101,7 +101,8 @@ export type Listens = (name: keyof PcscfEvents) => boolean;
 
 /** Key of the admission index (33.203 §7.1 rule 3): UE address (outer and inner) and port_uc. */
 function portKey(ueIp: string, innerIp: string | undefined, portUc: number): string {
-  return `${canonicalAddress(ueIp)}|${canonicalAddress(innerIp ?? ueIp)}|${portUc}`;
+  // join, not a template: kept as a map key for the set's life, one flat string, not a tree of pieces.
+  return [canonicalAddress(ueIp), canonicalAddress(innerIp ?? ueIp), portUc].join('|');
 }
 /** Key of a UE's protected server port: (address, port_us), outer and inner address both indexed. */
 function targetKey(address: string, portUs: number): string {
@@ -377,15 +378,16 @@ export class RegistrationTable {
     this.#unindexTargets(reg);
     const keys: string[] = [];
     const c = reg.contact === undefined ? undefined : contactKey(reg.contact);
-    if (c !== undefined) keys.push(CONTACT + c);
+    // Each key kept for the registration's life as one flat string (join), not a concatenation tree.
+    if (c !== undefined) keys.push([CONTACT, c].join(''));
     const s = reg.current;
     if (s) {
-      keys.push(TARGET + targetKey(s.config.ue.ip, s.config.ue.portS));
-      if (s.config.ue.innerIp !== undefined) keys.push(TARGET + targetKey(s.config.ue.innerIp, s.config.ue.portS));
+      keys.push([TARGET, targetKey(s.config.ue.ip, s.config.ue.portS)].join(''));
+      if (s.config.ue.innerIp !== undefined) keys.push([TARGET, targetKey(s.config.ue.innerIp, s.config.ue.portS)].join(''));
     }
     for (const u of reg.impus) {
       const k = impuKey(u);
-      if (k !== undefined) keys.push(IMPU + k);
+      if (k !== undefined) keys.push([IMPU, k].join(''));
     }
     for (const k of keys) this.#byKey.set(k, reg);
     reg.indexed = keys;
