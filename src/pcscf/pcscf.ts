@@ -75,7 +75,8 @@ export class Pcscf {
     const clock = o.clock ?? systemClock;
     // Every registration's SA-set lifetimes and pending-round timers on one heap and one Node timer
     // (util/timer-heap.ts): a Node Timeout with its closures per registration is ~450 octets (issue 9 §2).
-    const timers: Clock = o.clock ?? new HeapClock();
+    // Real time (no clock given, or the system clock as `imsec pcscf` gives it) gets the heap; a test's clock is used as it is.
+    const timers: Clock = o.clock === undefined || o.clock === systemClock ? new HeapClock() : o.clock;
     // Every socket outside the backend is the edge's (server.ts): this file opens none.
     const edge = o.edge ?? udpEdge;
     const portC = o.portC || (await edge.pickPort(o.address, []));
