@@ -332,6 +332,12 @@ async function run(
         core: +(cpuMs(core0, core1) / regs).toFixed(3),
         load: +((load1.cpu_user_ms + load1.cpu_system_ms) / regs).toFixed(3),
       },
+      // The kernel's part of it (socket calls; on loopback the sender also pays the receiver's delivery).
+      cpu_system_share: {
+        pcscf: +((pc1.cpu_system_ms - pc0.cpu_system_ms) / cpuMs(pc0, pc1)).toFixed(2),
+        core: +((core1.cpu_system_ms - core0.cpu_system_ms) / cpuMs(core0, core1)).toFixed(2),
+        load: +(load1.cpu_system_ms / (load1.cpu_user_ms + load1.cpu_system_ms)).toFixed(2),
+      },
       rss_bytes_per_registered_ue: {
         pcscf: Math.round((pc1.rss - pc0.rss) / registered),
         core: Math.round((core1.rss - core0.rss) / registered),
