@@ -11,14 +11,13 @@
 //   npm run bench:load-memory [-- --n 3000] [--base <commit>] [--rounds 2] [--json] [--snapshot DIR]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Plugin } from 'esbuild';
 import { HssStore } from '../src/scscf/hss-store.ts';
 import { fromHex } from '../src/util/bytes.ts';
+import { bundleOldAndNew } from './baseline-bundles.ts';
 import type { LoadFigures } from './load-memory-child.ts';
 
 const argv = process.argv.slice(2);
@@ -37,17 +36,7 @@ const DEFAULT_BASE = '99effdb';
 const n = Number(arg('n', '3000'));
 const rounds = Number(arg('rounds', '2'));
 const base = arg('base', DEFAULT_BASE);
-const sha = execFileSync('git', ['rev-parse', base], { cwd: repo, encoding: 'utf8' }).trim();
-const baseRoot = join(repo, '.bench-base', sha.slice(0, 12));
-if (!existsSync(join(baseRoot, 'src'))) {
-  mkdirSync(baseRoot, { recursive: true });
-  const tar = execFileSync('git', ['archive', sha, 'src'], { cwd: repo, maxBuffer: 1 << 28 });
-  execFileSync('tar', ['-x', '-C', baseRoot], { input: tar });
-}
-const oldBundle = join(repo, '.bench-base', `load-memory-${sha.slice(0, 12)}.mjs`);
-const newBundle = join(repo, '.bench-base', 'load-memory-head.mjs');
-await bundle(baseRoot, oldBundle);
-await bundle(repo, newBundle);
+const { sha, oldBundle, newBundle } = await bundleOldAndNew(join(here, 'load-memory-child.ts'), base);
 
 const dir = mkdtempSync(join(tmpdir(), 'imsec-bench-load-memory-'));
 const db = join(dir, 'hss.sqlite');
@@ -166,29 +155,4 @@ async function bound(p: number): Promise<void> {
     if (Date.now() > end) throw new Error(`nothing bound 127.0.0.1:${p} (core / pcscf did not start: npm run build?)`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-/** Bundles the child against `root`'s src/ (this repository's, or the baseline's). */
-async function bundle(root: string, outFile: string): Promise<void> {
-  const src = join(repo, 'src') + '/';
-  const swap: Plugin = {
-    name: 'swap-src',
-    setup(b) {
-      b.onResolve({ filter: /^\./ }, (a) => {
-        const p = resolve(a.resolveDir, a.path);
-        return root !== repo && p.startsWith(src) ? { path: join(root, 'src', p.slice(src.length)) } : undefined;
-      });
-    },
-  };
-  await build({
-    entryPoints: [join(here, 'load-memory-child.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    packages: 'external',
-    outfile: outFile,
-    plugins: [swap],
-    logLevel: 'error',
-  });
 }

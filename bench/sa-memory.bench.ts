@@ -13,11 +13,10 @@
 // (self bytes per set), to see where the bytes go. --cpu also measures CPU µs per protected round trip
 // (a REGISTER in, a 200 OK out) over one set, and round-robin over 4,000 sets (past the transform and
 // CBC context caches): the per-packet cost must not grow with the memory savings.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type Plugin } from 'esbuild';
+import { bundleOldAndNew } from './baseline-bundles.ts';
 import type { Figures } from './sa-memory-child.ts';
 
 const argv = process.argv.slice(2);
@@ -34,50 +33,11 @@ const DEFAULT_BASE = '184dc93';
 
 await parent();
 
-/**
- * Bundles the measuring side against `root`'s src/ (this repository's, or the baseline's): every
- * import that resolves into this repository's src/ is taken from `root`'s instead.
- */
-async function bundle(root: string, out: string): Promise<void> {
-  const src = join(repo, 'src') + '/';
-  const swap: Plugin = {
-    name: 'swap-src',
-    setup(b) {
-      b.onResolve({ filter: /^\./ }, (a) => {
-        const p = resolve(a.resolveDir, a.path);
-        return root !== repo && p.startsWith(src) ? { path: join(root, 'src', p.slice(src.length)) } : undefined;
-      });
-    },
-  };
-  await build({
-    entryPoints: [join(here, 'sa-memory-child.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    packages: 'external',
-    outfile: out,
-    plugins: [swap],
-    logLevel: 'error',
-  });
-}
-
 async function parent(): Promise<void> {
   const n = Number(arg('n', '20000'));
   const base = arg('base', DEFAULT_BASE);
   const json = flag('json');
-  const sha = execFileSync('git', ['rev-parse', base], { cwd: repo, encoding: 'utf8' }).trim();
-  // Under the repository (not /tmp) so the old code resolves node_modules the same way.
-  const baseRoot = join(repo, '.bench-base', sha.slice(0, 12));
-  if (!existsSync(join(baseRoot, 'src'))) {
-    mkdirSync(baseRoot, { recursive: true });
-    const tar = execFileSync('git', ['archive', sha, 'src'], { cwd: repo, maxBuffer: 1 << 28 });
-    execFileSync('tar', ['-x', '-C', baseRoot], { input: tar });
-  }
-  const oldBundle = join(repo, '.bench-base', `sa-memory-${sha.slice(0, 12)}.mjs`);
-  const newBundle = join(repo, '.bench-base', 'sa-memory-head.mjs');
-  await bundle(baseRoot, oldBundle);
-  await bundle(repo, newBundle);
+  const { sha, oldBundle, newBundle } = await bundleOldAndNew(join(here, 'sa-memory-child.ts'), base);
   const run = (bundleFile: string, role: string): Figures => {
     const r = spawnSync(
       process.execPath,
