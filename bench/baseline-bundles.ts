@@ -12,20 +12,26 @@ const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The two bundles of `entry` (a bench/*-child.ts file): `oldBundle` against `base`'s src/, `newBundle` against this tree's. */
 export async function bundleOldAndNew(entry: string, base: string): Promise<{ sha: string; oldBundle: string; newBundle: string }> {
-  const sha = execFileSync('git', ['rev-parse', base], { cwd: repo, encoding: 'utf8' }).trim();
-  // Under the repository (not /tmp) so the old code resolves node_modules the same way.
-  const baseRoot = join(repo, '.bench-base', sha.slice(0, 12));
-  if (!existsSync(join(baseRoot, 'src'))) {
-    mkdirSync(baseRoot, { recursive: true });
-    const tar = execFileSync('git', ['archive', sha, 'src'], { cwd: repo, maxBuffer: 1 << 28 });
-    execFileSync('tar', ['-x', '-C', baseRoot], { input: tar });
-  }
+  const { sha, root: baseRoot } = extractBase(base);
   const name = entry.replace(/^.*\//, '').replace(/-child\.ts$/, '');
   const oldBundle = join(repo, '.bench-base', `${name}-${sha.slice(0, 12)}.mjs`);
   const newBundle = join(repo, '.bench-base', `${name}-head.mjs`);
   await bundleAgainst(entry, baseRoot, oldBundle);
   await bundleAgainst(entry, repo, newBundle);
   return { sha, oldBundle, newBundle };
+}
+
+/** `base`'s src/ extracted under .bench-base/<sha> (once): `root` is the folder holding it. */
+export function extractBase(base: string): { sha: string; root: string } {
+  const sha = execFileSync('git', ['rev-parse', base], { cwd: repo, encoding: 'utf8' }).trim();
+  // Under the repository (not /tmp) so the old code resolves node_modules the same way.
+  const root = join(repo, '.bench-base', sha.slice(0, 12));
+  if (!existsSync(join(root, 'src'))) {
+    mkdirSync(root, { recursive: true });
+    const tar = execFileSync('git', ['archive', sha, 'src'], { cwd: repo, maxBuffer: 1 << 28 });
+    execFileSync('tar', ['-x', '-C', root], { input: tar });
+  }
+  return { sha, root };
 }
 
 /** Bundles `entry` with every import that resolves into this repository's src/ taken from `root`'s instead. */

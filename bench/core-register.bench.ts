@@ -7,11 +7,12 @@
 // (one process per run and variant: no shared JIT or heap), printing the ratio new/old. Round 0 registers every UE,
 // round 1 re-registers them (integrity-protected REGISTER, challenged again).
 // A benchmark, not a test: on a shared machine the figures are noisy; compare ratios from one run.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { extractBase } from './baseline-bundles.ts';
 
 const HERE = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -149,14 +150,7 @@ if (args.includes('--child')) {
   process.stdout.write(JSON.stringify(await child(resolve(value('--child', HERE)))) + '\n');
 } else {
   const base = value('--base', 'main');
-  const sha = execFileSync('git', ['rev-parse', base], { cwd: HERE, encoding: 'utf8' }).trim();
-  // Under the repository (not /tmp) so the old code resolves node_modules the same way.
-  const against = join(HERE, '.bench-base', sha.slice(0, 12));
-  if (!existsSync(join(against, 'src'))) {
-    mkdirSync(against, { recursive: true });
-    const tar = execFileSync('git', ['archive', sha, 'src'], { cwd: HERE, maxBuffer: 1 << 28 });
-    execFileSync('tar', ['-x', '-C', against], { input: tar });
-  }
+  const { sha, root: against } = extractBase(base);
   const variants: [string, string][] = [
     [`old (${sha.slice(0, 12)})`, against],
     ['new', HERE],
