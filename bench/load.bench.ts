@@ -1,4 +1,4 @@
-// npm run bench:load [-- --full] [-- --ues N] [-- --hold S --expires S] [-- --cpu-prof DIR] [-- --heap-snapshot DIR] [-- --state-compare] [-- --no-challenge-reregister]: the
+// npm run bench:load [-- --full] [-- --ues N] [-- --node-flags '…'] [-- --hold S --expires S] [-- --cpu-prof DIR] [-- --heap-snapshot DIR] [-- --state-compare] [-- --no-challenge-reregister]: the
 // core, the P-CSCF and `imsec load` as three processes on loopback; N UEs (10k, held 40 s with
 // expiry 3600 s: the throughput run; --full adds issue 9 §2's run: 100k UEs, expiry 120 s so that
 // refreshes happen, held 600 s) register, hold, de-register. UEs are spread over 127.0.1.x, one
@@ -37,6 +37,8 @@ interface Stats {
   [k: string]: unknown;
 }
 
+// --node-flags '…': V8/Node flags for all three processes (e.g. to try a heap setting), as an operator would pass them.
+const nodeFlags = args.includes('--node-flags') ? args[args.indexOf('--node-flags') + 1]!.split(' ').filter(Boolean) : [];
 const spacesMb = (s: Stats): Record<string, string> =>
   Object.fromEntries(
     Object.entries((s['heap_spaces'] ?? {}) as Record<string, { size: number; used: number }>).map(([k, v]) => [
@@ -60,6 +62,7 @@ class Proc {
     const node = [
       '--expose-gc',
       '--max-old-space-size=12288',
+      ...nodeFlags,
       ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${name}.cpuprofile`] : []),
       ...(heapDir ? ['--heapsnapshot-signal=SIGUSR1', '--diagnostic-dir', heapDir] : []),
     ];
@@ -389,6 +392,7 @@ const common = {
   concurrency: Number(value('--concurrency', '200')),
   hssSync: value('--hss-sync', 'normal'),
   noChallengeReregister: flag('--no-challenge-reregister'),
+  nodeFlags,
   ...(args.includes('--cpu-prof') && { cpuProf: value('--cpu-prof', '/tmp') }),
   ...(args.includes('--heap-snapshot') && { heapDir: value('--heap-snapshot', '/tmp') }),
 };
