@@ -74,13 +74,19 @@ export function writeUdpHeader(
  * An IPv6 datagram with checksum 0 reports false (RFC 8200 §8.1).
  */
 export function parseUdp(seg: Uint8Array, src?: string, dst?: string): UdpDatagram | undefined {
+  const a = addressOctets(src, dst);
+  return a ? parseUdpAt(seg, a.addrs, 0, 16, a.alen) : parseUdpAt(seg);
+}
+
+/** src at octet 0 and dst at octet 16 of one buffer, for the *At parsers; undefined when either is missing or the families differ. */
+function addressOctets(src?: string, dst?: string): { addrs: Uint8Array; alen: number } | undefined {
   const s = src === undefined ? undefined : parseAddress(src);
   const d = dst === undefined ? undefined : parseAddress(dst);
-  if (!s || !d || s.length !== d.length) return parseUdpAt(seg);
+  if (!s || !d || s.length !== d.length) return undefined;
   const addrs = new Uint8Array(32);
   addrs.set(s, 0);
   addrs.set(d, 16);
-  return parseUdpAt(seg, addrs, 0, 16, s.length);
+  return { addrs, alen: s.length };
 }
 
 /**
@@ -112,13 +118,8 @@ export interface TcpSegment {
 
 /** Reads a TCP segment's ports and payload (RFC 793 §3.1); the checksum is checked when addresses are given. */
 export function parseTcp(seg: Uint8Array, src?: string, dst?: string): TcpSegment | undefined {
-  const s = src === undefined ? undefined : parseAddress(src);
-  const d = dst === undefined ? undefined : parseAddress(dst);
-  if (!s || !d || s.length !== d.length) return parseTcpAt(seg);
-  const addrs = new Uint8Array(32);
-  addrs.set(s, 0);
-  addrs.set(d, 16);
-  return parseTcpAt(seg, addrs, 0, 16, s.length);
+  const a = addressOctets(src, dst);
+  return a ? parseTcpAt(seg, a.addrs, 0, 16, a.alen) : parseTcpAt(seg);
 }
 
 /** parseTcp with the addresses as octets (see parseUdpAt). */
