@@ -8,7 +8,7 @@
 // stop() (Ctrl-C) ends the current phase early and goes to the end; abort() skips de-registration.
 // One timer drives everything (a tick every TICK_MS); per-UE work is O(1) (queues, pools), so the
 // cost of an operation does not depend on how many UEs the run has. The UEs' own timers (expiry, SA
-// lifetimes, SIP transactions) share one more (timer-heap.ts): no Node timer per UE.
+// lifetimes, SIP transactions) share one more (util/timer-heap.ts): no Node timer per UE.
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import type { AlgPair, UsableMod } from '../secagree/index.ts';
 import { Ue } from '../ue/ue.ts';
@@ -19,7 +19,7 @@ import type { KeySource } from './keys.ts';
 import { rangeAt, type SubscriberRange } from './pattern.ts';
 import { LoadStats, type IntervalRow } from './report.ts';
 import { DueQueue, Pool, TokenBucket } from './scheduler.ts';
-import { HeapClock } from './timer-heap.ts';
+import { HeapClock } from '../util/timer-heap.ts';
 import { PlainSocketPool } from './plain-pool.ts';
 import { PROTECTED_PORTS } from './capacity.ts';
 
