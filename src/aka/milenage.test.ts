@@ -1,7 +1,9 @@
 // Milenage (TS 35.206) against the 20 test sets of TS 35.208 §4.3 (test-vectors.md §1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createCipheriv } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
 import { computeOpc, f1, f1Star, f2, f3, f4, f5, f5Star, milenage, milenageKeys, milenageMacs } from './milenage.ts';
 import { fromHex, toHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
@@ -48,6 +50,115 @@ for (const s of SETS) {
     assert.equal(toHex(o.akStar), s.f5s, 'f5* (AK*)');
   });
 }
+
+for (const s of SETS) {
+  test(`TS 35.208 set ${s.set}: milenageKeys, milenageMacs and the f1..f5* wrappers`, () => {
+    const [k, opc, rand, sqn, amf] = [s.K, s.OPc, s.RAND, s.SQN, s.AMF].map((h) => fromHex(h)) as [
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+    ];
+    const keys = milenageKeys(k, opc, rand);
+    const macs = milenageMacs(k, opc, rand, sqn, amf);
+    const want = [s.f1, s.f1s, s.f2, s.f3, s.f4, s.f5, s.f5s];
+    assert.deepEqual([macs.macA, macs.macS, keys.res, keys.ck, keys.ik, keys.ak, keys.akStar].map(toHex), want);
+    const wrappers = [
+      f1(k, opc, rand, sqn, amf),
+      f1Star(k, opc, rand, sqn, amf),
+      f2(k, opc, rand),
+      f3(k, opc, rand),
+      f4(k, opc, rand),
+      f5(k, opc, rand),
+      f5Star(k, opc, rand),
+    ];
+    assert.deepEqual(wrappers.map(toHex), want);
+    assert.equal(toHex(computeOpc(k, fromHex(s.OP))), s.OPc);
+  });
+}
+
+// The spec's formulas written out with one brand-new AES context per block (TS 35.206 §4.1; the
+// verification script of test-vectors.md §8): the model the cached-context implementation must equal.
+function refE(k: Uint8Array, block: Uint8Array): Uint8Array {
+  const c = createCipheriv('aes-128-ecb', k, null);
+  c.setAutoPadding(false);
+  return new Uint8Array(Buffer.concat([c.update(block), c.final()]));
+}
+const refXor = (a: Uint8Array, b: Uint8Array) => a.map((v, i) => v ^ b[i]!);
+const refRot = (b: Uint8Array, bits: number) => new Uint8Array([...b.subarray(bits / 8), ...b.subarray(0, bits / 8)]);
+function refMilenage(k: Uint8Array, op: Uint8Array, rand: Uint8Array, sqn: Uint8Array, amf: Uint8Array) {
+  const opc = refXor(refE(k, op), op);
+  const c = [0, 1, 2, 4, 8].map((v) => new Uint8Array([...new Uint8Array(15), v]));
+  const r = [64, 0, 32, 64, 96];
+  const tmp = refE(k, refXor(rand, opc));
+  const in1 = new Uint8Array([...sqn, ...amf, ...sqn, ...amf]);
+  const out1 = refXor(refE(k, refXor(tmp, refXor(refRot(refXor(in1, opc), r[0]!), c[0]!))), opc);
+  const [o2, o3, o4, o5] = [1, 2, 3, 4].map((i) => refXor(refE(k, refXor(refRot(refXor(tmp, opc), r[i]!), c[i]!)), opc)) as [
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+  ];
+  return {
+    opc,
+    macA: out1.slice(0, 8),
+    macS: out1.slice(8),
+    res: o2.slice(8),
+    ak: o2.slice(0, 6),
+    ck: o3,
+    ik: o4,
+    akStar: o5.slice(0, 6),
+  };
+}
+
+test('the reference model reproduces TS 35.208 set 1 (so the property below compares against something true)', () => {
+  const s = SETS[0]!;
+  const m = refMilenage(fromHex(s.K), fromHex(s.OP), fromHex(s.RAND), fromHex(s.SQN), fromHex(s.AMF));
+  assert.deepEqual([m.opc, m.macA, m.macS, m.res, m.ck, m.ik, m.ak, m.akStar].map(toHex), [
+    s.OPc,
+    s.f1,
+    s.f1s,
+    s.f2,
+    s.f3,
+    s.f4,
+    s.f5,
+    s.f5s,
+  ]);
+});
+
+test('property: every function equals the per-block reference on random inputs, keys interleaved beyond the context cache', () => {
+  const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
+  // A few keys drawn again and again (cache hits), mixed with fresh ones (misses, evictions).
+  const input = fc.record({
+    k: fc.oneof(fc.constantFrom(...SETS.slice(0, 3).map((s) => fromHex(s.K))), bytes(16)),
+    op: bytes(16),
+    rand: bytes(16),
+    sqn: bytes(6),
+    amf: bytes(2),
+  });
+  fc.assert(
+    fc.property(fc.array(input, { minLength: 1, maxLength: 16 }), (inputs) => {
+      for (const { k, op, rand, sqn, amf } of inputs) {
+        const want = refMilenage(k, op, rand, sqn, amf);
+        const opc = computeOpc(k, op);
+        assert.equal(toHex(opc), toHex(want.opc));
+        const all = milenage(k, opc, rand, sqn, amf);
+        const keys = milenageKeys(k, opc, rand);
+        const macs = milenageMacs(k, opc, rand, sqn, amf);
+        for (const name of ['macA', 'macS'] as const) {
+          assert.equal(toHex(all[name]), toHex(want[name]), name);
+          assert.equal(toHex(macs[name]), toHex(want[name]), name);
+        }
+        for (const name of ['res', 'ck', 'ik', 'ak', 'akStar'] as const) {
+          assert.equal(toHex(all[name]), toHex(want[name]), name);
+          assert.equal(toHex(keys[name]), toHex(want[name]), name);
+        }
+      }
+    }),
+    { numRuns: 200 },
+  );
+});
 
 test('TS 35.208 set 1: the partial functions and wrappers agree with milenage()', () => {
   const s = SETS[0]!;

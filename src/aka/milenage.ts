@@ -1,8 +1,10 @@
 // Milenage, TS 35.206 §4.1: OPc from OP and the functions f1, f1*, f2, f3, f4, f5, f5*.
 // Steps: TEMP = E_K(RAND ⊕ OPc); OUT1 from SQN ‖ AMF; OUT2..OUT5 from TEMP (spec digest §2.4).
-// AES-128 comes from node:crypto (aes-128-ecb without padding), one cipher per call.
-import { createCipheriv } from 'node:crypto';
+// AES-128 comes from node:crypto (aes-128-ecb without padding), one context per K kept for reuse
+// (milenage-aes.ts).
+import type { Cipher } from 'node:crypto';
 import { checkLen } from './errors.ts';
+import { aesDone, aesEcb } from './milenage-aes.ts';
 
 /** Length of K, OP and OPc in octets. */
 export const KEY_LEN = 16;
@@ -44,102 +46,84 @@ export type MilenageKeys = Pick<MilenageOutput, 'res' | 'ck' | 'ik' | 'ak' | 'ak
 const R_OCTETS = [8, 0, 4, 8, 12] as const;
 const C_LAST = [0x00, 0x01, 0x02, 0x04, 0x08] as const;
 
-/** AES-128-ECB of one or more whole 16-octet blocks. */
-type Encrypt = (blocks: Uint8Array) => Uint8Array;
+// Scratch for the functions below: one event loop, no re-entry (nothing in there calls out), wiped after
+// each use. Inputs are assembled here and encrypted as one update() per step: TEMP first, then every
+// OUTi block it feeds (each block is still encrypted on its own: ECB).
+const SCRATCH = new Uint8Array(96);
 
-/** Runs `fn` with a single-block AES-128 encryptor keyed with K (one cipher object for the call). */
-function withAes<T>(k: Uint8Array, fn: (e: Encrypt) => T): T {
-  checkLen(k, KEY_LEN, 'k');
-  const cipher = createCipheriv('aes-128-ecb', k, null);
-  cipher.setAutoPadding(false);
-  try {
-    return fn((blocks) => {
-      const out = cipher.update(blocks);
-      const copy = new Uint8Array(out);
-      out.fill(0);
-      return copy;
-    });
-  } finally {
-    cipher.final();
-  }
+/** TEMP = E_K(RAND ⊕ OPc), with x (16 octets) as scratch for RAND ⊕ OPc. */
+function temp(cipher: Cipher, opc: Uint8Array, rand: Uint8Array, x: Uint8Array): Buffer {
+  for (let j = 0; j < 16; j++) x[j] = rand[j]! ^ opc[j]!;
+  return cipher.update(x);
 }
 
-function xorInto(dst: Uint8Array, src: Uint8Array): Uint8Array {
-  for (let i = 0; i < dst.length; i++) dst[i]! ^= src[i]!;
-  return dst;
-}
-
-/** rot(x, r): cyclic left rotation by r bits towards the most significant end (r a multiple of 8). */
-function rotOctets(x: Uint8Array, octets: number): Uint8Array {
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 16; i++) out[i] = x[(i + octets) % 16]!;
-  return out;
-}
-
-/** TEMP = E_K(RAND ⊕ OPc). */
-function temp(e: Encrypt, opc: Uint8Array, rand: Uint8Array): Uint8Array {
-  const x = xorInto(rand.slice(), opc);
-  const t = e(x);
-  x.fill(0);
-  return t;
-}
-
-/** OUT1 = E_K(TEMP ⊕ rot(IN1 ⊕ OPc, r1) ⊕ c1) ⊕ OPc, IN1 = SQN ‖ AMF ‖ SQN ‖ AMF. */
-function out1(e: Encrypt, opc: Uint8Array, tmp: Uint8Array, sqn: Uint8Array, amf: Uint8Array): Uint8Array {
-  const in1 = new Uint8Array(16);
+/** Into x[at..at+15]: rot(IN1 ⊕ OPc, r1) ⊕ TEMP ⊕ c1, IN1 = SQN ‖ AMF ‖ SQN ‖ AMF (r1 = 8 octets), the input of OUT1. */
+function in1Block(x: Uint8Array, at: number, opc: Uint8Array, t: Uint8Array, sqn: Uint8Array, amf: Uint8Array): void {
+  const in1 = SCRATCH.subarray(80, 96);
   in1.set(sqn, 0);
   in1.set(amf, 6);
   in1.set(sqn, 8);
   in1.set(amf, 14);
-  const x = xorInto(rotOctets(xorInto(in1, opc), R_OCTETS[0]), tmp);
-  x[15]! ^= C_LAST[0];
-  const out = xorInto(e(x), opc);
-  wipeAll(in1, x);
-  return out;
+  for (let j = 0; j < 16; j++) x[at + j] = in1[(j + R_OCTETS[0]) % 16]! ^ opc[(j + R_OCTETS[0]) % 16]! ^ t[j]!;
+  x[at + 15]! ^= C_LAST[0];
+  in1.fill(0);
 }
 
-/** OUTi = E_K(rot(TEMP ⊕ OPc, ri) ⊕ ci) ⊕ OPc for i = 2..5. */
-function outN(e: Encrypt, opc: Uint8Array, tmp: Uint8Array, i: 2 | 3 | 4 | 5): Uint8Array {
-  const y = xorInto(tmp.slice(), opc);
-  const x = rotOctets(y, R_OCTETS[i - 1]!);
-  x[15]! ^= C_LAST[i - 1]!;
-  const out = xorInto(e(x), opc);
-  wipeAll(x, y);
-  return out;
+/** Into x[at..at+15]: rot(TEMP ⊕ OPc, ri) ⊕ ci, the input of OUTi for i = 2..5. */
+function outBlock(x: Uint8Array, at: number, opc: Uint8Array, t: Uint8Array, i: number): void {
+  const r = R_OCTETS[i - 1]!;
+  for (let j = 0; j < 16; j++) x[at + j] = t[(j + r) % 16]! ^ opc[(j + r) % 16]!;
+  x[at + 15]! ^= C_LAST[i - 1]!;
 }
 
-function wipeAll(...bufs: Uint8Array[]): void {
-  for (const b of bufs) b.fill(0);
+/** The cipher's output as OUTi = E_K(…) ⊕ OPc, in place, as a Uint8Array view (Buffer's slice() would share memory; outputs are copies). */
+function xorOpc(yb: Buffer, opc: Uint8Array): Uint8Array {
+  const y = new Uint8Array(yb.buffer, yb.byteOffset, yb.length);
+  for (let i = 0; i < y.length; i++) y[i]! ^= opc[i % 16]!;
+  return y;
 }
 
-function checkCommon(opc: Uint8Array, rand: Uint8Array): void {
+function checkCommon(k: Uint8Array, opc: Uint8Array, rand: Uint8Array): void {
+  checkLen(k, KEY_LEN, 'k');
   checkLen(opc, KEY_LEN, 'opc');
   checkLen(rand, RAND_LEN, 'rand');
 }
 
-/** OPc = E_K(OP) ⊕ OP (TS 35.206 §4.1). */
-export function computeOpc(k: Uint8Array, op: Uint8Array): Uint8Array {
-  checkLen(op, KEY_LEN, 'op');
-  return withAes(k, (e) => xorInto(e(op), op));
+function checkSqnAmf(sqn: Uint8Array, amf: Uint8Array): void {
+  checkLen(sqn, SQN_LEN, 'sqn');
+  checkLen(amf, AMF_LEN, 'amf');
 }
 
-/** f2, f3, f4, f5 and f5*: everything that depends on RAND only. */
+/** OPc = E_K(OP) ⊕ OP (TS 35.206 §4.1). */
+export function computeOpc(k: Uint8Array, op: Uint8Array): Uint8Array {
+  checkLen(k, KEY_LEN, 'k');
+  checkLen(op, KEY_LEN, 'op');
+  const cipher = aesEcb(k);
+  const y = xorOpc(cipher.update(op), op);
+  aesDone(cipher);
+  const out = y.slice();
+  y.fill(0);
+  return out;
+}
+
+/** f2, f3, f4, f5 and f5*: everything that depends on RAND only (TEMP, then OUT2..OUT5 as one 4-block call). */
 export function milenageKeys(k: Uint8Array, opc: Uint8Array, rand: Uint8Array): MilenageKeys {
-  checkCommon(opc, rand);
-  return withAes(k, (e) => {
-    const t = temp(e, opc, rand);
-    const o2 = outN(e, opc, t, 2);
-    const o5 = outN(e, opc, t, 5);
-    const keys: MilenageKeys = {
-      ak: o2.slice(0, 6),
-      res: o2.slice(8, 16),
-      ck: outN(e, opc, t, 3),
-      ik: outN(e, opc, t, 4),
-      akStar: o5.slice(0, 6),
-    };
-    wipeAll(t, o2, o5);
-    return keys;
-  });
+  checkCommon(k, opc, rand);
+  const cipher = aesEcb(k);
+  const x = SCRATCH.subarray(0, 64);
+  const t = temp(cipher, opc, rand, x.subarray(0, 16));
+  for (let i = 2; i <= 5; i++) outBlock(x, 16 * (i - 2), opc, t, i);
+  const y = xorOpc(cipher.update(x), opc);
+  aesDone(cipher);
+  const keys: MilenageKeys = {
+    ak: y.slice(0, 6),
+    res: y.slice(8, 16),
+    ck: y.slice(16, 32),
+    ik: y.slice(32, 48),
+    akStar: y.slice(48, 54),
+  };
+  wipe(t, y);
+  return keys;
 }
 
 /** f1 and f1*: MAC-A and MAC-S over SQN ‖ AMF. */
@@ -150,54 +134,33 @@ export function milenageMacs(
   sqn: Uint8Array,
   amf: Uint8Array,
 ): { macA: Uint8Array; macS: Uint8Array } {
-  checkCommon(opc, rand);
-  checkLen(sqn, SQN_LEN, 'sqn');
-  checkLen(amf, AMF_LEN, 'amf');
-  return withAes(k, (e) => {
-    const t = temp(e, opc, rand);
-    const o1 = out1(e, opc, t, sqn, amf);
-    const macs = { macA: o1.slice(0, 8), macS: o1.slice(8, 16) };
-    wipeAll(t, o1);
-    return macs;
-  });
+  checkCommon(k, opc, rand);
+  checkSqnAmf(sqn, amf);
+  const cipher = aesEcb(k);
+  const x = SCRATCH.subarray(0, 16);
+  const t = temp(cipher, opc, rand, x);
+  in1Block(x, 0, opc, t, sqn, amf);
+  const y = xorOpc(cipher.update(x), opc);
+  aesDone(cipher);
+  const macs = { macA: y.slice(0, 8), macS: y.slice(8, 16) };
+  wipe(t, y);
+  return macs;
 }
 
-// Scratch for milenage(): one event loop, no re-entry (nothing in there calls out), wiped after each use.
-const SCRATCH = new Uint8Array(96);
-
 /**
- * Every Milenage output at once: TEMP, then OUT1..OUT5 as one 5-block ECB call (each block is encrypted
- * on its own). The vector path of every registration: no closure, no intermediate copies.
+ * Every Milenage output at once: TEMP, then OUT1..OUT5 as one 5-block call. The vector path of every
+ * registration: no closure, no intermediate copies.
  */
 export function milenage(k: Uint8Array, opc: Uint8Array, rand: Uint8Array, sqn: Uint8Array, amf: Uint8Array): MilenageOutput {
-  checkLen(k, KEY_LEN, 'k');
-  checkCommon(opc, rand);
-  checkLen(sqn, SQN_LEN, 'sqn');
-  checkLen(amf, AMF_LEN, 'amf');
-  const cipher = createCipheriv('aes-128-ecb', k, null);
-  cipher.setAutoPadding(false);
+  checkCommon(k, opc, rand);
+  checkSqnAmf(sqn, amf);
+  const cipher = aesEcb(k);
   const x = SCRATCH.subarray(0, 80);
-  const in1 = SCRATCH.subarray(80, 96);
-  for (let j = 0; j < 16; j++) x[j] = rand[j]! ^ opc[j]!;
-  const t = cipher.update(x.subarray(0, 16)); // TEMP = E_K(RAND ⊕ OPc)
-  // Block 0: rot(IN1 ⊕ OPc, r1) ⊕ TEMP ⊕ c1, IN1 = SQN ‖ AMF ‖ SQN ‖ AMF (r1 = 8 octets).
-  in1.set(sqn, 0);
-  in1.set(amf, 6);
-  in1.set(sqn, 8);
-  in1.set(amf, 14);
-  for (let j = 0; j < 16; j++) x[j] = in1[(j + R_OCTETS[0]) % 16]! ^ opc[(j + R_OCTETS[0]) % 16]! ^ t[j]!;
-  x[15]! ^= C_LAST[0];
-  // Blocks 1..4 (OUT2..OUT5): rot(TEMP ⊕ OPc, ri) ⊕ ci.
-  for (let i = 1; i < 5; i++) {
-    const r = R_OCTETS[i]!;
-    for (let j = 0; j < 16; j++) x[16 * i + j] = t[(j + r) % 16]! ^ opc[(j + r) % 16]!;
-    x[16 * i + 15]! ^= C_LAST[i]!;
-  }
-  const yb = cipher.update(x);
-  cipher.final();
-  // A Uint8Array view: Buffer's slice() would share memory, and the outputs must be copies (y is wiped).
-  const y = new Uint8Array(yb.buffer, yb.byteOffset, yb.length);
-  for (let i = 0; i < 80; i++) y[i]! ^= opc[i % 16]!;
+  const t = temp(cipher, opc, rand, x.subarray(0, 16));
+  in1Block(x, 0, opc, t, sqn, amf);
+  for (let i = 2; i <= 5; i++) outBlock(x, 16 * (i - 1), opc, t, i);
+  const y = xorOpc(cipher.update(x), opc);
+  aesDone(cipher);
   const out: MilenageOutput = {
     macA: y.slice(0, 8),
     macS: y.slice(8, 16),
@@ -207,8 +170,15 @@ export function milenage(k: Uint8Array, opc: Uint8Array, rand: Uint8Array, sqn: 
     ik: y.slice(48, 64),
     akStar: y.slice(64, 70),
   };
-  wipeAll(t, SCRATCH, y);
+  wipe(t, y);
   return out;
+}
+
+/** Wipes TEMP, the scratch and the cipher output once the results are copied out (no rest-array per call). */
+function wipe(t: Uint8Array, y: Uint8Array): void {
+  t.fill(0);
+  SCRATCH.fill(0);
+  y.fill(0);
 }
 
 // Small wrappers named as in TS 35.206; the outputs not returned are wiped.
