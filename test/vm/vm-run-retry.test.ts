@@ -4,7 +4,7 @@
 // stopped and booted once more, saying where it was; a command that started is never run twice.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,3 +142,14 @@ test(
     }
   },
 );
+
+test('the time limits are whole seconds (shell arithmetic): anything else is a usage error, before any boot', { skip: unavailable }, () => {
+  for (const [flag, value] of [
+    ['--timeout', '1.5'],
+    ['--boot-timeout', 'soon'],
+  ]) {
+    const r = spawnSync(VM_RUN, [flag!, value!, '--', 'true'], { encoding: 'utf8', env: { ...process.env, VM_RUN_QEMU: '/nonexistent' } });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`${flag} takes whole seconds, not '${value}'`));
+  }
+});
