@@ -19,21 +19,15 @@ export interface DigestHeader {
   readonly params: readonly DigestParam[];
 }
 
-// RFC 7230 §3.2.6 tchar.
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Unquoted values are written bare only when they read back bare. */
-const BARE_RE = /^[^ ,"\\\x00-\x1f\x7f]+$/;
-/** Never valid in a quoted-string, even escaped (RFC 7230 §3.2.6); refusing them stops header injection. */
-const FORBIDDEN_IN_QUOTED = /[\r\n\x00]/;
-
 // Tables by char code, not a RegExp or a Set lookup per character: every REGISTER and 401 goes
-// through this parser several times on the P-CSCF, the S-CSCF and the UE.
+// through this parser several times on the P-CSCF, the S-CSCF and the UE. RFC 7230 §3.2.6 tchar.
 const TCHAR = new Uint8Array(128);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 const isTchar = (c: number): boolean => c < 128 && TCHAR[c] === 1;
 const isWs = (c: number): boolean => c === 32 || c === 9 || c === 13 || c === 10;
 /** Unquoted values are read leniently (e.g. a base64 nonce sent bare): anything up to a separator. */
 const isBare = (c: number): boolean => c > 32 && c !== 127 && c !== 44 && c !== 34 && c !== 92;
+/** Never valid in a quoted-string, even escaped (RFC 7230 §3.2.6); refusing them stops header injection. */
 const isForbiddenInQuoted = (c: number): boolean => c === 13 || c === 10 || c === 0;
 
 const bad = (msg: string) => new InputError(`digest header: ${msg}`, 'AKA_BAD_INPUT');
@@ -126,16 +120,32 @@ function quote(v: string): string {
  * bare; CR, LF and NUL are refused (header injection).
  */
 export function serializeDigestHeader(h: DigestHeader): string {
-  if (!TOKEN_RE.test(h.scheme)) throw bad(`scheme ${JSON.stringify(h.scheme.slice(0, 40))} is not a token`);
+  if (!isTokenText(h.scheme)) throw bad(`scheme ${JSON.stringify(h.scheme.slice(0, 40))} is not a token`);
   let out = h.scheme;
   for (let k = 0; k < h.params.length; k++) {
     const p = h.params[k]!;
-    if (!TOKEN_RE.test(p.name)) throw bad(`parameter name ${JSON.stringify(p.name.slice(0, 40))} is not a token`);
-    if (FORBIDDEN_IN_QUOTED.test(p.value)) throw bad(`value of ${p.name} contains CR, LF or NUL`);
-    out += `${k === 0 ? ' ' : ', '}${p.name}=${!p.quoted && BARE_RE.test(p.value) ? p.value : quote(p.value)}`;
+    if (!isTokenText(p.name)) throw bad(`parameter name ${JSON.stringify(p.name.slice(0, 40))} is not a token`);
+    // One pass over the value: CR, LF or NUL refuse it; anything a bare value cannot hold quotes it.
+    const v = p.value;
+    let bare = !p.quoted && v.length > 0;
+    for (let i = 0; i < v.length; i++) {
+      const c = v.charCodeAt(i);
+      if (isForbiddenInQuoted(c)) throw bad(`value of ${p.name} contains CR, LF or NUL`);
+      if (bare && !isBareOut(c)) bare = false;
+    }
+    out += `${k === 0 ? ' ' : ', '}${p.name}=${bare ? v : quote(v)}`;
   }
   return out;
 }
+
+/** A non-empty token (RFC 7230 tchar), by the char table. */
+function isTokenText(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) if (!isTchar(s.charCodeAt(i))) return false;
+  return true;
+}
+/** What a value written bare may hold (it reads back bare): no SP, comma, quote, backslash or control character. */
+const isBareOut = (c: number): boolean => c > 31 && c !== 127 && c !== 32 && c !== 44 && c !== 34 && c !== 92;
 
 /** The value of a parameter (name matched case-insensitively), or undefined. */
 export function getParam(h: DigestHeader, name: string): string | undefined {
@@ -157,7 +167,7 @@ const BARE_PARAMS = new Set(['algorithm', 'nc', 'stale']);
 export function digestParam(name: string, value: string, opts: { challenge?: boolean } = {}): DigestParam {
   const key = name.toLowerCase();
   const bare = BARE_PARAMS.has(key) || (key === 'qop' && opts.challenge !== true);
-  return { name, value, quoted: !bare || !TOKEN_RE.test(value) };
+  return { name, value, quoted: !bare || !isTokenText(value) };
 }
 
 /** Returns a copy with `name` set (replaced in place, else appended). */
@@ -182,8 +192,10 @@ export function buildDigestHeader(
   fields: Record<string, string | undefined>,
   opts: { challenge?: boolean; scheme?: string } = {},
 ): DigestHeader {
-  const params = Object.entries(fields)
-    .filter((e): e is [string, string] => e[1] !== undefined)
-    .map(([k, v]) => digestParam(k, v, opts));
+  const params: DigestParam[] = [];
+  for (const k of Object.keys(fields)) {
+    const v = fields[k];
+    if (v !== undefined) params.push(digestParam(k, v, opts));
+  }
   return { scheme: opts.scheme ?? 'Digest', params };
 }

@@ -3,7 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseSecurityHeaderOrThrow, serializeMechanism, serializeMechanisms } from './codec.ts';
+import { parseSecurityHeaderOrThrow, scanAll, serializeMechanism, serializeMechanisms } from './codec.ts';
+import { parseCommonForm } from './common-form.ts';
+import { buildSecurityClient } from './ue-choice.ts';
 import { SecAgreeError } from './errors.ts';
 import { IPSEC_PARAM_ORDER, qKey, type ExtraParam, type SecMechanism } from './mechanism.ts';
 import { ENCRYPTION_ALGS, INTEGRITY_ALGS } from '../ipsec/algorithms.ts';
@@ -179,4 +181,96 @@ test('property: huge inputs parse or throw SecAgreeError quickly', () => {
   assert.ok(performance.now() - t0 < 1000);
   parsesOrSecAgreeError('x'.repeat(5_000_000));
   parsesOrSecAgreeError(Array(10_000).fill('tls').join(','));
+});
+
+/** The common-form reader agrees with the full one wherever it answers (and the full one does not refuse it). */
+function agrees(list: string[]): boolean {
+  const fast = parseCommonForm(list, 256);
+  if (fast === undefined) return false;
+  assert.deepStrictEqual(fast, scanAll(list, 'h'), JSON.stringify(list).slice(0, 300));
+  return true;
+}
+
+/** Random upper/lower case per character: names and Annex H values are case-insensitive. */
+const recase = (s: string, bits: number): string => [...s].map((c, i) => ((bits >> (i % 31)) & 1 ? c.toUpperCase() : c)).join('');
+
+test('property: the common-form reader gives what the full reader gives, and reads every list without quotes or IPv6 references', () => {
+  fc.assert(
+    fc.property(mechanismList, fc.integer(), fc.constantFrom(',', ', ', ' ,\t'), (ms, bits, sep) => {
+      const plain = !ms.some((m) => m.extra.some((e) => e.value !== undefined && /["[]/.test(e.value)));
+      const text = ms.map(serializeMechanism).join(sep);
+      assert.equal(agrees([text]), plain);
+      agrees([recase(text, bits)]);
+      agrees(ms.map(serializeMechanism)); // one header instance per entry
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('property: on arbitrary and mutated input the common-form reader answers only where the full reader agrees', () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.array(fragment, { maxLength: 60 }).map((a) => a.join('')),
+        fc.tuple(mechanismList, fc.nat(), fc.string({ unit: 'binary', maxLength: 4 })).map(([ms, at, ins]) => {
+          const s = serializeMechanisms(ms);
+          const i = at % (s.length + 1);
+          return s.slice(0, i) + ins + s.slice(i + 1);
+        }),
+        fc.string({ unit: 'binary', maxLength: 100 }),
+      ),
+      (s) => {
+        let full: unknown;
+        try {
+          full = scanAll([s], 'h');
+        } catch (e) {
+          if (!(e instanceof SecAgreeError)) throw e;
+          assert.equal(parseCommonForm([s], 256), undefined, `accepted what the full reader refuses: ${JSON.stringify(s)}`);
+          return;
+        }
+        const fast = parseCommonForm([s], 256);
+        if (fast !== undefined) assert.deepStrictEqual(fast, full);
+      },
+    ),
+    { numRuns: 3000 },
+  );
+});
+
+test('the common-form reader reads what UEs send and leaves limits and edge values to the full reader', () => {
+  const ue = serializeMechanisms(
+    buildSecurityClient(
+      [
+        { alg: 'hmac-sha-1-96', ealg: 'aes-cbc' },
+        { alg: 'hmac-md5-96', ealg: 'null' },
+        { alg: 'null', ealg: 'aes-gcm' },
+      ],
+      { spiC: 4294967295, spiS: 1, portC: 65535, portS: 1 },
+      ['trans', 'UDP-enc-tun'],
+    ),
+  );
+  assert.ok(agrees([ue]));
+  assert.ok(agrees(['ipsec-3gpp; alg=HMAC-SHA-1-96 ;spi-c=0001; x ;y=z, tls;q=0.5, digest;q=1.']));
+  for (const bad of [
+    'ipsec-3gpp;spi-c=0',
+    'ipsec-3gpp;spi-c=4294967296',
+    'ipsec-3gpp;spi-c=12345678901',
+    'ipsec-3gpp;port-c=65536',
+    'ipsec-3gpp;port-c=000001',
+    'ipsec-3gpp;port-c',
+    'ipsec-3gpp;alg=a;alg=b',
+    'ipsec-3gpp;mod=tunnel',
+    'ipsec-3gpp;prot=esp2',
+    'tls;q=0.5, digest;q=0.500',
+    'tls;q=1.5',
+    'ipsec-3gpp;x="y"',
+    'ipsec-3gpp;x=[::1]',
+    'ipsec\u20113gpp',
+    'ipsec-3gpp,',
+    'ipsec-3gpp;alg=a\r\n',
+  ]) {
+    assert.equal(parseCommonForm([bad], 256), undefined, bad);
+    parsesOrSecAgreeError(bad);
+  }
+  assert.equal(parseCommonForm([Array(257).fill('tls').join(',')], 256), undefined);
+  assert.equal(parseCommonForm([Array(256).fill('tls').join(',')], 256)?.length, 256);
 });

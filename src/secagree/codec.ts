@@ -3,6 +3,7 @@
 // mechanisms and raw params → type the Annex H params → check q uniqueness over the merged list.
 import { SecAgreeError, showValue } from './errors.ts';
 import { attempt, type Result } from '../util/result.ts';
+import { parseCommonForm } from './common-form.ts';
 import {
   IPSEC_3GPP,
   IPSEC_PARAM_ORDER,
@@ -286,6 +287,12 @@ export function parseSecurityHeaderOrThrow(
     throw new SecAgreeError('SECAGREE_TOO_LONG', `${header}: ${total} characters, more than ${MAX_HEADER_CHARS}`, header);
   }
   if (list.length === 0) throw new SecAgreeError('SECAGREE_EMPTY_MECHANISM', `${header}: no value`, header);
+  // What UEs and P-CSCFs send is read in one pass; anything else (and every error) by the scanner.
+  return parseCommonForm(list, MAX_MECHANISMS) ?? scanAll(list, header);
+}
+
+/** The full reader (every form RFC 3329 allows, every refusal), without the common-form shortcut: exported for the test that compares both. */
+export function scanAll(list: readonly string[], header: string): SecMechanism[] {
   const out: SecMechanism[] = [];
   for (const value of list) {
     const raws = scan(normaliseHyphens(value), header, out.length);
@@ -304,6 +311,10 @@ export function parseSecurityHeaderOrThrow(
  * rule for parsing and serializing, over the whole list (every instance of the header merged).
  */
 export function checkDistinctQ(ms: readonly SecMechanism[], header = 'security header'): void {
+  // One q or none (a Security-Server, a UE's Security-Client) cannot repeat: no Map for those.
+  let withQ = 0;
+  for (const m of ms) if (m.q !== undefined) withQ++;
+  if (withQ < 2) return;
   const qs = new Map<number, number>();
   ms.forEach((m, i) => {
     if (m.q === undefined) return;
@@ -337,21 +348,15 @@ export function serializeMechanism(m: SecMechanism): string {
   const parts = [name];
   if (m.q !== undefined) parts.push(`q=${formatQ(m.q)}`);
   const ipsec = name === IPSEC_3GPP;
-  const annexH: [IpsecParamName, string | number | undefined][] = [
-    ['prot', m.prot],
-    ['mod', m.mod],
-    ['spi-c', m.spiC],
-    ['spi-s', m.spiS],
-    ['port-c', m.portC],
-    ['port-s', m.portS],
-    ['alg', m.alg],
-    ['ealg', m.ealg],
-  ];
-  for (const [p, v] of annexH) {
-    if (v === undefined) continue;
-    if (!ipsec) throw new SecAgreeError('SECAGREE_BAD_PARAM', `${name}: ${p} is an ipsec-3gpp parameter; put it in extra`, p, String(v));
-    parts.push(`${p}=${formatIpsecValue(p, v)}`);
-  }
+  // Kamailio's order, one call per parameter (no table of pairs per mechanism: a 401 each).
+  annexH(parts, ipsec, name, 'prot', m.prot);
+  annexH(parts, ipsec, name, 'mod', m.mod);
+  annexH(parts, ipsec, name, 'spi-c', m.spiC);
+  annexH(parts, ipsec, name, 'spi-s', m.spiS);
+  annexH(parts, ipsec, name, 'port-c', m.portC);
+  annexH(parts, ipsec, name, 'port-s', m.portS);
+  annexH(parts, ipsec, name, 'alg', m.alg);
+  annexH(parts, ipsec, name, 'ealg', m.ealg);
   for (const e of m.extra) {
     const en = e.name.toLowerCase();
     if (!TOKEN_RE.test(en) || en === 'q' || (ipsec && KNOWN_IPSEC.has(en))) {
@@ -377,6 +382,13 @@ export function serializeMechanism(m: SecMechanism): string {
     parts.push(`${en}=${v}`);
   }
   return parts.join(';');
+}
+
+/** `p=v` onto `parts` when the model has `p` (an Annex H parameter of an ipsec-3gpp mechanism only). */
+function annexH(parts: string[], ipsec: boolean, name: string, p: IpsecParamName, v: string | number | undefined): void {
+  if (v === undefined) return;
+  if (!ipsec) throw new SecAgreeError('SECAGREE_BAD_PARAM', `${name}: ${p} is an ipsec-3gpp parameter; put it in extra`, p, String(v));
+  parts.push(`${p}=${formatIpsecValue(p, v)}`);
 }
 
 function formatIpsecValue(p: IpsecParamName, v: string | number): string {

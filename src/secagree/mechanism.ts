@@ -103,8 +103,11 @@ export function parsePort(text: string, field: string, where = ''): number {
 }
 
 /** RFC 3329 §2.2 qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ). */
+export const Q_TEXT = /^(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$/;
+
+/** A qvalue's number (Q_TEXT; a trailing "." allowed). */
 export function parseQ(text: string, field = 'q', where = ''): number {
-  if (!/^(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$/.test(text)) {
+  if (!Q_TEXT.test(text)) {
     throw new SecAgreeError(
       'SECAGREE_BAD_Q',
       `${where}${field}: not an RFC 3329 qvalue (0..1, at most 3 decimals), got ${showValue(text)}`,

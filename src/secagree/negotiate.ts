@@ -16,7 +16,7 @@ import {
   type SpiPortSet,
   type UsableMod,
 } from './mechanism.ts';
-import { formatPair, resolveAllowList, type SecAgreePolicy } from './policy.ts';
+import { formatPair, resolvedAllowList, type SecAgreePolicy } from './policy.ts';
 
 /** What the P-CSCF knows about the unprotected REGISTER beyond its headers. */
 export interface NegotiationContext {
@@ -58,7 +58,9 @@ export const ALL_USABLE_MODS: readonly UsableMod[] = ['trans', 'UDP-enc-tun'];
 
 /** ipsec-3gpp entries with their 0-based index in the whole list. */
 export function ipsecEntries(ms: readonly SecMechanism[]): { m: SecMechanism; index: number }[] {
-  return ms.flatMap((m, index) => (m.name === IPSEC_3GPP ? [{ m, index }] : []));
+  const out: { m: SecMechanism; index: number }[] = [];
+  for (let index = 0; index < ms.length; index++) if (ms[index]!.name === IPSEC_3GPP) out.push({ m: ms[index]!, index });
+  return out;
 }
 
 /** Absent q ranks below every explicit q; among equals the first wins (strict >). */
@@ -76,7 +78,7 @@ export function bestByQ<T extends { m: SecMechanism }>(xs: readonly T[]): T | un
  * @throws SecAgreeError SECAGREE_BAD_POLICY when the policy itself is invalid (misuse)
  */
 export function negotiate(client: readonly SecMechanism[], policy: SecAgreePolicy, ctx: NegotiationContext): NegotiationResult {
-  const { allow, disabled } = resolveAllowList(policy);
+  const { allow, disabled } = resolvedAllowList(policy);
   const modes = policy.modes ?? ALL_USABLE_MODS;
   const want: UsableMod = ctx.natDetected ? 'UDP-enc-tun' : 'trans';
   const entries = ipsecEntries(client);
@@ -86,6 +88,8 @@ export function negotiate(client: readonly SecMechanism[], policy: SecAgreePolic
   // disagree leave the SA set ambiguous, so the whole offer is refused.
   const first = entries[0]!.m;
   for (const { m, index } of entries) {
+    // Four comparisons per entry (every REGISTER): no tuple arrays unless one differs.
+    if (m.spiC === first.spiC && m.spiS === first.spiS && m.portC === first.portC && m.portS === first.portS) continue;
     for (const [f, a, b] of [
       ['spi-c', first.spiC, m.spiC],
       ['spi-s', first.spiS, m.spiS],
@@ -119,9 +123,13 @@ export function negotiate(client: readonly SecMechanism[], policy: SecAgreePolic
 
   const candidates = entries.filter(({ m }) => effectiveProt(m) === 'esp' && effectiveMod(m) === want && m.alg !== undefined);
   for (const pair of allow) {
-    const hit = bestByQ(
-      candidates.filter(({ m }) => m.alg === INTEGRITY[pair.alg].token && effectiveEalg(m) === ENCRYPTION[pair.ealg].token),
-    );
+    // bestByQ over the candidates offering this pair, without building their list.
+    const algToken = INTEGRITY[pair.alg].token;
+    const ealgToken = ENCRYPTION[pair.ealg].token;
+    let hit: (typeof candidates)[number] | undefined;
+    for (const c of candidates) {
+      if (c.m.alg === algToken && effectiveEalg(c.m) === ealgToken && (hit === undefined || (c.m.q ?? -1) > (hit.m.q ?? -1))) hit = c;
+    }
     if (hit === undefined) continue;
     const set = spiPortSetOf(hit.m);
     if ('missing' in set) {

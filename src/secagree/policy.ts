@@ -60,7 +60,31 @@ export const formatPair = (p: AlgPair): string => `${p.alg}/${p.ealg}`;
  * @throws SecAgreeError SECAGREE_BAD_POLICY for a pair isValidPair refuses (a config mistake)
  */
 export function resolveAllowList(policy: SecAgreePolicy = {}): { allow: AlgPair[]; disabled: AlgPair[] } {
-  const base = policy.allow ?? (policy.allowDeprecated ? [...DEFAULT_ALLOW, ...DEPRECATED_ALLOW] : DEFAULT_ALLOW);
+  const r = resolvedAllowList(policy);
+  return { allow: [...r.allow], disabled: [...r.disabled] };
+}
+
+type Resolved = { readonly allow: readonly AlgPair[]; readonly disabled: readonly AlgPair[] };
+const DEFAULT_AND_DEPRECATED: readonly AlgPair[] = [...DEFAULT_ALLOW, ...DEPRECATED_ALLOW];
+const resolved = new WeakMap<readonly AlgPair[], Resolved>();
+const resolvedWithDeprecated = new WeakMap<readonly AlgPair[], Resolved>();
+
+/**
+ * resolveAllowList, read-only and kept: every REGISTER negotiates with the same policy, so a list is
+ * resolved once per list and flag. A list that fails is checked (and refused) again each time.
+ */
+export function resolvedAllowList(policy: SecAgreePolicy): Resolved {
+  const base = policy.allow ?? (policy.allowDeprecated ? DEFAULT_AND_DEPRECATED : DEFAULT_ALLOW);
+  const cache = policy.allowDeprecated ? resolvedWithDeprecated : resolved;
+  let r = cache.get(base);
+  if (!r) {
+    const fresh = resolve(base, policy.allowDeprecated === true);
+    cache.set(base, (r = { allow: Object.freeze(fresh.allow), disabled: Object.freeze(fresh.disabled) }));
+  }
+  return r;
+}
+
+function resolve(base: readonly AlgPair[], allowDeprecated: boolean): { allow: AlgPair[]; disabled: AlgPair[] } {
   const allow: AlgPair[] = [];
   const disabled: AlgPair[] = [];
   for (const p of base) {
@@ -72,7 +96,7 @@ export function resolveAllowList(policy: SecAgreePolicy = {}): { allow: AlgPair[
         formatPair(p),
       );
     }
-    (isDeprecatedPair(p) && !policy.allowDeprecated ? disabled : allow).push(p);
+    (isDeprecatedPair(p) && !allowDeprecated ? disabled : allow).push(p);
   }
   return { allow, disabled };
 }
