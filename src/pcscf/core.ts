@@ -87,10 +87,23 @@ export function afterSend(t: SipTransport, after: () => void): SipTransport {
     done = true;
     after();
   };
-  return {
+  const out: SipTransport = {
     protocol: t.protocol,
     local: t.local,
     send: (bytes, to) => t.send(bytes, to).finally(fire),
     close: () => t.close(),
   };
+  // The transaction layer's fast path kept (every 200 OK to a protected REGISTER comes this way):
+  // the userspace backend's post seals the message before it returns (the only post over SAs), so
+  // what `after` does to the set (deletion, release) cannot reach bytes already handed over.
+  const post = t.post;
+  if (post !== undefined)
+    out.post = (bytes, to, sink) => {
+      try {
+        post.call(t, bytes, to, sink);
+      } finally {
+        fire();
+      }
+    };
+  return out;
 }

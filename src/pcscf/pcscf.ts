@@ -343,8 +343,12 @@ export class Pcscf {
     if (p.set.config.mode !== 'udp-enc-tunnel' || p.outerEncapSrcPort === undefined) return;
     const reg = this.#core.table.ownerOf(p.set);
     if (!reg) return;
-    const encap = { address: p.outerSrc, port: p.outerEncapSrcPort };
-    const previous = reg.encap && sameAddress(reg.encap.address, reg.ue.ip) ? reg.encap : undefined;
+    const previous = reg.encap && sameAddress(reg.encap.address, reg.ueIp) ? reg.encap : undefined;
+    // Every authenticated arrival comes here: the known mapping, spelt alike, is the one object kept.
+    const encap =
+      previous !== undefined && previous.port === p.outerEncapSrcPort && previous.address === p.outerSrc
+        ? previous
+        : { address: p.outerSrc, port: p.outerEncapSrcPort };
     if (!sameAddress(p.outerSrc, p.set.config.ue.ip)) {
       if (this.#ignoredFrom.get(reg) === `${encap.address}|${encap.port}`) return;
       this.#ignoredFrom.set(reg, `${encap.address}|${encap.port}`);

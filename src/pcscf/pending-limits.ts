@@ -51,6 +51,8 @@ export type LimitVerdict =
       readonly message: string;
     };
 
+const ADMITTED: LimitVerdict = Object.freeze({ ok: true });
+
 /** Not safe for concurrent use (one event loop owns it). */
 export class PendingLimits {
   readonly #perSource = new Map<string, number>();
@@ -137,7 +139,7 @@ export class PendingLimits {
       };
     }
     this.#tokens -= 1;
-    return { ok: true };
+    return ADMITTED;
   }
 
   /** Counts one pending round from `source`; the returned function releases it (idempotent). */

@@ -10,6 +10,7 @@ import { createCancel, createResponse } from '../sip/builders.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import type { Route } from '../sip/response-routing.ts';
 import type { ServerTransaction } from '../sip/transaction-manager.ts';
+import type { ClientTransactionUser } from '../sip/transaction.ts';
 import type { ReceiveContext } from '../sip/transport.ts';
 import type { PcscfCore } from './core.ts';
 import { claimedIdentity, hostPortOf, impuKey } from './decisions.ts';
@@ -36,42 +37,78 @@ export interface ForwardHooks {
  * relays its responses to `tx`. Timeout → 408, transport failure → 503 (RFC 3261 §16.7, §16.9).
  */
 export function forward(core: PcscfCore, tx: ServerTransaction, out: SipRequest, route: Route, hooks: ForwardHooks): void {
-  const relay = (res: SipResponse): void => {
-    if (hooks.toUe) takeAkaKeys(res);
-    tx.respond(res);
-  };
-  const fail = (status: number, why: string): void => {
-    hooks.onFailed?.();
-    if (tx.state === 'completed' || tx.state === 'terminated' || tx.state === 'confirmed' || tx.state === 'accepted') return;
-    tx.respond(createResponse(tx.request, status, undefined, [['Warning', warningValue(core.address, why)]]));
-  };
   // The set carries this transaction until its final response is in (spec digest §8 rule 4).
-  const over = hooks.over;
-  let held = over !== undefined;
-  if (over) core.table.hold(over);
-  const release = () => {
-    if (held && over) core.table.release(over);
-    held = false;
-  };
+  if (hooks.over) core.table.hold(hooks.over);
   if (out.method === 'INVITE') forwarded.set(tx, { out, route });
+  const f = new Forwarding(core, tx, route, hooks);
   try {
-    core.layer.sendRequest(out, route, {
-      onResponse: (res, ctx) => {
-        if (res.status >= 200) release();
-        if (res.status === 100) return; // RFC 3261 §16.7 step 5: a 100 is not forwarded
-        const popped = popVia(res);
-        if (!hooks.onResponse) return relay(popped);
-        Promise.resolve(hooks.onResponse(popped, ctx))
-          .then((r) => r && relay(r))
-          .catch(() => fail(500, 'internal error while relaying the response'));
-      },
-      onTimeout: () => fail(408, `no answer from ${route.to.address}:${route.to.port}`),
-      onTransportError: (_t, e) => fail(503, `cannot reach ${route.to.address}:${route.to.port}: ${e.message}`),
-      onTerminated: release,
-    });
+    core.layer.sendRequest(out, route, f);
   } catch (e) {
-    release();
-    fail(500, `cannot forward: ${(e as Error).message}`);
+    f.release();
+    f.fail(500, `cannot forward: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * One forwarded request's client-transaction user: methods on one object, not four callbacks and
+ * three helpers closed over the request (two forwards per registration).
+ */
+class Forwarding implements ClientTransactionUser {
+  #held: boolean;
+  constructor(
+    private readonly core: PcscfCore,
+    private readonly tx: ServerTransaction,
+    private readonly route: Route,
+    private readonly hooks: ForwardHooks,
+  ) {
+    this.#held = hooks.over !== undefined;
+  }
+
+  onResponse(res: SipResponse, ctx: ReceiveContext): void {
+    if (res.status >= 200) this.release();
+    if (res.status === 100) return; // RFC 3261 §16.7 step 5: a 100 is not forwarded
+    const popped = popVia(res);
+    const hooks = this.hooks;
+    if (!hooks.onResponse) return this.relay(popped);
+    // A hook that answers at once is relayed at once (most answers: no promise, no microtask).
+    let r: ReturnType<NonNullable<ForwardHooks['onResponse']>>;
+    try {
+      r = hooks.onResponse(popped, ctx);
+      if (!(r instanceof Promise)) return void (r && this.relay(r));
+    } catch {
+      return this.fail(500, 'internal error while relaying the response');
+    }
+    r.then((x) => x && this.relay(x)).catch(() => this.fail(500, 'internal error while relaying the response'));
+  }
+
+  onTimeout(): void {
+    this.fail(408, `no answer from ${this.route.to.address}:${this.route.to.port}`);
+  }
+
+  onTransportError(_t: unknown, e: Error): void {
+    this.fail(503, `cannot reach ${this.route.to.address}:${this.route.to.port}: ${e.message}`);
+  }
+
+  onTerminated(): void {
+    this.release();
+  }
+
+  release(): void {
+    const over = this.hooks.over;
+    if (this.#held && over) this.core.table.release(over);
+    this.#held = false;
+  }
+
+  relay(res: SipResponse): void {
+    if (this.hooks.toUe) takeAkaKeys(res);
+    this.tx.respond(res);
+  }
+
+  fail(status: number, why: string): void {
+    this.hooks.onFailed?.();
+    const tx = this.tx;
+    if (tx.state === 'completed' || tx.state === 'terminated' || tx.state === 'confirmed' || tx.state === 'accepted') return;
+    tx.respond(createResponse(tx.request, status, undefined, [['Warning', warningValue(this.core.address, why)]]));
   }
 }
 

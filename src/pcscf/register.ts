@@ -14,7 +14,7 @@ import type { ReceiveContext } from '../sip/transport.ts';
 import { wipe } from '../util/bytes.ts';
 import { ownString } from '../util/own-string.ts';
 import { afterSend, type PcscfCore } from './core.ts';
-import { forward } from './proxy.ts';
+import { forward, type ForwardHooks } from './proxy.ts';
 import { step, type AfterSend, type Arrival, type RegAction, type RegEnv, type RegEvent, type RegState } from './registration-state.ts';
 import type { Registration } from './registrations.ts';
 import { impiOf, takeAkaKeys, warningValue, type AkaKeys } from './rewrite.ts';
@@ -39,33 +39,43 @@ let roundIds = 0;
 
 /**
  * What the machine reads from this P-CSCF for one event: a class, not an object literal with arrow
- * functions, so an event allocates one small object of one shape and no closures.
+ * functions, so an event allocates one small object (the core, the IMPI and the clock reading) of
+ * one shape and no closures; the configuration is read through from the core.
  */
 class CoreEnv implements RegEnv {
   readonly now: number;
-  readonly mode: RegEnv['mode'];
-  readonly policy: RegEnv['policy'];
-  readonly natInnerAddress: RegEnv['natInnerAddress'];
-  readonly regAwaitAuthMs: number;
-  readonly address: string;
-  readonly port: number;
-  readonly portC: number;
-  readonly portS: number;
-  readonly pathUri: string;
   constructor(
     readonly core: PcscfCore,
     readonly impi: string,
   ) {
     this.now = core.clock.now();
-    this.mode = core.mode;
-    this.policy = core.policy;
-    this.natInnerAddress = core.natInnerAddress;
-    this.regAwaitAuthMs = core.regAwaitAuthMs;
-    this.address = core.address;
-    this.port = core.port;
-    this.portC = core.portC;
-    this.portS = core.portS;
-    this.pathUri = core.pathUri;
+  }
+  get mode(): RegEnv['mode'] {
+    return this.core.mode;
+  }
+  get policy(): RegEnv['policy'] {
+    return this.core.policy;
+  }
+  get natInnerAddress(): RegEnv['natInnerAddress'] {
+    return this.core.natInnerAddress;
+  }
+  get regAwaitAuthMs(): number {
+    return this.core.regAwaitAuthMs;
+  }
+  get address(): string {
+    return this.core.address;
+  }
+  get port(): number {
+    return this.core.port;
+  }
+  get portC(): number {
+    return this.core.portC;
+  }
+  get portS(): number {
+    return this.core.portS;
+  }
+  get pathUri(): string {
+    return this.core.pathUri;
   }
   isMine(u: string): boolean {
     return this.core.isMine(u);
@@ -207,27 +217,53 @@ function answerRoute(core: PcscfCore, reg: Registration, io: Io, after: AfterSen
 function forwardRegister(core: PcscfCore, reg: Registration, io: Io, out: SipRequest, arrival: Arrival): void {
   // Issue 10 §2: an unprotected REGISTER counts in flight toward the S-CSCF until its final answer or failure.
   const landed = arrival.kind === 'initial' ? core.limits.fly(io.ctx.remote.address) : undefined;
-  forward(core, io.tx, out, core.toCore(), {
-    toUe: true,
-    onResponse: async (res) => {
-      if (res.status < 200) return res;
-      landed?.();
-      // ik/ck never reach the UE (forward() strips them again); a 401 to a REGISTER that started a round carries the set's keys.
-      const keys = res.status === 401 && arrival.kind !== 'protected' ? takeAkaKeys(res) : undefined;
+  forward(core, io.tx, out, core.toCore(), new RegisterForward(core, reg, io, arrival, landed));
+}
+
+/** What comes back of a forwarded REGISTER goes to the machine: methods on one object, no closures per REGISTER. */
+class RegisterForward implements ForwardHooks {
+  readonly toUe = true;
+  constructor(
+    private readonly core: PcscfCore,
+    private readonly reg: Registration,
+    private readonly io: Io,
+    private readonly arrival: Arrival,
+    private readonly landed: (() => void) | undefined,
+  ) {}
+
+  onResponse(res: SipResponse): SipResponse | undefined | Promise<SipResponse | undefined> {
+    if (res.status < 200) return res;
+    this.landed?.();
+    const { core, reg, io, arrival } = this;
+    // ik/ck never reach the UE (forward() strips them again); a 401 to a REGISTER that started a round carries the set's keys.
+    const keys = res.status === 401 && arrival.kind !== 'protected' ? takeAkaKeys(res) : undefined;
+    let ran: Ran;
+    try {
+      ran = runEvent(core, reg, { type: 'answered', arrival, res, keys }, io);
+    } catch (e) {
+      wipe(keys?.ik, keys?.ck);
+      throw e;
+    }
+    // Answered at once (a 200, a refusal): no promise. A 401 waits for its temporary set's install.
+    if (!ran.next) {
+      wipe(keys?.ik, keys?.ck);
+      return ran.relay;
+    }
+    return (async () => {
       try {
-        let ran = runEvent(core, reg, { type: 'answered', arrival, res, keys }, io);
         while (ran.next) ran = runEvent(core, reg, await ran.next, io);
         return ran.relay;
       } finally {
         wipe(keys?.ik, keys?.ck);
       }
-    },
-    // No answer from the S-CSCF (408/503 to the UE): a round still waiting for its 401 ends.
-    onFailed: () => {
-      landed?.();
-      runEvent(core, reg, { type: 'forward-failed', arrival });
-    },
-  });
+    })();
+  }
+
+  // No answer from the S-CSCF (408/503 to the UE): a round still waiting for its 401 ends.
+  onFailed(): void {
+    this.landed?.();
+    runEvent(this.core, this.reg, { type: 'forward-failed', arrival: this.arrival });
+  }
 }
 
 /** Allocates spi_pc/spi_ps, derives the ESP keys (Annex I) and installs the temporary set (33.203 §7.2). */

@@ -476,11 +476,18 @@ function admit(
   bound: Bound | undefined,
   replaced: SetId | undefined,
 ) {
-  const clash = env.setWithClientPort(ueIp, innerIp, portUc);
-  const lookup = () => (clash !== undefined && clash !== replaced ? { id: clash, live: true } : undefined);
-  const kept = bound ? [bound.current, ...bound.old].map(() => ({ live: true })) : [];
-  return admissionCheck(ueIp, portUc, lookup, kept, innerIp);
+  const found = env.setWithClientPort(ueIp, innerIp, portUc);
+  const clash = found !== undefined && found !== replaced ? { id: found, live: true } : undefined;
+  return admissionCheck(ueIp, portUc, () => clash, liveSets(bound ? 1 + bound.old.length : 0), innerIp);
 }
+
+/** `n` live sets, as admissionCheck counts them (shared lists: every REGISTER asks). */
+function liveSets(n: number): readonly { readonly live: true }[] {
+  const fresh = () => Object.freeze(Array.from({ length: n }, () => LIVE));
+  return n < 16 ? (LIVE_SETS[n] ??= fresh()) : fresh();
+}
+const LIVE = Object.freeze({ live: true as const });
+const LIVE_SETS: (readonly { readonly live: true }[] | undefined)[] = [];
 
 /** A REGISTER over a set of this registration: the temporary one (SM7), the current one (re-/de-registration), or an old one. */
 function onOverSet(state: RegState, ev: Extract<RegEvent, { type: 'register-over-set' }>, env: RegEnv): RegTransition {
@@ -621,10 +628,11 @@ function onAnswered(state: RegState, ev: Extract<RegEvent, { type: 'answered' }>
   // A re-REGISTER answered without a challenge keeps the current set (24.228 R2-1a).
   const bound = boundOf(after);
   if (!bound || bound.current !== a.set) return { state: after, actions: [{ kind: 'relay', res }] };
-  const expires = grantedExpires(res, uriOf(a.req.headers.get('Contact') ?? '')) ?? DEFAULT_EXPIRES_S;
+  const contact = uriOf(a.req.headers.get('Contact') ?? '');
+  const expires = grantedExpires(res, contact) ?? DEFAULT_EXPIRES_S;
   if (a.dereg || expires === 0) return deregister(env, res);
   const lifetime = lifetimeAfterSuccess(env.now, expires, bound.lifetime);
-  const next = makeBound(bound, bindingOf(bound, res, a.req, expires, env.now), lifetime);
+  const next = makeBound(bound, bindingOf(bound, res, a.req, contact, expires, env.now), lifetime);
   return {
     state: Object.assign({}, after, { bound: next }) as RegState,
     actions: [
@@ -645,12 +653,13 @@ function afterProtected(state: RegState, a: Arrival, res: SipResponse, env: RegE
     const reason = `the S-CSCF answered ${res.status} to the protected REGISTER`;
     return { state: settle(state.bound), actions: [{ kind: 'relay', res, after: { kind: 'delete-set', set, event: 'failed', reason } }] };
   }
-  const expires = grantedExpires(res, uriOf(a.req.headers.get('Contact') ?? '')) ?? DEFAULT_EXPIRES_S;
+  const contact = uriOf(a.req.headers.get('Contact') ?? '');
+  const expires = grantedExpires(res, contact) ?? DEFAULT_EXPIRES_S;
   if (a.dereg || expires === 0) return deregister(env, res, state.bound !== undefined);
   const prev = state.bound;
   const round = state.round;
   const lifetime = lifetimeAfterSuccess(env.now, expires, prev?.lifetime);
-  const binding = bindingOf(prev, res, a.req, expires, env.now);
+  const binding = bindingOf(prev, res, a.req, contact, expires, env.now);
   // One literal with every field (no spread): every Bound has the one hidden class.
   const bound: Bound = {
     current: set,
@@ -718,19 +727,19 @@ function makeBound(
   };
 }
 
-/** The facts of a 200 OK to REGISTER (24.229 §5.2.2); what it does not name stays as it was. */
+/** The facts of a 200 OK to REGISTER (24.229 §5.2.2); what it does not name stays as it was. `contact`: the REGISTER's Contact URI. */
 function bindingOf(
   prev: Bound | undefined,
   res: SipResponse,
   req: SipRequest,
+  contact: string | undefined,
   expires: number,
   now: number,
 ): Pick<Bound, 'impus' | 'contact' | 'serviceRoute' | 'expiresAt'> {
-  const contact = uriOf(req.headers.get('Contact') ?? '') ?? prev?.contact;
   const sr = res.headers.getAll('Service-Route');
   return {
     impus: associatedIdentities(res, req),
-    contact,
+    contact: contact ?? prev?.contact,
     serviceRoute: sr.length > 0 ? sr : (prev?.serviceRoute ?? []),
     expiresAt: now + expires * 1000,
   };

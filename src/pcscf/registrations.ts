@@ -60,6 +60,11 @@ export class Registration {
   get natDetected(): boolean {
     return this.bound?.natDetected ?? false;
   }
+  /** The UE's public IP (what `ue.ip` gives, without building the rest). */
+  get ueIp(): string {
+    const b = this.bound;
+    return b !== undefined ? b.ue.ip : (this.round?.ueIp ?? '');
+  }
   /** The UE's public IP, its private (inner) IP behind a NAT, and its learned ESP-in-UDP source. */
   get ue(): { ip: string; innerIp?: string; encap?: Source } {
     const b = this.bound;
