@@ -5,13 +5,15 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { UserspaceBackend } from '../src/ipsec/backends/userspace.ts';
 import { expandKeys } from '../src/ipsec/keys.ts';
 import { createSaSet, type SaSet, type SaSetConfig } from '../src/ipsec/sa-set.ts';
-import { SaSlots } from '../src/ipsec/sa-slots.ts';
+import { SaSlots, type SaSlotsDeps } from '../src/ipsec/sa-slots.ts';
 import { Sad } from '../src/ipsec/sad.ts';
 import type { Clock } from '../src/util/clock.ts';
+import { HeapClock } from '../src/util/timer-heap.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => {
@@ -31,27 +33,25 @@ export interface Figures {
   top?: { what: string; count: number; bytesPerSet: number }[];
   /** --cpu: CPU µs per protected REGISTER in + 200 OK out over an installed set: one set again and again, and round-robin over 4,000 sets. */
   cpu?: { hotUs: number; coldUs: number };
+  /** CPU µs per registration's SA work (both sets built, install, REGISTER in, promote, 200 OK out, the peer's copy removed), GC included. */
+  setupUs: number;
+  /** CPU ms of the --final-gc collection (0 without one). */
+  finalGcMs: number;
+  /** Old space committed per set after the forced GC (V8's pages, used or not). */
+  oldCommittedPerSet: number;
+  /** --burst-kb: what the registration burst cost: CPU and wall ms for the N sets and their transient garbage, GC pause ms (main thread), transient heap per registration. */
+  burst?: { cpuMs: number; wallMs: number; gcPauseMs: number; garbagePerReg: number; peakRssPerSet: number };
 }
-
-await child();
 
 async function child(): Promise<void> {
   const role = arg('role', 'pcscf') as 'pcscf' | 'ue';
   const n = Number(arg('n', '20000'));
   const gc = (globalThis as { gc?: () => void }).gc!;
 
-  // A clock whose timers cost what a real one's do per set (one object, one cancel closure), without
-  // ManualClock's O(n) cancel.
-  let now = 1_000_000;
-  const timers = new Set<object>();
-  const clock: Clock = {
-    now: () => now,
-    setTimer(_ms: number, _fn: () => void): () => void {
-      const t = { _fn };
-      timers.add(t);
-      return () => void timers.delete(t);
-    },
-  };
+  // The clock the P-CSCF gives its registration table and `imsec load` its UEs (util/timer-heap.ts),
+  // on a time that stands still (nothing expires while measuring).
+  const now = 1_000_000;
+  const clock: Clock = new HeapClock(() => now);
   const ueIp = '127.0.0.2';
   const pcscfIp = '127.0.0.1';
   const backend = await UserspaceBackend.create({ localIp: role === 'pcscf' ? pcscfIp : ueIp, encapPort: 0, clock });
@@ -84,16 +84,15 @@ async function child(): Promise<void> {
     const keys = expandKeys(ik, ck, 'hmac-sha-1-96', 'aes-cbc');
     const set = createSaSet({ ...common, role, id: `${impi}#${i + 1}`, keys, expiresAt: now + 60_000 });
     const other = createSaSet({ ...common, role: role === 'pcscf' ? 'ue' : 'pcscf', keys });
-    // As the P-CSCF's registration table and the UE's SA table make them (closures included).
-    const slots = new SaSlots({
-      backend,
-      clock,
-      onDropped: (s) => void s.id,
-      onDeleted: (s, _e, reason) => void `${impi} ${s.id} ${reason}`,
-      onSyncFailed: (s) => void s.id,
-      ...(role === 'ue' && { keepOld: 'peer-switched' as const }),
-    });
+    // As the P-CSCF's registration table (pcscf/registrations.ts SlotHooks) and the UE's SA table
+    // make them: one small object per registration whose methods are the callbacks.
+    const hooks = role === 'ue' ? new Hooks(backend, clock, impi, 'peer-switched') : new Hooks(backend, clock, impi);
+    const slots = new SaSlots(hooks);
     await slots.installTemporary(set);
+    // The P-CSCF learns each set's ESP-in-UDP source from its first authenticated packet
+    // (pcscf.ts #learnEncap) and keeps it on the registration: as in `imsec load` (one ephemeral
+    // encapsulation port for all its UEs), not the configured 4500.
+    if (role === 'pcscf') backend.setPeerEncap(set, (hooks.encap = { address: ueIp, port: 40000 }));
     peer.install(other);
     // The protected REGISTER (UE port_uc -> P-CSCF port_ps over SA1) and its 200 OK (ps -> uc over SA3).
     const [from, to] = role === 'pcscf' ? [peer, backend.sad] : [backend.sad, peer];
@@ -165,9 +164,33 @@ async function child(): Promise<void> {
     for (let k = 0; k < 4; k++) gc();
     return process.memoryUsage();
   };
-  const m0 = settle();
-  for (let i = 0; i < n; i++) await one(i);
-  const m1 = settle();
+  // --final-gc last-resort: V8's memory-reducing collection (what it runs before giving up on an
+  // allocation: compacts every fragmented page) once the sets are made, before the figures.
+  const finalGc = arg('final-gc', 'regular');
+  const gcFinal = (): void =>
+    finalGc === 'last-resort'
+      ? (gc as unknown as (o: object) => void)({ type: 'major', execution: 'sync', flavor: 'last-resort' })
+      : undefined;
+  // V8 gives freed pages back to the OS on a background task: a moment for it before RSS is read.
+  const settleRss = async (): Promise<NodeJS.MemoryUsage> => {
+    settle();
+    await new Promise((r) => setTimeout(r, 300));
+    return settle();
+  };
+  const oldCommitted = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_size;
+  const m0 = await settleRss();
+  const old0 = oldCommitted();
+  const burstKb = Number(arg('burst-kb', '0'));
+  let burst: Figures['burst'];
+  const c0 = process.cpuUsage();
+  if (burstKb > 0) burst = await burstPhase(n, burstKb, Number(arg('window', '32000')), one, m0.rss);
+  else for (let i = 0; i < n; i++) await one(i);
+  const c1 = process.cpuUsage(c0);
+  const cf = process.cpuUsage();
+  gcFinal();
+  const dcf = process.cpuUsage(cf);
+  const finalGcMs = (dcf.user + dcf.system) / 1000;
+  const m1 = await settleRss();
   const f: Figures = {
     role,
     n,
@@ -175,12 +198,94 @@ async function child(): Promise<void> {
     rssPerSet: (m1.rss - m0.rss) / n,
     externalPerSet: (m1.external - m0.external) / n,
     arrayBuffersPerSet: (m1.arrayBuffers - m0.arrayBuffers) / n,
+    setupUs: (c1.user + c1.system) / n,
+    finalGcMs,
+    oldCommittedPerSet: (oldCommitted() - old0) / n,
+    ...(burst && { burst }),
   };
   if (flag('snapshot')) f.top = breakdown(n);
   if (flag('cpu')) f.cpu = cpuPhase();
   if (held.length !== n || backend.sets.length !== n) throw new Error('sets went missing');
   console.log(JSON.stringify(f));
   process.exit(0); // the backend's socket would keep the process alive
+}
+
+/**
+ * The sets made as in a registration burst at a P-CSCF: each registration also leaves transient
+ * objects shaped like its SIP transactions' (message texts, header slices, parsed records, a
+ * Buffer) that live for the `window` registrations after it (a transaction's 32 s at the burst's
+ * rate), so they are promoted to old space between the sets' objects and die there. Then all of
+ * them go: what the forced GC leaves committed is the fragmentation a burst leaves behind.
+ */
+async function burstPhase(
+  n: number,
+  kb: number,
+  window: number,
+  one: (i: number) => Promise<void>,
+  rss0: number,
+): Promise<NonNullable<Figures['burst']>> {
+  let gcPauseMs = 0;
+  const obs = new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) gcPauseMs += e.duration;
+  });
+  obs.observe({ entryTypes: ['gc'] });
+  const ring: unknown[] = new Array(window).fill(undefined);
+  let peakRss = 0;
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    await one(i);
+    ring[i % window] = transactions(i, kb);
+    if (i % 1000 === 0) peakRss = Math.max(peakRss, process.memoryUsage.rss());
+  }
+  ring.fill(undefined);
+  const c = process.cpuUsage(c0);
+  const wallMs = performance.now() - t0;
+  // The transient heap of one registration, measured apart.
+  const gc = (globalThis as { gc?: () => void }).gc!;
+  gc();
+  const h0 = process.memoryUsage().heapUsed;
+  const probe = Array.from({ length: 2000 }, (_, i) => transactions(i, kb));
+  gc();
+  const garbagePerReg = (process.memoryUsage().heapUsed - h0) / probe.length;
+  probe.length = 0;
+  await new Promise((r) => setImmediate(r));
+  obs.disconnect();
+  return { cpuMs: (c.user + c.system) / 1000, wallMs, gcPauseMs, garbagePerReg, peakRssPerSet: (peakRss - rss0) / n };
+}
+
+const SIP_LINE = 'Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK';
+
+/** About `kb` KB of objects in the shapes a SIP transaction leaves: texts, slices of them, small records, arrays, a Buffer. */
+function transactions(i: number, kb: number): unknown {
+  const out: unknown[] = [];
+  for (let made = 0; made < kb * 1024;) {
+    const text = `${SIP_LINE}${i.toString(36)}${made}\r\n`.repeat(12);
+    const headers = text.split('\r\n').map((line, k) => ({ name: line.slice(0, 3), value: line.slice(5), k }));
+    out.push({ text, headers, bytes: Buffer.from(text.slice(0, 256)), at: [i, made, i + made] });
+    made += text.length + headers.length * 80 + 400;
+  }
+  return out;
+}
+
+/** SaSlots dependencies as the P-CSCF's SlotHooks and the UE's SlotsLink give them: methods on one object per registration. */
+class Hooks implements SaSlotsDeps {
+  encap: { address: string; port: number } | undefined;
+  constructor(
+    readonly backend: SaSlotsDeps['backend'],
+    readonly clock: Clock,
+    readonly impi: string,
+    readonly keepOld?: 'peer-switched',
+  ) {}
+  onDropped(s: SaSet): void {
+    void s.id;
+  }
+  onDeleted(s: SaSet, _e: unknown, reason: string): void {
+    void `${this.impi} ${s.id} ${reason}`;
+  }
+  onSyncFailed(s: SaSet): void {
+    void s.id;
+  }
 }
 
 /** Self size by (type, constructor) over the whole heap, largest first (the N sets dominate it). */
@@ -242,3 +347,6 @@ function breakdown(n: number): { what: string; count: number; bytesPerSet: numbe
     .slice(0, 30)
     .map(([what, e]) => ({ what, count: e.count, bytesPerSet: e.bytes / n }));
 }
+
+// Last: the classes and constants above are initialised by then.
+await child();

@@ -263,3 +263,35 @@ test('restoreOld (issue 13 §3): a restored old set waits 64·T1 for a transacti
   assert.deepEqual(slots.current, current);
   assert.ok(!r.installed.has(busy));
 });
+
+test('many registrations on one clock share one timer (the expiry queue): each set still goes at its own expiry, a refreshed one later, a deleted one never', async () => {
+  const clock = new ManualClock(0);
+  const r = recorder();
+  const regs = Array.from({ length: 50 }, () => slotsWith(r.backend, clock));
+  const sets: SaSet[] = [];
+  for (const [i, { slots }] of regs.entries()) {
+    const set = createSaSet({ ...cfg(), expiresAt: 1000 + 10 * (49 - i) }); // due in the reverse order of creation
+    await slots.installTemporary(set);
+    slots.promote(set, set.expiresAt!);
+    sets.push(set);
+  }
+  assert.equal(clock.pending, 1, 'one clock timer for 50 sets');
+  regs[0]!.slots.refresh(5000); // was due last (1490): now after everyone
+  await regs[1]!.slots.deleteAll('deleted', 'de-registered'); // was due at 1480: never expires
+  clock.advance(1489);
+  await tick();
+  const expired = regs.flatMap(({ deleted }) => deleted.filter((d) => d.event === 'expired').map((d) => d.set));
+  assert.deepEqual(
+    expired.sort(),
+    sets
+      .slice(2)
+      .map((s) => s.id)
+      .sort(),
+  );
+  assert.equal(sets[0]!.state, 'current');
+  assert.equal(clock.pending, 1);
+  clock.advance(5000);
+  await tick();
+  assert.equal(sets[0]!.state, 'deleted');
+  assert.equal(clock.pending, 0, 'nothing left to wait for: no timer keeps the process alive');
+});

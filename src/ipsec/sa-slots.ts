@@ -5,11 +5,13 @@
 // (synchronously, `onDropped`) → backend removal → exactly one `onDeleted`, carrying the removal
 // error if the backend failed (never swallowed).
 //
-// Expiry: one timer per set on the injected Clock (no sweep over every set anywhere); a firing timer
-// re-checks that the set is still the one it was armed for and still due (strongSwan `sa_expired`).
+// Expiry: each set's slot entry waits in the expiry queue of the injected Clock (expiry-queue.ts: one
+// heap and one clock timer for every set on that clock, no timer or closure per set, no sweep); a
+// due entry re-checks that its set is still due (strongSwan `sa_expired`).
 import type { Clock } from '../util/clock.ts';
 import type { IpsecBackend } from './backends/backend.ts';
 import { IpsecError } from './errors.ts';
+import { ExpiryQueue, type ExpiryItem } from './expiry-queue.ts';
 import type { SaSet, SaSetEvent } from './sa-set.ts';
 
 /**
@@ -42,15 +44,23 @@ export interface SaSlotsDeps {
 }
 
 /**
- * One set in a slot and what its owner keeps on it: the expiry timer, the grace timer of a restored
- * old set, and the transactions in flight over it (undefined until the first one began).
+ * One set in a slot and what its owner keeps on it: its place in the clock's expiry queue (due time
+ * and heap index: the entry is the queue's item), the grace timer of a restored old set, and the
+ * transactions in flight over it (undefined until the first one began).
  */
-class SlotEntry {
-  timer: (() => void) | undefined = undefined;
+class SlotEntry implements ExpiryItem {
+  at = 0;
+  pos = -1;
   grace: (() => void) | undefined = undefined;
   inflight: number | undefined = undefined;
-  constructor(readonly set: SaSet) {}
+  constructor(
+    readonly set: SaSet,
+    readonly slots: SaSlots,
+  ) {}
 }
+
+/** The expiry queue of each clock (every SaSlots on a clock shares it; a clock no longer used takes its queue with it). */
+const queues = new WeakMap<Clock, ExpiryQueue<SlotEntry>>();
 
 /**
  * Not safe for concurrent use (one event loop owns it).
@@ -69,6 +79,14 @@ export class SaSlots {
   #peerOnCurrent = true;
 
   constructor(private readonly deps: SaSlotsDeps) {}
+
+  /** The expiry queue of this owner's clock. */
+  #queue(): ExpiryQueue<SlotEntry> {
+    const clock = this.deps.clock;
+    let q = queues.get(clock);
+    if (!q) queues.set(clock, (q = new ExpiryQueue(clock, (e) => e.slots.#due(e))));
+    return q;
+  }
 
   get temporary(): SaSet | undefined {
     return this.#temporary?.set;
@@ -122,7 +140,7 @@ export class SaSlots {
     if (this.#temporary) await this.delete(this.#temporary.set, 'deleted', 'replaced by a new temporary set');
     await this.deps.backend.install(set);
     if (this.#temporary) void this.delete(this.#temporary.set, 'deleted', 'replaced by a new temporary set');
-    const e = new SlotEntry(set);
+    const e = new SlotEntry(set, this);
     this.#temporary = e;
     this.#arm(e);
   }
@@ -138,7 +156,7 @@ export class SaSlots {
     if (!this.empty)
       throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: slots not empty, nothing is restored over live sets`);
     await this.#restoreInBackend(set);
-    const e = new SlotEntry(set);
+    const e = new SlotEntry(set, this);
     this.#current = e;
     this.#arm(e);
   }
@@ -160,7 +178,7 @@ export class SaSlots {
     if (set.state !== 'old') throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id} is ${set.state}, not old`);
     if (!this.#current) throw new IpsecError('IPSEC_ILLEGAL_TRANSITION', `SA set ${set.id}: an old set is restored after its current one`);
     await this.#restoreInBackend(set);
-    const e = new SlotEntry(set);
+    const e = new SlotEntry(set, this);
     this.#addOld(e);
     this.#arm(e);
     const cancel = this.deps.clock.setTimer(graceMs, () => {
@@ -298,30 +316,31 @@ export class SaSlots {
     }
   }
 
-  /** One timer per set at its hard expiry (a temporary set after reg-await-auth, spec digest §10.4). */
+  /**
+   * The set's entry waits in the clock's expiry queue until its hard expiry (a temporary set until
+   * reg-await-auth ends, spec digest §10.4); whole milliseconds (a small integer: no boxed number per entry).
+   */
   #arm(e: SlotEntry): void {
-    this.#disarm(e);
-    const set = e.set;
-    const at = set.expiresAt;
-    if (at === undefined) return;
-    const cancel = this.deps.clock.setTimer(Math.max(0, at - this.deps.clock.now()), () => {
-      if (e.timer !== cancel) return; // re-armed or disarmed meanwhile
-      e.timer = undefined;
-      // The lifetime may have moved since (setLifetime without re-arming): only a set still due goes.
-      if (set.expiresAt !== undefined && this.deps.clock.now() < set.expiresAt) return this.#arm(e);
-      const temporary = set.state === 'temporary';
-      void this.delete(
-        set,
-        'expired',
-        temporary ? 'reg-await-auth expired without a protected REGISTER' : 'SA lifetime expired',
-        temporary ? 'auth-timeout' : 'expired',
-      );
-    });
-    e.timer = cancel;
+    const at = e.set.expiresAt;
+    if (at === undefined) return this.#disarm(e);
+    this.#queue().set(e, Math.ceil(at));
   }
 
   #disarm(e: SlotEntry): void {
-    e.timer?.();
-    e.timer = undefined;
+    if (e.pos >= 0) this.#queue().delete(e);
+  }
+
+  /** The queue says `e` is due: its set goes, unless its lifetime moved meanwhile (setLifetime without re-arming). */
+  #due(e: SlotEntry): void {
+    const set = e.set;
+    if (this.#entry(set) !== e) return; // no longer in a slot (deleted entries leave the queue; a safeguard)
+    if (set.expiresAt !== undefined && this.deps.clock.now() < set.expiresAt) return this.#arm(e);
+    const temporary = set.state === 'temporary';
+    void this.delete(
+      set,
+      'expired',
+      temporary ? 'reg-await-auth expired without a protected REGISTER' : 'SA lifetime expired',
+      temporary ? 'auth-timeout' : 'expired',
+    );
   }
 }

@@ -57,6 +57,11 @@ export interface SadOptions {
 }
 
 const SPI_MIN = 256;
+
+/** An SPI (0..2^32-1) as the int32 of the same 32 bits: a small integer on every 64-bit build, never a boxed number. */
+function spiKey(spi: number): number {
+  return spi | 0;
+}
 const SPI_SPAN = 0x1_0000_0000 - SPI_MIN;
 
 /** Not safe for concurrent use (one event loop owns it). */
@@ -67,6 +72,8 @@ export class Sad {
    * Destination (canonical text) → SPI → inbound SA; only live inbound SAs of installed sets. Two
    * levels rather than one "dst|spi" string key: a host has one or a few local addresses, and a
    * string per SA was ~60 bytes (issue 9 §2). The SA itself is the entry (its set is `sa.set`).
+   * The SPI is keyed as a signed 32-bit integer (`spiKey`): an SPI above 2^31-1 as it is would be a
+   * boxed number per key.
    */
   readonly #inbound = new Map<string, Map<number, Sa>>();
   readonly #encapPorts: number[];
@@ -83,6 +90,11 @@ export class Sad {
     return [...this.#sets];
   }
 
+  /** Whether `set` is installed here. */
+  has(set: SaSet): boolean {
+    return this.#sets.has(set);
+  }
+
   /** Installs a set: its inbound SPIs must be free for their destination (33.203 §7.1). */
   install(set: SaSet): void {
     if (this.#sets.has(set)) return;
@@ -95,7 +107,7 @@ export class Sad {
     }
     for (const sa of set.inbound) {
       const dst = canonicalAddress(sa.params.dst);
-      (this.#inbound.get(dst) ?? this.#inbound.set(dst, new Map()).get(dst)!).set(sa.spi, sa);
+      (this.#inbound.get(dst) ?? this.#inbound.set(dst, new Map()).get(dst)!).set(spiKey(sa.spi), sa);
     }
     // ESP-in-UDP may arrive on a configured encapsulation port other than 4500 (§15A point 1).
     for (const sa of set.inbound) {
@@ -111,8 +123,8 @@ export class Sad {
     for (const sa of set.inbound) {
       const dst = canonicalAddress(sa.params.dst);
       const bySpi = this.#inbound.get(dst);
-      if (bySpi?.get(sa.spi) !== sa) continue;
-      bySpi.delete(sa.spi);
+      if (bySpi?.get(spiKey(sa.spi)) !== sa) continue;
+      bySpi.delete(spiKey(sa.spi));
       if (bySpi.size === 0) this.#inbound.delete(dst);
     }
   }
@@ -133,7 +145,7 @@ export class Sad {
 
   /** The inbound SA for (dst, spi), live or not (an installed SA always has its set). */
   #find(dst: string, spi: number): Sa | undefined {
-    return this.#inbound.get(canonicalAddress(dst))?.get(spi);
+    return this.#inbound.get(canonicalAddress(dst))?.get(spiKey(spi));
   }
 
   /** The live inbound SA for (dst, spi), if any. */

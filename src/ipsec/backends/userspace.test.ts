@@ -333,3 +333,61 @@ test('post (the transaction layer path): a message arrives over the picked set w
     await pc.close();
   }
 });
+
+test('a send that names no set picks current > temporary > old, newest first, whether installed before or after the first such send; removed sets never', async () => {
+  const ip = '127.0.0.1';
+  const b = await UserspaceBackend.create({ localIp: ip, encapPort: 0, clock: systemClock });
+  try {
+    let spi = 0x5000;
+    const mk = () =>
+      createSaSet({
+        role: 'ue',
+        ue: { ip, portC: 31300, portS: 31301, spiC: spi++, spiS: spi++ },
+        pcscf: { ip, portC: 31400, portS: 31401, spiC: spi++, spiS: spi++ },
+        alg: 'hmac-sha-1-96',
+        ealg: 'null',
+        keys: expandKeys(IK, CK, 'hmac-sha-1-96', 'null'),
+        mode: 'udp-enc-tunnel',
+      });
+    const local = { address: ip, port: 31300 };
+    const to = { address: ip, port: 31401 };
+    const [t1, c1, c2] = [mk(), mk(), mk()];
+    c1.apply('authenticated');
+    c2.apply('authenticated');
+    await b.install(c1);
+    await b.install(t1);
+    // The flow index is built here, from the sets installed so far.
+    assert.equal(b.pickSet(local, to), c1, 'current before temporary');
+    await b.install(c2);
+    assert.equal(b.pickSet(local, to), c2, 'of two current sets, the one installed last');
+    await b.install(c1); // re-installing keeps its place
+    assert.equal(b.pickSet(local, to), c2);
+    c2.apply('superseded');
+    assert.equal(b.pickSet(local, to), c1, 'an old set comes after current ones');
+    await b.remove(c1);
+    assert.equal(b.pickSet(local, to), t1);
+    await b.remove(t1);
+    assert.equal(b.pickSet(local, to), c2);
+    await b.remove(c2);
+    assert.throws(() => b.pickSet(local, to), /no live SA set/);
+    assert.throws(() => b.pickSet(local, { address: ip, port: 31400 + 9 }), /no live SA set/);
+  } finally {
+    await b.close();
+  }
+});
+
+test('setPeerEncap: a learnt peer equal to the configured one is not kept (no NAT); another is used until the set goes', async () => {
+  const ip = '127.0.0.1';
+  const { ue, pc, pcSet } = await pair(ip);
+  try {
+    const configured = pc.peerEncapOf(pcSet);
+    assert.deepEqual(configured, { address: ip, port: ue.encapPort });
+    pc.setPeerEncap(pcSet, { address: ip, port: 40123 });
+    assert.deepEqual(pc.peerEncapOf(pcSet), { address: ip, port: 40123 });
+    pc.setPeerEncap(pcSet, { address: ip, port: ue.encapPort });
+    assert.deepEqual(pc.peerEncapOf(pcSet), configured);
+  } finally {
+    await ue.close();
+    await pc.close();
+  }
+});

@@ -58,20 +58,22 @@ export class UserspaceBackend implements IpsecBackend {
   readonly sad: Sad;
   readonly #opts: UserspaceBackendOptions;
   readonly #endpoints = new Map<string, Endpoint>();
-  readonly #installOrder = new Map<SaSet, number>();
+  /** NAT-learnt peers (setPeerEncap) that differ from the set's configured one; a set without NAT has no entry. */
   readonly #peerEncap = new Map<SaSet, Addr>();
   /**
-   * Installed sets by the (local port, peer port, peer address) their outbound SAs protect: pickSet
-   * in O(1). Most flows have one set (an idle registration): the set itself, a Set only while a
-   * flow has several (a re-registration's new and old sets), so an idle set costs no collection.
+   * Installed sets by the (local port, peer port, peer address) their outbound SAs protect, in
+   * install order: pickSet in O(1). Most flows have one set (an idle registration): the set itself,
+   * a Set only while a flow has several (a re-registration's new and old sets). Only a send that
+   * names no set needs it (the P-CSCF and the UE always name theirs): it is built at the first such
+   * send, one pass over the sets installed then, and kept up to date from then on, so a backend
+   * whose users name their sets holds no index at all (~200 octets per set, issue 9 §2).
    */
-  readonly #byFlow = new Map<string, SaSet | Set<SaSet>>();
-  /** The keepalive peer each UE-side UDP-encapsulated set holds a reference on. */
-  readonly #keepaliveOf = new Map<SaSet, Addr>();
+  #byFlow: Map<string, SaSet | Set<SaSet>> | undefined;
+  /** The UE-side UDP-encapsulated sets holding a reference on their keepalive peer (peerEncapOf: the peer held). */
+  readonly #keepaliveHolders = new Set<SaSet>();
   #encap: Socket | undefined;
   #encapPort: number | undefined;
   #raw: RawEspSocket | undefined;
-  #seq = 0;
   #noEndpoint = 0;
   readonly #keepalive: NatKeepalive;
   /** The sinks of posted ESP-in-UDP sends (see postOver); failures without a sink are dropped as a send's were. */
@@ -109,7 +111,7 @@ export class UserspaceBackend implements IpsecBackend {
   }
 
   saStats(set: SaSet): SaStats[] {
-    return this.#installOrder.has(set) ? engineSaStats(set) : [];
+    return this.sad.has(set) ? engineSaStats(set) : [];
   }
 
   allocateSpis(localIp: string, n: number): number[] {
@@ -119,49 +121,45 @@ export class UserspaceBackend implements IpsecBackend {
   async install(set: SaSet): Promise<void> {
     // Transport mode needs the raw ESP socket; open it on first use so UDP-enc-tun needs no root.
     if (set.config.mode === 'transport') await this.#ensureRaw();
+    // Re-installing an installed set changes nothing (it keeps its place in the install order).
+    if (this.sad.has(set)) return;
     this.sad.install(set);
-    if (!this.#installOrder.has(set)) for (const k of flowKeys(set)) this.#addFlow(k, set);
-    this.#installOrder.set(set, ++this.#seq);
-    this.#keepaliveFor(set);
+    if (this.#byFlow) for (const k of flowKeys(set)) addFlow(this.#byFlow, k, set);
+    this.#keepaliveFor(set, undefined);
   }
 
   async remove(set: SaSet): Promise<void> {
+    const held = this.#heldPeer(set);
+    const installed = this.sad.has(set);
     this.sad.remove(set);
-    if (this.#installOrder.has(set)) {
-      for (const k of flowKeys(set)) this.#removeFlow(k, set);
-    }
-    this.#installOrder.delete(set);
+    if (installed && this.#byFlow) for (const k of flowKeys(set)) removeFlow(this.#byFlow, k, set);
     this.#peerEncap.delete(set);
-    this.#keepaliveFor(set);
+    this.#keepaliveFor(set, held);
   }
 
-  #addFlow(k: string, set: SaSet): void {
-    const had = this.#byFlow.get(k);
-    if (had === undefined || had === set) this.#byFlow.set(k, set);
-    else if (had instanceof Set) had.add(set);
-    else this.#byFlow.set(k, new Set([had, set]));
-  }
-
-  #removeFlow(k: string, set: SaSet): void {
-    const had = this.#byFlow.get(k);
-    if (had === set) this.#byFlow.delete(k);
-    else if (had instanceof Set) {
-      had.delete(set);
-      // Back to the single-set form once one is left.
-      if (had.size === 1) this.#byFlow.set(k, had.values().next().value as SaSet);
+  /** The flow index, built from the installed sets (in install order) at its first use (see #byFlow). */
+  #flows(): Map<string, SaSet | Set<SaSet>> {
+    let m = this.#byFlow;
+    if (m === undefined) {
+      m = this.#byFlow = new Map();
+      for (const set of this.sad.sets) for (const k of flowKeys(set)) addFlow(m, k, set);
     }
+    return m;
   }
 
   setPeerEncap(set: SaSet, peer: Addr): void {
-    this.#peerEncap.set(set, peer);
-    this.#keepaliveFor(set);
+    const held = this.#heldPeer(set);
+    // Without a NAT the learnt source is the configured peer: nothing to keep (most sets).
+    const configured = configuredPeer(set);
+    if (configured && configured.port === peer.port && sameAddress(configured.address, peer.address)) this.#peerEncap.delete(set);
+    else this.#peerEncap.set(set, peer);
+    this.#keepaliveFor(set, held);
   }
 
   /** Where this set's outbound ESP-in-UDP goes: the learnt NAT mapping, else the configured peer. */
   peerEncapOf(set: SaSet): Addr | undefined {
     if (set.config.mode !== 'udp-enc-tunnel') return undefined;
-    const p = set.outbound[0]!.params;
-    return this.#peerEncap.get(set) ?? { address: p.dst, port: p.encap?.dstPort ?? NAT_T_PORT };
+    return this.#peerEncap.get(set) ?? configuredPeer(set);
   }
 
   /**
@@ -200,15 +198,10 @@ export class UserspaceBackend implements IpsecBackend {
     let best: SaSet | undefined;
     // The SIP layer addresses the peer by its inner address; in transport mode inner = outer. The
     // index holds both, so only the sets of this flow are looked at (not every set of the backend).
-    const flow = this.#byFlow.get(flowKey(local.port, to.port, to.address));
+    const flow = this.#flows().get(flowKey(local.port, to.port, to.address));
+    // In install order: of two sets in the same state, the later one wins (newest first).
     for (const set of flow === undefined ? [] : flow instanceof Set ? flow : [flow]) {
-      if (!set.live) continue;
-      if (
-        !best ||
-        STATE_RANK[set.state] < STATE_RANK[best.state] ||
-        (STATE_RANK[set.state] === STATE_RANK[best.state] && (this.#installOrder.get(set) ?? 0) > (this.#installOrder.get(best) ?? 0))
-      )
-        best = set;
+      if (set.live && (!best || STATE_RANK[set.state] <= STATE_RANK[best.state])) best = set;
     }
     if (!best)
       throw new BackendError('BACKEND_NO_SA', `no live SA set protects ${local.address}:${local.port} -> ${to.address}:${to.port}`);
@@ -277,24 +270,27 @@ export class UserspaceBackend implements IpsecBackend {
   /**
    * The UE side's live UDP-encapsulated sets need keepalives towards their P-CSCF (spec digest §15A
    * point 3): each such set holds one reference on its peer, moved when the peer moves and dropped
-   * when the set goes. O(1) per change, whatever the number of sets on the backend.
+   * when the set goes. O(1) per change, whatever the number of sets on the backend. `held`: the
+   * peer the set held a reference on before the change (#heldPeer, read before the change).
    */
-  #keepaliveFor(set: SaSet): void {
+  #keepaliveFor(set: SaSet, held: Addr | undefined): void {
     if (!this.#keepalive.enabled) return;
-    const had = this.#keepaliveOf.get(set);
     const wants =
-      set.live && set.role === 'ue' && set.config.mode === 'udp-enc-tunnel' && this.#installOrder.has(set)
-        ? this.peerEncapOf(set)
-        : undefined;
-    if (had && wants && sameAddress(had.address, wants.address) && had.port === wants.port) return;
-    if (had) {
-      this.#keepalive.release(had);
-      this.#keepaliveOf.delete(set);
+      set.live && set.role === 'ue' && set.config.mode === 'udp-enc-tunnel' && this.sad.has(set) ? this.peerEncapOf(set) : undefined;
+    if (held && wants && sameAddress(held.address, wants.address) && held.port === wants.port) return;
+    if (held) {
+      this.#keepalive.release(held);
+      this.#keepaliveHolders.delete(set);
     }
     if (wants) {
       this.#keepalive.retain(wants);
-      this.#keepaliveOf.set(set, wants);
+      this.#keepaliveHolders.add(set);
     }
+  }
+
+  /** The peer `set` holds a keepalive reference on: its peerEncapOf, as long as every change of that goes through #keepaliveFor. */
+  #heldPeer(set: SaSet): Addr | undefined {
+    return this.#keepaliveHolders.has(set) ? this.peerEncapOf(set) : undefined;
   }
 
   /** RFC 3948 §2.3: one octet 0xFF, same ports as the ESP-in-UDP traffic. */
@@ -478,6 +474,32 @@ interface Sealed {
   readonly dst: string;
   /** Transport mode over IPv4: the whole packet (the raw socket sends our own header). */
   readonly ipv4: Uint8Array | undefined;
+}
+
+/** Files `set` under flow `k` (after the sets installed before it). */
+function addFlow(m: Map<string, SaSet | Set<SaSet>>, k: string, set: SaSet): void {
+  const had = m.get(k);
+  if (had === undefined || had === set) m.set(k, set);
+  else if (had instanceof Set) had.add(set);
+  else m.set(k, new Set([had, set]));
+}
+
+function removeFlow(m: Map<string, SaSet | Set<SaSet>>, k: string, set: SaSet): void {
+  const had = m.get(k);
+  if (had === set) m.delete(k);
+  else if (had instanceof Set) {
+    had.delete(set);
+    // Back to the single-set form once one is left.
+    if (had.size === 1) m.set(k, had.values().next().value as SaSet);
+  }
+}
+
+/** The peer a UDP-encapsulated set's outbound SAs name (a fresh object; undefined in transport mode). */
+function configuredPeer(set: SaSet): Addr | undefined {
+  if (set.mode !== 'udp-enc-tunnel') return undefined;
+  // Both outbound SAs go to the same address and encapsulation port.
+  const sa = set.role === 'ue' ? set.SA1 : set.SA2;
+  return { address: sa.dst, port: sa.encap?.dstPort ?? NAT_T_PORT };
 }
 
 function flowKey(srcPort: number, dstPort: number, dst: string): string {
