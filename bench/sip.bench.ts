@@ -1,7 +1,8 @@
 // npm run bench:sip [-- --n N] [-- --base REF] [-- --json]: the SIP layer's cost per registration
 // exchange (REGISTER → 401 → REGISTER → 200 through a UE-side and a registrar-side TransactionLayer
 // on an in-memory transport), old code against new in the same process:
-// - CPU µs per exchange (process.cpuUsage over N exchanges, 200 in flight, both layers, GC included);
+// - CPU µs per exchange (process.cpuUsage over N exchanges, 200 in flight, both layers, GC included),
+//   and within it the GC time and the V8 heap bytes allocated per exchange (V8's GCProfiler);
 // - heap + ArrayBuffer bytes retained per transaction left in Completed (server: Timer J, 32 s;
 //   client: Timer K), after a forced GC: each layer is closed in turn and the drop is divided by its
 //   number of transactions.
@@ -13,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { writeHeapSnapshot } from 'node:v8';
+import { GCProfiler, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 import { build } from 'esbuild';
 
 type Sip = typeof import('../src/sip/index.ts');
@@ -203,8 +204,38 @@ const heap = (): number => {
 
 interface Figures {
   cpu_us: number;
+  gc_us: number;
+  alloc_b: number;
   server_b: number;
   client_b: number;
+}
+
+/**
+ * V8 heap bytes allocated and GC time while `f` runs, from V8's GC profiler: what each collection
+ * found in use before it, less what the previous one left (allocation is CPU: GC is 15-20 % of each
+ * process's busy time in bench:load).
+ */
+async function allocation<T>(f: () => Promise<T>): Promise<{ value: T; bytes: number; gcUs: number }> {
+  const profiler = new GCProfiler();
+  const u0 = getHeapStatistics().used_heap_size;
+  profiler.start();
+  const value = await f();
+  const data = profiler.stop() as unknown as { statistics: GcRecord[] };
+  const u1 = getHeapStatistics().used_heap_size;
+  let bytes = 0;
+  let gcUs = 0;
+  let after = u0;
+  for (const g of data.statistics) {
+    bytes += g.beforeGC.heapStatistics.usedHeapSize - after;
+    after = g.afterGC.heapStatistics.usedHeapSize;
+    gcUs += g.cost;
+  }
+  return { value, bytes: bytes + u1 - after, gcUs };
+}
+interface GcRecord {
+  readonly cost: number;
+  readonly beforeGC: { readonly heapStatistics: { readonly usedHeapSize: number } };
+  readonly afterGC: { readonly heapStatistics: { readonly usedHeapSize: number } };
 }
 
 /** CPU per exchange over N fresh exchanges, then the bytes the layers' Completed transactions hold. */
@@ -216,7 +247,7 @@ async function measure(sip: Sip): Promise<Figures> {
   const q = pair(sip);
   const m0 = heap();
   const c0 = process.cpuUsage();
-  await run(q.exchange, 0, N);
+  const a = await allocation(() => run(q.exchange, 0, N));
   const c = process.cpuUsage(c0);
   const serverTxs = q.reg.layer.serverTransactionCount;
   const clientTxs = q.ue.layer.clientTransactionCount;
@@ -231,7 +262,13 @@ async function measure(sip: Sip): Promise<Figures> {
   const m3 = heap();
   snap('client-closed');
   void m0;
-  return { cpu_us: (c.user + c.system) / N, server_b: (m1 - m2) / serverTxs, client_b: (m2 - m3) / clientTxs };
+  return {
+    cpu_us: (c.user + c.system) / N,
+    gc_us: a.gcUs / N,
+    alloc_b: a.bytes / N,
+    server_b: (m1 - m2) / serverTxs,
+    client_b: (m2 - m3) / clientTxs,
+  };
 }
 
 log(
@@ -244,7 +281,7 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! ?? NaN;
 const pick = (fs: Figures[], k: keyof Figures) => median(fs.map((f) => f[k]));
-const rows = (['cpu_us', 'server_b', 'client_b'] as const).map((k) => ({
+const rows = (['cpu_us', 'gc_us', 'alloc_b', 'server_b', 'client_b'] as const).map((k) => ({
   figure: k,
   old: Math.round(pick(results.old, k) * 10) / 10,
   new: Math.round(pick(results.new, k) * 10) / 10,
@@ -253,6 +290,8 @@ const rows = (['cpu_us', 'server_b', 'client_b'] as const).map((k) => ({
 }));
 const labels = {
   cpu_us: 'CPU µs per exchange (both layers)',
+  gc_us: 'GC pause µs per exchange (wall, V8)',
+  alloc_b: 'B of V8 heap allocated per exchange',
   server_b: 'B retained per server tx in Completed',
   client_b: 'B retained per client tx in Completed',
 };

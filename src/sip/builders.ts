@@ -1,10 +1,10 @@
 // Builders: identifiers (branch §8.1.1.7, tags §19.3, Call-ID §8.1.1.4), responses (§8.2.6), the
 // ACK of a non-2xx final response (§17.1.1.3), CANCEL (§9.1), and a plain request (§8.1.1).
 import { randomHex, type RandomHex } from '../util/random-hex.ts';
-import { SipError } from './errors.ts';
+import { SipError, SipParseError } from './errors.ts';
 import { SipHeaders, SipRequest, SipResponse, type HeaderField } from './message.ts';
 import { parseCSeqOrThrow } from './cseq.ts';
-import { formatNameAddr, parseNameAddr } from './name-addr.ts';
+import { formatNameAddr, parseNameAddrOrThrow, type NameAddr } from './name-addr.ts';
 import { BRANCH_MAGIC_COOKIE } from './via.ts';
 import { reasonPhrase } from './reason-phrases.ts';
 
@@ -39,9 +39,13 @@ export interface CreateResponseOptions {
 
 /** Adds `;tag=` to a To value that lacks one (unparseable values get it appended as text). */
 export function withToTag(to: string, tag: string): string {
-  const parsed = parseNameAddr(to, 'To');
-  if (!parsed.ok) return `${to};tag=${tag}`;
-  const na = parsed.value;
+  let na: NameAddr;
+  try {
+    na = parseNameAddrOrThrow(to, 'To');
+  } catch (e) {
+    if (e instanceof SipParseError) return `${to};tag=${tag}`;
+    throw e;
+  }
   if (na.params.has('tag')) return to;
   na.params.set('tag', tag);
   return formatNameAddr(na);
@@ -65,12 +69,24 @@ export function createResponse(
   if (!Number.isInteger(status) || status < 100 || status > 699)
     throw new SipError('SIP_INVALID_ARGUMENT', `status must be 100..699, got ${status}`);
   const h = new SipHeaders();
-  for (const v of request.headers.raw('Via')) h.append('Via', v);
-  for (const name of ['From', 'To', 'Call-ID', 'CSeq']) {
-    const v = request.headers.raw(name)[0];
-    if (v === undefined) continue;
-    h.append(name, name === 'To' && status > 100 ? withToTag(v, options.toTag ?? newTag()) : v);
+  // One pass over the request's lines (names are stored canonical): the Vias in order, the first
+  // From, To, Call-ID and CSeq.
+  let from: string | undefined;
+  let to: string | undefined;
+  let callId: string | undefined;
+  let cseq: string | undefined;
+  for (const f of request.headers.entries()) {
+    const n = f.name;
+    if (n === 'Via') h.append('Via', f.value);
+    else if (n === 'From') from ??= f.value;
+    else if (n === 'To') to ??= f.value;
+    else if (n === 'Call-ID') callId ??= f.value;
+    else if (n === 'CSeq') cseq ??= f.value;
   }
+  if (from !== undefined) h.append('From', from);
+  if (to !== undefined) h.append('To', status > 100 ? withToTag(to, options.toTag ?? newTag()) : to);
+  if (callId !== undefined) h.append('Call-ID', callId);
+  if (cseq !== undefined) h.append('CSeq', cseq);
   if (status === 100) for (const v of request.headers.raw('Timestamp')) h.append('Timestamp', v);
   for (const f of extraHeaders) Array.isArray(f) ? h.append(f[0], f[1]) : h.append((f as HeaderField).name, (f as HeaderField).value);
   return new SipResponse(status, reason ?? reasonPhrase(status), h, options.body);
@@ -133,14 +149,15 @@ export interface CreateRequestOptions {
 
 /** §8.1.1: a request with the six mandatory headers (Via, Max-Forwards, From, To, Call-ID, CSeq) first. */
 export function createRequest(o: CreateRequestOptions): SipRequest {
-  const h = new SipHeaders([
-    ['Via', o.via],
-    ['Max-Forwards', String(o.maxForwards ?? 70)],
-    ['From', o.from],
-    ['To', o.to],
-    ['Call-ID', o.callId],
-    ['CSeq', `${o.cseq} ${o.method}`],
-    ...(o.headers ?? []),
-  ]);
+  // Appended one by one: no array of pairs built (and spread) per request.
+  const h = new SipHeaders()
+    .append('Via', o.via)
+    .append('Max-Forwards', o.maxForwards === undefined ? '70' : String(o.maxForwards))
+    .append('From', o.from)
+    .append('To', o.to)
+    .append('Call-ID', o.callId)
+    .append('CSeq', `${o.cseq} ${o.method}`);
+  if (o.headers !== undefined)
+    for (const f of o.headers) Array.isArray(f) ? h.append(f[0], f[1]) : h.append((f as HeaderField).name, (f as HeaderField).value);
   return new SipRequest(o.method, o.uri, h, o.body);
 }

@@ -19,18 +19,21 @@ export function parseCSeq(value: string): Result<CSeq, SipParseError> {
 
 /** parseCSeq for trusted input (tests, a CSeq this process wrote): throws SipParseError. */
 export function parseCSeqOrThrow(value: string): CSeq {
-  const fail = (why: string) => new SipParseError('SIP_BAD_CSEQ', `CSeq: ${why} in ${show(value)}`, 'CSeq');
   const s = trimWs(value);
   let i = 0;
   while (i < s.length && s[i]! >= '0' && s[i]! <= '9') i++;
   const digits = s.slice(0, i);
-  if (digits.length === 0) throw fail('missing sequence number');
-  if (i === s.length || !(s[i] === ' ' || s[i] === '\t')) throw fail('expected LWS after the sequence number');
+  if (digits.length === 0) throw cseqError(value, 'missing sequence number');
+  if (i === s.length || !(s[i] === ' ' || s[i] === '\t')) throw cseqError(value, 'expected LWS after the sequence number');
   const method = s.slice(skipWs(s, i));
-  if (!isToken(method)) throw fail('bad method');
+  if (!isToken(method)) throw cseqError(value, 'bad method');
   const seq = digits.length > 10 ? Infinity : Number(digits);
-  if (seq > CSEQ_MAX) throw fail('sequence number above 2^32-1');
+  if (seq > CSEQ_MAX) throw cseqError(value, 'sequence number above 2^32-1');
   return { seq, method };
+}
+
+function cseqError(value: string, why: string): SipParseError {
+  return new SipParseError('SIP_BAD_CSEQ', `CSeq: ${why} in ${show(value)}`, 'CSeq');
 }
 
 /** Formats a CSeq header value: `<number> <METHOD>`. */

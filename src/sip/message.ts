@@ -2,7 +2,7 @@
 // case-insensitive access, compact forms expanded to canonical names (§7.3.3) and comma-list
 // splitting (§7.3.1). Content-Length is not stored: the body is the truth and the serializer writes it.
 import { SipError, SipParseError, show } from './errors.ts';
-import { isToken, isWs, splitTopLevel, trimWs } from './_syntax.ts';
+import { isToken, isWs, splitTopLevel } from './_syntax.ts';
 
 /** One header field as received or to send: name as written and value (folding undone). */
 export interface HeaderField {
@@ -219,8 +219,8 @@ export class SipHeaders {
 
   constructor(fields: Iterable<HeaderField | readonly [string, string]> = []) {
     for (const f of fields) {
-      const [name, value] = Array.isArray(f) ? (f as readonly [string, string]) : [(f as HeaderField).name, (f as HeaderField).value];
-      this.fields.push(field(name, value));
+      if (Array.isArray(f)) this.fields.push(field((f as readonly [string, string])[0], (f as readonly [string, string])[1]));
+      else this.fields.push(field((f as HeaderField).name, (f as HeaderField).value));
     }
   }
 
@@ -312,6 +312,26 @@ export class SipHeaders {
     return parts[0];
   }
 
+  /**
+   * Replaces the first value (e.g. the top Via, stamped with received/rport): in place when it stands
+   * alone on its line, else above the rest of its comma-joined line; first of all when there is none.
+   */
+  replaceFirst(name: string, value: string): this {
+    const f = field(name, value);
+    const fields = this.fields;
+    let i = 0;
+    while (i < fields.length && fields[i]!.key !== f.key) i++;
+    if (i === fields.length) {
+      fields.unshift(f);
+      return this;
+    }
+    const old = fields[i]!;
+    const parts = NEVER_SPLIT.has(f.key) || old.value.indexOf(',') < 0 ? undefined : splitTopLevel(old.value);
+    if (parts === undefined || parts.length <= 1) fields[i] = f;
+    else fields.splice(i, 1, f, { name: old.name, value: parts.slice(1).join(', '), key: f.key });
+    return this;
+  }
+
   /** The header lines in order. */
   entries(): readonly HeaderField[] {
     return this.fields;
@@ -343,11 +363,7 @@ export function headersFromLines(lines: readonly string[], from: number, content
   const h = new SipHeaders();
   const fields = h['fields'];
   for (let i = from; i < lines.length; i++) {
-    const text = lines[i]!;
-    // Values are kept long after the message (an IMPU, a Contact, a Service-Route in a registration):
-    // as slices of the decoded head they would keep the whole head alive (1-2 KB per registration).
-    // A cons string sliced is flattened into a copy of this line only (V8; a memcpy, no decode).
-    const line = text.length > 12 ? (' ' + text).slice(1) : text;
+    const line = lines[i]!;
     const colon = line.indexOf(':');
     if (colon < 0) throw new SipParseError('SIP_BAD_HEADER', `header line without ':': ${show(line)}`);
     let end = colon;
@@ -355,7 +371,15 @@ export function headersFromLines(lines: readonly string[], from: number, content
     const info = nameInfo(line.slice(0, end));
     if (!info.rawToken || isWs(line[0])) throw new SipParseError('SIP_BAD_HEADER', `bad header name ${show(line.slice(0, colon))}`);
     // No CR or LF can be left in a value: the head was split at LF and a bare CR refused.
-    const value = trimWs(line.slice(colon + 1));
+    let a = colon + 1;
+    let b = line.length;
+    while (a < b && isWs(line[a])) a++;
+    while (b > a && isWs(line[b - 1])) b--;
+    // Values are kept long after the message (an IMPU, a Contact, a Service-Route in a registration):
+    // as slices of the decoded head they would keep the whole head alive (1-2 KB per registration).
+    // A slice of up to 12 characters is a copy already (V8); a longer one is flattened, through a
+    // cons string, into a copy of the value only (a memcpy, no decode; the name is not copied).
+    const value = b - a > 12 ? (' ' + line.slice(a, b)).slice(1) : line.slice(a, b);
     if (info.key === 'content-length') contentLengths.push(value);
     else fields.push({ name: info.canon, value, key: info.key });
   }

@@ -27,23 +27,23 @@ export function parseNameAddr(value: string, header = 'name-addr'): Result<NameA
 
 /** parseNameAddr for trusted input (tests, fixtures, values this process wrote): throws SipParseError. */
 export function parseNameAddrOrThrow(value: string, header = 'name-addr'): NameAddr {
-  const fail = (why: string) => new SipParseError('SIP_BAD_NAME_ADDR', `${header}: ${why} in ${show(value)}`, header);
   const s = value;
   let i = skipWs(s, 0);
   let displayName: string | undefined;
 
   if (s[i] === '"') {
     const end = scanQuoted(s, i);
-    if (end < 0) throw fail('unterminated quoted display name');
+    if (end < 0) throw nameAddrError(value, header, 'unterminated quoted display name');
     displayName = unquote(s.slice(i, end));
     i = skipWs(s, end);
-    if (s[i] !== '<') throw fail("expected '<' after the display name");
+    if (s[i] !== '<') throw nameAddrError(value, header, "expected '<' after the display name");
   } else if (s.indexOf('<', i) >= 0) {
     const lt = s.indexOf('<', i);
     const words = trimWs(s.slice(i, lt));
     // display-name = *(token LWS) / quoted-string; UTF-8 is tolerated unquoted, commas are not (RFC 4475 §3.1.2.15).
     for (const ch of words)
-      if (!isTokenChar(ch) && !isWs(ch) && ch.charCodeAt(0) < 0x80) throw fail(`character ${show(ch)} in an unquoted display name`);
+      if (!isTokenChar(ch) && !isWs(ch) && ch.charCodeAt(0) < 0x80)
+        throw nameAddrError(value, header, `character ${show(ch)} in an unquoted display name`);
     if (words.length > 0) displayName = words;
     i = lt;
   } else {
@@ -51,23 +51,28 @@ export function parseNameAddrOrThrow(value: string, header = 'name-addr'): NameA
     const start = i;
     while (i < s.length && s[i] !== ';' && !isWs(s[i])) i++;
     const uri = s.slice(start, i);
-    checkUri(uri, fail);
+    checkUri(uri, value, header);
     return { uri, params: parseParams(s.slice(i), 'header', 'SIP_BAD_NAME_ADDR', header) };
   }
 
   const close = s.indexOf('>', i);
-  if (close < 0) throw fail("missing '>'");
+  if (close < 0) throw nameAddrError(value, header, "missing '>'");
   const uri = s.slice(i + 1, close);
   // RFC 4475 §3.1.2.14: no LWS inside the angle brackets.
-  checkUri(uri, fail);
+  checkUri(uri, value, header);
   const params = parseParams(s.slice(close + 1), 'header', 'SIP_BAD_NAME_ADDR', header);
-  return { uri, params, ...(displayName !== undefined && { displayName }) };
+  return displayName !== undefined ? { uri, params, displayName } : { uri, params };
 }
 
-function checkUri(uri: string, fail: (why: string) => SipParseError): void {
-  if (uri.length === 0) throw fail('empty URI');
-  if (/[\s<>]/.test(uri)) throw fail('whitespace or angle bracket inside the URI');
-  if (uriScheme(uri) === undefined) throw fail(`URI without a scheme ${show(uri)}`);
+// Errors are made by a function, not a closure per parse: every From, To and Contact comes through here.
+function nameAddrError(value: string, header: string, why: string): SipParseError {
+  return new SipParseError('SIP_BAD_NAME_ADDR', `${header}: ${why} in ${show(value)}`, header);
+}
+
+function checkUri(uri: string, value: string, header: string): void {
+  if (uri.length === 0) throw nameAddrError(value, header, 'empty URI');
+  if (/[\s<>]/.test(uri)) throw nameAddrError(value, header, 'whitespace or angle bracket inside the URI');
+  if (uriScheme(uri) === undefined) throw nameAddrError(value, header, `URI without a scheme ${show(uri)}`);
 }
 
 /** Always writes the bracketed form, quoting the display name: `"Alice" <sip:a@b>;tag=x`. */

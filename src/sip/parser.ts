@@ -3,7 +3,15 @@
 // lines (unfolding LWS continuations, §7.3.1) → Content-Length → body. Tolerant in (LF-only line ends,
 // folding, spacing); every failure is a SipParseError with a code and a reason, nothing else is thrown.
 import { SipParseError, show } from './errors.ts';
-import { SipRequest, SipResponse, canonicalHeaderName, headersFromLines, type HeaderField, type SipMessage } from './message.ts';
+import {
+  SipRequest,
+  SipResponse,
+  canonicalHeaderName,
+  headersFromLines,
+  type HeaderField,
+  type SipHeaders,
+  type SipMessage,
+} from './message.ts';
 import { isToken, isWs, trimWs } from './_syntax.ts';
 import { uriScheme } from './uri.ts';
 import { attempt, type Result } from '../util/result.ts';
@@ -141,32 +149,48 @@ export function parseHeaderLine(text: string): HeaderField {
 
 const VERSION_RE = /^SIP\/[0-9]+\.[0-9]+$/i;
 
-function parseStartLine(
-  line: string,
-):
-  | { kind: 'request'; method: string; uri: string; version: string }
-  | { kind: 'response'; status: number; reason: string; version: string } {
-  const fail = (why: string) => new SipParseError('SIP_BAD_START_LINE', `start line ${show(line)}: ${why}`);
+type StartLine =
+  { kind: 'request'; method: string; uri: string; version: string } | { kind: 'response'; status: number; reason: string; version: string };
+
+/** The message as far as it parsed, for an error's `partial` (a function: no closure made per message). */
+function partialMessage(startLine: StartLine, headers: SipHeaders): SipMessage {
+  return startLine.kind === 'request'
+    ? new SipRequest(startLine.method, startLine.uri, headers)
+    : new SipResponse(startLine.status, startLine.reason, headers);
+}
+
+function parseStartLine(line: string): StartLine {
   if (/^SIP\//i.test(line)) {
     // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase; a missing/empty reason is tolerated.
     const m = /^(\S+) +([0-9]+)(?:[ \t](.*))?$/.exec(line);
-    if (!m) throw fail('expected "SIP/2.0 <code> <reason>"');
+    if (!m) throw startLineError(line, 'expected "SIP/2.0 <code> <reason>"');
     const [, version, code, reason] = m as unknown as [string, string, string, string | undefined];
-    if (!VERSION_RE.test(version)) throw fail('bad SIP-Version');
-    if (code.length !== 3 || Number(code) < 100) throw fail(`status code ${show(code)} is not 3 digits in 100..699`);
+    if (!VERSION_RE.test(version)) throw startLineError(line, 'bad SIP-Version');
+    if (code.length !== 3 || Number(code) < 100) throw startLineError(line, `status code ${show(code)} is not 3 digits in 100..699`);
     const status = Number(code);
-    if (status > 699) throw fail(`status code ${status} above 699`);
+    if (status > 699) throw startLineError(line, `status code ${status} above 699`);
     return { kind: 'response', status, reason: trimWs(reason ?? ''), version };
   }
   // Request-Line = Method SP Request-URI SP SIP-Version. Runs of SP and trailing SP are tolerated
   // (RFC 4475 §3.1.2.9/§3.1.2.10 allow a liberal receiver); LWS inside the URI is not (§3.1.2.8).
-  const parts = line.split(' ').filter((p) => p.length > 0);
-  if (parts.length !== 3) throw fail(`expected 3 space-separated parts, got ${parts.length}`);
+  // Nearly every line has exactly two single spaces: cut there, without the split/filter arrays.
+  const a = line.indexOf(' ');
+  const b = a < 0 ? -1 : line.indexOf(' ', a + 1);
+  let parts: string[];
+  if (a > 0 && b > a + 1 && b < line.length - 1 && line.indexOf(' ', b + 1) < 0)
+    parts = [line.slice(0, a), line.slice(a + 1, b), line.slice(b + 1)];
+  else parts = line.split(' ').filter((p) => p.length > 0);
+  if (parts.length !== 3) throw startLineError(line, `expected 3 space-separated parts, got ${parts.length}`);
   const [method, uri, version] = parts as [string, string, string];
-  if (!isToken(method)) throw fail(`method ${show(method)} is not a token`);
-  if (uriScheme(uri) === undefined || /[\x00-\x1f\x7f<>"]/.test(uri)) throw fail(`Request-URI ${show(uri)} is not an absolute URI`);
-  if (!VERSION_RE.test(version)) throw fail(`bad SIP-Version ${show(version)}`);
+  if (!isToken(method)) throw startLineError(line, `method ${show(method)} is not a token`);
+  if (uriScheme(uri) === undefined || /[\x00-\x1f\x7f<>"]/.test(uri))
+    throw startLineError(line, `Request-URI ${show(uri)} is not an absolute URI`);
+  if (!VERSION_RE.test(version)) throw startLineError(line, `bad SIP-Version ${show(version)}`);
   return { kind: 'request', method, uri, version };
+}
+
+function startLineError(line: string, why: string): SipParseError {
+  return new SipParseError('SIP_BAD_START_LINE', `start line ${show(line)}: ${why}`);
 }
 
 /**
@@ -205,13 +229,9 @@ export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimi
     throw new SipParseError('SIP_TOO_LARGE', `${lines.length - 1} header lines, limit ${lim.maxHeaders}`);
   const lengths: string[] = [];
   const headers = headersFromLines(lines, 1, lengths);
-  const partial = (): SipMessage =>
-    startLine.kind === 'request'
-      ? new SipRequest(startLine.method, startLine.uri, headers)
-      : new SipResponse(startLine.status, startLine.reason, headers);
 
   if (startLine.version.toUpperCase() !== 'SIP/2.0') {
-    throw new SipParseError('SIP_BAD_VERSION', `unsupported ${show(startLine.version)}`, undefined, partial());
+    throw new SipParseError('SIP_BAD_VERSION', `unsupported ${show(startLine.version)}`, undefined, partialMessage(startLine, headers));
   }
   const available = bytes.length - headEnd;
   let bodyLength = available;
@@ -220,17 +240,27 @@ export function parseMessageOrThrow(bytes: Uint8Array, limits: Partial<ParseLimi
     if (lengths.length > 1) {
       const values = new Set(lengths);
       if (values.size > 1)
-        throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `${values.size} different Content-Length values`, 'Content-Length', partial());
+        throw new SipParseError(
+          'SIP_BAD_CONTENT_LENGTH',
+          `${values.size} different Content-Length values`,
+          'Content-Length',
+          partialMessage(startLine, headers),
+        );
     }
     if (!/^[0-9]+$/.test(v))
-      throw new SipParseError('SIP_BAD_CONTENT_LENGTH', `Content-Length ${show(v)} is not a number`, 'Content-Length', partial());
+      throw new SipParseError(
+        'SIP_BAD_CONTENT_LENGTH',
+        `Content-Length ${show(v)} is not a number`,
+        'Content-Length',
+        partialMessage(startLine, headers),
+      );
     bodyLength = v.length > 10 ? Infinity : Number(v);
     if (bodyLength > available || (end < 0 && bodyLength > 0)) {
       throw new SipParseError(
         'SIP_TRUNCATED',
         `Content-Length ${v} but ${end < 0 ? 0 : available} octets of body`,
         'Content-Length',
-        partial(),
+        partialMessage(startLine, headers),
       );
     }
   }

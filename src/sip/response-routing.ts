@@ -3,12 +3,18 @@
 // transaction layer lets a policy or the TU override the whole route (transport and destination).
 import type { SipResponse } from './message.ts';
 import type { Destination, ReceiveContext, SipTransport } from './transport.ts';
-import { defaultPort, parseVia } from './via.ts';
+import { defaultPort, parseVia, type Via } from './via.ts';
 
 /** A transport to leave through and the destination on it. */
 export interface Route {
   readonly transport: SipTransport;
   readonly to: Destination;
+}
+
+/** A Via value and its parse, for callers that parsed it already (the transaction layer's stamped top Via). */
+export interface KnownVia {
+  readonly text: string;
+  readonly via: Via;
 }
 
 /**
@@ -25,10 +31,14 @@ export interface Route {
  *   caller's business).
  * An unparseable top Via falls back to the packet source.
  */
-export function defaultResponseDestination(response: SipResponse, context: ReceiveContext): Destination {
+export function defaultResponseDestination(response: SipResponse, context: ReceiveContext, known?: KnownVia): Destination {
   const top = response.headers.get('Via');
-  const parsed = top === undefined ? undefined : parseVia(top);
-  const via = parsed?.ok ? parsed.value : undefined;
+  let via: Via | undefined;
+  if (top !== undefined && known !== undefined && top === known.text) via = known.via;
+  else if (top !== undefined) {
+    const parsed = parseVia(top);
+    via = parsed.ok ? parsed.value : undefined;
+  }
   if (!via) return { ...context.remote, ...(context.connectionId !== undefined && { connectionId: context.connectionId }) };
   const received = via.params.getUnquoted('received') ?? undefined;
   const sentByPort = via.port ?? defaultPort(via.transport);
@@ -48,6 +58,6 @@ export function defaultResponseDestination(response: SipResponse, context: Recei
 }
 
 /** The default route: back through the transport the request came in on (RFC 3581 §4: "from the same address and port"). */
-export function defaultResponseRoute(response: SipResponse, context: ReceiveContext): Route {
-  return { transport: context.transport, to: defaultResponseDestination(response, context) };
+export function defaultResponseRoute(response: SipResponse, context: ReceiveContext, known?: KnownVia): Route {
+  return { transport: context.transport, to: defaultResponseDestination(response, context, known) };
 }

@@ -57,13 +57,18 @@ const cache = new WeakMap<TimerConfig, { readonly unreliable: TransactionTimers;
 
 /** Timer values for one transaction: `reliable` is true for TCP/TLS/SCTP (no retransmissions). The result is shared (frozen). */
 export function transactionTimers(reliable: boolean, cfg: TimerConfig = DEFAULT_TIMER_CONFIG): TransactionTimers {
-  let pair = cache.get(cfg);
+  // The last config asked for answers without a WeakMap lookup (one layer per process, as a rule).
+  let pair = cfg === lastConfig ? lastPair : cache.get(cfg);
   if (pair === undefined) {
     pair = { unreliable: Object.freeze(compute(false, cfg)), reliable: Object.freeze(compute(true, cfg)) };
     cache.set(cfg, pair);
   }
+  lastConfig = cfg;
+  lastPair = pair;
   return reliable ? pair.reliable : pair.unreliable;
 }
+let lastConfig: TimerConfig | undefined;
+let lastPair: { readonly unreliable: TransactionTimers; readonly reliable: TransactionTimers } | undefined;
 
 function compute(reliable: boolean, cfg: TimerConfig): TransactionTimers {
   const { t1, t2, t4 } = cfg;

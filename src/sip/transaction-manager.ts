@@ -9,7 +9,7 @@ import { ClientNonInviteTransaction } from './client-non-invite.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { SipError, SipParseError } from './errors.ts';
 import type { SipMessage, SipRequest, SipResponse } from './message.ts';
-import { isKeepAlive, parseMessage, type ParseLimits } from './parser.ts';
+import { isKeepAlive, parseMessageOrThrow, type ParseLimits } from './parser.ts';
 import { defaultResponseRoute, type Route } from './response-routing.ts';
 import { serializeMessage } from './serializer.ts';
 import { ServerInviteTransaction } from './server-invite.ts';
@@ -106,9 +106,16 @@ export class TransactionLayer {
   receive(bytes: Uint8Array, context: ReceiveContext): void {
     try {
       if (isKeepAlive(bytes)) return; // RFC 5626 §3.5.1 CRLF keep-alive: not a message
-      const parsed = parseMessage(bytes, this.options.limits);
-      if (!parsed.ok) return this.malformed(parsed.error, bytes.length, context, parsed.error.partial);
-      this.receiveMessage(parsed.value, context, bytes.length);
+      let msg: SipMessage;
+      try {
+        msg = parseMessageOrThrow(bytes, this.options.limits);
+      } catch (e) {
+        // parseMessage's contract without its closure and result object per message: a
+        // SipParseError is bad input, anything else a bug (contained below).
+        if (!(e instanceof SipParseError)) throw e;
+        return this.malformed(e, bytes.length, context, e.partial);
+      }
+      this.receiveMessage(msg, context, bytes.length);
     } catch (e) {
       containFault('sip.receive', e, bytes.length);
     }
@@ -132,12 +139,12 @@ export class TransactionLayer {
   private receiveRequest(req: SipRequest, context: ReceiveContext, length: number): void {
     const v = validateRequest(req);
     if (!v.ok) return this.malformed(v.error, length, context, req);
+    let top = v.info.vias[0]!;
     if (this.options.stampVia !== false) {
-      const top = v.info.vias[0]!;
       const stamped = stampVia(top, context.remote);
       if (stamped !== top) {
-        req.headers.removeFirst('Via');
-        req.headers.prepend('Via', formatVia(stamped));
+        req.headers.replaceFirst('Via', formatVia(stamped));
+        top = stamped;
       }
     }
     const key = serverKey(req, v.info);
@@ -154,7 +161,8 @@ export class TransactionLayer {
       existing.receiveRequest(req);
       return;
     }
-    const router = new ResponseRouter(req, context, this.options.responseRoute);
+    // The router routes by the top Via as it stands now: parsed already, unless the TU changes it.
+    const router = new ResponseRouter(req, context, this.options.responseRoute, { text: req.headers.get('Via')!, via: top });
     const tx =
       req.method === 'INVITE'
         ? new ServerInviteTransaction(key, req, context, router, this.serverDeps)

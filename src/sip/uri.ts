@@ -47,6 +47,11 @@ export function uriScheme(uri: string): string | undefined {
   return SCHEME_RE.test(s) ? s.toLowerCase() : undefined;
 }
 
+/** True when `host` is a host name or IPv4 address as RFC 3261 §25.1 `hostname` / `IPv4address` admit them here (no brackets, no port). */
+export function isHostname(host: string): boolean {
+  return HOSTNAME_RE.test(host);
+}
+
 /** True when `host` is an IPv6 address (it has a colon; brackets already removed). */
 export function isIpv6(host: string): boolean {
   return host.includes(':');
@@ -118,24 +123,38 @@ export function parseUriOrThrow(uri: string): Uri {
   const hostport = semi < 0 ? rest : rest.slice(0, semi);
   const { host, port } = parseHostPort(hostport, uri);
   const params = parseParams(semi < 0 ? '' : rest.slice(semi), 'uri', 'SIP_BAD_URI', 'URI');
-  const headers: { name: string; value: string }[] = [];
+  let headers: SipUri['headers'] = NO_HEADERS;
   if (headerPart !== undefined) {
+    const list: { name: string; value: string }[] = [];
     for (const h of headerPart.split('&')) {
       const eq = h.indexOf('=');
       if (eq <= 0) throw bad(uri, `bad URI header ${show(h)}`);
-      headers.push({ name: h.slice(0, eq), value: h.slice(eq + 1) });
+      list.push({ name: h.slice(0, eq), value: h.slice(eq + 1) });
     }
+    headers = list;
   }
-  return {
-    scheme,
-    ...(user !== undefined && { user }),
-    ...(password !== undefined && { password }),
-    host,
-    ...(port !== undefined && { port }),
-    params,
-    headers,
-  };
+  // Literals, not spreads of conditional objects (a temporary per field and a slower-shaped result):
+  // every From, To, Contact and Request-URI comes through here.
+  if (password !== undefined) {
+    return user !== undefined
+      ? port !== undefined
+        ? { scheme, user, password, host, port, params, headers }
+        : { scheme, user, password, host, params, headers }
+      : port !== undefined
+        ? { scheme, password, host, port, params, headers }
+        : { scheme, password, host, params, headers };
+  }
+  return user !== undefined
+    ? port !== undefined
+      ? { scheme, user, host, port, params, headers }
+      : { scheme, user, host, params, headers }
+    : port !== undefined
+      ? { scheme, host, port, params, headers }
+      : { scheme, host, params, headers };
 }
+
+/** The headers of a URI without any (shared: a URI's headers are read-only). */
+const NO_HEADERS: SipUri['headers'] = Object.freeze([]);
 
 function parseTel(uri: string): TelUri {
   const rest = uri.slice(4);

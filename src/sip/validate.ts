@@ -1,9 +1,8 @@
 // Checks the headers every request and response must carry (RFC 3261 §8.1.1, §8.2.2 via 400) and
 // returns them parsed, so the transaction layer and the TU never re-parse. A failure is a value with
 // a SipParseError whose message is the reason phrase for a 400; nothing is thrown. Inside, the
-// checks exit early by throwing SipParseError, which `attempt` turns into the result (anything else
-// is a bug and propagates).
-import { attempt } from '../util/result.ts';
+// checks exit early by throwing SipParseError, which the entry points turn into the result (anything
+// else is a bug and propagates).
 import { SipParseError, show } from './errors.ts';
 import type { SipRequest, SipResponse } from './message.ts';
 import { parseCSeqOrThrow, type CSeq } from './cseq.ts';
@@ -76,36 +75,47 @@ function missing(name: string): SipParseError {
 
 /** Checks the mandatory headers of a request (RFC 3261 §8.1.1, §8.2) and parses them; a failure is a 400 to send. */
 export function validateRequest(req: SipRequest): Validation<RequestInfo> {
-  return validation(() => {
-    const base = common(req);
-    // RFC 3261 §8.1.1.5: "The method MUST match that of the request"; RFC 4475 §3.1.2.17 answers 400.
-    if (base.cseq.method !== req.method) {
-      throw new SipParseError('SIP_CSEQ_MISMATCH', `CSeq method ${show(base.cseq.method)} differs from ${show(req.method)}`, 'CSeq');
-    }
-    // The Request-URI of a scheme we know must parse (other schemes are the TU's to judge: 416).
-    const scheme = uriScheme(req.uri);
-    if (scheme === 'sip' || scheme === 'sips' || scheme === 'tel') parseUriOrThrow(req.uri);
-    const mfs = req.headers.raw('Max-Forwards');
-    if (mfs.length > 1) throw new SipParseError('SIP_BAD_MAX_FORWARDS', 'more than one Max-Forwards', 'Max-Forwards');
-    const mf = mfs[0];
-    let maxForwards: number | undefined;
-    if (mf !== undefined) {
-      // Max-Forwards = 1*DIGIT, 0..255 (§20.22; RFC 4475 §3.1.2.4 rejects 300).
-      if (!/^[0-9]{1,10}$/.test(mf) || Number(mf) > 255)
-        throw new SipParseError('SIP_BAD_MAX_FORWARDS', `Max-Forwards ${show(mf)}`, 'Max-Forwards');
-      maxForwards = Number(mf);
-    }
-    if (maxForwards === undefined) return base;
-    return { vias: base.vias, cseq: base.cseq, callId: base.callId, from: base.from, to: base.to, maxForwards };
-  });
+  try {
+    return { ok: true, info: requestInfo(req) };
+  } catch (e) {
+    return failed(e);
+  }
+}
+
+function requestInfo(req: SipRequest): RequestInfo {
+  const base = common(req);
+  // RFC 3261 §8.1.1.5: "The method MUST match that of the request"; RFC 4475 §3.1.2.17 answers 400.
+  if (base.cseq.method !== req.method) {
+    throw new SipParseError('SIP_CSEQ_MISMATCH', `CSeq method ${show(base.cseq.method)} differs from ${show(req.method)}`, 'CSeq');
+  }
+  // The Request-URI of a scheme we know must parse (other schemes are the TU's to judge: 416).
+  const scheme = uriScheme(req.uri);
+  if (scheme === 'sip' || scheme === 'sips' || scheme === 'tel') parseUriOrThrow(req.uri);
+  const mfs = req.headers.raw('Max-Forwards');
+  if (mfs.length > 1) throw new SipParseError('SIP_BAD_MAX_FORWARDS', 'more than one Max-Forwards', 'Max-Forwards');
+  const mf = mfs[0];
+  let maxForwards: number | undefined;
+  if (mf !== undefined) {
+    // Max-Forwards = 1*DIGIT, 0..255 (§20.22; RFC 4475 §3.1.2.4 rejects 300).
+    if (!/^[0-9]{1,10}$/.test(mf) || Number(mf) > 255)
+      throw new SipParseError('SIP_BAD_MAX_FORWARDS', `Max-Forwards ${show(mf)}`, 'Max-Forwards');
+    maxForwards = Number(mf);
+  }
+  if (maxForwards === undefined) return base;
+  return { vias: base.vias, cseq: base.cseq, callId: base.callId, from: base.from, to: base.to, maxForwards };
 }
 
 /** Checks the mandatory headers of a response (RFC 3261 §8.1.3) and parses them; an invalid response is dropped. */
 export function validateResponse(res: SipResponse): Validation<MessageInfo> {
-  return validation(() => common(res));
+  try {
+    return { ok: true, info: common(res) };
+  } catch (e) {
+    return failed(e);
+  }
 }
 
-function validation<T>(check: () => T): Validation<T> {
-  const r = attempt(SipParseError, check);
-  return r.ok ? { ok: true, info: r.value } : r;
+/** What `attempt` does, without a closure and a second result object per message: a SipParseError is the verdict, anything else a bug. */
+function failed(e: unknown): { readonly ok: false; readonly error: SipParseError } {
+  if (e instanceof SipParseError) return { ok: false, error: e };
+  throw e;
 }

@@ -5,7 +5,7 @@ import { attempt, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { Params, parseParams, type Param } from './params.ts';
 import { isTokenCode, skipWs } from './_syntax.ts';
-import { formatHostPort, parseHostPort } from './uri.ts';
+import { formatHostPort, isHostname, parseHostPort } from './uri.ts';
 
 /** One Via header value (RFC 3261 §20.42): protocol, transport, sent-by and parameters. */
 export interface Via {
@@ -54,19 +54,30 @@ export function parseViaOrThrow(value: string): Via {
   } else {
     while (hostEnd < s.length && s[hostEnd] !== ';' && s[hostEnd] !== ':' && s[hostEnd] !== ' ' && s[hostEnd] !== '\t') hostEnd++;
   }
-  let sentBy = s.slice(i, hostEnd);
+  const hostText = s.slice(i, hostEnd);
   i = skipWs(s, hostEnd);
+  let portStart = -1;
+  let portEnd = -1;
   if (s[i] === ':') {
     i = skipWs(s, i + 1);
-    const start = i;
+    portStart = i;
     while (i < s.length && s[i]! >= '0' && s[i]! <= '9') i++;
-    sentBy += `:${s.slice(start, i)}`;
+    portEnd = i;
   }
+  // The common sent-by (a host name or IPv4 address, 1-5 digits of port up to 65535) is taken as is;
+  // anything else goes through parseHostPort, which judges it and words the error.
+  const digits = portEnd - portStart;
+  const port = portStart < 0 || digits < 1 || digits > 5 ? undefined : Number(s.slice(portStart, portEnd));
   let hp: { host: string; port?: number };
-  try {
-    hp = parseHostPort(sentBy, sentBy);
-  } catch (e) {
-    throw viaError(value, `bad sent-by ${show(sentBy)}${e instanceof Error ? ` (${e.message})` : ''}`);
+  if ((portStart < 0 || (port !== undefined && port <= 65535)) && isHostname(hostText)) {
+    hp = port === undefined ? { host: hostText } : { host: hostText, port };
+  } else {
+    const sentBy = portStart < 0 ? hostText : `${hostText}:${s.slice(portStart, portEnd)}`;
+    try {
+      hp = parseHostPort(sentBy, sentBy);
+    } catch (e) {
+      throw viaError(value, `bad sent-by ${show(sentBy)}${e instanceof Error ? ` (${e.message})` : ''}`);
+    }
   }
   const params = parseParams(i === s.length ? '' : s.slice(i), 'header', 'SIP_BAD_VIA', 'Via');
   const rport = params.get('rport');
@@ -135,17 +146,22 @@ function sameAddress(a: string, b: string): boolean {
 export function stampVia(v: Via, source: { readonly address: string; readonly port: number }): Via {
   if (v.params.get('rport') === null) {
     // Written as in the RFC 3581 §4 example: `;received=192.0.2.1;rport=9988` where `;rport` stood.
-    const items = v.params.items.flatMap((p): Param[] => {
-      if (p.name.toLowerCase() === 'received') return [];
-      if (p.name.toLowerCase() !== 'rport') return [p];
-      return [
-        { name: 'received', value: source.address },
-        { name: p.name, value: String(source.port) },
-      ];
-    });
-    return Object.assign({}, v, { params: new Params(items) });
+    // (Every request of ours and of a UE carries `;rport`: this is the common path, a plain loop.)
+    const items: Param[] = [];
+    for (const p of v.params.items) {
+      const name = p.name.toLowerCase();
+      if (name === 'received') continue;
+      if (name !== 'rport') items.push(p);
+      else items.push({ name: 'received', value: source.address }, { name: p.name, value: String(source.port) });
+    }
+    return withParams(v, new Params(items, true));
   }
   if (sameAddress(v.host, source.address)) return v;
-  // Object.assign, not `{ ...v, params }`: V8 (Node 20) gives every such literal a hidden class of its own.
-  return Object.assign({}, v, { params: v.params.clone().set('received', source.address) });
+  return withParams(v, v.params.clone().set('received', source.address));
+}
+
+/** `v` with other parameters: one of parseVia's two literals (a spread or Object.assign gives each copy a hidden class of its own). */
+function withParams(v: Via, params: Params): Via {
+  const { protocol, transport, host, port } = v;
+  return port !== undefined ? { protocol, transport, host, port, params } : { protocol, transport, host, params };
 }
