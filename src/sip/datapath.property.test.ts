@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { SipParseError, show } from './errors.ts';
-import { SipHeaders, SipRequest } from './message.ts';
+import { SipHeaders, SipRequest, canonicalHeaderName } from './message.ts';
 import { Params, type Param } from './params.ts';
 import { parseMessage } from './parser.ts';
 import { parseUri } from './uri.ts';
@@ -143,6 +143,29 @@ test('a parsed URI has no field set to undefined (absent fields are absent, as t
       const r = parseUri(text);
       if (!r.ok) return;
       for (const [k, v] of Object.entries(r.value)) assert.notEqual(v, undefined, k);
+    }),
+  );
+});
+
+test('header names matched in place (the spelling cache) give what canonicalHeaderName gives, in any case and order', () => {
+  const spelled = fc
+    .tuple(
+      fc.constantFrom('Via', 'v', 'Security-Client', 'Proxy-Require', 'x-Custom-Header', 'Call-ID', 'i', 'Contact', 'P-Associated-URI'),
+      fc.array(fc.boolean(), { minLength: 20, maxLength: 20 }),
+    )
+    .map(([n, up]) => [...n].map((c, i) => (up[i] ? c.toUpperCase() : c.toLowerCase())).join(''));
+  fc.assert(
+    fc.property(fc.array(spelled, { minLength: 1, maxLength: 12 }), (names) => {
+      const text = `OPTIONS sip:a@b SIP/2.0\r\n${names.map((n, i) => `${n}: value-${i}-long-enough`).join('\r\n')}\r\n\r\n`;
+      for (let round = 0; round < 2; round++) {
+        const r = parseMessage(bytes(text));
+        assert.ok(r.ok);
+        const got = r.value.headers.entries().map((f) => [f.name, f.value]);
+        assert.deepEqual(
+          got,
+          names.map((n, i) => [canonicalHeaderName(n), `value-${i}-long-enough`]),
+        );
+      }
     }),
   );
 });

@@ -195,6 +195,23 @@ function nameInfo(name: string): NameInfo {
   return info;
 }
 
+// The spellings met last in received lines, direct-mapped by length and first character: a line's
+// name is matched where it stands (no substring per header line); a miss goes through nameInfo.
+const SPELLINGS: ({ readonly spelling: string; readonly info: NameInfo } | undefined)[] = new Array(256).fill(undefined);
+
+/** nameInfo of `line.slice(0, end)`, without making the slice when this spelling was met lately. */
+function nameInfoAt(line: string, end: number): NameInfo {
+  const slot = (end * 31 + line.charCodeAt(0)) & 255;
+  const hit = SPELLINGS[slot];
+  if (hit !== undefined && hit.spelling.length === end && line.startsWith(hit.spelling)) return hit.info;
+  const spelling = line.slice(0, end);
+  const info = nameInfo(spelling);
+  // Only what the bounded cache holds is remembered, as its own copy (a longer slice would keep the
+  // whole received head alive).
+  if (NAME_CACHE.get(spelling) === info) SPELLINGS[slot] = { spelling: end > 12 ? (' ' + spelling).slice(1) : spelling, info };
+  return info;
+}
+
 function key(name: string): string {
   return nameInfo(name).key;
 }
@@ -368,7 +385,7 @@ export function headersFromLines(lines: readonly string[], from: number, content
     if (colon < 0) throw new SipParseError('SIP_BAD_HEADER', `header line without ':': ${show(line)}`);
     let end = colon;
     while (end > 0 && isWs(line[end - 1])) end--;
-    const info = nameInfo(line.slice(0, end));
+    const info = nameInfoAt(line, end);
     if (!info.rawToken || isWs(line[0])) throw new SipParseError('SIP_BAD_HEADER', `bad header name ${show(line.slice(0, colon))}`);
     // No CR or LF can be left in a value: the head was split at LF and a bare CR refused.
     let a = colon + 1;
