@@ -124,13 +124,16 @@ export function isDeregistration(req: SipRequest): boolean {
  */
 export function grantedExpires(res: SipResponse, contact?: string): number | undefined {
   const h = expiresHeader(res);
-  const want = contact === undefined ? undefined : contactUri(contact);
+  const contacts = res.headers.getAll('Contact');
   let first: NameAddrResult | undefined;
   let mine: NameAddrResult | undefined;
-  for (const c of res.headers.getAll('Contact')) {
+  // One Contact (the rule: a UE registers one) is the pick whether or not it is `contact`: no URI to compare.
+  let want: ReturnType<typeof contactUri> | null = contact === undefined || contacts.length < 2 ? undefined : null;
+  for (const c of contacts) {
     if (isStarContact(c)) continue;
     const na = parseNameAddr(c, 'Contact');
     first ??= na;
+    if (want === null) want = contactUri(contact!);
     if (want !== undefined && na.ok && sameContactUri(contactUri(na.value.uri), want)) {
       mine = na;
       break;

@@ -102,8 +102,8 @@ export class Pcscf {
         const pc = protectedContextOf(ctx);
         if (!pc) return undefined;
         const r = p.#core.toUe(pc.set, ctx);
-        const release = res.status >= 200 ? p.#holds.get(req) : undefined;
-        return release ? { to: r.to, transport: afterSend(r.transport, release) } : r;
+        const hold = res.status >= 200 ? p.#holds.get(req) : undefined;
+        return hold ? { to: r.to, transport: afterSend(r.transport, hold.release) } : r;
       },
     });
     const tp = new TracedPlain(trace);
@@ -298,10 +298,9 @@ export class Pcscf {
     const set = p.set;
     // Spec digest §8 rule 4: a set is in use while a transaction that arrived on it waits for its
     // final response; released once that response is out (or the transaction ends without one).
-    core.table.hold(set);
-    const release = once(() => core.table.release(set));
-    this.#holds.set(req, release);
-    tx.user = { onTerminated: release };
+    const hold = new SetHold(core.table, set);
+    this.#holds.set(req, hold);
+    tx.user = hold;
     const reg = core.table.ownerOf(set);
     // Every REGISTER over a set goes to its owner's registration machine, which tells temporary,
     // current and old sets apart (and checks the identities against that registration).
@@ -390,7 +389,7 @@ export class Pcscf {
   }
   readonly #ignoredFrom = new WeakMap<object, string>();
   readonly #learnt = new WeakMap<SaSet, number>();
-  readonly #holds = new WeakMap<SipRequest, () => void>();
+  readonly #holds = new WeakMap<SipRequest, SetHold>();
 
   #refused(ev: PcscfEvents['rejected']): void {
     this.#rejected[ev.reason] = (this.#rejected[ev.reason] ?? 0) + 1;
@@ -439,13 +438,27 @@ export class Pcscf {
   }
 }
 
-function once(fn: () => void): () => void {
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    fn();
+/**
+ * Spec digest §8 rule 4: a set is in use while a request that arrived on it waits for its final
+ * response. Held at once; released (once) when the response is out or the transaction ends without
+ * one. The server transaction's user too (onTerminated): one object per protected request.
+ */
+class SetHold {
+  #held = true;
+  constructor(
+    private readonly table: RegistrationTable,
+    private readonly set: SaSet,
+  ) {
+    table.hold(set);
+  }
+  readonly release = (): void => {
+    if (!this.#held) return;
+    this.#held = false;
+    this.table.release(this.set);
   };
+  onTerminated(): void {
+    this.release();
+  }
 }
 
 /** Whether a Route URI designates this P-CSCF (its address and one of its ports). */
