@@ -5,6 +5,8 @@
 // (Timer K = T4 = 5 s after the last answer), a forced GC and heap / RSS per registered UE; CPU of
 // this process per registration over the registration phase; then everyone de-registers (the P-CSCF
 // is left clean for the next child). Prints one JSON line.
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { writeHeapSnapshot } from 'node:v8';
 import { UserspaceBackend } from '../src/ipsec/backends/userspace.ts';
 import { LoadEngine } from '../src/load/engine.ts';
@@ -43,6 +45,9 @@ async function child(): Promise<void> {
   const expires = Number(arg('expires', '3600'));
   const settleMs = Number(arg('settle', '6000'));
   const snapshot = arg('snapshot', '');
+  // --alloc-prof FILE: V8's sampling heap profiler over the registration phase, counting the
+  // objects GC collected too (what this process allocates per registration, i.e. its GC work).
+  const allocProf = arg('alloc-prof', '');
   const gc = (globalThis as { gc?: () => void }).gc!;
   const fullGc = (): void => {
     gc();
@@ -73,9 +78,25 @@ async function child(): Promise<void> {
     deregister: true,
     intervalMs: 3_600_000,
   });
+  const session = allocProf ? new Session() : undefined;
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((res, rej) => session!.post(method, params, (e, r) => (e ? rej(e) : res(r))));
+  if (session) {
+    session.connect();
+    await post('HeapProfiler.startSampling', {
+      samplingInterval: 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+  }
   const cpu0 = process.cpuUsage();
   engine.onAllRegistered = () => {
     const cpu = process.cpuUsage(cpu0);
+    if (session)
+      void post('HeapProfiler.stopSampling').then((r) => {
+        writeFileSync(allocProf, JSON.stringify((r as { profile: unknown }).profile));
+        session.disconnect();
+      });
     const registered = engine.registered;
     setTimeout(() => {
       fullGc();

@@ -8,7 +8,12 @@
 // registered UE after a forced GC, and de-registers everyone. Prints per-round figures and the
 // ratios of the medians. A benchmark, not a test: the machine's load makes CPU figures noisy.
 //
-//   npm run bench:load-memory [-- --n 3000] [--base <commit>] [--rounds 2] [--json] [--snapshot DIR]
+//   npm run bench:load-memory [-- --n 3000] [--base <commit>] [--rounds 2] [--json] [--snapshot DIR] [--profile DIR]
+// --profile DIR: in round 0, each child writes load-{old,new}.cpuprofile (node --cpu-prof, the whole
+// child) and load-{old,new}.heapprofile (sampled allocations of the registration phase) there;
+// profiling slows the children, so that round's CPU figures are not comparable to a plain run's.
+// --child-flags '…': node/V8 flags for both children; --new-flags '…': for the new one only (with
+// --base HEAD: what a flag alone does, e.g. '--max-semi-space-size=32').
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -82,12 +87,17 @@ try {
   ]);
   await bound(port);
   await bound(encap);
-  const run = (bundleFile: string, snapshot?: string): LoadFigures => {
+  const flagsOf = (name: string): string[] => arg(name, '').split(' ').filter(Boolean);
+  const run = (bundleFile: string, snapshot?: string, profile?: { dir: string; name: string }): LoadFigures => {
     const r = spawnSync(
       process.execPath,
       [
         '--expose-gc',
+        ...flagsOf('child-flags'),
+        ...(bundleFile === newBundle ? flagsOf('new-flags') : []),
+        ...(profile ? ['--cpu-prof', '--cpu-prof-dir', profile.dir, '--cpu-prof-name', `${profile.name}.cpuprofile`] : []),
         bundleFile,
+        ...(profile ? ['--alloc-prof', join(profile.dir, `${profile.name}.heapprofile`)] : []),
         '--n',
         String(n),
         '--pcscf',
@@ -106,12 +116,17 @@ try {
   };
   const rows: { round: number; code: string; figures: LoadFigures }[] = [];
   const snap = arg('snapshot', '');
+  const prof = arg('profile', '');
   for (let i = 0; i < rounds; i++) {
     for (const [code, file] of [
       ['old', oldBundle],
       ['new', newBundle],
     ] as const) {
-      const f = run(file, snap && i === 0 ? join(snap, `load-${code}.heapsnapshot`) : undefined);
+      const f = run(
+        file,
+        snap && i === 0 ? join(snap, `load-${code}.heapsnapshot`) : undefined,
+        prof && i === 0 ? { dir: resolve(prof), name: `load-${code}` } : undefined,
+      );
       rows.push({ round: i, code, figures: f });
       if (!flag('json'))
         console.log(
