@@ -20,6 +20,7 @@ import { rangeAt, type SubscriberRange } from './pattern.ts';
 import { LoadStats, type IntervalRow } from './report.ts';
 import { DueQueue, Pool, TokenBucket } from './scheduler.ts';
 import { HeapClock } from '../util/timer-heap.ts';
+import { SharedTransactions } from '../ue/sip-io.ts';
 import { PlainSocketPool } from './plain-pool.ts';
 import { PROTECTED_PORTS } from './capacity.ts';
 
@@ -92,6 +93,8 @@ export class LoadEngine {
   readonly #random: () => number;
   /** Every UE's timers (expiry, SA lifetimes, SIP transactions) on one heap and one Node timer. */
   readonly #clock = new HeapClock();
+  /** Every UE's SIP transactions in one layer (sip-io.ts SharedTransactions): none built per procedure. */
+  readonly #transactions: SharedTransactions;
   #next = 0;
   #inFlight = 0;
   #initialInFlight = 0;
@@ -116,6 +119,7 @@ export class LoadEngine {
   constructor(o: LoadOptions) {
     this.#o = o;
     this.#random = o.random ?? Math.random;
+    this.#transactions = new SharedTransactions({ clock: this.#clock, ...(o.t1Ms !== undefined && { timers: { t1: o.t1Ms } }) });
     for (let i = 0; i < o.range.count; i++) this.#ues.push({ index: i, ue: undefined, state: 'idle', gen: 0, messages: 0, pos: undefined });
     this.#start = performance.now();
     this.#regBucket = new TokenBucket({ rate: o.rate, rampMs: o.rampMs, start: this.#start });
@@ -299,6 +303,7 @@ export class LoadEngine {
         plainSocket: 'on-demand',
         ...(!o.openPlain && { openPlain: pool.open }),
         guardProtectedPorts: false,
+        transactions: this.#transactions,
         ...(o.t1Ms !== undefined && { timers: { t1: o.t1Ms } }),
         ...(o.openPlain && { openPlain: o.openPlain }),
       };
@@ -351,21 +356,26 @@ export class LoadEngine {
     if (initial) this.#initialInFlight++;
     u.state = 'busy';
     this.stats.attempt();
-    body()
-      .catch((e: unknown) => {
-        // A UE-side refusal (UeError: not registered, closed, …) or a bug: counted by its code.
-        const code =
-          e instanceof Error && 'code' in e ? String((e as { code: unknown }).code) : e instanceof Error ? e.constructor.name : 'error';
-        this.stats.fail(`internal:${code.toLowerCase()}`);
-        u.state = 'failed';
-      })
-      .finally(() => {
-        this.#inFlight--;
-        if (initial) {
-          this.#initialInFlight--;
-          this.stats.lastInitialAt = performance.now();
-        }
-      });
+    void this.#settle(u, initial, body);
+  }
+
+  /** #run's wait (try/finally in one async frame: no catch/finally promises and closures per procedure). */
+  async #settle(u: LoadUe, initial: boolean, body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+    } catch (e: unknown) {
+      // A UE-side refusal (UeError: not registered, closed, …) or a bug: counted by its code.
+      const code =
+        e instanceof Error && 'code' in e ? String((e as { code: unknown }).code) : e instanceof Error ? e.constructor.name : 'error';
+      this.stats.fail(`internal:${code.toLowerCase()}`);
+      u.state = 'failed';
+    } finally {
+      this.#inFlight--;
+      if (initial) {
+        this.#initialInFlight--;
+        this.stats.lastInitialAt = performance.now();
+      }
+    }
   }
 
   #register(u: LoadUe, now: number, proc = 'register'): void {
@@ -495,6 +505,7 @@ export class LoadEngine {
       if (u.ue) await u.ue.close().catch(() => {});
       u.ue = undefined;
     }
+    this.#transactions.close(); // what the closed UEs left (retransmissions, Timer K)
     for (const p of this.#plainPools) await p.close();
     this.#registered
       .values()

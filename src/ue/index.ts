@@ -22,6 +22,7 @@ export {
   type RegistrationOk,
   type RegistrationResult,
 } from './registration.ts';
+export { SharedTransactions } from './sip-io.ts';
 export { REG_AWAIT_AUTH_MS, choosePort, type ClientOffer } from './sa-table.ts';
 export {
   akaAuthorization,

@@ -57,12 +57,14 @@ export interface RegisterInput {
   readonly securityClient: string;
   /** The Security-Server values exactly as received (digest §5.5, pitfall 5). */
   readonly securityVerify?: readonly string[];
+  /** contactUser(id), when the caller has it already (a procedure's REGISTERs share it: no URI parse each). */
+  readonly contactUser?: string;
 }
 
 /** One REGISTER; the caller bumps dialog.cseq before each new one. */
 export function buildRegister(i: RegisterInput): SipRequest {
   const hp = formatHostPort(i.localIp, i.port);
-  const user = contactUser(i.id);
+  const user = i.contactUser ?? contactUser(i.id);
   const headers: [string, string][] = [
     // 33.203 §7.1 / 17.1 (Kamailio): Contact on every request, with the port the UE receives on.
     ['Contact', `<sip:${user}@${formatHostPort(i.contactIp ?? i.localIp, i.port)}>;expires=${i.expires}`],

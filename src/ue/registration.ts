@@ -4,10 +4,11 @@
 import { digestResponse, type Usim } from '../aka/index.ts';
 import type { SaSet } from '../ipsec/index.ts';
 import { chooseServerMechanism, parseSecurityHeader, type ServerChoiceResult, type UeSupport } from '../secagree/index.ts';
-import { parseVia, type SipRequest, type SipResponse } from '../sip/index.ts';
+import { parseVia, type SipRequest, type SipResponse, type Via } from '../sip/index.ts';
 import {
   akaAuthorization,
   buildRegister,
+  contactUser,
   initialAuthorization,
   newCnonce,
   parseAkaChallenge,
@@ -30,6 +31,9 @@ import { toBase64 } from '../util/bytes.ts';
  */
 const DES_HINT =
   '; with des-ede3-cbc: a P-CSCF whose 3DES key is not CK1 ‖ CK2 ‖ CK1 (33.203 Annex I) drops the protected REGISTER unseen, as Kamailio 5.6 does; offer aes-cbc or null (--offer)';
+
+/** A de-registration over a set: a clear final answer ends its wait (see UeSipIo.send). */
+const CLEAR_ANSWER_ENDS = Object.freeze({ clearAnswerEnds: true });
 
 /** Which registration procedure: initial, refresh (re-registration) or de-registration. */
 export type RegistrationKind = 'initial' | 'refresh' | 'deregister';
@@ -164,6 +168,7 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
   let macFailed = false;
   let pendingAuth: string | undefined;
   let over = base;
+  const user = contactUser(h.id); // the same in every REGISTER of the procedure
 
   const register = (authorization: string, verify: readonly string[] | undefined, viaSet: SaSet | undefined): SipRequest => {
     h.dialog.cseq++;
@@ -177,6 +182,7 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       expires,
       authorization,
       securityClient: offer.header,
+      contactUser: user,
       ...(verify && { securityVerify: verify }),
     });
   };
@@ -203,7 +209,7 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       `REGISTER (expires ${expires}) ${over ? `over SA set ${over.id} (port_uc ${over.config.ue.portC} → port_ps ${over.config.pcscf.portS})` : 'unprotected'}, Call-ID ${h.dialog.callId}`,
     );
   for (;;) {
-    const out = await h.send(req, over, { clearAnswerEnds: kind === 'deregister' && over !== undefined });
+    const out = await h.send(req, over, kind === 'deregister' && over !== undefined ? CLEAR_ANSWER_ENDS : undefined);
     if (h.closed) return fail('closed', 'the UE was closed');
     if (out.kind === 'clear-response') {
       // Kamailio 5.6 deletes its SAs when it saves the de-registration, then answers in clear
@@ -424,12 +430,16 @@ function credentials(h: RegistrationHost, ch: AkaChallenge, res: Uint8Array, aut
   });
 }
 
-/** The public address a NAT gave us, from the top Via of a response (digest §15A point 2). */
-export function viaReceived(res: SipResponse): { address: string; port?: number } | undefined {
-  const v = parseVia(res.headers.get('Via') ?? '');
-  if (!v.ok) return undefined;
-  const received = v.value.params.getUnquoted('received');
-  const rport = v.value.params.get('rport');
+/** The public address a NAT gave us, from the top Via of a response (digest §15A point 2); `top`: that Via, parsed already. */
+export function viaReceived(res: SipResponse, top?: Via): { address: string; port?: number } | undefined {
+  let via = top;
+  if (!via) {
+    const v = parseVia(res.headers.get('Via') ?? '');
+    if (!v.ok) return undefined;
+    via = v.value;
+  }
+  const received = via.params.getUnquoted('received');
+  const rport = via.params.get('rport');
   if (typeof received !== 'string') return undefined;
   return { address: received, ...(typeof rport === 'string' && /^[0-9]+$/.test(rport) && { port: Number(rport) }) };
 }

@@ -101,6 +101,15 @@ export class UeSaTable {
     return serverOfSet.get(set) ?? [];
   }
 
+  /** Whether a set in the table or the pending offer has `port` as a protected port (no Set built, unlike usedPorts). */
+  usesPort(port: number): boolean {
+    const p = this.pending;
+    if (p !== undefined && (p.portC === port || p.portS === port)) return true;
+    if (hasPort(this.#slots.current, port) || hasPort(this.#slots.temporary, port)) return true;
+    for (const s of this.#slots.old) if (hasPort(s, port)) return true;
+    return false;
+  }
+
   /** M.7.1 rule 6: protected ports in the table (and the pending offer's) are not picked again. */
   usedPorts(): Set<number> {
     const used = new Set<number>();
@@ -128,7 +137,7 @@ export class UeSaTable {
     const keys = expandKeys(ik, ck, choice.alg, choice.ealg);
     const set = createSaSet({
       role: 'ue',
-      id: ownString(`${this.deps.label}#${++this.#n}`), // flat: not three pieces of string per set
+      id: [this.deps.label, ++this.#n].join('#'), // one flat string: not a cons of three pieces (nor slices of others) per set
       // Outer = the local (private) address; inner = the same unless a 'public inside' peer wants the public one (§15A point 4).
       ue: {
         ip: this.deps.localIp,
@@ -200,6 +209,10 @@ export class UeSaTable {
   peerUsed(set: SaSet): void {
     this.#slots.peerUsed(set);
   }
+}
+
+function hasPort(set: SaSet | undefined, port: number): boolean {
+  return set !== undefined && (set.config.ue.portC === port || set.config.ue.portS === port);
 }
 
 /**

@@ -27,8 +27,11 @@ import {
   type SipRequest,
   type SipResponse,
   type SipTransport,
+  type ClientTransaction,
+  type ClientTransactionUser,
   type ServerTransaction,
   type TimerConfig,
+  type Via,
 } from '../sip/index.ts';
 import { openUdpTransport } from '../sip/udp-transport.ts';
 import type { SipTracer } from '../util/trace.ts';
@@ -80,6 +83,8 @@ export interface SipIoOptions {
   readonly guardProtectedPorts?: boolean;
   /** Opens the unprotected transport (default: a UDP socket; a MemoryNetwork binding in tests). */
   readonly openPlain?: OpenPlainTransport;
+  /** One transaction layer for many UEs (load generators; ignored with `trace`): see SharedTransactions. */
+  readonly transactions?: SharedTransactions;
 }
 
 /** RFC 3261 §18.1.1: larger requests (path MTU unknown) go over a congestion-controlled transport. */
@@ -93,6 +98,8 @@ class EndpointTransport implements ProtectedTransport {
   constructor(
     readonly endpoint: ProtectedEndpoint,
     readonly set?: SaSet,
+    /** The UE it delivers to (a shared transaction layer finds the UE of a request by it). */
+    readonly owner?: SipIoOptions,
   ) {}
   get protocol(): 'udp' {
     return 'udp';
@@ -110,6 +117,134 @@ class EndpointTransport implements ProtectedTransport {
 
 const NO_ENDPOINTS: readonly ProtectedEndpoint[] = [];
 
+/** With a shared layer: the UE of each unprotected transport open (an initial registration's), for its notes. */
+const plainOwners = new WeakMap<SipTransport, SipIoOptions>();
+
+function ownerOf(ctx: ReceiveContext): SipIoOptions | undefined {
+  const t = ctx.transport;
+  return t instanceof EndpointTransport ? t.owner : t ? plainOwners.get(t) : undefined;
+}
+
+/**
+ * One transaction layer for the UEs of a load run (UeOptions.transactions). Transactions are keyed by
+ * their branch, so UEs never see each other's; a request arriving over an SA goes to the UE owning
+ * the endpoint it came in on. A layer per UE meant, per procedure, a layer built (maps, timer
+ * queues, closures) and a clock timer armed per transaction timer; shared, a timer is one record
+ * in a FIFO per delay (issue 9: CPU per registration of `imsec load`). close() ends every
+ * transaction left (once the UEs are closed).
+ */
+export class SharedTransactions {
+  /** The layer every UE given this object sends and receives through. */
+  readonly layer: TransactionLayer;
+
+  constructor(o: { readonly clock: Clock; readonly timers?: Partial<TimerConfig> }) {
+    this.layer = new TransactionLayer({
+      clock: o.clock,
+      ...(o.timers && { timers: o.timers }),
+      user: {
+        onRequest: (tx, req, ctx) => {
+          const pctx = protectedContextOf(ctx);
+          // Unprotected requests never get here (the plain socket drops them); keep the guard anyway.
+          const owner = ownerOf(ctx);
+          if (pctx && owner) owner.onRequest(tx, req, pctx);
+        },
+        onMalformed: (m) =>
+          ownerOf(m.context)?.note(
+            `dropped a malformed message from ${m.context.remote.address}:${m.context.remote.port}: ${m.error.message}`,
+          ),
+      },
+    });
+  }
+
+  /** Ends every transaction left (their timers too). */
+  close(): void {
+    this.layer.close();
+  }
+}
+
+/** Who counts a set's transactions in flight (the UE's SA table): told once when a send's use of the set ends. */
+export interface InflightCount {
+  end(set: SaSet): void;
+}
+
+const NO_SEND_OPTIONS: { readonly clearAnswerEnds?: boolean } = Object.freeze({});
+
+// UeSipIo's entry points for PendingSend only (module-private keys).
+const sendEnded = Symbol('sendEnded');
+const tcpFlow = Symbol('tcpFlow');
+const transactionGone = Symbol('transactionGone');
+
+/**
+ * One request sent and its wait (UeSipIo.send), and the client transaction's user: its hooks are
+ * prototype methods. A send made ten closures before (two or three sends per registration of a
+ * load run: allocation is GC time, issue 9).
+ */
+class PendingSend implements ClientTransactionUser<ClientTransaction> {
+  done = false;
+  terminated = false;
+  /** Our top Via's branch, while a clear final answer would end the wait. */
+  branch: string | undefined;
+  /** The request went over TCP because of its size (§18.1.1). */
+  bySize = false;
+
+  constructor(
+    readonly io: UeSipIo,
+    readonly isRegister: boolean,
+    readonly set: SaSet | undefined,
+    readonly resolve: (o: SendOutcome) => void,
+    readonly inflight: InflightCount | undefined,
+  ) {}
+
+  finish(o: SendOutcome): void {
+    if (this.done) return;
+    this.done = true;
+    this.io[sendEnded](this);
+    this.resolve(o);
+  }
+
+  /** The set's use ends (once). */
+  gone(): void {
+    if (this.terminated) return;
+    this.terminated = true;
+    if (this.set) this.inflight?.end(this.set);
+  }
+
+  failed(e: unknown): void {
+    this.gone();
+    this.finish({ kind: 'transport-error', error: e instanceof Error ? e : new Error(String(e)) });
+  }
+
+  clearAnswer(response: SipResponse, port: number): void {
+    this.gone();
+    this.finish({ kind: 'clear-response', response, port });
+  }
+
+  onResponse(response: SipResponse, context: ReceiveContext): void {
+    if (response.status < 200) return;
+    if (this.set && this.isRegister && response.status < 300 && context.protocol === 'tcp') this.io[tcpFlow](this.set);
+    // The set's use ends with the final response: Completed only absorbs retransmissions
+    // (Timer K), and holding an old SA set for them is not what §8 rule 4 asks for.
+    this.gone();
+    const p = protectedContextOf(context);
+    this.finish({ kind: 'response', response, context, ...(p && { protectedBy: p }) });
+  }
+
+  onTimeout(): void {
+    this.finish({ kind: 'timeout', ...(this.bySize && { tcp: true }) });
+  }
+
+  onTransportError(_tx: ClientTransaction, error: Error): void {
+    this.finish({ kind: 'transport-error', error });
+  }
+
+  onTerminated(): void {
+    this.gone();
+    // Normally long finished (Timer K after the answer): no Error (and its stack) for nothing.
+    if (!this.done) this.finish({ kind: 'transport-error', error: new Error('transaction terminated') });
+    this.io[transactionGone]();
+  }
+}
+
 export class UeSipIo {
   /**
    * Made on first use and let go once it holds no transaction (after a procedure's last one ended):
@@ -126,9 +261,9 @@ export class UeSipIo {
   // The collections below are made on first use: a load generator holds 100k idle UEs, most of
   // which never need them (issue 9 §2: bytes per registered UE).
   /** Sends under way (close() ends them). */
-  #pending: Set<(o: SendOutcome) => void> | undefined;
+  #pending: Set<PendingSend> | undefined;
   /** Sends that take a clear final response as their end, by the branch of their top Via. */
-  #clearWaiters: Map<string, (res: SipResponse, port: number) => void> | undefined;
+  #clearWaiters: Map<string, PendingSend> | undefined;
   /** Userspace backend: plain sockets holding the protected ports, to see (and refuse) clear SIP on them. */
   #guards: Map<number, SipTransport> | undefined;
   /** TCP through the SAs: a client transport on each port_uc, a server one on each port_us. */
@@ -141,6 +276,9 @@ export class UeSipIo {
   #tcpFlows: WeakSet<SaSet> | undefined;
   #plain: SipTransport | undefined;
   #plainOpening: Promise<void> | undefined;
+  /** The last unprotected response and its top Via, parsed by #onPlain (see topViaOf). */
+  #viaOf: SipResponse | undefined;
+  #via: Via | undefined;
 
   private constructor(opts: SipIoOptions) {
     this.#opts = opts;
@@ -159,7 +297,7 @@ export class UeSipIo {
         local: pctx.local,
         remote: pctx.remote,
         via: pctx,
-        transport: new EndpointTransport(endpoint),
+        transport: new EndpointTransport(endpoint, undefined, this.#opts),
       });
     });
   }
@@ -169,8 +307,10 @@ export class UeSipIo {
     return undefined;
   }
 
-  /** The transaction layer (made now if there is none). */
+  /** The transaction layer: the shared one when given (untraced), else this UE's own (made now if there is none). */
   get layer(): TransactionLayer {
+    const o = this.#opts;
+    if (o.transactions && !o.trace) return o.transactions.layer;
     return (this.#layer ??= this.#newLayer());
   }
 
@@ -217,12 +357,22 @@ export class UeSipIo {
       const onReceive = tp.handler((b, c) => this.#onPlain(b, c));
       const open = this.#opts.openPlain ?? ((address, port, h) => openUdpTransport({ address, port, onReceive: h }));
       this.#plain = tp.wrap(await open(this.#opts.localIp, this.#opts.localPort, onReceive));
+      if (this.#opts.transactions) plainOwners.set(this.#plain, this.#opts);
     })().finally(() => (this.#plainOpening = undefined));
     return this.#plainOpening;
   }
 
+  /** The top Via of `res` when it is the last unprotected response, parsed already (once: then forgotten); else undefined. */
+  topViaOf(res: SipResponse): Via | undefined {
+    if (res !== this.#viaOf) return undefined;
+    const via = this.#via;
+    this.#viaOf = this.#via = undefined;
+    return via;
+  }
+
   /** 'on-demand': closes the unprotected socket (the initial registration is over). */
   async closePlain(): Promise<void> {
+    this.#viaOf = this.#via = undefined;
     if ((this.#opts.plainSocket ?? 'always') === 'always') return;
     await this.#plainOpening?.catch(() => {});
     const p = this.#plain;
@@ -259,6 +409,11 @@ export class UeSipIo {
       this.#clearOnProtected(msg, ctx, port ?? 5060);
       return;
     }
+    if (via.ok) {
+      // Kept for topViaOf: the procedure reads this response's received/rport next (NAT, digest §15A point 2).
+      this.#viaOf = msg;
+      this.#via = via.value;
+    }
     this.layer.receiveMessage(msg, ctx, bytes.length);
   }
 
@@ -275,7 +430,7 @@ export class UeSipIo {
     this.#opts.note(
       `discarded an unprotected ${what} from ${ctx.remote.address}:${ctx.remote.port} for protected port ${port}${waiter ? ' (the answer to our request, sent in clear)' : ''}`,
     );
-    if (waiter && msg.kind === 'response') waiter(msg, port);
+    if (waiter && msg.kind === 'response') waiter.clearAnswer(msg, port);
   }
 
   /** Opens the protected endpoint on `port` (once) and feeds it to the transaction layer. */
@@ -325,6 +480,15 @@ export class UeSipIo {
     this.#endpoints = this.#endpoints.length === 1 ? NO_ENDPOINTS : this.#endpoints.filter((e) => e !== a);
   }
 
+  /** Closes every protected endpoint whose port `table` no longer uses (no SA set of ours, no pending offer). */
+  releaseUnused(table: { usesPort(port: number): boolean }): void {
+    const eps = this.#endpoints; // releaseEndpoint replaces the array, never changes this one
+    for (let i = eps.length - 1; i >= 0; i--) {
+      const port = eps[i]!.local.port;
+      if (!table.usesPort(port)) this.releaseEndpoint(port);
+    }
+  }
+
   get endpointPorts(): number[] {
     return this.#endpoints.map((e) => e.local.port);
   }
@@ -361,91 +525,30 @@ export class UeSipIo {
   /**
    * Starts a client transaction: over `set` from its port_uc (SA1, the transport pinned to the set)
    * or unprotected from the plain socket. Resolves with the final response, Timer F or a transport
-   * failure; `onTerminated` runs once when the transaction is gone (in-flight counting, §8 rule 4).
+   * failure; `inflight.end(set)` runs once when the set's use ends (in-flight counting, §8 rule 4).
    */
   send(
     req: SipRequest,
     to: { address: string; port: number },
     set: SaSet | undefined,
-    onTerminated?: () => void,
-    opts: { readonly clearAnswerEnds?: boolean } = {},
+    inflight?: InflightCount,
+    opts: { readonly clearAnswerEnds?: boolean } = NO_SEND_OPTIONS,
   ): Promise<SendOutcome> {
     return new Promise((resolve) => {
-      let done = false;
-      let terminated = false;
-      let branch: string | undefined;
-      let bySize = false;
-      const finish = (o: SendOutcome): void => {
-        if (done) return;
-        done = true;
-        this.#pending?.delete(finish);
-        if (this.#pending?.size === 0) this.#pending = undefined; // an idle UE keeps no Set
-        if (branch !== undefined) this.#clearWaiters?.delete(branch);
-        resolve(o);
-      };
+      const s = new PendingSend(this, req.method === 'REGISTER', set, resolve, inflight);
       if (set && opts.clearAnswerEnds) {
         const b = parseViaOrThrow(req.headers.get('Via') ?? '').params.get('branch'); // our own request
         if (typeof b === 'string') {
-          branch = b;
-          (this.#clearWaiters ??= new Map()).set(b, (response: SipResponse, port: number) => {
-            gone();
-            finish({ kind: 'clear-response', response, port });
-          });
+          s.branch = b;
+          (this.#clearWaiters ??= new Map()).set(b, s);
         }
       }
-      const gone = (): void => {
-        if (terminated) return;
-        terminated = true;
-        onTerminated?.();
-      };
-      (this.#pending ??= new Set()).add(finish);
-      const failed = (e: unknown): void => {
-        gone();
-        finish({ kind: 'transport-error', error: e instanceof Error ? e : new Error(String(e)) });
-      };
-      const start = (transport: SipTransport): void => {
-        try {
-          this.layer.sendRequest(
-            req,
-            { transport, to },
-            {
-              onResponse: (response, context) => {
-                if (response.status < 200) return;
-                if (set && req.method === 'REGISTER' && response.status < 300 && context.protocol === 'tcp')
-                  (this.#tcpFlows ??= new WeakSet()).add(set);
-                // The set's use ends with the final response: Completed only absorbs retransmissions
-                // (Timer K), and holding an old SA set for them is not what §8 rule 4 asks for.
-                gone();
-                const p = protectedContextOf(context);
-                finish({ kind: 'response', response, context, ...(p && { protectedBy: p }) });
-              },
-              onTimeout: () => finish({ kind: 'timeout', ...(bySize && { tcp: true }) }),
-              onTransportError: (_tx, error) => finish({ kind: 'transport-error', error }),
-              onTerminated: () => {
-                gone();
-                // Normally long finished (Timer K after the answer): no Error (and its stack) for nothing.
-                if (!done) finish({ kind: 'transport-error', error: new Error('transaction terminated') });
-                this.#releaseIdleLayer();
-              },
-            },
-          );
-        } catch (e) {
-          failed(e);
-        }
-      };
-      const udp = (): void => {
-        let transport: SipTransport | undefined = this.#plain;
-        if (set) {
-          const a = this.#endpointOn(set.config.ue.portC);
-          if (!a) return failed(new Error(`no endpoint on port_uc ${set.config.ue.portC}`));
-          const trace = this.#opts.trace;
-          transport = trace ? protectedTransport(a, { set, trace, node: 'ue' }) : new EndpointTransport(a, set);
-        }
-        if (!transport) return failed(new Error('no unprotected socket is open (openPlain)'));
-        start(transport);
-      };
+      (this.#pending ??= new Set()).add(s);
       if (set && this.#opts.transport === 'tcp') {
-        this.#viaTcp(req, set).then((t) => !done && start(t), failed);
+        this.#viaTcp(req, set).then(
+          (t) => !s.done && this.#start(s, req, t, to),
+          (e: unknown) => s.failed(e),
+        );
         return;
       }
       const flow = set !== undefined && this.#tcpFlows?.has(set) === true;
@@ -459,17 +562,17 @@ export class UeSipIo {
         // (§18.1.1 allows the retry).
         this.#viaTcp(req, set).then(
           (t) => {
-            if (done) return;
+            if (s.done) return;
             this.#opts.note(
               flow
                 ? `${req.method} over TCP inside the SAs: the registration went over TCP (its flow)`
                 : `${req.method} is ${size} octets: over TCP inside the SAs (RFC 3261 §18.1.1)`,
             );
-            bySize = !flow;
-            start(t);
+            s.bySize = !flow;
+            this.#start(s, req, t, to);
           },
           (e: unknown) => {
-            if (done) return;
+            if (s.done) return;
             this.#opts.note(
               `${req.method} is ${size} octets but TCP to port_ps failed (${e instanceof Error ? e.message : String(e)}): sending it over UDP`,
             );
@@ -478,17 +581,56 @@ export class UeSipIo {
               req.headers.removeFirst('Via');
               req.headers.prepend('Via', formatVia({ ...parseViaOrThrow(top), transport: 'UDP' })); // our own Via
             }
-            udp();
+            this.#udp(s, req, to, set);
           },
         );
         return;
       }
-      udp();
+      this.#udp(s, req, to, set);
     });
   }
 
+  /** Over UDP: from port_uc through the set's endpoint, or from the unprotected socket. */
+  #udp(s: PendingSend, req: SipRequest, to: Destination, set: SaSet | undefined): void {
+    let transport: SipTransport | undefined = this.#plain;
+    if (set) {
+      const a = this.#endpointOn(set.config.ue.portC);
+      if (!a) return s.failed(new Error(`no endpoint on port_uc ${set.config.ue.portC}`));
+      const trace = this.#opts.trace;
+      transport = trace ? protectedTransport(a, { set, trace, node: 'ue' }) : new EndpointTransport(a, set);
+    }
+    if (!transport) return s.failed(new Error('no unprotected socket is open (openPlain)'));
+    this.#start(s, req, transport, to);
+  }
+
+  #start(s: PendingSend, req: SipRequest, transport: SipTransport, to: Destination): void {
+    try {
+      this.layer.sendRequest(req, { transport, to }, s);
+    } catch (e) {
+      s.failed(e);
+    }
+  }
+
+  /** (PendingSend) its wait is over: no longer pending, no longer waiting for a clear answer. */
+  [sendEnded](s: PendingSend): void {
+    const pending = this.#pending;
+    pending?.delete(s);
+    if (pending?.size === 0) this.#pending = undefined; // an idle UE keeps no Set
+    if (s.branch !== undefined) this.#clearWaiters?.delete(s.branch);
+  }
+
+  /** (PendingSend) a REGISTER over `set` was answered 2xx over TCP: its flow stays on TCP. */
+  [tcpFlow](set: SaSet): void {
+    (this.#tcpFlows ??= new WeakSet()).add(set);
+  }
+
+  /** (PendingSend) a transaction ended: an own layer with none left goes. */
+  [transactionGone](): void {
+    this.#releaseIdleLayer();
+  }
+
   async close(): Promise<void> {
-    for (const f of [...(this.#pending ?? [])]) f({ kind: 'transport-error', error: new Error('UE closed') });
+    for (const p of [...(this.#pending ?? [])]) p.finish({ kind: 'transport-error', error: new Error('UE closed') });
     for (const g of this.#guards?.values() ?? []) await g.close().catch(() => {});
     this.#guards?.clear();
     this.#layer?.close();

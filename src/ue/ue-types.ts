@@ -5,6 +5,7 @@ import type { SaSet, SaSetEvent, SaSummaryRow } from '../ipsec/index.ts';
 import type { AlgPair, UsableMod } from '../secagree/index.ts';
 import type { Clock, ReceiveHandler, SipRequest, SipTransport, TimerConfig } from '../sip/index.ts';
 import type { SipTracer } from '../util/trace.ts';
+import type { SharedTransactions } from './sip-io.ts';
 import type { FailureReason, RegistrationOk, UeTestHooks } from './registration.ts';
 import type { RegEvent, RegState } from './registration-state.ts';
 
@@ -89,6 +90,11 @@ export interface UeOptions {
    * memoryEdge does).
    */
   readonly openPlain?: OpenPlainTransport;
+  /**
+   * One SIP transaction layer for many UEs (load generators: `new SharedTransactions({ clock })`,
+   * the UEs' clock; close it after the UEs). Default: each UE has its own. Ignored with `trace`.
+   */
+  readonly transactions?: SharedTransactions;
 }
 
 /** Opens a plain SIP transport (the UE's unprotected socket, or its in-memory twin in tests). */

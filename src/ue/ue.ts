@@ -27,7 +27,7 @@ import {
   type RegistrationKind,
   type RegistrationResult,
 } from './registration.ts';
-import { isRegistered, transition, type RegEvent, type RegState } from './registration-state.ts';
+import { isRegistered, transition, type RegEvent, type RegState, type RegTransition } from './registration-state.ts';
 import { choosePort, REG_AWAIT_AUTH_MS, UeSaTable, type ClientOffer, type SaTableDeps } from './sa-table.ts';
 import { UeSipIo, type SendOutcome, type SipIoOptions } from './sip-io.ts';
 import { UeNat } from './nat.ts';
@@ -92,6 +92,9 @@ class UeLink implements SaTableDeps, SipIoOptions {
   get openPlain(): UeOptions['openPlain'] {
     return this.o.openPlain;
   }
+  get transactions(): UeOptions['transactions'] {
+    return this.o.transactions;
+  }
   get pcscfEncapPort(): number {
     return this.o.pcscfEncapPort ?? 4500;
   }
@@ -99,7 +102,9 @@ class UeLink implements SaTableDeps, SipIoOptions {
     return this.o.regAwaitAuthMs ?? REG_AWAIT_AUTH_MS;
   }
   get label(): string {
-    return `ue:${this.o.impi.split('@')[0]}`;
+    const impi = this.o.impi;
+    const at = impi.indexOf('@');
+    return `ue:${at < 0 ? impi : impi.slice(0, at)}`;
   }
   onRequest(tx: ServerTransaction, req: SipRequest, pctx: ProtectedContext): void {
     this.ue?.[onProtectedRequest](tx, req, pctx);
@@ -143,28 +148,46 @@ function buildSecurityClientValue(support: UeSupport, ue: SpiPortSet): string {
 
 /** Numbers no real offer is built with here, to find where the SPIs and ports go in the value. */
 const PROBE: SpiPortSet = { spiC: 4111111111, spiS: 4122222222, portC: 61111, portS: 62222 };
-const PROBE_FIELD: Record<string, keyof SpiPortSet> = { 4111111111: 'spiC', 4122222222: 'spiS', 61111: 'portC', 62222: 'portS' };
+const PROBE_FIELD: Record<string, number> = { 4111111111: 0, 4122222222: 1, 61111: 2, 62222: 3 };
+
+/** A Security-Client value as its fixed texts and, between them, which number goes there (0 spiC, 1 spiS, 2 portC, 3 portS). */
+interface ClientTemplate {
+  readonly texts: readonly string[];
+  readonly fields: readonly number[];
+}
+
 /**
  * Per way of offering (a UeSupport: every UE of a load run shares one), the Security-Client value
- * as text pieces between its SPIs and ports; null when the probe did not match a real build. Only
- * the numbers change between offers: building the entries and serialising them each time was ~1 % of
- * the load process's CPU (issue 9).
+ * as a template; null when the probe did not match a real build. Only the numbers change between
+ * offers: building the entries and serialising them each time was ~1 % of the load process's CPU
+ * (issue 9). Filled by one join: one flat string, not a tree of pieces flattened again when sent.
  */
-const clientTemplates = new WeakMap<UeSupport, readonly string[] | null>();
+const clientTemplates = new WeakMap<UeSupport, ClientTemplate | null>();
+
+function fillTemplate(t: ClientTemplate, ue: SpiPortSet): string {
+  const values = [String(ue.spiC), String(ue.spiS), String(ue.portC), String(ue.portS)];
+  const { texts, fields } = t;
+  const parts = new Array<string>(texts.length + fields.length);
+  parts[0] = texts[0]!;
+  for (let i = 0; i < fields.length; i++) {
+    parts[2 * i + 1] = values[fields[i]!]!;
+    parts[2 * i + 2] = texts[i + 1]!;
+  }
+  return parts.join('');
+}
 
 function securityClientOf(support: UeSupport, ue: SpiPortSet): string {
   const t = clientTemplates.get(support);
-  if (t) {
-    let out = t[0]!;
-    for (let i = 1; i < t.length; i += 2) out += `=${ue[PROBE_FIELD[t[i]!]!]}${t[i + 1]!}`;
-    return out;
-  }
+  if (t) return fillTemplate(t, ue);
   const built = buildSecurityClientValue(support, ue);
   if (t === undefined) {
     // Split at "=<probe number>" followed by a parameter or entry end; kept only if it rebuilds this offer exactly.
     const pieces = buildSecurityClientValue(support, PROBE).split(/=(4111111111|4122222222|61111|62222)(?=[;,\s]|$)/);
-    clientTemplates.set(support, pieces);
-    if (securityClientOf(support, ue) !== built) clientTemplates.set(support, null);
+    const template: ClientTemplate = {
+      texts: pieces.filter((_, i) => i % 2 === 0).map((text, i, all) => (i < all.length - 1 ? `${text}=` : text)),
+      fields: pieces.filter((_, i) => i % 2 === 1).map((probe) => PROBE_FIELD[probe]!),
+    };
+    clientTemplates.set(support, fillTemplate(template, ue) === built ? template : null);
   }
   return built;
 }
@@ -181,6 +204,9 @@ function sharedPublicAddress(a: { address: string; port?: number }): { readonly 
 }
 
 const IDLE: Promise<unknown> = Promise.resolve();
+const IDLE_VOID: Promise<void> = Promise.resolve();
+/** A rule for the key check of the constructor only (its Usim is dropped at once). */
+const KEY_CHECK_ONLY: SqnFreshness = Object.freeze({ check: () => ({ ok: true as const }), accept: () => {}, highest: () => 0 });
 const NONE: readonly string[] = Object.freeze([]);
 /** #impus when the 200 OK listed exactly our own IMPU (P-Associated-URI, the rule): no array and string per UE. */
 const SAME_IMPU: readonly string[] = Object.freeze([]);
@@ -257,8 +283,13 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       o.pcscf.address === pcscfIp && o.pcscf.port !== undefined
         ? (o.pcscf as { readonly address: string; readonly port: number })
         : { address: pcscfIp, port: o.pcscf.port ?? 5060 };
-    // Checks the keys now; only its SQN state is kept (a USIM is made per challenge, see usim).
-    this.#freshness = new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), ...o.usim }).freshness;
+    // Checks the keys now; only its SQN state is kept (a USIM is made per challenge, see usim). The
+    // default rule starts as an all-zero Annex C array: kept as its idle form (#sqnIdle 0), not built.
+    const keys = { k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }) };
+    if (o.usim === undefined) {
+      new Usim({ ...keys, freshness: KEY_CHECK_ONLY });
+      this.#sqnIdle = 0;
+    } else this.#freshness = new Usim({ ...keys, ...o.usim }).freshness;
     this.support = supportOf(o);
     this.#nat = new UeNat(o.localIp, o.natInnerAddress ?? 'private');
     this.sas = new UeSaTable(link);
@@ -314,10 +345,22 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     const u = this.#o.usim;
     if (!(f instanceof SqnArray) || (u && Object.keys(u).some((k) => k !== 'indLen' && k !== 'acceptAnySqn'))) return;
     const seqMs = f.snapshot();
-    const used = seqMs.filter((x) => x > 0).length;
+    let used = 0;
+    let ind = -1;
+    for (let i = 0; i < seqMs.length; i++) {
+      if (seqMs[i]! > 0) {
+        used++;
+        if (ind < 0) ind = i;
+      }
+    }
+    if (used === 0) {
+      // Never a challenge accepted: the all-zero array, as the constructor keeps it.
+      this.#sqnIdle = 0;
+      this.#freshness = undefined;
+      return;
+    }
     if (used === 1) {
       // The rule after a few registrations: one slot, kept as one number (SEQ · 2^IND-length + IND, < 2^53).
-      const ind = seqMs.findIndex((x) => x > 0);
       const packed = seqMs[ind]! * seqMs.length + ind;
       if (Number.isSafeInteger(packed)) {
         this.#sqnIdle = packed;
@@ -508,22 +551,22 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     used.add(portC);
     const portS = keepPortS ?? (await this.#openFreePort(used));
     await this.#io.ensureEndpoint(portS);
-    const ue = { spiC, spiS, portC, portS };
+    const ue: SpiPortSet = { spiC, spiS, portC, portS };
     // Interop (digest §17.1): Kamailio 5.6 merges the entries and takes the *last* one, so the most
     // preferred pair (and mode) goes last. Without q, RFC 3329 gives the order no meaning to others.
     // prot=esp and (with only trans offered) mod=trans are Annex H's defaults: left out, they save
     // ~20 octets per entry of a REGISTER that is too large for UDP already (RFC 3261 §18.1.1).
     // With both modes mod stays on every entry: Kamailio 5.6 merges all entries' parameters.
-    const offer = { ...ue, header: securityClientOf(this.support, ue) };
+    const offer: ClientOffer = { spiC, spiS, portC, portS, header: securityClientOf(this.support, ue) };
     this.sas.pending = offer;
     this[releaseUnusedEndpoints]();
     return offer;
   }
 
-  send(req: SipRequest, over: SaSet | undefined, opts: { readonly clearAnswerEnds?: boolean } = {}): Promise<SendOutcome> {
+  send(req: SipRequest, over: SaSet | undefined, opts?: { readonly clearAnswerEnds?: boolean }): Promise<SendOutcome> {
     const to = over ? { address: this.pcscf.address, port: over.config.pcscf.portS } : this.pcscf;
     if (over) this.sas.begin(over);
-    const sent = this.#io.send(req, to, over, () => over && this.sas.end(over), opts);
+    const sent = this.#io.send(req, to, over, this.sas, opts);
     const ex = this.observer?.exchange;
     if (!ex) return sent;
     const phase: UeExchangePhase =
@@ -546,17 +589,24 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
     });
   }
 
-  async fire(event: RegEvent, data: { expires?: number } = {}): Promise<void> {
-    if (this.#closed && event !== 'close') return; // a procedure finishing after close() changes nothing
+  fire(event: RegEvent, data?: { expires?: number }): Promise<void> {
+    if (this.#closed && event !== 'close') return IDLE_VOID; // a procedure finishing after close() changes nothing
     const from = this.#state;
     const t = transition(from, event);
     this.#state = t.state;
+    // Most transitions have nothing to do: no async frame for them (several per registration).
+    if (t.actions.length > 0) return this.#act(t, data?.expires ?? this.expires, from, event);
+    if (t.state !== from) this.emit('state', t.state, from, event);
+    return IDLE_VOID;
+  }
+
+  async #act(t: RegTransition, expires: number, from: RegState, event: RegEvent): Promise<void> {
     for (const a of t.actions) {
       if (a === 'discard-temporary') await this.sas.discardTemporary();
-      else if (a === 'promote-temporary') await this.sas.promote(data.expires ?? this.expires);
+      else if (a === 'promote-temporary') await this.sas.promote(expires);
       else if (a === 'delete-all-sets') await this.sas.deleteAll();
       else if (a === 'cancel-timers') this.#cancelTimers();
-      else if (a === 'schedule-refresh') this.#scheduleRefresh(data.expires ?? this.expires);
+      else if (a === 'schedule-refresh') this.#scheduleRefresh(expires);
     }
     if (t.state !== from) this.emit('state', t.state, from, event);
   }
@@ -568,7 +618,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
    * already (24.229 §5.1.1.4.1), so the protected REGISTER simply carries the new one.
    */
   notePublicAddress(res: SipResponse): void {
-    const via = viaReceived(res);
+    const via = viaReceived(res, this.#io.topViaOf(res));
     const pub = via && sharedPublicAddress(via);
     const news = pub && this.#nat.note(pub, this.plainPort);
     if (!pub || !news) return;
@@ -596,12 +646,15 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
       }
       this.#proc = kind;
       // 'on-demand' (load generators): the unprotected socket lives only as long as the procedure.
-      const r = await runRegistration(this, kind).finally(() => {
+      let r: RegistrationResult;
+      try {
+        r = await runRegistration(this, kind);
+      } finally {
         this.#proc = undefined;
         this.#compactSqnState();
         this.sas.pending = undefined; // the offer's ports are the sets' now (or free again)
-        return this.#io.closePlain();
-      });
+        await this.#io.closePlain();
+      }
       if (r.ok && kind !== 'deregister') {
         // Own copies: slices of the 200 OK would keep its whole text alive as long as the registration.
         // (The same Service-Route for every UE of a load run: one copy.)
@@ -680,8 +733,7 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   }
 
   [releaseUnusedEndpoints](): void {
-    const used = this.sas.usedPorts();
-    for (const p of this.#io.endpointPorts) if (!used.has(p)) this.#io.releaseEndpoint(p);
+    this.#io.releaseUnused(this.sas);
   }
 
   [onProtectedRequest](tx: ServerTransaction, request: SipRequest, pctx: ProtectedContext): void {
