@@ -112,6 +112,7 @@ const NC_RE = /^[0-9a-fA-F]{8}$/;
 const oneShot = (crypto as { hash?: (alg: string, data: string | Uint8Array, enc: 'hex') => string }).hash;
 
 function md5Hex(...parts: (string | Uint8Array)[]): string {
+  if (oneShot && parts.length === 1 && typeof parts[0] === 'string') return oneShot('md5', parts[0], 'hex');
   if (oneShot) {
     // Strings are hashed as UTF-8, as Hash.update does.
     if (parts.every((p) => typeof p === 'string')) return oneShot('md5', parts.join(''), 'hex');
@@ -139,9 +140,21 @@ export function digestHa1(username: string, realm: string, password: Uint8Array)
   return hex;
 }
 
+const NO_BODY = new Uint8Array(0);
+// HA2 without auth-int depends on method and uri only: the S-CSCF checks every REGISTER against the same
+// `REGISTER:sip:<domain>`, and a UE answers with it too. The last one is kept (public values, no secret).
+let ha2Text = '';
+let ha2Hex = '';
+
 /** HA2 = MD5(method ":" uri) or, for auth-int, MD5(method ":" uri ":" MD5(body)) (RFC 2617 §3.2.2.3). */
-export function digestHa2(method: string, uri: string, qop?: 'auth' | 'auth-int', body: Uint8Array = new Uint8Array(0)): string {
-  return qop === 'auth-int' ? md5Hex(method, ':', uri, ':', md5Hex(body)) : md5Hex(method, ':', uri);
+export function digestHa2(method: string, uri: string, qop?: 'auth' | 'auth-int', body: Uint8Array = NO_BODY): string {
+  if (qop === 'auth-int') return md5Hex(method, ':', uri, ':', md5Hex(body));
+  const text = `${method}:${uri}`;
+  if (text !== ha2Text) {
+    ha2Hex = md5Hex(text);
+    ha2Text = text;
+  }
+  return ha2Hex;
 }
 
 /** The Digest `response` value, lowercase hex (RFC 2617 §3.2.2.1). HA1 is built from octets, never a string. */
@@ -156,8 +169,9 @@ export function digestResponse(d: DigestInput): string {
   const ha1 = digestHa1(d.username, d.realm, password);
   password.fill(0);
   const ha2 = digestHa2(d.method, d.uri, d.qop, d.body);
-  if (d.qop === undefined) return md5Hex(ha1, ':', d.nonce, ':', ha2);
-  return md5Hex(ha1, ':', d.nonce, ':', d.nc!, ':', d.cnonce!, ':', d.qop, ':', ha2);
+  // One string per hash (no parts array joined); strings are hashed as UTF-8 either way.
+  if (d.qop === undefined) return md5Hex(`${ha1}:${d.nonce}:${ha2}`);
+  return md5Hex(`${ha1}:${d.nonce}:${d.nc!}:${d.cnonce!}:${d.qop}:${ha2}`);
 }
 
 const utf8 = new TextEncoder();
