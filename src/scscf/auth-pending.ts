@@ -25,13 +25,19 @@ export interface PendingChallenge {
  */
 export const MAX_PENDING_PER_IMPI = 8;
 
-const keyOf = (impi: string, callId: string) => `${impi}\n${callId}`;
+interface Entry {
+  readonly p: PendingChallenge;
+  readonly cancel: () => void;
+}
 
 /** Not safe for concurrent use (one event loop owns it). */
 export class PendingChallenges {
-  readonly #entries = new Map<string, { readonly p: PendingChallenge; readonly cancel: () => void }>();
-  /** IMPI → its entries' keys, oldest first (at most MAX_PENDING_PER_IMPI): the cap without a scan of every entry. */
-  readonly #byImpi = new Map<string, string[]>();
+  /**
+   * IMPI → its challenges, oldest first (at most MAX_PENDING_PER_IMPI): a Call-ID is found by a scan of
+   * at most that many entries, so a lookup builds no (IMPI, Call-ID) key string, and the cap needs no scan.
+   */
+  readonly #byImpi = new Map<string, Entry[]>();
+  #size = 0;
 
   constructor(
     private readonly clock: Clock,
@@ -41,60 +47,78 @@ export class PendingChallenges {
 
   /** The live challenge for (IMPI, Call-ID), if any. */
   get(impi: string, callId: string): PendingChallenge | undefined {
-    const e = this.#entries.get(keyOf(impi, callId));
+    const list = this.#byImpi.get(impi);
+    if (list === undefined) return undefined;
+    const i = indexOfCallId(list, callId);
+    if (i < 0) return undefined;
+    const p = list[i]!.p;
     // A timer that has not fired yet (coarse clocks) must not keep an expired challenge usable.
-    if (e && e.p.expiresAt <= this.clock.now()) {
-      this.#remove(keyOf(impi, callId));
+    if (p.expiresAt <= this.clock.now()) {
+      this.#removeAt(impi, list, i);
       return undefined;
     }
-    return e?.p;
+    return p;
   }
 
   /** Stores `p` (replacing the entry for the same key) and arms its reg-await-auth timer. */
   set(p: PendingChallenge): void {
-    const key = keyOf(p.impi, p.callId);
-    this.#remove(key);
-    let keys = this.#byImpi.get(p.impi);
-    while (keys !== undefined && keys.length >= MAX_PENDING_PER_IMPI) {
-      this.#remove(keys[0]!); // oldest first
-      keys = this.#byImpi.get(p.impi);
+    let list = this.#byImpi.get(p.impi);
+    if (list !== undefined) {
+      const i = indexOfCallId(list, p.callId);
+      if (i >= 0) this.#removeAt(p.impi, list, i);
+      while (list.length >= MAX_PENDING_PER_IMPI) this.#removeAt(p.impi, list, 0); // oldest first
+      if (list.length === 0) list = undefined; // #removeAt dropped it from the map
     }
     const cancel = this.clock.setTimer(Math.max(0, p.expiresAt - this.clock.now()), () => {
-      const e = this.#entries.get(key);
-      if (e?.p !== p) return; // replaced meanwhile
+      if (this.#find(p) === undefined) return; // replaced or removed meanwhile
       this.onExpire?.(p);
-      this.#remove(key);
+      const at = this.#find(p);
+      if (at !== undefined) this.#removeAt(p.impi, at.list, at.i);
     });
-    this.#entries.set(key, { p, cancel });
-    if (keys) keys.push(key);
-    else this.#byImpi.set(p.impi, [key]);
+    const e: Entry = { p, cancel };
+    if (list !== undefined) list.push(e);
+    else this.#byImpi.set(p.impi, [e]);
+    this.#size++;
   }
 
   /** Forgets the challenge for (IMPI, Call-ID); true when there was one. */
   drop(impi: string, callId: string): boolean {
-    return this.#remove(keyOf(impi, callId));
+    const list = this.#byImpi.get(impi);
+    const i = list === undefined ? -1 : indexOfCallId(list, callId);
+    if (i < 0) return false;
+    this.#removeAt(impi, list!, i);
+    return true;
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#size;
   }
 
   /** Forgets everything (shutdown). */
   clear(): void {
-    for (const k of [...this.#entries.keys()]) this.#remove(k);
+    for (const [impi, list] of [...this.#byImpi]) while (list.length > 0) this.#removeAt(impi, list, list.length - 1);
   }
 
-  #remove(key: string): boolean {
-    const e = this.#entries.get(key);
-    if (!e) return false;
-    this.#entries.delete(key);
-    const keys = this.#byImpi.get(e.p.impi)!;
-    if (keys.length === 1) this.#byImpi.delete(e.p.impi);
-    else keys.splice(keys.indexOf(key), 1);
+  #find(p: PendingChallenge): { list: Entry[]; i: number } | undefined {
+    const list = this.#byImpi.get(p.impi);
+    if (list === undefined) return undefined;
+    for (let i = 0; i < list.length; i++) if (list[i]!.p === p) return { list, i };
+    return undefined;
+  }
+
+  #removeAt(impi: string, list: Entry[], i: number): void {
+    const e = list[i]!;
+    list.splice(i, 1);
+    if (list.length === 0) this.#byImpi.delete(impi);
+    this.#size--;
     e.cancel();
     wipePending(e.p);
-    return true;
   }
+}
+
+function indexOfCallId(list: readonly Entry[], callId: string): number {
+  for (let i = 0; i < list.length; i++) if (list[i]!.p.callId === callId) return i;
+  return -1;
 }
 
 /** Best-effort erasure of the vector's secrets (JS guarantees nothing about copies). */
