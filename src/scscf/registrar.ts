@@ -4,7 +4,6 @@
 import {
   buildDigestHeader,
   buildNonce,
-  getParam,
   parseAkaAlgorithm,
   parseAuts,
   parseDigestHeader,
@@ -106,15 +105,15 @@ export function handleRegister(
   const granted = Math.min(requested, cfg.maxExpires, MAX_GRANT_S);
 
   // --- Authorization and the IMPI
-  let auth: DigestHeader | undefined;
+  let auth: Credentials | undefined;
   const rawAuth = req.headers.get('Authorization');
   if (rawAuth !== undefined) {
     const parsed = parseDigestHeader(rawAuth);
     if (!parsed.ok) return bad('Authorization');
-    auth = parsed.value;
-    if (auth.scheme.toLowerCase() !== 'digest') return bad('Authorization scheme');
+    if (parsed.value.scheme.toLowerCase() !== 'digest') return bad('Authorization scheme');
+    auth = credentialsOf(parsed.value);
   }
-  const impi = (auth && getParam(auth, 'username')) || hss.impiOf(impu);
+  const impi = auth?.username || hss.impiOf(impu);
   const fail = (reason: AuthFailReason, who = impi ?? ''): RegisterOutcome => {
     events.push({ type: 'auth-failed', impi: who, impu, status: 403, reason });
     return done(createResponse(req, 403, 'Forbidden'));
@@ -130,11 +129,11 @@ export function handleRegister(
   }
 
   const callId = req.headers.get('Call-ID') ?? '';
-  const nonce = (auth && getParam(auth, 'nonce')) ?? '';
-  const response = (auth && getParam(auth, 'response')) ?? '';
-  const autsB64 = auth && getParam(auth, 'auts');
+  const nonce = auth?.nonce ?? '';
+  const response = auth?.response ?? '';
+  const autsB64 = auth?.auts;
   // 24.229 §5.2.2: the P-CSCF marks a REGISTER that arrived over an SA with integrity-protected="yes".
-  const protectedReq = (auth && getParam(auth, 'integrity-protected'))?.toLowerCase() === 'yes';
+  const protectedReq = auth?.integrityProtected?.toLowerCase() === 'yes';
   const pending = state.pending(impi, callId);
   const matches = pending !== undefined && nonce !== '' && pending.nonce === nonce;
 
@@ -240,33 +239,70 @@ function challengePrefix(domain: string): string {
   return prefix;
 }
 
-function checkResponse(req: SipRequest, auth: DigestHeader, p: PendingChallenge, domain: string): boolean {
+/** The Authorization parameters the registrar reads (names case-insensitive; the first of a name counts, as getParam has it). */
+interface Credentials {
+  username?: string;
+  nonce?: string;
+  response?: string;
+  auts?: string;
+  integrityProtected?: string;
+  qop?: string;
+  nc?: string;
+  cnonce?: string;
+  uri?: string;
+  algorithm?: string;
+}
+
+// Parameter name (lower case) → field: one pass over the header instead of a getParam scan per name.
+const CREDENTIAL_FIELDS = new Map<string, keyof Credentials>([
+  ['username', 'username'],
+  ['nonce', 'nonce'],
+  ['response', 'response'],
+  ['auts', 'auts'],
+  ['integrity-protected', 'integrityProtected'],
+  ['qop', 'qop'],
+  ['nc', 'nc'],
+  ['cnonce', 'cnonce'],
+  ['uri', 'uri'],
+  ['algorithm', 'algorithm'],
+]);
+
+function credentialsOf(h: DigestHeader): Credentials {
+  const c: Credentials = {};
+  for (const p of h.params) {
+    const field = CREDENTIAL_FIELDS.get(p.name) ?? CREDENTIAL_FIELDS.get(p.name.toLowerCase());
+    if (field !== undefined && c[field] === undefined) c[field] = p.value;
+  }
+  return c;
+}
+
+function checkResponse(req: SipRequest, auth: Credentials, p: PendingChallenge, domain: string): boolean {
   if (!credentialsUsable(auth)) return false;
-  const qop = getParam(auth, 'qop')?.toLowerCase() as 'auth' | 'auth-int' | undefined;
+  const qop = auth.qop?.toLowerCase() as 'auth' | 'auth-int' | undefined;
   // With qop, nc is 8 hex digits (RFC 2617 §3.2.2): checked here so that the verifier, which throws
   // on it as misuse, only ever sees well-formed input (the algorithm was checked by credentialsUsable).
-  if (qop !== undefined && !/^[0-9a-fA-F]{8}$/.test(getParam(auth, 'nc') ?? '')) return false;
+  if (qop !== undefined && !/^[0-9a-fA-F]{8}$/.test(auth.nc ?? '')) return false;
   return verifyDigestResponse({
     username: p.impi,
     realm: domain,
-    uri: getParam(auth, 'uri') ?? `sip:${domain}`,
+    uri: auth.uri ?? `sip:${domain}`,
     nonce: p.nonce,
     method: 'REGISTER',
-    algorithm: parseAkaAlgorithm(getParam(auth, 'algorithm') ?? 'AKAv1-MD5'),
+    algorithm: parseAkaAlgorithm(auth.algorithm ?? 'AKAv1-MD5'),
     res: p.xres,
     ik: p.ik,
     ck: p.ck,
     // Lenient: a UE that omits qop (RFC 2069 form) is checked without it.
-    ...(qop !== undefined && { qop, nc: getParam(auth, 'nc') ?? '', cnonce: getParam(auth, 'cnonce') ?? '' }),
+    ...(qop !== undefined && { qop, nc: auth.nc ?? '', cnonce: auth.cnonce ?? '' }),
     body: req.body,
-    response: getParam(auth, 'response') ?? '',
+    response: auth.response ?? '',
   });
 }
 
 /** Algorithm AKAv1-MD5/AKAv2-MD5 (or absent) and qop auth/auth-int (or absent). */
-function credentialsUsable(auth: DigestHeader): boolean {
-  const alg = getParam(auth, 'algorithm');
-  const qop = getParam(auth, 'qop')?.toLowerCase();
+function credentialsUsable(auth: Credentials): boolean {
+  const alg = auth.algorithm;
+  const qop = auth.qop?.toLowerCase();
   return (alg === undefined || /^akav[12]-md5$/i.test(alg)) && (qop === undefined || qop === 'auth' || qop === 'auth-int');
 }
 
