@@ -241,39 +241,57 @@ function challengePrefix(domain: string): string {
 
 /** The Authorization parameters the registrar reads (names case-insensitive; the first of a name counts, as getParam has it). */
 interface Credentials {
-  username?: string;
-  nonce?: string;
-  response?: string;
-  auts?: string;
-  integrityProtected?: string;
-  qop?: string;
-  nc?: string;
-  cnonce?: string;
-  uri?: string;
-  algorithm?: string;
+  readonly username: string | undefined;
+  readonly nonce: string | undefined;
+  readonly response: string | undefined;
+  readonly auts: string | undefined;
+  readonly integrityProtected: string | undefined;
+  readonly qop: string | undefined;
+  readonly nc: string | undefined;
+  readonly cnonce: string | undefined;
+  readonly uri: string | undefined;
+  readonly algorithm: string | undefined;
 }
 
-// Parameter name (lower case) → field: one pass over the header instead of a getParam scan per name.
-const CREDENTIAL_FIELDS = new Map<string, keyof Credentials>([
-  ['username', 'username'],
-  ['nonce', 'nonce'],
-  ['response', 'response'],
-  ['auts', 'auts'],
-  ['integrity-protected', 'integrityProtected'],
-  ['qop', 'qop'],
-  ['nc', 'nc'],
-  ['cnonce', 'cnonce'],
-  ['uri', 'uri'],
-  ['algorithm', 'algorithm'],
-]);
-
+/** One pass over the header instead of a getParam scan per name; the result has one fixed shape. */
 function credentialsOf(h: DigestHeader): Credentials {
-  const c: Credentials = {};
+  let username, nonce, response, auts, integrityProtected, qop, nc, cnonce, uri, algorithm: string | undefined;
   for (const p of h.params) {
-    const field = CREDENTIAL_FIELDS.get(p.name) ?? CREDENTIAL_FIELDS.get(p.name.toLowerCase());
-    if (field !== undefined && c[field] === undefined) c[field] = p.value;
+    const v = p.value;
+    switch (p.name.toLowerCase()) {
+      case 'username':
+        username ??= v;
+        break;
+      case 'nonce':
+        nonce ??= v;
+        break;
+      case 'response':
+        response ??= v;
+        break;
+      case 'auts':
+        auts ??= v;
+        break;
+      case 'integrity-protected':
+        integrityProtected ??= v;
+        break;
+      case 'qop':
+        qop ??= v;
+        break;
+      case 'nc':
+        nc ??= v;
+        break;
+      case 'cnonce':
+        cnonce ??= v;
+        break;
+      case 'uri':
+        uri ??= v;
+        break;
+      case 'algorithm':
+        algorithm ??= v;
+        break;
+    }
   }
-  return c;
+  return { username, nonce, response, auts, integrityProtected, qop, nc, cnonce, uri, algorithm };
 }
 
 function checkResponse(req: SipRequest, auth: Credentials, p: PendingChallenge, domain: string): boolean {
