@@ -10,7 +10,7 @@ import { inspect } from 'node:util';
 import { AkaError, SQN_MAX, splitSqn } from '../aka/index.ts';
 import { fromHex, toHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
-import { type AddSubscriber, HssStore, HssStoreError } from './hss-store.ts';
+import { type AddSubscriber, HssStore, HssStoreError, PROFILE_RECHECK_MS } from './hss-store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'imsec-hss-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -138,9 +138,9 @@ test('JSON and inspect redact K and OPc', () => {
   s.close();
 });
 
-const nextTurn = () => new Promise((r) => setImmediate(r));
+const pastRecheck = () => new Promise((r) => setTimeout(r, PROFILE_RECHECK_MS + 5));
 
-test("profile: cached while nothing changed; another connection's commit (from the next turn), own add/remove and the cap all drop it", async () => {
+test("profile: cached while nothing changed; another connection's commit (within PROFILE_RECHECK_MS), own add/remove and the cap all drop it", async () => {
   const file = tmpFile();
   const a = new HssStore(file);
   const b = new HssStore(file);
@@ -157,16 +157,16 @@ test("profile: cached while nothing changed; another connection's commit (from t
     assert.equal(a.profile('nobody@ims.example'), undefined);
 
     // Another connection removes alice and adds her again with another K and IMPU set. The store looks
-    // for other connections' commits once per event-loop turn: from the next turn on, the cache is gone.
+    // for other connections' commits at most every PROFILE_RECHECK_MS: after that, the cache is gone.
     b.remove('alice@ims.example');
     b.add(alice({ k: fromHex('00'.repeat(16)), impus: ['sip:alice2@ims.example'] }));
-    await nextTurn();
+    await pastRecheck();
     const p2 = a.profile('alice@ims.example')!;
     assert.notEqual(p2, p1);
     assert.equal(toHex(p2.k), '00'.repeat(16));
     assert.deepEqual(p2.impus, ['sip:alice2@ims.example']);
     b.nextSqn('alice@ims.example');
-    await nextTurn();
+    await pastRecheck();
     assert.notEqual(a.profile('alice@ims.example'), p2, "another connection's SQN commit drops the cache too");
 
     a.remove('alice@ims.example');

@@ -206,7 +206,8 @@ export interface SubscriberStore {
   get(impi: string): Subscriber | undefined;
   /**
    * The subscriber's unchanging part (no SQN), possibly from a cache (another process's add or remove
-   * is seen from the next event-loop turn); do not modify or wipe it.
+   * is seen within a few milliseconds: the next event-loop turn for PostgreSQL, PROFILE_RECHECK_MS for
+   * SQLite); do not modify or wipe it.
    */
   profile(impi: string): SubscriberProfile | undefined;
   findByImpu(impu: string): Subscriber | undefined;
@@ -253,6 +254,9 @@ export interface HssStoreOptions {
   profileCache?: number;
 }
 
+/** How long (ms) HssStore.profile() serves its cache before it looks for other connections' commits again. */
+export const PROFILE_RECHECK_MS = 10;
+
 /** The subscribers (IMPI, IMPUs, K, OPc, AMF, SQN) in SQLite: a file (created owner-only, it holds K) or ':memory:'. Each SQN handed out is committed before it is used. */
 export class HssStore implements SubscriberStore {
   readonly #db: Database;
@@ -263,13 +267,11 @@ export class HssStore implements SubscriberStore {
   readonly #profiles = new Map<string, SubscriberProfile>();
   readonly #profileCap: number;
   #dataVersion = -1;
-  // data_version is read at most once per event-loop turn: the pragma opens a read transaction on the
-  // WAL (~4 µs), and a registration asks for the profile twice per REGISTER. Another process's commit
-  // is seen from the next turn: no later than it would be had it landed a moment after the check.
-  #versionChecked = false;
-  readonly #versionExpire = () => {
-    this.#versionChecked = false;
-  };
+  // data_version is read at most once per PROFILE_RECHECK_MS: outside a transaction the pragma takes the
+  // WAL read lock (~4-5 µs of locking system calls), and under load nearly every REGISTER arrives in an
+  // event-loop turn of its own, so a check per turn was a check per REGISTER. Another process's commit is
+  // seen within that time: no later than it would be had it landed a moment after the check.
+  #versionCheckedAt = -Infinity;
   #batchOpen = false;
   #updateSqnTx: Transaction<[string, (sqn: number, indLen: number) => { sqn: number; result: unknown }], unknown> | undefined;
 
@@ -394,15 +396,15 @@ export class HssStore implements SubscriberStore {
   }
 
   profile(impi: string): SubscriberProfile | undefined {
-    if (!this.#versionChecked) {
+    const now = performance.now();
+    if (now - this.#versionCheckedAt >= PROFILE_RECHECK_MS) {
       // Another connection (another core, `imsec subscriber`) committed: anything cached may be stale.
       const v = this.#stmt('PRAGMA data_version').get() as { data_version: number };
       if (v.data_version !== this.#dataVersion) {
         this.#profiles.clear();
         this.#dataVersion = v.data_version;
       }
-      this.#versionChecked = true;
-      setImmediate(this.#versionExpire);
+      this.#versionCheckedAt = now;
     }
     const hit = this.#profiles.get(impi);
     if (hit) return hit;
