@@ -118,7 +118,7 @@ async function parent(): Promise<void> {
         console.log(
           `${role.padEnd(5)} N=${n}${flags === 'none' ? '' : ` [${flags}]`}  heap B/set ${row.heap_old} -> ${row.heap_new} (x${row.heap_ratio})  ` +
             `RSS B/set ${row.rss_old} -> ${row.rss_new} (x${row.rss_ratio})  off-heap B/set ${row.offheap_old} -> ${row.offheap_new}  ` +
-            `old space committed B/set ${row.old_committed_old} -> ${row.old_committed_new}`,
+            `old space committed B/set ${row.old_committed_old} -> ${row.old_committed_new}  RSS outside V8's heap B/set ${Math.round(old.rssOutsideHeapPerSet)} -> ${Math.round(now.rssOutsideHeapPerSet)}`,
         );
         console.log(
           `      CPU µs per registration's SA work (build, install, REGISTER in, promote, 200 OK out): ${row.setup_us_old} -> ${row.setup_us_new}`,
