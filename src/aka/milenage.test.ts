@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createCipheriv } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { computeOpc, f1, f1Star, f2, f3, f4, f5, f5Star, milenage, milenageKeys, milenageMacs } from './milenage.ts';
+import { computeOpc, f1, f1Star, f2, f3, f4, f5, f5Star, milenage, milenageForAutn, milenageKeys, milenageMacs } from './milenage.ts';
 import { fromHex, toHex } from '../util/bytes.ts';
 import { InputError } from '../util/errors.ts';
 
@@ -78,6 +78,20 @@ for (const s of SETS) {
   });
 }
 
+test('milenageForAutn (the USIM side): SQN recovered from AUTN, XMAC-A = f1, f2..f5* for every TS 35.208 set', () => {
+  for (const s of SETS) {
+    const sqn = fromHex(s.SQN);
+    const ak = fromHex(s.f5);
+    const autn = new Uint8Array([...sqn.map((v, i) => v ^ ak[i]!), ...fromHex(s.AMF), ...fromHex(s.f1)]);
+    const o = milenageForAutn(fromHex(s.K), fromHex(s.OPc), fromHex(s.RAND), autn);
+    assert.deepEqual(
+      [o.sqn, o.amf, o.xmacA, o.res, o.ck, o.ik, o.ak, o.akStar].map(toHex),
+      [s.SQN, s.AMF, s.f1, s.f2, s.f3, s.f4, s.f5, s.f5s],
+      `set ${s.set}`,
+    );
+  }
+});
+
 // The spec's formulas written out with one brand-new AES context per block (TS 35.206 §4.1; the
 // verification script of test-vectors.md §8): the model the cached-context implementation must equal.
 function refE(k: Uint8Array, block: Uint8Array): Uint8Array {
@@ -150,9 +164,13 @@ test('property: every function equals the per-block reference on random inputs, 
           assert.equal(toHex(all[name]), toHex(want[name]), name);
           assert.equal(toHex(macs[name]), toHex(want[name]), name);
         }
+        const autn = new Uint8Array([...sqn.map((v, i) => v ^ want.ak[i]!), ...amf, ...want.macA]);
+        const usim = milenageForAutn(k, opc, rand, autn);
+        assert.deepEqual([usim.sqn, usim.amf, usim.xmacA].map(toHex), [sqn, amf, want.macA].map(toHex));
         for (const name of ['res', 'ck', 'ik', 'ak', 'akStar'] as const) {
           assert.equal(toHex(all[name]), toHex(want[name]), name);
           assert.equal(toHex(keys[name]), toHex(want[name]), name);
+          assert.equal(toHex(usim[name]), toHex(want[name]), name);
         }
       }
     }),

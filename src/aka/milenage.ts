@@ -148,6 +148,46 @@ export function milenageMacs(
 }
 
 /**
+ * The USIM's side of AUTN (TS 33.102 §6.3.3) in one computation under one AES context: f2..f5* as
+ * milenageKeys gives them, SQN = AUTN[0..5] ⊕ AK, and XMAC-A = f1 over that SQN and AUTN's AMF. TEMP is
+ * encrypted once (milenageKeys then milenageMacs would do it twice, and ask for K's context twice).
+ */
+export function milenageForAutn(
+  k: Uint8Array,
+  opc: Uint8Array,
+  rand: Uint8Array,
+  autn: Uint8Array,
+): MilenageKeys & { readonly sqn: Uint8Array; readonly amf: Uint8Array; readonly xmacA: Uint8Array } {
+  checkCommon(k, opc, rand);
+  checkLen(autn, 16, 'autn');
+  const cipher = aesEcb(k);
+  const x = SCRATCH.subarray(0, 64);
+  const t = temp(cipher, opc, rand, x.subarray(0, 16));
+  for (let i = 2; i <= 5; i++) outBlock(x, 16 * (i - 2), opc, t, i);
+  const y = xorOpc(cipher.update(x), opc);
+  const sqn = new Uint8Array(SQN_LEN);
+  for (let i = 0; i < SQN_LEN; i++) sqn[i] = autn[i]! ^ y[i]!;
+  const amf = autn.slice(SQN_LEN, SQN_LEN + AMF_LEN);
+  const x1 = SCRATCH.subarray(0, 16);
+  in1Block(x1, 0, opc, t, sqn, amf);
+  const y1 = xorOpc(cipher.update(x1), opc);
+  aesDone(cipher);
+  const out = {
+    ak: y.slice(0, 6),
+    res: y.slice(8, 16),
+    ck: y.slice(16, 32),
+    ik: y.slice(32, 48),
+    akStar: y.slice(48, 54),
+    sqn,
+    amf,
+    xmacA: y1.slice(0, 8),
+  };
+  y1.fill(0);
+  wipe(t, y);
+  return out;
+}
+
+/**
  * Every Milenage output at once: TEMP, then OUT1..OUT5 as one 5-block call. The vector path of every
  * registration: no closure, no intermediate copies.
  */

@@ -4,7 +4,7 @@
 import { concatBytes, equalBytes, xorBytes } from '../util/bytes.ts';
 import { AkaError, akaInputError, checkLen } from './errors.ts';
 import { AUTN_LEN, amfStar } from './hss.ts';
-import { AMF_LEN, KEY_LEN, RAND_LEN, SQN_LEN, computeOpc, milenageKeys, milenageMacs } from './milenage.ts';
+import { AMF_LEN, KEY_LEN, RAND_LEN, SQN_LEN, computeOpc, milenageForAutn, milenageKeys, milenageMacs } from './milenage.ts';
 import { SqnArray, SqnFloor, type SqnFreshness, sqnFromBytes, sqnToBytes, toSqn } from './sqn.ts';
 
 /** A USIM's keys and its SQN freshness rule (default: the TS 33.102 Annex C.2 array). */
@@ -105,13 +105,10 @@ export class Usim {
   respond(rand: Uint8Array, autn: Uint8Array): UsimResult {
     checkLen(rand, RAND_LEN, 'rand');
     checkLen(autn, AUTN_LEN, 'autn');
-    const keys = milenageKeys(this.#k, this.#opc, rand);
-    const sqn = xorBytes(autn.subarray(0, SQN_LEN), keys.ak);
-    const amf = autn.slice(SQN_LEN, SQN_LEN + AMF_LEN);
-    const macs = milenageMacs(this.#k, this.#opc, rand, sqn, amf);
-    const macOk = equalBytes(macs.macA, autn.subarray(SQN_LEN + AMF_LEN, AUTN_LEN));
-    macs.macA.fill(0);
-    macs.macS.fill(0);
+    // AK = f5 → SQN = AUTN[0..5] ⊕ AK → XMAC-A = f1(SQN, AMF), with f2..f4 in the same computation.
+    const { sqn, amf, xmacA, ...keys } = milenageForAutn(this.#k, this.#opc, rand, autn);
+    const macOk = equalBytes(xmacA, autn.subarray(SQN_LEN + AMF_LEN, AUTN_LEN));
+    xmacA.fill(0);
     const wipeKeys = () => {
       for (const v of [keys.res, keys.ck, keys.ik, keys.ak, keys.akStar]) v.fill(0);
     };
