@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { UserspaceBackend } from '../src/ipsec/backends/userspace.ts';
 import { expandKeys } from '../src/ipsec/keys.ts';
@@ -169,10 +169,16 @@ async function child(): Promise<void> {
   // --final-gc last-resort: V8's memory-reducing collection (what it runs before giving up on an
   // allocation: compacts every fragmented page) once the sets are made, before the figures.
   const finalGc = arg('final-gc', 'regular');
-  const gcFinal = (): void =>
-    finalGc === 'last-resort'
-      ? (gc as unknown as (o: object) => void)({ type: 'major', execution: 'sync', flavor: 'last-resort' })
-      : undefined;
+  // --final-gc compact: compaction switched on for this one collection only (what a process could
+  // do once after a burst, at no cost to the GCs of the burst itself).
+  const gcFinal = (): void => {
+    if (finalGc === 'last-resort') (gc as unknown as (o: object) => void)({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    if (finalGc === 'compact') {
+      setFlagsFromString('--compact-on-every-full-gc');
+      gc();
+      setFlagsFromString('--no-compact-on-every-full-gc');
+    }
+  };
   // V8 gives freed pages back to the OS on a background task: a moment for it before RSS is read.
   const settleRss = async (): Promise<NodeJS.MemoryUsage> => {
     settle();

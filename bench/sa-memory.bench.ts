@@ -9,7 +9,7 @@
 //
 //   npm run bench:sa-memory [-- --n 20000] [--base <commit>] [--json] [--snapshot] [--cpu]
 //                           [--roles pcscf,ue] [--burst-kb 12 [--window 32000]] [--flag-sets 'none|--single-threaded-gc']
-//                           [--final-gc last-resort] [--new-only]
+//                           [--final-gc last-resort|compact] [--new-only]
 //
 // --snapshot also writes a heap snapshot per process and prints the largest constructors
 // (self bytes per set), to see where the bytes go. --cpu also measures CPU µs per protected round trip
@@ -23,7 +23,8 @@
 // also prints the burst's CPU, wall time and GC pauses. --flag-sets runs everything once per set of
 // V8/Node flags ('|' between sets, 'none' for none), e.g. to see what --compact-on-every-full-gc or
 // --single-threaded-gc do to RSS and CPU. --final-gc last-resort runs V8's memory-reducing
-// collection once before the figures (and prints its CPU).
+// collection once before the figures, --final-gc compact one collection with compaction switched on
+// for it alone (v8.setFlagsFromString around it); the JSON has its CPU ms.
 import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

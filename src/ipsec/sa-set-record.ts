@@ -37,8 +37,8 @@ export function saSetRecord(set: SaSet): SaSetRecord {
     id: set.id,
     role: set.role,
     state: set.state,
-    ue: { ...c.ue },
-    pcscf: { ...c.pcscf },
+    ue: peerRecord(c.ue),
+    pcscf: peerRecord(c.pcscf),
     alg: c.alg,
     ealg: c.ealg,
     mode: c.mode,
@@ -46,6 +46,12 @@ export function saSetRecord(set: SaSet): SaSetRecord {
     ...(c.replayWindow !== undefined && { replayWindow: c.replayWindow }),
     ...(set.expiresAt !== undefined && { expiresAt: set.expiresAt }),
   };
+}
+
+/** One end as plain data, field by field: the set's copy keeps its SPIs behind getters (sa-set.ts PeerCopy), which a spread would miss. */
+function peerRecord(p: SaSetPeer & { readonly innerIp?: string }): SaSetPeer & { innerIp?: string } {
+  const r = { ip: p.ip, portC: p.portC, portS: p.portS, spiC: p.spiC, spiS: p.spiS };
+  return p.innerIp !== undefined ? { ...r, innerIp: p.innerIp } : r;
 }
 
 /** The set's keys (the same for its four SAs). The caller seals them before they reach a store. */

@@ -17,6 +17,7 @@ import {
   type SaSetState,
 } from './sa-set.ts';
 import { expandKeys } from './keys.ts';
+import { restoreSaSet, saSetRecord } from './sa-set-record.ts';
 import { makePair, pairConfig, SET1_CK, SET1_IK, sipRequest } from '../../test/support/ims-fixture.ts';
 
 const base = pairConfig({ alg: 'hmac-sha-1-96', ealg: 'aes-cbc', mode: 'transport' });
@@ -281,4 +282,37 @@ test('the set keeps one key value: keys read back equal what was given, for ever
     assert.equal(toHex(got.ckEsp), toHex(keys.ckEsp), `${alg}/${ealg} CK_ESP`);
     assert.equal(got.salt && toHex(got.salt), keys.salt && toHex(keys.salt), `${alg}/${ealg} salt`);
   }
+});
+
+test('SPIs above 2^31-1 (kept as int32 inside the set) read back unsigned everywhere: the ends, the SAs, JSON and the stored record', () => {
+  const spis = { uc: 0xffff_fff0, us: 0x8000_0000, pc: 0x7fff_ffff, ps: 0x9abc_def0 };
+  const set = createSaSet({
+    ...base,
+    role: 'pcscf',
+    ue: { ...base.ue, spiC: spis.uc, spiS: spis.us, innerIp: '10.0.0.7' },
+    pcscf: { ...base.pcscf, spiC: spis.pc, spiS: spis.ps },
+  });
+  assert.deepEqual([set.ue.spiC, set.ue.spiS, set.pcscf.spiC, set.pcscf.spiS], [spis.uc, spis.us, spis.pc, spis.ps]);
+  assert.deepEqual(
+    set.all.map((sa) => sa.spi),
+    [spis.ps, spis.us, spis.uc, spis.pc],
+  );
+  const json = JSON.parse(JSON.stringify({ ue: set.config.ue, pcscf: set.config.pcscf })) as Record<string, Record<string, unknown>>;
+  assert.deepEqual(json.ue, {
+    ip: base.ue.ip,
+    portC: base.ue.portC,
+    portS: base.ue.portS,
+    spiC: spis.uc,
+    spiS: spis.us,
+    innerIp: '10.0.0.7',
+  });
+  assert.deepEqual(json.pcscf, { ip: base.pcscf.ip, portC: base.pcscf.portC, portS: base.pcscf.portS, spiC: spis.pc, spiS: spis.ps });
+  set.apply('authenticated');
+  const r = saSetRecord(set);
+  assert.deepEqual([r.ue.spiC, r.ue.spiS, r.ue.innerIp, r.pcscf.spiC, r.pcscf.spiS], [spis.uc, spis.us, '10.0.0.7', spis.pc, spis.ps]);
+  const back = restoreSaSet(r, set.keys, {});
+  assert.deepEqual(
+    back.all.map((sa) => sa.spi),
+    set.all.map((sa) => sa.spi),
+  );
 });

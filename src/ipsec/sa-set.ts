@@ -136,6 +136,52 @@ export interface SaSummaryRow {
 
 let nextId = 1;
 
+/**
+ * One end of a set as the set keeps it (`set.ue`, `set.pcscf`). The SPIs are stored as the int32 of
+ * their 32 bits and read back unsigned: a field that ever held a number above 2^31-1 (half of all
+ * random SPIs) makes V8 box that field in every object of its shape, 16 octets per SPI, 64 per set
+ * (issue 9 §2). JSON and spreads of the copy: `toJSON`, or name the fields (the SPIs are getters).
+ */
+class PeerCopy implements SaSetPeer {
+  readonly ip: string;
+  readonly portC: number;
+  readonly portS: number;
+  readonly #spiC: number;
+  readonly #spiS: number;
+  constructor(p: SaSetPeer) {
+    this.ip = p.ip;
+    this.portC = p.portC;
+    this.portS = p.portS;
+    this.#spiC = p.spiC | 0;
+    this.#spiS = p.spiS | 0;
+  }
+  get spiC(): number {
+    return this.#spiC >>> 0;
+  }
+  get spiS(): number {
+    return this.#spiS >>> 0;
+  }
+  toJSON(): SaSetPeer & { innerIp?: string } {
+    return { ip: this.ip, portC: this.portC, portS: this.portS, spiC: this.spiC, spiS: this.spiS };
+  }
+  [inspect.custom](): string {
+    return `${this.ip} c=${this.portC} s=${this.portS} spi-c=${this.spiC} spi-s=${this.spiS}`;
+  }
+}
+
+/** The UE's end behind a NAT: also its address inside the tunnel. */
+class InnerPeerCopy extends PeerCopy {
+  constructor(
+    p: SaSetPeer,
+    readonly innerIp: string,
+  ) {
+    super(p);
+  }
+  override toJSON(): SaSetPeer & { innerIp?: string } {
+    return { ...super.toJSON(), innerIp: this.innerIp };
+  }
+}
+
 /** The configuration a set was made from, as `SaSet.config` shows it (no keys, IV hook, lifetimes). */
 export type SaSetConfigView = Omit<SaSetConfig, 'keys' | 'iv' | 'expiresAt' | 'softExpiresAt' | 'resume'>;
 
@@ -193,11 +239,8 @@ export class SaSet extends SaHome {
     this.role = cfg.role;
     const { ue, pcscf } = cfg;
     // Own copies (the SAs read their SPIs and ports here): what the caller does with its objects later changes nothing.
-    this.ue =
-      ue.innerIp !== undefined
-        ? { ip: ue.ip, portC: ue.portC, portS: ue.portS, spiC: ue.spiC, spiS: ue.spiS, innerIp: ue.innerIp }
-        : { ip: ue.ip, portC: ue.portC, portS: ue.portS, spiC: ue.spiC, spiS: ue.spiS };
-    this.pcscf = { ip: pcscf.ip, portC: pcscf.portC, portS: pcscf.portS, spiC: pcscf.spiC, spiS: pcscf.spiS };
+    this.ue = ue.innerIp !== undefined ? new InnerPeerCopy(ue, ue.innerIp) : new PeerCopy(ue);
+    this.pcscf = new PeerCopy(pcscf);
     this.alg = cfg.alg;
     this.ealg = cfg.ealg;
     this.mode = cfg.mode;
