@@ -14,8 +14,9 @@
 // --heap-snapshot DIR: the P-CSCF writes a heap snapshot at both points, the load process one at the
 // second (compare them per constructor with scripts/heap-diff.mjs to see where the bytes per UE go).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,6 +147,17 @@ async function bound(port: number, p: Proc): Promise<void> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** RSS of a child as the kernel counts it now, without a signal or a GC in the process. */
+const rssOf = (p: Proc): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
+/** The kernel's UDP counters (all of this network namespace): datagrams sent and datagrams dropped for a full receive buffer. */
+function udpCounters(): { out: number; rcvbuf_errors: number } {
+  const lines = readFileSync('/proc/net/snmp', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('Udp:'));
+  const names = lines[0]!.split(/\s+/);
+  const values = lines[1]!.split(/\s+/).map(Number);
+  return { out: values[names.indexOf('OutDatagrams')]!, rcvbuf_errors: values[names.indexOf('RcvbufErrors')]! };
+}
 const cpuMs = (a: Stats, b: Stats) => b.cpu_user_ms + b.cpu_system_ms - a.cpu_user_ms - a.cpu_system_ms;
 
 async function run(
@@ -232,6 +244,7 @@ async function run(
     const [core0, pc0] = [await core.stats(), await pcscf.stats()];
     if (o.heapDir) await pcscf.snapshot(o.heapDir);
     const t0 = Date.now();
+    const udp0 = udpCounters();
     load = new Proc(
       'load',
       [
@@ -272,36 +285,52 @@ async function run(
     const regWall = (holdStart - t0) / 1000;
     await sleep(34_000); // the burst's transactions end (Timer J = 64·T1 = 32 s)
     const [core1, pc1, load1] = [await core.stats(), await pcscf.stats(), await load.stats()];
+    const udp1 = udpCounters();
     if (o.heapDir) await pcscf.snapshot(o.heapDir);
     if (o.heapDir) await load.snapshot(o.heapDir);
-    // Memory flat during the hold (refreshes every expires/2): the same figures once a minute until
-    // near its end (each sample after a forced GC in both processes), so that the first and the last
-    // minute can be compared.
+    // Memory flat during the hold (refreshes every expires/2). A forced GC of a heap of a gigabyte stops
+    // a process for seconds, and a stopped P-CSCF or load process drops datagrams and makes refreshes
+    // late: so the figures after a forced GC are taken twice only (34 s into the hold, above, and in its
+    // last minute), and once a minute in between the RSS is read from /proc without touching the processes.
     // heap_total and external tell V8 pages kept after the GC and off-heap memory apart from the rest of the RSS.
-    const series: Record<string, number>[] = [];
+    const series: Record<string, number | boolean>[] = [];
     const sample = (p: Stats, l: Stats) =>
       series.push({
         t_s: Math.round((Date.now() - holdStart) / 1000),
+        forced_gc: true,
         rss_pcscf: p.rss,
         heap_pcscf: p['heap_used'] as number,
         heap_total_pcscf: p['heap_total'] as number,
         external_pcscf: p['external'] as number,
+        gc_ms_pcscf: p['gc_ms'] as number,
         rss_load: l.rss,
         heap_load: l['heap_used'] as number,
         heap_total_load: l['heap_total'] as number,
         external_load: l['external'] as number,
+        gc_ms_load: l['gc_ms'] as number,
       });
     sample(pc1, load1);
     const holdEnd = holdStart + o.holdS * 1000 - 3_000;
     // The load process times its hold itself and may have begun de-registering: stop sampling then.
     const holding = () => !/ (end|done) /.test(load!.lines.slice(-3).join('\n'));
-    while (o.holdS >= 60 && holdEnd - Date.now() > 5_000 && holding()) {
-      await sleep(Math.min(60_000, holdEnd - Date.now()));
-      const l = holding() ? await load.tryStats() : undefined;
-      if (!l || !holding()) break;
-      sample(await pcscf.stats(), l);
+    let forcedLast = false;
+    while (o.holdS >= 60 && holding()) {
+      const left = holdEnd - Date.now();
+      if (left <= 5_000) break;
+      const lastMinute = left <= 65_000;
+      await sleep(lastMinute ? left - 5_000 : 60_000);
+      if (!holding()) break;
+      if (lastMinute) {
+        const l = await load.tryStats();
+        if (!l || !holding()) break;
+        sample(await pcscf.stats(), l);
+        forcedLast = true;
+        break;
+      }
+      series.push({ t_s: Math.round((Date.now() - holdStart) / 1000), forced_gc: false, rss_pcscf: rssOf(pcscf), rss_load: rssOf(load) });
     }
-    const last = series.length > 1 ? series.at(-1) : undefined;
+    const udp2 = udpCounters();
+    const last = forcedLast ? (series.at(-1) as Record<string, number>) : undefined;
     await load.until(/"report":"imsec-load"/, 'stdout', 6 * 3_600_000);
     const report = JSON.parse(load.stdout) as {
       registrations_per_s: number;
@@ -369,9 +398,17 @@ async function run(
           load: last.rss_load! - load1.rss,
           over_s: Math.round((Date.now() - holdStart) / 1000) - 34,
         },
-        // RSS and heap after a forced GC, once a minute through the hold (t_s from the hold's start).
+        // Once a minute through the hold (t_s from the hold's start): RSS as it is, and at the first and the
+        // last sample RSS and heap after a forced GC (forced_gc: true, with how long the GC stopped each process).
         hold_series: series,
       }),
+      // Kernel UDP counters of the whole network namespace (anything else running on the host counts too):
+      // 12 datagrams per registration is the minimum with its de-registration (8 + 4); more means
+      // retransmissions. Drops for a full receive buffer mean a process stopped reading for a while.
+      udp: {
+        datagrams_per_registration_to_hold: +((udp1.out - udp0.out) / regs).toFixed(2),
+        receive_buffer_drops: { registration: udp1.rcvbuf_errors - udp0.rcvbuf_errors, hold: udp2.rcvbuf_errors - udp1.rcvbuf_errors },
+      },
       refreshed: report.outcomes.refreshed,
       open_fds_load: report.process.open_fds_registered ?? null,
       sa_sets_left: { load: report.sa_sets_left, pcscf: pcEnd['live_sa_sets'] },
@@ -396,8 +433,34 @@ const common = {
   ...(args.includes('--cpu-prof') && { cpuProf: value('--cpu-prof', '/tmp') }),
   ...(args.includes('--heap-snapshot') && { heapDir: value('--heap-snapshot', '/tmp') }),
 };
+/**
+ * CPU ms of a fixed piece of work (objects in a Map, JSON, HMAC-SHA-1) in this process. This machine's
+ * speed changes by up to 1.7× from one quarter of an hour to the next with nothing else running: two
+ * runs' CPU figures are comparable only when their speed checks agree.
+ */
+function speedCheck(): number {
+  speedWork(); // warms the JIT: the first pass costs twice the next
+  const c0 = process.cpuUsage();
+  speedWork();
+  const c = process.cpuUsage(c0);
+  return Math.round((c.user + c.system) / 1000);
+}
+function speedWork(): void {
+  const key = Buffer.alloc(20, 7);
+  const data = Buffer.alloc(1024, 1);
+  let sink = 0;
+  for (let round = 0; round < 4; round++) {
+    const m = new Map<string, { i: number; s: string }>();
+    for (let i = 0; i < 50_000; i++) m.set(`k${i}`, { i, s: `v${i}` });
+    sink += JSON.stringify([...m.values()].slice(0, 5_000)).length;
+    for (let i = 0; i < 5_000; i++) sink += createHmac('sha1', key).update(data).digest()[0]!;
+  }
+  if (sink < 0) throw new Error('unreachable');
+}
+const speedAtStart = speedCheck();
 const out: Record<string, unknown> = {
   machine: {
+    speed_check_cpu_ms: { start: speedAtStart } as Record<string, number>,
     cpus: (await import('node:os')).cpus().length,
     loadavg_at_start: (await import('node:os')).loadavg().map((x) => +x.toFixed(1)),
     note: 'shared machine: figures are noisy; hss-sync normal unless --hss-sync full',
@@ -430,4 +493,5 @@ if (flag('--full'))
     holdS: Number(value('--full-hold', '600')),
     expires: Number(value('--full-expires', '120')),
   });
+(out['machine'] as { speed_check_cpu_ms: Record<string, number> }).speed_check_cpu_ms['end'] = speedCheck();
 process.stdout.write(JSON.stringify(out, null, 2) + '\n');
