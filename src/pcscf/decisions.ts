@@ -86,7 +86,9 @@ export function admissionCheck(
       message: `UE address ${who} with protected client port ${portUc} is already tied to SA set ${clash.id} (33.203 §7.1 rule 3)`,
     };
   }
-  const n = (impiSets.filter((s) => s.live).length + 1) * SAS_PER_DIRECTION_PER_SET;
+  let live = 0;
+  for (const s of impiSets) if (s.live) live++;
+  const n = (live + 1) * SAS_PER_DIRECTION_PER_SET;
   if (n > MAX_SAS_PER_DIRECTION) {
     return {
       ok: false,

@@ -13,7 +13,7 @@ import { NAT_T_PORT } from '../ipsec/types.ts';
 import { createResponse } from '../sip/builders.ts';
 import { systemClock, type Clock } from '../sip/clock.ts';
 import { HeapClock } from '../util/timer-heap.ts';
-import type { SipRequest } from '../sip/message.ts';
+import type { SipRequest, SipResponse } from '../sip/message.ts';
 import type { Route } from '../sip/response-routing.ts';
 import type { ServerTransaction } from '../sip/transaction-manager.ts';
 import { TransactionLayer } from '../sip/transaction-manager.ts';
@@ -98,12 +98,10 @@ export class Pcscf {
       clock,
       ...(o.timers ? { timers: o.timers } : {}),
       // 33.203 §7.1: responses to a protected request go from port_pc to port_us over SA2 of the set it came on.
-      responseRoute: (res, req, ctx) => {
+      // A request the TU has seen routes its responses through its SetHold (the transaction's override).
+      responseRoute: (_res, _req, ctx) => {
         const pc = protectedContextOf(ctx);
-        if (!pc) return undefined;
-        const r = p.#core.toUe(pc.set, ctx);
-        const hold = res.status >= 200 ? p.#holds.get(req) : undefined;
-        return hold ? { to: r.to, transport: afterSend(r.transport, hold.release) } : r;
+        return pc ? p.#core.toUe(pc.set, ctx) : undefined;
       },
     });
     const tp = new TracedPlain(trace);
@@ -298,9 +296,9 @@ export class Pcscf {
     const set = p.set;
     // Spec digest §8 rule 4: a set is in use while a transaction that arrived on it waits for its
     // final response; released once that response is out (or the transaction ends without one).
-    const hold = new SetHold(core.table, set);
-    this.#holds.set(req, hold);
+    const hold = new SetHold(core, set, ctx);
     tx.user = hold;
+    tx.setResponseRoute(hold.route);
     const reg = core.table.ownerOf(set);
     // Every REGISTER over a set goes to its owner's registration machine, which tells temporary,
     // current and old sets apart (and checks the identities against that registration).
@@ -389,7 +387,6 @@ export class Pcscf {
   }
   readonly #ignoredFrom = new WeakMap<object, string>();
   readonly #learnt = new WeakMap<SaSet, number>();
-  readonly #holds = new WeakMap<SipRequest, SetHold>();
 
   #refused(ev: PcscfEvents['rejected']): void {
     this.#rejected[ev.reason] = (this.#rejected[ev.reason] ?? 0) + 1;
@@ -441,20 +438,28 @@ export class Pcscf {
 /**
  * Spec digest §8 rule 4: a set is in use while a request that arrived on it waits for its final
  * response. Held at once; released (once) when the response is out or the transaction ends without
- * one. The server transaction's user too (onTerminated): one object per protected request.
+ * one. The server transaction's user (onTerminated) and its response route (over the set, 33.203
+ * §7.1) too: one object per protected request, no table keyed by request (a WeakMap entry per
+ * request cost a hash insert and ephemeron work in every GC). A route the TU sets later (an answer
+ * that deletes the set once out, a refusal) replaces this one; the transaction's end still releases.
  */
 class SetHold {
   #held = true;
   constructor(
-    private readonly table: RegistrationTable,
+    private readonly core: PcscfCore,
     private readonly set: SaSet,
+    private readonly ctx: ReceiveContext,
   ) {
-    table.hold(set);
+    core.table.hold(set);
   }
+  readonly route = (res: SipResponse): Route => {
+    const r = this.core.toUe(this.set, this.ctx);
+    return res.status >= 200 ? { to: r.to, transport: afterSend(r.transport, this.release) } : r;
+  };
   readonly release = (): void => {
     if (!this.#held) return;
     this.#held = false;
-    this.table.release(this.set);
+    this.core.table.release(this.set);
   };
   onTerminated(): void {
     this.release();

@@ -483,8 +483,11 @@ function admit(
 
 /** `n` live sets, as admissionCheck counts them (shared lists: every REGISTER asks). */
 function liveSets(n: number): readonly { readonly live: true }[] {
-  const fresh = () => Object.freeze(Array.from({ length: n }, () => LIVE));
-  return n < 16 ? (LIVE_SETS[n] ??= fresh()) : fresh();
+  if (n < 16) return (LIVE_SETS[n] ??= freshLiveSets(n));
+  return freshLiveSets(n);
+}
+function freshLiveSets(n: number): readonly { readonly live: true }[] {
+  return Object.freeze(new Array<{ readonly live: true }>(n).fill(LIVE));
 }
 const LIVE = Object.freeze({ live: true as const });
 const LIVE_SETS: (readonly { readonly live: true }[] | undefined)[] = [];

@@ -2,7 +2,7 @@
 // ABNF, 33.203 Annex H parameters; spec digest §4). Order: normalise hyphens → scan
 // mechanisms and raw params → type the Annex H params → check q uniqueness over the merged list.
 import { SecAgreeError, showValue } from './errors.ts';
-import { attempt, type Result } from '../util/result.ts';
+import { err, ok, type Result } from '../util/result.ts';
 import { parseCommonForm } from './common-form.ts';
 import {
   IPSEC_3GPP,
@@ -272,7 +272,13 @@ export function parseSecurityHeader(
   values: string | readonly string[],
   header: SecHeaderName | string = 'security header',
 ): Result<SecMechanism[], SecAgreeError> {
-  return attempt(SecAgreeError, () => parseSecurityHeaderOrThrow(values, header));
+  // try/catch here, not attempt(): no closure per header parsed (every REGISTER's Security-Client).
+  try {
+    return ok(parseSecurityHeaderOrThrow(values, header));
+  } catch (e) {
+    if (e instanceof SecAgreeError) return err(e);
+    throw e;
+  }
 }
 
 /** parseSecurityHeader for trusted input (tests, fixtures, values this process built): throws SecAgreeError. */

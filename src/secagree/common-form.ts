@@ -79,6 +79,9 @@ function algName(s: string, start: number, end: number): string {
   return s.slice(start, end).toLowerCase();
 }
 
+/** The `extra` of a mechanism without unknown parameters (all of a UE's): one shared, frozen list, not an empty array per mechanism. */
+const NO_EXTRA: readonly ExtraParam[] = Object.freeze([]);
+
 function skipSpace(s: string, i: number): number {
   for (;;) {
     const c = s.charCodeAt(i);
@@ -195,7 +198,7 @@ export function parseCommonForm(values: readonly string[], maxMechanisms: number
       if (portS !== undefined) m.portS = portS;
       if (alg !== undefined) m.alg = alg;
       if (ealg !== undefined) m.ealg = ealg;
-      m.extra = extra ?? [];
+      m.extra = extra ?? NO_EXTRA;
       if (out.push(m as SecMechanism) > maxMechanisms) return undefined;
       if (i >= n) break;
       if (s.charCodeAt(i) !== COMMA) return undefined;
