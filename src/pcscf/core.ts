@@ -8,7 +8,7 @@ import type { Clock } from '../sip/clock.ts';
 import type { SipRequest } from '../sip/message.ts';
 import type { Route } from '../sip/response-routing.ts';
 import type { ServerTransaction, TransactionLayer } from '../sip/transaction-manager.ts';
-import type { ReceiveContext, SipTransport } from '../sip/transport.ts';
+import type { Destination, ReceiveContext, SendFailureSink, SipTransport } from '../sip/transport.ts';
 import type { Emit, Listens, Registration, RegistrationTable } from './registrations.ts';
 import type { RegState } from './registration-state.ts';
 import type { PendingLimits } from './pending-limits.ts';
@@ -81,29 +81,48 @@ export interface RejectOptions {
 
 /** A transport that runs `after` once the first send through it has finished (sent or failed). */
 export function afterSend(t: SipTransport, after: () => void): SipTransport {
-  let done = false;
-  const fire = () => {
-    if (done) return;
-    done = true;
-    after();
-  };
-  const out: SipTransport = {
-    protocol: t.protocol,
-    local: t.local,
-    send: (bytes, to) => t.send(bytes, to).finally(fire),
-    close: () => t.close(),
-  };
-  // The transaction layer's fast path kept (every 200 OK to a protected REGISTER comes this way):
-  // the userspace backend's post seals the message before it returns (the only post over SAs), so
-  // what `after` does to the set (deletion, release) cannot reach bytes already handed over.
-  const post = t.post;
-  if (post !== undefined)
-    out.post = (bytes, to, sink) => {
-      try {
-        post.call(t, bytes, to, sink);
-      } finally {
-        fire();
-      }
-    };
-  return out;
+  return new AfterSend(t, after);
+}
+
+/**
+ * afterSend's transport: one object with methods, not a literal with four closures (every final
+ * response to a protected request goes out through one, two per registration).
+ */
+class AfterSend implements SipTransport {
+  readonly protocol: SipTransport['protocol'];
+  readonly local: SipTransport['local'];
+  declare post?: SipTransport['post'];
+  #done = false;
+  constructor(
+    private readonly t: SipTransport,
+    private readonly after: () => void,
+  ) {
+    this.protocol = t.protocol;
+    this.local = t.local;
+    // The transaction layer's fast path kept (every 200 OK to a protected REGISTER comes this way):
+    // the userspace backend's post seals the message before it returns (the only post over SAs), so
+    // what `after` does to the set (deletion, release) cannot reach bytes already handed over.
+    if (t.post !== undefined) this.post = postThenFire;
+  }
+  send(bytes: Uint8Array, to: Destination): Promise<void> {
+    return this.t.send(bytes, to).finally(() => this.fire());
+  }
+  close(): Promise<void> {
+    return this.t.close();
+  }
+  fire(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.after();
+  }
+  postThrough(bytes: Uint8Array, to: Destination, sink: SendFailureSink): void {
+    try {
+      this.t.post!(bytes, to, sink);
+    } finally {
+      this.fire();
+    }
+  }
+}
+function postThenFire(this: AfterSend, bytes: Uint8Array, to: Destination, sink: SendFailureSink): void {
+  this.postThrough(bytes, to, sink);
 }
