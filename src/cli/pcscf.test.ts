@@ -29,8 +29,11 @@ test('parsePcscfArgs: addresses, ports, mode, policy and their errors', () => {
       json: false,
       backend: 'userspace',
       logLevel: 'info',
+      heapCompactionQuietMs: 33_000,
     },
   );
+  assert.equal(parsePcscfArgs({ ...base, heapCompaction: false }).heapCompactionQuietMs, 0);
+  assert.equal(parsePcscfArgs({ ...base, heapCompactionQuiet: '45' }).heapCompactionQuietMs, 45_000);
   assert.deepEqual(parsePcscfArgs({ ...base, listen: '[::1]:5060', scscf: '[::1]:6060' }).address, '::1');
   assert.equal(parsePcscfArgs({ ...base, allowDeprecated: true }).policy.allowDeprecated, true);
   for (const bad of [
@@ -41,6 +44,8 @@ test('parsePcscfArgs: addresses, ports, mode, policy and their errors', () => {
     { portC: '5066' },
     { policy: 'md5' },
     { regAwaitAuth: '0' },
+    { heapCompactionQuiet: '0' },
+    { heapCompactionQuiet: '1m' },
     { backend: 'kernel' },
     { xfrmInstance: '65535' },
   ]) {

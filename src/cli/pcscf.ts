@@ -9,6 +9,8 @@ import { DEFAULT_ALLOW, formatPair, parseAlgPairList, type SecAgreePolicy } from
 import { systemClock } from '../sip/clock.ts';
 import { InputError } from '../util/errors.ts';
 import { statsOnSignal } from './stats-signal.ts';
+import { DEFAULT_BURST_COMPACTION } from '../util/burst-compaction.ts';
+import { startBurstCompaction } from '../util/heap-compaction.ts';
 import { PROBE_INSTANCE } from '../ipsec/backends/xfrm/preflight.ts';
 import { guardProcess } from './serve-guard.ts';
 import { EspDropReporter, formatDrop, type EspDropEvent } from './esp-drops.ts';
@@ -50,6 +52,9 @@ export interface PcscfCliOptions {
   logLevel?: LogLevel;
   state?: string;
   stateKeyFile?: string;
+  /** Commander's --no-heap-compaction: false. */
+  heapCompaction?: boolean;
+  heapCompactionQuiet?: string;
 }
 
 export interface PcscfArgs {
@@ -73,6 +78,11 @@ export interface PcscfArgs {
   /** Issue 13 §3: the state store (an SQLite file or a postgres:// URL) and the key of its key column. */
   state?: string;
   stateKeyFile?: string;
+  /**
+   * Issue 9 §2: after a registration burst, once new registrations have been this quiet for this
+   * long, one compacting GC returns the old-space pages the burst's dead objects left (0: never).
+   */
+  heapCompactionQuietMs: number;
 }
 
 const hostPort = (text: string, flag: string) => parseHostPortArg(text, flag);
@@ -130,6 +140,12 @@ export function parsePcscfArgs(o: PcscfCliOptions): PcscfArgs {
     logLevel: o.logLevel ?? 'info',
     ...(o.state !== undefined && { state: checkState(o.state, listen.port) }),
     ...(o.stateKeyFile !== undefined && { stateKeyFile: o.stateKeyFile }),
+    heapCompactionQuietMs:
+      o.heapCompaction === false
+        ? 0
+        : o.heapCompactionQuiet === undefined
+          ? DEFAULT_BURST_COMPACTION.quietMs
+          : parseIntArg(o.heapCompactionQuiet, '--heap-compaction-quiet', 1, 86_400, 'seconds') * 1000,
   };
 }
 
@@ -170,6 +186,8 @@ export const PcscfConfigSchema = z.strictObject({
     'an SQLite file or a postgres:// URL',
   ).optional(),
   stateKeyFile: z.string({ error: 'expected a file name' }).optional(),
+  heapCompaction: boolField().default(true),
+  heapCompactionQuiet: intField(1, 86_400, 'seconds').default(DEFAULT_BURST_COMPACTION.quietMs / 1000),
 });
 export type PcscfConfig = z.output<typeof PcscfConfigSchema>;
 
@@ -196,6 +214,8 @@ export function pcscfArgsFromConfig(c: PcscfConfig): PcscfArgs {
     logLevel: c.logLevel,
     ...(c.state !== undefined && { state: c.state }),
     ...(c.stateKeyFile !== undefined && { stateKeyFile: c.stateKeyFile }),
+    heapCompaction: c.heapCompaction,
+    heapCompactionQuiet: String(c.heapCompactionQuiet),
   });
 }
 
@@ -365,6 +385,7 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   // SIGUSR2: one stats line on stderr after a forced GC (npm run bench:load asks for it).
   const unstats = statsOnSignal('pcscf', () => ({ live_sa_sets: backend.sets.filter((s) => s.live).length }));
   pcscf.on('dropped', (ev) => own.note(ev.reason, 1, { port: ev.port }));
+  const stopCompaction = startCompaction(a, pcscf, log);
   // Inside the SAs: UDP always; TCP too when the backend's SAs carry it (xfrm, spec digest §6.2).
   const inside = backend.openTcp ? 'udp+tcp' : 'udp';
   const hello = {
@@ -393,6 +414,7 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
   if (!r.signal.aborted) await new Promise<void>((resolve) => r.signal.addEventListener('abort', () => resolve(), { once: true }));
   ready = false;
   unstats();
+  stopCompaction();
   try {
     await pcscf.stop();
     await backend.close();
@@ -409,6 +431,35 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
         ? 'pcscf stopped, SAs left in the kernel and registrations kept in the state store for the next start'
         : 'pcscf stopped, SAs removed here, registrations kept in the state store',
   );
+}
+
+/**
+ * Issue 9 §2: one compacting GC after each burst of new registrations ('registered' events: a
+ * refresh without a new challenge is not one), once they have been quiet for a while.
+ */
+function startCompaction(a: PcscfArgs, pcscf: Pcscf, log: ReturnType<typeof createLogger>): () => void {
+  if (a.heapCompactionQuietMs === 0) return () => {};
+  let registered = 0;
+  pcscf.on('registered', () => registered++);
+  const mb = (n: number) => +(n / 1e6).toFixed(1);
+  return startBurstCompaction({
+    clock: systemClock,
+    count: () => registered,
+    policy: { ...DEFAULT_BURST_COMPACTION, quietMs: a.heapCompactionQuietMs },
+    onCompacted: (r, n) =>
+      log.info(
+        {
+          event: 'heap-compacted',
+          new_registrations: n,
+          old_space_mb: { before: mb(r.oldSpaceBefore), after: mb(r.oldSpaceAfter), used: mb(r.oldSpaceUsed) },
+          rss_mb: { before: mb(r.rssBefore), after: mb(r.rssAfter) },
+          pause_ms: Math.round(r.pauseMs),
+          cpu_ms: Math.round(r.cpuMs),
+        },
+        'heap compacted after a registration burst',
+      ),
+    onUnavailable: () => log.warn({ event: 'heap-compaction-unavailable' }, 'heap compaction off: this process cannot reach gc'),
+  });
 }
 
 const HELP = `
@@ -461,7 +512,12 @@ export function registerPcscf(program: Command): void {
     .option(
       '--state-key-file <file>',
       'AES-256 key (64 hex digits) sealing the stored ESP keys; else IMSEC_STATE_KEY, else stored unsealed in the 0600 file',
-    );
+    )
+    .option(
+      '--heap-compaction-quiet <s>',
+      `after a burst of new registrations (${DEFAULT_BURST_COMPACTION.minNew}+), compact the heap once when they have been quiet this long (default ${DEFAULT_BURST_COMPACTION.quietMs / 1000}; at most once per ${DEFAULT_BURST_COMPACTION.minIntervalMs / 60_000} min)`,
+    )
+    .option('--no-heap-compaction', 'never compact the heap after a registration burst');
   addConfigOptions(cmd)
     .addHelpText('after', HELP)
     .action(async (_o: unknown, self: Command) => {

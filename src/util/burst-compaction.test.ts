@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { BurstDetector, type BurstCompactionPolicy } from './burst-compaction.ts';
+
+const P: BurstCompactionPolicy = { minNew: 100, quietMs: 10_000, quietMax: 5, minIntervalMs: 60_000 };
+
+/** Feeds one sample per second: `perSecond(t)` new registrations in second t; returns the seconds at which it said compact. */
+function run(d: BurstDetector, seconds: number, perSecond: (t: number) => number): number[] {
+  const out: number[] = [];
+  let count = 0;
+  for (let t = 0; t <= seconds; t++) {
+    count += perSecond(t);
+    if (d.observe(t * 1000, count)) out.push(t);
+  }
+  return out;
+}
+
+test('a burst then quiet: one compaction, quietMs after the last new registration; none without a new burst', () => {
+  const d = new BurstDetector(P);
+  // 50/s for seconds 1..4 (200 new), then nothing for five minutes.
+  assert.deepEqual(
+    run(d, 300, (t) => (t >= 1 && t <= 4 ? 50 : 0)),
+    [14],
+  );
+});
+
+test('no compaction below minNew, however long the quiet', () => {
+  assert.deepEqual(
+    run(new BurstDetector(P), 600, (t) => (t >= 1 && t <= 3 ? 33 : 0)),
+    [],
+  );
+});
+
+test('a trickle up to quietMax per window is quiet; above it is not', () => {
+  // Burst of 200 in second 1, then 1 every 2 s (5 per 10 s window): quiet.
+  assert.deepEqual(
+    run(new BurstDetector(P), 100, (t) => (t === 1 ? 200 : t % 2 === 0 ? 1 : 0)),
+    [11],
+  );
+  // Then 1 per second (10 per window): never quiet.
+  assert.deepEqual(
+    run(new BurstDetector(P), 100, (t) => (t === 1 ? 200 : 1)),
+    [],
+  );
+});
+
+test('bounded frequency: a second burst right after the first waits out minIntervalMs', () => {
+  // Bursts at 1 and 30 s: the first compacts at 11, the second's quiet is reached at 40 but the
+  // interval allows the next one only at 71.
+  assert.deepEqual(
+    run(new BurstDetector(P), 300, (t) => (t === 1 || t === 30 ? 200 : 0)),
+    [11, 71],
+  );
+});
+
+test('the window keeps a bounded number of samples however long it runs', () => {
+  const d = new BurstDetector(P);
+  run(d, 5_000, (t) => t % 3);
+  assert.ok(d.kept <= 12, `kept ${d.kept}`);
+});
+
+test('BurstDetector decides what a naive scan over every sample decides', () => {
+  const policy = fc.record({
+    minNew: fc.integer({ min: 1, max: 40 }),
+    quietMs: fc.integer({ min: 1, max: 50 }),
+    quietMax: fc.integer({ min: 0, max: 5 }),
+    minIntervalMs: fc.integer({ min: 0, max: 200 }),
+  });
+  const steps = fc.array(fc.record({ dt: fc.integer({ min: 1, max: 20 }), dn: fc.integer({ min: 0, max: 8 }) }), { maxLength: 300 });
+  fc.assert(
+    fc.property(policy, steps, (p, ss) => {
+      const d = new BurstDetector(p);
+      const samples: { t: number; n: number }[] = [];
+      let t = 0;
+      let n = 0;
+      let base: number | undefined;
+      let last: number | undefined;
+      for (const s of ss) {
+        t += s.dt;
+        n += s.dn;
+        samples.push({ t, n });
+        base ??= n;
+        // Naive: the latest sample at or before t - quietMs is the reference.
+        const ref = [...samples].reverse().find((x) => x.t <= t - p.quietMs);
+        const want =
+          n - base >= p.minNew && ref !== undefined && n - ref.n <= p.quietMax && (last === undefined || t - last >= p.minIntervalMs);
+        if (want) {
+          last = t;
+          base = n;
+        }
+        assert.equal(d.observe(t, n), want, `at t=${t} n=${n}`);
+      }
+    }),
+  );
+});

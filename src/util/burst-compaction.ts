@@ -1,0 +1,79 @@
+// When to compact the heap once after a registration burst (issue 9 §2). A burst leaves V8's old
+// space committed far beyond what stays live: the burst's transactions and messages were promoted,
+// then died, and the pages they shared with long-lived registrations cannot be given back (100k
+// UEs: 767 MB committed, 306 MB used after a forced GC). One compacting collection once the burst's
+// garbage is dead moves the live objects together and returns the rest; it stops the process for a
+// moment, so it runs only after a burst (many new registrations since the last one), once the rate
+// of new ones has fallen (a quiet window: the burst's transactions, Timer J = 32 s, have ended),
+// and never more often than `minIntervalMs`. Pure: the caller samples a monotonic count of new
+// registrations and the time; heap-compaction.ts makes the call.
+
+/** The thresholds of the trigger (milliseconds on the caller's clock). */
+export interface BurstCompactionPolicy {
+  /** New registrations since the last compaction (or start) that make a burst. */
+  readonly minNew: number;
+  /** How long the rate must have stayed low before compacting (past Timer J: the burst's transactions are gone). */
+  readonly quietMs: number;
+  /** At most this many new registrations within the quiet window still count as quiet (the steady trickle of a live network). */
+  readonly quietMax: number;
+  /** Never two compactions closer than this. */
+  readonly minIntervalMs: number;
+}
+
+/** 5,000 new registrations, then at most 1 per second for 33 s (Timer J + 1 s), at most once per 10 minutes. */
+export const DEFAULT_BURST_COMPACTION: BurstCompactionPolicy = {
+  minNew: 5_000,
+  quietMs: 33_000,
+  quietMax: 33,
+  minIntervalMs: 600_000,
+};
+
+/**
+ * Decides, sample by sample, when a burst of registrations has ended. Samples are (time, count of
+ * new registrations so far); the window of the last `quietMs` is kept as a FIFO of samples (its
+ * length is quietMs / the sampling interval, whatever the number of registrations).
+ */
+export class BurstDetector {
+  #times: number[] = [];
+  #counts: number[] = [];
+  #head = 0;
+  /** The count at the last compaction (or at the first sample). */
+  #base: number | undefined;
+  #lastAt: number | undefined;
+
+  constructor(readonly policy: BurstCompactionPolicy = DEFAULT_BURST_COMPACTION) {}
+
+  /** One sample; true when the heap should be compacted now (the detector then counts from here). */
+  observe(now: number, count: number): boolean {
+    const p = this.policy;
+    this.#base ??= count;
+    this.#times.push(now);
+    this.#counts.push(count);
+    // The oldest sample still at or before the window's start is the reference: drop older ones.
+    while (this.#head + 1 < this.#times.length && this.#times[this.#head + 1]! <= now - p.quietMs) this.#head++;
+    if (this.#head > 64 && this.#head * 2 > this.#times.length) {
+      this.#times = this.#times.slice(this.#head);
+      this.#counts = this.#counts.slice(this.#head);
+      this.#head = 0;
+    }
+    if (count - this.#base < p.minNew) return false;
+    // The window must be fully observed: a reference sample at least quietMs old.
+    const refAt = this.#times[this.#head]!;
+    if (now - refAt < p.quietMs) return false;
+    if (count - this.#counts[this.#head]! > p.quietMax) return false;
+    if (this.#lastAt !== undefined && now - this.#lastAt < p.minIntervalMs) return false;
+    this.#lastAt = now;
+    this.#base = count;
+    return true;
+  }
+
+  /** New registrations in `count` since the last compaction (or the first sample). */
+  newSince(count: number): number {
+    return count - (this.#base ?? count);
+  }
+
+  /** Samples kept (bounded by the window, not by the number of registrations). */
+  get kept(): number {
+    return this.#times.length - this.#head;
+  }
+}

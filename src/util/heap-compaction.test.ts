@@ -1,0 +1,81 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { getHeapSpaceStatistics } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { ManualClock } from './clock.ts';
+import { compactHeapNow, startBurstCompaction, type CompactionReport } from './heap-compaction.ts';
+
+const fake: CompactionReport = { oldSpaceBefore: 2, oldSpaceAfter: 1, oldSpaceUsed: 1, rssBefore: 2, rssAfter: 1, cpuMs: 1, pauseMs: 1 };
+const policy = { minNew: 100, quietMs: 10_000, quietMax: 0, minIntervalMs: 60_000 };
+
+test('startBurstCompaction samples on its clock and compacts once after a burst, reporting its size', () => {
+  const clock = new ManualClock();
+  let count = 0;
+  const calls: number[] = [];
+  const stop = startBurstCompaction({
+    clock,
+    count: () => count,
+    policy,
+    compact: () => (calls.push(clock.now()), fake),
+    onCompacted: (r, n) => assert.deepEqual([r, n], [fake, 150]),
+  });
+  clock.advance(1000);
+  count = 150;
+  clock.advance(1000); // the burst is seen at 2 s
+  clock.advance(9000);
+  assert.deepEqual(calls, []);
+  clock.advance(1000); // 12 s: quiet since 2 s
+  assert.deepEqual(calls, [12_000]);
+  clock.advance(600_000);
+  assert.deepEqual(calls, [12_000], 'no new burst, no second compaction');
+  stop();
+  assert.equal(clock.pending, 0, 'stopped: no timer left');
+});
+
+test('startBurstCompaction stops sampling when gc cannot be reached, and says so once', () => {
+  const clock = new ManualClock();
+  let unavailable = 0;
+  let calls = 0;
+  startBurstCompaction({
+    clock,
+    count: () => (calls++ === 0 ? 0 : 1000),
+    policy,
+    compact: () => undefined,
+    onUnavailable: () => unavailable++,
+  });
+  clock.advance(100_000);
+  assert.equal(unavailable, 1);
+  assert.equal(clock.pending, 0);
+});
+
+test('compactHeapNow gives back the old-space pages that a promoted burst of dead objects left', () => {
+  const oldSize = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space')!.space_size;
+  // A burst: objects promoted to old space, every other one kept: pages half live, which an ordinary
+  // full GC leaves as they are (V8 evacuates only pages that are mostly free).
+  const keep: object[] = [];
+  let all: object[] = [];
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  for (let r = 0; r < 6; r++)
+    for (let i = 0; i < 100_000; i++) {
+      const o = { i, a: `x${i}_${r}`, b: [i, i + 1, i + 2] };
+      all.push(o);
+      if (i % 2 === 0) keep.push(o);
+    }
+  gc();
+  all = [];
+  void all;
+  // Ordinary full GCs free the dead objects but keep the pages they shared with live ones.
+  gc();
+  gc();
+  const plain = oldSize();
+  const r = compactHeapNow();
+  assert.ok(r, 'gc reachable');
+  assert.ok(r.oldSpaceAfter < r.oldSpaceBefore, `old space ${r.oldSpaceBefore} -> ${r.oldSpaceAfter}`);
+  assert.ok(r.oldSpaceUsed <= r.oldSpaceAfter);
+  assert.ok(r.pauseMs >= 0 && r.cpuMs >= 0);
+  assert.equal(oldSize(), r.oldSpaceAfter);
+  assert.ok(r.oldSpaceAfter < plain * 0.9, `ordinary GC left ${plain}, the compaction ${r.oldSpaceAfter}`);
+  assert.equal(keep.length, 300_000);
+});

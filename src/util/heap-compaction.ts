@@ -1,0 +1,111 @@
+// The edge of burst-compaction.ts: samples a count of new registrations on a Clock and, when the
+// detector says a burst has ended, runs one compacting full GC. V8 compacts only the pages it
+// judges worth it; '--compact-on-every-full-gc' switched on around a single gc() makes that one
+// collection move every live object together, so the old-space pages a burst's dead transactions
+// left behind go back to the OS. The flag is switched off again at once (left on, every later full
+// GC would pay for a compaction). gc is reached as stats-signal.ts does: --expose-gc set at run
+// time, the function taken from a fresh context.
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { BurstDetector, DEFAULT_BURST_COMPACTION, type BurstCompactionPolicy } from './burst-compaction.ts';
+import type { Clock } from './clock.ts';
+
+/** What one compaction did: old space committed and RSS before and after, and what it cost. */
+export interface CompactionReport {
+  readonly oldSpaceBefore: number;
+  readonly oldSpaceAfter: number;
+  readonly oldSpaceUsed: number;
+  readonly rssBefore: number;
+  readonly rssAfter: number;
+  /** CPU of this thread and the GC helpers during the call (process.cpuUsage), ms. */
+  readonly cpuMs: number;
+  /** Wall time the event loop stood still, ms. */
+  readonly pauseMs: number;
+}
+
+let gcFn: (() => void) | null | undefined;
+function getGc(): (() => void) | undefined {
+  if (gcFn !== undefined) return gcFn ?? undefined;
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) return (gcFn = g);
+  try {
+    setFlagsFromString('--expose-gc');
+    gcFn = runInNewContext('gc') as () => void;
+  } catch {
+    gcFn = null;
+  }
+  return gcFn ?? undefined;
+}
+
+function oldSpace(): { size: number; used: number } {
+  for (const s of getHeapSpaceStatistics()) if (s.space_name === 'old_space') return { size: s.space_size, used: s.space_used_size };
+  return { size: 0, used: 0 };
+}
+
+/** One compacting full GC now; undefined when this process cannot reach gc. */
+export function compactHeapNow(): CompactionReport | undefined {
+  const gc = getGc();
+  if (!gc) return undefined;
+  const before = oldSpace();
+  const rssBefore = process.memoryUsage.rss();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  setFlagsFromString('--compact-on-every-full-gc');
+  try {
+    gc();
+  } finally {
+    setFlagsFromString('--no-compact-on-every-full-gc');
+  }
+  const pauseMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const after = oldSpace();
+  return {
+    oldSpaceBefore: before.size,
+    oldSpaceAfter: after.size,
+    oldSpaceUsed: after.used,
+    rssBefore,
+    rssAfter: process.memoryUsage.rss(),
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    pauseMs,
+  };
+}
+
+/** How `startBurstCompaction` samples and what it calls. */
+export interface BurstCompactionOptions {
+  readonly clock: Clock;
+  /** A monotonic count of new registrations (e.g. 'registered' events so far). */
+  readonly count: () => number;
+  readonly policy?: BurstCompactionPolicy;
+  /** Sampling interval, ms (default 1000). */
+  readonly sampleMs?: number;
+  /** Called after each compaction (a log line). */
+  readonly onCompacted?: (r: CompactionReport, newRegistrations: number) => void;
+  /** Called once if gc cannot be reached (the feature then stops). */
+  readonly onUnavailable?: () => void;
+  /** The compaction itself (tests give a fake). */
+  readonly compact?: () => CompactionReport | undefined;
+}
+
+/** Samples the count every `sampleMs` on the clock (unref'd timer) and compacts after each burst; returns the stopper. */
+export function startBurstCompaction(o: BurstCompactionOptions): () => void {
+  const detector = new BurstDetector(o.policy ?? DEFAULT_BURST_COMPACTION);
+  const every = o.sampleMs ?? 1000;
+  const compact = o.compact ?? compactHeapNow;
+  let cancel: (() => void) | undefined;
+  const tick = (): void => {
+    cancel = undefined;
+    const count = o.count();
+    const burst = detector.newSince(count);
+    if (detector.observe(o.clock.now(), count)) {
+      const r = compact();
+      if (!r) return o.onUnavailable?.();
+      o.onCompacted?.(r, burst);
+    }
+    cancel = o.clock.setTimer(every, tick, { unref: true });
+  };
+  cancel = o.clock.setTimer(every, tick, { unref: true });
+  return () => {
+    cancel?.();
+    cancel = undefined;
+  };
+}
