@@ -13,12 +13,14 @@ test('startBurstCompaction samples on its clock and compacts once after a burst,
   const clock = new ManualClock();
   let count = 0;
   const calls: number[] = [];
+  const reports: unknown[] = [];
   const stop = startBurstCompaction({
     clock,
     count: () => count,
     policy,
     compact: () => (calls.push(clock.now()), fake),
-    onCompacted: (r, n) => assert.deepEqual([r, n], [fake, 150]),
+    rss: () => 7,
+    onCompacted: (r, n) => reports.push([r, n, clock.now()]),
   });
   clock.advance(1000);
   count = 150;
@@ -27,6 +29,9 @@ test('startBurstCompaction samples on its clock and compacts once after a burst,
   assert.deepEqual(calls, []);
   clock.advance(1000); // 12 s: quiet since 2 s
   assert.deepEqual(calls, [12_000]);
+  assert.deepEqual(reports, []);
+  clock.advance(5000); // the RSS is read once V8 has had time to unmap the pages
+  assert.deepEqual(reports, [[{ ...fake, rssAfter: 7 }, 150, 17_000]]);
   clock.advance(600_000);
   assert.deepEqual(calls, [12_000], 'no new burst, no second compaction');
   stop();

@@ -16,6 +16,11 @@ export interface CompactionReport {
   readonly oldSpaceAfter: number;
   readonly oldSpaceUsed: number;
   readonly rssBefore: number;
+  /**
+   * RSS after: right after the GC it may even be higher (the evacuated pages are unmapped by a V8
+   * background task, and compaction first takes pages to move objects into); `startBurstCompaction`
+   * reads it again `rssSettleMs` later.
+   */
   readonly rssAfter: number;
   /** CPU of this thread and the GC helpers during the call (process.cpuUsage), ms. */
   readonly cpuMs: number;
@@ -78,8 +83,12 @@ export interface BurstCompactionOptions {
   readonly policy?: BurstCompactionPolicy;
   /** Sampling interval, ms (default 1000). */
   readonly sampleMs?: number;
-  /** Called after each compaction (a log line). */
+  /** Called `rssSettleMs` after each compaction, with the RSS read then (a log line). */
   readonly onCompacted?: (r: CompactionReport, newRegistrations: number) => void;
+  /** How long after the GC the RSS is read for `onCompacted` (default 5000 ms). */
+  readonly rssSettleMs?: number;
+  /** The RSS now (tests give a fake). */
+  readonly rss?: () => number;
   /** Called once if gc cannot be reached (the feature then stops). */
   readonly onUnavailable?: () => void;
   /** The compaction itself (tests give a fake). */
@@ -91,7 +100,9 @@ export function startBurstCompaction(o: BurstCompactionOptions): () => void {
   const detector = new BurstDetector(o.policy ?? DEFAULT_BURST_COMPACTION);
   const every = o.sampleMs ?? 1000;
   const compact = o.compact ?? compactHeapNow;
+  const rss = o.rss ?? (() => process.memoryUsage.rss());
   let cancel: (() => void) | undefined;
+  let cancelReport: (() => void) | undefined;
   const tick = (): void => {
     cancel = undefined;
     const count = o.count();
@@ -99,13 +110,22 @@ export function startBurstCompaction(o: BurstCompactionOptions): () => void {
     if (detector.observe(o.clock.now(), count)) {
       const r = compact();
       if (!r) return o.onUnavailable?.();
-      o.onCompacted?.(r, burst);
+      cancelReport?.();
+      cancelReport = o.clock.setTimer(
+        o.rssSettleMs ?? 5000,
+        () => {
+          cancelReport = undefined;
+          o.onCompacted?.({ ...r, rssAfter: rss() }, burst);
+        },
+        { unref: true },
+      );
     }
     cancel = o.clock.setTimer(every, tick, { unref: true });
   };
   cancel = o.clock.setTimer(every, tick, { unref: true });
   return () => {
     cancel?.();
-    cancel = undefined;
+    cancelReport?.();
+    cancel = cancelReport = undefined;
   };
 }
