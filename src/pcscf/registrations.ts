@@ -395,7 +395,8 @@ export class RegistrationTable {
       if (k !== undefined) keys.push([IMPU, k].join(''));
     }
     for (const k of keys) this.#byKey.set(k, reg);
-    reg.indexed = keys;
+    // A copy of exactly its length: an array grown by push keeps room for 17 (152 B), for the registration's life.
+    reg.indexed = keys.slice();
   }
 
   #unindexTargets(reg: Registration): void {
