@@ -283,7 +283,14 @@ export class Pcscf {
     const p = protectedContextOf(ctx);
     if (!p) {
       if (this.#fromCore(ctx)) return req.method === 'CANCEL' ? onCancel(core, tx, req) : fromCore(core, tx, req, ctx);
-      if (req.method === 'REGISTER') return this.#guarded(tx, () => onUnprotectedRegister(core, tx, req, ctx));
+      if (req.method === 'REGISTER') {
+        // try/catch inline, not a guard taking a closure: every REGISTER passes here.
+        try {
+          return onUnprotectedRegister(core, tx, req, ctx);
+        } catch (e) {
+          return this.#internal(tx, e);
+        }
+      }
       return this.#reject(
         tx,
         req,
@@ -312,7 +319,11 @@ export class Pcscf {
           set.state === 'temporary' ? 'not-temporary-set' : 'unknown-sa-set',
           `SA set ${set.id} belongs to no registration`,
         );
-      return this.#guarded(tx, () => onRegisterOverSet(core, tx, req, ctx, reg, set));
+      try {
+        return onRegisterOverSet(core, tx, req, ctx, reg, set);
+      } catch (e) {
+        return this.#internal(tx, e);
+      }
     }
     if (set.state === 'temporary') {
       return this.#reject(
@@ -413,14 +424,6 @@ export class Pcscf {
     if (req.method === 'ACK') return;
     if (opts.route) tx.setResponseRoute(opts.route);
     tx.respond(createResponse(req, status, undefined, [['Warning', warningValue(this.#core.address, message)], ...(opts.headers ?? [])]));
-  }
-
-  #guarded(tx: ServerTransaction, fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      this.#internal(tx, e);
-    }
   }
 
   #internal(tx: ServerTransaction, e: unknown): void {

@@ -31,8 +31,8 @@ interface Io {
 
 /** What running one event left to do: the response to relay (answers from the S-CSCF), a follow-up event. */
 interface Ran {
-  relay?: SipResponse;
-  next?: Promise<RegEvent>;
+  relay: SipResponse | undefined;
+  next: Promise<RegEvent> | undefined;
 }
 
 let roundIds = 0;
@@ -94,7 +94,7 @@ export function runEvent(core: PcscfCore, reg: Registration, ev: RegEvent, io?: 
   const t = step(before, ev, new CoreEnv(core, reg.impi));
   reg.state = t.state;
   core.table.settle(reg, before);
-  const ran: Ran = {};
+  const ran: Ran = { relay: undefined, next: undefined }; // both fields at once: one shape, no transitions
   for (const a of t.actions) execute(core, reg, a, io, ran);
   core.table.settled(reg, before);
   // Issue 13 §3: what a registration event changed goes to the state store (after the actions:
