@@ -1,4 +1,4 @@
-// npm run bench:sip [-- --n N] [-- --base REF] [-- --json]: the SIP layer's cost per registration
+// npm run bench:sip [-- --n N] [-- --base REF] [-- --listen] [-- --json]: the SIP layer's cost per registration
 // exchange (REGISTER → 401 → REGISTER → 200 through a UE-side and a registrar-side TransactionLayer
 // on an in-memory transport), old code against new in the same process:
 // - CPU µs per exchange (process.cpuUsage over N exchanges, 200 in flight, both layers, GC included),
@@ -34,6 +34,8 @@ const N = Number(value('--n', '20000'));
 const BASE = value('--base', '184dc93');
 const ROUNDS = Number(value('--rounds', '3'));
 const json = args.includes('--json');
+/** `--listen`: the TUs listen for every transaction's end (onTerminated, as the P-CSCF's and the UE's do): a completed transaction's object is then kept until Timer J/K. */
+const listen = args.includes('--listen');
 /** `--only new` (or old): measure one side only, e.g. under --cpu-prof. */
 const only = value('--only', '');
 /** `--heap-snapshots DIR`: writes DIR/{completed,server-closed,client-closed}.heapsnapshot around the closes (diff them for where the bytes go). */
@@ -70,6 +72,9 @@ try {
 const UE = { address: '192.0.2.10', port: 5060 };
 const PCSCF = { address: '198.51.100.1', port: 5060 };
 const DOMAIN = 'ims.example';
+
+/** A TU that listens for transactions' ends (one shared object). */
+const ENDS = { onTerminated: (): void => {} };
 
 interface Side {
   readonly layer: InstanceType<Sip['TransactionLayer']>;
@@ -110,6 +115,7 @@ function pair(sip: Sip): { ue: Side; reg: Side; exchange: (i: number) => Promise
     timers,
     user: {
       onRequest: (tx, req) => {
+        if (listen) tx.user = ENDS;
         if (!req.headers.has('Authorization')) {
           const n = (nonce++).toString(16).padStart(8, '0');
           tx.respond(
@@ -144,6 +150,7 @@ function pair(sip: Sip): { ue: Side; reg: Side; exchange: (i: number) => Promise
       waiting.delete(tx);
     },
     onTimeout: (tx: unknown) => waiting.get(tx)?.reject(new Error('timeout')),
+    ...(listen ? ENDS : {}),
   };
   const register = (i: number, auth: boolean): Promise<number> => {
     const impi = `00101${String(i).padStart(10, '0')}@${DOMAIN}`;
@@ -272,7 +279,7 @@ async function measure(sip: Sip): Promise<Figures> {
 }
 
 log(
-  `bench:sip: N=${N} exchanges (REGISTER→401→REGISTER→200), ${ROUNDS} rounds alternating old (${BASE}) / new; load average ${loadavg()[0]!.toFixed(2)}`,
+  `bench:sip: N=${N} exchanges (REGISTER→401→REGISTER→200), ${ROUNDS} rounds alternating old (${BASE}) / new${listen ? ', TUs listening for ends' : ''}; load average ${loadavg()[0]!.toFixed(2)}`,
 );
 const results: { old: Figures[]; new: Figures[] } = { old: [], new: [] };
 for (let r = 0; r < ROUNDS; r++) {
@@ -300,4 +307,4 @@ for (const r of rows)
     `${labels[r.figure].padEnd(40)} old ${String(r.old).padStart(8)}  new ${String(r.new).padStart(8)}  new/old ${r.ratio}  (new per round: ${r.spread_new.join(', ')})`,
   );
 log(`load average after: ${loadavg()[0]!.toFixed(2)} (a shared machine: CPU figures are noisy, compare the ratio)`);
-if (json) process.stdout.write(`${JSON.stringify({ n: N, base: BASE, rows, loadavg: loadavg()[0] })}\n`);
+if (json) process.stdout.write(`${JSON.stringify({ n: N, base: BASE, listen, rows, loadavg: loadavg()[0] })}\n`);

@@ -75,6 +75,10 @@ export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState
     else if (name === 'K') this.move(NEXT, 'terminated');
   }
 
+  protected override get parkedTimer(): string {
+    return 'K';
+  }
+
   private timerE(): void {
     if (this._state === 'trying') {
       // "If timer E fires while still in this state, the timer is reset, but this time with a value of MIN(2*T1, T2)."
@@ -112,14 +116,17 @@ export class ClientNonInviteTransaction extends Transaction<ClientNonInviteState
     // the response MUST be passed to the TU, and the client transaction MUST transition to the "Completed" state."
     this.cancelTimer('E');
     this.cancelTimer('F');
-    // Completed absorbs retransmitted finals by being filed under its key: nothing else is kept.
+    // Completed absorbs retransmitted finals by the key alone: nothing else is kept.
     this.#bytes = undefined;
     this.#route = undefined;
     this.releaseRequest();
     this.move(NEXT, 'completed');
     this.user.onResponse(response, context, this);
     // "Once the client transaction enters the "Completed" state, it MUST set Timer K to fire in T4 seconds
-    // for unreliable transports, and zero seconds for reliable transports."
-    if (this._state === 'completed') this.startTimer('K', this.timers.K);
+    // for unreliable transports, and zero seconds for reliable transports." Over UDP the layer's completed
+    // table stands for the transaction and its Timer K (a record: the key only).
+    if (this._state !== 'completed') return;
+    if (this.reliable) this.startTimer('K', 0);
+    else this.park(undefined, undefined);
   }
 }

@@ -17,7 +17,6 @@ import { NO_CALLBACKS, Transaction, type ServerTransactionUser, type Transaction
 import type { ReceiveContext } from './transport.ts';
 import type { ServerInviteTransaction } from './server-invite.ts';
 import type { ResponseRouter, RouteOverride } from './server-routing.ts';
-import type { Route } from './response-routing.ts';
 
 /** States of the non-INVITE server transaction (RFC 3261 §17.2.2, Figure 8). */
 export type ServerNonInviteState = 'trying' | 'proceeding' | 'completed' | 'terminated';
@@ -38,9 +37,8 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
   #router: ResponseRouter | undefined;
   /** The last response sent while Trying/Proceeding (a retransmitted 1xx is routed again). */
   #lastResponse: SipResponse | undefined;
-  /** Its bytes; in Completed, with #finalRoute, all the machine keeps (§17.2.2 resends them for each retransmitted request). */
+  /** Its bytes (Completed resends the final's from the layer's completed table). */
   #lastBytes: Uint8Array | undefined;
-  #finalRoute: Route | undefined;
 
   constructor(
     id: string,
@@ -73,9 +71,13 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
     return this.#lastResponse;
   }
 
-  /** Timer J: leave Completed. */
+  /** Timer J (reliable transports: at once): leave Completed. */
   onTimer(name: string): void {
     if (name === 'J') this.move(NEXT, 'terminated');
+  }
+
+  protected override get parkedTimer(): string {
+    return 'J';
   }
 
   /** A retransmission of the request (matched by the layer). */
@@ -85,9 +87,8 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
     // sent provisional response MUST be passed to the transport layer for retransmission."
     // "While in the "Completed" state, the server transaction MUST pass the final response to the
     // transport layer for retransmission whenever a retransmission of the request is received."
-    const s = this._state;
-    if (s === 'completed' && this.#finalRoute) this.transmit(this.#lastBytes!, this.#finalRoute);
-    else if (s === 'proceeding' && this.#lastResponse) this.transmit(this.#lastBytes!, this.#router!.route(this.#lastResponse));
+    // (Completed: the layer's completed table answers, see `park`.)
+    if (this._state === 'proceeding' && this.#lastResponse) this.transmit(this.#lastBytes!, this.#router!.route(this.#lastResponse));
   }
 
   /**
@@ -111,19 +112,21 @@ export class ServerNonInviteTransaction extends Transaction<ServerNonInviteState
     // "If the TU passes a final response (status codes 200-699) to the server while in the "Proceeding"
     // state, the transaction MUST enter the "Completed" state, and the response MUST be passed to the
     // transport layer for transmission." (Same from Trying.)
-    // Completed keeps the bytes and their route only: the request, its context, the router and the
-    // parsed response go now, not after Timer J.
-    this.#finalRoute = route;
-    this.#lastBytes = this.reliable ? bytes : this.deps.arena.keep(bytes); // kept for Timer J: packed with its peers
+    // Completed absorbs retransmissions with the bytes and their route only: over UDP the layer's
+    // completed table keeps them (a record, not this object); the request, its context, the router and
+    // the parsed response go now.
+    this.#lastBytes = undefined;
     this.#lastResponse = undefined;
     this.move(NEXT, 'completed');
     this.transmit(bytes, route);
     this.#context = undefined;
     this.#router = undefined;
     this.releaseRequest();
+    if (this._state !== 'completed') return true; // the send failed at once (§17.2.4)
     // "When the server transaction enters the "Completed" state, it MUST set Timer J to fire in 64*T1
     // seconds for unreliable transports, and zero seconds for reliable transports."
-    if (this._state === 'completed') this.startTimer('J', this.timers.J);
+    if (this.reliable) this.startTimer('J', 0);
+    else this.park(bytes, route);
     return true;
   }
 }

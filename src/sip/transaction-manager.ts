@@ -18,7 +18,9 @@ import { ResponseRouter, type ResponseRoutePolicy } from './server-routing.ts';
 import { DEFAULT_TIMER_CONFIG, type TimerConfig } from './timers.ts';
 import { TimerQueues } from './timer-queues.ts';
 import { ByteArena } from './byte-arena.ts';
-import type { ClientTransactionUser, TransactionDeps } from './transaction.ts';
+import { CompletedTable } from './completed-table.ts';
+import type { ClientTransactionUser, Transaction, TransactionDeps } from './transaction.ts';
+import { transactionTimers } from './timers.ts';
 import type { ReceiveContext } from './transport.ts';
 import { validateRequest, validateResponse, type RequestInfo } from './validate.ts';
 import { BRANCH_MAGIC_COOKIE, formatVia, parseVia, sentByKey, stampVia, viaBranch } from './via.ts';
@@ -65,7 +67,16 @@ export interface TransactionLayerOptions {
   readonly stampVia?: boolean;
   /** Answer malformed requests with 400 (505 for a SIP version) when a response can be routed. Default true. */
   readonly rejectMalformed?: boolean;
+  /**
+   * At most this many completed non-INVITE transactions per side (server: Timer J, client: Timer K) are
+   * kept to absorb retransmissions; beyond, the oldest ends early (counted in `completedEvictions`).
+   * Default 262,144 per side (32 s of Timer J at 8,000 transactions/s).
+   */
+  readonly maxCompleted?: number;
 }
+
+/** Default `maxCompleted`. */
+export const DEFAULT_MAX_COMPLETED = 262_144;
 
 /** The RFC 3261 §17 transaction layer over any `SipTransport`: matches requests and responses to transactions (§17.1.3, §17.2.3), absorbs retransmissions, and hands new requests and stray responses to the core. */
 export class TransactionLayer {
@@ -78,6 +89,8 @@ export class TransactionLayer {
   /** What every client / server transaction is given (shared: no object per transaction). */
   private readonly clientDeps: TransactionDeps;
   private readonly serverDeps: TransactionDeps;
+  private readonly completedClients: CompletedTable;
+  private readonly completedServers: CompletedTable;
 
   constructor(private readonly options: TransactionLayerOptions) {
     this.clock = options.clock ?? systemClock;
@@ -86,16 +99,28 @@ export class TransactionLayer {
     this.guardedClock = { now: () => clock.now(), setTimer: (ms, fn) => clock.setTimer(ms, guard('sip.timer', fn)) };
     const timers = new TimerQueues(this.guardedClock);
     const arena = new ByteArena();
-    this.clientDeps = this.deps(this.clients, timers, arena);
-    this.serverDeps = this.deps(this.servers, timers, arena);
+    // Over UDP a non-INVITE transaction in Completed is a record of these (Timer J, K are constants).
+    const udp = transactionTimers(false, this.timerConfig);
+    const cap = options.maxCompleted ?? DEFAULT_MAX_COMPLETED;
+    this.completedClients = new CompletedTable(this.guardedClock, { delayMs: udp.K, cap });
+    this.completedServers = new CompletedTable(this.guardedClock, { delayMs: udp.J, cap });
+    this.clientDeps = this.deps(this.clients, timers, arena, this.completedClients);
+    this.serverDeps = this.deps(this.servers, timers, arena, this.completedServers);
   }
 
+  /** Client transactions, those in Completed (Timer K) included. */
   get clientTransactionCount(): number {
-    return this.clients.size;
+    return this.clients.size + this.completedClients.size;
   }
 
+  /** Server transactions, those in Completed (Timer J) included. */
   get serverTransactionCount(): number {
-    return this.servers.size;
+    return this.servers.size + this.completedServers.size;
+  }
+
+  /** Completed transactions ended before their Timer J/K because `maxCompleted` was reached. */
+  get completedEvictions(): number {
+    return this.completedClients.evictions + this.completedServers.evictions;
   }
 
   /**
@@ -131,9 +156,11 @@ export class TransactionLayer {
     const v = validateResponse(res);
     if (!v.ok) return this.malformed(v.error, length, context, res);
     // §17.1.3: match on the top Via branch and the CSeq method.
-    const tx = this.clients.get(clientKey(viaBranch(v.info.vias[0]!) ?? '', v.info.cseq.method));
+    const key = clientKey(viaBranch(v.info.vias[0]!) ?? '', v.info.cseq.method);
+    const tx = this.clients.get(key);
     if (tx) tx.receiveResponse(res, context);
-    else this.options.user.onStrayResponse?.(res, context);
+    // §17.1.2.2: in Completed a retransmitted final is absorbed (until Timer K).
+    else if (this.completedClients.find(key) === undefined) this.options.user.onStrayResponse?.(res, context);
   }
 
   private receiveRequest(req: SipRequest, context: ReceiveContext, length: number): void {
@@ -149,6 +176,12 @@ export class TransactionLayer {
     }
     const key = serverKey(req, v.info);
     const existing = this.servers.get(key);
+    if (existing === undefined && req.method !== 'ACK') {
+      // §17.2.2: "While in the "Completed" state, the server transaction MUST pass the final response to
+      // the transport layer for retransmission whenever a retransmission of the request is received."
+      const done = this.completedServers.find(key);
+      if (done !== undefined) return this.completedServers.resend(done);
+    }
     if (req.method === 'ACK') {
       // §17.2.3: an ACK matches the INVITE server transaction it acknowledges (non-2xx). An ACK for a 2xx
       // (its own branch, or the INVITE's while Accepted, RFC 6026 §8.7) is the TU's.
@@ -184,7 +217,7 @@ export class TransactionLayer {
     if (!branch?.startsWith(BRANCH_MAGIC_COOKIE))
       throw new SipError('SIP_INVALID_ARGUMENT', `top Via needs a branch starting with ${BRANCH_MAGIC_COOKIE}`);
     const key = clientKey(branch, request.method);
-    if (this.clients.has(key))
+    if (this.clients.has(key) || this.completedClients.find(key) !== undefined)
       throw new SipError('SIP_DUPLICATE_TRANSACTION', `a client transaction for branch ${branch} ${request.method} exists`);
     const tx =
       request.method === 'INVITE'
@@ -200,7 +233,7 @@ export class TransactionLayer {
     return route.transport.send(serializeMessage(message), route.to);
   }
 
-  /** The server transaction a request belongs to, if any (§17.2.3). */
+  /** The server transaction a request belongs to, if any (§17.2.3); a non-INVITE one in Completed over UDP is a record of the layer's completed table, not found here. */
   findServerTransaction(request: SipRequest): ServerTransaction | undefined {
     const v = validateRequest(request);
     return v.ok ? this.servers.get(serverKey(request, v.info)) : undefined;
@@ -217,10 +250,28 @@ export class TransactionLayer {
   /** Terminates every transaction and cancels their timers. */
   close(): void {
     for (const tx of [...this.clients.values(), ...this.servers.values()]) tx.dispose();
+    this.completedClients.clear();
+    this.completedServers.clear();
   }
 
-  private deps(table: Map<string, unknown>, timers: TimerQueues, arena: ByteArena): TransactionDeps {
-    return { timers, arena, timerConfig: this.timerConfig, onTerminated: (id) => table.delete(id) };
+  private deps(table: Map<string, Transaction<string>>, timers: TimerQueues, arena: ByteArena, completed: CompletedTable): TransactionDeps {
+    return {
+      timers,
+      arena,
+      timerConfig: this.timerConfig,
+      completed,
+      // Only the transaction filed under its key is forgotten (a parked one is filed no more).
+      onTerminated: (tx) => {
+        if (table.get(tx.id) === tx) table.delete(tx.id);
+      },
+      onCompleted: (tx, bytes, route) => {
+        if (table.get(tx.id) === tx) table.delete(tx.id);
+        // The object is kept (by the record) only for a TU that wants to hear of its end.
+        const u = tx.user;
+        const listens = u.onTerminated !== undefined || u.onStateChange !== undefined;
+        return completed.add(tx.id, bytes, route?.to, route?.transport, listens ? tx : undefined);
+      },
+    };
   }
 
   private malformed(error: SipParseError, length: number, context: ReceiveContext, message?: SipMessage): void {

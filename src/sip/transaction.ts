@@ -11,6 +11,7 @@ import { transactionTimers, type TimerConfig, type TransactionTimers } from './t
 import type { ReceiveContext, SendFailureSink } from './transport.ts';
 import type { QueuedTimer, TimerOwner, TimerQueues } from './timer-queues.ts';
 import type { ByteArena } from './byte-arena.ts';
+import type { CompletedOwner, CompletedRecord, CompletedTable } from './completed-table.ts';
 
 export type { Route } from './response-routing.ts';
 
@@ -44,18 +45,24 @@ export interface TransactionDeps {
   /** Where bytes kept for a whole wait timer (a final response for Timer J) are copied. */
   readonly arena: ByteArena;
   readonly timerConfig: TimerConfig;
-  /** Called once on reaching Terminated (the layer forgets the transaction). */
-  readonly onTerminated: (id: string) => void;
+  /** Called once on reaching Terminated (the layer forgets the transaction, if it still files it). */
+  readonly onTerminated: (tx: Transaction<string>) => void;
+  /** Where a non-INVITE transaction of this side goes in Completed over an unreliable transport (Timer J or K). */
+  readonly completed: CompletedTable;
+  /** Files `tx` as completed: the layer forgets the object and keeps the record (see `Transaction.park`). */
+  readonly onCompleted: (tx: Transaction<string>, bytes: Uint8Array | undefined, route: Route | undefined) => CompletedRecord;
 }
 
 const NO_TIMERS: QueuedTimer[] = [];
 
-export abstract class Transaction<S extends string> implements TimerOwner, SendFailureSink {
+export abstract class Transaction<S extends string> implements TimerOwner, SendFailureSink, CompletedOwner {
   protected _state: S;
   protected readonly timers: TransactionTimers;
   #request: SipRequest | undefined;
   /** Timers set by this transaction (at most three at once; an exact-size array); fired or cancelled ones have no owner. */
   private running: QueuedTimer[] = NO_TIMERS;
+  /** Set once the transaction sits in the layer's completed table (non-INVITE, unreliable transport). */
+  #parked: CompletedRecord | undefined;
 
   protected constructor(
     /** The matching key (branch, sent-by, method) the layer files the transaction under. */
@@ -71,7 +78,13 @@ export abstract class Transaction<S extends string> implements TimerOwner, SendF
     this.timers = transactionTimers(reliable, deps.timerConfig);
   }
 
+  /**
+   * The machine's state. A parked transaction (see `park`) reads Terminated from its Timer J/K due time
+   * on, whether or not anything told it (the layer holds it only when its TU listens for the end).
+   */
   get state(): S {
+    const p = this.#parked;
+    if (p !== undefined && this._state === ('completed' as S) && !this.deps.completed.isLive(p)) return 'terminated' as S;
     return this._state;
   }
 
@@ -111,10 +124,12 @@ export abstract class Transaction<S extends string> implements TimerOwner, SendF
     if (to === ('terminated' as S)) {
       for (const t of this.running) this.deps.timers.cancel(t);
       this.running = NO_TIMERS;
+      const p = this.#parked;
+      if (p !== undefined) this.deps.completed.remove(p);
     }
     this.user.onStateChange?.(this, from, to);
     if (to === ('terminated' as S)) {
-      this.deps.onTerminated(this.id);
+      this.deps.onTerminated(this);
       this.user.onTerminated?.(this);
       this.#request = undefined;
     }
@@ -141,15 +156,37 @@ export abstract class Transaction<S extends string> implements TimerOwner, SendF
     for (const t of this.running) if (t.name === name && t.owner !== undefined) this.deps.timers.cancel(t);
   }
 
+  /**
+   * Completed over an unreliable transport (non-INVITE machines): instead of a Timer J/K of its own,
+   * the transaction becomes a record of the layer's completed table, which absorbs retransmissions
+   * (resending `bytes` to `route` for a server transaction) until the timer's due time. The layer
+   * then forgets this object; the record refers to it only if the TU listens for its end
+   * (onTerminated or onStateChange), to move it to Terminated at Timer J/K as before.
+   */
+  protected park(bytes: Uint8Array | undefined, route: Route | undefined): void {
+    this.#parked = this.deps.onCompleted(this, bytes, route);
+  }
+
+  /** The completed table ended this transaction's record (its Timer J/K; for the table, not TUs). */
+  onCompletedEnd(): void {
+    this.#parked = undefined;
+    if (this._state === ('completed' as S)) this.move(this.next, 'terminated' as S);
+  }
+
   /** A timer of this transaction fired (called by the layer's timer queues; not for TUs). */
   abstract onTimer(name: string): void;
 
   /** Names of the timers now running (for tests and diagnostics). */
   get activeTimers(): string[] {
-    return this.running
-      .filter((t) => t.owner !== undefined)
-      .map((t) => t.name)
-      .sort();
+    const names = this.running.filter((t) => t.owner !== undefined).map((t) => t.name);
+    const p = this.#parked;
+    if (p !== undefined && this._state === ('completed' as S) && this.deps.completed.isLive(p)) names.push(this.parkedTimer);
+    return names.sort();
+  }
+
+  /** The name of the wait timer a parked transaction stands for (J or K). */
+  protected get parkedTimer(): string {
+    return '';
   }
 
   /** Sends through the route; a failure (sync or async) is reported once and ends the transaction. */
@@ -189,5 +226,10 @@ export abstract class Transaction<S extends string> implements TimerOwner, SendF
   /** Stops every timer and moves to Terminated without telling the TU anything else (layer shutdown). */
   dispose(): void {
     if (this._state !== ('terminated' as S)) this.move(this.next, 'terminated' as S);
+  }
+
+  /** Whether the layer's completed table holds this transaction's record (for the layer). */
+  get parked(): boolean {
+    return this.#parked !== undefined;
   }
 }
