@@ -210,6 +210,8 @@ export interface SubscriberStore {
    * SQLite); do not modify or wipe it.
    */
   profile(impi: string): SubscriberProfile | undefined;
+  /** Optional: the profile when a cache holds it, else undefined, without a query (HssStore). */
+  cachedProfile?(impi: string): SubscriberProfile | undefined;
   findByImpu(impu: string): Subscriber | undefined;
   list(): Subscriber[];
   remove(impi: string): boolean;
@@ -395,7 +397,11 @@ export class HssStore implements SubscriberStore {
     return row ? this.#toSubscriber(row) : undefined;
   }
 
-  profile(impi: string): SubscriberProfile | undefined {
+  /**
+   * The profile when the cache has it, without reading the table (undefined otherwise): the HSS opens
+   * its SQN batch before a miss, so that the read runs inside that transaction (no WAL read lock of its own).
+   */
+  cachedProfile(impi: string): SubscriberProfile | undefined {
     const now = performance.now();
     if (now - this.#versionCheckedAt >= PROFILE_RECHECK_MS) {
       // Another connection (another core, `imsec subscriber`) committed: anything cached may be stale.
@@ -406,7 +412,11 @@ export class HssStore implements SubscriberStore {
       }
       this.#versionCheckedAt = now;
     }
-    const hit = this.#profiles.get(impi);
+    return this.#profiles.get(impi);
+  }
+
+  profile(impi: string): SubscriberProfile | undefined {
+    const hit = this.cachedProfile(impi);
     if (hit) return hit;
     // One statement, one row per IMPU: outside a transaction each statement takes the WAL read lock
     // anew (~4 µs), and the first REGISTER of every subscriber comes here.

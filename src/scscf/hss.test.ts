@@ -170,6 +170,62 @@ test('an AUTS built by the aka layer for a simple-rule USIM round-trips', () => 
   assert.equal(store.get(IMPI)!.sqn, 5001);
 });
 
+test("grouped commits: a profile the cache lacks is read inside the SQN batch; a cached one opens none; another connection's add is seen", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'imsec-hss-group-'));
+  try {
+    const file = join(dir, 'hss.sqlite');
+    const store = new HssStore(file);
+    store.add({
+      impi: IMPI,
+      impus: ['sip:alice@ims.example', 'tel:+15550100'],
+      amf: fromHex('8000'),
+      k: fromHex(SET1.k),
+      op: fromHex(SET1.op),
+    });
+    let begins = 0;
+    let commits = 0;
+    let inBatch = false;
+    const seen: boolean[] = [];
+    const counted = Object.assign(Object.create(store) as HssStore, {
+      beginSqnBatch: () => (begins++, (inBatch = true), store.beginSqnBatch()),
+      commitSqnBatch: () => (commits++, (inBatch = false), store.commitSqnBatch()),
+      profile: (impi: string) => (seen.push(inBatch), store.profile(impi)),
+      cachedProfile: (impi: string) => store.cachedProfile(impi),
+      nextSqns: (impi: string, n: number) => store.nextSqns(impi, n),
+    });
+    const hss = new Hss(counted, { groupCommits: true });
+    assert.deepEqual(hss.impusOf(IMPI), ['sip:alice@ims.example', 'tel:+15550100']);
+    assert.deepEqual(seen, [true], 'the miss was read inside the batch');
+    assert.equal(begins, 1);
+    const av = hss.authenticate(IMPI)[0]!;
+    assert.equal(begins, 1, 'the vector joins the same batch');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(commits, 1);
+    const other = new HssStore(file);
+    assert.equal(other.get(IMPI)!.sqn, sqnFromBytes(av.sqn), 'the SQN was committed');
+    // Cached now: a lookup opens no transaction.
+    assert.deepEqual(hss.impusOf(IMPI), ['sip:alice@ims.example', 'tel:+15550100']);
+    assert.equal(begins, 1);
+    // Unknown IMPI: read in a batch too, answered undefined / HSS_UNKNOWN_IMPI; the empty batch commits.
+    assert.equal(hss.impusOf('nobody@ims.example'), undefined);
+    assert.throws(
+      () => hss.authenticate('nobody@ims.example'),
+      (e: unknown) => e instanceof HssStoreError && e.code === 'HSS_UNKNOWN_IMPI',
+    );
+    await new Promise((r) => setImmediate(r));
+    assert.equal(begins, commits);
+    // Another connection's add (after the cache's recheck interval) is seen.
+    other.add({ impi: 'bob@ims.example', impus: ['sip:bob@ims.example'], amf: fromHex('8000'), k: fromHex(SET1.k), op: fromHex(SET1.op) });
+    await new Promise((r) => setTimeout(r, 15));
+    assert.deepEqual(hss.impusOf('bob@ims.example'), ['sip:bob@ims.example']);
+    await new Promise((r) => setImmediate(r));
+    store.close();
+    other.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('grouped commits: the vectors of one turn share one commit; another connection sees their SQNs only after it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'imsec-hss-group-'));
   try {

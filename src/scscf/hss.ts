@@ -2,7 +2,7 @@
 // with SQNs from the store (each one durable before it leaves), AUTS checks with AMF* = 0000, and
 // IMPI ↔ IMPU lookups. Stands in for Cx MAR/MAA in the embedded core.
 import { type AuthVector, type Rng, generateVector, sqnFromBytes, verifyAuts } from '../aka/index.ts';
-import { HssStoreError, type SubscriberStore } from './hss-store.ts';
+import { HssStoreError, type SubscriberProfile, type SubscriberStore } from './hss-store.ts';
 
 /** Options of the HSS (`Hss`). */
 export interface HssOptions {
@@ -62,6 +62,28 @@ export class Hss {
     for (const cb of waiting) cb(failure);
   }
 
+  #openBatch(): void {
+    if (this.#batchOpen) return;
+    this.#store.beginSqnBatch!();
+    this.#batchOpen = true;
+    // setImmediate: after every datagram this poll phase read, so their vectors share the commit.
+    setImmediate(() => this.flush());
+  }
+
+  /**
+   * The subscriber's profile. With grouped commits, a profile the store's cache does not hold is read
+   * inside the SQN batch (opened for it): a subscriber's first REGISTER is challenged in the same turn, and
+   * SQLite outside a transaction takes the WAL read lock for that one SELECT (~7 of its ~15 µs).
+   */
+  #profile(impi: string): SubscriberProfile | undefined {
+    if (this.#group && this.#store.cachedProfile !== undefined) {
+      const hit = this.#store.cachedProfile(impi);
+      if (hit) return hit;
+      this.#openBatch();
+    }
+    return this.#store.profile(impi);
+  }
+
   /**
    * `n` vectors for `impi`, SQNs in increasing order (use them in that order: the USIM accepts each
    * SQN once). The SQNs are committed to disk before the vectors are built, so a crash afterwards
@@ -71,14 +93,9 @@ export class Hss {
     if (!Number.isInteger(n) || n < 1 || n > MAX_VECTORS) {
       throw new HssStoreError('HSS_BAD_SUBSCRIBER', `vector count: must be 1..${MAX_VECTORS}, got ${n}`);
     }
-    const sub = this.#store.profile(impi);
+    const sub = this.#profile(impi);
     if (!sub) throw new HssStoreError('HSS_UNKNOWN_IMPI', `no subscriber ${impi}`);
-    if (this.#group && !this.#batchOpen) {
-      this.#store.beginSqnBatch!();
-      this.#batchOpen = true;
-      // setImmediate: after every datagram this poll phase read, so their vectors share the commit.
-      setImmediate(() => this.flush());
-    }
+    if (this.#group) this.#openBatch();
     const sqns = this.#store.nextSqns(impi, n);
     return sqns.map((sqn) => generateVector({ k: sub.k, opc: sub.opc, sqn, amf: sub.amf }, this.#rng));
   }
@@ -107,7 +124,7 @@ export class Hss {
 
   /** The IMPUs registered with `impi` (provisioning order), or undefined for an unknown IMPI. */
   impusOf(impi: string): string[] | undefined {
-    const sub = this.#store.profile(impi);
+    const sub = this.#profile(impi);
     return sub && [...sub.impus];
   }
 

@@ -283,7 +283,7 @@ function groupedHss(failCommit = false, onCommit: () => void = () => {}) {
       if (failCommit) throw new Error('disk I/O error');
     },
   });
-  for (const m of ['profile', 'nextSqns', 'nextSqn', 'resync', 'get', 'findByImpu'] as const)
+  for (const m of ['profile', 'cachedProfile', 'nextSqns', 'nextSqn', 'resync', 'get', 'findByImpu'] as const)
     (wrapped as unknown as Record<string, unknown>)[m] = (store[m] as (...a: unknown[]) => unknown).bind(store);
   return { hss: new Hss(wrapped, { groupCommits: true }), commits: () => commits };
 }
