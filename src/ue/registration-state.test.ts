@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UeError } from './errors.ts';
-import { isRegistered, transition, type RegEvent, type RegState } from './registration-state.ts';
+import { computeTransition, isRegistered, transition, type RegEvent, type RegState } from './registration-state.ts';
 
 const STATES: RegState[] = [
   'idle',
@@ -79,4 +79,28 @@ test('illegal events throw UE_ILLEGAL_TRANSITION (e.g. a 401 while registered, r
 
 test('isRegistered: registered and while refreshing', () => {
   assert.deepEqual(STATES.filter(isRegistered), ['registered', 'reregistering', 'reauthenticating']);
+});
+
+test('the memoised transition equals the rules for every (state, event), twice over; illegal ones throw both times; results are frozen', () => {
+  for (let round = 0; round < 2; round++)
+    for (const s of STATES)
+      for (const e of EVENTS) {
+        let want: ReturnType<typeof computeTransition> | UeError;
+        try {
+          want = computeTransition(s, e);
+        } catch (err) {
+          want = err as UeError;
+        }
+        if (want instanceof UeError) {
+          assert.throws(
+            () => transition(s, e),
+            (err: unknown) => err instanceof UeError && err.code === want.code && err.message === want.message,
+          );
+          continue;
+        }
+        const got = transition(s, e);
+        assert.deepEqual({ state: got.state, actions: [...got.actions] }, { state: want.state, actions: [...want.actions] }, `${s} + ${e}`);
+        assert.ok(Object.isFrozen(got) && Object.isFrozen(got.actions));
+        assert.equal(transition(s, e), got, 'the same object again');
+      }
 });

@@ -83,8 +83,27 @@ function illegal(state: RegState, event: RegEvent): never {
   throw new UeError('UE_ILLEGAL_TRANSITION', `registration: event "${event}" is not allowed in state "${state}"`);
 }
 
-/** The one function that moves registration states. Illegal events throw UeError. */
+/**
+ * Transitions already computed, per state and event: the function is pure, so each (state, event) is
+ * worked out once and its frozen result handed out again (a registration fires ~6 events; a load run's
+ * UEs would otherwise build an object and an actions array for each).
+ */
+const memo = new Map<RegState, Map<RegEvent, RegTransition>>();
+
+/** The one function that moves registration states. Illegal events throw UeError. The result is shared and frozen. */
 export function transition(state: RegState, event: RegEvent): RegTransition {
+  let byEvent = memo.get(state);
+  if (byEvent === undefined) memo.set(state, (byEvent = new Map()));
+  let t = byEvent.get(event);
+  if (t === undefined) {
+    const c = computeTransition(state, event); // throws for an illegal event: nothing cached
+    byEvent.set(event, (t = Object.freeze({ state: c.state, actions: Object.freeze(c.actions) })));
+  }
+  return t;
+}
+
+/** {@link transition} without the memo (the rules themselves; tests compare the two). */
+export function computeTransition(state: RegState, event: RegEvent): RegTransition {
   if (event === 'close') return state === 'closed' ? to('closed') : to('closed', 'cancel-timers', 'delete-all-sets');
   switch (state) {
     case 'idle':
