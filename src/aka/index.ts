@@ -76,6 +76,7 @@ export {
   Usim,
   akaFailureError,
   buildAuts,
+  usimRespond,
 } from './usim.ts';
 export {
   AKA_ALGORITHMS,

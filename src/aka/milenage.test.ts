@@ -218,6 +218,37 @@ test('outputs are plain Uint8Arrays, not Buffers', () => {
   for (const v of Object.values(o)) assert.equal(Object.getPrototypeOf(v), Uint8Array.prototype);
 });
 
+test('milenage() and milenageForAutn: each output is its own part of one array (wiping one leaves the others), never the scratch', () => {
+  const s = SETS[0]!;
+  const [k, opc, rand, sqn, amf] = [s.K, s.OPc, s.RAND, s.SQN, s.AMF].map((h) => fromHex(h)) as [
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+  ];
+  const check = (o: Record<string, Uint8Array>, again: () => Record<string, Uint8Array>) => {
+    const want = Object.fromEntries(Object.entries(o).map(([n, v]) => [n, toHex(v)]));
+    const names = Object.keys(o);
+    for (const wiped of names) {
+      const fresh = again();
+      fresh[wiped]!.fill(0);
+      for (const n of names) if (n !== wiped) assert.equal(toHex(fresh[n]!), want[n], `wiping ${wiped} left ${n}`);
+    }
+    // A later computation does not write into earlier outputs.
+    again();
+    for (const n of names) assert.equal(toHex(o[n]!), want[n]);
+  };
+  const m = () => ({ ...milenage(k, opc, rand, sqn, amf) });
+  check(m(), m);
+  const autn = fromHex(s.SQN).map((b, i) => b ^ fromHex(s.f5)[i]!);
+  const full = new Uint8Array([...autn, ...amf, ...fromHex(s.f1)]);
+  const u = () => ({ ...milenageForAutn(k, opc, rand, full) });
+  check(u(), u);
+  assert.equal(toHex(u().sqn), s.SQN);
+  assert.equal(toHex(u().xmacA), s.f1);
+});
+
 test('f2..f5* do not depend on SQN or AMF; f1 and f1* do', () => {
   const s = SETS[0]!;
   const [k, opc, rand] = [fromHex(s.K), fromHex(s.OPc), fromHex(s.RAND)];

@@ -103,31 +103,43 @@ export class Usim {
 
   /** Runs the AUTN check for one challenge (33.102 §6.3.3). */
   respond(rand: Uint8Array, autn: Uint8Array): UsimResult {
-    checkLen(rand, RAND_LEN, 'rand');
-    checkLen(autn, AUTN_LEN, 'autn');
-    // AK = f5 → SQN = AUTN[0..5] ⊕ AK → XMAC-A = f1(SQN, AMF), with f2..f4 in the same computation.
-    const { sqn, amf, xmacA, ...keys } = milenageForAutn(this.#k, this.#opc, rand, autn);
-    const macOk = equalBytes(xmacA, autn.subarray(SQN_LEN + AMF_LEN, AUTN_LEN));
-    xmacA.fill(0);
-    const wipeKeys = () => {
-      for (const v of [keys.res, keys.ck, keys.ik, keys.ak, keys.akStar]) v.fill(0);
-    };
-    if (!macOk) {
-      wipeKeys();
-      return { result: 'mac_failure', sqn, amf };
-    }
-    const sqnValue = sqnFromBytes(sqn);
-    const verdict = this.freshness.check(sqnValue);
-    if (!verdict.ok) {
-      wipeKeys();
-      const sqnMs = this.sqnMs;
-      return { result: 'sync_failure', reason: verdict.reason, auts: buildAuts(this.#k, this.#opc, rand, sqnMs), sqn, amf, sqnMs };
-    }
-    this.freshness.accept(sqnValue);
-    keys.ak.fill(0);
-    keys.akStar.fill(0);
-    return { result: 'ok', res: keys.res, ck: keys.ck, ik: keys.ik, sqn, amf };
+    return usimRespond(this.#k, this.#opc, this.freshness, rand, autn);
   }
+}
+
+/**
+ * The AUTN check of {@link Usim.respond} over K, OPc (16 octets each, checked) and an SQN freshness rule
+ * kept elsewhere: a load generator's UEs keep only their SQN state, and would otherwise build a Usim (two
+ * key copies) per challenge.
+ */
+export function usimRespond(k: Uint8Array, opc: Uint8Array, freshness: SqnFreshness, rand: Uint8Array, autn: Uint8Array): UsimResult {
+  checkLen(rand, RAND_LEN, 'rand');
+  checkLen(autn, AUTN_LEN, 'autn');
+  // AK = f5 → SQN = AUTN[0..5] ⊕ AK → XMAC-A = f1(SQN, AMF), with f2..f4 in the same computation.
+  const m = milenageForAutn(k, opc, rand, autn);
+  const macOk = equalBytes(m.xmacA, autn.subarray(SQN_LEN + AMF_LEN, AUTN_LEN));
+  m.xmacA.fill(0);
+  m.ak.fill(0);
+  m.akStar.fill(0);
+  if (!macOk) {
+    wipeOutputs(m);
+    return { result: 'mac_failure', sqn: m.sqn, amf: m.amf };
+  }
+  const sqnValue = sqnFromBytes(m.sqn);
+  const verdict = freshness.check(sqnValue);
+  if (!verdict.ok) {
+    wipeOutputs(m);
+    const sqnMs = sqnToBytes(freshness.highest());
+    return { result: 'sync_failure', reason: verdict.reason, auts: buildAuts(k, opc, rand, sqnMs), sqn: m.sqn, amf: m.amf, sqnMs };
+  }
+  freshness.accept(sqnValue);
+  return { result: 'ok', res: m.res, ck: m.ck, ik: m.ik, sqn: m.sqn, amf: m.amf };
+}
+
+function wipeOutputs(m: { readonly res: Uint8Array; readonly ck: Uint8Array; readonly ik: Uint8Array }): void {
+  m.res.fill(0);
+  m.ck.fill(0);
+  m.ik.fill(0);
 }
 
 /** For callers that prefer to throw: the AkaError matching a failed USIM result. */

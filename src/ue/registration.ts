@@ -1,7 +1,7 @@
 // One registration procedure of the UE, start to final answer: initial (24.229 §5.1.1.2), refresh
 // (§5.1.1.4.1) or de-registration (§5.1.1.6), each with the 401 handling of §5.1.1.5.1 and the SA
 // set-up of 33.203 §7.2. Order: REGISTER → 401 → Security-Server → AUTN → SAs → protected REGISTER → 200.
-import { digestResponse, type Usim } from '../aka/index.ts';
+import { digestResponse, type UsimResult } from '../aka/index.ts';
 import type { SaSet } from '../ipsec/index.ts';
 import { chooseServerMechanism, parseSecurityHeader, type ServerChoiceResult, type UeSupport } from '../secagree/index.ts';
 import { parseVia, type SipRequest, type SipResponse, type Via } from '../sip/index.ts';
@@ -92,7 +92,8 @@ export interface RegistrationHost {
   readonly expires: number;
   readonly maxAttempts: number;
   readonly maxInvalidChallenges: number;
-  readonly usim: Usim;
+  /** The USIM's AUTN check (33.102 §6.3.3) with this UE's keys and SQN state. */
+  akaRespond(rand: Uint8Array, autn: Uint8Array): UsimResult;
   readonly support: UeSupport;
   readonly sas: UeSaTable;
   readonly dialog: RegDialog;
@@ -283,7 +284,7 @@ export async function runRegistration(h: RegistrationHost, requested: Registrati
       const ch = parsed.challenge;
       // Digest §15A point 2: the NAT's mapping shows in the unprotected 401 (rport of a protected one is port_uc).
       if (!out.protectedBy) h.notePublicAddress(res);
-      const r = h.usim.respond(ch.rand, ch.autn);
+      const r = h.akaRespond(ch.rand, ch.autn);
       h.observer?.akaCheck?.(r.result);
       if (r.result === 'ok') {
         invalid = 0;

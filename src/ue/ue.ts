@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { SqnArray, Usim, type SqnFreshness } from '../aka/index.ts';
+import { SqnArray, Usim, usimRespond, type SqnFreshness, type UsimResult } from '../aka/index.ts';
 import type { ProtectedContext } from '../ipsec/backends/backend.ts';
 import type { SaSet, SaSetEvent } from '../ipsec/index.ts';
 import { buildSecurityClient, serializeMechanisms, type SpiPortSet, type UeSupport, type UsableMod } from '../secagree/index.ts';
@@ -322,9 +322,11 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
    * The USIM (33.102 §6.3.3) over this UE's K/OPc and SQN state, made when asked: an idle UE holds
    * no copy of the keys (a load run's UEs share one K/OPc).
    */
-  get usim(): Usim {
+  akaRespond(rand: Uint8Array, autn: Uint8Array): UsimResult {
     const o = this.#o;
-    return new Usim({ k: o.k, ...(o.opc && { opc: o.opc }), ...(o.op && { op: o.op }), freshness: this.#sqnState() });
+    // With OPc (a load run's UEs) no Usim is built: it would copy K and OPc per challenge (keys checked at construction).
+    if (o.opc) return usimRespond(o.k, o.opc, this.#sqnState(), rand, autn);
+    return new Usim({ k: o.k, ...(o.op && { op: o.op }), freshness: this.#sqnState() }).respond(rand, autn);
   }
 
   #sqnState(): SqnFreshness {
