@@ -24,25 +24,35 @@ export interface CompletedOwner extends SendFailureSink {
   onCompletedEnd(): void;
 }
 
-/** One completed transaction: what absorbing a retransmission needs (no bytes for a client transaction). */
+/** One completed transaction: what absorbing a retransmission needs (a client transaction: the key alone). */
 export class CompletedRecord {
   constructor(
     readonly key: string,
     /** Whole milliseconds on the table's clock. */
     readonly due: number,
-    /** The final response: `len` octets at `at` in `slab` (shared with other records). */
-    readonly slab: Uint8Array | undefined,
-    readonly at: number,
-    readonly len: number,
-    readonly to: Destination | undefined,
-    readonly transport: SipTransport | undefined,
     /** Cleared when the record leaves the table (whatever the reason). */
     public owner: CompletedOwner | undefined,
   ) {}
+}
+
+/** A completed server transaction: its final response, `len` octets at `at` in `slab` (shared with other records), and where it goes. */
+export class CompletedResponse extends CompletedRecord {
+  constructor(
+    key: string,
+    due: number,
+    owner: CompletedOwner | undefined,
+    readonly slab: Uint8Array,
+    readonly at: number,
+    readonly len: number,
+    readonly to: Destination,
+    readonly transport: SipTransport,
+  ) {
+    super(key, due, owner);
+  }
 
   /** The final response's octets (a view: resent as is). */
-  get bytes(): Uint8Array | undefined {
-    return this.slab?.subarray(this.at, this.at + this.len);
+  get bytes(): Uint8Array {
+    return this.slab.subarray(this.at, this.at + this.len);
   }
 }
 
@@ -95,10 +105,14 @@ export class CompletedTable {
     const now = this.clock.now();
     this.expire(now);
     const evicted = this.#byKey.size >= this.options.cap ? this.evictOldest() : undefined;
-    let slab: Uint8Array | undefined;
-    let at = 0;
-    const len = bytes?.length ?? 0;
-    if (bytes !== undefined) {
+    const due = Math.ceil(now + this.options.delayMs);
+    let r: CompletedRecord;
+    if (bytes === undefined || to === undefined || transport === undefined) {
+      r = new CompletedRecord(key, due, owner);
+    } else {
+      const len = bytes.length;
+      let slab: Uint8Array;
+      let at = 0;
       if (len > SLAB / 4) {
         slab = bytes.slice();
       } else {
@@ -111,8 +125,8 @@ export class CompletedTable {
         slab.set(bytes, at);
         this.#used = (at + len + 7) & ~7;
       }
+      r = new CompletedResponse(key, due, owner, slab, at, len, to, transport);
     }
-    const r = new CompletedRecord(key, Math.ceil(now + this.options.delayMs), slab, at, len, to, transport, owner);
     this.#byKey.set(key, r);
     this.#fifo.push(r);
     if (this.#cancelTimer === undefined) this.arm(now);
@@ -134,9 +148,9 @@ export class CompletedTable {
 
   /** Resends a record's final response; a failed send removes the record and tells its owner (§17.2.4). */
   resend(r: CompletedRecord): void {
+    if (!(r instanceof CompletedResponse)) return;
     const bytes = r.bytes;
     const t = r.transport;
-    if (bytes === undefined || t === undefined || r.to === undefined) return;
     const sink = new ResendFailure(this, r);
     if (t.post !== undefined) return t.post(bytes, r.to, sink);
     let p: Promise<void>;

@@ -164,6 +164,7 @@ export abstract class Transaction<S extends string> implements TimerOwner, SendF
    * (onTerminated or onStateChange), to move it to Terminated at Timer J/K as before.
    */
   protected park(bytes: Uint8Array | undefined, route: Route | undefined): void {
+    this.running = NO_TIMERS; // only fired or cancelled ones are left (E, F of a client)
     this.#parked = this.deps.onCompleted(this, bytes, route);
   }
 
