@@ -21,7 +21,7 @@ import type { PcscfEvents, RegistrationView, Source } from './types.ts';
  * only place that decides anything) and its SA sets in their slots (ipsec/sa-slots.ts, the only
  * owner of their lifecycle). The fields below are read-only views of the state.
  */
-export class Registration {
+export class Registration implements SaSlotsDeps {
   state: RegState = IDLE;
   /** The UE's ESP-in-UDP source learnt from authenticated packets (Annex M; pcscf.ts keeps it). */
   encap?: Source;
@@ -30,11 +30,39 @@ export class Registration {
   /** The keys this registration is filed under in the table's target index (contact, (address, port_us), IMPUs). */
   indexed: readonly string[] | undefined = undefined;
 
+  /** The SA sets of this registration (the only owner of their lifecycle); they report to the registration itself. */
+  readonly slots: SaSlots;
+  readonly #side: TableSide;
+
   constructor(
     readonly impi: string,
-    /** The SA sets of this registration (the only owner of their lifecycle). */
-    readonly slots: SaSlots,
-  ) {}
+    side: TableSide,
+  ) {
+    this.#side = side;
+    // The registration is its slots' dependencies (SaSlotsDeps): no hooks object per registration.
+    this.slots = new SaSlots(this);
+  }
+
+  /** SaSlotsDeps: the table's backend. */
+  get backend(): IpsecBackend {
+    return this.#side.backend;
+  }
+  /** SaSlotsDeps: the table's clock. */
+  get clock(): Clock {
+    return this.#side.clock;
+  }
+  /** SaSlotsDeps: a set left its slot. */
+  onDropped(set: SaSet, event: SaSetEvent): void {
+    this.#side.dropped(this, set, event);
+  }
+  /** SaSlotsDeps: a set's backend removal settled. */
+  onDeleted(set: SaSet, _event: SaSetEvent, reason: string, error: Error | undefined, code: SaDeleteCode): void {
+    this.#side.emit('sa-deleted', { impi: this.impi, set: set.id, reason, code, ...(error && { error: error.message }) });
+  }
+  /** SaSlotsDeps: a backend lifetime sync failed. */
+  onSyncFailed(set: SaSet, error: Error): void {
+    this.#side.emit('sa-error', { impi: this.impi, set: set.id, op: 'update-lifetime', error: error.message });
+  }
 
   get bound(): Bound | undefined {
     return boundOf(this.state);
@@ -114,33 +142,12 @@ function targetKey(address: string, portUs: number): string {
   return `${canonicalAddress(address)}|${portUs}`;
 }
 
-/** What every registration's slot hooks share: one per table. */
-interface TableSide {
+/** What every registration's slots need from the table: one per table. */
+export interface TableSide {
   readonly backend: IpsecBackend;
   readonly clock: Clock;
   readonly emit: Emit;
   dropped(reg: Registration, set: SaSet, event: SaSetEvent): void;
-}
-
-/** A registration's SaSlots dependencies: methods on one small object, not an options literal with three closures per registration. */
-class SlotHooks implements SaSlotsDeps {
-  reg!: Registration;
-  constructor(private readonly t: TableSide) {}
-  get backend(): IpsecBackend {
-    return this.t.backend;
-  }
-  get clock(): Clock {
-    return this.t.clock;
-  }
-  onDropped(set: SaSet, event: SaSetEvent): void {
-    this.t.dropped(this.reg, set, event);
-  }
-  onDeleted(set: SaSet, _event: SaSetEvent, reason: string, error: Error | undefined, code: SaDeleteCode): void {
-    this.t.emit('sa-deleted', { impi: this.reg.impi, set: set.id, reason, code, ...(error && { error: error.message }) });
-  }
-  onSyncFailed(set: SaSet, error: Error): void {
-    this.t.emit('sa-error', { impi: this.reg.impi, set: set.id, op: 'update-lifetime', error: error.message });
-  }
 }
 
 // One index for contacts, (UE address, port_us) and IMPUs: a key says which it is.
@@ -182,11 +189,10 @@ export class RegistrationTable {
   getOrNew(impi: string): Registration {
     let r = this.#byImpi.get(impi);
     if (!r) {
-      const hooks = new SlotHooks(this.#side);
       // The IMPI comes out of the REGISTER's Authorization line: as a slice it would keep that
       // whole line alive as long as the registration (the table's key and every set id name it).
       const own = ownString(impi);
-      r = hooks.reg = new Registration(own === impi ? own : impi, new SaSlots(hooks));
+      r = new Registration(own === impi ? own : impi, this.#side);
     }
     return r;
   }
