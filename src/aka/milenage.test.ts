@@ -218,7 +218,7 @@ test('outputs are plain Uint8Arrays, not Buffers', () => {
   for (const v of Object.values(o)) assert.equal(Object.getPrototypeOf(v), Uint8Array.prototype);
 });
 
-test('milenage() and milenageForAutn: each output is its own part of one array (wiping one leaves the others), never the scratch', () => {
+test('milenage() and milenageForAutn: each output is its own array (wiping one leaves the others), never the scratch', () => {
   const s = SETS[0]!;
   const [k, opc, rand, sqn, amf] = [s.K, s.OPc, s.RAND, s.SQN, s.AMF].map((h) => fromHex(h)) as [
     Uint8Array,

@@ -151,7 +151,6 @@ export function milenageMacs(
  * The USIM's side of AUTN (TS 33.102 §6.3.3) in one computation under one AES context: f2..f5* as
  * milenageKeys gives them, SQN = AUTN[0..5] ⊕ AK, and XMAC-A = f1 over that SQN and AUTN's AMF. TEMP is
  * encrypted once (milenageKeys then milenageMacs would do it twice, and ask for K's context twice).
- * The outputs are views into one array of their own (wiping each wipes its part only).
  */
 export function milenageForAutn(
   k: Uint8Array,
@@ -166,38 +165,27 @@ export function milenageForAutn(
   const t = temp(cipher, opc, rand, x.subarray(0, 16));
   for (let i = 2; i <= 5; i++) outBlock(x, 16 * (i - 2), opc, t, i);
   const y = xorOpc(cipher.update(x), opc);
-  // Every output in one array (views into it): one allocation per AUTN check, not eight.
-  const o = new Uint8Array(AUTN_OUT_LEN);
-  o.set(y.subarray(0, 6), 0); // ak
-  o.set(y.subarray(8, 16), 6); // res
-  o.set(y.subarray(16, 48), 14); // ck ‖ ik
-  o.set(y.subarray(48, 54), 46); // akStar
-  const sqn = o.subarray(52, 58);
+  const sqn = new Uint8Array(SQN_LEN);
   for (let i = 0; i < SQN_LEN; i++) sqn[i] = autn[i]! ^ y[i]!;
-  const amf = o.subarray(58, 60);
-  amf.set(autn.subarray(SQN_LEN, SQN_LEN + AMF_LEN));
+  const amf = autn.slice(SQN_LEN, SQN_LEN + AMF_LEN);
   const x1 = SCRATCH.subarray(0, 16);
   in1Block(x1, 0, opc, t, sqn, amf);
   const y1 = xorOpc(cipher.update(x1), opc);
   aesDone(cipher);
-  o.set(y1.subarray(0, 8), 60); // xmacA
   const out = {
-    ak: o.subarray(0, 6),
-    res: o.subarray(6, 14),
-    ck: o.subarray(14, 30),
-    ik: o.subarray(30, 46),
-    akStar: o.subarray(46, 52),
+    ak: y.slice(0, 6),
+    res: y.slice(8, 16),
+    ck: y.slice(16, 32),
+    ik: y.slice(32, 48),
+    akStar: y.slice(48, 54),
     sqn,
     amf,
-    xmacA: o.subarray(60, 68),
+    xmacA: y1.slice(0, 8),
   };
   y1.fill(0);
   wipe(t, y);
   return out;
 }
-
-// ak 6 ‖ res 8 ‖ ck 16 ‖ ik 16 ‖ akStar 6 ‖ sqn 6 ‖ amf 2 ‖ xmacA 8
-const AUTN_OUT_LEN = 68;
 
 /**
  * Every Milenage output at once: TEMP, then OUT1..OUT5 as one 5-block call. The vector path of every
@@ -213,18 +201,14 @@ export function milenage(k: Uint8Array, opc: Uint8Array, rand: Uint8Array, sqn: 
   for (let i = 2; i <= 5; i++) outBlock(x, 16 * (i - 1), opc, t, i);
   const y = xorOpc(cipher.update(x), opc);
   aesDone(cipher);
-  // One array of our own for every output (views into it), not seven.
-  const o = new Uint8Array(68);
-  o.set(y.subarray(0, 22), 0); // macA ‖ macS ‖ ak
-  o.set(y.subarray(24, 70), 22); // res ‖ ck ‖ ik ‖ akStar
   const out: MilenageOutput = {
-    macA: o.subarray(0, 8),
-    macS: o.subarray(8, 16),
-    ak: o.subarray(16, 22),
-    res: o.subarray(22, 30),
-    ck: o.subarray(30, 46),
-    ik: o.subarray(46, 62),
-    akStar: o.subarray(62, 68),
+    macA: y.slice(0, 8),
+    macS: y.slice(8, 16),
+    ak: y.slice(16, 22),
+    res: y.slice(24, 32),
+    ck: y.slice(32, 48),
+    ik: y.slice(48, 64),
+    akStar: y.slice(64, 70),
   };
   wipe(t, y);
   return out;
