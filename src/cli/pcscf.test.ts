@@ -29,7 +29,7 @@ test('parsePcscfArgs: addresses, ports, mode, policy and their errors', () => {
       json: false,
       backend: 'userspace',
       logLevel: 'info',
-      heapCompactionQuietMs: 33_000,
+      heapCompactionQuietMs: 30_000,
     },
   );
   assert.equal(parsePcscfArgs({ ...base, heapCompaction: false }).heapCompactionQuietMs, 0);
