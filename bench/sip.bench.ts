@@ -1,4 +1,4 @@
-// npm run bench:sip [-- --n N] [-- --base REF] [-- --listen] [-- --json]: the SIP layer's cost per registration
+// npm run bench:sip [-- --n N] [-- --base REF] [-- --listen] [-- --no-tell] [-- --json]: the SIP layer's cost per registration
 // exchange (REGISTER → 401 → REGISTER → 200 through a UE-side and a registrar-side TransactionLayer
 // on an in-memory transport), old code against new in the same process:
 // - CPU µs per exchange (process.cpuUsage over N exchanges, 200 in flight, both layers, GC included),
@@ -36,6 +36,8 @@ const ROUNDS = Number(value('--rounds', '3'));
 const json = args.includes('--json');
 /** `--listen`: the TUs listen for every transaction's end (onTerminated, as the P-CSCF's and the UE's do): a completed transaction's object is then kept until Timer J/K. */
 const listen = args.includes('--listen');
+/** `--no-tell`: the new layers get tellCompletedEnd: false (listening TUs are not told of Timer J/K ends). */
+const noTell = args.includes('--no-tell');
 /** `--only new` (or old): measure one side only, e.g. under --cpu-prof. */
 const only = value('--only', '');
 /** `--heap-snapshots DIR`: writes DIR/{completed,server-closed,client-closed}.heapsnapshot around the closes (diff them for where the bytes go). */
@@ -109,10 +111,12 @@ function pair(sip: Sip): { ue: Side; reg: Side; exchange: (i: number) => Promise
   const regT = link(PCSCF, () => ueLayer);
   // Timer K is stretched so the UE side's transactions stay in Completed for the memory figure (J is 32 s as is).
   const timers = { t4: 120_000 };
-  ueLayer = new sip.TransactionLayer({ timers, user: { onRequest: () => {} } });
+  const tell = noTell ? { tellCompletedEnd: false } : {};
+  ueLayer = new sip.TransactionLayer({ timers, ...tell, user: { onRequest: () => {} } });
   let nonce = 0;
   regLayer = new sip.TransactionLayer({
     timers,
+    ...tell,
     user: {
       onRequest: (tx, req) => {
         if (listen) tx.user = ENDS;
@@ -279,7 +283,7 @@ async function measure(sip: Sip): Promise<Figures> {
 }
 
 log(
-  `bench:sip: N=${N} exchanges (REGISTER→401→REGISTER→200), ${ROUNDS} rounds alternating old (${BASE}) / new${listen ? ', TUs listening for ends' : ''}; load average ${loadavg()[0]!.toFixed(2)}`,
+  `bench:sip: N=${N} exchanges (REGISTER→401→REGISTER→200), ${ROUNDS} rounds alternating old (${BASE}) / new${listen ? ', TUs listening for ends' : ''}${noTell ? ', tellCompletedEnd: false' : ''}; load average ${loadavg()[0]!.toFixed(2)}`,
 );
 const results: { old: Figures[]; new: Figures[] } = { old: [], new: [] };
 for (let r = 0; r < ROUNDS; r++) {

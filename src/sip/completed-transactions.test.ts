@@ -205,3 +205,30 @@ test('client: a branch still in Completed cannot start a second transaction', ()
     /SIP_DUPLICATE_TRANSACTION|exists/,
   );
 });
+
+test('tellCompletedEnd false: a listening TU hears of ends before completion only; a completed one still reads Terminated at Timer J', () => {
+  const clock = new ManualClock();
+  const transport = spyTransport(clock);
+  const txs: ServerTransaction[] = [];
+  const layer = new TransactionLayer({ clock, tellCompletedEnd: false, user: { onRequest: (tx) => txs.push(tx) } });
+  const ends: string[] = [];
+  const ctx = context(transport);
+  const done = request('REGISTER');
+  layer.receive(serializeMessage(done), ctx);
+  txs[0]!.user = { onTerminated: () => ends.push('completed one') };
+  txs[0]!.respond(createResponse(done, 200));
+  layer.receive(serializeMessage(done), ctx);
+  assert.equal(transport.sent.length, 2, 'retransmissions still absorbed');
+  clock.advance(32_000);
+  assert.equal(txs[0]!.state, 'terminated');
+  assert.equal(ends.length, 0, 'not told of Timer J');
+  const timedOut = layer.sendRequest(
+    request('OPTIONS'),
+    { transport, to: { address: '198.51.100.1', port: 5060 } },
+    { onResponse: () => {}, onTerminated: () => ends.push('timed out') },
+  );
+  clock.advance(32_000);
+  assert.equal(timedOut.state, 'terminated');
+  assert.deepEqual(ends, ['timed out'], 'an end before completion is told');
+  assert.equal(clock.pending, 0);
+});

@@ -73,6 +73,14 @@ export interface TransactionLayerOptions {
    * Default 262,144 per side (32 s of Timer J at 8,000 transactions/s).
    */
   readonly maxCompleted?: number;
+  /**
+   * Default true: a TU listening for ends (onTerminated/onStateChange) hears when Timer J/K ends a
+   * completed non-INVITE transaction, so the layer keeps that transaction's object until then. false:
+   * such a TU hears of ends only for transactions that end before completing (Timer F, a transport
+   * error, close) or whose final response fails to go out, and the layer keeps a record alone per
+   * completed transaction: for TUs whose end handlers only clean up what a final response already did.
+   */
+  readonly tellCompletedEnd?: boolean;
 }
 
 /** Default `maxCompleted`. */
@@ -255,6 +263,7 @@ export class TransactionLayer {
   }
 
   private deps(table: Map<string, Transaction<string>>, timers: TimerQueues, arena: ByteArena, completed: CompletedTable): TransactionDeps {
+    const tell = this.options.tellCompletedEnd !== false;
     return {
       timers,
       arena,
@@ -268,7 +277,7 @@ export class TransactionLayer {
         if (table.get(tx.id) === tx) table.delete(tx.id);
         // The object is kept (by the record) only for a TU that wants to hear of its end.
         const u = tx.user;
-        const listens = u.onTerminated !== undefined || u.onStateChange !== undefined;
+        const listens = tell && (u.onTerminated !== undefined || u.onStateChange !== undefined);
         return completed.add(tx.id, bytes, route?.to, route?.transport, listens ? tx : undefined);
       },
     };
