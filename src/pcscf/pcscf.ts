@@ -97,6 +97,9 @@ export class Pcscf {
       },
       clock,
       ...(o.timers ? { timers: o.timers } : {}),
+      // The set holds and forwarders release at the final response; their onTerminated only covers an
+      // end without one: no transaction object kept through Timer J/K for it (issue 9, bytes per UE).
+      tellCompletedEnd: false,
       // 33.203 §7.1: responses to a protected request go from port_pc to port_us over SA2 of the set it came on.
       // A request the TU has seen routes its responses through its SetHold (the transaction's override).
       responseRoute: (_res, _req, ctx) => {
