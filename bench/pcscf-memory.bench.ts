@@ -191,6 +191,11 @@ try {
     rss_per_ue: Math.round((s.rss - pc0.rss) / registered),
     heap_per_ue: Math.round((s.heap_used - pc0.heap_used) / registered),
     old_space_mb: `${(s.heap_spaces['old_space']!.size / 1e6).toFixed(1)} committed / ${(s.heap_spaces['old_space']!.used / 1e6).toFixed(1)} used`,
+    // What of the RSS is not the live heap: V8's committed heap (all spaces) and off-heap memory, absolute MB.
+    rss_mb: +(s.rss / 1e6).toFixed(1),
+    heap_committed_mb: +((s['heap_total'] as number) / 1e6).toFixed(1),
+    external_mb: +((s['external'] as number) / 1e6).toFixed(1),
+    new_space_mb: +((s.heap_spaces['new_space']?.size ?? 0) / 1e6).toFixed(1),
   });
   const w = per(without);
   const c = per(withC);
@@ -200,6 +205,7 @@ try {
         ues: N,
         rate: RATE,
         note: 'shared machine: noisy; "without" at +34 s after the burst, "with" after the P-CSCF compacted at +quiet s; same process',
+        before_load: { rss_mb: +(pc0.rss / 1e6).toFixed(1), heap_committed_mb: +((pc0['heap_total'] as number) / 1e6).toFixed(1) },
         without: w,
         with: c,
         rss_ratio_with_over_without: +(c.rss_per_ue / w.rss_per_ue).toFixed(3),
