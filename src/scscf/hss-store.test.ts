@@ -274,6 +274,56 @@ test('an SQN batch: one transaction that other connections see only at its commi
   }
 });
 
+test('in a batch, the SQN read with a profile serves the next SQN step; each batch reads afresh what other connections wrote', async () => {
+  const file = tmpFile();
+  const s = new HssStore(file);
+  const other = new HssStore(file);
+  const model = new HssStore(':memory:'); // the same steps without batches or profiles: the expected values
+  try {
+    s.add(alice());
+    s.add(alice({ impi: 'bob@ims.example', impus: ['sip:bob@ims.example'] }));
+    model.add(alice());
+    model.add(alice({ impi: 'bob@ims.example', impus: ['sip:bob@ims.example'] }));
+    const both = (f: (st: HssStore) => number | number[]) => {
+      const got = f(s);
+      assert.deepEqual(got, f(model));
+      return got;
+    };
+    for (let round = 0; round < 3; round++) {
+      await pastRecheck(); // another connection's commits drop the profile cache: the next profile() reads the row
+      s.beginSqnBatch();
+      both((st) => st.nextSqn('bob@ims.example')); // no profile read in this batch yet: bob's row is read
+      assert.ok(s.profile('alice@ims.example'));
+      both((st) => st.nextSqns('alice@ims.example', 2));
+      assert.ok(s.profile('bob@ims.example'));
+      both((st) => st.nextSqn('alice@ims.example')); // bob's row was read last: alice's is read again
+      both((st) => st.nextSqn('bob@ims.example'));
+      both((st) => st.resync('bob@ims.example', 0x20 * (10 + round) + 1));
+      both((st) => st.nextSqn('bob@ims.example'));
+      s.commitSqnBatch();
+      // Between batches another connection moves both on: the next batch must see it.
+      both((st) => (st === s ? other : st).nextSqns('alice@ims.example', 3));
+      both((st) => (st === s ? other : st).nextSqns('bob@ims.example', 2));
+    }
+    assert.equal(other.get('alice@ims.example')!.sqn, model.get('alice@ims.example')!.sqn);
+    assert.equal(other.get('bob@ims.example')!.sqn, model.get('bob@ims.example')!.sqn);
+    // Removed inside a batch after its profile was read: the SQN step says unknown, nothing written.
+    s.beginSqnBatch();
+    await pastRecheck();
+    assert.ok(s.profile('bob@ims.example') ?? true);
+    assert.equal(s.remove('bob@ims.example'), true);
+    assert.equal(
+      codeOf(() => s.nextSqn('bob@ims.example')),
+      'HSS_UNKNOWN_IMPI',
+    );
+    s.commitSqnBatch();
+  } finally {
+    s.close();
+    other.close();
+    model.close();
+  }
+});
+
 test('resync sets SEQ_HE = SEQ_MS and never moves backwards', () => {
   const s = new HssStore(':memory:');
   s.add(alice({ sqn: 0x20 * 3 + 4 })); // SEQ 3, IND 4

@@ -275,6 +275,12 @@ export class HssStore implements SubscriberStore {
   // seen within that time: no later than it would be had it landed a moment after the check.
   #versionCheckedAt = -Infinity;
   #batchOpen = false;
+  /**
+   * SQN and IND length of the subscriber whose profile was read last inside the open batch: the batch holds
+   * the write lock, so nothing else can change them before its commit, and the SQN step that follows
+   * (the vector of the same REGISTER) needs no SELECT of its own. Dropped at every batch's start and end.
+   */
+  #batchRow: { impi: string; sqn: number; indLen: number } | undefined;
   #updateSqnTx: Transaction<[string, (sqn: number, indLen: number) => { sqn: number; result: unknown }], unknown> | undefined;
 
   #stmt(sql: string): Statement {
@@ -421,10 +427,11 @@ export class HssStore implements SubscriberStore {
     // One statement, one row per IMPU: outside a transaction each statement takes the WAL read lock
     // anew (~4 µs), and the first REGISTER of every subscriber comes here.
     const rows = this.#stmt(
-      'SELECT s.k, s.opc, s.amf, s.ind_len, u.impu FROM subscribers s LEFT JOIN impus u ON u.impi = s.impi WHERE s.impi = ? ORDER BY u.rowid',
+      'SELECT s.k, s.opc, s.amf, s.ind_len, s.sqn, u.impu FROM subscribers s LEFT JOIN impus u ON u.impi = s.impi WHERE s.impi = ? ORDER BY u.rowid',
     ).all(impi) as (Row & { impu: string | null })[];
     const row = rows[0];
     if (!row) return undefined;
+    if (this.#batchOpen) this.#batchRow = { impi, sqn: row.sqn, indLen: row.ind_len };
     const impus: string[] = [];
     for (const r of rows) if (r.impu !== null) impus.push(r.impu);
     const p = new SubscriberProfile(impi, impus, row.k, row.opc, row.amf, row.ind_len);
@@ -448,6 +455,7 @@ export class HssStore implements SubscriberStore {
   /** Removes a subscriber and its IMPUs; false when there was none. */
   remove(impi: string): boolean {
     this.#profiles.clear();
+    this.#batchRow = undefined;
     return this.#stmt('DELETE FROM subscribers WHERE impi = ?').run(impi).changes > 0;
   }
 
@@ -487,11 +495,13 @@ export class HssStore implements SubscriberStore {
     // IMMEDIATE: the write lock now, so no other process can interleave before the commit.
     this.#db.exec('BEGIN IMMEDIATE');
     this.#batchOpen = true;
+    this.#batchRow = undefined;
   }
 
   commitSqnBatch(): void {
     if (!this.#batchOpen) return;
     this.#batchOpen = false;
+    this.#batchRow = undefined;
     try {
       this.#db.exec('COMMIT');
     } catch (err) {
@@ -518,10 +528,19 @@ export class HssStore implements SubscriberStore {
   }
 
   #readModifyWrite<T>(impi: string, step: (sqn: number, indLen: number) => { sqn: number; result: T }): { sqn: number; result: T } {
-    const row = this.#stmt('SELECT sqn, ind_len FROM subscribers WHERE impi = ?').get(impi) as Pick<Row, 'sqn' | 'ind_len'> | undefined;
-    if (!row) throw unknownImpi(impi);
-    const out = step(row.sqn, row.ind_len);
-    this.#stmt('UPDATE subscribers SET sqn = ? WHERE impi = ?').run(out.sqn, impi);
+    const known = this.#batchOpen && this.#batchRow?.impi === impi ? this.#batchRow : undefined;
+    this.#batchRow = undefined;
+    let sqn: number;
+    let indLen: number;
+    if (known) ({ sqn, indLen } = known);
+    else {
+      const row = this.#stmt('SELECT sqn, ind_len FROM subscribers WHERE impi = ?').get(impi) as Pick<Row, 'sqn' | 'ind_len'> | undefined;
+      if (!row) throw unknownImpi(impi);
+      ({ sqn, ind_len: indLen } = row);
+    }
+    const out = step(sqn, indLen);
+    if (this.#stmt('UPDATE subscribers SET sqn = ? WHERE impi = ?').run(out.sqn, impi).changes !== 1) throw unknownImpi(impi);
+    if (this.#batchOpen) this.#batchRow = { impi, sqn: out.sqn, indLen };
     return out;
   }
 
