@@ -66,31 +66,58 @@ test('BurstDetector decides what a naive scan over every sample decides', () => 
     quietMs: fc.integer({ min: 1, max: 50 }),
     quietMax: fc.integer({ min: 0, max: 5 }),
     minIntervalMs: fc.integer({ min: 0, max: 200 }),
+    quietCpuShare: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
   });
-  const steps = fc.array(fc.record({ dt: fc.integer({ min: 1, max: 20 }), dn: fc.integer({ min: 0, max: 8 }) }), { maxLength: 300 });
+  const steps = fc.array(
+    fc.record({ dt: fc.integer({ min: 1, max: 20 }), dn: fc.integer({ min: 0, max: 8 }), dc: fc.integer({ min: 0, max: 20 }) }),
+    { maxLength: 300 },
+  );
   fc.assert(
     fc.property(policy, steps, (p, ss) => {
       const d = new BurstDetector(p);
-      const samples: { t: number; n: number }[] = [];
+      const samples: { t: number; n: number; c: number }[] = [];
       let t = 0;
       let n = 0;
+      let c = 0;
       let base: number | undefined;
       let last: number | undefined;
       for (const s of ss) {
         t += s.dt;
         n += s.dn;
-        samples.push({ t, n });
+        c += s.dc;
+        samples.push({ t, n, c });
         base ??= n;
         // Naive: the latest sample at or before t - quietMs is the reference.
         const ref = [...samples].reverse().find((x) => x.t <= t - p.quietMs);
         const want =
-          n - base >= p.minNew && ref !== undefined && n - ref.n <= p.quietMax && (last === undefined || t - last >= p.minIntervalMs);
+          n - base >= p.minNew &&
+          ref !== undefined &&
+          n - ref.n <= p.quietMax &&
+          (p.quietCpuShare === undefined || c - ref.c <= p.quietCpuShare * (t - ref.t)) &&
+          (last === undefined || t - last >= p.minIntervalMs);
         if (want) {
           last = t;
           base = n;
         }
-        assert.equal(d.observe(t, n), want, `at t=${t} n=${n}`);
+        assert.equal(d.observe(t, n, c), want, `at t=${t} n=${n} cpu=${c}`);
       }
     }),
   );
+});
+
+test('no compaction while the process is busy (refreshes that are not new registrations), once it is quiet', () => {
+  const d = new BurstDetector({ ...P, quietCpuShare: 0.25 });
+  // A burst of 1000 new registrations in 10 s, then none, but the process stays at 40 % of a core
+  // (refreshes) until t = 60 s, then at 5 %.
+  let count = 0;
+  let cpu = 0;
+  const fired: number[] = [];
+  for (let t = 0; t <= 120; t++) {
+    if (t < 10) count += 100;
+    cpu += t < 60 ? 400 : 50;
+    if (d.observe(t * 1000, count, cpu)) fired.push(t);
+  }
+  // Quiet by count from t = 20 (window 10 s); by CPU once the window's average is at most 25 %: with k
+  // busy seconds in it, 400k + 50(10 - k) <= 2500 ms, so k <= 5, first at t = 64.
+  assert.deepEqual(fired, [64]);
 });

@@ -18,6 +18,13 @@ export interface BurstCompactionPolicy {
   readonly quietMax: number;
   /** Never two compactions closer than this. */
   readonly minIntervalMs: number;
+  /**
+   * At most this share of one core's time spent by the process within the quiet window (CPU ms
+   * sampled with the counts). Refreshes without a new challenge are not new registrations, but a
+   * network refreshing 100k UEs every minute keeps the process busy, and a pause of seconds then
+   * drops datagrams and makes refreshes late. Unset: not checked.
+   */
+  readonly quietCpuShare?: number;
 }
 
 /**
@@ -31,6 +38,7 @@ export const DEFAULT_BURST_COMPACTION: BurstCompactionPolicy = {
   quietMs: 30_000,
   quietMax: 30,
   minIntervalMs: 600_000,
+  quietCpuShare: 0.25,
 };
 
 /**
@@ -41,6 +49,7 @@ export const DEFAULT_BURST_COMPACTION: BurstCompactionPolicy = {
 export class BurstDetector {
   #times: number[] = [];
   #counts: number[] = [];
+  #cpu: number[] = [];
   #head = 0;
   /** The count at the last compaction (or at the first sample). */
   #base: number | undefined;
@@ -48,17 +57,19 @@ export class BurstDetector {
 
   constructor(readonly policy: BurstCompactionPolicy = DEFAULT_BURST_COMPACTION) {}
 
-  /** One sample; true when the heap should be compacted now (the detector then counts from here). */
-  observe(now: number, count: number): boolean {
+  /** One sample (`cpuMs`: the process's CPU so far); true when the heap should be compacted now (the detector then counts from here). */
+  observe(now: number, count: number, cpuMs = 0): boolean {
     const p = this.policy;
     this.#base ??= count;
     this.#times.push(now);
     this.#counts.push(count);
+    this.#cpu.push(cpuMs);
     // The oldest sample still at or before the window's start is the reference: drop older ones.
     while (this.#head + 1 < this.#times.length && this.#times[this.#head + 1]! <= now - p.quietMs) this.#head++;
     if (this.#head > 64 && this.#head * 2 > this.#times.length) {
       this.#times = this.#times.slice(this.#head);
       this.#counts = this.#counts.slice(this.#head);
+      this.#cpu = this.#cpu.slice(this.#head);
       this.#head = 0;
     }
     if (count - this.#base < p.minNew) return false;
@@ -66,6 +77,7 @@ export class BurstDetector {
     const refAt = this.#times[this.#head]!;
     if (now - refAt < p.quietMs) return false;
     if (count - this.#counts[this.#head]! > p.quietMax) return false;
+    if (p.quietCpuShare !== undefined && cpuMs - this.#cpu[this.#head]! > p.quietCpuShare * (now - refAt)) return false;
     if (this.#lastAt !== undefined && now - this.#lastAt < p.minIntervalMs) return false;
     this.#lastAt = now;
     this.#base = count;

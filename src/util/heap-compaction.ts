@@ -87,6 +87,8 @@ export interface BurstCompactionOptions {
   readonly onCompacted?: (r: CompactionReport, newRegistrations: number) => void;
   /** How long after the GC the RSS is read for `onCompacted` (default 5000 ms). */
   readonly rssSettleMs?: number;
+  /** The process's CPU so far, ms, for the policy's quietCpuShare (default process.cpuUsage(); tests give a fake). */
+  readonly cpuMs?: () => number;
   /** The RSS now (tests give a fake). */
   readonly rss?: () => number;
   /** Called once if gc cannot be reached (the feature then stops). */
@@ -101,13 +103,19 @@ export function startBurstCompaction(o: BurstCompactionOptions): () => void {
   const every = o.sampleMs ?? 1000;
   const compact = o.compact ?? compactHeapNow;
   const rss = o.rss ?? (() => process.memoryUsage.rss());
+  const cpuMs =
+    o.cpuMs ??
+    ((): number => {
+      const c = process.cpuUsage();
+      return (c.user + c.system) / 1000;
+    });
   let cancel: (() => void) | undefined;
   let cancelReport: (() => void) | undefined;
   const tick = (): void => {
     cancel = undefined;
     const count = o.count();
     const burst = detector.newSince(count);
-    if (detector.observe(o.clock.now(), count)) {
+    if (detector.observe(o.clock.now(), count, cpuMs())) {
       const r = compact();
       if (!r) return o.onUnavailable?.();
       cancelReport?.();
