@@ -13,30 +13,20 @@
 // CPU per registration = CPU between the two / registrations; RSS per UE = RSS growth / registered.
 // --heap-snapshot DIR: the P-CSCF writes a heap snapshot at both points, the load process one at the
 // second (compare them per constructor with scripts/heap-diff.mjs to see where the bytes per UE go).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { createSocket } from 'node:dgram';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HssStore } from '../src/scscf/hss-store.ts';
 import { fromHex } from '../src/util/bytes.ts';
+import { BenchProcess, bound, sleep, type BenchProcessOptions, type Stats } from './support/bench-process.ts';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const K = '465b5ce8b199b49faa5f0a2ee238a6bc';
 const OPC = 'cd63cb71954a9f4e48a5994e37a02baf';
 const DOMAIN = 'ims.example';
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
 const value = (name: string, dflt: string) => (args.includes(name) ? args[args.indexOf(name) + 1]! : dflt);
-
-interface Stats {
-  rss: number;
-  cpu_user_ms: number;
-  cpu_system_ms: number;
-  [k: string]: unknown;
-}
 
 // --node-flags '…': V8/Node flags for all three processes (e.g. to try a heap setting), as an operator would pass them.
 const nodeFlags = args.includes('--node-flags') ? args[args.indexOf('--node-flags') + 1]!.split(' ').filter(Boolean) : [];
@@ -48,107 +38,9 @@ const spacesMb = (s: Stats): Record<string, string> =>
     ]),
   );
 
-class Proc {
-  readonly child: ChildProcess;
-  readonly #waiters: ((s: Stats) => void)[] = [];
-  readonly lines: string[] = [];
-  stdout = '';
-  constructor(
-    readonly name: string,
-    argv: string[],
-    cpuProf?: string,
-    heapDir?: string,
-  ) {
-    // 100k UEs take GBs of heap at both ends: past V8's default limit.
-    const node = [
-      '--expose-gc',
-      '--max-old-space-size=12288',
-      ...nodeFlags,
-      ...(cpuProf ? ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${name}.cpuprofile`] : []),
-      ...(heapDir ? ['--heapsnapshot-signal=SIGUSR1', '--diagnostic-dir', heapDir] : []),
-    ];
-    this.child = spawn(process.execPath, [...node, 'bin/imsec.mjs', ...argv], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let buf = '';
-    this.child.stderr!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (line.startsWith('{"event":"stats"')) this.#waiters.shift()?.(JSON.parse(line) as Stats);
-        else this.lines.push(line);
-      }
-    });
-    this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
-  }
-  stats(): Promise<Stats> {
-    return new Promise((resolve) => {
-      this.#waiters.push(resolve);
-      this.child.kill('SIGUSR2');
-    });
-  }
-  /** Like stats(), but undefined once the process has exited (the load process ends on its own). */
-  tryStats(): Promise<Stats | undefined> {
-    if (this.child.exitCode !== null) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      const onExit = () => resolve(undefined);
-      this.child.once('exit', onExit);
-      this.#waiters.push((s) => {
-        this.child.off('exit', onExit);
-        resolve(s);
-      });
-      this.child.kill('SIGUSR2');
-    });
-  }
-  /** A heap snapshot into the --heap-snapshot directory (SIGUSR1); resolves once the file is complete. */
-  async snapshot(dir: string): Promise<void> {
-    const before = new Set(readdirSync(dir));
-    this.child.kill('SIGUSR1');
-    for (;;) {
-      await sleep(500);
-      const f = readdirSync(dir).find((x) => !before.has(x) && x.endsWith('.heapsnapshot'));
-      // V8 writes the file in one go; its size stops changing when done.
-      if (f) {
-        const a = statSync(join(dir, f)).size;
-        await sleep(1000);
-        if (statSync(join(dir, f)).size === a && a > 0) return;
-      }
-    }
-  }
-  async until(re: RegExp, where: 'stdout' | 'stderr', ms = 60_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!re.test(where === 'stdout' ? this.stdout : this.lines.join('\n'))) {
-      if (Date.now() > end) throw new Error(`${this.name}: timed out waiting for ${re}: ${this.lines.slice(-5).join('\n')}`);
-      if (this.child.exitCode !== null) throw new Error(`${this.name} exited ${this.child.exitCode}: ${this.lines.slice(-5).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  stop(): Promise<void> {
-    if (this.child.exitCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.child.once('exit', () => resolve());
-      this.child.kill('SIGTERM');
-    });
-  }
-}
-
-/** Waits until a process has bound UDP 127.0.0.1:port (its SIGUSR2 handler is installed before). */
-async function bound(port: number, p: Proc): Promise<void> {
-  const end = Date.now() + 60_000;
-  for (;;) {
-    const inUse = await new Promise<boolean>((resolve) => {
-      const s = createSocket('udp4');
-      s.once('error', () => resolve(true));
-      s.bind(port, '127.0.0.1', () => s.close(() => resolve(false)));
-    });
-    if (inUse) return;
-    if (p.child.exitCode !== null || Date.now() > end) throw new Error(`${p.name} did not start: ${p.lines.slice(-5).join('\n')}`);
-    await sleep(100);
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** RSS of a child as the kernel counts it now, without a signal or a GC in the process. */
-const rssOf = (p: Proc): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
+const rssOf = (p: BenchProcess): number =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
 /** The kernel's UDP counters (all of this network namespace): datagrams sent and datagrams dropped for a full receive buffer. */
 function udpCounters(): { out: number; rcvbuf_errors: number } {
   const lines = readFileSync('/proc/net/snmp', 'utf8')
@@ -158,6 +50,12 @@ function udpCounters(): { out: number; rcvbuf_errors: number } {
   const values = lines[1]!.split(/\s+/).map(Number);
   return { out: values[names.indexOf('OutDatagrams')]!, rcvbuf_errors: values[names.indexOf('RcvbufErrors')]! };
 }
+/** --expose-gc and the caller's --node-flags for every process, a CPU profile each with --cpu-prof, heap snapshots where asked. */
+const procOptions = (o: { cpuProf?: string }, heapDir?: string): BenchProcessOptions => ({
+  nodeFlags: ['--expose-gc', ...nodeFlags],
+  ...(o.cpuProf && { cpuProf: o.cpuProf }),
+  ...(heapDir && { heapDir }),
+});
 const cpuMs = (a: Stats, b: Stats) => b.cpu_user_ms + b.cpu_system_ms - a.cpu_user_ms - a.cpu_system_ms;
 
 async function run(
@@ -195,7 +93,7 @@ async function run(
   store.close();
   const port = 20000 + (process.pid % 5000) * 2;
   // Per-event logging off (--log-level warn), as a loaded service would run.
-  const core = new Proc(
+  const core = new BenchProcess(
     'core',
     [
       'core',
@@ -211,10 +109,10 @@ async function run(
       o.hssSync,
       ...(o.noChallengeReregister ? ['--no-challenge-reregister'] : []),
     ],
-    o.cpuProf,
+    procOptions(o),
   );
   const encap = port + 4;
-  const pcscf = new Proc(
+  const pcscf = new BenchProcess(
     'pcscf',
     [
       'pcscf',
@@ -234,10 +132,9 @@ async function run(
       'warn',
       ...(o.state ? ['--state', join(dir, 'pcscf-state.db')] : []),
     ],
-    o.cpuProf,
-    o.heapDir,
+    procOptions(o, o.heapDir),
   );
-  let load: Proc | undefined;
+  let load: BenchProcess | undefined;
   try {
     await bound(port, core);
     await bound(encap, pcscf);
@@ -245,7 +142,7 @@ async function run(
     if (o.heapDir) await pcscf.snapshot(o.heapDir);
     const t0 = Date.now();
     const udp0 = udpCounters();
-    load = new Proc(
+    load = new BenchProcess(
       'load',
       [
         'load',
@@ -277,8 +174,7 @@ async function run(
         '--interval',
         '10',
       ],
-      o.cpuProf,
-      o.heapDir,
+      procOptions(o, o.heapDir),
     );
     await load.until(/ hold /, 'stderr', 6 * 3_600_000);
     const holdStart = Date.now();

@@ -7,16 +7,13 @@
 // (SIGUSR2, as npm run bench:load takes them): "without"; then, once its own compaction has run
 // (--quiet s after the burst, plus a margin), the same figures again: "with". Both against the
 // figures before the load. A benchmark, not a test: the machine is shared, RSS figures are noisy.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HssStore } from '../src/scscf/hss-store.ts';
 import { fromHex } from '../src/util/bytes.ts';
+import { BenchProcess, bound, sleep, type Stats as ProcStats } from './support/bench-process.ts';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 const K = '465b5ce8b199b49faa5f0a2ee238a6bc';
 const OPC = 'cd63cb71954a9f4e48a5994e37a02baf';
 const DOMAIN = 'ims.example';
@@ -26,83 +23,9 @@ const N = Number(value('--ues', '20000'));
 const RATE = Number(value('--rate', '1000'));
 const QUIET_S = Number(value('--quiet', '45'));
 const HEAP_DIR = args.includes('--heap-snapshot') ? value('--heap-snapshot', '/tmp') : undefined;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-type Stats = Record<string, unknown> & { rss: number; heap_used: number; heap_spaces: Record<string, { size: number; used: number }> };
-
-class Proc {
-  readonly child: ChildProcess;
-  readonly #waiters: ((s: Stats) => void)[] = [];
-  readonly lines: string[] = [];
-  constructor(
-    readonly name: string,
-    argv: string[],
-  ) {
-    const node = ['--max-old-space-size=12288', ...(HEAP_DIR ? ['--heapsnapshot-signal=SIGUSR1', '--diagnostic-dir', HEAP_DIR] : [])];
-    this.child = spawn(process.execPath, [...node, 'bin/imsec.mjs', ...argv], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines = (d: Buffer, buf: { s: string }) => {
-      buf.s += d.toString();
-      for (let i = buf.s.indexOf('\n'); i >= 0; i = buf.s.indexOf('\n')) {
-        const line = buf.s.slice(0, i);
-        buf.s = buf.s.slice(i + 1);
-        if (line.startsWith('{"event":"stats"')) this.#waiters.shift()?.(JSON.parse(line) as Stats);
-        else this.lines.push(line);
-      }
-    };
-    const e = { s: '' };
-    const o = { s: '' };
-    this.child.stderr!.on('data', (d: Buffer) => lines(d, e));
-    this.child.stdout!.on('data', (d: Buffer) => lines(d, o));
-  }
-  stats(): Promise<Stats> {
-    return new Promise((resolve) => {
-      this.#waiters.push(resolve);
-      this.child.kill('SIGUSR2');
-    });
-  }
-  async snapshot(dir: string): Promise<void> {
-    const before = new Set(readdirSync(dir));
-    this.child.kill('SIGUSR1');
-    for (;;) {
-      await sleep(500);
-      const f = readdirSync(dir).find((x) => !before.has(x) && x.endsWith('.heapsnapshot'));
-      if (f) {
-        const a = statSync(join(dir, f)).size;
-        await sleep(1000);
-        if (statSync(join(dir, f)).size === a && a > 0) return;
-      }
-    }
-  }
-  async until(re: RegExp, ms: number): Promise<void> {
-    const end = Date.now() + ms;
-    while (!re.test(this.lines.join('\n'))) {
-      if (Date.now() > end) throw new Error(`${this.name}: timed out waiting for ${re}: ${this.lines.slice(-5).join('\n')}`);
-      if (this.child.exitCode !== null) throw new Error(`${this.name} exited ${this.child.exitCode}: ${this.lines.slice(-5).join('\n')}`);
-      await sleep(100);
-    }
-  }
-  stop(): Promise<void> {
-    if (this.child.exitCode !== null) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.child.once('exit', () => resolve());
-      this.child.kill('SIGTERM');
-    });
-  }
-}
-
-async function bound(port: number, p: Proc): Promise<void> {
-  const end = Date.now() + 60_000;
-  for (;;) {
-    const inUse = await new Promise<boolean>((resolve) => {
-      const s = createSocket('udp4');
-      s.once('error', () => resolve(true));
-      s.bind(port, '127.0.0.1', () => s.close(() => resolve(false)));
-    });
-    if (inUse) return;
-    if (p.child.exitCode !== null || Date.now() > end) throw new Error(`${p.name} did not start: ${p.lines.slice(-5).join('\n')}`);
-    await sleep(100);
-  }
-}
+type Stats = ProcStats & { heap_used: number; heap_spaces: Record<string, { size: number; used: number }> };
+const procOptions = HEAP_DIR ? { heapDir: HEAP_DIR } : {};
 
 const dir = mkdtempSync(join(tmpdir(), 'imsec-bench-pcscf-memory-'));
 const db = join(dir, 'hss.sqlite');
@@ -119,73 +42,85 @@ store.close();
 const port = 20000 + (process.pid % 5000) * 2;
 const encap = port + 4;
 const locals = Array.from({ length: Math.max(1, Math.ceil(N / 5000)) }, (_, i) => `127.0.1.${i + 1}`).join(',');
-const core = new Proc('core', ['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db, '--log-level', 'warn']);
+const core = new BenchProcess(
+  'core',
+  ['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db, '--log-level', 'warn'],
+  procOptions,
+);
 // --log-level info logs every registration (a cost of its own): warn unless --log-info, which shows
 // the P-CSCF's heap-compacted line (its pause and CPU).
 const LOG_INFO = args.includes('--log-info');
-const pcscf = new Proc('pcscf', [
+const pcscf = new BenchProcess(
   'pcscf',
-  '--listen',
-  `127.0.0.1:${port + 1}`,
-  '--port-c',
-  String(port + 2),
-  '--port-s',
-  String(port + 3),
-  '--scscf',
-  `127.0.0.1:${port}`,
-  '--encap-port',
-  String(encap),
-  '--mode',
-  'udp-enc-tun',
-  '--log-level',
-  LOG_INFO ? 'info' : 'warn',
-  '--heap-compaction-quiet',
-  String(QUIET_S),
-]);
-let load: Proc | undefined;
+  [
+    'pcscf',
+    '--listen',
+    `127.0.0.1:${port + 1}`,
+    '--port-c',
+    String(port + 2),
+    '--port-s',
+    String(port + 3),
+    '--scscf',
+    `127.0.0.1:${port}`,
+    '--encap-port',
+    String(encap),
+    '--mode',
+    'udp-enc-tun',
+    '--log-level',
+    LOG_INFO ? 'info' : 'warn',
+    '--heap-compaction-quiet',
+    String(QUIET_S),
+  ],
+  procOptions,
+);
+let load: BenchProcess | undefined;
 try {
   await bound(port, core);
   await bound(encap, pcscf);
-  const pc0 = await pcscf.stats();
+  const pc0 = (await pcscf.stats()) as Stats;
   if (HEAP_DIR) await pcscf.snapshot(HEAP_DIR);
   const hold = QUIET_S + 30;
-  load = new Proc('load', [
+  load = new BenchProcess(
     'load',
-    '--pcscf',
-    `127.0.0.1:${port + 1}`,
-    '--pcscf-encap-port',
-    String(encap),
-    '--impi',
-    `00101{n:10}@${DOMAIN}`,
-    '--count',
-    String(N),
-    '--k',
-    K,
-    '--opc',
-    OPC,
-    '--rate',
-    String(RATE),
-    '--concurrency',
-    '200',
-    '--duration',
-    String(hold),
-    '--expires',
-    '3600',
-    '--local',
-    locals,
-    '--json',
-    '--max-failures',
-    String(N),
-    '--interval',
-    '10',
-  ]);
-  await load.until(/ hold /, 3_600_000);
+    [
+      'load',
+      '--pcscf',
+      `127.0.0.1:${port + 1}`,
+      '--pcscf-encap-port',
+      String(encap),
+      '--impi',
+      `00101{n:10}@${DOMAIN}`,
+      '--count',
+      String(N),
+      '--k',
+      K,
+      '--opc',
+      OPC,
+      '--rate',
+      String(RATE),
+      '--concurrency',
+      '200',
+      '--duration',
+      String(hold),
+      '--expires',
+      '3600',
+      '--local',
+      locals,
+      '--json',
+      '--max-failures',
+      String(N),
+      '--interval',
+      '10',
+    ],
+    procOptions,
+  );
+  await load.until(/ hold /, 'stderr', 3_600_000);
   const holdStart = Date.now();
   await sleep(34_000);
-  const without = await pcscf.stats();
+  const without = (await pcscf.stats()) as Stats;
   if (HEAP_DIR) await pcscf.snapshot(HEAP_DIR);
   await sleep(Math.max(0, holdStart + (QUIET_S + 8) * 1000 - Date.now()));
-  const withC = await pcscf.stats();
+  const withC = (await pcscf.stats()) as Stats;
   const registered = (N || 1) as number;
   const per = (s: Stats) => ({
     rss_per_ue: Math.round((s.rss - pc0.rss) / registered),
@@ -209,7 +144,9 @@ try {
         without: w,
         with: c,
         rss_ratio_with_over_without: +(c.rss_per_ue / w.rss_per_ue).toFixed(3),
-        compaction_line: pcscf.lines.find((l) => l.includes('heap-compacted')) ?? (LOG_INFO ? null : 'not logged: --log-info to see it'),
+        compaction_line:
+          [...pcscf.lines, ...pcscf.stdout.split('\n')].find((l) => l.includes('heap-compacted')) ??
+          (LOG_INFO ? null : 'not logged: --log-info to see it'),
       },
       null,
       2,
