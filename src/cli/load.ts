@@ -5,8 +5,6 @@
 import { lookup } from 'node:dns/promises';
 import { createWriteStream, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { isIP } from 'node:net';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { Command } from 'commander';
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import { parseAlgPairList, type AlgPair, type UsableMod } from '../secagree/index.ts';
@@ -23,6 +21,7 @@ import { BACKEND_HELP, openBackend, parseBackend } from './backend-choice.ts';
 import { systemClock } from '../util/clock.ts';
 import { EXIT_CHECK_FAILED } from './output.ts';
 import { statsOnSignal } from './stats-signal.ts';
+import { forcedGc } from '../util/forced-gc.ts';
 import { optionsSchema, resolveConfig } from './config.ts';
 import { parseHostPortArg } from './ue.ts';
 
@@ -94,16 +93,6 @@ function modesOf(s: string): UsableMod[] {
   }
 }
 
-/** A garbage collection when the runtime lets us ask (RSS per UE is measured after one). */
-function gcFunction(): (() => void) | undefined {
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Open descriptors of this process (Linux), or undefined. */
 function openFds(): number | undefined {
   try {
@@ -168,7 +157,7 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
     csv.write(CSV_COLUMNS.join(',') + '\n');
   }
 
-  const gc = gcFunction();
+  const gc = forcedGc();
   gc?.();
   const rssBase = process.memoryUsage.rss();
   const heapBase = process.memoryUsage().heapUsed;

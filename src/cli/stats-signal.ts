@@ -1,19 +1,8 @@
 // SIGUSR2 → one `stats` JSON line on stderr: RSS and heap after a forced garbage collection, and the
 // CPU used so far. For benchmarks (npm run bench:load measures RSS per registered UE and CPU per
 // registration of each process this way); costs nothing until the signal arrives.
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-
-function forcedGc(): (() => void) | undefined {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (g) return g;
-  try {
-    setFlagsFromString('--expose-gc');
-    return runInNewContext('gc') as () => void;
-  } catch {
-    return undefined;
-  }
-}
+import { getHeapSpaceStatistics } from 'node:v8';
+import { forcedGc } from '../util/forced-gc.ts';
 
 /** Per V8 heap space, bytes committed and used: tells pages V8 keeps after a GC (fragmentation, a grown young generation) apart from live objects. */
 function heapSpaces(): Record<string, { size: number; used: number }> {

@@ -3,10 +3,9 @@
 // judges worth it; '--compact-on-every-full-gc' switched on around a single gc() makes that one
 // collection move every live object together, so the old-space pages a burst's dead transactions
 // left behind go back to the OS. The flag is switched off again at once (left on, every later full
-// GC would pay for a compaction). gc is reached as stats-signal.ts does: --expose-gc set at run
-// time, the function taken from a fresh context.
+// GC would pay for a compaction). gc is reached through forced-gc.ts.
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { forcedGc } from './forced-gc.ts';
 import { BurstDetector, DEFAULT_BURST_COMPACTION, type BurstCompactionPolicy } from './burst-compaction.ts';
 import type { Clock } from './clock.ts';
 
@@ -28,20 +27,6 @@ export interface CompactionReport {
   readonly pauseMs: number;
 }
 
-let gcFn: (() => void) | null | undefined;
-function getGc(): (() => void) | undefined {
-  if (gcFn !== undefined) return gcFn ?? undefined;
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (g) return (gcFn = g);
-  try {
-    setFlagsFromString('--expose-gc');
-    gcFn = runInNewContext('gc') as () => void;
-  } catch {
-    gcFn = null;
-  }
-  return gcFn ?? undefined;
-}
-
 function oldSpace(): { size: number; used: number } {
   for (const s of getHeapSpaceStatistics()) if (s.space_name === 'old_space') return { size: s.space_size, used: s.space_used_size };
   return { size: 0, used: 0 };
@@ -49,7 +34,7 @@ function oldSpace(): { size: number; used: number } {
 
 /** One compacting full GC now; undefined when this process cannot reach gc. */
 export function compactHeapNow(): CompactionReport | undefined {
-  const gc = getGc();
+  const gc = forcedGc();
   if (!gc) return undefined;
   const before = oldSpace();
   const rssBefore = process.memoryUsage.rss();
