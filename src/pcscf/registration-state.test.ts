@@ -693,3 +693,29 @@ test('memory per registration (issue 9 §2): states, rounds and bindings of diff
   assert.notEqual(rr.bound, ra.bound);
   assert.ok(sameMap(rr.bound, rb.bound), 'a refreshed binding');
 });
+
+test('memory per refresh (issue 9 §2): a 200 that repeats the binding keeps its lists; one that changes them gets new ones', () => {
+  const ra = registered(ALICE, 'TA') as Extract<RegState, { kind: 'registered' }>;
+  const refresh = (res: (req: SipRequest) => SipResponse) => {
+    const req = register({ impi: ALICE, portUc: 5003, callId: 'c2', verify: ra.bound.lastServerText! });
+    const over = step(ra, { type: 'register-over-set', req, set: 'TA', roundId: 3 }, env(ALICE));
+    const arrival = forwardOf(over);
+    const t = step(over.state, { type: 'answered', arrival, res: res(arrival.req) }, env(ALICE, { now: 2_000_000 }));
+    assert.deepEqual(kinds(t), ['refresh', 'relay']);
+    return (t.state as Extract<RegState, { kind: 'registered' }>).bound;
+  };
+  const same = refresh((req) => ok(req, 900));
+  assert.equal(same.impus, ra.bound.impus, 'the same P-Associated-URI: the same array');
+  assert.equal(same.serviceRoute, ra.bound.serviceRoute);
+  assert.equal(same.expiresAt, 2_000_000 + 900_000);
+  const routed = (req: SipRequest) =>
+    createResponse(req, 200, undefined, [
+      ['Contact', `<sip:u@${UE_IP}:7777>;expires=900`],
+      ['P-Associated-URI', `<${impuOf(ALICE)}>, <tel:+15550100>`],
+      ['Service-Route', '<sip:orig@scscf.ims.example;lr>'],
+    ]);
+  const changed = refresh(routed);
+  assert.deepEqual(changed.impus, [impuOf(ALICE), 'tel:+15550100']);
+  assert.deepEqual(changed.serviceRoute, ['<sip:orig@scscf.ims.example;lr>']);
+  assert.notEqual(changed.impus, ra.bound.impus);
+});

@@ -13,7 +13,7 @@ import type { Clock } from '../sip/clock.ts';
 import { parseUri } from '../sip/uri.ts';
 import { ownString } from '../util/own-string.ts';
 import { impuKey } from './decisions.ts';
-import { boundOf, IDLE, roundOf, type Bound, type RegState, type Round } from './registration-state.ts';
+import { boundOf, IDLE, roundOf, sameLines, type Bound, type RegState, type Round } from './registration-state.ts';
 import type { PcscfEvents, RegistrationView, Source } from './types.ts';
 
 /**
@@ -212,7 +212,22 @@ export class RegistrationTable {
    * IMPUs. Once per event, not once per action.
    */
   settled(reg: Registration, before: RegState): void {
-    if (reg.bound && boundOf(before) !== reg.bound && this.#byImpi.get(reg.impi) === reg) this.#indexTargets(reg);
+    const now = reg.bound;
+    const was = boundOf(before);
+    if (now === undefined || was === now || this.#byImpi.get(reg.impi) !== reg) return;
+    // A refresh that names the same set, contact and IMPUs keeps its keys while they still lead here
+    // (another registration's later 200 OK may have taken one: the latest 200 OK wins, as before):
+    // no map delete and set, and no key strings made anew, per refresh.
+    const same = was !== undefined && was.current === now.current && was.contact === now.contact && sameLines(was.impus, now.impus);
+    if (same && this.#stillIndexed(reg)) return;
+    this.#indexTargets(reg);
+  }
+
+  #stillIndexed(reg: Registration): boolean {
+    const keys = reg.indexed;
+    if (keys === undefined) return false;
+    for (const k of keys) if (this.#byKey.get(k) !== reg) return false;
+    return true;
   }
 
   ownerOf(set: SaSet): Registration | undefined {
