@@ -1,5 +1,5 @@
 // CSeq (RFC 3261 §8.1.1.5, §20.16): a sequence number below 2^31 … expressible in 32 bits, and a method.
-import { attempt, type Result } from '../util/result.ts';
+import { err, ok, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { isToken, skipWs, trimWs } from './_syntax.ts';
 
@@ -14,7 +14,13 @@ export const CSEQ_MAX = 0xffffffff;
 
 /** Parses a CSeq value from the network: a SipParseError (SIP_BAD_CSEQ) comes back as a result. */
 export function parseCSeq(value: string): Result<CSeq, SipParseError> {
-  return attempt(SipParseError, () => parseCSeqOrThrow(value));
+  // attempt()'s contract inline: no closure per call (the P-CSCF parses several per REGISTER).
+  try {
+    return ok(parseCSeqOrThrow(value));
+  } catch (e) {
+    if (e instanceof SipParseError) return err(e);
+    throw e;
+  }
 }
 
 /** parseCSeq for trusted input (tests, a CSeq this process wrote): throws SipParseError. */

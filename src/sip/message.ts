@@ -2,7 +2,7 @@
 // case-insensitive access, compact forms expanded to canonical names (§7.3.3) and comma-list
 // splitting (§7.3.1). Content-Length is not stored: the body is the truth and the serializer writes it.
 import { SipError, SipParseError, show } from './errors.ts';
-import { isToken, isWs, splitTopLevel } from './_syntax.ts';
+import { isToken, isWs, splitTopLevel, trimWs } from './_syntax.ts';
 
 /** One header field as received or to send: name as written and value (folding undone). */
 export interface HeaderField {
@@ -232,7 +232,7 @@ function field(name: string, value: string): Field {
 
 /** An ordered header list. Names are canonicalised on the way in; lookups ignore case. */
 export class SipHeaders {
-  private readonly fields: Field[] = [];
+  private fields: Field[] = [];
 
   constructor(fields: Iterable<HeaderField | readonly [string, string]> = []) {
     for (const f of fields) {
@@ -247,8 +247,9 @@ export class SipHeaders {
     for (const f of this.fields) {
       if (f.key !== k) continue;
       if (NEVER_SPLIT.has(k)) return f.value;
-      const first = splitTopLevel(f.value)[0];
-      if (first !== undefined) return first;
+      // No comma at all (nearly every value): the first element is the trimmed value, no array made.
+      const first = f.value.indexOf(',') < 0 ? trimWs(f.value) : splitTopLevel(f.value)[0];
+      if (first !== undefined && first.length > 0) return first;
     }
     return undefined;
   }
@@ -260,8 +261,12 @@ export class SipHeaders {
     const out: string[] = [];
     for (const f of this.fields) {
       if (f.key !== k) continue;
-      if (split) out.push(...splitTopLevel(f.value));
-      else out.push(f.value);
+      if (!split) out.push(f.value);
+      else if (f.value.indexOf(',') < 0) {
+        // One element (no comma at all): splitTopLevel's answer without its array.
+        const t = trimWs(f.value);
+        if (t.length > 0) out.push(t);
+      } else for (const v of splitTopLevel(f.value)) out.push(v);
     }
     return out;
   }
@@ -282,6 +287,23 @@ export class SipHeaders {
 
   /** Replaces every line of this header by the given values, at the position of the first one. */
   set(name: string, value: string | readonly string[]): this {
+    if (typeof value === 'string') {
+      // The common case (Max-Forwards, Security-Verify, … on every forwarded request): one value
+      // over at most one line, replaced in place (no arrays, no closures, no splices).
+      const f = field(name, value);
+      const fields = this.fields;
+      let at = -1;
+      let n = 0;
+      for (let i = 0; i < fields.length; i++) {
+        if (fields[i]!.key !== f.key) continue;
+        if (n++ === 0) at = i;
+      }
+      if (n <= 1) {
+        if (at < 0) fields.push(f);
+        else fields[at] = f;
+        return this;
+      }
+    }
     const values = typeof value === 'string' ? [value] : value;
     const added = values.map((v) => field(name, v));
     const k = key(name);
@@ -365,7 +387,7 @@ export class SipHeaders {
   /** A copy; the lines were checked when they came in (fields are immutable), so they are shared. */
   clone(): SipHeaders {
     const c = new SipHeaders();
-    for (const f of this.fields) c.fields.push(f);
+    c.fields = this.fields.slice();
     return c;
   }
 }
@@ -405,6 +427,11 @@ export function headersFromLines(lines: readonly string[], from: number, content
 
 const EMPTY = new Uint8Array(0);
 
+/** A body's copy for a clone: an empty body (nearly every REGISTER and its responses) is the shared empty array, no ArrayBuffer of its own. */
+function copyBody(body: Uint8Array): Uint8Array {
+  return body.length === 0 ? EMPTY : body.slice();
+}
+
 /** A SIP request (RFC 3261 §7.1): method, Request-URI, header fields in order, body. */
 export class SipRequest {
   readonly kind = 'request' as const;
@@ -422,7 +449,7 @@ export class SipRequest {
   ) {}
 
   clone(): SipRequest {
-    const c = new SipRequest(this.method, this.uri, this.headers.clone(), this.body.slice());
+    const c = new SipRequest(this.method, this.uri, this.headers.clone(), copyBody(this.body));
     c.compact = this.compact;
     return c;
   }
@@ -439,7 +466,7 @@ export class SipResponse {
   ) {}
 
   clone(): SipResponse {
-    return new SipResponse(this.status, this.reason, this.headers.clone(), this.body.slice());
+    return new SipResponse(this.status, this.reason, this.headers.clone(), copyBody(this.body));
   }
 }
 

@@ -2,7 +2,7 @@
 // From, To, Contact, Route, Record-Route, Path, Service-Route, P-Associated-URI. One value at a time:
 // split lists first with SipHeaders.getAll. In the addr-spec form (no <>) the parameters after the URI
 // belong to the header, not the URI (§20.10).
-import { attempt, type Result } from '../util/result.ts';
+import { err, ok, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { Params, parseParams } from './params.ts';
 import { isTokenChar, isWs, quote, scanQuoted, skipWs, trimWs, unquote } from './_syntax.ts';
@@ -22,7 +22,13 @@ export interface NameAddr {
  * SipParseError (SIP_BAD_NAME_ADDR, or SIP_BAD_PARAMS from its parameters) comes back as a result.
  */
 export function parseNameAddr(value: string, header = 'name-addr'): Result<NameAddr, SipParseError> {
-  return attempt(SipParseError, () => parseNameAddrOrThrow(value, header));
+  // attempt()'s contract inline: no closure per call (the P-CSCF parses several per REGISTER).
+  try {
+    return ok(parseNameAddrOrThrow(value, header));
+  } catch (e) {
+    if (e instanceof SipParseError) return err(e);
+    throw e;
+  }
 }
 
 /** parseNameAddr for trusted input (tests, fixtures, values this process wrote): throws SipParseError. */

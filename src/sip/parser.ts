@@ -14,7 +14,7 @@ import {
 } from './message.ts';
 import { isToken, isWs, trimWs } from './_syntax.ts';
 import { uriScheme } from './uri.ts';
-import { attempt, type Result } from '../util/result.ts';
+import { err, ok, type Result } from '../util/result.ts';
 
 /** Size limits the parser enforces before it allocates (RFC 3261 leaves them to the implementation; RFC 4475 torture tests need them). */
 export interface ParseLimits {
@@ -201,7 +201,13 @@ function startLineError(line: string, why: string): SipParseError {
  * `partial` holds the message as far as it parsed, enough for a 400/505); nothing is thrown.
  */
 export function parseMessage(bytes: Uint8Array, limits: Partial<ParseLimits> = DEFAULT_LIMITS): Result<SipMessage, SipParseError> {
-  return attempt(SipParseError, () => parseMessageOrThrow(bytes, limits));
+  // attempt()'s contract inline: no closure per call (the P-CSCF parses several per REGISTER).
+  try {
+    return ok(parseMessageOrThrow(bytes, limits));
+  } catch (e) {
+    if (e instanceof SipParseError) return err(e);
+    throw e;
+  }
 }
 
 /** parseMessage for trusted input (tests, fixtures, messages this process built): throws SipParseError. */

@@ -1,7 +1,7 @@
 // SIP, SIPS (RFC 3261 §19.1, §25.1 SIP-URI) and tel (RFC 3966) URIs: parse and format.
 // The user part, parameters and headers keep their %-escapes as written (compare escaped forms
 // only after unescaping, §19.1.4); the host is stored without IPv6 brackets and gets them back on output.
-import { attempt, type Result } from '../util/result.ts';
+import { err, ok, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { Params, parseParams } from './params.ts';
 
@@ -91,7 +91,13 @@ export function formatHostPort(host: string, port?: number): string {
 
 /** Parses a sip:, sips: or tel: URI from the network; anything else is a SipParseError (SIP_BAD_URI) result. */
 export function parseUri(uri: string): Result<Uri, SipParseError> {
-  return attempt(SipParseError, () => parseUriOrThrow(uri));
+  // attempt()'s contract inline: no closure per call (the P-CSCF parses several per REGISTER).
+  try {
+    return ok(parseUriOrThrow(uri));
+  } catch (e) {
+    if (e instanceof SipParseError) return err(e);
+    throw e;
+  }
 }
 
 /** parseUri for trusted input (tests, configuration already checked, URIs this process wrote): throws SipParseError. */

@@ -1,7 +1,7 @@
 // Via (RFC 3261 §20.42, §25.1 via-parm) with the branch (§8.1.1.7), received (§18.2.1) and rport
 // (RFC 3581) parameters: parse one value, format, and stamp the top Via of a received request.
 // LWS is allowed around '/', ':', ';' and '=' (RFC 4475 §3.1.1.1).
-import { attempt, type Result } from '../util/result.ts';
+import { err, ok, type Result } from '../util/result.ts';
 import { SipParseError, show } from './errors.ts';
 import { Params, parseParams, type Param } from './params.ts';
 import { isTokenCode, skipWs } from './_syntax.ts';
@@ -23,7 +23,13 @@ export const BRANCH_MAGIC_COOKIE = 'z9hG4bK';
 
 /** Parses one Via value from the network: a SipParseError (SIP_BAD_VIA) comes back as a result, nothing is thrown. */
 export function parseVia(value: string): Result<Via, SipParseError> {
-  return attempt(SipParseError, () => parseViaOrThrow(value));
+  // attempt()'s contract inline: no closure per call (the P-CSCF parses several per REGISTER).
+  try {
+    return ok(parseViaOrThrow(value));
+  } catch (e) {
+    if (e instanceof SipParseError) return err(e);
+    throw e;
+  }
 }
 
 /** parseVia for trusted input (tests, fixtures, a Via this process wrote): throws SipParseError. */
