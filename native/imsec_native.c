@@ -1,5 +1,6 @@
 // imsec_native: the few Linux system calls the xfrm IPsec backend needs and Node lacks
-// (netlink(7) sockets for NETLINK_XFRM; a UDP socket with UDP_ENCAP_ESPINUDP, udp(7) / RFC 3948).
+// (netlink(7) sockets for NETLINK_XFRM; a UDP socket with UDP_ENCAP_ESPINUDP, udp(7) / RFC 3948),
+// and glibc's malloc_trim(3) for the P-CSCF's compaction after a registration burst (issue 9 §2).
 // Synchronous on purpose: the kernel answers netlink requests at once. Errors carry errno.
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -12,6 +13,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -259,6 +263,18 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   return make_int(env, n);
 }
 
+#ifdef __GLIBC__
+// mallocTrim() -> whether memory went back to the OS. A registration burst leaves glibc's arenas
+// (one per thread that allocated: V8's GC helpers, libuv's pool) holding freed chunks in pages that
+// free() keeps; malloc_trim(0) returns every whole free page of every arena (madvise), which free()
+// alone does only at the top of the main heap. Absent on other C libraries.
+static napi_value malloc_trim_now(napi_env env, napi_callback_info info) {
+  napi_value r;
+  napi_get_boolean(env, malloc_trim(0) != 0, &r);
+  return r;
+}
+#endif
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
       {"netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -267,6 +283,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"espInUdpSocket", NULL, esp_in_udp_socket, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL},
+#ifdef __GLIBC__
+      {"mallocTrim", NULL, malloc_trim_now, NULL, NULL, NULL, napi_enumerable, NULL},
+#endif
   };
   napi_define_properties(env, exports, sizeof d / sizeof d[0], d);
   return exports;

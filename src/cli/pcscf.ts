@@ -10,7 +10,8 @@ import { systemClock } from '../sip/clock.ts';
 import { InputError } from '../util/errors.ts';
 import { statsOnSignal } from './stats-signal.ts';
 import { DEFAULT_BURST_COMPACTION } from '../util/burst-compaction.ts';
-import { startBurstCompaction } from '../util/heap-compaction.ts';
+import { startBurstCompaction, type TrimReport } from '../util/heap-compaction.ts';
+import { mallocTrimFunction } from '../ipsec/backends/xfrm/native.ts';
 import { PROBE_INSTANCE } from '../ipsec/backends/xfrm/preflight.ts';
 import { guardProcess } from './serve-guard.ts';
 import { EspDropReporter, formatDrop, type EspDropEvent } from './esp-drops.ts';
@@ -442,9 +443,17 @@ function startCompaction(a: PcscfArgs, pcscf: Pcscf, log: ReturnType<typeof crea
   let registered = 0;
   pcscf.on('registered', () => registered++);
   const mb = (n: number) => +(n / 1e6).toFixed(1);
+  // The C heap after the GC (glibc malloc_trim, in the optional native addon): 'absent' without it.
+  const trim = (t: TrimReport | undefined) =>
+    t === undefined
+      ? 'absent'
+      : 'error' in t
+        ? { error: t.error }
+        : { released: t.released, rss_mb: { before: mb(t.rssBefore), after: mb(t.rssAfter) } };
   return startBurstCompaction({
     clock: systemClock,
     count: () => registered,
+    mallocTrim: mallocTrimFunction(),
     policy: { ...DEFAULT_BURST_COMPACTION, quietMs: a.heapCompactionQuietMs },
     onCompacted: (r, n) =>
       log.info(
@@ -453,6 +462,7 @@ function startCompaction(a: PcscfArgs, pcscf: Pcscf, log: ReturnType<typeof crea
           new_registrations: n,
           old_space_mb: { before: mb(r.oldSpaceBefore), after: mb(r.oldSpaceAfter), used: mb(r.oldSpaceUsed) },
           rss_mb: { before: mb(r.rssBefore), after: mb(r.rssAfter) },
+          malloc_trim: trim(r.trim),
           pause_ms: Math.round(r.pauseMs),
           cpu_ms: Math.round(r.cpuMs),
         },

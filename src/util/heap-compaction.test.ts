@@ -84,3 +84,46 @@ test('compactHeapNow gives back the old-space pages that a promoted burst of dea
   assert.ok(r.oldSpaceAfter < plain * 0.9, `ordinary GC left ${plain}, the compaction ${r.oldSpaceAfter}`);
   assert.equal(keep.length, 300_000);
 });
+
+test('compactHeapNow trims the C heap after its GC when given a trim, reports it, and survives a trim that throws', () => {
+  let calls = 0;
+  const r = compactHeapNow(() => (calls++, true));
+  assert.ok(r, 'gc reachable');
+  assert.equal(calls, 1);
+  assert.ok(r.trim && 'released' in r.trim, JSON.stringify(r.trim));
+  assert.equal(r.trim.released, true);
+  assert.ok(r.trim.rssBefore > 0 && r.trim.rssAfter > 0);
+  const none = compactHeapNow();
+  assert.ok(none);
+  assert.equal(none.trim, undefined, 'no trim given: none reported');
+  const failed = compactHeapNow(() => {
+    throw new Error('boom');
+  });
+  assert.deepEqual(failed?.trim, { error: 'boom' });
+});
+
+test('startBurstCompaction passes its mallocTrim to the compaction, and runs none without it', () => {
+  for (const withTrim of [true, false]) {
+    const clock = new ManualClock();
+    let count = 0;
+    let trims = 0;
+    const reports: CompactionReport[] = [];
+    const stop = startBurstCompaction({
+      clock,
+      count: () => count,
+      policy,
+      ...(withTrim && { mallocTrim: () => (trims++, false) }),
+      rss: () => 7,
+      onCompacted: (r) => reports.push(r),
+    });
+    clock.advance(1000);
+    count = 150;
+    clock.advance(20_000);
+    assert.equal(reports.length, 1, 'one compaction (the real one: gc reachable)');
+    assert.equal(trims, withTrim ? 1 : 0);
+    const t = reports[0]!.trim;
+    if (withTrim) assert.ok(t && 'released' in t && t.released === false, JSON.stringify(t));
+    else assert.equal(t, undefined);
+    stop();
+  }
+});

@@ -1,5 +1,6 @@
 // Loads the N-API addon built by scripts/build-native.mjs (native/imsec_native.c): netlink
 // sockets and the UDP_ENCAP_ESPINUDP socket. Missing addon → XfrmError XFRM_NO_ADDON, once, clearly.
+// Also glibc's malloc_trim for the P-CSCF's compaction after a burst (optional: `mallocTrimFunction`).
 import { createRequire } from 'node:module';
 import { XfrmError, errnoName } from './errors.ts';
 
@@ -10,6 +11,8 @@ export interface ImsecNative {
   close(fd: number): void;
   espInUdpSocket(family: 4 | 6, address: string, port: number): { fd: number; port: number };
   udpSend(fd: number, address: string, port: number, bytes: Uint8Array): number;
+  /** glibc malloc_trim(0): whether memory went back to the OS. Absent when the addon was built against another C library. */
+  mallocTrim?(): boolean;
 }
 
 export const ADDON_PATH = '../../../../native/build/Release/imsec_native.node';
@@ -46,6 +49,20 @@ export function nativeAvailable(): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * The addon's malloc_trim (issue 9 §2: after a compaction, the pages glibc's arenas kept from a
+ * burst go back to the OS), or undefined where the addon is not built or has none: the caller
+ * then goes without, nothing else changes.
+ */
+export function mallocTrimFunction(): (() => boolean) | undefined {
+  try {
+    const n = loadNative();
+    return typeof n.mallocTrim === 'function' ? () => n.mallocTrim!() : undefined;
+  } catch {
+    return undefined;
   }
 }
 
