@@ -8,6 +8,7 @@ import type { PcscfCore } from './core.ts';
 import type { Registration } from './registrations.ts';
 import type { PcscfState } from './state.ts';
 import type { RegistrationRecord } from './state-store.ts';
+import { serializeMechanisms, type SecMechanism } from '../secagree/index.ts';
 
 /** The stored form of a registered registration (its bound state without set ids and times). */
 export function recordOf(reg: Registration): RegistrationRecord | undefined {
@@ -65,8 +66,11 @@ export async function restoreRegistrations(
   let n = 0;
   for (const r of state.load()) {
     const reg = core.table.getOrNew(r.record.impi);
+    // Records written before issue 9 §2 hold the parsed Security-Server (lastServer), some without its text.
+    const { lastServer, ...stored } = r.record.bound as { lastServer?: readonly SecMechanism[]; lastServerText?: string };
     const bound = {
-      ...r.record.bound,
+      ...stored,
+      lastServerText: stored.lastServerText ?? serializeMechanisms(lastServer ?? []),
       current: r.set.id,
       old: [], // the old sets the table restores join it
       expiresAt: r.record.expiresAt,

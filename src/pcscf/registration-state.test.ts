@@ -587,7 +587,7 @@ test('property: random event sequences never leave a live SA set without its reg
         fullRound((id) =>
           m.feed(ALICE, {
             type: 'register-over-set',
-            req: register({ impi: ALICE, portUc: 5001, verify: serializeMechanisms(st.bound.lastServer) }),
+            req: register({ impi: ALICE, portUc: 5001, verify: st.bound.lastServerText }),
             set: st.bound.current,
             roundId: id,
           }),
@@ -621,11 +621,7 @@ test('property: random event sequences never leave a live SA set without its reg
             const owner = m.sets.get(id)!.impi;
             const st = m.state(owner);
             const verify =
-              st.kind === 'challenged'
-                ? serializeMechanisms(st.server)
-                : st.kind !== 'idle'
-                  ? serializeMechanisms(st.bound?.lastServer ?? [])
-                  : undefined;
+              st.kind === 'challenged' ? serializeMechanisms(st.server) : st.kind !== 'idle' ? (st.bound?.lastServerText ?? '') : undefined;
             const cl = st.kind === 'challenged' && !c.offer ? st.round.client.raw.join(', ') : client(c.port, 4000 + (c.k % 1000));
             m.feed(owner, {
               type: 'register-over-set',
@@ -684,7 +680,7 @@ test('memory per registration (issue 9 §2): states, rounds and bindings of diff
   assert.ok(sameMap(ra.bound, rb.bound), 'bindings of two registrations');
   assert.ok(sameMap(ra.bound.ue, rb.bound.ue), 'UE addresses');
   // A re-REGISTER answered 200 without a challenge (a refresh) builds the binding anew: same class.
-  const req = register({ impi: ALICE, portUc: 5003, callId: 'c2', verify: ra.bound.lastServerText! });
+  const req = register({ impi: ALICE, portUc: 5003, callId: 'c2', verify: ra.bound.lastServerText });
   const over = step(ra, { type: 'register-over-set', req, set: 'TA', roundId: 3 }, env(ALICE));
   const arrival = forwardOf(over);
   const refreshed = step(over.state, { type: 'answered', arrival, res: ok(arrival.req, 900) }, env(ALICE, { now: 2_000_000 }));
@@ -718,4 +714,21 @@ test('memory per refresh (issue 9 §2): a 200 that repeats the binding keeps its
   assert.deepEqual(changed.impus, [impuOf(ALICE), 'tel:+15550100']);
   assert.deepEqual(changed.serviceRoute, ['<sip:orig@scscf.ims.example;lr>']);
   assert.notEqual(changed.impus, ra.bound.impus);
+});
+
+test('re-REGISTER over the current set: its Security-Verify is checked against the Security-Server text kept (verbatim, respelled, tampered)', () => {
+  const reg = registered() as Extract<RegState, { kind: 'registered' }>;
+  const sent = reg.bound.lastServerText;
+  assert.equal(typeof sent, 'string');
+  assert.ok(!('lastServer' in reg.bound), 'only the text is kept (issue 9 §2)');
+  const over = (verify: string) =>
+    step(reg, { type: 'register-over-set', req: register({ impi: ALICE, portUc: 5003, verify }), set: 'T', roundId: 5 }, env(ALICE));
+  assert.deepEqual(kinds(over(sent)), ['forward'], 'the verbatim copy');
+  // The same mechanisms spelled otherwise: parsed again from the kept text and compared field by field.
+  const respelled = sent.replace(/;/g, ' ; ').toUpperCase();
+  assert.notEqual(respelled, sent);
+  assert.deepEqual(kinds(over(respelled)), ['forward'], 'respelled');
+  const tampered = over(sent.replace(/spi-c=(\d+)/, (_, n: string) => `spi-c=${Number(n) + 1}`));
+  assert.equal(tampered.state, reg);
+  assert.equal(tampered.actions[0]!.kind === 'reject' && tampered.actions[0]!.reason, 'security-verify-mismatch');
 });

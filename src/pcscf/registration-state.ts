@@ -94,10 +94,13 @@ export interface Bound {
   readonly serviceRoute: readonly string[];
   /** Registration expiry (clock ms). */
   readonly expiresAt: number;
-  /** Security-Server of the set now current: a re-REGISTER's Security-Verify repeats it (spec digest §8.5). */
-  readonly lastServer: readonly SecMechanism[];
-  /** lastServer as the text that went out in the 401 (a verbatim Security-Verify is checked without parsing); absent in older stored records. */
-  readonly lastServerText?: string;
+  /**
+   * Security-Server of the set now current, as the text that went out in the 401: a re-REGISTER's
+   * Security-Verify repeats it (spec digest §8.5). Only the text is kept (issue 9 §2: the parsed
+   * mechanisms were ~200 B per registration): a verbatim copy is checked without parsing, any
+   * other Security-Verify against this text parsed again (rare: UEs echo what they got).
+   */
+  readonly lastServerText: string;
   /** The UE's public IP and, behind a NAT, its private (inner) IP. */
   readonly ue: { readonly ip: string; readonly innerIp?: string };
   readonly natDetected: boolean;
@@ -559,7 +562,7 @@ function onReRegister(state: RegState, bound: Bound, req: SipRequest, set: SetId
   // is tolerated here, the request came over an authenticated SA already.
   const svRaw = req.headers.raw('Security-Verify');
   if (svRaw.length > 0) {
-    const v = verifySecurityVerify(svRaw, bound.lastServer, bound.lastServerText);
+    const v = verifySecurityVerify(svRaw, bound.lastServerText, bound.lastServerText);
     if (!v.ok) return reject(state, 403, 'security-verify-mismatch', `${v.error.message} [${v.error.code}]`);
   }
   const offer = parseClient(req);
@@ -674,7 +677,6 @@ function afterProtected(state: RegState, a: Arrival, res: SipResponse, env: RegE
     contact: binding.contact,
     serviceRoute: binding.serviceRoute,
     expiresAt: binding.expiresAt,
-    lastServer: state.server,
     lastServerText: state.serverText,
     ue: { ip: round.ueIp, innerIp: round.innerIp },
     natDetected: round.natDetected,
@@ -724,7 +726,6 @@ function makeBound(
     contact: binding.contact,
     serviceRoute: binding.serviceRoute,
     expiresAt: binding.expiresAt,
-    lastServer: b.lastServer,
     lastServerText: b.lastServerText,
     ue: b.ue,
     natDetected: b.natDetected,

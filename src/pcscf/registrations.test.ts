@@ -24,7 +24,7 @@ function bound(contact: string, impus: readonly string[]): Bound {
     contact,
     serviceRoute: [],
     expiresAt: 1,
-    lastServer: [],
+    lastServerText: '',
     ue: { ip: '192.0.2.1' },
     natDetected: false,
     mode: 'transport',
