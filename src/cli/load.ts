@@ -42,6 +42,8 @@ interface LoadCliOptions {
   concurrency: string;
   duration: string;
   expires: string;
+  refreshRetry: string;
+  refreshRetries: string;
   messageRate: string;
   churn: string;
   deregister: boolean;
@@ -121,6 +123,8 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
   const concurrency = num(o.concurrency, '--concurrency', 1, 1e6, true);
   const holdMs = num(o.duration, '--duration', 0, 30 * 86400) * 1000;
   const expires = num(o.expires, '--expires', 1, 0xffffffff, true);
+  const refreshRetryMs = num(o.refreshRetry, '--refresh-retry', 0.001, 86400) * 1000;
+  const refreshRetries = num(o.refreshRetries, '--refresh-retries', 0, 1000, true);
   const messageRate = num(o.messageRate, '--message-rate', 0, 1e6);
   const churnRate = num(o.churn, '--churn', 0, 1e6);
   const intervalMs = num(o.interval, '--interval', 0.1, 3600) * 1000;
@@ -186,6 +190,8 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
       concurrency,
       holdMs,
       expires,
+      refreshRetryMs,
+      refreshRetries,
       messageRate,
       churnRate,
       deregister,
@@ -253,6 +259,8 @@ async function runLoad(o: LoadCliOptions): Promise<void> {
       concurrency,
       duration_s: holdMs / 1000,
       expires,
+      refresh_retry_s: refreshRetryMs / 1000,
+      refresh_retries: refreshRetries,
       message_rate: messageRate,
       churn: churnRate,
       deregister,
@@ -306,7 +314,10 @@ function readReport(file: string): LoadReport {
 const HELP = `
 Scenario: register the UEs of the range at --rate per second (ramping up over --ramp seconds), at
 most --concurrency procedures in flight; each registered UE refreshes before expiry (at half of
---expires, or 600 s before it above 1200 s); when every UE has been tried, hold --duration seconds
+--expires, or 600 s before it above 1200 s); a refresh that fails while the registration is still
+valid is tried again --refresh-retry seconds later, at most --refresh-retries times and only while
+that is at least a second before the expiry (then the UE counts as refresh:retries_exhausted and is
+left to expire); when every UE has been tried, hold --duration seconds
 with --message-rate MESSAGEs per second (a random registered UE to another's IMPU: MO, and the MT
 side answered by the target UE) and --churn de-register/re-register cycles per second; then
 de-register everyone (--no-deregister skips that). Ctrl-C: stop, de-register, report; twice: report
@@ -328,6 +339,8 @@ report on stdout (--json: one JSON object, mergeable with "imsec load merge"); -
 row per interval. Failures are counted as <procedure>:<reason>, e.g. register:timeout,
 register:no_security_server (401 without Security-Server), register:status_403, register:status_494,
 register:mac_failure, register:transport_error, refresh:…, message:status_408, deregister:….
+Each failed try counts; the outcomes refresh_retries and refresh_recovered say how many refreshes
+were tried again and how many of those kept the registration.
 Exit 1 when failures exceed --max-failures (default 0).
 
 Example (our core and P-CSCF on loopback, 1000 subscribers provisioned with imsec subscriber add):
@@ -358,6 +371,8 @@ export function registerLoad(program: Command): void {
     .option('--concurrency <n>', 'procedures in flight at most', '200')
     .option('--duration <s>', 'hold time after the registration phase, in seconds', '0')
     .option('--expires <s>', 'requested registration expiry (refresh at half)', '3600')
+    .option('--refresh-retry <s>', 'seconds after a failed refresh to try again (before the expiry)', '5')
+    .option('--refresh-retries <n>', 'retries of one failed refresh at most', '3')
     .option('--message-rate <r>', 'MESSAGEs per second during the hold (MO; MT answered)', '0')
     .option('--churn <r>', 'de-register/re-register cycles per second during the hold', '0')
     .option('--no-deregister', 'leave the UEs registered at the end (their SAs are still removed locally)')

@@ -1,7 +1,8 @@
 // The load engine: many UEs (src/ue Ue objects, sharing one IPsec backend per local address)
 // driven through a scenario. Order of a run:
 //   ramp-up: initial registrations at --rate (token bucket, optional ramp), at most --concurrency
-//            procedures in flight; each registered UE's refresh is queued before its expiry;
+//            procedures in flight; each registered UE's refresh is queued before its expiry (a failed
+//            one is retried a constant delay later, while that is still before the expiry);
 //   hold:    --duration seconds of refreshes, MESSAGEs (--message-rate, MO; the target UE answers
 //            the MT side) and churn cycles (--churn: de-register then register again);
 //   end:     de-register every registered UE (unless --no-deregister), close, report.
@@ -29,6 +30,9 @@ const PORTS_FROM = 20000;
 
 const TICK_MS = 5;
 
+/** A retry due closer than this to the registration's expiry is not made: it could not finish in time. */
+const EXPIRY_GUARD_MS = 1000;
+
 export interface LoadOptions {
   readonly range: SubscriberRange;
   readonly keys: KeySource;
@@ -46,6 +50,13 @@ export interface LoadOptions {
   readonly holdMs: number;
   /** Requested expiry (s); refreshes at half of it (600 s before when above 1200 s, 24.229 §5.1.1.4.1). */
   readonly expires: number;
+  /**
+   * A refresh that failed while the registration is still valid is tried again this many ms later
+   * (default 5000), at most `refreshRetries` times (default 3), and only while the retry is due
+   * before the expiry; after that the UE counts as `refresh:retries_exhausted`.
+   */
+  readonly refreshRetryMs?: number;
+  readonly refreshRetries?: number;
   /** MESSAGEs per second over the whole run's registered UEs (0: none). */
   readonly messageRate: number;
   /** De-register/re-register cycles per second during the hold (0: none). */
@@ -76,6 +87,14 @@ interface LoadUe {
   pos: number | undefined;
 }
 
+/** A queued refresh: the registration it renews (gen) and, for a retry, how many tries failed before it. */
+interface DueRefresh {
+  readonly u: LoadUe;
+  readonly gen: number;
+  /** Absent on a first refresh (one per registered UE: no field it does not need). */
+  readonly retry?: number;
+}
+
 const POOL_SLOT = { get: (u: LoadUe) => u.pos, set: (u: LoadUe, i: number | undefined) => void (u.pos = i) };
 
 /** A failed procedure's key in the report: `<procedure>:<reason>[_<status>]`. */
@@ -89,7 +108,11 @@ export class LoadEngine {
   readonly #o: LoadOptions;
   readonly #ues: LoadUe[] = [];
   readonly #registered = new Pool<LoadUe>(POOL_SLOT);
-  readonly #refreshes = new DueQueue<{ u: LoadUe; gen: number }>();
+  readonly #refreshes = new DueQueue<DueRefresh>();
+  /** Retries of failed refreshes: a second FIFO, in order because the retry delay is one constant. */
+  readonly #retries = new DueQueue<DueRefresh>();
+  readonly #retryMs: number;
+  readonly #maxRetries: number;
   readonly #random: () => number;
   /** Every UE's timers (expiry, SA lifetimes, SIP transactions) on one heap and one Node timer. */
   readonly #clock = new HeapClock();
@@ -119,6 +142,8 @@ export class LoadEngine {
   constructor(o: LoadOptions) {
     this.#o = o;
     this.#random = o.random ?? Math.random;
+    this.#retryMs = o.refreshRetryMs ?? 5000;
+    this.#maxRetries = o.refreshRetries ?? 3;
     this.#transactions = new SharedTransactions({ clock: this.#clock, ...(o.t1Ms !== undefined && { timers: { t1: o.t1Ms } }) });
     for (let i = 0; i < o.range.count; i++) this.#ues.push({ index: i, ue: undefined, state: 'idle', gen: 0, messages: 0, pos: undefined });
     this.#start = performance.now();
@@ -188,6 +213,7 @@ export class LoadEngine {
           if (this.#inFlight === 0) {
             this.#phase = 'end';
             this.#refreshes.clear();
+            this.#retries.clear();
             this.#deregBucket = new TokenBucket({ rate: this.#o.rate, start: now });
           }
           break;
@@ -239,14 +265,15 @@ export class LoadEngine {
   /** Refreshes whose time has come, ahead of new registrations (they keep what is registered). */
   #refreshDue(now: number): void {
     while (this.#inFlight < this.#o.concurrency) {
-      const due = this.#refreshes.popDue(now);
+      // Retries first: each is nearer its registration's expiry than any first refresh due now.
+      const due = this.#retries.popDue(now) ?? this.#refreshes.popDue(now);
       if (!due) return;
       if (due.gen !== due.u.gen || due.u.state !== 'registered') continue; // re-registered or gone since
       if (!isRegistered(due.u.ue!.state)) {
         this.#lost(due.u, 'refresh:registration_expired');
         continue;
       }
-      this.#refresh(due.u);
+      this.#refresh(due);
     }
   }
 
@@ -369,6 +396,7 @@ export class LoadEngine {
         e instanceof Error && 'code' in e ? String((e as { code: unknown }).code) : e instanceof Error ? e.constructor.name : 'error';
       this.stats.fail(`internal:${code.toLowerCase()}`);
       u.state = 'failed';
+      this.#registered.delete(u); // not picked for MESSAGEs, churn or the end's de-registration
     } finally {
       this.#inFlight--;
       if (initial) {
@@ -420,22 +448,36 @@ export class LoadEngine {
     this.stats.fail(key);
   }
 
-  #refresh(u: LoadUe): void {
+  #refresh(d: DueRefresh): void {
+    const u = d.u;
+    const retry = d.retry ?? 0;
+    if (retry > 0) this.stats.count('refresh_retries');
     this.#run(u, false, async () => {
       const t0 = performance.now();
       const r = await u.ue!.reRegister();
       if (r.ok) {
         this.stats.success('refresh', performance.now() - t0);
         this.stats.count('refreshed');
+        if (retry > 0) this.stats.count('refresh_recovered');
         this.#nowRegistered(u, r.expires);
         return;
       }
       this.stats.fail(failureKey('refresh', r));
-      if (u.ue!.state === 'registered') this.#nowRegistered(u, this.#o.expires);
-      else {
+      if (!isRegistered(u.ue!.state)) {
         this.#registered.delete(u);
         u.state = 'failed';
+        return;
       }
+      // Still registered on the old grant (digest §8 rule 8): try again soon, not a whole refresh
+      // interval later (that was after the expiry: one failure then counted twice, the second as
+      // an expiry). The delay is one constant, so the retry queue stays in due order.
+      if (!this.#registered.has(u)) return; // taken out meanwhile (lost or de-registered): nothing to retry
+      u.state = 'registered';
+      const at = performance.now() + this.#retryMs;
+      // The UE's own expiry (its clock is this.#clock: performance.now() too).
+      if (retry < this.#maxRetries && at + EXPIRY_GUARD_MS <= (u.ue!.expiresAt ?? 0))
+        this.#retries.push({ u, gen: u.gen, retry: retry + 1 }, at);
+      else this.#lost(u, 'refresh:retries_exhausted'); // its own outcome: left to expire, never refreshed
     });
   }
 
@@ -488,7 +530,8 @@ export class LoadEngine {
   /** A churn cycle: de-register a random registered UE, then register it again from scratch. */
   #churn(now: number): void {
     const u = this.#registered.pick(this.#random);
-    if (!u || u.messages > 0) return; // a MESSAGE to or from it is under way: not this one
+    // A MESSAGE to or from it, or its refresh, is under way: not this one.
+    if (!u || u.messages > 0 || u.state !== 'registered') return;
     this.#deregister(u, () => {
       if (!this.#stopping) this.#register(u, now, 'churn');
     });

@@ -23,6 +23,10 @@ export type Phase = (typeof PHASES)[number];
 export const OUTCOMES = [
   'registered',
   'refreshed',
+  /** Refreshes tried again after one failed while the registration was still valid (each retry counts). */
+  'refresh_retries',
+  /** Refreshes that succeeded on a retry: the registration was kept (the failed tries are under failures). */
+  'refresh_recovered',
   'deregistered',
   'messages_ok',
   'messages_mt_answered',

@@ -404,6 +404,10 @@ export class Ue extends EventEmitter<UeEventMap> implements RegistrationHost {
   get state(): RegState {
     return this.#state;
   }
+  /** When the current registration runs out (ms on this UE's clock); undefined when not registered. */
+  get expiresAt(): number | undefined {
+    return isRegistered(this.#state) ? this.#expiresAt : undefined;
+  }
   get closed(): boolean {
     return this.#closed;
   }
