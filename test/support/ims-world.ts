@@ -36,6 +36,8 @@ export interface WorldOptions {
   readonly sqn?: number;
   /** The P-CSCF's pending-registration limits (issue 10 §2). */
   readonly limits?: Partial<PendingLimitsConfig>;
+  /** Where the P-CSCF sends its requests for the S-CSCF (a test relay in front of it); default the S-CSCF itself. */
+  readonly scscfHop?: { readonly address: string; readonly port: number };
 }
 
 export async function startWorld(o: WorldOptions = {}) {
@@ -61,7 +63,7 @@ export async function startWorld(o: WorldOptions = {}) {
     port: 0,
     portC: 0,
     portS: 0,
-    scscf: scscf.local,
+    scscf: o.scscfHop ?? scscf.local,
     backend: pcBackend,
     mode: o.mode ?? 'udp-enc-tun',
     policy: o.policy ?? { allowDeprecated: true },
