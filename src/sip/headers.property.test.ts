@@ -1,4 +1,4 @@
-// SipHeaders' set/get/getAll/clone against a naive model (one array of lines, RFC 3261 §7.3.1
+// SipHeaders' set/get/getAll/clone against a naive model, and validation's per-line parse cache against fresh parses (one array of lines, RFC 3261 §7.3.1
 // splitting by splitTopLevel): the fast paths (one value over at most one line replaced in place,
 // a value without a comma read without splitting) must give exactly what the general path gives.
 import { test } from 'node:test';
@@ -6,6 +6,10 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { SipHeaders, SipRequest, SipResponse, canonicalHeaderName, isListHeader } from './message.ts';
 import { splitTopLevel } from './_syntax.ts';
+import { parseMessageOrThrow } from './parser.ts';
+import { serializeMessage } from './serializer.ts';
+import { rememberViaLine, validateRequest } from './validate.ts';
+import { formatVia, stampVia } from './via.ts';
 
 type Line = [string, string];
 const NAMES = ['Supported', 'supported', 'k', 'Max-Forwards', 'Via', 'v', 'Route', 'X-Custom', 'Authorization', 'To'];
@@ -75,4 +79,51 @@ test('a clone copies a body (an empty one may be shared: it cannot be written)',
   const res = new SipResponse(200, 'OK');
   assert.equal(res.clone().body.length, 0);
   assert.equal(new SipRequest('REGISTER', 'sip:b').clone().body.length, 0);
+});
+
+// Validation keeps each line's parse on the line (shared by clones): the info of a forwarded copy
+// must be exactly what a fresh parse of its bytes gives, whatever lines it kept, lost or changed.
+const VIA_TEXTS = [
+  'SIP/2.0/UDP 198.51.100.7:5062;branch=z9hG4bK1x2;rport',
+  'SIP/2.0/UDP 198.51.100.7;branch=z9hG4bKa, SIP/2.0/TCP [2001:db8::1]:5061;branch=z9hG4bKb;received=192.0.2.1',
+  'sip / 2.0 / udp   ue.example:5060 ; branch = z9hG4bKc ; rport',
+];
+const FROMS = ['<sip:alice@ims.example>;tag=f1', '"A, B" <sip:a@b;lr>;tag=x', 'sip:bob@example.net;tag=2'];
+const TOS = ['<sip:alice@ims.example>', 'tel:+15551234567;tag=t', '<sip:c@d>'];
+const edit = fc.record({
+  via: fc.constantFrom(...VIA_TEXTS),
+  from: fc.constantFrom(...FROMS),
+  to: fc.constantFrom(...TOS),
+  push: fc.boolean(),
+  pop: fc.boolean(),
+  newTo: fc.option(fc.constantFrom(...TOS), { nil: undefined }),
+  cseq: fc.option(fc.constantFrom('7 REGISTER', '8 REGISTER'), { nil: undefined }),
+  source: fc.constantFrom({ address: '203.0.113.9', port: 40000 }, { address: '2001:db8::7', port: 5060 }),
+});
+
+test('a validated message edited and validated again gives the info of a fresh parse of its bytes (the per-line parse cache)', () => {
+  fc.assert(
+    fc.property(edit, (e) => {
+      const text = `REGISTER sip:ims.example SIP/2.0\r\nVia: ${e.via}\r\nFrom: ${e.from}\r\nTo: ${e.to}\r\nCall-ID: c1\r\nCSeq: 7 REGISTER\r\nMax-Forwards: 70\r\n\r\n`;
+      const req = parseMessageOrThrow(new TextEncoder().encode(text)) as SipRequest;
+      const first = validateRequest(req);
+      assert.ok(first.ok);
+      // As the transaction layer does: the top Via stamped, its parse remembered.
+      const stamped = stampVia(first.info.vias[0]!, e.source);
+      req.headers.replaceFirst('Via', formatVia(stamped));
+      const line = req.headers.entries().find((f) => f.name === 'Via')!;
+      if (!line.value.includes(',')) rememberViaLine(line, stamped);
+      const copy = req.clone();
+      if (e.push) copy.headers.prepend('Via', 'SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKp;rport');
+      if (e.pop) copy.headers.removeFirst('Via');
+      if (e.newTo) copy.headers.set('To', e.newTo);
+      if (e.cseq) copy.headers.set('CSeq', e.cseq);
+      for (const m of [req, copy]) {
+        const again = validateRequest(m);
+        const fresh = validateRequest(parseMessageOrThrow(serializeMessage(m)) as SipRequest);
+        assert.deepEqual(again, fresh);
+      }
+    }),
+    { numRuns: 300 },
+  );
 });

@@ -216,9 +216,54 @@ function key(name: string): string {
   return nameInfo(name).key;
 }
 
-/** A header line with its lookup key (the lower-cased canonical name), computed once. */
-interface Field extends HeaderField {
-  readonly key: string;
+/**
+ * A header line with its lookup key (the lower-cased canonical name), computed once, and the parse
+ * of its value (see `parsedValue`): a line is immutable and a clone shares it, so a proxy's forwarded
+ * copy is validated without parsing again the From, To, CSeq and Via lines it kept. The parse sits in
+ * private fields: not a property (a line compares equal, parsed or not).
+ */
+class Field implements HeaderField {
+  /** The parser that made `#parsed` (undefined: not parsed yet). */
+  #parsedBy: ((value: string) => unknown) | undefined = undefined;
+  #parsed: unknown = undefined;
+
+  constructor(
+    readonly name: string,
+    readonly value: string,
+    readonly key: string,
+  ) {}
+
+  static parsed<T>(f: Field, parse: (value: string) => T): T {
+    if (f.#parsedBy === parse) return f.#parsed as T;
+    const v = parse(f.value);
+    f.#parsedBy = parse;
+    f.#parsed = v;
+    return v;
+  }
+
+  static remember<T>(f: Field, parse: (value: string) => T, value: T): void {
+    f.#parsedBy = parse;
+    f.#parsed = value;
+  }
+}
+
+/** A field of `name: value`. */
+function makeField(name: string, value: string, key: string): Field {
+  return new Field(name, value, key);
+}
+
+/**
+ * `parse(line.value)`, computed once per header line and parser (the result is shared by every
+ * message holding that line, a clone included: treat it as read-only). A throw is not remembered.
+ * `line` must be one of `SipHeaders.entries()`.
+ */
+export function parsedValue<T>(line: HeaderField, parse: (value: string) => T): T {
+  return Field.parsed(line as Field, parse);
+}
+
+/** Sets the parse of `line` (one of `entries()`) when the caller made it already (a Via it stamped). */
+export function rememberParsed<T>(line: HeaderField, parse: (value: string) => T, value: T): void {
+  Field.remember(line as Field, parse, value);
 }
 
 /** The canonical field for `name: value`, checked: a token name, no CR/LF in the value (header injection). */
@@ -227,7 +272,7 @@ function field(name: string, value: string): Field {
   if (!info.token) throw new SipError('SIP_INVALID_ARGUMENT', `header name must be a token, got ${show(info.canon)}`);
   if (value.includes('\r') || value.includes('\n'))
     throw new SipError('SIP_INVALID_ARGUMENT', `${info.canon}: value must not contain CR or LF, got ${show(value)}`);
-  return { name: info.canon, value, key: info.key };
+  return makeField(info.canon, value, info.key);
 }
 
 /** An ordered header list. Names are canonicalised on the way in; lookups ignore case. */
@@ -347,7 +392,7 @@ export class SipHeaders {
     const f = this.fields[i]!;
     const parts = NEVER_SPLIT.has(k) ? [f.value] : splitTopLevel(f.value);
     if (parts.length <= 1) this.fields.splice(i, 1);
-    else this.fields[i] = { name: f.name, value: parts.slice(1).join(', '), key: k };
+    else this.fields[i] = makeField(f.name, parts.slice(1).join(', '), k);
     return parts[0];
   }
 
@@ -367,7 +412,7 @@ export class SipHeaders {
     const old = fields[i]!;
     const parts = NEVER_SPLIT.has(f.key) || old.value.indexOf(',') < 0 ? undefined : splitTopLevel(old.value);
     if (parts === undefined || parts.length <= 1) fields[i] = f;
-    else fields.splice(i, 1, f, { name: old.name, value: parts.slice(1).join(', '), key: f.key });
+    else fields.splice(i, 1, f, makeField(old.name, parts.slice(1).join(', '), f.key));
     return this;
   }
 
@@ -420,7 +465,7 @@ export function headersFromLines(lines: readonly string[], from: number, content
     // cons string, into a copy of the value only (a memcpy, no decode; the name is not copied).
     const value = b - a > 12 ? (' ' + line.slice(a, b)).slice(1) : line.slice(a, b);
     if (info.key === 'content-length') contentLengths.push(value);
-    else fields.push({ name: info.canon, value, key: info.key });
+    else fields.push(makeField(info.canon, value, info.key));
   }
   return h;
 }

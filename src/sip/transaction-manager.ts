@@ -8,7 +8,7 @@ import { ClientInviteTransaction } from './client-invite.ts';
 import { ClientNonInviteTransaction } from './client-non-invite.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { SipError, SipParseError } from './errors.ts';
-import type { SipMessage, SipRequest, SipResponse } from './message.ts';
+import type { HeaderField, SipMessage, SipRequest, SipResponse } from './message.ts';
 import { isKeepAlive, parseMessageOrThrow, type ParseLimits } from './parser.ts';
 import { defaultResponseRoute, type Route } from './response-routing.ts';
 import { serializeMessage } from './serializer.ts';
@@ -22,7 +22,7 @@ import { CompletedTable } from './completed-table.ts';
 import type { ClientTransactionUser, Transaction, TransactionDeps } from './transaction.ts';
 import { transactionTimers } from './timers.ts';
 import type { ReceiveContext } from './transport.ts';
-import { validateRequest, validateResponse, type RequestInfo } from './validate.ts';
+import { rememberViaLine, validateRequest, validateResponse, type RequestInfo } from './validate.ts';
 import { BRANCH_MAGIC_COOKIE, formatVia, parseVia, sentByKey, stampVia, viaBranch } from './via.ts';
 import { tagOf } from './name-addr.ts';
 import { containFault, guard } from '../util/guard.ts';
@@ -180,6 +180,9 @@ export class TransactionLayer {
       if (stamped !== top) {
         req.headers.replaceFirst('Via', formatVia(stamped));
         top = stamped;
+        // The stamped line's parse is `stamped` (a TU forwarding this request validates it again).
+        const line = firstLine(req, 'Via');
+        if (line !== undefined && line.value.indexOf(',') < 0) rememberViaLine(line, stamped);
       }
     }
     const key = serverKey(req, v.info);
@@ -320,4 +323,10 @@ function serverKey(req: SipRequest, info: RequestInfo, method = req.method === '
   const branch = viaBranch(top);
   if (branch?.startsWith(BRANCH_MAGIC_COOKIE)) return [branch, sentByKey(top), method].join('\n');
   return `2543\n${info.callId}\n${info.cseq.seq}\n${tagOf(info.from) ?? ''}\n${branch ?? ''}\n${sentByKey(top)}\n${method}`;
+}
+
+/** The first line of header `name` (canonical spelling) as stored. */
+function firstLine(msg: SipMessage, name: string): HeaderField | undefined {
+  for (const f of msg.headers.entries()) if (f.name === name) return f;
+  return undefined;
 }

@@ -4,7 +4,7 @@
 // checks exit early by throwing SipParseError, which the entry points turn into the result (anything
 // else is a bug and propagates).
 import { SipParseError, show } from './errors.ts';
-import type { SipRequest, SipResponse } from './message.ts';
+import { parsedValue, rememberParsed, type HeaderField, type SipRequest, type SipResponse } from './message.ts';
 import { parseCSeqOrThrow, type CSeq } from './cseq.ts';
 import { parseNameAddrOrThrow, type NameAddr } from './name-addr.ts';
 import { parseUriOrThrow, uriScheme } from './uri.ts';
@@ -30,21 +30,33 @@ export interface RequestInfo extends MessageInfo {
 /** A validated message with its parsed mandatory headers, or the reason it is not a valid message. */
 export type Validation<T> = { readonly ok: true; readonly info: T } | { readonly ok: false; readonly error: SipParseError };
 
+// The parsers of the lines validation reads, as stable functions: each line's parse is kept on the
+// line (message.ts parsedValue), so a message sharing lines with one validated before (a proxy's
+// forwarded copy, a clone) is not parsed again.
+const parseViaLine = (line: string): Via[] => splitTopLevel(line).map(parseViaOrThrow);
+const parseFrom = (value: string): NameAddr => parseNameAddrOrThrow(value, 'From');
+const parseTo = (value: string): NameAddr => parseNameAddrOrThrow(value, 'To');
+
+/** Records `via` as the parse of `line`, a Via line holding that one value (the layer's stamped top Via). */
+export function rememberViaLine(line: HeaderField, via: Via): void {
+  rememberParsed(line, parseViaLine, [via]);
+}
+
 function common(msg: SipRequest | SipResponse): MessageInfo {
   // One pass over the header lines (names are stored canonical, compact forms expanded).
-  let via: string[] | undefined;
-  let from: string | undefined;
-  let to: string | undefined;
+  let via: HeaderField[] | undefined;
+  let from: HeaderField | undefined;
+  let to: HeaderField | undefined;
   let callId: string | undefined;
-  let cseq: string | undefined;
+  let cseq: HeaderField | undefined;
   let repeated = 0; // bits: From, To, Call-ID, CSeq seen twice
   for (const f of msg.headers.entries()) {
     const n = f.name;
-    if (n === 'Via') (via ??= []).push(f.value);
-    else if (n === 'From') from === undefined ? (from = f.value) : (repeated |= 1);
-    else if (n === 'To') to === undefined ? (to = f.value) : (repeated |= 2);
+    if (n === 'Via') (via ??= []).push(f);
+    else if (n === 'From') from === undefined ? (from = f) : (repeated |= 1);
+    else if (n === 'To') to === undefined ? (to = f) : (repeated |= 2);
     else if (n === 'Call-ID') callId === undefined ? (callId = f.value) : (repeated |= 4);
-    else if (n === 'CSeq') cseq === undefined ? (cseq = f.value) : (repeated |= 8);
+    else if (n === 'CSeq') cseq === undefined ? (cseq = f) : (repeated |= 8);
   }
   if (via === undefined) throw missing('Via');
   if (from === undefined) throw missing('From');
@@ -56,16 +68,16 @@ function common(msg: SipRequest | SipResponse): MessageInfo {
     throw new SipParseError('SIP_BAD_HEADER', `more than one ${name}`, name);
   }
   const vias: Via[] = [];
-  for (const line of via) for (const v of splitTopLevel(line)) vias.push(parseViaOrThrow(v));
+  for (const line of via) for (const v of parsedValue(line, parseViaLine)) vias.push(v);
   if (vias.length === 0) throw new SipParseError('SIP_MISSING_HEADER', 'empty Via', 'Via');
   // callid = word [ "@" word ]: no LWS, not empty.
   if (callId.length === 0 || /[\s]/.test(callId)) throw new SipParseError('SIP_BAD_CALL_ID', `Call-ID ${show(callId)}`, 'Call-ID');
   return {
     vias,
-    cseq: parseCSeqOrThrow(cseq),
+    cseq: parsedValue(cseq, parseCSeqOrThrow),
     callId,
-    from: parseNameAddrOrThrow(from, 'From'),
-    to: parseNameAddrOrThrow(to, 'To'),
+    from: parsedValue(from, parseFrom),
+    to: parsedValue(to, parseTo),
   };
 }
 
