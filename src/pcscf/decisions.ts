@@ -8,6 +8,7 @@ import type { SecMechanism } from '../secagree/index.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import { isStarContact, parseNameAddr } from '../sip/name-addr.ts';
 import { parseUri } from '../sip/uri.ts';
+import { toUri } from '../sip/validate.ts';
 import { defaultPort, type Via } from '../sip/via.ts';
 import { impiOf } from './rewrite.ts';
 import type { PcscfMode, RejectReason, Source } from './types.ts';
@@ -159,6 +160,23 @@ export function uriOf(value: string): string | undefined {
  * parameters) or `tel:number`. Undefined for what does not parse.
  */
 export function impuKey(uri: string): string | undefined {
+  // A REGISTER's To is keyed up to three times in a row (the round, the identity check, the event):
+  // the last answer is kept (a pure function of the text).
+  if (uri === lastImpuUri) return lastImpuKey;
+  const k = impuKeyOf(uri);
+  lastImpuUri = uri;
+  lastImpuKey = k;
+  return k;
+}
+let lastImpuUri: string | undefined;
+let lastImpuKey: string | undefined;
+
+/** The impuKey of the To of `req` (its URI from the parse validation kept). */
+export function toImpuKey(req: SipRequest): string | undefined {
+  return impuKey(toUri(req) ?? '');
+}
+
+function impuKeyOf(uri: string): string | undefined {
   const r = parseUri(uri);
   if (!r.ok) return undefined;
   const u = r.value;
@@ -192,7 +210,7 @@ export function associatedIdentities(res: SipResponse, req: SipRequest): string[
     .map(uriOf)
     .filter((u): u is string => u !== undefined);
   if (uris.length > 0) return uris;
-  const to = uriOf(req.headers.get('To') ?? '');
+  const to = toUri(req);
   return to === undefined ? [] : [to];
 }
 
@@ -274,7 +292,7 @@ function portFault(f: string, v: number | undefined): string | undefined {
  */
 export function checkRegisterIdentity(req: SipRequest, impi: string, impuKeys: readonly string[], setId: string): Verdict {
   const username = impiOf(req);
-  const to = impuKey(uriOf(req.headers.get('To') ?? '') ?? '');
+  const to = toImpuKey(req);
   if (username !== impi) {
     return {
       ok: false,

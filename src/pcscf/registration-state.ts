@@ -21,7 +21,7 @@ import {
   type SecMechanism,
 } from '../secagree/index.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
-import { parseViaOrThrow } from '../sip/via.ts';
+import { topVia } from '../sip/validate.ts';
 import { formatHostPort } from '../sip/uri.ts';
 import { isIP } from 'node:net';
 import {
@@ -33,6 +33,7 @@ import {
   grantedExpires,
   impuKey,
   isDeregistration,
+  toImpuKey,
   uriOf,
   wantsUdpEncTun,
 } from './decisions.ts';
@@ -417,9 +418,9 @@ function onUnprotected(state: RegState, ev: Extract<RegEvent, { type: 'unprotect
   if (!impiOf(req)) return reject(state, 403, 'no-impi', 'REGISTER without an Authorization username (IMPI) (24.229 §5.1.1.2.1)');
   const offer = parseClient(req);
   if (!offer.ok) return reject(state, 494, offer.reason, offer.message);
-  const impu = impuKey(uriOf(req.headers.get('To') ?? '') ?? '');
+  const impu = toImpuKey(req);
   if (impu === undefined) return reject(state, 400, 'bad-request', 'REGISTER without a usable To (the public identity to register)');
-  const via = parseViaOrThrow(req.headers.get('Via')!); // the transaction layer validated every Via before the TU saw the request
+  const via = topVia(req); // the transaction layer validated every Via before the TU saw the request (its parse is kept)
   const nat = detectNat(via, from, ev.protocol);
   const choice = negotiate(offer.parsed, env.policy, { natDetected: wantsUdpEncTun(env.mode, nat.natDetected) });
   if (!choice.ok) {
@@ -585,7 +586,7 @@ function onReRegister(state: RegState, bound: Bound, req: SipRequest, set: SetId
           innerIp: bound.ue.innerIp,
           client: { raw: offer.raw, parsed: offer.parsed },
           choice,
-          impu: impuKey(uriOf(req.headers.get('To') ?? '') ?? '')!,
+          impu: toImpuKey(req)!,
           origin: 're-register',
         };
       }

@@ -88,7 +88,7 @@ export function markIntegrityProtected(req: SipRequest, protectedArrival: boolea
       return `${line.replace(TRAILING_SEPARATORS, '')}, integrity-protected="${flag}"`;
     return serializeDigestHeader(setParam(h.value, 'integrity-protected', flag));
   });
-  req.headers.set('Authorization', out);
+  req.headers.set('Authorization', out.length === 1 ? out[0]! : out); // one line (the rule): SipHeaders.set's in-place path
 }
 
 /** The IMPI: `username` of the first Digest Authorization value (24.229 §5.1.1.2.1). */

@@ -8,8 +8,9 @@ import { SipHeaders, SipRequest, SipResponse, canonicalHeaderName, isListHeader 
 import { splitTopLevel } from './_syntax.ts';
 import { parseMessageOrThrow } from './parser.ts';
 import { serializeMessage } from './serializer.ts';
-import { rememberViaLine, validateRequest } from './validate.ts';
-import { formatVia, stampVia } from './via.ts';
+import { rememberViaLine, toUri, topVia, validateRequest } from './validate.ts';
+import { parseNameAddr } from './name-addr.ts';
+import { formatVia, parseViaOrThrow, stampVia } from './via.ts';
 
 type Line = [string, string];
 const NAMES = ['Supported', 'supported', 'k', 'Max-Forwards', 'Via', 'v', 'Route', 'X-Custom', 'Authorization', 'To'];
@@ -122,6 +123,11 @@ test('a validated message edited and validated again gives the info of a fresh p
         const again = validateRequest(m);
         const fresh = validateRequest(parseMessageOrThrow(serializeMessage(m)) as SipRequest);
         assert.deepEqual(again, fresh);
+        // The P-CSCF's readers of the kept parses give what parsing the text again gives.
+        const to = parseNameAddr(m.headers.get('To') ?? '');
+        assert.equal(toUri(m), to.ok ? to.value.uri : undefined);
+        if (m.headers.has('Via')) assert.deepEqual(topVia(m), parseViaOrThrow(m.headers.get('Via')!));
+        else assert.throws(() => topVia(m), TypeError);
       }
     }),
     { numRuns: 300 },

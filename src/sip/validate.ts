@@ -42,6 +42,36 @@ export function rememberViaLine(line: HeaderField, via: Via): void {
   rememberParsed(line, parseViaLine, [via]);
 }
 
+/**
+ * The URI of a message's To (the first To line), from the parse validation keeps on the line:
+ * undefined when there is no To or it does not parse. What parseNameAddr of `headers.get('To')` gives.
+ */
+export function toUri(msg: SipRequest | SipResponse): string | undefined {
+  for (const f of msg.headers.entries()) {
+    if (f.name !== 'To') continue;
+    try {
+      return parsedValue(f, parseTo).uri;
+    } catch (e) {
+      if (e instanceof SipParseError) return undefined;
+      throw e;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The top Via of a validated message (what parseVia of `headers.get('Via')` gives), from the parse
+ * validation keeps on its line; throws SipParseError when it does not parse, TypeError when there is none.
+ */
+export function topVia(msg: SipRequest | SipResponse): Via {
+  for (const f of msg.headers.entries()) {
+    if (f.name !== 'Via') continue;
+    const vias = parsedValue(f, parseViaLine);
+    if (vias.length > 0) return vias[0]!;
+  }
+  throw new TypeError('no Via');
+}
+
 function common(msg: SipRequest | SipResponse): MessageInfo {
   // One pass over the header lines (names are stored canonical, compact forms expanded).
   let via: HeaderField[] | undefined;
