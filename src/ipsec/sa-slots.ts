@@ -78,7 +78,21 @@ export class SaSlots {
   /** 'peer-switched': the peer has sent a request over the current set since it became current. */
   #peerOnCurrent = true;
 
-  constructor(private readonly deps: SaSlotsDeps) {}
+  /** What the slots call; undefined: this object is its own (an owner that extends SaSlots). */
+  readonly #deps: SaSlotsDeps | undefined;
+
+  /**
+   * `deps`: what the slots call. None when the owner extends SaSlots and implements SaSlotsDeps
+   * itself (the P-CSCF's Registration, issue 9 §2: the slots are fields of the registration, not a
+   * second object per registration with a pointer each way).
+   */
+  constructor(deps?: SaSlotsDeps) {
+    this.#deps = deps;
+  }
+
+  private get deps(): SaSlotsDeps {
+    return this.#deps ?? (this as unknown as SaSlotsDeps);
+  }
 
   /** The expiry queue of this owner's clock. */
   #queue(): ExpiryQueue<SlotEntry> {

@@ -5,8 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryBackend, MemoryWire } from '../ipsec/backends/memory.ts';
 import { ManualClock } from '../sip/clock.ts';
+import { expandKeys } from '../ipsec/keys.ts';
+import { createSaSet, type SaSet } from '../ipsec/sa-set.ts';
 import { impuKey } from './decisions.ts';
-import { type Bound, type RegState } from './registration-state.ts';
+import { IDLE, type Bound, type RegState } from './registration-state.ts';
 import { contactKey, RegistrationTable } from './registrations.ts';
 
 function table(): RegistrationTable {
@@ -66,4 +68,46 @@ test('a refresh that repeats the binding keeps its index keys; the latest 200 OK
   assert.equal(t.byTarget(contactKey(c2), undefined), alice);
   assert.equal(t.byTarget(contactKey(c1), undefined), undefined, 'the old contact is gone (Bob lost it to Alice)');
   assert.equal(t.byImpu(impuKey('sip:bob@ims.example')!), t.get('bob'));
+});
+
+let spi = 0x3000;
+function saSet(): SaSet {
+  return createSaSet({
+    role: 'pcscf',
+    ue: { ip: '192.0.2.1', portC: 40000 + spi, portS: 40001 + spi, spiC: ++spi, spiS: ++spi },
+    pcscf: { ip: '127.0.0.1', portC: 5062, portS: 5064, spiC: ++spi, spiS: ++spi },
+    alg: 'hmac-sha-1-96',
+    ealg: 'null',
+    keys: expandKeys(new Uint8Array(16).fill(1), new Uint8Array(16).fill(2), 'hmac-sha-1-96', 'null'),
+    mode: 'transport',
+  });
+}
+
+test('SA set → registration without a map (issue 9 §2): filed on install, gone when the set leaves; clear() still finds a forgotten registration whose sets are being deleted', async () => {
+  const t = table();
+  move(t, 'alice', bound('sip:alice@192.0.2.1:5060', ['sip:alice@ims.example']));
+  const reg = t.get('alice')!;
+  assert.equal(reg.slots, reg, 'the registration is its own slots');
+  const a = saSet();
+  await t.installTemporary(reg, a);
+  assert.equal(t.ownerOf(a), reg);
+  assert.equal(t.ownerOf(saSet()), undefined, 'a set nobody filed');
+  t.hold(a);
+  assert.equal(t.inFlight(a), 1);
+  t.release(a);
+  await t.deleteSet(a, 'deleted', 'test');
+  assert.equal(t.ownerOf(a), undefined, 'the set left its slot');
+
+  // A de-registration: back to idle (out of every index), its sets deleted by a later action.
+  const b = saSet();
+  await t.installTemporary(reg, b);
+  const before = reg.state;
+  reg.state = IDLE;
+  t.settle(reg, before);
+  assert.equal(t.get('alice'), undefined);
+  assert.equal(t.ownerOf(b), reg, 'still owned while its deletion is pending');
+  await t.clear('stop');
+  assert.equal(t.ownerOf(b), undefined);
+  assert.equal(b.live, false, 'clear() deleted the set of the forgotten registration');
+  assert.ok(reg.slots.empty);
 });

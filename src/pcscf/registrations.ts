@@ -1,9 +1,10 @@
 // The P-CSCF's registrations (24.229 §5.2.2; spec digest §8, §9) and their indexes. Each
 // registration's state is the registration machine's (registration-state.ts); its SA sets live in
 // its SaSlots (ipsec/sa-slots.ts, the one owner of temporary → current → old, expiry and backend
-// removal); this table reports what the slots drop and the expiry timer to the executor, and keeps
-// O(1) indexes: SA set → owner (every protected arrival), (UE address, port_uc) → set (the admission
-// check), contact and (UE address, port_us) → registration (requests from the S-CSCF). No SIP here.
+// removal: the registration extends it); this table reports what the slots drop and the expiry timer
+// to the executor, and keeps O(1) indexes: SA set → owner (every protected arrival: `SaSet.owner`, a
+// field), (UE address, port_uc) → set (the admission check), contact and (UE address, port_us) →
+// registration (requests from the S-CSCF). No SIP here.
 import type { IpsecBackend } from '../ipsec/backends/backend.ts';
 import { canonicalAddress, sameAddress } from '../ipsec/sa.ts';
 import type { SaSet, SaSetEvent } from '../ipsec/sa-set.ts';
@@ -19,9 +20,12 @@ import type { PcscfEvents, RegistrationView, Source } from './types.ts';
 /**
  * One registration (by IMPI): its state in the registration machine (registration-state.ts, the
  * only place that decides anything) and its SA sets in their slots (ipsec/sa-slots.ts, the only
- * owner of their lifecycle). The fields below are read-only views of the state.
+ * owner of their lifecycle: the registration is its own SaSlots, whose `current`, `old` and `sets`
+ * it shows). The fields below are read-only views of the state. Memory (issue 9 §2): the slots'
+ * fields live in this object, and the registration is their dependencies (SaSlotsDeps): no slots
+ * object or hooks object per registration.
  */
-export class Registration implements SaSlotsDeps {
+export class Registration extends SaSlots implements SaSlotsDeps {
   state: RegState = IDLE;
   /** The UE's ESP-in-UDP source learnt from authenticated packets (Annex M; pcscf.ts keeps it). */
   encap?: Source;
@@ -30,17 +34,19 @@ export class Registration implements SaSlotsDeps {
   /** The keys this registration is filed under in the table's target index (contact, (address, port_us), IMPUs). */
   indexed: readonly string[] | undefined = undefined;
 
-  /** The SA sets of this registration (the only owner of their lifecycle); they report to the registration itself. */
-  readonly slots: SaSlots;
   readonly #side: TableSide;
 
   constructor(
     readonly impi: string,
     side: TableSide,
   ) {
+    super();
     this.#side = side;
-    // The registration is its slots' dependencies (SaSlotsDeps): no hooks object per registration.
-    this.slots = new SaSlots(this);
+  }
+
+  /** The SA sets of this registration: the registration itself (its SaSlots part). */
+  get slots(): SaSlots {
+    return this;
   }
 
   /** SaSlotsDeps: the table's backend. */
@@ -103,18 +109,9 @@ export class Registration implements SaSlotsDeps {
     return { ip, ...(innerIp !== undefined ? { innerIp } : {}), ...(encap ? { encap } : {}) };
   }
 
-  get current(): SaSet | undefined {
-    return this.slots.current;
-  }
-  get old(): readonly SaSet[] {
-    return this.slots.old;
-  }
-  get sets(): SaSet[] {
-    return this.slots.sets;
-  }
   /** The set of these slots named `id` (at most a temporary, a current and a few old ones). */
   setById(id: string): SaSet | undefined {
-    return this.slots.sets.find((s) => s.id === id);
+    return this.sets.find((s) => s.id === id);
   }
 }
 
@@ -158,7 +155,12 @@ const IMPU = 'i ';
 /** Not safe for concurrent use (one event loop owns it). */
 export class RegistrationTable {
   readonly #byImpi = new Map<string, Registration>();
-  readonly #owner = new Map<SaSet, Registration>();
+  /**
+   * Registrations out of the indexes whose sets are still being deleted (a de-registration's
+   * 'delete-all' runs after its 200 OK went out): `clear` finds their sets here. Each leaves once
+   * its slots are empty.
+   */
+  readonly #leaving = new Set<Registration>();
   readonly #byPortUc = new Map<string, SaSet>();
   /** Contact, (UE address, port_us) and IMPU → registration, keys prefixed CONTACT / TARGET / IMPU. */
   readonly #byKey = new Map<string, Registration>();
@@ -231,7 +233,8 @@ export class RegistrationTable {
   }
 
   ownerOf(set: SaSet): Registration | undefined {
-    return this.#owner.get(set);
+    const o = set.owner;
+    return o instanceof Registration ? o : undefined;
   }
 
   all(): Registration[] {
@@ -259,11 +262,11 @@ export class RegistrationTable {
 
   /** Installs a freshly built temporary set (spec digest §8 rule 1: it lives reg-await-auth). */
   async installTemporary(reg: Registration, set: SaSet): Promise<void> {
-    this.#owner.set(set, reg);
+    set.owner = reg;
     try {
       await reg.slots.installTemporary(set);
     } catch (e) {
-      this.#owner.delete(set);
+      set.owner = undefined;
       throw e;
     }
     const k = portKey(set.config.ue.ip, set.config.ue.innerIp, set.config.ue.portC);
@@ -295,22 +298,22 @@ export class RegistrationTable {
     oldGraceMs = 32_000,
     oldFailed?: (set: SaSet, e: Error) => void,
   ): Promise<void> {
-    this.#owner.set(set, reg);
+    set.owner = reg;
     try {
       await reg.slots.restoreCurrent(set);
     } catch (e) {
-      this.#owner.delete(set);
+      set.owner = undefined;
       throw e;
     }
     this.#byPortUc.set(portKey(set.config.ue.ip, set.config.ue.innerIp, set.config.ue.portC), set);
     // Its old sets (33.203 §7.4): one the backend will not take is left out, the registration goes on.
     const restoredOld: string[] = [];
     for (const o of old) {
-      this.#owner.set(o, reg);
+      o.owner = reg;
       try {
         await reg.slots.restoreOld(o, oldGraceMs);
       } catch (e) {
-        this.#owner.delete(o);
+        o.owner = undefined;
         oldFailed?.(o, e instanceof Error ? e : new Error(String(e)));
         continue;
       }
@@ -335,21 +338,21 @@ export class RegistrationTable {
    * only absorb retransmissions (Timer J/K, 32 s/5 s) do not keep an old set alive.
    */
   hold(set: SaSet): void {
-    this.#owner.get(set)?.slots.begin(set);
+    this.ownerOf(set)?.slots.begin(set);
   }
 
   /** That transaction ended; an old set with nothing left in flight is deleted (spec digest §8 rule 4). */
   release(set: SaSet): void {
-    this.#owner.get(set)?.slots.end(set);
+    this.ownerOf(set)?.slots.end(set);
   }
 
   inFlight(set: SaSet): number {
-    return this.#owner.get(set)?.slots.inflight(set) ?? 0;
+    return this.ownerOf(set)?.slots.inflight(set) ?? 0;
   }
 
   /** Deletes one set (through its registration's slots). Idempotent. */
   deleteSet(set: SaSet, event: SaSetEvent, reason: string): Promise<void> {
-    const reg = this.#owner.get(set);
+    const reg = this.ownerOf(set);
     return reg ? reg.slots.delete(set, event, reason) : Promise.resolve();
   }
 
@@ -360,7 +363,7 @@ export class RegistrationTable {
 
   /** Deletes everything (P-CSCF stop). */
   async clear(reason: string): Promise<void> {
-    const regs = new Set([...this.#owner.values(), ...this.#byImpi.values()]);
+    const regs = new Set([...this.#leaving, ...this.#byImpi.values()]);
     for (const reg of regs) {
       if (reg.bound && this.#byImpi.get(reg.impi) === reg) this.emit('deregistered', { impi: reg.impi, reason });
       reg.state = IDLE;
@@ -393,7 +396,8 @@ export class RegistrationTable {
 
   /** A set left its slot (whatever the cause: expiry, failure, supersession, de-registration). */
   #dropped(reg: Registration, set: SaSet, event: SaSetEvent): void {
-    this.#owner.delete(set);
+    if (set.owner === reg) set.owner = undefined;
+    if (reg.slots.empty) this.#leaving.delete(reg);
     const k = portKey(set.config.ue.ip, set.config.ue.innerIp, set.config.ue.portC);
     if (this.#byPortUc.get(k) === set) this.#byPortUc.delete(k);
     this.hooks.setGone(reg, set, event === 'expired');
@@ -431,6 +435,7 @@ export class RegistrationTable {
   #forget(reg: Registration): void {
     if (this.#byImpi.get(reg.impi) === reg) this.#byImpi.delete(reg.impi);
     this.#unindexTargets(reg);
+    if (!reg.slots.empty) this.#leaving.add(reg);
   }
 }
 
