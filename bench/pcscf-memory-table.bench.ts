@@ -1,9 +1,11 @@
 // npm run bench:pcscf-memory-table [-- --n 20000] [--base <commit>] [--runs 2]: heap and RSS per
 // registration that the P-CSCF's registration table keeps (issue 9 §2), old code against new in one
 // run: bench/pcscf-memory-table-child.ts bundled against --base's src/ and this tree's, each run in
-// a process of its own, alternately (old new old new …), and the ratio printed. In-process and
-// without SIP (the full picture with a burst is npm run bench:pcscf-memory). A benchmark, not a
-// test: the machine is shared, RSS figures are noisy; the heap figures are steadier.
+// a process of its own, alternately (old new old new …), and the ratio printed. In-process, without
+// sockets: each registration goes through the registration machine on messages parsed as off the
+// wire, then into the table (the full picture with a burst and its transactions is npm run
+// bench:pcscf-memory). A benchmark, not a test: the machine is shared, RSS figures are noisy; the
+// heap figures are steadier.
 import { spawnSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,15 +15,12 @@ const argv = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1]! : dflt);
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..');
-/** Main before the cuts of this bench's first use (the parsed Security-Server, the by-set map, the SaSlots object). */
+/** Main before this bench's first cuts (the parsed Security-Server, the by-set map, the SaSlots object, per-registration Service-Route lists). */
 const DEFAULT_BASE = '03400b0';
 const n = arg('n', '20000');
 const runs = Number(arg('runs', '2'));
 const base = arg('base', DEFAULT_BASE);
 const { sha, oldBundle, newBundle } = await bundleOldAndNew(join(here, 'pcscf-memory-table-child.ts'), base);
-// The base holds the parsed Security-Server in its Bound unless it is a descendant of the cut.
-const baseHasParsed =
-  spawnSync('git', ['merge-base', '--is-ancestor', '22b26ec', sha], { cwd: repo }).status !== 0 ? ['--parsed-server'] : [];
 type Figures = { n: number; heapPerReg: number; rssPerReg: number };
 const run = (bundle: string, extra: string[]): Figures => {
   const r = spawnSync(process.execPath, ['--expose-gc', bundle, '--n', n, ...extra], { cwd: repo, encoding: 'utf8', maxBuffer: 1 << 26 });
@@ -31,7 +30,7 @@ const run = (bundle: string, extra: string[]): Figures => {
 const olds: Figures[] = [];
 const news: Figures[] = [];
 for (let k = 0; k < runs; k++) {
-  olds.push(run(oldBundle, baseHasParsed));
+  olds.push(run(oldBundle, []));
   news.push(run(newBundle, []));
 }
 const mean = (xs: Figures[], f: (x: Figures) => number) => xs.reduce((a, x) => a + f(x), 0) / xs.length;
@@ -45,7 +44,7 @@ process.stdout.write(
       n: Number(n),
       base: sha.slice(0, 9),
       runs,
-      note: 'in-process, no SIP; old and new alternate; shared machine: RSS noisy',
+      note: 'in-process, no sockets; old and new alternate; shared machine: RSS noisy',
       heap_per_reg: { old: Math.round(heapOld), new: Math.round(heapNew), ratio: +(heapNew / heapOld).toFixed(3) },
       rss_per_reg: { old: Math.round(rssOld), new: Math.round(rssNew), ratio: +(rssNew / rssOld).toFixed(3) },
       each: { old: olds.map((x) => Math.round(x.heapPerReg)), new: news.map((x) => Math.round(x.heapPerReg)) },

@@ -732,3 +732,27 @@ test('re-REGISTER over the current set: its Security-Verify is checked against t
   assert.equal(tampered.state, reg);
   assert.equal(tampered.actions[0]!.kind === 'reject' && tampered.actions[0]!.reason, 'security-verify-mismatch');
 });
+
+test('memory per registration (issue 9 §2): registrations given the same Service-Route share one list; another route gets its own', () => {
+  const withRoute = (impi: string, set: string, route: string) => {
+    const c = challenged(impi, set) as { state: Extract<RegState, { kind: 'challenged' }>; client: string; verify: string };
+    const p = step(
+      c.state,
+      { type: 'register-over-set', req: register({ impi, client: c.client, verify: c.verify }), set, roundId: 2 },
+      env(impi),
+    );
+    const arrival = forwardOf(p);
+    const res = ok(arrival.req);
+    res.headers.append('Service-Route', route);
+    const r = step(p.state, { type: 'answered', arrival, res }, env(impi));
+    return (r.state as Extract<RegState, { kind: 'registered' }>).bound;
+  };
+  const a = withRoute(ALICE, 'TA', '<sip:orig@scscf.ims.example;lr>');
+  const b = withRoute(BOB, 'TB', '<sip:orig@scscf.ims.example;lr>');
+  assert.deepEqual(a.serviceRoute, ['<sip:orig@scscf.ims.example;lr>']);
+  assert.equal(b.serviceRoute, a.serviceRoute, 'one list for both');
+  const c = withRoute(ALICE, 'TC', '<sip:orig@scscf2.ims.example;lr>');
+  assert.deepEqual(c.serviceRoute, ['<sip:orig@scscf2.ims.example;lr>']);
+  assert.deepEqual(a.serviceRoute, ['<sip:orig@scscf.ims.example;lr>'], 'the first list is not changed');
+  assert.equal(a.contact, `sip:u@${UE_IP}:7777`);
+});

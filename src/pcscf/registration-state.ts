@@ -38,6 +38,7 @@ import {
   wantsUdpEncTun,
 } from './decisions.ts';
 import type { LimitVerdict } from './pending-limits.ts';
+import { ownString } from '../util/own-string.ts';
 import { addPath, forwardCopy, impiOf, markIntegrityProtected, pushVia, stripSecAgree, type AkaKeys } from './rewrite.ts';
 import type { PcscfEvents, PcscfMode, RejectReason, Source } from './types.ts';
 
@@ -750,17 +751,33 @@ function bindingOf(
   // them keeps the previous ones: nothing new outlives the refresh but the Bound itself (at 100k
   // with expiry 120 s, ~1,600 refreshes/s would otherwise leave their copies dead in old space), and
   // the registration table sees the same lists and keeps its index keys.
+  // New values are own strings: a slice of the header would keep the whole header value alive
+  // (~72 B for a Contact, ~40 B for a P-Associated-URI per registration).
   return {
-    impus: prev !== undefined && sameLines(prev.impus, impus) ? prev.impus : impus.slice(),
-    contact: contact === undefined || contact === prev?.contact ? prev?.contact : contact,
+    impus: prev !== undefined && sameLines(prev.impus, impus) ? prev.impus : impus.map(ownString),
+    contact: contact === undefined || contact === prev?.contact ? prev?.contact : ownString(contact),
     serviceRoute:
       sr.length === 0
         ? (prev?.serviceRoute ?? NO_SETS)
         : prev !== undefined && sameLines(prev.serviceRoute, sr)
           ? prev.serviceRoute
-          : sr.slice(),
+          : sharedRoute(sr),
     expiresAt: now + expires * 1000,
   };
+}
+
+/** The Service-Route list the last new binding got: the next one that names the same route shares it. */
+let lastRoute: readonly string[] = NO_SETS;
+
+/**
+ * Issue 9 §2: the S-CSCF gives every UE it serves the same Service-Route (its own URI), so the
+ * bindings share one list (read-only) rather than an array and strings each (~110 B per
+ * registration). A one-entry memo, not a table: nothing grows, and a route that differs simply
+ * gets its own list and becomes the one shared next.
+ */
+function sharedRoute(sr: readonly string[]): readonly string[] {
+  if (!sameLines(lastRoute, sr)) lastRoute = sr.map(ownString);
+  return lastRoute;
 }
 
 /** The slot owner dropped a set: whatever role it had here ends. */
