@@ -140,7 +140,10 @@ async function one(i: number): Promise<void> {
   await table.installTemporary(reg, set);
   table.promote(reg, set, now + 600_000);
   table.settled(reg, IDLE);
+  // The ESP-in-UDP source learnt from the first authenticated packet (pcscf.ts #learnEncap): an
+  // ephemeral port as `imsec load` uses, not the configured 4500, so the backend keeps it.
   reg.encap = { address: ueIp, port: 40000 };
+  backend.setPeerEncap(set, reg.encap);
   held.push(reg);
 }
 

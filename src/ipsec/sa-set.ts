@@ -235,6 +235,11 @@ export class SaSet extends SaHome {
    * registration here: a field where a Map entry per set cost ~44 B, issue 9 §2). Opaque to ipsec.
    */
   owner: object | undefined = undefined;
+  /**
+   * The NAT-learnt ESP-in-UDP peer where it differs from the configured one, kept by the userspace
+   * backend that installed the set (`setPeerEncap`): a field where a Map entry per set cost ~44 B.
+   */
+  learntPeer: { readonly address: string; readonly port: number } | undefined = undefined;
 
   constructor(cfg: SaSetConfig) {
     super();

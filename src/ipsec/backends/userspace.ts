@@ -58,8 +58,6 @@ export class UserspaceBackend implements IpsecBackend {
   readonly sad: Sad;
   readonly #opts: UserspaceBackendOptions;
   readonly #endpoints = new Map<string, Endpoint>();
-  /** NAT-learnt peers (setPeerEncap) that differ from the set's configured one; a set without NAT has no entry. */
-  readonly #peerEncap = new Map<SaSet, Addr>();
   /**
    * Installed sets by the (local port, peer port, peer address) their outbound SAs protect, in
    * install order: pickSet in O(1). Most flows have one set (an idle registration): the set itself,
@@ -133,7 +131,7 @@ export class UserspaceBackend implements IpsecBackend {
     const installed = this.sad.has(set);
     this.sad.remove(set);
     if (installed && this.#byFlow) for (const k of flowKeys(set)) removeFlow(this.#byFlow, k, set);
-    this.#peerEncap.delete(set);
+    set.learntPeer = undefined;
     this.#keepaliveFor(set, held);
   }
 
@@ -151,15 +149,15 @@ export class UserspaceBackend implements IpsecBackend {
     const held = this.#heldPeer(set);
     // Without a NAT the learnt source is the configured peer: nothing to keep (most sets).
     const configured = configuredPeer(set);
-    if (configured && configured.port === peer.port && sameAddress(configured.address, peer.address)) this.#peerEncap.delete(set);
-    else this.#peerEncap.set(set, peer);
+    if (configured && configured.port === peer.port && sameAddress(configured.address, peer.address)) set.learntPeer = undefined;
+    else set.learntPeer = peer;
     this.#keepaliveFor(set, held);
   }
 
   /** Where this set's outbound ESP-in-UDP goes: the learnt NAT mapping, else the configured peer. */
   peerEncapOf(set: SaSet): Addr | undefined {
     if (set.config.mode !== 'udp-enc-tunnel') return undefined;
-    return this.#peerEncap.get(set) ?? configuredPeer(set);
+    return set.learntPeer ?? configuredPeer(set);
   }
 
   /**
