@@ -26,6 +26,23 @@ export function recordOf(reg: Registration): RegistrationRecord | undefined {
   };
 }
 
+/**
+ * The Bound of a stored record, its current set `current` (old sets join it as the table restores
+ * them). Records written before issue 9 §2 hold the parsed Security-Server (`lastServer`), some
+ * without its text: the text is rebuilt from it, and the parsed form is not kept.
+ */
+export function boundOfRecord(record: RegistrationRecord, current: string): Bound {
+  const { lastServer, ...stored } = record.bound as { lastServer?: readonly SecMechanism[]; lastServerText?: string };
+  return {
+    ...stored,
+    lastServerText: stored.lastServerText ?? serializeMechanisms(lastServer ?? []),
+    current,
+    old: [],
+    expiresAt: record.expiresAt,
+    lifetime: record.lifetime,
+  } as unknown as Bound;
+}
+
 /** The PcscfCore.persist hook over `state`. */
 export function persistTo(state: PcscfState): (reg: Registration, before?: RegState) => void {
   return (reg, before) => {
@@ -66,16 +83,7 @@ export async function restoreRegistrations(
   let n = 0;
   for (const r of state.load()) {
     const reg = core.table.getOrNew(r.record.impi);
-    // Records written before issue 9 §2 hold the parsed Security-Server (lastServer), some without its text.
-    const { lastServer, ...stored } = r.record.bound as { lastServer?: readonly SecMechanism[]; lastServerText?: string };
-    const bound = {
-      ...stored,
-      lastServerText: stored.lastServerText ?? serializeMechanisms(lastServer ?? []),
-      current: r.set.id,
-      old: [], // the old sets the table restores join it
-      expiresAt: r.record.expiresAt,
-      lifetime: r.record.lifetime,
-    } as unknown as Bound;
+    const bound = boundOfRecord(r.record, r.set.id);
     try {
       await core.table.restore(reg, r.set, bound, r.old, RESTORED_OLD_GRACE_MS, (set, e) =>
         onFailed?.(r.record.impi, new Error(`old SA set ${set.id} not restored: ${e.message}`)),
