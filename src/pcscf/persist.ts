@@ -8,7 +8,8 @@ import type { PcscfCore } from './core.ts';
 import type { Registration } from './registrations.ts';
 import type { PcscfState } from './state.ts';
 import type { RegistrationRecord } from './state-store.ts';
-import { serializeMechanisms, type SecMechanism } from '../secagree/index.ts';
+import { encryptionAlgOfToken, integrityAlgOfToken } from '../ipsec/algorithms.ts';
+import { parseSecurityHeaderOrThrow, type SecMechanism } from '../secagree/index.ts';
 
 /** The stored form of a registered registration (its bound state without set ids and times). */
 export function recordOf(reg: Registration): RegistrationRecord | undefined {
@@ -28,14 +29,27 @@ export function recordOf(reg: Registration): RegistrationRecord | undefined {
 
 /**
  * The Bound of a stored record, its current set `current` (old sets join it as the table restores
- * them). Records written before issue 9 §2 hold the parsed Security-Server (`lastServer`), some
- * without its text: the text is rebuilt from it, and the parsed form is not kept.
+ * them). Records written before issue 9 §2 hold the Security-Server parsed (`lastServer`) and/or as
+ * text (`lastServerText`): the Bound takes what it was made of (SPIs, algorithms) from it.
  */
 export function boundOfRecord(record: RegistrationRecord, current: string): Bound {
-  const { lastServer, ...stored } = record.bound as { lastServer?: readonly SecMechanism[]; lastServerText?: string };
+  const { lastServer, lastServerText, ...stored } = record.bound as {
+    lastServer?: readonly SecMechanism[];
+    lastServerText?: string;
+    serverSpiC?: number;
+  };
+  const older =
+    stored.serverSpiC === undefined
+      ? (lastServer?.[0] ?? (lastServerText !== undefined ? parseSecurityHeaderOrThrow(lastServerText, 'Security-Server')[0] : undefined))
+      : undefined;
   return {
     ...stored,
-    lastServerText: stored.lastServerText ?? serializeMechanisms(lastServer ?? []),
+    ...(older && {
+      serverSpiC: (older.spiC ?? 0) | 0,
+      serverSpiS: (older.spiS ?? 0) | 0,
+      alg: integrityAlgOfToken(older.alg ?? ''),
+      ealg: encryptionAlgOfToken(older.ealg ?? 'null'),
+    }),
     current,
     old: [],
     expiresAt: record.expiresAt,

@@ -12,6 +12,7 @@ import { createRequest, createResponse } from '../sip/builders.ts';
 import type { SipRequest, SipResponse } from '../sip/message.ts';
 import {
   IDLE,
+  securityServerText,
   setsOf,
   step,
   type Arrival,
@@ -587,7 +588,7 @@ test('property: random event sequences never leave a live SA set without its reg
         fullRound((id) =>
           m.feed(ALICE, {
             type: 'register-over-set',
-            req: register({ impi: ALICE, portUc: 5001, verify: st.bound.lastServerText }),
+            req: register({ impi: ALICE, portUc: 5001, verify: securityServerText(st.bound, env(ALICE)) }),
             set: st.bound.current,
             roundId: id,
           }),
@@ -621,7 +622,13 @@ test('property: random event sequences never leave a live SA set without its reg
             const owner = m.sets.get(id)!.impi;
             const st = m.state(owner);
             const verify =
-              st.kind === 'challenged' ? serializeMechanisms(st.server) : st.kind !== 'idle' ? (st.bound?.lastServerText ?? '') : undefined;
+              st.kind === 'challenged'
+                ? serializeMechanisms(st.server)
+                : st.kind !== 'idle'
+                  ? st.bound
+                    ? securityServerText(st.bound, env(owner))
+                    : ''
+                  : undefined;
             const cl = st.kind === 'challenged' && !c.offer ? st.round.client.raw.join(', ') : client(c.port, 4000 + (c.k % 1000));
             m.feed(owner, {
               type: 'register-over-set',
@@ -680,7 +687,7 @@ test('memory per registration (issue 9 §2): states, rounds and bindings of diff
   assert.ok(sameMap(ra.bound, rb.bound), 'bindings of two registrations');
   assert.ok(sameMap(ra.bound.ue, rb.bound.ue), 'UE addresses');
   // A re-REGISTER answered 200 without a challenge (a refresh) builds the binding anew: same class.
-  const req = register({ impi: ALICE, portUc: 5003, callId: 'c2', verify: ra.bound.lastServerText });
+  const req = register({ impi: ALICE, portUc: 5003, callId: 'c2', verify: securityServerText(ra.bound, env(ALICE)) });
   const over = step(ra, { type: 'register-over-set', req, set: 'TA', roundId: 3 }, env(ALICE));
   const arrival = forwardOf(over);
   const refreshed = step(over.state, { type: 'answered', arrival, res: ok(arrival.req, 900) }, env(ALICE, { now: 2_000_000 }));
@@ -693,7 +700,7 @@ test('memory per registration (issue 9 §2): states, rounds and bindings of diff
 test('memory per refresh (issue 9 §2): a 200 that repeats the binding keeps its lists; one that changes them gets new ones', () => {
   const ra = registered(ALICE, 'TA') as Extract<RegState, { kind: 'registered' }>;
   const refresh = (res: (req: SipRequest) => SipResponse) => {
-    const req = register({ impi: ALICE, portUc: 5003, callId: 'c2', verify: ra.bound.lastServerText! });
+    const req = register({ impi: ALICE, portUc: 5003, callId: 'c2', verify: securityServerText(ra.bound, env(ALICE)) });
     const over = step(ra, { type: 'register-over-set', req, set: 'TA', roundId: 3 }, env(ALICE));
     const arrival = forwardOf(over);
     const t = step(over.state, { type: 'answered', arrival, res: res(arrival.req) }, env(ALICE, { now: 2_000_000 }));
@@ -716,11 +723,11 @@ test('memory per refresh (issue 9 §2): a 200 that repeats the binding keeps its
   assert.notEqual(changed.impus, ra.bound.impus);
 });
 
-test('re-REGISTER over the current set: its Security-Verify is checked against the Security-Server text kept (verbatim, respelled, tampered)', () => {
+test('re-REGISTER over the current set: its Security-Verify is checked against the Security-Server of the 401, made again (verbatim, respelled, tampered)', () => {
   const reg = registered() as Extract<RegState, { kind: 'registered' }>;
-  const sent = reg.bound.lastServerText;
-  assert.equal(typeof sent, 'string');
-  assert.ok(!('lastServer' in reg.bound), 'only the text is kept (issue 9 §2)');
+  const sent = securityServerText(reg.bound, env(ALICE));
+  assert.equal(sent, challenged().verify, 'the very text the 401 carried');
+  assert.ok(!('lastServer' in reg.bound) && !('lastServerText' in reg.bound), 'neither parsed nor as text (issue 9 §2)');
   const over = (verify: string) =>
     step(reg, { type: 'register-over-set', req: register({ impi: ALICE, portUc: 5003, verify }), set: 'T', roundId: 5 }, env(ALICE));
   assert.deepEqual(kinds(over(sent)), ['forward'], 'the verbatim copy');

@@ -7,6 +7,7 @@
 // through `env`, like the S-CSCF's `handleRegister` gets its HSS. SA sets are named by id only.
 import { sameAddress } from '../ipsec/sa.ts';
 import { modeFromMod, type EspMode } from '../ipsec/types.ts';
+import type { EncryptionAlg, IntegrityAlg } from '../ipsec/algorithms.ts';
 import { lifetimeAfterSuccess } from '../ipsec/sa-set.ts';
 import type { SaSetEvent } from '../ipsec/sa-set.ts';
 import {
@@ -97,12 +98,16 @@ export interface Bound {
   /** Registration expiry (clock ms). */
   readonly expiresAt: number;
   /**
-   * Security-Server of the set now current, as the text that went out in the 401: a re-REGISTER's
-   * Security-Verify repeats it (spec digest §8.5). Only the text is kept (issue 9 §2: the parsed
-   * mechanisms were ~200 B per registration): a verbatim copy is checked without parsing, any
-   * other Security-Verify against this text parsed again (rare: UEs echo what they got).
+   * The Security-Server of the set now current (a re-REGISTER's Security-Verify repeats it, spec
+   * digest §8.5) as what it was made of: its SPIs (int32 of their 32 bits: never a boxed number)
+   * and algorithms, with `mode` and this P-CSCF's protected ports. `securityServerText` makes the
+   * very text the 401 carried again (issue 9 §2: kept as text it was ~150 B per registration,
+   * parsed ~200 B more).
    */
-  readonly lastServerText: string;
+  readonly serverSpiC: number;
+  readonly serverSpiS: number;
+  readonly alg: IntegrityAlg;
+  readonly ealg: EncryptionAlg;
   /** The UE's public IP and, behind a NAT, its private (inner) IP. */
   readonly ue: { readonly ip: string; readonly innerIp?: string };
   readonly natDetected: boolean;
@@ -246,6 +251,18 @@ export interface RegEnv {
   setWithClientPort(ueIp: string, innerIp: string | undefined, portUc: number): SetId | undefined;
   /** Pending limits (issue 10 §2); takes a challenge token when it admits, like the S-CSCF's hss.authenticate spends a vector. */
   admit(source: string, replacing: boolean): LimitVerdict;
+}
+
+/**
+ * The Security-Server text of `b`'s current set, exactly as its 401 carried it: the same inputs
+ * through the same functions as at the challenge ('temporary-installed'). A Security-Verify that
+ * repeats it verbatim is accepted without parsing; another is compared with it parsed.
+ */
+export function securityServerText(b: Bound, env: Pick<RegEnv, 'portC' | 'portS'>): string {
+  const choice = { alg: b.alg, ealg: b.ealg, mod: b.mode === 'transport' ? 'trans' : 'UDP-enc-tun' } as const;
+  return serializeMechanisms([
+    buildSecurityServer(choice, { spiC: b.serverSpiC >>> 0, spiS: b.serverSpiS >>> 0, portC: env.portC, portS: env.portS }),
+  ]);
 }
 
 /** Registration time assumed when a 200 OK names none. */
@@ -564,7 +581,8 @@ function onReRegister(state: RegState, bound: Bound, req: SipRequest, set: SetId
   // is tolerated here, the request came over an authenticated SA already.
   const svRaw = req.headers.raw('Security-Verify');
   if (svRaw.length > 0) {
-    const v = verifySecurityVerify(svRaw, bound.lastServerText, bound.lastServerText);
+    const sent = securityServerText(bound, env);
+    const v = verifySecurityVerify(svRaw, sent, sent);
     if (!v.ok) return reject(state, 403, 'security-verify-mismatch', `${v.error.message} [${v.error.code}]`);
   }
   const offer = parseClient(req);
@@ -679,7 +697,10 @@ function afterProtected(state: RegState, a: Arrival, res: SipResponse, env: RegE
     contact: binding.contact,
     serviceRoute: binding.serviceRoute,
     expiresAt: binding.expiresAt,
-    lastServerText: state.serverText,
+    serverSpiC: state.server[0]!.spiC! | 0,
+    serverSpiS: state.server[0]!.spiS! | 0,
+    alg: round.choice.alg,
+    ealg: round.choice.ealg,
     ue: { ip: round.ueIp, innerIp: round.innerIp },
     natDetected: round.natDetected,
     mode: modeFromMod(round.choice.mod),
@@ -728,7 +749,10 @@ function makeBound(
     contact: binding.contact,
     serviceRoute: binding.serviceRoute,
     expiresAt: binding.expiresAt,
-    lastServerText: b.lastServerText,
+    serverSpiC: b.serverSpiC,
+    serverSpiS: b.serverSpiS,
+    alg: b.alg,
+    ealg: b.ealg,
     ue: b.ue,
     natDetected: b.natDetected,
     mode: b.mode,
