@@ -19,7 +19,6 @@ const rest = {
   impus: ['sip:alice@ims.example'],
   contact: 'sip:alice@192.0.2.1:5060',
   serviceRoute: [],
-  ue: { ip: '192.0.2.1' },
   natDetected: true,
   mode: 'udp-enc-tunnel',
 };
@@ -27,15 +26,24 @@ const record = (bound: Record<string, unknown>): RegistrationRecord => ({ v: 1, 
 
 test('boundOfRecord: the Security-Server of the 401 again, from a record of now and from older ones that kept it as text or parsed', () => {
   for (const stored of [
-    { ...rest, serverSpiC: 3_000_000_001 | 0, serverSpiS: 3_000_000_002 | 0, alg: 'hmac-sha-1-96', ealg: 'aes-cbc' },
-    { ...rest, lastServerText: text },
-    { ...rest, lastServer: server, lastServerText: text },
-    { ...rest, lastServer: JSON.parse(JSON.stringify(server)) as unknown },
+    {
+      ...rest,
+      ueIp: '192.0.2.1',
+      innerIp: '10.0.0.9',
+      serverSpiC: 3_000_000_001 | 0,
+      serverSpiS: 3_000_000_002 | 0,
+      alg: 'hmac-sha-1-96',
+      ealg: 'aes-cbc',
+    },
+    { ...rest, ue: { ip: '192.0.2.1', innerIp: '10.0.0.9' }, lastServerText: text },
+    { ...rest, ue: { ip: '192.0.2.1', innerIp: '10.0.0.9' }, lastServer: server, lastServerText: text },
+    { ...rest, ue: { ip: '192.0.2.1', innerIp: '10.0.0.9' }, lastServer: JSON.parse(JSON.stringify(server)) as unknown },
   ]) {
     const b = boundOfRecord(record(stored), 'set-7');
     const sent = securityServerText(b, { portC: 5062, portS: 5064 });
     assert.equal(sent, text, JSON.stringify(Object.keys(stored)));
-    assert.ok(!('lastServer' in b) && !('lastServerText' in b));
+    assert.ok(!('lastServer' in b) && !('lastServerText' in b) && !('ue' in b));
+    assert.deepEqual([b.ueIp, b.innerIp], ['192.0.2.1', '10.0.0.9']);
     assert.deepEqual([b.current, b.old, b.expiresAt, b.lifetime, b.contact], ['set-7', [], 9_000, 8_000, rest.contact]);
     // The UE's Security-Verify (what the 401 carried) is accepted against it, verbatim and parsed.
     assert.ok(verifySecurityVerify(text, sent, sent).ok);

@@ -30,13 +30,15 @@ export function recordOf(reg: Registration): RegistrationRecord | undefined {
 /**
  * The Bound of a stored record, its current set `current` (old sets join it as the table restores
  * them). Records written before issue 9 §2 hold the Security-Server parsed (`lastServer`) and/or as
- * text (`lastServerText`): the Bound takes what it was made of (SPIs, algorithms) from it.
+ * text (`lastServerText`): the Bound takes what it was made of (SPIs, algorithms) from it; and the
+ * UE's addresses as `ue: { ip, innerIp }`.
  */
 export function boundOfRecord(record: RegistrationRecord, current: string): Bound {
-  const { lastServer, lastServerText, ...stored } = record.bound as {
+  const { lastServer, lastServerText, ue, ...stored } = record.bound as {
     lastServer?: readonly SecMechanism[];
     lastServerText?: string;
     serverSpiC?: number;
+    ue?: { ip: string; innerIp?: string };
   };
   const older =
     stored.serverSpiC === undefined
@@ -44,6 +46,8 @@ export function boundOfRecord(record: RegistrationRecord, current: string): Boun
       : undefined;
   return {
     ...stored,
+    // Before issue 9 §2 the UE's addresses were an object of their own.
+    ...(ue && { ueIp: ue.ip, innerIp: ue.innerIp }),
     ...(older && {
       serverSpiC: (older.spiC ?? 0) | 0,
       serverSpiS: (older.spiS ?? 0) | 0,

@@ -108,8 +108,10 @@ export interface Bound {
   readonly serverSpiS: number;
   readonly alg: IntegrityAlg;
   readonly ealg: EncryptionAlg;
-  /** The UE's public IP and, behind a NAT, its private (inner) IP. */
-  readonly ue: { readonly ip: string; readonly innerIp?: string };
+  /** The UE's public IP (the packet source of the REGISTER that set the current set up). */
+  readonly ueIp: string;
+  /** Behind a NAT: the UE's private (inner) IP. Two fields, not an object of its own (~32 B per registration, issue 9 §2). */
+  readonly innerIp: string | undefined;
   readonly natDetected: boolean;
   /** Mode of the current set: a re-registration keeps it (NAT detection is for unprotected REGISTERs, 24.229 F.1). */
   readonly mode: EspMode;
@@ -594,15 +596,15 @@ function onReRegister(state: RegState, bound: Bound, req: SipRequest, set: SetId
     if (!choice.ok && !dereg) return reject(state, 494, 'no-acceptable-mechanism', `${choice.error.message} [${choice.error.code}]`);
     if (choice.ok) {
       const replaced = state.kind === 'challenged' ? state.temporary : undefined;
-      const adm = admit(env, bound.ue.ip, bound.ue.innerIp, choice.client.portC, bound, replaced);
+      const adm = admit(env, bound.ueIp, bound.innerIp, choice.client.portC, bound, replaced);
       if (!adm.ok && !dereg) return reject(state, 403, adm.reason, adm.message);
       if (adm.ok) {
         round = {
           id: roundId,
           callId: req.headers.get('Call-ID')!,
-          ueIp: bound.ue.ip,
+          ueIp: bound.ueIp,
           natDetected: bound.natDetected,
-          innerIp: bound.ue.innerIp,
+          innerIp: bound.innerIp,
           client: { raw: offer.raw, parsed: offer.parsed },
           choice,
           impu: toImpuKey(req)!,
@@ -701,7 +703,8 @@ function afterProtected(state: RegState, a: Arrival, res: SipResponse, env: RegE
     serverSpiS: state.server[0]!.spiS! | 0,
     alg: round.choice.alg,
     ealg: round.choice.ealg,
-    ue: { ip: round.ueIp, innerIp: round.innerIp },
+    ueIp: round.ueIp,
+    innerIp: round.innerIp,
     natDetected: round.natDetected,
     mode: modeFromMod(round.choice.mod),
   };
@@ -753,7 +756,8 @@ function makeBound(
     serverSpiS: b.serverSpiS,
     alg: b.alg,
     ealg: b.ealg,
-    ue: b.ue,
+    ueIp: b.ueIp,
+    innerIp: b.innerIp,
     natDetected: b.natDetected,
     mode: b.mode,
   };

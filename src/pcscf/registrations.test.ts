@@ -30,7 +30,8 @@ function bound(contact: string, impus: readonly string[]): Bound {
     serverSpiS: 0,
     alg: 'hmac-sha-1-96',
     ealg: 'null',
-    ue: { ip: '192.0.2.1' },
+    ueIp: '192.0.2.1',
+    innerIp: undefined,
     natDetected: false,
     mode: 'transport',
   };

@@ -97,14 +97,14 @@ export class Registration extends SaSlots implements SaSlotsDeps {
   /** The UE's public IP (what `ue.ip` gives, without building the rest). */
   get ueIp(): string {
     const b = this.bound;
-    return b !== undefined ? b.ue.ip : (this.round?.ueIp ?? '');
+    return b !== undefined ? b.ueIp : (this.round?.ueIp ?? '');
   }
   /** The UE's public IP, its private (inner) IP behind a NAT, and its learned ESP-in-UDP source. */
   get ue(): { ip: string; innerIp?: string; encap?: Source } {
     const b = this.bound;
     const r = this.round;
-    const ip = b?.ue.ip ?? r?.ueIp ?? '';
-    const innerIp = b ? b.ue.innerIp : r?.innerIp;
+    const ip = b?.ueIp ?? r?.ueIp ?? '';
+    const innerIp = b ? b.innerIp : r?.innerIp;
     const encap = this.encap && sameAddress(this.encap.address, ip) ? this.encap : undefined;
     return { ip, ...(innerIp !== undefined ? { innerIp } : {}), ...(encap ? { encap } : {}) };
   }
