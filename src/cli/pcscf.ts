@@ -436,7 +436,9 @@ export async function runPcscf(a: PcscfArgs, r: RunOptions): Promise<void> {
 
 /**
  * Issue 9 §2: one compacting GC after each burst of new registrations ('registered' events: a
- * refresh without a new challenge is not one), once they have been quiet for a while.
+ * refresh without a new challenge is not one), once they have been quiet for a while; and, at most
+ * once per 10 minutes, when old space stays committed far beyond its live size under traffic that
+ * never lets the process go quiet (100k UEs refreshing every minute).
  */
 function startCompaction(a: PcscfArgs, pcscf: Pcscf, log: ReturnType<typeof createLogger>): () => void {
   if (a.heapCompactionQuietMs === 0) return () => {};
@@ -455,10 +457,11 @@ function startCompaction(a: PcscfArgs, pcscf: Pcscf, log: ReturnType<typeof crea
     count: () => registered,
     mallocTrim: mallocTrimFunction(),
     policy: { ...DEFAULT_BURST_COMPACTION, quietMs: a.heapCompactionQuietMs },
-    onCompacted: (r, n) =>
+    onCompacted: (r, n, reason) =>
       log.info(
         {
           event: 'heap-compacted',
+          reason,
           new_registrations: n,
           old_space_mb: { before: mb(r.oldSpaceBefore), after: mb(r.oldSpaceAfter), used: mb(r.oldSpaceUsed) },
           rss_mb: { before: mb(r.rssBefore), after: mb(r.rssAfter) },
@@ -466,7 +469,7 @@ function startCompaction(a: PcscfArgs, pcscf: Pcscf, log: ReturnType<typeof crea
           pause_ms: Math.round(r.pauseMs),
           cpu_ms: Math.round(r.cpuMs),
         },
-        'heap compacted after a registration burst',
+        reason === 'burst' ? 'heap compacted after a registration burst' : 'heap compacted: old space fragmented under steady traffic',
       ),
     onUnavailable: () => log.warn({ event: 'heap-compaction-unavailable' }, 'heap compaction off: this process cannot reach gc'),
   });
@@ -527,7 +530,10 @@ export function registerPcscf(program: Command): void {
       '--heap-compaction-quiet <s>',
       `after a burst of new registrations (${DEFAULT_BURST_COMPACTION.minNew}+), compact the heap once when they have been quiet this long (default ${DEFAULT_BURST_COMPACTION.quietMs / 1000}; at most once per ${DEFAULT_BURST_COMPACTION.minIntervalMs / 60_000} min)`,
     )
-    .option('--no-heap-compaction', 'never compact the heap after a registration burst');
+    .option(
+      '--no-heap-compaction',
+      'never compact the heap: neither after a registration burst nor when old space stays fragmented under steady traffic (2x its live size and 128 MiB over it, at most once per 10 min)',
+    );
   addConfigOptions(cmd)
     .addHelpText('after', HELP)
     .action(async (_o: unknown, self: Command) => {

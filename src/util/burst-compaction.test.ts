@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { BurstDetector, type BurstCompactionPolicy } from './burst-compaction.ts';
+import { BurstDetector, FragmentationTrigger, type BurstCompactionPolicy, type FragmentationPolicy } from './burst-compaction.ts';
 
 const P: BurstCompactionPolicy = { minNew: 100, quietMs: 10_000, quietMax: 5, minIntervalMs: 60_000 };
 
@@ -120,4 +120,62 @@ test('no compaction while the process is busy (refreshes that are not new regist
   // Quiet by count from t = 20 (window 10 s); by CPU once the window's average is at most 25 %: with k
   // busy seconds in it, 400k + 50(10 - k) <= 2500 ms, so k <= 5, first at t = 64.
   assert.deepEqual(fired, [64]);
+});
+
+const F: FragmentationPolicy = { minWasteBytes: 100, minRatio: 2, windowSamples: 10, minIntervalMs: 60_000 };
+
+test('fragmentation: a steady heap committed far beyond its least use compacts once per interval; a growing or mostly live one never', () => {
+  // Steady: committed 400, use swinging 150..250 (garbage between full GCs): live estimate 150.
+  const steady = new FragmentationTrigger(F);
+  const fired: number[] = [];
+  for (let t = 0; t <= 200; t++) if (steady.observe(t * 1000, 400, t % 5 === 0 ? 150 : 250)) fired.push(t);
+  // Ten samples fill the window (t = 9), then every 60 s; the window starts again after each.
+  assert.deepEqual(fired, [9, 69, 129, 189]);
+  // Mostly live: committed 400, least use 250 (ratio 1.6).
+  const live = new FragmentationTrigger(F);
+  for (let t = 0; t <= 200; t++) assert.equal(live.observe(t * 1000, 400, 250), false);
+  // Growing (a burst): committed up 10 a second, least use far below it.
+  const burst = new FragmentationTrigger(F);
+  for (let t = 0; t <= 200; t++) assert.equal(burst.observe(t * 1000, 400 + 10 * t, 100), false);
+  // Small: 130 committed for 40 used (ratio 3.25) wastes less than minWasteBytes.
+  const small = new FragmentationTrigger(F);
+  for (let t = 0; t <= 200; t++) assert.equal(small.observe(t * 1000, 130, 40), false);
+});
+
+test('FragmentationTrigger decides what a naive scan over every sample since the last compaction decides', () => {
+  const policy = fc.record({
+    minWasteBytes: fc.integer({ min: 0, max: 50 }),
+    minRatio: fc.double({ min: 1, max: 4, noNaN: true }),
+    windowSamples: fc.integer({ min: 1, max: 8 }),
+    minIntervalMs: fc.integer({ min: 0, max: 100 }),
+  });
+  const steps = fc.array(
+    fc.record({ dt: fc.integer({ min: 1, max: 20 }), committed: fc.integer({ min: 0, max: 100 }), used: fc.integer({ min: 0, max: 100 }) }),
+    { maxLength: 300 },
+  );
+  fc.assert(
+    fc.property(policy, steps, (p, ss) => {
+      const trig = new FragmentationTrigger(p);
+      let since: { committed: number; used: number }[] = [];
+      let last: number | undefined;
+      let t = 0;
+      for (const s of ss) {
+        t += s.dt;
+        since.push(s);
+        const win = since.slice(-p.windowSamples);
+        const live = Math.min(...win.map((x) => x.used));
+        const want =
+          win.length === p.windowSamples &&
+          s.committed <= win[0]!.committed &&
+          s.committed - live >= p.minWasteBytes &&
+          s.committed >= p.minRatio * live &&
+          (last === undefined || t - last >= p.minIntervalMs);
+        if (want) {
+          last = t;
+          since = [];
+        }
+        assert.equal(trig.observe(t, s.committed, s.used), want, `at t=${t}`);
+      }
+    }),
+  );
 });

@@ -94,3 +94,66 @@ export class BurstDetector {
     return this.#times.length - this.#head;
   }
 }
+
+/** The thresholds of the fragmentation trigger (bytes; milliseconds on the caller's clock). */
+export interface FragmentationPolicy {
+  /** Old space committed beyond the live estimate that is worth a pause to give back. */
+  readonly minWasteBytes: number;
+  /** And committed at least this many times the live estimate (a large heap that is mostly live is left alone). */
+  readonly minRatio: number;
+  /** The live estimate is the least old-space use seen over this many samples (one lies after a full GC). */
+  readonly windowSamples: number;
+  /** Never two fragmentation compactions closer than this. */
+  readonly minIntervalMs: number;
+}
+
+/**
+ * 128 MiB and twice the live size, the live size being the least use over 60 one-second samples, at
+ * most once per 10 minutes. A P-CSCF with 100k UEs refreshing every minute never goes quiet, and its
+ * old space stays at ~630 MB committed for ~265 MB live (2026-12-05, expiry 120 s): refreshed bindings
+ * and transactions promoted, then dead, among pages that stay partly live. At 10k the whole old space
+ * is ~40 MB: never.
+ */
+export const DEFAULT_FRAGMENTATION: FragmentationPolicy = {
+  minWasteBytes: 128 * 1024 * 1024,
+  minRatio: 2,
+  windowSamples: 60,
+  minIntervalMs: 600_000,
+};
+
+/**
+ * The second reason to compact, for a process that is never quiet: old space committed far beyond
+ * what is live, and no longer growing (a burst still under way grows it: that one waits for the
+ * burst trigger), whatever the traffic. Samples are (time, old space committed, old space used); the
+ * used figure includes garbage not yet collected, so the least of the last `windowSamples` stands
+ * for the live size (rings of that many numbers: bounded, whatever the number of registrations).
+ */
+export class FragmentationTrigger {
+  readonly #used: number[] = [];
+  readonly #committed: number[] = [];
+  #next = 0;
+  #lastAt: number | undefined;
+
+  constructor(readonly policy: FragmentationPolicy = DEFAULT_FRAGMENTATION) {}
+
+  /** One sample; true when the heap should be compacted now. */
+  observe(now: number, committed: number, used: number): boolean {
+    const p = this.policy;
+    this.#used[this.#next] = used;
+    this.#committed[this.#next] = committed;
+    this.#next = (this.#next + 1) % p.windowSamples;
+    if (this.#used.length < p.windowSamples) return false;
+    // Full ring: the oldest sample is the next to be overwritten.
+    if (committed > this.#committed[this.#next]!) return false;
+    let live = Infinity;
+    for (const u of this.#used) if (u < live) live = u;
+    if (committed - live < p.minWasteBytes || committed < p.minRatio * live) return false;
+    if (this.#lastAt !== undefined && now - this.#lastAt < p.minIntervalMs) return false;
+    this.#lastAt = now;
+    // The samples before the compaction say nothing about the heap after it.
+    this.#used.length = 0;
+    this.#committed.length = 0;
+    this.#next = 0;
+    return true;
+  }
+}

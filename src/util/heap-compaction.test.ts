@@ -127,3 +127,49 @@ test('startBurstCompaction passes its mallocTrim to the compaction, and runs non
     stop();
   }
 });
+
+test('startBurstCompaction also compacts a heap that stays fragmented under steady traffic, and says why', () => {
+  const clock = new ManualClock();
+  const calls: number[] = [];
+  const reasons: string[] = [];
+  let heap = { size: 400, used: 150 };
+  const stop = startBurstCompaction({
+    clock,
+    count: () => 0, // no new registrations: the burst trigger never fires
+    policy,
+    fragmentation: { minWasteBytes: 100, minRatio: 2, windowSamples: 10, minIntervalMs: 60_000 },
+    oldSpace: () => heap,
+    compact: () => {
+      calls.push(clock.now());
+      heap = { size: 160, used: 150 };
+      return fake;
+    },
+    rss: () => 7,
+    onCompacted: (_r, _n, why) => reasons.push(why),
+  });
+  clock.advance(9_000);
+  assert.deepEqual(calls, []);
+  clock.advance(1_000); // the tenth sample fills the window
+  assert.deepEqual(calls, [10_000]);
+  clock.advance(200_000);
+  assert.deepEqual(calls, [10_000], 'compacted: no longer fragmented');
+  heap = { size: 400, used: 150 };
+  clock.advance(10_000);
+  assert.deepEqual(calls, [10_000, 220_000], 'fragmented again: a new window of samples, past the interval');
+  clock.advance(5_000); // each report once the RSS has settled
+  assert.deepEqual(reasons, ['fragmentation', 'fragmentation']);
+  stop();
+});
+
+test('startBurstCompaction with fragmentation: false never samples the heap', () => {
+  const clock = new ManualClock();
+  startBurstCompaction({
+    clock,
+    count: () => 0,
+    policy,
+    fragmentation: false,
+    oldSpace: () => assert.fail('sampled'),
+    compact: () => fake,
+  })();
+  clock.advance(100_000);
+});

@@ -9,7 +9,14 @@
 // (at 20k UEs ~1.2 KB per UE of RSS, more than all of V8's committed heap beyond the live one).
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { forcedGc } from './forced-gc.ts';
-import { BurstDetector, DEFAULT_BURST_COMPACTION, type BurstCompactionPolicy } from './burst-compaction.ts';
+import {
+  BurstDetector,
+  DEFAULT_BURST_COMPACTION,
+  DEFAULT_FRAGMENTATION,
+  FragmentationTrigger,
+  type BurstCompactionPolicy,
+  type FragmentationPolicy,
+} from './burst-compaction.ts';
 import type { Clock } from './clock.ts';
 
 /** What one compaction did: old space committed and RSS before and after, and what it cost. */
@@ -89,8 +96,12 @@ export interface BurstCompactionOptions {
   readonly policy?: BurstCompactionPolicy;
   /** Sampling interval, ms (default 1000). */
   readonly sampleMs?: number;
-  /** Called `rssSettleMs` after each compaction, with the RSS read then (a log line). */
-  readonly onCompacted?: (r: CompactionReport, newRegistrations: number) => void;
+  /** Called `rssSettleMs` after each compaction, with the RSS read then and what set it off (a log line). */
+  readonly onCompacted?: (r: CompactionReport, newRegistrations: number, reason: CompactionReason) => void;
+  /** The second trigger, old space committed far beyond the live size in a process never quiet (default DEFAULT_FRAGMENTATION; false: off). */
+  readonly fragmentation?: FragmentationPolicy | false;
+  /** Old space committed and used now (tests give a fake). */
+  readonly oldSpace?: () => { size: number; used: number };
   /** How long after the GC the RSS is read for `onCompacted` (default 5000 ms). */
   readonly rssSettleMs?: number;
   /** The process's CPU so far, ms, for the policy's quietCpuShare (default process.cpuUsage(); tests give a fake). */
@@ -105,9 +116,14 @@ export interface BurstCompactionOptions {
   readonly compact?: () => CompactionReport | undefined;
 }
 
-/** Samples the count every `sampleMs` on the clock (unref'd timer) and compacts after each burst; returns the stopper. */
+/** Why a compaction ran: a burst of new registrations had ended, or old space stayed fragmented under steady traffic. */
+export type CompactionReason = 'burst' | 'fragmentation';
+
+/** Samples the count (and old space) every `sampleMs` on the clock (unref'd timer) and compacts after each burst or when fragmented; returns the stopper. */
 export function startBurstCompaction(o: BurstCompactionOptions): () => void {
   const detector = new BurstDetector(o.policy ?? DEFAULT_BURST_COMPACTION);
+  const fragmentation = o.fragmentation === false ? undefined : new FragmentationTrigger(o.fragmentation ?? DEFAULT_FRAGMENTATION);
+  const space = o.oldSpace ?? oldSpace;
   const every = o.sampleMs ?? 1000;
   const compact = o.compact ?? (() => compactHeapNow(o.mallocTrim));
   const rss = o.rss ?? (() => process.memoryUsage.rss());
@@ -123,15 +139,23 @@ export function startBurstCompaction(o: BurstCompactionOptions): () => void {
     cancel = undefined;
     const count = o.count();
     const burst = detector.newSince(count);
-    if (detector.observe(o.clock.now(), count, cpuMs())) {
+    const now = o.clock.now();
+    let reason: CompactionReason | undefined = detector.observe(now, count, cpuMs()) ? 'burst' : undefined;
+    if (fragmentation) {
+      // Sampled every tick, so that its window is full of recent samples whichever trigger fires.
+      const heap = space();
+      if (fragmentation.observe(now, heap.size, heap.used)) reason ??= 'fragmentation';
+    }
+    if (reason !== undefined) {
       const r = compact();
       if (!r) return o.onUnavailable?.();
+      const why = reason;
       cancelReport?.();
       cancelReport = o.clock.setTimer(
         o.rssSettleMs ?? 5000,
         () => {
           cancelReport = undefined;
-          o.onCompacted?.({ ...r, rssAfter: rss() }, burst);
+          o.onCompacted?.({ ...r, rssAfter: rss() }, burst, why);
         },
         { unref: true },
       );
