@@ -24,6 +24,7 @@ import { HssStore } from '../src/scscf/hss-store.ts';
 import { fromHex } from '../src/util/bytes.ts';
 import { bundleOldAndNew } from './baseline-bundles.ts';
 import type { LoadFigures } from './load-memory-child.ts';
+import { pcscfArgs } from './support/pcscf-args.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => {
@@ -70,21 +71,7 @@ const out: Record<string, unknown> = { n, base: sha.slice(0, 9), note: 'shared m
 try {
   start(['core', '--listen', `127.0.0.1:${port}`, '--domain', DOMAIN, '--db', db]);
   const encap = port + 4;
-  start([
-    'pcscf',
-    '--listen',
-    `127.0.0.1:${port + 1}`,
-    '--port-c',
-    String(port + 2),
-    '--port-s',
-    String(port + 3),
-    '--scscf',
-    `127.0.0.1:${port}`,
-    '--encap-port',
-    String(encap),
-    '--mode',
-    'udp-enc-tun',
-  ]);
+  start(pcscfArgs(port, encap));
   await bound(port);
   await bound(encap);
   const flagsOf = (name: string): string[] => arg(name, '').split(' ').filter(Boolean);

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { HssStore } from '../src/scscf/hss-store.ts';
 import { fromHex } from '../src/util/bytes.ts';
 import { BenchProcess, bound, sleep, type BenchProcessOptions, type Stats } from './support/bench-process.ts';
+import { pcscfArgs } from './support/pcscf-args.ts';
 
 const K = '465b5ce8b199b49faa5f0a2ee238a6bc';
 const OPC = 'cd63cb71954a9f4e48a5994e37a02baf';
@@ -114,24 +115,7 @@ async function run(
   const encap = port + 4;
   const pcscf = new BenchProcess(
     'pcscf',
-    [
-      'pcscf',
-      '--listen',
-      `127.0.0.1:${port + 1}`,
-      '--port-c',
-      String(port + 2),
-      '--port-s',
-      String(port + 3),
-      '--scscf',
-      `127.0.0.1:${port}`,
-      '--encap-port',
-      String(encap),
-      '--mode',
-      'udp-enc-tun',
-      '--log-level',
-      'warn',
-      ...(o.state ? ['--state', join(dir, 'pcscf-state.db')] : []),
-    ],
+    [...pcscfArgs(port, encap), '--log-level', 'warn', ...(o.state ? ['--state', join(dir, 'pcscf-state.db')] : [])],
     procOptions(o, o.heapDir),
   );
   let load: BenchProcess | undefined;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { HssStore } from '../src/scscf/hss-store.ts';
 import { fromHex } from '../src/util/bytes.ts';
 import { BenchProcess, bound, sleep, type Stats as ProcStats } from './support/bench-process.ts';
+import { pcscfArgs } from './support/pcscf-args.ts';
 
 const K = '465b5ce8b199b49faa5f0a2ee238a6bc';
 const OPC = 'cd63cb71954a9f4e48a5994e37a02baf';
@@ -52,25 +53,7 @@ const core = new BenchProcess(
 const LOG_INFO = args.includes('--log-info');
 const pcscf = new BenchProcess(
   'pcscf',
-  [
-    'pcscf',
-    '--listen',
-    `127.0.0.1:${port + 1}`,
-    '--port-c',
-    String(port + 2),
-    '--port-s',
-    String(port + 3),
-    '--scscf',
-    `127.0.0.1:${port}`,
-    '--encap-port',
-    String(encap),
-    '--mode',
-    'udp-enc-tun',
-    '--log-level',
-    LOG_INFO ? 'info' : 'warn',
-    '--heap-compaction-quiet',
-    String(QUIET_S),
-  ],
+  [...pcscfArgs(port, encap), '--log-level', LOG_INFO ? 'info' : 'warn', '--heap-compaction-quiet', String(QUIET_S)],
   procOptions,
 );
 let load: BenchProcess | undefined;
