@@ -18,6 +18,7 @@ import type { SipMessage, SipRequest, SipResponse } from '../src/sip/message.ts'
 import { parseMessageOrThrow } from '../src/sip/parser.ts';
 import { serializeMessage } from '../src/sip/serializer.ts';
 import { HeapClock } from '../src/util/timer-heap.ts';
+import { BENCH_SA_SET } from './support/bench-sa-set.ts';
 
 const argv = process.argv.slice(2);
 const n = Number(argv[argv.indexOf('--n') + 1] ?? 20000);
@@ -93,15 +94,12 @@ async function one(i: number): Promise<void> {
     ]),
   );
   const set = createSaSet({
+    ...BENCH_SA_SET,
     role: 'pcscf',
     id: `${impi}#${i + 1}`,
     ue,
     pcscf: pc,
-    alg: 'hmac-sha-1-96',
-    ealg: 'aes-cbc',
-    mode: 'udp-enc-tunnel',
-    encap: { uePort: 4500, pcscfPort: 4500 },
-    keys: expandKeys(ik, ck, 'hmac-sha-1-96', 'aes-cbc'),
+    keys: expandKeys(ik, ck, BENCH_SA_SET.alg, BENCH_SA_SET.ealg),
     expiresAt: now + 60_000,
   });
   // The registration machine, SM1 to SM12 (as register.ts feeds it).

@@ -14,6 +14,7 @@ import { SaSlots, type SaSlotsDeps } from '../src/ipsec/sa-slots.ts';
 import { Sad } from '../src/ipsec/sad.ts';
 import type { Clock } from '../src/util/clock.ts';
 import { HeapClock } from '../src/util/timer-heap.ts';
+import { BENCH_SA_SET } from './support/bench-sa-set.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => {
@@ -75,15 +76,8 @@ async function child(): Promise<void> {
     [mine.spiC, mine.spiS] = backend.allocateSpis(mine.ip, 2) as [number, number];
     theirs.spiC = spiPeer++;
     theirs.spiS = spiPeer++;
-    const common = {
-      ue,
-      pcscf: pc,
-      alg: 'hmac-sha-1-96',
-      ealg: 'aes-cbc',
-      mode: 'udp-enc-tunnel',
-      encap: { uePort: 4500, pcscfPort: 4500 },
-    } as const satisfies Partial<SaSetConfig>;
-    const keys = expandKeys(ik, ck, 'hmac-sha-1-96', 'aes-cbc');
+    const common = { ...BENCH_SA_SET, ue, pcscf: pc } as const satisfies Partial<SaSetConfig>;
+    const keys = expandKeys(ik, ck, BENCH_SA_SET.alg, BENCH_SA_SET.ealg);
     const set = createSaSet({ ...common, role, id: `${impi}#${i + 1}`, keys, expiresAt: now + 60_000 });
     const other = createSaSet({ ...common, role: role === 'pcscf' ? 'ue' : 'pcscf', keys });
     // As the P-CSCF's registration table (pcscf/registrations.ts SlotHooks) and the UE's SA table
